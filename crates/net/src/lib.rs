@@ -1,0 +1,3 @@
+//! bingfa-net: the sans-IO `Session` contract, the `Hub` that lets sessions talk to each other,
+//! and one driver per concurrency model (iterative, fork, thread, threadpool, prefork, select,
+//! poll, epoll, async). A protocol never touches a socket; a driver never knows a protocol.
