@@ -6,7 +6,11 @@ mod lab;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "bingfa", version, about = "并发 — concurrency toolkit, servers and lab")]
+#[command(
+    name = "bingfa",
+    version,
+    about = "并发 — concurrency toolkit, servers and lab"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,8 +27,7 @@ fn main() -> anyhow::Result<()> {
     let _mp = bingfa_mp::init();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();

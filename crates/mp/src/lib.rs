@@ -1,9 +1,85 @@
 //! bingfa-mp: Python's `multiprocessing`, made safe and fast in Rust.
+//!
+//! | Python                          | bingfa-mp                                            |
+//! |---------------------------------|------------------------------------------------------|
+//! | `Process(target, args)`         | [`Process::builder`]`().spawn(f, args)`              |
+//! | subclass overriding `run`       | implement [`Run`], then `.start(obj)`                |
+//! | `Pipe(duplex)`                  | [`Pipe::duplex`], [`Pipe::simplex`]                  |
+//! | `Queue(maxsize)`                | [`Queue::new`], [`Queue::bounded`]                   |
+//! | `current_process()` …           | [`current_process`], [`parent_process`], [`active_children`], [`cpu_count`] |
+//!
+//! Call [`init`] first in `main` and keep its [`Runtime`] alive until `main` returns: a child
+//! started by re-exec enters there, and dropping the runtime joins non-daemon children. In
+//! tests, put [`spawn_entry!`] once in each test crate instead.
 
-/// Held by `main` for its whole life; see [`init`].
+mod children;
+mod codec;
+pub mod error;
+pub mod handle;
+mod pipe;
+mod process;
+mod queue;
+mod robust;
+pub mod shm;
+mod sys;
+mod wire;
+
+pub use error::{IpcError, ProcessError};
+pub use pipe::{Connection, Pipe, Receiver, Sender, MAX_MESSAGE};
+pub use process::{
+    active_children, cpu_count, current_process, parent_process, Builder, ParentProcess, Process,
+    ProcessInfo, Run, StartMethod,
+};
+pub use queue::Queue;
+pub use robust::{Acquired, RawRobustMutex};
+
+/// Held by `main` for its whole life; dropping it is the library's exit path.
+#[must_use = "keep the runtime alive until main returns: dropping it joins the children"]
 pub struct Runtime(());
 
-/// The first call in `main`. A child started by re-exec enters here and never returns.
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        children::shutdown();
+    }
+}
+
+/// The first call in `main`. A child started by re-exec enters here, runs its function and
+/// exits; it never returns. In the parent it returns the [`Runtime`] guard.
 pub fn init() -> Runtime {
+    child_entry();
     Runtime(())
+}
+
+/// The child check alone, for [`spawn_entry!`]'s constructor.
+#[doc(hidden)]
+pub fn child_entry() {
+    if let Some(v) = std::env::var_os(process::ENV_CHILD) {
+        // Grandchildren started with plain `std::process::Command` must not think they are ours.
+        std::env::remove_var(process::ENV_CHILD);
+        process::spawned_child_main(&v.to_string_lossy());
+    }
+}
+
+/// Exit the process through the library's exit path: daemon children are terminated, the
+/// others joined, then `std::process::exit(code)`.
+pub fn exit(code: i32) -> ! {
+    children::shutdown();
+    std::process::exit(code)
+}
+
+/// Makes spawn work in a binary whose `main` you don't write (test harnesses, benches): a
+/// constructor runs before `main` and turns a re-executed child into the child. Put it once at
+/// the top level of each integration-test crate.
+#[macro_export]
+macro_rules! spawn_entry {
+    () => {
+        #[used]
+        #[link_section = ".init_array"]
+        static __BINGFA_MP_SPAWN_ENTRY: extern "C" fn() = {
+            extern "C" fn __bingfa_mp_spawn_entry() {
+                $crate::child_entry();
+            }
+            __bingfa_mp_spawn_entry
+        };
+    };
 }

@@ -1,0 +1,74 @@
+//! Typed errors for every bingfa-mp operation. Bad use returns one of these; nothing here panics
+//! or hangs on a peer's misbehaviour.
+
+use std::io;
+
+/// Errors from pipes, connections and queues.
+#[derive(Debug, thiserror::Error)]
+pub enum IpcError {
+    /// The other end is closed and nothing is left to read (Python's `EOFError`).
+    #[error("end of file: the other end of the pipe is closed")]
+    Eof,
+    /// The other end is closed, so the message cannot be delivered (Python's `BrokenPipeError`).
+    #[error("broken pipe: the other end is closed")]
+    BrokenPipe,
+    /// This handle was closed with `close()`.
+    #[error("handle is closed")]
+    Closed,
+    /// The message exceeds the documented maximum.
+    #[error("message of {size} bytes exceeds the maximum of {max} bytes")]
+    MessageTooLarge { size: usize, max: usize },
+    /// The peer died or wrote garbage in the middle of a message.
+    #[error("truncated or corrupt message: {0}")]
+    Corrupt(String),
+    /// A timed operation ran out of time.
+    #[error("timed out")]
+    Timeout,
+    /// `get_nowait` (or a timed get) found nothing (Python's `queue.Empty`).
+    #[error("queue is empty")]
+    Empty,
+    /// `put_nowait` (or a timed put) found no room (Python's `queue.Full`).
+    #[error("queue is full")]
+    Full,
+    /// The value could not be encoded or decoded.
+    #[error("serialization: {0}")]
+    Codec(#[from] postcard::Error),
+    /// Any other operating-system error.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Errors from starting, joining or signalling a process.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The child's function panicked; the panic message is carried back.
+    #[error("child process panicked: {message}")]
+    Panicked { message: String },
+    /// The child exited without delivering a result (e.g. `std::process::exit` inside it).
+    #[error("child process exited with code {code} before returning a result")]
+    Exited { code: i32 },
+    /// The child was killed by a signal before returning a result.
+    #[error("child process was killed by signal {signal}")]
+    Killed { signal: i32 },
+    /// `join_timeout` ran out of time; the handle is still valid.
+    #[error("timed out waiting for the child process")]
+    Timeout,
+    /// The result was already taken by an earlier successful join.
+    #[error("the process was already joined")]
+    AlreadyJoined,
+    /// Arguments or result could not be encoded or decoded.
+    #[error("serialization: {0}")]
+    Codec(String),
+    /// Starting the process failed.
+    #[error("failed to start process: {0}")]
+    Start(io::Error),
+    /// Any other operating-system error.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl From<postcard::Error> for ProcessError {
+    fn from(e: postcard::Error) -> Self {
+        ProcessError::Codec(e.to_string())
+    }
+}

@@ -1,0 +1,389 @@
+//! `Pipe`: Python's `multiprocessing.Pipe`. Messages are length-prefixed frames
+//! (`[u32 little-endian length][postcard bytes]`) on a Unix stream socket (duplex) or an OS pipe
+//! (simplex). Reads are buffered, so a burst of small messages costs one `read` for many; each
+//! `send` is one `writev`, so a message is on its way when `send` returns.
+//!
+//! Ends travel to children as spawn arguments. Moving an end into `spawn` closes the parent's
+//! copy, which is what makes EOF work: a reader gets [`IpcError::Eof`] once every writer is gone.
+
+use std::io;
+use std::marker::PhantomData;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::IpcError;
+use crate::handle::{self, Tracked};
+use crate::{codec, sys};
+
+/// Largest message a pipe carries: 1 GiB. Larger sends fail with `MessageTooLarge` before
+/// anything is written; a frame header claiming more is reported as corrupt.
+pub const MAX_MESSAGE: usize = 1 << 30;
+
+const READ_BUF: usize = 64 * 1024;
+
+/// One end of a pipe: the descriptor plus a read buffer and a reusable encode buffer.
+#[derive(Debug)]
+struct End {
+    fd: Option<Tracked>,
+    rbuf: Vec<u8>,
+    rpos: usize,
+    wbuf: Vec<u8>,
+}
+
+impl End {
+    fn new(fd: OwnedFd) -> End {
+        End {
+            fd: Some(Tracked::new(fd)),
+            rbuf: Vec::new(),
+            rpos: 0,
+            wbuf: Vec::new(),
+        }
+    }
+
+    fn fd(&self) -> Result<RawFd, IpcError> {
+        self.fd
+            .as_ref()
+            .map(|f| f.as_raw_fd())
+            .ok_or(IpcError::Closed)
+    }
+
+    fn close(&mut self) {
+        self.fd = None;
+        self.rbuf = Vec::new();
+        self.rpos = 0;
+    }
+
+    fn write_frame(&self, fd: RawFd, header: &[u8; 4], body: &[u8]) -> Result<(), IpcError> {
+        let total = 4 + body.len();
+        let mut done = 0usize;
+        while done < total {
+            let (h, b) = if done < 4 {
+                (&header[done..], body)
+            } else {
+                (&[][..], &body[done - 4..])
+            };
+            let iov = [
+                libc::iovec {
+                    iov_base: h.as_ptr() as *mut _,
+                    iov_len: h.len(),
+                },
+                libc::iovec {
+                    iov_base: b.as_ptr() as *mut _,
+                    iov_len: b.len(),
+                },
+            ];
+            let n = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::EPIPE) | Some(libc::ECONNRESET) => return Err(IpcError::BrokenPipe),
+                    _ => return Err(e.into()),
+                }
+            }
+            done += n as usize;
+        }
+        Ok(())
+    }
+
+    fn send_bytes(&self, body: &[u8]) -> Result<(), IpcError> {
+        let fd = self.fd()?;
+        if body.len() > MAX_MESSAGE {
+            return Err(IpcError::MessageTooLarge {
+                size: body.len(),
+                max: MAX_MESSAGE,
+            });
+        }
+        self.write_frame(fd, &(body.len() as u32).to_le_bytes(), body)
+    }
+
+    fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), IpcError> {
+        let fd = self.fd()?;
+        let mut buf = std::mem::take(&mut self.wbuf);
+        buf.clear();
+        let r = codec::encode_into(value, &mut buf)
+            .map_err(IpcError::from)
+            .and_then(|()| {
+                if buf.len() > MAX_MESSAGE {
+                    return Err(IpcError::MessageTooLarge {
+                        size: buf.len(),
+                        max: MAX_MESSAGE,
+                    });
+                }
+                self.write_frame(fd, &(buf.len() as u32).to_le_bytes(), &buf)
+            });
+        // Keep a modest buffer for the next message; don't pin a huge one.
+        if buf.capacity() <= READ_BUF {
+            self.wbuf = buf;
+        }
+        r
+    }
+
+    fn buffered(&self) -> &[u8] {
+        &self.rbuf[self.rpos..]
+    }
+
+    /// One `read` into the buffer. Returns false on EOF.
+    fn fill(&mut self, fd: RawFd) -> Result<bool, IpcError> {
+        if self.rpos > 0 && self.rpos == self.rbuf.len() {
+            self.rbuf.clear();
+            self.rpos = 0;
+        } else if self.rpos > READ_BUF / 2 {
+            self.rbuf.drain(..self.rpos);
+            self.rpos = 0;
+        }
+        let len = self.rbuf.len();
+        self.rbuf.reserve(READ_BUF);
+        let spare = self.rbuf.capacity() - len;
+        let n =
+            sys::retry(|| unsafe { libc::read(fd, self.rbuf.as_mut_ptr().add(len).cast(), spare) });
+        let n = match n {
+            Ok(n) => n as usize,
+            Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => 0,
+            Err(e) => return Err(e.into()),
+        };
+        unsafe { self.rbuf.set_len(len + n) };
+        Ok(n > 0)
+    }
+
+    fn has_frame(&self) -> bool {
+        let b = self.buffered();
+        b.len() >= 4 && b.len() - 4 >= u32::from_le_bytes(b[..4].try_into().unwrap()) as usize
+    }
+
+    /// Read one frame and hand its body to `f` (zero-copy for frames that fit the buffer).
+    fn recv_with<T>(
+        &mut self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(&[u8]) -> Result<T, IpcError>,
+    ) -> Result<T, IpcError> {
+        let fd = self.fd()?;
+        if !self.has_frame() && deadline.is_some() {
+            if !sys::poll_readable(fd, sys::remaining(deadline))? {
+                return Err(IpcError::Timeout);
+            }
+        }
+        // Header.
+        while self.buffered().len() < 4 {
+            if !self.fill(fd)? {
+                return Err(if self.buffered().is_empty() {
+                    IpcError::Eof
+                } else {
+                    IpcError::Corrupt("peer closed in the middle of a message header".into())
+                });
+            }
+        }
+        let len = u32::from_le_bytes(self.buffered()[..4].try_into().unwrap()) as usize;
+        if len > MAX_MESSAGE {
+            return Err(IpcError::Corrupt(format!("frame claims {len} bytes")));
+        }
+        if len <= READ_BUF {
+            while self.buffered().len() < 4 + len {
+                if !self.fill(fd)? {
+                    return Err(IpcError::Corrupt(
+                        "peer closed in the middle of a message".into(),
+                    ));
+                }
+            }
+            let start = self.rpos + 4;
+            self.rpos = start + len;
+            return f(&self.rbuf[start..start + len]);
+        }
+        // Large frame: take what is buffered, read the rest straight into its own allocation.
+        let mut body = Vec::with_capacity(len);
+        let have = (self.buffered().len() - 4).min(len);
+        body.extend_from_slice(&self.buffered()[4..4 + have]);
+        self.rpos += 4 + have;
+        while body.len() < len {
+            let at = body.len();
+            let n = sys::retry(|| unsafe {
+                libc::read(fd, body.as_mut_ptr().add(at).cast(), len - at)
+            })?;
+            if n == 0 {
+                return Err(IpcError::Corrupt(
+                    "peer closed in the middle of a message".into(),
+                ));
+            }
+            unsafe { body.set_len(at + n as usize) };
+        }
+        f(&body)
+    }
+
+    fn poll(&self, timeout: Duration) -> Result<bool, IpcError> {
+        let fd = self.fd()?;
+        if !self.buffered().is_empty() {
+            return Ok(true);
+        }
+        Ok(sys::poll_readable(fd, Some(timeout))?)
+    }
+
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        match &self.fd {
+            None => Err(S::Error::custom("cannot pass a closed pipe end")),
+            Some(_) if !self.buffered().is_empty() => Err(S::Error::custom(
+                "cannot pass a pipe end with unread buffered messages",
+            )),
+            Some(fd) => handle::serialize_fd(fd, s),
+        }
+    }
+}
+
+/// Creates pipes.
+pub struct Pipe;
+
+impl Pipe {
+    /// Two connected ends; each can send and receive (Python's `Pipe()`).
+    pub fn duplex<T>() -> Result<(Connection<T>, Connection<T>), IpcError> {
+        let (a, b) = sys::socketpair()?;
+        Ok((
+            Connection::from_end(End::new(a)),
+            Connection::from_end(End::new(b)),
+        ))
+    }
+
+    /// A one-way pipe `(receiver, sender)` (Python's `Pipe(duplex=False)`).
+    pub fn simplex<T>() -> Result<(Receiver<T>, Sender<T>), IpcError> {
+        let (r, w) = sys::pipe()?;
+        Ok((
+            Receiver {
+                end: End::new(r),
+                _t: PhantomData,
+            },
+            Sender {
+                end: End::new(w),
+                _t: PhantomData,
+            },
+        ))
+    }
+}
+
+macro_rules! sending {
+    () => {
+        /// Send one message; returns once it is handed to the kernel.
+        pub fn send(&mut self, value: &T) -> Result<(), IpcError>
+        where
+            T: Serialize,
+        {
+            self.end.send(value)
+        }
+
+        /// Send raw bytes as one message (pair with `recv_bytes`).
+        pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), IpcError> {
+            self.end.send_bytes(bytes)
+        }
+    };
+}
+
+macro_rules! receiving {
+    () => {
+        /// Receive one message, blocking. `Err(Eof)` once the other end is closed and drained.
+        pub fn recv(&mut self) -> Result<T, IpcError>
+        where
+            T: DeserializeOwned,
+        {
+            self.end.recv_with(None, |b| Ok(codec::decode(b)?))
+        }
+
+        /// Receive one message, waiting at most `timeout` (`Err(Timeout)`).
+        pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, IpcError>
+        where
+            T: DeserializeOwned,
+        {
+            self.end
+                .recv_with(Some(Instant::now() + timeout), |b| Ok(codec::decode(b)?))
+        }
+
+        /// Receive one message as raw bytes.
+        pub fn recv_bytes(&mut self) -> Result<Vec<u8>, IpcError> {
+            self.end.recv_with(None, |b| Ok(b.to_vec()))
+        }
+
+        /// Is there something to read (a message, or EOF) within `timeout`?
+        pub fn poll(&self, timeout: Duration) -> Result<bool, IpcError> {
+            self.end.poll(timeout)
+        }
+    };
+}
+
+macro_rules! handle_impls {
+    ($ty:ident) => {
+        impl<T> $ty<T> {
+            /// Close this end now; later calls on it return `Err(Closed)`.
+            pub fn close(&mut self) {
+                self.end.close();
+            }
+
+            pub fn is_closed(&self) -> bool {
+                self.end.fd.is_none()
+            }
+        }
+
+        impl<T> AsRawFd for $ty<T> {
+            fn as_raw_fd(&self) -> RawFd {
+                self.end.fd.as_ref().map_or(-1, |f| f.as_raw_fd())
+            }
+        }
+
+        impl<T> Serialize for $ty<T> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.end.serialize(s)
+            }
+        }
+
+        impl<'de, T> Deserialize<'de> for $ty<T> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let fd = handle::deserialize_fd(d)?;
+                Ok($ty {
+                    end: End::new(fd),
+                    _t: PhantomData,
+                })
+            }
+        }
+    };
+}
+
+/// A duplex end.
+#[derive(Debug)]
+pub struct Connection<T> {
+    end: End,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Connection<T> {
+    fn from_end(end: End) -> Self {
+        Connection {
+            end,
+            _t: PhantomData,
+        }
+    }
+    sending!();
+    receiving!();
+}
+handle_impls!(Connection);
+
+/// The sending end of a simplex pipe.
+#[derive(Debug)]
+pub struct Sender<T> {
+    end: End,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T> Sender<T> {
+    sending!();
+}
+handle_impls!(Sender);
+
+/// The receiving end of a simplex pipe.
+#[derive(Debug)]
+pub struct Receiver<T> {
+    end: End,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Receiver<T> {
+    receiving!();
+}
+handle_impls!(Receiver);

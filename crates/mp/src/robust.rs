@@ -1,0 +1,107 @@
+//! A process-shared, robust mutex living in shared memory (glibc's `PTHREAD_MUTEX_ROBUST`): if
+//! its owner dies, the kernel marks it and the next locker is told so instead of blocking
+//! forever. Queues repair their state on that signal; `Lock` reports it as `OwnerDied`.
+
+use std::cell::UnsafeCell;
+use std::io;
+use std::time::Instant;
+
+/// What `lock` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acquired {
+    /// Taken normally.
+    Clean,
+    /// Taken, but the previous owner died holding it; the protected state may be half-updated.
+    /// The mutex has already been marked consistent again.
+    OwnerDied,
+}
+
+/// Must be placed in shared memory and initialised once with [`RawRobustMutex::init`].
+#[repr(C)]
+pub struct RawRobustMutex {
+    inner: UnsafeCell<libc::pthread_mutex_t>,
+}
+
+unsafe impl Sync for RawRobustMutex {}
+
+fn check(r: libc::c_int) -> io::Result<()> {
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(r))
+    }
+}
+
+impl RawRobustMutex {
+    /// Initialise in place.
+    ///
+    /// # Safety
+    /// `this` must point to writable memory that no other thread or process uses yet.
+    pub unsafe fn init(this: *mut RawRobustMutex) -> io::Result<()> {
+        let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
+        check(libc::pthread_mutexattr_init(&mut attr))?;
+        let r = (|| {
+            check(libc::pthread_mutexattr_setpshared(
+                &mut attr,
+                libc::PTHREAD_PROCESS_SHARED,
+            ))?;
+            check(libc::pthread_mutexattr_setrobust(
+                &mut attr,
+                libc::PTHREAD_MUTEX_ROBUST,
+            ))?;
+            check(libc::pthread_mutex_init((*this).inner.get(), &attr))
+        })();
+        libc::pthread_mutexattr_destroy(&mut attr);
+        r
+    }
+
+    fn finish(&self, r: libc::c_int) -> io::Result<Option<Acquired>> {
+        match r {
+            0 => Ok(Some(Acquired::Clean)),
+            libc::EOWNERDEAD => {
+                unsafe { libc::pthread_mutex_consistent(self.inner.get()) };
+                Ok(Some(Acquired::OwnerDied))
+            }
+            libc::EBUSY | libc::ETIMEDOUT => Ok(None),
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+
+    /// Block until acquired.
+    pub fn lock(&self) -> io::Result<Acquired> {
+        let r = unsafe { libc::pthread_mutex_lock(self.inner.get()) };
+        self.finish(r)
+            .map(|a| a.expect("blocking lock cannot time out"))
+    }
+
+    /// Acquire if free; `None` if someone else holds it.
+    pub fn try_lock(&self) -> io::Result<Option<Acquired>> {
+        let r = unsafe { libc::pthread_mutex_trylock(self.inner.get()) };
+        self.finish(r)
+    }
+
+    /// Acquire before `deadline`; `None` on timeout.
+    pub fn lock_until(&self, deadline: Instant) -> io::Result<Option<Acquired>> {
+        // pthread_mutex_timedlock takes CLOCK_REALTIME; convert the monotonic deadline.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+        let mut sec = now.tv_sec + left.as_secs() as libc::time_t;
+        let mut nsec = now.tv_nsec + left.subsec_nanos() as libc::c_long;
+        if nsec >= 1_000_000_000 {
+            sec += 1;
+            nsec -= 1_000_000_000;
+        }
+        let ts = libc::timespec {
+            tv_sec: sec,
+            tv_nsec: nsec,
+        };
+        let r = unsafe { libc::pthread_mutex_timedlock(self.inner.get(), &ts) };
+        self.finish(r)
+    }
+
+    /// Release. Must be called by the thread that holds it.
+    pub fn unlock(&self) {
+        unsafe { libc::pthread_mutex_unlock(self.inner.get()) };
+    }
+}

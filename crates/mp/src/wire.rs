@@ -1,0 +1,162 @@
+//! Framing for the private socket between a parent and each child it starts: the spawn
+//! arguments go down it (with any handles as SCM_RIGHTS), the result comes back up it.
+//!
+//! A frame is `[u32 len][u32 nfds]` then `len` bytes. Payloads over [`INLINE_MAX`] travel in a
+//! sealed memfd attached to the frame instead of through the socket buffer, so the writer never
+//! blocks waiting for the reader: a child can return a large result and exit at once, and
+//! `is_alive()` polling followed by `join()` can never deadlock on a full socket.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::shm::Segment;
+use crate::sys::retry;
+
+const INLINE_MAX: usize = 64 * 1024;
+const IN_MEMFD: u32 = u32::MAX;
+/// The kernel's limit of descriptors in one SCM_RIGHTS message.
+pub const MAX_FDS: usize = 253;
+
+fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = retry(|| unsafe {
+            libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)
+        })?;
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// Send one frame with `fds` attached.
+pub fn send_frame(sock: &impl AsRawFd, payload: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    let mut fds = fds.to_vec();
+    let (len, inline, _keep);
+    if payload.len() > INLINE_MAX {
+        let seg = Segment::new(payload.len())?;
+        unsafe { std::ptr::copy_nonoverlapping(payload.as_ptr(), seg.as_ptr(), payload.len()) };
+        fds.push(seg_fd(&seg));
+        len = IN_MEMFD;
+        inline = &[][..];
+        _keep = Some(seg);
+    } else {
+        len = payload.len() as u32;
+        inline = payload;
+        _keep = None;
+    }
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("at most {MAX_FDS} handles can be passed at once"),
+        ));
+    }
+    let mut head = [0u8; 8];
+    head[..4].copy_from_slice(&len.to_le_bytes());
+    head[4..].copy_from_slice(&(fds.len() as u32).to_le_bytes());
+
+    // The header (and descriptors) go in one sendmsg; the payload follows as a stream.
+    let mut iov = libc::iovec {
+        iov_base: head.as_mut_ptr().cast(),
+        iov_len: head.len(),
+    };
+    let space = unsafe { libc::CMSG_SPACE((fds.len() * 4) as u32) } as usize;
+    let mut cbuf = vec![0u8; space.max(1)];
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space;
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN((fds.len() * 4) as u32) as usize;
+            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast(), fds.len());
+        }
+    }
+    let n = retry(|| unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) })?;
+    write_all(sock.as_raw_fd(), &head[n as usize..])?;
+    write_all(sock.as_raw_fd(), inline)
+}
+
+fn seg_fd(seg: &Segment) -> RawFd {
+    // Segment keeps its descriptor private; borrow it through the Serialize path's accessor.
+    seg.raw_fd()
+}
+
+fn read_exact(fd: RawFd, mut buf: &mut [u8]) -> io::Result<bool> {
+    let mut got_any = false;
+    while !buf.is_empty() {
+        let n = retry(|| unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })?;
+        if n == 0 {
+            if got_any {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "truncated frame",
+                ));
+            }
+            return Ok(false);
+        }
+        got_any = true;
+        buf = &mut buf[n as usize..];
+    }
+    Ok(true)
+}
+
+/// Receive one frame. `Ok(None)` means the peer closed the socket before a frame started.
+pub fn recv_frame(sock: &impl AsRawFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+    let fd = sock.as_raw_fd();
+    let mut head = [0u8; 8];
+    let mut iov = libc::iovec {
+        iov_base: head.as_mut_ptr().cast(),
+        iov_len: head.len(),
+    };
+    let space = unsafe { libc::CMSG_SPACE((MAX_FDS * 4) as u32) } as usize;
+    let mut cbuf = vec![0u8; space];
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = space;
+    let n = retry(|| unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC) })? as usize;
+    let mut fds = Vec::new();
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let count = ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / 4;
+                let data = libc::CMSG_DATA(c) as *const RawFd;
+                for i in 0..count {
+                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    if n == 0 {
+        return Ok(None);
+    }
+    if n < head.len() && !read_exact(fd, &mut head[n..])? {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "truncated frame",
+        ));
+    }
+    let len = u32::from_le_bytes(head[..4].try_into().unwrap());
+    if len == IN_MEMFD {
+        let memfd = fds
+            .pop()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "frame lost its payload"))?;
+        let seg = Segment::from_fd(memfd)?;
+        let payload = unsafe { std::slice::from_raw_parts(seg.as_ptr(), seg.len()) }.to_vec();
+        return Ok(Some((payload, fds)));
+    }
+    let mut payload = vec![0u8; len as usize];
+    if !read_exact(fd, &mut payload)? && len > 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "truncated frame",
+        ));
+    }
+    Ok(Some((payload, fds)))
+}
