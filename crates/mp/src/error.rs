@@ -72,3 +72,86 @@ impl From<postcard::Error> for ProcessError {
         ProcessError::Codec(e.to_string())
     }
 }
+
+/// Why acquiring a lock (or a shared value's lock) did not simply succeed.
+///
+/// `OwnerDied` still hands over the guard: the lock *is* held by the caller, but the process
+/// that held it before died inside its critical section, so the data it protects may be
+/// half-updated (the robust-mutex contract). Take it with [`LockError::into_guard`] after
+/// checking or repairing the data.
+#[derive(thiserror::Error)]
+pub enum LockError<G> {
+    #[error(
+        "the previous owner died while holding the lock; the protected data may be inconsistent"
+    )]
+    OwnerDied(G),
+    /// `acquire_timeout` ran out of time.
+    #[error("timed out waiting for the lock")]
+    Timeout,
+    /// `try_acquire` found the lock held.
+    #[error("the lock is held by someone else")]
+    WouldBlock,
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl<G> LockError<G> {
+    /// The guard, when the lock was acquired after all (`OwnerDied`).
+    pub fn into_guard(self) -> Option<G> {
+        match self {
+            LockError::OwnerDied(g) => Some(g),
+            _ => None,
+        }
+    }
+
+    /// Drop the guard, keeping the kind of error (for `?` into non-generic errors).
+    pub fn forget_guard(self) -> LockError<()> {
+        match self {
+            LockError::OwnerDied(_) => LockError::OwnerDied(()),
+            LockError::Timeout => LockError::Timeout,
+            LockError::WouldBlock => LockError::WouldBlock,
+            LockError::Io(e) => LockError::Io(e),
+        }
+    }
+}
+
+impl<G> std::fmt::Debug for LockError<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
+            LockError::Timeout => f.write_str("Timeout"),
+            LockError::WouldBlock => f.write_str("WouldBlock"),
+            LockError::Io(e) => f.debug_tuple("Io").field(e).finish(),
+        }
+    }
+}
+
+/// Errors from the synchronisation primitives that hand out no guard.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// A process died holding the lock behind this primitive; it is held again now, but the
+    /// state it protected may be inconsistent.
+    #[error("the previous owner died while holding the lock")]
+    OwnerDied,
+    /// A timed wait ran out of time.
+    #[error("timed out")]
+    Timeout,
+    /// `BoundedSemaphore::release` beyond its initial value (Python's `ValueError`).
+    #[error("semaphore released too many times")]
+    ReleasedTooManyTimes,
+    /// The barrier was aborted, reset, or a party timed out (Python's `BrokenBarrierError`).
+    #[error("the barrier is broken")]
+    BrokenBarrier,
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl<G> From<LockError<G>> for SyncError {
+    fn from(e: LockError<G>) -> Self {
+        match e {
+            LockError::OwnerDied(_) => SyncError::OwnerDied,
+            LockError::Timeout | LockError::WouldBlock => SyncError::Timeout,
+            LockError::Io(e) => SyncError::Io(e),
+        }
+    }
+}

@@ -21,10 +21,14 @@ mod process;
 mod queue;
 mod robust;
 pub mod shm;
+pub mod sync;
 mod sys;
+pub mod thread;
+mod value;
 mod wire;
 
-pub use error::{IpcError, ProcessError};
+pub use bytemuck::Pod;
+pub use error::{IpcError, LockError, ProcessError, SyncError};
 pub use pipe::{Connection, Pipe, Receiver, Sender, MAX_MESSAGE};
 pub use process::{
     active_children, cpu_count, current_process, parent_process, Builder, ParentProcess, Process,
@@ -32,6 +36,10 @@ pub use process::{
 };
 pub use queue::Queue;
 pub use robust::{Acquired, RawRobustMutex};
+pub use sync::{
+    Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
+};
+pub use value::{Array, ArrayGuard, Value, ValueGuard};
 
 /// Held by `main` for its whole life; dropping it is the library's exit path.
 #[must_use = "keep the runtime alive until main returns: dropping it joins the children"]

@@ -38,6 +38,19 @@ impl RawRobustMutex {
     /// # Safety
     /// `this` must point to writable memory that no other thread or process uses yet.
     pub unsafe fn init(this: *mut RawRobustMutex) -> io::Result<()> {
+        Self::init_kind(this, libc::PTHREAD_MUTEX_NORMAL)
+    }
+
+    /// Initialise in place as a recursive mutex: the owning thread may lock it again, and must
+    /// unlock it as many times (the basis of `RLock`).
+    ///
+    /// # Safety
+    /// As for [`RawRobustMutex::init`].
+    pub unsafe fn init_recursive(this: *mut RawRobustMutex) -> io::Result<()> {
+        Self::init_kind(this, libc::PTHREAD_MUTEX_RECURSIVE)
+    }
+
+    unsafe fn init_kind(this: *mut RawRobustMutex, kind: libc::c_int) -> io::Result<()> {
         let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
         check(libc::pthread_mutexattr_init(&mut attr))?;
         let r = (|| {
@@ -49,6 +62,7 @@ impl RawRobustMutex {
                 &mut attr,
                 libc::PTHREAD_MUTEX_ROBUST,
             ))?;
+            check(libc::pthread_mutexattr_settype(&mut attr, kind))?;
             check(libc::pthread_mutex_init((*this).inner.get(), &attr))
         })();
         libc::pthread_mutexattr_destroy(&mut attr);

@@ -1,0 +1,271 @@
+//! Shared memory values and the cross-process synchronisation primitives, under both start
+//! methods: exact counts, owner-died recovery, timeouts, and the error variants.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bingfa_mp::{
+    Array, Barrier, BoundedSemaphore, Condition, Event, Lock, LockError, Process, RLock, Semaphore,
+    StartMethod, SyncError, Value,
+};
+
+bingfa_mp::spawn_entry!();
+
+fn start<A, R>(m: StartMethod, f: fn(A) -> R, a: A) -> Process<R>
+where
+    A: serde::Serialize + serde::de::DeserializeOwned,
+    R: serde::Serialize + serde::de::DeserializeOwned,
+{
+    Process::builder().start_method(m).spawn(f, a).unwrap()
+}
+
+fn add_many((v, n): (Value<u64>, u32)) {
+    for _ in 0..n {
+        *v.lock().unwrap() += 1;
+    }
+}
+
+fn value_counts_exactly(m: StartMethod) {
+    let v = Value::new(0u64).unwrap();
+    let kids: Vec<_> = (0..4)
+        .map(|_| start(m, add_many, (v.clone(), 2000)))
+        .collect();
+    add_many((v.clone(), 2000));
+    for k in kids {
+        k.join().unwrap();
+    }
+    assert_eq!(v.get(), 10_000);
+}
+
+fn fill(a: Array<i32>) {
+    let mut g = a.lock().unwrap();
+    for (i, x) in g.iter_mut().enumerate() {
+        *x = -(i as i32) * 10;
+    }
+}
+
+fn array_and_bytes(m: StartMethod) {
+    let a = Array::<i32>::new(5).unwrap();
+    start(m, fill, a.clone()).join().unwrap();
+    assert_eq!(a.to_vec(), vec![0, -10, -20, -30, -40]);
+    assert_eq!(a.get(2), Some(-20));
+    assert_eq!(a.get(5), None);
+    assert!(a.set(4, 7));
+    assert!(!a.set(5, 7));
+
+    let s = Array::<u8>::from_bytes(b"hello world\0\0\0\0\0").unwrap();
+    let p = start(
+        m,
+        |s: Array<u8>| {
+            let up = s.value().to_ascii_uppercase();
+            s.set_value(&up);
+            s.to_string()
+        },
+        s.clone(),
+    );
+    assert_eq!(p.join().unwrap(), "HELLO WORLD");
+    assert_eq!(s.to_string(), "HELLO WORLD");
+    assert!(!s.set_value(&[b'x'; 17]));
+}
+
+fn die_holding(l: Lock) {
+    let g = l.acquire().unwrap();
+    std::mem::forget(g);
+    std::process::exit(0);
+}
+
+fn lock_owner_died(m: StartMethod) {
+    let l = Lock::new().unwrap();
+    start(m, die_holding, l.clone()).join().unwrap_err();
+    match l.acquire_timeout(Duration::from_secs(10)) {
+        Err(LockError::OwnerDied(g)) => drop(g),
+        other => panic!("expected OwnerDied, got {other:?}"),
+    }
+    // Repaired: the next acquire is clean.
+    let g = l.acquire().unwrap();
+    assert!(matches!(l.try_acquire(), Err(LockError::WouldBlock)));
+    drop(g);
+}
+
+fn hold_then_release((l, e): (Lock, Event)) {
+    let _g = l.acquire().unwrap();
+    e.set();
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+fn lock_excludes_and_times_out(m: StartMethod) {
+    let l = Lock::new().unwrap();
+    let e = Event::new().unwrap();
+    let p = start(m, hold_then_release, (l.clone(), e.clone()));
+    assert!(e.wait_timeout(Duration::from_secs(10)));
+    assert!(matches!(l.try_acquire(), Err(LockError::WouldBlock)));
+    assert!(matches!(
+        l.acquire_timeout(Duration::from_millis(20)),
+        Err(LockError::Timeout)
+    ));
+    let g = l.acquire_timeout(Duration::from_secs(10)).unwrap();
+    drop(g);
+    p.join().unwrap();
+}
+
+fn rlock_reenters(m: StartMethod) {
+    let r = RLock::new().unwrap();
+    let a = r.acquire().unwrap();
+    let b = r.acquire().unwrap();
+    let p = start(
+        m,
+        |r: RLock| matches!(r.try_acquire(), Err(LockError::WouldBlock)),
+        r.clone(),
+    );
+    assert!(p.join().unwrap(), "child took an RLock the parent holds");
+    drop(b);
+    drop(a);
+    let p = start(m, |r: RLock| r.try_acquire().is_ok(), r.clone());
+    assert!(p.join().unwrap());
+}
+
+fn take_units((s, n): (Semaphore, u32)) -> u32 {
+    (0..n)
+        .filter(|_| s.acquire_timeout(Duration::from_millis(50)))
+        .count() as u32
+}
+
+fn semaphore_counts(m: StartMethod) {
+    let s = Semaphore::new(3).unwrap();
+    assert_eq!(start(m, take_units, (s.clone(), 5)).join().unwrap(), 3);
+    assert_eq!(s.get_value(), 0);
+    assert!(!s.try_acquire());
+    // A waiter in another process is woken by a release here.
+    let p = start(
+        m,
+        |s: Semaphore| s.acquire_timeout(Duration::from_secs(10)),
+        s.clone(),
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    s.release();
+    assert!(p.join().unwrap());
+    s.release_n(2);
+    assert_eq!(s.get_value(), 2);
+
+    let b = BoundedSemaphore::new(2).unwrap();
+    assert!(b.try_acquire());
+    b.release().unwrap();
+    assert!(matches!(b.release(), Err(SyncError::ReleasedTooManyTimes)));
+    assert_eq!(b.get_value(), 2);
+}
+
+fn event_wakes_waiters(m: StartMethod) {
+    let e = Event::new().unwrap();
+    assert!(!e.is_set());
+    let kids: Vec<_> = (0..3)
+        .map(|_| {
+            start(
+                m,
+                |e: Event| e.wait_timeout(Duration::from_secs(10)),
+                e.clone(),
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(50));
+    e.set();
+    for k in kids {
+        assert!(k.join().unwrap());
+    }
+    assert!(e.is_set());
+    e.clear();
+    let t = Instant::now();
+    assert!(!e.wait_timeout(Duration::from_millis(30)));
+    assert!(t.elapsed() >= Duration::from_millis(30));
+}
+
+fn consumer((c, v): (Condition, Value<u32>)) -> u32 {
+    let mut g = c.acquire().unwrap();
+    let ok = c
+        .wait_for(&mut g, Some(Duration::from_secs(10)), || {
+            v.get_unlocked() >= 3
+        })
+        .unwrap();
+    assert!(ok);
+    v.get_unlocked()
+}
+
+fn condition_notifies(m: StartMethod) {
+    let c = Condition::new().unwrap();
+    let v = Value::new(0u32).unwrap();
+    let p = start(m, consumer, (c.clone(), v.clone()));
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(20));
+        let _g = c.acquire().unwrap();
+        v.set_unlocked(v.get_unlocked() + 1);
+        c.notify_all();
+    }
+    assert_eq!(p.join().unwrap(), 3);
+    let mut g = c.acquire().unwrap();
+    assert!(!c.wait_timeout(&mut g, Duration::from_millis(20)).unwrap());
+}
+
+fn barrier_party(b: Barrier) -> Vec<u32> {
+    (0..3)
+        .map(|_| b.wait_timeout(Duration::from_secs(10)).unwrap())
+        .collect()
+}
+
+fn barrier_releases_together(m: StartMethod) {
+    let b = Barrier::new(3).unwrap();
+    let kids: Vec<_> = (0..2).map(|_| start(m, barrier_party, b.clone())).collect();
+    let mut mine = barrier_party(b.clone());
+    for k in kids {
+        let theirs = k.join().unwrap();
+        for (x, y) in mine.iter_mut().zip(theirs) {
+            *x += y;
+        }
+    }
+    // Each round hands out indices 0, 1, 2 exactly once.
+    assert_eq!(mine, vec![3, 3, 3]);
+    // A party that waits alone breaks the barrier for everyone.
+    assert!(matches!(
+        b.wait_timeout(Duration::from_millis(20)),
+        Err(SyncError::BrokenBarrier)
+    ));
+    assert!(b.broken());
+    assert!(matches!(b.wait(), Err(SyncError::BrokenBarrier)));
+    b.reset();
+    assert!(!b.broken());
+}
+
+fn primitives_work_between_threads(_m: StartMethod) {
+    let v = Value::new(0i64).unwrap();
+    let s = Semaphore::new(0).unwrap();
+    let hs: Vec<_> = (0..4)
+        .map(|_| {
+            let (v, s) = (v.clone(), s.clone());
+            std::thread::spawn(move || {
+                for _ in 0..1000 {
+                    *v.lock().unwrap() += 1;
+                }
+                s.release();
+            })
+        })
+        .collect();
+    for _ in 0..4 {
+        assert!(s.acquire_timeout(Duration::from_secs(10)));
+    }
+    for h in hs {
+        h.join().unwrap();
+    }
+    assert_eq!(v.get(), 4000);
+}
+
+both_methods!(
+    value_counts_exactly,
+    array_and_bytes,
+    lock_owner_died,
+    lock_excludes_and_times_out,
+    rlock_reenters,
+    semaphore_counts,
+    event_wakes_waiters,
+    condition_notifies,
+    barrier_releases_together,
+    primitives_work_between_threads,
+);
