@@ -17,6 +17,7 @@ mod codec;
 pub mod error;
 pub mod handle;
 mod pipe;
+pub mod pool;
 mod process;
 mod queue;
 mod robust;
@@ -30,6 +31,7 @@ mod wire;
 pub use bytemuck::Pod;
 pub use error::{IpcError, LockError, ProcessError, SyncError};
 pub use pipe::{Connection, Pipe, Receiver, Sender, MAX_MESSAGE};
+pub use pool::{AsyncResult, Imap, Pool, PoolError};
 pub use process::{
     active_children, cpu_count, current_process, parent_process, Builder, ParentProcess, Process,
     ProcessInfo, Run, StartMethod,

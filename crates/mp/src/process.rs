@@ -61,15 +61,18 @@ type Entry = fn(usize, &[u8]) -> (Vec<u8>, i32);
 #[inline(never)]
 fn anchor() {}
 
-fn offset_of(addr: usize) -> usize {
+/// A function's address as an offset from [`anchor`]: the same number names the same function in
+/// any process running this binary (a re-executed child has another load address).
+pub(crate) fn offset_of(addr: usize) -> usize {
     addr.wrapping_sub(anchor as fn() as usize)
 }
 
-fn addr_of(off: usize) -> usize {
+/// The address of the function recorded by [`offset_of`], in this process.
+pub(crate) fn addr_of(off: usize) -> usize {
     (anchor as fn() as usize).wrapping_add(off)
 }
 
-fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = p.downcast_ref::<String>() {

@@ -1,0 +1,461 @@
+//! The pool's own thread: starts and replaces workers, hands tasks to them, collects results
+//! and runs the completions (Python's task, result and worker handler threads, as one).
+//!
+//! Tasks go to workers over per-worker socket pairs, written without blocking, so a worker that
+//! is slow to read never stops this thread from collecting everyone's results. Each worker holds
+//! at most a window of unanswered tasks, sized from the backlog as Python sizes `map` chunks:
+//! a deep backlog of tiny tasks goes out in large batches (one system call for hundreds of
+//! tasks), a handful of long tasks one at a time so no worker sits idle behind another.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::worker::{
+    self, begin_frame, end_frame, frame_need, parse_frame, Boot, Init, InitField, Slot, INIT_FAILED,
+};
+use super::{Job, PoolError, Shared};
+use crate::handle::Tracked;
+use crate::sync::Shm;
+use crate::{sys, Process, ProcessError, StartMethod};
+
+/// Most unanswered tasks one worker holds.
+const MAX_WINDOW: usize = 256;
+const BUF: usize = 64 * 1024;
+
+pub(crate) struct Config {
+    pub processes: usize,
+    pub maxtasks: u64,
+    pub method: StartMethod,
+    pub init: Option<Init>,
+}
+
+struct Worker {
+    proc: Option<Process<()>>,
+    pid: u32,
+    sock: Tracked,
+    slot: Shm<Slot>,
+    /// Tasks sent (or being sent), oldest first; the worker answers in this order.
+    inflight: VecDeque<Job>,
+    out: Vec<u8>,
+    opos: usize,
+    rbuf: Vec<u8>,
+    rpos: usize,
+    sent: u64,
+    /// Has been sent `maxtasksperchild` tasks: gets no more, exits after answering them.
+    retiring: bool,
+    eof: bool,
+}
+
+pub(crate) struct Engine {
+    shared: Arc<Shared>,
+    cfg: Config,
+    workers: Vec<Worker>,
+    local: VecDeque<Job>,
+    started: usize,
+    broken: Option<PoolError>,
+}
+
+fn send_nb(fd: RawFd, buf: &[u8]) -> std::io::Result<usize> {
+    sys::retry(|| unsafe {
+        libc::send(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+        )
+    })
+    .map(|n| n as usize)
+}
+
+pub(crate) fn eventfd() -> std::io::Result<OwnedFd> {
+    let fd = sys::cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub(crate) fn poke(fd: &OwnedFd) {
+    let one: u64 = 1;
+    unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+}
+
+fn drain_eventfd(fd: &OwnedFd) {
+    let mut v: u64 = 0;
+    unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+}
+
+impl Engine {
+    pub(crate) fn new(shared: Arc<Shared>, cfg: Config) -> Engine {
+        Engine {
+            shared,
+            cfg,
+            workers: Vec::new(),
+            local: VecDeque::new(),
+            started: 0,
+            broken: None,
+        }
+    }
+
+    fn start_worker(&mut self) -> Result<Worker, PoolError> {
+        let (mine, theirs) = sys::socketpair().map_err(|e| PoolError::Start(e.to_string()))?;
+        let (mine, theirs) = (Tracked::new(mine), Tracked::new(theirs));
+        let slot: Shm<Slot> = Shm::with_len(worker::SLOT_LEN, |_| Ok(()))
+            .map_err(|e| PoolError::Start(e.to_string()))?;
+        self.started += 1;
+        let boot = Boot {
+            sock: theirs,
+            slot: slot.clone(),
+            init: InitField::Source(self.cfg.init.clone()),
+            maxtasks: self.cfg.maxtasks,
+        };
+        // Daemon: workers die with the pool's process, even if it is SIGKILLed. Started from
+        // this thread, which outlives every worker (the death signal follows the thread).
+        let proc = Process::builder()
+            .name(format!("PoolWorker-{}", self.started))
+            .daemon(true)
+            .start_method(self.cfg.method)
+            .spawn(worker::worker_main, boot)
+            .map_err(|e| PoolError::Start(e.to_string()))?;
+        Ok(Worker {
+            pid: proc.pid(),
+            proc: Some(proc),
+            sock: mine,
+            slot,
+            inflight: VecDeque::new(),
+            out: Vec::with_capacity(BUF),
+            opos: 0,
+            rbuf: Vec::with_capacity(BUF),
+            rpos: 0,
+            sent: 0,
+            retiring: false,
+            eof: false,
+        })
+    }
+
+    /// Start the workers; `Err` if the first ones cannot be started at all.
+    pub(crate) fn start(&mut self) -> Result<(), PoolError> {
+        for _ in 0..self.cfg.processes {
+            let w = self.start_worker()?;
+            self.workers.push(w);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn run(mut self) {
+        loop {
+            let (closing, terminated) = {
+                let mut st = self.shared.state.lock();
+                self.local.extend(st.pending.drain(..));
+                (st.closed, st.terminated)
+            };
+            if terminated {
+                self.terminate();
+                return;
+            }
+            if let Some(e) = &self.broken {
+                for job in self.local.drain(..) {
+                    (job.done)(Err(e.clone()));
+                }
+            }
+            self.dispatch();
+            for w in &mut self.workers {
+                flush(w);
+            }
+            if closing
+                && self.local.is_empty()
+                && self.workers.iter().all(|w| w.inflight.is_empty())
+            {
+                self.shutdown();
+                return;
+            }
+            self.wait_and_collect(closing);
+            self.bury_dead();
+        }
+    }
+
+    fn dispatch(&mut self) {
+        if self.local.is_empty() || self.workers.is_empty() {
+            return;
+        }
+        let inflight: usize = self.workers.iter().map(|w| w.inflight.len()).sum();
+        let window =
+            ((self.local.len() + inflight) / (4 * self.workers.len())).clamp(1, MAX_WINDOW);
+        // Least-loaded first, so a short backlog spreads over idle workers.
+        let mut order: Vec<usize> = (0..self.workers.len()).collect();
+        order.sort_by_key(|&i| self.workers[i].inflight.len());
+        for i in order {
+            let w = &mut self.workers[i];
+            while !w.retiring && !w.eof && w.inflight.len() < window {
+                let Some(job) = self.local.pop_front() else {
+                    return;
+                };
+                let at = begin_frame(&mut w.out, job.id);
+                w.out.extend_from_slice(&job.entry.to_le_bytes());
+                w.out.extend_from_slice(&job.func.to_le_bytes());
+                w.out.extend_from_slice(&job.args);
+                end_frame(&mut w.out, at);
+                w.inflight.push_back(job);
+                w.sent += 1;
+                if self.cfg.maxtasks > 0 && w.sent >= self.cfg.maxtasks {
+                    w.retiring = true;
+                }
+            }
+        }
+    }
+
+    /// Sleep until a worker answers (or can take more bytes) or a new task arrives, then read.
+    fn wait_and_collect(&mut self, closing: bool) {
+        let idle = {
+            let mut st = self.shared.state.lock();
+            let idle = st.pending.is_empty() && !st.terminated && st.closed == closing;
+            st.sleeping = idle;
+            idle
+        };
+        let mut fds = Vec::with_capacity(self.workers.len() + 1);
+        fds.push(libc::pollfd {
+            fd: self.shared.wake.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        for w in &self.workers {
+            let mut events = libc::POLLIN;
+            if w.opos < w.out.len() {
+                events |= libc::POLLOUT;
+            }
+            fds.push(libc::pollfd {
+                fd: w.sock.as_raw_fd(),
+                events,
+                revents: 0,
+            });
+        }
+        // A bounded sleep is a safety net only: every state change pokes the eventfd.
+        let timeout = if idle { 1000 } else { 0 };
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        self.shared.state.lock().sleeping = false;
+        if fds[0].revents != 0 {
+            drain_eventfd(&self.shared.wake);
+        }
+        for (i, w) in self.workers.iter_mut().enumerate() {
+            let r = fds[i + 1].revents;
+            if r & libc::POLLOUT != 0 {
+                flush(w);
+            }
+            if r & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                if let Some(msg) = collect(w) {
+                    if self.broken.is_none() {
+                        self.broken = Some(PoolError::Initializer(msg));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Replace workers that exited: retired ones quietly; dead ones fail the task they held.
+    fn bury_dead(&mut self) {
+        let mut i = 0;
+        while i < self.workers.len() {
+            if !self.workers[i].eof {
+                i += 1;
+                continue;
+            }
+            let mut w = self.workers.swap_remove(i);
+            let exitcode = reap(&mut w);
+            // Results it finished but had not sent yet are still in its slot.
+            let mut parked = worker::unsent_results(&w.slot);
+            while let Some((id, body, total)) = parse_frame(parked) {
+                match w.inflight.front() {
+                    Some(j) if j.id == id => {
+                        let job = w.inflight.pop_front().expect("checked");
+                        (job.done)(Ok(body));
+                    }
+                    _ => {} // already received through the socket
+                }
+                parked = &parked[total..];
+            }
+            let current = w
+                .slot
+                .get()
+                .current
+                .load(std::sync::atomic::Ordering::Acquire);
+            if let Some(pos) = w.inflight.iter().position(|j| j.id == current) {
+                let lost = PoolError::WorkerLost {
+                    pid: w.pid,
+                    exitcode,
+                };
+                for job in w.inflight.drain(..=pos) {
+                    (job.done)(Err(lost.clone()));
+                }
+            }
+            // Never started: safe to run elsewhere, in the original order.
+            for job in w.inflight.drain(..).rev() {
+                self.local.push_front(job);
+            }
+            if let Some(e) = &self.broken {
+                for job in self.local.drain(..) {
+                    (job.done)(Err(e.clone()));
+                }
+                continue;
+            }
+            match self.start_worker() {
+                Ok(nw) => self.workers.push(nw),
+                Err(e) => {
+                    self.broken = Some(e.clone());
+                    for job in self.local.drain(..) {
+                        (job.done)(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        if self.workers.is_empty() {
+            if let Some(e) = &self.broken {
+                let jobs: Vec<Job> = {
+                    let mut st = self.shared.state.lock();
+                    st.broken = Some(e.clone());
+                    st.pending.drain(..).collect()
+                };
+                for job in jobs {
+                    (job.done)(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// After `close()`, with every task answered: let the workers see EOF and exit.
+    fn shutdown(&mut self) {
+        for mut w in self.workers.drain(..) {
+            let Some(p) = w.proc.take() else { continue };
+            drop(w);
+            let mut p = p;
+            if p.join_timeout(Duration::from_secs(5))
+                .is_err_and(|e| matches!(e, ProcessError::Timeout))
+            {
+                let _ = p.kill();
+                let _ = p.join();
+            }
+        }
+        self.shared.state.lock().finished = true;
+    }
+
+    /// The first workers could not all be started: stop those that were.
+    pub(crate) fn terminate_after_failed_start(mut self) {
+        self.terminate();
+    }
+
+    /// `terminate()`: stop the workers now; every unfinished task fails with `Terminated`.
+    pub(crate) fn terminate(&mut self) {
+        for w in &self.workers {
+            if let Some(p) = &w.proc {
+                let _ = p.terminate();
+            }
+        }
+        let mut jobs: Vec<Job> = self.local.drain(..).collect();
+        for mut w in self.workers.drain(..) {
+            jobs.extend(w.inflight.drain(..));
+            if let Some(mut p) = w.proc.take() {
+                drop(w);
+                if p.join_timeout(Duration::from_secs(2))
+                    .is_err_and(|e| matches!(e, ProcessError::Timeout))
+                {
+                    let _ = p.kill();
+                    let _ = p.join();
+                }
+            }
+        }
+        {
+            let mut st = self.shared.state.lock();
+            jobs.extend(st.pending.drain(..));
+            st.finished = true;
+        }
+        for job in jobs {
+            (job.done)(Err(PoolError::Terminated));
+        }
+    }
+}
+
+/// Write as much of the worker's pending tasks as its socket takes now.
+fn flush(w: &mut Worker) {
+    while w.opos < w.out.len() {
+        match send_nb(w.sock.as_raw_fd(), &w.out[w.opos..]) {
+            Ok(n) => w.opos += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            // The worker is gone; its EOF is handled on the read side.
+            Err(_) => {
+                w.eof = true;
+                break;
+            }
+        }
+    }
+    w.out.clear();
+    w.opos = 0;
+}
+
+/// Read every result frame available and complete those tasks. Returns an initializer
+/// failure message if the worker reported one.
+fn collect(w: &mut Worker) -> Option<String> {
+    let mut init_failed = None;
+    loop {
+        if w.rpos > 0 && w.rpos == w.rbuf.len() {
+            w.rbuf.clear();
+            w.rpos = 0;
+        } else if w.rpos > BUF / 2 {
+            w.rbuf.drain(..w.rpos);
+            w.rpos = 0;
+        }
+        let need = frame_need(&w.rbuf[w.rpos..]).unwrap_or(0);
+        w.rbuf
+            .reserve((w.rpos + need).saturating_sub(w.rbuf.len()).max(BUF / 2));
+        let len = w.rbuf.len();
+        let spare = w.rbuf.capacity() - len;
+        let n = sys::retry(|| unsafe {
+            libc::recv(
+                w.sock.as_raw_fd(),
+                w.rbuf.as_mut_ptr().add(len).cast(),
+                spare,
+                libc::MSG_DONTWAIT,
+            )
+        });
+        match n {
+            Ok(0) => {
+                w.eof = true;
+                break;
+            }
+            Ok(n) => unsafe { w.rbuf.set_len(len + n as usize) },
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(_) => {
+                w.eof = true;
+                break;
+            }
+        }
+        while let Some((id, body, total)) = parse_frame(&w.rbuf[w.rpos..]) {
+            if id == INIT_FAILED {
+                init_failed = Some(String::from_utf8_lossy(body).into_owned());
+            } else if w.inflight.front().is_some_and(|j| j.id == id) {
+                let job = w.inflight.pop_front().expect("checked");
+                (job.done)(Ok(body));
+            }
+            w.rpos += total;
+        }
+    }
+    init_failed
+}
+
+/// Reap a worker that closed its socket; returns its exit code (minus the signal if killed).
+fn reap(w: &mut Worker) -> i32 {
+    let Some(mut p) = w.proc.take() else {
+        return 0;
+    };
+    let r = match p.join_timeout(Duration::from_secs(2)) {
+        Err(ProcessError::Timeout) => {
+            // Closed its socket but lingers: it is no use to us any more.
+            let _ = p.kill();
+            p.join()
+        }
+        r => r,
+    };
+    match r {
+        Ok(()) => 0,
+        Err(ProcessError::Killed { signal }) => -signal,
+        Err(ProcessError::Exited { code }) => code,
+        Err(_) => 1,
+    }
+}
