@@ -326,7 +326,10 @@ impl<T> Queue<T> {
         let released = h.released.load(Ordering::Relaxed);
         if new_head - released >= RELEASE_CHUNK {
             let upto = new_head / RELEASE_CHUNK * RELEASE_CHUNK;
-            let mut pos = released;
+            // A consumed position p shares its offset with p + cap; once the producers have
+            // written there (p + cap < tail) the page holds live data and must stay.
+            let live_from = h.tail.load(Ordering::Relaxed).saturating_sub(cap);
+            let mut pos = released.max(live_from.div_ceil(RELEASE_CHUNK) * RELEASE_CHUNK);
             while pos < upto {
                 let off = pos % cap;
                 let len = (upto - pos).min(cap - off);
