@@ -136,9 +136,13 @@ impl<T> Queue<T> {
         unsafe { self.seg.as_ptr().add(DATA_OFFSET) }
     }
 
-    /// Exact number of items in the queue.
+    /// Exact number of items in the queue. Takes the lock, so that a count left half-updated
+    /// by a process killed mid-`put` is repaired before it is reported.
     pub fn qsize(&self) -> usize {
-        self.header().count.load(Ordering::Acquire) as usize
+        match self.lock() {
+            Ok(_g) => self.header().count.load(Ordering::Acquire) as usize,
+            Err(_) => self.header().count.load(Ordering::Acquire) as usize,
+        }
     }
 
     pub fn empty(&self) -> bool {
@@ -146,8 +150,8 @@ impl<T> Queue<T> {
     }
 
     pub fn full(&self) -> bool {
-        let h = self.header();
-        h.maxsize > 0 && h.count.load(Ordering::Acquire) >= h.maxsize
+        let max = self.header().maxsize;
+        max > 0 && self.qsize() as u64 >= max
     }
 
     /// The item limit (0: unbounded).
