@@ -27,7 +27,11 @@ enum Lab {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.what {
-        Lab::Ipc { json, quick, no_python } => {
+        Lab::Ipc {
+            json,
+            quick,
+            no_python,
+        } => {
             let figs = ipc::run(ipc::Options { quick, no_python });
             if json {
                 println!("{}", serde_json::to_string_pretty(&figs)?);

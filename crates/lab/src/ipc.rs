@@ -28,7 +28,11 @@ impl Figure {
     /// How many times better than CPython (>1 is better), whichever way the unit points.
     pub fn speedup(&self) -> Option<f64> {
         let c = self.cpython?;
-        Some(if self.higher_is_better { self.bingfa / c } else { c / self.bingfa })
+        Some(if self.higher_is_better {
+            self.bingfa / c
+        } else {
+            c / self.bingfa
+        })
     }
 }
 
@@ -65,7 +69,9 @@ pub fn queue_msgs_per_s(n: u64) -> f64 {
     let q: Queue<Option<u64>> = Queue::new().unwrap();
     let (mut ready_r, ready_w) = Pipe::simplex().unwrap();
     let (go_r, mut go_w) = Pipe::simplex().unwrap();
-    let p = Process::builder().spawn(queue_producer, (q.clone(), ready_w, go_r, n)).unwrap();
+    let p = Process::builder()
+        .spawn(queue_producer, (q.clone(), ready_w, go_r, n))
+        .unwrap();
     ready_r.recv().unwrap();
     let t = Instant::now();
     go_w.send(&true).unwrap();
@@ -94,7 +100,9 @@ pub fn pipe_msgs_per_s(n: u64) -> f64 {
     let (mut r, w) = Pipe::simplex::<Option<u64>>().unwrap();
     let (mut ready_r, ready_w) = Pipe::simplex().unwrap();
     let (go_r, mut go_w) = Pipe::simplex().unwrap();
-    let p = Process::builder().spawn(pipe_producer, (w, ready_w, go_r, n)).unwrap();
+    let p = Process::builder()
+        .spawn(pipe_producer, (w, ready_w, go_r, n))
+        .unwrap();
     ready_r.recv().unwrap();
     let t = Instant::now();
     go_w.send(&true).unwrap();
@@ -150,7 +158,9 @@ pub fn pipe_bulk_bytes_per_s(n: u64) -> f64 {
     let chunk = vec![b'x'; 1 << 20];
     let (r, mut w) = Pipe::simplex::<()>().unwrap();
     let (mut ready_r, ready_w) = Pipe::simplex().unwrap();
-    let p = Process::builder().spawn(bulk_sink, (r, ready_w, n)).unwrap();
+    let p = Process::builder()
+        .spawn(bulk_sink, (r, ready_w, n))
+        .unwrap();
     ready_r.recv().unwrap();
     let t = Instant::now();
     for _ in 0..n {
@@ -168,7 +178,12 @@ fn noop(_: ()) {}
 pub fn start_join_per_s(method: StartMethod, n: u32) -> f64 {
     let t = Instant::now();
     for _ in 0..n {
-        Process::builder().start_method(method).spawn(noop, ()).unwrap().join().unwrap();
+        Process::builder()
+            .start_method(method)
+            .spawn(noop, ())
+            .unwrap()
+            .join()
+            .unwrap();
     }
     n as f64 / t.elapsed().as_secs_f64()
 }
@@ -225,7 +240,9 @@ pub fn run(opts: Options) -> Vec<Figure> {
             key: "spawn_start_join_per_s",
             what: "Process start + join, spawn",
             unit: "proc/s",
-            bingfa: repeat(q, || start_join_per_s(StartMethod::Spawn, k(200, 20) as u32)),
+            bingfa: repeat(q, || {
+                start_join_per_s(StartMethod::Spawn, k(200, 20) as u32)
+            }),
             cpython: None,
             higher_is_better: true,
             target: Some(20.0),
@@ -234,7 +251,9 @@ pub fn run(opts: Options) -> Vec<Figure> {
             key: "fork_start_join_per_s",
             what: "Process start + join, fork",
             unit: "proc/s",
-            bingfa: repeat(q, || start_join_per_s(StartMethod::Fork, k(1000, 100) as u32)),
+            bingfa: repeat(q, || {
+                start_join_per_s(StartMethod::Fork, k(1000, 100) as u32)
+            }),
             cpython: None,
             higher_is_better: true,
             target: Some(3.0),

@@ -17,7 +17,9 @@ pub fn run_script(
     let path = dir.join(name);
     std::fs::write(&path, source).ok()?;
     let mut cmd = Command::new("python3");
-    cmd.arg(&path).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    cmd.arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
     if quick {
         cmd.arg("--quick");
     }

@@ -3,7 +3,11 @@
 /// Format a number with a unit, scaled to something readable (k, M, G; B/s as MB/s, GB/s).
 pub fn human(v: f64, unit: &str) -> String {
     if unit == "B/s" {
-        return if v >= 1e9 { format!("{:.2} GB/s", v / 1e9) } else { format!("{:.0} MB/s", v / 1e6) };
+        return if v >= 1e9 {
+            format!("{:.2} GB/s", v / 1e9)
+        } else {
+            format!("{:.0} MB/s", v / 1e6)
+        };
     }
     if unit == "µs" {
         return format!("{v:.2} µs");
@@ -22,7 +26,13 @@ pub fn human(v: f64, unit: &str) -> String {
 pub fn render(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let width: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for (i, r) in rows.iter().enumerate() {
