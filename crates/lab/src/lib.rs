@@ -1,1 +1,6 @@
-//! bingfa-lab: the course's experiments and the side-by-side benchmarks of the models.
+//! bingfa-lab: the course's experiments and the side-by-side benchmarks of the models, each
+//! figure measured beside its anchor (CPython, nginx, …) in the same run.
+
+pub mod ipc;
+pub mod python;
+pub mod table;

@@ -1,58 +1,97 @@
 //! `Queue`: Python's `multiprocessing.Queue` without the feeder thread.
 //!
-//! The queue is a ring of length-prefixed records in one shared memory segment, guarded by a
-//! robust process-shared mutex, with two futex words for "not empty" and "not full". `put`
-//! copies the encoded message into the ring before it returns, so nothing sits in a per-process
-//! buffer that could be lost at exit or deadlock a join (the CPython pitfall), and `qsize` is
-//! exact. Many producers and consumers, in any processes, may share one queue.
+//! The queue is a ring of length-prefixed records in one shared memory segment. Producers and
+//! consumers have a robust process-shared mutex each (a two-lock queue), so a put and a get
+//! never wait for each other; each side publishes its progress with a single atomic store of
+//! `(sequence << 32) | position`, which makes the item count exact (`put_seq - get_seq`) and
+//! leaves nothing half-updated if a process dies holding a lock. Two futex words ("not empty",
+//! "not full") carry sleeps and wake-ups between processes, and are only touched when somebody
+//! actually sleeps.
+//!
+//! `put` copies the encoded message into the ring before it returns, so nothing sits in a
+//! per-process buffer that could be lost at exit or deadlock a join (the CPython pitfall). Many
+//! producers and consumers, in any processes and threads, may share one queue.
 //!
 //! "Unbounded" queues are bounded by bytes, not items: the ring is 1 GiB of address space
-//! (configurable), of which only the pages holding unread messages are resident — consumed
-//! pages are handed back to the kernel every megabyte. A put that would overflow the ring waits
-//! like a put on a full bounded queue.
-//!
-//! If a process dies while holding the lock, the next locker repairs the item count from the
-//! records themselves; a record is only published (tail advanced) once fully written, so a
-//! half-written message is never seen.
+//! (configurable), of which only pages holding unread messages stay resident — consumed pages
+//! are handed back to the kernel every megabyte. A put that would overflow the ring waits like
+//! a put on a full bounded queue.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::IpcError;
-use crate::robust::{Acquired, RawRobustMutex};
+use crate::robust::RawRobustMutex;
 use crate::shm::Segment;
 use crate::{codec, sys};
 
 /// Default ring size for both bounded and unbounded queues.
 pub const DEFAULT_CAPACITY: usize = 1 << 30;
+/// Positions and sizes are counted in 8-byte units; a u32 of them spans 32 GiB.
+const UNIT: usize = 8;
+const MAX_CAPACITY: usize = 1 << 34;
 const DATA_OFFSET: usize = 4096;
 const WRAP: u32 = u32::MAX;
-const RELEASE_CHUNK: u64 = 1 << 20;
-const SPINS: u32 = 200;
+const CHUNK_UNITS: u32 = (1 << 20) / UNIT as u32;
+/// How long a consumer polls an empty queue before it sleeps on the futex.
+const SPIN: Duration = Duration::from_micros(50);
+
+fn pack(seq: u32, pos: u32) -> u64 {
+    ((seq as u64) << 32) | pos as u64
+}
+
+fn unpack(v: u64) -> (u32, u32) {
+    ((v >> 32) as u32, v as u32)
+}
+
+fn record_units(payload: usize) -> u32 {
+    (4 + payload).div_ceil(UNIT) as u32
+}
+
+/// One side's lock and published progress, alone on its cache line.
+#[repr(C, align(64))]
+struct Side {
+    lock: RawRobustMutex,
+    /// `(items done << 32) | position in units`, both wrapping.
+    progress: AtomicU64,
+    /// The other side's progress as last read, so the hot path reads the other side's cache
+    /// line only when this copy says "full" (producers) or "empty" (consumers).
+    seen: AtomicU64,
+    /// Consumer side only: position up to which pages were given back.
+    released: AtomicU32,
+}
+
+/// A futex word and the number of processes sleeping on it.
+#[repr(C, align(64))]
+struct Waiters {
+    seq: AtomicU32,
+    sleeping: AtomicU32,
+}
 
 #[repr(C)]
 struct Header {
-    mutex: RawRobustMutex,
-    not_empty: AtomicU32,
-    not_full: AtomicU32,
-    getters: AtomicU32,
-    putters: AtomicU32,
-    count: AtomicU64,
-    head: AtomicU64,
-    tail: AtomicU64,
-    released: AtomicU64,
+    put: Side,
+    get: Side,
+    not_empty: Waiters,
+    not_full: Waiters,
     maxsize: u64,
-    capacity: u64,
+    cap_units: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= DATA_OFFSET);
 
-fn record_len(payload: usize) -> u64 {
-    ((4 + payload as u64) + 7) & !7
+impl Waiters {
+    /// Wake one sleeper, if any. Called after publishing progress with SeqCst.
+    fn notify(&self) {
+        if self.sleeping.load(SeqCst) > 0 {
+            self.seq.fetch_add(1, SeqCst);
+            sys::futex_wake(&self.seq, 1);
+        }
+    }
 }
 
 /// A multi-producer, multi-consumer queue shared between processes and threads.
@@ -81,14 +120,20 @@ impl<T> std::fmt::Debug for Queue<T> {
     }
 }
 
-/// The lock held over the ring; unlocks on drop, so a panic while decoding can't wedge it.
-struct Locked<'a> {
-    h: &'a Header,
+/// A held side lock; unlocks on drop, so a panic while decoding can't wedge the queue.
+struct Locked<'a>(&'a RawRobustMutex);
+
+impl<'a> Locked<'a> {
+    fn new(m: &'a RawRobustMutex) -> Result<Locked<'a>, IpcError> {
+        // OwnerDied needs no repair: every published change is a single atomic store.
+        m.lock()?;
+        Ok(Locked(m))
+    }
 }
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        self.h.mutex.unlock();
+        self.0.unlock();
     }
 }
 
@@ -108,17 +153,19 @@ impl<T> Queue<T> {
     }
 
     /// Full control: at most `maxsize` items (0: no item limit) in a ring of `capacity` bytes
-    /// (rounded up to whole megabytes). The largest message is `capacity - 8` bytes.
+    /// (rounded up to a power of two, at least 1 MiB, at most 16 GiB). The largest message
+    /// is `capacity - 8` bytes.
     pub fn with_limits(maxsize: usize, capacity: usize) -> Result<Queue<T>, IpcError> {
-        let capacity = (capacity.max(1) as u64).div_ceil(RELEASE_CHUNK) * RELEASE_CHUNK;
-        let seg = Segment::new(DATA_OFFSET + capacity as usize)?;
+        let capacity = capacity.clamp(1 << 20, MAX_CAPACITY).next_power_of_two();
+        let seg = Segment::new(DATA_OFFSET + capacity)?;
         let h = seg.as_ptr() as *mut Header;
         // SAFETY: a fresh zeroed segment nobody else has seen yet; zero is a valid state for
         // every atomic field.
         unsafe {
-            RawRobustMutex::init(std::ptr::addr_of_mut!((*h).mutex))?;
+            RawRobustMutex::init(std::ptr::addr_of_mut!((*h).put.lock))?;
+            RawRobustMutex::init(std::ptr::addr_of_mut!((*h).get.lock))?;
             (*h).maxsize = maxsize as u64;
-            (*h).capacity = capacity;
+            (*h).cap_units = (capacity / UNIT) as u32;
         }
         Ok(Queue {
             seg: Arc::new(seg),
@@ -132,13 +179,19 @@ impl<T> Queue<T> {
         unsafe { &*(self.seg.as_ptr() as *const Header) }
     }
 
-    fn data(&self) -> *mut u8 {
-        unsafe { self.seg.as_ptr().add(DATA_OFFSET) }
+    fn at(&self, pos: u32) -> *mut u8 {
+        let off = (pos & (self.header().cap_units - 1)) as usize * UNIT;
+        unsafe { self.seg.as_ptr().add(DATA_OFFSET + off) }
     }
 
-    /// Exact number of items in the queue.
+    /// Exact number of items in the queue (a consistent snapshot: both sides are locked).
     pub fn qsize(&self) -> usize {
-        self.header().count.load(Ordering::Acquire) as usize
+        let h = self.header();
+        let _g = Locked::new(&h.get.lock).ok();
+        let _p = Locked::new(&h.put.lock).ok();
+        let (put, _) = unpack(h.put.progress.load(SeqCst));
+        let (got, _) = unpack(h.get.progress.load(SeqCst));
+        put.wrapping_sub(got) as usize
     }
 
     pub fn empty(&self) -> bool {
@@ -146,8 +199,8 @@ impl<T> Queue<T> {
     }
 
     pub fn full(&self) -> bool {
-        let h = self.header();
-        h.maxsize > 0 && h.count.load(Ordering::Acquire) >= h.maxsize
+        let max = self.header().maxsize;
+        max > 0 && self.qsize() as u64 >= max
     }
 
     /// The item limit (0: unbounded).
@@ -158,54 +211,14 @@ impl<T> Queue<T> {
     /// This handle will put and get no more (Python's `close()`); other handles, in this or
     /// other processes, keep working. Everything already put stays in the queue.
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.closed.store(true, Release);
     }
 
     fn check_open(&self) -> Result<(), IpcError> {
-        if self.closed.load(Ordering::Acquire) {
+        if self.closed.load(Acquire) {
             Err(IpcError::Closed)
         } else {
             Ok(())
-        }
-    }
-
-    fn lock(&self) -> Result<Locked<'_>, IpcError> {
-        let h = self.header();
-        if h.mutex.lock()? == Acquired::OwnerDied {
-            self.repair(h);
-        }
-        Ok(Locked { h })
-    }
-
-    /// After an owner died mid-operation: recount the published records.
-    fn repair(&self, h: &Header) {
-        let cap = h.capacity;
-        let (mut pos, tail) = (
-            h.head.load(Ordering::Relaxed),
-            h.tail.load(Ordering::Relaxed),
-        );
-        let mut n = 0;
-        while pos < tail {
-            let off = pos % cap;
-            let len = unsafe { (self.data().add(off as usize) as *const u32).read() };
-            if len == WRAP {
-                pos += cap - off;
-                continue;
-            }
-            pos += record_len(len as usize);
-            n += 1;
-        }
-        h.count.store(n, Ordering::Release);
-    }
-
-    /// Space needed to append `need` bytes at `tail` (including a wrap marker's skip).
-    fn space_for(h: &Header, need: u64) -> u64 {
-        let off = h.tail.load(Ordering::Relaxed) % h.capacity;
-        let contiguous = h.capacity - off;
-        if need <= contiguous {
-            need
-        } else {
-            contiguous + need
         }
     }
 
@@ -216,57 +229,88 @@ impl<T> Queue<T> {
         block: bool,
     ) -> Result<(), IpcError> {
         self.check_open()?;
-        let need = record_len(body.len());
         let h = self.header();
-        if need > h.capacity || body.len() >= WRAP as usize {
+        let cap = h.cap_units;
+        let need = record_units(body.len());
+        if body.len() >= (cap as usize) * UNIT - 4 {
             return Err(IpcError::MessageTooLarge {
                 size: body.len(),
-                max: (h.capacity - 8) as usize,
+                max: cap as usize * UNIT - 8,
             });
         }
-        let mut g = self.lock()?;
         loop {
-            let used = h.tail.load(Ordering::Relaxed) - h.head.load(Ordering::Relaxed);
-            let room_items = h.maxsize == 0 || h.count.load(Ordering::Relaxed) < h.maxsize;
-            if room_items && Self::space_for(h, need) <= h.capacity - used {
-                break;
+            let g = Locked::new(&h.put.lock)?;
+            let (seq, tail) = unpack(h.put.progress.load(Relaxed));
+            let off = tail & (cap - 1);
+            let required = if need <= cap - off {
+                need
+            } else {
+                cap - off + need
+            };
+            let fits_with = |other: u64| {
+                let (got, head) = unpack(other);
+                let room_items = h.maxsize == 0 || (seq.wrapping_sub(got) as u64) < h.maxsize;
+                room_items && required <= cap - tail.wrapping_sub(head)
+            };
+            let fits = || {
+                let other = h.get.progress.load(SeqCst);
+                h.put.seen.store(other, Relaxed);
+                fits_with(other)
+            };
+            if fits_with(h.put.seen.load(Relaxed)) {
+                self.write_record(tail, need, body);
+                let next = pack(seq.wrapping_add(1), tail.wrapping_add(required));
+                h.put.progress.store(next, SeqCst);
+                h.not_empty.notify();
+                drop(g);
+                return Ok(());
             }
-            if !block {
-                return Err(IpcError::Full);
+            if !fits() {
+                if !block {
+                    return Err(IpcError::Full);
+                }
+                let left = sys::remaining(deadline);
+                if left == Some(Duration::ZERO) {
+                    return Err(IpcError::Full);
+                }
+                // Register as a sleeper, then look again: a consumer that made room after our
+                // first look either sees us registered or is seen by this second look.
+                h.not_full.sleeping.fetch_add(1, SeqCst);
+                let wake_seq = h.not_full.seq.load(SeqCst);
+                if !fits() {
+                    drop(g);
+                    sys::futex_wait(&h.not_full.seq, wake_seq, left);
+                    h.not_full.sleeping.fetch_sub(1, SeqCst);
+                    // Other producers may have moved the tail meanwhile: start over.
+                    continue;
+                }
+                h.not_full.sleeping.fetch_sub(1, SeqCst);
             }
-            let left = sys::remaining(deadline);
-            if left == Some(Duration::ZERO) {
-                return Err(IpcError::Full);
-            }
-            let seq = h.not_full.load(Ordering::Acquire);
-            h.putters.fetch_add(1, Ordering::Relaxed);
+            self.write_record(tail, need, body);
+            // The single publication point: sequence and tail move together.
+            let next = pack(seq.wrapping_add(1), tail.wrapping_add(required));
+            h.put.progress.store(next, SeqCst);
+            h.not_empty.notify();
             drop(g);
-            sys::futex_wait(&h.not_full, seq, left);
-            g = self.lock()?;
-            h.putters.fetch_sub(1, Ordering::Relaxed);
+            return Ok(());
         }
-        let cap = h.capacity;
-        let mut tail = h.tail.load(Ordering::Relaxed);
-        let off = tail % cap;
-        let data = self.data();
+    }
+
+    /// Write a record at `tail` (with a wrap marker first if it doesn't fit before the end).
+    /// Caller holds the producer lock and has checked the room.
+    fn write_record(&self, tail: u32, need: u32, body: &[u8]) {
+        let cap = self.header().cap_units;
+        let off = tail & (cap - 1);
         unsafe {
+            let mut pos = tail;
             if need > cap - off {
-                (data.add(off as usize) as *mut u32).write(WRAP);
-                tail += cap - off;
+                (self.at(pos) as *mut u32).write(WRAP);
+                pos = pos.wrapping_add(cap - off);
             }
-            let at = data.add((tail % cap) as usize);
+            let at = self.at(pos);
             (at as *mut u32).write(body.len() as u32);
             std::ptr::copy_nonoverlapping(body.as_ptr(), at.add(4), body.len());
         }
-        // Publish: count first, then tail; repair() recounts if we die in between.
-        h.count.fetch_add(1, Ordering::Release);
-        h.tail.store(tail + need, Ordering::Release);
-        if h.getters.load(Ordering::Relaxed) > 0 {
-            h.not_empty.fetch_add(1, Ordering::Release);
-            sys::futex_wake(&h.not_empty, 1);
-        }
-        drop(g);
-        Ok(())
     }
 
     fn get_with<R>(
@@ -277,70 +321,97 @@ impl<T> Queue<T> {
     ) -> Result<R, IpcError> {
         self.check_open()?;
         let h = self.header();
-        let mut spins = 0;
-        let mut g = self.lock()?;
-        while h.count.load(Ordering::Relaxed) == 0 {
-            if !block {
-                return Err(IpcError::Empty);
-            }
-            let left = sys::remaining(deadline);
-            if left == Some(Duration::ZERO) {
-                return Err(IpcError::Empty);
-            }
-            if spins < SPINS {
-                // A producer on the other core is usually microseconds away: spinning briefly
-                // saves a futex sleep and wake-up on both sides.
-                drop(g);
-                while spins < SPINS && h.count.load(Ordering::Relaxed) == 0 {
-                    std::hint::spin_loop();
-                    spins += 1;
+        let cap = h.cap_units;
+        let mut spin_start: Option<Instant> = None;
+        loop {
+            let g = Locked::new(&h.get.lock)?;
+            let (got, head) = unpack(h.get.progress.load(Relaxed));
+            let available = || {
+                let other = h.put.progress.load(SeqCst);
+                h.get.seen.store(other, Relaxed);
+                unpack(other).0 != got
+            };
+            if unpack(h.get.seen.load(Relaxed)).0 == got && !available() {
+                if !block {
+                    return Err(IpcError::Empty);
                 }
-                g = self.lock()?;
-                continue;
+                let now = Instant::now();
+                if deadline.is_some_and(|d| now >= d) {
+                    return Err(IpcError::Empty);
+                }
+                // A producer on the other core is usually microseconds away: polling briefly
+                // (lock held; other consumers would only wait anyway) saves a futex sleep and
+                // a wake-up on both sides.
+                let start = *spin_start.get_or_insert(now);
+                if now - start < SPIN {
+                    while !available() && start.elapsed() < SPIN {
+                        for _ in 0..64 {
+                            std::hint::spin_loop();
+                        }
+                    }
+                    continue;
+                }
+                h.not_empty.sleeping.fetch_add(1, SeqCst);
+                let wake_seq = h.not_empty.seq.load(SeqCst);
+                if !available() {
+                    drop(g);
+                    sys::futex_wait(&h.not_empty.seq, wake_seq, sys::remaining(deadline));
+                    h.not_empty.sleeping.fetch_sub(1, SeqCst);
+                    continue;
+                }
+                h.not_empty.sleeping.fetch_sub(1, SeqCst);
             }
-            let seq = h.not_empty.load(Ordering::Acquire);
-            h.getters.fetch_add(1, Ordering::Relaxed);
-            drop(g);
-            sys::futex_wait(&h.not_empty, seq, left);
-            g = self.lock()?;
-            h.getters.fetch_sub(1, Ordering::Relaxed);
-        }
-        let cap = h.capacity;
-        let mut head = h.head.load(Ordering::Relaxed);
-        let data = self.data();
-        let (len, at) = unsafe {
-            let mut at = data.add((head % cap) as usize);
-            let mut len = (at as *const u32).read();
+            let mut pos = head;
+            let mut len = unsafe { (self.at(pos) as *const u32).read() };
             if len == WRAP {
-                head += cap - head % cap;
-                at = data;
-                len = (at as *const u32).read();
+                pos = pos.wrapping_add(cap - (pos & (cap - 1)));
+                len = unsafe { (self.at(pos) as *const u32).read() };
             }
-            (len as usize, at.add(4))
+            let len = len as usize;
+            // Decode straight from the ring while we hold the lock: no intermediate copy. The
+            // item is consumed even if it fails to decode, so one bad message can't block the
+            // queue.
+            let out = f(unsafe { std::slice::from_raw_parts(self.at(pos).add(4), len) });
+            let new_head = pos.wrapping_add(record_units(len));
+            h.get
+                .progress
+                .store(pack(got.wrapping_add(1), new_head), SeqCst);
+            h.not_full.notify();
+            self.release_consumed(h, new_head);
+            drop(g);
+            return out;
+        }
+    }
+
+    /// Give fully consumed megabytes back to the kernel. Called with the consumer lock held;
+    /// needs the producer lock too (tried, never waited for), because producers may already
+    /// be writing into space behind the head.
+    fn release_consumed(&self, h: &Header, head: u32) {
+        let released = h.get.released.load(Relaxed);
+        let behind = head.wrapping_sub(released);
+        if behind < CHUNK_UNITS {
+            return;
+        }
+        let Ok(Some(_)) = h.put.lock.try_lock() else {
+            return;
         };
-        // Decode straight from the ring while we hold the lock: no intermediate copy.
-        let out = f(unsafe { std::slice::from_raw_parts(at, len) });
-        let new_head = head + record_len(len);
-        h.head.store(new_head, Ordering::Release);
-        h.count.fetch_sub(1, Ordering::Release);
-        let released = h.released.load(Ordering::Relaxed);
-        if new_head - released >= RELEASE_CHUNK {
-            let upto = new_head / RELEASE_CHUNK * RELEASE_CHUNK;
-            let mut pos = released;
-            while pos < upto {
-                let off = pos % cap;
-                let len = (upto - pos).min(cap - off);
-                self.seg.release(DATA_OFFSET + off as usize, len as usize);
-                pos += len;
-            }
-            h.released.store(upto, Ordering::Relaxed);
+        let _p = Locked(&h.put.lock);
+        let cap = h.cap_units;
+        let (_, tail) = unpack(h.put.progress.load(Relaxed));
+        // Positions [head - free, head) are consumed and not yet rewritten.
+        let free = cap - tail.wrapping_sub(head);
+        let start = head.wrapping_sub(behind.min(free));
+        let start = start.wrapping_add(CHUNK_UNITS - 1) & !(CHUNK_UNITS - 1);
+        let end = head & !(CHUNK_UNITS - 1);
+        let mut pos = start;
+        while (end.wrapping_sub(pos) as i32) > 0 {
+            let off = pos & (cap - 1);
+            let len = end.wrapping_sub(pos).min(cap - off);
+            self.seg
+                .release(DATA_OFFSET + off as usize * UNIT, len as usize * UNIT);
+            pos = pos.wrapping_add(len);
         }
-        if h.putters.load(Ordering::Relaxed) > 0 {
-            h.not_full.fetch_add(1, Ordering::Release);
-            sys::futex_wake(&h.not_full, 1);
-        }
-        drop(g);
-        out
+        h.get.released.store(end, Relaxed);
     }
 
     /// Put raw bytes as one item (pair with `get_bytes`).

@@ -49,6 +49,21 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// Wait until `fd` is readable (or hung up). `None` waits forever. Returns false on timeout.
 pub fn poll_readable(fd: RawFd, timeout: Option<Duration>) -> io::Result<bool> {
+    poll_for(fd, libc::POLLIN, timeout)
+}
+
+/// Wait until `fd` is writable (or hung up), forever.
+pub fn wait_writable(fd: RawFd) -> io::Result<()> {
+    poll_for(fd, libc::POLLOUT, None).map(drop)
+}
+
+/// Make reads and writes on `fd` return EAGAIN instead of blocking.
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    let fl = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) }).map(drop)
+}
+
+fn poll_for(fd: RawFd, events: libc::c_short, timeout: Option<Duration>) -> io::Result<bool> {
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
     loop {
         let ms = match deadline {
@@ -61,7 +76,7 @@ pub fn poll_readable(fd: RawFd, timeout: Option<Duration>) -> io::Result<bool> {
         };
         let mut p = libc::pollfd {
             fd,
-            events: libc::POLLIN,
+            events,
             revents: 0,
         };
         match cvt(unsafe { libc::poll(&mut p, 1, ms) }) {

@@ -1,0 +1,54 @@
+//! Running the CPython anchor scripts kept in the repo (crates/lab/python). The script is
+//! embedded in the binary and written to a temporary directory, because multiprocessing's
+//! spawn start method needs the main module to be a real file it can re-import.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Run `python3 <script> [--quick]` and parse the last stdout line as JSON.
+pub fn run_script(
+    name: &str,
+    source: &str,
+    quick: bool,
+    timeout: Duration,
+) -> Option<serde_json::Value> {
+    let dir = std::env::temp_dir().join(format!("bingfa-lab-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let path = dir.join(name);
+    std::fs::write(&path, source).ok()?;
+    let mut cmd = Command::new("python3");
+    cmd.arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if quick {
+        cmd.arg("--quick");
+    }
+    let out = (|| {
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("note: python3 not available ({e}); CPython column left empty");
+                return None;
+            }
+        };
+        let start = Instant::now();
+        loop {
+            if child.try_wait().ok()?.is_some() {
+                break;
+            }
+            if start.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                eprintln!("note: {name} took longer than {timeout:?}; CPython column left empty");
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().last()?;
+        serde_json::from_str(line).ok()
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}

@@ -1,0 +1,195 @@
+//! Pipes under both start methods: messages both ways, EOF, timeouts, raw bytes, limits, and a
+//! child dying in the middle of a message.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bingfa_mp::{Connection, IpcError, Pipe, Process, Receiver, Sender, StartMethod};
+
+bingfa_mp::spawn_entry!();
+
+fn echo_upper(mut c: Connection<String>) -> usize {
+    let mut n = 0;
+    while let Ok(s) = c.recv() {
+        c.send(&s.to_uppercase()).unwrap();
+        n += 1;
+    }
+    n
+}
+
+fn duplex_ping_pong(m: StartMethod) {
+    let (mut a, b) = Pipe::duplex::<String>().unwrap();
+    let p = Process::builder()
+        .start_method(m)
+        .spawn(echo_upper, b)
+        .unwrap();
+    for word in ["ping", "pong", "并发"] {
+        a.send(&word.to_string()).unwrap();
+        assert_eq!(
+            a.recv_timeout(Duration::from_secs(10)).unwrap(),
+            word.to_uppercase()
+        );
+    }
+    drop(a); // the child's recv now sees EOF and returns its count
+    assert_eq!(p.join().unwrap(), 3);
+}
+
+fn produce(args: (Sender<u64>, u64)) {
+    let (mut tx, n) = args;
+    for i in 0..n {
+        tx.send(&i).unwrap();
+    }
+}
+
+fn simplex_eof_after_writer_exits(m: StartMethod) {
+    let (mut rx, tx) = Pipe::simplex::<u64>().unwrap();
+    let p = Process::builder()
+        .start_method(m)
+        .spawn(produce, (tx, 10_000))
+        .unwrap();
+    let mut expect = 0;
+    loop {
+        match rx.recv() {
+            Ok(v) => {
+                assert_eq!(v, expect);
+                expect += 1;
+            }
+            Err(IpcError::Eof) => break,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(expect, 10_000);
+    p.join().unwrap();
+    // EOF is sticky.
+    assert!(matches!(rx.recv(), Err(IpcError::Eof)));
+}
+
+fn consume_all(mut rx: Receiver<u32>) -> u64 {
+    let mut sum = 0u64;
+    while let Ok(v) = rx.recv() {
+        sum += v as u64;
+    }
+    sum
+}
+
+fn child_reader_sees_eof_when_parent_drops_writer(m: StartMethod) {
+    // The fork child inherits every descriptor of the parent, including the write end the
+    // parent keeps: bingfa-mp closes it in the child so EOF still arrives.
+    let (rx, mut tx) = Pipe::simplex::<u32>().unwrap();
+    let p = Process::builder()
+        .start_method(m)
+        .spawn(consume_all, rx)
+        .unwrap();
+    for v in 1..=100 {
+        tx.send(&v).unwrap();
+    }
+    drop(tx);
+    let mut p = p;
+    assert_eq!(p.join_timeout(Duration::from_secs(10)).unwrap(), 5050);
+}
+
+fn raw_bytes_and_poll(m: StartMethod) {
+    fn bounce(mut c: Connection<()>) {
+        let b = c.recv_bytes().unwrap();
+        c.send_bytes(&b.iter().rev().copied().collect::<Vec<_>>())
+            .unwrap();
+    }
+    let (mut a, b) = Pipe::duplex::<()>().unwrap();
+    let p = Process::builder().start_method(m).spawn(bounce, b).unwrap();
+    assert!(!a.poll(Duration::from_millis(20)).unwrap());
+    a.send_bytes(b"abc\0def").unwrap();
+    assert!(a.poll(Duration::from_secs(10)).unwrap());
+    assert_eq!(a.recv_bytes().unwrap(), b"fed\0cba");
+    p.join().unwrap();
+}
+
+fn bulk_megabytes(m: StartMethod) {
+    fn sum_bytes(mut rx: Receiver<Vec<u8>>) -> (usize, u64) {
+        let (mut n, mut s) = (0, 0u64);
+        while let Ok(v) = rx.recv() {
+            n += v.len();
+            s += v.iter().map(|&b| b as u64).sum::<u64>();
+        }
+        (n, s)
+    }
+    let (rx, mut tx) = Pipe::simplex::<Vec<u8>>().unwrap();
+    let p = Process::builder()
+        .start_method(m)
+        .spawn(sum_bytes, rx)
+        .unwrap();
+    let chunk: Vec<u8> = (0..(1 << 20)).map(|i| (i % 7) as u8).collect();
+    let per: u64 = chunk.iter().map(|&b| b as u64).sum();
+    for _ in 0..8 {
+        tx.send(&chunk).unwrap();
+    }
+    drop(tx);
+    assert_eq!(p.join().unwrap(), (8 << 20, per * 8));
+}
+
+fn die_mid_message(mut tx: Sender<Vec<u8>>) {
+    // Write a frame header promising 1000 bytes, 10 bytes of it, then die.
+    let _ = &mut tx;
+    use std::os::fd::AsRawFd;
+    let mut frame = 1000u32.to_le_bytes().to_vec();
+    frame.extend_from_slice(&[7; 10]);
+    unsafe { libc::write(tx.as_raw_fd(), frame.as_ptr().cast(), frame.len()) };
+    unsafe { libc::_exit(0) };
+}
+
+fn child_dies_mid_message(m: StartMethod) {
+    let (mut rx, tx) = Pipe::simplex::<Vec<u8>>().unwrap();
+    let p = Process::builder()
+        .start_method(m)
+        .spawn(die_mid_message, tx)
+        .unwrap();
+    let _ = p.join();
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Err(IpcError::Corrupt(_)) => {}
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+fn errors_are_typed(_m: StartMethod) {
+    let (mut a, mut b) = Pipe::duplex::<u8>().unwrap();
+    let t = Instant::now();
+    assert!(matches!(
+        a.recv_timeout(Duration::from_millis(30)),
+        Err(IpcError::Timeout)
+    ));
+    assert!(t.elapsed() >= Duration::from_millis(30));
+    a.close();
+    assert!(matches!(a.send(&1), Err(IpcError::Closed)));
+    assert!(matches!(a.recv(), Err(IpcError::Closed)));
+    assert!(matches!(b.recv(), Err(IpcError::Eof)));
+    assert!(matches!(b.send(&1), Err(IpcError::BrokenPipe)));
+
+    // Too large: refused before anything is written.
+    let (_rx, mut tx) = Pipe::simplex::<()>().unwrap();
+    let huge = vec![0u8; bingfa_mp::MAX_MESSAGE + 1];
+    assert!(matches!(
+        tx.send_bytes(&huge),
+        Err(IpcError::MessageTooLarge { .. })
+    ));
+
+    // A header claiming more than the maximum is corruption, not an allocation of gigabytes.
+    let (mut rx, tx) = Pipe::simplex::<u8>().unwrap();
+    use std::os::fd::AsRawFd;
+    let bogus = u32::MAX.to_le_bytes();
+    unsafe { libc::write(tx.as_raw_fd(), bogus.as_ptr().cast(), 4) };
+    assert!(matches!(rx.recv(), Err(IpcError::Corrupt(_))));
+
+    // Ends refuse to serialize outside spawn arguments.
+    let (c, _d) = Pipe::duplex::<u8>().unwrap();
+    assert!(postcard::to_stdvec(&c).is_err());
+}
+
+both_methods!(
+    duplex_ping_pong,
+    simplex_eof_after_writer_exits,
+    child_reader_sees_eof_when_parent_drops_writer,
+    raw_bytes_and_poll,
+    bulk_megabytes,
+    child_dies_mid_message,
+    errors_are_typed,
+);
