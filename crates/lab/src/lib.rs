@@ -2,5 +2,6 @@
 //! figure measured beside its anchor (CPython, nginx, …) in the same run.
 
 pub mod ipc;
+pub mod pool_bench;
 pub mod python;
 pub mod table;
