@@ -225,7 +225,7 @@ fn maxtasksperchild_recycles(m: StartMethod) {
     // 30 tasks, at most 3 per worker: at least 10 different processes.
     assert!(distinct.len() >= 10, "{} workers", distinct.len());
     for pid in &distinct {
-        assert_eq!(pids.iter().filter(|p| p == pid).count() <= 3, true);
+        assert!(pids.iter().filter(|p| p == pid).count() <= 3);
     }
     p.close();
     p.join().unwrap();

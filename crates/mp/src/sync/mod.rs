@@ -58,7 +58,7 @@ impl<H> Shm<H> {
         init: impl FnOnce(*mut H) -> io::Result<()>,
     ) -> io::Result<Shm<H>> {
         let seg = Segment::new(len.max(std::mem::size_of::<H>()))?;
-        debug_assert!(seg.as_ptr() as usize % std::mem::align_of::<H>() == 0);
+        debug_assert!(seg.as_ptr().cast::<H>().is_aligned());
         init(seg.as_ptr().cast())?;
         Ok(Shm {
             seg: Arc::new(seg),
