@@ -7,6 +7,20 @@
 //! | `Pipe(duplex)`                  | [`Pipe::duplex`], [`Pipe::simplex`]                  |
 //! | `Queue(maxsize)`                | [`Queue::new`], [`Queue::bounded`]                   |
 //! | `current_process()` …           | [`current_process`], [`parent_process`], [`active_children`], [`cpu_count`] |
+//! | `Pool(n, initializer, initargs, maxtasksperchild)` | [`Pool::new`], [`Pool::builder`]`().processes(n).initializer(f, args).maxtasksperchild(k).build()` |
+//! | `pool.apply`, `apply_async` (`callback`, `error_callback`) | [`Pool::apply`], [`Pool::apply_async`] → [`AsyncResult`], [`Pool::apply_async_with`] |
+//! | `pool.map(f, it, chunksize)`, `imap`, `imap_unordered`, `starmap` | [`Pool::map`], [`Pool::map_chunked`], [`Pool::imap`], [`Pool::imap_unordered`], [`Pool::starmap`] |
+//! | `pool.close()`, `terminate()`, `join()` | [`Pool::close`], [`Pool::terminate`], [`Pool::join`]; dropping a pool terminates it |
+//! | `Value('i', 0)`, `v.get_lock()` | [`Value::new`], [`Value::lock`] (guard), [`Value::get`] / [`Value::set`] |
+//! | `Array('i', n)`, `Array('c', b"..")` | [`Array::new`], [`Array::from_slice`], [`Array::from_bytes`], [`Array::value`] |
+//! | `Lock`, `RLock`                 | [`Lock`], [`RLock`]: guards; a dead owner gives [`LockError::OwnerDied`] with the lock |
+//! | `Semaphore`, `BoundedSemaphore` | [`Semaphore`], [`BoundedSemaphore`]                  |
+//! | `Event`, `Condition`, `Barrier` | [`Event`], [`Condition`], [`Barrier`]                 |
+//! | `threading.Event`, `RLock`, `Semaphore`, `local` | [`thread`] (with a map of the rest of `threading` to `std`) |
+//!
+//! Everything in shared memory (values, arrays, locks, queues) is a handle: clone it to share
+//! it between threads, pass it as a spawn argument (or through a pool's initializer) to share
+//! it with a child. Its memory is freed when the last handle in any process is gone.
 //!
 //! Call [`init`] first in `main` and keep its [`Runtime`] alive until `main` returns: a child
 //! started by re-exec enters there, and dropping the runtime joins non-daemon children. In

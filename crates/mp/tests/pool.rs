@@ -325,7 +325,50 @@ fn default_size_is_cpu_count(m: StartMethod) {
     assert_eq!(bingfa_mp::active_children().len(), bingfa_mp::cpu_count());
 }
 
+fn checksum_and_grow(v: Vec<u8>) -> (u64, Vec<u8>) {
+    let sum = v.iter().map(|&b| b as u64).sum();
+    let mut out = v.clone();
+    out.extend_from_slice(&v);
+    (sum, out)
+}
+
+fn large_args_and_results(m: StartMethod) {
+    let p = pool(m, 2);
+    // Far beyond socket buffers and the workers' result slots, in both directions.
+    let inputs: Vec<Vec<u8>> = (0..6u8)
+        .map(|k| (0..(3 << 20)).map(|i| (i as u8).wrapping_mul(k)).collect())
+        .collect();
+    let outs = p.map_chunked(checksum_and_grow, inputs.clone(), 1).unwrap();
+    for (inp, (sum, out)) in inputs.iter().zip(outs) {
+        assert_eq!(sum, inp.iter().map(|&b| b as u64).sum::<u64>());
+        assert_eq!(out.len(), 2 * inp.len());
+        assert_eq!(&out[..inp.len()], &inp[..]);
+    }
+}
+
+fn many_tiny_tasks_from_many_threads(m: StartMethod) {
+    let p = Arc::new(pool(m, 2));
+    let ts: Vec<_> = (0..4u64)
+        .map(|t| {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                let rs: Vec<_> = (0..5000u64)
+                    .map(|i| p.apply_async(square, t * 10_000 + i))
+                    .collect();
+                rs.into_iter()
+                    .enumerate()
+                    .all(|(i, r)| r.get() == Ok((t * 10_000 + i as u64).pow(2)))
+            })
+        })
+        .collect();
+    for t in ts {
+        assert!(t.join().unwrap());
+    }
+}
+
 both_methods!(
+    large_args_and_results,
+    many_tiny_tasks_from_many_threads,
     apply_and_async,
     callbacks_run,
     map_variants,

@@ -257,7 +257,39 @@ fn primitives_work_between_threads(_m: StartMethod) {
     assert_eq!(v.get(), 4000);
 }
 
+fn memfds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_link(e.path())
+                .map(|l| l.to_string_lossy().contains("bingfa-mp"))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+fn freed_with_last_handle(m: StartMethod) {
+    let before = memfds();
+    let v = Value::new(7u32).unwrap();
+    let a = Array::<u8>::new(100).unwrap();
+    let l = Lock::new().unwrap();
+    assert_eq!(memfds(), before + 3);
+    let p = start(
+        m,
+        |(v, a, _l): (Value<u32>, Array<u8>, Lock)| v.get() + a.len() as u32,
+        (v.clone(), a.clone(), l.clone()),
+    );
+    assert_eq!(p.join().unwrap(), 107);
+    let v2 = v.clone();
+    drop((v, a, l));
+    assert_eq!(memfds(), before + 1, "a clone keeps its segment");
+    drop(v2);
+    assert_eq!(memfds(), before);
+}
+
 both_methods!(
+    freed_with_last_handle,
     value_counts_exactly,
     array_and_bytes,
     lock_owner_died,
