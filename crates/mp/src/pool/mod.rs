@@ -513,7 +513,19 @@ impl Pool {
             drop(st);
             engine::poke(&self.shared.wake);
         }
-        if let Some(t) = self.thread.lock().take() {
+        self.join_thread();
+    }
+
+    /// Join the pool thread, unless this *is* the pool thread (a callback calling
+    /// `terminate`): it then finishes on its own once the callback returns.
+    fn join_thread(&self) {
+        let mut t = self.thread.lock();
+        if t.as_ref()
+            .is_some_and(|h| h.thread().id() == std::thread::current().id())
+        {
+            return;
+        }
+        if let Some(t) = t.take() {
             let _ = t.join();
         }
     }
@@ -527,9 +539,7 @@ impl Pool {
                 return Err(PoolError::StillRunning);
             }
         }
-        if let Some(t) = self.thread.lock().take() {
-            let _ = t.join();
-        }
+        self.join_thread();
         Ok(())
     }
 

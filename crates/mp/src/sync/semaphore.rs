@@ -76,8 +76,10 @@ impl Core {
 
     fn release(&self, n: u32) -> Result<(), SyncError> {
         let h = self.h();
+        // SeqCst on the count and on `waiters` (here and in `acquire`): either the waiter sees
+        // the new count before sleeping, or we see the waiter and wake it.
         if h.bound == 0 {
-            h.value.fetch_add(n, Ordering::Release);
+            h.value.fetch_add(n, Ordering::SeqCst);
         } else {
             let mut cur = h.value.load(Ordering::Relaxed);
             loop {
@@ -87,7 +89,7 @@ impl Core {
                 match h.value.compare_exchange_weak(
                     cur,
                     cur + n,
-                    Ordering::Release,
+                    Ordering::SeqCst,
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => break,
