@@ -103,6 +103,13 @@ fn callbacks_run(m: StartMethod) {
     assert_eq!(rs[1].successful(), Some(false));
 }
 
+fn panicking_callback_is_contained(m: StartMethod) {
+    let p = pool(m, 2);
+    let r = p.apply_async_with(square, 4, |_| panic!("callback bug"), |_| {});
+    assert_eq!(r.get_timeout(Duration::from_secs(10)), Ok(16));
+    assert_eq!(p.apply(square, 5), Ok(25));
+}
+
 fn map_variants(m: StartMethod) {
     let p = pool(m, 2);
     let want: Vec<u64> = (0..1000u64).map(|x| x * x).collect();
@@ -367,6 +374,7 @@ fn many_tiny_tasks_from_many_threads(m: StartMethod) {
 }
 
 both_methods!(
+    panicking_callback_is_contained,
     large_args_and_results,
     many_tiny_tasks_from_many_threads,
     apply_and_async,

@@ -358,9 +358,17 @@ impl Pool {
         };
         let done: Done = Box::new(move |r| {
             let r = outcomes::<R>(r, 1).pop().expect("one outcome");
-            match &r {
+            // A panicking callback must neither take the pool thread down nor leave `get`
+            // waiting: catch it, report it, and deliver the result regardless.
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &r {
                 Ok(v) => callback(v),
                 Err(e) => error_callback(e),
+            }));
+            if let Err(p) = ran {
+                eprintln!(
+                    "bingfa-mp: a pool callback panicked: {}",
+                    crate::process::panic_message(p)
+                );
             }
             slot.put(r);
         });
