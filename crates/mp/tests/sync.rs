@@ -88,6 +88,77 @@ fn lock_owner_died(m: StartMethod) {
     drop(g);
 }
 
+fn die_in_rlock(r: RLock) {
+    let a = r.acquire().unwrap();
+    let b = r.acquire().unwrap();
+    std::mem::forget((a, b));
+    std::process::exit(0);
+}
+
+fn die_mid_update(v: Value<[u64; 2]>) {
+    let mut g = v.lock().unwrap();
+    g[0] = 1; // the second half of the update never happens
+    std::mem::forget(g);
+    std::process::exit(0);
+}
+
+fn rlock_and_value_owner_died(m: StartMethod) {
+    let r = RLock::new().unwrap();
+    start(m, die_in_rlock, r.clone()).join().unwrap_err();
+    assert!(matches!(
+        r.acquire_timeout(Duration::from_secs(10)),
+        Err(LockError::OwnerDied(_))
+    ));
+    assert!(r.acquire().is_ok());
+
+    let v = Value::new([0u64; 2]).unwrap();
+    start(m, die_mid_update, v.clone()).join().unwrap_err();
+    match v.lock_timeout(Duration::from_secs(10)) {
+        Err(LockError::OwnerDied(mut g)) => {
+            // The half-done update is visible; the new owner repairs it.
+            assert_eq!(*g, [1, 0]);
+            g[1] = 1;
+        }
+        other => panic!("expected OwnerDied, got {other:?}"),
+    }
+    assert_eq!(v.get(), [1, 1]);
+}
+
+fn condition_and_barrier_between_threads(_m: StartMethod) {
+    let c = Condition::new().unwrap();
+    let b = Barrier::new(4).unwrap();
+    let ready = Value::new(0u32).unwrap();
+    let ts: Vec<_> = (0..3)
+        .map(|_| {
+            let (c, b, ready) = (c.clone(), b.clone(), ready.clone());
+            std::thread::spawn(move || {
+                let i = b.wait_timeout(Duration::from_secs(10)).unwrap();
+                let mut g = c.acquire().unwrap();
+                let ok = c
+                    .wait_for(&mut g, Some(Duration::from_secs(10)), || {
+                        ready.get_unlocked() == 1
+                    })
+                    .unwrap();
+                (i, ok)
+            })
+        })
+        .collect();
+    let mine = b.wait_timeout(Duration::from_secs(10)).unwrap();
+    {
+        let _g = c.acquire().unwrap();
+        ready.set_unlocked(1);
+        c.notify_all();
+    }
+    let mut idx = vec![mine];
+    for t in ts {
+        let (i, ok) = t.join().unwrap();
+        assert!(ok);
+        idx.push(i);
+    }
+    idx.sort();
+    assert_eq!(idx, vec![0, 1, 2, 3]);
+}
+
 fn hold_then_release((l, e): (Lock, Event)) {
     let _g = l.acquire().unwrap();
     e.set();
@@ -289,6 +360,8 @@ fn freed_with_last_handle(m: StartMethod) {
 }
 
 both_methods!(
+    rlock_and_value_owner_died,
+    condition_and_barrier_between_threads,
     freed_with_last_handle,
     value_counts_exactly,
     array_and_bytes,
