@@ -16,6 +16,7 @@ mod children;
 mod codec;
 pub mod error;
 pub mod handle;
+mod lane;
 mod pipe;
 mod process;
 mod queue;
