@@ -225,7 +225,7 @@ fn writer_dies_inside_large_message(m: StartMethod) {
 }
 
 fn reader_dies_while_writer_blocked(m: StartMethod) {
-    fn read_a_little(mut rx: Receiver<()>) {
+    fn read_a_little(rx: Receiver<()>) {
         let _ = rx.poll(Duration::from_secs(5));
         unsafe { libc::_exit(0) };
     }

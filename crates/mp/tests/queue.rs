@@ -188,10 +188,8 @@ fn killed_while_holding_lock(m: StartMethod) {
         p.kill().unwrap();
         let _ = p.join();
         let n = q.qsize();
-        let mut expect = 0;
-        for _ in 0..n {
+        for expect in 0..n as u64 {
             assert_eq!(q.get_timeout(Duration::from_secs(5)).unwrap(), expect);
-            expect += 1;
         }
         assert!(q.empty());
         q.put(42).unwrap();
