@@ -8,6 +8,27 @@
 //! | `Queue(maxsize)`                | [`Queue::new`], [`Queue::bounded`]                   |
 //! | `current_process()` …           | [`current_process`], [`parent_process`], [`active_children`], [`cpu_count`] |
 //!
+//! ```
+//! use bingfa_mp::{Pipe, Process, Queue, Sender};
+//!
+//! fn work(args: (Queue<u64>, Sender<String>)) -> u64 {
+//!     let (q, mut tx) = args;
+//!     q.put(42).unwrap();
+//!     tx.send(&format!("hello from {}", std::process::id())).unwrap();
+//!     7
+//! }
+//!
+//! fn main() {
+//!     let _rt = bingfa_mp::init(); // first line of main: a spawned child starts here
+//!     let q = Queue::new().unwrap();
+//!     let (mut rx, tx) = Pipe::simplex().unwrap();
+//!     let p = Process::builder().spawn(work, (q.clone(), tx)).unwrap();
+//!     assert!(rx.recv().unwrap().starts_with("hello from "));
+//!     assert_eq!(q.get().unwrap(), 42);
+//!     assert_eq!(p.join().unwrap(), 7);
+//! }
+//! ```
+//!
 //! Call [`init`] first in `main` and keep its [`Runtime`] alive until `main` returns: a child
 //! started by re-exec enters there, and dropping the runtime joins non-daemon children. In
 //! tests, put [`spawn_entry!`] once in each test crate instead.
