@@ -22,6 +22,27 @@
 //! it between threads, pass it as a spawn argument (or through a pool's initializer) to share
 //! it with a child. Its memory is freed when the last handle in any process is gone.
 //!
+//! ```
+//! use bingfa_mp::{Pipe, Process, Queue, Sender};
+//!
+//! fn work(args: (Queue<u64>, Sender<String>)) -> u64 {
+//!     let (q, mut tx) = args;
+//!     q.put(42).unwrap();
+//!     tx.send(&format!("hello from {}", std::process::id())).unwrap();
+//!     7
+//! }
+//!
+//! fn main() {
+//!     let _rt = bingfa_mp::init(); // first line of main: a spawned child starts here
+//!     let q = Queue::new().unwrap();
+//!     let (mut rx, tx) = Pipe::simplex().unwrap();
+//!     let p = Process::builder().spawn(work, (q.clone(), tx)).unwrap();
+//!     assert!(rx.recv().unwrap().starts_with("hello from "));
+//!     assert_eq!(q.get().unwrap(), 42);
+//!     assert_eq!(p.join().unwrap(), 7);
+//! }
+//! ```
+//!
 //! Call [`init`] first in `main` and keep its [`Runtime`] alive until `main` returns: a child
 //! started by re-exec enters there, and dropping the runtime joins non-daemon children. In
 //! tests, put [`spawn_entry!`] once in each test crate instead.
@@ -30,6 +51,7 @@ mod children;
 mod codec;
 pub mod error;
 pub mod handle;
+mod lane;
 mod pipe;
 pub mod pool;
 mod process;

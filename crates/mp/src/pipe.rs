@@ -1,7 +1,9 @@
 //! `Pipe`: Python's `multiprocessing.Pipe`. Messages are length-prefixed frames
 //! (`[u32 little-endian length][postcard bytes]`) on a Unix stream socket (duplex) or an OS pipe
 //! (simplex). Reads are buffered, so a burst of small messages costs one `read` for many; each
-//! `send` is one `writev`, so a message is on its way when `send` returns.
+//! `send` is one `writev`, so a message is on its way when `send` returns. Bodies of 64 KiB and
+//! more travel through a shared-memory [lane](crate::lane) beside the pipe instead; the frame
+//! header (with the top bit set) keeps them in order.
 //!
 //! Ends travel to children as spawn arguments. Moving an end into `spawn` closes the parent's
 //! copy, which is what makes EOF work: a reader gets [`IpcError::Eof`] once every writer is gone.
@@ -9,13 +11,15 @@
 use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::IpcError;
 use crate::handle::{self, Tracked};
-use crate::{codec, sys};
+use crate::shm::Segment;
+use crate::{codec, lane, sys};
 
 /// Largest message a pipe carries: 1 GiB. Larger sends fail with `MessageTooLarge` before
 /// anything is written; a frame header claiming more is reported as corrupt.
@@ -25,9 +29,10 @@ const READ_BUF: usize = 64 * 1024;
 /// How long a reader polls before it sleeps. The peer is usually on the other core and a few
 /// microseconds away; sleeping costs a wake-up of tens of microseconds on a VM.
 const SPIN: Duration = Duration::from_micros(50);
-/// Kernel buffer asked for once a pipe carries a large message, so a megabyte moves in one
-/// hand-off instead of sixteen.
-const BIG_BUFFER: libc::c_int = 1 << 20;
+/// Bodies at least this large go through the lane.
+const LANE_MIN: usize = 64 * 1024;
+/// Header bit meaning "the body is in the lane".
+const IN_LANE: u32 = 1 << 31;
 
 /// One end of a pipe: the descriptor plus a read buffer and a reusable encode buffer.
 #[derive(Debug)]
@@ -36,11 +41,13 @@ struct End {
     rbuf: Vec<u8>,
     rpos: usize,
     wbuf: Vec<u8>,
-    grown: std::cell::Cell<bool>,
+    /// Lane for bodies this end sends / receives (shared memory, one writer, one reader).
+    send_lane: Option<Arc<Segment>>,
+    recv_lane: Option<Arc<Segment>>,
 }
 
 impl End {
-    fn new(fd: OwnedFd) -> End {
+    fn new(fd: OwnedFd, send_lane: Option<Arc<Segment>>, recv_lane: Option<Arc<Segment>>) -> End {
         // Non-blocking, so readers can poll briefly before sleeping; waits go through poll(2).
         let _ = sys::set_nonblocking(fd.as_raw_fd());
         End {
@@ -48,24 +55,8 @@ impl End {
             rbuf: Vec::new(),
             rpos: 0,
             wbuf: Vec::new(),
-            grown: std::cell::Cell::new(false),
-        }
-    }
-
-    /// Enlarge the kernel buffer the first time a large message goes through. Done lazily so
-    /// that many small pipes don't eat the per-user pipe-buffer budget.
-    fn grow_for(&self, fd: RawFd, len: usize) {
-        if len < READ_BUF || self.grown.replace(true) {
-            return;
-        }
-        unsafe {
-            if libc::fcntl(fd, libc::F_SETPIPE_SZ, BIG_BUFFER) < 0 {
-                // Not a pipe: a socket.
-                let v = BIG_BUFFER;
-                let p = &v as *const libc::c_int as *const libc::c_void;
-                let l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-                libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, p, l);
-            }
+            send_lane,
+            recv_lane,
         }
     }
 
@@ -83,7 +74,6 @@ impl End {
     }
 
     fn write_frame(&self, fd: RawFd, header: &[u8; 4], body: &[u8]) -> Result<(), IpcError> {
-        self.grow_for(fd, body.len());
         let total = 4 + body.len();
         let mut done = 0usize;
         while done < total {
@@ -128,11 +118,18 @@ impl End {
                 max: MAX_MESSAGE,
             });
         }
-        self.write_frame(fd, &(body.len() as u32).to_le_bytes(), body)
+        match &self.send_lane {
+            Some(lane) if body.len() >= LANE_MIN => {
+                let header = (body.len() as u32 | IN_LANE).to_le_bytes();
+                self.write_frame(fd, &header, &[])?;
+                lane::write(lane, body, &|| sys::peer_open(fd, libc::POLLOUT))
+            }
+            _ => self.write_frame(fd, &(body.len() as u32).to_le_bytes(), body),
+        }
     }
 
     fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), IpcError> {
-        let fd = self.fd()?;
+        self.fd()?;
         let mut buf = std::mem::take(&mut self.wbuf);
         buf.clear();
         let r = codec::encode_into(value, &mut buf)
@@ -144,7 +141,7 @@ impl End {
                         max: MAX_MESSAGE,
                     });
                 }
-                self.write_frame(fd, &(buf.len() as u32).to_le_bytes(), &buf)
+                self.send_bytes(&buf)
             });
         // Keep a modest buffer for the next message; don't pin a huge one.
         if buf.capacity() <= READ_BUF {
@@ -180,14 +177,12 @@ impl End {
         Ok(n > 0)
     }
 
-    /// Read one frame and hand its body to `f` (zero-copy for frames that fit the buffer).
-    fn recv_with<T>(
+    /// Read and consume the next frame header: `(body length, body is in the lane)`.
+    fn next_header(
         &mut self,
+        fd: RawFd,
         deadline: Option<Instant>,
-        f: impl FnOnce(&[u8]) -> Result<T, IpcError>,
-    ) -> Result<T, IpcError> {
-        let fd = self.fd()?;
-        // Header.
+    ) -> Result<(usize, bool), IpcError> {
         while self.buffered().len() < 4 {
             if !self.fill(fd, deadline)? {
                 return Err(if self.buffered().is_empty() {
@@ -197,39 +192,97 @@ impl End {
                 });
             }
         }
-        let len = u32::from_le_bytes(self.buffered()[..4].try_into().unwrap()) as usize;
+        let header = u32::from_le_bytes(self.buffered()[..4].try_into().unwrap());
+        let len = (header & !IN_LANE) as usize;
         if len > MAX_MESSAGE {
             return Err(IpcError::Corrupt(format!("frame claims {len} bytes")));
         }
-        if len <= READ_BUF {
-            while self.buffered().len() < 4 + len {
-                // The message has begun: the rest follows, so wait for it without a deadline.
-                if !self.fill(fd, None)? {
-                    return Err(IpcError::Corrupt(
-                        "peer closed in the middle of a message".into(),
-                    ));
-                }
+        self.rpos += 4;
+        Ok((len, header & IN_LANE != 0))
+    }
+
+    /// Wait until the `len`-byte body of the current frame is buffered. The message has begun,
+    /// so the rest follows: no deadline.
+    fn buffer_body(&mut self, fd: RawFd, len: usize) -> Result<(), IpcError> {
+        while self.buffered().len() < len {
+            if !self.fill(fd, None)? {
+                return Err(IpcError::Corrupt(
+                    "peer closed in the middle of a message".into(),
+                ));
             }
-            let start = self.rpos + 4;
-            self.rpos = start + len;
-            return f(&self.rbuf[start..start + len]);
         }
-        // Large frame: take what is buffered, read the rest straight into its own allocation.
-        let mut body = Vec::with_capacity(len);
-        let have = (self.buffered().len() - 4).min(len);
-        body.extend_from_slice(&self.buffered()[4..4 + have]);
-        self.rpos += 4 + have;
-        while body.len() < len {
-            let at = body.len();
-            let n = read_some(fd, unsafe { body.as_mut_ptr().add(at) }, len - at, None)?;
+        Ok(())
+    }
+
+    /// Read a body too large for the read buffer into `out` (replacing its contents, reusing
+    /// its capacity).
+    fn read_large(
+        &mut self,
+        fd: RawFd,
+        len: usize,
+        in_lane: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), IpcError> {
+        out.clear();
+        out.reserve(len);
+        if in_lane {
+            let lane = self.recv_lane.clone().ok_or_else(|| {
+                IpcError::Corrupt("a lane message arrived on a pipe without a lane".into())
+            })?;
+            // SAFETY: lane::read fills every byte of `dst` before `out` is given its length.
+            let dst = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr(), len) };
+            lane::read(&lane, dst, &|| sys::peer_open(fd, libc::POLLIN))?;
+            unsafe { out.set_len(len) };
+            return Ok(());
+        }
+        let have = self.buffered().len().min(len);
+        out.extend_from_slice(&self.buffered()[..have]);
+        self.rpos += have;
+        while out.len() < len {
+            let at = out.len();
+            let n = read_some(fd, unsafe { out.as_mut_ptr().add(at) }, len - at, None)?;
             if n == 0 {
                 return Err(IpcError::Corrupt(
                     "peer closed in the middle of a message".into(),
                 ));
             }
-            unsafe { body.set_len(at + n) };
+            unsafe { out.set_len(at + n) };
         }
-        f(&body)
+        Ok(())
+    }
+
+    /// Read one frame and hand its body to `f` (zero-copy for frames that fit the buffer).
+    fn recv_with<T>(
+        &mut self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(&[u8]) -> Result<T, IpcError>,
+    ) -> Result<T, IpcError> {
+        let fd = self.fd()?;
+        let (len, in_lane) = self.next_header(fd, deadline)?;
+        if in_lane || len > READ_BUF {
+            let mut body = Vec::new();
+            self.read_large(fd, len, in_lane, &mut body)?;
+            return f(&body);
+        }
+        self.buffer_body(fd, len)?;
+        let start = self.rpos;
+        self.rpos += len;
+        f(&self.rbuf[start..start + len])
+    }
+
+    /// Read one frame's body into `out`, reusing its allocation. Returns the length.
+    fn recv_into(&mut self, out: &mut Vec<u8>) -> Result<usize, IpcError> {
+        let fd = self.fd()?;
+        let (len, in_lane) = self.next_header(fd, None)?;
+        if in_lane || len > READ_BUF {
+            self.read_large(fd, len, in_lane, out)?;
+        } else {
+            self.buffer_body(fd, len)?;
+            out.clear();
+            out.extend_from_slice(&self.buffered()[..len]);
+            self.rpos += len;
+        }
+        Ok(len)
     }
 
     fn poll(&self, timeout: Duration) -> Result<bool, IpcError> {
@@ -247,8 +300,36 @@ impl End {
             Some(_) if !self.buffered().is_empty() => Err(S::Error::custom(
                 "cannot pass a pipe end with unread buffered messages",
             )),
-            Some(fd) => handle::serialize_fd(fd, s),
+            Some(fd) => (
+                FdRef(fd),
+                self.send_lane.as_deref(),
+                self.recv_lane.as_deref(),
+            )
+                .serialize(s),
         }
+    }
+
+    fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<End, D::Error> {
+        let (OwnedFdDe(fd), send, recv): (OwnedFdDe, Option<Segment>, Option<Segment>) =
+            Deserialize::deserialize(d)?;
+        Ok(End::new(fd, send.map(Arc::new), recv.map(Arc::new)))
+    }
+}
+
+/// A descriptor serialized through the spawn outbox.
+struct FdRef<'a>(&'a Tracked);
+
+impl Serialize for FdRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        handle::serialize_fd(self.0, s)
+    }
+}
+
+struct OwnedFdDe(OwnedFd);
+
+impl<'de> Deserialize<'de> for OwnedFdDe {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        handle::deserialize_fd(d).map(OwnedFdDe)
     }
 }
 
@@ -297,22 +378,27 @@ impl Pipe {
     /// Two connected ends; each can send and receive (Python's `Pipe()`).
     pub fn duplex<T>() -> Result<(Connection<T>, Connection<T>), IpcError> {
         let (a, b) = sys::socketpair()?;
+        let (ab, ba) = (
+            Arc::new(lane::new_segment()?),
+            Arc::new(lane::new_segment()?),
+        );
         Ok((
-            Connection::from_end(End::new(a)),
-            Connection::from_end(End::new(b)),
+            Connection::from_end(End::new(a, Some(ab.clone()), Some(ba.clone()))),
+            Connection::from_end(End::new(b, Some(ba), Some(ab))),
         ))
     }
 
     /// A one-way pipe `(receiver, sender)` (Python's `Pipe(duplex=False)`).
     pub fn simplex<T>() -> Result<(Receiver<T>, Sender<T>), IpcError> {
         let (r, w) = sys::pipe()?;
+        let lane = Arc::new(lane::new_segment()?);
         Ok((
             Receiver {
-                end: End::new(r),
+                end: End::new(r, None, Some(lane.clone())),
                 _t: PhantomData,
             },
             Sender {
-                end: End::new(w),
+                end: End::new(w, Some(lane), None),
                 _t: PhantomData,
             },
         ))
@@ -360,6 +446,12 @@ macro_rules! receiving {
             self.end.recv_with(None, |b| Ok(b.to_vec()))
         }
 
+        /// Receive one message's raw bytes into `buf`, replacing its contents and reusing its
+        /// allocation (Python's `recv_bytes_into`). Returns the message length.
+        pub fn recv_bytes_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, IpcError> {
+            self.end.recv_into(buf)
+        }
+
         /// Is there something to read (a message, or EOF) within `timeout`?
         pub fn poll(&self, timeout: Duration) -> Result<bool, IpcError> {
             self.end.poll(timeout)
@@ -394,9 +486,8 @@ macro_rules! handle_impls {
 
         impl<'de, T> Deserialize<'de> for $ty<T> {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let fd = handle::deserialize_fd(d)?;
                 Ok($ty {
-                    end: End::new(fd),
+                    end: End::deserialize(d)?,
                     _t: PhantomData,
                 })
             }

@@ -57,6 +57,17 @@ pub fn wait_writable(fd: RawFd) -> io::Result<()> {
     poll_for(fd, libc::POLLOUT, None).map(drop)
 }
 
+/// Is the other end of this pipe or socket still open? Asked without waiting.
+pub fn peer_open(fd: RawFd, events: libc::c_short) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    unsafe { libc::poll(&mut p, 1, 0) };
+    p.revents & (libc::POLLHUP | libc::POLLERR) == 0
+}
+
 /// Make reads and writes on `fd` return EAGAIN instead of blocking.
 pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     let fl = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;

@@ -184,7 +184,66 @@ fn errors_are_typed(_m: StartMethod) {
     assert!(postcard::to_stdvec(&c).is_err());
 }
 
+fn recv_bytes_into_reuses_buffer(m: StartMethod) {
+    fn send_sizes(mut tx: Sender<()>) {
+        for size in [10usize, 70_000, 3 << 20, 5, 200_000] {
+            tx.send_bytes(&vec![(size % 256) as u8; size]).unwrap();
+        }
+    }
+    let (mut rx, tx) = Pipe::simplex::<()>().unwrap();
+    let p = Process::builder()
+        .start_method(m)
+        .spawn(send_sizes, tx)
+        .unwrap();
+    let mut buf = Vec::new();
+    for size in [10usize, 70_000, 3 << 20, 5, 200_000] {
+        assert_eq!(rx.recv_bytes_into(&mut buf).unwrap(), size);
+        assert_eq!(buf.len(), size);
+        assert!(buf.iter().all(|&b| b == (size % 256) as u8));
+    }
+    p.join().unwrap();
+}
+
+fn writer_dies_inside_large_message(m: StartMethod) {
+    // The receiver is not reading, so the 16 MiB body fills the 4 MiB lane and the writer
+    // blocks inside send; we kill it there. The reader must get an error, not hang.
+    fn big_send(mut tx: Sender<()>) {
+        tx.send_bytes(&vec![1u8; 16 << 20]).unwrap();
+    }
+    let (mut rx, tx) = Pipe::simplex::<()>().unwrap();
+    let p = Process::builder()
+        .start_method(m)
+        .spawn(big_send, tx)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    p.kill().unwrap();
+    let _ = p.join();
+    match rx.recv_bytes() {
+        Err(IpcError::Corrupt(_)) => {}
+        other => panic!("expected Corrupt, got {:?}", other.map(|v| v.len())),
+    }
+}
+
+fn reader_dies_while_writer_blocked(m: StartMethod) {
+    fn read_a_little(rx: Receiver<()>) {
+        let _ = rx.poll(Duration::from_secs(5));
+        unsafe { libc::_exit(0) };
+    }
+    let (rx, mut tx) = Pipe::simplex::<()>().unwrap();
+    let p = Process::builder()
+        .start_method(m)
+        .spawn(read_a_little, rx)
+        .unwrap();
+    // 16 MiB cannot fit the lane; the reader exits without reading: send must fail, not hang.
+    let r = tx.send_bytes(&vec![2u8; 16 << 20]);
+    assert!(matches!(r, Err(IpcError::BrokenPipe)), "{r:?}");
+    let _ = p.join();
+}
+
 both_methods!(
+    recv_bytes_into_reuses_buffer,
+    writer_dies_inside_large_message,
+    reader_dies_while_writer_blocked,
     duplex_ping_pong,
     simplex_eof_after_writer_exits,
     child_reader_sees_eof_when_parent_drops_writer,
