@@ -14,6 +14,26 @@
 //! queues or locks to the workers through [`Builder::initializer`], which runs once in each
 //! worker and may stash them in a `static`. Completions and callbacks run on the pool's thread:
 //! keep callbacks short, and never wait on the same pool from inside one.
+//!
+//! ```
+//! use bingfa_mp::{Pool, PoolError};
+//!
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! fn main() {
+//!     let _rt = bingfa_mp::init(); // workers are re-executions of this binary: they start here
+//!     let pool = Pool::new(2).unwrap();
+//!     assert_eq!(pool.map(square, 0..5).unwrap(), vec![0, 1, 4, 9, 16]);
+//!     let r = pool.apply_async(square, 12);
+//!     assert_eq!(r.get().unwrap(), 144);
+//!     let failed = pool.apply(|s: String| -> u8 { panic!("{s}") }, "bad input".into());
+//!     assert_eq!(failed, Err(PoolError::Panicked { message: "bad input".into() }));
+//!     pool.close();
+//!     pool.join().unwrap();
+//! }
+//! ```
 
 mod engine;
 mod worker;
