@@ -373,7 +373,40 @@ fn many_tiny_tasks_from_many_threads(m: StartMethod) {
     }
 }
 
+fn tasks_behind_a_long_one_are_stolen(m: StartMethod) {
+    let p = pool(m, 2);
+    // A 5 s task first, then 400 short ones: the backlog is deep, so the long task's worker is
+    // handed a batch of short ones queued behind it. They must not wait 5 s for it.
+    let mut items = vec![5000u64];
+    items.extend(std::iter::repeat(1).take(400));
+    let t = std::time::Instant::now();
+    let mut it = p.imap_unordered(sleep_ms, items);
+    for _ in 0..400 {
+        assert_eq!(it.next_timeout(Duration::from_secs(20)), Some(Ok(1)));
+    }
+    let short_done = t.elapsed();
+    assert!(
+        short_done < Duration::from_millis(4000),
+        "short tasks waited behind the long one: {short_done:?}"
+    );
+    assert_eq!(it.next_timeout(Duration::from_secs(20)), Some(Ok(5000)));
+    assert_eq!(it.next(), None);
+    // Stolen tasks are neither lost nor run twice: a full map still adds up.
+    let mut items = vec![0u64];
+    items.extend(1..=2000);
+    let got = p.map(slow_zero, items).unwrap();
+    assert_eq!(got, (0..=2000).collect::<Vec<u64>>());
+}
+
+fn slow_zero(x: u64) -> u64 {
+    if x == 0 {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    x
+}
+
 both_methods!(
+    tasks_behind_a_long_one_are_stolen,
     panicking_callback_is_contained,
     large_args_and_results,
     many_tiny_tasks_from_many_threads,

@@ -6,11 +6,17 @@
 //! at most a window of unanswered tasks, sized from the backlog as Python sizes `map` chunks:
 //! a deep backlog of tiny tasks goes out in large batches (one system call for hundreds of
 //! tasks), a handful of long tasks one at a time so no worker sits idle behind another.
+//!
+//! When a worker goes idle while another has tasks queued behind one that has run for
+//! [`STEAL_AFTER`], those queued tasks are taken back and run by the idle worker (see the
+//! fence in `worker`): a long task delays only itself, and tasks that wait for each other
+//! cannot deadlock by being queued behind each other.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::worker::{
     self, begin_frame, end_frame, frame_need, parse_frame, Boot, Init, InitField, Slot, INIT_FAILED,
@@ -23,6 +29,9 @@ use crate::{sys, Process, ProcessError, StartMethod};
 /// Most unanswered tasks one worker holds.
 const MAX_WINDOW: usize = 256;
 const BUF: usize = 64 * 1024;
+/// How long a worker's task may run before the tasks queued behind it are taken back for an
+/// idle worker.
+pub(crate) const STEAL_AFTER: Duration = Duration::from_millis(2);
 
 pub(crate) struct Config {
     pub processes: usize,
@@ -46,6 +55,12 @@ struct Worker {
     /// Has been sent `maxtasksperchild` tasks: gets no more, exits after answering them.
     retiring: bool,
     eof: bool,
+    /// Sequence number of the next frame sent to this worker (starts at 1: its slot's
+    /// `current` is 0 before the first task).
+    next_seq: u64,
+    /// The slot's `current` as last seen, and since when it has not moved.
+    seen_current: u64,
+    since: Instant,
 }
 
 pub(crate) struct Engine {
@@ -53,6 +68,8 @@ pub(crate) struct Engine {
     cfg: Config,
     workers: Vec<Worker>,
     local: VecDeque<Job>,
+    /// When to look again for tasks to steal, if some worker is idle.
+    steal_check: Option<Duration>,
     started: usize,
     broken: Option<PoolError>,
 }
@@ -91,6 +108,7 @@ impl Engine {
             cfg,
             workers: Vec::new(),
             local: VecDeque::new(),
+            steal_check: None,
             started: 0,
             broken: None,
         }
@@ -129,6 +147,9 @@ impl Engine {
             sent: 0,
             retiring: false,
             eof: false,
+            next_seq: 1,
+            seen_current: 0,
+            since: Instant::now(),
         })
     }
 
@@ -158,6 +179,8 @@ impl Engine {
                 }
             }
             self.dispatch();
+            self.steal_check = self.steal();
+            self.dispatch();
             for w in &mut self.workers {
                 flush(w);
             }
@@ -186,10 +209,17 @@ impl Engine {
         for i in order {
             let w = &mut self.workers[i];
             while !w.retiring && !w.eof && w.inflight.len() < window {
-                let Some(job) = self.local.pop_front() else {
+                let Some(mut job) = self.local.pop_front() else {
                     return;
                 };
-                let at = begin_frame(&mut w.out, job.id);
+                if w.inflight.is_empty() {
+                    // Busy from now: the stealing clock starts here, not when it last moved.
+                    w.since = Instant::now();
+                    w.seen_current = w.slot.get().current.load(Ordering::Relaxed);
+                }
+                job.seq = w.next_seq;
+                w.next_seq += 1;
+                let at = begin_frame(&mut w.out, job.seq);
                 w.out.extend_from_slice(&job.entry.to_le_bytes());
                 w.out.extend_from_slice(&job.func.to_le_bytes());
                 w.out.extend_from_slice(&job.args);
@@ -201,6 +231,47 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// If a worker is idle and nothing is waiting, take back the tasks queued behind any task
+    /// that has run for [`STEAL_AFTER`]. Returns when to check again, if that may be needed.
+    fn steal(&mut self) -> Option<Duration> {
+        if !self.local.is_empty()
+            || !self
+                .workers
+                .iter()
+                .any(|w| w.inflight.is_empty() && !w.retiring && !w.eof)
+        {
+            return None;
+        }
+        let now = Instant::now();
+        let mut check = None::<Duration>;
+        for v in &mut self.workers {
+            if v.inflight.len() < 2 || v.eof {
+                continue;
+            }
+            let slot = v.slot.get();
+            let cur = slot.current.load(Ordering::SeqCst);
+            if cur != v.seen_current {
+                v.seen_current = cur;
+                v.since = now;
+            }
+            let ran = now - v.since;
+            if ran < STEAL_AFTER {
+                let left = STEAL_AFTER - ran;
+                check = Some(check.map_or(left, |c| c.min(left)));
+                continue;
+            }
+            let last = v.inflight.back().expect("len >= 2").seq;
+            slot.fence.fetch_max(last, Ordering::SeqCst);
+            // Everything after what it has announced now will be skipped by the worker.
+            let started = slot.current.load(Ordering::SeqCst);
+            while v.inflight.back().is_some_and(|j| j.seq > started) {
+                let job = v.inflight.pop_back().expect("checked");
+                self.local.push_front(job);
+            }
+        }
+        check
     }
 
     /// Sleep until a worker answers (or can take more bytes) or a new task arrives, then read.
@@ -229,7 +300,11 @@ impl Engine {
             });
         }
         // A bounded sleep is a safety net only: every state change pokes the eventfd.
-        let timeout = if idle { 1000 } else { 0 };
+        let timeout = match (idle, self.steal_check) {
+            (false, _) => 0,
+            (true, None) => 1000,
+            (true, Some(d)) => d.as_micros().div_ceil(1000).max(1) as i32,
+        };
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         self.shared.state.lock().sleeping = false;
         if fds[0].revents != 0 {
@@ -241,7 +316,7 @@ impl Engine {
                 flush(w);
             }
             if r & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
-                if let Some(msg) = collect(w) {
+                if let Some(msg) = collect(w, &mut self.local) {
                     if self.broken.is_none() {
                         self.broken = Some(PoolError::Initializer(msg));
                     }
@@ -262,22 +337,13 @@ impl Engine {
             let exitcode = reap(&mut w);
             // Results it finished but had not sent yet are still in its slot.
             let mut parked = worker::unsent_results(&w.slot);
-            while let Some((id, body, total)) = parse_frame(parked) {
-                match w.inflight.front() {
-                    Some(j) if j.id == id => {
-                        let job = w.inflight.pop_front().expect("checked");
-                        (job.done)(Ok(body));
-                    }
-                    _ => {} // already received through the socket
-                }
+            while let Some((seq, body, total)) = parse_frame(parked) {
+                // Frames already received through the socket no longer match.
+                answer(&mut w.inflight, seq, body, &mut self.local);
                 parked = &parked[total..];
             }
-            let current = w
-                .slot
-                .get()
-                .current
-                .load(std::sync::atomic::Ordering::Acquire);
-            if let Some(pos) = w.inflight.iter().position(|j| j.id == current) {
+            let current = w.slot.get().current.load(Ordering::Acquire);
+            if let Some(pos) = w.inflight.iter().position(|j| j.seq == current) {
                 let lost = PoolError::WorkerLost {
                     pid: w.pid,
                     exitcode,
@@ -391,7 +457,7 @@ fn flush(w: &mut Worker) {
 
 /// Read every result frame available and complete those tasks. Returns an initializer
 /// failure message if the worker reported one.
-fn collect(w: &mut Worker) -> Option<String> {
+fn collect(w: &mut Worker, local: &mut VecDeque<Job>) -> Option<String> {
     let mut init_failed = None;
     loop {
         if w.rpos > 0 && w.rpos == w.rbuf.len() {
@@ -429,14 +495,28 @@ fn collect(w: &mut Worker) -> Option<String> {
         while let Some((id, body, total)) = parse_frame(&w.rbuf[w.rpos..]) {
             if id == INIT_FAILED {
                 init_failed = Some(String::from_utf8_lossy(body).into_owned());
-            } else if w.inflight.front().is_some_and(|j| j.id == id) {
-                let job = w.inflight.pop_front().expect("checked");
-                (job.done)(Ok(body));
+            } else {
+                answer(&mut w.inflight, id, body, local);
             }
             w.rpos += total;
         }
     }
     init_failed
+}
+
+/// A worker's answer for frame `seq`: complete the task, or run it elsewhere if the worker
+/// skipped it (empty body: taken back by `steal`). Answers for tasks already taken back, or
+/// already answered, no longer match the oldest task in flight and are ignored.
+fn answer(inflight: &mut VecDeque<Job>, seq: u64, body: &[u8], local: &mut VecDeque<Job>) {
+    if !inflight.front().is_some_and(|j| j.seq == seq) {
+        return;
+    }
+    let job = inflight.pop_front().expect("checked");
+    if body.is_empty() {
+        local.push_front(job);
+    } else {
+        (job.done)(Ok(body));
+    }
 }
 
 /// Reap a worker that closed its socket; returns its exit code (minus the signal if killed).

@@ -91,7 +91,8 @@ type Done = Box<dyn FnOnce(Result<&[u8], PoolError>) + Send>;
 
 /// A chunk of tasks on its way to a worker.
 pub(crate) struct Job {
-    id: u64,
+    /// Its number in the stream of the worker it was last sent to (set at dispatch).
+    seq: u64,
     entry: u64,
     func: u64,
     args: Vec<u8>,
@@ -106,7 +107,6 @@ pub(crate) struct State {
     broken: Option<PoolError>,
     /// The pool thread is (about to be) asleep in poll: submitters must poke the eventfd.
     sleeping: bool,
-    next_id: u64,
 }
 
 pub(crate) struct Shared {
@@ -186,8 +186,6 @@ impl Builder {
                 finished: false,
                 broken: None,
                 sleeping: false,
-                // 0 is what a worker's slot holds before its first task.
-                next_id: 1,
             }),
             wake: engine::eventfd().map_err(|e| PoolError::Start(e.to_string()))?,
         });
@@ -320,10 +318,8 @@ impl Pool {
             return;
         }
         for (entry, func, args, done) in jobs {
-            let id = st.next_id;
-            st.next_id += 1;
             st.pending.push_back(Job {
-                id,
+                seq: 0,
                 entry,
                 func,
                 args,

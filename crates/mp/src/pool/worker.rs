@@ -1,15 +1,22 @@
 //! The worker side of a [`super::Pool`]: a child process that reads task frames from its own
 //! socket, runs them, and writes result frames back.
 //!
-//! Frames, both directions, are `[u32 length][u64 task id][body]` (little-endian, length counts
-//! what follows it). A task body is `[u64 entry offset][u64 function offset][postcard Vec<A>]`;
+//! Frames, both directions, are `[u32 length][u64 sequence number][body]` (little-endian,
+//! length counts what follows it); the number counts the frames sent to this worker, from 1. A task body is `[u64 entry offset][u64 function offset][postcard Vec<A>]`;
 //! a result body is postcard `Vec<Outcome<R>>`, one outcome per argument of the chunk.
 //!
 //! Small tasks are cheap because nothing here is per task at the system-call level: the worker
 //! runs every task already in its read buffer, then writes all their results in one `write`
 //! (or sooner, if results have waited a millisecond behind a slow task). Before running a task
-//! it stores the task's id in a shared slot, so when the worker dies the pool knows exactly
+//! it stores the task's number in a shared slot, so when the worker dies the pool knows exactly
 //! which task killed it and which queued behind it can safely be sent elsewhere.
+//!
+//! The same slot lets the pool take back tasks queued behind a long one (work stealing): it
+//! raises the slot's `fence`, and the worker skips any task numbered at or below the fence,
+//! answering it with an empty frame. Announce-then-check on both sides (the worker stores
+//! `current` then reads `fence`; the pool stores `fence` then reads `current`) guarantees that
+//! every task above the `current` the pool reads will be skipped, so it can run them elsewhere
+//! at once, and never twice.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -88,6 +95,8 @@ pub(crate) fn init_entry<A: DeserializeOwned>(func: usize, args: &[u8]) -> Resul
 #[repr(C)]
 pub(crate) struct Slot {
     pub current: AtomicU64,
+    /// Tasks numbered at or below this were taken back by the pool: skip them.
+    pub fence: AtomicU64,
     /// Bytes of complete result frames at [`SLOT_DATA`], not yet known to be sent.
     pub committed: AtomicU64,
 }
@@ -238,14 +247,17 @@ pub(crate) fn worker_main(boot: Boot) {
     let mut done = 0u64;
     loop {
         while let Some((id, body, total)) = parse_frame(&rbuf[rpos..]) {
-            slot.current.store(id, Ordering::Release);
-            let entry = u64::from_le_bytes(body[..8].try_into().unwrap()) as usize;
-            let func = u64::from_le_bytes(body[8..16].try_into().unwrap()) as usize;
-            // SAFETY: the parent recorded the offset of a `TaskEntry` of this binary.
-            let run = unsafe { std::mem::transmute::<usize, TaskEntry>(addr_of(entry)) };
+            slot.current.store(id, Ordering::SeqCst);
             frame.clear();
             let at = begin_frame(&mut frame, id);
-            run(addr_of(func), &body[16..], &mut frame);
+            if id > slot.fence.load(Ordering::SeqCst) {
+                let entry = u64::from_le_bytes(body[..8].try_into().unwrap()) as usize;
+                let func = u64::from_le_bytes(body[8..16].try_into().unwrap()) as usize;
+                // SAFETY: the parent recorded the offset of a `TaskEntry` of this binary.
+                let run = unsafe { std::mem::transmute::<usize, TaskEntry>(addr_of(entry)) };
+                run(addr_of(func), &body[16..], &mut frame);
+            }
+            // else: taken back by the pool; the empty body says "skipped".
             end_frame(&mut frame, at);
             rpos += total;
             done += 1;
