@@ -508,7 +508,7 @@ fn collect(w: &mut Worker, local: &mut VecDeque<Job>) -> Option<String> {
 /// skipped it (empty body: taken back by `steal`). Answers for tasks already taken back, or
 /// already answered, no longer match the oldest task in flight and are ignored.
 fn answer(inflight: &mut VecDeque<Job>, seq: u64, body: &[u8], local: &mut VecDeque<Job>) {
-    if !inflight.front().is_some_and(|j| j.seq == seq) {
+    if inflight.front().is_none_or(|j| j.seq != seq) {
         return;
     }
     let job = inflight.pop_front().expect("checked");
