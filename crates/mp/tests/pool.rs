@@ -378,7 +378,7 @@ fn tasks_behind_a_long_one_are_stolen(m: StartMethod) {
     // A 5 s task first, then 400 short ones: the backlog is deep, so the long task's worker is
     // handed a batch of short ones queued behind it. They must not wait 5 s for it.
     let mut items = vec![5000u64];
-    items.extend(std::iter::repeat(1).take(400));
+    items.extend([1; 400]);
     let t = std::time::Instant::now();
     let mut it = p.imap_unordered(sleep_ms, items);
     for _ in 0..400 {
