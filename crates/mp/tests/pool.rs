@@ -136,6 +136,25 @@ fn map_variants(m: StartMethod) {
     );
     assert_eq!(it.next_timeout(Duration::from_secs(10)), Some(Ok(300)));
     assert_eq!(it.next(), None);
+
+    let r = p.map_async(square, 0..1000);
+    assert_eq!(r.get_timeout(Duration::from_secs(20)), Ok(want.clone()));
+    assert_eq!(p.map_async(square, Vec::new()).get(), Ok(vec![]));
+    assert_eq!(
+        p.map_async(fail_on_odd, 0..10).get(),
+        Err(PoolError::Panicked {
+            message: "odd input 1".into()
+        })
+    );
+}
+
+fn pool_outlives_the_thread_that_built_it(m: StartMethod) {
+    // Workers are started by the pool's own thread: the builder thread exiting (which would
+    // fire a death signal tied to it) must not kill them.
+    let p = std::thread::spawn(move || pool(m, 2)).join().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(p.map(square, 0..50).unwrap().len(), 50);
+    assert_eq!(bingfa_mp::active_children().len(), 2);
 }
 
 fn panic_fails_only_its_task(m: StartMethod) {
@@ -406,6 +425,7 @@ fn slow_zero(x: u64) -> u64 {
 }
 
 both_methods!(
+    pool_outlives_the_thread_that_built_it,
     tasks_behind_a_long_one_are_stolen,
     panicking_callback_is_contained,
     large_args_and_results,

@@ -88,6 +88,8 @@ pub enum PoolError {
 }
 
 type Done = Box<dyn FnOnce(Result<&[u8], PoolError>) + Send>;
+/// Where the results of chunk `i` of a `map`-like call go.
+type Sink<R> = Arc<dyn Fn(usize, Vec<Result<R, PoolError>>) + Send + Sync>;
 
 /// A chunk of tasks on its way to a worker.
 pub(crate) struct Job {
@@ -398,7 +400,7 @@ impl Pool {
         f: fn(A) -> R,
         items: Vec<A>,
         chunksize: usize,
-        tx: mpsc::Sender<(usize, Vec<Result<R, PoolError>>)>,
+        sink: Sink<R>,
     ) -> usize
     where
         A: Serialize + DeserializeOwned,
@@ -409,17 +411,15 @@ impl Pool {
         let mut jobs = Vec::with_capacity(items.len().div_ceil(chunksize));
         for (i, chunk) in items.chunks(chunksize).enumerate() {
             let n = chunk.len();
-            let tx = tx.clone();
+            let sink = sink.clone();
             match codec::encode(chunk) {
                 Ok(args) => {
-                    let done: Done = Box::new(move |r| {
-                        let _ = tx.send((i, outcomes::<R>(r, n)));
-                    });
+                    let done: Done = Box::new(move |r| sink(i, outcomes::<R>(r, n)));
                     jobs.push((entry, func, args, done));
                 }
                 Err(e) => {
                     let e = PoolError::Codec(format!("encoding task arguments: {e}"));
-                    let _ = tx.send((i, (0..n).map(|_| Err(e.clone())).collect()));
+                    sink(i, (0..n).map(|_| Err(e.clone())).collect());
                 }
             }
         }
@@ -462,6 +462,42 @@ impl Pool {
         self.imap_chunked(f, items, chunksize).collect()
     }
 
+    /// `map` without waiting (Python's `map_async`): the whole result list, in order, arrives
+    /// in one [`AsyncResult`]; it fails with the first failure by position.
+    pub fn map_async<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> AsyncResult<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let items: Vec<A> = items.into_iter().collect();
+        let chunksize = self.default_chunksize(items.len());
+        let chunks = items.len().div_ceil(chunksize);
+        let slot = Arc::new(Slot::new());
+        let res = AsyncResult { slot: slot.clone() };
+        if chunks == 0 {
+            slot.put(Ok(Vec::new()));
+            return res;
+        }
+        let parts: Mutex<(Vec<Option<Vec<Result<R, PoolError>>>>, usize)> =
+            Mutex::new(((0..chunks).map(|_| None).collect(), chunks));
+        let sink: Sink<R> = Arc::new(move |i, v| {
+            let mut g = parts.lock();
+            g.0[i] = Some(v);
+            g.1 -= 1;
+            if g.1 == 0 {
+                let all = std::mem::take(&mut g.0);
+                drop(g);
+                slot.put(all.into_iter().flatten().flatten().collect());
+            }
+        });
+        self.submit_chunks(f, items, chunksize, sink);
+        res
+    }
+
     /// Python's `starmap`: a Rust function takes its several arguments as one tuple, so this
     /// is [`Pool::map`] over tuples, kept for the familiar name.
     pub fn starmap<A, R>(
@@ -498,7 +534,10 @@ impl Pool {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let (tx, rx) = mpsc::channel();
-        let chunks = self.submit_chunks(f, items.into_iter().collect(), chunksize, tx);
+        let sink: Sink<R> = Arc::new(move |i, v| {
+            let _ = tx.send((i, v));
+        });
+        let chunks = self.submit_chunks(f, items.into_iter().collect(), chunksize, sink);
         Imap {
             rx,
             chunks_left: chunks,
