@@ -88,8 +88,10 @@ pub enum PoolError {
 }
 
 type Done = Box<dyn FnOnce(Result<&[u8], PoolError>) + Send>;
+/// The results of one chunk, one per item.
+type Chunk<R> = Vec<Result<R, PoolError>>;
 /// Where the results of chunk `i` of a `map`-like call go.
-type Sink<R> = Arc<dyn Fn(usize, Vec<Result<R, PoolError>>) + Send + Sync>;
+type Sink<R> = Arc<dyn Fn(usize, Chunk<R>) + Send + Sync>;
 
 /// A chunk of tasks on its way to a worker.
 pub(crate) struct Job {
@@ -482,7 +484,8 @@ impl Pool {
             slot.put(Ok(Vec::new()));
             return res;
         }
-        let parts: Mutex<(Vec<Option<Vec<Result<R, PoolError>>>>, usize)> =
+        // The chunks arrived so far, and how many are still to come.
+        let parts: Mutex<(Vec<Option<Chunk<R>>>, usize)> =
             Mutex::new(((0..chunks).map(|_| None).collect(), chunks));
         let sink: Sink<R> = Arc::new(move |i, v| {
             let mut g = parts.lock();
