@@ -175,7 +175,7 @@ impl Engine {
             }
             if let Some(e) = &self.broken {
                 for job in self.local.drain(..) {
-                    (job.done)(Err(e.clone()));
+                    job.complete(Err(e.clone()));
                 }
             }
             self.dispatch();
@@ -349,7 +349,7 @@ impl Engine {
                     exitcode,
                 };
                 for job in w.inflight.drain(..=pos) {
-                    (job.done)(Err(lost.clone()));
+                    job.complete(Err(lost.clone()));
                 }
             }
             // Never started: safe to run elsewhere, in the original order.
@@ -358,7 +358,7 @@ impl Engine {
             }
             if let Some(e) = &self.broken {
                 for job in self.local.drain(..) {
-                    (job.done)(Err(e.clone()));
+                    job.complete(Err(e.clone()));
                 }
                 continue;
             }
@@ -367,7 +367,7 @@ impl Engine {
                 Err(e) => {
                     self.broken = Some(e.clone());
                     for job in self.local.drain(..) {
-                        (job.done)(Err(e.clone()));
+                        job.complete(Err(e.clone()));
                     }
                 }
             }
@@ -380,7 +380,7 @@ impl Engine {
                     st.pending.drain(..).collect()
                 };
                 for job in jobs {
-                    (job.done)(Err(e.clone()));
+                    job.complete(Err(e.clone()));
                 }
             }
         }
@@ -433,7 +433,7 @@ impl Engine {
             st.finished = true;
         }
         for job in jobs {
-            (job.done)(Err(PoolError::Terminated));
+            job.complete(Err(PoolError::Terminated));
         }
     }
 }
@@ -515,7 +515,7 @@ fn answer(inflight: &mut VecDeque<Job>, seq: u64, body: &[u8], local: &mut VecDe
     if body.is_empty() {
         local.push_front(job);
     } else {
-        (job.done)(Ok(body));
+        job.complete(Ok(body));
     }
 }
 

@@ -100,7 +100,27 @@ pub(crate) struct Job {
     entry: u64,
     func: u64,
     args: Vec<u8>,
-    done: Done,
+    /// Taken when called; see `Drop`.
+    done: Option<Done>,
+}
+
+impl Job {
+    /// Deliver the worker's answer (or the reason there is none).
+    pub(crate) fn complete(mut self, r: Result<&[u8], PoolError>) {
+        if let Some(done) = self.done.take() {
+            done(r);
+        }
+    }
+}
+
+/// A job dropped unanswered (a pool thread that died, a bug) still completes, as
+/// `Terminated`: no `get` or `imap` can wait forever for it.
+impl Drop for Job {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            done(Err(PoolError::Terminated));
+        }
+    }
 }
 
 pub(crate) struct State {
@@ -206,16 +226,34 @@ impl Builder {
         let thread = std::thread::Builder::new()
             .name("bingfa-mp-pool".into())
             .spawn(move || {
-                let mut e = engine::Engine::new(sh, cfg);
-                match e.start() {
-                    Ok(()) => {
-                        let _ = tx.send(Ok(()));
-                        e.run();
+                let sh2 = sh.clone();
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                    let mut e = engine::Engine::new(sh, cfg);
+                    match e.start() {
+                        Ok(()) => {
+                            let _ = tx.send(Ok(()));
+                            e.run();
+                        }
+                        Err(err) => {
+                            let _ = tx.send(Err(err));
+                            e.terminate_after_failed_start();
+                        }
                     }
-                    Err(err) => {
-                        let _ = tx.send(Err(err));
-                        e.terminate_after_failed_start();
-                    }
+                }));
+                if let Err(p) = ran {
+                    // A bug, not a user error: the jobs it held completed as `Terminated` when
+                    // they were dropped; refuse new ones rather than queue them for nobody.
+                    eprintln!(
+                        "bingfa-mp: the pool thread panicked: {}",
+                        crate::process::panic_message(p)
+                    );
+                    let pending: Vec<Job> = {
+                        let mut st = sh2.state.lock();
+                        st.terminated = true;
+                        st.finished = true;
+                        st.pending.drain(..).collect()
+                    };
+                    drop(pending);
                 }
             })
             .map_err(|e| PoolError::Start(e.to_string()))?;
@@ -327,7 +365,7 @@ impl Pool {
                 entry,
                 func,
                 args,
-                done,
+                done: Some(done),
             });
         }
         self.shared.poke_if_sleeping(&mut st);
