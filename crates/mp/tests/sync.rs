@@ -303,6 +303,34 @@ fn barrier_releases_together(m: StartMethod) {
     assert!(matches!(b.wait(), Err(SyncError::BrokenBarrier)));
     b.reset();
     assert!(!b.broken());
+    // A party waiting when the barrier is reset is released with BrokenBarrier.
+    let p = start(
+        m,
+        |b: Barrier| b.wait_timeout(Duration::from_secs(10)).is_err(),
+        b.clone(),
+    );
+    assert!(common::eventually(Duration::from_secs(10), || b
+        .n_waiting()
+        == 1));
+    b.reset();
+    assert!(
+        p.join().unwrap(),
+        "a reset released a waiter as if the barrier had passed"
+    );
+    // And the barrier (3 parties) works again.
+    let qs: Vec<_> = (0..2)
+        .map(|_| {
+            start(
+                m,
+                |b: Barrier| b.wait_timeout(Duration::from_secs(10)).is_ok(),
+                b.clone(),
+            )
+        })
+        .collect();
+    assert!(b.wait_timeout(Duration::from_secs(10)).is_ok());
+    for q in qs {
+        assert!(q.join().unwrap());
+    }
 }
 
 fn primitives_work_between_threads(_m: StartMethod) {

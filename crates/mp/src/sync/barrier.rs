@@ -18,6 +18,9 @@ use crate::sys;
 struct Header {
     state: AtomicU32,
     count: AtomicU32,
+    /// Bumped by `reset` before it moves the generation on, so a waiter released by a reset
+    /// (not by the last party) can tell and report `BrokenBarrier`.
+    resets: AtomicU32,
     parties: u32,
 }
 
@@ -82,7 +85,8 @@ impl Barrier {
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<u32, SyncError> {
         let h = self.h();
-        let start = h.state.load(Ordering::Acquire);
+        let resets = h.resets.load(Ordering::SeqCst);
+        let start = h.state.load(Ordering::SeqCst);
         if start & BROKEN != 0 {
             return Err(SyncError::BrokenBarrier);
         }
@@ -99,6 +103,9 @@ impl Barrier {
                 return Err(SyncError::BrokenBarrier);
             }
             if cur >> 1 != start >> 1 {
+                if h.resets.load(Ordering::SeqCst) != resets {
+                    return Err(SyncError::BrokenBarrier);
+                }
                 return Ok(index);
             }
             let left = sys::remaining(deadline);
@@ -120,11 +127,12 @@ impl Barrier {
     /// Return to the initial, unbroken state (waiters now get `BrokenBarrier`, as in Python).
     pub fn reset(&self) {
         let h = self.h();
-        h.state.fetch_or(BROKEN, Ordering::AcqRel);
+        h.resets.fetch_add(1, Ordering::SeqCst);
+        h.state.fetch_or(BROKEN, Ordering::SeqCst);
         sys::futex_wake(&h.state, i32::MAX);
-        h.count.store(0, Ordering::Release);
-        let cur = h.state.load(Ordering::Acquire);
+        h.count.store(0, Ordering::SeqCst);
+        let cur = h.state.load(Ordering::SeqCst);
         h.state
-            .store((cur & !BROKEN).wrapping_add(2), Ordering::Release);
+            .store((cur & !BROKEN).wrapping_add(2), Ordering::SeqCst);
     }
 }
