@@ -424,7 +424,59 @@ fn slow_zero(x: u64) -> u64 {
     x
 }
 
+static MARKS: OnceLock<bingfa_mp::Array<u32>> = OnceLock::new();
+
+fn init_marks(a: bingfa_mp::Array<u32>) {
+    let _ = MARKS.set(a);
+}
+
+fn mark(i: u32) -> u32 {
+    // Every 40th task is slow: the others pile up behind it and get stolen.
+    if i % 40 == 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let a = MARKS.get().expect("initializer ran");
+    let mut g = a.lock().unwrap();
+    g[i as usize] += 1;
+    i
+}
+
+fn every_task_runs_exactly_once(m: StartMethod) {
+    const N: u32 = 2000;
+    let marks = bingfa_mp::Array::<u32>::new(N as usize).unwrap();
+    let p = Pool::builder()
+        .processes(3)
+        .initializer(init_marks, marks.clone())
+        .start_method(m)
+        .build()
+        .unwrap();
+    let rs: Vec<_> = (0..N).map(|i| p.apply_async(mark, i)).collect();
+    for (i, r) in rs.into_iter().enumerate() {
+        assert_eq!(r.get_timeout(Duration::from_secs(60)), Ok(i as u32));
+    }
+    // Small rounds led by a slow task: the tasks queued behind it are stolen in every round.
+    for round in 0..N / 40 {
+        let r = round * 40..(round + 1) * 40;
+        assert_eq!(
+            p.map_chunked(mark, r.clone(), 1).unwrap(),
+            r.collect::<Vec<_>>()
+        );
+    }
+    let counts = marks.to_vec();
+    let wrong: Vec<(usize, u32)> = counts
+        .iter()
+        .enumerate()
+        .filter(|(_, &c)| c != 2)
+        .map(|(i, &c)| (i, c))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "tasks not run exactly once per call: {wrong:?}"
+    );
+}
+
 both_methods!(
+    every_task_runs_exactly_once,
     pool_outlives_the_thread_that_built_it,
     tasks_behind_a_long_one_are_stolen,
     panicking_callback_is_contained,
