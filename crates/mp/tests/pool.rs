@@ -432,7 +432,7 @@ fn init_marks(a: bingfa_mp::Array<u32>) {
 
 fn mark(i: u32) -> u32 {
     // Every 40th task is slow: the others pile up behind it and get stolen.
-    if i % 40 == 0 {
+    if i.is_multiple_of(40) {
         std::thread::sleep(Duration::from_millis(5));
     }
     let a = MARKS.get().expect("initializer ran");
