@@ -475,7 +475,26 @@ fn every_task_runs_exactly_once(m: StartMethod) {
     );
 }
 
+fn read_value(v: Value<u64>) -> u64 {
+    v.get()
+}
+
+fn handles_are_refused_as_task_arguments(m: StartMethod) {
+    let p = pool(m, 1);
+    let v = Value::new(5u64).unwrap();
+    match p.apply(read_value, v.clone()) {
+        Err(PoolError::Codec(msg)) => assert!(msg.contains("initializer"), "{msg}"),
+        other => panic!("expected a Codec error, got {other:?}"),
+    }
+    assert!(matches!(
+        p.map(read_value, vec![v]),
+        Err(PoolError::Codec(_))
+    ));
+    assert_eq!(p.apply(square, 2), Ok(4));
+}
+
 both_methods!(
+    handles_are_refused_as_task_arguments,
     every_task_runs_exactly_once,
     pool_outlives_the_thread_that_built_it,
     tasks_behind_a_long_one_are_stolen,

@@ -297,6 +297,14 @@ fn entry_of<A: DeserializeOwned, R: Serialize>(f: fn(A) -> R) -> (u64, u64) {
     )
 }
 
+/// Postcard reduces serializer errors to one generic message; name the usual cause.
+fn args_error(e: postcard::Error) -> PoolError {
+    PoolError::Codec(format!(
+        "encoding task arguments: {e} (handles such as Value, Array, Queue, locks and pipe \
+         ends cannot be task arguments: pass them to the workers with Builder::initializer)"
+    ))
+}
+
 /// Turn a worker's answer for a chunk of `n` tasks into one result per task.
 fn outcomes<R: DeserializeOwned>(
     r: Result<&[u8], PoolError>,
@@ -408,7 +416,7 @@ impl Pool {
         let args = match codec::encode(std::slice::from_ref(&args)) {
             Ok(a) => a,
             Err(e) => {
-                let e = PoolError::Codec(format!("encoding task arguments: {e}"));
+                let e = args_error(e);
                 error_callback(&e);
                 slot.put(Err(e));
                 return res;
@@ -458,7 +466,7 @@ impl Pool {
                     jobs.push((entry, func, args, done));
                 }
                 Err(e) => {
-                    let e = PoolError::Codec(format!("encoding task arguments: {e}"));
+                    let e = args_error(e);
                     sink(i, (0..n).map(|_| Err(e.clone())).collect());
                 }
             }
