@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::handle;
-use crate::sys::cvt;
+use crate::sys::{self, cvt};
 
 /// A mapped shared memory segment. Cheap to share inside a process behind an `Arc`.
 #[derive(Debug)]
@@ -25,8 +25,19 @@ unsafe impl Sync for Segment {}
 impl Segment {
     /// A new zero-filled segment of `len` bytes. Pages are only allocated when touched, so a
     /// large, mostly unused segment costs address space, not memory.
+    ///
+    /// Every segment (so every `Value`, `Lock`, `Queue`…) holds a descriptor. A program with
+    /// thousands of them would hit the usual soft limit of 1024 open files, so on `EMFILE` the
+    /// soft limit is raised to the hard limit once and the call retried (as Go's runtime does).
     pub fn new(len: usize) -> io::Result<Segment> {
-        let fd = cvt(unsafe { libc::memfd_create(c"bingfa-mp".as_ptr(), libc::MFD_CLOEXEC) })?;
+        let create =
+            || cvt(unsafe { libc::memfd_create(c"bingfa-mp".as_ptr(), libc::MFD_CLOEXEC) });
+        let fd = match create() {
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) && sys::raise_nofile_limit() => {
+                create()?
+            }
+            r => r?,
+        };
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) })?;
         Segment::map(fd, len)

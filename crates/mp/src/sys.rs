@@ -148,3 +148,15 @@ pub fn futex_wake(word: &AtomicU32, n: i32) {
 pub fn remaining(deadline: Option<std::time::Instant>) -> Option<Duration> {
     deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()))
 }
+
+/// Raise the soft limit of open descriptors to the hard limit. True if it went up.
+pub fn raise_nofile_limit() -> bool {
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0
+        || lim.rlim_cur >= lim.rlim_max
+    {
+        return false;
+    }
+    lim.rlim_cur = lim.rlim_max;
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 }
+}

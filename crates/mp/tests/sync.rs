@@ -387,7 +387,26 @@ fn freed_with_last_handle(m: StartMethod) {
     assert_eq!(memfds(), before);
 }
 
+fn many_primitives_past_the_soft_fd_limit(m: StartMethod) {
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    if lim.rlim_max < 600 {
+        return; // nothing to raise to on this machine
+    }
+    // This test runs in its own process (nextest), so lowering the limit harms nobody else.
+    let low = libc::rlimit {
+        rlim_cur: 128,
+        rlim_max: lim.rlim_max,
+    };
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &low) }, 0);
+    let locks: Vec<Lock> = (0..400).map(|_| Lock::new().unwrap()).collect();
+    let p = start(m, |l: Lock| l.try_acquire().is_ok(), locks[399].clone());
+    assert!(p.join().unwrap());
+    assert!(locks.iter().all(|l| l.try_acquire().is_ok()));
+}
+
 both_methods!(
+    many_primitives_past_the_soft_fd_limit,
     rlock_and_value_owner_died,
     condition_and_barrier_between_threads,
     freed_with_last_handle,
