@@ -9,7 +9,7 @@
 //! | `current_process()` …           | [`current_process`], [`parent_process`], [`active_children`], [`cpu_count`] |
 //! | `Pool(n, initializer, initargs, maxtasksperchild)` | [`Pool::new`], [`Pool::builder`]`().processes(n).initializer(f, args).maxtasksperchild(k).build()` |
 //! | `pool.apply`, `apply_async` (`callback`, `error_callback`) | [`Pool::apply`], [`Pool::apply_async`] → [`AsyncResult`], [`Pool::apply_async_with`] |
-//! | `pool.map(f, it, chunksize)`, `map_async`, `imap`, `imap_unordered`, `starmap` | [`Pool::map`], [`Pool::map_chunked`], [`Pool::map_async`], [`Pool::imap`], [`Pool::imap_unordered`], [`Pool::starmap`] |
+//! | `pool.map(f, it, chunksize)`, `map_async`, `imap`, `imap_unordered`, `starmap(_async)` | [`Pool::map`], [`Pool::map_chunked`], [`Pool::map_async`], [`Pool::imap`], [`Pool::imap_unordered`], [`Pool::starmap`], [`Pool::starmap_async`] |
 //! | `pool.close()`, `terminate()`, `join()` | [`Pool::close`], [`Pool::terminate`], [`Pool::join`]; dropping a pool terminates it |
 //! | `Value('i', 0)`, `v.get_lock()` | [`Value::new`], [`Value::lock`] (guard), [`Value::get`] / [`Value::set`] |
 //! | `Array('i', n)`, `Array('c', b"..")` | [`Array::new`], [`Array::from_slice`], [`Array::from_bytes`], [`Array::value`] |

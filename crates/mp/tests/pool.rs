@@ -129,6 +129,10 @@ fn map_variants(m: StartMethod) {
         p.starmap(add, vec![(1, 2), (3, 4), (-5, 5)]).unwrap(),
         vec![3, 7, 0]
     );
+    assert_eq!(
+        p.starmap_async(add, vec![(1, 1), (2, 2)]).get(),
+        Ok(vec![2, 4])
+    );
     let mut it = p.imap(sleep_ms, vec![300]);
     assert_eq!(
         it.next_timeout(Duration::from_millis(10)),

@@ -561,6 +561,19 @@ impl Pool {
         self.map(f, items)
     }
 
+    /// Python's `starmap_async`: [`Pool::map_async`] over tuples (see [`Pool::starmap`]).
+    pub fn starmap_async<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> AsyncResult<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map_async(f, items)
+    }
+
     /// Results in order, each as soon as it and those before it are done. All items are
     /// submitted at once (the input is collected first).
     pub fn imap<A, R>(&self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> Imap<R>
