@@ -190,10 +190,22 @@ pub fn start_join_per_s(method: StartMethod, n: u32) -> f64 {
 }
 
 const PY_SCRIPT: &str = include_str!("../python/ipc_bench.py");
+const PY_POOL_SCRIPT: &str = include_str!("../python/pool_bench.py");
 
-/// Run the CPython anchor; `None` (with a note on stderr) when python3 is missing or fails.
+/// Run the CPython anchors; `None` (with a note on stderr) when python3 is missing or fails.
 pub fn cpython(quick: bool) -> Option<serde_json::Value> {
-    crate::python::run_script("ipc_bench.py", PY_SCRIPT, quick, Duration::from_secs(600))
+    let mut ipc =
+        crate::python::run_script("ipc_bench.py", PY_SCRIPT, quick, Duration::from_secs(600))?;
+    let pool = crate::python::run_script(
+        "pool_bench.py",
+        PY_POOL_SCRIPT,
+        quick,
+        Duration::from_secs(600),
+    );
+    if let (Some(obj), Some(serde_json::Value::Object(pool))) = (ipc.as_object_mut(), pool) {
+        obj.extend(pool);
+    }
+    Some(ipc)
 }
 
 /// Measure everything.
@@ -258,6 +270,28 @@ pub fn run(opts: Options) -> Vec<Figure> {
             cpython: None,
             higher_is_better: true,
             target: Some(3.0),
+        },
+        Figure {
+            key: "pool_apply_async_tasks_per_s",
+            what: "Pool.apply_async, trivial tasks, cpu_count() workers",
+            unit: "task/s",
+            bingfa: repeat(q, || {
+                crate::pool_bench::apply_async_tasks_per_sec(k(500_000, 50_000) as usize)
+            }),
+            cpython: None,
+            higher_is_better: true,
+            target: Some(10.0),
+        },
+        Figure {
+            key: "pool_map_chunksize1_tasks_per_s",
+            what: "Pool.map(chunksize=1), trivial tasks",
+            unit: "task/s",
+            bingfa: repeat(q, || {
+                crate::pool_bench::map_chunksize1_tasks_per_sec(k(500_000, 50_000) as usize)
+            }),
+            cpython: None,
+            higher_is_better: true,
+            target: Some(10.0),
         },
     ];
     if !opts.no_python {
