@@ -360,8 +360,12 @@ fn read_some(
             return Err(IpcError::Timeout);
         }
         if now - start < SPIN {
-            for _ in 0..64 {
-                std::hint::spin_loop();
+            // Watch with poll(2), which reads the pipe's state without taking the pipe mutex
+            // the writer needs; read only once something is there.
+            while !sys::peer_ready(fd) && start.elapsed() < SPIN {
+                for _ in 0..64 {
+                    std::hint::spin_loop();
+                }
             }
             continue;
         }

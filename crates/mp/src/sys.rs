@@ -68,6 +68,16 @@ pub fn peer_open(fd: RawFd, events: libc::c_short) -> bool {
     p.revents & (libc::POLLHUP | libc::POLLERR) == 0
 }
 
+/// Is there something to read (or a hang-up) right now?
+pub fn peer_ready(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    unsafe { libc::poll(&mut p, 1, 0) > 0 }
+}
+
 /// Make reads and writes on `fd` return EAGAIN instead of blocking.
 pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     let fl = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
