@@ -387,9 +387,7 @@ fn request_line(line: &[u8], limits: &Limits) -> Result<(Method, String, Version
     };
     // The target is ASCII (checked above).
     let t = std::str::from_utf8(t).unwrap();
-    let target = if t.starts_with('/') {
-        t.to_string()
-    } else if t == "*" && method == Method::Options {
+    let target = if t.starts_with('/') || (t == "*" && method == Method::Options) {
         t.to_string()
     } else if let Some(rest) =
         strip_prefix_ci(t, "http://").or_else(|| strip_prefix_ci(t, "https://"))
@@ -549,7 +547,7 @@ mod tests {
             max_headers: 3,
         };
         let mut long = b"GET /".to_vec();
-        long.extend(std::iter::repeat(b'a').take(200));
+        long.extend(std::iter::repeat_n(b'a', 200));
         // Too long before the line even ends: 414 without waiting for the rest.
         assert_eq!(
             HeadParser::new().parse(&long, &limits).unwrap_err().status,
@@ -575,7 +573,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.status, 414);
         let mut big = b"GET / HTTP/1.1\r\nHost: h\r\nX: ".to_vec();
-        big.extend(std::iter::repeat(b'v').take(400));
+        big.extend(std::iter::repeat_n(b'v', 400));
         assert_eq!(
             HeadParser::new().parse(&big, &limits).unwrap_err().status,
             431
