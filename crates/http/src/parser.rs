@@ -105,6 +105,8 @@ pub struct Request {
     pub content_length: u64,
     /// Whether the connection may stay open after the response (version + Connection).
     pub keep_alive: bool,
+    /// The body (`content_length` bytes), filled in by the session before a route sees it.
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -354,6 +356,7 @@ fn finish(head: &[u8], line_end: usize, limits: &Limits) -> Result<Request, Pars
         headers,
         content_length: content_length.unwrap_or(0),
         keep_alive,
+        body: Vec::new(),
     })
 }
 
