@@ -1,12 +1,17 @@
 //! `bingfa`: the one binary. Each subcommand lives in its own module and only parses arguments
 //! and calls into a library crate; no protocol or model logic lives here.
 
+mod http;
 mod lab;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "bingfa", version, about = "并发 — concurrency toolkit, servers and lab")]
+#[command(
+    name = "bingfa",
+    version,
+    about = "并发 — concurrency toolkit, servers and lab"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,6 +21,10 @@ struct Cli {
 enum Command {
     /// Experiments and benchmarks that compare the models.
     Lab(lab::Args),
+    /// The static HTTP server.
+    Http(http::Args),
+    /// The project's main job: the HTTP server (same options as `bingfa http serve`).
+    Serve(http::ServeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -23,13 +32,14 @@ fn main() -> anyhow::Result<()> {
     let _mp = bingfa_mp::init();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command {
         Command::Lab(args) => lab::run(args),
+        Command::Http(args) => http::run(args),
+        Command::Serve(args) => http::serve(args),
     }
 }
