@@ -146,8 +146,9 @@ impl FileServer {
 
         if not_modified(req, &etag, &meta) {
             resp.status = 304;
+            // A 304 repeats the validators and Vary, not the representation's metadata.
             resp.headers
-                .retain(|(n, _)| n != "Content-Type" && n != "Accept-Ranges");
+                .retain(|(n, _)| matches!(n.as_str(), "ETag" | "Last-Modified" | "Vary"));
             return resp;
         }
 
