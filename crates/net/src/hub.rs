@@ -1,0 +1,170 @@
+//! The Hub: publish/subscribe between sessions, the way chat rooms broadcast.
+//!
+//! Inside one process (thread, threadpool, select, poll, epoll, async, iterative) it is an
+//! in-memory topic table. Across processes (fork, prefork) every worker's hub holds a *link* to
+//! the relay in the parent (`relay.rs`): `publish` sends the message up the link only, and the
+//! relay sends it down every link, the publisher's included, in the order it received them. So
+//! every process delivers the same sequence, and a session's messages reach every subscriber in
+//! the order they were published, wherever the subscribers live.
+//!
+//! # Bounds and the overflow policy
+//! Each subscriber (one per connection that subscribed) has a queue of at most
+//! [`Limits::hub_queue`](crate::Limits::hub_queue) messages. Publishing never blocks and never
+//! waits for a subscriber: when a queue is full, that subscriber is marked *overflowed* and its
+//! connection is closed by its driver (a receiver too slow to keep up is disconnected, the rest
+//! carry on). The relay applies the same rule per worker link (see `relay.rs`).
+
+use crate::relay;
+use crate::session::{ConnId, Message};
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A handle to the hub; cheap to clone, shared by every connection of a process.
+#[derive(Clone, Default)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    topics: Mutex<HashMap<Arc<str>, Vec<Arc<Subscriber>>>>,
+    /// The worker's end of its relay link (fork/prefork), used for publishing.
+    link: Mutex<Option<UnixStream>>,
+}
+
+pub(crate) type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// One connection's inbox.
+pub(crate) struct Subscriber {
+    id: ConnId,
+    cap: usize,
+    state: Mutex<SubState>,
+    notified: AtomicBool,
+    waker: Waker,
+}
+
+#[derive(Default)]
+struct SubState {
+    queue: VecDeque<Message>,
+    overflowed: bool,
+}
+
+impl Subscriber {
+    pub(crate) fn new(id: ConnId, cap: usize, waker: Waker) -> Arc<Self> {
+        Arc::new(Subscriber {
+            id,
+            cap: cap.max(1),
+            state: Mutex::default(),
+            notified: AtomicBool::new(false),
+            waker,
+        })
+    }
+
+    fn push(&self, msg: &Message) {
+        {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if st.overflowed {
+                return;
+            }
+            if st.queue.len() >= self.cap {
+                st.overflowed = true;
+                st.queue.clear();
+            } else {
+                st.queue.push_back(msg.clone());
+            }
+        }
+        // Wake the owning loop once per batch, not once per message.
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            (self.waker)();
+        }
+    }
+
+    /// Take up to `max` messages; `Err(())` once the subscriber has overflowed.
+    pub(crate) fn take(&self, max: usize, out: &mut Vec<Message>) -> Result<(), ()> {
+        self.notified.store(false, Ordering::Release);
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.overflowed {
+            return Err(());
+        }
+        let n = max.min(st.queue.len());
+        out.extend(st.queue.drain(..n));
+        Ok(())
+    }
+}
+
+impl Hub {
+    /// An in-memory hub for one process.
+    pub fn new() -> Self {
+        Hub::default()
+    }
+
+    /// A hub whose publications go through the relay on the other end of `link`.
+    pub(crate) fn with_link(link: UnixStream) -> Self {
+        let hub = Hub::new();
+        *hub.inner.link.lock().unwrap_or_else(|e| e.into_inner()) = Some(link);
+        hub
+    }
+
+    /// Publish to every subscriber of `msg.topic`, in every process of the server.
+    pub fn publish(&self, msg: Message) {
+        let mut link = self.inner.link.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(stream) = link.as_mut() {
+            // Blocking write: the relay never blocks on anyone (it queues per link), so this
+            // only waits for the relay to be scheduled.
+            if stream.write_all(&relay::encode(&msg)).is_ok() {
+                return;
+            }
+            // The relay is gone (the parent is shutting down): keep working within the process.
+            *link = None;
+        }
+        drop(link);
+        self.deliver_local(&msg);
+    }
+
+    /// Hand a message to this process's subscribers.
+    pub(crate) fn deliver_local(&self, msg: &Message) {
+        let topics = self.inner.topics.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(subs) = topics.get(&msg.topic) {
+            for s in subs {
+                s.push(msg);
+            }
+        }
+    }
+
+    pub(crate) fn subscribe(&self, topic: &Arc<str>, sub: &Arc<Subscriber>) {
+        let mut topics = self.inner.topics.lock().unwrap_or_else(|e| e.into_inner());
+        let subs = topics.entry(topic.clone()).or_default();
+        if !subs.iter().any(|s| s.id == sub.id) {
+            subs.push(sub.clone());
+        }
+    }
+
+    pub(crate) fn unsubscribe(&self, topic: &str, sub: &Subscriber) {
+        let mut topics = self.inner.topics.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(subs) = topics.get_mut(topic) {
+            subs.retain(|s| s.id != sub.id);
+            if subs.is_empty() {
+                topics.remove(topic);
+            }
+        }
+    }
+
+    /// Local subscribers of `topic` (in this process).
+    pub fn local_subscribers(&self, topic: &str) -> usize {
+        let topics = self.inner.topics.lock().unwrap_or_else(|e| e.into_inner());
+        topics.get(topic).map_or(0, Vec::len)
+    }
+
+    pub(crate) fn link_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.inner
+            .link
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|s| s.as_raw_fd())
+    }
+}
