@@ -56,7 +56,7 @@ pub(crate) struct Shared {
 
 /// A static-file HTTP server with dynamic routes.
 ///
-/// ```ignore
+/// ```no_run
 /// use bingfa_http::{HttpServer, Response};
 /// let mut server = HttpServer::new("/srv/www").unwrap();
 /// server.get("/hello", |_req| Response::text(200, "hello\n"));
@@ -139,6 +139,18 @@ impl HttpServer {
         HttpProtocol {
             shared: Arc::new(self.shared),
         }
+    }
+
+    /// Binds `config.bind`, prints the ready line and serves under `config.model` until
+    /// SIGINT/SIGTERM (when `config.handle_signals`), then returns after a graceful shutdown.
+    pub fn run(self, config: bingfa_net::Config) -> Result<(), bingfa_net::Error> {
+        let workers = if config.model.uses_workers() {
+            config.worker_count()
+        } else {
+            1
+        };
+        let protocol = self.into_protocol(config.model, workers);
+        bingfa_net::serve(config, protocol)
     }
 }
 
