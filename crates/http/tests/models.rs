@@ -396,6 +396,9 @@ fn big_file(s: &Server) {
 }
 
 fn routes(s: &Server) {
+    if std::env::var_os("BINGFA_BIN").is_some() {
+        return; // the CLI registers only /_stats; /hello and /echo are the example's
+    }
     let (status, _, body) = s.curl_text(&[&s.url("/hello")]);
     assert_eq!(
         (status, body.as_slice()),
@@ -414,7 +417,7 @@ fn keep_alive_and_pipelining(s: &Server) {
     // Three requests in one write; three answers in order on the same connection.
     let mut c = s.connect();
     c.write_all(
-        b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nHEAD /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nHEAD /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /sub/ HTTP/1.1\r\nHost: t\r\n\r\n",
     )
     .unwrap();
     let mut pending = Vec::new();
@@ -427,7 +430,7 @@ fn keep_alive_and_pipelining(s: &Server) {
         s.model
     );
     assert!(h2.starts_with("HTTP/1.1 200") && b2.is_empty());
-    assert!(h3.starts_with("HTTP/1.1 200") && b3 == b"hello from a route\n");
+    assert!(h3.starts_with("HTTP/1.1 200") && b3 == b"sub index\n");
     // Still open: a fourth request on the same connection, then Connection: close ends it.
     c.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .unwrap();
