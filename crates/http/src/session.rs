@@ -8,7 +8,12 @@ use crate::parser::{HeadParser, Method, Request, Version};
 use crate::response::{Body, Response};
 use crate::server::Shared;
 use bingfa_net::{Context, Session};
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
+
+/// File bodies up to this size are copied into the response's single write; larger ones are
+/// queued as file ranges for sendfile.
+const INLINE_FILE_MAX: u64 = 16 * 1024;
 
 pub struct HttpSession {
     shared: Arc<Shared>,
@@ -65,14 +70,36 @@ impl HttpSession {
         let resp = self.shared.respond(&req);
         let keep_alive = req.keep_alive && !cx.shutting_down();
         let http10 = req.version == Version::Http10;
-        cx.write_vec(resp.head_bytes(http10, keep_alive));
+        let mut out = resp.head_bytes(http10, keep_alive);
         let bodiless = req.method == Method::Head || matches!(resp.status, 204 | 304);
         if !bodiless {
             match resp.body {
-                Body::Empty => {}
-                Body::Bytes(b) => cx.write_vec(b),
-                Body::File { file, offset, len } => cx.send_file(file, offset, len),
+                Body::Empty => cx.write_vec(out),
+                Body::Bytes(b) => {
+                    out.extend_from_slice(&b);
+                    cx.write_vec(out);
+                }
+                Body::File { file, offset, len } if len <= INLINE_FILE_MAX => {
+                    // A small file goes out in the same write as its head: one segment and one
+                    // syscall instead of write + sendfile, which is what dominates small files.
+                    let head_len = out.len();
+                    out.resize(head_len + len as usize, 0);
+                    if file.read_exact_at(&mut out[head_len..], offset).is_ok() {
+                        cx.write_vec(out);
+                    } else {
+                        // Shrunk under us: let the driver's sendfile notice and abort.
+                        out.truncate(head_len);
+                        cx.write_vec(out);
+                        cx.send_file(file, offset, len);
+                    }
+                }
+                Body::File { file, offset, len } => {
+                    cx.write_vec(out);
+                    cx.send_file(file, offset, len);
+                }
             }
+        } else {
+            cx.write_vec(out);
         }
         if !keep_alive {
             cx.close();
