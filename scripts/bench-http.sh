@@ -140,3 +140,42 @@ for m in $MODELS; do
   bench_one "bingfa $m" "$port" "${PIDS[-1]}"
   stop_last
 done
+
+# ---- idle keep-alive connections held at once (the C10K shape) ----
+IDLE=${IDLE:-10000}
+IDLE_MODELS=${IDLE_MODELS:-"epoll async"}
+ulimit -n $((IDLE * 2 + 1024)) 2>/dev/null || true
+cat >"$WORK/idle.py" <<'EOF_PY'
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+n = int(sys.argv[2])
+socks = []
+for _ in range(n):
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.sendall(b"GET /small.html HTTP/1.1\r\nHost: bench\r\n\r\n")
+    socks.append(s)
+ok = sum(1 for s in socks if s.recv(65536).startswith(b"HTTP/1.1 200"))
+print(ok, flush=True)
+sys.stdin.read()  # hold every connection open until told to stop
+EOF_PY
+
+echo
+echo "| server | idle keep-alive connections answered and held | RSS before KiB | RSS holding them KiB |"
+echo "|---|---|---|---|"
+for m in $IDLE_MODELS; do
+  port=$(free_port); start_bingfa "$m" "$port"
+  pid=${PIDS[-1]}
+  before=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  mkfifo "$WORK/hold"
+  python3 "$WORK/idle.py" "127.0.0.1:$port" "$IDLE" <"$WORK/hold" >"$WORK/idle.out" &
+  holder=$!
+  exec 9>"$WORK/hold"
+  for _ in $(seq 600); do [ -s "$WORK/idle.out" ] && break; sleep 0.1; done
+  held=$(cat "$WORK/idle.out")
+  during=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  exec 9>&-
+  wait "$holder" 2>/dev/null || true
+  rm -f "$WORK/hold" "$WORK/idle.out"
+  echo "| bingfa $m | ${held:-0} / $IDLE | $before | $during |"
+  stop_last
+done
