@@ -2,7 +2,7 @@
 # Benchmarks `bingfa http serve` against nginx in the same run, with the same load generator.
 #
 #   scripts/bench-http.sh                 # nginx vs the default model, then every model
-#   MODELS="epoll async" DURATION=5 scripts/bench-http.sh
+#   MODELS="epoll async" IDLE_MODELS="" DURATION=5 scripts/bench-http.sh   # empty = skip
 #
 # Needs: wrk, nginx (apt-get install wrk nginx), python3 (for a free port). Prints one
 # Markdown table per workload: requests/s, p50/p99 latency, bytes/s, errors and peak RSS (the
@@ -16,7 +16,7 @@ CONNS=${CONNS:-50}
 BIG_CONNS=${BIG_CONNS:-4}
 THREADS=${THREADS:-2}
 WORKERS=${WORKERS:-2}
-MODELS=${MODELS:-"iterative fork thread threadpool prefork select poll epoll async"}
+MODELS=${MODELS-"iterative fork thread threadpool prefork select poll epoll async"}
 
 for tool in wrk nginx python3; do
   command -v "$tool" >/dev/null || { echo "bench-http: $tool is missing (apt-get install wrk nginx)" >&2; exit 1; }
@@ -143,7 +143,7 @@ done
 
 # ---- idle keep-alive connections held at once (the C10K shape) ----
 IDLE=${IDLE:-10000}
-IDLE_MODELS=${IDLE_MODELS:-"epoll async"}
+IDLE_MODELS=${IDLE_MODELS-"epoll async"}
 ulimit -n $((IDLE * 2 + 1024)) 2>/dev/null || true
 cat >"$WORK/idle.py" <<'EOF_PY'
 import socket, sys, time

@@ -181,6 +181,15 @@ impl Session for HttpSession {
         }
     }
 
+    fn on_shutdown(&mut self, cx: &mut Context) {
+        // A request half received is finished first: its response says Connection: close
+        // (answer() sees shutting_down). Between requests there is nothing to finish.
+        if !(self.timer_armed || self.body.is_some()) {
+            cx.close();
+            self.closing = true;
+        }
+    }
+
     fn on_close(&mut self) {
         if std::mem::take(&mut self.counted) {
             self.shared.stats.conn_closed();
@@ -449,6 +458,30 @@ mod tests {
         let out = c.feed(b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 9999999999\r\n\r\n");
         assert!(out.starts_with("HTTP/1.1 413 ") && c.closed);
         for d in [dir, dir2, dir3] {
+            std::fs::remove_dir_all(d).unwrap();
+        }
+    }
+
+    #[test]
+    fn shutdown_finishes_a_request_in_flight() {
+        let (dir, s) = site();
+        let mut c = Conn::new(s);
+        assert_eq!(c.feed(b"GET /hi HTTP/1.1\r\nHo"), "");
+        c.cx.set_shutting_down();
+        c.session.on_shutdown(&mut c.cx);
+        assert_eq!(c.flush(), "");
+        assert!(!c.closed, "the half-received request is answered first");
+        let out = c.feed(b"st: h\r\n\r\n");
+        assert!(out.starts_with("HTTP/1.1 200 ") && out.contains("Connection: close\r\n"));
+        assert!(c.closed);
+
+        let (dir2, s) = site();
+        let mut idle = Conn::new(s);
+        idle.cx.set_shutting_down();
+        idle.session.on_shutdown(&mut idle.cx);
+        idle.flush();
+        assert!(idle.closed, "an idle keep-alive connection closes at once");
+        for d in [dir, dir2] {
             std::fs::remove_dir_all(d).unwrap();
         }
     }
