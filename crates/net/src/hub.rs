@@ -9,10 +9,15 @@
 //!
 //! # Bounds and the overflow policy
 //! Each subscriber (one per connection that subscribed) has a queue of at most
-//! [`Limits::hub_queue`](crate::Limits::hub_queue) messages. Publishing never blocks and never
-//! waits for a subscriber: when a queue is full, that subscriber is marked *overflowed* and its
-//! connection is closed by its driver (a receiver too slow to keep up is disconnected, the rest
-//! carry on). The relay applies the same rule per worker link (see `relay.rs`).
+//! [`Limits::hub_queue_bytes`](crate::Limits::hub_queue_bytes). Its connection takes messages
+//! from it while less than [`Limits::high_water`](crate::Limits::high_water) bytes wait to be
+//! written, so a reader that keeps up never has more than that plus a loop turn's worth queued.
+//! Publishing never blocks and never waits for a subscriber: when a queue would pass its bound,
+//! that subscriber is marked *overflowed* and its connection is closed by its driver (a receiver
+//! too slow to keep up is disconnected; the others carry on, in order). Drivers give each
+//! connection a bounded share of a loop turn, so a burst from one publisher is at most a turn's
+//! worth of input (64 KiB) per subscriber before the subscribers get to run. The relay applies
+//! the same rule per worker link (see `relay.rs`).
 
 use crate::relay;
 use crate::session::{ConnId, Message};
@@ -49,6 +54,7 @@ pub(crate) struct Subscriber {
 #[derive(Default)]
 struct SubState {
     queue: VecDeque<Message>,
+    bytes: usize,
     overflowed: bool,
 }
 
@@ -69,10 +75,12 @@ impl Subscriber {
             if st.overflowed {
                 return;
             }
-            if st.queue.len() >= self.cap {
+            if st.bytes + msg.body.len() > self.cap {
                 st.overflowed = true;
                 st.queue.clear();
+                st.bytes = 0;
             } else {
+                st.bytes += msg.body.len();
                 st.queue.push_back(msg.clone());
             }
         }
@@ -90,6 +98,8 @@ impl Subscriber {
             return Err(());
         }
         let n = max.min(st.queue.len());
+        let taken: usize = st.queue.iter().take(n).map(|m| m.body.len()).sum();
+        st.bytes -= taken;
         out.extend(st.queue.drain(..n));
         Ok(())
     }

@@ -125,12 +125,15 @@ impl<Pl: Poller> Registry for Reg<'_, Pl> {
     }
 }
 
+/// Connection slots; a slot's index is part of its poll tokens.
+type Slots<S> = Vec<Option<Conn<S>>>;
+
 pub(crate) struct Reactor<Pl: Poller, P: Protocol> {
     poller: Pl,
     shared: Arc<Shared<P>>,
     hub: Hub,
     listeners: Vec<TcpListener>,
-    conns: Vec<Option<Conn<P::Session>>>,
+    conns: Slots<P::Session>,
     /// Whether each slot's connection took a place in the shared counter (and must give it back).
     counted: Vec<bool>,
     free: Vec<usize>,
@@ -181,7 +184,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         self.start_conn(stream, peer, counted);
     }
 
-    fn env_parts(&mut self) -> (&mut Pl, &mut Vec<Option<Conn<P::Session>>>, Env<'_>) {
+    fn env_parts(&mut self) -> (&mut Pl, &mut Slots<P::Session>, Env<'_>) {
         (
             &mut self.poller,
             &mut self.conns,

@@ -62,7 +62,8 @@ impl Session for ChatSession {
     fn on_open(&mut self, cx: &mut Context) {
         // Subscribe first: actions run in order, so the client seeing "welcome" means it is in.
         cx.subscribe("room");
-        cx.write(b"welcome\n");
+        // The pid is in the id's high bits: the test can tell which process serves whom.
+        cx.write(format!("welcome {}\n", cx.info().id >> 32).as_bytes());
     }
     fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
         match input.iter().position(|&b| b == b'\n') {
@@ -154,6 +155,8 @@ struct Spec {
     max: usize,
     workers: usize,
     file: String,
+    /// A small high-water mark, so the slow-receiver test overflows sooner.
+    tight: bool,
 }
 
 impl Spec {
@@ -169,12 +172,20 @@ impl Spec {
             max: 1000,
             workers,
             file: String::new(),
+            tight: false,
         }
     }
     fn encode(&self) -> String {
         format!(
-            "{};{};{};{};{};{};{}",
-            self.model, self.edge, self.proto, self.idle_ms, self.max, self.workers, self.file
+            "{};{};{};{};{};{};{};{}",
+            self.model,
+            self.edge,
+            self.proto,
+            self.idle_ms,
+            self.max,
+            self.workers,
+            self.file,
+            self.tight
         )
     }
 }
@@ -194,6 +205,9 @@ fn server_main() {
     config.limits.max_connections = f[4].parse().unwrap();
     config.workers = f[5].parse().unwrap();
     config.limits.shutdown_grace = Duration::from_secs(2);
+    if f[7] == "true" {
+        config.limits.high_water = 16 * 1024;
+    }
     let r = match f[2] {
         "echo" => bingfa_net::serve(config, Echo),
         "chat" => bingfa_net::serve(config, Chat),
@@ -397,7 +411,7 @@ fn broadcast(model: Model, edge: bool) {
         // still works alone (publishing with no other subscriber).
         let mut srv = TestServer::start(&Spec::new(model, edge, "chat"));
         let mut c = srv.connect();
-        c.expect("welcome");
+        assert!(c.line().starts_with("welcome "));
         c.send("alone");
         drop(c);
         assert!(srv.stop().success());
@@ -407,9 +421,22 @@ fn broadcast(model: Model, edge: bool) {
     spec.workers = spec.workers.max(3);
     let mut srv = TestServer::start(&spec);
     let mut clients: Vec<Client> = (0..4).map(|_| srv.connect()).collect();
+    let mut pids = std::collections::HashSet::new();
     for c in &mut clients {
-        c.expect("welcome");
+        let l = c.line();
+        pids.insert(
+            l.strip_prefix("welcome ")
+                .expect("welcome line")
+                .to_string(),
+        );
     }
+    if model == Model::Fork {
+        assert_eq!(pids.len(), 4, "fork: each client has its own process");
+    }
+    eprintln!(
+        "{model}: 4 chat clients served by {} process(es)",
+        pids.len()
+    );
     // Two senders interleave; every other client sees each sender's lines in order.
     let n = 100;
     for i in 0..n {
@@ -446,6 +473,59 @@ fn broadcast(model: Model, edge: bool) {
         }
     }
     drop(clients);
+    assert!(srv.stop().success());
+}
+
+/// A client that never reads must not stall the others: it is disconnected when its bounded
+/// queue overflows, while a reading client gets every message, in order.
+fn slow_receiver(model: Model, edge: bool) {
+    if !model.concurrent() {
+        return; // one client at a time: nobody to be slow towards
+    }
+    let mut spec = Spec::new(model, edge, "chat");
+    spec.tight = true;
+    spec.workers = spec.workers.max(3);
+    let mut srv = TestServer::start(&spec);
+    let mut slow = srv.connect();
+    let mut fast = srv.connect();
+    let mut sender = srv.connect();
+    for c in [&mut slow, &mut fast, &mut sender] {
+        assert!(c.line().starts_with("welcome "));
+    }
+    slow.r
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // The sender is paced by the fast reader (batches in lock-step), so only `slow` falls
+    // behind; it must be cut off once its kernel buffers and its bounded queues are full.
+    let (batches, per) = (120, 100);
+    let n = batches * per;
+    let pad = "x".repeat(1000);
+    let mut next = 0;
+    for _ in 0..batches {
+        let burst: String = (next..next + per)
+            .map(|i| format!("M{i} {pad}\n"))
+            .collect();
+        sender.w.write_all(burst.as_bytes()).unwrap();
+        for i in next..next + per {
+            let l = fast.line();
+            assert!(
+                l.starts_with(&format!("M{i} ")),
+                "fast client: expected M{i}, got {:?}",
+                &l[..l.len().min(20)]
+            );
+        }
+        next += per;
+    }
+    // The slow client was cut off: it finds its connection closed after what it was sent.
+    let mut sink = Vec::new();
+    let r = slow.r.read_to_end(&mut sink);
+    assert!(r.is_ok() || r.unwrap_err().kind() == std::io::ErrorKind::ConnectionReset);
+    assert!(
+        sink.len() < n * 1000,
+        "the slow client cannot have been sent everything"
+    );
+    drop((slow, fast, sender));
     assert!(srv.stop().success());
 }
 
@@ -663,6 +743,7 @@ macro_rules! every_model {
                 const E: bool = $edge;
                 #[test] fn echo() { super::echo(M, E) }
                 #[test] fn broadcast() { super::broadcast(M, E) }
+                #[test] fn slow_receiver() { super::slow_receiver(M, E) }
                 #[test] fn data_channel() { super::data_channel(M, E) }
                 #[test] fn max_connections() { super::max_connections(M, E) }
                 #[test] fn idle_timeout() { super::idle_timeout(M, E) }
