@@ -178,3 +178,63 @@ impl Hub {
             .map(|s| s.as_raw_fd())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn msg(from: u64, body: &[u8]) -> Message {
+        Message {
+            topic: Arc::from("t"),
+            from,
+            body: Arc::from(body),
+        }
+    }
+
+    #[test]
+    fn delivers_in_order_and_wakes_once_per_batch() {
+        let hub = Hub::new();
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let w = wakes.clone();
+        let sub = Subscriber::new(
+            7,
+            1024,
+            Arc::new(move || {
+                w.fetch_add(1, Ordering::SeqCst);
+            }),
+        );
+        hub.subscribe(&Arc::from("t"), &sub);
+        for i in 0..10u8 {
+            hub.publish(msg(1, &[i]));
+        }
+        assert_eq!(wakes.load(Ordering::SeqCst), 1);
+        let mut out = Vec::new();
+        sub.take(100, &mut out).unwrap();
+        assert_eq!(
+            out.iter().map(|m| m.body[0]).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>()
+        );
+        hub.unsubscribe("t", &sub);
+        assert_eq!(hub.local_subscribers("t"), 0);
+    }
+
+    #[test]
+    fn a_full_inbox_overflows_only_its_subscriber() {
+        let hub = Hub::new();
+        let slow = Subscriber::new(1, 100, Arc::new(|| {}));
+        let fast = Subscriber::new(2, 100, Arc::new(|| {}));
+        hub.subscribe(&Arc::from("t"), &slow);
+        hub.subscribe(&Arc::from("t"), &fast);
+        let mut out = Vec::new();
+        for _ in 0..20 {
+            hub.publish(msg(3, &[0; 10]));
+            fast.take(100, &mut out).unwrap();
+        }
+        assert_eq!(out.len(), 20);
+        assert!(
+            slow.take(100, &mut Vec::new()).is_err(),
+            "the slow one overflowed"
+        );
+    }
+}

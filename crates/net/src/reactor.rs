@@ -144,6 +144,7 @@ pub(crate) struct Reactor<Pl: Poller, P: Protocol> {
     link: Option<LinkReader>,
     deadline: Option<Instant>,
     next_sweep: Instant,
+    retry_accept: bool,
 }
 
 impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
@@ -169,6 +170,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             link,
             deadline: None,
             next_sweep: Instant::now() + Duration::from_secs(1),
+            retry_accept: false,
         })
     }
 
@@ -408,6 +410,11 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             let now = Instant::now();
             if now >= self.next_sweep {
                 self.sweep(now);
+                if std::mem::take(&mut self.retry_accept) {
+                    for i in 0..self.listeners.len() {
+                        self.accept(i);
+                    }
+                }
             }
         }
         for slot in 0..self.conns.len() {

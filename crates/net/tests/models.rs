@@ -801,3 +801,16 @@ fn in_process_handle() {
     handle.stop().unwrap();
     c.expect("bye shutdown");
 }
+
+/// SO_REUSEPORT must not let a second server silently share a port someone already holds.
+#[test]
+fn epoll_refuses_a_port_in_use() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = Config::new("echo", taken.local_addr().unwrap());
+    config.model = Model::Epoll;
+    config.handle_signals = false;
+    assert!(matches!(
+        bingfa_net::Server::bind(config, Echo),
+        Err(bingfa_net::Error::Bind { .. })
+    ));
+}
