@@ -29,11 +29,19 @@ impl Session for EchoSession {
     fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
         match input.iter().position(|&b| b == b'\n') {
             Some(i) => {
-                cx.write(&input[..=i]);
+                if let Some(ms) = input[..i].strip_prefix(b"TIMER ") {
+                    let ms: u64 = String::from_utf8_lossy(ms).parse().unwrap_or(0);
+                    cx.set_timer(Duration::from_millis(ms));
+                } else {
+                    cx.write(&input[..=i]);
+                }
                 i + 1
             }
             None => 0,
         }
+    }
+    fn on_timer(&mut self, cx: &mut Context) {
+        cx.write(b"tick\n");
     }
     fn on_idle(&mut self, cx: &mut Context) {
         cx.write(b"bye idle\n");
@@ -97,6 +105,9 @@ struct Files {
 struct FilesSession {
     file: Arc<File>,
     len: u64,
+    /// Set while a `STOR` upload runs: bytes received and a running checksum.
+    upload: Option<(u64, u64)>,
+    sending: bool,
 }
 
 impl Session for FilesSession {
@@ -106,6 +117,9 @@ impl Session for FilesSession {
         };
         let line = String::from_utf8_lossy(&input[..i]).trim().to_string();
         if line == "PASV" {
+            cx.listen();
+        } else if line == "STOR" {
+            self.upload = Some((0, 0));
             cx.listen();
         } else if let Some(port) = line.strip_prefix("PORT ") {
             let port: u16 = port.parse().unwrap_or(0);
@@ -118,12 +132,29 @@ impl Session for FilesSession {
     fn on_channel(&mut self, id: ChannelId, ev: ChannelEvent<'_>, cx: &mut Context) {
         match ev {
             ChannelEvent::Listening(addr) => cx.write(format!("227 {}\n", addr.port()).as_bytes()),
+            ChannelEvent::Connected(_) if self.upload.is_some() => {}
+            ChannelEvent::Data(bytes) => {
+                let (n, sum) = self.upload.as_mut().expect("upload running");
+                *n += bytes.len() as u64;
+                *sum = bytes
+                    .iter()
+                    .fold(*sum, |s, &b| s.wrapping_mul(31).wrapping_add(b as u64));
+            }
+            ChannelEvent::Eof => {
+                let (n, sum) = self.upload.take().expect("upload running");
+                cx.write(format!("226 got {n} {sum}\n").as_bytes());
+                cx.channel_close(id);
+            }
+            ChannelEvent::Closed if self.sending => {
+                self.sending = false;
+                cx.write(b"226 done\n");
+            }
             ChannelEvent::Connected(_) => {
+                self.sending = true;
                 cx.channel_write(id, b"BEGIN\n");
                 cx.channel_send_file(id, self.file.clone(), 0, self.len);
                 cx.channel_close(id);
             }
-            ChannelEvent::Closed => cx.write(b"226 done\n"),
             ChannelEvent::Error(k) => cx.write(format!("425 {k:?}\n").as_bytes()),
             _ => {}
         }
@@ -134,6 +165,8 @@ impl Protocol for Files {
     type Session = FilesSession;
     fn new_session(&self, _: &ConnInfo) -> FilesSession {
         FilesSession {
+            upload: None,
+            sending: false,
             file: self.file.clone(),
             len: self.len,
         }
@@ -394,6 +427,15 @@ fn echo(model: Model, edge: bool) {
             c.expect(&format!("p{i}"));
         }
     }
+    // Session timers.
+    let mut c = srv.connect();
+    c.send("TIMER 100");
+    c.send("after");
+    c.expect("after");
+    c.expect("tick");
+    // Input that never completes a line is bounded: past max_input the connection is closed.
+    let _ = c.w.write_all(&vec![b'z'; 200 * 1024]);
+    c.expect_closed();
     if model.concurrent() {
         let mut a = srv.connect();
         let mut b = srv.connect();
@@ -574,6 +616,21 @@ fn data_channel(model: Model, edge: bool) {
         let (s, _) = accept_timeout(&listener, Duration::from_secs(10));
         check(s);
         c.expect("226 done");
+        // Upload: the session receives the channel's bytes and learns of EOF.
+        c.send("STOR");
+        let port: u16 = c
+            .line()
+            .strip_prefix("227 ")
+            .expect("227 reply")
+            .parse()
+            .unwrap();
+        let mut up = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        up.write_all(&content).unwrap();
+        up.shutdown(std::net::Shutdown::Write).unwrap();
+        let sum = content
+            .iter()
+            .fold(0u64, |s, &b| s.wrapping_mul(31).wrapping_add(b as u64));
+        c.expect(&format!("226 got {} {sum}", content.len()));
     }
     drop(c);
     assert!(srv.stop().success());
