@@ -120,8 +120,9 @@ pub struct Limits {
     /// closed as a slow consumer. Only hub traffic can reach it, since reading stops at
     /// `high_water`.
     pub max_outbound: usize,
-    /// Hub messages waiting per subscriber; past it the subscriber is disconnected.
-    pub hub_queue: usize,
+    /// Bytes of hub messages waiting per subscriber (beyond `high_water` already handed to its
+    /// connection); past it the subscriber is a slow receiver and is disconnected.
+    pub hub_queue_bytes: usize,
     /// Data channels open at once per session.
     pub max_channels: usize,
     /// After SIGINT/SIGTERM, how long in-flight connections get to finish.
@@ -136,7 +137,7 @@ impl Default for Limits {
             max_input: 64 * 1024,
             high_water: 256 * 1024,
             max_outbound: 4 * 1024 * 1024,
-            hub_queue: 1024,
+            hub_queue_bytes: 1024 * 1024,
             max_channels: 4,
             shutdown_grace: Duration::from_secs(5),
         }

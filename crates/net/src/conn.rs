@@ -41,6 +41,9 @@ const GOODBYE_GRACE: Duration = Duration::from_secs(2);
 /// Output chunks (mostly file ranges) queued before reading pauses.
 const MAX_CHUNKS: usize = 64;
 const READ_CHUNK: usize = 16 * 1024;
+/// Per connection per loop turn: bytes read and `on_data` calls (see `settle`).
+const READ_BUDGET: usize = 64 * 1024;
+const CALL_BUDGET: usize = 256;
 
 enum Chunk {
     Bytes {
@@ -217,6 +220,8 @@ pub(crate) struct Conn<S: Session> {
     sock: TcpStream,
     fd: RawFd,
     inbuf: Vec<u8>,
+    /// Start of the unconsumed input in `inbuf` (compacted before the next read, not per call).
+    in_pos: usize,
     out: Outbound,
     interest: Interest,
     registered: bool,
@@ -253,6 +258,7 @@ impl<S: Session> Conn<S> {
             sock,
             fd,
             inbuf: Vec::new(),
+            in_pos: 0,
             out: Outbound::default(),
             interest: Interest::default(),
             registered: false,
@@ -401,12 +407,15 @@ impl<S: Session> Conn<S> {
             && !self.closing
             && !self.input_paused
             && !self.backpressured(limits)
-            && self.inbuf.len() < limits.max_input
+            && self.inbuf.len() - self.in_pos < limits.max_input
     }
 
     /// Make every bit of progress possible now, then update what is watched.
     pub(crate) fn settle(&mut self, reg: &mut dyn Registry, env: &Env) {
         let limits = env.limits;
+        // Fairness: one connection gets a bounded share of a loop turn, so a client pouring in
+        // input (and publishing to the hub) cannot starve the others sharing its thread.
+        let (mut calls, mut read_bytes, mut yielded) = (0usize, 0usize, false);
         loop {
             self.apply(reg, env);
             if self.closed {
@@ -436,20 +445,28 @@ impl<S: Session> Conn<S> {
                     continue;
                 }
             }
+            if calls >= CALL_BUDGET || read_bytes >= READ_BUDGET {
+                // Input waits for the next turn; output, channels and hub mail still move.
+                yielded = true;
+            }
             if self.input_dirty
+                && !yielded
                 && !self.input_paused
                 && !self.closing
                 && !self.backpressured(limits)
             {
+                calls += 1;
                 self.cx.set_now(Instant::now());
-                let n = self
-                    .session
-                    .on_data(&self.inbuf, &mut self.cx)
-                    .min(self.inbuf.len());
-                self.inbuf.drain(..n);
+                let input = &self.inbuf[self.in_pos..];
+                let n = self.session.on_data(input, &mut self.cx).min(input.len());
+                self.in_pos += n;
+                if self.in_pos == self.inbuf.len() {
+                    self.inbuf.clear();
+                    self.in_pos = 0;
+                }
                 if n == 0 || self.inbuf.is_empty() {
                     self.input_dirty = false;
-                    if n == 0 && self.inbuf.len() >= limits.max_input {
+                    if n == 0 && self.inbuf.len() - self.in_pos >= limits.max_input {
                         tracing::debug!("input limit reached without progress; closing");
                         self.closed = true;
                         return;
@@ -457,15 +474,17 @@ impl<S: Session> Conn<S> {
                 }
                 continue;
             }
-            if self.read_pending && self.can_read(limits) {
+            if self.read_pending && !yielded && self.can_read(limits) {
+                let before = self.inbuf.len();
                 if self.read_some() {
+                    read_bytes += self.inbuf.len().saturating_sub(before);
                     continue;
                 }
                 if self.closed {
                     return;
                 }
             }
-            if self.eof_pending && !self.input_dirty && !self.closing {
+            if self.eof_pending && !self.input_dirty && !yielded && !self.closing {
                 self.eof_pending = false;
                 self.session.on_eof(&mut self.cx);
                 continue;
@@ -478,11 +497,20 @@ impl<S: Session> Conn<S> {
             }
             break;
         }
+        if yielded && (self.input_dirty || self.read_pending) {
+            // Come back next turn, after the others: edge-triggered drivers would not report
+            // the input still waiting, so ask to be woken like a hub delivery.
+            (self.waker)();
+        }
         self.update_interest(reg, limits);
     }
 
     /// One read into the input buffer; true if something changed.
     fn read_some(&mut self) -> bool {
+        if self.in_pos > 0 {
+            self.inbuf.drain(..self.in_pos);
+            self.in_pos = 0;
+        }
         let start = self.inbuf.len();
         self.inbuf.resize(start + READ_CHUNK, 0);
         let r = (&self.sock).read(&mut self.inbuf[start..]);
@@ -661,7 +689,7 @@ impl<S: Session> Conn<S> {
                         .get_or_insert_with(|| {
                             Subscriber::new(
                                 self.cx.info().id,
-                                env.limits.hub_queue,
+                                env.limits.hub_queue_bytes,
                                 self.waker.clone(),
                             )
                         })
@@ -684,7 +712,7 @@ impl<S: Session> Conn<S> {
                 }),
                 Action::PauseInput(p) => {
                     self.input_paused = p;
-                    if !p && !self.inbuf.is_empty() {
+                    if !p && self.inbuf.len() > self.in_pos {
                         self.input_dirty = true;
                     }
                 }

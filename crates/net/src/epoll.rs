@@ -135,7 +135,7 @@ pub(crate) fn run<P: crate::Protocol>(
         per_worker.push(
             addrs
                 .iter()
-                .map(|a| crate::sys::listen(*a, true))
+                .map(|a| crate::sys::listen_twin(*a))
                 .collect::<io::Result<_>>()?,
         );
     }

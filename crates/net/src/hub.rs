@@ -9,10 +9,15 @@
 //!
 //! # Bounds and the overflow policy
 //! Each subscriber (one per connection that subscribed) has a queue of at most
-//! [`Limits::hub_queue`](crate::Limits::hub_queue) messages. Publishing never blocks and never
-//! waits for a subscriber: when a queue is full, that subscriber is marked *overflowed* and its
-//! connection is closed by its driver (a receiver too slow to keep up is disconnected, the rest
-//! carry on). The relay applies the same rule per worker link (see `relay.rs`).
+//! [`Limits::hub_queue_bytes`](crate::Limits::hub_queue_bytes). Its connection takes messages
+//! from it while less than [`Limits::high_water`](crate::Limits::high_water) bytes wait to be
+//! written, so a reader that keeps up never has more than that plus a loop turn's worth queued.
+//! Publishing never blocks and never waits for a subscriber: when a queue would pass its bound,
+//! that subscriber is marked *overflowed* and its connection is closed by its driver (a receiver
+//! too slow to keep up is disconnected; the others carry on, in order). Drivers give each
+//! connection a bounded share of a loop turn, so a burst from one publisher is at most a turn's
+//! worth of input (64 KiB) per subscriber before the subscribers get to run. The relay applies
+//! the same rule per worker link (see `relay.rs`).
 
 use crate::relay;
 use crate::session::{ConnId, Message};
@@ -49,6 +54,7 @@ pub(crate) struct Subscriber {
 #[derive(Default)]
 struct SubState {
     queue: VecDeque<Message>,
+    bytes: usize,
     overflowed: bool,
 }
 
@@ -69,10 +75,12 @@ impl Subscriber {
             if st.overflowed {
                 return;
             }
-            if st.queue.len() >= self.cap {
+            if st.bytes + msg.body.len() > self.cap {
                 st.overflowed = true;
                 st.queue.clear();
+                st.bytes = 0;
             } else {
+                st.bytes += msg.body.len();
                 st.queue.push_back(msg.clone());
             }
         }
@@ -90,6 +98,8 @@ impl Subscriber {
             return Err(());
         }
         let n = max.min(st.queue.len());
+        let taken: usize = st.queue.iter().take(n).map(|m| m.body.len()).sum();
+        st.bytes -= taken;
         out.extend(st.queue.drain(..n));
         Ok(())
     }
@@ -166,5 +176,65 @@ impl Hub {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .map(|s| s.as_raw_fd())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn msg(from: u64, body: &[u8]) -> Message {
+        Message {
+            topic: Arc::from("t"),
+            from,
+            body: Arc::from(body),
+        }
+    }
+
+    #[test]
+    fn delivers_in_order_and_wakes_once_per_batch() {
+        let hub = Hub::new();
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let w = wakes.clone();
+        let sub = Subscriber::new(
+            7,
+            1024,
+            Arc::new(move || {
+                w.fetch_add(1, Ordering::SeqCst);
+            }),
+        );
+        hub.subscribe(&Arc::from("t"), &sub);
+        for i in 0..10u8 {
+            hub.publish(msg(1, &[i]));
+        }
+        assert_eq!(wakes.load(Ordering::SeqCst), 1);
+        let mut out = Vec::new();
+        sub.take(100, &mut out).unwrap();
+        assert_eq!(
+            out.iter().map(|m| m.body[0]).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>()
+        );
+        hub.unsubscribe("t", &sub);
+        assert_eq!(hub.local_subscribers("t"), 0);
+    }
+
+    #[test]
+    fn a_full_inbox_overflows_only_its_subscriber() {
+        let hub = Hub::new();
+        let slow = Subscriber::new(1, 100, Arc::new(|| {}));
+        let fast = Subscriber::new(2, 100, Arc::new(|| {}));
+        hub.subscribe(&Arc::from("t"), &slow);
+        hub.subscribe(&Arc::from("t"), &fast);
+        let mut out = Vec::new();
+        for _ in 0..20 {
+            hub.publish(msg(3, &[0; 10]));
+            fast.take(100, &mut out).unwrap();
+        }
+        assert_eq!(out.len(), 20);
+        assert!(
+            slow.take(100, &mut Vec::new()).is_err(),
+            "the slow one overflowed"
+        );
     }
 }

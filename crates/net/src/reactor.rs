@@ -125,12 +125,15 @@ impl<Pl: Poller> Registry for Reg<'_, Pl> {
     }
 }
 
+/// Connection slots; a slot's index is part of its poll tokens.
+type Slots<S> = Vec<Option<Conn<S>>>;
+
 pub(crate) struct Reactor<Pl: Poller, P: Protocol> {
     poller: Pl,
     shared: Arc<Shared<P>>,
     hub: Hub,
     listeners: Vec<TcpListener>,
-    conns: Vec<Option<Conn<P::Session>>>,
+    conns: Slots<P::Session>,
     /// Whether each slot's connection took a place in the shared counter (and must give it back).
     counted: Vec<bool>,
     free: Vec<usize>,
@@ -141,6 +144,7 @@ pub(crate) struct Reactor<Pl: Poller, P: Protocol> {
     link: Option<LinkReader>,
     deadline: Option<Instant>,
     next_sweep: Instant,
+    retry_accept: bool,
 }
 
 impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
@@ -166,6 +170,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             link,
             deadline: None,
             next_sweep: Instant::now() + Duration::from_secs(1),
+            retry_accept: false,
         })
     }
 
@@ -181,7 +186,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         self.start_conn(stream, peer, counted);
     }
 
-    fn env_parts(&mut self) -> (&mut Pl, &mut Vec<Option<Conn<P::Session>>>, Env<'_>) {
+    fn env_parts(&mut self) -> (&mut Pl, &mut Slots<P::Session>, Env<'_>) {
         (
             &mut self.poller,
             &mut self.conns,
@@ -405,6 +410,11 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             let now = Instant::now();
             if now >= self.next_sweep {
                 self.sweep(now);
+                if std::mem::take(&mut self.retry_accept) {
+                    for i in 0..self.listeners.len() {
+                        self.accept(i);
+                    }
+                }
             }
         }
         for slot in 0..self.conns.len() {

@@ -54,10 +54,9 @@ impl Poller for SelectPoller {
             let tvp = match timeout {
                 None => std::ptr::null_mut(),
                 Some(d) => {
-                    let d = d + Duration::from_micros(999);
                     tv = libc::timeval {
                         tv_sec: d.as_secs() as libc::time_t,
-                        tv_usec: (d.subsec_micros() / 1000 * 1000) as libc::suseconds_t,
+                        tv_usec: d.subsec_micros() as libc::suseconds_t,
                     };
                     &mut tv as *mut libc::timeval
                 }

@@ -377,3 +377,34 @@ pub trait Protocol: Send + Sync + 'static {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_is_testable_without_sockets() {
+        let info = ConnInfo {
+            id: 1,
+            peer: "127.0.0.1:1".parse().unwrap(),
+            local: "127.0.0.1:2".parse().unwrap(),
+        };
+        let mut cx = Context::new(info);
+        cx.write(b"a");
+        cx.write(b"b");
+        let ch = cx.listen();
+        cx.channel_write(ch, b"x");
+        cx.channel_write(ch, b"y");
+        cx.close();
+        let acts: Vec<Action> = cx.take_actions().collect();
+        assert!(
+            matches!(&acts[0], Action::Write(b) if b == b"ab"),
+            "writes coalesce"
+        );
+        assert!(matches!(acts[1], Action::Listen(id) if id == ch));
+        assert!(matches!(&acts[2], Action::ChannelWrite(id, b) if *id == ch && b == b"xy"));
+        assert!(matches!(acts[3], Action::Close));
+        assert!(!cx.has_actions());
+        assert_ne!(cx.listen(), ch, "channel ids are not reused");
+    }
+}

@@ -88,6 +88,23 @@ pub(crate) fn pread(file: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usiz
 /// have the kernel spread connections over them.
 pub(crate) fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
+    if reuse_port && addr.port() != 0 {
+        // SO_REUSEPORT would let us silently share a port another server (of the same user)
+        // already holds; probe with a plain bind first so that case is a clear EADDRINUSE.
+        let probe = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
+        probe.set_reuse_address(true)?;
+        probe.bind(&addr.into())?;
+    }
+    bind_listener(addr, reuse_port)
+}
+
+/// Another SO_REUSEPORT listener on the port a first one (from [`listen`]) already holds.
+pub(crate) fn listen_twin(addr: SocketAddr) -> io::Result<TcpListener> {
+    bind_listener(addr, true)
+}
+
+fn bind_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
     let sock = Socket::new(
         Domain::for_address(addr),
         Type::STREAM.nonblocking().cloexec(),
