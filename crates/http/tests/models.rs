@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const HEAD_TIMEOUT_SECS: &str = "2";
+const HEAD_TIMEOUT_SECS: &str = "3";
 
 /// A running server; killed and reaped on drop, whatever the test did.
 struct Server {
@@ -555,41 +555,40 @@ fn slow_client(s: &Server) {
                 Err(_) => break,
             }
         }
+        let answered = Instant::now();
         slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let _ = slow.read_to_end(&mut got);
-        String::from_utf8_lossy(&got).into_owned()
+        (String::from_utf8_lossy(&got).into_owned(), answered)
     });
-    let concurrent = s.model != "iterative";
-    if concurrent {
+    // Others are served while the slow client is still sending (not for `iterative`, which
+    // by design serves one connection at a time).
+    let served = (s.model != "iterative").then(|| {
         std::thread::sleep(Duration::from_millis(300));
         for _ in 0..3 {
-            let t = Instant::now();
             let (status, _, _) = s.curl_text(&[&s.url("/hello.txt")]);
             assert_eq!(status, 200);
-            assert!(
-                t.elapsed() < Duration::from_secs(1),
-                "[{}] served while a slow client waits",
-                s.model
-            );
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "[{}] others served before the 408",
-            s.model
-        );
-    }
-    let resp = pacer.join().unwrap();
-    let waited = started.elapsed();
+        Instant::now()
+    });
+    let (resp, answered) = pacer.join().unwrap();
     assert!(
         resp.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
         "[{}] slow client got {resp:?}",
         s.model
     );
+    let waited = answered - started;
     assert!(
-        waited >= Duration::from_millis(1500),
+        waited >= Duration::from_millis(2500),
         "[{}] 408 too early: {waited:?}",
         s.model
     );
+    if let Some(served) = served {
+        assert!(
+            served < answered,
+            "[{}] others were served before the slow client's 408",
+            s.model
+        );
+    }
 }
 
 fn stats(s: &Server) {
