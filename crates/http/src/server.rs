@@ -232,3 +232,44 @@ impl Shared {
         Response::json(200, format!("{body}\n")).header("Cache-Control", "no-store")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_is_a_complete_503() {
+        let p = HttpServer::routes_only().into_protocol(Model::Epoll, 1);
+        let bytes = String::from_utf8(p.refusal().unwrap()).unwrap();
+        let (head, body) = bytes.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+        assert!(head.contains("\r\nRetry-After: 1\r\n") && head.ends_with("\r\nConnection: close"));
+        assert!(head.contains(&format!("\r\nContent-Length: {}", body.len())));
+    }
+
+    #[test]
+    fn routes_before_files_and_405_with_allow() {
+        let mut s = HttpServer::routes_only();
+        s.post("/p", |_| Response::text(200, "posted"));
+        s.get("/g", |_| Response::text(200, "got"));
+        let shared = s.into_protocol(Model::Epoll, 1).shared;
+        let req = |m: Method, path: &str| Request {
+            method: m,
+            path: path.into(),
+            query: None,
+            version: crate::Version::Http11,
+            headers: vec![],
+            content_length: 0,
+            keep_alive: true,
+            body: vec![],
+        };
+        assert_eq!(shared.respond(&req(Method::Post, "/p")).status, 200);
+        let r = shared.respond(&req(Method::Get, "/p"));
+        assert_eq!((r.status, r.get_header("Allow")), (405, Some("POST")));
+        assert_eq!(shared.respond(&req(Method::Head, "/g")).status, 200);
+        let r = shared.respond(&req(Method::Put, "/g"));
+        assert_eq!((r.status, r.get_header("Allow")), (405, Some("GET, HEAD")));
+        assert_eq!(shared.respond(&req(Method::Get, "/none")).status, 404);
+        assert_eq!(shared.respond(&req(Method::Options, "*")).status, 204);
+    }
+}
