@@ -1,7 +1,7 @@
 //! A stand-alone copy of `bingfa http serve` for the integration tests: Cargo builds examples
 //! before running a package's tests, so the tests always run a fresh server without needing
 //! the `bingfa` binary of another package. Arguments: `--bind ADDR --root DIR --model M
-//! --workers N --head-timeout SECS --idle-timeout SECS --max-connections N`.
+//! --workers N --edge-triggered --head-timeout SECS --idle-timeout SECS --max-connections N`.
 
 use bingfa_http::{HttpServer, Response};
 use bingfa_net::Config;
@@ -18,7 +18,12 @@ fn main() {
     let mut head_timeout = 10.0f64;
     let mut idle_timeout = 60.0f64;
     let mut max_connections = None;
+    let mut edge_triggered = false;
     while let Some(flag) = args.next() {
+        if flag == "--edge-triggered" {
+            edge_triggered = true;
+            continue;
+        }
         let value = args
             .next()
             .unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -45,6 +50,7 @@ fn main() {
     let mut config = Config::new("http", bind.parse().expect("--bind"));
     config.model = model.parse().expect("--model");
     config.workers = workers;
+    config.edge_triggered = edge_triggered;
     config.limits.idle_timeout = Some(Duration::from_secs_f64(idle_timeout));
     if let Some(n) = max_connections {
         config.limits.max_connections = n;

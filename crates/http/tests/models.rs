@@ -56,13 +56,54 @@ fn server_command() -> Command {
     }
     // target/debug/deps/models-… → target/debug/examples/http_serve
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    Command::new(dir.join("examples").join("http_serve"))
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("http_serve");
+    // `cargo test -p bingfa-http` builds examples, `cargo test --test models` alone does not:
+    // refuse to test a stale server rather than report on old code.
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} is missing: run `cargo test -p bingfa-http`",
+                bin.display()
+            )
+        });
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for dir in ["src", "examples", "../net/src"] {
+        let newest = newest_mtime(&crate_dir.join(dir));
+        assert!(
+            newest <= built,
+            "{} is older than {dir}/: run `cargo test -p bingfa-http` (it builds the example)",
+            bin.display()
+        );
+    }
+    Command::new(bin)
+}
+
+fn newest_mtime(dir: &Path) -> std::time::SystemTime {
+    let mut newest = std::time::UNIX_EPOCH;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let m = entry.metadata().unwrap();
+        let t = if m.is_dir() {
+            newest_mtime(&entry.path())
+        } else {
+            m.modified().unwrap()
+        };
+        newest = newest.max(t);
+    }
+    newest
 }
 
 impl Server {
-    fn start(model: &str) -> Server {
-        let base = std::env::temp_dir().join(format!("bingfa-http-{}-{model}", std::process::id()));
+    fn start(model: &str, extra: &[&str]) -> Server {
+        let tag = if extra.is_empty() { "" } else { "-et" };
+        let base =
+            std::env::temp_dir().join(format!("bingfa-http-{}-{model}{tag}", std::process::id()));
         let root = make_site(&base);
         let mut child = server_command()
             .args(["--bind", "127.0.0.1:0", "--root"])
@@ -75,6 +116,7 @@ impl Server {
                 "--head-timeout",
                 HEAD_TIMEOUT_SECS,
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -241,8 +283,8 @@ fn make_site(base: &Path) -> PathBuf {
 
 // ---- the suite ----
 
-fn suite(model: &str) {
-    let s = Server::start(model);
+fn suite(model: &str, extra: &[&str]) {
+    let s = Server::start(model, extra);
     get_and_head(&s);
     conditional(&s);
     ranges(&s);
@@ -603,7 +645,7 @@ fn stats(s: &Server) {
 
 macro_rules! models {
     ($($name:ident),*) => {
-        $( #[test] fn $name() { suite(stringify!($name).trim_start_matches("r#")); } )*
+        $( #[test] fn $name() { suite(stringify!($name).trim_start_matches("r#"), &[]); } )*
 
         #[test]
         fn every_model_is_tested() {
@@ -615,3 +657,9 @@ macro_rules! models {
 }
 
 models!(iterative, fork, thread, threadpool, prefork, select, poll, epoll, r#async);
+
+/// epoll's edge-triggered option is a different readiness discipline: same suite.
+#[test]
+fn epoll_edge_triggered() {
+    suite("epoll", &["--edge-triggered"]);
+}
