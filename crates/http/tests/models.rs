@@ -268,6 +268,8 @@ fn make_site(base: &Path) -> PathBuf {
         .unwrap();
     std::fs::write(root.join("page.html.gz"), gz.stdout).unwrap();
     std::fs::write(root.join("sub/index.html"), "sub index\n").unwrap();
+    std::fs::write(root.join("文件.txt"), "utf-8 name\n").unwrap();
+    std::fs::write(root.join("a%20b.txt"), "literal percent\n").unwrap();
     std::fs::write(root.join("list/<b>&x.txt"), "x").unwrap();
     std::fs::write(root.join("list/a b.txt"), "y").unwrap();
     std::fs::create_dir(root.join("list/dir")).unwrap();
@@ -324,6 +326,11 @@ fn get_and_head(s: &Server) {
         (200, &b"hello world\n"[..]),
         "symlink inside the root"
     );
+    let (status, _, body) = s.curl_text(&[&s.url("/%E6%96%87%E4%BB%B6.txt")]);
+    assert_eq!((status, body.as_slice()), (200, &b"utf-8 name\n"[..]));
+    // Decoded exactly once: %2520 → "%20", the literal name on disk.
+    let (status, _, body) = s.curl_text(&[&s.url("/a%2520b.txt")]);
+    assert_eq!((status, body.as_slice()), (200, &b"literal percent\n"[..]));
     let (status, _, _) = s.curl_text(&[&s.url("/missing")]);
     assert_eq!(status, 404);
     let (status, head, _) = s.curl_text(&["-X", "DELETE", &s.url("/hello.txt")]);
