@@ -40,7 +40,15 @@ pub(crate) struct Env<'a> {
 const GOODBYE_GRACE: Duration = Duration::from_secs(2);
 /// Output chunks (mostly file ranges) queued before reading pauses.
 const MAX_CHUNKS: usize = 64;
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = 32 * 1024;
+const SCRATCH_SIZE: usize = 64 * 1024;
+
+thread_local! {
+    /// One read buffer per thread: reads land here and only the bytes read are copied into the
+    /// connection's input buffer, so an idle connection holds no read buffer at all and no
+    /// read pays for zeroing one.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; SCRATCH_SIZE]);
+}
 /// Per connection per loop turn: bytes read and `on_data` calls (see `settle`).
 const READ_BUDGET: usize = 64 * 1024;
 const CALL_BUDGET: usize = 256;
@@ -463,6 +471,10 @@ impl<S: Session> Conn<S> {
                 if self.in_pos == self.inbuf.len() {
                     self.inbuf.clear();
                     self.in_pos = 0;
+                    if self.inbuf.capacity() > SCRATCH_SIZE {
+                        // A burst is over: an idle connection keeps no big buffer.
+                        self.inbuf = Vec::new();
+                    }
                 }
                 if n == 0 || self.inbuf.is_empty() {
                     self.input_dirty = false;
@@ -511,42 +523,43 @@ impl<S: Session> Conn<S> {
             self.inbuf.drain(..self.in_pos);
             self.in_pos = 0;
         }
-        let start = self.inbuf.len();
-        self.inbuf.resize(start + READ_CHUNK, 0);
-        let r = (&self.sock).read(&mut self.inbuf[start..]);
+        let r = SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let n = (&self.sock).read(&mut scratch[..READ_CHUNK])?;
+            self.inbuf.extend_from_slice(&scratch[..n]);
+            Ok::<usize, io::Error>(n)
+        });
         match r {
             Ok(0) => {
-                self.inbuf.truncate(start);
                 self.read_eof = true;
                 self.read_pending = false;
                 self.eof_pending = true;
                 true
             }
-            Ok(n) => {
-                self.inbuf.truncate(start + n);
+            Ok(_) => {
                 self.input_dirty = true;
                 self.last_active = Instant::now();
                 true
             }
-            Err(e) => {
-                self.inbuf.truncate(start);
-                match e.kind() {
-                    io::ErrorKind::WouldBlock => {
-                        self.read_pending = false;
-                        false
-                    }
-                    io::ErrorKind::Interrupted => true,
-                    _ => {
-                        self.closed = true;
-                        false
-                    }
+            Err(e) => match e.kind() {
+                io::ErrorKind::WouldBlock => {
+                    self.read_pending = false;
+                    false
                 }
-            }
+                io::ErrorKind::Interrupted => true,
+                _ => {
+                    self.closed = true;
+                    false
+                }
+            },
         }
     }
 
     fn read_channels(&mut self, reg: &mut dyn Registry) -> bool {
-        let mut buf = [0u8; 64 * 1024];
+        SCRATCH.with(|scratch| self.read_channels_into(&mut scratch.borrow_mut(), reg))
+    }
+
+    fn read_channels_into(&mut self, buf: &mut [u8], reg: &mut dyn Registry) -> bool {
         for i in 0..self.channels.len() {
             let Some(ch) = self.channels[i].as_mut() else {
                 continue;
@@ -558,7 +571,7 @@ impl<S: Session> Conn<S> {
                 continue;
             };
             let id = ch.id;
-            match (&*s).read(&mut buf) {
+            match (&*s).read(buf) {
                 Ok(0) => {
                     ch.read_eof = true;
                     ch.ready_r = false;

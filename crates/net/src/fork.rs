@@ -73,8 +73,13 @@ impl Family {
     ) -> io::Result<libc::pid_t> {
         let link = self.relay.add_link()?;
         let parent_fds = self.relay.fds();
+        let parent = std::process::id() as libc::pid_t;
         match sys::fork()? {
             Fork::Child => {
+                // If the parent is killed outright (SIGKILL), its children must not live on
+                // holding the listening socket: have the kernel send us SIGTERM (a graceful
+                // shutdown) when it dies. Checked after, in case it died before the call.
+                sys::die_with_parent(parent);
                 shutdown::child_reset();
                 for fd in parent_fds.iter().chain(close_in_child) {
                     sys::close_fd(*fd);

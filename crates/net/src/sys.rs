@@ -236,6 +236,18 @@ pub(crate) fn fork() -> io::Result<Fork> {
     }
 }
 
+/// Ask for SIGTERM when the parent dies (Linux `PR_SET_PDEATHSIG`); if it is already gone,
+/// signal ourselves now.
+pub(crate) fn die_with_parent(parent: libc::pid_t) {
+    // SAFETY: plain prctl/getppid/kill syscalls.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+        if libc::getppid() != parent {
+            libc::kill(libc::getpid(), libc::SIGTERM);
+        }
+    }
+}
+
 /// Reap every exited child without blocking; returns the pids reaped.
 pub(crate) fn reap_children() -> Vec<libc::pid_t> {
     let mut out = Vec::new();

@@ -791,6 +791,41 @@ fn shutdown(model: Model, edge: bool) {
     assert!(TcpStream::connect_timeout(&srv.addr, Duration::from_secs(2)).is_err());
 }
 
+/// A `fork`/`prefork` parent killed outright (SIGKILL, no chance to clean up) does not leave
+/// its children serving: they get SIGTERM from the kernel and shut down.
+fn parent_killed(model: Model, edge: bool) {
+    if !model.multi_process() {
+        return;
+    }
+    let mut srv = TestServer::start(&Spec::new(model, edge, "echo"));
+    let mut c = srv.connect();
+    c.send("hi");
+    c.expect("hi");
+    let kids: Vec<i32> = children_of(srv.pid()).into_iter().map(|(p, _)| p).collect();
+    assert!(!kids.is_empty());
+    srv.child.kill().unwrap();
+    srv.child.wait().unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    let alive = |k: i32| {
+        let stat = std::fs::read_to_string(format!("/proc/{k}/stat")).unwrap_or_default();
+        let state = stat.rfind(')').and_then(|i| stat[i + 2..].chars().next());
+        !stat.is_empty() && state != Some('Z')
+    };
+    while kids.iter().any(|&k| alive(k)) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let survivors: Vec<i32> = kids.into_iter().filter(|&k| alive(k)).collect();
+    for &k in &survivors {
+        // Leave nothing behind even when failing.
+        // SAFETY: signalling processes this test started.
+        unsafe { libc::kill(k, libc::SIGKILL) };
+    }
+    assert!(
+        survivors.is_empty(),
+        "children {survivors:?} outlived their killed parent"
+    );
+}
+
 macro_rules! every_model {
     ($($name:ident => $model:expr, $edge:expr;)*) => {
         $(
@@ -805,6 +840,7 @@ macro_rules! every_model {
                 #[test] fn max_connections() { super::max_connections(M, E) }
                 #[test] fn idle_timeout() { super::idle_timeout(M, E) }
                 #[test] fn shutdown() { super::shutdown(M, E) }
+                #[test] fn parent_killed() { super::parent_killed(M, E) }
             }
         )*
         /// The list above covers `Model::ALL`: a new model cannot be added without its tests.
