@@ -115,6 +115,13 @@ impl Response {
         s.push_str(&http_date_now());
         s.push_str("\r\n");
         for (n, v) in &self.headers {
+            // A handler may build a value from client input: a CR or LF in it would split
+            // the response, so such a field is dropped rather than sent.
+            let unsafe_byte = |b: u8| b == b'\r' || b == b'\n' || b == 0;
+            if n.bytes().any(unsafe_byte) || v.bytes().any(unsafe_byte) {
+                tracing::warn!(name = %n.escape_debug(), "dropping a header field with CR/LF/NUL");
+                continue;
+            }
             let _ = write!(s, "{n}: {v}\r\n");
         }
         // 1xx, 204 and 304 carry no Content-Length of their own payload (RFC 9110 §8.6);
@@ -197,6 +204,9 @@ mod tests {
         assert!(
             h.starts_with("HTTP/1.0 200 OK\r\n") && h.ends_with("Connection: keep-alive\r\n\r\n")
         );
+        let split = Response::new(302).header("Location", "/x\r\nSet-Cookie: evil=1");
+        let h = String::from_utf8(split.head_bytes(false, true)).unwrap();
+        assert!(!h.contains("Set-Cookie") && !h.contains("Location"), "{h}");
         let h = String::from_utf8(Response::new(304).head_bytes(false, false)).unwrap();
         assert!(!h.contains("Content-Length") && h.ends_with("Connection: close\r\n\r\n"));
     }
