@@ -104,8 +104,10 @@ impl Server {
         let tag = if extra.is_empty() { "" } else { "-et" };
         let base =
             std::env::temp_dir().join(format!("bingfa-http-{}-{model}{tag}", std::process::id()));
+        // Find the server first: if that fails, no directory is left behind.
+        let mut command = server_command();
         let root = make_site(&base);
-        let mut child = server_command()
+        let spawned = command
             .args(["--bind", "127.0.0.1:0", "--root"])
             .arg(&root)
             .args([
@@ -120,8 +122,11 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the server");
+            .spawn();
+        let mut child = spawned.unwrap_or_else(|e| {
+            let _ = std::fs::remove_dir_all(&base);
+            panic!("start the server: {e}")
+        });
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
