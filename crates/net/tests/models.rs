@@ -29,6 +29,9 @@ impl Session for EchoSession {
     fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
         match input.iter().position(|&b| b == b'\n') {
             Some(i) => {
+                if &input[..i] == b"PANIC" {
+                    panic!("test panic: a buggy session");
+                }
                 if let Some(ms) = input[..i].strip_prefix(b"TIMER ") {
                     let ms: u64 = String::from_utf8_lossy(ms).parse().unwrap_or(0);
                     cx.set_timer(Duration::from_millis(ms));
@@ -229,6 +232,13 @@ fn server_main() {
     let Ok(spec) = std::env::var(SPEC_VAR) else {
         return;
     };
+    // The echo test makes a session panic on purpose; keep that one out of the output.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !info.to_string().contains("test panic") {
+            default_hook(info);
+        }
+    }));
     let f: Vec<&str> = spec.split(';').collect();
     let mut config = Config::new(f[2], "127.0.0.1:0".parse().unwrap());
     config.model = f[0].parse().unwrap();
@@ -436,6 +446,12 @@ fn echo(model: Model, edge: bool) {
     // Input that never completes a line is bounded: past max_input the connection is closed.
     let _ = c.w.write_all(&vec![b'z'; 200 * 1024]);
     c.expect_closed();
+    drop(c);
+    // A session that panics loses its connection; the server goes on.
+    let mut p = srv.connect();
+    p.send("PANIC");
+    p.expect_closed();
+    drop(p);
     if model.concurrent() {
         let mut a = srv.connect();
         let mut b = srv.connect();
