@@ -351,7 +351,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         let slot = ev.token >> 16;
         let code = (ev.token & 0xffff) as u16;
         self.with_conn(slot, |conn, reg, env| {
-            conn.on_ready(code, ev.readable, ev.writable);
+            conn.on_ready(code, ev.readable, ev.writable, ev.hup);
             conn.settle(reg, env);
         });
     }
