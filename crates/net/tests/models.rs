@@ -648,6 +648,14 @@ fn data_channel(model: Model, edge: bool) {
             .fold(0u64, |s, &b| s.wrapping_mul(31).wrapping_add(b as u64));
         c.expect(&format!("226 got {} {sum}", content.len()));
     }
+    // An active connection that cannot be made is reported, and the session goes on.
+    let closed_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    c.send(&format!("PORT {closed_port}"));
+    c.expect("425 ConnectionRefused");
     drop(c);
     assert!(srv.stop().success());
     let _ = std::fs::remove_file(&path);
