@@ -154,7 +154,7 @@ async fn serve_conn<P: Protocol>(
         match ev {
             Ev::Io(evs) => {
                 for (code, r, w) in evs {
-                    conn.on_ready(code, r, w);
+                    conn.on_ready(code, r, w, false);
                 }
                 conn.settle(&mut reg, &env);
             }

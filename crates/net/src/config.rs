@@ -152,7 +152,7 @@ pub struct Config {
     /// Addresses to listen on (`127.0.0.1:0` picks a free port).
     pub bind: Vec<std::net::SocketAddr>,
     pub model: Model,
-    /// Threads or processes for models that use them; 0 = the number of CPUs.
+    /// Threads or processes for models that use them; 0 = a default (see `worker_count`).
     pub workers: usize,
     /// Use edge-triggered epoll (`Model::Epoll` only).
     pub edge_triggered: bool,
@@ -178,14 +178,19 @@ impl Config {
         }
     }
 
-    /// The effective worker count.
+    /// The effective worker count: `workers`, or by default one event loop per CPU (epoll,
+    /// prefork, async), and 64 threads for `threadpool`, whose threads each serve one
+    /// connection at a time (so `workers` is how many connections it serves at once).
     pub fn worker_count(&self) -> usize {
         if self.workers > 0 {
-            self.workers
-        } else {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
+            return self.workers;
+        }
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        match self.model {
+            Model::ThreadPool => 64.max(cpus),
+            _ => cpus,
         }
     }
 }

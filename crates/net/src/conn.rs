@@ -209,6 +209,7 @@ struct Chan {
     read_eof: bool,
     ready_r: bool,
     ready_w: bool,
+    hup: bool,
     interest: Interest,
 }
 
@@ -234,6 +235,7 @@ pub(crate) struct Conn<S: Session> {
     interest: Interest,
     registered: bool,
     read_pending: bool,
+    hup: bool,
     read_eof: bool,
     eof_pending: bool,
     input_dirty: bool,
@@ -271,6 +273,7 @@ impl<S: Session> Conn<S> {
             interest: Interest::default(),
             registered: false,
             read_pending: true,
+            hup: false,
             read_eof: false,
             eof_pending: false,
             input_dirty: false,
@@ -319,16 +322,18 @@ impl<S: Session> Conn<S> {
     }
 
     /// Readiness reported by the driver for endpoint `code`; call [`Conn::settle`] after.
-    pub(crate) fn on_ready(&mut self, code: u16, readable: bool, writable: bool) {
+    pub(crate) fn on_ready(&mut self, code: u16, readable: bool, writable: bool, hup: bool) {
         if code == CONTROL {
             if readable {
                 self.read_pending = true;
             }
+            self.hup |= hup;
             return;
         }
         if let Some(Some(ch)) = self.channels.get_mut(code as usize - 1) {
             ch.ready_r |= readable;
             ch.ready_w |= writable;
+            ch.hup |= hup;
         }
     }
 
@@ -509,6 +514,11 @@ impl<S: Session> Conn<S> {
             }
             break;
         }
+        if self.hup && !self.closed {
+            // Reset or fully shut: whatever could be read has been; nothing more can be sent.
+            self.closed = true;
+            return;
+        }
         if yielded && (self.input_dirty || self.read_pending) {
             // Come back next turn, after the others: edge-triggered drivers would not report
             // the input still waiting, so ask to be woken like a hub delivery.
@@ -667,6 +677,7 @@ impl<S: Session> Conn<S> {
             read_eof: false,
             ready_r: false,
             ready_w: false,
+            hup: false,
             interest,
         });
     }
@@ -889,6 +900,11 @@ impl<S: Session> Conn<S> {
                 continue;
             };
             if ch.out.is_empty() {
+                if ch.hup && ch.read_eof {
+                    // The peer is gone and everything it sent was read: the channel is over.
+                    self.drop_channel(i, reg);
+                    self.events.push_back((id, Pending::Closed));
+                }
                 continue;
             }
             let mut moved = false;

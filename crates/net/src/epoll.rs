@@ -111,6 +111,7 @@ impl Poller for EpollPoller {
                 token: ev.u64 as usize,
                 readable: bad || f & (libc::EPOLLIN | libc::EPOLLRDHUP) != 0,
                 writable: bad || f & libc::EPOLLOUT != 0,
+                hup: bad,
             });
         }
         Ok(())

@@ -81,6 +81,7 @@ impl Poller for PollPoller {
                 token,
                 readable: bad || p.revents & libc::POLLIN != 0,
                 writable: bad || p.revents & libc::POLLOUT != 0,
+                hup: bad,
             });
         }
         Ok(())

@@ -24,6 +24,9 @@ pub(crate) struct Event {
     pub token: usize,
     pub readable: bool,
     pub writable: bool,
+    /// Hang-up or error: the connection is dead (level-triggered pollers report it whatever
+    /// the interest, so it must end the connection rather than be waited out).
+    pub hup: bool,
 }
 
 pub(crate) trait Poller {

@@ -19,6 +19,7 @@ use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -223,12 +224,29 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         self.counted[slot] = counted;
         self.live += 1;
         let shutting = self.deadline.is_some();
+        self.with_conn(slot, |conn, reg, env| {
+            conn.open(reg, env);
+            if shutting {
+                conn.shutdown(reg, env);
+            }
+        });
+    }
+
+    /// Run `f` on the connection in `slot`, then tear it down if it closed. A session that
+    /// panics loses its connection, not the loop and not the other connections.
+    fn with_conn(
+        &mut self,
+        slot: usize,
+        f: impl FnOnce(&mut Conn<P::Session>, &mut dyn Registry, &Env),
+    ) {
         let (poller, conns, env) = self.env_parts();
-        let conn = conns[slot].as_mut().expect("just stored");
+        let Some(Some(conn)) = conns.get_mut(slot) else {
+            return;
+        };
         let mut reg = Reg { poller, slot };
-        conn.open(&mut reg, &env);
-        if shutting {
-            conn.shutdown(&mut reg, &env);
+        if catch_unwind(AssertUnwindSafe(|| f(conn, &mut reg, &env))).is_err() {
+            tracing::error!("a session panicked; closing its connection");
+            conn.abort();
         }
         self.after(slot);
     }
@@ -247,7 +265,10 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         }
         let conn = self.conns[slot].take().expect("checked");
         let (poller, _, env) = self.env_parts();
-        conn.finish(&mut Reg { poller, slot }, &env);
+        let mut reg = Reg { poller, slot };
+        if catch_unwind(AssertUnwindSafe(|| conn.finish(&mut reg, &env))).is_err() {
+            tracing::error!("a session panicked while closing");
+        }
         self.free.push(slot);
         self.live -= 1;
         if std::mem::take(&mut self.counted[slot]) {
@@ -283,8 +304,10 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
                 Err(e) => {
-                    // EMFILE and friends: leave the rest in the backlog and try again later.
+                    // EMFILE and friends: leave the rest in the backlog and try again later
+                    // (edge-triggered loops will not be told again, hence the explicit retry).
                     tracing::warn!("accept: {e}");
+                    self.retry_accept = true;
                     self.next_sweep = self
                         .next_sweep
                         .min(Instant::now() + Duration::from_millis(50));
@@ -309,46 +332,32 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             self.shared.counter.release();
         }
         for slot in 0..self.conns.len() {
-            let (poller, conns, env) = self.env_parts();
-            if let Some(conn) = conns[slot].as_mut() {
-                conn.shutdown(&mut Reg { poller, slot }, &env);
-            }
-            self.after(slot);
+            self.with_conn(slot, |conn, reg, env| conn.shutdown(reg, env));
         }
     }
 
     fn sweep(&mut self, now: Instant) {
         self.next_sweep = now + Duration::from_secs(1);
         for slot in 0..self.conns.len() {
-            let (poller, conns, env) = self.env_parts();
-            if let Some(conn) = conns[slot].as_mut() {
+            self.with_conn(slot, |conn, reg, env| {
                 if conn.deadline(env.limits).is_some_and(|d| d <= now) {
-                    conn.on_tick(now, &mut Reg { poller, slot }, &env);
+                    conn.on_tick(now, reg, env);
                 }
-            }
-            self.after(slot);
+            });
         }
     }
 
     fn on_conn_event(&mut self, ev: Event) {
         let slot = ev.token >> 16;
         let code = (ev.token & 0xffff) as u16;
-        let (poller, conns, env) = self.env_parts();
-        let Some(Some(conn)) = conns.get_mut(slot) else {
-            return;
-        };
-        conn.on_ready(code, ev.readable, ev.writable);
-        conn.settle(&mut Reg { poller, slot }, &env);
-        self.after(slot);
+        self.with_conn(slot, |conn, reg, env| {
+            conn.on_ready(code, ev.readable, ev.writable, ev.hup);
+            conn.settle(reg, env);
+        });
     }
 
     fn settle_slot(&mut self, slot: usize) {
-        let (poller, conns, env) = self.env_parts();
-        let Some(Some(conn)) = conns.get_mut(slot) else {
-            return;
-        };
-        conn.settle(&mut Reg { poller, slot }, &env);
-        self.after(slot);
+        self.with_conn(slot, |conn, reg, env| conn.settle(reg, env));
     }
 
     /// Run until shutdown completes, or (with `until_idle`) until no connection is left.

@@ -78,6 +78,7 @@ impl Poller for SelectPoller {
                         token,
                         readable: r,
                         writable: w,
+                        hup: false,
                     });
                 }
             }
