@@ -68,6 +68,8 @@ impl HttpSession {
     fn answer(&mut self, req: Request, cx: &mut Context) {
         self.shared.stats.request();
         let resp = self.shared.respond(&req);
+        // The access log, off unless RUST_LOG asks for it (debug costs nothing when disabled).
+        tracing::debug!(method = %req.method, path = %req.path, status = resp.status, "request");
         let keep_alive = req.keep_alive && !cx.shutting_down();
         let http10 = req.version == Version::Http10;
         let mut out = resp.head_bytes(http10, keep_alive);
