@@ -141,6 +141,12 @@ impl HttpServer {
         }
     }
 
+    /// The course's `serve_forever()`: serve on `addr` under the default (fastest) model with
+    /// default limits, until SIGINT/SIGTERM.
+    pub fn serve_forever(self, addr: std::net::SocketAddr) -> Result<(), bingfa_net::Error> {
+        self.run(bingfa_net::Config::new("http", addr))
+    }
+
     /// Binds `config.bind`, prints the ready line and serves under `config.model` until
     /// SIGINT/SIGTERM (when `config.handle_signals`), then returns after a graceful shutdown.
     pub fn run(self, config: bingfa_net::Config) -> Result<(), bingfa_net::Error> {
