@@ -370,6 +370,15 @@ pub trait Protocol: Send + Sync + 'static {
     /// A new session for an accepted connection.
     fn new_session(&self, info: &ConnInfo) -> Self::Session;
 
+    /// A new session for a connection accepted on listener number `listener` (the server's
+    /// listeners in announce order: [`Config::bind`](crate::Config::bind), then
+    /// [`Config::also`](crate::Config::also)). A server with two faces sharing one hub (chat's
+    /// line protocol and its WebSocket page) picks the session kind here; the default ignores it.
+    fn new_session_on(&self, listener: usize, info: &ConnInfo) -> Self::Session {
+        let _ = listener;
+        self.new_session(info)
+    }
+
     /// Bytes written to a connection refused because the server is at
     /// [`Limits::max_connections`](crate::Limits::max_connections), right before closing it
     /// (e.g. `HTTP/1.1 503 …`, FTP `421 Too many users`). `None` = just close.
