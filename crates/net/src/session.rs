@@ -123,6 +123,7 @@ pub enum Action {
         len: u64,
     },
     ChannelClose(ChannelId),
+    ChannelAbort(ChannelId),
     /// Pause or resume calling [`Session::on_data`] (e.g. FTP waits for a transfer).
     PauseInput(bool),
 }
@@ -287,6 +288,12 @@ impl Context {
     /// queued, or if it never connected: this also cancels a passive listener).
     pub fn channel_close(&mut self, id: ChannelId) {
         self.actions.push(Action::ChannelClose(id));
+    }
+
+    /// Close a data channel now, dropping whatever is still queued on it (FTP `ABOR`).
+    /// [`ChannelEvent::Closed`] follows.
+    pub fn channel_abort(&mut self, id: ChannelId) {
+        self.actions.push(Action::ChannelAbort(id));
     }
 
     fn alloc_channel(&mut self) -> ChannelId {

@@ -122,6 +122,9 @@ struct FilesSession {
     /// Set while a `STOR` upload runs: bytes received and a running checksum.
     upload: Option<(u64, u64)>,
     sending: bool,
+    /// The last channel opened, for `ABOR`.
+    last: Option<ChannelId>,
+    aborting: bool,
 }
 
 impl Session for FilesSession {
@@ -131,7 +134,12 @@ impl Session for FilesSession {
         };
         let line = String::from_utf8_lossy(&input[..i]).trim().to_string();
         if line == "PASV" {
-            cx.listen();
+            self.last = Some(cx.listen());
+        } else if line == "ABOR" {
+            if let Some(id) = self.last.take() {
+                self.aborting = true;
+                cx.channel_abort(id);
+            }
         } else if line == "STOR" {
             self.upload = Some((0, 0));
             cx.listen();
@@ -159,6 +167,11 @@ impl Session for FilesSession {
                 cx.write(format!("226 got {n} {sum}\n").as_bytes());
                 cx.channel_close(id);
             }
+            ChannelEvent::Closed if self.aborting => {
+                self.aborting = false;
+                self.sending = false;
+                cx.write(b"226 aborted\n");
+            }
             ChannelEvent::Closed if self.sending => {
                 self.sending = false;
                 cx.write(b"226 done\n");
@@ -181,6 +194,8 @@ impl Protocol for Files {
         FilesSession {
             upload: None,
             sending: false,
+            last: None,
+            aborting: false,
             file: self.file.clone(),
             len: self.len,
         }
@@ -683,6 +698,20 @@ fn data_channel(model: Model, edge: bool) {
             .fold(0u64, |s, &b| s.wrapping_mul(31).wrapping_add(b as u64));
         c.expect(&format!("226 got {} {sum}", content.len()));
     }
+    // ABOR: a passive listener dropped before anyone connected.
+    c.send("PASV");
+    let port: u16 = c
+        .line()
+        .strip_prefix("227 ")
+        .expect("227 reply")
+        .parse()
+        .unwrap();
+    c.send("ABOR");
+    c.expect("226 aborted");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the aborted listener is closed"
+    );
     // An active connection that cannot be made is reported, and the session goes on.
     let closed_port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
