@@ -3,17 +3,17 @@
 //! extra descriptors the model needs (the relay links, the SIGCHLD pipe), with the
 //! `max_connections` check and the clean refusal done here, once for all of them.
 
-use crate::reactor::{refuse, Shared};
+use crate::reactor::{refuse, Peer, Shared};
 use crate::session::Protocol;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 /// What a model plugs into the loop.
 pub(crate) trait AcceptHooks {
     /// A connection that took a place in the shared counter; the model must release it.
-    fn on_conn(&mut self, stream: TcpStream, peer: SocketAddr);
+    fn on_conn(&mut self, stream: TcpStream, peer: Peer);
     /// Extra descriptors to watch: (fd, also for writing).
     fn extra_fds(&mut self) -> Vec<(RawFd, bool)> {
         Vec::new()
@@ -71,7 +71,7 @@ pub(crate) fn accept_loop<P: Protocol>(
                 match l.accept() {
                     Ok((s, peer)) => {
                         if shared.counter.try_acquire(shared.limits.max_connections) {
-                            hooks.on_conn(s, peer);
+                            hooks.on_conn(s, (peer, i));
                         } else {
                             refuse(&shared.protocol, s);
                         }

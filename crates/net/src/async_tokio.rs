@@ -6,11 +6,11 @@
 use crate::conn::{Env, Registry};
 use crate::hub::{Hub, Waker};
 use crate::poller::Interest;
-use crate::reactor::{make_conn, refuse, Shared};
+use crate::reactor::{make_conn, refuse, Peer, Shared};
 use crate::session::Protocol;
 use std::future::poll_fn;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -114,7 +114,7 @@ async fn serve_conn<P: Protocol>(
     shared: Arc<Shared<P>>,
     hub: Hub,
     stream: TcpStream,
-    peer: SocketAddr,
+    peer: Peer,
     mut shut: watch::Receiver<bool>,
     _alive: mpsc::Sender<()>,
 ) {
@@ -181,6 +181,7 @@ async fn accept_task<P: Protocol>(
     shared: Arc<Shared<P>>,
     hub: Hub,
     listener: tokio::net::TcpListener,
+    index: usize,
     shut: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
@@ -201,7 +202,7 @@ async fn accept_task<P: Protocol>(
                     shared.clone(),
                     hub.clone(),
                     s,
-                    peer,
+                    (peer, index),
                     shut.clone(),
                     alive.clone(),
                 ));
@@ -228,12 +229,13 @@ pub(crate) fn run<P: Protocol>(
         let hub = Hub::new();
         let (tx, rx) = watch::channel(false);
         let (alive, mut all_done) = mpsc::channel::<()>(1);
-        for l in listeners {
+        for (index, l) in listeners.into_iter().enumerate() {
             let l = tokio::net::TcpListener::from_std(l)?;
             tokio::spawn(accept_task(
                 shared.clone(),
                 hub.clone(),
                 l,
+                index,
                 rx.clone(),
                 alive.clone(),
             ));

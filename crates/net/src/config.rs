@@ -151,6 +151,10 @@ pub struct Config {
     pub service: String,
     /// Addresses to listen on (`127.0.0.1:0` picks a free port).
     pub bind: Vec<std::net::SocketAddr>,
+    /// More listeners, each announced with its own service name (e.g. chat's `web` page next
+    /// to its `chat` port); their connections come to [`Protocol::new_session_on`](crate::Protocol::new_session_on)
+    /// with listener numbers after those of `bind`.
+    pub also: Vec<(String, std::net::SocketAddr)>,
     pub model: Model,
     /// Threads or processes for models that use them; 0 = a default (see `worker_count`).
     pub workers: usize,
@@ -169,6 +173,7 @@ impl Config {
         Config {
             service: service.to_string(),
             bind: vec![bind],
+            also: Vec::new(),
             model: Model::default(),
             workers: 0,
             edge_triggered: false,

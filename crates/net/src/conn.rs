@@ -779,6 +779,12 @@ impl<S: Session> Conn<S> {
                         }
                     }
                 }
+                Action::ChannelAbort(id) => {
+                    if let Some(i) = self.chan_index(id) {
+                        self.drop_channel(i, reg);
+                        self.events.push_back((id, Pending::Closed));
+                    }
+                }
                 Action::ChannelClose(id) => {
                     if let Some(i) = self.chan_index(id) {
                         let ch = self.channels[i].as_mut().expect("indexed");

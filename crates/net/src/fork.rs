@@ -13,14 +13,14 @@
 use crate::acceptor::{accept_loop, AcceptHooks};
 use crate::hub::Hub;
 use crate::poll::PollPoller;
-use crate::reactor::{Reactor, Shared};
+use crate::reactor::{Peer, Reactor, Shared};
 use crate::relay::Relay;
 use crate::session::Protocol;
 use crate::shutdown;
 use crate::sys::{self, Fork};
 use std::collections::HashSet;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -149,7 +149,7 @@ struct Hooks<'a, P: Protocol> {
 }
 
 impl<P: Protocol> AcceptHooks for Hooks<'_, P> {
-    fn on_conn(&mut self, stream: TcpStream, peer: SocketAddr) {
+    fn on_conn(&mut self, stream: TcpStream, peer: Peer) {
         let shared = self.shared;
         let r = self.family.spawn(&self.listener_fds, |link| {
             let mut r = Reactor::new(

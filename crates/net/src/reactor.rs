@@ -53,11 +53,14 @@ pub(crate) fn refuse<P: Protocol>(protocol: &P, stream: TcpStream) {
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 
+/// Who connected, and on which of the server's listeners (its index in announce order).
+pub(crate) type Peer = (SocketAddr, usize);
+
 /// Prepare an accepted stream and build its connection.
 pub(crate) fn make_conn<P: Protocol>(
     protocol: &P,
     stream: TcpStream,
-    peer: SocketAddr,
+    (peer, listener): Peer,
     waker: crate::hub::Waker,
 ) -> io::Result<Conn<P::Session>> {
     stream.set_nonblocking(true)?;
@@ -67,7 +70,7 @@ pub(crate) fn make_conn<P: Protocol>(
         peer,
         local: stream.local_addr()?,
     };
-    let session = protocol.new_session(&info);
+    let session = protocol.new_session_on(listener, &info);
     Ok(Conn::new(session, stream, info, waker))
 }
 
@@ -140,7 +143,7 @@ pub(crate) struct Reactor<Pl: Poller, P: Protocol> {
     free: Vec<usize>,
     live: usize,
     max_active: usize,
-    waiting: VecDeque<(TcpStream, SocketAddr)>,
+    waiting: VecDeque<(TcpStream, Peer)>,
     wake: Arc<Wake>,
     link: Option<LinkReader>,
     deadline: Option<Instant>,
@@ -183,7 +186,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
 
     /// Add a connection accepted elsewhere (thread, threadpool, fork). `counted`: release a
     /// place in the shared counter when it ends.
-    pub(crate) fn adopt(&mut self, stream: TcpStream, peer: SocketAddr, counted: bool) {
+    pub(crate) fn adopt(&mut self, stream: TcpStream, peer: Peer, counted: bool) {
         self.start_conn(stream, peer, counted);
     }
 
@@ -198,7 +201,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         )
     }
 
-    fn start_conn(&mut self, stream: TcpStream, peer: SocketAddr, counted: bool) {
+    fn start_conn(&mut self, stream: TcpStream, peer: Peer, counted: bool) {
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -295,9 +298,9 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
                     {
                         refuse(&self.shared.protocol, s);
                     } else if self.live >= self.max_active {
-                        self.waiting.push_back((s, peer));
+                        self.waiting.push_back((s, (peer, i)));
                     } else {
-                        self.start_conn(s, peer, true);
+                        self.start_conn(s, (peer, i), true);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

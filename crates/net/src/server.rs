@@ -39,10 +39,10 @@ pub struct Server<P: Protocol> {
 }
 
 impl<P: Protocol> Server<P> {
-    /// Bind every address in `config.bind`. Nothing is printed or accepted yet, but the kernel
-    /// already queues connections.
+    /// Bind every address in `config.bind` and `config.also`. Nothing is printed or accepted
+    /// yet, but the kernel already queues connections.
     pub fn bind(config: Config, protocol: P) -> Result<Self, Error> {
-        if config.bind.is_empty() {
+        if config.bind.is_empty() && config.also.is_empty() {
             return Err(Error::NoAddress);
         }
         // epoll workers each bind the port again with SO_REUSEPORT; the first must allow it.
@@ -50,6 +50,7 @@ impl<P: Protocol> Server<P> {
         let listeners = config
             .bind
             .iter()
+            .chain(config.also.iter().map(|(_, a)| a))
             .map(|a| sys::listen(*a, reuse_port).map_err(|source| Error::Bind { addr: *a, source }))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Server {
@@ -87,8 +88,13 @@ impl<P: Protocol> Server<P> {
         }
         if config.announce {
             let mut out = io::stdout().lock();
-            for l in &listeners {
-                writeln!(out, "{} listening on {}", config.service, l.local_addr()?)?;
+            let names = config
+                .bind
+                .iter()
+                .map(|_| &config.service)
+                .chain(config.also.iter().map(|(s, _)| s));
+            for (name, l) in names.zip(&listeners) {
+                writeln!(out, "{} listening on {}", name, l.local_addr()?)?;
             }
             out.flush()?;
         }

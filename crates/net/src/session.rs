@@ -123,6 +123,7 @@ pub enum Action {
         len: u64,
     },
     ChannelClose(ChannelId),
+    ChannelAbort(ChannelId),
     /// Pause or resume calling [`Session::on_data`] (e.g. FTP waits for a transfer).
     PauseInput(bool),
 }
@@ -289,6 +290,12 @@ impl Context {
         self.actions.push(Action::ChannelClose(id));
     }
 
+    /// Close a data channel now, dropping whatever is still queued on it (FTP `ABOR`).
+    /// [`ChannelEvent::Closed`] follows.
+    pub fn channel_abort(&mut self, id: ChannelId) {
+        self.actions.push(Action::ChannelAbort(id));
+    }
+
     fn alloc_channel(&mut self) -> ChannelId {
         let id = self.next_channel;
         self.next_channel = self.next_channel.wrapping_add(1).max(1);
@@ -369,6 +376,15 @@ pub trait Protocol: Send + Sync + 'static {
 
     /// A new session for an accepted connection.
     fn new_session(&self, info: &ConnInfo) -> Self::Session;
+
+    /// A new session for a connection accepted on listener number `listener` (the server's
+    /// listeners in announce order: [`Config::bind`](crate::Config::bind), then
+    /// [`Config::also`](crate::Config::also)). A server with two faces sharing one hub (chat's
+    /// line protocol and its WebSocket page) picks the session kind here; the default ignores it.
+    fn new_session_on(&self, listener: usize, info: &ConnInfo) -> Self::Session {
+        let _ = listener;
+        self.new_session(info)
+    }
 
     /// Bytes written to a connection refused because the server is at
     /// [`Limits::max_connections`](crate::Limits::max_connections), right before closing it

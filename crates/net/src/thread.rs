@@ -5,10 +5,10 @@
 use crate::acceptor::{accept_loop, AcceptHooks};
 use crate::hub::Hub;
 use crate::poll::PollPoller;
-use crate::reactor::{Reactor, Shared};
+use crate::reactor::{Peer, Reactor, Shared};
 use crate::session::Protocol;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -17,7 +17,7 @@ pub(crate) fn serve_one<P: Protocol>(
     shared: Arc<Shared<P>>,
     hub: Hub,
     stream: TcpStream,
-    peer: SocketAddr,
+    peer: Peer,
 ) {
     let counter_owner = shared.clone();
     match Reactor::new(PollPoller::default(), shared, hub, Vec::new()) {
@@ -41,7 +41,7 @@ struct Hooks<P: Protocol> {
 }
 
 impl<P: Protocol> AcceptHooks for Hooks<P> {
-    fn on_conn(&mut self, stream: TcpStream, peer: SocketAddr) {
+    fn on_conn(&mut self, stream: TcpStream, peer: Peer) {
         let (shared, hub) = (self.shared.clone(), self.hub.clone());
         let spawned = std::thread::Builder::new()
             .name("conn".into())

@@ -4,17 +4,17 @@
 
 use crate::acceptor::{accept_loop, AcceptHooks};
 use crate::hub::Hub;
-use crate::reactor::Shared;
+use crate::reactor::{Peer, Shared};
 use crate::session::Protocol;
 use crate::thread::serve_one;
 use std::collections::VecDeque;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
 
 #[derive(Default)]
 struct Queue {
-    items: Mutex<(VecDeque<(TcpStream, SocketAddr)>, bool)>,
+    items: Mutex<(VecDeque<(TcpStream, Peer)>, bool)>,
     ready: Condvar,
 }
 
@@ -23,7 +23,7 @@ struct Hooks {
 }
 
 impl AcceptHooks for Hooks {
-    fn on_conn(&mut self, stream: TcpStream, peer: SocketAddr) {
+    fn on_conn(&mut self, stream: TcpStream, peer: Peer) {
         self.queue
             .items
             .lock()

@@ -23,9 +23,17 @@ use std::time::{Duration, Instant};
 
 /// Echo, line by line; also says goodbye on idle and is the refusal/shutdown subject.
 struct Echo;
-struct EchoSession;
+/// `listener` is which of the server's listeners accepted it (1 = the extra "web" one).
+struct EchoSession {
+    listener: usize,
+}
 
 impl Session for EchoSession {
+    fn on_open(&mut self, cx: &mut Context) {
+        if self.listener > 0 {
+            cx.write(format!("listener {}\n", self.listener).as_bytes());
+        }
+    }
     fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
         match input.iter().position(|&b| b == b'\n') {
             Some(i) => {
@@ -58,7 +66,10 @@ impl Session for EchoSession {
 impl Protocol for Echo {
     type Session = EchoSession;
     fn new_session(&self, _: &ConnInfo) -> EchoSession {
-        EchoSession
+        EchoSession { listener: 0 }
+    }
+    fn new_session_on(&self, listener: usize, _: &ConnInfo) -> EchoSession {
+        EchoSession { listener }
     }
     fn refusal(&self) -> Option<Vec<u8>> {
         Some(b"busy\n".to_vec())
@@ -111,6 +122,9 @@ struct FilesSession {
     /// Set while a `STOR` upload runs: bytes received and a running checksum.
     upload: Option<(u64, u64)>,
     sending: bool,
+    /// The last channel opened, for `ABOR`.
+    last: Option<ChannelId>,
+    aborting: bool,
 }
 
 impl Session for FilesSession {
@@ -120,7 +134,12 @@ impl Session for FilesSession {
         };
         let line = String::from_utf8_lossy(&input[..i]).trim().to_string();
         if line == "PASV" {
-            cx.listen();
+            self.last = Some(cx.listen());
+        } else if line == "ABOR" {
+            if let Some(id) = self.last.take() {
+                self.aborting = true;
+                cx.channel_abort(id);
+            }
         } else if line == "STOR" {
             self.upload = Some((0, 0));
             cx.listen();
@@ -148,6 +167,11 @@ impl Session for FilesSession {
                 cx.write(format!("226 got {n} {sum}\n").as_bytes());
                 cx.channel_close(id);
             }
+            ChannelEvent::Closed if self.aborting => {
+                self.aborting = false;
+                self.sending = false;
+                cx.write(b"226 aborted\n");
+            }
             ChannelEvent::Closed if self.sending => {
                 self.sending = false;
                 cx.write(b"226 done\n");
@@ -170,6 +194,8 @@ impl Protocol for Files {
         FilesSession {
             upload: None,
             sending: false,
+            last: None,
+            aborting: false,
             file: self.file.clone(),
             len: self.len,
         }
@@ -193,6 +219,8 @@ struct Spec {
     file: String,
     /// A small high-water mark, so the slow-receiver test overflows sooner.
     tight: bool,
+    /// A second listener, announced as "web".
+    web: bool,
 }
 
 impl Spec {
@@ -209,11 +237,12 @@ impl Spec {
             workers,
             file: String::new(),
             tight: false,
+            web: false,
         }
     }
     fn encode(&self) -> String {
         format!(
-            "{};{};{};{};{};{};{};{}",
+            "{};{};{};{};{};{};{};{};{}",
             self.model,
             self.edge,
             self.proto,
@@ -221,7 +250,8 @@ impl Spec {
             self.max,
             self.workers,
             self.file,
-            self.tight
+            self.tight,
+            self.web
         )
     }
 }
@@ -248,6 +278,11 @@ fn server_main() {
     config.limits.max_connections = f[4].parse().unwrap();
     config.workers = f[5].parse().unwrap();
     config.limits.shutdown_grace = Duration::from_secs(2);
+    if f[8] == "true" {
+        config
+            .also
+            .push(("web".into(), "127.0.0.1:0".parse().unwrap()));
+    }
     if f[7] == "true" {
         config.limits.high_water = 16 * 1024;
     }
@@ -274,6 +309,8 @@ fn server_main() {
 struct TestServer {
     child: Child,
     addr: SocketAddr,
+    /// The second listener, when the spec asked for one.
+    web: Option<SocketAddr>,
 }
 
 impl TestServer {
@@ -293,24 +330,37 @@ impl TestServer {
             .expect("spawn server");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        let needle = format!("{} listening on ", spec.proto);
+        let needles = [
+            format!("{} listening on ", spec.proto),
+            "web listening on ".to_string(),
+        ];
         std::thread::spawn(move || {
             // Keep draining so the server never blocks on a full pipe.
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(pos) = line.find(&needle) {
-                    let _ = tx.send(line[pos + needle.len()..].trim().to_string());
+                for (k, needle) in needles.iter().enumerate() {
+                    if let Some(pos) = line.find(needle.as_str()) {
+                        let _ = tx.send((k, line[pos + needle.len()..].trim().to_string()));
+                    }
                 }
             }
         });
         let mut server = TestServer {
             child,
             addr: "0.0.0.0:0".parse().unwrap(),
+            web: None,
         };
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("server did not announce itself");
-        server.addr = addr.parse().expect("address in the ready line");
+        for _ in 0..1 + spec.web as usize {
+            let (k, addr) = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("server did not announce itself");
+            let addr = addr.parse().expect("address in the ready line");
+            if k == 0 {
+                server.addr = addr;
+            } else {
+                server.web = Some(addr);
+            }
+        }
         server
     }
 
@@ -648,6 +698,20 @@ fn data_channel(model: Model, edge: bool) {
             .fold(0u64, |s, &b| s.wrapping_mul(31).wrapping_add(b as u64));
         c.expect(&format!("226 got {} {sum}", content.len()));
     }
+    // ABOR: a passive listener dropped before anyone connected.
+    c.send("PASV");
+    let port: u16 = c
+        .line()
+        .strip_prefix("227 ")
+        .expect("227 reply")
+        .parse()
+        .unwrap();
+    c.send("ABOR");
+    c.expect("226 aborted");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the aborted listener is closed"
+    );
     // An active connection that cannot be made is reported, and the session goes on.
     let closed_port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -815,6 +879,26 @@ fn shutdown(model: Model, edge: bool) {
     assert!(TcpStream::connect_timeout(&srv.addr, Duration::from_secs(2)).is_err());
 }
 
+/// Two listeners with their own service names; the session learns which one it came from.
+fn two_listeners(model: Model, edge: bool) {
+    let mut spec = Spec::new(model, edge, "echo");
+    spec.web = true;
+    let mut srv = TestServer::start(&spec);
+    let web = srv.web.expect("a web listener was announced");
+    assert_ne!(web, srv.addr);
+    for _ in 0..2 {
+        let mut w = Client::connect(web);
+        w.expect("listener 1");
+        w.send("via web");
+        w.expect("via web");
+        drop(w);
+        let mut c = srv.connect();
+        c.send("via main");
+        c.expect("via main");
+    }
+    assert!(srv.stop().success());
+}
+
 /// A `fork`/`prefork` parent killed outright (SIGKILL, no chance to clean up) does not leave
 /// its children serving: they get SIGTERM from the kernel and shut down.
 fn parent_killed(model: Model, edge: bool) {
@@ -865,6 +949,7 @@ macro_rules! every_model {
                 #[test] fn idle_timeout() { super::idle_timeout(M, E) }
                 #[test] fn shutdown() { super::shutdown(M, E) }
                 #[test] fn parent_killed() { super::parent_killed(M, E) }
+                #[test] fn two_listeners() { super::two_listeners(M, E) }
             }
         )*
         /// The list above covers `Model::ALL`: a new model cannot be added without its tests.
