@@ -1,6 +1,7 @@
 //! `bingfa`: the one binary. Each subcommand lives in its own module and only parses arguments
 //! and calls into a library crate; no protocol or model logic lives here.
 
+mod http;
 mod lab;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +21,10 @@ struct Cli {
 enum Command {
     /// Experiments and benchmarks that compare the models.
     Lab(lab::Args),
+    /// The static HTTP server.
+    Http(http::Args),
+    /// The project's main job: the HTTP server (same options as `bingfa http serve`).
+    Serve(http::ServeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +39,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Lab(args) => lab::run(args),
+        Command::Http(args) => http::run(args),
+        Command::Serve(args) => http::serve(args),
     }
 }

@@ -1,2 +1,22 @@
 //! bingfa-http: HTTP/1.1 written once as a sans-IO session (parser, responses, static files,
 //! routes) and driven by any concurrency model from bingfa-net.
+//!
+//! Reading order: [`parser`] turns bytes into a [`Request`]; [`server::HttpServer`] holds the
+//! routes and the [`FileServer`]; [`session::HttpSession`] is one connection, answering each
+//! request with a [`Response`] whose file bodies go out as ranges for sendfile.
+
+pub mod files;
+pub mod fileserver;
+pub mod listing;
+pub mod parser;
+pub mod range;
+pub mod response;
+pub mod server;
+pub mod session;
+pub mod stats;
+
+pub use fileserver::FileServer;
+pub use parser::{Method, Request, Version};
+pub use response::{Body, Response};
+pub use server::{Handler, HttpLimits, HttpProtocol, HttpServer};
+pub use session::HttpSession;

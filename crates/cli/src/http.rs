@@ -1,0 +1,80 @@
+//! `bingfa http serve` (and the top-level `bingfa serve`): the static HTTP server with the
+//! `/_stats` route, under any concurrency model. Only argument parsing lives here.
+
+use anyhow::Context as _;
+use bingfa_http::HttpServer;
+use bingfa_net::{Config, Model};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Arguments of `bingfa http`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Serve a directory over HTTP/1.1.
+    Serve(ServeArgs),
+}
+
+/// How to serve: where, what, under which model.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (`127.0.0.1:0` picks a free port; the ready line tells which).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    bind: SocketAddr,
+    /// Directory to serve.
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    /// Concurrency model: iterative, fork, thread, threadpool, prefork, select, poll, epoll, async.
+    #[arg(long, default_value_t = Model::default())]
+    model: Model,
+    /// Threads or processes for the models that use them (0 = number of CPUs).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+    /// Edge-triggered epoll (with `--model epoll`).
+    #[arg(long)]
+    edge_triggered: bool,
+    /// Seconds a client has to send a request's head and body before it gets 408.
+    #[arg(long, default_value_t = 10.0)]
+    head_timeout: f64,
+    /// Seconds an idle keep-alive connection is kept.
+    #[arg(long, default_value_t = 60.0)]
+    idle_timeout: f64,
+    /// Connections served at once; more get 503.
+    #[arg(long)]
+    max_connections: Option<usize>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Command::Serve(a) => serve(a),
+    }
+}
+
+pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let mut server =
+        HttpServer::new(&a.root).with_context(|| format!("cannot serve {}", a.root.display()))?;
+    server.stats_route("/_stats");
+    server.limits_mut().head_timeout = secs(a.head_timeout, "--head-timeout")?;
+
+    let mut config = Config::new("http", a.bind);
+    config.model = a.model;
+    config.workers = a.workers;
+    config.edge_triggered = a.edge_triggered;
+    config.limits.idle_timeout = Some(secs(a.idle_timeout, "--idle-timeout")?);
+    if let Some(n) = a.max_connections {
+        config.limits.max_connections = n;
+    }
+    tracing::info!(root = %a.root.display(), model = %a.model, "starting http server");
+    server.run(config).context("http server failed")?;
+    Ok(())
+}
+
+fn secs(v: f64, name: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(v).with_context(|| format!("{name}: not a duration: {v}"))
+}

@@ -1,0 +1,62 @@
+//! A stand-alone copy of `bingfa http serve` for the integration tests: Cargo builds examples
+//! before running a package's tests, so the tests always run a fresh server without needing
+//! the `bingfa` binary of another package. Arguments: `--bind ADDR --root DIR --model M
+//! --workers N --edge-triggered --head-timeout SECS --idle-timeout SECS --max-connections N`.
+
+use bingfa_http::{HttpServer, Response};
+use bingfa_net::Config;
+use std::time::Duration;
+
+fn main() {
+    // A child started by re-exec (bingfa-mp's spawn) enters here and never returns.
+    let _mp = bingfa_mp::init();
+    let mut args = std::env::args().skip(1);
+    let mut bind = "127.0.0.1:0".to_string();
+    let mut root = ".".to_string();
+    let mut model = String::from("epoll");
+    let mut workers = 0usize;
+    let mut head_timeout = 10.0f64;
+    let mut idle_timeout = 60.0f64;
+    let mut max_connections = None;
+    let mut edge_triggered = false;
+    while let Some(flag) = args.next() {
+        if flag == "--edge-triggered" {
+            edge_triggered = true;
+            continue;
+        }
+        let value = args
+            .next()
+            .unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--bind" => bind = value,
+            "--root" => root = value,
+            "--model" => model = value,
+            "--workers" => workers = value.parse().expect("--workers"),
+            "--head-timeout" => head_timeout = value.parse().expect("--head-timeout"),
+            "--idle-timeout" => idle_timeout = value.parse().expect("--idle-timeout"),
+            "--max-connections" => {
+                max_connections = Some(value.parse().expect("--max-connections"))
+            }
+            _ => panic!("unknown flag {flag}"),
+        }
+    }
+    let mut server = HttpServer::new(&root).expect("root");
+    server.stats_route("/_stats");
+    server.get("/hello", |_| Response::text(200, "hello from a route\n"));
+    server.post("/echo", |req| {
+        Response::with_body(200, "application/octet-stream", req.body.clone())
+    });
+    server.limits_mut().head_timeout = Duration::from_secs_f64(head_timeout);
+    let mut config = Config::new("http", bind.parse().expect("--bind"));
+    config.model = model.parse().expect("--model");
+    config.workers = workers;
+    config.edge_triggered = edge_triggered;
+    config.limits.idle_timeout = Some(Duration::from_secs_f64(idle_timeout));
+    if let Some(n) = max_connections {
+        config.limits.max_connections = n;
+    }
+    if let Err(e) = server.run(config) {
+        eprintln!("http_serve: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,604 @@
+//! The strict, incremental HTTP/1.1 request-head parser (RFC 9112). Sans-IO: the session feeds
+//! it the bytes it has buffered and gets back a parsed [`Request`] head, "need more", or a
+//! [`ParseError`] carrying the status to answer with. Every error closes the connection,
+//! because once a head is malformed the framing of whatever follows can't be trusted.
+
+use std::fmt;
+
+/// Size limits of a request head. Exceeding them is answered 414 or 431, never buffered on.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Longest request-target accepted (414 beyond it).
+    pub max_uri: usize,
+    /// Longest whole head, request line included (431 beyond it).
+    pub max_head: usize,
+    /// Most header field lines in one head (431 beyond it).
+    pub max_headers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_uri: 8 * 1024,
+            max_head: 16 * 1024,
+            max_headers: 100,
+        }
+    }
+}
+
+/// The request methods this server recognises. Anything else is 501.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Options,
+    Patch,
+    Connect,
+    Trace,
+}
+
+impl Method {
+    fn from_token(t: &[u8]) -> Option<Method> {
+        // Methods are case-sensitive (RFC 9110 §9.1): "get" is an unknown method.
+        Some(match t {
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            b"POST" => Method::Post,
+            b"PUT" => Method::Put,
+            b"DELETE" => Method::Delete,
+            b"OPTIONS" => Method::Options,
+            b"PATCH" => Method::Patch,
+            b"CONNECT" => Method::Connect,
+            b"TRACE" => Method::Trace,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Patch => "PATCH",
+            Method::Connect => "CONNECT",
+            Method::Trace => "TRACE",
+        }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Method::from_token(s.as_bytes()).ok_or(())
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+/// A parsed request head. Header names keep their case; look them up with [`Request::header`].
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub method: Method,
+    /// The path part of the target, still percent-encoded (absolute-form is reduced to it).
+    pub path: String,
+    /// The query string without its `?`, if any.
+    pub query: Option<String>,
+    pub version: Version,
+    pub headers: Vec<(String, String)>,
+    /// Length of the body that follows the head (0 when there is none).
+    pub content_length: u64,
+    /// Whether the connection may stay open after the response (version + Connection).
+    pub keep_alive: bool,
+    /// The body (`content_length` bytes), filled in by the session before a route sees it.
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The value of the first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a head was rejected, and the status that says so. The connection is closed after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{status}: {reason}")]
+pub struct ParseError {
+    pub status: u16,
+    pub reason: &'static str,
+}
+
+fn err<T>(status: u16, reason: &'static str) -> Result<T, ParseError> {
+    Err(ParseError { status, reason })
+}
+
+/// tchar from RFC 9110 §5.6.2: the characters of methods and field names.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Field-value characters: VCHAR, obs-text, SP, HTAB. Every other control is rejected.
+fn is_field_vchar(b: u8) -> bool {
+    b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
+}
+
+/// Incremental head parser. It remembers how far it has scanned so a head that arrives one
+/// byte at a time costs linear, not quadratic, work.
+#[derive(Debug, Default)]
+pub struct HeadParser {
+    scanned: usize,
+    /// Leading CRLFs before the request line, which RFC 9112 §2.2 says to skip.
+    skip: usize,
+    /// End of the request line, once seen.
+    line_end: Option<usize>,
+    headers: usize,
+}
+
+impl HeadParser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Looks at `buf` (everything buffered since the previous request ended). Returns the head
+    /// and the bytes it used once complete, `Ok(None)` if more bytes are needed.
+    pub fn parse(
+        &mut self,
+        buf: &[u8],
+        limits: &Limits,
+    ) -> Result<Option<(Request, usize)>, ParseError> {
+        let mut i = self.scanned;
+        while i < buf.len() {
+            let b = buf[i];
+            if self.line_end.is_none() && i == self.skip && b == b'\r' {
+                // A leading empty line: skip it if its LF follows.
+                match buf.get(i + 1) {
+                    None => break,
+                    Some(b'\n') if self.skip < 64 => {
+                        self.skip += 2;
+                        i += 2;
+                        continue;
+                    }
+                    Some(b'\n') => return err(400, "too many empty lines"),
+                    _ => return err(400, "bare CR"),
+                }
+            }
+            match b {
+                b'\r' => match buf.get(i + 1) {
+                    None => break, // wait for the next byte
+                    Some(b'\n') => {
+                        let line_start = self.line_start(buf, i);
+                        let line_end = i;
+                        i += 2;
+                        if self.line_end.is_none() {
+                            self.line_end = Some(line_end);
+                            if line_end - self.skip > limits.max_uri + 32 {
+                                return err(414, "URI too long");
+                            }
+                        } else if line_end == line_start {
+                            // Blank line: the head is complete.
+                            let head_end = i;
+                            let (skip, first_end) = (self.skip, self.line_end.take().unwrap());
+                            *self = HeadParser::new();
+                            if head_end > limits.max_head + skip {
+                                return err(431, "request head too large");
+                            }
+                            let req = finish(&buf[skip..head_end], first_end - skip, limits)?;
+                            return Ok(Some((req, head_end)));
+                        } else {
+                            self.headers += 1;
+                            if self.headers > limits.max_headers {
+                                return err(431, "too many header fields");
+                            }
+                        }
+                    }
+                    Some(_) => return err(400, "bare CR"),
+                },
+                b'\n' => return err(400, "bare LF"),
+                _ => i += 1,
+            }
+        }
+        self.scanned = i;
+        // Enforce the limits on what is buffered so far, not only on complete heads.
+        match self.line_end {
+            None if buf.len() - self.skip > limits.max_uri + 32 => {
+                // Tell a long target (414) from garbage (400) by the shape of what came.
+                let line = &buf[self.skip..];
+                match line.iter().position(|&c| c == b' ') {
+                    Some(sp) if sp > 0 && line[..sp].iter().all(|&c| is_tchar(c)) => {
+                        err(414, "URI too long")
+                    }
+                    _ => err(400, "malformed request line"),
+                }
+            }
+            Some(_) if buf.len() - self.skip > limits.max_head => {
+                err(431, "request head too large")
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn line_start(&self, buf: &[u8], cr: usize) -> usize {
+        // Lines are short; a backwards scan to the previous LF is cheap.
+        buf[..cr]
+            .iter()
+            .rposition(|&c| c == b'\n')
+            .map_or(self.skip, |p| p + 1)
+    }
+}
+
+/// Parses a complete head (`head` ends with the blank line; `line_end` ends the request line).
+fn finish(head: &[u8], line_end: usize, limits: &Limits) -> Result<Request, ParseError> {
+    let line = &head[..line_end];
+    let (method, target, version) = request_line(line, limits)?;
+
+    let mut headers = Vec::new();
+    let mut hosts = 0;
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding: Option<String> = None;
+    let mut conn_close = false;
+    let mut conn_keep_alive = false;
+    // Every line between the request line and the blank line ends with CRLF (checked above).
+    let fields = &head[line_end + 2..head.len() - 2];
+    for raw in fields.split(|&b| b == b'\n') {
+        if raw.is_empty() {
+            continue; // the split after the last CRLF
+        }
+        let raw = &raw[..raw.len() - 1]; // drop CR
+        if raw[0] == b' ' || raw[0] == b'\t' {
+            return err(400, "obsolete line folding");
+        }
+        let colon = raw.iter().position(|&b| b == b':').ok_or(ParseError {
+            status: 400,
+            reason: "header line without colon",
+        })?;
+        let name = &raw[..colon];
+        if name.is_empty() {
+            return err(400, "empty header name");
+        }
+        if name.last().is_some_and(|&b| b == b' ' || b == b'\t') {
+            return err(400, "whitespace before colon");
+        }
+        if !name.iter().all(|&b| is_tchar(b)) {
+            return err(400, "invalid character in header name");
+        }
+        let value = &raw[colon + 1..];
+        if !value.iter().all(|&b| is_field_vchar(b)) {
+            return err(400, "control character in header value");
+        }
+        let value = trim_ows(value);
+        // Names are tchar (ASCII); values may carry obs-text, kept lossily.
+        let name = String::from_utf8_lossy(name).into_owned();
+        let value = String::from_utf8_lossy(value).into_owned();
+        if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+            if !value.bytes().all(is_host_char) {
+                return err(400, "invalid Host");
+            }
+        } else if name.eq_ignore_ascii_case("content-length") {
+            if content_length.is_some() {
+                return err(400, "duplicate Content-Length");
+            }
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return err(400, "invalid Content-Length");
+            }
+            content_length = Some(value.parse().map_err(|_| ParseError {
+                status: 400,
+                reason: "invalid Content-Length",
+            })?);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            let te = transfer_encoding.get_or_insert_with(String::new);
+            if !te.is_empty() {
+                te.push(',');
+            }
+            te.push_str(&value);
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in value.split(',').map(str::trim) {
+                conn_close |= token.eq_ignore_ascii_case("close");
+                conn_keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+            }
+        }
+        headers.push((name, value));
+    }
+
+    if hosts > 1 {
+        return err(400, "duplicate Host");
+    }
+    if hosts == 0 && version == Version::Http11 {
+        return err(400, "missing Host");
+    }
+    if let Some(te) = transfer_encoding {
+        if content_length.is_some() {
+            return err(400, "Transfer-Encoding with Content-Length");
+        }
+        if version == Version::Http10 {
+            return err(400, "Transfer-Encoding in HTTP/1.0");
+        }
+        let last = te.rsplit(',').next().unwrap_or("").trim();
+        if !last.eq_ignore_ascii_case("chunked") {
+            return err(400, "final transfer coding is not chunked");
+        }
+        // Request bodies are only for dynamic routes, which take Content-Length bodies.
+        return err(501, "chunked request bodies are not supported");
+    }
+
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (target, None),
+    };
+    let keep_alive = match version {
+        Version::Http11 => !conn_close,
+        Version::Http10 => conn_keep_alive && !conn_close,
+    };
+    Ok(Request {
+        method,
+        path,
+        query,
+        version,
+        headers,
+        content_length: content_length.unwrap_or(0),
+        keep_alive,
+        body: Vec::new(),
+    })
+}
+
+fn request_line(line: &[u8], limits: &Limits) -> Result<(Method, String, Version), ParseError> {
+    // Exactly: method SP request-target SP HTTP-version; one space each, no other whitespace.
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(m), Some(t), Some(v), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return err(400, "malformed request line");
+    };
+    if m.is_empty() || !m.iter().all(|&b| is_tchar(b)) {
+        return err(400, "malformed method");
+    }
+    if t.is_empty() || !t.iter().all(|&b| (0x21..=0x7e).contains(&b)) {
+        return err(400, "malformed request target");
+    }
+    let version = match v {
+        b"HTTP/1.1" => Version::Http11,
+        b"HTTP/1.0" => Version::Http10,
+        [b'H', b'T', b'T', b'P', b'/', a, b'.', c] if a.is_ascii_digit() && c.is_ascii_digit() => {
+            return err(505, "HTTP version not supported")
+        }
+        _ => return err(400, "malformed HTTP version"),
+    };
+    if t.len() > limits.max_uri {
+        return err(414, "URI too long");
+    }
+    let Some(method) = Method::from_token(m) else {
+        return err(501, "unknown method");
+    };
+    // The target is ASCII (checked above).
+    let t = std::str::from_utf8(t).unwrap();
+    let target = if t.starts_with('/') || (t == "*" && method == Method::Options) {
+        t.to_string()
+    } else if let Some(rest) =
+        strip_prefix_ci(t, "http://").or_else(|| strip_prefix_ci(t, "https://"))
+    {
+        // absolute-form: keep only the path (RFC 9112 §3.2.2); an empty path means "/".
+        match rest.find(['/', '?']) {
+            Some(i) if rest.as_bytes()[i] == b'/' => rest[i..].to_string(),
+            Some(i) => format!("/{}", &rest[i..]),
+            None => "/".to_string(),
+        }
+    } else {
+        return err(400, "malformed request target");
+    };
+    Ok((method, target, version))
+}
+
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
+fn is_host_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b)
+}
+
+fn trim_ows(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(bytes: &[u8]) -> Result<Option<(Request, usize)>, ParseError> {
+        HeadParser::new().parse(bytes, &Limits::default())
+    }
+
+    fn status(bytes: &[u8]) -> u16 {
+        match parse_all(bytes) {
+            Err(e) => e.status,
+            Ok(Some(_)) => 200,
+            Ok(None) => 0,
+        }
+    }
+
+    #[test]
+    fn simple_get() {
+        let raw = b"GET /a%20b?x=1 HTTP/1.1\r\nHost: example\r\nAccept: */*\r\n\r\nNEXT";
+        let (req, used) = parse_all(raw).unwrap().unwrap();
+        assert_eq!(used, raw.len() - 4);
+        assert_eq!(req.method, Method::Get);
+        assert_eq!(req.path, "/a%20b");
+        assert_eq!(req.query.as_deref(), Some("x=1"));
+        assert_eq!(req.version, Version::Http11);
+        assert_eq!(req.header("HOST"), Some("example"));
+        assert!(req.keep_alive);
+        assert_eq!(req.content_length, 0);
+    }
+
+    #[test]
+    fn byte_at_a_time_is_the_same() {
+        let raw = b"\r\nHEAD / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+        let mut p = HeadParser::new();
+        for n in 1..raw.len() {
+            assert!(
+                p.parse(&raw[..n], &Limits::default()).unwrap().is_none(),
+                "at {n}"
+            );
+        }
+        let (req, used) = p.parse(raw, &Limits::default()).unwrap().unwrap();
+        assert_eq!(used, raw.len());
+        assert_eq!(req.method, Method::Head);
+        assert!(req.keep_alive);
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        let ka = |raw: &[u8]| parse_all(raw).unwrap().unwrap().0.keep_alive;
+        assert!(!ka(b"GET / HTTP/1.0\r\n\r\n"));
+        assert!(!ka(
+            b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+        ));
+        assert!(ka(
+            b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Keep-Alive\r\n\r\n"
+        ));
+    }
+
+    #[test]
+    fn absolute_form() {
+        let (req, _) = parse_all(b"GET http://h:1/x?y HTTP/1.1\r\nHost: h\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((req.path.as_str(), req.query.as_deref()), ("/x", Some("y")));
+        let (req, _) = parse_all(b"GET http://h HTTP/1.1\r\nHost: h\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(req.path, "/");
+    }
+
+    #[test]
+    fn rejects_with_exact_status() {
+        let cases: &[(&[u8], u16)] = &[
+            (b"GET /\r\n\r\n", 400),
+            (b"GET  / HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+            (b"GET / HTTP/1.1 \r\nHost: h\r\n\r\n", 400),
+            (b"GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505),
+            (b"GET / FOO/1.1\r\nHost: h\r\n\r\n", 400),
+            (b"GET x HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+            (b"BREW / HTTP/1.1\r\nHost: h\r\n\r\n", 501),
+            (b"get / HTTP/1.1\r\nHost: h\r\n\r\n", 501),
+            (b"G(T / HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\n\r\n", 400),
+            (b"GET / HTTP/1.0\r\n\r\n", 200),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+            (b"GET / HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1,1\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400),
+            (
+                b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+                400,
+            ),
+            (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
+            (b"GET / HTTP/1.1\r\nHost: h\rX: y\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\nHost: h\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n  folded\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: h\r\nX : a\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: h\r\nX\t: a\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: h\r\nX-\x01: a\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: h\r\nX: a\x00b\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: h\r\nX: a\x7fb\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: h\r\nNoColon\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: h\r\n: v\r\n\r\n", 400),
+            (b"GET /\x01 HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: h\r\nX: caf\xc3\xa9\tok\r\n\r\n", 200),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(status(raw), *want, "{:?}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn limits() {
+        let limits = Limits {
+            max_uri: 100,
+            max_head: 300,
+            max_headers: 3,
+        };
+        let mut long = b"GET /".to_vec();
+        long.extend(std::iter::repeat_n(b'a', 200));
+        // Too long before the line even ends: 414 without waiting for the rest.
+        assert_eq!(
+            HeadParser::new().parse(&long, &limits).unwrap_err().status,
+            414
+        );
+        let mut garbage = vec![b'x'; 200];
+        garbage[0] = b'(';
+        assert_eq!(
+            HeadParser::new()
+                .parse(&garbage, &limits)
+                .unwrap_err()
+                .status,
+            400
+        );
+        long.extend(b" HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(
+            HeadParser::new().parse(&long, &limits).unwrap_err().status,
+            414
+        );
+        let just_over = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(100));
+        let e = HeadParser::new()
+            .parse(just_over.as_bytes(), &limits)
+            .unwrap_err();
+        assert_eq!(e.status, 414);
+        let mut big = b"GET / HTTP/1.1\r\nHost: h\r\nX: ".to_vec();
+        big.extend(std::iter::repeat_n(b'v', 400));
+        assert_eq!(
+            HeadParser::new().parse(&big, &limits).unwrap_err().status,
+            431
+        );
+        let many = b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+        assert_eq!(
+            HeadParser::new().parse(many, &limits).unwrap_err().status,
+            431
+        );
+    }
+
+    #[test]
+    fn content_length_and_pipelining() {
+        let raw =
+            b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n";
+        let (req, used) = parse_all(raw).unwrap().unwrap();
+        assert_eq!(req.content_length, 5);
+        assert_eq!(&raw[used..used + 5], b"hello");
+        let mut p = HeadParser::new();
+        assert!(p
+            .parse(&raw[used + 5..], &Limits::default())
+            .unwrap()
+            .is_none());
+    }
+}

@@ -1,0 +1,227 @@
+//! Responses: status, header fields and a body that is either bytes in memory or a range of an
+//! open file (so a driver can hand it to sendfile). Serialisation adds the fields every
+//! response carries (Date, Content-Length, Connection) in one place.
+
+use std::fs::File;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What follows the head.
+#[derive(Clone, Debug, Default)]
+pub enum Body {
+    #[default]
+    Empty,
+    Bytes(Vec<u8>),
+    /// `len` bytes of `file` from `offset`: never copied into user space by drivers that can
+    /// sendfile.
+    File {
+        file: Arc<File>,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl Body {
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Bytes(b) => b.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An HTTP response. Handlers of dynamic routes build one with the constructors below.
+#[derive(Clone, Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+}
+
+impl Response {
+    pub fn new(status: u16) -> Self {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Body::Empty,
+        }
+    }
+
+    /// A response with a body and its Content-Type.
+    pub fn with_body(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        Response::new(status)
+            .header("Content-Type", content_type)
+            .body(Body::Bytes(body.into()))
+    }
+
+    pub fn text(status: u16, text: impl Into<String>) -> Self {
+        Response::with_body(
+            status,
+            "text/plain; charset=utf-8",
+            text.into().into_bytes(),
+        )
+    }
+
+    pub fn html(status: u16, html: impl Into<String>) -> Self {
+        Response::with_body(status, "text/html; charset=utf-8", html.into().into_bytes())
+    }
+
+    pub fn json(status: u16, json: impl Into<String>) -> Self {
+        Response::with_body(status, "application/json", json.into().into_bytes())
+    }
+
+    /// A short HTML page for an error status.
+    pub fn error(status: u16) -> Self {
+        let reason = reason(status);
+        Response::html(
+            status,
+            format!(
+                "<!DOCTYPE html>\n<html><head><title>{status} {reason}</title></head>\
+                 <body><h1>{status} {reason}</h1></body></html>\n"
+            ),
+        )
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    pub fn body(mut self, body: Body) -> Self {
+        self.body = body;
+        self
+    }
+
+    pub fn get_header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Serialises the status line and header fields, ending with the blank line. `keep_alive`
+    /// is what the connection will do next; HTTP/1.0 clients have to be told it explicitly.
+    pub fn head_bytes(&self, http10: bool, keep_alive: bool) -> Vec<u8> {
+        use std::fmt::Write;
+        let mut s = String::with_capacity(256);
+        let version = if http10 { "HTTP/1.0" } else { "HTTP/1.1" };
+        let _ = write!(s, "{version} {} {}\r\n", self.status, reason(self.status));
+        s.push_str("Server: bingfa\r\nDate: ");
+        s.push_str(&http_date_now());
+        s.push_str("\r\n");
+        for (n, v) in &self.headers {
+            // A handler may build a value from client input: a CR or LF in it would split
+            // the response, so such a field is dropped rather than sent.
+            let unsafe_byte = |b: u8| b == b'\r' || b == b'\n' || b == 0;
+            if n.bytes().any(unsafe_byte) || v.bytes().any(unsafe_byte) {
+                tracing::warn!(name = %n.escape_debug(), "dropping a header field with CR/LF/NUL");
+                continue;
+            }
+            let _ = write!(s, "{n}: {v}\r\n");
+        }
+        // 1xx, 204 and 304 carry no Content-Length of their own payload (RFC 9110 §8.6);
+        // a 304 may repeat it, but omitting it is always correct.
+        if !(self.status < 200 || self.status == 204 || self.status == 304)
+            && self.get_header("Content-Length").is_none()
+        {
+            let _ = write!(s, "Content-Length: {}\r\n", self.body.len());
+        }
+        if !keep_alive {
+            s.push_str("Connection: close\r\n");
+        } else if http10 {
+            s.push_str("Connection: keep-alive\r\n");
+        }
+        s.push_str("\r\n");
+        s.into_bytes()
+    }
+}
+
+/// The reason phrase of the statuses this server sends.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        409 => "Conflict",
+        410 => "Gone",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        // The reason phrase is informational only (RFC 9112 §4); clients read the code.
+        _ => "Unknown",
+    }
+}
+
+/// The current time as an IMF-fixdate, formatted at most once a second per thread: every
+/// response needs it and formatting dates is not free.
+pub fn http_date_now() -> String {
+    thread_local! {
+        static CACHE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+    }
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs || c.1.is_empty() {
+            *c = (secs, httpdate::fmt_http_date(now));
+        }
+        c.1.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_fields() {
+        let r = Response::text(200, "hi");
+        let h = String::from_utf8(r.head_bytes(false, true)).unwrap();
+        assert!(
+            h.starts_with("HTTP/1.1 200 OK\r\nServer: bingfa\r\nDate: "),
+            "{h}"
+        );
+        assert!(
+            h.contains("\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n\r\n")
+        );
+        assert!(!h.contains("Connection"));
+        let h = String::from_utf8(r.head_bytes(true, true)).unwrap();
+        assert!(
+            h.starts_with("HTTP/1.0 200 OK\r\n") && h.ends_with("Connection: keep-alive\r\n\r\n")
+        );
+        let split = Response::new(302).header("Location", "/x\r\nSet-Cookie: evil=1");
+        let h = String::from_utf8(split.head_bytes(false, true)).unwrap();
+        assert!(!h.contains("Set-Cookie") && !h.contains("Location"), "{h}");
+        let h = String::from_utf8(Response::new(304).head_bytes(false, false)).unwrap();
+        assert!(!h.contains("Content-Length") && h.ends_with("Connection: close\r\n\r\n"));
+    }
+}

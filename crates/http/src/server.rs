@@ -1,0 +1,281 @@
+//! The library API in the style of the course's `HTTPServer` class: build an [`HttpServer`] on a
+//! root directory, register dynamic routes, then run it under any concurrency model. Also the
+//! [`HttpProtocol`] that bingfa-net's drivers use to make one [`HttpSession`] per connection.
+
+use crate::fileserver::FileServer;
+use crate::parser::{self, Method, Request};
+use crate::response::Response;
+use crate::session::HttpSession;
+use crate::stats::Stats;
+use bingfa_net::{ConnInfo, Model, Protocol};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A dynamic route's handler.
+pub type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
+
+/// HTTP-level limits (the connection-level ones are bingfa-net's `Limits`).
+#[derive(Clone, Debug)]
+pub struct HttpLimits {
+    /// Request-line and header sizes (414, 431).
+    pub head: parser::Limits,
+    /// Largest request body accepted for a route (413 beyond it).
+    pub max_body: u64,
+    /// Time from a request's first byte to the end of its head (and body) before 408.
+    pub head_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            head: parser::Limits::default(),
+            max_body: 1024 * 1024,
+            head_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+struct Route {
+    method: Method,
+    path: String,
+    handler: Handler,
+}
+
+/// Everything sessions share: immutable after the server starts (counters are atomics).
+pub(crate) struct Shared {
+    files: Option<FileServer>,
+    routes: Vec<Route>,
+    stats_path: Option<String>,
+    pub(crate) limits: HttpLimits,
+    pub(crate) stats: Stats,
+    started: Instant,
+    model: Option<Model>,
+    workers: usize,
+}
+
+/// A static-file HTTP server with dynamic routes.
+///
+/// ```no_run
+/// use bingfa_http::{HttpServer, Response};
+/// let mut server = HttpServer::new("/srv/www").unwrap();
+/// server.get("/hello", |_req| Response::text(200, "hello\n"));
+/// server.stats_route("/_stats");
+/// let config = bingfa_net::Config::new("http", "127.0.0.1:8000".parse().unwrap());
+/// server.run(config).unwrap();
+/// ```
+pub struct HttpServer {
+    shared: Shared,
+}
+
+impl HttpServer {
+    /// Serves the files beneath `root` (a directory handle is opened now and kept).
+    pub fn new(root: impl AsRef<Path>) -> std::io::Result<HttpServer> {
+        let mut s = HttpServer::routes_only();
+        s.shared.files = Some(FileServer::new(root.as_ref())?);
+        Ok(s)
+    }
+
+    /// A server with no static files: only the routes registered on it (404 otherwise).
+    pub fn routes_only() -> HttpServer {
+        HttpServer {
+            shared: Shared {
+                files: None,
+                routes: Vec::new(),
+                stats_path: None,
+                limits: HttpLimits::default(),
+                stats: Stats::new(),
+                started: Instant::now(),
+                model: None,
+                workers: 0,
+            },
+        }
+    }
+
+    /// Registers `handler` for `method path` (exact match on the path, query excluded). A GET
+    /// route also answers HEAD, without the body. Routes take precedence over files.
+    pub fn route<F>(&mut self, method: Method, path: &str, handler: F) -> &mut Self
+    where
+        F: Fn(&Request) -> Response + Send + Sync + 'static,
+    {
+        self.shared.routes.push(Route {
+            method,
+            path: path.to_string(),
+            handler: Arc::new(handler),
+        });
+        self
+    }
+
+    pub fn get<F>(&mut self, path: &str, handler: F) -> &mut Self
+    where
+        F: Fn(&Request) -> Response + Send + Sync + 'static,
+    {
+        self.route(Method::Get, path, handler)
+    }
+
+    pub fn post<F>(&mut self, path: &str, handler: F) -> &mut Self
+    where
+        F: Fn(&Request) -> Response + Send + Sync + 'static,
+    {
+        self.route(Method::Post, path, handler)
+    }
+
+    /// Answers `GET path` with the server's counters as JSON (model, uptime, connections,
+    /// requests), counted across every worker thread and process.
+    pub fn stats_route(&mut self, path: &str) -> &mut Self {
+        self.shared.stats_path = Some(path.to_string());
+        self
+    }
+
+    pub fn limits_mut(&mut self) -> &mut HttpLimits {
+        &mut self.shared.limits
+    }
+
+    /// The protocol value that bingfa-net drivers run; `model` and `workers` are only reported
+    /// by the stats route.
+    pub fn into_protocol(mut self, model: Model, workers: usize) -> HttpProtocol {
+        self.shared.model = Some(model);
+        self.shared.workers = workers;
+        HttpProtocol {
+            shared: Arc::new(self.shared),
+        }
+    }
+
+    /// The course's `serve_forever()`: serve on `addr` under the default (fastest) model with
+    /// default limits, until SIGINT/SIGTERM.
+    pub fn serve_forever(self, addr: std::net::SocketAddr) -> Result<(), bingfa_net::Error> {
+        self.run(bingfa_net::Config::new("http", addr))
+    }
+
+    /// Binds `config.bind`, prints the ready line and serves under `config.model` until
+    /// SIGINT/SIGTERM (when `config.handle_signals`), then returns after a graceful shutdown.
+    pub fn run(self, config: bingfa_net::Config) -> Result<(), bingfa_net::Error> {
+        let workers = if config.model.uses_workers() {
+            config.worker_count()
+        } else {
+            1
+        };
+        let protocol = self.into_protocol(config.model, workers);
+        bingfa_net::serve(config, protocol)
+    }
+}
+
+/// The [`Protocol`] of HTTP: one [`HttpSession`] per connection, all sharing the routes, the
+/// root handle and the counters.
+#[derive(Clone)]
+pub struct HttpProtocol {
+    shared: Arc<Shared>,
+}
+
+impl HttpProtocol {
+    /// A session not attached to any socket: for driving HTTP by hand (tests, embedding).
+    pub fn session(&self) -> HttpSession {
+        HttpSession::new(self.shared.clone())
+    }
+}
+
+impl Protocol for HttpProtocol {
+    type Session = HttpSession;
+
+    fn new_session(&self, _info: &ConnInfo) -> HttpSession {
+        self.session()
+    }
+
+    fn refusal(&self) -> Option<Vec<u8>> {
+        let r = Response::error(503).header("Retry-After", "1");
+        let mut bytes = r.head_bytes(false, false);
+        if let crate::response::Body::Bytes(b) = &r.body {
+            bytes.extend_from_slice(b);
+        }
+        Some(bytes)
+    }
+}
+
+impl Shared {
+    /// The response to a complete request (body included). Never fails: errors are statuses.
+    pub(crate) fn respond(&self, req: &Request) -> Response {
+        if req.path == "*" {
+            // OPTIONS * (the only asterisk-form the parser lets through).
+            return Response::new(204).header("Allow", "GET, HEAD, OPTIONS");
+        }
+        let get_like = matches!(req.method, Method::Get | Method::Head);
+        if get_like && self.stats_path.as_deref() == Some(req.path.as_str()) {
+            return self.stats_response();
+        }
+        let mut allowed: Vec<Method> = Vec::new();
+        for r in self.routes.iter().filter(|r| r.path == req.path) {
+            let head_via_get = req.method == Method::Head && r.method == Method::Get;
+            if r.method == req.method || head_via_get {
+                return (r.handler)(req);
+            }
+            allowed.push(r.method);
+        }
+        if !allowed.is_empty() {
+            let mut names: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+            if allowed.contains(&Method::Get) {
+                names.push("HEAD");
+            }
+            return Response::error(405).header("Allow", names.join(", "));
+        }
+        match (&self.files, get_like) {
+            (Some(files), true) => files.respond(req),
+            (None, true) => Response::error(404),
+            (_, false) => Response::error(405).header("Allow", "GET, HEAD"),
+        }
+    }
+
+    fn stats_response(&self) -> Response {
+        let s = self.stats.snapshot();
+        let body = serde_json::json!({
+            "model": self.model.map(|m| m.name()),
+            "workers": self.workers,
+            "uptime_secs": self.started.elapsed().as_secs_f64(),
+            "pid": std::process::id(),
+            "connections": s.open,
+            "connections_total": s.accepted,
+            "requests": s.requests,
+        });
+        Response::json(200, format!("{body}\n")).header("Cache-Control", "no-store")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_is_a_complete_503() {
+        let p = HttpServer::routes_only().into_protocol(Model::Epoll, 1);
+        let bytes = String::from_utf8(p.refusal().unwrap()).unwrap();
+        let (head, body) = bytes.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+        assert!(head.contains("\r\nRetry-After: 1\r\n") && head.ends_with("\r\nConnection: close"));
+        assert!(head.contains(&format!("\r\nContent-Length: {}", body.len())));
+    }
+
+    #[test]
+    fn routes_before_files_and_405_with_allow() {
+        let mut s = HttpServer::routes_only();
+        s.post("/p", |_| Response::text(200, "posted"));
+        s.get("/g", |_| Response::text(200, "got"));
+        let shared = s.into_protocol(Model::Epoll, 1).shared;
+        let req = |m: Method, path: &str| Request {
+            method: m,
+            path: path.into(),
+            query: None,
+            version: crate::Version::Http11,
+            headers: vec![],
+            content_length: 0,
+            keep_alive: true,
+            body: vec![],
+        };
+        assert_eq!(shared.respond(&req(Method::Post, "/p")).status, 200);
+        let r = shared.respond(&req(Method::Get, "/p"));
+        assert_eq!((r.status, r.get_header("Allow")), (405, Some("POST")));
+        assert_eq!(shared.respond(&req(Method::Head, "/g")).status, 200);
+        let r = shared.respond(&req(Method::Put, "/g"));
+        assert_eq!((r.status, r.get_header("Allow")), (405, Some("GET, HEAD")));
+        assert_eq!(shared.respond(&req(Method::Get, "/none")).status, 404);
+        assert_eq!(shared.respond(&req(Method::Options, "*")).status, 204);
+    }
+}

@@ -1,0 +1,677 @@
+//! The HTTP server's behaviour under every concurrency model: one suite, run once per model
+//! (the `models!` list below is the only place models are named). The server runs as a child
+//! process (the `http_serve` example, or `$BINGFA_BIN http serve` when that is set) and is
+//! killed when its guard drops; curl is the client where a user would use one, raw sockets
+//! where the input must be malformed or paced.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const HEAD_TIMEOUT_SECS: &str = "3";
+
+/// A running server; killed and reaped on drop, whatever the test did.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    model: String,
+    base: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SIGTERM first: the server shuts down gracefully and a fork/prefork parent reaps its
+        // workers; SIGKILL only if it hasn't exited within the deadline.
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(8);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let status = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.base);
+        if !std::thread::panicking() {
+            let status = status.expect("wait for the server");
+            assert!(
+                status.success(),
+                "[{}] server exit after SIGTERM: {status:?}",
+                self.model
+            );
+        }
+    }
+}
+
+fn server_command() -> Command {
+    if let Ok(bin) = std::env::var("BINGFA_BIN") {
+        let mut c = Command::new(bin);
+        c.args(["http", "serve"]);
+        return c;
+    }
+    // target/debug/deps/models-… → target/debug/examples/http_serve
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("http_serve");
+    // `cargo test -p bingfa-http` builds examples, `cargo test --test models` alone does not:
+    // refuse to test a stale server rather than report on old code.
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} is missing: run `cargo test -p bingfa-http`",
+                bin.display()
+            )
+        });
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for dir in ["src", "examples", "../net/src"] {
+        let newest = newest_mtime(&crate_dir.join(dir));
+        assert!(
+            newest <= built,
+            "{} is older than {dir}/: run `cargo test -p bingfa-http` (it builds the example)",
+            bin.display()
+        );
+    }
+    Command::new(bin)
+}
+
+fn newest_mtime(dir: &Path) -> std::time::SystemTime {
+    let mut newest = std::time::UNIX_EPOCH;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let m = entry.metadata().unwrap();
+        let t = if m.is_dir() {
+            newest_mtime(&entry.path())
+        } else {
+            m.modified().unwrap()
+        };
+        newest = newest.max(t);
+    }
+    newest
+}
+
+impl Server {
+    fn start(model: &str, extra: &[&str]) -> Server {
+        let tag = if extra.is_empty() { "" } else { "-et" };
+        let base =
+            std::env::temp_dir().join(format!("bingfa-http-{}-{model}{tag}", std::process::id()));
+        // Find the server first: if that fails, no directory is left behind.
+        let mut command = server_command();
+        let root = make_site(&base);
+        let spawned = command
+            .args(["--bind", "127.0.0.1:0", "--root"])
+            .arg(&root)
+            .args([
+                "--model",
+                model,
+                "--workers",
+                "2",
+                "--head-timeout",
+                HEAD_TIMEOUT_SECS,
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn();
+        let mut child = spawned.unwrap_or_else(|e| {
+            let _ = std::fs::remove_dir_all(&base);
+            panic!("start the server: {e}")
+        });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Keep draining stdout for the server's whole life so it never blocks on a pipe.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut server = Server {
+            child,
+            addr: "0.0.0.0:0".parse().unwrap(),
+            model: model.into(),
+            base,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("{model}: no ready line"));
+            if let Some(a) = line.strip_prefix("http listening on ") {
+                server.addr = a.trim().parse().expect("ready line address");
+                return server;
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn curl(&self, args: &[&str]) -> Output {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10"])
+            .args(args)
+            .output()
+            .expect("curl must be installed (apt-get install curl)");
+        assert!(
+            out.status.success(),
+            "[{}] curl {args:?}: {}",
+            self.model,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// `curl -D -`: status, head and body as text.
+    fn curl_text(&self, args: &[&str]) -> (u16, String, Vec<u8>) {
+        let mut all = vec!["-D", "/dev/stderr", "-o", "-"];
+        all.extend_from_slice(args);
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10"])
+            .args(&all)
+            .output()
+            .expect("curl");
+        assert!(
+            out.status.success(),
+            "[{}] curl {args:?} failed",
+            self.model
+        );
+        let head = String::from_utf8_lossy(&out.stderr).into_owned();
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, head, out.stdout)
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+
+    /// Sends `bytes` on a fresh connection and reads until the server closes it.
+    fn raw_until_close(&self, bytes: &[u8]) -> (String, bool) {
+        let mut s = self.connect();
+        s.write_all(bytes).unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 8192];
+        let closed = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+                Err(_) => break false, // timed out: still open
+            }
+        };
+        (String::from_utf8_lossy(&out).into_owned(), closed)
+    }
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Reads one response off a keep-alive connection (Content-Length framing).
+fn read_response(s: &mut TcpStream, pending: &mut Vec<u8>, head_only: bool) -> (String, Vec<u8>) {
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end + 4]).into_owned();
+            let len: usize = if head_only {
+                0
+            } else {
+                header(&head, "Content-Length").map_or(0, |v| v.parse().unwrap())
+            };
+            while pending.len() < end + 4 + len {
+                let n = s.read(&mut buf).expect("response body");
+                assert!(n > 0, "closed mid-body");
+                pending.extend_from_slice(&buf[..n]);
+            }
+            let body = pending[end + 4..end + 4 + len].to_vec();
+            pending.drain(..end + 4 + len);
+            return (head, body);
+        }
+        let n = s.read(&mut buf).expect("response head");
+        assert!(
+            n > 0,
+            "closed before a response: {:?}",
+            String::from_utf8_lossy(pending)
+        );
+        pending.extend_from_slice(&buf[..n]);
+    }
+}
+
+fn make_site(base: &Path) -> PathBuf {
+    let _ = std::fs::remove_dir_all(base);
+    let root = base.join("root");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::create_dir_all(root.join("list")).unwrap();
+    std::fs::write(base.join("secret.txt"), "TOP SECRET").unwrap();
+    std::fs::write(root.join("hello.txt"), "hello world\n").unwrap();
+    let page = "<!DOCTYPE html><p>compress me compress me compress me</p>\n".repeat(20);
+    std::fs::write(root.join("page.html"), &page).unwrap();
+    let gz = Command::new("gzip")
+        .args(["-c", "-9"])
+        .arg(root.join("page.html"))
+        .output()
+        .unwrap();
+    std::fs::write(root.join("page.html.gz"), gz.stdout).unwrap();
+    std::fs::write(root.join("sub/index.html"), "sub index\n").unwrap();
+    std::fs::write(root.join("文件.txt"), "utf-8 name\n").unwrap();
+    std::fs::write(root.join("a%20b.txt"), "literal percent\n").unwrap();
+    std::fs::write(root.join("list/<b>&x.txt"), "x").unwrap();
+    std::fs::write(root.join("list/a b.txt"), "y").unwrap();
+    std::fs::create_dir(root.join("list/dir")).unwrap();
+    let big: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(root.join("big.bin"), big).unwrap();
+    std::os::unix::fs::symlink("../secret.txt", root.join("escape")).unwrap();
+    std::os::unix::fs::symlink("/etc", root.join("etc")).unwrap();
+    std::os::unix::fs::symlink("hello.txt", root.join("alias.txt")).unwrap();
+    root
+}
+
+// ---- the suite ----
+
+fn suite(model: &str, extra: &[&str]) {
+    let s = Server::start(model, extra);
+    get_and_head(&s);
+    conditional(&s);
+    ranges(&s);
+    precompressed(&s);
+    directories(&s);
+    big_file(&s);
+    routes(&s);
+    keep_alive_and_pipelining(&s);
+    malformed(&s);
+    no_escape(&s);
+    slow_client(&s);
+    stats(&s);
+}
+
+fn get_and_head(s: &Server) {
+    let (status, head, body) = s.curl_text(&[&s.url("/hello.txt")]);
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, &b"hello world\n"[..]),
+        "[{}]",
+        s.model
+    );
+    assert_eq!(
+        header(&head, "Content-Type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(header(&head, "Content-Length"), Some("12"));
+    assert!(header(&head, "Date").is_some() && header(&head, "Last-Modified").is_some());
+    assert!(header(&head, "ETag").is_some_and(|e| e.starts_with('"')));
+    // curl -I prints the head as its output; the raw pipelining test checks HEAD has no body.
+    let (status, head, _) = s.curl_text(&["-I", &s.url("/hello.txt")]);
+    assert_eq!(status, 200);
+    assert_eq!(header(&head, "Content-Length"), Some("12"));
+    let (status, _, body) = s.curl_text(&[&s.url("/alias.txt")]);
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, &b"hello world\n"[..]),
+        "symlink inside the root"
+    );
+    let (status, _, body) = s.curl_text(&[&s.url("/%E6%96%87%E4%BB%B6.txt")]);
+    assert_eq!((status, body.as_slice()), (200, &b"utf-8 name\n"[..]));
+    // Decoded exactly once: %2520 → "%20", the literal name on disk.
+    let (status, _, body) = s.curl_text(&[&s.url("/a%2520b.txt")]);
+    assert_eq!((status, body.as_slice()), (200, &b"literal percent\n"[..]));
+    let (status, _, _) = s.curl_text(&[&s.url("/missing")]);
+    assert_eq!(status, 404);
+    let (status, head, _) = s.curl_text(&["-X", "DELETE", &s.url("/hello.txt")]);
+    assert_eq!((status, header(&head, "Allow")), (405, Some("GET, HEAD")));
+}
+
+fn conditional(s: &Server) {
+    let (_, head, _) = s.curl_text(&[&s.url("/hello.txt")]);
+    let etag = header(&head, "ETag").unwrap().to_string();
+    let lm = header(&head, "Last-Modified").unwrap().to_string();
+    let (status, _, body) = s.curl_text(&[
+        "-H",
+        &format!("If-None-Match: {etag}"),
+        &s.url("/hello.txt"),
+    ]);
+    assert_eq!((status, body.len()), (304, 0), "[{}]", s.model);
+    let (status, _, _) = s.curl_text(&[
+        "-H",
+        &format!("If-Modified-Since: {lm}"),
+        &s.url("/hello.txt"),
+    ]);
+    assert_eq!(status, 304);
+    let (status, _, _) = s.curl_text(&["-H", "If-None-Match: \"nope\"", &s.url("/hello.txt")]);
+    assert_eq!(status, 200);
+}
+
+fn ranges(s: &Server) {
+    let (status, head, body) = s.curl_text(&["-r", "0-4", &s.url("/hello.txt")]);
+    assert_eq!(
+        (status, body.as_slice()),
+        (206, &b"hello"[..]),
+        "[{}]",
+        s.model
+    );
+    assert_eq!(header(&head, "Content-Range"), Some("bytes 0-4/12"));
+    let (status, _, body) = s.curl_text(&["-r", "-6", &s.url("/hello.txt")]);
+    assert_eq!((status, body.as_slice()), (206, &b"world\n"[..]));
+    let (status, head, _) = s.curl_text(&["-r", "50-", &s.url("/hello.txt")]);
+    assert_eq!(
+        (status, header(&head, "Content-Range")),
+        (416, Some("bytes */12"))
+    );
+    let (status, _, body) = s.curl_text(&[
+        "-r",
+        "0-4",
+        "-H",
+        "If-Range: \"stale\"",
+        &s.url("/hello.txt"),
+    ]);
+    assert_eq!(
+        (status, body.len()),
+        (200, 12),
+        "If-Range mismatch serves everything"
+    );
+}
+
+fn precompressed(s: &Server) {
+    let page = std::fs::read(s.base.join("root/page.html")).unwrap();
+    let (status, head, body) = s.curl_text(&["--compressed", &s.url("/page.html")]);
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&head, "Content-Encoding"),
+        Some("gzip"),
+        "[{}]",
+        s.model
+    );
+    assert_eq!(header(&head, "Vary"), Some("Accept-Encoding"));
+    assert_eq!(
+        header(&head, "Content-Type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(body, page, "curl decodes the .gz sibling back to the page");
+    let (_, head, body) = s.curl_text(&[&s.url("/page.html")]);
+    assert!(header(&head, "Content-Encoding").is_none());
+    assert_eq!(body, page);
+}
+
+fn directories(s: &Server) {
+    let (status, head, _) = s.curl_text(&[&s.url("/sub")]);
+    assert_eq!(
+        (status, header(&head, "Location")),
+        (301, Some("/sub/")),
+        "[{}]",
+        s.model
+    );
+    let (_, _, body) = s.curl_text(&["-L", &s.url("/sub")]);
+    assert_eq!(body, b"sub index\n");
+    let (status, head, body) = s.curl_text(&[&s.url("/list/")]);
+    let page = String::from_utf8(body).unwrap();
+    assert_eq!(status, 200);
+    assert!(header(&head, "Content-Type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(
+        page.contains(">&lt;b&gt;&amp;x.txt</a>") && !page.contains("<b>"),
+        "{page}"
+    );
+    assert!(page.contains("href=\"./a%20b.txt\"") && page.contains("href=\"./dir/\""));
+}
+
+fn big_file(s: &Server) {
+    let want = std::fs::read(s.base.join("root/big.bin")).unwrap();
+    let out = s.curl(&["-o", "-", &s.url("/big.bin")]);
+    assert!(
+        out.stdout == want,
+        "[{}] big file differs ({} bytes)",
+        s.model,
+        out.stdout.len()
+    );
+    let (status, _, body) = s.curl_text(&["-r", "1000000-1999999", &s.url("/big.bin")]);
+    assert!(status == 206 && body == want[1_000_000..2_000_000]);
+}
+
+fn routes(s: &Server) {
+    if std::env::var_os("BINGFA_BIN").is_some() {
+        return; // the CLI registers only /_stats; /hello and /echo are the example's
+    }
+    let (status, _, body) = s.curl_text(&[&s.url("/hello")]);
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, &b"hello from a route\n"[..])
+    );
+    let (status, _, body) = s.curl_text(&["--data-binary", "ping pong", &s.url("/echo")]);
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, &b"ping pong"[..]),
+        "[{}]",
+        s.model
+    );
+}
+
+fn keep_alive_and_pipelining(s: &Server) {
+    // Three requests in one write; three answers in order on the same connection.
+    let mut c = s.connect();
+    c.write_all(
+        b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nHEAD /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /sub/ HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .unwrap();
+    let mut pending = Vec::new();
+    let (h1, b1) = read_response(&mut c, &mut pending, false);
+    let (h2, b2) = read_response(&mut c, &mut pending, true);
+    let (h3, b3) = read_response(&mut c, &mut pending, false);
+    assert!(
+        h1.starts_with("HTTP/1.1 200") && b1 == b"hello world\n",
+        "[{}] {h1}",
+        s.model
+    );
+    assert!(h2.starts_with("HTTP/1.1 200") && b2.is_empty());
+    assert!(h3.starts_with("HTTP/1.1 200") && b3 == b"sub index\n");
+    // Still open: a fourth request on the same connection, then Connection: close ends it.
+    c.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (h4, _) = read_response(&mut c, &mut pending, false);
+    assert_eq!(header(&h4, "Connection"), Some("close"));
+    assert_eq!(
+        c.read(&mut [0u8; 16]).unwrap_or(0),
+        0,
+        "closed after Connection: close"
+    );
+    drop(c);
+
+    // HTTP/1.0: closes by default.
+    let (resp, closed) = s.raw_until_close(b"GET /hello.txt HTTP/1.0\r\n\r\n");
+    assert!(resp.starts_with("HTTP/1.0 200 OK\r\n") && resp.ends_with("hello world\n") && closed);
+    // HTTP/1.0 with keep-alive: stays open for a second request.
+    let mut c = s.connect();
+    let mut pending = Vec::new();
+    for _ in 0..2 {
+        c.write_all(b"GET /hello.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap();
+        let (h, b) = read_response(&mut c, &mut pending, false);
+        assert!(h.starts_with("HTTP/1.0 200") && b == b"hello world\n");
+        assert_eq!(header(&h, "Connection"), Some("keep-alive"));
+    }
+}
+
+fn malformed(s: &Server) {
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(9000));
+    let big_head = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(20000)
+    );
+    let cases: Vec<(&[u8], u16)> = vec![
+        (b"GET /\r\n\r\n", 400),
+        (b"GET / HTTP/1.1 extra\r\nHost: t\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        (b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab", 400),
+        (b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: x\r\n\r\n", 400),
+        (b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\nab", 400),
+        (b"GET / HTTP/1.1\r\nHost: t\rX: y\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nX: y\r\n z\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost : t\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nX: a\x01b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nX\x7f: ab\r\n\r\n", 400),
+        (long_uri.as_bytes(), 414),
+        (big_head.as_bytes(), 431),
+        (b"BREW /pot HTTP/1.1\r\nHost: t\r\n\r\n", 501),
+        (b"GET / HTTP/3.0\r\nHost: t\r\n\r\n", 505),
+    ];
+    for (bytes, want) in cases {
+        let (resp, closed) = s.raw_until_close(bytes);
+        let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(60)]).into_owned();
+        assert!(
+            resp.starts_with(&format!("HTTP/1.1 {want} ")),
+            "[{}] {shown:?} → {resp:?}",
+            s.model
+        );
+        assert!(
+            resp.contains("Connection: close\r\n"),
+            "[{}] {shown:?}",
+            s.model
+        );
+        assert!(
+            closed,
+            "[{}] {shown:?}: the connection must be closed",
+            s.model
+        );
+    }
+}
+
+fn no_escape(s: &Server) {
+    for path in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/sub/../../secret.txt",
+        "/escape",
+        "/etc/passwd",
+        "//etc/passwd",
+        "/hello.txt%00",
+    ] {
+        let (status, _, body) = s.curl_text(&["--path-as-is", &s.url(path)]);
+        assert!(
+            status == 403 || status == 404,
+            "[{}] {path} → {status}",
+            s.model
+        );
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            !body.contains("TOP SECRET") && !body.contains("root:"),
+            "[{}] {path} leaked",
+            s.model
+        );
+    }
+}
+
+/// A client sending one byte a second gets 408 once the head timeout passes, and (in every
+/// model that serves more than one connection at a time) others are served meanwhile.
+fn slow_client(s: &Server) {
+    let mut slow = s.connect();
+    slow.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let started = Instant::now();
+    let pacer = std::thread::spawn(move || {
+        let request = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n";
+        let mut got = Vec::new();
+        for &b in request.iter() {
+            if slow.write_all(&[b]).is_err() {
+                break;
+            }
+            // Reading with a one-second timeout paces the writes and notices the answer.
+            let mut buf = [0u8; 1024];
+            match slow.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    break;
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => break,
+            }
+        }
+        let answered = Instant::now();
+        slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = slow.read_to_end(&mut got);
+        (String::from_utf8_lossy(&got).into_owned(), answered)
+    });
+    // Others are served while the slow client is still sending (not for `iterative`, which
+    // by design serves one connection at a time).
+    let served = (s.model != "iterative").then(|| {
+        std::thread::sleep(Duration::from_millis(300));
+        for _ in 0..3 {
+            let (status, _, _) = s.curl_text(&[&s.url("/hello.txt")]);
+            assert_eq!(status, 200);
+        }
+        Instant::now()
+    });
+    let (resp, answered) = pacer.join().unwrap();
+    assert!(
+        resp.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "[{}] slow client got {resp:?}",
+        s.model
+    );
+    let waited = answered - started;
+    assert!(
+        waited >= Duration::from_millis(2500),
+        "[{}] 408 too early: {waited:?}",
+        s.model
+    );
+    if let Some(served) = served {
+        assert!(
+            served < answered,
+            "[{}] others were served before the slow client's 408",
+            s.model
+        );
+    }
+}
+
+fn stats(s: &Server) {
+    let out = s.curl(&[&s.url("/_stats")]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["model"], s.model.as_str());
+    assert!(v["requests"].as_u64().unwrap() >= 30, "[{}] {v}", s.model);
+    assert!(v["connections"].as_u64().unwrap() >= 1);
+    assert!(v["connections_total"].as_u64().unwrap() >= 20);
+    assert!(v["uptime_secs"].as_f64().unwrap() > 0.0);
+}
+
+macro_rules! models {
+    ($($name:ident),*) => {
+        $( #[test] fn $name() { suite(stringify!($name).trim_start_matches("r#"), &[]); } )*
+
+        #[test]
+        fn every_model_is_tested() {
+            let listed = [$(stringify!($name).trim_start_matches("r#")),*];
+            let all: Vec<&str> = bingfa_net::Model::ALL.iter().map(|m| m.name()).collect();
+            assert_eq!(listed.to_vec(), all);
+        }
+    };
+}
+
+models!(iterative, fork, thread, threadpool, prefork, select, poll, epoll, r#async);
+
+/// epoll's edge-triggered option is a different readiness discipline: same suite.
+#[test]
+fn epoll_edge_triggered() {
+    suite("epoll", &["--edge-triggered"]);
+}

@@ -1,0 +1,262 @@
+//! `--model async`: a tokio task per connection on a `workers`-thread runtime (the coroutine
+//! model: gevent / asyncio). Each task drives the same `Conn` as the event-loop models, using
+//! tokio's reactor for readiness (`AsyncFd`, edge-style: readiness is cleared as it is consumed,
+//! which `conn.rs` is written for), `Notify` for hub wake-ups and `sleep_until` for timers.
+
+use crate::conn::{Env, Registry};
+use crate::hub::{Hub, Waker};
+use crate::poller::Interest;
+use crate::reactor::{make_conn, refuse, Peer, Shared};
+use crate::session::Protocol;
+use std::future::poll_fn;
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest as TokioInterest;
+use tokio::sync::{mpsc, watch, Notify};
+
+/// A descriptor owned elsewhere (by the `Conn`), registered with tokio by number.
+struct FdRef(RawFd);
+
+impl AsRawFd for FdRef {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// The descriptors of one connection, each with the interest `conn.rs` last asked for.
+#[derive(Default)]
+struct TaskReg {
+    fds: Vec<(u16, AsyncFd<FdRef>, Interest)>,
+}
+
+impl Registry for TaskReg {
+    fn set(&mut self, fd: RawFd, code: u16, interest: Interest, new: bool) -> io::Result<()> {
+        if new {
+            // SAFETY: the fd stays open while registered: conn.rs removes it before closing it,
+            // and the registry is dropped before the connection (see serve_conn).
+            let afd = unsafe {
+                AsyncFd::register_with_interest(
+                    FdRef(fd),
+                    TokioInterest::READABLE | TokioInterest::WRITABLE,
+                )
+            }
+            .map_err(io::Error::from)?;
+            self.fds.push((code, afd, interest));
+        } else if let Some(e) = self.fds.iter_mut().find(|e| e.0 == code) {
+            e.2 = interest;
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, _fd: RawFd, code: u16) {
+        // Dropping the AsyncFd deregisters it; conn.rs calls this before closing the socket.
+        self.fds.retain(|e| e.0 != code);
+    }
+}
+
+impl TaskReg {
+    /// Ready endpoints as (code, readable, writable); readiness is consumed here.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Vec<(u16, bool, bool)>> {
+        let mut out = Vec::new();
+        for (code, afd, interest) in &mut self.fds {
+            let mut r = false;
+            let mut w = false;
+            if interest.read {
+                if let Poll::Ready(g) = afd.poll_read_ready(cx) {
+                    if let Ok(mut g) = g {
+                        g.clear_ready();
+                    }
+                    r = true;
+                }
+            }
+            if interest.write {
+                if let Poll::Ready(g) = afd.poll_write_ready(cx) {
+                    if let Ok(mut g) = g {
+                        g.clear_ready();
+                    }
+                    w = true;
+                }
+            }
+            if r || w {
+                out.push((*code, r, w));
+            }
+        }
+        if out.is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(out)
+        }
+    }
+}
+
+enum Ev {
+    Io(Vec<(u16, bool, bool)>),
+    Hub,
+    Tick,
+    Shutdown,
+}
+
+/// Gives the connection's place in the counter back however the task ends.
+struct Place<P: Protocol>(Arc<Shared<P>>);
+
+impl<P: Protocol> Drop for Place<P> {
+    fn drop(&mut self) {
+        self.0.counter.release();
+    }
+}
+
+async fn serve_conn<P: Protocol>(
+    shared: Arc<Shared<P>>,
+    hub: Hub,
+    stream: TcpStream,
+    peer: Peer,
+    mut shut: watch::Receiver<bool>,
+    _alive: mpsc::Sender<()>,
+) {
+    let place = Place(shared);
+    let shared = &place.0;
+    let notify = Arc::new(Notify::new());
+    let n2 = notify.clone();
+    let waker: Waker = Arc::new(move || n2.notify_one());
+    let Ok(mut conn) = make_conn(&shared.protocol, stream, peer, waker) else {
+        return;
+    };
+    // Declared after `conn` so it is dropped first: deregister before the sockets close.
+    let mut reg = TaskReg::default();
+    let env = Env {
+        hub: &hub,
+        limits: &shared.limits,
+    };
+    conn.open(&mut reg, &env);
+    let mut shutting = false;
+    let mut hard: Option<Instant> = None;
+    if *shut.borrow() {
+        shutting = true;
+        hard = Some(Instant::now() + shared.limits.shutdown_grace);
+        conn.shutdown(&mut reg, &env);
+    }
+    while !conn.is_closed() {
+        let deadline = [conn.deadline(&shared.limits), hard]
+            .into_iter()
+            .flatten()
+            .min();
+        let ev = tokio::select! {
+            evs = poll_fn(|cx| reg.poll(cx)) => Ev::Io(evs),
+            _ = notify.notified() => Ev::Hub,
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now).into()), if deadline.is_some() => Ev::Tick,
+            _ = shut.changed(), if !shutting => Ev::Shutdown,
+        };
+        match ev {
+            Ev::Io(evs) => {
+                for (code, r, w) in evs {
+                    conn.on_ready(code, r, w, false);
+                }
+                conn.settle(&mut reg, &env);
+            }
+            Ev::Hub => conn.settle(&mut reg, &env),
+            Ev::Tick => {
+                let now = Instant::now();
+                if hard.is_some_and(|h| now >= h) {
+                    conn.abort();
+                } else {
+                    conn.on_tick(now, &mut reg, &env);
+                }
+            }
+            Ev::Shutdown => {
+                shutting = true;
+                hard = Some(Instant::now() + shared.limits.shutdown_grace);
+                conn.shutdown(&mut reg, &env);
+            }
+        }
+    }
+    conn.finish(&mut reg, &env);
+}
+
+async fn accept_task<P: Protocol>(
+    shared: Arc<Shared<P>>,
+    hub: Hub,
+    listener: tokio::net::TcpListener,
+    index: usize,
+    shut: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    let mut stop = shut.clone();
+    loop {
+        let r = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.changed() => return,
+        };
+        match r {
+            Ok((s, peer)) => {
+                let Ok(s) = s.into_std() else { continue };
+                if !shared.counter.try_acquire(shared.limits.max_connections) {
+                    refuse(&shared.protocol, s);
+                    continue;
+                }
+                tokio::spawn(serve_conn(
+                    shared.clone(),
+                    hub.clone(),
+                    s,
+                    (peer, index),
+                    shut.clone(),
+                    alive.clone(),
+                ));
+            }
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+pub(crate) fn run<P: Protocol>(
+    shared: Arc<Shared<P>>,
+    listeners: Vec<TcpListener>,
+    workers: usize,
+) -> io::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .enable_all()
+        .build()?;
+    let grace = shared.limits.shutdown_grace;
+    rt.block_on(async move {
+        let hub = Hub::new();
+        let (tx, rx) = watch::channel(false);
+        let (alive, mut all_done) = mpsc::channel::<()>(1);
+        for (index, l) in listeners.into_iter().enumerate() {
+            let l = tokio::net::TcpListener::from_std(l)?;
+            tokio::spawn(accept_task(
+                shared.clone(),
+                hub.clone(),
+                l,
+                index,
+                rx.clone(),
+                alive.clone(),
+            ));
+        }
+        drop(alive);
+        // SAFETY: the shutdown pipe lives in `shared`, which outlives this registration.
+        let sd = unsafe {
+            AsyncFd::register_with_interest(FdRef(shared.shutdown.fd()), TokioInterest::READABLE)
+        }
+        .map_err(io::Error::from)?;
+        let _ = sd.readable().await?;
+        drop(sd);
+        let _ = tx.send(true);
+        // Every connection task holds a sender; recv() gives None once the last one ended.
+        let _ = tokio::time::timeout(
+            grace + std::time::Duration::from_millis(500),
+            all_done.recv(),
+        )
+        .await;
+        Ok::<(), io::Error>(())
+    })?;
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! What a server is started with: the concurrency [`Model`], the worker count, and the
+//! [`Limits`] every model enforces.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A concurrency model: how connections are spread over processes, threads and event loops.
+/// Parsed from `--model NAME`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Model {
+    /// One connection at a time; others wait their turn.
+    Iterative,
+    /// A child process per connection, reaped without zombies.
+    Fork,
+    /// A thread per connection.
+    Thread,
+    /// `workers` threads take connections from a queue.
+    ThreadPool,
+    /// `workers` processes accept on a shared listener, each running an event loop.
+    Prefork,
+    /// One thread, `select(2)`, level-triggered.
+    Select,
+    /// One thread, `poll(2)`.
+    Poll,
+    /// One epoll loop per worker thread, each with its own SO_REUSEPORT listener.
+    #[default]
+    Epoll,
+    /// Tokio tasks on a `workers`-thread runtime.
+    Async,
+}
+
+impl Model {
+    pub const ALL: [Model; 9] = [
+        Model::Iterative,
+        Model::Fork,
+        Model::Thread,
+        Model::ThreadPool,
+        Model::Prefork,
+        Model::Select,
+        Model::Poll,
+        Model::Epoll,
+        Model::Async,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Iterative => "iterative",
+            Model::Fork => "fork",
+            Model::Thread => "thread",
+            Model::ThreadPool => "threadpool",
+            Model::Prefork => "prefork",
+            Model::Select => "select",
+            Model::Poll => "poll",
+            Model::Epoll => "epoll",
+            Model::Async => "async",
+        }
+    }
+
+    /// Whether `workers` means something for this model.
+    pub fn uses_workers(self) -> bool {
+        matches!(
+            self,
+            Model::ThreadPool | Model::Prefork | Model::Epoll | Model::Async
+        )
+    }
+
+    /// Whether it serves more than one connection at a time (`iterative` does not: a second
+    /// client waits until the first leaves).
+    pub fn concurrent(self) -> bool {
+        self != Model::Iterative
+    }
+
+    /// Whether connections live in several processes (the hub then goes through the relay).
+    pub fn multi_process(self) -> bool {
+        matches!(self, Model::Fork | Model::Prefork)
+    }
+}
+
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown model {0:?}; expected one of: iterative, fork, thread, threadpool, prefork, select, poll, epoll, async")]
+pub struct UnknownModel(pub String);
+
+impl FromStr for Model {
+    type Err = UnknownModel;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.trim().to_ascii_lowercase();
+        Model::ALL
+            .into_iter()
+            .find(|m| m.name() == lower)
+            .or(match lower.as_str() {
+                "thread-pool" | "pool" => Some(Model::ThreadPool),
+                "tokio" => Some(Model::Async),
+                _ => None,
+            })
+            .ok_or(UnknownModel(s.to_string()))
+    }
+}
+
+/// Limits every model enforces. All are per server unless said otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once (all workers, all processes together). One more is accepted,
+    /// sent [`Protocol::refusal`](crate::Protocol::refusal) and closed: never left hanging.
+    pub max_connections: usize,
+    /// Close a connection when nothing was read or written for this long
+    /// ([`Session::on_idle`](crate::Session::on_idle) is called first). `None` = never.
+    pub idle_timeout: Option<Duration>,
+    /// Unconsumed input kept per connection; a session that lets it fill is closed.
+    pub max_input: usize,
+    /// Stop reading a connection while more than this many bytes wait to go out to it.
+    pub high_water: usize,
+    /// Bytes (not counting file ranges) queued for one connection; past it the connection is
+    /// closed as a slow consumer. Only hub traffic can reach it, since reading stops at
+    /// `high_water`.
+    pub max_outbound: usize,
+    /// Bytes of hub messages waiting per subscriber (beyond `high_water` already handed to its
+    /// connection); past it the subscriber is a slow receiver and is disconnected.
+    pub hub_queue_bytes: usize,
+    /// Data channels open at once per session.
+    pub max_channels: usize,
+    /// After SIGINT/SIGTERM, how long in-flight connections get to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 10_240,
+            idle_timeout: Some(Duration::from_secs(60)),
+            max_input: 64 * 1024,
+            high_water: 256 * 1024,
+            max_outbound: 4 * 1024 * 1024,
+            hub_queue_bytes: 1024 * 1024,
+            max_channels: 4,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How to run a server: where, under which model, with which limits.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Printed in the ready line: `<service> listening on <ip>:<port>`.
+    pub service: String,
+    /// Addresses to listen on (`127.0.0.1:0` picks a free port).
+    pub bind: Vec<std::net::SocketAddr>,
+    /// More listeners, each announced with its own service name (e.g. chat's `web` page next
+    /// to its `chat` port); their connections come to [`Protocol::new_session_on`](crate::Protocol::new_session_on)
+    /// with listener numbers after those of `bind`.
+    pub also: Vec<(String, std::net::SocketAddr)>,
+    pub model: Model,
+    /// Threads or processes for models that use them; 0 = a default (see `worker_count`).
+    pub workers: usize,
+    /// Use edge-triggered epoll (`Model::Epoll` only).
+    pub edge_triggered: bool,
+    pub limits: Limits,
+    /// Install SIGINT/SIGTERM handlers that start a graceful shutdown (the CLI wants this;
+    /// an embedding program may prefer [`ServerHandle::shutdown`](crate::ServerHandle::shutdown)).
+    pub handle_signals: bool,
+    /// Print the ready line on stdout.
+    pub announce: bool,
+}
+
+impl Config {
+    pub fn new(service: &str, bind: std::net::SocketAddr) -> Self {
+        Config {
+            service: service.to_string(),
+            bind: vec![bind],
+            also: Vec::new(),
+            model: Model::default(),
+            workers: 0,
+            edge_triggered: false,
+            limits: Limits::default(),
+            handle_signals: true,
+            announce: true,
+        }
+    }
+
+    /// The effective worker count: `workers`, or by default one event loop per CPU (epoll,
+    /// prefork, async), and 64 threads for `threadpool`, whose threads each serve one
+    /// connection at a time (so `workers` is how many connections it serves at once).
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            return self.workers;
+        }
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        match self.model {
+            Model::ThreadPool => 64.max(cpus),
+            _ => cpus,
+        }
+    }
+}

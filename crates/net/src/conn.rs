@@ -1,0 +1,978 @@
+//! One connection as every readiness-based model sees it: the session, its input buffer, its
+//! outbound queue of bytes and file ranges, its data channels, its timer and hub inbox, and the
+//! code that turns readiness into session callbacks and carries out the session's actions.
+//!
+//! Drivers only report readiness ([`Conn::on_ready`]), time ([`Conn::on_tick`]) and shutdown,
+//! then call [`Conn::settle`]. Settle loops until nothing can progress: it reads until EAGAIN,
+//! writes until EAGAIN or empty, and remembers "maybe more to read" across pauses, so the same
+//! code is correct under level-triggered `select`/`poll`/epoll and under edge-triggered epoll
+//! and tokio (which only report changes).
+
+use crate::config::Limits;
+use crate::hub::{Hub, Subscriber, Waker};
+use crate::poller::Interest;
+use crate::session::{Action, ChannelEvent, ChannelId, ConnInfo, Context, Message, Session};
+use crate::sys;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The endpoint code of the control connection; data channels use `slot + 1`.
+pub(crate) const CONTROL: u16 = 0;
+
+/// How a connection registers its descriptors with whatever watches them.
+pub(crate) trait Registry {
+    fn set(&mut self, fd: RawFd, code: u16, interest: Interest, new: bool) -> io::Result<()>;
+    fn remove(&mut self, fd: RawFd, code: u16);
+}
+
+/// What a connection borrows from its driver while handling an event.
+pub(crate) struct Env<'a> {
+    pub hub: &'a Hub,
+    pub limits: &'a Limits,
+}
+
+/// Bytes after a flush how long a connection past its idle timeout or shutdown may take.
+const GOODBYE_GRACE: Duration = Duration::from_secs(2);
+/// Output chunks (mostly file ranges) queued before reading pauses.
+const MAX_CHUNKS: usize = 64;
+const READ_CHUNK: usize = 32 * 1024;
+const SCRATCH_SIZE: usize = 64 * 1024;
+
+thread_local! {
+    /// One read buffer per thread: reads land here and only the bytes read are copied into the
+    /// connection's input buffer, so an idle connection holds no read buffer at all and no
+    /// read pays for zeroing one.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; SCRATCH_SIZE]);
+}
+/// Per connection per loop turn: bytes read and `on_data` calls (see `settle`).
+const READ_BUDGET: usize = 64 * 1024;
+const CALL_BUDGET: usize = 256;
+
+enum Chunk {
+    Bytes {
+        buf: Vec<u8>,
+        pos: usize,
+    },
+    File {
+        file: Arc<File>,
+        offset: u64,
+        remaining: u64,
+        copy: bool,
+    },
+}
+
+#[derive(Default)]
+struct Outbound {
+    chunks: VecDeque<Chunk>,
+    bytes: usize,
+}
+
+impl Outbound {
+    fn push_bytes(&mut self, buf: Vec<u8>) {
+        if buf.is_empty() {
+            return;
+        }
+        self.bytes += buf.len();
+        if let Some(Chunk::Bytes { buf: last, pos }) = self.chunks.back_mut() {
+            if last.len() - *pos + buf.len() <= 64 * 1024 {
+                last.extend_from_slice(&buf);
+                return;
+            }
+        }
+        self.chunks.push_back(Chunk::Bytes { buf, pos: 0 });
+    }
+
+    fn push_file(&mut self, file: Arc<File>, offset: u64, len: u64) {
+        self.chunks.push_back(Chunk::File {
+            file,
+            offset,
+            remaining: len,
+            copy: false,
+        });
+    }
+
+    fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    /// Write until done (Ok(true)) or the socket is full (Ok(false)); `moved` reports progress.
+    fn write_to(&mut self, sock: &TcpStream, moved: &mut bool) -> io::Result<bool> {
+        let fd = sock.as_raw_fd();
+        while let Some(front) = self.chunks.front_mut() {
+            let r = match front {
+                Chunk::Bytes { buf, pos } => match (&*sock).write(&buf[*pos..]) {
+                    Ok(n) => {
+                        *pos += n;
+                        self.bytes -= n;
+                        Ok(n)
+                    }
+                    Err(e) => Err(e),
+                },
+                Chunk::File {
+                    file,
+                    offset,
+                    remaining,
+                    copy,
+                } => {
+                    let want = (*remaining).min(1 << 20) as usize;
+                    let r = if *copy {
+                        copy_range(file, *offset, want, sock)
+                    } else {
+                        match sys::sendfile(fd, file.as_raw_fd(), *offset, want) {
+                            Err(e)
+                                if matches!(
+                                    e.raw_os_error(),
+                                    Some(libc::EINVAL) | Some(libc::ENOSYS)
+                                ) =>
+                            {
+                                // Not a sendfile-able file (e.g. a pipe): copy instead.
+                                *copy = true;
+                                copy_range(file, *offset, want, sock)
+                            }
+                            r => r,
+                        }
+                    };
+                    match r {
+                        Ok(0) => Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "file shorter than the range queued",
+                        )),
+                        Ok(n) => {
+                            *offset += n as u64;
+                            *remaining -= n as u64;
+                            Ok(n)
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            match r {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {
+                    *moved = true;
+                    let done = match front {
+                        Chunk::Bytes { buf, pos } => *pos == buf.len(),
+                        Chunk::File { remaining, .. } => *remaining == 0,
+                    };
+                    if done {
+                        self.chunks.pop_front();
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The read/write fallback when sendfile cannot be used: one pread, one write.
+fn copy_range(file: &File, offset: u64, want: usize, sock: &TcpStream) -> io::Result<usize> {
+    let mut buf = [0u8; 64 * 1024];
+    let n = sys::pread(file.as_raw_fd(), &mut buf[..want.min(64 * 1024)], offset)?;
+    if n == 0 {
+        return Ok(0);
+    }
+    // A short write just means the rest is read again next time.
+    (&*sock).write(&buf[..n])
+}
+
+enum ChanState {
+    Listening(TcpListener),
+    Connecting(TcpStream),
+    Open(TcpStream),
+    /// Only while a connecting stream moves to `Open`.
+    Moving,
+}
+
+impl ChanState {
+    fn fd(&self) -> RawFd {
+        match self {
+            ChanState::Listening(l) => l.as_raw_fd(),
+            ChanState::Connecting(s) | ChanState::Open(s) => s.as_raw_fd(),
+            ChanState::Moving => -1,
+        }
+    }
+}
+
+struct Chan {
+    id: ChannelId,
+    state: ChanState,
+    out: Outbound,
+    close_after: bool,
+    read_eof: bool,
+    ready_r: bool,
+    ready_w: bool,
+    hup: bool,
+    interest: Interest,
+}
+
+/// A channel event owned until it can be delivered (after the current actions are applied).
+enum Pending {
+    Listening(SocketAddr),
+    Connected(SocketAddr),
+    Eof,
+    Drained,
+    Closed,
+    Error(io::ErrorKind),
+}
+
+pub(crate) struct Conn<S: Session> {
+    session: S,
+    cx: Context,
+    sock: TcpStream,
+    fd: RawFd,
+    inbuf: Vec<u8>,
+    /// Start of the unconsumed input in `inbuf` (compacted before the next read, not per call).
+    in_pos: usize,
+    out: Outbound,
+    interest: Interest,
+    registered: bool,
+    read_pending: bool,
+    hup: bool,
+    read_eof: bool,
+    eof_pending: bool,
+    input_dirty: bool,
+    input_paused: bool,
+    closing: bool,
+    closed: bool,
+    drained_pending: bool,
+    timer: Option<Instant>,
+    last_active: Instant,
+    idle_fired: bool,
+    hard_deadline: Option<Instant>,
+    channels: Vec<Option<Chan>>,
+    events: VecDeque<(ChannelId, Pending)>,
+    sub: Option<Arc<Subscriber>>,
+    topics: Vec<Arc<str>>,
+    waker: Waker,
+    scratch: Vec<Action>,
+    msgs: Vec<Message>,
+}
+
+impl<S: Session> Conn<S> {
+    /// `sock` must already be non-blocking. `waker` is how the hub wakes whoever drives this
+    /// connection when a message arrives for it.
+    pub(crate) fn new(session: S, sock: TcpStream, info: ConnInfo, waker: Waker) -> Self {
+        let now = Instant::now();
+        let fd = sock.as_raw_fd();
+        Conn {
+            session,
+            cx: Context::new(info),
+            sock,
+            fd,
+            inbuf: Vec::new(),
+            in_pos: 0,
+            out: Outbound::default(),
+            interest: Interest::default(),
+            registered: false,
+            read_pending: true,
+            hup: false,
+            read_eof: false,
+            eof_pending: false,
+            input_dirty: false,
+            input_paused: false,
+            closing: false,
+            closed: false,
+            drained_pending: false,
+            timer: None,
+            last_active: now,
+            idle_fired: false,
+            hard_deadline: None,
+            channels: Vec::new(),
+            events: VecDeque::new(),
+            sub: None,
+            topics: Vec::new(),
+            waker,
+            scratch: Vec::new(),
+            msgs: Vec::new(),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Register and call `on_open`.
+    pub(crate) fn open(&mut self, reg: &mut dyn Registry, env: &Env) {
+        let want = Interest {
+            read: true,
+            write: false,
+        };
+        match reg.set(self.fd, CONTROL, want, true) {
+            Ok(()) => {
+                self.registered = true;
+                self.interest = want;
+            }
+            Err(e) => {
+                tracing::warn!("cannot watch connection: {e}");
+                self.closed = true;
+                return;
+            }
+        }
+        self.cx.set_now(Instant::now());
+        self.session.on_open(&mut self.cx);
+        self.settle(reg, env);
+    }
+
+    /// Readiness reported by the driver for endpoint `code`; call [`Conn::settle`] after.
+    pub(crate) fn on_ready(&mut self, code: u16, readable: bool, writable: bool, hup: bool) {
+        if code == CONTROL {
+            if readable {
+                self.read_pending = true;
+            }
+            self.hup |= hup;
+            return;
+        }
+        if let Some(Some(ch)) = self.channels.get_mut(code as usize - 1) {
+            ch.ready_r |= readable;
+            ch.ready_w |= writable;
+            ch.hup |= hup;
+        }
+    }
+
+    /// The earliest instant [`Conn::on_tick`] has something to do.
+    pub(crate) fn deadline(&self, limits: &Limits) -> Option<Instant> {
+        let idle = if self.idle_fired {
+            None
+        } else {
+            limits.idle_timeout.map(|t| self.last_active + t)
+        };
+        [self.timer, idle, self.hard_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Fire the session timer, the idle timeout, or the goodbye deadline if due.
+    pub(crate) fn on_tick(&mut self, now: Instant, reg: &mut dyn Registry, env: &Env) {
+        if self.closed {
+            return;
+        }
+        if self.hard_deadline.is_some_and(|t| now >= t) {
+            self.closed = true;
+            return;
+        }
+        if self.timer.is_some_and(|t| now >= t) {
+            self.timer = None;
+            self.cx.set_now(now);
+            self.session.on_timer(&mut self.cx);
+            self.settle(reg, env);
+        }
+        if let Some(idle) = env.limits.idle_timeout {
+            if !self.idle_fired && !self.closed && now >= self.last_active + idle {
+                self.idle_fired = true;
+                self.cx.set_now(now);
+                self.session.on_idle(&mut self.cx);
+                self.cx.close();
+                self.hard_deadline = Some(now + GOODBYE_GRACE);
+                self.settle(reg, env);
+            }
+        }
+    }
+
+    /// Graceful shutdown: tell the session; the driver enforces its own deadline.
+    pub(crate) fn shutdown(&mut self, reg: &mut dyn Registry, env: &Env) {
+        if self.closed {
+            return;
+        }
+        self.cx.set_shutting_down();
+        self.cx.set_now(Instant::now());
+        self.session.on_shutdown(&mut self.cx);
+        self.settle(reg, env);
+    }
+
+    /// Close now (shutdown deadline passed).
+    pub(crate) fn abort(&mut self) {
+        self.closed = true;
+    }
+
+    /// Tear down: unregister every descriptor, leave the hub, tell the session.
+    pub(crate) fn finish(mut self, reg: &mut dyn Registry, env: &Env) {
+        for i in 0..self.channels.len() {
+            if let Some(ch) = self.channels[i].take() {
+                reg.remove(ch.state.fd(), i as u16 + 1);
+            }
+        }
+        if self.registered {
+            reg.remove(self.fd, CONTROL);
+        }
+        if let Some(sub) = self.sub.take() {
+            for t in &self.topics {
+                env.hub.unsubscribe(t, &sub);
+            }
+        }
+        self.session.on_close();
+    }
+
+    fn backpressured(&self, limits: &Limits) -> bool {
+        self.out.bytes >= limits.high_water || self.out.chunks.len() >= MAX_CHUNKS
+    }
+
+    fn can_read(&self, limits: &Limits) -> bool {
+        !self.read_eof
+            && !self.closing
+            && !self.input_paused
+            && !self.backpressured(limits)
+            && self.inbuf.len() - self.in_pos < limits.max_input
+    }
+
+    /// Make every bit of progress possible now, then update what is watched.
+    pub(crate) fn settle(&mut self, reg: &mut dyn Registry, env: &Env) {
+        let limits = env.limits;
+        // Fairness: one connection gets a bounded share of a loop turn, so a client pouring in
+        // input (and publishing to the hub) cannot starve the others sharing its thread.
+        let (mut calls, mut read_bytes, mut yielded) = (0usize, 0usize, false);
+        loop {
+            self.apply(reg, env);
+            if self.closed {
+                return;
+            }
+            self.flush(reg, env);
+            if self.closed {
+                return;
+            }
+            if let Some((id, ev)) = self.events.pop_front() {
+                let ev = match ev {
+                    Pending::Listening(a) => ChannelEvent::Listening(a),
+                    Pending::Connected(a) => ChannelEvent::Connected(a),
+                    Pending::Eof => ChannelEvent::Eof,
+                    Pending::Drained => ChannelEvent::Drained,
+                    Pending::Closed => ChannelEvent::Closed,
+                    Pending::Error(k) => ChannelEvent::Error(k),
+                };
+                self.cx.set_now(Instant::now());
+                self.session.on_channel(id, ev, &mut self.cx);
+                continue;
+            }
+            if self.drained_pending {
+                self.drained_pending = false;
+                if !self.closing {
+                    self.session.on_drained(&mut self.cx);
+                    continue;
+                }
+            }
+            if calls >= CALL_BUDGET || read_bytes >= READ_BUDGET {
+                // Input waits for the next turn; output, channels and hub mail still move.
+                yielded = true;
+            }
+            if self.input_dirty
+                && !yielded
+                && !self.input_paused
+                && !self.closing
+                && !self.backpressured(limits)
+            {
+                calls += 1;
+                self.cx.set_now(Instant::now());
+                let input = &self.inbuf[self.in_pos..];
+                let n = self.session.on_data(input, &mut self.cx).min(input.len());
+                self.in_pos += n;
+                if self.in_pos == self.inbuf.len() {
+                    self.inbuf.clear();
+                    self.in_pos = 0;
+                    if self.inbuf.capacity() > SCRATCH_SIZE {
+                        // A burst is over: an idle connection keeps no big buffer.
+                        self.inbuf = Vec::new();
+                    }
+                }
+                if n == 0 || self.inbuf.is_empty() {
+                    self.input_dirty = false;
+                    if n == 0 && self.inbuf.len() - self.in_pos >= limits.max_input {
+                        tracing::debug!("input limit reached without progress; closing");
+                        self.closed = true;
+                        return;
+                    }
+                }
+                continue;
+            }
+            if self.read_pending && !yielded && self.can_read(limits) {
+                let before = self.inbuf.len();
+                if self.read_some() {
+                    read_bytes += self.inbuf.len().saturating_sub(before);
+                    continue;
+                }
+                if self.closed {
+                    return;
+                }
+            }
+            if self.eof_pending && !self.input_dirty && !yielded && !self.closing {
+                self.eof_pending = false;
+                self.session.on_eof(&mut self.cx);
+                continue;
+            }
+            if self.read_channels(reg) {
+                continue;
+            }
+            if self.take_messages(limits) {
+                continue;
+            }
+            break;
+        }
+        if self.hup && !self.closed {
+            // Reset or fully shut: whatever could be read has been; nothing more can be sent.
+            self.closed = true;
+            return;
+        }
+        if yielded && (self.input_dirty || self.read_pending) {
+            // Come back next turn, after the others: edge-triggered drivers would not report
+            // the input still waiting, so ask to be woken like a hub delivery.
+            (self.waker)();
+        }
+        self.update_interest(reg, limits);
+    }
+
+    /// One read into the input buffer; true if something changed.
+    fn read_some(&mut self) -> bool {
+        if self.in_pos > 0 {
+            self.inbuf.drain(..self.in_pos);
+            self.in_pos = 0;
+        }
+        let r = SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let n = (&self.sock).read(&mut scratch[..READ_CHUNK])?;
+            self.inbuf.extend_from_slice(&scratch[..n]);
+            Ok::<usize, io::Error>(n)
+        });
+        match r {
+            Ok(0) => {
+                self.read_eof = true;
+                self.read_pending = false;
+                self.eof_pending = true;
+                true
+            }
+            Ok(_) => {
+                self.input_dirty = true;
+                self.last_active = Instant::now();
+                true
+            }
+            Err(e) => match e.kind() {
+                io::ErrorKind::WouldBlock => {
+                    self.read_pending = false;
+                    false
+                }
+                io::ErrorKind::Interrupted => true,
+                _ => {
+                    self.closed = true;
+                    false
+                }
+            },
+        }
+    }
+
+    fn read_channels(&mut self, reg: &mut dyn Registry) -> bool {
+        SCRATCH.with(|scratch| self.read_channels_into(&mut scratch.borrow_mut(), reg))
+    }
+
+    fn read_channels_into(&mut self, buf: &mut [u8], reg: &mut dyn Registry) -> bool {
+        for i in 0..self.channels.len() {
+            let Some(ch) = self.channels[i].as_mut() else {
+                continue;
+            };
+            if !ch.ready_r || ch.read_eof {
+                continue;
+            }
+            let ChanState::Open(s) = &ch.state else {
+                continue;
+            };
+            let id = ch.id;
+            match (&*s).read(buf) {
+                Ok(0) => {
+                    ch.read_eof = true;
+                    ch.ready_r = false;
+                    self.events.push_back((id, Pending::Eof));
+                }
+                Ok(n) => {
+                    self.last_active = Instant::now();
+                    self.cx.set_now(self.last_active);
+                    self.session
+                        .on_channel(id, ChannelEvent::Data(&buf[..n]), &mut self.cx);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ch.ready_r = false;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.events.push_back((id, Pending::Error(e.kind())));
+                    self.drop_channel(i, reg);
+                }
+            }
+            return true;
+        }
+        false
+    }
+
+    fn take_messages(&mut self, limits: &Limits) -> bool {
+        let Some(sub) = &self.sub else { return false };
+        if self.closing || self.out.bytes >= limits.high_water {
+            return false;
+        }
+        self.msgs.clear();
+        if sub.take(64, &mut self.msgs).is_err() {
+            tracing::debug!("hub subscriber overflowed; disconnecting the slow receiver");
+            self.closed = true;
+            return false;
+        }
+        if self.msgs.is_empty() {
+            return false;
+        }
+        let msgs = std::mem::take(&mut self.msgs);
+        self.cx.set_now(Instant::now());
+        for m in &msgs {
+            self.session.on_message(m, &mut self.cx);
+        }
+        self.msgs = msgs;
+        true
+    }
+
+    fn drop_channel(&mut self, i: usize, reg: &mut dyn Registry) {
+        if let Some(ch) = self.channels[i].take() {
+            // Unregister before the socket closes, so the number cannot be reused while watched.
+            reg.remove(ch.state.fd(), i as u16 + 1);
+        }
+    }
+
+    fn chan_index(&self, id: ChannelId) -> Option<usize> {
+        self.channels
+            .iter()
+            .position(|c| c.as_ref().is_some_and(|c| c.id == id))
+    }
+
+    fn add_channel(&mut self, id: ChannelId, state: ChanState, reg: &mut dyn Registry, env: &Env) {
+        let open = self.channels.iter().filter(|c| c.is_some()).count();
+        if open >= env.limits.max_channels {
+            self.events
+                .push_back((id, Pending::Error(io::ErrorKind::QuotaExceeded)));
+            return;
+        }
+        let i = match self.channels.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.channels.push(None);
+                self.channels.len() - 1
+            }
+        };
+        let interest = match state {
+            ChanState::Listening(_) => Interest::READ,
+            _ => Interest {
+                read: false,
+                write: true,
+            },
+        };
+        if let Err(e) = reg.set(state.fd(), i as u16 + 1, interest, true) {
+            self.events.push_back((id, Pending::Error(e.kind())));
+            return;
+        }
+        self.channels[i] = Some(Chan {
+            id,
+            state,
+            out: Outbound::default(),
+            close_after: false,
+            read_eof: false,
+            ready_r: false,
+            ready_w: false,
+            hup: false,
+            interest,
+        });
+    }
+
+    /// Carry out the actions the last callbacks queued, in order.
+    fn apply(&mut self, reg: &mut dyn Registry, env: &Env) {
+        if !self.cx.has_actions() {
+            return;
+        }
+        let mut acts = std::mem::take(&mut self.scratch);
+        acts.extend(self.cx.take_actions());
+        for a in acts.drain(..) {
+            if self.closed {
+                break;
+            }
+            match a {
+                Action::Write(buf) => {
+                    if !self.closing {
+                        self.out.push_bytes(buf);
+                    }
+                }
+                Action::SendFile { file, offset, len } => {
+                    if !self.closing {
+                        self.out.push_file(file, offset, len);
+                    }
+                }
+                Action::Close => self.closing = true,
+                Action::Abort => self.closed = true,
+                Action::SetTimer(t) => self.timer = t,
+                Action::Subscribe(topic) => {
+                    let sub = self
+                        .sub
+                        .get_or_insert_with(|| {
+                            Subscriber::new(
+                                self.cx.info().id,
+                                env.limits.hub_queue_bytes,
+                                self.waker.clone(),
+                            )
+                        })
+                        .clone();
+                    env.hub.subscribe(&topic, &sub);
+                    if !self.topics.contains(&topic) {
+                        self.topics.push(topic);
+                    }
+                }
+                Action::Unsubscribe(topic) => {
+                    if let Some(sub) = &self.sub {
+                        env.hub.unsubscribe(&topic, sub);
+                    }
+                    self.topics.retain(|t| *t != topic);
+                }
+                Action::Publish { topic, body } => env.hub.publish(Message {
+                    topic,
+                    from: self.cx.info().id,
+                    body,
+                }),
+                Action::PauseInput(p) => {
+                    self.input_paused = p;
+                    if !p && self.inbuf.len() > self.in_pos {
+                        self.input_dirty = true;
+                    }
+                }
+                Action::Listen(id) => {
+                    let ip = self.cx.info().local.ip();
+                    match sys::listen(SocketAddr::new(ip, 0), false)
+                        .and_then(|l| l.local_addr().map(|a| (l, a)))
+                    {
+                        Ok((l, addr)) => {
+                            self.add_channel(id, ChanState::Listening(l), reg, env);
+                            if self.chan_index(id).is_some() {
+                                self.events.push_back((id, Pending::Listening(addr)));
+                            }
+                        }
+                        Err(e) => self.events.push_back((id, Pending::Error(e.kind()))),
+                    }
+                }
+                Action::Connect(id, addr) => match sys::connect_nonblocking(addr) {
+                    Ok(s) => self.add_channel(id, ChanState::Connecting(s), reg, env),
+                    Err(e) => self.events.push_back((id, Pending::Error(e.kind()))),
+                },
+                Action::ChannelWrite(id, buf) => {
+                    if let Some(i) = self.chan_index(id) {
+                        let ch = self.channels[i].as_mut().expect("indexed");
+                        if !ch.close_after {
+                            ch.out.push_bytes(buf);
+                        }
+                    }
+                }
+                Action::ChannelSendFile {
+                    id,
+                    file,
+                    offset,
+                    len,
+                } => {
+                    if let Some(i) = self.chan_index(id) {
+                        let ch = self.channels[i].as_mut().expect("indexed");
+                        if !ch.close_after {
+                            ch.out.push_file(file, offset, len);
+                        }
+                    }
+                }
+                Action::ChannelAbort(id) => {
+                    if let Some(i) = self.chan_index(id) {
+                        self.drop_channel(i, reg);
+                        self.events.push_back((id, Pending::Closed));
+                    }
+                }
+                Action::ChannelClose(id) => {
+                    if let Some(i) = self.chan_index(id) {
+                        let ch = self.channels[i].as_mut().expect("indexed");
+                        ch.close_after = true;
+                        let flushed_or_unopened =
+                            !matches!(ch.state, ChanState::Open(_)) || ch.out.is_empty();
+                        if flushed_or_unopened {
+                            self.drop_channel(i, reg);
+                            self.events.push_back((id, Pending::Closed));
+                        }
+                    }
+                }
+            }
+        }
+        self.scratch = acts;
+        if self.out.bytes > env.limits.max_outbound {
+            tracing::debug!("outbound limit passed; closing a slow consumer");
+            self.closed = true;
+        }
+    }
+
+    /// Write what can be written, finish connects and accepts, and close when due.
+    fn flush(&mut self, reg: &mut dyn Registry, _env: &Env) {
+        if !self.out.is_empty() {
+            let mut moved = false;
+            match self.out.write_to(&self.sock, &mut moved) {
+                Ok(done) => {
+                    if moved {
+                        self.last_active = Instant::now();
+                    }
+                    if done {
+                        self.drained_pending = true;
+                    }
+                }
+                Err(_) => {
+                    self.closed = true;
+                    return;
+                }
+            }
+        }
+        for i in 0..self.channels.len() {
+            let Some(ch) = self.channels[i].as_mut() else {
+                continue;
+            };
+            let id = ch.id;
+            match &ch.state {
+                ChanState::Listening(l) => {
+                    if !ch.ready_r {
+                        continue;
+                    }
+                    ch.ready_r = false;
+                    match l.accept() {
+                        Ok((s, peer)) => {
+                            let _ = s.set_nonblocking(true);
+                            let _ = s.set_nodelay(true);
+                            // One connection per passive listener: swap the listener for the stream.
+                            reg.remove(l.as_raw_fd(), i as u16 + 1);
+                            ch.state = ChanState::Open(s);
+                            ch.interest = Interest::default();
+                            ch.ready_r = true;
+                            ch.ready_w = true;
+                            if let Err(e) =
+                                reg.set(ch.state.fd(), i as u16 + 1, Interest::READ, true)
+                            {
+                                self.events.push_back((id, Pending::Error(e.kind())));
+                                self.channels[i] = None;
+                                continue;
+                            }
+                            ch.interest = Interest::READ;
+                            self.last_active = Instant::now();
+                            self.events.push_back((id, Pending::Connected(peer)));
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => {
+                            self.events.push_back((id, Pending::Error(e.kind())));
+                            self.drop_channel(i, reg);
+                        }
+                    }
+                    continue;
+                }
+                ChanState::Connecting(s) => {
+                    if !ch.ready_w {
+                        continue;
+                    }
+                    ch.ready_w = false;
+                    match sys::take_error(s.as_raw_fd()) {
+                        Ok(None) => match s.peer_addr() {
+                            Ok(peer) => {
+                                let ChanState::Connecting(s) =
+                                    std::mem::replace(&mut ch.state, ChanState::Moving)
+                                else {
+                                    unreachable!()
+                                };
+                                let _ = s.set_nodelay(true);
+                                ch.state = ChanState::Open(s);
+                                ch.ready_r = true;
+                                self.events.push_back((id, Pending::Connected(peer)));
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
+                            Err(e) => {
+                                self.events.push_back((id, Pending::Error(e.kind())));
+                                self.drop_channel(i, reg);
+                                continue;
+                            }
+                        },
+                        Ok(Some(e)) | Err(e) => {
+                            self.events.push_back((id, Pending::Error(e.kind())));
+                            self.drop_channel(i, reg);
+                            continue;
+                        }
+                    }
+                }
+                ChanState::Open(_) | ChanState::Moving => {}
+            }
+            let Some(ch) = self.channels[i].as_mut() else {
+                continue;
+            };
+            let ChanState::Open(s) = &ch.state else {
+                continue;
+            };
+            if ch.out.is_empty() {
+                if ch.hup && ch.read_eof {
+                    // The peer is gone and everything it sent was read: the channel is over.
+                    self.drop_channel(i, reg);
+                    self.events.push_back((id, Pending::Closed));
+                }
+                continue;
+            }
+            let mut moved = false;
+            match ch.out.write_to(s, &mut moved) {
+                Ok(done) => {
+                    if moved {
+                        self.last_active = Instant::now();
+                    }
+                    if done {
+                        if ch.close_after {
+                            self.drop_channel(i, reg);
+                            self.events.push_back((id, Pending::Closed));
+                        } else {
+                            self.events.push_back((id, Pending::Drained));
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.events.push_back((id, Pending::Error(e.kind())));
+                    self.drop_channel(i, reg);
+                }
+            }
+        }
+        if self.closing && self.out.is_empty() && self.events.is_empty() {
+            let busy = self
+                .channels
+                .iter()
+                .flatten()
+                .any(|c| matches!(c.state, ChanState::Open(_)) && !c.out.is_empty());
+            if !busy {
+                self.closed = true;
+            }
+        }
+    }
+
+    fn update_interest(&mut self, reg: &mut dyn Registry, limits: &Limits) {
+        let want = Interest {
+            read: self.can_read(limits),
+            write: !self.out.is_empty(),
+        };
+        if want != self.interest && reg.set(self.fd, CONTROL, want, false).is_ok() {
+            self.interest = want;
+        }
+        for i in 0..self.channels.len() {
+            let Some(ch) = self.channels[i].as_mut() else {
+                continue;
+            };
+            let want = match &ch.state {
+                ChanState::Listening(_) => Interest::READ,
+                ChanState::Connecting(_) => Interest {
+                    read: false,
+                    write: true,
+                },
+                ChanState::Open(_) => Interest {
+                    read: !ch.read_eof,
+                    write: !ch.out.is_empty(),
+                },
+                ChanState::Moving => continue,
+            };
+            if want != ch.interest && reg.set(ch.state.fd(), i as u16 + 1, want, false).is_ok() {
+                ch.interest = want;
+            }
+        }
+    }
+}

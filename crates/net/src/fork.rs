@@ -1,0 +1,202 @@
+//! `--model fork`: a child process per connection (fork 多进程并发).
+//!
+//! The parent is a single-threaded loop: it accepts, forks, and gives the child the connection
+//! plus one end of a fresh relay link (so the child's hub reaches every other child through the
+//! relay the parent runs, see `relay.rs`). SIGCHLD wakes the parent, which reaps at once with
+//! `waitpid(WNOHANG)` and frees the child's connection place: no zombies. On shutdown the parent
+//! stops accepting, forwards SIGTERM, keeps relaying while children finish (up to the grace
+//! period), then SIGKILLs stragglers and reaps every one before returning.
+//!
+//! Forking is only safe from a single-threaded process; the CLI is one. A forked child runs only
+//! this crate's code and leaves with `_exit`, never returning into the caller.
+
+use crate::acceptor::{accept_loop, AcceptHooks};
+use crate::hub::Hub;
+use crate::poll::PollPoller;
+use crate::reactor::{Peer, Reactor, Shared};
+use crate::relay::Relay;
+use crate::session::Protocol;
+use crate::shutdown;
+use crate::sys::{self, Fork};
+use std::collections::HashSet;
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The parent's view of its children: relay links, pids, and the SIGCHLD pipe.
+pub(crate) struct Family {
+    pub relay: Relay,
+    pub children: HashSet<libc::pid_t>,
+    pub child_r: OwnedFd,
+    _child_w: OwnedFd,
+}
+
+impl Family {
+    pub(crate) fn new() -> io::Result<Self> {
+        let (child_r, child_w) = sys::pipe()?;
+        shutdown::install_sigchld(child_w.as_raw_fd());
+        Ok(Family {
+            relay: Relay::default(),
+            children: HashSet::new(),
+            child_r,
+            _child_w: child_w,
+        })
+    }
+
+    /// Reap every exited child; returns the pids.
+    pub(crate) fn reap(&mut self) -> Vec<libc::pid_t> {
+        sys::drain(self.child_r.as_raw_fd());
+        let pids = sys::reap_children();
+        for pid in &pids {
+            self.children.remove(pid);
+            self.relay.remove_tag(*pid as i64);
+        }
+        pids
+    }
+
+    pub(crate) fn extra_fds(&self) -> Vec<(RawFd, bool)> {
+        let mut v = self.relay.poll_set();
+        v.push((self.child_r.as_raw_fd(), false));
+        v
+    }
+
+    /// Fork a child that runs `body` with its relay link and then exits.
+    /// `close_in_child`: parent-only descriptors the child must not keep (listeners it does
+    /// not use, other children's links).
+    pub(crate) fn spawn(
+        &mut self,
+        close_in_child: &[RawFd],
+        body: impl FnOnce(UnixStream) -> io::Result<()>,
+    ) -> io::Result<libc::pid_t> {
+        let link = self.relay.add_link()?;
+        let parent_fds = self.relay.fds();
+        let parent = std::process::id() as libc::pid_t;
+        match sys::fork()? {
+            Fork::Child => {
+                // If the parent is killed outright (SIGKILL), its children must not live on
+                // holding the listening socket: have the kernel send us SIGTERM (a graceful
+                // shutdown) when it dies. Checked after, in case it died before the call.
+                sys::die_with_parent(parent);
+                shutdown::child_reset();
+                for fd in parent_fds.iter().chain(close_in_child) {
+                    sys::close_fd(*fd);
+                }
+                sys::close_fd(self.child_r.as_raw_fd());
+                sys::close_fd(self._child_w.as_raw_fd());
+                let code =
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(link))) {
+                        Ok(Ok(())) => 0,
+                        Ok(Err(e)) => {
+                            tracing::warn!("worker: {e}");
+                            1
+                        }
+                        Err(_) => 101,
+                    };
+                sys::exit_child(code)
+            }
+            Fork::Parent(pid) => {
+                self.relay.set_tag_last(pid as i64);
+                self.children.insert(pid);
+                Ok(pid)
+            }
+        }
+    }
+
+    /// After shutdown began: SIGTERM the children, keep relaying while they finish, SIGKILL
+    /// whoever outlives `grace`, and reap them all.
+    pub(crate) fn wind_down(&mut self, grace: Duration) {
+        for pid in &self.children {
+            sys::kill(*pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + grace + Duration::from_millis(500);
+        while !self.children.is_empty() && Instant::now() < deadline {
+            let mut fds: Vec<libc::pollfd> = self
+                .extra_fds()
+                .into_iter()
+                .map(|(fd, w)| libc::pollfd {
+                    fd,
+                    events: libc::POLLIN | if w { libc::POLLOUT } else { 0 },
+                    revents: 0,
+                })
+                .collect();
+            // SAFETY: a valid array of pollfd.
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
+            for p in &fds {
+                if p.revents != 0 && p.fd != self.child_r.as_raw_fd() {
+                    self.relay.on_ready(p.fd, true, true);
+                }
+            }
+            self.reap();
+        }
+        for pid in &self.children {
+            sys::kill(*pid, libc::SIGKILL);
+        }
+        for pid in std::mem::take(&mut self.children) {
+            let mut status = 0;
+            // SAFETY: waiting for our own child, valid status pointer.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+        }
+    }
+}
+
+struct Hooks<'a, P: Protocol> {
+    shared: &'a Arc<Shared<P>>,
+    listener_fds: Vec<RawFd>,
+    family: Family,
+}
+
+impl<P: Protocol> AcceptHooks for Hooks<'_, P> {
+    fn on_conn(&mut self, stream: TcpStream, peer: Peer) {
+        let shared = self.shared;
+        let r = self.family.spawn(&self.listener_fds, |link| {
+            let mut r = Reactor::new(
+                PollPoller::default(),
+                shared.clone(),
+                Hub::with_link(link),
+                Vec::new(),
+            )?;
+            // The parent owns this connection's place in the counter and frees it on reaping.
+            r.adopt(stream, peer, false);
+            r.run(true)
+        });
+        if let Err(e) = r {
+            tracing::warn!("fork: {e}");
+            self.shared.counter.release();
+        }
+    }
+
+    fn extra_fds(&mut self) -> Vec<(RawFd, bool)> {
+        self.family.extra_fds()
+    }
+
+    fn on_extra(&mut self, fd: RawFd, readable: bool, writable: bool) {
+        if fd != self.family.child_r.as_raw_fd() {
+            self.family.relay.on_ready(fd, readable, writable);
+        }
+    }
+
+    fn tick(&mut self) {
+        for _ in self.family.reap() {
+            self.shared.counter.release();
+        }
+    }
+}
+
+pub(crate) fn run<P: Protocol>(
+    shared: Arc<Shared<P>>,
+    listeners: Vec<TcpListener>,
+) -> io::Result<()> {
+    let listener_fds = listeners.iter().map(|l| l.as_raw_fd()).collect();
+    let mut hooks = Hooks {
+        shared: &shared,
+        listener_fds,
+        family: Family::new()?,
+    };
+    let r = accept_loop(&shared, &listeners, &mut hooks);
+    drop(listeners);
+    hooks.family.wind_down(shared.limits.shutdown_grace);
+    r
+}

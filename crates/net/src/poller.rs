@@ -1,0 +1,47 @@
+//! The readiness interface shared by the event-loop models: register a file descriptor under a
+//! token with an [`Interest`], wait for [`Event`]s. `select.rs`, `poll.rs` and `epoll.rs` each
+//! implement it with their system call; `reactor.rs` runs the same loop over any of them.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Interest {
+    pub read: bool,
+    pub write: bool,
+}
+
+impl Interest {
+    pub const READ: Interest = Interest {
+        read: true,
+        write: false,
+    };
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Event {
+    pub token: usize,
+    pub readable: bool,
+    pub writable: bool,
+    /// Hang-up or error: the connection is dead (level-triggered pollers report it whatever
+    /// the interest, so it must end the connection rather than be waited out).
+    pub hup: bool,
+}
+
+pub(crate) trait Poller {
+    fn add(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()>;
+    fn modify(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()>;
+    fn delete(&mut self, fd: RawFd);
+    /// Wait for readiness; `events` is cleared and filled. Errors and hang-ups are reported as
+    /// both readable and writable so the next read or write surfaces them.
+    fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+pub(crate) fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
+    match timeout {
+        None => -1,
+        // Round up so a timer never fires early and spins.
+        Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int,
+    }
+}

@@ -1,0 +1,90 @@
+//! `--model prefork`: `workers` processes forked up front, each accepting on the shared
+//! listeners and serving many connections with its own epoll loop (nginx's shape; 进程池).
+//!
+//! The parent only supervises: it runs the hub relay between the workers, reaps and replaces a
+//! worker that dies, and on shutdown forwards SIGTERM, waits, and reaps (see `fork.rs`,
+//! `Family`). `max_connections` holds across workers through a counter in shared memory.
+
+use crate::epoll::EpollPoller;
+use crate::fork::Family;
+use crate::hub::Hub;
+use crate::reactor::{Reactor, Shared};
+use crate::session::Protocol;
+use crate::sys;
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn spawn_worker<P: Protocol>(
+    family: &mut Family,
+    shared: &Arc<Shared<P>>,
+    listeners: &[TcpListener],
+) -> io::Result<libc::pid_t> {
+    family.spawn(&[], |link| {
+        // Own duplicates so the loop can close them at shutdown; the originals are closed
+        // right away so only the loop holds the listening sockets in this process.
+        let mine = listeners
+            .iter()
+            .map(|l| l.try_clone())
+            .collect::<io::Result<Vec<_>>>()?;
+        for l in listeners {
+            sys::close_fd(l.as_raw_fd());
+        }
+        Reactor::new(
+            EpollPoller::new(false)?,
+            shared.clone(),
+            Hub::with_link(link),
+            mine,
+        )?
+        .run(false)
+    })
+}
+
+pub(crate) fn run<P: Protocol>(
+    shared: Arc<Shared<P>>,
+    listeners: Vec<TcpListener>,
+    workers: usize,
+) -> io::Result<()> {
+    let mut family = Family::new()?;
+    for _ in 0..workers.max(1) {
+        spawn_worker(&mut family, &shared, &listeners)?;
+    }
+    let sd = shared.shutdown.fd();
+    let mut last_respawn = Instant::now() - Duration::from_secs(1);
+    loop {
+        let mut fds: Vec<libc::pollfd> = vec![libc::pollfd {
+            fd: sd,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        fds.extend(family.extra_fds().into_iter().map(|(fd, w)| libc::pollfd {
+            fd,
+            events: libc::POLLIN | if w { libc::POLLOUT } else { 0 },
+            revents: 0,
+        }));
+        // SAFETY: a valid array of pollfd.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 500) };
+        if fds[0].revents != 0 {
+            break;
+        }
+        for p in &fds[1..] {
+            if p.revents != 0 && p.fd != family.child_r.as_raw_fd() {
+                family.relay.on_ready(p.fd, true, true);
+            }
+        }
+        family.reap();
+        // Replace dead workers, but not in a tight loop if they die at start.
+        while family.children.len() < workers.max(1)
+            && last_respawn.elapsed() > Duration::from_millis(200)
+        {
+            tracing::warn!("prefork: a worker died; starting a new one");
+            last_respawn = Instant::now();
+            spawn_worker(&mut family, &shared, &listeners)?;
+        }
+    }
+    drop(listeners);
+    family.wind_down(shared.limits.shutdown_grace);
+    Ok(())
+}

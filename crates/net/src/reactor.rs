@@ -1,0 +1,454 @@
+//! The event loop the readiness-based models share: it accepts on its listeners (if any),
+//! watches every connection and data channel through a [`Poller`], wakes for hub messages and
+//! for the relay link, runs timers, and performs graceful shutdown.
+//!
+//! `select`, `poll` and `epoll` run it over their poller with many connections; `prefork`
+//! workers run it in each process; `iterative` runs it with `max_active = 1`; `thread`,
+//! `threadpool` and `fork` run it for exactly one connection (a blocking `poll(2)` over that
+//! connection, its data channels, its timer and the shutdown pipe).
+
+use crate::config::Limits;
+use crate::conn::{Conn, Env, Registry};
+use crate::hub::Hub;
+use crate::poller::{Event, Interest, Poller};
+use crate::relay::LinkReader;
+use crate::session::{ConnId, ConnInfo, Protocol};
+use crate::shutdown::ShutdownHandle;
+use crate::sys::{self, SharedCounter};
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const WAKE: usize = usize::MAX;
+const SHUTDOWN: usize = usize::MAX - 1;
+const LINK: usize = usize::MAX - 2;
+const LISTENER0: usize = usize::MAX - 3;
+
+/// What every worker of one server shares (across threads by `Arc`, across processes by fork).
+pub(crate) struct Shared<P: Protocol> {
+    pub protocol: P,
+    pub limits: Limits,
+    pub counter: SharedCounter,
+    pub shutdown: ShutdownHandle,
+}
+
+/// A connection id unique across the server's processes: pid in the high 32 bits.
+pub(crate) fn next_conn_id() -> ConnId {
+    static N: AtomicU64 = AtomicU64::new(1);
+    let pid = std::process::id() as u64;
+    (pid << 32) | (N.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff)
+}
+
+/// Refuse a connection over the limit: the protocol's refusal, then close. Never a hang.
+pub(crate) fn refuse<P: Protocol>(protocol: &P, stream: TcpStream) {
+    if let Some(msg) = protocol.refusal() {
+        let _ = stream.set_nonblocking(true);
+        let _ = (&stream).write(&msg);
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+}
+
+/// Who connected, and on which of the server's listeners (its index in announce order).
+pub(crate) type Peer = (SocketAddr, usize);
+
+/// Prepare an accepted stream and build its connection.
+pub(crate) fn make_conn<P: Protocol>(
+    protocol: &P,
+    stream: TcpStream,
+    (peer, listener): Peer,
+    waker: crate::hub::Waker,
+) -> io::Result<Conn<P::Session>> {
+    stream.set_nonblocking(true)?;
+    let _ = stream.set_nodelay(true);
+    let info = ConnInfo {
+        id: next_conn_id(),
+        peer,
+        local: stream.local_addr()?,
+    };
+    let session = protocol.new_session_on(listener, &info);
+    Ok(Conn::new(session, stream, info, waker))
+}
+
+/// Hub wake-ups from any thread: which connection slots have mail, and a pipe to interrupt wait.
+pub(crate) struct Wake {
+    r: OwnedFd,
+    w: OwnedFd,
+    armed: AtomicBool,
+    ready: Mutex<Vec<usize>>,
+}
+
+impl Wake {
+    fn new() -> io::Result<Arc<Self>> {
+        let (r, w) = sys::pipe()?;
+        Ok(Arc::new(Wake {
+            r,
+            w,
+            armed: AtomicBool::new(false),
+            ready: Mutex::new(Vec::new()),
+        }))
+    }
+
+    fn wake(&self, slot: usize) {
+        self.ready
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(slot);
+        if !self.armed.swap(true, Ordering::AcqRel) {
+            sys::poke(self.w.as_raw_fd());
+        }
+    }
+
+    fn take(&self) -> Vec<usize> {
+        sys::drain(self.r.as_raw_fd());
+        self.armed.store(false, Ordering::Release);
+        std::mem::take(&mut *self.ready.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+struct Reg<'a, Pl: Poller> {
+    poller: &'a mut Pl,
+    slot: usize,
+}
+
+impl<Pl: Poller> Registry for Reg<'_, Pl> {
+    fn set(&mut self, fd: RawFd, code: u16, interest: Interest, new: bool) -> io::Result<()> {
+        let token = (self.slot << 16) | code as usize;
+        if new {
+            self.poller.add(fd, token, interest)
+        } else {
+            self.poller.modify(fd, token, interest)
+        }
+    }
+    fn remove(&mut self, fd: RawFd, _code: u16) {
+        self.poller.delete(fd);
+    }
+}
+
+/// Connection slots; a slot's index is part of its poll tokens.
+type Slots<S> = Vec<Option<Conn<S>>>;
+
+pub(crate) struct Reactor<Pl: Poller, P: Protocol> {
+    poller: Pl,
+    shared: Arc<Shared<P>>,
+    hub: Hub,
+    listeners: Vec<TcpListener>,
+    conns: Slots<P::Session>,
+    /// Whether each slot's connection took a place in the shared counter (and must give it back).
+    counted: Vec<bool>,
+    free: Vec<usize>,
+    live: usize,
+    max_active: usize,
+    waiting: VecDeque<(TcpStream, Peer)>,
+    wake: Arc<Wake>,
+    link: Option<LinkReader>,
+    deadline: Option<Instant>,
+    next_sweep: Instant,
+    retry_accept: bool,
+}
+
+impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
+    pub(crate) fn new(
+        poller: Pl,
+        shared: Arc<Shared<P>>,
+        hub: Hub,
+        listeners: Vec<TcpListener>,
+    ) -> io::Result<Self> {
+        let link = hub.link_fd().map(LinkReader::new);
+        Ok(Reactor {
+            poller,
+            shared,
+            hub,
+            listeners,
+            conns: Vec::new(),
+            counted: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            max_active: usize::MAX,
+            waiting: VecDeque::new(),
+            wake: Wake::new()?,
+            link,
+            deadline: None,
+            next_sweep: Instant::now() + Duration::from_secs(1),
+            retry_accept: false,
+        })
+    }
+
+    /// Serve one connection at a time; the rest wait their turn (the iterative model).
+    pub(crate) fn one_at_a_time(mut self) -> Self {
+        self.max_active = 1;
+        self
+    }
+
+    /// Add a connection accepted elsewhere (thread, threadpool, fork). `counted`: release a
+    /// place in the shared counter when it ends.
+    pub(crate) fn adopt(&mut self, stream: TcpStream, peer: Peer, counted: bool) {
+        self.start_conn(stream, peer, counted);
+    }
+
+    fn env_parts(&mut self) -> (&mut Pl, &mut Slots<P::Session>, Env<'_>) {
+        (
+            &mut self.poller,
+            &mut self.conns,
+            Env {
+                hub: &self.hub,
+                limits: &self.shared.limits,
+            },
+        )
+    }
+
+    fn start_conn(&mut self, stream: TcpStream, peer: Peer, counted: bool) {
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.conns.push(None);
+                self.counted.push(false);
+                self.conns.len() - 1
+            }
+        };
+        let wake = self.wake.clone();
+        let waker: crate::hub::Waker = Arc::new(move || wake.wake(slot));
+        let conn = match make_conn(&self.shared.protocol, stream, peer, waker) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!("dropping a connection that failed setup: {e}");
+                self.free.push(slot);
+                if counted {
+                    self.shared.counter.release();
+                }
+                return;
+            }
+        };
+        self.conns[slot] = Some(conn);
+        self.counted[slot] = counted;
+        self.live += 1;
+        let shutting = self.deadline.is_some();
+        self.with_conn(slot, |conn, reg, env| {
+            conn.open(reg, env);
+            if shutting {
+                conn.shutdown(reg, env);
+            }
+        });
+    }
+
+    /// Run `f` on the connection in `slot`, then tear it down if it closed. A session that
+    /// panics loses its connection, not the loop and not the other connections.
+    fn with_conn(
+        &mut self,
+        slot: usize,
+        f: impl FnOnce(&mut Conn<P::Session>, &mut dyn Registry, &Env),
+    ) {
+        let (poller, conns, env) = self.env_parts();
+        let Some(Some(conn)) = conns.get_mut(slot) else {
+            return;
+        };
+        let mut reg = Reg { poller, slot };
+        if catch_unwind(AssertUnwindSafe(|| f(conn, &mut reg, &env))).is_err() {
+            tracing::error!("a session panicked; closing its connection");
+            conn.abort();
+        }
+        self.after(slot);
+    }
+
+    /// After handling a connection: tear it down if it closed, else note its next deadline.
+    fn after(&mut self, slot: usize) {
+        let limits = &self.shared.limits;
+        let Some(conn) = self.conns[slot].as_ref() else {
+            return;
+        };
+        if !conn.is_closed() {
+            if let Some(d) = conn.deadline(limits) {
+                self.next_sweep = self.next_sweep.min(d);
+            }
+            return;
+        }
+        let conn = self.conns[slot].take().expect("checked");
+        let (poller, _, env) = self.env_parts();
+        let mut reg = Reg { poller, slot };
+        if catch_unwind(AssertUnwindSafe(|| conn.finish(&mut reg, &env))).is_err() {
+            tracing::error!("a session panicked while closing");
+        }
+        self.free.push(slot);
+        self.live -= 1;
+        if std::mem::take(&mut self.counted[slot]) {
+            self.shared.counter.release();
+        }
+        // Iterative: the next waiting connection gets its turn.
+        while self.live < self.max_active {
+            let Some((s, peer)) = self.waiting.pop_front() else {
+                break;
+            };
+            self.start_conn(s, peer, true);
+        }
+    }
+
+    fn accept(&mut self, i: usize) {
+        loop {
+            let r = self.listeners[i].accept();
+            match r {
+                Ok((s, peer)) => {
+                    if !self
+                        .shared
+                        .counter
+                        .try_acquire(self.shared.limits.max_connections)
+                    {
+                        refuse(&self.shared.protocol, s);
+                    } else if self.live >= self.max_active {
+                        self.waiting.push_back((s, (peer, i)));
+                    } else {
+                        self.start_conn(s, (peer, i), true);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e) => {
+                    // EMFILE and friends: leave the rest in the backlog and try again later
+                    // (edge-triggered loops will not be told again, hence the explicit retry).
+                    tracing::warn!("accept: {e}");
+                    self.retry_accept = true;
+                    self.next_sweep = self
+                        .next_sweep
+                        .min(Instant::now() + Duration::from_millis(50));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.deadline.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        self.deadline = Some(now + self.shared.limits.shutdown_grace);
+        let fd = self.shared.shutdown.fd();
+        self.poller.delete(fd);
+        for l in self.listeners.drain(..) {
+            self.poller.delete(l.as_raw_fd());
+        }
+        for _ in self.waiting.drain(..) {
+            self.shared.counter.release();
+        }
+        for slot in 0..self.conns.len() {
+            self.with_conn(slot, |conn, reg, env| conn.shutdown(reg, env));
+        }
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        self.next_sweep = now + Duration::from_secs(1);
+        for slot in 0..self.conns.len() {
+            self.with_conn(slot, |conn, reg, env| {
+                if conn.deadline(env.limits).is_some_and(|d| d <= now) {
+                    conn.on_tick(now, reg, env);
+                }
+            });
+        }
+    }
+
+    fn on_conn_event(&mut self, ev: Event) {
+        let slot = ev.token >> 16;
+        let code = (ev.token & 0xffff) as u16;
+        self.with_conn(slot, |conn, reg, env| {
+            conn.on_ready(code, ev.readable, ev.writable, ev.hup);
+            conn.settle(reg, env);
+        });
+    }
+
+    fn settle_slot(&mut self, slot: usize) {
+        self.with_conn(slot, |conn, reg, env| conn.settle(reg, env));
+    }
+
+    /// Run until shutdown completes, or (with `until_idle`) until no connection is left.
+    pub(crate) fn run(mut self, until_idle: bool) -> io::Result<()> {
+        self.poller
+            .add(self.wake.r.as_raw_fd(), WAKE, Interest::READ)?;
+        self.poller
+            .add(self.shared.shutdown.fd(), SHUTDOWN, Interest::READ)?;
+        if let Some(l) = &self.link {
+            self.poller.add(l.fd, LINK, Interest::READ)?;
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            self.poller
+                .add(l.as_raw_fd(), LISTENER0 - i, Interest::READ)?;
+        }
+        if self.shared.shutdown.is_shutting_down() {
+            self.begin_shutdown();
+        }
+        let mut events = Vec::with_capacity(256);
+        loop {
+            let now = Instant::now();
+            if let Some(d) = self.deadline {
+                if self.live == 0 {
+                    break;
+                }
+                if now >= d {
+                    for c in self.conns.iter_mut().flatten() {
+                        c.abort();
+                    }
+                    for slot in 0..self.conns.len() {
+                        self.after(slot);
+                    }
+                    break;
+                }
+            } else if until_idle && self.live == 0 {
+                break;
+            }
+            let mut wait_until = self.next_sweep;
+            if let Some(d) = self.deadline {
+                wait_until = wait_until.min(d);
+            }
+            self.poller
+                .wait(&mut events, Some(wait_until.saturating_duration_since(now)))?;
+            for ev in events.drain(..) {
+                match ev.token {
+                    WAKE => {
+                        for slot in self.wake.take() {
+                            self.settle_slot(slot);
+                        }
+                    }
+                    SHUTDOWN => self.begin_shutdown(),
+                    LINK => self.read_link(),
+                    t if t > LISTENER0 - self.listeners.len() && t <= LISTENER0 => {
+                        self.accept(LISTENER0 - t)
+                    }
+                    _ => self.on_conn_event(ev),
+                }
+            }
+            let now = Instant::now();
+            if now >= self.next_sweep {
+                self.sweep(now);
+                if std::mem::take(&mut self.retry_accept) {
+                    for i in 0..self.listeners.len() {
+                        self.accept(i);
+                    }
+                }
+            }
+        }
+        for slot in 0..self.conns.len() {
+            if let Some(c) = self.conns[slot].as_mut() {
+                c.abort();
+            }
+            self.after(slot);
+        }
+        Ok(())
+    }
+
+    fn read_link(&mut self) {
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        let hub = &self.hub;
+        match link.read(|m| hub.deliver_local(&m)) {
+            Ok(true) => {}
+            _ => {
+                self.poller.delete(link.fd);
+                self.link = None;
+            }
+        }
+    }
+}

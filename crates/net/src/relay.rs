@@ -1,0 +1,297 @@
+//! The cross-process half of the Hub, for `fork` and `prefork`.
+//!
+//! The parent keeps one Unix stream socket (a `socketpair`) per child: the *link*. A child
+//! publishes by writing a frame up its link; the relay (in the parent's single-threaded loop)
+//! appends every frame it reads to every link's outbound queue, the sender's included, and writes
+//! them without ever blocking. One relay, one order: all processes see the same sequence.
+//!
+//! Frame: `u32 len | u64 from | u16 topic_len | topic | body` (little-endian, `len` counts what
+//! follows it).
+//!
+//! Overflow policy: a link whose outbound queue passes `LINK_QUEUE` bytes belongs to a child
+//! that stopped reading; the relay closes that link (the child then keeps delivering within its
+//! own process only) rather than letting one child stall everyone.
+
+use crate::session::Message;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+
+/// Outbound bytes queued per link before the link is considered dead weight and closed.
+pub(crate) const LINK_QUEUE: usize = 16 * 1024 * 1024;
+const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+pub(crate) fn encode(msg: &Message) -> Vec<u8> {
+    let topic = msg.topic.as_bytes();
+    let len = 8 + 2 + topic.len() + msg.body.len();
+    let mut out = Vec::with_capacity(4 + len);
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out.extend_from_slice(&msg.from.to_le_bytes());
+    out.extend_from_slice(&(topic.len() as u16).to_le_bytes());
+    out.extend_from_slice(topic);
+    out.extend_from_slice(&msg.body);
+    out
+}
+
+/// Split complete frames off the front of `buf`; returns (frame byte ranges end, messages).
+fn frames(buf: &[u8]) -> io::Result<(usize, Vec<(usize, usize)>)> {
+    let mut pos = 0;
+    let mut out = Vec::new();
+    while buf.len() - pos >= 4 {
+        let len = u32::from_le_bytes(buf[pos..pos + 4].try_into().unwrap()) as usize;
+        if !(10..=MAX_FRAME).contains(&len) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "bad relay frame",
+            ));
+        }
+        if buf.len() - pos - 4 < len {
+            break;
+        }
+        out.push((pos, pos + 4 + len));
+        pos += 4 + len;
+    }
+    Ok((pos, out))
+}
+
+fn decode(frame: &[u8]) -> io::Result<Message> {
+    let from = u64::from_le_bytes(frame[4..12].try_into().unwrap());
+    let tl = u16::from_le_bytes(frame[12..14].try_into().unwrap()) as usize;
+    if 14 + tl > frame.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "bad relay frame",
+        ));
+    }
+    let topic = std::str::from_utf8(&frame[14..14 + tl])
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad topic"))?;
+    Ok(Message {
+        topic: Arc::from(topic),
+        from,
+        body: Arc::from(&frame[14 + tl..]),
+    })
+}
+
+/// Non-blocking read of everything available on `fd` into `buf`; Ok(false) on EOF.
+fn read_available(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<bool> {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        // SAFETY: reading into a valid local buffer; MSG_DONTWAIT keeps a blocking fd non-blocking here.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                chunk.as_mut_ptr() as *mut libc::c_void,
+                chunk.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n > 0 {
+            buf.extend_from_slice(&chunk[..n as usize]);
+            continue;
+        }
+        if n == 0 {
+            return Ok(false);
+        }
+        let e = io::Error::last_os_error();
+        return match e.kind() {
+            io::ErrorKind::WouldBlock => Ok(true),
+            io::ErrorKind::Interrupted => continue,
+            _ => Err(e),
+        };
+    }
+}
+
+/// The worker side: reads frames the relay sends down and yields messages.
+pub(crate) struct LinkReader {
+    pub fd: RawFd,
+    buf: Vec<u8>,
+}
+
+impl LinkReader {
+    pub(crate) fn new(fd: RawFd) -> Self {
+        LinkReader {
+            fd,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Read what is there; `Ok(false)` when the relay is gone.
+    pub(crate) fn read(&mut self, mut deliver: impl FnMut(Message)) -> io::Result<bool> {
+        let open = read_available(self.fd, &mut self.buf)?;
+        let (used, fs) = frames(&self.buf)?;
+        for (a, b) in fs {
+            deliver(decode(&self.buf[a..b])?);
+        }
+        self.buf.drain(..used);
+        Ok(open)
+    }
+}
+
+struct Link {
+    sock: UnixStream,
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    sent: usize,
+    tag: i64,
+}
+
+/// The parent side: one link per child, fan-out in arrival order.
+#[derive(Default)]
+pub(crate) struct Relay {
+    links: Vec<Link>,
+}
+
+impl Relay {
+    /// A new link for a child about to be forked: returns the child's end. `tag` (e.g. the
+    /// child's pid, set later with [`Relay::set_tag`]) lets the parent drop a dead child's link.
+    pub(crate) fn add_link(&mut self) -> io::Result<UnixStream> {
+        let (mine, theirs) = UnixStream::pair()?;
+        mine.set_nonblocking(true)?;
+        self.links.push(Link {
+            sock: mine,
+            inbuf: Vec::new(),
+            out: Vec::new(),
+            sent: 0,
+            tag: -1,
+        });
+        Ok(theirs)
+    }
+
+    pub(crate) fn set_tag_last(&mut self, tag: i64) {
+        if let Some(l) = self.links.last_mut() {
+            l.tag = tag;
+        }
+    }
+
+    pub(crate) fn remove_tag(&mut self, tag: i64) {
+        self.links.retain(|l| l.tag != tag);
+    }
+
+    /// Every fd the parent holds for links (a freshly forked child closes them all).
+    pub(crate) fn fds(&self) -> Vec<RawFd> {
+        self.links.iter().map(|l| l.sock.as_raw_fd()).collect()
+    }
+
+    /// (fd, wants write) for the parent's poll set.
+    pub(crate) fn poll_set(&self) -> Vec<(RawFd, bool)> {
+        self.links
+            .iter()
+            .map(|l| (l.sock.as_raw_fd(), l.sent < l.out.len()))
+            .collect()
+    }
+
+    /// Handle readiness of link `fd`.
+    pub(crate) fn on_ready(&mut self, fd: RawFd, readable: bool, writable: bool) {
+        let Some(i) = self.links.iter().position(|l| l.sock.as_raw_fd() == fd) else {
+            return;
+        };
+        if readable {
+            let open = read_available(fd, &mut self.links[i].inbuf);
+            match (open, frames(&self.links[i].inbuf)) {
+                (Ok(open), Ok((used, fs))) => {
+                    let data: Vec<u8> = self.links[i].inbuf[..used].to_vec();
+                    self.links[i].inbuf.drain(..used);
+                    if !fs.is_empty() {
+                        for l in &mut self.links {
+                            l.out.extend_from_slice(&data);
+                        }
+                    }
+                    if !open {
+                        self.links[i].tag = -2;
+                    }
+                }
+                _ => self.links[i].tag = -2,
+            }
+        }
+        let _ = writable;
+        self.flush_all();
+    }
+
+    /// Write what each link can take; drop links that overflowed or failed.
+    pub(crate) fn flush_all(&mut self) {
+        for l in &mut self.links {
+            while l.sent < l.out.len() {
+                use std::io::Write;
+                match (&l.sock).write(&l.out[l.sent..]) {
+                    Ok(0) => break,
+                    Ok(n) => l.sent += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        l.tag = -2;
+                        break;
+                    }
+                }
+            }
+            if l.sent == l.out.len() {
+                l.out.clear();
+                l.sent = 0;
+            } else if l.out.len() - l.sent > LINK_QUEUE {
+                tracing::warn!("hub relay: a worker stopped reading its link; closing it");
+                l.tag = -2;
+            }
+        }
+        self.links.retain(|l| l.tag != -2);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn msg(from: u64, body: &str) -> Message {
+        Message {
+            topic: Arc::from("room"),
+            from,
+            body: Arc::from(body.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn frames_round_trip_even_when_split() {
+        let mut wire = Vec::new();
+        for i in 0..5 {
+            wire.extend(encode(&msg(i, &format!("line {i}\n"))));
+        }
+        // Fed in awkward pieces, the reader yields every message once, in order.
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let mut reader = LinkReader::new(b.as_raw_fd());
+        let mut got = Vec::new();
+        for chunk in wire.chunks(7) {
+            a.write_all(chunk).unwrap();
+            assert!(reader.read(|m| got.push(m)).unwrap());
+        }
+        assert_eq!(
+            got,
+            (0..5)
+                .map(|i| msg(i, &format!("line {i}\n")))
+                .collect::<Vec<_>>()
+        );
+        drop(a);
+        assert!(!reader.read(|_| {}).unwrap(), "EOF once the relay is gone");
+    }
+
+    #[test]
+    fn relay_fans_out_to_every_link_in_arrival_order() {
+        let mut relay = Relay::default();
+        let children: Vec<UnixStream> = (0..3).map(|_| relay.add_link().unwrap()).collect();
+        (&children[0]).write_all(&encode(&msg(1, "a"))).unwrap();
+        (&children[1]).write_all(&encode(&msg(2, "b"))).unwrap();
+        for (fd, _) in relay.poll_set() {
+            relay.on_ready(fd, true, false);
+        }
+        for c in &children {
+            let mut r = LinkReader::new(c.as_raw_fd());
+            let mut got = Vec::new();
+            r.read(|m| got.push(m)).unwrap();
+            assert_eq!(got, vec![msg(1, "a"), msg(2, "b")]);
+        }
+    }
+
+    #[test]
+    fn garbage_on_a_link_is_an_error_not_a_panic() {
+        assert!(frames(&[0, 0, 0, 0, 1, 2, 3]).is_err());
+    }
+}

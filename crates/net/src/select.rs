@@ -1,0 +1,101 @@
+//! `--model select`: one thread, one `select(2)` loop, level-triggered (the course's select
+//! server). `select` cannot watch descriptors numbered FD_SETSIZE (1024) or above: such a
+//! connection is refused at registration, which is the model's real limit, not a bug.
+
+use crate::poller::{Event, Interest, Poller};
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+#[derive(Default)]
+pub(crate) struct SelectPoller {
+    fds: BTreeMap<RawFd, (usize, Interest)>,
+}
+
+impl Poller for SelectPoller {
+    fn add(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()> {
+        if fd < 0 || fd as usize >= libc::FD_SETSIZE {
+            return Err(io::Error::other("descriptor too large for select(2)"));
+        }
+        self.fds.insert(fd, (token, interest));
+        Ok(())
+    }
+
+    fn modify(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()> {
+        self.add(fd, token, interest)
+    }
+
+    fn delete(&mut self, fd: RawFd) {
+        self.fds.remove(&fd);
+    }
+
+    fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
+        events.clear();
+        // SAFETY: fd_set is plain data; FD_ZERO/FD_SET/FD_ISSET are used on fds < FD_SETSIZE.
+        unsafe {
+            let mut rset: libc::fd_set = std::mem::zeroed();
+            let mut wset: libc::fd_set = std::mem::zeroed();
+            libc::FD_ZERO(&mut rset);
+            libc::FD_ZERO(&mut wset);
+            let mut maxfd = -1;
+            for (&fd, &(_, i)) in &self.fds {
+                if i.read {
+                    libc::FD_SET(fd, &mut rset);
+                }
+                if i.write {
+                    libc::FD_SET(fd, &mut wset);
+                }
+                if i.read || i.write {
+                    maxfd = maxfd.max(fd);
+                }
+            }
+            let mut tv;
+            let tvp = match timeout {
+                None => std::ptr::null_mut(),
+                Some(d) => {
+                    tv = libc::timeval {
+                        tv_sec: d.as_secs() as libc::time_t,
+                        tv_usec: d.subsec_micros() as libc::suseconds_t,
+                    };
+                    &mut tv as *mut libc::timeval
+                }
+            };
+            let n = libc::select(maxfd + 1, &mut rset, &mut wset, std::ptr::null_mut(), tvp);
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                return if e.kind() == io::ErrorKind::Interrupted {
+                    Ok(())
+                } else {
+                    Err(e)
+                };
+            }
+            for (&fd, &(token, _)) in &self.fds {
+                let r = libc::FD_ISSET(fd, &rset);
+                let w = libc::FD_ISSET(fd, &wset);
+                if r || w {
+                    events.push(Event {
+                        token,
+                        readable: r,
+                        writable: w,
+                        hup: false,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn run<P: crate::Protocol>(
+    shared: std::sync::Arc<crate::reactor::Shared<P>>,
+    listeners: Vec<std::net::TcpListener>,
+) -> io::Result<()> {
+    crate::reactor::Reactor::new(
+        SelectPoller::default(),
+        shared,
+        crate::Hub::new(),
+        listeners,
+    )?
+    .run(false)
+}

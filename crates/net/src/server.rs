@@ -1,0 +1,179 @@
+//! The entry point: bind the listeners, announce them, run the chosen model until shutdown.
+//!
+//! ```no_run
+//! # use bingfa_net::*;
+//! # struct Echo; struct EchoSession;
+//! # impl Session for EchoSession { fn on_data(&mut self, i: &[u8], cx: &mut Context) -> usize { cx.write(i); i.len() } }
+//! # impl Protocol for Echo { type Session = EchoSession; fn new_session(&self, _: &ConnInfo) -> EchoSession { EchoSession } }
+//! let mut config = Config::new("echo", "127.0.0.1:0".parse().unwrap());
+//! config.model = "poll".parse().unwrap();
+//! serve(config, Echo).unwrap(); // prints "echo listening on 127.0.0.1:PORT", runs until SIGTERM
+//! ```
+
+use crate::config::{Config, Model};
+use crate::reactor::Shared;
+use crate::session::Protocol;
+use crate::shutdown::{self, ShutdownHandle};
+use crate::sys::{self, SharedCounter};
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("no address to listen on")]
+    NoAddress,
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// A bound server, not yet running: its addresses are known (port 0 resolved).
+pub struct Server<P: Protocol> {
+    config: Config,
+    protocol: P,
+    listeners: Vec<TcpListener>,
+    shutdown: ShutdownHandle,
+}
+
+impl<P: Protocol> Server<P> {
+    /// Bind every address in `config.bind` and `config.also`. Nothing is printed or accepted
+    /// yet, but the kernel already queues connections.
+    pub fn bind(config: Config, protocol: P) -> Result<Self, Error> {
+        if config.bind.is_empty() && config.also.is_empty() {
+            return Err(Error::NoAddress);
+        }
+        // epoll workers each bind the port again with SO_REUSEPORT; the first must allow it.
+        let reuse_port = config.model == Model::Epoll;
+        let listeners = config
+            .bind
+            .iter()
+            .chain(config.also.iter().map(|(_, a)| a))
+            .map(|a| sys::listen(*a, reuse_port).map_err(|source| Error::Bind { addr: *a, source }))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Server {
+            config,
+            protocol,
+            listeners,
+            shutdown: ShutdownHandle::new()?,
+        })
+    }
+
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// A handle that starts a graceful shutdown from anywhere (another thread, a test).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Announce (`<service> listening on <ip>:<port>`, once per listener), then serve until
+    /// shutdown has completed. Returns `Ok(())` after a graceful shutdown.
+    pub fn run(self) -> Result<(), Error> {
+        let Server {
+            config,
+            protocol,
+            listeners,
+            shutdown,
+        } = self;
+        shutdown::ignore_sigpipe();
+        if config.handle_signals {
+            shutdown::install_signals(&shutdown);
+        }
+        if config.announce {
+            let mut out = io::stdout().lock();
+            let names = config
+                .bind
+                .iter()
+                .map(|_| &config.service)
+                .chain(config.also.iter().map(|(s, _)| s));
+            for (name, l) in names.zip(&listeners) {
+                writeln!(out, "{} listening on {}", name, l.local_addr()?)?;
+            }
+            out.flush()?;
+        }
+        let workers = config.worker_count();
+        let shared = Arc::new(Shared {
+            protocol,
+            limits: config.limits.clone(),
+            counter: SharedCounter::new()?,
+            shutdown,
+        });
+        tracing::info!(model = %config.model, workers, "serving");
+        let r = match config.model {
+            Model::Iterative => crate::iterative::run(shared, listeners),
+            Model::Fork => crate::fork::run(shared, listeners),
+            Model::Thread => crate::thread::run(shared, listeners),
+            Model::ThreadPool => crate::threadpool::run(shared, listeners, workers),
+            Model::Prefork => crate::prefork::run(shared, listeners, workers),
+            Model::Select => crate::select::run(shared, listeners),
+            Model::Poll => crate::poll::run(shared, listeners),
+            Model::Epoll => crate::epoll::run(shared, listeners, workers, config.edge_triggered),
+            Model::Async => crate::async_tokio::run(shared, listeners, workers),
+        };
+        Ok(r?)
+    }
+
+    /// Run on a background thread; for embedding and in-process tests. Not for `fork` or
+    /// `prefork` in a program that has other threads (forking a multi-threaded process is
+    /// unsafe); run those in their own process.
+    pub fn start(self) -> Result<ServerHandle, Error> {
+        let addrs = self.local_addrs();
+        let shutdown = self.shutdown_handle();
+        let thread = std::thread::Builder::new()
+            .name("server".into())
+            .spawn(move || self.run())?;
+        Ok(ServerHandle {
+            addrs,
+            shutdown,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// Bind and run: the whole server in one call.
+pub fn serve<P: Protocol>(config: Config, protocol: P) -> Result<(), Error> {
+    Server::bind(config, protocol)?.run()
+}
+
+/// A server running on a background thread ([`Server::start`]).
+pub struct ServerHandle {
+    addrs: Vec<SocketAddr>,
+    shutdown: ShutdownHandle,
+    thread: Option<JoinHandle<Result<(), Error>>>,
+}
+
+impl ServerHandle {
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    pub fn shutdown(&self) {
+        self.shutdown.shutdown();
+    }
+
+    /// Shut down and wait for the server to finish.
+    pub fn stop(mut self) -> Result<(), Error> {
+        self.shutdown.shutdown();
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(Error::Io(io::Error::other("server thread panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.shutdown.shutdown();
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Thin, safe wrappers over the few libc calls the drivers need that std does not offer:
+//! pipes for wake-ups, `sendfile(2)`, SO_REUSEPORT listeners, fork/wait/kill, and a counter in
+//! shared memory that survives `fork` (for `max_connections` across prefork workers).
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub(crate) fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// A non-blocking, close-on-exec pipe: (read end, write end).
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid 2-element array; pipe2 fills it on success.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) })?;
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Write one byte, ignoring a full pipe (the reader is already due to wake). Async-signal-safe.
+pub(crate) fn poke(fd: RawFd) {
+    let b = 1u8;
+    // SAFETY: writes one byte from a valid buffer; errors are deliberately ignored.
+    unsafe { libc::write(fd, &b as *const u8 as *const libc::c_void, 1) };
+}
+
+/// Read and discard everything in a non-blocking pipe.
+pub(crate) fn drain(fd: RawFd) {
+    let mut buf = [0u8; 256];
+    loop {
+        // SAFETY: reads into a valid local buffer.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+        if n <= 0 {
+            break;
+        }
+    }
+}
+
+/// Whether `fd` is readable right now (used to test a never-drained shutdown pipe).
+pub(crate) fn readable_now(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    unsafe { libc::poll(&mut p, 1, 0) == 1 }
+}
+
+/// `sendfile(2)` from `file` at `offset` to socket `out`; returns bytes sent.
+pub(crate) fn sendfile(out: RawFd, file: RawFd, offset: u64, len: usize) -> io::Result<usize> {
+    let mut off = offset as libc::off_t;
+    // SAFETY: valid fds; `off` is a valid pointer the kernel updates.
+    let n = unsafe { libc::sendfile(out, file, &mut off, len) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// `pread(2)` into `buf`.
+pub(crate) fn pread(file: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    // SAFETY: buf is a valid writable buffer of the given length.
+    let n = unsafe {
+        libc::pread(
+            file,
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+            offset as libc::off_t,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// A non-blocking listener; `reuse_port` lets several event loops bind the same port and
+/// have the kernel spread connections over them.
+pub(crate) fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    if reuse_port && addr.port() != 0 {
+        // SO_REUSEPORT would let us silently share a port another server (of the same user)
+        // already holds; probe with a plain bind first so that case is a clear EADDRINUSE.
+        let probe = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
+        probe.set_reuse_address(true)?;
+        probe.bind(&addr.into())?;
+    }
+    bind_listener(addr, reuse_port)
+}
+
+/// Another SO_REUSEPORT listener on the port a first one (from [`listen`]) already holds.
+pub(crate) fn listen_twin(addr: SocketAddr) -> io::Result<TcpListener> {
+    bind_listener(addr, true)
+}
+
+fn bind_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        None,
+    )?;
+    sock.set_reuse_address(true)?;
+    if reuse_port {
+        sock.set_reuse_port(true)?;
+    }
+    sock.bind(&addr.into())?;
+    sock.listen(1024)?;
+    Ok(sock.into())
+}
+
+/// A non-blocking TCP connect that may still be in progress (FTP active data connections).
+pub(crate) fn connect_nonblocking(addr: SocketAddr) -> io::Result<std::net::TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        None,
+    )?;
+    match sock.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(sock.into())
+}
+
+/// The pending error of a socket (SO_ERROR), used to finish a non-blocking connect.
+pub(crate) fn take_error(fd: RawFd) -> io::Result<Option<io::Error>> {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: valid out-pointers of the right size.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            &mut err as *mut _ as *mut libc::c_void,
+            &mut len,
+        )
+    })?;
+    Ok(if err == 0 {
+        None
+    } else {
+        Some(io::Error::from_raw_os_error(err))
+    })
+}
+
+/// A connection counter in an anonymous shared mapping: threads share it like any atomic, and
+/// forked children share it too, so `max_connections` holds across prefork workers.
+pub(crate) struct SharedCounter {
+    ptr: *const AtomicUsize,
+}
+
+// SAFETY: the pointee is an atomic in a mapping that lives as long as the counter.
+unsafe impl Send for SharedCounter {}
+unsafe impl Sync for SharedCounter {}
+
+impl SharedCounter {
+    pub(crate) fn new() -> io::Result<Self> {
+        // SAFETY: a fresh anonymous shared mapping, zero-filled, page aligned.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SharedCounter {
+            ptr: p as *const AtomicUsize,
+        })
+    }
+
+    fn get(&self) -> &AtomicUsize {
+        // SAFETY: ptr points into our live mapping, suitably aligned, zero-initialised.
+        unsafe { &*self.ptr }
+    }
+
+    /// Take a slot if fewer than `max` are taken.
+    pub(crate) fn try_acquire(&self, max: usize) -> bool {
+        self.get()
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                if n < max {
+                    Some(n + 1)
+                } else {
+                    None
+                }
+            })
+            .is_ok()
+    }
+
+    pub(crate) fn release(&self) {
+        let _ = self
+            .get()
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+}
+
+impl Drop for SharedCounter {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the mapping created in new(); no references outlive self.
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, 4096) };
+    }
+}
+
+pub(crate) enum Fork {
+    Child,
+    Parent(libc::pid_t),
+}
+
+/// `fork(2)`. The child must only run this crate's single-threaded code and end with `_exit`.
+pub(crate) fn fork() -> io::Result<Fork> {
+    // SAFETY: the callers keep the child to async-signal-safe-in-practice code paths on a
+    // single thread and never return into the caller's stack frames (they `_exit`).
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Fork::Child),
+        p => Ok(Fork::Parent(p)),
+    }
+}
+
+/// Ask for SIGTERM when the parent dies (Linux `PR_SET_PDEATHSIG`); if it is already gone,
+/// signal ourselves now.
+pub(crate) fn die_with_parent(parent: libc::pid_t) {
+    // SAFETY: plain prctl/getppid/kill syscalls.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+        if libc::getppid() != parent {
+            libc::kill(libc::getpid(), libc::SIGTERM);
+        }
+    }
+}
+
+/// Reap every exited child without blocking; returns the pids reaped.
+pub(crate) fn reap_children() -> Vec<libc::pid_t> {
+    let mut out = Vec::new();
+    loop {
+        let mut status = 0;
+        // SAFETY: valid status pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            break;
+        }
+        out.push(pid);
+    }
+    out
+}
+
+pub(crate) fn kill(pid: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: plain syscall; an already-dead pid just fails with ESRCH.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// Leave a forked child without running the parent's destructors or atexit handlers.
+pub(crate) fn exit_child(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // SAFETY: _exit never returns.
+    unsafe { libc::_exit(code) }
+}
+
+pub(crate) fn close_fd(fd: RawFd) {
+    // SAFETY: only called on fds this process owns and will not use again (in a fresh child).
+    unsafe { libc::close(fd) };
+}

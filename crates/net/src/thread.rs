@@ -1,0 +1,86 @@
+//! `--model thread`: a thread per connection (threading 多线程并发). The accepting thread hands
+//! each connection to a new thread, which serves it with a blocking `poll(2)` over that one
+//! connection, its data channels and the shutdown pipe, then ends.
+
+use crate::acceptor::{accept_loop, AcceptHooks};
+use crate::hub::Hub;
+use crate::poll::PollPoller;
+use crate::reactor::{Peer, Reactor, Shared};
+use crate::session::Protocol;
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Serve one connection on the calling thread until it ends (shared with `threadpool`).
+pub(crate) fn serve_one<P: Protocol>(
+    shared: Arc<Shared<P>>,
+    hub: Hub,
+    stream: TcpStream,
+    peer: Peer,
+) {
+    let counter_owner = shared.clone();
+    match Reactor::new(PollPoller::default(), shared, hub, Vec::new()) {
+        Ok(mut r) => {
+            r.adopt(stream, peer, true);
+            if let Err(e) = r.run(true) {
+                tracing::warn!("connection loop: {e}");
+            }
+        }
+        Err(e) => {
+            tracing::warn!("cannot serve a connection: {e}");
+            counter_owner.counter.release();
+        }
+    }
+}
+
+struct Hooks<P: Protocol> {
+    shared: Arc<Shared<P>>,
+    hub: Hub,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl<P: Protocol> AcceptHooks for Hooks<P> {
+    fn on_conn(&mut self, stream: TcpStream, peer: Peer) {
+        let (shared, hub) = (self.shared.clone(), self.hub.clone());
+        let spawned = std::thread::Builder::new()
+            .name("conn".into())
+            .spawn(move || serve_one(shared, hub, stream, peer));
+        match spawned {
+            Ok(h) => self.threads.push(h),
+            Err(e) => {
+                tracing::warn!("cannot spawn a thread: {e}");
+                self.shared.counter.release();
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        // Join finished threads now so a long-running server does not pile up handles.
+        let (done, live): (Vec<_>, Vec<_>) = std::mem::take(&mut self.threads)
+            .into_iter()
+            .partition(|h| h.is_finished());
+        for h in done {
+            let _ = h.join();
+        }
+        self.threads = live;
+    }
+}
+
+pub(crate) fn run<P: Protocol>(
+    shared: Arc<Shared<P>>,
+    listeners: Vec<TcpListener>,
+) -> io::Result<()> {
+    let mut hooks = Hooks {
+        shared: shared.clone(),
+        hub: Hub::new(),
+        threads: Vec::new(),
+    };
+    let r = accept_loop(&shared, &listeners, &mut hooks);
+    drop(listeners);
+    // Each connection thread sees the shutdown pipe itself and drains within the grace period.
+    for h in hooks.threads {
+        let _ = h.join();
+    }
+    r
+}

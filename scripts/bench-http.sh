@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Benchmarks `bingfa http serve` against nginx in the same run, with the same load generator.
+#
+#   scripts/bench-http.sh                 # nginx vs the default model, then every model
+#   MODELS="epoll async" IDLE_MODELS="" DURATION=5 scripts/bench-http.sh   # empty = skip
+#
+# Needs: wrk, nginx (apt-get install wrk nginx), python3 (for a free port). Prints one
+# Markdown table per workload: requests/s, p50/p99 latency, bytes/s, errors and peak RSS (the
+# sum of VmHWM over the server's processes). Everything binds 127.0.0.1 on free ports and
+# every process started here is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-50}
+BIG_CONNS=${BIG_CONNS:-4}
+THREADS=${THREADS:-2}
+WORKERS=${WORKERS:-2}
+MODELS=${MODELS-"iterative fork thread threadpool prefork select poll epoll async"}
+
+for tool in wrk nginx python3; do
+  command -v "$tool" >/dev/null || { echo "bench-http: $tool is missing (apt-get install wrk nginx)" >&2; exit 1; }
+done
+
+cargo build --release -q -p bingfa
+BIN=$PWD/target/release/bingfa
+
+WORK=$(mktemp -d /tmp/bingfa-bench.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ROOT=$WORK/root
+mkdir -p "$ROOT"
+head -c 1024 /dev/urandom | base64 -w 76 | head -c 1024 >"$ROOT/small.html"
+head -c $((64 * 1024 * 1024)) /dev/urandom >"$ROOT/big.bin"
+chmod -R a+rX "$ROOT"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Sum of peak RSS (KiB) of a process and its children.
+peak_rss() {
+  local total=0 pid
+  for pid in "$1" $(pgrep -P "$1" || true); do
+    local hwm
+    hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    total=$((total + ${hwm:-0}))
+  done
+  echo "$total"
+}
+
+# run_wrk URL CONNS → "req/s p50 p99 transfer/s errors"
+run_wrk() {
+  local out
+  out=$(wrk -t"$THREADS" -c"$2" -d"${DURATION}s" --latency "$1" 2>&1)
+  local rps p50 p99 tps errs
+  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  tps=$(awk '/^Transfer\/sec/ {print $2}' <<<"$out")
+  errs=$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' <<<"$out")
+  echo "$rps|$p50|$p99|$tps|${errs:-0}"
+}
+
+wait_port() {
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "bench-http: nothing listening on $1" >&2; return 1
+}
+
+start_nginx() {
+  local port=$1
+  mkdir -p "$WORK/nginx"
+  cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 10000000;
+  keepalive_timeout 60;
+  types { text/html html; application/octet-stream bin; }
+  client_body_temp_path $WORK/nginx;
+  proxy_temp_path $WORK/nginx;
+  fastcgi_temp_path $WORK/nginx;
+  uwsgi_temp_path $WORK/nginx;
+  scgi_temp_path $WORK/nginx;
+  server { listen 127.0.0.1:$port; root $ROOT; }
+}
+EOF
+  nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" &
+  PIDS+=($!)
+  wait_port "$port"
+}
+
+start_bingfa() {
+  local model=$1 port=$2
+  "$BIN" http serve --bind "127.0.0.1:$port" --root "$ROOT" --model "$model" --workers "$WORKERS" \
+    >"$WORK/bingfa-$model.out" 2>"$WORK/bingfa-$model.err" &
+  PIDS+=($!)
+  wait_port "$port"
+}
+
+stop_last() {
+  local pid=${PIDS[-1]}
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  unset 'PIDS[-1]'
+}
+
+echo "# bench-http: $(date -u +%FT%TZ), $(nproc) CPUs, wrk -t$THREADS -d${DURATION}s, workers=$WORKERS"
+echo
+echo "| server | small req/s | p50 | p99 | small errors | 64MiB transfer/s (c=$BIG_CONNS) | peak RSS KiB |"
+echo "|---|---|---|---|---|---|---|"
+
+bench_one() {
+  local name=$1 port=$2 pid=$3
+  IFS='|' read -r rps p50 p99 _ errs <<<"$(run_wrk "http://127.0.0.1:$port/small.html" "$CONNS")"
+  IFS='|' read -r _ _ _ tps _ <<<"$(run_wrk "http://127.0.0.1:$port/big.bin" "$BIG_CONNS")"
+  echo "| $name | $rps | $p50 | $p99 | $errs | $tps | $(peak_rss "$pid") |"
+}
+
+port=$(free_port); start_nginx "$port"
+bench_one "nginx (2 workers)" "$port" "${PIDS[-1]}"
+stop_last
+
+for m in $MODELS; do
+  port=$(free_port); start_bingfa "$m" "$port"
+  bench_one "bingfa $m" "$port" "${PIDS[-1]}"
+  stop_last
+done
+
+# ---- idle keep-alive connections held at once (the C10K shape) ----
+IDLE=${IDLE:-10000}
+IDLE_MODELS=${IDLE_MODELS-"epoll async"}
+ulimit -n $((IDLE * 2 + 1024)) 2>/dev/null || true
+cat >"$WORK/idle.py" <<'EOF_PY'
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+n = int(sys.argv[2])
+socks = []
+for _ in range(n):
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.sendall(b"GET /small.html HTTP/1.1\r\nHost: bench\r\n\r\n")
+    socks.append(s)
+ok = sum(1 for s in socks if s.recv(65536).startswith(b"HTTP/1.1 200"))
+print(ok, flush=True)
+sys.stdin.read()  # hold every connection open until told to stop
+EOF_PY
+
+echo
+echo "| server | idle keep-alive connections answered and held | RSS before KiB | RSS holding them KiB |"
+echo "|---|---|---|---|"
+for m in $IDLE_MODELS; do
+  port=$(free_port); start_bingfa "$m" "$port"
+  pid=${PIDS[-1]}
+  before=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  mkfifo "$WORK/hold"
+  python3 "$WORK/idle.py" "127.0.0.1:$port" "$IDLE" <"$WORK/hold" >"$WORK/idle.out" &
+  holder=$!
+  exec 9>"$WORK/hold"
+  for _ in $(seq 600); do [ -s "$WORK/idle.out" ] && break; sleep 0.1; done
+  held=$(cat "$WORK/idle.out")
+  during=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  exec 9>&-
+  wait "$holder" 2>/dev/null || true
+  rm -f "$WORK/hold" "$WORK/idle.out"
+  echo "| bingfa $m | ${held:-0} / $IDLE | $before | $during |"
+  stop_last
+done
