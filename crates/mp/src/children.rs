@@ -35,7 +35,11 @@ impl ChildState {
             pidfd,
             status: Mutex::new(None),
         });
-        registry().push(st.clone());
+        let mut reg = registry();
+        // Keep the registry (and the pidfds it holds) to the children still running.
+        reg.retain(|c| !c.is_reaped());
+        reg.push(st.clone());
+        drop(reg);
         st
     }
 
@@ -113,6 +117,11 @@ pub(crate) fn registry() -> MutexGuard<'static, Vec<Arc<ChildState>>> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Drop a finished child from the registry, closing its pidfd once no handle holds it.
+pub(crate) fn forget(child: &Arc<ChildState>) {
+    registry().retain(|c| !Arc::ptr_eq(c, child));
+}
+
 /// Live children, reaping the finished ones on the way (as Python's `active_children`).
 pub(crate) fn active() -> Vec<Arc<ChildState>> {
     let mut reg = registry();
@@ -160,6 +169,9 @@ fn reaper_loop() {
             }
             list.clone()
         };
+        // Those reaped above leave the registry too (after the detached lock is released: the
+        // fork path takes the registry lock first).
+        registry().retain(|c| !c.is_reaped());
         // Sleep until one of them exits, or re-check the list every 100 ms for newcomers.
         let mut fds: Vec<libc::pollfd> = waiting
             .iter()

@@ -75,14 +75,30 @@ fn tracked() -> MutexGuard<'static, Option<HashSet<RawFd>>> {
 /// A descriptor whose copies in fork children must not outlive its purpose (pipe ends,
 /// bootstrap sockets). Registered while alive.
 #[derive(Debug)]
-pub struct Tracked(OwnedFd);
+pub struct Tracked(std::mem::ManuallyDrop<OwnedFd>);
 
 impl Tracked {
     pub fn new(fd: OwnedFd) -> Self {
         tracked()
             .get_or_insert_with(HashSet::new)
             .insert(fd.as_raw_fd());
-        Tracked(fd)
+        Tracked(std::mem::ManuallyDrop::new(fd))
+    }
+
+    /// Create a pair of descriptors and register them under the registry lock, so that a fork
+    /// in another thread never copies them untracked.
+    pub fn create_pair(
+        make: impl FnOnce() -> std::io::Result<(OwnedFd, OwnedFd)>,
+    ) -> std::io::Result<(Tracked, Tracked)> {
+        let mut g = tracked();
+        let (a, b) = make()?;
+        let set = g.get_or_insert_with(HashSet::new);
+        set.insert(a.as_raw_fd());
+        set.insert(b.as_raw_fd());
+        Ok((
+            Tracked(std::mem::ManuallyDrop::new(a)),
+            Tracked(std::mem::ManuallyDrop::new(b)),
+        ))
     }
 }
 
@@ -94,9 +110,14 @@ impl AsRawFd for Tracked {
 
 impl Drop for Tracked {
     fn drop(&mut self) {
-        if let Some(set) = tracked().as_mut() {
+        // Unregister and close under the lock: a fork in between would keep the descriptor
+        // alive, untracked, in the child.
+        let mut g = tracked();
+        if let Some(set) = g.as_mut() {
             set.remove(&self.0.as_raw_fd());
         }
+        // SAFETY: dropped exactly once, here.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.0) };
     }
 }
 
@@ -115,6 +136,10 @@ impl ForkGuard {
             .iter()
             .map(|&fd| {
                 let n = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+                if n < 0 {
+                    // Out of descriptors in a fresh fork child: nothing sensible to run.
+                    unsafe { libc::_exit(71) };
+                }
                 unsafe { OwnedFd::from_raw_fd(n) }
             })
             .collect();

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
 use crate::error::IpcError;
+use crate::robust::RawRobustMutex;
 use crate::shm::Segment;
 use crate::sys;
 
@@ -37,11 +38,37 @@ struct Counter {
 struct Header {
     written: Counter,
     read: Counter,
+    /// Held by a writer from its frame header to the last byte of its body, so that several
+    /// processes sharing one sending end (e.g. through a pool initializer) can't interleave.
+    writers: RawRobustMutex,
+}
+
+/// The writer lock of a lane, held for one whole message.
+pub struct WriterGuard<'a>(&'a RawRobustMutex);
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        self.0.unlock();
+    }
+}
+
+/// Take the lane's writer lock. A writer that died holding it left at most a torn message,
+/// which its reader reports; the lock itself carries on.
+pub fn lock_writers(seg: &Segment) -> Result<WriterGuard<'_>, IpcError> {
+    let m = &header(seg).writers;
+    m.lock()?;
+    Ok(WriterGuard(m))
 }
 
 /// Create the shared segment for one direction.
 pub fn new_segment() -> std::io::Result<Segment> {
-    Segment::new(DATA_OFFSET + LANE_BYTES)
+    let seg = Segment::new(DATA_OFFSET + LANE_BYTES)?;
+    // SAFETY: fresh zeroed memory nobody else has seen.
+    unsafe {
+        let h = seg.as_ptr() as *mut Header;
+        RawRobustMutex::init(std::ptr::addr_of_mut!((*h).writers))?;
+    }
+    Ok(seg)
 }
 
 fn header(seg: &Segment) -> &Header {
@@ -79,7 +106,9 @@ fn wait(
         if ready() {
             return Ok(());
         }
-        if !peer_alive() {
+        // Look once more after seeing the hang-up: the peer may have published its last piece
+        // and exited between our two looks.
+        if !peer_alive() && !ready() {
             return Err(IpcError::Corrupt(
                 "peer went away in the middle of a large message".into(),
             ));
@@ -123,7 +152,7 @@ pub fn write(seg: &Segment, mut src: &[u8], peer_alive: &dyn Fn() -> bool) -> Re
 /// Fill all of `dst` from the lane, waiting for the writer.
 pub fn read(
     seg: &Segment,
-    mut dst: &mut [u8],
+    mut dst: &mut [std::mem::MaybeUninit<u8>],
     peer_alive: &dyn Fn() -> bool,
 ) -> Result<(), IpcError> {
     let h = header(seg);
@@ -139,7 +168,7 @@ pub fn read(
             .min(dst.len())
             .min(LANE_BYTES - off)
             .min(PIECE);
-        unsafe { std::ptr::copy_nonoverlapping(data(seg).add(off), dst.as_mut_ptr(), n) };
+        unsafe { std::ptr::copy_nonoverlapping(data(seg).add(off), dst.as_mut_ptr().cast(), n) };
         r += n as u64;
         dst = &mut dst[n..];
         publish(&h.read, r);

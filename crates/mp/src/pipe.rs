@@ -47,11 +47,11 @@ struct End {
 }
 
 impl End {
-    fn new(fd: OwnedFd, send_lane: Option<Arc<Segment>>, recv_lane: Option<Arc<Segment>>) -> End {
+    fn new(fd: Tracked, send_lane: Option<Arc<Segment>>, recv_lane: Option<Arc<Segment>>) -> End {
         // Non-blocking, so readers can poll briefly before sleeping; waits go through poll(2).
         let _ = sys::set_nonblocking(fd.as_raw_fd());
         End {
-            fd: Some(Tracked::new(fd)),
+            fd: Some(fd),
             rbuf: Vec::new(),
             rpos: 0,
             wbuf: Vec::new(),
@@ -118,6 +118,12 @@ impl End {
                 max: MAX_MESSAGE,
             });
         }
+        // One message at a time per sending end, even if several processes share it.
+        let _writer = self
+            .send_lane
+            .as_deref()
+            .map(lane::lock_writers)
+            .transpose()?;
         match &self.send_lane {
             Some(lane) if body.len() >= LANE_MIN => {
                 let header = (body.len() as u32 | IN_LANE).to_le_bytes();
@@ -229,9 +235,9 @@ impl End {
             let lane = self.recv_lane.clone().ok_or_else(|| {
                 IpcError::Corrupt("a lane message arrived on a pipe without a lane".into())
             })?;
-            // SAFETY: lane::read fills every byte of `dst` before `out` is given its length.
-            let dst = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr(), len) };
+            let dst = &mut out.spare_capacity_mut()[..len];
             lane::read(&lane, dst, &|| sys::peer_open(fd, libc::POLLIN))?;
+            // SAFETY: lane::read filled all `len` bytes.
             unsafe { out.set_len(len) };
             return Ok(());
         }
@@ -312,7 +318,11 @@ impl End {
     fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<End, D::Error> {
         let (OwnedFdDe(fd), send, recv): (OwnedFdDe, Option<Segment>, Option<Segment>) =
             Deserialize::deserialize(d)?;
-        Ok(End::new(fd, send.map(Arc::new), recv.map(Arc::new)))
+        Ok(End::new(
+            Tracked::new(fd),
+            send.map(Arc::new),
+            recv.map(Arc::new),
+        ))
     }
 }
 
@@ -381,7 +391,7 @@ pub struct Pipe;
 impl Pipe {
     /// Two connected ends; each can send and receive (Python's `Pipe()`).
     pub fn duplex<T>() -> Result<(Connection<T>, Connection<T>), IpcError> {
-        let (a, b) = sys::socketpair()?;
+        let (a, b) = Tracked::create_pair(sys::socketpair)?;
         let (ab, ba) = (
             Arc::new(lane::new_segment()?),
             Arc::new(lane::new_segment()?),
@@ -394,7 +404,7 @@ impl Pipe {
 
     /// A one-way pipe `(receiver, sender)` (Python's `Pipe(duplex=False)`).
     pub fn simplex<T>() -> Result<(Receiver<T>, Sender<T>), IpcError> {
-        let (r, w) = sys::pipe()?;
+        let (r, w) = Tracked::create_pair(sys::pipe)?;
         let lane = Arc::new(lane::new_segment()?);
         Ok((
             Receiver {

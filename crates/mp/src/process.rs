@@ -309,8 +309,7 @@ fn set_death_signal(parent: libc::pid_t) -> std::io::Result<()> {
 }
 
 fn launch_spawn(boot: &Boot, fds: &[RawFd]) -> Result<(libc::pid_t, Tracked), ProcessError> {
-    let (parent_end, child_end) = sys::socketpair()?;
-    let parent_end = Tracked::new(parent_end);
+    let (parent_end, child_end) = Tracked::create_pair(sys::socketpair)?;
     let child_raw = child_end.as_raw_fd();
     let daemon = boot.daemon;
     let parent = boot.parent_pid;
@@ -340,9 +339,7 @@ fn launch_spawn(boot: &Boot, fds: &[RawFd]) -> Result<(libc::pid_t, Tracked), Pr
 
 fn launch_fork(boot: Boot, fds: &[RawFd]) -> Result<(libc::pid_t, Tracked), ProcessError> {
     use std::io::Write;
-    let (parent_end, child_end) = sys::socketpair()?;
-    let parent_end = Tracked::new(parent_end);
-    let child_end = Tracked::new(child_end);
+    let (parent_end, child_end) = Tracked::create_pair(sys::socketpair)?;
     // Buffered output would otherwise be written twice, once by each process.
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
@@ -387,9 +384,21 @@ pub(crate) fn run_child(
     use std::io::Write;
     // SAFETY: the parent recorded the offset of an `Entry` trampoline of this binary.
     let entry = unsafe { std::mem::transmute::<usize, Entry>(addr_of(entry)) };
-    let (bytes, code) = handle::providing(fds, || entry(addr_of(func), args));
+    // Nothing may unwind out of here: in a fork child the frames above belong to a copy of
+    // the parent, and in a spawned child to `main` before it started.
+    let ran = catch_unwind(AssertUnwindSafe(|| {
+        handle::providing(fds, || entry(addr_of(func), args))
+    }));
+    let (bytes, code) = ran.unwrap_or_else(|p| {
+        // `Outcome::Codec` encodes the same whatever `R` is.
+        let msg = format!("in the child's bootstrap: {}", panic_message(p));
+        (
+            codec::encode(&Outcome::<()>::Codec(msg)).unwrap_or_default(),
+            1,
+        )
+    });
     // Like Python's child bootstrap: the child's own children are handled before it exits.
-    children::shutdown();
+    let _ = catch_unwind(children::shutdown);
     let _ = wire::send_frame(&sock, &bytes, &[]);
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
@@ -503,6 +512,7 @@ impl<R: DeserializeOwned> Process<R> {
         self.taken = true;
         self.sock = None;
         let status = self.child.wait(None).unwrap_or(0);
+        children::forget(&self.child);
         match frame {
             Ok(Some((bytes, _))) => match codec::decode::<Outcome<R>>(&bytes)? {
                 Outcome::Ok(v) => Ok(v),
@@ -524,6 +534,10 @@ impl<R: DeserializeOwned> Process<R> {
 
 impl<R> Drop for Process<R> {
     fn drop(&mut self) {
-        children::detach(self.child.clone());
+        if self.child.reap_nowait().is_some() {
+            children::forget(&self.child);
+        } else {
+            children::detach(self.child.clone());
+        }
     }
 }

@@ -154,7 +154,7 @@ impl<T> Queue<T> {
 
     /// Full control: at most `maxsize` items (0: no item limit) in a ring of `capacity` bytes
     /// (rounded up to a power of two, at least 1 MiB, at most 16 GiB). The largest message
-    /// is `capacity - 8` bytes.
+    /// is [`Queue::max_message`]: half the ring, at most 1 GiB.
     pub fn with_limits(maxsize: usize, capacity: usize) -> Result<Queue<T>, IpcError> {
         let capacity = capacity.clamp(1 << 20, MAX_CAPACITY).next_power_of_two();
         let seg = Segment::new(DATA_OFFSET + capacity)?;
@@ -203,6 +203,12 @@ impl<T> Queue<T> {
         max > 0 && self.qsize() as u64 >= max
     }
 
+    /// Largest message this queue carries: half the ring (so that a record always fits in an
+    /// empty queue, before or after the wrap point), at most 1 GiB.
+    pub fn max_message(&self) -> usize {
+        (self.header().cap_units as usize * UNIT / 2 - UNIT).min(crate::pipe::MAX_MESSAGE)
+    }
+
     /// The item limit (0: unbounded).
     pub fn maxsize(&self) -> usize {
         self.header().maxsize as usize
@@ -232,10 +238,11 @@ impl<T> Queue<T> {
         let h = self.header();
         let cap = h.cap_units;
         let need = record_units(body.len());
-        if body.len() >= (cap as usize) * UNIT - 4 {
+        let max = self.max_message();
+        if body.len() > max {
             return Err(IpcError::MessageTooLarge {
                 size: body.len(),
-                max: cap as usize * UNIT - 8,
+                max,
             });
         }
         loop {
@@ -371,7 +378,8 @@ impl<T> Queue<T> {
             // Decode straight from the ring while we hold the lock: no intermediate copy. The
             // item is consumed even if it fails to decode, so one bad message can't block the
             // queue.
-            let out = f(unsafe { std::slice::from_raw_parts(self.at(pos).add(4), len) });
+            let body = unsafe { std::slice::from_raw_parts(self.at(pos).add(4), len) };
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(body)));
             let new_head = pos.wrapping_add(record_units(len));
             h.get
                 .progress
@@ -379,7 +387,7 @@ impl<T> Queue<T> {
             h.not_full.notify();
             self.release_consumed(h, new_head);
             drop(g);
-            return out;
+            return out.unwrap_or_else(|p| std::panic::resume_unwind(p));
         }
     }
 

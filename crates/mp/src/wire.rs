@@ -2,7 +2,7 @@
 //! arguments go down it (with any handles as SCM_RIGHTS), the result comes back up it.
 //!
 //! A frame is `[u32 len][u32 nfds]` then `len` bytes. Payloads over [`INLINE_MAX`] travel in a
-//! sealed memfd attached to the frame instead of through the socket buffer, so the writer never
+//! memfd attached to the frame instead of through the socket buffer, so the writer never
 //! blocks waiting for the reader: a child can return a large result and exit at once, and
 //! `is_alive()` polling followed by `join()` can never deadlock on a full socket.
 
@@ -133,6 +133,12 @@ pub fn recv_frame(sock: &impl AsRawFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedF
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        // The kernel dropped descriptors (we are at our limit): indices would be wrong.
+        return Err(io::Error::other(
+            "descriptors lost in transit (open-file limit reached?)",
+        ));
+    }
     if n == 0 {
         return Ok(None);
     }
@@ -143,6 +149,13 @@ pub fn recv_frame(sock: &impl AsRawFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedF
         ));
     }
     let len = u32::from_le_bytes(head[..4].try_into().unwrap());
+    let nfds = u32::from_le_bytes(head[4..].try_into().unwrap()) as usize;
+    if nfds != fds.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame announced {nfds} descriptors, {} arrived", fds.len()),
+        ));
+    }
     if len == IN_MEMFD {
         let memfd = fds
             .pop()

@@ -254,7 +254,28 @@ fn cpu_count_is_positive(_m: StartMethod) {
     assert!(bingfa_mp::cpu_count() >= 1);
 }
 
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn no_descriptor_leak_per_child(m: StartMethod) {
+    // Warm up (lazily created threads, caches), then many start+join cycles.
+    Process::builder().start_method(m).spawn(square, 1).unwrap().join().unwrap();
+    let before = open_fds();
+    for i in 0..40 {
+        let p = Process::builder().start_method(m).spawn(square, i).unwrap();
+        assert_eq!(p.join().unwrap(), i * i);
+    }
+    for i in 0..10 {
+        let p = Process::builder().start_method(m).spawn(square, i).unwrap();
+        assert!(eventually(Duration::from_secs(10), || !p.is_alive()));
+        drop(p);
+    }
+    assert!(open_fds() <= before + 1, "{} descriptors before, {} after", before, open_fds());
+}
+
 both_methods!(
+    no_descriptor_leak_per_child,
     returns_value,
     identity_and_parent,
     default_names_count_up,

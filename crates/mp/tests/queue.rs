@@ -197,7 +197,26 @@ fn killed_while_holding_lock(m: StartMethod) {
     }
 }
 
+fn largest_message_fits_wherever_the_ring_stands(_m: StartMethod) {
+    // A record must fit before the wrap point or after it; capping messages at half the ring
+    // makes an empty queue always able to take the largest one.
+    let q: Queue<()> = Queue::with_limits(0, 1 << 20).unwrap();
+    let max = q.max_message();
+    assert_eq!(max, (1 << 19) - 8);
+    q.put_bytes_blocking(&vec![1u8; 400_000]).unwrap();
+    assert_eq!(q.get_bytes().unwrap().len(), 400_000);
+    for _ in 0..3 {
+        q.put_bytes_blocking(&vec![2u8; max]).unwrap();
+        assert_eq!(q.get_bytes().unwrap().len(), max);
+    }
+    assert!(matches!(
+        q.put_bytes_blocking(&vec![0u8; max + 1]),
+        Err(IpcError::MessageTooLarge { .. })
+    ));
+}
+
 both_methods!(
+    largest_message_fits_wherever_the_ring_stands,
     many_producers_many_consumers,
     exact_qsize_and_fifo,
     bounded_blocks_and_times_out,
