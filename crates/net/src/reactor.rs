@@ -76,18 +76,17 @@ pub(crate) fn make_conn<P: Protocol>(
 
 /// Hub wake-ups from any thread: which connection slots have mail, and a pipe to interrupt wait.
 pub(crate) struct Wake {
-    r: OwnedFd,
-    w: OwnedFd,
+    /// An eventfd: one descriptor, not a pipe's two, which matters when every connection of
+    /// the thread model has its own loop.
+    fd: OwnedFd,
     armed: AtomicBool,
     ready: Mutex<Vec<usize>>,
 }
 
 impl Wake {
     fn new() -> io::Result<Arc<Self>> {
-        let (r, w) = sys::pipe()?;
         Ok(Arc::new(Wake {
-            r,
-            w,
+            fd: sys::eventfd()?,
             armed: AtomicBool::new(false),
             ready: Mutex::new(Vec::new()),
         }))
@@ -99,12 +98,12 @@ impl Wake {
             .unwrap_or_else(|e| e.into_inner())
             .push(slot);
         if !self.armed.swap(true, Ordering::AcqRel) {
-            sys::poke(self.w.as_raw_fd());
+            sys::eventfd_poke(self.fd.as_raw_fd());
         }
     }
 
     fn take(&self) -> Vec<usize> {
-        sys::drain(self.r.as_raw_fd());
+        sys::drain(self.fd.as_raw_fd());
         self.armed.store(false, Ordering::Release);
         std::mem::take(&mut *self.ready.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -366,7 +365,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
     /// Run until shutdown completes, or (with `until_idle`) until no connection is left.
     pub(crate) fn run(mut self, until_idle: bool) -> io::Result<()> {
         self.poller
-            .add(self.wake.r.as_raw_fd(), WAKE, Interest::READ)?;
+            .add(self.wake.fd.as_raw_fd(), WAKE, Interest::READ)?;
         self.poller
             .add(self.shared.shutdown.fd(), SHUTDOWN, Interest::READ)?;
         if let Some(l) = &self.link {
