@@ -36,8 +36,10 @@ pub(crate) struct Env<'a> {
     pub limits: &'a Limits,
 }
 
-/// Bytes after a flush how long a connection past its idle timeout or shutdown may take.
+/// After the idle goodbye, how long its flush may take before the connection is dropped.
 const GOODBYE_GRACE: Duration = Duration::from_secs(2);
+/// How long a closing connection waits for the peer's FIN (lingering close).
+const LINGER: Duration = Duration::from_secs(2);
 /// Output chunks (mostly file ranges) queued before reading pauses.
 const MAX_CHUNKS: usize = 64;
 const READ_CHUNK: usize = 32 * 1024;
@@ -247,6 +249,8 @@ pub(crate) struct Conn<S: Session> {
     last_active: Instant,
     idle_fired: bool,
     hard_deadline: Option<Instant>,
+    /// Set once the FIN is sent: until then, input is read and dropped (see `flush`).
+    linger_until: Option<Instant>,
     channels: Vec<Option<Chan>>,
     events: VecDeque<(ChannelId, Pending)>,
     sub: Option<Arc<Subscriber>>,
@@ -285,6 +289,7 @@ impl<S: Session> Conn<S> {
             last_active: now,
             idle_fired: false,
             hard_deadline: None,
+            linger_until: None,
             channels: Vec::new(),
             events: VecDeque::new(),
             sub: None,
@@ -344,7 +349,7 @@ impl<S: Session> Conn<S> {
         } else {
             limits.idle_timeout.map(|t| self.last_active + t)
         };
-        [self.timer, idle, self.hard_deadline]
+        [self.timer, idle, self.hard_deadline, self.linger_until]
             .into_iter()
             .flatten()
             .min()
@@ -355,7 +360,9 @@ impl<S: Session> Conn<S> {
         if self.closed {
             return;
         }
-        if self.hard_deadline.is_some_and(|t| now >= t) {
+        if self.hard_deadline.is_some_and(|t| now >= t)
+            || self.linger_until.is_some_and(|t| now >= t)
+        {
             self.closed = true;
             return;
         }
@@ -437,6 +444,15 @@ impl<S: Session> Conn<S> {
             self.flush(reg, env);
             if self.closed {
                 return;
+            }
+            if self.linger_until.is_some() {
+                if self.read_pending {
+                    self.discard_input();
+                }
+                if self.closed {
+                    return;
+                }
+                break;
             }
             if let Some((id, ev)) = self.events.pop_front() {
                 let ev = match ev {
@@ -941,14 +957,56 @@ impl<S: Session> Conn<S> {
                 .flatten()
                 .any(|c| matches!(c.state, ChanState::Open(_)) && !c.out.is_empty());
             if !busy {
-                self.closed = true;
+                if self.read_eof || self.hup {
+                    self.closed = true;
+                } else if self.linger_until.is_none() {
+                    // Lingering close: send FIN, then read and discard until the peer closes
+                    // (or LINGER passes). Closing with unread input would send a RST, and a
+                    // RST can destroy the last response before the client has read it.
+                    let _ = self.sock.shutdown(std::net::Shutdown::Write);
+                    // Shutting down, the whole server waits for lingerers: keep it short.
+                    let linger = if self.cx.shutting_down() {
+                        LINGER / 8
+                    } else {
+                        LINGER
+                    };
+                    self.linger_until = Some(Instant::now() + linger);
+                    self.read_pending = true;
+                }
             }
         }
     }
 
+    /// While lingering: discard input until EOF (then closed) or the socket is empty.
+    fn discard_input(&mut self) {
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            for _ in 0..16 {
+                match (&self.sock).read(&mut scratch[..]) {
+                    Ok(0) => {
+                        self.closed = true;
+                        return;
+                    }
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.read_pending = false;
+                        return;
+                    }
+                    Err(_) => {
+                        self.closed = true;
+                        return;
+                    }
+                }
+            }
+            // Still more: come back next turn rather than hog the loop.
+            (self.waker)();
+        });
+    }
+
     fn update_interest(&mut self, reg: &mut dyn Registry, limits: &Limits) {
         let want = Interest {
-            read: self.can_read(limits),
+            read: self.can_read(limits) || self.linger_until.is_some(),
             write: !self.out.is_empty(),
         };
         if want != self.interest && reg.set(self.fd, CONTROL, want, false).is_ok() {

@@ -40,6 +40,12 @@ impl Session for EchoSession {
                 if &input[..i] == b"PANIC" {
                     panic!("test panic: a buggy session");
                 }
+                if &input[..i] == b"CLOSE" {
+                    // A big last reply, so it is still in flight when the session closes.
+                    cx.write_vec([vec![b'r'; 512 * 1024], b"\nclosing\n".to_vec()].concat());
+                    cx.close();
+                    return i + 1;
+                }
                 if let Some(ms) = input[..i].strip_prefix(b"TIMER ") {
                     let ms: u64 = String::from_utf8_lossy(ms).parse().unwrap_or(0);
                     cx.set_timer(Duration::from_millis(ms));
@@ -497,6 +503,16 @@ fn echo(model: Model, edge: bool) {
     let _ = c.w.write_all(&vec![b'z'; 200 * 1024]);
     c.expect_closed();
     drop(c);
+    // Closing with unread input still delivers the last reply (lingering close: FIN, not RST).
+    for _ in 0..5 {
+        let mut c = srv.connect();
+        let mut burst = b"CLOSE\n".to_vec();
+        burst.extend(std::iter::repeat_n(b'j', 64 * 1024));
+        let _ = c.w.write_all(&burst);
+        assert_eq!(c.line().len(), 512 * 1024, "the whole last reply arrives");
+        c.expect("closing");
+        c.expect_closed();
+    }
     // A session that panics loses its connection; the server goes on.
     let mut p = srv.connect();
     p.send("PANIC");
