@@ -201,6 +201,8 @@ impl Context {
     }
 
     /// Close the connection once everything queued (here and on data channels) is written.
+    /// The driver then sends FIN and drops further input until the peer closes (a lingering
+    /// close, so unread input cannot turn into a RST that destroys the last reply).
     pub fn close(&mut self) {
         self.actions.push(Action::Close);
     }
