@@ -26,6 +26,7 @@ struct Echo;
 /// `listener` is which of the server's listeners accepted it (1 = the extra "web" one).
 struct EchoSession {
     listener: usize,
+    paused: bool,
 }
 
 impl Session for EchoSession {
@@ -46,6 +47,14 @@ impl Session for EchoSession {
                     cx.close();
                     return i + 1;
                 }
+                if let Some(ms) = input[..i].strip_prefix(b"PAUSE ") {
+                    // Stop taking input for a while; what follows waits in the kernel.
+                    let ms: u64 = String::from_utf8_lossy(ms).parse().unwrap_or(0);
+                    self.paused = true;
+                    cx.pause_input(true);
+                    cx.set_timer(Duration::from_millis(ms));
+                    return i + 1;
+                }
                 if let Some(ms) = input[..i].strip_prefix(b"TIMER ") {
                     let ms: u64 = String::from_utf8_lossy(ms).parse().unwrap_or(0);
                     cx.set_timer(Duration::from_millis(ms));
@@ -58,7 +67,12 @@ impl Session for EchoSession {
         }
     }
     fn on_timer(&mut self, cx: &mut Context) {
-        cx.write(b"tick\n");
+        if std::mem::take(&mut self.paused) {
+            cx.write(b"resumed\n");
+            cx.pause_input(false);
+        } else {
+            cx.write(b"tick\n");
+        }
     }
     fn on_idle(&mut self, cx: &mut Context) {
         cx.write(b"bye idle\n");
@@ -72,10 +86,16 @@ impl Session for EchoSession {
 impl Protocol for Echo {
     type Session = EchoSession;
     fn new_session(&self, _: &ConnInfo) -> EchoSession {
-        EchoSession { listener: 0 }
+        EchoSession {
+            listener: 0,
+            paused: false,
+        }
     }
     fn new_session_on(&self, listener: usize, _: &ConnInfo) -> EchoSession {
-        EchoSession { listener }
+        EchoSession {
+            listener,
+            paused: false,
+        }
     }
     fn refusal(&self) -> Option<Vec<u8>> {
         Some(b"busy\n".to_vec())
@@ -499,6 +519,10 @@ fn echo(model: Model, edge: bool) {
     c.send("after");
     c.expect("after");
     c.expect("tick");
+    // Paused input waits (in the same write as the pause) until the session resumes it.
+    c.w.write_all(b"PAUSE 150\nwaited\n").unwrap();
+    c.expect("resumed");
+    c.expect("waited");
     // Input that never completes a line is bounded: past max_input the connection is closed.
     let _ = c.w.write_all(&vec![b'z'; 200 * 1024]);
     c.expect_closed();
