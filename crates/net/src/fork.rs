@@ -52,7 +52,7 @@ impl Family {
         let pids = sys::reap_children();
         for pid in &pids {
             self.children.remove(pid);
-            self.relay.remove_tag(*pid as i64);
+            self.relay.remove_pid(*pid);
         }
         pids
     }
@@ -98,7 +98,7 @@ impl Family {
                 sys::exit_child(code)
             }
             Fork::Parent(pid) => {
-                self.relay.set_tag_last(pid as i64);
+                self.relay.set_pid_last(pid);
                 self.children.insert(pid);
                 Ok(pid)
             }
@@ -126,7 +126,7 @@ impl Family {
             unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
             for p in &fds {
                 if p.revents != 0 && p.fd != self.child_r.as_raw_fd() {
-                    self.relay.on_ready(p.fd, true, true);
+                    self.relay.on_ready(p.fd, true);
                 }
             }
             self.reap();
@@ -172,9 +172,9 @@ impl<P: Protocol> AcceptHooks for Hooks<'_, P> {
         self.family.extra_fds()
     }
 
-    fn on_extra(&mut self, fd: RawFd, readable: bool, writable: bool) {
+    fn on_extra(&mut self, fd: RawFd, readable: bool, _writable: bool) {
         if fd != self.family.child_r.as_raw_fd() {
-            self.family.relay.on_ready(fd, readable, writable);
+            self.family.relay.on_ready(fd, readable);
         }
     }
 

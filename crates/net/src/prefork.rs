@@ -71,7 +71,7 @@ pub(crate) fn run<P: Protocol>(
         }
         for p in &fds[1..] {
             if p.revents != 0 && p.fd != family.child_r.as_raw_fd() {
-                family.relay.on_ready(p.fd, true, true);
+                family.relay.on_ready(p.fd, true);
             }
         }
         family.reap();
