@@ -522,7 +522,9 @@ impl<S: Session> Conn<S> {
                 self.session.on_eof(&mut self.cx);
                 continue;
             }
-            if self.read_channels(reg) {
+            if !yielded && self.read_channels(reg) {
+                // Uploads count against the same per-turn share as control input.
+                read_bytes += READ_CHUNK;
                 continue;
             }
             if self.take_messages(limits) {
@@ -535,7 +537,12 @@ impl<S: Session> Conn<S> {
             self.closed = true;
             return;
         }
-        if yielded && (self.input_dirty || self.read_pending) {
+        let channel_input = self
+            .channels
+            .iter()
+            .flatten()
+            .any(|c| c.ready_r && !c.read_eof);
+        if yielded && (self.input_dirty || self.read_pending || channel_input) {
             // Come back next turn, after the others: edge-triggered drivers would not report
             // the input still waiting, so ask to be woken like a hub delivery.
             (self.waker)();
