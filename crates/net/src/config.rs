@@ -106,7 +106,8 @@ impl FromStr for Model {
 /// Limits every model enforces. All are per server unless said otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Connections served at once (all workers, all processes together). One more is accepted,
+    /// Connections admitted at once (all workers, all processes together), whether being
+    /// served or, under `iterative` and `threadpool`, waiting their turn. One more is accepted,
     /// sent [`Protocol::refusal`](crate::Protocol::refusal) and closed: never left hanging.
     pub max_connections: usize,
     /// Close a connection when nothing was read or written for this long
