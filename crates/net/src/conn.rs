@@ -300,6 +300,10 @@ impl<S: Session> Conn<S> {
         }
     }
 
+    pub(crate) fn peer_ip(&self) -> std::net::IpAddr {
+        self.cx.info().peer.ip()
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.closed
     }

@@ -143,6 +143,8 @@ impl Family {
 }
 
 struct Hooks<'a, P: Protocol> {
+    /// Each child\'s peer address, to give its place back when it is reaped.
+    places: std::collections::HashMap<libc::pid_t, std::net::IpAddr>,
     shared: &'a Arc<Shared<P>>,
     listener_fds: Vec<RawFd>,
     family: Family,
@@ -151,6 +153,7 @@ struct Hooks<'a, P: Protocol> {
 impl<P: Protocol> AcceptHooks for Hooks<'_, P> {
     fn on_conn(&mut self, stream: TcpStream, peer: Peer) {
         let shared = self.shared;
+        let ip = peer.0.ip();
         let r = self.family.spawn(&self.listener_fds, |link| {
             let mut r = Reactor::new(
                 PollPoller::default(),
@@ -162,9 +165,14 @@ impl<P: Protocol> AcceptHooks for Hooks<'_, P> {
             r.adopt(stream, peer, false);
             r.run(true)
         });
-        if let Err(e) = r {
-            tracing::warn!("fork: {e}");
-            self.shared.counter.release();
+        match r {
+            Ok(pid) => {
+                self.places.insert(pid, ip);
+            }
+            Err(e) => {
+                tracing::warn!("fork: {e}");
+                self.shared.counter.release(ip);
+            }
         }
     }
 
@@ -179,8 +187,10 @@ impl<P: Protocol> AcceptHooks for Hooks<'_, P> {
     }
 
     fn tick(&mut self) {
-        for _ in self.family.reap() {
-            self.shared.counter.release();
+        for pid in self.family.reap() {
+            if let Some(ip) = self.places.remove(&pid) {
+                self.shared.counter.release(ip);
+            }
         }
     }
 }
@@ -191,6 +201,7 @@ pub(crate) fn run<P: Protocol>(
 ) -> io::Result<()> {
     let listener_fds = listeners.iter().map(|l| l.as_raw_fd()).collect();
     let mut hooks = Hooks {
+        places: Default::default(),
         shared: &shared,
         listener_fds,
         family: Family::new()?,

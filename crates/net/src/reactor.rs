@@ -217,7 +217,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
                 tracing::debug!("dropping a connection that failed setup: {e}");
                 self.free.push(slot);
                 if counted {
-                    self.shared.counter.release();
+                    self.shared.counter.release(peer.0.ip());
                 }
                 return;
             }
@@ -266,6 +266,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             return;
         }
         let conn = self.conns[slot].take().expect("checked");
+        let ip = conn.peer_ip();
         let (poller, _, env) = self.env_parts();
         let mut reg = Reg { poller, slot };
         if catch_unwind(AssertUnwindSafe(|| conn.finish(&mut reg, &env))).is_err() {
@@ -274,7 +275,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         self.free.push(slot);
         self.live -= 1;
         if std::mem::take(&mut self.counted[slot]) {
-            self.shared.counter.release();
+            self.shared.counter.release(ip);
         }
         // Iterative: the next waiting connection gets its turn.
         while self.live < self.max_active {
@@ -290,11 +291,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             let r = self.listeners[i].accept();
             match r {
                 Ok((s, peer)) => {
-                    if !self
-                        .shared
-                        .counter
-                        .try_acquire(self.shared.limits.max_connections)
-                    {
+                    if !self.shared.counter.try_acquire(peer.ip()) {
                         refuse(&self.shared.protocol, s);
                     } else if self.live >= self.max_active {
                         self.waiting.push_back((s, (peer, i)));
@@ -330,8 +327,8 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         for l in self.listeners.drain(..) {
             self.poller.delete(l.as_raw_fd());
         }
-        for _ in self.waiting.drain(..) {
-            self.shared.counter.release();
+        for (_, (peer, _)) in self.waiting.drain(..) {
+            self.shared.counter.release(peer.ip());
         }
         for slot in 0..self.conns.len() {
             self.with_conn(slot, |conn, reg, env| conn.shutdown(reg, env));

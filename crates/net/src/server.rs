@@ -102,7 +102,7 @@ impl<P: Protocol> Server<P> {
         let shared = Arc::new(Shared {
             protocol,
             limits: config.limits.clone(),
-            counter: SharedCounter::new()?,
+            counter: SharedCounter::new(config.limits.max_connections, config.limits.max_per_ip)?,
             shutdown,
         });
         tracing::info!(model = %config.model, workers, "serving");

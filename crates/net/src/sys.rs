@@ -171,23 +171,49 @@ pub(crate) fn take_error(fd: RawFd) -> io::Result<Option<io::Error>> {
     })
 }
 
-/// A connection counter in an anonymous shared mapping: threads share it like any atomic, and
-/// forked children share it too, so `max_connections` holds across prefork workers.
+/// Per-address buckets of the per-IP limit (slot 0 of the mapping is the global count).
+const IP_BUCKETS: usize = 4095;
+const COUNTER_BYTES: usize = (IP_BUCKETS + 1) * std::mem::size_of::<AtomicUsize>();
+
+/// Connection counters in an anonymous shared mapping: threads share them like any atomic, and
+/// forked children share them too, so `max_connections` and `max_per_ip` hold across prefork
+/// workers. The per-IP count is kept in 4095 buckets by address hash: two addresses that share
+/// a bucket share a budget (conservative: a limit is never exceeded, at worst reached early).
 pub(crate) struct SharedCounter {
     ptr: *const AtomicUsize,
+    max: usize,
+    max_per_ip: Option<usize>,
 }
 
-// SAFETY: the pointee is an atomic in a mapping that lives as long as the counter.
+// SAFETY: the pointees are atomics in a mapping that lives as long as the counter.
 unsafe impl Send for SharedCounter {}
 unsafe impl Sync for SharedCounter {}
 
+fn bucket(ip: std::net::IpAddr) -> usize {
+    // FNV-1a over the address bytes (an IPv4-mapped IPv6 address counts as its IPv4 self).
+    let ip = match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    let bytes: Vec<u8> = match ip {
+        std::net::IpAddr::V4(a) => a.octets().to_vec(),
+        std::net::IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    1 + (h % IP_BUCKETS as u64) as usize
+}
+
 impl SharedCounter {
-    pub(crate) fn new() -> io::Result<Self> {
+    pub(crate) fn new(max: usize, max_per_ip: Option<usize>) -> io::Result<Self> {
         // SAFETY: a fresh anonymous shared mapping, zero-filled, page aligned.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                4096,
+                COUNTER_BYTES,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED | libc::MAP_ANONYMOUS,
                 -1,
@@ -199,17 +225,19 @@ impl SharedCounter {
         }
         Ok(SharedCounter {
             ptr: p as *const AtomicUsize,
+            max,
+            max_per_ip,
         })
     }
 
-    fn get(&self) -> &AtomicUsize {
-        // SAFETY: ptr points into our live mapping, suitably aligned, zero-initialised.
-        unsafe { &*self.ptr }
+    fn slot(&self, i: usize) -> &AtomicUsize {
+        debug_assert!(i <= IP_BUCKETS);
+        // SAFETY: i is within the mapping, which is live, aligned and zero-initialised.
+        unsafe { &*self.ptr.add(i) }
     }
 
-    /// Take a slot if fewer than `max` are taken.
-    pub(crate) fn try_acquire(&self, max: usize) -> bool {
-        self.get()
+    fn take(&self, i: usize, max: usize) -> bool {
+        self.slot(i)
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 if n < max {
                     Some(n + 1)
@@ -220,17 +248,38 @@ impl SharedCounter {
             .is_ok()
     }
 
-    pub(crate) fn release(&self) {
+    fn give(&self, i: usize) {
         let _ = self
-            .get()
+            .slot(i)
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// Admit a connection from `ip` if both the global and its address's limit allow.
+    pub(crate) fn try_acquire(&self, ip: std::net::IpAddr) -> bool {
+        if !self.take(0, self.max) {
+            return false;
+        }
+        if let Some(per_ip) = self.max_per_ip {
+            if !self.take(bucket(ip), per_ip) {
+                self.give(0);
+                return false;
+            }
+        }
+        true
+    }
+
+    pub(crate) fn release(&self, ip: std::net::IpAddr) {
+        if self.max_per_ip.is_some() {
+            self.give(bucket(ip));
+        }
+        self.give(0);
     }
 }
 
 impl Drop for SharedCounter {
     fn drop(&mut self) {
         // SAFETY: unmapping the mapping created in new(); no references outlive self.
-        unsafe { libc::munmap(self.ptr as *mut libc::c_void, 4096) };
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, COUNTER_BYTES) };
     }
 }
 
@@ -294,4 +343,26 @@ pub(crate) fn exit_child(code: i32) -> ! {
 pub(crate) fn close_fd(fd: RawFd) {
     // SAFETY: only called on fds this process owns and will not use again (in a fresh child).
     unsafe { libc::close(fd) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_enforce_global_and_per_address_limits() {
+        let a: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        let b: std::net::IpAddr = "10.0.0.2".parse().unwrap();
+        assert_ne!(bucket(a), bucket(b));
+        let c = SharedCounter::new(3, Some(2)).unwrap();
+        assert!(c.try_acquire(a) && c.try_acquire(a));
+        assert!(!c.try_acquire(a), "per-address limit");
+        assert!(c.try_acquire(b));
+        assert!(!c.try_acquire(b), "global limit");
+        c.release(a);
+        assert!(c.try_acquire(b), "a freed place is reusable");
+        // An IPv4-mapped IPv6 peer is the same address.
+        let mapped: std::net::IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(bucket(mapped), bucket(a));
+    }
 }

@@ -247,6 +247,8 @@ struct Spec {
     tight: bool,
     /// A second listener, announced as "web".
     web: bool,
+    /// `max_per_ip` (0 = none).
+    per_ip: usize,
 }
 
 impl Spec {
@@ -264,11 +266,12 @@ impl Spec {
             file: String::new(),
             tight: false,
             web: false,
+            per_ip: 0,
         }
     }
     fn encode(&self) -> String {
         format!(
-            "{};{};{};{};{};{};{};{};{}",
+            "{};{};{};{};{};{};{};{};{};{}",
             self.model,
             self.edge,
             self.proto,
@@ -277,7 +280,8 @@ impl Spec {
             self.workers,
             self.file,
             self.tight,
-            self.web
+            self.web,
+            self.per_ip
         )
     }
 }
@@ -304,6 +308,8 @@ fn server_main() {
     config.limits.max_connections = f[4].parse().unwrap();
     config.workers = f[5].parse().unwrap();
     config.limits.shutdown_grace = Duration::from_secs(2);
+    let per_ip: usize = f[9].parse().unwrap();
+    config.limits.max_per_ip = (per_ip > 0).then_some(per_ip);
     if f[8] == "true" {
         config
             .also
@@ -843,6 +849,44 @@ fn max_connections(model: Model, edge: bool) {
     assert!(srv.stop().success());
 }
 
+/// `max_per_ip`: one address at its limit is refused while another address still gets in.
+fn per_ip_limit(model: Model, edge: bool) {
+    if !model.concurrent() {
+        return; // one at a time: the others wait anyway (max_connections covers refusal)
+    }
+    let mut spec = Spec::new(model, edge, "echo");
+    spec.per_ip = 2;
+    let mut srv = TestServer::start(&spec);
+    let from = |ip: [u8; 4]| {
+        use socket2::{Domain, Socket, Type};
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.bind(&SocketAddr::from((ip, 0)).into()).unwrap();
+        s.connect_timeout(&srv.addr.into(), Duration::from_secs(5))
+            .unwrap();
+        let s: TcpStream = s.into();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Client {
+            w: s.try_clone().unwrap(),
+            r: BufReader::new(s),
+        }
+    };
+    let mut held = Vec::new();
+    for i in 0..2 {
+        let mut c = from([127, 0, 0, 1]);
+        c.send(&format!("one {i}"));
+        c.expect(&format!("one {i}"));
+        held.push(c);
+    }
+    let mut third = from([127, 0, 0, 1]);
+    third.expect("busy");
+    third.expect_closed();
+    let mut other = from([127, 0, 0, 2]);
+    other.send("two");
+    other.expect("two");
+    drop((held, other));
+    assert!(srv.stop().success());
+}
+
 fn idle_timeout(model: Model, edge: bool) {
     let mut spec = Spec::new(model, edge, "echo");
     spec.idle_ms = 300;
@@ -990,6 +1034,7 @@ macro_rules! every_model {
                 #[test] fn shutdown() { super::shutdown(M, E) }
                 #[test] fn parent_killed() { super::parent_killed(M, E) }
                 #[test] fn two_listeners() { super::two_listeners(M, E) }
+                #[test] fn per_ip_limit() { super::per_ip_limit(M, E) }
             }
         )*
         /// The list above covers `Model::ALL`: a new model cannot be added without its tests.
