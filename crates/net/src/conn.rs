@@ -791,6 +791,13 @@ impl<S: Session> Conn<S> {
                         if !ch.close_after {
                             ch.out.push_bytes(buf);
                         }
+                        if ch.out.bytes > env.limits.max_outbound {
+                            // The same bound as the control connection: a peer that does not
+                            // read its data connection loses it.
+                            self.drop_channel(i, reg);
+                            self.events
+                                .push_back((id, Pending::Error(io::ErrorKind::OutOfMemory)));
+                        }
                     }
                 }
                 Action::ChannelSendFile {
