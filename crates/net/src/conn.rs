@@ -675,7 +675,7 @@ impl<S: Session> Conn<S> {
         let open = self.channels.iter().filter(|c| c.is_some()).count();
         if open >= env.limits.max_channels {
             self.events
-                .push_back((id, Pending::Error(io::ErrorKind::QuotaExceeded)));
+                .push_back((id, Pending::Error(io::ErrorKind::Other)));
             return;
         }
         let i = match self.channels.iter().position(Option::is_none) {

@@ -15,7 +15,8 @@ use crate::relay::LinkReader;
 use crate::session::{ConnId, ConnInfo, Protocol};
 use crate::shutdown::ShutdownHandle;
 use crate::sys::{self, SharedCounter};
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -146,8 +147,14 @@ pub(crate) struct Reactor<Pl: Poller, P: Protocol> {
     wake: Arc<Wake>,
     link: Option<LinkReader>,
     deadline: Option<Instant>,
-    next_sweep: Instant,
-    retry_accept: bool,
+    /// Connection deadlines by time: (when, slot, generation). An entry is live only while it
+    /// matches `scheduled[slot]`; others are skipped when popped (lazy deletion), so moving a
+    /// deadline later (every bit of activity moves the idle deadline) costs nothing.
+    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    /// Per slot: the time of its live timer entry, and a generation bumped per new connection.
+    scheduled: Vec<(Option<Instant>, u64)>,
+    /// When to try accepting again after an accept error (EMFILE...).
+    retry_at: Option<Instant>,
 }
 
 impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
@@ -172,8 +179,9 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             wake: Wake::new()?,
             link,
             deadline: None,
-            next_sweep: Instant::now() + Duration::from_secs(1),
-            retry_accept: false,
+            timers: BinaryHeap::new(),
+            scheduled: Vec::new(),
+            retry_at: None,
         })
     }
 
@@ -206,9 +214,12 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             None => {
                 self.conns.push(None);
                 self.counted.push(false);
+                self.scheduled.push((None, 0));
                 self.conns.len() - 1
             }
         };
+        let gen = self.scheduled[slot].1.wrapping_add(1);
+        self.scheduled[slot] = (None, gen);
         let wake = self.wake.clone();
         let waker: crate::hub::Waker = Arc::new(move || wake.wake(slot));
         let conn = match make_conn(&self.shared.protocol, stream, peer, waker) {
@@ -261,10 +272,19 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         };
         if !conn.is_closed() {
             if let Some(d) = conn.deadline(limits) {
-                self.next_sweep = self.next_sweep.min(d);
+                let (at, gen) = self.scheduled[slot];
+                let earlier = match at {
+                    None => true,
+                    Some(at) => d < at,
+                };
+                if earlier {
+                    self.timers.push(Reverse((d, slot, gen)));
+                    self.scheduled[slot].0 = Some(d);
+                }
             }
             return;
         }
+        self.scheduled[slot].0 = None;
         let conn = self.conns[slot].take().expect("checked");
         let ip = conn.peer_ip();
         let (poller, _, env) = self.env_parts();
@@ -306,10 +326,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
                     // EMFILE and friends: leave the rest in the backlog and try again later
                     // (edge-triggered loops will not be told again, hence the explicit retry).
                     tracing::warn!("accept: {e}");
-                    self.retry_accept = true;
-                    self.next_sweep = self
-                        .next_sweep
-                        .min(Instant::now() + Duration::from_millis(50));
+                    self.retry_at = Some(Instant::now() + Duration::from_millis(50));
                     return;
                 }
             }
@@ -335,9 +352,18 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         }
     }
 
-    fn sweep(&mut self, now: Instant) {
-        self.next_sweep = now + Duration::from_secs(1);
-        for slot in 0..self.conns.len() {
+    /// Run every connection deadline that has come.
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(&Reverse((at, slot, gen))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if self.scheduled.get(slot) != Some(&(Some(at), gen)) {
+                continue; // stale: the connection is gone or was rescheduled earlier
+            }
+            self.scheduled[slot].0 = None;
+            // `with_conn` ends in `after`, which schedules the connection's next deadline.
             self.with_conn(slot, |conn, reg, env| {
                 if conn.deadline(env.limits).is_some_and(|d| d <= now) {
                     conn.on_tick(now, reg, env);
@@ -394,12 +420,16 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             } else if until_idle && self.live == 0 {
                 break;
             }
-            let mut wait_until = self.next_sweep;
-            if let Some(d) = self.deadline {
-                wait_until = wait_until.min(d);
-            }
-            self.poller
-                .wait(&mut events, Some(wait_until.saturating_duration_since(now)))?;
+            let wait_until = [
+                self.timers.peek().map(|t| t.0 .0),
+                self.deadline,
+                self.retry_at,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let timeout = wait_until.map(|t| t.saturating_duration_since(now));
+            self.poller.wait(&mut events, timeout)?;
             for ev in events.drain(..) {
                 match ev.token {
                     WAKE => {
@@ -416,12 +446,11 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
                 }
             }
             let now = Instant::now();
-            if now >= self.next_sweep {
-                self.sweep(now);
-                if std::mem::take(&mut self.retry_accept) {
-                    for i in 0..self.listeners.len() {
-                        self.accept(i);
-                    }
+            self.fire_timers(now);
+            if self.retry_at.is_some_and(|t| t <= now) {
+                self.retry_at = None;
+                for i in 0..self.listeners.len() {
+                    self.accept(i);
                 }
             }
         }
