@@ -173,16 +173,23 @@ pub(crate) fn take_error(fd: RawFd) -> io::Result<Option<io::Error>> {
 
 /// Per-address buckets of the per-IP limit (slot 0 of the mapping is the global count).
 const IP_BUCKETS: usize = 4095;
-const COUNTER_BYTES: usize = (IP_BUCKETS + 1) * std::mem::size_of::<AtomicUsize>();
+/// One region: the total count, then the per-address buckets.
+const REGION: usize = IP_BUCKETS + 1;
 
 /// Connection counters in an anonymous shared mapping: threads share them like any atomic, and
 /// forked children share them too, so `max_connections` and `max_per_ip` hold across prefork
 /// workers. The per-IP count is kept in 4095 buckets by address hash: two addresses that share
 /// a bucket share a budget (conservative: a limit is never exceeded, at worst reached early).
+///
+/// Region 0 holds the counts; with `ledgers`, region `1 + w` records what prefork worker `w`
+/// holds, so when a worker is killed outright its parent can give its places back.
 pub(crate) struct SharedCounter {
     ptr: *const AtomicUsize,
+    bytes: usize,
     max: usize,
     max_per_ip: Option<usize>,
+    /// This process's ledger (`usize::MAX` = none); process-local memory, set after fork.
+    ledger: AtomicUsize,
 }
 
 // SAFETY: the pointees are atomics in a mapping that lives as long as the counter.
@@ -208,12 +215,13 @@ fn bucket(ip: std::net::IpAddr) -> usize {
 }
 
 impl SharedCounter {
-    pub(crate) fn new(max: usize, max_per_ip: Option<usize>) -> io::Result<Self> {
+    pub(crate) fn new(max: usize, max_per_ip: Option<usize>, ledgers: usize) -> io::Result<Self> {
+        let bytes = (1 + ledgers) * REGION * std::mem::size_of::<AtomicUsize>();
         // SAFETY: a fresh anonymous shared mapping, zero-filled, page aligned.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                COUNTER_BYTES,
+                bytes,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED | libc::MAP_ANONYMOUS,
                 -1,
@@ -225,15 +233,49 @@ impl SharedCounter {
         }
         Ok(SharedCounter {
             ptr: p as *const AtomicUsize,
+            bytes,
             max,
             max_per_ip,
+            ledger: AtomicUsize::new(usize::MAX),
         })
     }
 
     fn slot(&self, i: usize) -> &AtomicUsize {
-        debug_assert!(i <= IP_BUCKETS);
+        debug_assert!(i * std::mem::size_of::<AtomicUsize>() < self.bytes);
         // SAFETY: i is within the mapping, which is live, aligned and zero-initialised.
         unsafe { &*self.ptr.add(i) }
+    }
+
+    /// Record this process's places in ledger `w` (a prefork worker, right after fork).
+    pub(crate) fn use_ledger(&self, w: usize) {
+        self.ledger.store(w, Ordering::Relaxed);
+    }
+
+    /// Give back every place ledger `w` records (its worker is dead) and clear it.
+    pub(crate) fn reclaim_ledger(&self, w: usize) {
+        let base = (1 + w) * REGION;
+        for i in 0..REGION {
+            let n = self.slot(base + i).swap(0, Ordering::AcqRel);
+            if n > 0 {
+                let _ = self
+                    .slot(i)
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                        Some(c.saturating_sub(n))
+                    });
+            }
+        }
+    }
+
+    fn note(&self, i: usize, up: bool) {
+        let w = self.ledger.load(Ordering::Relaxed);
+        if w != usize::MAX {
+            let s = self.slot((1 + w) * REGION + i);
+            if up {
+                s.fetch_add(1, Ordering::AcqRel);
+            } else {
+                let _ = s.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+            }
+        }
     }
 
     fn take(&self, i: usize, max: usize) -> bool {
@@ -264,22 +306,26 @@ impl SharedCounter {
                 self.give(0);
                 return false;
             }
+            self.note(bucket(ip), true);
         }
+        self.note(0, true);
         true
     }
 
     pub(crate) fn release(&self, ip: std::net::IpAddr) {
         if self.max_per_ip.is_some() {
             self.give(bucket(ip));
+            self.note(bucket(ip), false);
         }
         self.give(0);
+        self.note(0, false);
     }
 }
 
 impl Drop for SharedCounter {
     fn drop(&mut self) {
         // SAFETY: unmapping the mapping created in new(); no references outlive self.
-        unsafe { libc::munmap(self.ptr as *mut libc::c_void, COUNTER_BYTES) };
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.bytes) };
     }
 }
 
@@ -354,7 +400,7 @@ mod tests {
         let a: std::net::IpAddr = "10.0.0.1".parse().unwrap();
         let b: std::net::IpAddr = "10.0.0.2".parse().unwrap();
         assert_ne!(bucket(a), bucket(b));
-        let c = SharedCounter::new(3, Some(2)).unwrap();
+        let c = SharedCounter::new(3, Some(2), 1).unwrap();
         assert!(c.try_acquire(a) && c.try_acquire(a));
         assert!(!c.try_acquire(a), "per-address limit");
         assert!(c.try_acquire(b));
@@ -364,5 +410,14 @@ mod tests {
         // An IPv4-mapped IPv6 peer is the same address.
         let mapped: std::net::IpAddr = "::ffff:10.0.0.1".parse().unwrap();
         assert_eq!(bucket(mapped), bucket(a));
+        // A worker's ledger gives its places back when it dies without releasing them.
+        c.release(a);
+        c.release(b);
+        c.release(b);
+        c.use_ledger(0);
+        assert!(c.try_acquire(a) && c.try_acquire(a) && c.try_acquire(b));
+        assert!(!c.try_acquire(b));
+        c.reclaim_ledger(0);
+        assert!(c.try_acquire(a) && c.try_acquire(a), "places reclaimed");
     }
 }

@@ -963,6 +963,56 @@ fn shutdown(model: Model, edge: bool) {
     assert!(TcpStream::connect_timeout(&srv.addr, Duration::from_secs(2)).is_err());
 }
 
+/// A child killed outright (SIGKILL) is reaped, its place is freed, and under `prefork` a new
+/// worker replaces it: the server keeps serving, with no zombie.
+fn child_killed(model: Model, edge: bool) {
+    if !model.multi_process() {
+        return;
+    }
+    let mut spec = Spec::new(model, edge, "echo");
+    spec.max = 1;
+    let mut srv = TestServer::start(&spec);
+    let pid = srv.pid();
+    let mut c = srv.connect();
+    c.send("hi");
+    c.expect("hi");
+    let before: Vec<i32> = children_of(pid).into_iter().map(|(p, _)| p).collect();
+    // Under fork the only child serves `c`; under prefork, kill every worker (one serves `c`).
+    for &k in &before {
+        // SAFETY: signalling processes this test started.
+        unsafe { libc::kill(k, libc::SIGKILL) };
+    }
+    c.expect_closed();
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let kids = children_of(pid);
+        let zombies = kids.iter().filter(|(_, s)| *s == 'Z').count();
+        let fresh = kids
+            .iter()
+            .filter(|(p, s)| *s != 'Z' && !before.contains(p))
+            .count();
+        let want = if model == Model::Prefork {
+            spec.workers
+        } else {
+            0
+        };
+        if zombies == 0 && fresh == want {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "children now {kids:?} (killed {before:?})"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The killed connection's place (max = 1) is free again, and the server serves.
+    let mut d = srv.connect();
+    d.send("again");
+    d.expect("again");
+    drop(d);
+    assert!(srv.stop().success());
+}
+
 /// Two listeners with their own service names; the session learns which one it came from.
 fn two_listeners(model: Model, edge: bool) {
     let mut spec = Spec::new(model, edge, "echo");
@@ -1035,6 +1085,7 @@ macro_rules! every_model {
                 #[test] fn parent_killed() { super::parent_killed(M, E) }
                 #[test] fn two_listeners() { super::two_listeners(M, E) }
                 #[test] fn per_ip_limit() { super::per_ip_limit(M, E) }
+                #[test] fn child_killed() { super::child_killed(M, E) }
             }
         )*
         /// The list above covers `Model::ALL`: a new model cannot be added without its tests.
