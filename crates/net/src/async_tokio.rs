@@ -131,6 +131,8 @@ async fn serve_conn<P: Protocol>(
     let env = Env {
         hub: &hub,
         limits: &shared.limits,
+        // tokio reports readiness changes only.
+        level_triggered: false,
     };
     conn.open(&mut reg, &env);
     let mut shutting = false;

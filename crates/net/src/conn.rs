@@ -34,6 +34,9 @@ pub(crate) trait Registry {
 pub(crate) struct Env<'a> {
     pub hub: &'a Hub,
     pub limits: &'a Limits,
+    /// Readiness is level-triggered (select, poll, epoll without EPOLLET): a socket with
+    /// anything left to read (data or EOF) is reported again, so a short read may end reading.
+    pub level_triggered: bool,
 }
 
 /// After the idle goodbye, how long its flush may take before the connection is dropped.
@@ -513,7 +516,7 @@ impl<S: Session> Conn<S> {
             }
             if self.read_pending && !yielded && self.can_read(limits) {
                 let before = self.inbuf.len();
-                if self.read_some() {
+                if self.read_some(env.level_triggered) {
                     read_bytes += self.inbuf.len().saturating_sub(before);
                     continue;
                 }
@@ -555,7 +558,7 @@ impl<S: Session> Conn<S> {
     }
 
     /// One read into the input buffer; true if something changed.
-    fn read_some(&mut self) -> bool {
+    fn read_some(&mut self, level_triggered: bool) -> bool {
         if self.in_pos > 0 {
             self.inbuf.drain(..self.in_pos);
             self.in_pos = 0;
@@ -573,9 +576,15 @@ impl<S: Session> Conn<S> {
                 self.eof_pending = true;
                 true
             }
-            Ok(_) => {
+            Ok(n) => {
                 self.input_dirty = true;
                 self.last_active = Instant::now();
+                if n < READ_CHUNK && level_triggered {
+                    // A short read emptied the socket: skip the read that would only say
+                    // EAGAIN (one syscall per request). Only when level-triggered: an EOF that
+                    // arrived with the data would not be a new edge.
+                    self.read_pending = false;
+                }
                 true
             }
             Err(e) => match e.kind() {

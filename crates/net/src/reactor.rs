@@ -198,12 +198,14 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
     }
 
     fn env_parts(&mut self) -> (&mut Pl, &mut Slots<P::Session>, Env<'_>) {
+        let level_triggered = !self.poller.edge_triggered();
         (
             &mut self.poller,
             &mut self.conns,
             Env {
                 hub: &self.hub,
                 limits: &self.shared.limits,
+                level_triggered,
             },
         )
     }
