@@ -211,6 +211,14 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
     }
 
     fn start_conn(&mut self, stream: TcpStream, peer: Peer, counted: bool) {
+        if !self.poller.can_watch(stream.as_raw_fd()) {
+            // select(2) cannot watch this descriptor: a clean refusal, like any full server.
+            refuse(&self.shared.protocol, stream);
+            if counted {
+                self.shared.counter.release(peer.0.ip());
+            }
+            return;
+        }
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
