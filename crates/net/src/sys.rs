@@ -380,8 +380,7 @@ pub(crate) fn kill(pid: libc::pid_t, sig: libc::c_int) {
 
 /// Leave a forked child without running the parent's destructors or atexit handlers.
 pub(crate) fn exit_child(code: i32) -> ! {
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
+    // No flushing: a buffer inherited from the parent would be written twice.
     // SAFETY: _exit never returns.
     unsafe { libc::_exit(code) }
 }
