@@ -70,7 +70,7 @@ pub(crate) fn accept_loop<P: Protocol>(
             loop {
                 match l.accept() {
                     Ok((s, peer)) => {
-                        if shared.counter.try_acquire(shared.limits.max_connections) {
+                        if shared.counter.try_acquire(peer.ip()) {
                             hooks.on_conn(s, (peer, i));
                         } else {
                             refuse(&shared.protocol, s);

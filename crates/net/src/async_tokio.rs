@@ -102,11 +102,11 @@ enum Ev {
 }
 
 /// Gives the connection's place in the counter back however the task ends.
-struct Place<P: Protocol>(Arc<Shared<P>>);
+struct Place<P: Protocol>(Arc<Shared<P>>, std::net::IpAddr);
 
 impl<P: Protocol> Drop for Place<P> {
     fn drop(&mut self) {
-        self.0.counter.release();
+        self.0.counter.release(self.1);
     }
 }
 
@@ -118,7 +118,7 @@ async fn serve_conn<P: Protocol>(
     mut shut: watch::Receiver<bool>,
     _alive: mpsc::Sender<()>,
 ) {
-    let place = Place(shared);
+    let place = Place(shared, peer.0.ip());
     let shared = &place.0;
     let notify = Arc::new(Notify::new());
     let n2 = notify.clone();
@@ -131,6 +131,8 @@ async fn serve_conn<P: Protocol>(
     let env = Env {
         hub: &hub,
         limits: &shared.limits,
+        // tokio reports readiness changes only.
+        level_triggered: false,
     };
     conn.open(&mut reg, &env);
     let mut shutting = false;
@@ -194,7 +196,7 @@ async fn accept_task<P: Protocol>(
         match r {
             Ok((s, peer)) => {
                 let Ok(s) = s.into_std() else { continue };
-                if !shared.counter.try_acquire(shared.limits.max_connections) {
+                if !shared.counter.try_acquire(peer.ip()) {
                     refuse(&shared.protocol, s);
                     continue;
                 }

@@ -106,9 +106,13 @@ impl FromStr for Model {
 /// Limits every model enforces. All are per server unless said otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Connections served at once (all workers, all processes together). One more is accepted,
+    /// Connections admitted at once (all workers, all processes together), whether being
+    /// served or, under `iterative` and `threadpool`, waiting their turn. One more is accepted,
     /// sent [`Protocol::refusal`](crate::Protocol::refusal) and closed: never left hanging.
     pub max_connections: usize,
+    /// Connections admitted at once from one IP address (all workers and processes together);
+    /// the excess is refused like `max_connections`'. `None` = no per-address limit.
+    pub max_per_ip: Option<usize>,
     /// Close a connection when nothing was read or written for this long
     /// ([`Session::on_idle`](crate::Session::on_idle) is called first). `None` = never.
     pub idle_timeout: Option<Duration>,
@@ -133,6 +137,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 10_240,
+            max_per_ip: None,
             idle_timeout: Some(Duration::from_secs(60)),
             max_input: 64 * 1024,
             high_water: 256 * 1024,

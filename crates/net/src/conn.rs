@@ -34,10 +34,15 @@ pub(crate) trait Registry {
 pub(crate) struct Env<'a> {
     pub hub: &'a Hub,
     pub limits: &'a Limits,
+    /// Readiness is level-triggered (select, poll, epoll without EPOLLET): a socket with
+    /// anything left to read (data or EOF) is reported again, so a short read may end reading.
+    pub level_triggered: bool,
 }
 
-/// Bytes after a flush how long a connection past its idle timeout or shutdown may take.
+/// After the idle goodbye, how long its flush may take before the connection is dropped.
 const GOODBYE_GRACE: Duration = Duration::from_secs(2);
+/// How long a closing connection waits for the peer's FIN (lingering close).
+const LINGER: Duration = Duration::from_secs(2);
 /// Output chunks (mostly file ranges) queued before reading pauses.
 const MAX_CHUNKS: usize = 64;
 const READ_CHUNK: usize = 32 * 1024;
@@ -247,6 +252,8 @@ pub(crate) struct Conn<S: Session> {
     last_active: Instant,
     idle_fired: bool,
     hard_deadline: Option<Instant>,
+    /// Set once the FIN is sent: until then, input is read and dropped (see `flush`).
+    linger_until: Option<Instant>,
     channels: Vec<Option<Chan>>,
     events: VecDeque<(ChannelId, Pending)>,
     sub: Option<Arc<Subscriber>>,
@@ -285,6 +292,7 @@ impl<S: Session> Conn<S> {
             last_active: now,
             idle_fired: false,
             hard_deadline: None,
+            linger_until: None,
             channels: Vec::new(),
             events: VecDeque::new(),
             sub: None,
@@ -293,6 +301,10 @@ impl<S: Session> Conn<S> {
             scratch: Vec::new(),
             msgs: Vec::new(),
         }
+    }
+
+    pub(crate) fn peer_ip(&self) -> std::net::IpAddr {
+        self.cx.info().peer.ip()
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -344,7 +356,7 @@ impl<S: Session> Conn<S> {
         } else {
             limits.idle_timeout.map(|t| self.last_active + t)
         };
-        [self.timer, idle, self.hard_deadline]
+        [self.timer, idle, self.hard_deadline, self.linger_until]
             .into_iter()
             .flatten()
             .min()
@@ -355,7 +367,9 @@ impl<S: Session> Conn<S> {
         if self.closed {
             return;
         }
-        if self.hard_deadline.is_some_and(|t| now >= t) {
+        if self.hard_deadline.is_some_and(|t| now >= t)
+            || self.linger_until.is_some_and(|t| now >= t)
+        {
             self.closed = true;
             return;
         }
@@ -438,6 +452,15 @@ impl<S: Session> Conn<S> {
             if self.closed {
                 return;
             }
+            if self.linger_until.is_some() {
+                if self.read_pending {
+                    self.discard_input();
+                }
+                if self.closed {
+                    return;
+                }
+                break;
+            }
             if let Some((id, ev)) = self.events.pop_front() {
                 let ev = match ev {
                     Pending::Listening(a) => ChannelEvent::Listening(a),
@@ -493,7 +516,7 @@ impl<S: Session> Conn<S> {
             }
             if self.read_pending && !yielded && self.can_read(limits) {
                 let before = self.inbuf.len();
-                if self.read_some() {
+                if self.read_some(env.level_triggered) {
                     read_bytes += self.inbuf.len().saturating_sub(before);
                     continue;
                 }
@@ -506,7 +529,9 @@ impl<S: Session> Conn<S> {
                 self.session.on_eof(&mut self.cx);
                 continue;
             }
-            if self.read_channels(reg) {
+            if !yielded && self.read_channels(reg) {
+                // Uploads count against the same per-turn share as control input.
+                read_bytes += READ_CHUNK;
                 continue;
             }
             if self.take_messages(limits) {
@@ -519,7 +544,12 @@ impl<S: Session> Conn<S> {
             self.closed = true;
             return;
         }
-        if yielded && (self.input_dirty || self.read_pending) {
+        let channel_input = self
+            .channels
+            .iter()
+            .flatten()
+            .any(|c| c.ready_r && !c.read_eof);
+        if yielded && (self.input_dirty || self.read_pending || channel_input) {
             // Come back next turn, after the others: edge-triggered drivers would not report
             // the input still waiting, so ask to be woken like a hub delivery.
             (self.waker)();
@@ -528,7 +558,7 @@ impl<S: Session> Conn<S> {
     }
 
     /// One read into the input buffer; true if something changed.
-    fn read_some(&mut self) -> bool {
+    fn read_some(&mut self, level_triggered: bool) -> bool {
         if self.in_pos > 0 {
             self.inbuf.drain(..self.in_pos);
             self.in_pos = 0;
@@ -546,9 +576,15 @@ impl<S: Session> Conn<S> {
                 self.eof_pending = true;
                 true
             }
-            Ok(_) => {
+            Ok(n) => {
                 self.input_dirty = true;
                 self.last_active = Instant::now();
+                if n < READ_CHUNK && level_triggered {
+                    // A short read emptied the socket: skip the read that would only say
+                    // EAGAIN (one syscall per request). Only when level-triggered: an EOF that
+                    // arrived with the data would not be a new edge.
+                    self.read_pending = false;
+                }
                 true
             }
             Err(e) => match e.kind() {
@@ -648,7 +684,7 @@ impl<S: Session> Conn<S> {
         let open = self.channels.iter().filter(|c| c.is_some()).count();
         if open >= env.limits.max_channels {
             self.events
-                .push_back((id, Pending::Error(io::ErrorKind::QuotaExceeded)));
+                .push_back((id, Pending::Error(io::ErrorKind::Other)));
             return;
         }
         let i = match self.channels.iter().position(Option::is_none) {
@@ -763,6 +799,13 @@ impl<S: Session> Conn<S> {
                         let ch = self.channels[i].as_mut().expect("indexed");
                         if !ch.close_after {
                             ch.out.push_bytes(buf);
+                        }
+                        if ch.out.bytes > env.limits.max_outbound {
+                            // The same bound as the control connection: a peer that does not
+                            // read its data connection loses it.
+                            self.drop_channel(i, reg);
+                            self.events
+                                .push_back((id, Pending::Error(io::ErrorKind::OutOfMemory)));
                         }
                     }
                 }
@@ -941,14 +984,56 @@ impl<S: Session> Conn<S> {
                 .flatten()
                 .any(|c| matches!(c.state, ChanState::Open(_)) && !c.out.is_empty());
             if !busy {
-                self.closed = true;
+                if self.read_eof || self.hup {
+                    self.closed = true;
+                } else if self.linger_until.is_none() {
+                    // Lingering close: send FIN, then read and discard until the peer closes
+                    // (or LINGER passes). Closing with unread input would send a RST, and a
+                    // RST can destroy the last response before the client has read it.
+                    let _ = self.sock.shutdown(std::net::Shutdown::Write);
+                    // Shutting down, the whole server waits for lingerers: keep it short.
+                    let linger = if self.cx.shutting_down() {
+                        LINGER / 8
+                    } else {
+                        LINGER
+                    };
+                    self.linger_until = Some(Instant::now() + linger);
+                    self.read_pending = true;
+                }
             }
         }
     }
 
+    /// While lingering: discard input until EOF (then closed) or the socket is empty.
+    fn discard_input(&mut self) {
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            for _ in 0..16 {
+                match (&self.sock).read(&mut scratch[..]) {
+                    Ok(0) => {
+                        self.closed = true;
+                        return;
+                    }
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.read_pending = false;
+                        return;
+                    }
+                    Err(_) => {
+                        self.closed = true;
+                        return;
+                    }
+                }
+            }
+            // Still more: come back next turn rather than hog the loop.
+            (self.waker)();
+        });
+    }
+
     fn update_interest(&mut self, reg: &mut dyn Registry, limits: &Limits) {
         let want = Interest {
-            read: self.can_read(limits),
+            read: self.can_read(limits) || self.linger_until.is_some(),
             write: !self.out.is_empty(),
         };
         if want != self.interest && reg.set(self.fd, CONTROL, want, false).is_ok() {

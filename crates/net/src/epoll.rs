@@ -70,6 +70,10 @@ impl Poller for EpollPoller {
         self.ctl(libc::EPOLL_CTL_MOD, fd, token, interest)
     }
 
+    fn edge_triggered(&self) -> bool {
+        self.edge
+    }
+
     fn delete(&mut self, fd: RawFd) {
         // SAFETY: valid epoll fd; a null event is allowed for DEL.
         unsafe {

@@ -52,7 +52,7 @@ impl Family {
         let pids = sys::reap_children();
         for pid in &pids {
             self.children.remove(pid);
-            self.relay.remove_tag(*pid as i64);
+            self.relay.remove_pid(*pid);
         }
         pids
     }
@@ -98,7 +98,7 @@ impl Family {
                 sys::exit_child(code)
             }
             Fork::Parent(pid) => {
-                self.relay.set_tag_last(pid as i64);
+                self.relay.set_pid_last(pid);
                 self.children.insert(pid);
                 Ok(pid)
             }
@@ -126,7 +126,7 @@ impl Family {
             unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
             for p in &fds {
                 if p.revents != 0 && p.fd != self.child_r.as_raw_fd() {
-                    self.relay.on_ready(p.fd, true, true);
+                    self.relay.on_ready(p.fd, true);
                 }
             }
             self.reap();
@@ -143,6 +143,8 @@ impl Family {
 }
 
 struct Hooks<'a, P: Protocol> {
+    /// Each child\'s peer address, to give its place back when it is reaped.
+    places: std::collections::HashMap<libc::pid_t, std::net::IpAddr>,
     shared: &'a Arc<Shared<P>>,
     listener_fds: Vec<RawFd>,
     family: Family,
@@ -151,6 +153,7 @@ struct Hooks<'a, P: Protocol> {
 impl<P: Protocol> AcceptHooks for Hooks<'_, P> {
     fn on_conn(&mut self, stream: TcpStream, peer: Peer) {
         let shared = self.shared;
+        let ip = peer.0.ip();
         let r = self.family.spawn(&self.listener_fds, |link| {
             let mut r = Reactor::new(
                 PollPoller::default(),
@@ -162,9 +165,14 @@ impl<P: Protocol> AcceptHooks for Hooks<'_, P> {
             r.adopt(stream, peer, false);
             r.run(true)
         });
-        if let Err(e) = r {
-            tracing::warn!("fork: {e}");
-            self.shared.counter.release();
+        match r {
+            Ok(pid) => {
+                self.places.insert(pid, ip);
+            }
+            Err(e) => {
+                tracing::warn!("fork: {e}");
+                self.shared.counter.release(ip);
+            }
         }
     }
 
@@ -172,15 +180,17 @@ impl<P: Protocol> AcceptHooks for Hooks<'_, P> {
         self.family.extra_fds()
     }
 
-    fn on_extra(&mut self, fd: RawFd, readable: bool, writable: bool) {
+    fn on_extra(&mut self, fd: RawFd, readable: bool, _writable: bool) {
         if fd != self.family.child_r.as_raw_fd() {
-            self.family.relay.on_ready(fd, readable, writable);
+            self.family.relay.on_ready(fd, readable);
         }
     }
 
     fn tick(&mut self) {
-        for _ in self.family.reap() {
-            self.shared.counter.release();
+        for pid in self.family.reap() {
+            if let Some(ip) = self.places.remove(&pid) {
+                self.shared.counter.release(ip);
+            }
         }
     }
 }
@@ -191,6 +201,7 @@ pub(crate) fn run<P: Protocol>(
 ) -> io::Result<()> {
     let listener_fds = listeners.iter().map(|l| l.as_raw_fd()).collect();
     let mut hooks = Hooks {
+        places: Default::default(),
         shared: &shared,
         listener_fds,
         family: Family::new()?,

@@ -36,6 +36,14 @@ pub(crate) trait Poller {
     /// Wait for readiness; `events` is cleared and filled. Errors and hang-ups are reported as
     /// both readable and writable so the next read or write surfaces them.
     fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()>;
+    /// Whether this poller can watch `fd` at all (select(2) cannot above FD_SETSIZE).
+    fn can_watch(&self, _fd: RawFd) -> bool {
+        true
+    }
+    /// Whether readiness is reported only on change (EPOLLET).
+    fn edge_triggered(&self) -> bool {
+        false
+    }
 }
 
 pub(crate) fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {

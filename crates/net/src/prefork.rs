@@ -21,8 +21,10 @@ fn spawn_worker<P: Protocol>(
     family: &mut Family,
     shared: &Arc<Shared<P>>,
     listeners: &[TcpListener],
+    index: usize,
 ) -> io::Result<libc::pid_t> {
     family.spawn(&[], |link| {
+        shared.counter.use_ledger(index);
         // Own duplicates so the loop can close them at shutdown; the originals are closed
         // right away so only the loop holds the listening sockets in this process.
         let mine = listeners
@@ -48,8 +50,10 @@ pub(crate) fn run<P: Protocol>(
     workers: usize,
 ) -> io::Result<()> {
     let mut family = Family::new()?;
-    for _ in 0..workers.max(1) {
-        spawn_worker(&mut family, &shared, &listeners)?;
+    // Worker index -> pid; the index names the worker's ledger in the connection counter.
+    let mut slots: Vec<Option<libc::pid_t>> = vec![None; workers.max(1)];
+    for (w, slot) in slots.iter_mut().enumerate() {
+        *slot = Some(spawn_worker(&mut family, &shared, &listeners, w)?);
     }
     let sd = shared.shutdown.fd();
     let mut last_respawn = Instant::now() - Duration::from_secs(1);
@@ -71,17 +75,24 @@ pub(crate) fn run<P: Protocol>(
         }
         for p in &fds[1..] {
             if p.revents != 0 && p.fd != family.child_r.as_raw_fd() {
-                family.relay.on_ready(p.fd, true, true);
+                family.relay.on_ready(p.fd, true);
             }
         }
-        family.reap();
+        for pid in family.reap() {
+            if let Some(w) = slots.iter().position(|s| *s == Some(pid)) {
+                // It may have died holding places (SIGKILL, a crash): give them back.
+                slots[w] = None;
+                shared.counter.reclaim_ledger(w);
+            }
+        }
         // Replace dead workers, but not in a tight loop if they die at start.
-        while family.children.len() < workers.max(1)
-            && last_respawn.elapsed() > Duration::from_millis(200)
-        {
-            tracing::warn!("prefork: a worker died; starting a new one");
+        while let Some(w) = slots.iter().position(Option::is_none) {
+            if last_respawn.elapsed() < Duration::from_millis(200) {
+                break;
+            }
+            tracing::warn!("prefork: worker {w} died; starting a new one");
             last_respawn = Instant::now();
-            spawn_worker(&mut family, &shared, &listeners)?;
+            slots[w] = Some(spawn_worker(&mut family, &shared, &listeners, w)?);
         }
     }
     drop(listeners);

@@ -15,7 +15,8 @@ use crate::relay::LinkReader;
 use crate::session::{ConnId, ConnInfo, Protocol};
 use crate::shutdown::ShutdownHandle;
 use crate::sys::{self, SharedCounter};
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -76,18 +77,17 @@ pub(crate) fn make_conn<P: Protocol>(
 
 /// Hub wake-ups from any thread: which connection slots have mail, and a pipe to interrupt wait.
 pub(crate) struct Wake {
-    r: OwnedFd,
-    w: OwnedFd,
+    /// An eventfd: one descriptor, not a pipe's two, which matters when every connection of
+    /// the thread model has its own loop.
+    fd: OwnedFd,
     armed: AtomicBool,
     ready: Mutex<Vec<usize>>,
 }
 
 impl Wake {
     fn new() -> io::Result<Arc<Self>> {
-        let (r, w) = sys::pipe()?;
         Ok(Arc::new(Wake {
-            r,
-            w,
+            fd: sys::eventfd()?,
             armed: AtomicBool::new(false),
             ready: Mutex::new(Vec::new()),
         }))
@@ -99,12 +99,12 @@ impl Wake {
             .unwrap_or_else(|e| e.into_inner())
             .push(slot);
         if !self.armed.swap(true, Ordering::AcqRel) {
-            sys::poke(self.w.as_raw_fd());
+            sys::eventfd_poke(self.fd.as_raw_fd());
         }
     }
 
     fn take(&self) -> Vec<usize> {
-        sys::drain(self.r.as_raw_fd());
+        sys::drain(self.fd.as_raw_fd());
         self.armed.store(false, Ordering::Release);
         std::mem::take(&mut *self.ready.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -147,8 +147,14 @@ pub(crate) struct Reactor<Pl: Poller, P: Protocol> {
     wake: Arc<Wake>,
     link: Option<LinkReader>,
     deadline: Option<Instant>,
-    next_sweep: Instant,
-    retry_accept: bool,
+    /// Connection deadlines by time: (when, slot, generation). An entry is live only while it
+    /// matches `scheduled[slot]`; others are skipped when popped (lazy deletion), so moving a
+    /// deadline later (every bit of activity moves the idle deadline) costs nothing.
+    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    /// Per slot: the time of its live timer entry, and a generation bumped per new connection.
+    scheduled: Vec<(Option<Instant>, u64)>,
+    /// When to try accepting again after an accept error (EMFILE...).
+    retry_at: Option<Instant>,
 }
 
 impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
@@ -173,8 +179,9 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             wake: Wake::new()?,
             link,
             deadline: None,
-            next_sweep: Instant::now() + Duration::from_secs(1),
-            retry_accept: false,
+            timers: BinaryHeap::new(),
+            scheduled: Vec::new(),
+            retry_at: None,
         })
     }
 
@@ -191,25 +198,38 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
     }
 
     fn env_parts(&mut self) -> (&mut Pl, &mut Slots<P::Session>, Env<'_>) {
+        let level_triggered = !self.poller.edge_triggered();
         (
             &mut self.poller,
             &mut self.conns,
             Env {
                 hub: &self.hub,
                 limits: &self.shared.limits,
+                level_triggered,
             },
         )
     }
 
     fn start_conn(&mut self, stream: TcpStream, peer: Peer, counted: bool) {
+        if !self.poller.can_watch(stream.as_raw_fd()) {
+            // select(2) cannot watch this descriptor: a clean refusal, like any full server.
+            refuse(&self.shared.protocol, stream);
+            if counted {
+                self.shared.counter.release(peer.0.ip());
+            }
+            return;
+        }
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
                 self.conns.push(None);
                 self.counted.push(false);
+                self.scheduled.push((None, 0));
                 self.conns.len() - 1
             }
         };
+        let gen = self.scheduled[slot].1.wrapping_add(1);
+        self.scheduled[slot] = (None, gen);
         let wake = self.wake.clone();
         let waker: crate::hub::Waker = Arc::new(move || wake.wake(slot));
         let conn = match make_conn(&self.shared.protocol, stream, peer, waker) {
@@ -218,7 +238,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
                 tracing::debug!("dropping a connection that failed setup: {e}");
                 self.free.push(slot);
                 if counted {
-                    self.shared.counter.release();
+                    self.shared.counter.release(peer.0.ip());
                 }
                 return;
             }
@@ -262,11 +282,21 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         };
         if !conn.is_closed() {
             if let Some(d) = conn.deadline(limits) {
-                self.next_sweep = self.next_sweep.min(d);
+                let (at, gen) = self.scheduled[slot];
+                let earlier = match at {
+                    None => true,
+                    Some(at) => d < at,
+                };
+                if earlier {
+                    self.timers.push(Reverse((d, slot, gen)));
+                    self.scheduled[slot].0 = Some(d);
+                }
             }
             return;
         }
+        self.scheduled[slot].0 = None;
         let conn = self.conns[slot].take().expect("checked");
+        let ip = conn.peer_ip();
         let (poller, _, env) = self.env_parts();
         let mut reg = Reg { poller, slot };
         if catch_unwind(AssertUnwindSafe(|| conn.finish(&mut reg, &env))).is_err() {
@@ -275,7 +305,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         self.free.push(slot);
         self.live -= 1;
         if std::mem::take(&mut self.counted[slot]) {
-            self.shared.counter.release();
+            self.shared.counter.release(ip);
         }
         // Iterative: the next waiting connection gets its turn.
         while self.live < self.max_active {
@@ -291,11 +321,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             let r = self.listeners[i].accept();
             match r {
                 Ok((s, peer)) => {
-                    if !self
-                        .shared
-                        .counter
-                        .try_acquire(self.shared.limits.max_connections)
-                    {
+                    if !self.shared.counter.try_acquire(peer.ip()) {
                         refuse(&self.shared.protocol, s);
                     } else if self.live >= self.max_active {
                         self.waiting.push_back((s, (peer, i)));
@@ -310,10 +336,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
                     // EMFILE and friends: leave the rest in the backlog and try again later
                     // (edge-triggered loops will not be told again, hence the explicit retry).
                     tracing::warn!("accept: {e}");
-                    self.retry_accept = true;
-                    self.next_sweep = self
-                        .next_sweep
-                        .min(Instant::now() + Duration::from_millis(50));
+                    self.retry_at = Some(Instant::now() + Duration::from_millis(50));
                     return;
                 }
             }
@@ -331,17 +354,26 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         for l in self.listeners.drain(..) {
             self.poller.delete(l.as_raw_fd());
         }
-        for _ in self.waiting.drain(..) {
-            self.shared.counter.release();
+        for (_, (peer, _)) in self.waiting.drain(..) {
+            self.shared.counter.release(peer.ip());
         }
         for slot in 0..self.conns.len() {
             self.with_conn(slot, |conn, reg, env| conn.shutdown(reg, env));
         }
     }
 
-    fn sweep(&mut self, now: Instant) {
-        self.next_sweep = now + Duration::from_secs(1);
-        for slot in 0..self.conns.len() {
+    /// Run every connection deadline that has come.
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(&Reverse((at, slot, gen))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if self.scheduled.get(slot) != Some(&(Some(at), gen)) {
+                continue; // stale: the connection is gone or was rescheduled earlier
+            }
+            self.scheduled[slot].0 = None;
+            // `with_conn` ends in `after`, which schedules the connection's next deadline.
             self.with_conn(slot, |conn, reg, env| {
                 if conn.deadline(env.limits).is_some_and(|d| d <= now) {
                     conn.on_tick(now, reg, env);
@@ -366,7 +398,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
     /// Run until shutdown completes, or (with `until_idle`) until no connection is left.
     pub(crate) fn run(mut self, until_idle: bool) -> io::Result<()> {
         self.poller
-            .add(self.wake.r.as_raw_fd(), WAKE, Interest::READ)?;
+            .add(self.wake.fd.as_raw_fd(), WAKE, Interest::READ)?;
         self.poller
             .add(self.shared.shutdown.fd(), SHUTDOWN, Interest::READ)?;
         if let Some(l) = &self.link {
@@ -398,12 +430,16 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             } else if until_idle && self.live == 0 {
                 break;
             }
-            let mut wait_until = self.next_sweep;
-            if let Some(d) = self.deadline {
-                wait_until = wait_until.min(d);
-            }
-            self.poller
-                .wait(&mut events, Some(wait_until.saturating_duration_since(now)))?;
+            let wait_until = [
+                self.timers.peek().map(|t| t.0 .0),
+                self.deadline,
+                self.retry_at,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let timeout = wait_until.map(|t| t.saturating_duration_since(now));
+            self.poller.wait(&mut events, timeout)?;
             for ev in events.drain(..) {
                 match ev.token {
                     WAKE => {
@@ -420,12 +456,11 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
                 }
             }
             let now = Instant::now();
-            if now >= self.next_sweep {
-                self.sweep(now);
-                if std::mem::take(&mut self.retry_accept) {
-                    for i in 0..self.listeners.len() {
-                        self.accept(i);
-                    }
+            self.fire_timers(now);
+            if self.retry_at.is_some_and(|t| t <= now) {
+                self.retry_at = None;
+                for i in 0..self.listeners.len() {
+                    self.accept(i);
                 }
             }
         }

@@ -133,7 +133,10 @@ struct Link {
     inbuf: Vec<u8>,
     out: Vec<u8>,
     sent: usize,
-    tag: i64,
+    /// The child's pid, once forked: reaping the child drops its link.
+    pid: Option<libc::pid_t>,
+    /// Failed, overflowed or at EOF: removed at the end of the next flush.
+    dead: bool,
 }
 
 /// The parent side: one link per child, fan-out in arrival order.
@@ -143,8 +146,8 @@ pub(crate) struct Relay {
 }
 
 impl Relay {
-    /// A new link for a child about to be forked: returns the child's end. `tag` (e.g. the
-    /// child's pid, set later with [`Relay::set_tag`]) lets the parent drop a dead child's link.
+    /// A new link for a child about to be forked: returns the child's end. Name the child with
+    /// [`Relay::set_pid_last`] once forked, so [`Relay::remove_pid`] can drop its link.
     pub(crate) fn add_link(&mut self) -> io::Result<UnixStream> {
         let (mine, theirs) = UnixStream::pair()?;
         mine.set_nonblocking(true)?;
@@ -153,19 +156,20 @@ impl Relay {
             inbuf: Vec::new(),
             out: Vec::new(),
             sent: 0,
-            tag: -1,
+            pid: None,
+            dead: false,
         });
         Ok(theirs)
     }
 
-    pub(crate) fn set_tag_last(&mut self, tag: i64) {
+    pub(crate) fn set_pid_last(&mut self, pid: libc::pid_t) {
         if let Some(l) = self.links.last_mut() {
-            l.tag = tag;
+            l.pid = Some(pid);
         }
     }
 
-    pub(crate) fn remove_tag(&mut self, tag: i64) {
-        self.links.retain(|l| l.tag != tag);
+    pub(crate) fn remove_pid(&mut self, pid: libc::pid_t) {
+        self.links.retain(|l| l.pid != Some(pid));
     }
 
     /// Every fd the parent holds for links (a freshly forked child closes them all).
@@ -182,7 +186,7 @@ impl Relay {
     }
 
     /// Handle readiness of link `fd`.
-    pub(crate) fn on_ready(&mut self, fd: RawFd, readable: bool, writable: bool) {
+    pub(crate) fn on_ready(&mut self, fd: RawFd, readable: bool) {
         let Some(i) = self.links.iter().position(|l| l.sock.as_raw_fd() == fd) else {
             return;
         };
@@ -198,13 +202,12 @@ impl Relay {
                         }
                     }
                     if !open {
-                        self.links[i].tag = -2;
+                        self.links[i].dead = true;
                     }
                 }
-                _ => self.links[i].tag = -2,
+                _ => self.links[i].dead = true,
             }
         }
-        let _ = writable;
         self.flush_all();
     }
 
@@ -219,7 +222,7 @@ impl Relay {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(_) => {
-                        l.tag = -2;
+                        l.dead = true;
                         break;
                     }
                 }
@@ -229,10 +232,10 @@ impl Relay {
                 l.sent = 0;
             } else if l.out.len() - l.sent > LINK_QUEUE {
                 tracing::warn!("hub relay: a worker stopped reading its link; closing it");
-                l.tag = -2;
+                l.dead = true;
             }
         }
-        self.links.retain(|l| l.tag != -2);
+        self.links.retain(|l| !l.dead);
     }
 }
 
@@ -280,7 +283,7 @@ mod tests {
         (&children[0]).write_all(&encode(&msg(1, "a"))).unwrap();
         (&children[1]).write_all(&encode(&msg(2, "b"))).unwrap();
         for (fd, _) in relay.poll_set() {
-            relay.on_ready(fd, true, false);
+            relay.on_ready(fd, true);
         }
         for c in &children {
             let mut r = LinkReader::new(c.as_raw_fd());

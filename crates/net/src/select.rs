@@ -14,6 +14,10 @@ pub(crate) struct SelectPoller {
 }
 
 impl Poller for SelectPoller {
+    fn can_watch(&self, fd: RawFd) -> bool {
+        fd >= 0 && (fd as usize) < libc::FD_SETSIZE
+    }
+
     fn add(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()> {
         if fd < 0 || fd as usize >= libc::FD_SETSIZE {
             return Err(io::Error::other("descriptor too large for select(2)"));

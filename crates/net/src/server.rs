@@ -102,7 +102,16 @@ impl<P: Protocol> Server<P> {
         let shared = Arc::new(Shared {
             protocol,
             limits: config.limits.clone(),
-            counter: SharedCounter::new()?,
+            // Prefork workers keep ledgers so a killed worker's places can be given back.
+            counter: SharedCounter::new(
+                config.limits.max_connections,
+                config.limits.max_per_ip,
+                if config.model == Model::Prefork {
+                    workers
+                } else {
+                    0
+                },
+            )?,
             shutdown,
         });
         tracing::info!(model = %config.model, workers, "serving");

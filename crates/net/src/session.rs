@@ -29,7 +29,11 @@
 //! - Graceful shutdown: [`Session::on_shutdown`] is called once; the session finishes what it
 //!   is doing and closes. Sessions still open at the deadline are closed by the driver.
 //! - [`Context::close`] closes after everything queued was flushed (including data channels'
-//!   pending output); [`Context::abort`] closes at once, dropping what is queued.
+//!   pending output), then lingers (FIN, input dropped) until the peer closes;
+//!   [`Context::abort`] closes at once, dropping what is queued.
+//! - Outbound bytes a session queues beyond [`Limits::max_outbound`](crate::Limits::max_outbound)
+//!   close the connection (send big bodies as file ranges, which are not counted).
+//! - A session that panics loses its own connection, nothing else.
 //!
 //! # Extra sockets (FTP data connections)
 //! [`Context::listen`] asks the driver for a passive listener on the control connection's
@@ -37,7 +41,8 @@
 //! peer to connect gets the channel ([`ChannelEvent::Connected`]) and the listener is closed
 //! (one connection per `PASV`). [`Context::connect`] opens an active connection instead
 //! (`PORT`). Then [`Context::channel_write`], [`Context::channel_send_file`] and
-//! [`Context::channel_close`] work as their control-connection twins, and input arrives as
+//! [`Context::channel_close`] work as their control-connection twins
+//! ([`Context::channel_abort`] drops a channel at once, FTP `ABOR`), and input arrives as
 //! [`ChannelEvent::Data`] / [`ChannelEvent::Eof`]. A channel ends with exactly one
 //! [`ChannelEvent::Closed`] (or [`ChannelEvent::Error`]), after which its id is dead.
 
@@ -201,6 +206,8 @@ impl Context {
     }
 
     /// Close the connection once everything queued (here and on data channels) is written.
+    /// The driver then sends FIN and drops further input until the peer closes (a lingering
+    /// close, so unread input cannot turn into a RST that destroys the last reply).
     pub fn close(&mut self) {
         self.actions.push(Action::Close);
     }

@@ -49,6 +49,21 @@ impl ShutdownHandle {
     }
 }
 
+impl Drop for Trigger {
+    fn drop(&mut self) {
+        // If this server's pipe took the signals, give them back before the pipe closes: the
+        // descriptor number may be reused, and a later signal must not write into it.
+        let w = self.w.as_raw_fd();
+        if SIGNAL_FD
+            .compare_exchange(w, -1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            set_handler(libc::SIGINT, libc::SIG_DFL, 0);
+            set_handler(libc::SIGTERM, libc::SIG_DFL, 0);
+        }
+    }
+}
+
 static SIGNAL_FD: AtomicI32 = AtomicI32::new(-1);
 static CHILD_FD: AtomicI32 = AtomicI32::new(-1);
 

@@ -24,6 +24,21 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// A non-blocking, close-on-exec eventfd (a counter the kernel can wait on).
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; the fd is owned below.
+    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
+    // SAFETY: fd was just created and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Add one to an eventfd (makes it readable).
+pub(crate) fn eventfd_poke(fd: RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a valid u64; errors (counter overflow) are irrelevant here.
+    unsafe { libc::write(fd, &one as *const u64 as *const libc::c_void, 8) };
+}
+
 /// Write one byte, ignoring a full pipe (the reader is already due to wake). Async-signal-safe.
 pub(crate) fn poke(fd: RawFd) {
     let b = 1u8;
@@ -156,23 +171,57 @@ pub(crate) fn take_error(fd: RawFd) -> io::Result<Option<io::Error>> {
     })
 }
 
-/// A connection counter in an anonymous shared mapping: threads share it like any atomic, and
-/// forked children share it too, so `max_connections` holds across prefork workers.
+/// Per-address buckets of the per-IP limit (slot 0 of the mapping is the global count).
+const IP_BUCKETS: usize = 4095;
+/// One region: the total count, then the per-address buckets.
+const REGION: usize = IP_BUCKETS + 1;
+
+/// Connection counters in an anonymous shared mapping: threads share them like any atomic, and
+/// forked children share them too, so `max_connections` and `max_per_ip` hold across prefork
+/// workers. The per-IP count is kept in 4095 buckets by address hash: two addresses that share
+/// a bucket share a budget (conservative: a limit is never exceeded, at worst reached early).
+///
+/// Region 0 holds the counts; with `ledgers`, region `1 + w` records what prefork worker `w`
+/// holds, so when a worker is killed outright its parent can give its places back.
 pub(crate) struct SharedCounter {
     ptr: *const AtomicUsize,
+    bytes: usize,
+    max: usize,
+    max_per_ip: Option<usize>,
+    /// This process's ledger (`usize::MAX` = none); process-local memory, set after fork.
+    ledger: AtomicUsize,
 }
 
-// SAFETY: the pointee is an atomic in a mapping that lives as long as the counter.
+// SAFETY: the pointees are atomics in a mapping that lives as long as the counter.
 unsafe impl Send for SharedCounter {}
 unsafe impl Sync for SharedCounter {}
 
+fn bucket(ip: std::net::IpAddr) -> usize {
+    // FNV-1a over the address bytes (an IPv4-mapped IPv6 address counts as its IPv4 self).
+    let ip = match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    let bytes: Vec<u8> = match ip {
+        std::net::IpAddr::V4(a) => a.octets().to_vec(),
+        std::net::IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    1 + (h % IP_BUCKETS as u64) as usize
+}
+
 impl SharedCounter {
-    pub(crate) fn new() -> io::Result<Self> {
+    pub(crate) fn new(max: usize, max_per_ip: Option<usize>, ledgers: usize) -> io::Result<Self> {
+        let bytes = (1 + ledgers) * REGION * std::mem::size_of::<AtomicUsize>();
         // SAFETY: a fresh anonymous shared mapping, zero-filled, page aligned.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                4096,
+                bytes,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED | libc::MAP_ANONYMOUS,
                 -1,
@@ -184,17 +233,53 @@ impl SharedCounter {
         }
         Ok(SharedCounter {
             ptr: p as *const AtomicUsize,
+            bytes,
+            max,
+            max_per_ip,
+            ledger: AtomicUsize::new(usize::MAX),
         })
     }
 
-    fn get(&self) -> &AtomicUsize {
-        // SAFETY: ptr points into our live mapping, suitably aligned, zero-initialised.
-        unsafe { &*self.ptr }
+    fn slot(&self, i: usize) -> &AtomicUsize {
+        debug_assert!(i * std::mem::size_of::<AtomicUsize>() < self.bytes);
+        // SAFETY: i is within the mapping, which is live, aligned and zero-initialised.
+        unsafe { &*self.ptr.add(i) }
     }
 
-    /// Take a slot if fewer than `max` are taken.
-    pub(crate) fn try_acquire(&self, max: usize) -> bool {
-        self.get()
+    /// Record this process's places in ledger `w` (a prefork worker, right after fork).
+    pub(crate) fn use_ledger(&self, w: usize) {
+        self.ledger.store(w, Ordering::Relaxed);
+    }
+
+    /// Give back every place ledger `w` records (its worker is dead) and clear it.
+    pub(crate) fn reclaim_ledger(&self, w: usize) {
+        let base = (1 + w) * REGION;
+        for i in 0..REGION {
+            let n = self.slot(base + i).swap(0, Ordering::AcqRel);
+            if n > 0 {
+                let _ = self
+                    .slot(i)
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                        Some(c.saturating_sub(n))
+                    });
+            }
+        }
+    }
+
+    fn note(&self, i: usize, up: bool) {
+        let w = self.ledger.load(Ordering::Relaxed);
+        if w != usize::MAX {
+            let s = self.slot((1 + w) * REGION + i);
+            if up {
+                s.fetch_add(1, Ordering::AcqRel);
+            } else {
+                let _ = s.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+            }
+        }
+    }
+
+    fn take(&self, i: usize, max: usize) -> bool {
+        self.slot(i)
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 if n < max {
                     Some(n + 1)
@@ -205,17 +290,42 @@ impl SharedCounter {
             .is_ok()
     }
 
-    pub(crate) fn release(&self) {
+    fn give(&self, i: usize) {
         let _ = self
-            .get()
+            .slot(i)
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// Admit a connection from `ip` if both the global and its address's limit allow.
+    pub(crate) fn try_acquire(&self, ip: std::net::IpAddr) -> bool {
+        if !self.take(0, self.max) {
+            return false;
+        }
+        if let Some(per_ip) = self.max_per_ip {
+            if !self.take(bucket(ip), per_ip) {
+                self.give(0);
+                return false;
+            }
+            self.note(bucket(ip), true);
+        }
+        self.note(0, true);
+        true
+    }
+
+    pub(crate) fn release(&self, ip: std::net::IpAddr) {
+        if self.max_per_ip.is_some() {
+            self.give(bucket(ip));
+            self.note(bucket(ip), false);
+        }
+        self.give(0);
+        self.note(0, false);
     }
 }
 
 impl Drop for SharedCounter {
     fn drop(&mut self) {
         // SAFETY: unmapping the mapping created in new(); no references outlive self.
-        unsafe { libc::munmap(self.ptr as *mut libc::c_void, 4096) };
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.bytes) };
     }
 }
 
@@ -270,8 +380,7 @@ pub(crate) fn kill(pid: libc::pid_t, sig: libc::c_int) {
 
 /// Leave a forked child without running the parent's destructors or atexit handlers.
 pub(crate) fn exit_child(code: i32) -> ! {
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
+    // No flushing: a buffer inherited from the parent would be written twice.
     // SAFETY: _exit never returns.
     unsafe { libc::_exit(code) }
 }
@@ -279,4 +388,35 @@ pub(crate) fn exit_child(code: i32) -> ! {
 pub(crate) fn close_fd(fd: RawFd) {
     // SAFETY: only called on fds this process owns and will not use again (in a fresh child).
     unsafe { libc::close(fd) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_enforce_global_and_per_address_limits() {
+        let a: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        let b: std::net::IpAddr = "10.0.0.2".parse().unwrap();
+        assert_ne!(bucket(a), bucket(b));
+        let c = SharedCounter::new(3, Some(2), 1).unwrap();
+        assert!(c.try_acquire(a) && c.try_acquire(a));
+        assert!(!c.try_acquire(a), "per-address limit");
+        assert!(c.try_acquire(b));
+        assert!(!c.try_acquire(b), "global limit");
+        c.release(a);
+        assert!(c.try_acquire(b), "a freed place is reusable");
+        // An IPv4-mapped IPv6 peer is the same address.
+        let mapped: std::net::IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(bucket(mapped), bucket(a));
+        // A worker's ledger gives its places back when it dies without releasing them.
+        c.release(a);
+        c.release(b);
+        c.release(b);
+        c.use_ledger(0);
+        assert!(c.try_acquire(a) && c.try_acquire(a) && c.try_acquire(b));
+        assert!(!c.try_acquire(b));
+        c.reclaim_ledger(0);
+        assert!(c.try_acquire(a) && c.try_acquire(a), "places reclaimed");
+    }
 }

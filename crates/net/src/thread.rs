@@ -29,7 +29,7 @@ pub(crate) fn serve_one<P: Protocol>(
         }
         Err(e) => {
             tracing::warn!("cannot serve a connection: {e}");
-            counter_owner.counter.release();
+            counter_owner.counter.release(peer.0.ip());
         }
     }
 }
@@ -43,6 +43,7 @@ struct Hooks<P: Protocol> {
 impl<P: Protocol> AcceptHooks for Hooks<P> {
     fn on_conn(&mut self, stream: TcpStream, peer: Peer) {
         let (shared, hub) = (self.shared.clone(), self.hub.clone());
+        let ip = peer.0.ip();
         let spawned = std::thread::Builder::new()
             .name("conn".into())
             .spawn(move || serve_one(shared, hub, stream, peer));
@@ -50,7 +51,7 @@ impl<P: Protocol> AcceptHooks for Hooks<P> {
             Ok(h) => self.threads.push(h),
             Err(e) => {
                 tracing::warn!("cannot spawn a thread: {e}");
-                self.shared.counter.release();
+                self.shared.counter.release(ip);
             }
         }
     }

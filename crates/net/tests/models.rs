@@ -26,6 +26,7 @@ struct Echo;
 /// `listener` is which of the server's listeners accepted it (1 = the extra "web" one).
 struct EchoSession {
     listener: usize,
+    paused: bool,
 }
 
 impl Session for EchoSession {
@@ -40,6 +41,20 @@ impl Session for EchoSession {
                 if &input[..i] == b"PANIC" {
                     panic!("test panic: a buggy session");
                 }
+                if &input[..i] == b"CLOSE" {
+                    // A big last reply, so it is still in flight when the session closes.
+                    cx.write_vec([vec![b'r'; 512 * 1024], b"\nclosing\n".to_vec()].concat());
+                    cx.close();
+                    return i + 1;
+                }
+                if let Some(ms) = input[..i].strip_prefix(b"PAUSE ") {
+                    // Stop taking input for a while; what follows waits in the kernel.
+                    let ms: u64 = String::from_utf8_lossy(ms).parse().unwrap_or(0);
+                    self.paused = true;
+                    cx.pause_input(true);
+                    cx.set_timer(Duration::from_millis(ms));
+                    return i + 1;
+                }
                 if let Some(ms) = input[..i].strip_prefix(b"TIMER ") {
                     let ms: u64 = String::from_utf8_lossy(ms).parse().unwrap_or(0);
                     cx.set_timer(Duration::from_millis(ms));
@@ -52,7 +67,12 @@ impl Session for EchoSession {
         }
     }
     fn on_timer(&mut self, cx: &mut Context) {
-        cx.write(b"tick\n");
+        if std::mem::take(&mut self.paused) {
+            cx.write(b"resumed\n");
+            cx.pause_input(false);
+        } else {
+            cx.write(b"tick\n");
+        }
     }
     fn on_idle(&mut self, cx: &mut Context) {
         cx.write(b"bye idle\n");
@@ -66,10 +86,16 @@ impl Session for EchoSession {
 impl Protocol for Echo {
     type Session = EchoSession;
     fn new_session(&self, _: &ConnInfo) -> EchoSession {
-        EchoSession { listener: 0 }
+        EchoSession {
+            listener: 0,
+            paused: false,
+        }
     }
     fn new_session_on(&self, listener: usize, _: &ConnInfo) -> EchoSession {
-        EchoSession { listener }
+        EchoSession {
+            listener,
+            paused: false,
+        }
     }
     fn refusal(&self) -> Option<Vec<u8>> {
         Some(b"busy\n".to_vec())
@@ -221,6 +247,8 @@ struct Spec {
     tight: bool,
     /// A second listener, announced as "web".
     web: bool,
+    /// `max_per_ip` (0 = none).
+    per_ip: usize,
 }
 
 impl Spec {
@@ -238,11 +266,12 @@ impl Spec {
             file: String::new(),
             tight: false,
             web: false,
+            per_ip: 0,
         }
     }
     fn encode(&self) -> String {
         format!(
-            "{};{};{};{};{};{};{};{};{}",
+            "{};{};{};{};{};{};{};{};{};{}",
             self.model,
             self.edge,
             self.proto,
@@ -251,7 +280,8 @@ impl Spec {
             self.workers,
             self.file,
             self.tight,
-            self.web
+            self.web,
+            self.per_ip
         )
     }
 }
@@ -278,6 +308,8 @@ fn server_main() {
     config.limits.max_connections = f[4].parse().unwrap();
     config.workers = f[5].parse().unwrap();
     config.limits.shutdown_grace = Duration::from_secs(2);
+    let per_ip: usize = f[9].parse().unwrap();
+    config.limits.max_per_ip = (per_ip > 0).then_some(per_ip);
     if f[8] == "true" {
         config
             .also
@@ -493,10 +525,24 @@ fn echo(model: Model, edge: bool) {
     c.send("after");
     c.expect("after");
     c.expect("tick");
+    // Paused input waits (in the same write as the pause) until the session resumes it.
+    c.w.write_all(b"PAUSE 150\nwaited\n").unwrap();
+    c.expect("resumed");
+    c.expect("waited");
     // Input that never completes a line is bounded: past max_input the connection is closed.
     let _ = c.w.write_all(&vec![b'z'; 200 * 1024]);
     c.expect_closed();
     drop(c);
+    // Closing with unread input still delivers the last reply (lingering close: FIN, not RST).
+    for _ in 0..5 {
+        let mut c = srv.connect();
+        let mut burst = b"CLOSE\n".to_vec();
+        burst.resize(burst.len() + 64 * 1024, b'j');
+        let _ = c.w.write_all(&burst);
+        assert_eq!(c.line().len(), 512 * 1024, "the whole last reply arrives");
+        c.expect("closing");
+        c.expect_closed();
+    }
     // A session that panics loses its connection; the server goes on.
     let mut p = srv.connect();
     p.send("PANIC");
@@ -755,7 +801,8 @@ fn max_connections(model: Model, edge: bool) {
         b.expect("b");
     } else {
         // Iterative: b waits its turn, but it holds a place; give the loop time to accept it.
-        std::thread::sleep(Duration::from_millis(300));
+        // (generous, for a loaded machine: an idle loop accepts it at once).
+        std::thread::sleep(Duration::from_millis(1000));
     }
     let mut c = srv.connect();
     c.expect("busy");
@@ -772,34 +819,63 @@ fn max_connections(model: Model, edge: bool) {
         b = srv.connect();
         b.w.shutdown(std::net::Shutdown::Both).unwrap();
     }
-    // A place was freed when `a` left: a newcomer is admitted (no greeting, so a short read
-    // that times out means admitted; "busy" means the server has not noticed yet).
+    // A place was freed when `a` left: a newcomer is admitted. Until the server has noticed,
+    // newcomers get "busy" (or a reset, if the refusal raced with our line).
     let start = Instant::now();
     loop {
         let mut d = srv.connect();
-        d.r.get_ref()
-            .set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
+        let _ = d.w.write_all(b"d\n");
         let mut l = String::new();
         match d.r.read_line(&mut l) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                d.r.get_ref()
-                    .set_read_timeout(Some(Duration::from_secs(10)))
-                    .unwrap();
-                d.send("d");
-                d.expect("d");
-                break;
-            }
-            Ok(_) => assert_eq!(l, "busy\n"),
+            Ok(_) if l == "d\n" => break,
+            Ok(_) => assert!(l == "busy\n" || l.is_empty(), "unexpected {l:?}"),
             Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
         }
         assert!(
-            start.elapsed() < Duration::from_secs(5),
+            start.elapsed() < Duration::from_secs(10),
             "a freed place was never reused"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(b);
+    assert!(srv.stop().success());
+}
+
+/// `max_per_ip`: one address at its limit is refused while another address still gets in.
+fn per_ip_limit(model: Model, edge: bool) {
+    if !model.concurrent() {
+        return; // one at a time: the others wait anyway (max_connections covers refusal)
+    }
+    let mut spec = Spec::new(model, edge, "echo");
+    spec.per_ip = 2;
+    let mut srv = TestServer::start(&spec);
+    let from = |ip: [u8; 4]| {
+        use socket2::{Domain, Socket, Type};
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.bind(&SocketAddr::from((ip, 0)).into()).unwrap();
+        s.connect_timeout(&srv.addr.into(), Duration::from_secs(5))
+            .unwrap();
+        let s: TcpStream = s.into();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Client {
+            w: s.try_clone().unwrap(),
+            r: BufReader::new(s),
+        }
+    };
+    let mut held = Vec::new();
+    for i in 0..2 {
+        let mut c = from([127, 0, 0, 1]);
+        c.send(&format!("one {i}"));
+        c.expect(&format!("one {i}"));
+        held.push(c);
+    }
+    let mut third = from([127, 0, 0, 1]);
+    third.expect("busy");
+    third.expect_closed();
+    let mut other = from([127, 0, 0, 2]);
+    other.send("two");
+    other.expect("two");
+    drop((held, other));
     assert!(srv.stop().success());
 }
 
@@ -879,6 +955,56 @@ fn shutdown(model: Model, edge: bool) {
     assert!(TcpStream::connect_timeout(&srv.addr, Duration::from_secs(2)).is_err());
 }
 
+/// A child killed outright (SIGKILL) is reaped, its place is freed, and under `prefork` a new
+/// worker replaces it: the server keeps serving, with no zombie.
+fn child_killed(model: Model, edge: bool) {
+    if !model.multi_process() {
+        return;
+    }
+    let mut spec = Spec::new(model, edge, "echo");
+    spec.max = 1;
+    let mut srv = TestServer::start(&spec);
+    let pid = srv.pid();
+    let mut c = srv.connect();
+    c.send("hi");
+    c.expect("hi");
+    let before: Vec<i32> = children_of(pid).into_iter().map(|(p, _)| p).collect();
+    // Under fork the only child serves `c`; under prefork, kill every worker (one serves `c`).
+    for &k in &before {
+        // SAFETY: signalling processes this test started.
+        unsafe { libc::kill(k, libc::SIGKILL) };
+    }
+    c.expect_closed();
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let kids = children_of(pid);
+        let zombies = kids.iter().filter(|(_, s)| *s == 'Z').count();
+        let fresh = kids
+            .iter()
+            .filter(|(p, s)| *s != 'Z' && !before.contains(p))
+            .count();
+        let want = if model == Model::Prefork {
+            spec.workers
+        } else {
+            0
+        };
+        if zombies == 0 && fresh == want {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "children now {kids:?} (killed {before:?})"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The killed connection's place (max = 1) is free again, and the server serves.
+    let mut d = srv.connect();
+    d.send("again");
+    d.expect("again");
+    drop(d);
+    assert!(srv.stop().success());
+}
+
 /// Two listeners with their own service names; the session learns which one it came from.
 fn two_listeners(model: Model, edge: bool) {
     let mut spec = Spec::new(model, edge, "echo");
@@ -950,6 +1076,8 @@ macro_rules! every_model {
                 #[test] fn shutdown() { super::shutdown(M, E) }
                 #[test] fn parent_killed() { super::parent_killed(M, E) }
                 #[test] fn two_listeners() { super::two_listeners(M, E) }
+                #[test] fn per_ip_limit() { super::per_ip_limit(M, E) }
+                #[test] fn child_killed() { super::child_killed(M, E) }
             }
         )*
         /// The list above covers `Model::ALL`: a new model cannot be added without its tests.
