@@ -260,7 +260,12 @@ fn open_fds() -> usize {
 
 fn no_descriptor_leak_per_child(m: StartMethod) {
     // Warm up (lazily created threads, caches), then many start+join cycles.
-    Process::builder().start_method(m).spawn(square, 1).unwrap().join().unwrap();
+    Process::builder()
+        .start_method(m)
+        .spawn(square, 1)
+        .unwrap()
+        .join()
+        .unwrap();
     let before = open_fds();
     for i in 0..40 {
         let p = Process::builder().start_method(m).spawn(square, i).unwrap();
@@ -271,7 +276,12 @@ fn no_descriptor_leak_per_child(m: StartMethod) {
         assert!(eventually(Duration::from_secs(10), || !p.is_alive()));
         drop(p);
     }
-    assert!(open_fds() <= before + 1, "{} descriptors before, {} after", before, open_fds());
+    assert!(
+        open_fds() <= before + 1,
+        "{} descriptors before, {} after",
+        before,
+        open_fds()
+    );
 }
 
 both_methods!(
