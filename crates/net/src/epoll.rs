@@ -99,12 +99,7 @@ impl Poller for EpollPoller {
             )
         };
         if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(())
-            } else {
-                Err(e)
-            };
+            return crate::poller::wait_error();
         }
         // SAFETY: the kernel initialised the first n entries.
         unsafe { self.buf.set_len(n as usize) };

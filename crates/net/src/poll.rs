@@ -65,12 +65,7 @@ impl Poller for PollPoller {
             )
         };
         if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(())
-            } else {
-                Err(e)
-            };
+            return crate::poller::wait_error();
         }
         for (p, &token) in self.fds.iter().zip(&self.tokens) {
             if p.revents == 0 {

@@ -46,6 +46,17 @@ pub(crate) trait Poller {
     }
 }
 
+/// The error of a failed wait (`n < 0`): a signal interrupting it is an empty turn, not an
+/// error, so the loop comes round and sees the shutdown flag.
+pub(crate) fn wait_error() -> io::Result<()> {
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::Interrupted {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
 pub(crate) fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
     match timeout {
         None => -1,

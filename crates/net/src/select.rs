@@ -67,12 +67,7 @@ impl Poller for SelectPoller {
             };
             let n = libc::select(maxfd + 1, &mut rset, &mut wset, std::ptr::null_mut(), tvp);
             if n < 0 {
-                let e = io::Error::last_os_error();
-                return if e.kind() == io::ErrorKind::Interrupted {
-                    Ok(())
-                } else {
-                    Err(e)
-                };
+                return crate::poller::wait_error();
             }
             for (&fd, &(token, _)) in &self.fds {
                 let r = libc::FD_ISSET(fd, &rset);
