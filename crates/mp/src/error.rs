@@ -21,6 +21,10 @@ pub enum IpcError {
     /// The peer died or wrote garbage in the middle of a message.
     #[error("truncated or corrupt message: {0}")]
     Corrupt(String),
+    /// The sender died in the middle of this message (a process sharing a sending end was
+    /// killed while it wrote a large message). The message is gone; the next one is intact.
+    #[error("the sender died in the middle of the message; it was dropped")]
+    Torn,
     /// A timed operation ran out of time.
     #[error("timed out")]
     Timeout,

@@ -1,9 +1,11 @@
 //! `Pipe`: Python's `multiprocessing.Pipe`. Messages are length-prefixed frames
 //! (`[u32 little-endian length][postcard bytes]`) on a Unix stream socket (duplex) or an OS pipe
 //! (simplex). Reads are buffered, so a burst of small messages costs one `read` for many; each
-//! `send` is one `writev`, so a message is on its way when `send` returns. Bodies of 64 KiB and
-//! more travel through a shared-memory [lane](crate::lane) beside the pipe instead; the frame
-//! header (with the top bit set) keeps them in order.
+//! `send` is one `writev`, so a message is on its way when `send` returns. A frame that would not
+//! fit in one atomic pipe write (`PIPE_BUF`, 4 KiB) travels through a shared-memory
+//! [lane](crate::lane) beside the pipe instead; a token in the pipe (top bit set) keeps it in
+//! order. So no frame is ever half in the pipe: a sender SIGKILLed in the middle of a message
+//! can tear only a lane record, which the lane detects and reports as [`IpcError::Torn`].
 //!
 //! Ends travel to children as spawn arguments. Moving an end into `spawn` closes the parent's
 //! copy, which is what makes EOF work: a reader gets [`IpcError::Eof`] once every writer is gone.
@@ -29,9 +31,13 @@ const READ_BUF: usize = 64 * 1024;
 /// How long a reader polls before it sleeps. The peer is usually on the other core and a few
 /// microseconds away; sleeping costs a wake-up of tens of microseconds on a VM.
 const SPIN: Duration = Duration::from_micros(50);
-/// Bodies at least this large go through the lane.
-const LANE_MIN: usize = 64 * 1024;
-/// Header bit meaning "the body is in the lane".
+/// Bodies at least this large go through the lane: a smaller frame (4-byte header included)
+/// fits in one `PIPE_BUF` write, which the kernel never splits, so a writer killed in the middle
+/// of `send` cannot leave half a frame in the pipe. (A stream socketpair makes no such promise
+/// in POSIX; Linux sends a write this small as one unit.)
+const LANE_MIN: usize = 4096 - 4;
+/// Header bit meaning "the body is in the lane"; the other 31 bits are the lane record's
+/// sequence number.
 const IN_LANE: u32 = 1 << 31;
 
 /// One end of a pipe: the descriptor plus a read buffer and a reusable encode buffer.
@@ -44,6 +50,15 @@ struct End {
     /// Lane for bodies this end sends / receives (shared memory, one writer, one reader).
     send_lane: Option<Arc<Segment>>,
     recv_lane: Option<Arc<Segment>>,
+    /// A lane record being received, kept when a timed receive gives up half-way.
+    pending: Option<lane::ReadState>,
+}
+
+/// Where a received body is.
+enum Body {
+    /// In the read buffer at `(start, len)`.
+    Buffered(usize, usize),
+    Owned(Vec<u8>),
 }
 
 impl End {
@@ -57,6 +72,7 @@ impl End {
             wbuf: Vec::new(),
             send_lane,
             recv_lane,
+            pending: None,
         }
     }
 
@@ -71,6 +87,7 @@ impl End {
         self.fd = None;
         self.rbuf = Vec::new();
         self.rpos = 0;
+        self.pending = None;
     }
 
     fn write_frame(&self, fd: RawFd, header: &[u8; 4], body: &[u8]) -> Result<(), IpcError> {
@@ -118,18 +135,20 @@ impl End {
                 max: MAX_MESSAGE,
             });
         }
-        // One message at a time per sending end, even if several processes share it.
-        let _writer = self
-            .send_lane
-            .as_deref()
-            .map(lane::lock_writers)
-            .transpose()?;
+        // One message at a time per sending end, even if several processes share it. Taking
+        // the lock also repairs the lane if the last holder died in the middle of a message.
+        let reader_alive = || sys::peer_open(fd, libc::POLLOUT);
+        let _writer = match self.send_lane.as_deref() {
+            Some(lane) => Some(lane::lock_writers(lane, &reader_alive)?),
+            None => None,
+        };
         match &self.send_lane {
-            Some(lane) if body.len() >= LANE_MIN => {
-                let header = (body.len() as u32 | IN_LANE).to_le_bytes();
-                self.write_frame(fd, &header, &[])?;
-                lane::write(lane, body, &|| sys::peer_open(fd, libc::POLLOUT))
-            }
+            Some(lane) if body.len() >= LANE_MIN => lane::write(
+                lane,
+                body,
+                |seq| self.write_frame(fd, &(seq | IN_LANE).to_le_bytes(), &[]),
+                &reader_alive,
+            ),
             _ => self.write_frame(fd, &(body.len() as u32).to_le_bytes(), body),
         }
     }
@@ -183,12 +202,8 @@ impl End {
         Ok(n > 0)
     }
 
-    /// Read and consume the next frame header: `(body length, body is in the lane)`.
-    fn next_header(
-        &mut self,
-        fd: RawFd,
-        deadline: Option<Instant>,
-    ) -> Result<(usize, bool), IpcError> {
+    /// Wait until `deadline` for the next frame's 4-byte header word, without consuming it.
+    fn peek_word(&mut self, fd: RawFd, deadline: Option<Instant>) -> Result<u32, IpcError> {
         while self.buffered().len() < 4 {
             if !self.fill(fd, deadline)? {
                 return Err(if self.buffered().is_empty() {
@@ -198,49 +213,71 @@ impl End {
                 });
             }
         }
-        let header = u32::from_le_bytes(self.buffered()[..4].try_into().unwrap());
-        let len = (header & !IN_LANE) as usize;
-        if len > MAX_MESSAGE {
-            return Err(IpcError::Corrupt(format!("frame claims {len} bytes")));
-        }
-        self.rpos += 4;
-        Ok((len, header & IN_LANE != 0))
+        Ok(u32::from_le_bytes(self.buffered()[..4].try_into().unwrap()))
     }
 
-    /// Wait until the `len`-byte body of the current frame is buffered. The message has begun,
-    /// so the rest follows: no deadline.
-    fn buffer_body(&mut self, fd: RawFd, len: usize) -> Result<(), IpcError> {
-        while self.buffered().len() < len {
-            if !self.fill(fd, None)? {
-                return Err(IpcError::Corrupt(
-                    "peer closed in the middle of a message".into(),
-                ));
+    /// Receive the next message's body, waiting until `deadline`. A timeout consumes nothing
+    /// (or, in the middle of a lane record, keeps the progress for the next call). `reuse`
+    /// lends its allocation to a body that does not fit the read buffer.
+    fn next_body(
+        &mut self,
+        deadline: Option<Instant>,
+        reuse: Option<&mut Vec<u8>>,
+    ) -> Result<Body, IpcError> {
+        let fd = self.fd()?;
+        if self.pending.is_none() {
+            let word = self.peek_word(fd, deadline)?;
+            let len = (word & !IN_LANE) as usize;
+            if word & IN_LANE != 0 {
+                self.rpos += 4;
+                let buf = reuse.map(std::mem::take).unwrap_or_default();
+                self.pending = Some(lane::ReadState::new(word & !IN_LANE, buf));
+            } else if len > MAX_MESSAGE {
+                return Err(IpcError::Corrupt(format!("frame claims {len} bytes")));
+            } else if len <= READ_BUF {
+                // The whole frame was written at once; wait for all of it before consuming.
+                while self.buffered().len() < 4 + len {
+                    if !self.fill(fd, deadline)? {
+                        return Err(IpcError::Corrupt(
+                            "peer closed in the middle of a message".into(),
+                        ));
+                    }
+                }
+                let start = self.rpos + 4;
+                self.rpos = start + len;
+                return Ok(Body::Buffered(start, len));
+            } else {
+                // A large inline frame (a sender without a lane): it has begun, the rest
+                // follows.
+                self.rpos += 4;
+                let mut body = reuse.map(std::mem::take).unwrap_or_default();
+                self.read_large_inline(fd, len, &mut body)?;
+                return Ok(Body::Owned(body));
             }
         }
-        Ok(())
+        let lane = self.recv_lane.clone().ok_or_else(|| {
+            IpcError::Corrupt("a lane message arrived on a pipe without a lane".into())
+        })?;
+        let st = self.pending.as_mut().expect("set above");
+        match lane::read(&lane, st, deadline, &|| sys::peer_open(fd, libc::POLLIN)) {
+            Ok(()) => Ok(Body::Owned(self.pending.take().expect("set above").body)),
+            Err(IpcError::Timeout) => Err(IpcError::Timeout),
+            Err(e) => {
+                self.pending = None;
+                Err(e)
+            }
+        }
     }
 
-    /// Read a body too large for the read buffer into `out` (replacing its contents, reusing
-    /// its capacity).
-    fn read_large(
+    /// Read an inline body too large for the read buffer into `out`.
+    fn read_large_inline(
         &mut self,
         fd: RawFd,
         len: usize,
-        in_lane: bool,
         out: &mut Vec<u8>,
     ) -> Result<(), IpcError> {
         out.clear();
         out.reserve(len);
-        if in_lane {
-            let lane = self.recv_lane.clone().ok_or_else(|| {
-                IpcError::Corrupt("a lane message arrived on a pipe without a lane".into())
-            })?;
-            let dst = &mut out.spare_capacity_mut()[..len];
-            lane::read(&lane, dst, &|| sys::peer_open(fd, libc::POLLIN))?;
-            // SAFETY: lane::read filled all `len` bytes.
-            unsafe { out.set_len(len) };
-            return Ok(());
-        }
         let have = self.buffered().len().min(len);
         out.extend_from_slice(&self.buffered()[..have]);
         self.rpos += have;
@@ -263,37 +300,27 @@ impl End {
         deadline: Option<Instant>,
         f: impl FnOnce(&[u8]) -> Result<T, IpcError>,
     ) -> Result<T, IpcError> {
-        let fd = self.fd()?;
-        let (len, in_lane) = self.next_header(fd, deadline)?;
-        if in_lane || len > READ_BUF {
-            let mut body = Vec::new();
-            self.read_large(fd, len, in_lane, &mut body)?;
-            return f(&body);
+        match self.next_body(deadline, None)? {
+            Body::Buffered(start, len) => f(&self.rbuf[start..start + len]),
+            Body::Owned(body) => f(&body),
         }
-        self.buffer_body(fd, len)?;
-        let start = self.rpos;
-        self.rpos += len;
-        f(&self.rbuf[start..start + len])
     }
 
     /// Read one frame's body into `out`, reusing its allocation. Returns the length.
     fn recv_into(&mut self, out: &mut Vec<u8>) -> Result<usize, IpcError> {
-        let fd = self.fd()?;
-        let (len, in_lane) = self.next_header(fd, None)?;
-        if in_lane || len > READ_BUF {
-            self.read_large(fd, len, in_lane, out)?;
-        } else {
-            self.buffer_body(fd, len)?;
-            out.clear();
-            out.extend_from_slice(&self.buffered()[..len]);
-            self.rpos += len;
+        match self.next_body(None, Some(out))? {
+            Body::Buffered(start, len) => {
+                out.clear();
+                out.extend_from_slice(&self.rbuf[start..start + len]);
+            }
+            Body::Owned(body) => *out = body,
         }
-        Ok(len)
+        Ok(out.len())
     }
 
     fn poll(&self, timeout: Duration) -> Result<bool, IpcError> {
         let fd = self.fd()?;
-        if !self.buffered().is_empty() {
+        if !self.buffered().is_empty() || self.pending.is_some() {
             return Ok(true);
         }
         Ok(sys::poll_readable(fd, Some(timeout))?)
@@ -303,9 +330,9 @@ impl End {
         use serde::ser::Error;
         match &self.fd {
             None => Err(S::Error::custom("cannot pass a closed pipe end")),
-            Some(_) if !self.buffered().is_empty() => Err(S::Error::custom(
-                "cannot pass a pipe end with unread buffered messages",
-            )),
+            Some(_) if !self.buffered().is_empty() || self.pending.is_some() => Err(
+                S::Error::custom("cannot pass a pipe end with unread buffered messages"),
+            ),
             Some(fd) => (
                 FdRef(fd),
                 self.send_lane.as_deref(),
@@ -458,6 +485,13 @@ macro_rules! receiving {
         /// Receive one message as raw bytes.
         pub fn recv_bytes(&mut self) -> Result<Vec<u8>, IpcError> {
             self.end.recv_with(None, |b| Ok(b.to_vec()))
+        }
+
+        /// Receive one message as raw bytes, waiting at most `timeout` (`Err(Timeout)`; a
+        /// message whose body was still arriving is kept for the next receive).
+        pub fn recv_bytes_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>, IpcError> {
+            self.end
+                .recv_with(Some(Instant::now() + timeout), |b| Ok(b.to_vec()))
         }
 
         /// Receive one message's raw bytes into `buf`, replacing its contents and reusing its

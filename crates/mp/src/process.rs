@@ -167,13 +167,21 @@ fn with_identity<T>(f: impl FnOnce(&mut Identity) -> T) -> T {
 }
 
 pub(crate) fn become_child(name: String, daemon: bool, parent: ParentProcess) {
+    let mut g = IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
+    set_child_identity(&mut g, name, daemon, parent);
+}
+
+fn set_child_identity(
+    slot: &mut Option<Identity>,
+    name: String,
+    daemon: bool,
+    parent: ParentProcess,
+) {
     COUNTER.store(0, Ordering::Relaxed);
-    with_identity(|id| {
-        *id = Identity {
-            name,
-            daemon,
-            parent: Some(parent),
-        };
+    *slot = Some(Identity {
+        name,
+        daemon,
+        parent: Some(parent),
     });
 }
 
@@ -293,6 +301,7 @@ impl Builder {
         Ok(Process {
             child: ChildState::new(pid, name, self.daemon),
             sock: Some(sock),
+            frame: None,
             taken: false,
             _r: PhantomData,
         })
@@ -340,19 +349,23 @@ fn launch_spawn(boot: &Boot, fds: &[RawFd]) -> Result<(libc::pid_t, Tracked), Pr
 fn launch_fork(boot: Boot, fds: &[RawFd]) -> Result<(libc::pid_t, Tracked), ProcessError> {
     use std::io::Write;
     let (parent_end, child_end) = Tracked::create_pair(sys::socketpair)?;
-    // Buffered output would otherwise be written twice, once by each process.
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
+    // Every lock the child may take is held across fork(), so no thread of ours is inside one
+    // when memory is copied: a lock held by a thread that does not exist in the child would
+    // never be released there. The standard streams first (another thread may be in the middle
+    // of `println!`), flushed so buffered output is not written twice; then bingfa-mp's own.
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    let _ = out.flush();
+    let _ = err.flush();
+    let mut identity = IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
     let fork_fds = handle::fork_guard();
     let fork_children = children::fork_locks();
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         let dups = fork_fds.child_adopt(fds, child_end.as_raw_fd());
         fork_children.child_reset();
-        if boot.daemon && set_death_signal(boot.parent_pid).is_err() {
-            unsafe { libc::_exit(1) };
-        }
-        become_child(
+        set_child_identity(
+            &mut identity,
             boot.name.clone(),
             boot.daemon,
             ParentProcess {
@@ -360,12 +373,22 @@ fn launch_fork(boot: Boot, fds: &[RawFd]) -> Result<(libc::pid_t, Tracked), Proc
                 name: boot.parent_name.clone(),
             },
         );
+        // The forking thread owns these in the child too (the same thread, copied).
+        drop(identity);
+        drop(err);
+        drop(out);
+        if boot.daemon && set_death_signal(boot.parent_pid).is_err() {
+            unsafe { libc::_exit(1) };
+        }
         // The parent's copy of the handles lives on in this address space but is never dropped
         // here: run_child ends in _exit.
         run_child(boot.entry, boot.func, &boot.args, dups, child_end);
     }
     drop(fork_children);
     drop(fork_fds);
+    drop(identity);
+    drop(err);
+    drop(out);
     if pid < 0 {
         return Err(ProcessError::Start(std::io::Error::last_os_error()));
     }
@@ -442,6 +465,9 @@ pub(crate) fn spawned_child_main(fd_text: &str) -> ! {
 pub struct Process<R = ()> {
     child: Arc<ChildState>,
     sock: Option<Tracked>,
+    /// The result frame once read (`Some(None)`: the socket closed without one), kept until
+    /// the child has exited.
+    frame: Option<Option<Vec<u8>>>,
     taken: bool,
     _r: PhantomData<fn() -> R>,
 }
@@ -498,29 +524,39 @@ impl<R: DeserializeOwned> Process<R> {
     }
 
     fn collect(&mut self, deadline: Option<Instant>) -> Result<R, ProcessError> {
-        let Some(sock) = self.sock.as_ref() else {
-            return Err(ProcessError::AlreadyJoined);
-        };
         if self.taken {
             return Err(ProcessError::AlreadyJoined);
         }
-        // The result arrives on the socket, or the socket hangs up when the child dies.
-        if !sys::poll_readable(sock.as_raw_fd(), sys::remaining(deadline))? {
-            return Err(ProcessError::Timeout);
+        // The result arrives on the socket, or the socket hangs up when the child dies. Once
+        // read, it is kept here: the child may still be busy after sending it (flushing its
+        // output, say), and a timed join must not wait for that past its deadline.
+        if self.frame.is_none() {
+            let Some(sock) = self.sock.as_ref() else {
+                return Err(ProcessError::AlreadyJoined);
+            };
+            if !sys::poll_readable(sock.as_raw_fd(), sys::remaining(deadline))? {
+                return Err(ProcessError::Timeout);
+            }
+            let frame = wire::recv_frame(sock)
+                .ok()
+                .flatten()
+                .map(|(bytes, _)| bytes);
+            self.sock = None;
+            self.frame = Some(frame);
         }
-        let frame = wire::recv_frame(sock);
+        let Some(status) = self.child.wait(deadline) else {
+            return Err(ProcessError::Timeout);
+        };
         self.taken = true;
-        self.sock = None;
-        let status = self.child.wait(None).unwrap_or(0);
         children::forget(&self.child);
-        match frame {
-            Ok(Some((bytes, _))) => match codec::decode::<Outcome<R>>(&bytes)? {
+        match self.frame.take().flatten() {
+            Some(bytes) => match codec::decode::<Outcome<R>>(&bytes)? {
                 Outcome::Ok(v) => Ok(v),
                 Outcome::Panic(message) => Err(ProcessError::Panicked { message }),
                 Outcome::Codec(m) => Err(ProcessError::Codec(m)),
             },
             // No (complete) result: report how the child ended.
-            _ => {
+            None => {
                 let code = exitcode(status);
                 if code < 0 {
                     Err(ProcessError::Killed { signal: -code })
