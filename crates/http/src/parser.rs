@@ -3,7 +3,7 @@
 //! [`ParseError`] carrying the status to answer with. Every error closes the connection,
 //! because once a head is malformed the framing of whatever follows can't be trusted.
 
-use std::fmt;
+pub use crate::request::{Method, Request, Version};
 
 /// Size limits of a request head. Exceeding them is answered 414 or 431, never buffered on.
 #[derive(Clone, Debug)]
@@ -23,99 +23,6 @@ impl Default for Limits {
             max_head: 16 * 1024,
             max_headers: 100,
         }
-    }
-}
-
-/// The request methods this server recognises. Anything else is 501.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Method {
-    Get,
-    Head,
-    Post,
-    Put,
-    Delete,
-    Options,
-    Patch,
-    Connect,
-    Trace,
-}
-
-impl Method {
-    fn from_token(t: &[u8]) -> Option<Method> {
-        // Methods are case-sensitive (RFC 9110 §9.1): "get" is an unknown method.
-        Some(match t {
-            b"GET" => Method::Get,
-            b"HEAD" => Method::Head,
-            b"POST" => Method::Post,
-            b"PUT" => Method::Put,
-            b"DELETE" => Method::Delete,
-            b"OPTIONS" => Method::Options,
-            b"PATCH" => Method::Patch,
-            b"CONNECT" => Method::Connect,
-            b"TRACE" => Method::Trace,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Head => "HEAD",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Delete => "DELETE",
-            Method::Options => "OPTIONS",
-            Method::Patch => "PATCH",
-            Method::Connect => "CONNECT",
-            Method::Trace => "TRACE",
-        }
-    }
-}
-
-impl std::str::FromStr for Method {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        Method::from_token(s.as_bytes()).ok_or(())
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Version {
-    Http10,
-    Http11,
-}
-
-/// A parsed request head. Header names keep their case; look them up with [`Request::header`].
-#[derive(Clone, Debug)]
-pub struct Request {
-    pub method: Method,
-    /// The path part of the target, still percent-encoded (absolute-form is reduced to it).
-    pub path: String,
-    /// The query string without its `?`, if any.
-    pub query: Option<String>,
-    pub version: Version,
-    pub headers: Vec<(String, String)>,
-    /// Length of the body that follows the head (0 when there is none).
-    pub content_length: u64,
-    /// Whether the connection may stay open after the response (version + Connection).
-    pub keep_alive: bool,
-    /// The body (`content_length` bytes), filled in by the session before a route sees it.
-    pub body: Vec<u8>,
-}
-
-impl Request {
-    /// The value of the first header named `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -151,6 +58,44 @@ pub struct HeadParser {
     /// End of the request line, once seen.
     line_end: Option<usize>,
     headers: usize,
+    /// The shape of the request line so far, checked byte by byte as it arrives.
+    line: LineCheck,
+}
+
+/// Checks a request line while it arrives, so garbage (a TLS hello, a line of text, a
+/// version-less `GET /x`) is answered 400 at once instead of waiting for a CRLF or the head
+/// timer. It only accepts what can still become `token SP target SP HTTP/d.d`.
+#[derive(Debug, Default)]
+struct LineCheck {
+    /// 0: method, 1: request-target, 2: version.
+    part: u8,
+    /// Bytes of the current part seen so far.
+    len: usize,
+}
+
+impl LineCheck {
+    fn push(&mut self, c: u8) -> Result<(), ParseError> {
+        let ok = match (self.part, c) {
+            (0 | 1, b' ') if self.len > 0 => {
+                self.part += 1;
+                self.len = 0;
+                return Ok(());
+            }
+            (0, c) => is_tchar(c),
+            (1, c) => (0x21..=0x7e).contains(&c),
+            (_, c) => match self.len {
+                0..=4 => c == b"HTTP/"[self.len],
+                5 | 7 => c.is_ascii_digit(),
+                6 => c == b'.',
+                _ => false,
+            },
+        };
+        if !ok {
+            return err(400, "malformed request line");
+        }
+        self.len += 1;
+        Ok(())
+    }
 }
 
 impl HeadParser {
@@ -193,6 +138,9 @@ impl HeadParser {
                             if line_end - self.skip > limits.max_uri + 32 {
                                 return err(414, "URI too long");
                             }
+                            // A complete but wrong request line is refused now, not after
+                            // a header block that may never come.
+                            request_line(&buf[self.skip..line_end], limits)?;
                         } else if line_end == line_start {
                             // Blank line: the head is complete.
                             let head_end = i;
@@ -213,7 +161,12 @@ impl HeadParser {
                     Some(_) => return err(400, "bare CR"),
                 },
                 b'\n' => return err(400, "bare LF"),
-                _ => i += 1,
+                c => {
+                    if self.line_end.is_none() {
+                        self.line.push(c)?;
+                    }
+                    i += 1
+                }
             }
         }
         self.scanned = i;
@@ -540,6 +493,51 @@ mod tests {
         for (raw, want) in cases {
             assert_eq!(status(raw), *want, "{:?}", String::from_utf8_lossy(raw));
         }
+    }
+
+    #[test]
+    fn bad_request_lines_fail_before_the_head_ends() {
+        // No blank line follows: each must be refused from what has arrived so far.
+        for raw in [
+            &b"GET /x\r\n"[..],
+            b"\x16\x03\x01\x02\x00\x01",
+            b"hello there\r\n",
+            b"GET / HTTX",
+            b"GET / HTTP/1.1 extra",
+            b"GET /a\x01",
+            b" GET",
+            b"GET  /",
+            b"GET / HTTP/1.10",
+        ] {
+            let got = HeadParser::new().parse(raw, &Limits::default());
+            assert_eq!(
+                got.map(|_| ()).unwrap_err().status,
+                400,
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        for raw in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"GET / HTT",
+            b"\r\nGET /",
+            b"OPTIONS * HTTP/1.0\r\nX: y",
+        ] {
+            assert!(
+                HeadParser::new()
+                    .parse(raw, &Limits::default())
+                    .unwrap()
+                    .is_none(),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        assert_eq!(
+            status(b"GET / HTTP/2.0\r\n"),
+            505,
+            "refused at the line end"
+        );
+        assert_eq!(status(b"BREW / HTTP/1.1\r\n"), 501);
     }
 
     #[test]

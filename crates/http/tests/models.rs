@@ -99,14 +99,56 @@ fn newest_mtime(dir: &Path) -> std::time::SystemTime {
     newest
 }
 
+/// Where test sites live: tmpfs when there is one (it keeps file times past year 9999, which
+/// ext4 clamps to 2446), else the temporary directory.
+fn site_parent() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() && std::fs::metadata(shm).is_ok_and(|m| !m.permissions().readonly()) {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// How a test server runs beyond its model.
+#[derive(Default)]
+struct Opts<'a> {
+    extra: &'a [&'a str],
+    /// Run as `nobody` (uid/gid 65534) so permission bits apply, with an execute-only (0711)
+    /// root and `sub/`.
+    unprivileged: bool,
+}
+
 impl Server {
     fn start(model: &str, extra: &[&str]) -> Server {
-        let tag = if extra.is_empty() { "" } else { "-et" };
-        let base =
-            std::env::temp_dir().join(format!("bingfa-http-{}-{model}{tag}", std::process::id()));
+        Server::start_opts(
+            model,
+            Opts {
+                extra,
+                ..Opts::default()
+            },
+        )
+    }
+
+    fn start_opts(model: &str, opts: Opts) -> Server {
+        let extra = opts.extra;
+        let tag = match (extra.is_empty(), opts.unprivileged) {
+            (_, true) => "-nobody",
+            (true, false) => "",
+            (false, false) => "-et",
+        };
+        let base = site_parent().join(format!("bingfa-http-{}-{model}{tag}", std::process::id()));
         // Find the server first: if that fails, no directory is left behind.
         let mut command = server_command();
         let root = make_site(&base);
+        if opts.unprivileged {
+            use std::os::unix::fs::PermissionsExt;
+            use std::os::unix::process::CommandExt;
+            for dir in [root.clone(), root.join("sub")] {
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+            }
+            command.uid(65534).gid(65534);
+        }
         let spawned = command
             .args(["--bind", "127.0.0.1:0", "--root"])
             .arg(&root)
@@ -117,6 +159,8 @@ impl Server {
                 "2",
                 "--head-timeout",
                 HEAD_TIMEOUT_SECS,
+                "--cache-control",
+                "max-age=60",
             ])
             .args(extra)
             .stdin(Stdio::null())
@@ -285,7 +329,38 @@ fn make_site(base: &Path) -> PathBuf {
     std::os::unix::fs::symlink("../secret.txt", root.join("escape")).unwrap();
     std::os::unix::fs::symlink("/etc", root.join("etc")).unwrap();
     std::os::unix::fs::symlink("hello.txt", root.join("alias.txt")).unwrap();
+    std::os::unix::fs::symlink("sub", root.join("sublink")).unwrap();
+    // Hidden names: never served or listed unless --hidden.
+    std::fs::write(root.join(".env"), "SECRET=1\n").unwrap();
+    std::fs::create_dir(root.join(".git")).unwrap();
+    std::fs::write(root.join(".git/config"), "[core]\n").unwrap();
+    std::fs::write(root.join("list/.hidden"), "h").unwrap();
+    // A file modified after year 9999 (where the file system keeps such a time).
+    std::fs::write(root.join("future.txt"), "from the future\n").unwrap();
+    set_mtime(&root.join("future.txt"), FUTURE_SECS);
+    // A listing over 4 MiB (the connections' output bound): long names that escape badly.
+    std::fs::create_dir(root.join("huge")).unwrap();
+    for i in 0..HUGE_ENTRIES {
+        let name = format!("{i:04}{}", "<".repeat(HUGE_NAME_LEN));
+        std::fs::write(root.join("huge").join(name), "").unwrap();
+    }
     root
+}
+
+/// 10000-01-02T00:00:00Z.
+const FUTURE_SECS: i64 = 253_402_387_200;
+const HUGE_ENTRIES: usize = 2600;
+const HUGE_NAME_LEN: usize = 240;
+
+fn set_mtime(path: &Path, secs: i64) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let t = libc::timespec {
+        tv_sec: secs,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid C string and two timespecs, as utimensat takes.
+    let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [t, t].as_ptr(), 0) };
+    assert_eq!(r, 0, "utimensat {}", path.display());
 }
 
 // ---- the suite ----
@@ -304,7 +379,27 @@ fn suite(model: &str, extra: &[&str]) {
     no_escape(&s);
     slow_client(&s);
     stats(&s);
+    // Issue 8: hardening and the last gaps beside nginx.
+    hardening::unwanted_body(&s);
+    hardening::bad_request_lines_are_400_at_once(&s);
+    hardening::refusals_are_final_and_bodiless(&s);
+    hardening::range_past_u64(&s);
+    hardening::mtime_after_year_9999(&s);
+    hardening::silent_connection_closed_at_head_timeout(&s);
+    conformance::vary_on_every_variant(&s);
+    conformance::preconditions(&s);
+    conformance::multiple_ranges(&s);
+    conformance::hidden_options_cache_control(&s);
+    conformance::listing_beneath_the_root(&s);
+    conformance::huge_listing(&s);
+    drop(s);
+    hardening::execute_only_root(model, extra);
 }
+
+#[path = "models/conformance.rs"]
+mod conformance;
+#[path = "models/hardening.rs"]
+mod hardening;
 
 fn get_and_head(s: &Server) {
     let (status, head, body) = s.curl_text(&[&s.url("/hello.txt")]);
@@ -339,7 +434,10 @@ fn get_and_head(s: &Server) {
     let (status, _, _) = s.curl_text(&[&s.url("/missing")]);
     assert_eq!(status, 404);
     let (status, head, _) = s.curl_text(&["-X", "DELETE", &s.url("/hello.txt")]);
-    assert_eq!((status, header(&head, "Allow")), (405, Some("GET, HEAD")));
+    assert_eq!(
+        (status, header(&head, "Allow")),
+        (405, Some("GET, HEAD, OPTIONS"))
+    );
 }
 
 fn conditional(s: &Server) {
