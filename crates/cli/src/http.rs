@@ -48,6 +48,13 @@ pub struct ServeArgs {
     /// Connections served at once; more get 503.
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Serve and list hidden files and directories (names starting with `.`, e.g. `.git`);
+    /// without it they are 404 and left out of listings.
+    #[arg(long)]
+    hidden: bool,
+    /// A `Cache-Control` value added to file responses, e.g. `max-age=3600`.
+    #[arg(long, value_name = "VALUE")]
+    cache_control: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -61,6 +68,14 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
         HttpServer::new(&a.root).with_context(|| format!("cannot serve {}", a.root.display()))?;
     server.stats_route("/_stats");
     server.limits_mut().head_timeout = secs(a.head_timeout, "--head-timeout")?;
+    server.hidden(a.hidden);
+    if let Some(cc) = a.cache_control {
+        anyhow::ensure!(
+            !cc.is_empty() && cc.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)),
+            "--cache-control: not a header value: {cc:?}"
+        );
+        server.cache_control(cc);
+    }
 
     let mut config = Config::new("http", a.bind);
     config.model = a.model;

@@ -1,7 +1,8 @@
 //! A stand-alone copy of `bingfa http serve` for the integration tests: Cargo builds examples
 //! before running a package's tests, so the tests always run a fresh server without needing
 //! the `bingfa` binary of another package. Arguments: `--bind ADDR --root DIR --model M
-//! --workers N --edge-triggered --head-timeout SECS --idle-timeout SECS --max-connections N`.
+//! --workers N --edge-triggered --head-timeout SECS --idle-timeout SECS --max-connections N
+//! --hidden --cache-control VALUE`.
 
 use bingfa_http::{HttpServer, Response};
 use bingfa_net::Config;
@@ -19,9 +20,15 @@ fn main() {
     let mut idle_timeout = 60.0f64;
     let mut max_connections = None;
     let mut edge_triggered = false;
+    let mut hidden = false;
+    let mut cache_control = None;
     while let Some(flag) = args.next() {
         if flag == "--edge-triggered" {
             edge_triggered = true;
+            continue;
+        }
+        if flag == "--hidden" {
+            hidden = true;
             continue;
         }
         let value = args
@@ -34,6 +41,7 @@ fn main() {
             "--workers" => workers = value.parse().expect("--workers"),
             "--head-timeout" => head_timeout = value.parse().expect("--head-timeout"),
             "--idle-timeout" => idle_timeout = value.parse().expect("--idle-timeout"),
+            "--cache-control" => cache_control = Some(value),
             "--max-connections" => {
                 max_connections = Some(value.parse().expect("--max-connections"))
             }
@@ -42,6 +50,10 @@ fn main() {
     }
     let mut server = HttpServer::new(&root).expect("root");
     server.stats_route("/_stats");
+    server.hidden(hidden);
+    if let Some(cc) = cache_control {
+        server.cache_control(cc);
+    }
     server.get("/hello", |_| Response::text(200, "hello from a route\n"));
     server.post("/echo", |req| {
         Response::with_body(200, "application/octet-stream", req.body.clone())

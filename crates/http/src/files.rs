@@ -47,7 +47,9 @@ impl Root {
     }
 
     fn probe(self) -> io::Result<Root> {
-        match self.openat2(b".") {
+        // O_PATH: the probe asks whether openat2 works, not whether the root is readable (an
+        // execute-only root is fine: files beneath it still open).
+        match self.openat2(b".", libc::O_PATH | libc::O_DIRECTORY) {
             Ok(_) => Ok(self),
             Err(e) => Err(io::Error::other(format!(
                 "openat2(RESOLVE_BENEATH) unavailable: {e}"
@@ -57,9 +59,21 @@ impl Root {
 
     /// Opens `rel` (decoded bytes, no leading slash; empty means the root itself) beneath the
     /// root. Returns the file and whether it is a directory; other kinds are Forbidden.
+    ///
+    /// A directory that may be searched but not read (mode 0711) still opens, as an `O_PATH`
+    /// handle: its `index.html` can be served even though it can't be listed.
     pub fn open_path(&self, rel: &[u8]) -> Result<(File, libc::stat), OpenError> {
         let rel = if rel.is_empty() { b"." as &[u8] } else { rel };
-        let file = self.openat2(rel).map_err(|e| match e.raw_os_error() {
+        let file = match self.openat2(rel, libc::O_RDONLY | libc::O_NONBLOCK) {
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                match self.openat2(rel, libc::O_PATH | libc::O_DIRECTORY) {
+                    Ok(dir) => Ok(dir),
+                    Err(_) => Err(e),
+                }
+            }
+            other => other,
+        };
+        let file = file.map_err(|e| match e.raw_os_error() {
             Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ENAMETOOLONG) => {
                 OpenError::NotFound
             }
@@ -77,13 +91,28 @@ impl Root {
         }
     }
 
-    fn openat2(&self, rel: &[u8]) -> io::Result<File> {
+    /// The kind of what `rel` names, resolved beneath the root (symlinks that lead outside
+    /// fail here, so a listing never reveals anything about the outside). `None` if it can't
+    /// be resolved beneath the root.
+    pub fn stat_beneath(&self, rel: &[u8]) -> Option<libc::stat> {
+        let f = self.openat2(rel, libc::O_PATH).ok()?;
+        fstat(&f).ok()
+    }
+
+    fn openat2(&self, rel: &[u8], flags: libc::c_int) -> io::Result<File> {
         // A NUL can't be part of a path; answering it is the caller's 404.
         let c = CString::new(rel).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: open_how is plain old data; zeroed is a valid value of it.
         let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-        // O_NONBLOCK so a FIFO planted in the tree can't block the worker in open.
-        how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK) as u64;
+        // Callers pass O_NONBLOCK with O_RDONLY, so a FIFO planted in the tree can't block the
+        // worker in open.
+        // openat2 refuses O_PATH with any flag but O_CLOEXEC, O_DIRECTORY and O_NOFOLLOW.
+        let extra = if flags & libc::O_PATH != 0 {
+            libc::O_CLOEXEC
+        } else {
+            libc::O_CLOEXEC | libc::O_NOCTTY
+        };
+        how.flags = (flags | extra) as u64;
         how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
         // SAFETY: valid pointers for the duration of the call; size matches the struct.
         let fd = unsafe {
@@ -188,6 +217,9 @@ mod tests {
         assert_eq!(r.open_path(b"abs").unwrap_err(), OpenError::Forbidden);
         assert_eq!(r.open_path(b"a.txt\0x").unwrap_err(), OpenError::NotFound);
         assert_eq!(r.open_path(b"missing").unwrap_err(), OpenError::NotFound);
+        // What a listing may learn about an entry: only what resolves beneath the root.
+        assert!(r.stat_beneath(b"in").is_some() && r.stat_beneath(b"sub").is_some());
+        assert!(r.stat_beneath(b"abs").is_none() && r.stat_beneath(b"out").is_none());
         std::fs::remove_dir_all(base).unwrap();
     }
 

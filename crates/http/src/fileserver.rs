@@ -1,21 +1,27 @@
 //! Static files: maps a GET/HEAD request onto the root directory and decides the answer —
 //! index.html, a listing, a redirect for a directory without its slash, a precompressed
-//! sibling, 304 for a conditional request, 206/416 for a range, or an error status.
+//! sibling, 304/412 for a conditional request, 206 (one range or `multipart/byteranges`)/416
+//! for a range, or an error status. Hidden names (`.git`, `.env`) are 404 unless enabled.
 
+use crate::conditional::{self, Outcome};
 use crate::files::{percent_decode, OpenError, Root};
-use crate::listing;
+use crate::listing::{self, is_hidden, Spool};
 use crate::parser::{Method, Request};
 use crate::range::{self, RangeRequest};
-use crate::response::{Body, Response};
+use crate::response::{http_date, Body, Response};
 use std::fs::File;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Serves one directory tree.
 #[derive(Debug)]
 pub struct FileServer {
     root: Root,
+    /// Serve and list names starting with a dot.
+    pub hidden: bool,
+    /// A `Cache-Control` value for file responses (200, 206, 304).
+    pub cache_control: Option<String>,
 }
 
 /// The facts about a file that validators and headers are made of.
@@ -43,23 +49,34 @@ impl Meta {
             self.mtime_secs, self.mtime_nsec, self.len
         )
     }
-
-    fn modified(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(self.mtime_secs.max(0) as u64)
-    }
 }
+
+const FILE_METHODS: &str = "GET, HEAD, OPTIONS";
 
 impl FileServer {
     pub fn new(root: &Path) -> std::io::Result<FileServer> {
         Ok(FileServer {
             root: Root::open(root)?,
+            hidden: false,
+            cache_control: None,
         })
+    }
+
+    /// The decoded path of a request, or the status refusing it (400 for a bad escape, 404
+    /// for a hidden name when those are not served).
+    fn decode(&self, req: &Request) -> Result<Vec<u8>, u16> {
+        let decoded = percent_decode(&req.path).ok_or(400u16)?;
+        if !self.hidden && decoded.split(|&b| b == b'/').any(is_hidden) {
+            return Err(404);
+        }
+        Ok(decoded)
     }
 
     /// Answers a GET or HEAD for `req.path`.
     pub fn respond(&self, req: &Request) -> Response {
-        let Some(decoded) = percent_decode(&req.path) else {
-            return Response::error(400);
+        let decoded = match self.decode(req) {
+            Ok(d) => d,
+            Err(status) => return Response::error(status),
         };
         // One leading slash belongs to the URL; anything else (e.g. "//etc") stays and is
         // refused by RESOLVE_BENEATH as an absolute path.
@@ -72,6 +89,18 @@ impl FileServer {
             return self.directory(req, &decoded, rel);
         }
         self.file(req, rel, file, &st)
+    }
+
+    /// `OPTIONS` on a file or directory: 204 with the methods it answers, or why not.
+    pub fn options(&self, req: &Request) -> Response {
+        let decoded = match self.decode(req) {
+            Ok(d) => d,
+            Err(status) => return Response::error(status),
+        };
+        match self.root.open_path(&decoded[1..]) {
+            Ok(_) => Response::new(204).header("Allow", FILE_METHODS),
+            Err(e) => Response::error(open_status(e)),
+        }
     }
 
     fn directory(&self, req: &Request, decoded: &[u8], rel: &[u8]) -> Response {
@@ -95,68 +124,107 @@ impl FileServer {
         let Ok((dir, _)) = self.root.open_path(rel) else {
             return Response::error(404);
         };
-        match listing::read_dir(&dir) {
-            Ok(entries) => {
-                let page = listing::render(&String::from_utf8_lossy(decoded), &entries);
-                Response::html(200, page)
+        // Entries the directory doesn't type (symlinks) are resolved beneath the root only.
+        let is_dir = |name: &[u8]| {
+            let mut path = rel.to_vec();
+            path.extend_from_slice(name);
+            self.root
+                .stat_beneath(&path)
+                .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        };
+        // An execute-only directory (or an O_PATH handle of one) can't be read: 403.
+        let Ok(entries) = listing::read_dir(&dir, self.hidden, is_dir) else {
+            return Response::error(403);
+        };
+        let mut spool = Spool::new();
+        let title = String::from_utf8_lossy(decoded);
+        let body = listing::render_to(&title, &entries, &mut spool).and_then(|()| spool.finish());
+        drop(entries);
+        match body {
+            Ok(body) => Response::new(200)
+                .header("Content-Type", "text/html; charset=utf-8")
+                .body(body),
+            Err(e) => {
+                tracing::warn!("cannot spool a listing: {e}");
+                Response::error(500)
             }
-            Err(_) => Response::error(403),
         }
     }
 
     fn file(&self, req: &Request, rel: &[u8], file: File, st: &libc::stat) -> Response {
         let content_type = content_type(rel);
-        // Prefer a precompressed sibling the client accepts; its validators are its own.
-        let mut chosen = (file, Meta::of(st), None);
+        // Prefer a precompressed sibling the client accepts; its validators are its own. Any
+        // sibling at all makes the response vary, whichever variant this client gets.
         let accepted = req
             .header("Accept-Encoding")
             .map(accepted_codings)
             .unwrap_or_default();
         let mut vary = false;
+        let mut chosen = None;
         for (coding, ext) in [("br", &b".br"[..]), ("gzip", &b".gz"[..])] {
-            if !accepted.contains(&coding) {
-                continue;
-            }
             let mut sib = rel.to_vec();
             sib.extend_from_slice(ext);
-            if let Ok((f, s)) = self.root.open_path(&sib) {
-                if s.st_mode & libc::S_IFMT == libc::S_IFREG {
-                    vary = true;
-                    chosen = (f, Meta::of(&s), Some(coding));
-                    break;
+            let regular = |s: &libc::stat| s.st_mode & libc::S_IFMT == libc::S_IFREG;
+            if chosen.is_none() && accepted.contains(&coding) {
+                if let Ok((f, s)) = self.root.open_path(&sib) {
+                    if regular(&s) {
+                        vary = true;
+                        chosen = Some((f, Meta::of(&s), Some(coding)));
+                        break;
+                    }
                 }
+            } else if !vary && self.root.stat_beneath(&sib).is_some_and(|s| regular(&s)) {
+                vary = true;
             }
         }
-        let (file, meta, coding) = chosen;
+        let (file, meta, coding) = chosen.unwrap_or((file, Meta::of(st), None));
         let etag = meta.etag(coding);
-        let last_modified = httpdate::fmt_http_date(meta.modified());
+        let last_modified = http_date(meta.mtime_secs);
 
         let mut resp = Response::new(200);
-        resp = resp.header("Content-Type", content_type);
+        resp = resp.header("Content-Type", content_type.clone());
         if let Some(c) = coding {
             resp = resp.header("Content-Encoding", c);
         }
         if vary {
             resp = resp.header("Vary", "Accept-Encoding");
         }
+        if let Some(lm) = &last_modified {
+            resp = resp.header("Last-Modified", lm.clone());
+        }
         resp = resp
-            .header("Last-Modified", last_modified.clone())
             .header("ETag", etag.clone())
             .header("Accept-Ranges", "bytes");
+        if let Some(cc) = &self.cache_control {
+            resp = resp.header("Cache-Control", cc.clone());
+        }
 
-        if not_modified(req, &etag, &meta) {
-            resp.status = 304;
-            // A 304 repeats the validators and Vary, not the representation's metadata.
-            resp.headers
-                .retain(|(n, _)| matches!(n.as_str(), "ETag" | "Last-Modified" | "Vary"));
-            return resp;
+        let mtime = last_modified.as_ref().map(|_| meta.mtime_secs);
+        match conditional::evaluate(req, &etag, mtime) {
+            Outcome::Proceed => {}
+            Outcome::NotModified => {
+                resp.status = 304;
+                // A 304 repeats the validators, Vary and Cache-Control, not the
+                // representation's metadata.
+                resp.headers.retain(|(n, _)| {
+                    matches!(
+                        n.as_str(),
+                        "ETag" | "Last-Modified" | "Vary" | "Cache-Control"
+                    )
+                });
+                return resp;
+            }
+            Outcome::Failed => return self.error_varying(412, vary),
         }
 
         let len = meta.len;
         let file = Arc::new(file);
         let range = match req.header("Range") {
             // Range is defined for GET only; HEAD and others ignore it (RFC 9110 §14.2).
-            Some(r) if req.method == Method::Get && if_range_holds(req, &etag, &last_modified) => {
+            Some(r)
+                if req.method == Method::Get
+                    && conditional::if_range_holds(req, &etag, last_modified.as_deref()) =>
+            {
                 range::parse(r, len)
             }
             _ => RangeRequest::Full,
@@ -167,7 +235,8 @@ impl FileServer {
                 offset: 0,
                 len,
             }),
-            RangeRequest::Partial { start, end } => {
+            RangeRequest::Partial(ranges) if ranges.len() == 1 => {
+                let (start, end) = ranges[0];
                 resp.status = 206;
                 resp.header("Content-Range", format!("bytes {start}-{end}/{len}"))
                     .body(Body::File {
@@ -176,13 +245,72 @@ impl FileServer {
                         len: end - start + 1,
                     })
             }
-            RangeRequest::Unsatisfiable => {
-                let mut e = Response::error(416).header("Content-Range", format!("bytes */{len}"));
-                e.headers.push(("Accept-Ranges".into(), "bytes".into()));
-                e
+            RangeRequest::Partial(ranges) => {
+                resp.status = 206;
+                resp.headers.retain(|(n, _)| n != "Content-Type");
+                let boundary = boundary();
+                let body = byteranges(&boundary, &content_type, &file, len, &ranges);
+                resp.header(
+                    "Content-Type",
+                    format!("multipart/byteranges; boundary={boundary}"),
+                )
+                .body(body)
             }
+            RangeRequest::Unsatisfiable => self
+                .error_varying(416, vary)
+                .header("Content-Range", format!("bytes */{len}"))
+                .header("Accept-Ranges", "bytes"),
         }
     }
+
+    fn error_varying(&self, status: u16, vary: bool) -> Response {
+        let e = Response::error(status);
+        if vary {
+            e.header("Vary", "Accept-Encoding")
+        } else {
+            e
+        }
+    }
+}
+
+/// A multipart boundary unlikely to occur in any file: a per-process counter mixed with the
+/// clock and the pid.
+fn boundary() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    format!("bingfa{:016x}{:08x}{n:x}", t, std::process::id())
+}
+
+/// The body of a `multipart/byteranges` 206 (RFC 9110 §14.6): each part's header as bytes,
+/// each part's content as a file range, so the file bytes still go out by sendfile.
+fn byteranges(
+    boundary: &str,
+    content_type: &str,
+    file: &Arc<File>,
+    len: u64,
+    ranges: &[(u64, u64)],
+) -> Body {
+    let mut parts = Vec::with_capacity(ranges.len() * 2 + 1);
+    for (i, &(start, end)) in ranges.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "\r\n" };
+        parts.push(Body::Bytes(
+            format!(
+                "{sep}--{boundary}\r\nContent-Type: {content_type}\r\n\
+                 Content-Range: bytes {start}-{end}/{len}\r\n\r\n"
+            )
+            .into_bytes(),
+        ));
+        parts.push(Body::File {
+            file: file.clone(),
+            offset: start,
+            len: end - start + 1,
+        });
+    }
+    parts.push(Body::Bytes(format!("\r\n--{boundary}--\r\n").into_bytes()));
+    Body::Parts(parts)
 }
 
 fn open_status(e: OpenError) -> u16 {
@@ -234,33 +362,6 @@ fn accepted_codings(header: &str) -> Vec<&'static str> {
         }
     }
     out
-}
-
-/// Whether a conditional GET/HEAD is answered 304 (RFC 9110 §13.2.2: If-None-Match wins over
-/// If-Modified-Since, with weak comparison).
-fn not_modified(req: &Request, etag: &str, meta: &Meta) -> bool {
-    if let Some(inm) = req.header("If-None-Match") {
-        let weak = |t: &str| t.trim().trim_start_matches("W/").to_string();
-        let mine = weak(etag);
-        return inm.split(',').any(|t| t.trim() == "*" || weak(t) == mine);
-    }
-    if let Some(ims) = req.header("If-Modified-Since") {
-        if let Ok(since) = httpdate::parse_http_date(ims) {
-            return meta.modified() <= since;
-        }
-    }
-    false
-}
-
-/// If-Range: the Range applies only if the validator still matches (strong comparison for a
-/// tag, exact match for a date).
-fn if_range_holds(req: &Request, etag: &str, last_modified: &str) -> bool {
-    match req.header("If-Range") {
-        None => true,
-        Some(v) if v.starts_with("W/") => false,
-        Some(v) if v.starts_with('"') => v == etag,
-        Some(v) => v == last_modified,
-    }
 }
 
 #[cfg(test)]

@@ -5,11 +5,13 @@
 //! routes and the [`FileServer`]; [`session::HttpSession`] is one connection, answering each
 //! request with a [`Response`] whose file bodies go out as ranges for sendfile.
 
+pub mod conditional;
 pub mod files;
 pub mod fileserver;
 pub mod listing;
 pub mod parser;
 pub mod range;
+pub mod request;
 pub mod response;
 pub mod server;
 pub mod session;

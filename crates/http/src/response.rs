@@ -19,6 +19,9 @@ pub enum Body {
         offset: u64,
         len: u64,
     },
+    /// Bytes and file ranges interleaved, sent in this order (a `multipart/byteranges` body:
+    /// part headers as bytes, part contents as file ranges so they still go by sendfile).
+    Parts(Vec<Body>),
 }
 
 impl Body {
@@ -27,6 +30,7 @@ impl Body {
             Body::Empty => 0,
             Body::Bytes(b) => b.len() as u64,
             Body::File { len, .. } => *len,
+            Body::Parts(parts) => parts.iter().map(Body::len).sum(),
         }
     }
 
@@ -163,6 +167,7 @@ pub fn reason(status: u16) -> &'static str {
         406 => "Not Acceptable",
         408 => "Request Timeout",
         411 => "Length Required",
+        412 => "Precondition Failed",
         413 => "Content Too Large",
         409 => "Conflict",
         410 => "Gone",
@@ -179,6 +184,18 @@ pub fn reason(status: u16) -> &'static str {
         // The reason phrase is informational only (RFC 9112 §4); clients read the code.
         _ => "Unknown",
     }
+}
+
+/// Last second an IMF-fixdate can show (9999-12-31T23:59:59Z); httpdate panics beyond it.
+const LAST_HTTP_DATE: i64 = 253_402_300_799;
+
+/// A file time (seconds since the epoch) as an IMF-fixdate, or `None` when the year has more
+/// than four digits: such a Last-Modified is omitted rather than sent wrong (or panicking).
+/// Times before 1970 show as the epoch.
+pub fn http_date(secs: i64) -> Option<String> {
+    (secs <= LAST_HTTP_DATE).then(|| {
+        httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64))
+    })
 }
 
 /// The current time as an IMF-fixdate, formatted at most once a second per thread: every
@@ -201,6 +218,24 @@ pub fn http_date_now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_past_year_9999_are_omitted() {
+        assert_eq!(
+            http_date(784111777).as_deref(),
+            Some("Sun, 06 Nov 1994 08:49:37 GMT")
+        );
+        assert_eq!(
+            http_date(LAST_HTTP_DATE).as_deref(),
+            Some("Fri, 31 Dec 9999 23:59:59 GMT")
+        );
+        assert_eq!(http_date(LAST_HTTP_DATE + 1), None);
+        assert_eq!(http_date(i64::MAX), None);
+        assert_eq!(
+            http_date(-5).as_deref(),
+            Some("Thu, 01 Jan 1970 00:00:00 GMT")
+        );
+    }
 
     #[test]
     fn head_fields() {

@@ -127,6 +127,23 @@ impl HttpServer {
         self
     }
 
+    /// Serve and list hidden names (`.git`, `.env`, anything starting with a dot); off by
+    /// default, when they are 404 and left out of listings.
+    pub fn hidden(&mut self, serve: bool) -> &mut Self {
+        if let Some(f) = &mut self.shared.files {
+            f.hidden = serve;
+        }
+        self
+    }
+
+    /// Adds `Cache-Control: value` to file responses (200, 206 and 304).
+    pub fn cache_control(&mut self, value: impl Into<String>) -> &mut Self {
+        if let Some(f) = &mut self.shared.files {
+            f.cache_control = Some(value.into());
+        }
+        self
+    }
+
     pub fn limits_mut(&mut self) -> &mut HttpLimits {
         &mut self.shared.limits
     }
@@ -192,11 +209,31 @@ impl Protocol for HttpProtocol {
 }
 
 impl Shared {
+    /// Whether a request's body is read at all: only a route registered for exactly this
+    /// method and path gets one. Everything else (files, /_stats, 404, 405) is answered from
+    /// the head, and its body is dropped as it arrives.
+    pub(crate) fn wants_body(&self, req: &Request) -> bool {
+        let get_like = matches!(req.method, Method::Get | Method::Head);
+        if get_like && self.stats_path.as_deref() == Some(req.path.as_str()) {
+            return false;
+        }
+        self.routes
+            .iter()
+            .any(|r| r.path == req.path && r.method == req.method)
+    }
+
     /// The response to a complete request (body included). Never fails: errors are statuses.
     pub(crate) fn respond(&self, req: &Request) -> Response {
         if req.path == "*" {
-            // OPTIONS * (the only asterisk-form the parser lets through).
-            return Response::new(204).header("Allow", "GET, HEAD, OPTIONS");
+            // OPTIONS * (the only asterisk-form the parser lets through): what the server
+            // as a whole answers.
+            let mut methods = vec![Method::Get, Method::Head, Method::Options];
+            for r in &self.routes {
+                if !methods.contains(&r.method) {
+                    methods.push(r.method);
+                }
+            }
+            return Response::new(204).header("Allow", allow(&methods));
         }
         let get_like = matches!(req.method, Method::Get | Method::Head);
         if get_like && self.stats_path.as_deref() == Some(req.path.as_str()) {
@@ -211,16 +248,27 @@ impl Shared {
             allowed.push(r.method);
         }
         if !allowed.is_empty() {
-            let mut names: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
             if allowed.contains(&Method::Get) {
-                names.push("HEAD");
+                allowed.push(Method::Head);
             }
-            return Response::error(405).header("Allow", names.join(", "));
+            allowed.push(Method::Options);
+            let status = if req.method == Method::Options {
+                204
+            } else {
+                405
+            };
+            let resp = if status == 204 {
+                Response::new(204)
+            } else {
+                Response::error(405)
+            };
+            return resp.header("Allow", allow(&allowed));
         }
-        match (&self.files, get_like) {
-            (Some(files), true) => files.respond(req),
-            (None, true) => Response::error(404),
-            (_, false) => Response::error(405).header("Allow", "GET, HEAD"),
+        match (&self.files, req.method) {
+            (Some(files), Method::Get | Method::Head) => files.respond(req),
+            (Some(files), Method::Options) => files.options(req),
+            (None, _) => Response::error(404),
+            (Some(_), _) => Response::error(405).header("Allow", "GET, HEAD, OPTIONS"),
         }
     }
 
@@ -237,6 +285,11 @@ impl Shared {
         });
         Response::json(200, format!("{body}\n")).header("Cache-Control", "no-store")
     }
+}
+
+fn allow(methods: &[Method]) -> String {
+    let names: Vec<&str> = methods.iter().map(|m| m.as_str()).collect();
+    names.join(", ")
 }
 
 #[cfg(test)]
@@ -271,10 +324,31 @@ mod tests {
         };
         assert_eq!(shared.respond(&req(Method::Post, "/p")).status, 200);
         let r = shared.respond(&req(Method::Get, "/p"));
-        assert_eq!((r.status, r.get_header("Allow")), (405, Some("POST")));
+        assert_eq!(
+            (r.status, r.get_header("Allow")),
+            (405, Some("POST, OPTIONS"))
+        );
         assert_eq!(shared.respond(&req(Method::Head, "/g")).status, 200);
         let r = shared.respond(&req(Method::Put, "/g"));
-        assert_eq!((r.status, r.get_header("Allow")), (405, Some("GET, HEAD")));
+        assert_eq!(
+            (r.status, r.get_header("Allow")),
+            (405, Some("GET, HEAD, OPTIONS"))
+        );
+        let r = shared.respond(&req(Method::Options, "/g"));
+        assert_eq!(
+            (r.status, r.get_header("Allow")),
+            (204, Some("GET, HEAD, OPTIONS"))
+        );
+        assert!(r.body.is_empty());
+        let r = shared.respond(&req(Method::Options, "*"));
+        assert_eq!(
+            (r.status, r.get_header("Allow")),
+            (204, Some("GET, HEAD, OPTIONS, POST"))
+        );
+        assert!(shared.wants_body(&req(Method::Post, "/p")));
+        assert!(!shared.wants_body(&req(Method::Get, "/p")));
+        assert!(!shared.wants_body(&req(Method::Head, "/g")));
+        assert!(!shared.wants_body(&req(Method::Post, "/elsewhere")));
         assert_eq!(shared.respond(&req(Method::Get, "/none")).status, 404);
         assert_eq!(shared.respond(&req(Method::Options, "*")).status, 204);
     }

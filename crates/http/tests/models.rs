@@ -99,14 +99,56 @@ fn newest_mtime(dir: &Path) -> std::time::SystemTime {
     newest
 }
 
+/// Where test sites live: tmpfs when there is one (it keeps file times past year 9999, which
+/// ext4 clamps to 2446), else the temporary directory.
+fn site_parent() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() && std::fs::metadata(shm).is_ok_and(|m| !m.permissions().readonly()) {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// How a test server runs beyond its model.
+#[derive(Default)]
+struct Opts<'a> {
+    extra: &'a [&'a str],
+    /// Run as `nobody` (uid/gid 65534) so permission bits apply, with an execute-only (0711)
+    /// root and `sub/`.
+    unprivileged: bool,
+}
+
 impl Server {
     fn start(model: &str, extra: &[&str]) -> Server {
-        let tag = if extra.is_empty() { "" } else { "-et" };
-        let base =
-            std::env::temp_dir().join(format!("bingfa-http-{}-{model}{tag}", std::process::id()));
+        Server::start_opts(
+            model,
+            Opts {
+                extra,
+                ..Opts::default()
+            },
+        )
+    }
+
+    fn start_opts(model: &str, opts: Opts) -> Server {
+        let extra = opts.extra;
+        let tag = match (extra.is_empty(), opts.unprivileged) {
+            (_, true) => "-nobody",
+            (true, false) => "",
+            (false, false) => "-et",
+        };
+        let base = site_parent().join(format!("bingfa-http-{}-{model}{tag}", std::process::id()));
         // Find the server first: if that fails, no directory is left behind.
         let mut command = server_command();
         let root = make_site(&base);
+        if opts.unprivileged {
+            use std::os::unix::fs::PermissionsExt;
+            use std::os::unix::process::CommandExt;
+            for dir in [root.clone(), root.join("sub")] {
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+            }
+            command.uid(65534).gid(65534);
+        }
         let spawned = command
             .args(["--bind", "127.0.0.1:0", "--root"])
             .arg(&root)
@@ -117,6 +159,8 @@ impl Server {
                 "2",
                 "--head-timeout",
                 HEAD_TIMEOUT_SECS,
+                "--cache-control",
+                "max-age=60",
             ])
             .args(extra)
             .stdin(Stdio::null())
@@ -285,375 +329,79 @@ fn make_site(base: &Path) -> PathBuf {
     std::os::unix::fs::symlink("../secret.txt", root.join("escape")).unwrap();
     std::os::unix::fs::symlink("/etc", root.join("etc")).unwrap();
     std::os::unix::fs::symlink("hello.txt", root.join("alias.txt")).unwrap();
+    std::os::unix::fs::symlink("sub", root.join("sublink")).unwrap();
+    // Hidden names: never served or listed unless --hidden.
+    std::fs::write(root.join(".env"), "SECRET=1\n").unwrap();
+    std::fs::create_dir(root.join(".git")).unwrap();
+    std::fs::write(root.join(".git/config"), "[core]\n").unwrap();
+    std::fs::write(root.join("list/.hidden"), "h").unwrap();
+    // A file modified after year 9999 (where the file system keeps such a time).
+    std::fs::write(root.join("future.txt"), "from the future\n").unwrap();
+    set_mtime(&root.join("future.txt"), FUTURE_SECS);
+    // A listing over 4 MiB (the connections' output bound): long names that escape badly.
+    std::fs::create_dir(root.join("huge")).unwrap();
+    for i in 0..HUGE_ENTRIES {
+        let name = format!("{i:04}{}", "<".repeat(HUGE_NAME_LEN));
+        std::fs::write(root.join("huge").join(name), "").unwrap();
+    }
     root
+}
+
+/// 10000-01-02T00:00:00Z.
+const FUTURE_SECS: i64 = 253_402_387_200;
+const HUGE_ENTRIES: usize = 2600;
+const HUGE_NAME_LEN: usize = 240;
+
+fn set_mtime(path: &Path, secs: i64) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let t = libc::timespec {
+        tv_sec: secs,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid C string and two timespecs, as utimensat takes.
+    let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [t, t].as_ptr(), 0) };
+    assert_eq!(r, 0, "utimensat {}", path.display());
 }
 
 // ---- the suite ----
 
 fn suite(model: &str, extra: &[&str]) {
     let s = Server::start(model, extra);
-    get_and_head(&s);
-    conditional(&s);
-    ranges(&s);
-    precompressed(&s);
-    directories(&s);
-    big_file(&s);
-    routes(&s);
-    keep_alive_and_pipelining(&s);
-    malformed(&s);
-    no_escape(&s);
-    slow_client(&s);
-    stats(&s);
+    basics::get_and_head(&s);
+    basics::conditional(&s);
+    basics::ranges(&s);
+    basics::precompressed(&s);
+    basics::directories(&s);
+    basics::big_file(&s);
+    basics::routes(&s);
+    basics::keep_alive_and_pipelining(&s);
+    basics::malformed(&s);
+    basics::no_escape(&s);
+    basics::slow_client(&s);
+    basics::stats(&s);
+    // Issue 8: hardening and the last gaps beside nginx.
+    hardening::unwanted_body(&s);
+    hardening::bad_request_lines_are_400_at_once(&s);
+    hardening::refusals_are_final_and_bodiless(&s);
+    hardening::range_past_u64(&s);
+    hardening::mtime_after_year_9999(&s);
+    hardening::silent_connection_closed_at_head_timeout(&s);
+    conformance::vary_on_every_variant(&s);
+    conformance::preconditions(&s);
+    conformance::multiple_ranges(&s);
+    conformance::hidden_options_cache_control(&s);
+    conformance::listing_beneath_the_root(&s);
+    conformance::huge_listing(&s);
+    drop(s);
+    hardening::execute_only_root(model, extra);
 }
 
-fn get_and_head(s: &Server) {
-    let (status, head, body) = s.curl_text(&[&s.url("/hello.txt")]);
-    assert_eq!(
-        (status, body.as_slice()),
-        (200, &b"hello world\n"[..]),
-        "[{}]",
-        s.model
-    );
-    assert_eq!(
-        header(&head, "Content-Type"),
-        Some("text/plain; charset=utf-8")
-    );
-    assert_eq!(header(&head, "Content-Length"), Some("12"));
-    assert!(header(&head, "Date").is_some() && header(&head, "Last-Modified").is_some());
-    assert!(header(&head, "ETag").is_some_and(|e| e.starts_with('"')));
-    // curl -I prints the head as its output; the raw pipelining test checks HEAD has no body.
-    let (status, head, _) = s.curl_text(&["-I", &s.url("/hello.txt")]);
-    assert_eq!(status, 200);
-    assert_eq!(header(&head, "Content-Length"), Some("12"));
-    let (status, _, body) = s.curl_text(&[&s.url("/alias.txt")]);
-    assert_eq!(
-        (status, body.as_slice()),
-        (200, &b"hello world\n"[..]),
-        "symlink inside the root"
-    );
-    let (status, _, body) = s.curl_text(&[&s.url("/%E6%96%87%E4%BB%B6.txt")]);
-    assert_eq!((status, body.as_slice()), (200, &b"utf-8 name\n"[..]));
-    // Decoded exactly once: %2520 → "%20", the literal name on disk.
-    let (status, _, body) = s.curl_text(&[&s.url("/a%2520b.txt")]);
-    assert_eq!((status, body.as_slice()), (200, &b"literal percent\n"[..]));
-    let (status, _, _) = s.curl_text(&[&s.url("/missing")]);
-    assert_eq!(status, 404);
-    let (status, head, _) = s.curl_text(&["-X", "DELETE", &s.url("/hello.txt")]);
-    assert_eq!((status, header(&head, "Allow")), (405, Some("GET, HEAD")));
-}
-
-fn conditional(s: &Server) {
-    let (_, head, _) = s.curl_text(&[&s.url("/hello.txt")]);
-    let etag = header(&head, "ETag").unwrap().to_string();
-    let lm = header(&head, "Last-Modified").unwrap().to_string();
-    let (status, _, body) = s.curl_text(&[
-        "-H",
-        &format!("If-None-Match: {etag}"),
-        &s.url("/hello.txt"),
-    ]);
-    assert_eq!((status, body.len()), (304, 0), "[{}]", s.model);
-    let (status, _, _) = s.curl_text(&[
-        "-H",
-        &format!("If-Modified-Since: {lm}"),
-        &s.url("/hello.txt"),
-    ]);
-    assert_eq!(status, 304);
-    let (status, _, _) = s.curl_text(&["-H", "If-None-Match: \"nope\"", &s.url("/hello.txt")]);
-    assert_eq!(status, 200);
-}
-
-fn ranges(s: &Server) {
-    let (status, head, body) = s.curl_text(&["-r", "0-4", &s.url("/hello.txt")]);
-    assert_eq!(
-        (status, body.as_slice()),
-        (206, &b"hello"[..]),
-        "[{}]",
-        s.model
-    );
-    assert_eq!(header(&head, "Content-Range"), Some("bytes 0-4/12"));
-    let (status, _, body) = s.curl_text(&["-r", "-6", &s.url("/hello.txt")]);
-    assert_eq!((status, body.as_slice()), (206, &b"world\n"[..]));
-    let (status, head, _) = s.curl_text(&["-r", "50-", &s.url("/hello.txt")]);
-    assert_eq!(
-        (status, header(&head, "Content-Range")),
-        (416, Some("bytes */12"))
-    );
-    let (status, _, body) = s.curl_text(&[
-        "-r",
-        "0-4",
-        "-H",
-        "If-Range: \"stale\"",
-        &s.url("/hello.txt"),
-    ]);
-    assert_eq!(
-        (status, body.len()),
-        (200, 12),
-        "If-Range mismatch serves everything"
-    );
-}
-
-fn precompressed(s: &Server) {
-    let page = std::fs::read(s.base.join("root/page.html")).unwrap();
-    let (status, head, body) = s.curl_text(&["--compressed", &s.url("/page.html")]);
-    assert_eq!(status, 200);
-    assert_eq!(
-        header(&head, "Content-Encoding"),
-        Some("gzip"),
-        "[{}]",
-        s.model
-    );
-    assert_eq!(header(&head, "Vary"), Some("Accept-Encoding"));
-    assert_eq!(
-        header(&head, "Content-Type"),
-        Some("text/html; charset=utf-8")
-    );
-    assert_eq!(body, page, "curl decodes the .gz sibling back to the page");
-    let (_, head, body) = s.curl_text(&[&s.url("/page.html")]);
-    assert!(header(&head, "Content-Encoding").is_none());
-    assert_eq!(body, page);
-}
-
-fn directories(s: &Server) {
-    let (status, head, _) = s.curl_text(&[&s.url("/sub")]);
-    assert_eq!(
-        (status, header(&head, "Location")),
-        (301, Some("/sub/")),
-        "[{}]",
-        s.model
-    );
-    let (_, _, body) = s.curl_text(&["-L", &s.url("/sub")]);
-    assert_eq!(body, b"sub index\n");
-    let (status, head, body) = s.curl_text(&[&s.url("/list/")]);
-    let page = String::from_utf8(body).unwrap();
-    assert_eq!(status, 200);
-    assert!(header(&head, "Content-Type")
-        .unwrap()
-        .starts_with("text/html"));
-    assert!(
-        page.contains(">&lt;b&gt;&amp;x.txt</a>") && !page.contains("<b>"),
-        "{page}"
-    );
-    assert!(page.contains("href=\"./a%20b.txt\"") && page.contains("href=\"./dir/\""));
-}
-
-fn big_file(s: &Server) {
-    let want = std::fs::read(s.base.join("root/big.bin")).unwrap();
-    let out = s.curl(&["-o", "-", &s.url("/big.bin")]);
-    assert!(
-        out.stdout == want,
-        "[{}] big file differs ({} bytes)",
-        s.model,
-        out.stdout.len()
-    );
-    let (status, _, body) = s.curl_text(&["-r", "1000000-1999999", &s.url("/big.bin")]);
-    assert!(status == 206 && body == want[1_000_000..2_000_000]);
-}
-
-fn routes(s: &Server) {
-    if std::env::var_os("BINGFA_BIN").is_some() {
-        return; // the CLI registers only /_stats; /hello and /echo are the example's
-    }
-    let (status, _, body) = s.curl_text(&[&s.url("/hello")]);
-    assert_eq!(
-        (status, body.as_slice()),
-        (200, &b"hello from a route\n"[..])
-    );
-    let (status, _, body) = s.curl_text(&["--data-binary", "ping pong", &s.url("/echo")]);
-    assert_eq!(
-        (status, body.as_slice()),
-        (200, &b"ping pong"[..]),
-        "[{}]",
-        s.model
-    );
-}
-
-fn keep_alive_and_pipelining(s: &Server) {
-    // Three requests in one write; three answers in order on the same connection.
-    let mut c = s.connect();
-    c.write_all(
-        b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nHEAD /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /sub/ HTTP/1.1\r\nHost: t\r\n\r\n",
-    )
-    .unwrap();
-    let mut pending = Vec::new();
-    let (h1, b1) = read_response(&mut c, &mut pending, false);
-    let (h2, b2) = read_response(&mut c, &mut pending, true);
-    let (h3, b3) = read_response(&mut c, &mut pending, false);
-    assert!(
-        h1.starts_with("HTTP/1.1 200") && b1 == b"hello world\n",
-        "[{}] {h1}",
-        s.model
-    );
-    assert!(h2.starts_with("HTTP/1.1 200") && b2.is_empty());
-    assert!(h3.starts_with("HTTP/1.1 200") && b3 == b"sub index\n");
-    // Still open: a fourth request on the same connection, then Connection: close ends it.
-    c.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let (h4, _) = read_response(&mut c, &mut pending, false);
-    assert_eq!(header(&h4, "Connection"), Some("close"));
-    assert_eq!(
-        c.read(&mut [0u8; 16]).unwrap_or(0),
-        0,
-        "closed after Connection: close"
-    );
-    drop(c);
-
-    // HTTP/1.0: closes by default.
-    let (resp, closed) = s.raw_until_close(b"GET /hello.txt HTTP/1.0\r\n\r\n");
-    assert!(resp.starts_with("HTTP/1.0 200 OK\r\n") && resp.ends_with("hello world\n") && closed);
-    // HTTP/1.0 with keep-alive: stays open for a second request.
-    let mut c = s.connect();
-    let mut pending = Vec::new();
-    for _ in 0..2 {
-        c.write_all(b"GET /hello.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-            .unwrap();
-        let (h, b) = read_response(&mut c, &mut pending, false);
-        assert!(h.starts_with("HTTP/1.0 200") && b == b"hello world\n");
-        assert_eq!(header(&h, "Connection"), Some("keep-alive"));
-    }
-}
-
-fn malformed(s: &Server) {
-    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(9000));
-    let big_head = format!(
-        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
-        "b".repeat(20000)
-    );
-    let cases: Vec<(&[u8], u16)> = vec![
-        (b"GET /\r\n\r\n", 400),
-        (b"GET / HTTP/1.1 extra\r\nHost: t\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
-        (b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab", 400),
-        (b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: x\r\n\r\n", 400),
-        (b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\nab", 400),
-        (b"GET / HTTP/1.1\r\nHost: t\rX: y\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: t\r\nX: y\r\n z\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost : t\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: t\r\nX: a\x01b\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: t\r\nX\x7f: ab\r\n\r\n", 400),
-        (long_uri.as_bytes(), 414),
-        (big_head.as_bytes(), 431),
-        (b"BREW /pot HTTP/1.1\r\nHost: t\r\n\r\n", 501),
-        (b"GET / HTTP/3.0\r\nHost: t\r\n\r\n", 505),
-    ];
-    for (bytes, want) in cases {
-        let (resp, closed) = s.raw_until_close(bytes);
-        let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(60)]).into_owned();
-        assert!(
-            resp.starts_with(&format!("HTTP/1.1 {want} ")),
-            "[{}] {shown:?} → {resp:?}",
-            s.model
-        );
-        assert!(
-            resp.contains("Connection: close\r\n"),
-            "[{}] {shown:?}",
-            s.model
-        );
-        assert!(
-            closed,
-            "[{}] {shown:?}: the connection must be closed",
-            s.model
-        );
-    }
-}
-
-fn no_escape(s: &Server) {
-    for path in [
-        "/../secret.txt",
-        "/%2e%2e/secret.txt",
-        "/sub/../../secret.txt",
-        "/escape",
-        "/etc/passwd",
-        "//etc/passwd",
-        "/hello.txt%00",
-    ] {
-        let (status, _, body) = s.curl_text(&["--path-as-is", &s.url(path)]);
-        assert!(
-            status == 403 || status == 404,
-            "[{}] {path} → {status}",
-            s.model
-        );
-        let body = String::from_utf8_lossy(&body);
-        assert!(
-            !body.contains("TOP SECRET") && !body.contains("root:"),
-            "[{}] {path} leaked",
-            s.model
-        );
-    }
-}
-
-/// A client sending one byte a second gets 408 once the head timeout passes, and (in every
-/// model that serves more than one connection at a time) others are served meanwhile.
-fn slow_client(s: &Server) {
-    let mut slow = s.connect();
-    slow.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-    let started = Instant::now();
-    let pacer = std::thread::spawn(move || {
-        let request = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n";
-        let mut got = Vec::new();
-        for &b in request.iter() {
-            if slow.write_all(&[b]).is_err() {
-                break;
-            }
-            // Reading with a one-second timeout paces the writes and notices the answer.
-            let mut buf = [0u8; 1024];
-            match slow.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    got.extend_from_slice(&buf[..n]);
-                    break;
-                }
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(_) => break,
-            }
-        }
-        let answered = Instant::now();
-        slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let _ = slow.read_to_end(&mut got);
-        (String::from_utf8_lossy(&got).into_owned(), answered)
-    });
-    // Others are served while the slow client is still sending (not for `iterative`, which
-    // by design serves one connection at a time).
-    let served = (s.model != "iterative").then(|| {
-        std::thread::sleep(Duration::from_millis(300));
-        for _ in 0..3 {
-            let (status, _, _) = s.curl_text(&[&s.url("/hello.txt")]);
-            assert_eq!(status, 200);
-        }
-        Instant::now()
-    });
-    let (resp, answered) = pacer.join().unwrap();
-    assert!(
-        resp.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
-        "[{}] slow client got {resp:?}",
-        s.model
-    );
-    let waited = answered - started;
-    assert!(
-        waited >= Duration::from_millis(2500),
-        "[{}] 408 too early: {waited:?}",
-        s.model
-    );
-    if let Some(served) = served {
-        assert!(
-            served < answered,
-            "[{}] others were served before the slow client's 408",
-            s.model
-        );
-    }
-}
-
-fn stats(s: &Server) {
-    let out = s.curl(&[&s.url("/_stats")]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["model"], s.model.as_str());
-    assert!(v["requests"].as_u64().unwrap() >= 30, "[{}] {v}", s.model);
-    assert!(v["connections"].as_u64().unwrap() >= 1);
-    assert!(v["connections_total"].as_u64().unwrap() >= 20);
-    assert!(v["uptime_secs"].as_f64().unwrap() > 0.0);
-}
+#[path = "models/basics.rs"]
+mod basics;
+#[path = "models/conformance.rs"]
+mod conformance;
+#[path = "models/hardening.rs"]
+mod hardening;
 
 macro_rules! models {
     ($($name:ident),*) => {

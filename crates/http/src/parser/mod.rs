@@ -3,7 +3,7 @@
 //! [`ParseError`] carrying the status to answer with. Every error closes the connection,
 //! because once a head is malformed the framing of whatever follows can't be trusted.
 
-use std::fmt;
+pub use crate::request::{Method, Request, Version};
 
 /// Size limits of a request head. Exceeding them is answered 414 or 431, never buffered on.
 #[derive(Clone, Debug)]
@@ -23,99 +23,6 @@ impl Default for Limits {
             max_head: 16 * 1024,
             max_headers: 100,
         }
-    }
-}
-
-/// The request methods this server recognises. Anything else is 501.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Method {
-    Get,
-    Head,
-    Post,
-    Put,
-    Delete,
-    Options,
-    Patch,
-    Connect,
-    Trace,
-}
-
-impl Method {
-    fn from_token(t: &[u8]) -> Option<Method> {
-        // Methods are case-sensitive (RFC 9110 §9.1): "get" is an unknown method.
-        Some(match t {
-            b"GET" => Method::Get,
-            b"HEAD" => Method::Head,
-            b"POST" => Method::Post,
-            b"PUT" => Method::Put,
-            b"DELETE" => Method::Delete,
-            b"OPTIONS" => Method::Options,
-            b"PATCH" => Method::Patch,
-            b"CONNECT" => Method::Connect,
-            b"TRACE" => Method::Trace,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Head => "HEAD",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Delete => "DELETE",
-            Method::Options => "OPTIONS",
-            Method::Patch => "PATCH",
-            Method::Connect => "CONNECT",
-            Method::Trace => "TRACE",
-        }
-    }
-}
-
-impl std::str::FromStr for Method {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        Method::from_token(s.as_bytes()).ok_or(())
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Version {
-    Http10,
-    Http11,
-}
-
-/// A parsed request head. Header names keep their case; look them up with [`Request::header`].
-#[derive(Clone, Debug)]
-pub struct Request {
-    pub method: Method,
-    /// The path part of the target, still percent-encoded (absolute-form is reduced to it).
-    pub path: String,
-    /// The query string without its `?`, if any.
-    pub query: Option<String>,
-    pub version: Version,
-    pub headers: Vec<(String, String)>,
-    /// Length of the body that follows the head (0 when there is none).
-    pub content_length: u64,
-    /// Whether the connection may stay open after the response (version + Connection).
-    pub keep_alive: bool,
-    /// The body (`content_length` bytes), filled in by the session before a route sees it.
-    pub body: Vec<u8>,
-}
-
-impl Request {
-    /// The value of the first header named `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -151,6 +58,44 @@ pub struct HeadParser {
     /// End of the request line, once seen.
     line_end: Option<usize>,
     headers: usize,
+    /// The shape of the request line so far, checked byte by byte as it arrives.
+    line: LineCheck,
+}
+
+/// Checks a request line while it arrives, so garbage (a TLS hello, a line of text, a
+/// version-less `GET /x`) is answered 400 at once instead of waiting for a CRLF or the head
+/// timer. It only accepts what can still become `token SP target SP HTTP/d.d`.
+#[derive(Debug, Default)]
+struct LineCheck {
+    /// 0: method, 1: request-target, 2: version.
+    part: u8,
+    /// Bytes of the current part seen so far.
+    len: usize,
+}
+
+impl LineCheck {
+    fn push(&mut self, c: u8) -> Result<(), ParseError> {
+        let ok = match (self.part, c) {
+            (0 | 1, b' ') if self.len > 0 => {
+                self.part += 1;
+                self.len = 0;
+                return Ok(());
+            }
+            (0, c) => is_tchar(c),
+            (1, c) => (0x21..=0x7e).contains(&c),
+            (_, c) => match self.len {
+                0..=4 => c == b"HTTP/"[self.len],
+                5 | 7 => c.is_ascii_digit(),
+                6 => c == b'.',
+                _ => false,
+            },
+        };
+        if !ok {
+            return err(400, "malformed request line");
+        }
+        self.len += 1;
+        Ok(())
+    }
 }
 
 impl HeadParser {
@@ -193,6 +138,9 @@ impl HeadParser {
                             if line_end - self.skip > limits.max_uri + 32 {
                                 return err(414, "URI too long");
                             }
+                            // A complete but wrong request line is refused now, not after
+                            // a header block that may never come.
+                            request_line(&buf[self.skip..line_end], limits)?;
                         } else if line_end == line_start {
                             // Blank line: the head is complete.
                             let head_end = i;
@@ -213,7 +161,12 @@ impl HeadParser {
                     Some(_) => return err(400, "bare CR"),
                 },
                 b'\n' => return err(400, "bare LF"),
-                _ => i += 1,
+                c => {
+                    if self.line_end.is_none() {
+                        self.line.push(c)?;
+                    }
+                    i += 1
+                }
             }
         }
         self.scanned = i;
@@ -428,177 +381,4 @@ fn trim_ows(mut v: &[u8]) -> &[u8] {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse_all(bytes: &[u8]) -> Result<Option<(Request, usize)>, ParseError> {
-        HeadParser::new().parse(bytes, &Limits::default())
-    }
-
-    fn status(bytes: &[u8]) -> u16 {
-        match parse_all(bytes) {
-            Err(e) => e.status,
-            Ok(Some(_)) => 200,
-            Ok(None) => 0,
-        }
-    }
-
-    #[test]
-    fn simple_get() {
-        let raw = b"GET /a%20b?x=1 HTTP/1.1\r\nHost: example\r\nAccept: */*\r\n\r\nNEXT";
-        let (req, used) = parse_all(raw).unwrap().unwrap();
-        assert_eq!(used, raw.len() - 4);
-        assert_eq!(req.method, Method::Get);
-        assert_eq!(req.path, "/a%20b");
-        assert_eq!(req.query.as_deref(), Some("x=1"));
-        assert_eq!(req.version, Version::Http11);
-        assert_eq!(req.header("HOST"), Some("example"));
-        assert!(req.keep_alive);
-        assert_eq!(req.content_length, 0);
-    }
-
-    #[test]
-    fn byte_at_a_time_is_the_same() {
-        let raw = b"\r\nHEAD / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
-        let mut p = HeadParser::new();
-        for n in 1..raw.len() {
-            assert!(
-                p.parse(&raw[..n], &Limits::default()).unwrap().is_none(),
-                "at {n}"
-            );
-        }
-        let (req, used) = p.parse(raw, &Limits::default()).unwrap().unwrap();
-        assert_eq!(used, raw.len());
-        assert_eq!(req.method, Method::Head);
-        assert!(req.keep_alive);
-    }
-
-    #[test]
-    fn keep_alive_rules() {
-        let ka = |raw: &[u8]| parse_all(raw).unwrap().unwrap().0.keep_alive;
-        assert!(!ka(b"GET / HTTP/1.0\r\n\r\n"));
-        assert!(!ka(
-            b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
-        ));
-        assert!(ka(
-            b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Keep-Alive\r\n\r\n"
-        ));
-    }
-
-    #[test]
-    fn absolute_form() {
-        let (req, _) = parse_all(b"GET http://h:1/x?y HTTP/1.1\r\nHost: h\r\n\r\n")
-            .unwrap()
-            .unwrap();
-        assert_eq!((req.path.as_str(), req.query.as_deref()), ("/x", Some("y")));
-        let (req, _) = parse_all(b"GET http://h HTTP/1.1\r\nHost: h\r\n\r\n")
-            .unwrap()
-            .unwrap();
-        assert_eq!(req.path, "/");
-    }
-
-    #[test]
-    fn rejects_with_exact_status() {
-        let cases: &[(&[u8], u16)] = &[
-            (b"GET /\r\n\r\n", 400),
-            (b"GET  / HTTP/1.1\r\nHost: h\r\n\r\n", 400),
-            (b"GET / HTTP/1.1 \r\nHost: h\r\n\r\n", 400),
-            (b"GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505),
-            (b"GET / FOO/1.1\r\nHost: h\r\n\r\n", 400),
-            (b"GET x HTTP/1.1\r\nHost: h\r\n\r\n", 400),
-            (b"BREW / HTTP/1.1\r\nHost: h\r\n\r\n", 501),
-            (b"get / HTTP/1.1\r\nHost: h\r\n\r\n", 501),
-            (b"G(T / HTTP/1.1\r\nHost: h\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\n\r\n", 400),
-            (b"GET / HTTP/1.0\r\n\r\n", 200),
-            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
-            (b"GET / HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1,1\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400),
-            (
-                b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
-                400,
-            ),
-            (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
-            (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
-            (b"GET / HTTP/1.1\r\nHost: h\rX: y\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\nHost: h\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n  folded\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nHost: h\r\nX : a\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nHost: h\r\nX\t: a\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nHost: h\r\nX-\x01: a\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nHost: h\r\nX: a\x00b\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nHost: h\r\nX: a\x7fb\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nHost: h\r\nNoColon\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nHost: h\r\n: v\r\n\r\n", 400),
-            (b"GET /\x01 HTTP/1.1\r\nHost: h\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nHost: h\r\nX: caf\xc3\xa9\tok\r\n\r\n", 200),
-        ];
-        for (raw, want) in cases {
-            assert_eq!(status(raw), *want, "{:?}", String::from_utf8_lossy(raw));
-        }
-    }
-
-    #[test]
-    fn limits() {
-        let limits = Limits {
-            max_uri: 100,
-            max_head: 300,
-            max_headers: 3,
-        };
-        let mut long = b"GET /".to_vec();
-        long.extend(std::iter::repeat_n(b'a', 200));
-        // Too long before the line even ends: 414 without waiting for the rest.
-        assert_eq!(
-            HeadParser::new().parse(&long, &limits).unwrap_err().status,
-            414
-        );
-        let mut garbage = vec![b'x'; 200];
-        garbage[0] = b'(';
-        assert_eq!(
-            HeadParser::new()
-                .parse(&garbage, &limits)
-                .unwrap_err()
-                .status,
-            400
-        );
-        long.extend(b" HTTP/1.1\r\nHost: h\r\n\r\n");
-        assert_eq!(
-            HeadParser::new().parse(&long, &limits).unwrap_err().status,
-            414
-        );
-        let just_over = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(100));
-        let e = HeadParser::new()
-            .parse(just_over.as_bytes(), &limits)
-            .unwrap_err();
-        assert_eq!(e.status, 414);
-        let mut big = b"GET / HTTP/1.1\r\nHost: h\r\nX: ".to_vec();
-        big.extend(std::iter::repeat_n(b'v', 400));
-        assert_eq!(
-            HeadParser::new().parse(&big, &limits).unwrap_err().status,
-            431
-        );
-        let many = b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
-        assert_eq!(
-            HeadParser::new().parse(many, &limits).unwrap_err().status,
-            431
-        );
-    }
-
-    #[test]
-    fn content_length_and_pipelining() {
-        let raw =
-            b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n";
-        let (req, used) = parse_all(raw).unwrap().unwrap();
-        assert_eq!(req.content_length, 5);
-        assert_eq!(&raw[used..used + 5], b"hello");
-        let mut p = HeadParser::new();
-        assert!(p
-            .parse(&raw[used + 5..], &Limits::default())
-            .unwrap()
-            .is_none());
-    }
-}
+mod tests;

@@ -1,0 +1,298 @@
+//! One HTTP/1.1 connection as a bingfa-net [`Session`]: it parses request heads as bytes
+//! arrive, collects the bodies routes asked for (and discards the others as they arrive),
+//! answers each request in order (pipelining falls out of answering one request per `on_data`
+//! call), sends file bodies as file ranges so drivers can sendfile, and decides when the
+//! connection ends (RFC 9112 §9.3, §9.6).
+//!
+//! The head timer runs from accept (as nginx's `client_header_timeout` does) and from the
+//! first byte of each later request until its head and body are in: a connection that says
+//! nothing is closed when it passes, one that is too slow mid-request gets 408.
+
+use crate::parser::{HeadParser, Method, Request, Version};
+use crate::response::{Body, Response};
+use crate::server::Shared;
+use bingfa_net::{Context, Session};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+/// File bodies up to this size are copied into the response's single write; larger ones are
+/// queued as file ranges for sendfile.
+const INLINE_FILE_MAX: u64 = 16 * 1024;
+
+/// What the bytes after a request head are.
+enum Pending {
+    /// The next request's head.
+    None,
+    /// A body a route wants: collected into the request, which is answered once complete.
+    Collect(Request, u64),
+    /// A body nobody wants (the request is already answered): this many bytes are dropped as
+    /// they arrive, never held.
+    Discard(u64),
+}
+
+pub struct HttpSession {
+    shared: Arc<Shared>,
+    parser: HeadParser,
+    body: Pending,
+    /// The head timer is running.
+    timer_armed: bool,
+    /// Some byte of the current request has arrived (a head or body is in progress).
+    started: bool,
+    /// The last response said `Connection: close`; later input is ignored.
+    closing: bool,
+    /// Whether `on_open` counted this connection (so `on_close` only uncounts what it counted).
+    counted: bool,
+}
+
+impl HttpSession {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        HttpSession {
+            shared,
+            parser: HeadParser::new(),
+            body: Pending::None,
+            timer_armed: false,
+            started: false,
+            closing: false,
+            counted: false,
+        }
+    }
+
+    fn arm(&mut self, cx: &mut Context) {
+        if !self.timer_armed {
+            cx.set_timer(self.shared.limits.head_timeout);
+            self.timer_armed = true;
+        }
+    }
+
+    fn disarm(&mut self, cx: &mut Context) {
+        if self.timer_armed {
+            cx.cancel_timer();
+            self.timer_armed = false;
+        }
+    }
+
+    /// Answers with an error status and closes: used when the request can't be framed or is
+    /// refused before its body. A HEAD gets the head only.
+    fn fail(&mut self, status: u16, http10: bool, head: bool, cx: &mut Context) {
+        let resp = Response::error(status);
+        cx.write_vec(resp.head_bytes(http10, false));
+        if let (Body::Bytes(b), false) = (resp.body, head) {
+            cx.write_vec(b);
+        }
+        cx.close();
+        self.closing = true;
+    }
+
+    fn finish_request(&mut self, cx: &mut Context) {
+        self.disarm(cx);
+        self.started = false;
+    }
+
+    /// Sends the response to `req`; `close` forces `Connection: close`.
+    fn answer(&mut self, req: Request, close: bool, cx: &mut Context) {
+        self.shared.stats.request();
+        let resp = self.shared.respond(&req);
+        // The access log, off unless RUST_LOG asks for it (debug costs nothing when disabled).
+        tracing::debug!(method = %req.method, path = %req.path, status = resp.status, "request");
+        let keep_alive = req.keep_alive && !close && !cx.shutting_down();
+        let http10 = req.version == Version::Http10;
+        let out = resp.head_bytes(http10, keep_alive);
+        let bodiless = req.method == Method::Head || matches!(resp.status, 204 | 304);
+        if !bodiless {
+            push_body(out, resp.body, cx);
+        } else {
+            cx.write_vec(out);
+        }
+        if !keep_alive {
+            cx.close();
+            self.closing = true;
+        }
+    }
+
+    /// A complete head whose body (`content_length` > 0) is still to come.
+    fn head_with_body(&mut self, req: Request, input_left: bool, cx: &mut Context) {
+        let http10 = req.version == Version::Http10;
+        let head = req.method == Method::Head;
+        let expects_continue = req.version == Version::Http11
+            && req
+                .header("Expect")
+                .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+        if req.content_length > self.shared.limits.max_body {
+            // Refused before a byte of it is read; no 100 Continue first.
+            self.finish_request(cx);
+            self.fail(413, http10, head, cx);
+            return;
+        }
+        if !self.shared.wants_body(&req) {
+            // The answer doesn't depend on the body: answer now, drop the body as it comes.
+            // A client that expects 100-continue may never send it, so then the connection
+            // can't be reused (RFC 9110 §10.1.1): the final status goes out at once, with
+            // Connection: close, and the lingering close swallows whatever follows.
+            let missing = req.content_length;
+            self.answer(req, expects_continue, cx);
+            if !self.closing {
+                self.body = Pending::Discard(missing);
+                // The head timer keeps running: the body has the same deadline.
+                self.arm(cx);
+            } else {
+                self.finish_request(cx);
+            }
+            return;
+        }
+        if expects_continue && !input_left {
+            cx.write(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        self.arm(cx);
+        let missing = req.content_length;
+        self.body = Pending::Collect(req, missing);
+    }
+}
+
+/// Queues a response body after its head (`out`), in one write where that is possible.
+fn push_body(mut out: Vec<u8>, body: Body, cx: &mut Context) {
+    match body {
+        Body::Empty => cx.write_vec(out),
+        Body::Bytes(b) => {
+            out.extend_from_slice(&b);
+            cx.write_vec(out);
+        }
+        Body::File { file, offset, len } if len <= INLINE_FILE_MAX => {
+            // A small file goes out in the same write as its head: one segment and one
+            // syscall instead of write + sendfile, which is what dominates small files.
+            let head_len = out.len();
+            out.resize(head_len + len as usize, 0);
+            if file.read_exact_at(&mut out[head_len..], offset).is_ok() {
+                cx.write_vec(out);
+            } else {
+                // Shrunk under us: let the driver's sendfile notice and abort.
+                out.truncate(head_len);
+                cx.write_vec(out);
+                cx.send_file(file, offset, len);
+            }
+        }
+        Body::File { file, offset, len } => {
+            cx.write_vec(out);
+            cx.send_file(file, offset, len);
+        }
+        Body::Parts(parts) => {
+            // Bytes are gathered into as few writes as possible; file ranges stay ranges.
+            for part in parts {
+                match part {
+                    Body::Bytes(b) => out.extend_from_slice(&b),
+                    Body::File { file, offset, len } => {
+                        cx.write_vec(std::mem::take(&mut out));
+                        cx.send_file(file, offset, len);
+                    }
+                    Body::Empty | Body::Parts(_) => {}
+                }
+            }
+            if !out.is_empty() {
+                cx.write_vec(out);
+            }
+        }
+    }
+}
+
+impl Session for HttpSession {
+    fn on_open(&mut self, cx: &mut Context) {
+        self.shared.stats.conn_opened();
+        self.counted = true;
+        // A connection that never sends a byte must not hold its place for the idle timeout.
+        self.arm(cx);
+    }
+
+    fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
+        if self.closing {
+            // The response that ends the connection is queued; drop whatever else comes.
+            return input.len();
+        }
+        match &mut self.body {
+            Pending::None => {}
+            Pending::Discard(missing) => {
+                let take = (*missing).min(input.len() as u64) as usize;
+                *missing -= take as u64;
+                if *missing == 0 {
+                    self.body = Pending::None;
+                    self.finish_request(cx);
+                }
+                return take;
+            }
+            Pending::Collect(req, missing) => {
+                let take = (*missing).min(input.len() as u64) as usize;
+                req.body.extend_from_slice(&input[..take]);
+                *missing -= take as u64;
+                if *missing == 0 {
+                    let Pending::Collect(req, _) = std::mem::replace(&mut self.body, Pending::None)
+                    else {
+                        unreachable!()
+                    };
+                    self.finish_request(cx);
+                    self.answer(req, false, cx);
+                }
+                return take;
+            }
+        }
+        self.started = true;
+        match self.parser.parse(input, &self.shared.limits.head) {
+            Err(e) => {
+                self.finish_request(cx);
+                tracing::debug!(status = e.status, reason = e.reason, "bad request");
+                self.fail(e.status, false, false, cx);
+                input.len()
+            }
+            Ok(None) => {
+                self.arm(cx);
+                0
+            }
+            Ok(Some((req, used))) => {
+                if req.content_length == 0 {
+                    self.finish_request(cx);
+                    self.answer(req, false, cx);
+                } else {
+                    self.head_with_body(req, input.len() > used, cx);
+                }
+                used
+            }
+        }
+    }
+
+    fn on_timer(&mut self, cx: &mut Context) {
+        if !self.timer_armed || self.closing {
+            return;
+        }
+        self.timer_armed = false;
+        if self.started && !matches!(self.body, Pending::Discard(_)) {
+            self.fail(408, false, false, cx);
+        } else {
+            // Nothing was asked (a silent connection), or the answer is already out and only
+            // an unwanted body is late: close without a word, as nginx does.
+            cx.close();
+            self.closing = true;
+        }
+    }
+
+    fn on_idle(&mut self, cx: &mut Context) {
+        // Mid-request, the client is told; between requests, closing silently is the norm.
+        if self.started && !matches!(self.body, Pending::Discard(_)) && !self.closing {
+            self.fail(408, false, false, cx);
+        }
+    }
+
+    fn on_shutdown(&mut self, cx: &mut Context) {
+        // A request half received is finished first: its response says Connection: close
+        // (answer() sees shutting_down). Between requests there is nothing to finish.
+        if !self.started || matches!(self.body, Pending::Discard(_)) {
+            cx.close();
+            self.closing = true;
+        }
+    }
+
+    fn on_close(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            self.shared.stats.conn_closed();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,382 @@
+//! The session driven by hand, as a driver would: bytes in, actions out.
+
+use super::*;
+use crate::server::HttpServer;
+use bingfa_net::{Action, ConnInfo, Model, Protocol};
+
+struct Conn {
+    session: HttpSession,
+    cx: Context,
+    /// Unconsumed input, as a driver keeps it.
+    input: Vec<u8>,
+    out: Vec<u8>,
+    closed: bool,
+    timer: bool,
+}
+
+impl Conn {
+    fn new(server: HttpServer) -> Conn {
+        let proto = server.into_protocol(Model::Epoll, 1);
+        let info = ConnInfo {
+            id: 1,
+            peer: "127.0.0.1:1".parse().unwrap(),
+            local: "127.0.0.1:2".parse().unwrap(),
+        };
+        let mut c = Conn {
+            session: proto.new_session(&info),
+            cx: Context::new(info),
+            input: Vec::new(),
+            out: Vec::new(),
+            closed: false,
+            timer: false,
+        };
+        c.session.on_open(&mut c.cx);
+        c
+    }
+
+    /// Feeds bytes like a driver: call on_data while it consumes and input remains.
+    fn feed(&mut self, bytes: &[u8]) -> String {
+        self.input.extend_from_slice(bytes);
+        while !self.input.is_empty() {
+            let n = self.session.on_data(&self.input, &mut self.cx);
+            self.input.drain(..n);
+            if n == 0 {
+                break;
+            }
+        }
+        self.flush()
+    }
+
+    fn flush(&mut self) -> String {
+        for a in self.cx.take_actions() {
+            match a {
+                Action::Write(b) => self.out.extend(b),
+                Action::SendFile { file, offset, len } => {
+                    let mut buf = vec![0; len as usize];
+                    use std::os::unix::fs::FileExt;
+                    file.read_exact_at(&mut buf, offset).unwrap();
+                    self.out.extend(buf);
+                }
+                Action::Close => self.closed = true,
+                Action::SetTimer(t) => self.timer = t.is_some(),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        String::from_utf8_lossy(&std::mem::take(&mut self.out)).into_owned()
+    }
+}
+
+fn site() -> (std::path::PathBuf, HttpServer) {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "bingfa-session-{}-{:?}-{}",
+        std::process::id(),
+        std::thread::current().id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("d")).unwrap();
+    std::fs::write(dir.join("hello.txt"), "hello world\n").unwrap();
+    std::fs::write(dir.join("page.html"), "<p>x</p>").unwrap();
+    std::fs::write(dir.join("page.html.gz"), "GZ").unwrap();
+    std::fs::write(dir.join("d/index.html"), "index").unwrap();
+    let mut s = HttpServer::new(&dir).unwrap();
+    s.get("/hi", |_| Response::text(200, "hi"));
+    s.post("/echo", |r| {
+        Response::text(200, String::from_utf8_lossy(&r.body).into_owned())
+    });
+    s.stats_route("/_stats");
+    (dir, s)
+}
+
+fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
+    resp.split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .split("\r\n")
+        .find_map(|l| {
+            let (n, v) = l.split_once(": ")?;
+            n.eq_ignore_ascii_case(name).then_some(v)
+        })
+}
+
+#[test]
+fn get_head_and_pipelining() {
+    let (dir, s) = site();
+    let mut c = Conn::new(s);
+    let out = c.feed(
+        b"GET /hello.txt HTTP/1.1\r\nHost: h\r\n\r\nHEAD /hello.txt HTTP/1.1\r\nHost: h\r\n\r\nGET /hi HTTP/1.1\r\nHost: h\r\n\r\n",
+    );
+    let parts: Vec<&str> = out.split("HTTP/1.1 ").filter(|p| !p.is_empty()).collect();
+    assert_eq!(parts.len(), 3, "{out}");
+    assert!(parts[0].starts_with("200 OK\r\n") && parts[0].ends_with("\r\n\r\nhello world\n"));
+    assert!(parts[0].contains("Content-Type: text/plain; charset=utf-8\r\n"));
+    assert!(parts[0].contains("Content-Length: 12\r\n"));
+    assert!(parts[0].contains("Last-Modified: ") && parts[0].contains("ETag: \""));
+    assert!(parts[1].contains("Content-Length: 12\r\n") && parts[1].ends_with("\r\n\r\n"));
+    assert!(parts[2].ends_with("\r\n\r\nhi"));
+    assert!(!c.closed);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn http10_closes_unless_keep_alive() {
+    let (dir, s) = site();
+    let mut c = Conn::new(s);
+    let out = c.feed(b"GET /hi HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.0 200 OK\r\n") && out.contains("Connection: keep-alive\r\n"));
+    assert!(!c.closed);
+    let out = c.feed(b"GET /hi HTTP/1.0\r\n\r\nGET /hi HTTP/1.0\r\n\r\n");
+    assert_eq!(
+        out.matches("HTTP/1.0 200").count(),
+        1,
+        "nothing after close: {out}"
+    );
+    assert!(out.contains("Connection: close\r\n") && c.closed);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn conditional_and_range() {
+    let (dir, s) = site();
+    let mut c = Conn::new(s);
+    let out = c.feed(b"GET /hello.txt HTTP/1.1\r\nHost: h\r\n\r\n");
+    let etag = header(&out, "ETag").unwrap().to_string();
+    let lm = header(&out, "Last-Modified").unwrap().to_string();
+    let out = c.feed(
+        format!("GET /hello.txt HTTP/1.1\r\nHost: h\r\nIf-None-Match: {etag}\r\n\r\n").as_bytes(),
+    );
+    assert!(
+        out.starts_with("HTTP/1.1 304 Not Modified\r\n") && out.ends_with("\r\n\r\n"),
+        "{out}"
+    );
+    assert!(!out.contains("Content-Length"));
+    let out = c.feed(
+        format!("GET /hello.txt HTTP/1.1\r\nHost: h\r\nIf-Modified-Since: {lm}\r\n\r\n").as_bytes(),
+    );
+    assert!(out.starts_with("HTTP/1.1 304 "));
+    let out = c.feed(b"GET /hello.txt HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"other\"\r\nIf-Modified-Since: Sun, 06 Nov 2094 08:49:37 GMT\r\n\r\n");
+    assert!(
+        out.starts_with("HTTP/1.1 200 "),
+        "If-None-Match wins: {out}"
+    );
+    let out = c.feed(b"GET /hello.txt HTTP/1.1\r\nHost: h\r\nRange: bytes=6-\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 206 Partial Content\r\n"));
+    assert_eq!(header(&out, "Content-Range"), Some("bytes 6-11/12"));
+    assert!(out.ends_with("Content-Length: 6\r\n\r\nworld\n"));
+    let out = c.feed(
+        format!(
+            "GET /hello.txt HTTP/1.1\r\nHost: h\r\nRange: bytes=0-4\r\nIf-Range: {etag}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert!(out.starts_with("HTTP/1.1 206 ") && out.ends_with("hello"));
+    let out = c.feed(
+        b"GET /hello.txt HTTP/1.1\r\nHost: h\r\nRange: bytes=0-4\r\nIf-Range: \"stale\"\r\n\r\n",
+    );
+    assert!(out.starts_with("HTTP/1.1 200 ") && out.ends_with("hello world\n"));
+    let out = c.feed(b"GET /hello.txt HTTP/1.1\r\nHost: h\r\nRange: bytes=12-\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 416 Range Not Satisfiable\r\n"));
+    assert_eq!(header(&out, "Content-Range"), Some("bytes */12"));
+    let out = c.feed(b"HEAD /hello.txt HTTP/1.1\r\nHost: h\r\nRange: bytes=0-1\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 200 "), "HEAD ignores Range");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn precompressed_index_redirect_and_methods() {
+    let (dir, s) = site();
+    let mut c = Conn::new(s);
+    let out = c.feed(b"GET /page.html HTTP/1.1\r\nHost: h\r\nAccept-Encoding: gzip, br\r\n\r\n");
+    assert_eq!(header(&out, "Content-Encoding"), Some("gzip"));
+    assert_eq!(header(&out, "Vary"), Some("Accept-Encoding"));
+    assert_eq!(
+        header(&out, "Content-Type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(out.ends_with("\r\n\r\nGZ"));
+    let out = c.feed(b"GET /page.html HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(out.ends_with("<p>x</p>") && header(&out, "Content-Encoding").is_none());
+    let out = c.feed(b"GET /d?x=1 HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 301 "));
+    assert_eq!(header(&out, "Location"), Some("/d/?x=1"));
+    let out = c.feed(b"GET /d/ HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(out.ends_with("\r\n\r\nindex"));
+    let out = c.feed(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(out.contains("<a href=\"./hello.txt\">hello.txt</a>") && out.contains("./d/"));
+    let out = c.feed(b"DELETE /hello.txt HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(
+        out.starts_with("HTTP/1.1 405 ") && header(&out, "Allow") == Some("GET, HEAD, OPTIONS")
+    );
+    let out = c.feed(b"GET /../etc/passwd HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 403 "), "{out}");
+    let out = c.feed(b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 403 "), "{out}");
+    let out = c.feed(b"GET /hello.txt%00.html HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 404 "), "{out}");
+    assert!(!c.closed);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bodies_and_stats() {
+    let (dir, s) = site();
+    let mut c = Conn::new(s);
+    // A body split across reads, then a pipelined request right behind it.
+    let out = c.feed(b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhe");
+    assert_eq!(out, "");
+    assert!(c.timer, "the body has a deadline");
+    let out = c.feed(b"lloGET /_stats HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(out.contains("\r\n\r\nhello"), "{out}");
+    let json = out.rsplit("\r\n\r\n").next().unwrap();
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(v["model"], "epoll");
+    assert_eq!(v["connections"], 1);
+    assert_eq!(v["requests"], 2);
+    assert!(!c.timer);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn errors_close_and_slow_heads_get_408() {
+    let (dir, s) = site();
+    let mut c = Conn::new(s);
+    let out = c.feed(b"GET / HTTP/1.1\r\nHost: h\r\nX : y\r\n\r\nGET / HTTP/1.1\r\n");
+    assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n") && out.contains("Connection: close"));
+    assert!(c.closed && out.matches("HTTP/1.1").count() == 1);
+
+    let (dir2, s) = site();
+    let mut c = Conn::new(s);
+    assert_eq!(c.feed(b"GET / HT"), "");
+    assert!(c.timer);
+    c.session.on_timer(&mut c.cx);
+    let out = c.flush();
+    assert!(
+        out.starts_with("HTTP/1.1 408 Request Timeout\r\n") && c.closed,
+        "{out}"
+    );
+
+    let (dir3, s) = site();
+    let mut c = Conn::new(s);
+    let out = c.feed(b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 9999999999\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 413 ") && c.closed);
+    for d in [dir, dir2, dir3] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn shutdown_finishes_a_request_in_flight() {
+    let (dir, s) = site();
+    let mut c = Conn::new(s);
+    assert_eq!(c.feed(b"GET /hi HTTP/1.1\r\nHo"), "");
+    c.cx.set_shutting_down();
+    c.session.on_shutdown(&mut c.cx);
+    assert_eq!(c.flush(), "");
+    assert!(!c.closed, "the half-received request is answered first");
+    let out = c.feed(b"st: h\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 200 ") && out.contains("Connection: close\r\n"));
+    assert!(c.closed);
+
+    let (dir2, s) = site();
+    let mut idle = Conn::new(s);
+    idle.cx.set_shutting_down();
+    idle.session.on_shutdown(&mut idle.cx);
+    idle.flush();
+    assert!(idle.closed, "an idle keep-alive connection closes at once");
+    for d in [dir, dir2] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn unwanted_bodies_are_answered_at_once_and_dropped() {
+    let (dir, s) = site();
+    let mut c = Conn::new(s);
+    // A GET with a body: answered from the head, before any of the body arrived.
+    let out = c.feed(b"GET /hello.txt HTTP/1.1\r\nHost: h\r\nContent-Length: 1048576\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n") && out.ends_with("\r\n\r\nhello world\n"));
+    assert!(!c.closed && c.timer, "the body still has the head deadline");
+    let chunk = vec![b'x'; 64 * 1024];
+    for i in 0..16 {
+        assert_eq!(c.feed(&chunk), "");
+        assert!(c.input.is_empty(), "consumed as it arrives");
+        match &c.session.body {
+            Pending::Discard(n) => assert_eq!(*n, (15 - i) * 64 * 1024),
+            Pending::None => assert_eq!(i, 15),
+            Pending::Collect(..) => panic!("an unwanted body is being held"),
+        }
+    }
+    assert!(matches!(c.session.body, Pending::None));
+    assert!(!c.timer);
+    let out = c.feed(b"GET /hi HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(out.ends_with("\r\n\r\nhi"), "{out}");
+    // A body sent to a route that takes one is still collected.
+    let out = c.feed(b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc");
+    assert!(out.ends_with("\r\n\r\nabc"), "{out}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_silent_connection_is_closed_at_the_head_timeout() {
+    let (dir, s) = site();
+    let mut c = Conn::new(s);
+    c.flush();
+    assert!(c.timer, "the head timer starts at accept");
+    c.session.on_timer(&mut c.cx);
+    assert_eq!(c.flush(), "", "nothing was asked, nothing is said");
+    assert!(c.closed);
+    // Between keep-alive requests the idle timeout rules, not the head timer.
+    let (dir2, s) = site();
+    let mut c = Conn::new(s);
+    c.feed(b"GET /hi HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(!c.timer);
+    for d in [dir, dir2] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn refusals_before_the_body_are_final_at_once() {
+    let (dir, s) = site();
+    let mut c = Conn::new(s);
+    let out = c.feed(b"HEAD /hello.txt HTTP/1.1\r\nHost: h\r\nContent-Length: 9999999999\r\n\r\n");
+    assert!(
+        out.starts_with("HTTP/1.1 413 Content Too Large\r\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("Connection: close\r\n\r\n"),
+        "HEAD: no body: {out}"
+    );
+    assert!(c.closed);
+
+    let (dir2, s) = site();
+    let mut c = Conn::new(s);
+    let out = c.feed(b"POST /echo HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 9999999999\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 413 "), "no 100 first: {out}");
+    assert!(c.closed);
+
+    // Not wanted: the final answer at once, and the connection ends (the client may or may
+    // not send the body now, so its framing is unknown).
+    let (dir3, s) = site();
+    let mut c = Conn::new(s);
+    let out = c.feed(
+        b"PUT /hello.txt HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    );
+    assert!(out.starts_with("HTTP/1.1 405 "), "{out}");
+    assert!(out.contains("Connection: close\r\n") && c.closed);
+
+    // Wanted: 100 Continue, then the answer once the body is in.
+    let (dir4, s) = site();
+    let mut c = Conn::new(s);
+    let out = c.feed(
+        b"POST /echo HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    );
+    assert_eq!(out, "HTTP/1.1 100 Continue\r\n\r\n");
+    let out = c.feed(b"hello");
+    assert!(out.starts_with("HTTP/1.1 200 ") && out.ends_with("hello") && !c.closed);
+    for d in [dir, dir2, dir3, dir4] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
