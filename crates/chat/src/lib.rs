@@ -1,2 +1,25 @@
 //! bingfa-chat: the group chat room: the line protocol, the room on the Hub, the WebSocket
 //! bridge and web page, and the terminal client.
+//!
+//! Reading order: [`name`] (what a name may be), [`event`] (what travels on the hub),
+//! [`roster`] (who is in the room, shared by every process), [`session`] (one member's
+//! connection: the line protocol), [`cmd`] (one file per `/command`), [`admin`] (the admin
+//! socket's announcements), [`room`] (the `Protocol`: which listener gets which session).
+
+// The room core and the line protocol.
+pub mod admin;
+pub mod cmd;
+pub mod config;
+pub mod event;
+pub mod name;
+pub mod rate;
+pub mod room;
+pub mod roster;
+pub mod server;
+pub mod session;
+
+// The web face and the terminal client (branch chat-web) go here:
+// pub mod ws; pub mod web; pub mod client;
+
+pub use config::RoomConfig;
+pub use room::{ChatProtocol, RoomSession};

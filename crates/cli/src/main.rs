@@ -1,6 +1,7 @@
 //! `bingfa`: the one binary. Each subcommand lives in its own module and only parses arguments
 //! and calls into a library crate; no protocol or model logic lives here.
 
+mod chat;
 mod http;
 mod lab;
 
@@ -23,6 +24,8 @@ enum Command {
     Lab(lab::Args),
     /// The static HTTP server.
     Http(http::Args),
+    /// The group chat room: serve, announce.
+    Chat(chat::Args),
     /// The project's main job: the HTTP server (same options as `bingfa http serve`).
     Serve(http::ServeArgs),
 }
@@ -40,6 +43,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Lab(args) => lab::run(args),
         Command::Http(args) => http::run(args),
+        Command::Chat(args) => chat::run(args),
         Command::Serve(args) => http::serve(args),
     }
 }

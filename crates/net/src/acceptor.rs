@@ -3,10 +3,11 @@
 //! extra descriptors the model needs (the relay links, the SIGCHLD pipe), with the
 //! `max_connections` check and the clean refusal done here, once for all of them.
 
+use crate::listener::Listener;
 use crate::reactor::{refuse, Peer, Shared};
 use crate::session::Protocol;
 use std::io;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ pub(crate) trait AcceptHooks {
 /// Accept until shutdown is triggered.
 pub(crate) fn accept_loop<P: Protocol>(
     shared: &Shared<P>,
-    listeners: &[TcpListener],
+    listeners: &[Listener],
     hooks: &mut dyn AcceptHooks,
 ) -> io::Result<()> {
     let sd = shared.shutdown.fd();
@@ -73,7 +74,7 @@ pub(crate) fn accept_loop<P: Protocol>(
                         if shared.counter.try_acquire(peer.ip()) {
                             hooks.on_conn(s, (peer, i));
                         } else {
-                            refuse(&shared.protocol, s);
+                            refuse(&shared.protocol, s, i);
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

@@ -5,12 +5,13 @@
 
 use crate::conn::{Env, Registry};
 use crate::hub::{Hub, Waker};
+use crate::listener::{Listener, UNIX_ADDR};
 use crate::poller::Interest;
 use crate::reactor::{make_conn, refuse, Peer, Shared};
 use crate::session::Protocol;
 use std::future::poll_fn;
 use std::io;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -123,7 +124,7 @@ async fn serve_conn<P: Protocol>(
     let notify = Arc::new(Notify::new());
     let n2 = notify.clone();
     let waker: Waker = Arc::new(move || n2.notify_one());
-    let Ok(mut conn) = make_conn(&shared.protocol, stream, peer, waker) else {
+    let Ok(mut conn) = make_conn(shared, stream, peer, waker) else {
         return;
     };
     // Declared after `conn` so it is dropped first: deregister before the sockets close.
@@ -197,7 +198,7 @@ async fn accept_task<P: Protocol>(
             Ok((s, peer)) => {
                 let Ok(s) = s.into_std() else { continue };
                 if !shared.counter.try_acquire(peer.ip()) {
-                    refuse(&shared.protocol, s);
+                    refuse(&shared.protocol, s, index);
                     continue;
                 }
                 tokio::spawn(serve_conn(
@@ -217,9 +218,49 @@ async fn accept_task<P: Protocol>(
     }
 }
 
+/// The same for a Unix-domain listener (an admin socket): its streams are served as any other.
+async fn accept_unix_task<P: Protocol>(
+    shared: Arc<Shared<P>>,
+    hub: Hub,
+    listener: tokio::net::UnixListener,
+    index: usize,
+    shut: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    let mut stop = shut.clone();
+    loop {
+        let r = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.changed() => return,
+        };
+        match r {
+            Ok((s, _)) => {
+                let Ok(s) = s.into_std() else { continue };
+                let s = TcpStream::from(std::os::fd::OwnedFd::from(s));
+                if !shared.counter.try_acquire(UNIX_ADDR.ip()) {
+                    refuse(&shared.protocol, s, index);
+                    continue;
+                }
+                tokio::spawn(serve_conn(
+                    shared.clone(),
+                    hub.clone(),
+                    s,
+                    (UNIX_ADDR, index),
+                    shut.clone(),
+                    alive.clone(),
+                ));
+            }
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
 pub(crate) fn run<P: Protocol>(
     shared: Arc<Shared<P>>,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     workers: usize,
 ) -> io::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -228,11 +269,24 @@ pub(crate) fn run<P: Protocol>(
         .build()?;
     let grace = shared.limits.shutdown_grace;
     rt.block_on(async move {
-        let hub = Hub::new();
+        let hub = shared.hub.clone();
         let (tx, rx) = watch::channel(false);
         let (alive, mut all_done) = mpsc::channel::<()>(1);
         for (index, l) in listeners.into_iter().enumerate() {
-            let l = tokio::net::TcpListener::from_std(l)?;
+            let l = match l {
+                Listener::Tcp(l) => tokio::net::TcpListener::from_std(l)?,
+                Listener::Unix(u) => {
+                    tokio::spawn(accept_unix_task(
+                        shared.clone(),
+                        hub.clone(),
+                        tokio::net::UnixListener::from_std(u)?,
+                        index,
+                        rx.clone(),
+                        alive.clone(),
+                    ));
+                    continue;
+                }
+            };
             tokio::spawn(accept_task(
                 shared.clone(),
                 hub.clone(),

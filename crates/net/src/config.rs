@@ -116,6 +116,10 @@ pub struct Limits {
     /// Close a connection when nothing was read or written for this long
     /// ([`Session::on_idle`](crate::Session::on_idle) is called first). `None` = never.
     pub idle_timeout: Option<Duration>,
+    /// TCP keepalive on accepted connections: probe after this long without traffic (then
+    /// every third of it, 3 tries), so a peer that vanished is found even with no idle
+    /// timeout. `None` = off (the kernel default).
+    pub tcp_keepalive: Option<Duration>,
     /// Unconsumed input kept per connection; a session that lets it fill is closed.
     pub max_input: usize,
     /// Stop reading a connection while more than this many bytes wait to go out to it.
@@ -139,6 +143,7 @@ impl Default for Limits {
             max_connections: 10_240,
             max_per_ip: None,
             idle_timeout: Some(Duration::from_secs(60)),
+            tcp_keepalive: None,
             max_input: 64 * 1024,
             high_water: 256 * 1024,
             max_outbound: 4 * 1024 * 1024,
@@ -160,6 +165,10 @@ pub struct Config {
     /// to its `chat` port); their connections come to [`Protocol::new_session_on`](crate::Protocol::new_session_on)
     /// with listener numbers after those of `bind`.
     pub also: Vec<(String, std::net::SocketAddr)>,
+    /// Unix-domain listeners (an admin socket), each announced as `<name> listening on
+    /// <path>`; listener numbers after those of `also`. Mode 0600, removed when the server
+    /// stops; a stale file is replaced only when nothing listens on it.
+    pub unix: Vec<(String, std::path::PathBuf)>,
     pub model: Model,
     /// Threads or processes for models that use them; 0 = a default (see `worker_count`).
     pub workers: usize,
@@ -179,6 +188,7 @@ impl Config {
             service: service.to_string(),
             bind: vec![bind],
             also: Vec::new(),
+            unix: Vec::new(),
             model: Model::default(),
             workers: 0,
             edge_triggered: false,

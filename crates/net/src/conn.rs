@@ -422,6 +422,19 @@ impl<S: Session> Conn<S> {
                 env.hub.unsubscribe(t, &sub);
             }
         }
+        // Last words on the hub (a chat member's `left`), however the connection ended.
+        self.cx.set_now(Instant::now());
+        self.session.on_farewell(&mut self.cx);
+        let id = self.cx.info().id;
+        for a in self.cx.take_actions() {
+            if let Action::Publish { topic, body } = a {
+                env.hub.publish(Message {
+                    topic,
+                    from: id,
+                    body,
+                });
+            }
+        }
         self.session.on_close();
     }
 
@@ -646,14 +659,22 @@ impl<S: Session> Conn<S> {
 
     fn take_messages(&mut self, limits: &Limits) -> bool {
         let Some(sub) = &self.sub else { return false };
-        if self.closing || self.out.bytes >= limits.high_water {
+        if self.closing {
+            return false;
+        }
+        // Checked before the high-water test: a receiver that stopped reading sits above
+        // high water for good, and must still be found out when its inbox overflows.
+        if sub.overflowed() {
+            self.evict();
+            return true;
+        }
+        if self.out.bytes >= limits.high_water {
             return false;
         }
         self.msgs.clear();
         if sub.take(64, &mut self.msgs).is_err() {
-            tracing::debug!("hub subscriber overflowed; disconnecting the slow receiver");
-            self.closed = true;
-            return false;
+            self.evict();
+            return true;
         }
         if self.msgs.is_empty() {
             return false;
@@ -665,6 +686,18 @@ impl<S: Session> Conn<S> {
         }
         self.msgs = msgs;
         true
+    }
+
+    /// The hub inbox overflowed: the session may queue a last word, then the connection closes
+    /// once that is flushed or after the goodbye grace (the peer is not reading, so it may
+    /// never be).
+    fn evict(&mut self) {
+        tracing::debug!("hub subscriber overflowed; disconnecting the slow receiver");
+        let now = Instant::now();
+        self.cx.set_now(now);
+        self.session.on_overflow(&mut self.cx);
+        self.cx.close();
+        self.hard_deadline = Some(now + GOODBYE_GRACE);
     }
 
     fn drop_channel(&mut self, i: usize, reg: &mut dyn Registry) {

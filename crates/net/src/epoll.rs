@@ -121,26 +121,22 @@ impl Poller for EpollPoller {
 /// their own SO_REUSEPORT twins on the same addresses.
 pub(crate) fn run<P: crate::Protocol>(
     shared: std::sync::Arc<crate::reactor::Shared<P>>,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<crate::listener::Listener>,
     workers: usize,
     edge: bool,
 ) -> io::Result<()> {
-    let hub = crate::Hub::new();
-    let addrs: Vec<_> = listeners
-        .iter()
-        .map(|l| l.local_addr())
-        .collect::<io::Result<_>>()?;
-    let mut per_worker = vec![listeners];
+    let hub = shared.hub.clone();
+    let mut per_worker = Vec::new();
     for _ in 1..workers.max(1) {
         per_worker.push(
-            addrs
+            listeners
                 .iter()
-                .map(|a| crate::sys::listen_twin(*a))
+                .map(|l| l.twin())
                 .collect::<io::Result<_>>()?,
         );
     }
     let mut handles = Vec::new();
-    let first = per_worker.remove(0);
+    let first = listeners;
     for ls in per_worker {
         let (shared, hub) = (shared.clone(), hub.clone());
         handles.push(

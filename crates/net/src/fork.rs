@@ -12,6 +12,7 @@
 
 use crate::acceptor::{accept_loop, AcceptHooks};
 use crate::hub::Hub;
+use crate::listener::Listener;
 use crate::poll::PollPoller;
 use crate::reactor::{Peer, Reactor, Shared};
 use crate::relay::Relay;
@@ -20,7 +21,7 @@ use crate::shutdown;
 use crate::sys::{self, Fork};
 use std::collections::HashSet;
 use std::io;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -44,6 +45,20 @@ impl Family {
             child_r,
             _child_w: child_w,
         })
+    }
+
+    /// Feed the server's injector link (if one was made) into the relay, so publications from
+    /// outside any session join the one order.
+    pub(crate) fn adopt_injector<P: Protocol>(&mut self, shared: &Shared<P>) -> io::Result<()> {
+        let link = shared
+            .inject
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match link {
+            Some(l) => self.relay.add_source(l),
+            None => Ok(()),
+        }
     }
 
     /// Reap every exited child; returns the pids.
@@ -195,10 +210,7 @@ impl<P: Protocol> AcceptHooks for Hooks<'_, P> {
     }
 }
 
-pub(crate) fn run<P: Protocol>(
-    shared: Arc<Shared<P>>,
-    listeners: Vec<TcpListener>,
-) -> io::Result<()> {
+pub(crate) fn run<P: Protocol>(shared: Arc<Shared<P>>, listeners: Vec<Listener>) -> io::Result<()> {
     let listener_fds = listeners.iter().map(|l| l.as_raw_fd()).collect();
     let mut hooks = Hooks {
         places: Default::default(),
@@ -206,6 +218,7 @@ pub(crate) fn run<P: Protocol>(
         listener_fds,
         family: Family::new()?,
     };
+    hooks.family.adopt_injector(&shared)?;
     let r = accept_loop(&shared, &listeners, &mut hooks);
     drop(listeners);
     hooks.family.wind_down(shared.limits.shutdown_grace);

@@ -27,6 +27,39 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// The biggest message (topic + body) the hub carries: what fits in a relay frame.
+pub const MAX_MESSAGE: usize = relay::MAX_FRAME - 10;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PublishError {
+    #[error("a hub message of {0} bytes is over the {MAX_MESSAGE}-byte limit")]
+    TooLarge(usize),
+}
+
+/// Publishes into a server's hub from outside any session (a console, an admin tool), into
+/// the same one order as the sessions' messages, under every model. Get one from
+/// [`Server::injector`](crate::Server::injector) before running the server; it can be moved to
+/// another thread. Its messages have `from == 0`, which is never a connection's id.
+///
+/// In-process models: it holds the server's hub. `fork`/`prefork`: it holds one end of a
+/// publish-only link whose other end the parent's relay reads like a worker's link, so the
+/// announcement takes its place in the relay's order. Publishing blocks only until the relay
+/// (or, in-process, the hub lock) takes it.
+#[derive(Clone)]
+pub struct Injector {
+    pub(crate) hub: Hub,
+}
+
+impl Injector {
+    pub fn publish(&self, topic: &str, body: &[u8]) -> Result<(), PublishError> {
+        self.hub.try_publish(Message {
+            topic: topic.into(),
+            from: 0,
+            body: body.into(),
+        })
+    }
+}
+
 /// A handle to the hub; cheap to clone, shared by every connection of a process.
 #[derive(Clone, Default)]
 pub struct Hub {
@@ -79,6 +112,12 @@ impl Subscriber {
                 st.overflowed = true;
                 st.queue.clear();
                 st.bytes = 0;
+                drop(st);
+                // Always wake for the overflow: a connection above high water takes nothing,
+                // so the batch flag below may still be set from a wake-up it never answered.
+                self.notified.store(true, Ordering::Release);
+                (self.waker)();
+                return;
             } else {
                 st.bytes += msg.body.len();
                 st.queue.push_back(msg.clone());
@@ -88,6 +127,13 @@ impl Subscriber {
         if !self.notified.swap(true, Ordering::AcqRel) {
             (self.waker)();
         }
+    }
+
+    pub(crate) fn overflowed(&self) -> bool {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .overflowed
     }
 
     /// Take up to `max` messages; `Err(())` once the subscriber has overflowed.
@@ -118,20 +164,34 @@ impl Hub {
         hub
     }
 
-    /// Publish to every subscriber of `msg.topic`, in every process of the server.
+    /// Publish to every subscriber of `msg.topic`, in every process of the server. A message
+    /// too big for a relay frame is dropped (and logged); [`Hub::try_publish`] says so instead.
     pub fn publish(&self, msg: Message) {
+        if let Err(e) = self.try_publish(msg) {
+            tracing::warn!("hub: {e}; message dropped");
+        }
+    }
+
+    /// [`Hub::publish`], refusing a message over [`MAX_MESSAGE`] bytes (topic and body) rather
+    /// than sending a relay frame the relay would reject (which would cut the link).
+    pub fn try_publish(&self, msg: Message) -> Result<(), PublishError> {
+        let size = msg.topic.len() + msg.body.len();
+        if size > MAX_MESSAGE || msg.topic.len() > u16::MAX as usize {
+            return Err(PublishError::TooLarge(size));
+        }
         let mut link = self.inner.link.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(stream) = link.as_mut() {
             // Blocking write: the relay never blocks on anyone (it queues per link), so this
             // only waits for the relay to be scheduled.
             if stream.write_all(&relay::encode(&msg)).is_ok() {
-                return;
+                return Ok(());
             }
             // The relay is gone (the parent is shutting down): keep working within the process.
             *link = None;
         }
         drop(link);
         self.deliver_local(&msg);
+        Ok(())
     }
 
     /// Hand a message to this process's subscribers.

@@ -15,6 +15,7 @@ pub mod shutdown;
 
 mod acceptor;
 mod conn;
+mod listener;
 mod poller;
 mod reactor;
 mod relay;
@@ -31,9 +32,10 @@ mod thread;
 mod threadpool;
 
 pub use config::{Config, Limits, Model, UnknownModel};
-pub use hub::Hub;
+pub use hub::{Hub, Injector, PublishError, MAX_MESSAGE};
 pub use server::{serve, Error, Server, ServerHandle};
 pub use session::{
-    Action, ChannelEvent, ChannelId, ConnId, ConnInfo, Context, Message, Protocol, Session,
+    Action, ChannelEvent, ChannelId, ConnId, ConnInfo, Context, Message, PeerCred, Protocol,
+    Session,
 };
 pub use shutdown::ShutdownHandle;

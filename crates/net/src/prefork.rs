@@ -8,11 +8,11 @@
 use crate::epoll::EpollPoller;
 use crate::fork::Family;
 use crate::hub::Hub;
+use crate::listener::Listener;
 use crate::reactor::{Reactor, Shared};
 use crate::session::Protocol;
 use crate::sys;
 use std::io;
-use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 fn spawn_worker<P: Protocol>(
     family: &mut Family,
     shared: &Arc<Shared<P>>,
-    listeners: &[TcpListener],
+    listeners: &[Listener],
     index: usize,
 ) -> io::Result<libc::pid_t> {
     family.spawn(&[], |link| {
@@ -46,10 +46,11 @@ fn spawn_worker<P: Protocol>(
 
 pub(crate) fn run<P: Protocol>(
     shared: Arc<Shared<P>>,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     workers: usize,
 ) -> io::Result<()> {
     let mut family = Family::new()?;
+    family.adopt_injector(&shared)?;
     // Worker index -> pid; the index names the worker's ledger in the connection counter.
     let mut slots: Vec<Option<libc::pid_t>> = vec![None; workers.max(1)];
     for (w, slot) in slots.iter_mut().enumerate() {

@@ -10,6 +10,7 @@
 use crate::config::Limits;
 use crate::conn::{Conn, Env, Registry};
 use crate::hub::Hub;
+use crate::listener::{self, Listener};
 use crate::poller::{Event, Interest, Poller};
 use crate::relay::LinkReader;
 use crate::session::{ConnId, ConnInfo, Protocol};
@@ -18,7 +19,7 @@ use crate::sys::{self, SharedCounter};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +37,11 @@ pub(crate) struct Shared<P: Protocol> {
     pub limits: Limits,
     pub counter: SharedCounter,
     pub shutdown: ShutdownHandle,
+    /// The in-process hub, shared by every loop and thread of the in-process models (and by
+    /// [`Injector`](crate::Injector)s); fork/prefork workers build their own linked hub.
+    pub hub: Hub,
+    /// Fork/prefork: the relay's end of the injector link, added to the relay by the parent.
+    pub inject: Mutex<Option<std::os::unix::net::UnixStream>>,
 }
 
 /// A connection id unique across the server's processes: pid in the high 32 bits.
@@ -46,8 +52,8 @@ pub(crate) fn next_conn_id() -> ConnId {
 }
 
 /// Refuse a connection over the limit: the protocol's refusal, then close. Never a hang.
-pub(crate) fn refuse<P: Protocol>(protocol: &P, stream: TcpStream) {
-    if let Some(msg) = protocol.refusal() {
+pub(crate) fn refuse<P: Protocol>(protocol: &P, stream: TcpStream, listener: usize) {
+    if let Some(msg) = protocol.refusal_on(listener) {
         let _ = stream.set_nonblocking(true);
         let _ = (&stream).write(&msg);
     }
@@ -59,19 +65,35 @@ pub(crate) type Peer = (SocketAddr, usize);
 
 /// Prepare an accepted stream and build its connection.
 pub(crate) fn make_conn<P: Protocol>(
-    protocol: &P,
+    shared: &Shared<P>,
     stream: TcpStream,
     (peer, listener): Peer,
     waker: crate::hub::Waker,
 ) -> io::Result<Conn<P::Session>> {
     stream.set_nonblocking(true)?;
     let _ = stream.set_nodelay(true);
+    let cred = listener::peer_cred(stream.as_raw_fd());
+    if let (Some(idle), None) = (shared.limits.tcp_keepalive, cred) {
+        // Finds peers that vanished without a FIN (a cable pulled, a laptop closed) on
+        // connections that are quiet on purpose and so have no idle timeout (chat members).
+        let ka = socket2::TcpKeepalive::new()
+            .with_time(idle)
+            .with_interval((idle / 3).max(Duration::from_secs(1)))
+            .with_retries(3);
+        if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&ka) {
+            tracing::debug!("TCP keepalive: {e}");
+        }
+    }
     let info = ConnInfo {
         id: next_conn_id(),
         peer,
-        local: stream.local_addr()?,
+        local: match cred {
+            Some(_) => listener::UNIX_ADDR,
+            None => stream.local_addr()?,
+        },
+        cred,
     };
-    let session = protocol.new_session_on(listener, &info);
+    let session = shared.protocol.new_session_on(listener, &info);
     Ok(Conn::new(session, stream, info, waker))
 }
 
@@ -136,7 +158,7 @@ pub(crate) struct Reactor<Pl: Poller, P: Protocol> {
     poller: Pl,
     shared: Arc<Shared<P>>,
     hub: Hub,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     conns: Slots<P::Session>,
     /// Whether each slot's connection took a place in the shared counter (and must give it back).
     counted: Vec<bool>,
@@ -162,7 +184,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         poller: Pl,
         shared: Arc<Shared<P>>,
         hub: Hub,
-        listeners: Vec<TcpListener>,
+        listeners: Vec<Listener>,
     ) -> io::Result<Self> {
         let link = hub.link_fd().map(LinkReader::new);
         Ok(Reactor {
@@ -213,7 +235,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
     fn start_conn(&mut self, stream: TcpStream, peer: Peer, counted: bool) {
         if !self.poller.can_watch(stream.as_raw_fd()) {
             // select(2) cannot watch this descriptor: a clean refusal, like any full server.
-            refuse(&self.shared.protocol, stream);
+            refuse(&self.shared.protocol, stream, peer.1);
             if counted {
                 self.shared.counter.release(peer.0.ip());
             }
@@ -232,7 +254,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         self.scheduled[slot] = (None, gen);
         let wake = self.wake.clone();
         let waker: crate::hub::Waker = Arc::new(move || wake.wake(slot));
-        let conn = match make_conn(&self.shared.protocol, stream, peer, waker) {
+        let conn = match make_conn(&self.shared, stream, peer, waker) {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!("dropping a connection that failed setup: {e}");
@@ -322,7 +344,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             match r {
                 Ok((s, peer)) => {
                     if !self.shared.counter.try_acquire(peer.ip()) {
-                        refuse(&self.shared.protocol, s);
+                        refuse(&self.shared.protocol, s, i);
                     } else if self.live >= self.max_active {
                         self.waiting.push_back((s, (peer, i)));
                     } else {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 /// Outbound bytes queued per link before the link is considered dead weight and closed.
 pub(crate) const LINK_QUEUE: usize = 16 * 1024 * 1024;
-const MAX_FRAME: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_FRAME: usize = 16 * 1024 * 1024;
 
 pub(crate) fn encode(msg: &Message) -> Vec<u8> {
     let topic = msg.topic.as_bytes();
@@ -137,6 +137,9 @@ struct Link {
     pid: Option<libc::pid_t>,
     /// Failed, overflowed or at EOF: removed at the end of the next flush.
     dead: bool,
+    /// Whether the relay sends the stream down this link. An injector's link (publishing from
+    /// outside any session) only sends up: nobody reads its down side.
+    down: bool,
 }
 
 /// The parent side: one link per child, fan-out in arrival order.
@@ -158,8 +161,25 @@ impl Relay {
             sent: 0,
             pid: None,
             dead: false,
+            down: true,
         });
         Ok(theirs)
+    }
+
+    /// A publish-only link (the relay's end of an [`Injector`](crate::Injector)'s socketpair):
+    /// its frames join the one order like a child's, and nothing is sent back down it.
+    pub(crate) fn add_source(&mut self, mine: UnixStream) -> io::Result<()> {
+        mine.set_nonblocking(true)?;
+        self.links.push(Link {
+            sock: mine,
+            inbuf: Vec::new(),
+            out: Vec::new(),
+            sent: 0,
+            pid: None,
+            dead: false,
+            down: false,
+        });
+        Ok(())
     }
 
     pub(crate) fn set_pid_last(&mut self, pid: libc::pid_t) {
@@ -197,7 +217,7 @@ impl Relay {
                     let data: Vec<u8> = self.links[i].inbuf[..used].to_vec();
                     self.links[i].inbuf.drain(..used);
                     if !fs.is_empty() {
-                        for l in &mut self.links {
+                        for l in self.links.iter_mut().filter(|l| l.down) {
                             l.out.extend_from_slice(&data);
                         }
                     }

@@ -88,13 +88,8 @@ impl Poller for SelectPoller {
 
 pub(crate) fn run<P: crate::Protocol>(
     shared: std::sync::Arc<crate::reactor::Shared<P>>,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<crate::listener::Listener>,
 ) -> io::Result<()> {
-    crate::reactor::Reactor::new(
-        SelectPoller::default(),
-        shared,
-        crate::Hub::new(),
-        listeners,
-    )?
-    .run(false)
+    let hub = shared.hub.clone();
+    crate::reactor::Reactor::new(SelectPoller::default(), shared, hub, listeners)?.run(false)
 }

@@ -11,19 +11,28 @@
 //! ```
 
 use crate::config::{Config, Model};
+use crate::hub::{Hub, Injector};
+use crate::listener::{self, Listener, UnixPath};
 use crate::reactor::Shared;
 use crate::session::Protocol;
 use crate::shutdown::{self, ShutdownHandle};
 use crate::sys::{self, SharedCounter};
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot listen on {path}: {source}")]
+    BindUnix {
+        path: std::path::PathBuf,
+        source: io::Error,
+    },
     #[error("no address to listen on")]
     NoAddress,
     #[error(transparent)]
@@ -34,37 +43,81 @@ pub enum Error {
 pub struct Server<P: Protocol> {
     config: Config,
     protocol: P,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     shutdown: ShutdownHandle,
+    hub: Hub,
+    /// Fork/prefork: the relay's end and the injector's end of the injector link.
+    inject: Option<(UnixStream, UnixStream)>,
+    /// Unix socket files to remove when the server stops.
+    unix_paths: Vec<UnixPath>,
 }
 
 impl<P: Protocol> Server<P> {
-    /// Bind every address in `config.bind` and `config.also`. Nothing is printed or accepted
-    /// yet, but the kernel already queues connections.
+    /// Bind every address in `config.bind` and `config.also`, and every path in
+    /// `config.unix`. Nothing is printed or accepted yet, but the kernel already queues
+    /// connections.
     pub fn bind(config: Config, protocol: P) -> Result<Self, Error> {
         if config.bind.is_empty() && config.also.is_empty() {
             return Err(Error::NoAddress);
         }
         // epoll workers each bind the port again with SO_REUSEPORT; the first must allow it.
         let reuse_port = config.model == Model::Epoll;
-        let listeners = config
+        let mut listeners = config
             .bind
             .iter()
             .chain(config.also.iter().map(|(_, a)| a))
-            .map(|a| sys::listen(*a, reuse_port).map_err(|source| Error::Bind { addr: *a, source }))
+            .map(|a| {
+                sys::listen(*a, reuse_port)
+                    .map(Listener::Tcp)
+                    .map_err(|source| Error::Bind { addr: *a, source })
+            })
             .collect::<Result<Vec<_>, _>>()?;
+        let mut unix_paths = Vec::new();
+        for (_, path) in &config.unix {
+            let (l, guard) = listener::bind_unix(path).map_err(|source| Error::BindUnix {
+                path: path.clone(),
+                source,
+            })?;
+            listeners.push(l);
+            unix_paths.push(guard);
+        }
+        let inject = if config.model.multi_process() {
+            Some(UnixStream::pair()?)
+        } else {
+            None
+        };
         Ok(Server {
             config,
             protocol,
             listeners,
             shutdown: ShutdownHandle::new()?,
+            hub: Hub::new(),
+            inject,
+            unix_paths,
         })
     }
 
+    /// A handle that publishes into this server's hub from outside any session (a console,
+    /// a test), in the same one order as the sessions, under every model. See [`Injector`].
+    pub fn injector(&self) -> Injector {
+        match &self.inject {
+            Some((_, theirs)) => Injector {
+                hub: theirs
+                    .try_clone()
+                    .map(Hub::with_link)
+                    .unwrap_or_else(|_| self.hub.clone()),
+            },
+            None => Injector {
+                hub: self.hub.clone(),
+            },
+        }
+    }
+
+    /// The TCP listeners' addresses (`bind`, then `also`).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter_map(|l| l.local_addr())
             .collect()
     }
 
@@ -81,7 +134,12 @@ impl<P: Protocol> Server<P> {
             protocol,
             listeners,
             shutdown,
+            hub,
+            inject,
+            unix_paths,
         } = self;
+        // Dropped (files removed) when this returns, whatever the model did.
+        let _unix_paths = unix_paths;
         shutdown::ignore_sigpipe();
         if config.handle_signals {
             shutdown::install_signals(&shutdown);
@@ -92,9 +150,10 @@ impl<P: Protocol> Server<P> {
                 .bind
                 .iter()
                 .map(|_| &config.service)
-                .chain(config.also.iter().map(|(s, _)| s));
+                .chain(config.also.iter().map(|(s, _)| s))
+                .chain(config.unix.iter().map(|(s, _)| s));
             for (name, l) in names.zip(&listeners) {
-                writeln!(out, "{} listening on {}", name, l.local_addr()?)?;
+                writeln!(out, "{} listening on {}", name, l.describe()?)?;
             }
             out.flush()?;
         }
@@ -113,6 +172,8 @@ impl<P: Protocol> Server<P> {
                 },
             )?,
             shutdown,
+            hub,
+            inject: Mutex::new(inject.map(|(mine, _)| mine)),
         });
         tracing::info!(model = %config.model, workers, "serving");
         let r = match config.model {

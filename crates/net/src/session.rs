@@ -62,8 +62,19 @@ pub type ChannelId = u32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnInfo {
     pub id: ConnId,
+    /// The client's address; `0.0.0.0:0` on a Unix-domain listener (see `cred`).
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    /// Who is at the other end of a Unix-domain connection (`SO_PEERCRED`); `None` for TCP.
+    pub cred: Option<PeerCred>,
+}
+
+/// The process at the other end of a Unix-domain connection, as the kernel saw it connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCred {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// A message carried by the [`Hub`](crate::Hub) between sessions, possibly across processes.
@@ -363,11 +374,24 @@ pub trait Session: Send + 'static {
     /// to (HTTP 408, FTP 421); the driver closes after flushing whatever the session queues.
     fn on_idle(&mut self, _cx: &mut Context) {}
 
+    /// This connection's hub inbox overflowed: it stopped reading while more than
+    /// [`Limits::hub_queue_bytes`](crate::Limits::hub_queue_bytes) was published to it. It is
+    /// being evicted: whatever is written here (a last line, e.g. chat's `! too slow,
+    /// disconnected`) is queued after what it already has, and the connection is closed once
+    /// that is flushed or after a short grace, whichever comes first.
+    fn on_overflow(&mut self, _cx: &mut Context) {}
+
     /// Graceful shutdown began. The default closes after flushing; a session in the middle of
     /// an exchange may finish it first (the driver's deadline still applies).
     fn on_shutdown(&mut self, cx: &mut Context) {
         cx.close();
     }
+
+    /// The connection is gone, for whatever reason (quit, EOF, reset, eviction, shutdown, a
+    /// panic elsewhere in the session): the last chance to tell the others through the hub.
+    /// Only [`Context::publish`] is carried out here (the socket is gone); called once, right
+    /// before [`Session::on_close`].
+    fn on_farewell(&mut self, _cx: &mut Context) {}
 
     /// The connection is gone (closed by either side or by the driver). Release resources.
     fn on_close(&mut self) {}
@@ -399,6 +423,13 @@ pub trait Protocol: Send + Sync + 'static {
     fn refusal(&self) -> Option<Vec<u8>> {
         None
     }
+
+    /// The refusal for a connection accepted on listener number `listener` (chat: `! room is
+    /// full` on its line port, `HTTP/1.1 503` on its web port). Defaults to [`Protocol::refusal`].
+    fn refusal_on(&self, listener: usize) -> Option<Vec<u8>> {
+        let _ = listener;
+        self.refusal()
+    }
 }
 
 #[cfg(test)]
@@ -411,6 +442,7 @@ mod tests {
             id: 1,
             peer: "127.0.0.1:1".parse().unwrap(),
             local: "127.0.0.1:2".parse().unwrap(),
+            cred: None,
         };
         let mut cx = Context::new(info);
         cx.write(b"a");

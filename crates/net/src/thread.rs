@@ -4,11 +4,12 @@
 
 use crate::acceptor::{accept_loop, AcceptHooks};
 use crate::hub::Hub;
+use crate::listener::Listener;
 use crate::poll::PollPoller;
 use crate::reactor::{Peer, Reactor, Shared};
 use crate::session::Protocol;
 use std::io;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -68,13 +69,10 @@ impl<P: Protocol> AcceptHooks for Hooks<P> {
     }
 }
 
-pub(crate) fn run<P: Protocol>(
-    shared: Arc<Shared<P>>,
-    listeners: Vec<TcpListener>,
-) -> io::Result<()> {
+pub(crate) fn run<P: Protocol>(shared: Arc<Shared<P>>, listeners: Vec<Listener>) -> io::Result<()> {
     let mut hooks = Hooks {
         shared: shared.clone(),
-        hub: Hub::new(),
+        hub: shared.hub.clone(),
         threads: Vec::new(),
     };
     let r = accept_loop(&shared, &listeners, &mut hooks);

@@ -3,13 +3,13 @@
 //! flood waits in memory that is bounded, and the excess is refused.
 
 use crate::acceptor::{accept_loop, AcceptHooks};
-use crate::hub::Hub;
+use crate::listener::Listener;
 use crate::reactor::{Peer, Shared};
 use crate::session::Protocol;
 use crate::thread::serve_one;
 use std::collections::VecDeque;
 use std::io;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::{Arc, Condvar, Mutex};
 
 #[derive(Default)]
@@ -36,11 +36,11 @@ impl AcceptHooks for Hooks {
 
 pub(crate) fn run<P: Protocol>(
     shared: Arc<Shared<P>>,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     workers: usize,
 ) -> io::Result<()> {
     let queue = Arc::new(Queue::default());
-    let hub = Hub::new();
+    let hub = shared.hub.clone();
     let mut threads = Vec::new();
     for _ in 0..workers.max(1) {
         let (queue, shared, hub) = (queue.clone(), shared.clone(), hub.clone());

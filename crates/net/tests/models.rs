@@ -27,12 +27,18 @@ struct Echo;
 struct EchoSession {
     listener: usize,
     paused: bool,
+    /// The peer's credentials, on the Unix-domain listener.
+    cred: Option<bingfa_net::PeerCred>,
 }
 
 impl Session for EchoSession {
     fn on_open(&mut self, cx: &mut Context) {
-        if self.listener > 0 {
-            cx.write(format!("listener {}\n", self.listener).as_bytes());
+        match (self.listener, self.cred) {
+            (0, _) => {}
+            (n, None) => cx.write(format!("listener {n}\n").as_bytes()),
+            (n, Some(c)) => {
+                cx.write(format!("listener {n} pid {} uid {}\n", c.pid, c.uid).as_bytes())
+            }
         }
     }
     fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
@@ -89,16 +95,24 @@ impl Protocol for Echo {
         EchoSession {
             listener: 0,
             paused: false,
+            cred: None,
         }
     }
-    fn new_session_on(&self, listener: usize, _: &ConnInfo) -> EchoSession {
+    fn new_session_on(&self, listener: usize, info: &ConnInfo) -> EchoSession {
         EchoSession {
             listener,
             paused: false,
+            cred: info.cred,
         }
     }
     fn refusal(&self) -> Option<Vec<u8>> {
         Some(b"busy\n".to_vec())
+    }
+    fn refusal_on(&self, listener: usize) -> Option<Vec<u8>> {
+        match listener {
+            1 => Some(b"busy (web)\n".to_vec()),
+            _ => self.refusal(),
+        }
     }
 }
 
@@ -116,7 +130,14 @@ impl Session for ChatSession {
     fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
         match input.iter().position(|&b| b == b'\n') {
             Some(i) => {
-                cx.publish("room", &input[..=i]);
+                if &input[..i] == b"WATCH" {
+                    // An observer of evictions only (it does not want the room's traffic).
+                    cx.subscribe("evictions");
+                    cx.unsubscribe("room");
+                    cx.write(b"watching\n");
+                } else {
+                    cx.publish("room", &input[..=i]);
+                }
                 i + 1
             }
             None => 0,
@@ -126,6 +147,10 @@ impl Session for ChatSession {
         if msg.from != cx.info().id {
             cx.write(&msg.body);
         }
+    }
+    fn on_overflow(&mut self, cx: &mut Context) {
+        cx.publish("evictions", b"evicted\n");
+        cx.write(b"! too slow, disconnected\n");
     }
 }
 
@@ -249,6 +274,10 @@ struct Spec {
     web: bool,
     /// `max_per_ip` (0 = none).
     per_ip: usize,
+    /// Publish each line of the server's stdin through an `Injector`.
+    inject: bool,
+    /// A Unix-domain listener, announced as "admin" ("" = none).
+    unix: String,
 }
 
 impl Spec {
@@ -267,11 +296,13 @@ impl Spec {
             tight: false,
             web: false,
             per_ip: 0,
+            inject: false,
+            unix: String::new(),
         }
     }
     fn encode(&self) -> String {
         format!(
-            "{};{};{};{};{};{};{};{};{};{}",
+            "{};{};{};{};{};{};{};{};{};{};{};{}",
             self.model,
             self.edge,
             self.proto,
@@ -281,7 +312,9 @@ impl Spec {
             self.file,
             self.tight,
             self.web,
-            self.per_ip
+            self.per_ip,
+            self.inject,
+            self.unix
         )
     }
 }
@@ -318,8 +351,26 @@ fn server_main() {
     if f[7] == "true" {
         config.limits.high_water = 16 * 1024;
     }
+    if !f[11].is_empty() {
+        config.unix.push(("admin".into(), f[11].into()));
+    }
+    let inject = f[10] == "true";
     let r = match f[2] {
         "echo" => bingfa_net::serve(config, Echo),
+        "chat" if inject => {
+            let server = bingfa_net::Server::bind(config, Chat).unwrap();
+            let injector = server.injector();
+            // Outside any session: each stdin line is published on the room.
+            std::thread::spawn(move || {
+                for line in std::io::stdin().lines() {
+                    let Ok(line) = line else { break };
+                    injector
+                        .publish("room", format!("{line}\n").as_bytes())
+                        .unwrap();
+                }
+            });
+            server.run()
+        }
         "chat" => bingfa_net::serve(config, Chat),
         "files" => {
             let file = File::open(f[6]).unwrap();
@@ -343,6 +394,8 @@ struct TestServer {
     addr: SocketAddr,
     /// The second listener, when the spec asked for one.
     web: Option<SocketAddr>,
+    /// The server's stdin (what an `inject` server publishes).
+    stdin: Option<std::process::ChildStdin>,
 }
 
 impl TestServer {
@@ -356,15 +409,18 @@ impl TestServer {
                 "--test-threads=1",
             ])
             .env(SPEC_VAR, spec.encode())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn server");
         let stdout = child.stdout.take().unwrap();
+        let stdin = child.stdin.take();
         let (tx, rx) = std::sync::mpsc::channel();
         let needles = [
             format!("{} listening on ", spec.proto),
             "web listening on ".to_string(),
+            "admin listening on ".to_string(),
         ];
         std::thread::spawn(move || {
             // Keep draining so the server never blocks on a full pipe.
@@ -381,11 +437,16 @@ impl TestServer {
             child,
             addr: "0.0.0.0:0".parse().unwrap(),
             web: None,
+            stdin,
         };
-        for _ in 0..1 + spec.web as usize {
+        for _ in 0..1 + spec.web as usize + !spec.unix.is_empty() as usize {
             let (k, addr) = rx
                 .recv_timeout(Duration::from_secs(20))
                 .expect("server did not announce itself");
+            if k == 2 {
+                assert_eq!(addr, spec.unix, "the admin socket's path is announced");
+                continue;
+            }
             let addr = addr.parse().expect("address in the ready line");
             if k == 0 {
                 server.addr = addr;
@@ -1025,6 +1086,162 @@ fn two_listeners(model: Model, edge: bool) {
     assert!(srv.stop().success());
 }
 
+/// Publishing from outside any session (`Server::injector`) joins the room's one order: under
+/// fork/prefork through the relay, elsewhere through the shared hub.
+fn injector(model: Model, edge: bool) {
+    let mut spec = Spec::new(model, edge, "chat");
+    spec.inject = true;
+    let mut srv = TestServer::start(&spec);
+    let mut inject = |line: &str| {
+        let stdin = srv.stdin.as_mut().unwrap();
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    };
+    if !model.concurrent() {
+        let mut a = Client::connect(srv.addr);
+        assert!(a.line().starts_with("welcome "));
+        inject("from outside");
+        a.expect("from outside");
+        drop(a);
+        assert!(srv.stop().success());
+        return;
+    }
+    let mut cs: Vec<Client> = (0..3).map(|_| Client::connect(srv.addr)).collect();
+    for c in &mut cs {
+        assert!(c.line().starts_with("welcome "));
+    }
+    cs[0].send("a1");
+    cs[1].expect("a1");
+    inject("announce 1");
+    cs[1].expect("announce 1");
+    cs[0].send("a2");
+    cs[1].expect("a2");
+    cs[2].expect("a1");
+    cs[2].expect("announce 1");
+    cs[2].expect("a2");
+    cs[0].expect("announce 1");
+    drop(cs);
+    assert!(srv.stop().success());
+}
+
+/// Each listener's refusal is its own (`Protocol::refusal_on`): chat's line port and web page.
+fn refusal_per_listener(model: Model, edge: bool) {
+    let mut spec = Spec::new(model, edge, "echo");
+    spec.web = true;
+    spec.max = 1;
+    let mut srv = TestServer::start(&spec);
+    let mut c = srv.connect();
+    c.send("in");
+    c.expect("in");
+    let mut w = Client::connect(srv.web.unwrap());
+    w.expect("busy (web)");
+    w.expect_closed();
+    let mut d = srv.connect();
+    d.expect("busy");
+    d.expect_closed();
+    drop(c);
+    assert!(srv.stop().success());
+}
+
+/// A Unix-domain listener: 0600, the peer's credentials in `ConnInfo`, a stale file replaced,
+/// a live one refused, the file removed when the server stops.
+fn unix_listener(model: Model, edge: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let path = std::env::temp_dir().join(format!(
+        "bingfa-net-unix-{}-{model}-{edge}.sock",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    drop(UnixListener::bind(&path).unwrap()); // a stale socket file: nobody listens
+    let mut spec = Spec::new(model, edge, "echo");
+    spec.unix = path.to_string_lossy().into_owned();
+    let mut srv = TestServer::start(&spec);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    for _ in 0..2 {
+        let s = UnixStream::connect(&path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        assert_eq!(
+            line,
+            format!("listener 1 pid {} uid {uid}\n", std::process::id())
+        );
+        (&s).write_all(b"over unix\n").unwrap();
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        assert_eq!(line, "over unix\n");
+    }
+    // TCP still works beside it.
+    let mut c = srv.connect();
+    c.send("tcp");
+    c.expect("tcp");
+    // A second server cannot take a live socket's path.
+    let mut config = Config::new("echo", "127.0.0.1:0".parse().unwrap());
+    config.model = Model::Poll;
+    config.unix.push(("admin".into(), path.clone()));
+    assert!(matches!(
+        bingfa_net::Server::bind(config, Echo),
+        Err(bingfa_net::Error::BindUnix { .. })
+    ));
+    drop(c);
+    assert!(srv.stop().success());
+    assert!(!path.exists(), "the socket file is removed on exit");
+}
+
+/// A subscriber that stops reading is evicted when its inbox overflows, even though its
+/// output sits above high water (it never reads again), and is told so where it fits.
+fn slow_receiver_evicted(model: Model, edge: bool) {
+    if !model.concurrent() {
+        return;
+    }
+    let mut spec = Spec::new(model, edge, "chat");
+    spec.tight = true;
+    spec.workers = spec.workers.max(3);
+    let mut srv = TestServer::start(&spec);
+    let mut slow = srv.connect();
+    let mut watch = srv.connect();
+    let mut sender = srv.connect();
+    for c in [&mut slow, &mut watch, &mut sender] {
+        assert!(c.line().starts_with("welcome "));
+    }
+    watch.send("WATCH");
+    watch.expect("watching");
+    // Publish far more than the slow client's kernel buffers, high water and 1 MiB inbox
+    // hold; it reads nothing meanwhile. Stop as soon as the watcher sees the eviction.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d2 = done.clone();
+    let mut w = sender.w.try_clone().unwrap();
+    let flood = std::thread::spawn(move || {
+        let line = format!("{}\n", "y".repeat(999));
+        for _ in 0..40_000 {
+            if d2.load(std::sync::atomic::Ordering::Relaxed)
+                || w.write_all(line.as_bytes()).is_err()
+            {
+                break;
+            }
+        }
+    });
+    watch
+        .r
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    watch.expect("evicted");
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+    // The slow client now finds its connection closed after what it was sent.
+    let mut sink = Vec::new();
+    let r = slow.r.read_to_end(&mut sink);
+    assert!(r.is_ok() || r.unwrap_err().kind() == std::io::ErrorKind::ConnectionReset);
+    drop((slow, watch, sender));
+    assert!(srv.stop().success());
+}
+
 /// A `fork`/`prefork` parent killed outright (SIGKILL, no chance to clean up) does not leave
 /// its children serving: they get SIGTERM from the kernel and shut down.
 fn parent_killed(model: Model, edge: bool) {
@@ -1078,6 +1295,10 @@ macro_rules! every_model {
                 #[test] fn two_listeners() { super::two_listeners(M, E) }
                 #[test] fn per_ip_limit() { super::per_ip_limit(M, E) }
                 #[test] fn child_killed() { super::child_killed(M, E) }
+                #[test] fn injector() { super::injector(M, E) }
+                #[test] fn refusal_per_listener() { super::refusal_per_listener(M, E) }
+                #[test] fn unix_listener() { super::unix_listener(M, E) }
+                #[test] fn slow_receiver_evicted() { super::slow_receiver_evicted(M, E) }
             }
         )*
         /// The list above covers `Model::ALL`: a new model cannot be added without its tests.

@@ -1,0 +1,4 @@
+//! `/help`: what a member can do.
+
+pub const REPLY: &str =
+    "* commands: /who (who is online), /help (this list), /quit (leave); any other line is said to the room\n";

@@ -1,0 +1,34 @@
+//! The room's limits, as `bingfa chat serve` sets them.
+
+/// Per-room limits (the network limits are `bingfa_net::Limits`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomConfig {
+    /// Longest line, in bytes, not counting `\r\n`; a longer one is dropped with a `! ` line.
+    pub max_line: usize,
+    /// Lines per second per member (messages and commands); 0 = unlimited.
+    pub rate: u32,
+    /// How many lines a member may send at once before the rate applies (default 2 × rate).
+    pub burst: u32,
+    /// Members at once (named connections, in every process together).
+    pub max_members: usize,
+}
+
+impl Default for RoomConfig {
+    fn default() -> Self {
+        RoomConfig {
+            max_line: 1024,
+            rate: 5,
+            burst: 10,
+            max_members: 1000,
+        }
+    }
+}
+
+impl RoomConfig {
+    /// Connections the server admits at once: members, plus room for connections still
+    /// choosing a name and for admin tools. The room itself refuses the member over
+    /// `max_members` when it claims a name (in the room's one order).
+    pub fn max_connections(&self) -> usize {
+        self.max_members.saturating_mul(2).saturating_add(16)
+    }
+}

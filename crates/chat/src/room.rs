@@ -1,0 +1,139 @@
+//! The room as a `bingfa_net::Protocol`: which session each listener gets, and how each
+//! listener refuses a connection over the server's limit.
+//!
+//! Listeners, in the server's announce order: the line port (`chat`), then optionally the web
+//! page (`web`), then optionally the admin socket (a Unix-domain listener). The web face wraps
+//! a room session: [`web_session`] is the one place that decides how, so plugging in the
+//! WebSocket bridge is a change there (and to [`WebFace`]) only.
+
+use crate::admin::AdminSession;
+use crate::config::RoomConfig;
+use crate::roster::Roster;
+use crate::session::ChatSession;
+use bingfa_net::{ChannelEvent, ChannelId, ConnInfo, Context, Message, Protocol, Session};
+use std::sync::Arc;
+
+/// What a web-page connection runs: until the WebSocket bridge is merged, the plain line
+/// session (so `--web` serves the room's line protocol on a second port).
+pub type WebFace = ChatSession;
+
+/// Wrap a room session for the web listener (becomes `WebSession::new(inner, …)`).
+pub fn web_session(inner: ChatSession) -> WebFace {
+    inner
+}
+
+/// The refusal on the line port and the admin socket.
+pub const FULL: &[u8] = b"! room is full\n";
+/// The refusal on the web page.
+pub const FULL_HTTP: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nroom is full\n";
+
+pub struct ChatProtocol {
+    cfg: Arc<RoomConfig>,
+    roster: Roster,
+    web: Option<usize>,
+    admin: Option<usize>,
+}
+
+impl ChatProtocol {
+    /// The room on listener 0; `web` and `admin` are the listener numbers of the other faces.
+    pub fn new(cfg: RoomConfig, web: Option<usize>, admin: Option<usize>) -> std::io::Result<Self> {
+        Ok(ChatProtocol {
+            roster: Roster::new(cfg.max_members)?,
+            cfg: Arc::new(cfg),
+            web,
+            admin,
+        })
+    }
+
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+}
+
+impl Protocol for ChatProtocol {
+    type Session = RoomSession;
+
+    fn new_session(&self, info: &ConnInfo) -> RoomSession {
+        self.new_session_on(0, info)
+    }
+
+    fn new_session_on(&self, listener: usize, _info: &ConnInfo) -> RoomSession {
+        let member = || ChatSession::new(self.cfg.clone(), self.roster.clone());
+        if Some(listener) == self.admin {
+            RoomSession::Admin(AdminSession::new(self.cfg.max_line))
+        } else if Some(listener) == self.web {
+            RoomSession::Web(web_session(member()))
+        } else {
+            RoomSession::Line(member())
+        }
+    }
+
+    fn refusal(&self) -> Option<Vec<u8>> {
+        Some(FULL.to_vec())
+    }
+
+    fn refusal_on(&self, listener: usize) -> Option<Vec<u8>> {
+        if Some(listener) == self.web {
+            Some(FULL_HTTP.to_vec())
+        } else {
+            self.refusal()
+        }
+    }
+}
+
+/// One connection of the room, whichever face it came in by.
+pub enum RoomSession {
+    Line(ChatSession),
+    Web(WebFace),
+    Admin(AdminSession),
+}
+
+macro_rules! each {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            RoomSession::Line($s) => $e,
+            RoomSession::Web($s) => $e,
+            RoomSession::Admin($s) => $e,
+        }
+    };
+}
+
+impl Session for RoomSession {
+    fn on_open(&mut self, cx: &mut Context) {
+        each!(self, s => s.on_open(cx))
+    }
+    fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
+        each!(self, s => s.on_data(input, cx))
+    }
+    fn on_eof(&mut self, cx: &mut Context) {
+        each!(self, s => s.on_eof(cx))
+    }
+    fn on_message(&mut self, msg: &Message, cx: &mut Context) {
+        each!(self, s => s.on_message(msg, cx))
+    }
+    fn on_timer(&mut self, cx: &mut Context) {
+        each!(self, s => s.on_timer(cx))
+    }
+    fn on_drained(&mut self, cx: &mut Context) {
+        each!(self, s => s.on_drained(cx))
+    }
+    fn on_channel(&mut self, id: ChannelId, ev: ChannelEvent<'_>, cx: &mut Context) {
+        each!(self, s => s.on_channel(id, ev, cx))
+    }
+    fn on_idle(&mut self, cx: &mut Context) {
+        each!(self, s => s.on_idle(cx))
+    }
+    fn on_overflow(&mut self, cx: &mut Context) {
+        each!(self, s => s.on_overflow(cx))
+    }
+    fn on_shutdown(&mut self, cx: &mut Context) {
+        each!(self, s => s.on_shutdown(cx))
+    }
+    fn on_farewell(&mut self, cx: &mut Context) {
+        each!(self, s => s.on_farewell(cx))
+    }
+    fn on_close(&mut self) {
+        each!(self, s => s.on_close())
+    }
+}

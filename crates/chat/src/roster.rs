@@ -1,0 +1,166 @@
+//! Who is in the room: one table in shared memory (a `bingfa_mp::Array` under its robust
+//! process-shared lock), so a name is claimed exactly once and `max_members` holds across every
+//! thread and every process of the server. It is made before the server forks, so `fork` and
+//! `prefork` children share it with the parent.
+//!
+//! Why a shared table and not only the hub stream: a member joining late must learn who is
+//! online, and under `fork` a new process has no history to replay. The table answers that at
+//! claim time; everything after the claim reaches the newcomer through the hub (it subscribes
+//! before claiming), and the session's replica drops what the snapshot already holds (see
+//! `session.rs`).
+//!
+//! A process killed outright cannot release its members; its entries are reclaimed when a
+//! claim meets them and the process (the connection id's high 32 bits) is gone.
+
+use bingfa_mp::{Array, LockError};
+use bytemuck::{Pod, Zeroable};
+
+const NAME_BYTES: usize = 128; // 32 characters of up to 4 bytes
+
+#[derive(Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+struct Entry {
+    /// The member's connection id; 0 = free. Entry 0 is the header: `id` = members.
+    id: u64,
+    len: u32,
+    _pad: u32,
+    name: [u8; NAME_BYTES],
+}
+
+impl Entry {
+    fn name(&self) -> &str {
+        std::str::from_utf8(&self.name[..self.len as usize]).unwrap_or("?")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimError {
+    #[error("name taken")]
+    Taken,
+    #[error("room is full")]
+    Full,
+}
+
+/// The shared member table: `(id, name)` in join order.
+#[derive(Clone)]
+pub struct Roster {
+    table: Array<Entry>,
+}
+
+impl Roster {
+    pub fn new(max_members: usize) -> std::io::Result<Self> {
+        Ok(Roster {
+            table: Array::new(max_members.max(1) + 1)?,
+        })
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut [Entry]) -> R) -> R {
+        let mut g = match self.table.lock() {
+            Ok(g) => g,
+            // A member's process died holding the lock: every update is one copy that is
+            // complete or not begun, so the table is still consistent.
+            Err(LockError::OwnerDied(g)) => g,
+            Err(e) => panic!("roster lock: {e:?}"),
+        };
+        f(&mut g)
+    }
+
+    /// Claim `name` for connection `id`; on success, everyone online (in join order, the
+    /// newcomer last) as `(id, name)`.
+    pub fn claim(&self, id: u64, name: &str) -> Result<Vec<(u64, String)>, ClaimError> {
+        let folded = crate::name::fold(name);
+        self.with(|t| {
+            let clash = |t: &[Entry]| {
+                t[1..1 + t[0].id as usize]
+                    .iter()
+                    .position(|e| crate::name::fold(e.name()) == folded)
+            };
+            let mut clash_at = clash(t);
+            if clash_at.is_some() || t[0].id as usize + 1 >= t.len() {
+                reclaim_dead(t);
+                clash_at = clash(t);
+            }
+            if clash_at.is_some() {
+                return Err(ClaimError::Taken);
+            }
+            let n = t[0].id as usize;
+            if n + 1 >= t.len() {
+                return Err(ClaimError::Full);
+            }
+            let mut e = Entry::zeroed();
+            e.id = id;
+            e.len = name.len().min(NAME_BYTES) as u32;
+            e.name[..e.len as usize].copy_from_slice(&name.as_bytes()[..e.len as usize]);
+            t[1 + n] = e;
+            t[0].id += 1;
+            Ok(list(t))
+        })
+    }
+
+    /// Connection `id` left (a no-op if it never claimed).
+    pub fn release(&self, id: u64) {
+        self.with(|t| remove(t, |e| e.id == id));
+    }
+
+    /// Everyone online, in join order.
+    pub fn members(&self) -> Vec<(u64, String)> {
+        self.with(|t| list(t))
+    }
+}
+
+fn list(t: &[Entry]) -> Vec<(u64, String)> {
+    t[1..1 + t[0].id as usize]
+        .iter()
+        .map(|e| (e.id, e.name().to_string()))
+        .collect()
+}
+
+fn remove(t: &mut [Entry], gone: impl Fn(&Entry) -> bool) {
+    let n = t[0].id as usize;
+    let mut w = 1;
+    for r in 1..=n {
+        if !gone(&t[r]) {
+            t[w] = t[r];
+            w += 1;
+        }
+    }
+    t[0].id = (w - 1) as u64;
+}
+
+fn reclaim_dead(t: &mut [Entry]) {
+    remove(t, |e| {
+        let pid = (e.id >> 32) as libc::pid_t;
+        // SAFETY: signal 0 only checks that the process exists.
+        pid > 0
+            && unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_are_unique_and_bounded() {
+        let me = (std::process::id() as u64) << 32;
+        let r = Roster::new(2).unwrap();
+        assert_eq!(
+            r.claim(me | 1, "Alice").unwrap(),
+            vec![(me | 1, "Alice".into())]
+        );
+        assert_eq!(r.claim(me | 2, "alice"), Err(ClaimError::Taken));
+        r.claim(me | 3, "bob").unwrap();
+        assert_eq!(r.claim(me | 4, "carol"), Err(ClaimError::Full));
+        r.release(me | 1);
+        assert_eq!(
+            r.claim(me | 4, "carol").unwrap(),
+            vec![(me | 3, "bob".into()), (me | 4, "carol".into())]
+        );
+        // A dead process's member is reclaimed when its name is wanted.
+        let dead = (i32::MAX as u64 - 7) << 32;
+        r.release(me | 3);
+        r.claim(dead | 1, "ghost").unwrap();
+        assert!(r.claim(me | 5, "ghost").is_ok());
+    }
+}

@@ -1,0 +1,229 @@
+//! One member's connection: the room's line protocol as a sans-IO session.
+//!
+//! A connection first chooses a name (claimed in the shared [`Roster`]), then is a member:
+//! lines are messages or `/commands`. Everything other members should see is published on the
+//! hub as an [`Event`] and rendered by each session from the hub stream, so all members see the
+//! room in the hub's one order and the sender gets no echo (it skips its own events).
+//!
+//! The replica: at its claim a member gets the roster's snapshot (who is online); events
+//! published before the claim may still arrive after it, so a `joined` for someone already in
+//! the snapshot and a `left` for someone not in it are dropped (they happened before).
+
+use crate::cmd::{self, Command};
+use crate::config::RoomConfig;
+use crate::event::{Event, TOPIC};
+use crate::name;
+use crate::rate::Bucket;
+use crate::roster::{ClaimError, Roster};
+use bingfa_net::{ConnId, Context, Message, Session};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+pub const GREETING: &str = "* welcome to the bingfa chat room; what is your name?\n";
+pub const SHUTDOWN: &str = "* server shutting down\n";
+pub const TOO_SLOW: &str = "! too slow, disconnected\n";
+
+enum Phase {
+    Naming,
+    Member(String),
+    /// Quit, refused or shutting down: input is dropped, nothing more is rendered.
+    Leaving,
+}
+
+pub struct ChatSession {
+    cfg: Arc<RoomConfig>,
+    roster: Roster,
+    me: ConnId,
+    phase: Phase,
+    /// The members this session knows are online (connection ids).
+    online: HashSet<ConnId>,
+    /// Dropping the rest of an over-long line, up to its newline.
+    skipping: bool,
+    bucket: Bucket,
+    /// The name to say `left` for, once this member stopped being one.
+    left_as: Option<String>,
+}
+
+impl ChatSession {
+    pub fn new(cfg: Arc<RoomConfig>, roster: Roster) -> Self {
+        let bucket = Bucket::new(cfg.rate, cfg.burst);
+        ChatSession {
+            cfg,
+            roster,
+            me: 0,
+            phase: Phase::Naming,
+            online: HashSet::new(),
+            skipping: false,
+            bucket,
+            left_as: None,
+        }
+    }
+
+    fn line(&mut self, raw: &[u8], cx: &mut Context) {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.len() > self.cfg.max_line {
+            self.too_long(cx);
+            return;
+        }
+        let Ok(line) = std::str::from_utf8(raw) else {
+            cx.write(b"! invalid UTF-8, line dropped\n");
+            return;
+        };
+        match &self.phase {
+            Phase::Naming => self.choose_name(line, cx),
+            Phase::Member(me) => {
+                let me = me.clone();
+                if line.is_empty() {
+                    return;
+                }
+                if !self.bucket.take(cx.now()) {
+                    let msg = format!(
+                        "! too fast (at most {} lines a second), line dropped\n",
+                        self.cfg.rate
+                    );
+                    cx.write(msg.as_bytes());
+                    return;
+                }
+                match Command::parse(line) {
+                    None => cx.publish(TOPIC, &Event::Said(me, line.to_string()).encode()),
+                    Some(Command::Who) => {
+                        cx.write(cmd::who::reply(&self.roster.members()).as_bytes())
+                    }
+                    Some(Command::Help) => cx.write(cmd::help::REPLY.as_bytes()),
+                    Some(Command::Quit) => {
+                        cx.write(cmd::quit::REPLY.as_bytes());
+                        self.leave();
+                        cx.close();
+                    }
+                    Some(Command::Unknown(w)) => cx.write(cmd::unknown(&w).as_bytes()),
+                }
+            }
+            Phase::Leaving => {}
+        }
+    }
+
+    fn choose_name(&mut self, line: &str, cx: &mut Context) {
+        if let Err(e) = name::validate(line) {
+            cx.write(format!("! {e}; try another name\n").as_bytes());
+            return;
+        }
+        match self.roster.claim(self.me, line) {
+            Ok(online) => {
+                let names: Vec<&str> = online.iter().map(|(_, n)| n.as_str()).collect();
+                cx.write(format!("* you are {line}; online: {}\n", names.join(", ")).as_bytes());
+                self.online = online.into_iter().map(|(id, _)| id).collect();
+                self.phase = Phase::Member(line.to_string());
+                cx.publish(TOPIC, &Event::Joined(line.to_string()).encode());
+            }
+            Err(ClaimError::Taken) => cx.write(b"! name taken; try another name\n"),
+            Err(ClaimError::Full) => {
+                cx.write(b"! room is full\n");
+                self.phase = Phase::Leaving;
+                cx.close();
+            }
+        }
+    }
+
+    fn too_long(&mut self, cx: &mut Context) {
+        let msg = format!(
+            "! line too long (at most {} bytes), dropped\n",
+            self.cfg.max_line
+        );
+        cx.write(msg.as_bytes());
+    }
+
+    /// Stop being a member now: the roster place is free at once, and the others are told in
+    /// `on_farewell` (however the connection ends, so exactly once).
+    fn leave(&mut self) {
+        if let Phase::Member(n) = std::mem::replace(&mut self.phase, Phase::Leaving) {
+            self.roster.release(self.me);
+            self.left_as = Some(n);
+        }
+    }
+}
+
+impl Session for ChatSession {
+    fn on_open(&mut self, cx: &mut Context) {
+        self.me = cx.info().id;
+        // Subscribed before the name is claimed: nothing published after the claim is missed.
+        cx.subscribe(TOPIC);
+        cx.write(GREETING.as_bytes());
+    }
+
+    fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
+        if matches!(self.phase, Phase::Leaving) {
+            return input.len();
+        }
+        let Some(i) = input.iter().position(|&b| b == b'\n') else {
+            // No newline yet: keep waiting unless it is already too long (`+ 1` for a `\r`).
+            if input.len() > self.cfg.max_line + 1 {
+                if !self.skipping {
+                    self.too_long(cx);
+                    self.skipping = true;
+                }
+                return input.len();
+            }
+            return 0;
+        };
+        if std::mem::take(&mut self.skipping) {
+            return i + 1; // the tail of a line already refused
+        }
+        self.line(&input[..i], cx);
+        i + 1
+    }
+
+    fn on_message(&mut self, msg: &Message, cx: &mut Context) {
+        if !matches!(self.phase, Phase::Member(_)) || cx.shutting_down() {
+            return;
+        }
+        let Some(ev) = Event::decode(&msg.body) else {
+            return;
+        };
+        let mine = msg.from == self.me;
+        let line = match ev {
+            Event::Joined(n) => {
+                if !self.online.insert(msg.from) || mine {
+                    return; // in the snapshot already: it happened before this member came
+                }
+                format!("* {n} joined\n")
+            }
+            Event::Left(n) => {
+                if !self.online.remove(&msg.from) || mine {
+                    return;
+                }
+                format!("* {n} left\n")
+            }
+            Event::Said(n, t) => {
+                if mine {
+                    return;
+                }
+                format!("{n}: {t}\n")
+            }
+            Event::Announce(t) => format!("* admin: {t}\n"),
+        };
+        cx.write(line.as_bytes());
+    }
+
+    fn on_overflow(&mut self, cx: &mut Context) {
+        cx.write(TOO_SLOW.as_bytes());
+        self.leave();
+    }
+
+    fn on_shutdown(&mut self, cx: &mut Context) {
+        cx.write(SHUTDOWN.as_bytes());
+        self.leave();
+        cx.close();
+    }
+
+    fn on_farewell(&mut self, cx: &mut Context) {
+        self.leave();
+        if let Some(n) = self.left_as.take() {
+            cx.publish(TOPIC, &Event::Left(n).encode());
+        }
+    }
+
+    fn on_close(&mut self) {
+        // Whatever happened (a panic mid-callback included), the name is free again.
+        self.roster.release(self.me);
+    }
+}

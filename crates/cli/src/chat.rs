@@ -1,0 +1,147 @@
+//! `bingfa chat serve|announce`: the group chat room and its admin tool. Only argument
+//! parsing, the console and the admin client live here; the room is `bingfa_chat`.
+
+use anyhow::{bail, Context as _};
+use bingfa_chat::server::{self, ServeOptions};
+use bingfa_chat::RoomConfig;
+use bingfa_net::Model;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Arguments of `bingfa chat`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Run the chat room (line protocol on --bind, web page on --web).
+    Serve(ServeArgs),
+    /// Send one announcement through a running server's admin socket.
+    Announce(AnnounceArgs),
+    // TODO(chat-web): `Join(chat_join::Args)`, the terminal client, goes here.
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address of the line protocol (`127.0.0.1:0` picks a free port; the ready line tells which).
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    bind: SocketAddr,
+    /// Also serve the web page and its WebSocket on this address.
+    #[arg(long)]
+    web: Option<SocketAddr>,
+    /// Concurrency model: iterative, fork, thread, threadpool, prefork, select, poll, epoll, async.
+    #[arg(long, default_value_t = Model::default())]
+    model: Model,
+    /// Threads or processes for the models that use them (0 = a default).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+    /// Edge-triggered epoll (with `--model epoll`).
+    #[arg(long)]
+    edge_triggered: bool,
+    /// A Unix-domain socket (mode 0600) that accepts `announce TEXT` lines.
+    #[arg(long)]
+    admin_socket: Option<PathBuf>,
+    /// Lines per second per member; 0 = unlimited.
+    #[arg(long, default_value_t = 5)]
+    rate: u32,
+    /// Lines a member may send at once before --rate applies (default 2 × rate).
+    #[arg(long)]
+    burst: Option<u32>,
+    /// Longest line in bytes.
+    #[arg(long, default_value_t = 1024)]
+    max_line: usize,
+    /// Members at once.
+    #[arg(long, default_value_t = 1000)]
+    max_members: usize,
+    /// Seconds of silence before a member's TCP connection is probed (keepalive).
+    #[arg(long, default_value_t = 60)]
+    keepalive: u64,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AnnounceArgs {
+    /// The server's admin socket.
+    #[arg(long)]
+    admin_socket: PathBuf,
+    /// What to announce (the words are joined with spaces).
+    #[arg(required = true)]
+    text: Vec<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Command::Serve(a) => serve(a),
+        Command::Announce(a) => announce(a),
+    }
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    if a.max_line == 0 || a.max_members == 0 {
+        bail!("--max-line and --max-members must be at least 1");
+    }
+    let mut opts = ServeOptions::new(a.bind);
+    opts.web = a.web;
+    opts.admin_socket = a.admin_socket;
+    opts.model = a.model;
+    opts.workers = a.workers;
+    opts.edge_triggered = a.edge_triggered;
+    opts.keepalive = Duration::from_secs(a.keepalive.max(1));
+    opts.room = RoomConfig {
+        max_line: a.max_line,
+        rate: a.rate,
+        burst: a.burst.unwrap_or(a.rate.saturating_mul(2)),
+        max_members: a.max_members,
+    };
+    let server = server::bind(&opts).context("cannot start the chat room")?;
+    if std::io::stdin().is_terminal() {
+        // The console: each line typed is an announcement. Under fork/prefork this thread
+        // lives in the forking parent; it only reads stdin and publishes (a socket write).
+        let injector = server.injector();
+        std::thread::Builder::new()
+            .name("console".into())
+            .spawn(move || {
+                for line in std::io::stdin().lock().lines() {
+                    let Ok(line) = line else { break };
+                    let text = line.trim();
+                    if !text.is_empty() {
+                        if let Err(e) = server::announce(&injector, text) {
+                            eprintln!("announce: {e}");
+                        }
+                    }
+                }
+            })?;
+    }
+    tracing::info!(model = %opts.model, "starting chat room");
+    server.run().context("chat server failed")?;
+    Ok(())
+}
+
+fn announce(a: AnnounceArgs) -> anyhow::Result<()> {
+    let text = a.text.join(" ");
+    if text.contains('\n') {
+        bail!("an announcement is one line");
+    }
+    let s = UnixStream::connect(&a.admin_socket).with_context(|| {
+        format!(
+            "no chat server listens on {} (is `bingfa chat serve --admin-socket` running?)",
+            a.admin_socket.display()
+        )
+    })?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    (&s).write_all(format!("announce {text}\n").as_bytes())?;
+    let mut reply = String::new();
+    BufReader::new(&s)
+        .read_line(&mut reply)
+        .context("no answer from the chat server")?;
+    match reply.trim_end() {
+        "* announced" => Ok(()),
+        "" => bail!("the chat server closed the admin connection without an answer"),
+        other => bail!("the chat server refused: {other}"),
+    }
+}

@@ -1,0 +1,568 @@
+//! The chat room's integration suite, one scenario set run under all nine models plus
+//! edge-triggered epoll (like `crates/net/tests/models.rs`). Each server is the real binary,
+//! `bingfa chat serve`, in its own process, so fork/prefork put members in different processes
+//! and shutdown is a real SIGTERM with a real exit status.
+//!
+//! `iterative` serves one connection at a time (a second member waits, unserved, until the
+//! first leaves) and `threadpool` serves `--workers` at once: multi-member scenarios are skipped
+//! for `iterative`, and `iterative_one_at_a_time` / `threadpool_serves_workers_at_once` test
+//! what those models do guarantee.
+
+use bingfa_net::Model;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bingfa");
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    admin: PathBuf,
+}
+
+impl Server {
+    fn start(model: Model, edge: bool, extra: &[&str]) -> Server {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let admin = std::env::temp_dir().join(format!(
+            "bingfa-chat-{}-{}.sock",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "chat",
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--model",
+            model.name(),
+        ])
+        .arg("--admin-socket")
+        .arg(&admin)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        if edge {
+            cmd.arg("--edge-triggered");
+        }
+        if !extra.contains(&"--workers") {
+            cmd.args([
+                "--workers",
+                if model == Model::ThreadPool { "8" } else { "2" },
+            ]);
+        }
+        let mut child = cmd.spawn().expect("spawn bingfa");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(a) = line.strip_prefix("chat listening on ") {
+                    let _ = tx.send(a.to_string());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("no ready line")
+            .parse()
+            .unwrap();
+        // The admin socket is bound before the ready lines are printed.
+        Server { child, addr, admin }
+    }
+
+    fn connect(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// Connect and join as `name` (the greeting and the welcome line read).
+    fn join(&self, name: &str) -> Client {
+        let mut c = self.connect();
+        c.expect_greeting();
+        c.send(name);
+        let l = c.line();
+        assert!(
+            l.starts_with(&format!("* you are {name}; online: ")),
+            "{l:?}"
+        );
+        c
+    }
+
+    fn stop(&mut self) -> ExitStatus {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.wait(Duration::from_secs(10))
+            .expect("no exit after SIGTERM")
+    }
+
+    fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    fn announce(&self, text: &str) -> std::process::Output {
+        Command::new(BIN)
+            .args(["chat", "announce", "--admin-socket"])
+            .arg(&self.admin)
+            .arg(text)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            if self.wait(Duration::from_secs(5)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+struct Client {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Client {
+            w: s.try_clone().unwrap(),
+            r: BufReader::new(s),
+        }
+    }
+    fn send(&mut self, line: &str) {
+        self.w.write_all(format!("{line}\n").as_bytes()).unwrap();
+    }
+    fn line(&mut self) -> String {
+        let mut s = String::new();
+        self.r.read_line(&mut s).expect("read (timed out?)");
+        s.strip_suffix('\n').unwrap_or(&s).to_string()
+    }
+    fn expect(&mut self, want: &str) {
+        assert_eq!(self.line(), want);
+    }
+    fn expect_greeting(&mut self) {
+        self.expect("* welcome to the bingfa chat room; what is your name?");
+    }
+    fn expect_closed(&mut self) {
+        let mut rest = Vec::new();
+        match self.r.read_to_end(&mut rest) {
+            Ok(_) => assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest)),
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
+        }
+    }
+    /// Nothing arrives within `t`.
+    fn expect_silence(&mut self, t: Duration) {
+        self.r.get_ref().set_read_timeout(Some(t)).unwrap();
+        let mut s = String::new();
+        let r = self.r.read_line(&mut s);
+        assert!(r.is_err(), "unexpected line {s:?}");
+        self.r
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios, each written once
+// ---------------------------------------------------------------------------------------------
+
+fn names(model: Model, edge: bool) {
+    let mut srv = Server::start(model, edge, &[]);
+    let mut a = srv.connect();
+    a.expect_greeting();
+    for (bad, why) in [
+        ("", "! a name is 1 to 32 characters; try another name"),
+        (
+            &"x".repeat(33),
+            "! a name is 1 to 32 characters; try another name",
+        ),
+        (
+            "a b",
+            "! a name has no spaces, control characters, ':', '*' or '!'; try another name",
+        ),
+        (
+            "a:b",
+            "! a name has no spaces, control characters, ':', '*' or '!'; try another name",
+        ),
+        (
+            "*x",
+            "! a name has no spaces, control characters, ':', '*' or '!'; try another name",
+        ),
+        (
+            "hey!",
+            "! a name has no spaces, control characters, ':', '*' or '!'; try another name",
+        ),
+        ("ADMIN", "! the name admin is reserved; try another name"),
+    ] {
+        a.send(bad);
+        a.expect(why);
+    }
+    a.w.write_all(b"alice\r\n").unwrap();
+    a.expect("* you are alice; online: alice");
+    a.send("/who");
+    a.expect("* online (1): alice");
+    a.send("/help");
+    a.expect("* commands: /who (who is online), /help (this list), /quit (leave); any other line is said to the room");
+    a.send("/dance now");
+    a.expect("! unknown command /dance (try /help)");
+    if model.concurrent() {
+        let mut b = srv.connect();
+        b.expect_greeting();
+        b.send("ALICE");
+        b.expect("! name taken; try another name");
+        b.send("bob");
+        b.expect("* you are bob; online: alice, bob");
+        a.expect("* bob joined");
+        a.send("/who");
+        a.expect("* online (2): alice, bob");
+    }
+    a.send("/quit");
+    a.expect("* bye");
+    a.expect_closed();
+    assert!(srv.stop().success());
+}
+
+fn messages(model: Model, edge: bool) {
+    if !model.concurrent() {
+        return;
+    }
+    let mut srv = Server::start(model, edge, &[]);
+    let mut a = srv.join("alice");
+    let mut b = srv.join("bob");
+    a.expect("* bob joined");
+    let mut c = srv.join("carol");
+    a.expect("* carol joined");
+    b.expect("* carol joined");
+    a.send("hello: there * !");
+    b.expect("alice: hello: there * !");
+    c.expect("alice: hello: there * !");
+    b.send("hi alice");
+    // No echo: alice's next line is bob's, not her own.
+    a.expect("bob: hi alice");
+    c.expect("bob: hi alice");
+    // /quit and a plain disconnect both say `left`, exactly.
+    b.send("/quit");
+    b.expect("* bye");
+    b.expect_closed();
+    a.expect("* bob left");
+    c.expect("* bob left");
+    drop(c);
+    a.expect("* carol left");
+    // The name is free again.
+    let mut b2 = srv.join("Bob");
+    a.expect("* Bob joined");
+    b2.send("/who");
+    b2.expect("* online (2): alice, Bob");
+    assert!(srv.stop().success());
+}
+
+/// Two senders interleaved, three readers: every member sees the room in one order.
+fn one_order(model: Model, edge: bool) {
+    if !model.concurrent() {
+        return;
+    }
+    let mut srv = Server::start(model, edge, &["--rate", "0"]);
+    let mut s1 = srv.join("s1");
+    let mut s2 = srv.join("s2");
+    let mut readers: Vec<Client> = ["r1", "r2", "r3"].iter().map(|n| srv.join(n)).collect();
+    // Drain the join notices (the later members' joins), so all start from the same point.
+    s1.expect("* s2 joined");
+    for n in ["r1", "r2", "r3"] {
+        s1.expect(&format!("* {n} joined"));
+        s2.expect(&format!("* {n} joined"));
+    }
+    for (i, r) in readers.iter_mut().enumerate() {
+        for n in ["r1", "r2", "r3"].iter().skip(i + 1) {
+            r.expect(&format!("* {n} joined"));
+        }
+    }
+    const N: usize = 300;
+    let mut w1 = s1.w.try_clone().unwrap();
+    let mut w2 = s2.w.try_clone().unwrap();
+    let t1 = std::thread::spawn(move || {
+        for i in 0..N {
+            w1.write_all(format!("a{i}\n").as_bytes()).unwrap();
+        }
+    });
+    let t2 = std::thread::spawn(move || {
+        for i in 0..N {
+            w2.write_all(format!("b{i}\n").as_bytes()).unwrap();
+        }
+    });
+    t1.join().unwrap();
+    t2.join().unwrap();
+    let seqs: Vec<Vec<String>> = readers
+        .iter_mut()
+        .map(|r| (0..2 * N).map(|_| r.line()).collect())
+        .collect();
+    assert_eq!(seqs[0], seqs[1]);
+    assert_eq!(seqs[0], seqs[2]);
+    // Each sender's lines in its own order; each sender sees only the other, in room order.
+    let from = |p: &str| -> Vec<String> {
+        seqs[0]
+            .iter()
+            .filter(|l| l.starts_with(p))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        from("s1: "),
+        (0..N).map(|i| format!("s1: a{i}")).collect::<Vec<_>>()
+    );
+    let got2: Vec<String> = (0..N).map(|_| s1.line()).collect();
+    assert_eq!(got2, from("s2: "));
+    let got1: Vec<String> = (0..N).map(|_| s2.line()).collect();
+    assert_eq!(got1, from("s1: "));
+    assert!(srv.stop().success());
+}
+
+/// Bad input gets a `! ` line and the member stays; the member over --max-members is closed.
+fn limits(model: Model, edge: bool) {
+    let mut srv = Server::start(
+        model,
+        edge,
+        &[
+            "--max-line",
+            "16",
+            "--rate",
+            "1",
+            "--burst",
+            "3",
+            "--max-members",
+            "2",
+        ],
+    );
+    let mut a = srv.join("alice");
+    let mut b = model.concurrent().then(|| srv.join("bob"));
+    if b.is_some() {
+        a.expect("* bob joined");
+    }
+    // A burst of 6 at once: the bucket holds 3, the rest are refused (1 token a second).
+    let burst: String = (0..6).map(|i| format!("m{i}\n")).collect();
+    a.w.write_all(burst.as_bytes()).unwrap();
+    for _ in 0..3 {
+        a.expect("! too fast (at most 1 lines a second), line dropped");
+    }
+    if let Some(b) = b.as_mut() {
+        for i in 0..3 {
+            b.expect(&format!("alice: m{i}"));
+        }
+    }
+    a.send(&"x".repeat(17));
+    a.expect("! line too long (at most 16 bytes), dropped");
+    // Far longer than a line may be, arriving before its newline: still one error.
+    a.w.write_all(&vec![b'y'; 5000]).unwrap();
+    a.w.write_all(b"\n").unwrap();
+    a.expect("! line too long (at most 16 bytes), dropped");
+    a.w.write_all(b"\xff\xfe ok\n").unwrap();
+    a.expect("! invalid UTF-8, line dropped");
+    // The member stayed: once the bucket refills, lines go through again.
+    std::thread::sleep(Duration::from_millis(1100));
+    a.send("/who");
+    if model.concurrent() {
+        a.expect("* online (2): alice, bob");
+        // Over --max-members.
+        let mut c = srv.connect();
+        c.expect_greeting();
+        c.send("carol");
+        c.expect("! room is full");
+        c.expect_closed();
+    } else {
+        a.expect("* online (1): alice");
+    }
+    assert!(srv.stop().success());
+}
+
+/// A member that stops reading is evicted once its queue is full; the others get everything.
+fn slow_reader(model: Model, edge: bool) {
+    if !model.concurrent() {
+        return;
+    }
+    let mut srv = Server::start(model, edge, &["--rate", "0", "--max-line", "2000"]);
+    let slow = srv.join("slow");
+    let mut sender = srv.join("sender");
+    let mut reader = srv.join("reader");
+    sender.expect("* reader joined");
+    let pad = "p".repeat(1000);
+    // Paced by the reader (batches in lock-step) so only `slow` falls behind; 20 MB is more
+    // than its kernel buffers, high water and hub queue hold together.
+    let (batches, per) = (200, 100);
+    let mut left = false;
+    for b in 0..batches {
+        let burst: String = (b * per..(b + 1) * per)
+            .map(|i| format!("{i} {pad}\n"))
+            .collect();
+        sender.w.write_all(burst.as_bytes()).unwrap();
+        let mut i = b * per;
+        while i < (b + 1) * per {
+            let l = reader.line();
+            if l == "* slow left" {
+                left = true;
+                continue;
+            }
+            assert_eq!(l, format!("sender: {i} {pad}"));
+            i += 1;
+        }
+    }
+    if !left {
+        reader.expect("* slow left");
+    }
+    drop(slow);
+    assert!(srv.stop().success());
+}
+
+fn announcements(model: Model, edge: bool) {
+    let mut srv = Server::start(model, edge, &[]);
+    if !model.concurrent() {
+        // The admin connection waits its turn like any other: with nobody connected it is
+        // served at once (and heard by nobody).
+        let out = srv.announce("nobody hears this");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut a = srv.join("alice");
+        a.send("/who");
+        a.expect("* online (1): alice");
+        drop(a);
+        assert!(srv.stop().success());
+        assert!(!srv.admin.exists(), "the admin socket is removed at exit");
+        return;
+    }
+    let mut a = srv.join("alice");
+    let out = srv.announce("tea at five");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    a.expect("* admin: tea at five");
+    if model.concurrent() {
+        let mut b = srv.join("bob");
+        a.expect("* bob joined");
+        a.send("m1");
+        b.expect("alice: m1");
+        assert!(srv.announce("between").status.success());
+        b.expect("* admin: between");
+        a.send("m2");
+        b.expect("alice: m2");
+        a.expect("* admin: between");
+    }
+    assert!(srv.stop().success());
+    assert!(!srv.admin.exists(), "the admin socket is removed at exit");
+    // Nobody listens now: a clear error and a non-zero exit.
+    let out = srv.announce("anyone?");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no chat server listens on"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn shutdown(model: Model, edge: bool) {
+    let mut srv = Server::start(model, edge, &[]);
+    let mut a = srv.join("alice");
+    let mut b = model.concurrent().then(|| srv.join("bob"));
+    if b.is_some() {
+        a.expect("* bob joined");
+    }
+    assert!(srv.stop().success());
+    a.expect("* server shutting down");
+    a.expect_closed();
+    if let Some(b) = b.as_mut() {
+        b.expect("* server shutting down");
+        b.expect_closed();
+    }
+}
+
+/// `iterative`: one member at a time; the next is served when the first leaves.
+#[test]
+fn iterative_one_at_a_time() {
+    let mut srv = Server::start(Model::Iterative, false, &[]);
+    let mut a = srv.join("alice");
+    let mut b = srv.connect();
+    b.expect_silence(Duration::from_millis(300));
+    a.send("/quit");
+    a.expect("* bye");
+    b.expect_greeting();
+    b.send("bob");
+    b.expect("* you are bob; online: bob");
+    assert!(srv.stop().success());
+}
+
+/// `threadpool`: `--workers` members at once; the next waits for a free worker.
+#[test]
+fn threadpool_serves_workers_at_once() {
+    let mut srv = Server::start(Model::ThreadPool, false, &["--workers", "2"]);
+    let mut a = srv.join("alice");
+    let _b = srv.join("bob");
+    a.expect("* bob joined");
+    let mut c = srv.connect();
+    c.expect_silence(Duration::from_millis(300));
+    a.send("/quit");
+    a.expect("* bye");
+    c.expect_greeting();
+    c.send("carol");
+    c.expect("* you are carol; online: bob, carol");
+    assert!(srv.stop().success());
+}
+
+macro_rules! every_model {
+    ($($name:ident => $model:expr, $edge:expr;)*) => {
+        $(
+            mod $name {
+                use super::*;
+                const M: Model = $model;
+                const E: bool = $edge;
+                #[test] fn names() { super::names(M, E) }
+                #[test] fn messages() { super::messages(M, E) }
+                #[test] fn one_order() { super::one_order(M, E) }
+                #[test] fn limits() { super::limits(M, E) }
+                #[test] fn slow_reader() { super::slow_reader(M, E) }
+                #[test] fn announcements() { super::announcements(M, E) }
+                #[test] fn shutdown() { super::shutdown(M, E) }
+            }
+        )*
+        #[test]
+        fn every_model_is_tested() {
+            let listed = [$($model),*];
+            for m in Model::ALL {
+                assert!(listed.contains(&m), "{m} has no chat tests");
+            }
+        }
+    };
+}
+
+every_model! {
+    iterative => Model::Iterative, false;
+    fork => Model::Fork, false;
+    thread => Model::Thread, false;
+    threadpool => Model::ThreadPool, false;
+    prefork => Model::Prefork, false;
+    select => Model::Select, false;
+    poll => Model::Poll, false;
+    epoll => Model::Epoll, false;
+    epoll_edge => Model::Epoll, true;
+    r#async => Model::Async, false;
+}
