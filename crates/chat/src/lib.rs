@@ -1,2 +1,4 @@
 //! bingfa-chat: the group chat room: the line protocol, the room on the Hub, the WebSocket
 //! bridge and web page, and the terminal client.
+
+pub mod ws;
