@@ -287,6 +287,9 @@ impl<S: Session> WebSession<S> {
                 cx.write(&frame::encode(Opcode::Close, true, &payload));
                 cx.close();
                 self.phase = Phase::Closed;
+                // To the inner session the peer's close is its end of input: it may say
+                // goodbye to others (publish); its own writes are dropped from here on.
+                self.call(cx, |s, icx| s.on_eof(icx));
             }
         }
     }

@@ -39,6 +39,11 @@ impl Session for Lines {
         }
         i + 1
     }
+    fn on_eof(&mut self, cx: &mut Context) {
+        cx.write(b"too late\n");
+        cx.publish("room", b"left");
+        cx.close();
+    }
     fn on_timer(&mut self, cx: &mut Context) {
         cx.pause_input(false);
         cx.write(b"* tick\n");
@@ -343,7 +348,12 @@ fn peer_close_is_echoed() {
         [1, 2, 3, 4],
     ));
     assert_eq!(out.frames(), [Event::Close(Some((1001, String::new())))]);
-    assert!(out.closes());
+    // The inner session hears it as end of input: its publish goes out, its write does not.
+    assert!(
+        matches!(&out.other[..], [Action::Close, Action::Publish { body, .. }] if &**body == b"left"),
+        "{:?}",
+        out.other
+    );
 }
 
 #[test]
