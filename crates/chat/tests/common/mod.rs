@@ -46,6 +46,13 @@ impl Session for MiniRoom {
                 cx.write(b"* bye\n");
                 self.leave(cx);
             }
+            // Stands in for the real room's console announcements.
+            Some(_) if line.starts_with("/announce ") => {
+                cx.publish("room", format!("* admin: {}\n", &line[10..]).as_bytes());
+            }
+            Some(_) if line.starts_with('/') => {
+                cx.write(format!("! unknown command {line}\n").as_bytes());
+            }
             Some(name) => cx.publish("room", format!("{name}: {line}\n").as_bytes()),
         }
         i + 1
@@ -245,10 +252,21 @@ pub const MASK: [u8; 4] = [0xa1, 0xb2, 0xc3, 0xd4];
 
 impl Ws {
     pub fn connect(addr: SocketAddr) -> Ws {
+        let (ws, head) = Ws::connect_to(addr, "/ws");
+        assert_eq!(
+            head,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+        );
+        ws
+    }
+
+    /// Upgrade at `path`; returns the client and the server's response head.
+    pub fn connect_to(addr: SocketAddr, path: &str) -> (Ws, String) {
         let mut s = connect(addr);
         write!(
             s,
-            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         )
         .unwrap();
@@ -265,12 +283,7 @@ impl Ws {
             }
             assert!(ws.fill(), "closed during the handshake");
         };
-        assert_eq!(
-            head,
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
-        );
-        ws
+        (ws, head)
     }
 
     /// Read more; false at EOF.
