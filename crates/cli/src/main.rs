@@ -1,6 +1,7 @@
 //! `bingfa`: the one binary. Each subcommand lives in its own module and only parses arguments
 //! and calls into a library crate; no protocol or model logic lives here.
 
+mod chat_join;
 mod http;
 mod lab;
 
@@ -25,6 +26,11 @@ enum Command {
     Http(http::Args),
     /// The project's main job: the HTTP server (same options as `bingfa http serve`).
     Serve(http::ServeArgs),
+    /// TEMPORARY (branch chat-web): the terminal chat client, until `bingfa chat join` lands
+    /// with the `chat` subcommand; then this hidden alias goes and `chat join` calls
+    /// `chat_join::run`.
+    #[command(name = "chat-join", hide = true)]
+    ChatJoin(chat_join::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,5 +47,6 @@ fn main() -> anyhow::Result<()> {
         Command::Lab(args) => lab::run(args),
         Command::Http(args) => http::run(args),
         Command::Serve(args) => http::serve(args),
+        Command::ChatJoin(args) => chat_join::run(args),
     }
 }
