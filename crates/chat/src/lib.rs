@@ -4,7 +4,9 @@
 //! Reading order: [`name`] (what a name may be), [`event`] (what travels on the hub),
 //! [`roster`] (who is in the room, shared by every process), [`session`] (one member's
 //! connection: the line protocol), [`cmd`] (one file per `/command`), [`admin`] (the admin
-//! socket's announcements), [`room`] (the `Protocol`: which listener gets which session).
+//! socket's announcements), [`room`] (the `Protocol`: which listener gets which session);
+//! then the web face, [`ws`] (RFC 6455, sans-IO) and [`web`] (the page and the wrapper that
+//! speaks the room's lines over WebSocket), and [`client`] (the terminal client).
 
 // The room core and the line protocol.
 pub mod admin;
@@ -18,8 +20,10 @@ pub mod roster;
 pub mod server;
 pub mod session;
 
-// The web face and the terminal client (branch chat-web) go here:
-// pub mod ws; pub mod web; pub mod client;
+// The web face and the terminal client.
+pub mod client;
+pub mod web;
+pub mod ws;
 
 pub use config::RoomConfig;
 pub use room::{ChatProtocol, RoomSession};

@@ -10,16 +10,23 @@ use crate::admin::AdminSession;
 use crate::config::RoomConfig;
 use crate::roster::Roster;
 use crate::session::ChatSession;
+use crate::web::{WebLimits, WebSession};
 use bingfa_net::{ChannelEvent, ChannelId, ConnInfo, Context, Message, Protocol, Session};
 use std::sync::Arc;
 
-/// What a web-page connection runs: until the WebSocket bridge is merged, the plain line
-/// session (so `--web` serves the room's line protocol on a second port).
-pub type WebFace = ChatSession;
+/// What a web-page connection runs: the page, and the room's line protocol over WebSocket.
+pub type WebFace = Box<WebSession<ChatSession>>;
 
-/// Wrap a room session for the web listener (becomes `WebSession::new(inner, …)`).
-pub fn web_session(inner: ChatSession) -> WebFace {
-    inner
+/// Wrap a room session for the web listener.
+/// A message over `--max-line` reaches the room, which answers `! ` as on the line port; only
+/// one over the web face's own bound (64 KiB, or the line limit if larger) is closed with 1009.
+/// That bound is also the longest line the room can write as one frame (`/who` of a big room).
+pub fn web_session(inner: ChatSession, info: &ConnInfo, max_line: usize) -> WebFace {
+    let limits = WebLimits {
+        max_message: max_line.max(WebLimits::default().max_message),
+        ..WebLimits::default()
+    };
+    Box::new(WebSession::with_limits(inner, *info, limits))
 }
 
 /// The refusal on the line port and the admin socket.
@@ -58,12 +65,12 @@ impl Protocol for ChatProtocol {
         self.new_session_on(0, info)
     }
 
-    fn new_session_on(&self, listener: usize, _info: &ConnInfo) -> RoomSession {
+    fn new_session_on(&self, listener: usize, info: &ConnInfo) -> RoomSession {
         let member = || ChatSession::new(self.cfg.clone(), self.roster.clone());
         if Some(listener) == self.admin {
             RoomSession::Admin(AdminSession::new(self.cfg.max_line))
         } else if Some(listener) == self.web {
-            RoomSession::Web(web_session(member()))
+            RoomSession::Web(web_session(member(), info, self.cfg.max_line))
         } else {
             RoomSession::Line(member())
         }

@@ -24,7 +24,8 @@ enum Command {
     Serve(ServeArgs),
     /// Send one announcement through a running server's admin socket.
     Announce(AnnounceArgs),
-    // TODO(chat-web): `Join(chat_join::Args)`, the terminal client, goes here.
+    /// Join a room from the terminal.
+    Join(crate::chat_join::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -78,6 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Serve(a) => serve(a),
         Command::Announce(a) => announce(a),
+        Command::Join(a) => crate::chat_join::run(a),
     }
 }
 

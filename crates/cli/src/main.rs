@@ -2,6 +2,7 @@
 //! and calls into a library crate; no protocol or model logic lives here.
 
 mod chat;
+mod chat_join;
 mod http;
 mod lab;
 

@@ -320,6 +320,14 @@ impl Context {
         id
     }
 
+    /// Queue an action as it is. For layers that wrap a session (WebSocket framing, TLS): the
+    /// layer runs the inner session against a private `Context`, drains it with
+    /// [`Context::take_actions`], transforms the actions it owns (writes, close) and replays
+    /// the rest here unchanged, keeping their order, absolute timer deadlines and channel ids.
+    pub fn push(&mut self, action: Action) {
+        self.actions.push(action);
+    }
+
     // ---- for drivers ----
 
     /// Take the queued actions (drivers call this after every callback).

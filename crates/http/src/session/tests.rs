@@ -21,6 +21,7 @@ impl Conn {
             id: 1,
             peer: "127.0.0.1:1".parse().unwrap(),
             local: "127.0.0.1:2".parse().unwrap(),
+            cred: None,
         };
         let mut c = Conn {
             session: proto.new_session(&info),

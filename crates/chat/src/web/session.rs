@@ -1,0 +1,403 @@
+//! `WebSession<S>`: the "layer wraps a session" shape (like TLS would be) applied to
+//! WebSocket framing. The inner session runs against a private [`Context`]; after each of its
+//! callbacks the wrapper drains that context and carries the actions into the real one,
+//! turning writes into text frames (one per line) and `close` into a close handshake, and
+//! replaying everything else (timers, hub, pause, abort, channels) unchanged with
+//! [`Context::push`].
+//!
+//! Multi-line text frames: a text message containing `\n` is handed to the inner session as
+//! it is plus a final `\n`, so each of its lines counts as one line (one trailing `\n` or
+//! `\r\n` in the message is dropped first, so `"hi\n"` is one line, not two).
+
+use super::http::{self, Request};
+use crate::ws::{self, code, frame, Decoder, Event, Opcode, WsError};
+use bingfa_net::{Action, ChannelEvent, ChannelId, ConnInfo, Context, Message, Session};
+use std::os::unix::fs::FileExt;
+
+/// The web face's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebLimits {
+    /// Longest request head accepted before the upgrade (longer: 431, closed). Default 8 KiB.
+    pub max_head: usize,
+    /// Largest WebSocket message, fragments together (larger: close 1009). Also the longest
+    /// line the inner session may write before it is sent unfinished. Default 64 KiB.
+    pub max_message: usize,
+}
+
+impl Default for WebLimits {
+    fn default() -> Self {
+        WebLimits {
+            max_head: 8 * 1024,
+            max_message: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Answering HTTP requests; the inner session has not been opened.
+    Http,
+    /// Upgraded: frames in, frames out.
+    Ws,
+    /// A close frame or error answer is on its way out; input is dropped.
+    Closed,
+}
+
+/// Serves the page and the WebSocket endpoint, and runs `S` over the WebSocket.
+pub struct WebSession<S> {
+    inner: S,
+    icx: Context,
+    limits: WebLimits,
+    phase: Phase,
+    decoder: Decoder,
+    /// Lines decoded from text messages, not yet consumed by the inner session.
+    inbox: Vec<u8>,
+    /// The inner session's last unfinished output line.
+    line: Vec<u8>,
+    /// The inner session is opened at the upgrade, so page requests never become members.
+    inner_open: bool,
+    inner_paused: bool,
+}
+
+impl<S: Session> WebSession<S> {
+    /// Wrap `inner` for the connection `info` with the default [`WebLimits`].
+    pub fn new(inner: S, info: ConnInfo) -> Self {
+        Self::with_limits(inner, info, WebLimits::default())
+    }
+
+    pub fn with_limits(inner: S, info: ConnInfo, limits: WebLimits) -> Self {
+        WebSession {
+            inner,
+            icx: Context::new(info),
+            limits,
+            phase: Phase::Http,
+            decoder: Decoder::new(limits.max_message),
+            inbox: Vec::new(),
+            line: Vec::new(),
+            inner_open: false,
+            inner_paused: false,
+        }
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// True once the WebSocket upgrade happened (and the inner session was opened).
+    pub fn upgraded(&self) -> bool {
+        self.inner_open
+    }
+
+    /// Run one callback of the inner session, then carry its actions into `cx`.
+    fn call<R>(&mut self, cx: &mut Context, f: impl FnOnce(&mut S, &mut Context) -> R) -> R {
+        self.icx.set_now(cx.now());
+        if cx.shutting_down() {
+            self.icx.set_shutting_down();
+        }
+        let r = f(&mut self.inner, &mut self.icx);
+        let actions: Vec<Action> = self.icx.take_actions().collect();
+        for a in actions {
+            self.relay(a, cx);
+        }
+        r
+    }
+
+    /// [`Self::call`] for a callback that may resume the inner session's input: lines decoded
+    /// before it paused are fed then, since the driver has no new input to call `on_data` with.
+    fn forward(&mut self, cx: &mut Context, f: impl FnOnce(&mut S, &mut Context)) {
+        let was_paused = self.inner_paused;
+        self.call(cx, f);
+        if was_paused && !self.inner_paused {
+            self.pump(cx);
+        }
+    }
+
+    fn relay(&mut self, action: Action, cx: &mut Context) {
+        match action {
+            Action::Write(bytes) => self.outbound(&bytes, cx),
+            // The range has to be framed, so it is read here rather than sent with sendfile.
+            Action::SendFile { file, offset, len } => {
+                let mut buf = vec![0; len as usize];
+                match file.read_exact_at(&mut buf, offset) {
+                    Ok(()) => self.outbound(&buf, cx),
+                    Err(_) => cx.abort(),
+                }
+            }
+            Action::Close => {
+                if self.phase == Phase::Ws {
+                    if !self.line.is_empty() {
+                        let rest = std::mem::take(&mut self.line);
+                        send_line(&rest, cx);
+                    }
+                    let code = if cx.shutting_down() {
+                        code::GOING_AWAY
+                    } else {
+                        code::NORMAL
+                    };
+                    self.close_with(code, "", cx);
+                }
+            }
+            Action::PauseInput(p) => {
+                self.inner_paused = p;
+                cx.push(Action::PauseInput(p));
+            }
+            other => cx.push(other),
+        }
+    }
+
+    /// Split the inner session's output into lines, one text frame each.
+    fn outbound(&mut self, bytes: &[u8], cx: &mut Context) {
+        if self.phase != Phase::Ws {
+            return; // after our close frame, no data frames may follow (RFC 6455 §5.5.1)
+        }
+        self.line.extend_from_slice(bytes);
+        let mut start = 0;
+        while let Some(i) = self.line[start..].iter().position(|&b| b == b'\n') {
+            send_line(&self.line[start..start + i], cx);
+            start += i + 1;
+        }
+        self.line.drain(..start);
+        if self.line.len() > self.limits.max_message {
+            let long = std::mem::take(&mut self.line);
+            send_line(&long, cx);
+        }
+    }
+
+    /// Send a close frame and close the connection once it is flushed.
+    fn close_with(&mut self, code: u16, reason: &str, cx: &mut Context) {
+        cx.write(&frame::encode(
+            Opcode::Close,
+            true,
+            &frame::close_payload(code, reason),
+        ));
+        cx.close();
+        self.phase = Phase::Closed;
+    }
+
+    fn fail(&mut self, e: WsError, cx: &mut Context) {
+        tracing::debug!(peer = %cx.info().peer, "websocket failed: {e}");
+        self.close_with(e.code(), &e.to_string(), cx);
+    }
+
+    fn on_http(&mut self, input: &[u8], cx: &mut Context) -> usize {
+        let (req, len) = match Request::parse(input, self.limits.max_head) {
+            Ok(Some(r)) => r,
+            Ok(None) => return 0,
+            Err(e) => return self.refuse(e.status(), "", "malformed request head", cx),
+        };
+        if req.method != "GET" && req.method != "HEAD" {
+            return self.refuse(405, "Allow: GET, HEAD\r\n", "only GET and HEAD", cx);
+        }
+        let has_body = req.header("transfer-encoding").is_some()
+            || req
+                .header("content-length")
+                .is_some_and(|v| v.trim() != "0");
+        if has_body {
+            return self.refuse(400, "", "requests here carry no body", cx);
+        }
+        match req.path.as_str() {
+            "/" | "/index.html" => {
+                let keep = req.keep_alive();
+                cx.write_vec(http::page(super::PAGE, req.method == "HEAD", keep));
+                if !keep {
+                    cx.close();
+                    self.phase = Phase::Closed;
+                }
+                len
+            }
+            "/ws" => {
+                let found = |name: &str| req.header(name);
+                // check_upgrade looks headers up by reference; collect the few it needs.
+                let wanted = [
+                    "host",
+                    "upgrade",
+                    "connection",
+                    "sec-websocket-version",
+                    "sec-websocket-key",
+                ]
+                .map(|n| (n, found(n)));
+                let lookup = |name: &str| {
+                    wanted
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .and_then(|(_, v)| v.as_deref())
+                };
+                match ws::check_upgrade(&req.method, req.minor, lookup) {
+                    Ok(accept) => {
+                        cx.write_vec(ws::handshake::response_101(&accept));
+                        self.phase = Phase::Ws;
+                        self.inner_open = true;
+                        self.call(cx, |s, icx| s.on_open(icx));
+                        len
+                    }
+                    Err(e) => {
+                        let extra = if e.status() == 426 {
+                            "Sec-WebSocket-Version: 13\r\n"
+                        } else {
+                            ""
+                        };
+                        self.refuse(e.status(), extra, &e.to_string(), cx)
+                    }
+                }
+            }
+            _ => self.refuse(404, "", "no such page", cx),
+        }
+    }
+
+    fn refuse(&mut self, status: u16, extra: &str, text: &str, cx: &mut Context) -> usize {
+        cx.write_vec(http::error(status, extra, text));
+        cx.close();
+        self.phase = Phase::Closed;
+        usize::MAX // everything: nothing more is read from this connection
+    }
+
+    fn on_frames(&mut self, input: &[u8], cx: &mut Context) -> usize {
+        let mut used = 0;
+        // Decode while the inner session keeps up; what it has not taken stays in the driver.
+        while self.phase == Phase::Ws && self.inbox.is_empty() && used < input.len() {
+            let (n, r) = self.decoder.decode(&input[used..]);
+            used += n;
+            match r {
+                Ok(Some(ev)) => self.on_event(ev, cx),
+                Ok(None) if n == 0 => break,
+                Ok(None) => {}
+                Err(e) => self.fail(e, cx),
+            }
+            self.pump(cx);
+        }
+        used
+    }
+
+    fn on_event(&mut self, ev: Event, cx: &mut Context) {
+        match ev {
+            Event::Text(t) => {
+                let t = t.strip_suffix('\n').unwrap_or(&t);
+                let t = t.strip_suffix('\r').unwrap_or(t);
+                self.inbox.extend_from_slice(t.as_bytes());
+                self.inbox.push(b'\n');
+            }
+            Event::Binary(_) => self.close_with(code::UNSUPPORTED, "text only", cx),
+            Event::Ping(p) => cx.write(&frame::encode(Opcode::Pong, true, &p)),
+            Event::Pong(_) => {}
+            Event::Close(c) => {
+                // Echo the peer's code (RFC 6455 §5.5.1), then close once it is flushed.
+                let payload = c
+                    .map(|(code, _)| code.to_be_bytes().to_vec())
+                    .unwrap_or_default();
+                cx.write(&frame::encode(Opcode::Close, true, &payload));
+                cx.close();
+                self.phase = Phase::Closed;
+                // To the inner session the peer's close is its end of input: it may say
+                // goodbye to others (publish); its own writes are dropped from here on.
+                self.call(cx, |s, icx| s.on_eof(icx));
+            }
+        }
+    }
+
+    /// Feed decoded lines to the inner session, as a driver would (again while it consumes).
+    fn pump(&mut self, cx: &mut Context) {
+        while self.phase == Phase::Ws && !self.inner_paused && !self.inbox.is_empty() {
+            let buf = std::mem::take(&mut self.inbox);
+            let n = self.call(cx, |s, icx| s.on_data(&buf, icx)).min(buf.len());
+            self.inbox = buf[n..].to_vec();
+            if n == 0 {
+                break;
+            }
+        }
+    }
+}
+
+fn send_line(line: &[u8], cx: &mut Context) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = String::from_utf8_lossy(line);
+    cx.write(&frame::encode(Opcode::Text, true, text.as_bytes()));
+}
+
+impl<S: Session> Session for WebSession<S> {
+    fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
+        match self.phase {
+            Phase::Http => self.on_http(input, cx).min(input.len()),
+            Phase::Ws if self.inner_paused => 0,
+            Phase::Ws => self.on_frames(input, cx),
+            Phase::Closed => input.len(),
+        }
+    }
+
+    fn on_eof(&mut self, cx: &mut Context) {
+        match self.phase {
+            Phase::Ws => self.forward(cx, |s, icx| s.on_eof(icx)),
+            Phase::Http => cx.close(),
+            Phase::Closed => {}
+        }
+    }
+
+    fn on_message(&mut self, msg: &Message, cx: &mut Context) {
+        if self.phase == Phase::Ws {
+            self.forward(cx, |s, icx| s.on_message(msg, icx));
+        }
+    }
+
+    fn on_timer(&mut self, cx: &mut Context) {
+        if self.phase == Phase::Ws {
+            self.forward(cx, |s, icx| s.on_timer(icx));
+        }
+    }
+
+    fn on_drained(&mut self, cx: &mut Context) {
+        if self.phase == Phase::Ws {
+            self.forward(cx, |s, icx| s.on_drained(icx));
+        }
+    }
+
+    fn on_channel(&mut self, id: ChannelId, ev: ChannelEvent<'_>, cx: &mut Context) {
+        if self.inner_open {
+            self.forward(cx, |s, icx| s.on_channel(id, ev, icx));
+        }
+    }
+
+    fn on_idle(&mut self, cx: &mut Context) {
+        if self.phase == Phase::Ws {
+            self.call(cx, |s, icx| s.on_idle(icx));
+            if self.phase == Phase::Ws {
+                // The driver closes after on_idle; say so in WebSocket terms first.
+                self.close_with(code::GOING_AWAY, "idle", cx);
+            }
+        }
+    }
+
+    fn on_shutdown(&mut self, cx: &mut Context) {
+        match self.phase {
+            Phase::Ws => self.call(cx, |s, icx| s.on_shutdown(icx)),
+            Phase::Http => cx.close(),
+            Phase::Closed => {}
+        }
+    }
+
+    fn on_overflow(&mut self, cx: &mut Context) {
+        // The inner session's last line (e.g. `! too slow, disconnected`) goes out as a frame.
+        if self.phase == Phase::Ws {
+            self.forward(cx, |s, icx| s.on_overflow(icx));
+        }
+    }
+
+    fn on_farewell(&mut self, cx: &mut Context) {
+        // Only hub publications are carried out here (`* NAME left`); pass them straight on.
+        if self.inner_open {
+            let mut icx = Context::new(*cx.info());
+            self.inner.on_farewell(&mut icx);
+            for a in icx.take_actions() {
+                cx.push(a);
+            }
+        }
+    }
+
+    fn on_close(&mut self) {
+        if self.inner_open {
+            self.inner.on_close();
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -1,0 +1,337 @@
+//! End to end in headless Chromium: the page served by `WebSession` (over the test room),
+//! two browser members and one TCP member exchange messages; members, join/leave notices,
+//! announcements and errors show up in the page as they should. Chromium is driven over the
+//! DevTools protocol with the crate's own WebSocket client. Skips (loudly) only when no
+//! `chromium` is installed; `.ci/run` installs it.
+
+mod common;
+
+use bingfa_chat::ws::Event;
+use bingfa_net::Model;
+use common::{TestServer, Ws};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn server_main() {
+    common::server_main();
+}
+
+fn chromium_path() -> Option<String> {
+    if let Ok(p) = std::env::var("BINGFA_CHROMIUM") {
+        return Some(p);
+    }
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join(name))
+                    .find(|p| p.is_file())
+                    .map(|p| p.to_string_lossy().into_owned())
+            })
+        })
+}
+
+/// Chromium and its helper processes, in their own process group, killed on drop.
+struct Browser {
+    child: Child,
+    devtools: SocketAddr,
+    profile: std::path::PathBuf,
+}
+
+impl Browser {
+    fn launch(exe: &str, url: &str) -> Browser {
+        let profile = std::env::temp_dir().join(format!("bingfa-chromium-{}", std::process::id()));
+        let mut child = Command::new(exe)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--window-size=390,844", // a phone-width screen
+                "--remote-debugging-port=0",
+                "--remote-debugging-address=127.0.0.1",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("start chromium");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.strip_prefix("DevTools listening on ws://") {
+                    let _ = tx.send(rest.split('/').next().unwrap().to_string());
+                }
+            }
+        });
+        let mut b = Browser {
+            child,
+            devtools: "0.0.0.0:0".parse().unwrap(),
+            profile,
+        };
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("chromium did not print its DevTools address");
+        b.devtools = addr.parse().unwrap();
+        b
+    }
+
+    /// A DevTools HTTP endpoint (`/json/...`) as JSON.
+    fn json(&self, method: &str, path: &str) -> Value {
+        // DevTools keeps the connection open whatever we ask: read by Content-Length.
+        let mut s = common::connect(self.devtools);
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n\r\n",
+            self.devtools
+        )
+        .unwrap();
+        let mut r = BufReader::new(s);
+        let mut len = 0;
+        loop {
+            let line = tcp_line(&mut r);
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        let body = String::from_utf8(body).unwrap();
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    }
+
+    /// Attach to the page whose URL contains `needle`, opening it in a new tab if `open`.
+    fn page(&self, url: &str, open: bool) -> Page {
+        let target = if open {
+            self.json("PUT", &format!("/json/new?{url}"))
+        } else {
+            let end = Instant::now() + Duration::from_secs(30);
+            loop {
+                let list = self.json("GET", "/json/list");
+                let found =
+                    list.as_array().unwrap().iter().find(|t| {
+                        t["type"] == "page" && t["url"].as_str().is_some_and(|u| u == url)
+                    });
+                if let Some(t) = found {
+                    break t.clone();
+                }
+                assert!(Instant::now() < end, "no page for {url}: {list}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
+        let id = target["id"].as_str().unwrap();
+        let (ws, head) = Ws::connect_to(self.devtools, &format!("/devtools/page/{id}"));
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        Page { ws, next_id: 1 }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // SAFETY: the group was created for this child (process_group(0)).
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// One tab, over CDP.
+struct Page {
+    ws: Ws,
+    next_id: u64,
+}
+
+impl Page {
+    /// Evaluate a JavaScript expression in the page; its value as JSON.
+    fn eval(&mut self, expr: &str) -> Value {
+        self.try_eval(expr)
+            .unwrap_or_else(|e| panic!("{expr}: {e}"))
+    }
+
+    /// Evaluate; a JavaScript exception is an `Err` (e.g. the page is still loading).
+    fn try_eval(&mut self, expr: &str) -> Result<Value, String> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let call = json!({"id": id, "method": "Runtime.evaluate",
+                          "params": {"expression": expr, "returnByValue": true}});
+        self.ws.send(&call.to_string());
+        loop {
+            match self.ws.next() {
+                Some(Event::Text(t)) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["id"] == id {
+                        if !v["result"]["exceptionDetails"].is_null() {
+                            return Err(v.to_string());
+                        }
+                        return Ok(v["result"]["result"]["value"].clone());
+                    }
+                }
+                Some(Event::Ping(_)) | Some(Event::Pong(_)) => {}
+                other => panic!("DevTools connection: {other:?}"),
+            }
+        }
+    }
+
+    /// Wait (bounded) until `expr` evaluates to something satisfying `ok`.
+    fn wait(&mut self, what: &str, expr: &str, ok: impl Fn(&Value) -> bool) -> Value {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = self.try_eval(expr).unwrap_or(Value::Null);
+            if ok(&v) {
+                return v;
+            }
+            assert!(
+                Instant::now() < end,
+                "timed out waiting for {what}; last value {v}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn members(&mut self, want: &str) {
+        let expr =
+            "[...document.querySelectorAll('#members li')].map(l => l.textContent).join(',')";
+        self.wait(&format!("members {want}"), expr, |v| v == want);
+    }
+
+    /// Wait for a log line of class `cls` with exactly `text`.
+    fn log_has(&mut self, cls: &str, text: &str) {
+        let expr = format!(
+            "[...document.querySelectorAll('#log li.{cls}')].some(l => l.textContent === {})",
+            json!(text)
+        );
+        self.wait(&format!("{cls} line {text:?}"), &expr, |v| v == true);
+    }
+
+    fn say(&mut self, text: &str) {
+        let expr = format!(
+            "(() => {{ const t = document.getElementById('text'); t.value = {};
+               document.getElementById('send').requestSubmit(); return t.value; }})()",
+            json!(text)
+        );
+        assert_eq!(self.eval(&expr), "", "the input is cleared after sending");
+    }
+}
+
+fn tcp_line(r: &mut BufReader<std::net::TcpStream>) -> String {
+    let mut s = String::new();
+    r.read_line(&mut s)
+        .expect("a line from the room (timed out?)");
+    s
+}
+
+#[test]
+fn two_browsers_and_a_terminal_share_the_room() {
+    let Some(exe) = chromium_path() else {
+        println!("SKIPPED two_browsers_and_a_terminal_share_the_room: no chromium on PATH");
+        eprintln!("SKIPPED two_browsers_and_a_terminal_share_the_room: no chromium on PATH (apt-get install chromium)");
+        return;
+    };
+    let srv = TestServer::start(Model::Epoll, false);
+    let alice_url = format!("http://{}/?name=alice", srv.web);
+    let bob_url = format!("http://{}/?name=bob", srv.web);
+    let browser = Browser::launch(&exe, &alice_url);
+    let mut alice = browser.page(&alice_url, false);
+    alice.wait(
+        "alice joined",
+        "document.getElementById('me').textContent",
+        |v| v == "as alice",
+    );
+    alice.members("alice");
+    let mut bob = browser.page(&bob_url, true);
+    bob.wait(
+        "bob joined",
+        "document.getElementById('me').textContent",
+        |v| v == "as bob",
+    );
+    alice.log_has("join", "bob joined");
+    alice.members("alice,bob");
+
+    // carol, on a plain TCP connection to the same room.
+    let tcp = common::connect(srv.chat);
+    let mut carol = BufReader::new(tcp.try_clone().unwrap());
+    let mut carol_w = tcp;
+    assert_eq!(tcp_line(&mut carol), "* welcome! what is your name?\n");
+    carol_w.write_all(b"carol\n").unwrap();
+    assert_eq!(tcp_line(&mut carol), "* you are carol; online: carol\n");
+    alice.members("alice,bob,carol");
+    // The test room's welcome line lists only the newcomer (the real room lists everyone), so
+    // bob learns of alice when she speaks.
+    bob.members("bob,carol");
+
+    alice.say("hi from alice");
+    alice.log_has("mine", "alice: hi from alice");
+    bob.log_has("msg", "alice: hi from alice");
+    bob.members("alice,bob,carol");
+    assert_eq!(tcp_line(&mut carol), "alice: hi from alice\n");
+
+    carol_w.write_all("hello browsers ✓\n".as_bytes()).unwrap();
+    alice.log_has("msg", "carol: hello browsers ✓");
+    bob.log_has("msg", "carol: hello browsers ✓");
+
+    bob.say("/nope");
+    bob.log_has("error", "unknown command /nope");
+    carol_w
+        .write_all(b"/announce maintenance at noon\n")
+        .unwrap();
+    alice.log_has("admin", "Announcement: maintenance at noon");
+    bob.log_has("admin", "Announcement: maintenance at noon");
+
+    // carol leaves; bob quits from the page (and is not reconnected).
+    drop(carol_w);
+    drop(carol);
+    alice.log_has("leave", "carol left");
+    alice.members("alice,bob");
+    bob.say("/quit");
+    alice.log_has("leave", "bob left");
+    alice.members("alice");
+    bob.wait(
+        "bob's status",
+        "document.getElementById('status').textContent",
+        |v| v == "left the room",
+    );
+
+    if let Ok(path) = std::env::var("BINGFA_SCREENSHOT") {
+        let shot = alice.eval_screenshot();
+        std::fs::write(path, shot).unwrap();
+    }
+}
+
+impl Page {
+    /// A PNG of the page (for a person to look at: `BINGFA_SCREENSHOT=/tmp/page.png`).
+    fn eval_screenshot(&mut self) -> Vec<u8> {
+        use base64::Engine as _;
+        let id = self.next_id;
+        self.next_id += 1;
+        self.ws
+            .send(&json!({"id": id, "method": "Page.captureScreenshot"}).to_string());
+        loop {
+            if let Some(Event::Text(t)) = self.ws.next() {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["id"] == id {
+                    let data = v["result"]["data"].as_str().unwrap();
+                    return base64::engine::general_purpose::STANDARD
+                        .decode(data)
+                        .unwrap();
+                }
+            }
+        }
+    }
+}

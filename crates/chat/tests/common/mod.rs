@@ -1,0 +1,357 @@
+//! Shared by the web face's integration tests: a tiny room speaking the line protocol (the
+//! real room lives elsewhere in this crate; this one only has to exercise the wrapper), a
+//! server child process running it behind `WebSession` under any model, and a hand-written
+//! WebSocket client built on the crate's own codec (so every frame is checked exactly).
+//!
+//! Each server runs in its own process: the test binary re-executes itself with
+//! `BINGFA_CHAT_TEST_SERVER` set, running only its `server_main` test, which serves until
+//! SIGTERM. So `fork` and `prefork` never fork the multi-threaded test harness.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use bingfa_chat::web::WebSession;
+use bingfa_chat::ws::{encode_masked, Decoder, Event, Opcode};
+use bingfa_net::{Config, ConnInfo, Context, Message, Model, Protocol, Session};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The room's rules in miniature: the first line is the name; then each line reaches the
+/// others as `NAME: TEXT` through the hub; joins and leaves are `* ` notices; `/quit` ends.
+pub struct MiniRoom {
+    name: Option<String>,
+}
+
+impl Session for MiniRoom {
+    fn on_open(&mut self, cx: &mut Context) {
+        cx.subscribe("room");
+        cx.write(b"* welcome! what is your name?\n");
+    }
+    fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
+        let Some(i) = input.iter().position(|&b| b == b'\n') else {
+            return 0;
+        };
+        let line = String::from_utf8_lossy(&input[..i]).to_string();
+        match &self.name {
+            None if line.is_empty() || line.contains([' ', ':', '*', '!']) => {
+                cx.write(b"! invalid name, try another\n");
+            }
+            None => {
+                cx.write(format!("* you are {line}; online: {line}\n").as_bytes());
+                cx.publish("room", format!("* {line} joined\n").as_bytes());
+                self.name = Some(line);
+            }
+            Some(_) if line == "/quit" => {
+                cx.write(b"* bye\n");
+                self.leave(cx);
+            }
+            // Stands in for the real room's console announcements.
+            Some(_) if line.starts_with("/announce ") => {
+                cx.publish("room", format!("* admin: {}\n", &line[10..]).as_bytes());
+            }
+            Some(_) if line.starts_with('/') => {
+                cx.write(format!("! unknown command {line}\n").as_bytes());
+            }
+            Some(name) => cx.publish("room", format!("{name}: {line}\n").as_bytes()),
+        }
+        i + 1
+    }
+    fn on_message(&mut self, msg: &Message, cx: &mut Context) {
+        if msg.from != cx.info().id {
+            cx.write(&msg.body);
+        }
+    }
+    fn on_eof(&mut self, cx: &mut Context) {
+        self.leave(cx);
+    }
+}
+
+impl MiniRoom {
+    fn leave(&mut self, cx: &mut Context) {
+        if let Some(name) = self.name.take() {
+            cx.publish("room", format!("* {name} left\n").as_bytes());
+        }
+        cx.close();
+    }
+}
+
+/// Listener 0 is the web face, listener 1 (if configured) the same room as plain lines.
+pub struct WebRoom;
+
+impl Protocol for WebRoom {
+    type Session = Face;
+    fn new_session(&self, info: &ConnInfo) -> Face {
+        self.new_session_on(0, info)
+    }
+    fn new_session_on(&self, listener: usize, info: &ConnInfo) -> Face {
+        let room = MiniRoom { name: None };
+        if listener == 0 {
+            Face::Web(Box::new(WebSession::new(room, *info)))
+        } else {
+            Face::Line(room)
+        }
+    }
+    fn refusal(&self) -> Option<Vec<u8>> {
+        Some(bingfa_chat::web::refusal())
+    }
+}
+
+/// One protocol, two faces: what a chat server with `--web` does.
+pub enum Face {
+    Web(Box<WebSession<MiniRoom>>),
+    Line(MiniRoom),
+}
+
+macro_rules! both {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Face::Web($s) => $e,
+            Face::Line($s) => $e,
+        }
+    };
+}
+
+impl Session for Face {
+    fn on_open(&mut self, cx: &mut Context) {
+        both!(self, s => s.on_open(cx))
+    }
+    fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
+        both!(self, s => s.on_data(input, cx))
+    }
+    fn on_eof(&mut self, cx: &mut Context) {
+        both!(self, s => s.on_eof(cx))
+    }
+    fn on_message(&mut self, msg: &Message, cx: &mut Context) {
+        both!(self, s => s.on_message(msg, cx))
+    }
+    fn on_close(&mut self) {
+        both!(self, s => s.on_close())
+    }
+}
+
+const SPEC_VAR: &str = "BINGFA_CHAT_TEST_SERVER";
+
+/// The body of each test binary's `server_main` test: serve until SIGTERM when asked to.
+pub fn server_main() {
+    let Ok(spec) = std::env::var(SPEC_VAR) else {
+        return;
+    };
+    let (model, edge) = spec.split_once(';').unwrap();
+    let mut config = Config::new("web", "127.0.0.1:0".parse().unwrap());
+    config.model = model.parse().unwrap();
+    config.edge_triggered = edge == "true";
+    // A thread pool serves `workers` connections at once: room for the scenarios' clients.
+    config.workers = if config.model == Model::ThreadPool {
+        6
+    } else {
+        2
+    };
+    config.limits.shutdown_grace = Duration::from_secs(2);
+    config
+        .also
+        .push(("chat".into(), "127.0.0.1:0".parse().unwrap()));
+    bingfa_net::serve(config, WebRoom).unwrap();
+}
+
+/// A server child process; stopped (and waited for) on drop whatever happens.
+pub struct TestServer {
+    child: Child,
+    pub web: SocketAddr,
+    pub chat: SocketAddr,
+}
+
+impl TestServer {
+    /// `test_binary_server_main` is the name of the test that calls [`server_main`].
+    pub fn start(model: Model, edge: bool) -> TestServer {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "server_main",
+                "--nocapture",
+                "-q",
+                "--test-threads=1",
+            ])
+            .env(SPEC_VAR, format!("{model};{edge}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn server");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Keep draining so the server never blocks on a full pipe.
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                for svc in ["web", "chat"] {
+                    if let Some(rest) = line.strip_prefix(&format!("{svc} listening on ")) {
+                        let _ = tx.send((svc, rest.trim().parse::<SocketAddr>().unwrap()));
+                    }
+                }
+            }
+        });
+        let mut srv = TestServer {
+            child,
+            web: "0.0.0.0:0".parse().unwrap(),
+            chat: "0.0.0.0:0".parse().unwrap(),
+        };
+        for _ in 0..2 {
+            let (svc, addr) = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("server did not announce itself");
+            if svc == "web" {
+                srv.web = addr;
+            } else {
+                srv.chat = addr;
+            }
+        }
+        srv
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Send a raw request and read the whole answer until the server closes.
+pub fn http(addr: SocketAddr, request: &str) -> String {
+    let mut s = connect(addr);
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read answer (timed out?)");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A WebSocket client on the crate's own codec: masked frames out, every frame in checked.
+pub struct Ws {
+    s: TcpStream,
+    d: Decoder,
+    buf: Vec<u8>,
+}
+
+pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+pub const MASK: [u8; 4] = [0xa1, 0xb2, 0xc3, 0xd4];
+
+impl Ws {
+    pub fn connect(addr: SocketAddr) -> Ws {
+        let (ws, head) = Ws::connect_to(addr, "/ws");
+        assert_eq!(
+            head,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+        );
+        ws
+    }
+
+    /// Upgrade at `path`; returns the client and the server's response head.
+    pub fn connect_to(addr: SocketAddr, path: &str) -> (Ws, String) {
+        let mut s = connect(addr);
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .unwrap();
+        let mut ws = Ws {
+            s,
+            d: Decoder::client(1 << 20),
+            buf: Vec::new(),
+        };
+        let head = loop {
+            if let Some(i) = ws.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8(ws.buf[..i + 4].to_vec()).unwrap();
+                ws.buf.drain(..i + 4);
+                break head;
+            }
+            assert!(ws.fill(), "closed during the handshake");
+        };
+        (ws, head)
+    }
+
+    /// Read more; false at EOF.
+    fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 16 * 1024];
+        match self.s.read(&mut chunk) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => false,
+            Err(e) => panic!("read (timed out?): {e}"),
+        }
+    }
+
+    pub fn raw(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).unwrap();
+    }
+
+    pub fn frame(&mut self, op: Opcode, fin: bool, payload: &[u8]) {
+        self.raw(&encode_masked(op, fin, payload, MASK));
+    }
+
+    pub fn send(&mut self, text: &str) {
+        self.frame(Opcode::Text, true, text.as_bytes());
+    }
+
+    /// The next frame; `None` at EOF.
+    pub fn next(&mut self) -> Option<Event> {
+        loop {
+            let (n, r) = self.d.decode(&self.buf);
+            self.buf.drain(..n);
+            if let Some(ev) = r.expect("the server sent a bad frame") {
+                return Some(ev);
+            }
+            if !self.fill() {
+                assert!(self.buf.is_empty(), "EOF inside a frame");
+                return None;
+            }
+        }
+    }
+
+    pub fn expect(&mut self, text: &str) {
+        assert_eq!(self.next(), Some(Event::Text(text.into())));
+    }
+
+    /// Like [`Ws::expect`], but first skip `* NAME joined` notices for members who joined
+    /// before this one: under `fork`/`prefork` the hub relay may deliver such a notice after
+    /// the newcomer's own subscription took effect, which is correct (it is still in order).
+    pub fn expect_after_joins(&mut self, text: &str, earlier: &[&str]) {
+        loop {
+            match self.next() {
+                Some(Event::Text(t)) if earlier.iter().any(|n| t == format!("* {n} joined")) => {}
+                other => {
+                    assert_eq!(other, Some(Event::Text(text.into())));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A close frame with `code`, then EOF.
+    pub fn expect_close(&mut self, code: u16) {
+        match self.next() {
+            Some(Event::Close(Some((c, _)))) => assert_eq!(c, code),
+            other => panic!("expected close {code}, got {other:?}"),
+        }
+        assert_eq!(self.next(), None, "EOF after the close frame");
+    }
+}
