@@ -1,6 +1,7 @@
 //! `bingfa lab`: experiments and benchmarks, printed as a table or as JSON.
 
-use bingfa_lab::{ipc, table};
+use bingfa_lab::{chart, efficiency, ipc, progress, table};
+use std::path::PathBuf;
 
 /// Arguments of `bingfa lab`.
 #[derive(clap::Args)]
@@ -11,6 +12,25 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Lab {
+    /// The course's efficiency test: 10 CPU-bound and 10 IO-bound jobs in one line, on
+    /// threads, on processes, on a pool and as coroutines, beside CPython (the GIL, measured).
+    Efficiency {
+        /// Runs of each mode; figures are medians with the range.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Smaller jobs: a smoke run, not a measurement.
+        #[arg(long)]
+        quick: bool,
+        /// Don't run the CPython side.
+        #[arg(long)]
+        no_python: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Write an SVG chart of the speedups here.
+        #[arg(long)]
+        chart: Option<PathBuf>,
+    },
     /// bingfa-mp's IPC (queues, pipes, process start) beside CPython's multiprocessing.
     Ipc {
         /// Print JSON instead of a table.
@@ -27,6 +47,21 @@ enum Lab {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.what {
+        Lab::Efficiency {
+            rounds,
+            quick,
+            no_python,
+            json,
+            chart,
+        } => run_efficiency(
+            efficiency::Options {
+                rounds,
+                quick,
+                no_python,
+            },
+            json,
+            chart,
+        ),
         Lab::Ipc {
             json,
             quick,
@@ -57,4 +92,113 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn run_efficiency(
+    opts: efficiency::Options,
+    json: bool,
+    chart_path: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let steps = efficiency::plan().len() * opts.rounds.max(1) + usize::from(!opts.no_python);
+    let pb = progress::bar(steps as u64, "efficiency");
+    let report = efficiency::run(&opts, |what| {
+        pb.set_message(what.to_string());
+        pb.inc(1);
+    });
+    pb.finish_and_clear();
+    if let Some(path) = &chart_path {
+        let panels = ["cpu", "io"]
+            .into_iter()
+            .map(|kind| {
+                let modes: Vec<&str> = efficiency::plan()
+                    .into_iter()
+                    .filter(|(k, _)| *k == kind)
+                    .map(|(_, m)| m)
+                    .collect();
+                let speedups = |python: bool| -> Vec<Option<f64>> {
+                    let base = report.baseline(kind, python);
+                    modes
+                        .iter()
+                        .map(|m| {
+                            let row = report
+                                .rows
+                                .iter()
+                                .find(|r| r.kind == kind && r.mode == *m)?;
+                            let secs = if python {
+                                row.python?.median
+                            } else {
+                                row.rust.median
+                            };
+                            Some(base? / secs)
+                        })
+                        .collect()
+                };
+                chart::Panel {
+                    title: if kind == "cpu" {
+                        "CPU-bound jobs"
+                    } else {
+                        "IO-bound jobs"
+                    }
+                    .into(),
+                    labels: modes.iter().map(|m| m.to_string()).collect(),
+                    series: vec![
+                        ("Rust (bingfa)".into(), speedups(false)),
+                        ("CPython".into(), speedups(true)),
+                    ],
+                }
+            })
+            .collect::<Vec<_>>();
+        chart::bars(
+            path,
+            "10 jobs: speedup over running them in one line",
+            "speedup (×)",
+            &panels,
+        )
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        eprintln!("chart written to {}", path.display());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let secs = |x: f64| format!("{x:.2} s");
+    let mut rows = vec![vec![
+        "jobs".to_string(),
+        "mode".into(),
+        "Rust".into(),
+        "speedup".into(),
+        "CPython".into(),
+        "speedup".into(),
+    ]];
+    for r in &report.rows {
+        let speed = |python: bool, s: f64| {
+            report
+                .baseline(r.kind, python)
+                .map_or("-".into(), |b| format!("{:.1}×", b / s))
+        };
+        rows.push(vec![
+            if r.kind == "cpu" {
+                "CPU-bound"
+            } else {
+                "IO-bound"
+            }
+            .into(),
+            r.mode.into(),
+            r.rust.show(secs),
+            speed(false, r.rust.median),
+            r.python.map_or("-".into(), |p| p.show(secs)),
+            r.python.map_or("-".into(), |p| speed(true, p.median)),
+        ]);
+    }
+    print!("{}", table::render(&rows));
+    println!(
+        "CPU job: the `count` loop, {} iterations in Rust, {} in CPython; IO job: {} × (20 ms wait, \
+         write + read 16 KiB). Medians of the rounds (range in brackets).",
+        report.rust_cpu_iters,
+        report
+            .python_cpu_iters
+            .map_or("-".to_string(), |n| n.to_string()),
+        report.io_steps
+    );
+    Ok(())
 }

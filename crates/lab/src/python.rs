@@ -12,6 +12,22 @@ pub fn run_script(
     quick: bool,
     timeout: Duration,
 ) -> Option<serde_json::Value> {
+    let args: &[String] = if quick {
+        &[String::from("--quick")]
+    } else {
+        &[]
+    };
+    run_script_args(name, source, args, timeout)
+}
+
+/// Run `python3 <script> ARGS…` and parse the last stdout line as JSON; `None` (with a note on
+/// stderr) when python3 is missing, fails or runs past `timeout`.
+pub fn run_script_args(
+    name: &str,
+    source: &str,
+    args: &[String],
+    timeout: Duration,
+) -> Option<serde_json::Value> {
     let dir = std::env::temp_dir().join(format!("bingfa-lab-{}", std::process::id()));
     std::fs::create_dir_all(&dir).ok()?;
     let path = dir.join(name);
@@ -20,9 +36,7 @@ pub fn run_script(
     cmd.arg(&path)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    if quick {
-        cmd.arg("--quick");
-    }
+    cmd.args(args);
     let out = (|| {
         let mut child = match cmd.spawn() {
             Ok(c) => c,

@@ -1,4 +1,4 @@
-//! Plain-text tables for lab results: aligned columns, human units.
+//! Plain-text tables for lab results (comfy-table) and human units.
 
 /// Format a number with a unit, scaled to something readable (k, M, G; B/s as MB/s, GB/s).
 pub fn human(v: f64, unit: &str) -> String {
@@ -22,32 +22,17 @@ pub fn human(v: f64, unit: &str) -> String {
     format!("{x:.1}{suffix} {unit}")
 }
 
-/// Render rows (first row is the header) with columns padded to the widest cell.
+/// Render rows (first row is the header) as a plain-text table (comfy-table, ASCII borders so
+/// it pastes into Markdown and logs alike).
 pub fn render(rows: &[Vec<String>]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let width: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for (i, r) in rows.iter().enumerate() {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(c, s)| format!("{s}{}", " ".repeat(width[c] - s.chars().count())))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-        if i == 0 {
-            let rule: Vec<String> = width.iter().map(|w| "-".repeat(*w)).collect();
-            out.push_str(&rule.join("  "));
-            out.push('\n');
-        }
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::ASCII_MARKDOWN);
+    let mut it = rows.iter();
+    if let Some(head) = it.next() {
+        t.set_header(head);
     }
-    out
+    for r in it {
+        t.add_row(r);
+    }
+    format!("{t}\n")
 }

@@ -1,0 +1,76 @@
+//! `bingfa lab` smoke tests: each experiment runs end to end on small sizes and reports every
+//! row it promises (the figures themselves live in BENCHMARKS.md, not in assertions).
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bingfa");
+
+#[test]
+fn efficiency_reports_every_mode_and_draws_a_chart() {
+    let dir = std::env::temp_dir().join(format!("bingfa-lab-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let chart = dir.join("eff.svg");
+    let out = Command::new(BIN)
+        .args([
+            "lab",
+            "efficiency",
+            "--quick",
+            "--rounds",
+            "1",
+            "--no-python",
+            "--json",
+        ])
+        .arg("--chart")
+        .arg(&chart)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    let got: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_string(),
+                r["mode"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut want = Vec::new();
+    for kind in ["cpu", "io"] {
+        for mode in [
+            "one line",
+            "10 threads",
+            "10 processes",
+            "pool",
+            "coroutines",
+        ] {
+            if !(kind == "cpu" && mode == "coroutines") {
+                want.push((kind.to_string(), mode.to_string()));
+            }
+        }
+    }
+    assert_eq!(got, want);
+    for r in rows {
+        let secs = r["rust"]["median"].as_f64().unwrap();
+        assert!(secs > 0.0 && secs < 60.0, "{r}");
+        assert!(r["python"].is_null());
+    }
+    // The IO-bound jobs wait 3 × 20 ms each: ten in one line can't take less than 0.6 s (a
+    // check that the jobs really ran; how much faster the other modes are is BENCHMARKS.md's).
+    let io = |mode: &str| {
+        rows.iter()
+            .find(|r| r["kind"] == "io" && r["mode"] == mode)
+            .unwrap()["rust"]["median"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(io("one line") >= 0.6);
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("IO-bound jobs"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,274 @@
+//! `bingfa lab efficiency`: the course's efficiency test (效率测试), measured.
+//!
+//! Ten CPU-bound jobs and ten IO-bound jobs, each run in one line (one after the other), on 10
+//! threads, on 10 processes (bingfa-mp, spawn), on a pool of `cpu_count()` processes, and (IO
+//! only) as 10 coroutines on one thread (tokio). The same experiment runs in CPython
+//! (`python/efficiency.py`, embedded) when python3 is there, so the two sit side by side: in
+//! CPython, threads don't speed up CPU-bound work (the GIL); in Rust they do, and only the
+//! number of cores limits them. IO-bound jobs speed up with every mode that waits in parallel.
+//!
+//! The jobs are the same in both languages, sized so that each takes a similar time: the CPU
+//! job is the course's `count` loop (Rust does 100× CPython's iterations), the IO job waits
+//! 20 ms ten times (a network round trip) and writes and reads a 16 KiB file after each wait.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bingfa_mp::{Pool, Process};
+use serde::Serialize;
+
+use crate::stats::Spread;
+
+pub const JOBS: usize = 10;
+const RUST_CPU_ITERS: u64 = 200_000_000;
+const IO_STEPS: u32 = 10;
+const IO_WAIT: Duration = Duration::from_millis(20);
+const BLOCK: usize = 16 * 1024;
+
+pub const MODES: [&str; 5] = [
+    "one line",
+    "10 threads",
+    "10 processes",
+    "pool",
+    "coroutines",
+];
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub rounds: usize,
+    /// Smaller jobs: a smoke run, not a measurement.
+    pub quick: bool,
+    pub no_python: bool,
+}
+
+/// One mode of one kind of job, in both languages (seconds for all ten jobs).
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub kind: &'static str,
+    pub mode: &'static str,
+    pub rust: Spread,
+    pub python: Option<Spread>,
+}
+
+/// The whole experiment.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub rows: Vec<Row>,
+    pub rust_cpu_iters: u64,
+    pub python_cpu_iters: Option<u64>,
+    pub io_steps: u32,
+}
+
+impl Report {
+    /// Seconds of the "one line" run of the same kind and language, to express speedups.
+    pub fn baseline(&self, kind: &str, python: bool) -> Option<f64> {
+        let r = self
+            .rows
+            .iter()
+            .find(|r| r.kind == kind && r.mode == "one line")?;
+        if python {
+            r.python.map(|s| s.median)
+        } else {
+            Some(r.rust.median)
+        }
+    }
+}
+
+/// The course's `count(x, y)`: a loop the optimiser may not remove.
+pub fn cpu_job(iters: u64) -> u64 {
+    let (mut x, mut y, mut c) = (0u64, 0u64, 0u64);
+    while c < iters {
+        x = std::hint::black_box(x + 1);
+        y = std::hint::black_box(y + 1);
+        c += 1;
+    }
+    x + y
+}
+
+/// Wait, then write and read back a small file, `steps` times.
+pub fn io_job((i, steps, dir): (usize, u32, PathBuf)) -> usize {
+    let path = dir.join(format!("job-{i}-{}", std::process::id()));
+    let block = vec![b'x'; BLOCK];
+    let mut back = Vec::with_capacity(BLOCK);
+    for _ in 0..steps {
+        std::thread::sleep(IO_WAIT);
+        io_step(&path, &block, &mut back);
+    }
+    let _ = std::fs::remove_file(&path);
+    i
+}
+
+fn io_step(path: &std::path::Path, block: &[u8], back: &mut Vec<u8>) {
+    std::fs::File::create(path)
+        .and_then(|mut f| f.write_all(block))
+        .expect("write the job's file");
+    back.clear();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(back))
+        .expect("read the job's file");
+}
+
+/// The same IO job as a coroutine: the waits are tokio's, the small file operations stay
+/// synchronous (as on the CPython side).
+async fn io_coroutine(i: usize, steps: u32, dir: PathBuf) -> usize {
+    let path = dir.join(format!("co-{i}"));
+    let block = vec![b'x'; BLOCK];
+    let mut back = Vec::with_capacity(BLOCK);
+    for _ in 0..steps {
+        tokio::time::sleep(IO_WAIT).await;
+        io_step(&path, &block, &mut back);
+    }
+    let _ = std::fs::remove_file(&path);
+    i
+}
+
+/// Run one mode for ten jobs of one kind and return the seconds it took.
+fn run_mode(kind: &str, mode: &str, cpu_iters: u64, steps: u32, dir: &std::path::Path) -> f64 {
+    let io_args = |i: usize| (i, steps, dir.to_path_buf());
+    let t = Instant::now();
+    match (kind, mode) {
+        ("cpu", "one line") => (0..JOBS).for_each(|_| {
+            cpu_job(cpu_iters);
+        }),
+        ("io", "one line") => (0..JOBS).for_each(|i| {
+            io_job(io_args(i));
+        }),
+        (_, "10 threads") => {
+            let handles: Vec<_> = (0..JOBS)
+                .map(|i| {
+                    let a = io_args(i);
+                    let cpu = kind == "cpu";
+                    std::thread::spawn(move || {
+                        if cpu {
+                            cpu_job(cpu_iters) as usize
+                        } else {
+                            io_job(a)
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().for_each(|h| {
+                h.join().expect("job thread");
+            });
+        }
+        (_, "10 processes") => {
+            let procs: Vec<Process<usize>> = (0..JOBS)
+                .map(|i| {
+                    let b = Process::builder();
+                    if kind == "cpu" {
+                        b.spawn(cpu_proc, cpu_iters)
+                    } else {
+                        b.spawn(io_job, io_args(i))
+                    }
+                    .expect("start a job process")
+                })
+                .collect();
+            procs.into_iter().for_each(|p| {
+                p.join().expect("job process");
+            });
+        }
+        (_, "pool") => {
+            let pool = Pool::new(bingfa_mp::cpu_count()).expect("start the pool");
+            if kind == "cpu" {
+                pool.map_chunked(cpu_proc, vec![cpu_iters; JOBS], 1)
+            } else {
+                pool.map_chunked(io_job, (0..JOBS).map(io_args), 1)
+            }
+            .expect("pool jobs");
+        }
+        ("io", "coroutines") => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(async {
+                let tasks: Vec<_> = (0..JOBS)
+                    .map(|i| tokio::spawn(io_coroutine(i, steps, dir.to_path_buf())))
+                    .collect();
+                for t in tasks {
+                    t.await.expect("coroutine");
+                }
+            });
+        }
+        _ => unreachable!("no {mode} for {kind}"),
+    }
+    t.elapsed().as_secs_f64()
+}
+
+fn cpu_proc(iters: u64) -> usize {
+    cpu_job(iters) as usize
+}
+
+/// The (kind, mode) pairs of the experiment, in table order.
+pub fn plan() -> Vec<(&'static str, &'static str)> {
+    let mut v = Vec::new();
+    for kind in ["cpu", "io"] {
+        for mode in MODES {
+            if !(kind == "cpu" && mode == "coroutines") {
+                v.push((kind, mode));
+            }
+        }
+    }
+    v
+}
+
+/// Run the experiment. `tick` is called after each measured run (for a progress bar).
+pub fn run(opts: &Options, mut tick: impl FnMut(&str)) -> Report {
+    let rounds = opts.rounds.max(1);
+    let cpu_iters = if opts.quick {
+        RUST_CPU_ITERS / 10
+    } else {
+        RUST_CPU_ITERS
+    };
+    let steps = if opts.quick { 3 } else { IO_STEPS };
+    let dir = std::env::temp_dir().join(format!("bingfa-eff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let python = if opts.no_python {
+        None
+    } else {
+        tick("CPython");
+        let mut args = vec!["--rounds".to_string(), rounds.to_string()];
+        if opts.quick {
+            args.push("--quick".into());
+        }
+        crate::python::run_script_args(
+            "efficiency.py",
+            include_str!("../python/efficiency.py"),
+            &args,
+            Duration::from_secs(600),
+        )
+    };
+    let mut rows = Vec::new();
+    for (kind, mode) in plan() {
+        let samples: Vec<f64> = (0..rounds)
+            .map(|_| {
+                let s = run_mode(kind, mode, cpu_iters, steps, &dir);
+                tick(&format!("{kind} / {mode}"));
+                s
+            })
+            .collect();
+        let py = python.as_ref().and_then(|p| {
+            let v: Vec<f64> = p[kind][mode]
+                .as_array()?
+                .iter()
+                .filter_map(|x| x.as_f64())
+                .collect();
+            Spread::of(&v)
+        });
+        rows.push(Row {
+            kind,
+            mode,
+            rust: Spread::of(&samples).expect("at least one round"),
+            python: py,
+        });
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Report {
+        rows,
+        rust_cpu_iters: cpu_iters,
+        python_cpu_iters: python.as_ref().and_then(|p| p["cpu_iters"].as_u64()),
+        io_steps: steps,
+    }
+}
