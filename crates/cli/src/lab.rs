@@ -1,6 +1,7 @@
 //! `bingfa lab`: experiments and benchmarks, printed as a table or as JSON.
 
-use bingfa_lab::{chart, efficiency, ipc, progress, table};
+use bingfa_lab::{chart, efficiency, ipc, load, models, progress, table};
+use bingfa_net::Model;
 use std::path::PathBuf;
 
 /// Arguments of `bingfa lab`.
@@ -12,6 +13,37 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Lab {
+    /// The same server under each concurrency model, driven by the lab's own load generator:
+    /// rate, p50/p99 latency, errors and peak RSS per model.
+    Models {
+        /// Which server: `http` (a 1 KiB file over keep-alive connections).
+        #[arg(long, default_value = "http")]
+        app: AppArg,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 50)]
+        connections: usize,
+        /// Seconds of load per model and round.
+        #[arg(long, default_value_t = 3.0)]
+        duration: f64,
+        /// Comma-separated models (default: all nine).
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<Model>,
+        /// Rounds (alternating the order); figures are medians with the range.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// `--workers` of the servers.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Load-generator threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Write an SVG chart here.
+        #[arg(long)]
+        chart: Option<PathBuf>,
+    },
     /// The course's efficiency test: 10 CPU-bound and 10 IO-bound jobs in one line, on
     /// threads, on processes, on a pool and as coroutines, beside CPython (the GIL, measured).
     Efficiency {
@@ -45,8 +77,45 @@ enum Lab {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AppArg {
+    Http,
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.what {
+        Lab::Models {
+            app,
+            connections,
+            duration,
+            models,
+            rounds,
+            workers,
+            threads,
+            json,
+            chart,
+        } => {
+            anyhow::ensure!(
+                duration > 0.0 && duration <= 600.0,
+                "--duration: between 0 and 600 seconds"
+            );
+            let opts = models::Options {
+                app: match app {
+                    AppArg::Http => models::App::Http,
+                },
+                models: if models.is_empty() {
+                    Model::ALL.to_vec()
+                } else {
+                    models
+                },
+                connections: connections.max(1),
+                duration: std::time::Duration::from_secs_f64(duration),
+                rounds: rounds.max(1),
+                workers,
+                threads,
+            };
+            run_models(&opts, json, chart)
+        }
         Lab::Efficiency {
             rounds,
             quick,
@@ -199,6 +268,85 @@ fn run_efficiency(
             .python_cpu_iters
             .map_or("-".to_string(), |n| n.to_string()),
         report.io_steps
+    );
+    Ok(())
+}
+
+fn run_models(
+    opts: &models::Options,
+    json: bool,
+    chart_path: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let pb = progress::bar((opts.models.len() * opts.rounds) as u64, "models");
+    let rows = models::run(opts, |what| {
+        pb.set_message(what.to_string());
+        pb.inc(1);
+    })
+    .map_err(|e| anyhow::anyhow!(e))?;
+    pb.finish_and_clear();
+    if let Some(path) = &chart_path {
+        let labels: Vec<String> = rows.iter().map(|r| r.model.clone()).collect();
+        let panels = [
+            chart::Panel {
+                title: "requests/s (median)".into(),
+                labels: labels.clone(),
+                series: vec![(
+                    "bingfa".into(),
+                    rows.iter().map(|r| Some(r.rate.median)).collect(),
+                )],
+            },
+            chart::Panel {
+                title: "latency, ms (median of rounds)".into(),
+                labels,
+                series: vec![
+                    (
+                        "p50".into(),
+                        rows.iter().map(|r| Some(r.p50_us.median / 1e3)).collect(),
+                    ),
+                    (
+                        "p99".into(),
+                        rows.iter().map(|r| Some(r.p99_us.median / 1e3)).collect(),
+                    ),
+                ],
+            },
+        ];
+        let title = format!(
+            "HTTP, 1 KiB file, {} keep-alive connections, {} workers",
+            opts.connections, opts.workers
+        );
+        chart::bars(path, &title, "", &panels)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        eprintln!("chart written to {}", path.display());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    let mut table_rows = vec![vec![
+        "model".to_string(),
+        "requests/s".into(),
+        "p50".into(),
+        "p99".into(),
+        "errors".into(),
+        "peak RSS".into(),
+    ]];
+    for r in &rows {
+        table_rows.push(vec![
+            r.model.clone(),
+            r.rate.show(|x| format!("{x:.0}")),
+            load::micros(r.p50_us.median),
+            load::micros(r.p99_us.median),
+            r.errors.to_string(),
+            format!("{} KiB", r.peak_rss_kib),
+        ]);
+    }
+    print!("{}", table::render(&table_rows));
+    println!(
+        "{} connections, {} s per run, {} rounds (median, range in brackets), {} load threads.",
+        opts.connections,
+        opts.duration.as_secs_f64(),
+        opts.rounds,
+        opts.threads
     );
     Ok(())
 }

@@ -74,3 +74,71 @@ fn efficiency_reports_every_mode_and_draws_a_chart() {
     assert!(svg.starts_with("<svg") && svg.contains("IO-bound jobs"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            String::from_utf8_lossy(&cmd)
+                .contains(needle)
+                .then_some(pid)
+        })
+        .collect()
+}
+
+#[test]
+fn models_loads_each_model_and_stops_every_server() {
+    let child = Command::new(BIN)
+        .args([
+            "lab",
+            "models",
+            "--app",
+            "http",
+            "--duration",
+            "0.5",
+            "--rounds",
+            "2",
+        ])
+        .args([
+            "--models",
+            "epoll,prefork,thread",
+            "--connections",
+            "4",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lab_pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["model"].as_str().unwrap()).collect();
+    assert_eq!(names, ["epoll", "prefork", "thread"]);
+    for r in rows {
+        assert_eq!(r["runs"].as_array().unwrap().len(), 2, "{r}");
+        assert_eq!(r["errors"], 0, "{r}");
+        for run in r["runs"].as_array().unwrap() {
+            assert!(run["requests"].as_u64().unwrap() > 0, "{r}");
+            // Every answer is the 1 KiB file.
+            assert_eq!(
+                run["bytes"].as_u64().unwrap(),
+                run["requests"].as_u64().unwrap() * 1024
+            );
+        }
+        assert!(r["peak_rss_kib"].as_u64().unwrap() > 0);
+    }
+    // The servers it started (their --root names the lab's pid) are all gone.
+    let left = processes_mentioning(&format!("bingfa-lab-site-{lab_pid}"));
+    assert!(left.is_empty(), "servers left running: {left:?}");
+}

@@ -4,8 +4,11 @@
 pub mod chart;
 pub mod efficiency;
 pub mod ipc;
+pub mod load;
+pub mod models;
 pub mod pool_bench;
 pub mod progress;
 pub mod python;
+pub mod spawn;
 pub mod stats;
 pub mod table;
