@@ -2,6 +2,7 @@
 //! figure measured beside its anchor (CPython, nginx, …) in the same run.
 
 pub mod chart;
+pub mod chat;
 pub mod efficiency;
 pub mod ipc;
 pub mod load;

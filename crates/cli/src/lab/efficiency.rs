@@ -1,0 +1,144 @@
+//! `bingfa lab efficiency`: the course's efficiency test, beside CPython.
+
+use bingfa_lab::{chart, efficiency, progress, table};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Runs of each mode; figures are medians with the range.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Smaller jobs: a smoke run, not a measurement.
+    #[arg(long)]
+    quick: bool,
+    /// Don't run the CPython side.
+    #[arg(long)]
+    no_python: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Write an SVG chart of the speedups here.
+    #[arg(long)]
+    chart: Option<PathBuf>,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    run_efficiency(
+        efficiency::Options {
+            rounds: a.rounds,
+            quick: a.quick,
+            no_python: a.no_python,
+        },
+        a.json,
+        a.chart,
+    )
+}
+
+fn run_efficiency(
+    opts: efficiency::Options,
+    json: bool,
+    chart_path: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let steps = efficiency::plan().len() * opts.rounds.max(1) + usize::from(!opts.no_python);
+    let pb = progress::bar(steps as u64, "efficiency");
+    let report = efficiency::run(&opts, |what| {
+        pb.set_message(what.to_string());
+        pb.inc(1);
+    });
+    pb.finish_and_clear();
+    if let Some(path) = &chart_path {
+        let panels = ["cpu", "io"]
+            .into_iter()
+            .map(|kind| {
+                let modes: Vec<&str> = efficiency::plan()
+                    .into_iter()
+                    .filter(|(k, _)| *k == kind)
+                    .map(|(_, m)| m)
+                    .collect();
+                let speedups = |python: bool| -> Vec<Option<f64>> {
+                    let base = report.baseline(kind, python);
+                    modes
+                        .iter()
+                        .map(|m| {
+                            let row = report
+                                .rows
+                                .iter()
+                                .find(|r| r.kind == kind && r.mode == *m)?;
+                            let secs = if python {
+                                row.python?.median
+                            } else {
+                                row.rust.median
+                            };
+                            Some(base? / secs)
+                        })
+                        .collect()
+                };
+                chart::Panel {
+                    title: if kind == "cpu" {
+                        "CPU-bound jobs"
+                    } else {
+                        "IO-bound jobs"
+                    }
+                    .into(),
+                    labels: modes.iter().map(|m| m.to_string()).collect(),
+                    series: vec![
+                        ("Rust (bingfa)".into(), speedups(false)),
+                        ("CPython".into(), speedups(true)),
+                    ],
+                }
+            })
+            .collect::<Vec<_>>();
+        chart::bars(
+            path,
+            "10 jobs: speedup over running them in one line",
+            "speedup (×)",
+            &panels,
+        )
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        eprintln!("chart written to {}", path.display());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let secs = |x: f64| format!("{x:.2} s");
+    let mut rows = vec![vec![
+        "jobs".to_string(),
+        "mode".into(),
+        "Rust".into(),
+        "speedup".into(),
+        "CPython".into(),
+        "speedup".into(),
+    ]];
+    for r in &report.rows {
+        let speed = |python: bool, s: f64| {
+            report
+                .baseline(r.kind, python)
+                .map_or("-".into(), |b| format!("{:.1}×", b / s))
+        };
+        rows.push(vec![
+            if r.kind == "cpu" {
+                "CPU-bound"
+            } else {
+                "IO-bound"
+            }
+            .into(),
+            r.mode.into(),
+            r.rust.show(secs),
+            speed(false, r.rust.median),
+            r.python.map_or("-".into(), |p| p.show(secs)),
+            r.python.map_or("-".into(), |p| speed(true, p.median)),
+        ]);
+    }
+    print!("{}", table::render(&rows));
+    println!(
+        "CPU job: the `count` loop, {} iterations in Rust, {} in CPython; IO job: {} × (20 ms wait, \
+         write + read 16 KiB). Medians of the rounds (range in brackets).",
+        report.rust_cpu_iters,
+        report
+            .python_cpu_iters
+            .map_or("-".to_string(), |n| n.to_string()),
+        report.io_steps
+    );
+    Ok(())
+}
