@@ -142,3 +142,22 @@ fn models_loads_each_model_and_stops_every_server() {
     let left = processes_mentioning(&format!("bingfa-lab-site-{lab_pid}"));
     assert!(left.is_empty(), "servers left running: {left:?}");
 }
+
+#[test]
+fn models_app_chat_delivers_every_line_under_each_model() {
+    let out = Command::new(BIN)
+        .args(["lab", "models", "--app", "chat", "--connections", "5", "--messages", "20"])
+        .args(["--rounds", "1", "--models", "epoll,prefork", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        // 4 senders × 20 messages, each to the 4 other members.
+        assert_eq!(r["expected"], 4 * 20 * 4, "{r}");
+        assert_eq!(r["delivered"], r["expected"], "{r}");
+        assert_eq!(r["joined"], 5, "{r}");
+    }
+}

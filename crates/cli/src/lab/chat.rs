@@ -33,6 +33,9 @@ pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Write an SVG chart here.
+    #[arg(long)]
+    chart: Option<std::path::PathBuf>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -43,6 +46,7 @@ fn lab_chat(a: Args) -> anyhow::Result<()> {
     if a.members < 2 || a.senders > a.members {
         anyhow::bail!("--members must be at least 2 and --senders at most --members");
     }
+    let json = a.json;
     let opts = chat::Options {
         models: a.models,
         rounds: a.rounds,
@@ -55,8 +59,46 @@ fn lab_chat(a: Args) -> anyhow::Result<()> {
             threads: a.threads,
         },
     };
-    let rows = chat::run(&opts, |line| eprintln!("{line}"));
-    if a.json {
+    report(&opts, json, a.chart.as_deref())
+}
+
+/// Run `opts` and print the table (or JSON): shared with `lab models --app chat`.
+pub fn report(
+    opts: &chat::Options,
+    json: bool,
+    chart_path: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let rows = chat::run(opts, |line| eprintln!("{line}"));
+    if let Some(path) = chart_path {
+        let shown: Vec<&chat::Row> = rows.iter().filter(|r| r.skipped.is_none()).collect();
+        let labels: Vec<String> = shown.iter().map(|r| r.model.clone()).collect();
+        let panels = [
+            bingfa_lab::chart::Panel {
+                title: "deliveries/s (median)".into(),
+                labels: labels.clone(),
+                series: vec![(
+                    "".into(),
+                    shown.iter().map(|r| r.deliveries_per_s).collect(),
+                )],
+            },
+            bingfa_lab::chart::Panel {
+                title: "delivery latency, ms".into(),
+                labels,
+                series: vec![
+                    ("p50".into(), shown.iter().map(|r| r.p50_ms).collect()),
+                    ("p99".into(), shown.iter().map(|r| r.p99_ms).collect()),
+                ],
+            },
+        ];
+        let title = format!(
+            "chat fan-out: {} members, {} senders × {} messages",
+            opts.load.members, opts.load.senders, opts.load.messages
+        );
+        bingfa_lab::chart::bars(path, &title, "", &panels)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        eprintln!("chart written to {}", path.display());
+    }
+    if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }

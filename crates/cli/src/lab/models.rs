@@ -6,15 +6,20 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Which server: `http` (a 1 KiB file over keep-alive connections).
+    /// Which server: `http` (a 1 KiB file over keep-alive connections) or `chat` (fan-out:
+    /// every member gets every other member's lines; the table is `lab chat`'s).
     #[arg(long, default_value = "http")]
     app: AppArg,
-    /// Concurrent connections.
+    /// Concurrent connections (chat: members).
     #[arg(long, default_value_t = 50)]
     connections: usize,
-    /// Seconds of load per model and round.
+    /// Seconds of load per model and round (chat: the bound on one run, which ends when every
+    /// message is delivered).
     #[arg(long, default_value_t = 3.0)]
     duration: f64,
+    /// Chat only: messages each of the 4 senders sends, unpaced.
+    #[arg(long, default_value_t = 1000)]
+    messages: usize,
     /// Comma-separated models (default: all nine).
     #[arg(long, value_delimiter = ',')]
     models: Vec<Model>,
@@ -38,6 +43,7 @@ pub struct Args {
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum AppArg {
     Http,
+    Chat,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -45,15 +51,30 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         a.duration > 0.0 && a.duration <= 600.0,
         "--duration: between 0 and 600 seconds"
     );
+    let models = if a.models.is_empty() {
+        Model::ALL.to_vec()
+    } else {
+        a.models
+    };
+    if let AppArg::Chat = a.app {
+        anyhow::ensure!(a.connections >= 2, "--connections: a room needs 2 members");
+        let opts = bingfa_lab::chat::Options {
+            models: models.iter().map(|m| m.to_string()).collect(),
+            rounds: a.rounds.max(1),
+            load: bingfa_lab::chat::Load {
+                members: a.connections,
+                senders: a.connections.min(4),
+                messages: a.messages.max(1),
+                rate: None,
+                timeout: std::time::Duration::from_secs_f64(a.duration.max(10.0)),
+                threads: a.threads.max(1),
+            },
+        };
+        return super::chat::report(&opts, a.json, a.chart.as_deref());
+    }
     let opts = models::Options {
-        app: match a.app {
-            AppArg::Http => models::App::Http,
-        },
-        models: if a.models.is_empty() {
-            Model::ALL.to_vec()
-        } else {
-            a.models
-        },
+        app: models::App::Http,
+        models,
         connections: a.connections.max(1),
         duration: std::time::Duration::from_secs_f64(a.duration),
         rounds: a.rounds.max(1),
