@@ -5,95 +5,20 @@
 
 mod ftp_client {
     pub mod hostile;
+    pub mod pty;
+    pub mod run;
     pub mod servers;
 }
 
+use ftp_client::run::{bingfa, names, ok, pattern, read};
 use ftp_client::{hostile, servers};
 use servers::{Server, TempDir};
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bingfa");
 /// The subcommand prefix of the client (TEMPORARY `ftp-client`; `ftp` once merged).
 const FTP: &[&str] = &["ftp-client"];
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `bingfa <FTP> args` in `cwd` with `stdin`, killed after 120 s.
-fn bingfa(args: &[&str], cwd: &Path, stdin: &str, env: &[(&str, &str)]) -> Out {
-    let mut child = Command::new(BIN)
-        .args(FTP)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("BINGFA_FTP_PASSWORD")
-        .env("RUST_BACKTRACE", "0")
-        .env("RUST_LIB_BACKTRACE", "0")
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as i32;
-    let mut input = child.stdin.take().unwrap();
-    let stdin = stdin.to_string();
-    std::thread::spawn(move || {
-        let _ = input.write_all(stdin.as_bytes());
-    });
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(Duration::from_secs(120)) {
-        Ok(o) => o.unwrap(),
-        Err(_) => {
-            // SAFETY: kill(2) on our own child's pid, which is not yet reaped.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("bingfa {args:?} did not finish within 120 s");
-        }
-    };
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn ok(o: Out) -> Out {
-    assert_eq!(o.code, 0, "stdout: {}\nstderr: {}", o.stdout, o.stderr);
-    o
-}
-
-/// Deterministic bytes that differ between offsets and seeds.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn read(p: impl AsRef<Path>) -> Vec<u8> {
-    std::fs::read(p.as_ref()).unwrap_or_else(|e| panic!("{}: {e}", p.as_ref().display()))
-}
-
-fn names(dir: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect()
-}
 
 fn start(f: fn() -> Result<Server, String>, name: &str) -> Option<Server> {
     match f() {
@@ -489,4 +414,38 @@ fn hostile_names_are_sanitised_list() {
 #[test]
 fn hostile_names_are_sanitised_mlsd() {
     hostile(true);
+}
+
+#[test]
+fn shell_in_a_terminal_prompts_for_the_password_edits_and_recalls_history() {
+    let Some(s) = start(servers::pyftpdlib, "pyftpdlib") else {
+        return;
+    };
+    let cwd = TempDir::new("pty");
+    let mut cmd = Command::new(BIN);
+    cmd.args(FTP)
+        .args(["shell", &format!("ftp://ann@127.0.0.1:{}/", s.port)])
+        .current_dir(cwd.path())
+        .env_remove("BINGFA_FTP_PASSWORD")
+        .env("RUST_BACKTRACE", "0")
+        .env("TERM", "xterm");
+    let mut t = ftp_client::pty::Pty::spawn(cmd);
+    t.until(&format!("Password for ann@127.0.0.1:{}: ", s.port));
+    t.keys(&format!("{}\r", servers::PY_PASSWORD));
+    t.until("type help for the commands");
+    t.until("ftp /> ");
+    t.keys("mkdir made\r");
+    t.until("created /made");
+    t.until("ftp /> ");
+    assert!(s.file("made").is_dir());
+    // Up-arrow recalls the last line; running it again is a server error, shown with its code.
+    t.keys("\x1b[A");
+    t.until("mkdir made");
+    t.keys("\r");
+    t.until("error: MKD made: 550 ");
+    // Line editing: type, move left, insert.
+    t.keys("cd mde\x1b[D\x1b[Da\r");
+    t.until("ftp /made> ");
+    t.keys("quit\r");
+    assert_eq!(t.exit_code(), Some(0));
 }
