@@ -449,3 +449,32 @@ fn shell_in_a_terminal_prompts_for_the_password_edits_and_recalls_history() {
     t.keys("quit\r");
     assert_eq!(t.exit_code(), Some(0));
 }
+
+#[test]
+fn an_interrupted_download_keeps_its_part_file_and_the_next_get_resumes_it() {
+    let port = hostile::start(false);
+    let cwd = TempDir::new("cut");
+    let url = format!("ftp://127.0.0.1:{port}/{}", hostile::CUT_NAME);
+    let o = bingfa(&["get", &url], cwd.path(), "", &[]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("RETR cut.bin: 426 Connection closed; transfer aborted."),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr
+            .contains("cut.bin.part is kept and the next get resumes it"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(names(cwd.path()), ["cut.bin.part"].map(String::from).into());
+    assert_eq!(
+        read(cwd.path().join("cut.bin.part")),
+        &hostile::cut_data()[..hostile::CUT_AT]
+    );
+    ok(bingfa(&["get", &url], cwd.path(), "", &[]));
+    assert_eq!(names(cwd.path()), ["cut.bin"].map(String::from).into());
+    assert!(read(cwd.path().join("cut.bin")) == hostile::cut_data());
+}

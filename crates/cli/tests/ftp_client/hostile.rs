@@ -17,6 +17,16 @@ pub const HOSTILE: &[(&str, Option<&str>)] = &[
     ("good.txt", Some("good.txt")),
 ];
 
+/// A file (not in the listing) whose download from offset 0 always breaks after `CUT_AT`
+/// bytes with 426, and which is served whole only from a REST offset: only a client that
+/// resumes can ever get it.
+pub const CUT_NAME: &str = "cut.bin";
+pub const CUT_AT: usize = 100_000;
+
+pub fn cut_data() -> Vec<u8> {
+    (0..250_000u32).map(|i| (i % 251) as u8).collect()
+}
+
 /// The content the server sends for `name`.
 pub fn content(name: &str) -> String {
     format!("content of {name}\n")
@@ -42,6 +52,7 @@ fn session(s: TcpStream, mlst: bool) -> std::io::Result<()> {
     let mut w = s;
     w.write_all(b"220-hostile test server\r\n 220 this line does not end it\r\n220 ready\r\n")?;
     let mut data: Option<TcpListener> = None;
+    let mut rest = 0usize;
     loop {
         let mut line = String::new();
         if r.read_line(&mut line)? == 0 {
@@ -62,6 +73,11 @@ fn session(s: TcpStream, mlst: bool) -> std::io::Result<()> {
                 data = Some(d);
                 format!("229 Entering Extended Passive Mode (|||{p}|)")
             }
+            "REST" => {
+                rest = arg.parse().unwrap_or(0);
+                "350 restarting".into()
+            }
+            "SIZE" if arg == CUT_NAME => format!("213 {}", cut_data().len()),
             "SIZE" => match HOSTILE.iter().find(|(n, _)| *n == arg) {
                 Some((n, _)) => format!("213 {}", content(n).len()),
                 None => "550 no such file".into(),
@@ -71,6 +87,22 @@ fn session(s: TcpStream, mlst: bool) -> std::io::Result<()> {
                     w.write_all(b"425 use EPSV first\r\n")?;
                     continue;
                 };
+                if cmd.eq_ignore_ascii_case("RETR") && arg == CUT_NAME {
+                    w.write_all(b"150 here it comes\r\n")?;
+                    let (mut ds, _) = d.accept()?;
+                    let all = cut_data();
+                    let from = std::mem::take(&mut rest).min(all.len());
+                    if from == 0 {
+                        ds.write_all(&all[..CUT_AT])?;
+                        drop(ds);
+                        w.write_all(b"426 Connection closed; transfer aborted.\r\n")?;
+                    } else {
+                        ds.write_all(&all[from..])?;
+                        drop(ds);
+                        w.write_all(b"226 done\r\n")?;
+                    }
+                    continue;
+                }
                 let body = match cmd.to_ascii_uppercase().as_str() {
                     "LIST" => HOSTILE
                         .iter()
