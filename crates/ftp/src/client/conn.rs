@@ -190,10 +190,12 @@ impl Client {
     pub fn negotiate(&mut self) -> Result<()> {
         let r = self.raw("FEAT")?;
         if r.code == 211 {
-            let lines: Vec<String> = r.lines[1..r.lines.len().saturating_sub(1)]
-                .iter()
-                .map(|l| l.trim().to_string())
-                .collect();
+            // "211-Features:", the features, "211 End"; a one-line 211 means none.
+            let inner = match r.lines.len() {
+                0..=2 => &[][..],
+                n => &r.lines[1..n - 1],
+            };
+            let lines: Vec<String> = inner.iter().map(|l| l.trim().to_string()).collect();
             let has = |name: &str| {
                 lines.iter().any(|l| {
                     l.split_whitespace()
