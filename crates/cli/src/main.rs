@@ -3,6 +3,7 @@
 
 mod chat;
 mod chat_join;
+mod ftp_client;
 mod http;
 mod lab;
 
@@ -29,6 +30,13 @@ enum Command {
     Chat(chat::Args),
     /// The project's main job: the HTTP server (same options as `bingfa http serve`).
     Serve(http::ServeArgs),
+    /// TEMPORARY (until the ftp server branch is merged; the lead moves these variants under
+    /// `bingfa ftp`): the FTP client, `ftp-client ls|get|put|shell`.
+    #[command(name = "ftp-client", hide = true)]
+    FtpClient {
+        #[command(subcommand)]
+        cmd: ftp_client::ClientCommand,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,5 +54,7 @@ fn main() -> anyhow::Result<()> {
         Command::Http(args) => http::run(args),
         Command::Chat(args) => chat::run(args),
         Command::Serve(args) => http::serve(args),
+        // TEMPORARY: see Command::FtpClient.
+        Command::FtpClient { cmd } => ftp_client::run(cmd),
     }
 }

@@ -1,0 +1,300 @@
+//! `bingfa serve`: the main job. The HTTP server, the chat room (line and web faces) and the
+//! FTP server, in one process tree under one `--model`.
+//!
+//! Each service runs in a child process of this one (`bingfa http|chat|ftp serve`, re-executed
+//! from this binary) rather than as threads of one process, because `fork` and `prefork` must
+//! not be started from a multi-threaded process, and each service keeps its own limits (the chat
+//! room has no idle timeout, HTTP does). This process is a small supervisor: it starts the
+//! chat room and the FTP server first, so the landing page it writes can show their real
+//! addresses (any of them may be port 0), then the HTTP server; it relays every ready line; on
+//! SIGINT/SIGTERM it stops them all and exits 0 once they have; if one dies, it stops the others
+//! and says which. Children get `PR_SET_PDEATHSIG`, so killing the supervisor outright does not
+//! leave services behind.
+
+use anyhow::{bail, Context as _};
+use bingfa_net::Model;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a service has to print its ready line.
+const START: Duration = Duration::from_secs(30);
+/// How long the services have to stop after SIGTERM before they are killed.
+const GRACE: Duration = Duration::from_secs(15);
+
+/// Arguments of `bingfa serve`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The HTTP server's address.
+    #[arg(long, visible_alias = "bind", default_value = "127.0.0.1:8080")]
+    http_bind: SocketAddr,
+    /// The chat room's line protocol (terminal clients, netcat).
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    chat_bind: SocketAddr,
+    /// The chat room's web page and WebSocket.
+    #[arg(long, default_value = "127.0.0.1:7080")]
+    web_bind: SocketAddr,
+    /// The FTP server's control connection.
+    #[arg(long, default_value = "127.0.0.1:2121")]
+    ftp_bind: SocketAddr,
+    /// Directory to serve over HTTP and FTP (default: a small built-in site).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Concurrency model of every service.
+    #[arg(long, default_value_t = Model::default())]
+    model: Model,
+    /// Threads or processes per service, for the models that use them (0 = a default).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+    /// FTP users file (TOML, see `bingfa ftp passwd`).
+    #[arg(long)]
+    ftp_users: Option<PathBuf>,
+    /// Anonymous FTP: `off`, `read` or `write` (default: `read` on the built-in site, `off`
+    /// with `--root`).
+    #[arg(long, value_parser = ["off", "read", "write"])]
+    ftp_anonymous: Option<String>,
+}
+
+/// A started service.
+struct Service {
+    name: &'static str,
+    child: Child,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as libc::sighandler_t);
+    }
+    let (root, site) = match &a.root {
+        Some(r) => (r.clone(), None),
+        None => {
+            let s = Site::new()?;
+            (s.0.clone(), Some(s))
+        }
+    };
+    let anonymous = a
+        .ftp_anonymous
+        .clone()
+        .unwrap_or_else(|| if site.is_some() { "read" } else { "off" }.into());
+    if site.is_some() && anonymous != "off" {
+        tracing::warn!("FTP: the built-in site is open to anonymous users ({anonymous}-only)");
+    }
+    let common = |svc: &str| -> Vec<String> {
+        let mut v = vec![svc.to_string(), "serve".into()];
+        v.extend(["--model".into(), a.model.to_string()]);
+        v.extend(["--workers".into(), a.workers.to_string()]);
+        v
+    };
+    let mut services: Vec<Service> = Vec::new();
+    let result = (|| -> anyhow::Result<()> {
+        let mut chat = common("chat");
+        chat.extend(["--bind".into(), a.chat_bind.to_string()]);
+        chat.extend(["--web".into(), a.web_bind.to_string()]);
+        let listening = start(&mut services, "chat", &chat, &["chat", "web"], &[a.chat_bind, a.web_bind])?;
+        let (chat_addr, web_addr) = (listening[0], listening[1]);
+
+        let mut ftp = common("ftp");
+        ftp.extend(["--bind".into(), a.ftp_bind.to_string()]);
+        ftp.extend(["--root".into(), root.display().to_string()]);
+        ftp.extend(["--anonymous".into(), anonymous.clone()]);
+        if let Some(u) = &a.ftp_users {
+            ftp.extend(["--users".into(), u.display().to_string()]);
+        }
+        let ftp_addr = start(&mut services, "ftp", &ftp, &["ftp"], &[a.ftp_bind])?[0];
+
+        if let Some(site) = &site {
+            site.write_index(a.model, chat_addr, web_addr, ftp_addr)?;
+        }
+        let mut http = common("http");
+        http.extend(["--bind".into(), a.http_bind.to_string()]);
+        http.extend(["--root".into(), root.display().to_string()]);
+        start(&mut services, "http", &http, &["http"], &[a.http_bind])?;
+        supervise(&mut services)
+    })();
+    let clean = stop(&mut services);
+    drop(site);
+    result?;
+    if !clean {
+        bail!("a service did not stop cleanly");
+    }
+    Ok(())
+}
+
+/// Start `bingfa ARGS` as service `name`, relay its ready lines (one per `services` entry, in
+/// that order) and return the announced addresses.
+fn start(
+    services: &mut Vec<Service>,
+    name: &'static str,
+    args: &[String],
+    expect: &[&str],
+    binds: &[SocketAddr],
+) -> anyhow::Result<Vec<SocketAddr>> {
+    let exe = std::env::current_exe().context("finding this binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped());
+    // SAFETY: prctl is async-signal-safe. The service dies with the supervisor.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0);
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting the {name} service"))?;
+    let out = child.stdout.take().expect("piped");
+    services.push(Service { name, child });
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            // Relay everything the service prints; the supervisor parses the ready lines.
+            println!("{line}");
+            let _ = std::io::stdout().flush();
+            let _ = tx.send(line);
+        }
+    });
+    let where_ = binds
+        .iter()
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join(" and ");
+    let mut addrs = Vec::new();
+    let end = Instant::now() + START;
+    while addrs.len() < expect.len() {
+        let svc = services.last_mut().expect("pushed above");
+        if let Ok(Some(st)) = svc.child.try_wait() {
+            bail!("the {name} service could not start on {where_} ({st}); see its error above");
+        }
+        if Instant::now() > end {
+            bail!("the {name} service did not become ready on {where_} within {START:?}");
+        }
+        if STOP.load(Ordering::SeqCst) {
+            bail!("interrupted while starting the {name} service");
+        }
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(50)) else {
+            continue;
+        };
+        let want = expect[addrs.len()];
+        if let Some(addr) = line.strip_prefix(&format!("{want} listening on ")) {
+            addrs.push(addr.trim().parse().context("a ready line's address")?);
+        }
+    }
+    Ok(addrs)
+}
+
+/// Wait until asked to stop (Ok) or until a service ends by itself (Err naming it).
+fn supervise(services: &mut [Service]) -> anyhow::Result<()> {
+    loop {
+        if STOP.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        for s in services.iter_mut() {
+            if let Ok(Some(st)) = s.child.try_wait() {
+                bail!("the {} service stopped by itself ({st})", s.name);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// SIGTERM every service still running, wait up to the grace period, SIGKILL what is left.
+/// True if every service exited 0 (or had already been reported).
+fn stop(services: &mut [Service]) -> bool {
+    for s in services.iter_mut() {
+        if matches!(s.child.try_wait(), Ok(None)) {
+            // SAFETY: signalling our own child, which has not been reaped.
+            unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
+        }
+    }
+    let end = Instant::now() + GRACE;
+    let mut clean = true;
+    for s in services.iter_mut() {
+        let st: Option<ExitStatus> = loop {
+            match s.child.try_wait() {
+                Ok(Some(st)) => break Some(st),
+                Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(20)),
+                _ => break None,
+            }
+        };
+        match st {
+            Some(st) if st.success() => {}
+            Some(st) => {
+                tracing::warn!("the {} service ended with {st}", s.name);
+                clean = false;
+            }
+            None => {
+                tracing::warn!("the {} service did not stop within {GRACE:?}; killed", s.name);
+                let _ = s.child.kill();
+                let _ = s.child.wait();
+                clean = false;
+            }
+        }
+    }
+    clean
+}
+
+/// The built-in site, in a private temporary directory removed at exit.
+struct Site(PathBuf);
+
+const INDEX: &str = include_str!("site/index.html");
+
+impl Site {
+    fn new() -> anyhow::Result<Site> {
+        let dir = std::env::temp_dir().join(format!("bingfa-site-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // Readable by the services whatever user they run as; nothing secret in it.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::write(
+            dir.join("README.txt"),
+            "This is bingfa's built-in site: the landing page (index.html) and this file.\n\
+             Serve your own directory with `bingfa serve --root DIR`.\n",
+        )?;
+        Ok(Site(dir))
+    }
+
+    fn write_index(
+        &self,
+        model: Model,
+        chat: SocketAddr,
+        web: SocketAddr,
+        ftp: SocketAddr,
+    ) -> anyhow::Result<()> {
+        let page = INDEX
+            .replace("{{MODEL}}", &model.to_string())
+            .replace("{{WEB_URL}}", &format!("http://{web}/"))
+            .replace("{{CHAT_ADDR}}", &chat.to_string())
+            .replace("{{CHAT_HOST}}", &chat.ip().to_string())
+            .replace("{{CHAT_PORT}}", &chat.port().to_string())
+            .replace("{{FTP_ADDR}}", &ftp.to_string())
+            .replace("{{FTP_HOST}}", &ftp.ip().to_string())
+            .replace("{{FTP_PORT}}", &ftp.port().to_string());
+        write_atomically(&self.0.join("index.html"), page.as_bytes())
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,126 @@
+//! Running the client in a real pseudo-terminal, for the password prompt and the shell's
+//! prompt, line editing and history.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child on a pty; killed on drop.
+pub struct Pty {
+    pub child: Child,
+    master: std::fs::File,
+    seen: String,
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Pty {
+    /// Starts `cmd` with the pty's slave as its controlling terminal and stdio.
+    pub fn spawn(mut cmd: Command) -> Pty {
+        let (mut m, mut s) = (0, 0);
+        let ws = libc::winsize {
+            ws_row: 24,
+            ws_col: 100,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: out-pointers to locals; the fds are owned from here on.
+        let r =
+            unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
+        assert_eq!(r, 0, "openpty");
+        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
+        let stdio = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap());
+        cmd.stdin(stdio(&slave))
+            .stdout(stdio(&slave))
+            .stderr(stdio(&slave));
+        // SAFETY: setsid and TIOCSCTTY are async-signal-safe; the pty becomes the child's
+        // controlling terminal, as a shell would arrange.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                libc::ioctl(0, libc::TIOCSCTTY, 0);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("start bingfa");
+        Pty {
+            child,
+            master: std::fs::File::from(master),
+            seen: String::new(),
+        }
+    }
+
+    /// Reads the screen until `want` appears (10 s at most); returns what follows it.
+    pub fn until(&mut self, want: &str) -> String {
+        let end = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 4096];
+        while !self.seen.contains(want) {
+            assert!(
+                Instant::now() < end,
+                "timed out waiting for {want:?}; screen: {:?}",
+                self.seen
+            );
+            let mut pfd = libc::pollfd {
+                fd: self.master.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            if unsafe { libc::poll(&mut pfd, 1, 100) } <= 0 {
+                continue;
+            }
+            match self.master.read(&mut buf) {
+                Ok(0) | Err(_) => continue,
+                Ok(n) => self.seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        let at = self.seen.find(want).unwrap() + want.len();
+        self.seen = self.seen[at..].to_string();
+        self.seen.clone()
+    }
+
+    pub fn keys(&mut self, keys: &str) {
+        self.master.write_all(keys.as_bytes()).unwrap();
+    }
+
+    /// Waits (10 s at most) for the child to exit; its exit code.
+    pub fn exit_code(&mut self) -> Option<i32> {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            assert!(
+                Instant::now() < end,
+                "the client did not exit; screen: {:?}",
+                self.seen
+            );
+            // Drain output so the child never blocks writing to a full pty.
+            let _ = self.until_quiet();
+        }
+    }
+
+    fn until_quiet(&mut self) -> Option<()> {
+        let mut pfd = libc::pollfd {
+            fd: self.master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let mut buf = [0u8; 4096];
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, 20) } > 0 {
+            let n = self.master.read(&mut buf).ok()?;
+            self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        Some(())
+    }
+}

@@ -1,0 +1,206 @@
+//! The real FTP servers the client is tested against, each started fresh per test on a free
+//! loopback port with its own root directory, and killed on drop: pyftpdlib (a user with a
+//! password that needs percent-encoding) and vsftpd (anonymous with write access).
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("bingfa-ftpc-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running server; killed on drop.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    /// What goes between `ftp://` and the host: `user:pass@` or nothing.
+    pub userinfo: String,
+    pub root: TempDir,
+    pub name: &'static str,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// `ftp://[userinfo]127.0.0.1:PORT/path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("ftp://{}127.0.0.1:{}/{path}", self.userinfo, self.port)
+    }
+    pub fn file(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+}
+
+/// The pyftpdlib user's password: '@', ' ' and ':' must be percent-encoded in a URL.
+pub const PY_PASSWORD: &str = "p@ss w:rd";
+pub const PY_PASSWORD_ENCODED: &str = "p%40ss%20w%3Ard";
+
+const PY_SERVER: &str = r#"
+import sys, logging
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.servers import FTPServer
+logging.basicConfig(level=logging.ERROR)
+a = DummyAuthorizer()
+a.add_user("ann", sys.argv[2], sys.argv[1], perm="elradfmwMT")
+FTPHandler.authorizer = a
+s = FTPServer(("127.0.0.1", 0), FTPHandler)
+print("ready", s.address[1], flush=True)
+s.serve_forever()
+"#;
+
+/// Starts pyftpdlib, or explains why it cannot.
+pub fn pyftpdlib() -> Result<Server, String> {
+    let ok = Command::new("python3")
+        .args(["-c", "import pyftpdlib"])
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        return Err(
+            "python3 with pyftpdlib is not installed (python3 -m pip install pyftpdlib)".into(),
+        );
+    }
+    let root = TempDir::new("py");
+    let mut child = Command::new("python3")
+        .args(["-c", PY_SERVER])
+        .arg(root.path())
+        .arg(PY_PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("python3: {e}"))?;
+    // The ready line, read on a thread so a hung start hits the timeout below.
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(l) => l,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pyftpdlib did not start within 20 s");
+        }
+    };
+    let port: u16 = line
+        .trim()
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("pyftpdlib ready line: {line:?}"));
+    Ok(Server {
+        child,
+        port,
+        userinfo: format!("ann:{PY_PASSWORD_ENCODED}@"),
+        root,
+        name: "pyftpdlib",
+    })
+}
+
+const VSFTPD: &str = "/usr/sbin/vsftpd";
+
+/// Starts vsftpd (anonymous, writable), or explains why it cannot.
+pub fn vsftpd() -> Result<Server, String> {
+    if !Path::new(VSFTPD).exists() {
+        return Err(format!(
+            "{VSFTPD} is not installed (apt-get install vsftpd)"
+        ));
+    }
+    for _attempt in 0..5 {
+        let root = TempDir::new("vs");
+        // With run_as_launching_user vsftpd neither chroots nor drops privileges, so it runs
+        // as root in CI and accepts a writable anonymous root.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = root.path().with_extension("conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listen=YES\nlisten_ipv6=NO\nlisten_address=127.0.0.1\nlisten_port={port}\n\
+                 background=NO\nrun_as_launching_user=YES\nanonymous_enable=YES\n\
+                 no_anon_password=YES\nanon_root={}\nlocal_enable=NO\nwrite_enable=YES\n\
+                 anon_upload_enable=YES\nanon_mkdir_write_enable=YES\n\
+                 anon_other_write_enable=YES\nanon_umask=022\nseccomp_sandbox=NO\n\
+                 isolate=NO\nisolate_network=NO\nxferlog_enable=NO\n\
+                 vsftpd_log_file=/dev/null\n",
+                root.path().display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(VSFTPD)
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{VSFTPD}: {e}"))?;
+        let end = Instant::now() + Duration::from_secs(10);
+        let ready = loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                break false; // the port was taken between our probe and its bind
+            }
+            if greets(port) {
+                break true;
+            }
+            if Instant::now() > end {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("vsftpd did not greet within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let _ = std::fs::remove_file(&conf);
+        if ready {
+            return Ok(Server {
+                child,
+                port,
+                userinfo: String::new(),
+                root,
+                name: "vsftpd",
+            });
+        }
+    }
+    panic!("vsftpd failed to start 5 times");
+}
+
+fn greets(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut b = [0u8; 4];
+    s.read_exact(&mut b).is_ok() && &b == b"220 "
+}

@@ -1,0 +1,388 @@
+//! The control connection: connect, log in, negotiate (FEAT, OPTS UTF8 ON, TYPE I), and the
+//! commands a client needs. Every command's reply is checked against the codes that mean
+//! success; anything else becomes `Error::Reply` with the server's code and text.
+
+use super::{read_reply, Entry, Error, Reply, Result};
+use std::io::{BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// Connection options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Timeout for connecting and for every read or write (control and data).
+    pub timeout: Duration,
+    /// Active mode: the server connects to us (EPRT, falling back to PORT).
+    pub active: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            timeout: Duration::from_secs(30),
+            active: false,
+        }
+    }
+}
+
+/// What FEAT announced.
+#[derive(Debug, Clone, Default)]
+pub struct Features {
+    pub mlst: bool,
+    pub utf8: bool,
+    pub size: bool,
+    pub mdtm: bool,
+    pub rest_stream: bool,
+    pub epsv: bool,
+    /// Every feature line, trimmed.
+    pub lines: Vec<String>,
+}
+
+/// How `store` writes the remote file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreMode {
+    /// STOR: create or replace.
+    Store,
+    /// APPE: append (resume when the remote file is a prefix of ours).
+    Append,
+    /// REST n + STOR: overwrite from offset n (resume for servers without APPE).
+    RestartAt(u64),
+}
+
+/// A logged-in (or about to be) FTP control connection.
+pub struct Client {
+    pub(super) reader: BufReader<TcpStream>,
+    pub(super) writer: TcpStream,
+    pub(super) opts: Options,
+    /// Set once EPSV has been refused, so later transfers go straight to PASV.
+    pub(super) no_epsv: bool,
+    pub(super) no_eprt: bool,
+    features: Features,
+    welcome: Reply,
+}
+
+fn check_arg(arg: &str) -> Result<()> {
+    if arg.contains(['\r', '\n']) {
+        return Err(Error::BadArgument(arg.to_string()));
+    }
+    Ok(())
+}
+
+impl Client {
+    /// Connects to `addr` and reads the greeting (which must be 220).
+    pub fn connect(addr: impl ToSocketAddrs, opts: Options) -> Result<Self> {
+        let mut last = None;
+        let mut stream = None;
+        for a in addr.to_socket_addrs()? {
+            match TcpStream::connect_timeout(&a, opts.timeout) {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let stream = match (stream, last) {
+            (Some(s), _) => s,
+            (None, Some(e)) => return Err(e.into()),
+            (None, None) => return Err(Error::Protocol("the host has no address".into())),
+        };
+        stream.set_read_timeout(Some(opts.timeout))?;
+        stream.set_write_timeout(Some(opts.timeout))?;
+        let _ = stream.set_nodelay(true);
+        let mut c = Client {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+            opts,
+            no_epsv: false,
+            no_eprt: false,
+            features: Features::default(),
+            welcome: Reply {
+                code: 0,
+                lines: vec![],
+            },
+        };
+        let mut greeting = read_reply(&mut c.reader)?;
+        // 120: "ready in n minutes"; the real greeting follows.
+        while greeting.code == 120 {
+            greeting = read_reply(&mut c.reader)?;
+        }
+        if greeting.code != 220 {
+            return Err(Error::Reply {
+                command: "(greeting)".into(),
+                code: greeting.code,
+                text: greeting.text(),
+            });
+        }
+        c.welcome = greeting;
+        Ok(c)
+    }
+
+    /// The server's greeting.
+    pub fn welcome(&self) -> &Reply {
+        &self.welcome
+    }
+
+    /// What FEAT announced (empty before `negotiate`).
+    pub fn features(&self) -> &Features {
+        &self.features
+    }
+
+    /// The control connection's peer (where passive data connections go).
+    pub fn peer_addr(&self) -> Result<SocketAddr> {
+        Ok(self.writer.peer_addr()?)
+    }
+
+    pub(super) fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.writer.local_addr()?)
+    }
+
+    pub(super) fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    /// Sends one command line and reads the final reply (whatever its code).
+    pub fn raw(&mut self, line: &str) -> Result<Reply> {
+        check_arg(line)?;
+        self.writer.write_all(format!("{line}\r\n").as_bytes())?;
+        read_reply(&mut self.reader)
+    }
+
+    /// Reads one more reply (after a preliminary 1xx).
+    pub(super) fn next_reply(&mut self) -> Result<Reply> {
+        read_reply(&mut self.reader)
+    }
+
+    /// Sends `line`; a reply whose code is not in `ok` becomes `Error::Reply`.
+    pub(super) fn expect(&mut self, line: &str, ok: &[u16]) -> Result<Reply> {
+        let r = self.raw(line)?;
+        if ok.contains(&r.code) {
+            Ok(r)
+        } else {
+            Err(refused(line, &r))
+        }
+    }
+
+    /// USER/PASS. `user` None logs in as `anonymous`. A 331 without a password is
+    /// `Error::NeedPassword`.
+    pub fn login(&mut self, user: Option<&str>, password: Option<&str>) -> Result<()> {
+        let (user, password) = match user {
+            Some(u) => (u, password),
+            None => ("anonymous", Some(password.unwrap_or("anonymous@"))),
+        };
+        let r = self.expect(&format!("USER {user}"), &[230, 331, 332])?;
+        if r.code == 230 {
+            return Ok(());
+        }
+        let pass = password.ok_or(Error::NeedPassword)?;
+        check_arg(pass)?;
+        self.writer
+            .write_all(format!("PASS {pass}\r\n").as_bytes())?;
+        let r = read_reply(&mut self.reader)?;
+        match r.code {
+            230 | 202 => Ok(()),
+            _ => Err(refused("PASS ****", &r)),
+        }
+    }
+
+    /// FEAT, OPTS UTF8 ON (when offered) and TYPE I. FEAT is optional (RFC 2389): a server
+    /// without it simply has no features.
+    pub fn negotiate(&mut self) -> Result<()> {
+        let r = self.raw("FEAT")?;
+        if r.code == 211 {
+            // "211-Features:", the features, "211 End"; a one-line 211 means none.
+            let inner = match r.lines.len() {
+                0..=2 => &[][..],
+                n => &r.lines[1..n - 1],
+            };
+            let lines: Vec<String> = inner.iter().map(|l| l.trim().to_string()).collect();
+            let has = |name: &str| {
+                lines.iter().any(|l| {
+                    l.split_whitespace()
+                        .next()
+                        .is_some_and(|w| w.eq_ignore_ascii_case(name))
+                })
+            };
+            self.features = Features {
+                mlst: has("MLST"),
+                utf8: has("UTF8"),
+                size: has("SIZE"),
+                mdtm: has("MDTM"),
+                rest_stream: lines.iter().any(|l| l.eq_ignore_ascii_case("REST STREAM")),
+                epsv: has("EPSV"),
+                lines,
+            };
+        }
+        if self.features.utf8 {
+            // Some servers answer 202 "always on"; any refusal is harmless here.
+            let _ = self.raw("OPTS UTF8 ON")?;
+        }
+        self.expect("TYPE I", &[200])?;
+        Ok(())
+    }
+
+    pub fn pwd(&mut self) -> Result<String> {
+        let r = self.expect("PWD", &[257])?;
+        Ok(parse_257(&r.lines[0]))
+    }
+
+    pub fn cwd(&mut self, path: &str) -> Result<()> {
+        self.expect(&format!("CWD {path}"), &[200, 250]).map(drop)
+    }
+
+    pub fn cdup(&mut self) -> Result<()> {
+        self.expect("CDUP", &[200, 250]).map(drop)
+    }
+
+    /// MKD; returns the created directory's name as the server quotes it.
+    pub fn mkd(&mut self, path: &str) -> Result<String> {
+        let r = self.expect(&format!("MKD {path}"), &[257, 250])?;
+        Ok(parse_257(&r.lines[0]))
+    }
+
+    pub fn rmd(&mut self, path: &str) -> Result<()> {
+        self.expect(&format!("RMD {path}"), &[250, 200]).map(drop)
+    }
+
+    pub fn dele(&mut self, path: &str) -> Result<()> {
+        self.expect(&format!("DELE {path}"), &[250, 200]).map(drop)
+    }
+
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        self.expect(&format!("RNFR {from}"), &[350])?;
+        self.expect(&format!("RNTO {to}"), &[250, 200]).map(drop)
+    }
+
+    /// SIZE (in TYPE I this is the exact byte count).
+    pub fn size(&mut self, path: &str) -> Result<u64> {
+        let r = self.expect(&format!("SIZE {path}"), &[213])?;
+        r.lines[0]
+            .trim()
+            .parse()
+            .map_err(|_| Error::Protocol(format!("bad SIZE reply {:?}", r.lines[0])))
+    }
+
+    /// MDTM: the modification time as `YYYYMMDDHHMMSS` (UTC).
+    pub fn mdtm(&mut self, path: &str) -> Result<String> {
+        let r = self.expect(&format!("MDTM {path}"), &[213])?;
+        Ok(r.lines[0].trim().to_string())
+    }
+
+    /// Lists `path` (the current directory when empty): MLSD when FEAT offered MLST, else
+    /// LIST parsed as `ls -l`. Entries are sorted by name.
+    pub fn list(&mut self, path: &str) -> Result<Vec<Entry>> {
+        let arg = |cmd: &str| {
+            if path.is_empty() {
+                cmd.to_string()
+            } else {
+                format!("{cmd} {path}")
+            }
+        };
+        let mut entries: Vec<Entry> = if self.features.mlst {
+            self.lines(&arg("MLSD"))?
+                .iter()
+                .filter_map(|l| super::parse_mlsd_line(l))
+                .collect()
+        } else {
+            self.lines(&arg("LIST"))?
+                .iter()
+                .filter_map(|l| super::parse_list_line(l))
+                .collect()
+        };
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    /// NLST: bare names.
+    pub fn nlst(&mut self, path: &str) -> Result<Vec<String>> {
+        let cmd = if path.is_empty() {
+            "NLST".to_string()
+        } else {
+            format!("NLST {path}")
+        };
+        self.lines(&cmd)
+    }
+
+    fn lines(&mut self, cmd: &str) -> Result<Vec<String>> {
+        let mut buf = Vec::new();
+        self.retrieve_cmd(cmd, 0, &mut buf, &mut |_| {})?;
+        Ok(String::from_utf8_lossy(&buf)
+            .split('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
+            .filter(|l| !l.is_empty())
+            .collect())
+    }
+
+    /// RETR `path` from byte `offset` (REST first when non-zero) into `out`; `progress` gets
+    /// the bytes received so far. Returns the bytes received.
+    pub fn retrieve(
+        &mut self,
+        path: &str,
+        offset: u64,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64> {
+        self.retrieve_cmd(&format!("RETR {path}"), offset, out, progress)
+    }
+
+    /// STOR/APPE/REST+STOR `path` from `input`. Returns the bytes sent.
+    pub fn store(
+        &mut self,
+        path: &str,
+        mode: StoreMode,
+        input: &mut dyn Read,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64> {
+        let (cmd, offset) = match mode {
+            StoreMode::Store => ("STOR", 0),
+            StoreMode::Append => ("APPE", 0),
+            StoreMode::RestartAt(n) => ("STOR", n),
+        };
+        self.store_cmd(&format!("{cmd} {path}"), offset, input, progress)
+    }
+
+    /// QUIT, ignoring the answer: the session is over either way.
+    pub fn quit(mut self) {
+        let _ = self.raw("QUIT");
+    }
+}
+
+pub(super) fn refused(command: &str, r: &Reply) -> Error {
+    Error::Reply {
+        command: command.to_string(),
+        code: r.code,
+        text: r.text(),
+    }
+}
+
+/// The quoted path of a 257 reply (`"/a ""b"""` is `/a "b"`), or the whole text.
+fn parse_257(text: &str) -> String {
+    let Some(start) = text.find('"') else {
+        return text.to_string();
+    };
+    let mut out = String::new();
+    let mut chars = text[start + 1..].chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '"' {
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                out.push('"');
+            } else {
+                return out;
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    text.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parse_257() {
+        assert_eq!(super::parse_257(r#""/a ""b""" is current"#), r#"/a "b""#);
+        assert_eq!(super::parse_257(r#""/" "#), "/");
+        assert_eq!(super::parse_257("no quotes"), "no quotes");
+    }
+}
