@@ -460,8 +460,14 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             .into_iter()
             .flatten()
             .min();
-            let timeout = wait_until.map(|t| t.saturating_duration_since(now));
+            let mut timeout = wait_until.map(|t| t.saturating_duration_since(now));
+            // The link's last read stopped at its bound: look around, then read on.
+            let link_more = self.link.as_ref().is_some_and(|l| l.more);
+            if link_more {
+                timeout = Some(Duration::ZERO);
+            }
             self.poller.wait(&mut events, timeout)?;
+            let mut link_read = false;
             for ev in events.drain(..) {
                 match ev.token {
                     WAKE => {
@@ -470,12 +476,18 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
                         }
                     }
                     SHUTDOWN => self.begin_shutdown(),
-                    LINK => self.read_link(),
+                    LINK => {
+                        link_read = true;
+                        self.read_link();
+                    }
                     t if t > LISTENER0 - self.listeners.len() && t <= LISTENER0 => {
                         self.accept(LISTENER0 - t)
                     }
                     _ => self.on_conn_event(ev),
                 }
+            }
+            if link_more && !link_read {
+                self.read_link();
             }
             let now = Instant::now();
             self.fire_timers(now);

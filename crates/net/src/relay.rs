@@ -75,8 +75,15 @@ fn decode(frame: &[u8]) -> io::Result<Message> {
 
 /// Non-blocking read of everything available on `fd` into `buf`; Ok(false) on EOF.
 fn read_available(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<bool> {
+    read_some(fd, buf, usize::MAX)
+}
+
+/// Non-blocking read of what is available on `fd` into `buf`, stopping once `max` bytes were
+/// read (more may then be waiting); Ok(false) on EOF.
+fn read_some(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> io::Result<bool> {
     let mut chunk = [0u8; 16 * 1024];
-    loop {
+    let mut got = 0;
+    while got < max {
         // SAFETY: reading into a valid local buffer; MSG_DONTWAIT keeps a blocking fd non-blocking here.
         let n = unsafe {
             libc::recv(
@@ -88,6 +95,7 @@ fn read_available(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<bool> {
         };
         if n > 0 {
             buf.extend_from_slice(&chunk[..n as usize]);
+            got += n as usize;
             continue;
         }
         if n == 0 {
@@ -100,12 +108,23 @@ fn read_available(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<bool> {
             _ => Err(e),
         };
     }
+    Ok(true)
 }
+
+/// What a worker reads from its link per loop turn. The worker's subscribers get to take
+/// their messages between two reads, so a burst that waited on the link (bigger than
+/// `hub_queue_bytes`) reaches a subscriber that keeps up at most this much at a time, instead
+/// of all at once into an inbox it would overflow. The rest waits in the socket and, beyond,
+/// in the relay's queue for the link.
+pub(crate) const LINK_READ_PER_TURN: usize = 64 * 1024;
 
 /// The worker side: reads frames the relay sends down and yields messages.
 pub(crate) struct LinkReader {
     pub fd: RawFd,
     buf: Vec<u8>,
+    /// The last read stopped at its bound: more may be waiting (the loop must come back even
+    /// if the poller does not report the link again, as an edge-triggered one would not).
+    pub more: bool,
 }
 
 impl LinkReader {
@@ -113,12 +132,16 @@ impl LinkReader {
         LinkReader {
             fd,
             buf: Vec::new(),
+            more: false,
         }
     }
 
-    /// Read what is there; `Ok(false)` when the relay is gone.
+    /// Read what is there, at most [`LINK_READ_PER_TURN`] bytes; `Ok(false)` when the relay
+    /// is gone.
     pub(crate) fn read(&mut self, mut deliver: impl FnMut(Message)) -> io::Result<bool> {
-        let open = read_available(self.fd, &mut self.buf)?;
+        let before = self.buf.len();
+        let open = read_some(self.fd, &mut self.buf, LINK_READ_PER_TURN)?;
+        self.more = open && self.buf.len() - before >= LINK_READ_PER_TURN;
         let (used, fs) = frames(&self.buf)?;
         for (a, b) in fs {
             deliver(decode(&self.buf[a..b])?);

@@ -7,6 +7,9 @@
 //! `fork` and `prefork` never fork the multi-threaded test harness, and the shutdown test can
 //! send a real signal and check the exit status.
 
+#[path = "models/relay.rs"]
+mod relay;
+
 use bingfa_net::{
     ChannelEvent, ChannelId, Config, ConnInfo, Context, Message, Model, Protocol, Session,
 };
@@ -1299,6 +1302,7 @@ macro_rules! every_model {
                 #[test] fn refusal_per_listener() { super::refusal_per_listener(M, E) }
                 #[test] fn unix_listener() { super::unix_listener(M, E) }
                 #[test] fn slow_receiver_evicted() { super::slow_receiver_evicted(M, E) }
+                #[test] fn link_burst() { super::relay::link_burst(M, E) }
             }
         )*
         /// The list above covers `Model::ALL`: a new model cannot be added without its tests.

@@ -1,0 +1,91 @@
+//! The relay links of `fork`/`prefork` under stress: a burst waiting on a worker's link.
+
+use super::*;
+
+/// The pid of the process serving `c`, from the chat protocol's welcome line.
+fn serving_pid(c: &mut Client) -> i32 {
+    let l = c.line();
+    l.strip_prefix("welcome ")
+        .unwrap_or_else(|| panic!("{l:?}"))
+        .parse()
+        .unwrap()
+}
+
+fn set_state(pid: i32, sig: libc::c_int) {
+    // SAFETY: signalling a process of the server this test started.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+}
+
+/// Clients on one process (the victims), and two on others; connects until it has them.
+fn spread(srv: &TestServer) -> (i32, Vec<Client>, Client, Client) {
+    let mut first = srv.connect();
+    let a = serving_pid(&mut first);
+    let mut victims = vec![first];
+    let mut others = Vec::new();
+    for _ in 0..40 {
+        if others.len() == 2 {
+            break;
+        }
+        let mut c = srv.connect();
+        if serving_pid(&mut c) == a {
+            victims.push(c);
+        } else {
+            others.push(c);
+        }
+    }
+    assert_eq!(others.len(), 2, "40 connections, all served by one process");
+    let listener = others.pop().unwrap();
+    let sender = others.pop().unwrap();
+    (a, victims, sender, listener)
+}
+
+/// A burst much bigger than `hub_queue_bytes` (1 MiB) waiting on a worker's link (the worker
+/// was stopped while 8 MiB was published) reaches a subscriber that keeps reading whole and in
+/// order: the worker reads its link a bounded amount per loop turn, letting the subscriber
+/// take its messages in between, instead of pouring the burst into its inbox at once.
+pub(super) fn link_burst(model: Model, edge: bool) {
+    if !model.multi_process() {
+        return;
+    }
+    let mut srv = TestServer::start(&Spec::new(model, edge, "chat"));
+    let (a, mut on_a, mut sender, mut listener) = spread(&srv);
+    // Only the first client on `a` is the reader under test; others there would not read.
+    drop(on_a.split_off(1));
+    let reader = on_a.pop().unwrap();
+    set_state(a, libc::SIGSTOP);
+    let n = 8 * 1024;
+    let pad = "b".repeat(1000);
+    let read_all = |mut r: BufReader<TcpStream>, who: &'static str| {
+        std::thread::spawn(move || {
+            for i in 0..n {
+                let mut l = String::new();
+                r.read_line(&mut l).expect("read (timed out?)");
+                assert!(
+                    l.starts_with(&format!("B{i} ")),
+                    "{who}: expected B{i}, got {:?}",
+                    &l[..l.len().min(30)]
+                );
+            }
+            r
+        })
+    };
+    let t_listener = read_all(listener.r, "listener");
+    let t_reader = read_all(reader.r, "the reader on the stopped worker");
+    for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
+        let burst: String = chunk.iter().map(|i| format!("B{i} {pad}\n")).collect();
+        sender.w.write_all(burst.as_bytes()).unwrap();
+    }
+    listener.r = t_listener.join().expect("the listener got every line");
+    // Everything is now queued for `a` at the relay and in its link.
+    set_state(a, libc::SIGCONT);
+    let mut r = t_reader.join().expect("the reader got every line");
+    let mut w = reader.w;
+    w.write_all(b"after the burst\n").unwrap();
+    listener.expect("after the burst");
+    sender.send("still in");
+    let mut l = String::new();
+    r.read_line(&mut l).unwrap();
+    assert_eq!(l, "still in\n");
+    drop((r, w, sender, listener));
+    assert!(srv.stop().success());
+}
