@@ -512,12 +512,27 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             return;
         };
         let hub = &self.hub;
-        match link.read(|m| hub.deliver_local(&m)) {
-            Ok(true) => {}
-            _ => {
-                self.poller.delete(link.fd);
-                self.link = None;
-            }
+        let why = match link.read(|m| hub.deliver_local(&m)) {
+            Ok(true) => return,
+            Ok(false) => "closed by the relay".to_string(),
+            Err(e) => e.to_string(),
+        };
+        self.poller.delete(link.fd);
+        self.link = None;
+        self.link_lost(&why);
+    }
+
+    /// This worker can no longer reach the other processes (see `hub.rs`, "A lost link"): say
+    /// so, and stop the worker rather than let its members form a room of their own.
+    fn link_lost(&mut self, why: &str) {
+        let cut = self.hub.link_lost();
+        if self.deadline.is_some() {
+            return; // already stopping (the parent went first): nothing is split
         }
+        tracing::error!(
+            "hub: this worker's link to the relay is lost ({why}); shutting the worker down so \
+             its {cut} subscribed connection(s) are closed, not split from the room"
+        );
+        self.begin_shutdown();
     }
 }

@@ -9,8 +9,11 @@
 //! follows it).
 //!
 //! Overflow policy: a link whose outbound queue passes `LINK_QUEUE` bytes belongs to a child
-//! that stopped reading; the relay closes that link (the child then keeps delivering within its
-//! own process only) rather than letting one child stall everyone.
+//! that stopped reading; the relay closes that link rather than letting one child stall
+//! everyone. A link is also closed when reading or writing it fails. Either way the child sees
+//! its link end and shuts itself down (its connections closed, under `prefork` a fresh worker
+//! started in its place): a child cut off from the relay must not go on as a room of its own
+//! (see `hub.rs`, "A lost link").
 
 use crate::session::Message;
 use std::io;
@@ -248,7 +251,13 @@ impl Relay {
                         self.links[i].dead = true;
                     }
                 }
-                _ => self.links[i].dead = true,
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(
+                        "hub relay: reading the link of worker {:?} failed ({e}); closing it",
+                        self.links[i].pid
+                    );
+                    self.links[i].dead = true;
+                }
             }
         }
         self.flush_all();
@@ -264,7 +273,12 @@ impl Relay {
                     Ok(n) => l.sent += n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(_) => {
+                    Err(e) => {
+                        // Usually the worker just exited; if it lives, it logs the loss.
+                        tracing::debug!(
+                            "hub relay: writing to the link of worker {:?} failed ({e}); closing it",
+                            l.pid
+                        );
                         l.dead = true;
                         break;
                     }
@@ -274,7 +288,12 @@ impl Relay {
                 l.out.clear();
                 l.sent = 0;
             } else if l.out.len() - l.sent > LINK_QUEUE {
-                tracing::warn!("hub relay: a worker stopped reading its link; closing it");
+                tracing::error!(
+                    "hub relay: worker {:?} stopped reading its link ({} bytes queued); closing \
+                     the link, and the worker shuts down when it finds it closed",
+                    l.pid,
+                    l.out.len() - l.sent
+                );
                 l.dead = true;
             }
         }

@@ -155,6 +155,10 @@ impl Session for ChatSession {
         cx.publish("evictions", b"evicted\n");
         cx.write(b"! too slow, disconnected\n");
     }
+    fn on_shutdown(&mut self, cx: &mut Context) {
+        cx.write(b"bye shutdown\n");
+        cx.close();
+    }
 }
 
 impl Protocol for Chat {
@@ -1302,6 +1306,7 @@ macro_rules! every_model {
                 #[test] fn refusal_per_listener() { super::refusal_per_listener(M, E) }
                 #[test] fn unix_listener() { super::unix_listener(M, E) }
                 #[test] fn slow_receiver_evicted() { super::slow_receiver_evicted(M, E) }
+                #[test] fn relay_link_lost() { super::relay::relay_link_lost(M, E) }
                 #[test] fn link_burst() { super::relay::link_burst(M, E) }
             }
         )*

@@ -1,4 +1,7 @@
-//! The relay links of `fork`/`prefork` under stress: a burst waiting on a worker's link.
+//! A lost relay link (`fork`/`prefork`): the worker cut off from the relay must not go on as a
+//! room of its own. It shuts down (its clients are closed, after `on_shutdown`'s last line),
+//! the clients of the other processes keep talking, and under `prefork` a fresh worker takes
+//! its place and is in the same room as everyone else.
 
 use super::*;
 
@@ -37,6 +40,87 @@ fn spread(srv: &TestServer) -> (i32, Vec<Client>, Client, Client) {
     let listener = others.pop().unwrap();
     let sender = others.pop().unwrap();
     (a, victims, sender, listener)
+}
+
+pub(super) fn relay_link_lost(model: Model, edge: bool) {
+    if !model.multi_process() {
+        return;
+    }
+    let mut srv = TestServer::start(&Spec::new(model, edge, "chat"));
+    let (a, mut victims, mut sender, mut listener) = spread(&srv);
+    // Process `a` stops reading its link while 20 MiB goes through the relay, so the relay's
+    // queue for it passes 16 MiB and the relay closes that link.
+    set_state(a, libc::SIGSTOP);
+    let n = 20 * 1024;
+    let pad = "z".repeat(1000);
+    let mut r = listener.r;
+    let reading = std::thread::spawn(move || {
+        for i in 0..n {
+            let mut l = String::new();
+            r.read_line(&mut l).expect("listener: read (timed out?)");
+            assert!(l.starts_with(&format!("L{i} ")), "listener: expected L{i}");
+        }
+        r
+    });
+    let mut w = sender.w.try_clone().unwrap();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
+        let burst: String = chunk.iter().map(|i| format!("L{i} {pad}\n")).collect();
+        w.write_all(burst.as_bytes()).unwrap();
+    }
+    listener.r = reading
+        .join()
+        .expect("the listener got every line, in order");
+    set_state(a, libc::SIGCONT);
+
+    // Each victim gets what was still on its way, then the shutdown's last line, then EOF:
+    // disconnected, not left in a room of its own.
+    for (k, v) in victims.iter_mut().enumerate() {
+        let mut next = 0;
+        loop {
+            let l = v.line();
+            if l == "bye shutdown" {
+                break;
+            }
+            assert!(
+                l.starts_with(&format!("L{next} ")),
+                "victim {k}: expected L{next} or the goodbye, got {:?}",
+                &l[..l.len().min(20)]
+            );
+            next += 1;
+        }
+        assert!(next < n, "victim {k} cannot have had everything");
+        v.expect_closed();
+    }
+
+    // The others are still in the room.
+    sender.send("still here");
+    listener.expect("still here");
+
+    // A new client lands on a process other than the two old ones (under prefork: the fresh
+    // worker started in place of `a`, once it is there) and is in the same room.
+    let b = serving_pid(&mut srv.connect());
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut fresh = loop {
+        let mut c = srv.connect();
+        let p = serving_pid(&mut c);
+        if p != a && p != b {
+            break c;
+        }
+        assert!(Instant::now() < end, "no process but {a} and {b} serves");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    if model == Model::Prefork {
+        let live = children_of(srv.pid())
+            .into_iter()
+            .filter(|(p, s)| *s != 'Z' && *p != a)
+            .count();
+        assert_eq!(live, 2, "two workers, the cut-off one replaced");
+    }
+    fresh.send("one room");
+    sender.expect("one room");
+    listener.expect("one room");
+    drop((victims, sender, listener, fresh));
+    assert!(srv.stop().success());
 }
 
 /// A burst much bigger than `hub_queue_bytes` (1 MiB) waiting on a worker's link (the worker
