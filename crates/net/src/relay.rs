@@ -214,7 +214,20 @@ impl Relay {
         }
     }
 
+    /// The child `pid` was reaped: relay what it wrote before it exited, then drop its link.
+    /// Its last frames (a chat member's `* NAME left`, published as its connection ended) may
+    /// still be in the socket: the parent can see SIGCHLD before the link's last readiness.
     pub(crate) fn remove_pid(&mut self, pid: libc::pid_t) {
+        let fds: Vec<RawFd> = self
+            .links
+            .iter()
+            .filter(|l| l.pid == Some(pid))
+            .map(|l| l.sock.as_raw_fd())
+            .collect();
+        for fd in fds {
+            // Reads to EOF (the child's end is closed) and forwards every whole frame.
+            self.on_ready(fd, true);
+        }
         self.links.retain(|l| l.pid != Some(pid));
     }
 
@@ -353,6 +366,24 @@ mod tests {
             r.read(|m| got.push(m)).unwrap();
             assert_eq!(got, vec![msg(1, "a"), msg(2, "b")]);
         }
+    }
+
+    #[test]
+    fn a_reaped_childs_last_frames_are_still_relayed() {
+        let mut relay = Relay::default();
+        let a = relay.add_link().unwrap();
+        relay.set_pid_last(100);
+        let b = relay.add_link().unwrap();
+        relay.set_pid_last(200);
+        // The child wrote its farewell and exited before the relay read its link.
+        (&a).write_all(&encode(&msg(1, "a left"))).unwrap();
+        drop(a);
+        relay.remove_pid(100);
+        assert_eq!(relay.fds().len(), 1, "the reaped child's link is gone");
+        let mut r = LinkReader::new(b.as_raw_fd());
+        let mut got = Vec::new();
+        r.read(|m| got.push(m)).unwrap();
+        assert_eq!(got, vec![msg(1, "a left")]);
     }
 
     #[test]
