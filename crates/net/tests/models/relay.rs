@@ -19,27 +19,21 @@ fn set_state(pid: i32, sig: libc::c_int) {
     assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
 }
 
-/// Clients on one process (the victims), and two on others; connects until it has them.
-fn spread(srv: &TestServer) -> (i32, Vec<Client>, Client, Client) {
+/// A client on one process, `a`, which is left stopped (SIGSTOP), and two clients on other
+/// processes: with `a` stopped, only another process can accept them (under `prefork` the
+/// workers share the listener, and the running one would otherwise take them all).
+fn spread(srv: &TestServer) -> (i32, Client, Client, Client) {
     let mut first = srv.connect();
     let a = serving_pid(&mut first);
-    let mut victims = vec![first];
-    let mut others = Vec::new();
-    for _ in 0..40 {
-        if others.len() == 2 {
-            break;
-        }
+    set_state(a, libc::SIGSTOP);
+    let other = || {
         let mut c = srv.connect();
-        if serving_pid(&mut c) == a {
-            victims.push(c);
-        } else {
-            others.push(c);
-        }
-    }
-    assert_eq!(others.len(), 2, "40 connections, all served by one process");
-    let listener = others.pop().unwrap();
-    let sender = others.pop().unwrap();
-    (a, victims, sender, listener)
+        assert_ne!(serving_pid(&mut c), a);
+        c
+    };
+    let sender = other();
+    let listener = other();
+    (a, first, sender, listener)
 }
 
 pub(super) fn relay_link_lost(model: Model, edge: bool) {
@@ -47,10 +41,10 @@ pub(super) fn relay_link_lost(model: Model, edge: bool) {
         return;
     }
     let mut srv = TestServer::start(&Spec::new(model, edge, "chat"));
-    let (a, mut victims, mut sender, mut listener) = spread(&srv);
     // Process `a` stops reading its link while 20 MiB goes through the relay, so the relay's
     // queue for it passes 16 MiB and the relay closes that link.
-    set_state(a, libc::SIGSTOP);
+    let (a, victim, mut sender, mut listener) = spread(&srv);
+    let mut victims = [victim];
     let n = 20 * 1024;
     let pad = "z".repeat(1000);
     let mut r = listener.r;
@@ -132,11 +126,7 @@ pub(super) fn link_burst(model: Model, edge: bool) {
         return;
     }
     let mut srv = TestServer::start(&Spec::new(model, edge, "chat"));
-    let (a, mut on_a, mut sender, mut listener) = spread(&srv);
-    // Only the first client on `a` is the reader under test; others there would not read.
-    drop(on_a.split_off(1));
-    let reader = on_a.pop().unwrap();
-    set_state(a, libc::SIGSTOP);
+    let (a, reader, mut sender, mut listener) = spread(&srv);
     let n = 8 * 1024;
     let pad = "b".repeat(1000);
     let read_all = |mut r: BufReader<TcpStream>, who: &'static str| {
