@@ -1,6 +1,7 @@
-//! End to end in headless Chromium: the page served by `WebSession` (over the test room),
-//! two browser members and one TCP member exchange messages; members, join/leave notices,
-//! announcements and errors show up in the page as they should. Chromium is driven over the
+//! End to end in headless Chromium against the real room (what `bingfa chat serve --web`
+//! runs): two browser members and one TCP member exchange messages; the page's member list,
+//! name refusal and acceptance, join/leave notices, announcements and errors follow the room's
+//! exact lines. Chromium is driven over the
 //! DevTools protocol with the crate's own WebSocket client. Skips (loudly) only when no
 //! `chromium` is installed; `.ci/run` installs it.
 
@@ -244,23 +245,33 @@ fn two_browsers_and_a_terminal_share_the_room() {
         eprintln!("SKIPPED two_browsers_and_a_terminal_share_the_room: no chromium on PATH (apt-get install chromium)");
         return;
     };
-    let srv = TestServer::start(Model::Epoll, false);
+    let srv = TestServer::start_room(Model::Epoll);
     let alice_url = format!("http://{}/?name=alice", srv.web);
-    let bob_url = format!("http://{}/?name=bob", srv.web);
+    // bob first asks for a name that is taken (case-insensitively): the page asks again.
+    let bob_url = format!("http://{}/?name=ALICE", srv.web);
     let browser = Browser::launch(&exe, &alice_url);
     let mut alice = browser.page(&alice_url, false);
-    alice.wait(
-        "alice joined",
-        "document.getElementById('me').textContent",
-        |v| v == "as alice",
-    );
+    alice.wait("alice joined", ME, |v| v == "as alice");
     alice.members("alice");
+    alice.log_has("notice", "you are alice; online: alice");
+
     let mut bob = browser.page(&bob_url, true);
+    bob.log_has("error", "name taken; try another name");
+    bob.wait("the name box shown again", NAMEBOX_SHOWN, |v| v == true);
     bob.wait(
-        "bob joined",
-        "document.getElementById('me').textContent",
-        |v| v == "as bob",
+        "the refusal next to the name box",
+        "document.getElementById('nameerr').textContent",
+        |v| v == "name taken; try another name",
     );
+    assert_eq!(bob.eval(ME), "", "not joined yet");
+    bob.eval(
+        "(() => { document.getElementById('name').value = 'bob';
+           document.getElementById('nameform').requestSubmit(); })()",
+    );
+    bob.wait("bob joined", ME, |v| v == "as bob");
+    bob.wait("the name box hidden", NAMEBOX_SHOWN, |v| v == false);
+    // The real welcome line lists everyone already online.
+    bob.members("alice,bob");
     alice.log_has("join", "bob joined");
     alice.members("alice,bob");
 
@@ -268,31 +279,41 @@ fn two_browsers_and_a_terminal_share_the_room() {
     let tcp = common::connect(srv.chat);
     let mut carol = BufReader::new(tcp.try_clone().unwrap());
     let mut carol_w = tcp;
-    assert_eq!(tcp_line(&mut carol), "* welcome! what is your name?\n");
+    assert_eq!(
+        tcp_line(&mut carol),
+        "* welcome to the bingfa chat room; what is your name?\n"
+    );
     carol_w.write_all(b"carol\n").unwrap();
-    assert_eq!(tcp_line(&mut carol), "* you are carol; online: carol\n");
+    assert_eq!(
+        tcp_line(&mut carol),
+        "* you are carol; online: alice, bob, carol\n"
+    );
     alice.members("alice,bob,carol");
-    // The test room's welcome line lists only the newcomer (the real room lists everyone), so
-    // bob learns of alice when she speaks.
-    bob.members("bob,carol");
+    bob.members("alice,bob,carol");
+    alice.log_has("join", "carol joined");
 
     alice.say("hi from alice");
     alice.log_has("mine", "alice: hi from alice");
     bob.log_has("msg", "alice: hi from alice");
-    bob.members("alice,bob,carol");
     assert_eq!(tcp_line(&mut carol), "alice: hi from alice\n");
+    bob.say("hi from bob");
+    alice.log_has("msg", "bob: hi from bob");
+    assert_eq!(tcp_line(&mut carol), "bob: hi from bob\n");
 
     carol_w.write_all("hello browsers ✓\n".as_bytes()).unwrap();
     alice.log_has("msg", "carol: hello browsers ✓");
     bob.log_has("msg", "carol: hello browsers ✓");
 
     bob.say("/nope");
-    bob.log_has("error", "unknown command /nope");
-    carol_w
-        .write_all(b"/announce maintenance at noon\n")
-        .unwrap();
+    bob.log_has("error", "unknown command /nope (try /help)");
+    // /who replaces the list with the room's.
+    bob.say("/who");
+    bob.log_has("notice", "online (3): alice, bob, carol");
+    bob.members("alice,bob,carol");
+    srv.announce("maintenance at noon");
     alice.log_has("admin", "Announcement: maintenance at noon");
     bob.log_has("admin", "Announcement: maintenance at noon");
+    assert_eq!(tcp_line(&mut carol), "* admin: maintenance at noon\n");
 
     // carol leaves; bob quits from the page (and is not reconnected).
     drop(carol_w);
@@ -300,6 +321,7 @@ fn two_browsers_and_a_terminal_share_the_room() {
     alice.log_has("leave", "carol left");
     alice.members("alice,bob");
     bob.say("/quit");
+    bob.log_has("notice", "bye");
     alice.log_has("leave", "bob left");
     alice.members("alice");
     bob.wait(
@@ -307,12 +329,35 @@ fn two_browsers_and_a_terminal_share_the_room() {
         "document.getElementById('status').textContent",
         |v| v == "left the room",
     );
+    // Exactly the lines the room sent, in its order, in alice's log.
+    let log = alice.eval(
+        "[...document.querySelectorAll('#log li')].map(l => l.className + '|' + l.textContent)",
+    );
+    assert_eq!(
+        log,
+        json!([
+            "notice|welcome to the bingfa chat room; what is your name?",
+            "notice|you are alice; online: alice",
+            "join|bob joined",
+            "join|carol joined",
+            "msg mine|alice: hi from alice",
+            "msg|bob: hi from bob",
+            "msg|carol: hello browsers ✓",
+            "admin|Announcement: maintenance at noon",
+            "leave|carol left",
+            "leave|bob left",
+        ])
+    );
 
     if let Ok(path) = std::env::var("BINGFA_SCREENSHOT") {
         let shot = alice.eval_screenshot();
         std::fs::write(path, shot).unwrap();
     }
 }
+
+/// The page's "as NAME" label: set once the room accepted the name.
+const ME: &str = "document.getElementById('me').textContent";
+const NAMEBOX_SHOWN: &str = "!document.getElementById('namebox').hidden";
 
 impl Page {
     /// A PNG of the page (for a person to look at: `BINGFA_SCREENSHOT=/tmp/page.png`).

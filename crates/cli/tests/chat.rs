@@ -8,6 +8,9 @@
 //! for `iterative`, and `iterative_one_at_a_time` / `threadpool_serves_workers_at_once` test
 //! what those models do guarantee.
 
+#[path = "support/ws.rs"]
+mod ws;
+
 use bingfa_net::Model;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -20,6 +23,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_bingfa");
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// The web face's address, when started with `--web`.
+    web: Option<SocketAddr>,
     admin: PathBuf,
 }
 
@@ -61,18 +66,32 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(a) = line.strip_prefix("chat listening on ") {
-                    let _ = tx.send(a.to_string());
+                for svc in ["chat", "web"] {
+                    if let Some(a) = line.strip_prefix(&format!("{svc} listening on ")) {
+                        let _ = tx.send((svc, a.parse::<SocketAddr>().unwrap()));
+                    }
                 }
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("no ready line")
-            .parse()
-            .unwrap();
+        let mut addr = None;
+        let mut web = None;
+        let want_web = extra.contains(&"--web");
+        while addr.is_none() || (want_web && web.is_none()) {
+            match rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("no ready line")
+            {
+                ("chat", a) => addr = Some(a),
+                (_, a) => web = Some(a),
+            }
+        }
         // The admin socket is bound before the ready lines are printed.
-        Server { child, addr, admin }
+        Server {
+            child,
+            addr: addr.unwrap(),
+            web,
+            admin,
+        }
     }
 
     fn connect(&self) -> Client {
@@ -234,6 +253,9 @@ fn names(model: Model, edge: bool) {
         a.expect("* bob joined");
         a.send("/who");
         a.expect("* online (2): alice, bob");
+        // bob leaves before alice quits, so her next lines come in a known order.
+        drop(b);
+        a.expect("* bob left");
     }
     a.send("/quit");
     a.expect("* bye");
@@ -496,6 +518,54 @@ fn shutdown(model: Model, edge: bool) {
     }
 }
 
+/// A WebSocket member (the web face's `WebSession` around the room's session) and a TCP
+/// member in the same room: the same exact lines both ways, `left` when the web member goes
+/// (close handshake or a dropped connection: `on_farewell` through the wrapper), and a `! `
+/// line, not a close, for a line over `--max-line`.
+fn web_member(model: Model, edge: bool) {
+    if !model.concurrent() {
+        return;
+    }
+    let mut srv = Server::start(model, edge, &["--web", "127.0.0.1:0", "--max-line", "16"]);
+    let web = srv.web.unwrap();
+    let mut t = srv.join("tess");
+    let mut w = ws::Ws::connect(web);
+    w.expect("* welcome to the bingfa chat room; what is your name?");
+    w.send("tess");
+    w.expect("! name taken; try another name");
+    w.send("wendy");
+    w.expect("* you are wendy; online: tess, wendy");
+    t.expect("* wendy joined");
+    w.send("hi: from * web");
+    t.expect("wendy: hi: from * web");
+    t.send("hi from tcp ✓");
+    w.expect("tess: hi from tcp ✓");
+    w.send(&"x".repeat(17));
+    w.expect("! line too long (at most 16 bytes), dropped");
+    // Still a member, and nothing reached the room.
+    w.send("/who");
+    w.expect("* online (2): tess, wendy");
+    w.send("still here");
+    t.expect("wendy: still here");
+
+    // A second web member whose connection just drops.
+    let mut v = ws::Ws::connect(web);
+    v.expect("* welcome to the bingfa chat room; what is your name?");
+    v.send("vic");
+    v.expect("* you are vic; online: tess, wendy, vic");
+    t.expect("* vic joined");
+    w.expect("* vic joined");
+    drop(v);
+    t.expect("* vic left");
+    w.expect("* vic left");
+
+    w.close();
+    t.expect("* wendy left");
+    t.send("/who");
+    t.expect("* online (1): tess");
+    assert!(srv.stop().success());
+}
+
 /// `iterative`: one member at a time; the next is served when the first leaves.
 #[test]
 fn iterative_one_at_a_time() {
@@ -542,6 +612,7 @@ macro_rules! every_model {
                 #[test] fn slow_reader() { super::slow_reader(M, E) }
                 #[test] fn announcements() { super::announcements(M, E) }
                 #[test] fn shutdown() { super::shutdown(M, E) }
+                #[test] fn web_member() { super::web_member(M, E) }
             }
         )*
         #[test]

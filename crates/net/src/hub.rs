@@ -18,6 +18,16 @@
 //! connection a bounded share of a loop turn, so a burst from one publisher is at most a turn's
 //! worth of input (64 KiB) per subscriber before the subscribers get to run. The relay applies
 //! the same rule per worker link (see `relay.rs`).
+//!
+//! # A lost link
+//! A worker whose link to the relay is gone (the relay closed it because the worker stopped
+//! reading, or a read or write failed) can no longer reach the other processes: its members
+//! would go on talking among themselves while the rest of the room never hears them, a split
+//! nobody would notice. So the worker's loop, on finding the link gone, logs an error and shuts
+//! that worker down ([`Hub::link_lost`], called by `reactor.rs`): its connections get
+//! `on_shutdown` and close, and under `prefork` the parent starts a fresh worker with a fresh
+//! link in its place (under `fork` the child only ever had one connection). Until then the hub
+//! delivers within the process only, so the closing sessions' farewells reach nobody outside.
 
 use crate::relay;
 use crate::session::{ConnId, Message};
@@ -69,8 +79,12 @@ pub struct Hub {
 #[derive(Default)]
 struct Inner {
     topics: Mutex<HashMap<Arc<str>, Vec<Arc<Subscriber>>>>,
-    /// The worker's end of its relay link (fork/prefork), used for publishing.
+    /// The worker's end of its relay link (fork/prefork), used for publishing. Kept open
+    /// even once lost: the worker's loop reads the same descriptor until it sees the loss, and
+    /// closing it here could let another socket take its number under the loop's feet.
     link: Mutex<Option<UnixStream>>,
+    /// The link is gone: publish within the process only.
+    lost: AtomicBool,
 }
 
 pub(crate) type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -181,17 +195,33 @@ impl Hub {
         }
         let mut link = self.inner.link.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(stream) = link.as_mut() {
-            // Blocking write: the relay never blocks on anyone (it queues per link), so this
-            // only waits for the relay to be scheduled.
-            if stream.write_all(&relay::encode(&msg)).is_ok() {
-                return Ok(());
+            if !self.inner.lost.load(Ordering::Acquire) {
+                // Blocking write: the relay never blocks on anyone (it queues per link), so
+                // this only waits for the relay to be scheduled.
+                match stream.write_all(&relay::encode(&msg)) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => {
+                        // The loop finds the same loss on its read side and stops the worker.
+                        self.inner.lost.store(true, Ordering::Release);
+                        tracing::error!("hub: publishing to the relay failed ({e}); this worker is cut off from the others");
+                    }
+                }
             }
-            // The relay is gone (the parent is shutting down): keep working within the process.
-            *link = None;
         }
         drop(link);
         self.deliver_local(&msg);
         Ok(())
+    }
+
+    /// The link to the relay is gone: from now on deliver within this process only. Returns
+    /// how many of this process's connections are subscribed to something (they are the
+    /// members cut off from the rest of the room).
+    pub(crate) fn link_lost(&self) -> usize {
+        self.inner.lost.store(true, Ordering::Release);
+        let topics = self.inner.topics.lock().unwrap_or_else(|e| e.into_inner());
+        let ids: std::collections::HashSet<ConnId> =
+            topics.values().flatten().map(|s| s.id).collect();
+        ids.len()
     }
 
     /// Hand a message to this process's subscribers.

@@ -460,8 +460,14 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             .into_iter()
             .flatten()
             .min();
-            let timeout = wait_until.map(|t| t.saturating_duration_since(now));
+            let mut timeout = wait_until.map(|t| t.saturating_duration_since(now));
+            // The link's last read stopped at its bound: look around, then read on.
+            let link_more = self.link.as_ref().is_some_and(|l| l.more);
+            if link_more {
+                timeout = Some(Duration::ZERO);
+            }
             self.poller.wait(&mut events, timeout)?;
+            let mut link_read = false;
             for ev in events.drain(..) {
                 match ev.token {
                     WAKE => {
@@ -470,12 +476,18 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
                         }
                     }
                     SHUTDOWN => self.begin_shutdown(),
-                    LINK => self.read_link(),
+                    LINK => {
+                        link_read = true;
+                        self.read_link();
+                    }
                     t if t > LISTENER0 - self.listeners.len() && t <= LISTENER0 => {
                         self.accept(LISTENER0 - t)
                     }
                     _ => self.on_conn_event(ev),
                 }
+            }
+            if link_more && !link_read {
+                self.read_link();
             }
             let now = Instant::now();
             self.fire_timers(now);
@@ -500,12 +512,27 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             return;
         };
         let hub = &self.hub;
-        match link.read(|m| hub.deliver_local(&m)) {
-            Ok(true) => {}
-            _ => {
-                self.poller.delete(link.fd);
-                self.link = None;
-            }
+        let why = match link.read(|m| hub.deliver_local(&m)) {
+            Ok(true) => return,
+            Ok(false) => "closed by the relay".to_string(),
+            Err(e) => e.to_string(),
+        };
+        self.poller.delete(link.fd);
+        self.link = None;
+        self.link_lost(&why);
+    }
+
+    /// This worker can no longer reach the other processes (see `hub.rs`, "A lost link"): say
+    /// so, and stop the worker rather than let its members form a room of their own.
+    fn link_lost(&mut self, why: &str) {
+        let cut = self.hub.link_lost();
+        if self.deadline.is_some() {
+            return; // already stopping (the parent went first): nothing is split
         }
+        tracing::error!(
+            "hub: this worker's link to the relay is lost ({why}); shutting the worker down so \
+             its {cut} subscribed connection(s) are closed, not split from the room"
+        );
+        self.begin_shutdown();
     }
 }

@@ -9,8 +9,11 @@
 //! follows it).
 //!
 //! Overflow policy: a link whose outbound queue passes `LINK_QUEUE` bytes belongs to a child
-//! that stopped reading; the relay closes that link (the child then keeps delivering within its
-//! own process only) rather than letting one child stall everyone.
+//! that stopped reading; the relay closes that link rather than letting one child stall
+//! everyone. A link is also closed when reading or writing it fails. Either way the child sees
+//! its link end and shuts itself down (its connections closed, under `prefork` a fresh worker
+//! started in its place): a child cut off from the relay must not go on as a room of its own
+//! (see `hub.rs`, "A lost link").
 
 use crate::session::Message;
 use std::io;
@@ -75,8 +78,15 @@ fn decode(frame: &[u8]) -> io::Result<Message> {
 
 /// Non-blocking read of everything available on `fd` into `buf`; Ok(false) on EOF.
 fn read_available(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<bool> {
+    read_some(fd, buf, usize::MAX)
+}
+
+/// Non-blocking read of what is available on `fd` into `buf`, stopping once `max` bytes were
+/// read (more may then be waiting); Ok(false) on EOF.
+fn read_some(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> io::Result<bool> {
     let mut chunk = [0u8; 16 * 1024];
-    loop {
+    let mut got = 0;
+    while got < max {
         // SAFETY: reading into a valid local buffer; MSG_DONTWAIT keeps a blocking fd non-blocking here.
         let n = unsafe {
             libc::recv(
@@ -88,6 +98,7 @@ fn read_available(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<bool> {
         };
         if n > 0 {
             buf.extend_from_slice(&chunk[..n as usize]);
+            got += n as usize;
             continue;
         }
         if n == 0 {
@@ -100,12 +111,23 @@ fn read_available(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<bool> {
             _ => Err(e),
         };
     }
+    Ok(true)
 }
+
+/// What a worker reads from its link per loop turn. The worker's subscribers get to take
+/// their messages between two reads, so a burst that waited on the link (bigger than
+/// `hub_queue_bytes`) reaches a subscriber that keeps up at most this much at a time, instead
+/// of all at once into an inbox it would overflow. The rest waits in the socket and, beyond,
+/// in the relay's queue for the link.
+pub(crate) const LINK_READ_PER_TURN: usize = 64 * 1024;
 
 /// The worker side: reads frames the relay sends down and yields messages.
 pub(crate) struct LinkReader {
     pub fd: RawFd,
     buf: Vec<u8>,
+    /// The last read stopped at its bound: more may be waiting (the loop must come back even
+    /// if the poller does not report the link again, as an edge-triggered one would not).
+    pub more: bool,
 }
 
 impl LinkReader {
@@ -113,12 +135,16 @@ impl LinkReader {
         LinkReader {
             fd,
             buf: Vec::new(),
+            more: false,
         }
     }
 
-    /// Read what is there; `Ok(false)` when the relay is gone.
+    /// Read what is there, at most [`LINK_READ_PER_TURN`] bytes; `Ok(false)` when the relay
+    /// is gone.
     pub(crate) fn read(&mut self, mut deliver: impl FnMut(Message)) -> io::Result<bool> {
-        let open = read_available(self.fd, &mut self.buf)?;
+        let before = self.buf.len();
+        let open = read_some(self.fd, &mut self.buf, LINK_READ_PER_TURN)?;
+        self.more = open && self.buf.len() - before >= LINK_READ_PER_TURN;
         let (used, fs) = frames(&self.buf)?;
         for (a, b) in fs {
             deliver(decode(&self.buf[a..b])?);
@@ -188,7 +214,20 @@ impl Relay {
         }
     }
 
+    /// The child `pid` was reaped: relay what it wrote before it exited, then drop its link.
+    /// Its last frames (a chat member's `* NAME left`, published as its connection ended) may
+    /// still be in the socket: the parent can see SIGCHLD before the link's last readiness.
     pub(crate) fn remove_pid(&mut self, pid: libc::pid_t) {
+        let fds: Vec<RawFd> = self
+            .links
+            .iter()
+            .filter(|l| l.pid == Some(pid))
+            .map(|l| l.sock.as_raw_fd())
+            .collect();
+        for fd in fds {
+            // Reads to EOF (the child's end is closed) and forwards every whole frame.
+            self.on_ready(fd, true);
+        }
         self.links.retain(|l| l.pid != Some(pid));
     }
 
@@ -225,7 +264,13 @@ impl Relay {
                         self.links[i].dead = true;
                     }
                 }
-                _ => self.links[i].dead = true,
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(
+                        "hub relay: reading the link of worker {:?} failed ({e}); closing it",
+                        self.links[i].pid
+                    );
+                    self.links[i].dead = true;
+                }
             }
         }
         self.flush_all();
@@ -241,7 +286,12 @@ impl Relay {
                     Ok(n) => l.sent += n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(_) => {
+                    Err(e) => {
+                        // Usually the worker just exited; if it lives, it logs the loss.
+                        tracing::debug!(
+                            "hub relay: writing to the link of worker {:?} failed ({e}); closing it",
+                            l.pid
+                        );
                         l.dead = true;
                         break;
                     }
@@ -251,7 +301,12 @@ impl Relay {
                 l.out.clear();
                 l.sent = 0;
             } else if l.out.len() - l.sent > LINK_QUEUE {
-                tracing::warn!("hub relay: a worker stopped reading its link; closing it");
+                tracing::error!(
+                    "hub relay: worker {:?} stopped reading its link ({} bytes queued); closing \
+                     the link, and the worker shuts down when it finds it closed",
+                    l.pid,
+                    l.out.len() - l.sent
+                );
                 l.dead = true;
             }
         }
@@ -311,6 +366,24 @@ mod tests {
             r.read(|m| got.push(m)).unwrap();
             assert_eq!(got, vec![msg(1, "a"), msg(2, "b")]);
         }
+    }
+
+    #[test]
+    fn a_reaped_childs_last_frames_are_still_relayed() {
+        let mut relay = Relay::default();
+        let a = relay.add_link().unwrap();
+        relay.set_pid_last(100);
+        let b = relay.add_link().unwrap();
+        relay.set_pid_last(200);
+        // The child wrote its farewell and exited before the relay read its link.
+        (&a).write_all(&encode(&msg(1, "a left"))).unwrap();
+        drop(a);
+        relay.remove_pid(100);
+        assert_eq!(relay.fds().len(), 1, "the reaped child's link is gone");
+        let mut r = LinkReader::new(b.as_raw_fd());
+        let mut got = Vec::new();
+        r.read(|m| got.push(m)).unwrap();
+        assert_eq!(got, vec![msg(1, "a left")]);
     }
 
     #[test]

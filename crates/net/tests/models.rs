@@ -7,6 +7,9 @@
 //! `fork` and `prefork` never fork the multi-threaded test harness, and the shutdown test can
 //! send a real signal and check the exit status.
 
+#[path = "models/relay.rs"]
+mod relay;
+
 use bingfa_net::{
     ChannelEvent, ChannelId, Config, ConnInfo, Context, Message, Model, Protocol, Session,
 };
@@ -151,6 +154,10 @@ impl Session for ChatSession {
     fn on_overflow(&mut self, cx: &mut Context) {
         cx.publish("evictions", b"evicted\n");
         cx.write(b"! too slow, disconnected\n");
+    }
+    fn on_shutdown(&mut self, cx: &mut Context) {
+        cx.write(b"bye shutdown\n");
+        cx.close();
     }
 }
 
@@ -1299,6 +1306,8 @@ macro_rules! every_model {
                 #[test] fn refusal_per_listener() { super::refusal_per_listener(M, E) }
                 #[test] fn unix_listener() { super::unix_listener(M, E) }
                 #[test] fn slow_receiver_evicted() { super::slow_receiver_evicted(M, E) }
+                #[test] fn relay_link_lost() { super::relay::relay_link_lost(M, E) }
+                #[test] fn link_burst() { super::relay::link_burst(M, E) }
             }
         )*
         /// The list above covers `Model::ALL`: a new model cannot be added without its tests.

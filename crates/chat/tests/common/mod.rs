@@ -1,7 +1,8 @@
-//! Shared by the web face's integration tests: a tiny room speaking the line protocol (the
-//! real room lives elsewhere in this crate; this one only has to exercise the wrapper), a
-//! server child process running it behind `WebSession` under any model, and a hand-written
-//! WebSocket client built on the crate's own codec (so every frame is checked exactly).
+//! Shared by the web face's integration tests: a tiny room speaking the line protocol (it only
+//! has to exercise the wrapper), a server child process running it behind `WebSession` under
+//! any model, or running the real room ([`TestServer::start_room`], what `bingfa chat serve
+//! --web` runs), and a hand-written WebSocket client built on the crate's own codec (so every
+//! frame is checked exactly).
 //!
 //! Each server runs in its own process: the test binary re-executes itself with
 //! `BINGFA_CHAT_TEST_SERVER` set, running only its `server_main` test, which serves until
@@ -9,12 +10,16 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+use bingfa_chat::server::{self, ServeOptions};
 use bingfa_chat::web::WebSession;
 use bingfa_chat::ws::{encode_masked, Decoder, Event, Opcode};
 use bingfa_net::{Config, ConnInfo, Context, Message, Model, Protocol, Session};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The room's rules in miniature: the first line is the name; then each line reaches the
@@ -137,6 +142,9 @@ pub fn server_main() {
     let Ok(spec) = std::env::var(SPEC_VAR) else {
         return;
     };
+    if let Some(rest) = spec.strip_prefix("room;") {
+        return room_main(rest);
+    }
     let (model, edge) = spec.split_once(';').unwrap();
     let mut config = Config::new("web", "127.0.0.1:0".parse().unwrap());
     config.model = model.parse().unwrap();
@@ -154,16 +162,64 @@ pub fn server_main() {
     bingfa_net::serve(config, WebRoom).unwrap();
 }
 
+/// The real room, exactly as `bingfa chat serve --web ... --admin-socket ...` builds it.
+fn room_main(spec: &str) {
+    let (model, admin) = spec.split_once(';').unwrap();
+    let mut opts = ServeOptions::new("127.0.0.1:0".parse().unwrap());
+    opts.web = Some("127.0.0.1:0".parse().unwrap());
+    opts.admin_socket = Some(admin.into());
+    opts.model = model.parse().unwrap();
+    opts.workers = if opts.model == Model::ThreadPool {
+        8
+    } else {
+        2
+    };
+    server::bind(&opts).unwrap().run().unwrap();
+}
+
 /// A server child process; stopped (and waited for) on drop whatever happens.
 pub struct TestServer {
     child: Child,
     pub web: SocketAddr,
     pub chat: SocketAddr,
+    /// The admin socket (real room only).
+    pub admin: Option<PathBuf>,
 }
 
 impl TestServer {
-    /// `test_binary_server_main` is the name of the test that calls [`server_main`].
+    /// The mini room behind `WebSession`. The test binary must have a `server_main` test
+    /// calling [`server_main`].
     pub fn start(model: Model, edge: bool) -> TestServer {
+        TestServer::spawn(format!("{model};{edge}"), None)
+    }
+
+    /// The real room (line port, web face, admin socket) under `model`.
+    pub fn start_room(model: Model) -> TestServer {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let admin = std::env::temp_dir().join(format!(
+            "bingfa-chat-web-{}-{}.sock",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        TestServer::spawn(format!("room;{model};{}", admin.display()), Some(admin))
+    }
+
+    /// Announce through the admin socket (the path `bingfa chat announce` takes).
+    pub fn announce(&self, text: &str) {
+        let path = self
+            .admin
+            .as_ref()
+            .expect("the real room has an admin socket");
+        let s = UnixStream::connect(path).expect("connect to the admin socket");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        (&s).write_all(format!("announce {text}\n").as_bytes())
+            .unwrap();
+        let mut reply = String::new();
+        BufReader::new(&s).read_line(&mut reply).unwrap();
+        assert_eq!(reply, "* announced\n");
+    }
+
+    fn spawn(spec: String, admin: Option<PathBuf>) -> TestServer {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
@@ -172,7 +228,7 @@ impl TestServer {
                 "-q",
                 "--test-threads=1",
             ])
-            .env(SPEC_VAR, format!("{model};{edge}"))
+            .env(SPEC_VAR, spec)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -194,6 +250,7 @@ impl TestServer {
             child,
             web: "0.0.0.0:0".parse().unwrap(),
             chat: "0.0.0.0:0".parse().unwrap(),
+            admin,
         };
         for _ in 0..2 {
             let (svc, addr) = rx
@@ -214,14 +271,17 @@ impl Drop for TestServer {
         // SAFETY: signalling our own child process.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
+        while Instant::now() < end && !matches!(self.child.try_wait(), Ok(Some(_))) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if !matches!(self.child.try_wait(), Ok(Some(_))) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        // The server removes it at exit; not if it had to be killed.
+        if let Some(a) = &self.admin {
+            let _ = std::fs::remove_file(a);
+        }
     }
 }
 
