@@ -3,6 +3,7 @@
 
 mod chat;
 mod chat_join;
+mod ftp;
 mod http;
 mod lab;
 
@@ -27,6 +28,8 @@ enum Command {
     Http(http::Args),
     /// The group chat room: serve, announce.
     Chat(chat::Args),
+    /// The FTP server: serve, passwd.
+    Ftp(ftp::Args),
     /// The project's main job: the HTTP server (same options as `bingfa http serve`).
     Serve(http::ServeArgs),
 }
@@ -45,6 +48,7 @@ fn main() -> anyhow::Result<()> {
         Command::Lab(args) => lab::run(args),
         Command::Http(args) => http::run(args),
         Command::Chat(args) => chat::run(args),
+        Command::Ftp(args) => ftp::run(args),
         Command::Serve(args) => http::serve(args),
     }
 }
