@@ -59,7 +59,11 @@ enum Kind {
 /// The data channel for a transfer: the passive one prepared, or an active connect now.
 fn open_data(s: &mut FtpSession, cx: &mut Context) -> Option<ChannelId> {
     match std::mem::replace(&mut s.data, Data::None) {
-        Data::Passive { id, .. } => Some(id),
+        Data::Passive { id, .. } => {
+            // Paused at `Connected` (below) until now: an upload's first bytes wait for it.
+            cx.channel_pause(id, false);
+            Some(id)
+        }
         Data::Active(addr) => Some(cx.connect(addr)),
         Data::None => {
             reply(cx, 425, "Use PORT, PASV, EPRT or EPSV first.");
@@ -302,6 +306,9 @@ pub fn on_channel(s: &mut FtpSession, id: ChannelId, ev: ChannelEvent<'_>, cx: &
                     reply(cx, 425, "Cannot open a passive data connection.");
                 }
                 ChannelEvent::Closed => s.data = Data::None,
+                // A client may connect (and even start sending) before its STOR arrives:
+                // its bytes wait in the kernel until a transfer takes the channel.
+                ChannelEvent::Connected(_) => cx.channel_pause(id, true),
                 _ => {}
             }
             return;
