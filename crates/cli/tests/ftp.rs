@@ -299,6 +299,22 @@ impl Control {
         self.w.write_all(line.as_bytes()).unwrap();
         self.w.write_all(b"\r\n").unwrap();
     }
+    /// As ftplib's `abort` sends: the whole line with MSG_OOB, so its last byte (the LF) is
+    /// urgent data, out of the normal stream.
+    pub fn send_oob(&mut self, line: &str) {
+        use std::os::fd::AsRawFd;
+        let b = format!("{line}\r\n");
+        // SAFETY: a valid buffer of its length on our own socket.
+        let n = unsafe {
+            libc::send(
+                self.w.as_raw_fd(),
+                b.as_ptr().cast(),
+                b.len(),
+                libc::MSG_OOB,
+            )
+        };
+        assert_eq!(n, b.len() as isize);
+    }
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.w.write_all(bytes).unwrap();
     }

@@ -2,7 +2,7 @@
 //! routes data-channel events to the transfer, and says goodbye on idle and shutdown. The verbs
 //! themselves live in [`crate::cmd`], one file per family.
 //!
-//! Lines end with CRLF (a bare LF is accepted). A line over `max_line` gets `500` and is
+//! Lines end with CRLF (a bare LF or CR is accepted). A line over `max_line` gets `500` and is
 //! dropped as it arrives (never buffered), and the session goes on. While a transfer runs only
 //! `ABOR`, `STAT` and `NOOP` are answered; other commands wait (input paused) until it ends,
 //! so replies always come in order.
@@ -63,6 +63,8 @@ pub struct FtpSession {
     deferred: bool,
     /// Shutdown began during a transfer: say goodbye when it ends.
     pub shutdown_after: bool,
+    /// `EPSV ALL` was sent: other data-connection setups are refused (RFC 2428 §4).
+    pub epsv_all: bool,
 }
 
 impl FtpSession {
@@ -84,6 +86,7 @@ impl FtpSession {
             discarding: false,
             deferred: false,
             shutdown_after: false,
+            epsv_all: false,
         }
     }
 
@@ -138,7 +141,9 @@ impl Session for FtpSession {
 
     fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
         let max = self.shared.cfg.max_line;
-        let Some(nl) = input.iter().position(|&b| b == b'\n') else {
+        // A line ends at CR or LF (CRLF counts once). A bare CR ends it too: ftplib sends
+        // `ABOR\r\n` with MSG_OOB, which takes the LF out of the stream as urgent data.
+        let Some(end) = input.iter().position(|&b| b == b'\n' || b == b'\r') else {
             if input.len() > max {
                 // Consumed as it comes: a flood without newlines costs no memory.
                 self.discarding = true;
@@ -146,18 +151,24 @@ impl Session for FtpSession {
             }
             return 0;
         };
-        if self.discarding || nl > max {
+        let used = if input[end] == b'\r' && input.get(end + 1) == Some(&b'\n') {
+            end + 2
+        } else {
+            end + 1
+        };
+        if self.discarding || end > max {
             self.discarding = false;
             reply(cx, 500, "Command line too long.");
-            return nl + 1;
+            return used;
+        }
+        if end == 0 {
+            // The LF of a CRLF split across reads, or an empty line: nothing to answer.
+            return used;
         }
         if self.delaying {
             return self.defer(cx);
         }
-        let mut line = &input[..nl];
-        if line.ends_with(b"\r") {
-            line = &line[..line.len() - 1];
-        }
+        let line = &input[..end];
         let line = String::from_utf8_lossy(strip_telnet(line)).into_owned();
         let (verb, arg) = match line.split_once(' ') {
             Some((v, a)) => (v.to_ascii_uppercase(), a.to_string()),
@@ -167,7 +178,7 @@ impl Session for FtpSession {
             return self.defer(cx);
         }
         cmd::dispatch(self, &verb, &arg, cx);
-        nl + 1
+        used
     }
 
     fn on_eof(&mut self, cx: &mut Context) {

@@ -43,10 +43,10 @@ pub fn uploads_all_or_nothing(model: Model, edge: bool) {
     };
     let mut c = srv.control();
     c.login("ann", PASSWORD);
-    // ABOR in the middle.
+    // ABOR in the middle, sent as ftplib's `abort` does (urgent data).
     let mut d = start_upload(&mut c, "keep.txt");
     d.write_all(&chunk).unwrap();
-    c.send("ABOR");
+    c.send_oob("ABOR");
     c.expect("426 Connection closed; transfer aborted.");
     c.expect("226 Abort successful.");
     untouched("after ABOR");

@@ -176,6 +176,14 @@ pub fn data_connections(model: Model, edge: bool) {
     d.read_to_end(&mut got).unwrap();
     assert_eq!(got, b"inner");
     c.expect("226 Transfer complete.");
+    // After EPSV ALL only EPSV sets up data connections.
+    assert_eq!(c.cmd("EPSV ALL"), "200 EPSV ALL ok.");
+    assert_eq!(c.cmd("PASV"), "501 EPSV ALL in effect: only EPSV.");
+    assert_eq!(
+        c.cmd("PORT 127,0,0,1,39,16"),
+        "501 EPSV ALL in effect: only EPSV."
+    );
+    c.epsv();
     assert_eq!(c.cmd("QUIT"), "221 Goodbye.");
     assert!(srv.stop().success());
 }

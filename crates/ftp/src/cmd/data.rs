@@ -16,7 +16,18 @@ fn clear(s: &mut FtpSession, cx: &mut Context) {
     }
 }
 
+/// After `EPSV ALL` only EPSV may set up a data connection; answers 501 if refused.
+fn epsv_only(s: &FtpSession, cx: &mut Context) -> bool {
+    if s.epsv_all {
+        reply(cx, 501, "EPSV ALL in effect: only EPSV.");
+    }
+    s.epsv_all
+}
+
 fn set_active(s: &mut FtpSession, addr: Option<SocketAddr>, cx: &mut Context) {
+    if epsv_only(s, cx) {
+        return;
+    }
     match addr {
         Some(a) if a.ip().to_canonical() == s.peer.ip().to_canonical() && a.port() >= 1024 => {
             clear(s, cx);
@@ -71,6 +82,9 @@ pub fn eprt(s: &mut FtpSession, arg: &str, cx: &mut Context) {
 }
 
 pub fn pasv(s: &mut FtpSession, kind: PasvKind, cx: &mut Context) {
+    if kind == PasvKind::Pasv && epsv_only(s, cx) {
+        return;
+    }
     if kind == PasvKind::Pasv
         && s.local.ip().to_canonical().is_ipv6()
         && s.shared.cfg.passive_address.is_none()
@@ -88,6 +102,7 @@ pub fn pasv(s: &mut FtpSession, kind: PasvKind, cx: &mut Context) {
 
 pub fn epsv(s: &mut FtpSession, arg: &str, cx: &mut Context) {
     if arg.eq_ignore_ascii_case("ALL") {
+        s.epsv_all = true;
         return reply(cx, 200, "EPSV ALL ok.");
     }
     pasv(s, PasvKind::Epsv, cx);
