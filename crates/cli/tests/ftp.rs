@@ -380,6 +380,50 @@ impl Control {
     }
 }
 
+#[test]
+fn passwd_reads_one_line_from_stdin() {
+    let h = hash();
+    assert!(h.starts_with("$argon2id$v=19$"), "{h}");
+    // An empty password is refused, with a message and exit status 1.
+    let mut child = Command::new(BIN)
+        .args(["ftp", "passwd"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("empty password"));
+}
+
+#[test]
+fn serve_refuses_a_bad_users_file() {
+    let tree = Tree::new("badusers");
+    std::fs::write(
+        tree.path("users.toml"),
+        "[[user]]\nname = \"x\"\npassword = \"plain\"\nhome = \"/tmp\"\n",
+    )
+    .unwrap();
+    let out = run_timeout(
+        Command::new(BIN)
+            .args(["ftp", "serve", "--bind", "127.0.0.1:0", "--users"])
+            .arg(tree.path("users.toml"))
+            .arg("--root")
+            .arg(tree.path("pub")),
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "no ready line");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("user \"x\": the password is not an argon2 hash"),
+        "{err}"
+    );
+}
+
 macro_rules! every_model {
     ($($name:ident => $model:expr, $edge:expr;)*) => {
         $(
