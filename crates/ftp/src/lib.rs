@@ -15,6 +15,7 @@ pub mod reply;
 pub mod server;
 pub mod session;
 pub mod users;
+pub mod verify;
 pub mod vpath;
 
 pub use config::{Anonymous, FtpConfig};

@@ -49,8 +49,10 @@ pub struct FtpSession {
     pub user: Option<String>,
     pub auth: Option<Auth>,
     pub failures: u32,
-    /// A failed login's `530` is waiting for the timer; input waits too.
+    /// A password check or a failed login's `530` is waiting for the timer; input waits too.
     pub delaying: bool,
+    /// The password check in progress.
+    pub checking: Option<cmd::auth::Check>,
     pub cwd: String,
     pub ascii: bool,
     pub rest: u64,
@@ -77,6 +79,7 @@ impl FtpSession {
             auth: None,
             failures: 0,
             delaying: false,
+            checking: None,
             cwd: "/".into(),
             ascii: false,
             rest: 0,
