@@ -43,7 +43,7 @@ impl Root {
             dir_rel
         };
         let dir = self.openat2(dir_rel, libc::O_PATH | libc::O_DIRECTORY)?;
-        match self.openat2_mode(dir_rel, libc::O_TMPFILE | libc::O_WRONLY, 0o644) {
+        match self.openat2_mode(dir_rel, libc::O_TMPFILE | libc::O_RDWR, 0o644) {
             Ok(file) => {
                 return Ok(TempFile {
                     file,
@@ -65,7 +65,7 @@ impl Root {
                 libc::openat(
                     dir.as_raw_fd(),
                     name.as_ptr(),
-                    libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+                    libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
                     0o644,
                 )
             };
@@ -144,6 +144,23 @@ impl TempFile {
             return Err(e);
         }
         Ok(())
+    }
+}
+
+impl TempFile {
+    /// The file as it is, never to be named: a scratch file (a big listing spooled to disk)
+    /// that vanishes with its last descriptor. The fallback's hidden name is removed now.
+    pub fn into_unnamed(self) -> File {
+        let mut me = std::mem::ManuallyDrop::new(self);
+        if let Some(h) = me.hidden.take() {
+            // SAFETY: valid pointers; the hidden name is ours.
+            unsafe { libc::unlinkat(me.dir.as_raw_fd(), h.as_ptr(), 0) };
+        }
+        // SAFETY: `me` is never used or dropped again, and each field is moved out once
+        // (`hidden` is already `None`, so nothing is left to free).
+        let (file, dir) = unsafe { (std::ptr::read(&me.file), std::ptr::read(&me.dir)) };
+        drop(dir);
+        file
     }
 }
 

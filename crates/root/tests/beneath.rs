@@ -125,6 +125,22 @@ fn temp_files_appear_only_when_persisted() {
     );
     assert_eq!(names(), ["b.txt"]);
     assert!(is_escape(&r.create_temp(b"outdir").unwrap_err()));
+    // A scratch file: usable, never named.
+    let mut t = r.create_temp(b"sub").unwrap();
+    t.write_all(b"scratch").unwrap();
+    let f = t.into_unnamed();
+    let mut back = String::new();
+    std::io::Read::read_to_string(
+        &mut std::fs::File::open(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&f)
+        ))
+        .unwrap(),
+        &mut back,
+    )
+    .unwrap();
+    assert_eq!(back, "scratch");
+    assert_eq!(names(), ["b.txt"]);
     std::fs::remove_dir_all(base).unwrap();
 }
 

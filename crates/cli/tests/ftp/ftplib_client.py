@@ -220,6 +220,20 @@ def transfers():
     f.sendcmd("TYPE I")
     for n in ["big.bin", "r.bin", "a.bin", "a.bin.1", "t.txt", "u.txt"]:
         f.delete(n)
+    # A listing far bigger than a socket buffer (about 1.1 MiB): spooled, arrives whole.
+    many = os.path.join(ann, "many")
+    os.mkdir(many)
+    names = sorted("%04d-%s" % (i, "n" * 200) for i in range(4000))
+    for n in names:
+        open(os.path.join(many, n), "wb").close()
+    lines = []
+    f.retrlines("LIST many", lines.append)
+    assert lines == [ls_line(os.path.join(many, n), n) for n in names], len(lines)
+    assert f.nlst("many") == names
+    assert len(dict(f.mlsd("many"))) == 4001
+    for n in names:
+        os.unlink(os.path.join(many, n))
+    f.rmd("many")
     f.quit()
     assert sorted(os.listdir(ann)) == ["out"], os.listdir(ann)
 
