@@ -3,9 +3,11 @@
 
 mod chat;
 mod chat_join;
+mod ftp;
 mod ftp_client;
 mod http;
 mod lab;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -28,15 +30,11 @@ enum Command {
     Http(http::Args),
     /// The group chat room: serve, announce.
     Chat(chat::Args),
-    /// The project's main job: the HTTP server (same options as `bingfa http serve`).
-    Serve(http::ServeArgs),
-    /// TEMPORARY (until the ftp server branch is merged; the lead moves these variants under
-    /// `bingfa ftp`): the FTP client, `ftp-client ls|get|put|shell`.
-    #[command(name = "ftp-client", hide = true)]
-    FtpClient {
-        #[command(subcommand)]
-        cmd: ftp_client::ClientCommand,
-    },
+    /// FTP: the server (serve, passwd) and the client (ls, get, put, shell).
+    Ftp(ftp::Args),
+    /// The main job: the HTTP server, the chat room (line and web) and the FTP server, under
+    /// one model, on 127.0.0.1 by default.
+    Serve(serve::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,8 +51,7 @@ fn main() -> anyhow::Result<()> {
         Command::Lab(args) => lab::run(args),
         Command::Http(args) => http::run(args),
         Command::Chat(args) => chat::run(args),
-        Command::Serve(args) => http::serve(args),
-        // TEMPORARY: see Command::FtpClient.
-        Command::FtpClient { cmd } => ftp_client::run(cmd),
+        Command::Ftp(args) => ftp::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }

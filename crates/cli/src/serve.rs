@@ -75,8 +75,8 @@ extern "C" fn on_signal(_: libc::c_int) {
 pub fn run(a: Args) -> anyhow::Result<()> {
     // SAFETY: the handler only stores to an atomic.
     unsafe {
-        libc::signal(libc::SIGINT, on_signal as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
     let (root, site) = match &a.root {
         Some(r) => (r.clone(), None),
@@ -103,7 +103,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let mut chat = common("chat");
         chat.extend(["--bind".into(), a.chat_bind.to_string()]);
         chat.extend(["--web".into(), a.web_bind.to_string()]);
-        let listening = start(&mut services, "chat", &chat, &["chat", "web"], &[a.chat_bind, a.web_bind])?;
+        let listening = start(
+            &mut services,
+            "chat",
+            &chat,
+            &["chat", "web"],
+            &[a.chat_bind, a.web_bind],
+        )?;
         let (chat_addr, web_addr) = (listening[0], listening[1]);
 
         let mut ftp = common("ftp");
@@ -236,7 +242,10 @@ fn stop(services: &mut [Service]) -> bool {
                 clean = false;
             }
             None => {
-                tracing::warn!("the {} service did not stop within {GRACE:?}; killed", s.name);
+                tracing::warn!(
+                    "the {} service did not stop within {GRACE:?}; killed",
+                    s.name
+                );
                 let _ = s.child.kill();
                 let _ = s.child.wait();
                 clean = false;

@@ -17,8 +17,8 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bingfa");
-/// The subcommand prefix of the client (TEMPORARY `ftp-client`; `ftp` once merged).
-const FTP: &[&str] = &["ftp-client"];
+/// The subcommand prefix of the client.
+const FTP: &[&str] = &["ftp"];
 
 fn start(f: fn() -> Result<Server, String>, name: &str) -> Option<Server> {
     match f() {

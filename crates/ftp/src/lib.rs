@@ -1,5 +1,26 @@
 //! bingfa-ftp: FTP as a sans-IO session (commands, replies, the file-system jail, the data
 //! channel) plus a client.
+//!
+//! Server reading order: [`config`] (what a server is started with) and [`users`] (the users
+//! file, argon2 hashes); [`server::FtpProtocol`] makes one [`session::FtpSession`] per control
+//! connection; the session splits lines and hands each verb to its family in [`cmd`]; paths go
+//! through [`vpath`] (the client's view) to a `bingfa_root::Root` (the kernel's jail); replies
+//! are formatted by [`reply`], listings by [`listing`].
+
+// server
+pub mod cmd;
+pub mod config;
+pub mod listing;
+pub mod reply;
+pub mod server;
+pub mod session;
+pub mod users;
+pub mod verify;
+pub mod vpath;
+
+pub use config::{Anonymous, FtpConfig};
+pub use server::FtpProtocol;
+pub use session::FtpSession;
 
 // client
 pub mod client;

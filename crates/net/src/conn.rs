@@ -10,6 +10,7 @@
 
 use crate::config::Limits;
 use crate::hub::{Hub, Subscriber, Waker};
+use crate::passive;
 use crate::poller::Interest;
 use crate::session::{Action, ChannelEvent, ChannelId, ConnInfo, Context, Message, Session};
 use crate::sys;
@@ -211,6 +212,8 @@ struct Chan {
     state: ChanState,
     out: Outbound,
     close_after: bool,
+    /// Input paused by the session (`channel_pause`): not read, not watched.
+    paused: bool,
     read_eof: bool,
     ready_r: bool,
     ready_w: bool,
@@ -226,6 +229,7 @@ enum Pending {
     Drained,
     Closed,
     Error(io::ErrorKind),
+    TooMany,
 }
 
 pub(crate) struct Conn<S: Session> {
@@ -482,6 +486,7 @@ impl<S: Session> Conn<S> {
                     Pending::Drained => ChannelEvent::Drained,
                     Pending::Closed => ChannelEvent::Closed,
                     Pending::Error(k) => ChannelEvent::Error(k),
+                    Pending::TooMany => ChannelEvent::TooMany,
                 };
                 self.cx.set_now(Instant::now());
                 self.session.on_channel(id, ev, &mut self.cx);
@@ -561,7 +566,7 @@ impl<S: Session> Conn<S> {
             .channels
             .iter()
             .flatten()
-            .any(|c| c.ready_r && !c.read_eof);
+            .any(|c| c.ready_r && !c.read_eof && !c.paused);
         if yielded && (self.input_dirty || self.read_pending || channel_input) {
             // Come back next turn, after the others: edge-triggered drivers would not report
             // the input still waiting, so ask to be woken like a hub delivery.
@@ -623,7 +628,7 @@ impl<S: Session> Conn<S> {
             let Some(ch) = self.channels[i].as_mut() else {
                 continue;
             };
-            if !ch.ready_r || ch.read_eof {
+            if !ch.ready_r || ch.read_eof || ch.paused {
                 continue;
             }
             let ChanState::Open(s) = &ch.state else {
@@ -713,13 +718,18 @@ impl<S: Session> Conn<S> {
             .position(|c| c.as_ref().is_some_and(|c| c.id == id))
     }
 
-    fn add_channel(&mut self, id: ChannelId, state: ChanState, reg: &mut dyn Registry, env: &Env) {
+    /// Whether the session may open one more channel; if not, it is told (`TooMany`) before
+    /// anything is bound or connected.
+    fn channel_room(&mut self, id: ChannelId, env: &Env) -> bool {
         let open = self.channels.iter().filter(|c| c.is_some()).count();
         if open >= env.limits.max_channels {
-            self.events
-                .push_back((id, Pending::Error(io::ErrorKind::Other)));
-            return;
+            self.events.push_back((id, Pending::TooMany));
+            return false;
         }
+        true
+    }
+
+    fn add_channel(&mut self, id: ChannelId, state: ChanState, reg: &mut dyn Registry) {
         let i = match self.channels.iter().position(Option::is_none) {
             Some(i) => i,
             None => {
@@ -743,6 +753,7 @@ impl<S: Session> Conn<S> {
             state,
             out: Outbound::default(),
             close_after: false,
+            paused: false,
             read_eof: false,
             ready_r: false,
             ready_w: false,
@@ -809,24 +820,39 @@ impl<S: Session> Conn<S> {
                         self.input_dirty = true;
                     }
                 }
-                Action::Listen(id) => {
+                Action::Listen(id, opts) => {
+                    if !self.channel_room(id, env) {
+                        continue;
+                    }
                     let ip = self.cx.info().local.ip();
-                    match sys::listen(SocketAddr::new(ip, 0), false)
+                    match passive::bind(ip, opts.ports.as_ref())
                         .and_then(|l| l.local_addr().map(|a| (l, a)))
                     {
                         Ok((l, addr)) => {
-                            self.add_channel(id, ChanState::Listening(l), reg, env);
+                            self.add_channel(id, ChanState::Listening(l), reg);
                             if self.chan_index(id).is_some() {
-                                self.events.push_back((id, Pending::Listening(addr)));
+                                let shown =
+                                    SocketAddr::new(opts.announce.unwrap_or(ip), addr.port());
+                                self.events.push_back((id, Pending::Listening(shown)));
                             }
                         }
                         Err(e) => self.events.push_back((id, Pending::Error(e.kind()))),
                     }
                 }
-                Action::Connect(id, addr) => match sys::connect_nonblocking(addr) {
-                    Ok(s) => self.add_channel(id, ChanState::Connecting(s), reg, env),
-                    Err(e) => self.events.push_back((id, Pending::Error(e.kind()))),
-                },
+                Action::Connect(id, addr) => {
+                    if !self.channel_room(id, env) {
+                        continue;
+                    }
+                    match sys::connect_nonblocking(addr) {
+                        Ok(s) => self.add_channel(id, ChanState::Connecting(s), reg),
+                        Err(e) => self.events.push_back((id, Pending::Error(e.kind()))),
+                    }
+                }
+                Action::ChannelPause(id, paused) => {
+                    if let Some(i) = self.chan_index(id) {
+                        self.channels[i].as_mut().expect("indexed").paused = paused;
+                    }
+                }
                 Action::ChannelWrite(id, buf) => {
                     if let Some(i) = self.chan_index(id) {
                         let ch = self.channels[i].as_mut().expect("indexed");
@@ -865,9 +891,10 @@ impl<S: Session> Conn<S> {
                     if let Some(i) = self.chan_index(id) {
                         let ch = self.channels[i].as_mut().expect("indexed");
                         ch.close_after = true;
-                        let flushed_or_unopened =
-                            !matches!(ch.state, ChanState::Open(_)) || ch.out.is_empty();
-                        if flushed_or_unopened {
+                        // Not connected yet: what was queued (possibly nothing) waits for the
+                        // peer, which then gets it and EOF (`flush` closes it after).
+                        let flushed = matches!(ch.state, ChanState::Open(_)) && ch.out.is_empty();
+                        if flushed {
                             self.drop_channel(i, reg);
                             self.events.push_back((id, Pending::Closed));
                         }
@@ -912,7 +939,19 @@ impl<S: Session> Conn<S> {
                         continue;
                     }
                     ch.ready_r = false;
-                    match l.accept() {
+                    let control = self.cx.info().peer.ip();
+                    // Others than the control connection's client are turned away and the
+                    // listener keeps waiting (a third party must not steal the transfer).
+                    let accepted = loop {
+                        match l.accept() {
+                            Ok((_, peer)) if !passive::admits(control, peer.ip()) => {
+                                tracing::debug!(%peer, "data connection from another address refused");
+                                continue;
+                            }
+                            other => break other,
+                        }
+                    };
+                    match accepted {
                         Ok((s, peer)) => {
                             let _ = s.set_nonblocking(true);
                             let _ = s.set_nodelay(true);
@@ -932,14 +971,15 @@ impl<S: Session> Conn<S> {
                             ch.interest = Interest::READ;
                             self.last_active = Instant::now();
                             self.events.push_back((id, Pending::Connected(peer)));
+                            // Fall through: output queued before the peer came goes out now.
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                         Err(e) => {
                             self.events.push_back((id, Pending::Error(e.kind())));
                             self.drop_channel(i, reg);
+                            continue;
                         }
                     }
-                    continue;
                 }
                 ChanState::Connecting(s) => {
                     if !ch.ready_w {
@@ -982,7 +1022,11 @@ impl<S: Session> Conn<S> {
                 continue;
             };
             if ch.out.is_empty() {
-                if ch.hup && ch.read_eof {
+                if ch.close_after {
+                    // Closed before it connected, with nothing (left) to send.
+                    self.drop_channel(i, reg);
+                    self.events.push_back((id, Pending::Closed));
+                } else if ch.hup && ch.read_eof {
                     // The peer is gone and everything it sent was read: the channel is over.
                     self.drop_channel(i, reg);
                     self.events.push_back((id, Pending::Closed));
@@ -1083,7 +1127,7 @@ impl<S: Session> Conn<S> {
                     write: true,
                 },
                 ChanState::Open(_) => Interest {
-                    read: !ch.read_eof,
+                    read: !ch.read_eof && !ch.paused,
                     write: !ch.out.is_empty(),
                 },
                 ChanState::Moving => continue,

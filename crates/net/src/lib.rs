@@ -16,6 +16,7 @@ pub mod shutdown;
 mod acceptor;
 mod conn;
 mod listener;
+mod passive;
 mod poller;
 mod reactor;
 mod relay;
@@ -35,7 +36,7 @@ pub use config::{Config, Limits, Model, UnknownModel};
 pub use hub::{Hub, Injector, PublishError, MAX_MESSAGE};
 pub use server::{serve, Error, Server, ServerHandle};
 pub use session::{
-    Action, ChannelEvent, ChannelId, ConnId, ConnInfo, Context, Message, PeerCred, Protocol,
-    Session,
+    Action, ChannelEvent, ChannelId, ConnId, ConnInfo, Context, Message, Passive, PeerCred,
+    Protocol, Session,
 };
 pub use shutdown::ShutdownHandle;

@@ -37,17 +37,27 @@
 //!
 //! # Extra sockets (FTP data connections)
 //! [`Context::listen`] asks the driver for a passive listener on the control connection's
-//! local IP, port 0; the session learns the port from [`ChannelEvent::Listening`]. The first
-//! peer to connect gets the channel ([`ChannelEvent::Connected`]) and the listener is closed
-//! (one connection per `PASV`). [`Context::connect`] opens an active connection instead
+//! local IP, port 0 ([`Context::listen_with`]: a random free port within a range, and another
+//! address to announce); the session learns the address from [`ChannelEvent::Listening`]. The
+//! first peer *from the control connection's IP* to connect gets the channel
+//! ([`ChannelEvent::Connected`]) and the listener is closed (one connection per `PASV`);
+//! connections from other addresses are closed at once and the listener keeps waiting, so a
+//! third party cannot steal a transfer. [`Context::connect`] opens an active connection instead
 //! (`PORT`). Then [`Context::channel_write`], [`Context::channel_send_file`] and
 //! [`Context::channel_close`] work as their control-connection twins
-//! ([`Context::channel_abort`] drops a channel at once, FTP `ABOR`), and input arrives as
-//! [`ChannelEvent::Data`] / [`ChannelEvent::Eof`]. A channel ends with exactly one
-//! [`ChannelEvent::Closed`] (or [`ChannelEvent::Error`]), after which its id is dead.
+//! ([`Context::channel_abort`] drops a channel at once, FTP `ABOR`; it also cancels a listener),
+//! and input arrives as [`ChannelEvent::Data`] / [`ChannelEvent::Eof`], which
+//! [`Context::channel_pause`] stops and resumes (backpressure while an upload is written).
+//! Output queued before the peer connects — including a `channel_close` — waits for it: `PASV`
+//! then `RETR` before the client connects loses nothing. A session already holding
+//! [`Limits::max_channels`](crate::Limits::max_channels) channels gets
+//! [`ChannelEvent::TooMany`] for a new one, before anything is bound or connected. A channel
+//! ends with exactly one [`ChannelEvent::Closed`] (or [`ChannelEvent::Error`] /
+//! [`ChannelEvent::TooMany`]), after which its id is dead.
 
 use std::fs::File;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -107,6 +117,20 @@ pub enum ChannelEvent<'a> {
     Closed,
     /// Bind, connect or transfer failed; the channel is closed.
     Error(std::io::ErrorKind),
+    /// Refused before binding or connecting: the session already has
+    /// [`Limits::max_channels`](crate::Limits::max_channels) channels. The id is dead.
+    TooMany,
+}
+
+/// How a passive listener is opened ([`Context::listen_with`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Passive {
+    /// Bind a random free port within this range (FTP servers behind a firewall open one);
+    /// `None` = any port the kernel picks. All taken = [`ChannelEvent::Error`] `AddrInUse`.
+    pub ports: Option<RangeInclusive<u16>>,
+    /// The address [`ChannelEvent::Listening`] reports instead of the bound one (a server behind
+    /// NAT announces its public address); the port is always the bound port.
+    pub announce: Option<IpAddr>,
 }
 
 /// One thing a session asks the driver to do. Drivers carry them out in order.
@@ -129,7 +153,7 @@ pub enum Action {
         topic: Arc<str>,
         body: Arc<[u8]>,
     },
-    Listen(ChannelId),
+    Listen(ChannelId, Passive),
     Connect(ChannelId, SocketAddr),
     ChannelWrite(ChannelId, Vec<u8>),
     ChannelSendFile {
@@ -140,6 +164,8 @@ pub enum Action {
     },
     ChannelClose(ChannelId),
     ChannelAbort(ChannelId),
+    /// Stop (`true`) or resume (`false`) reading a data channel.
+    ChannelPause(ChannelId, bool),
     /// Pause or resume calling [`Session::on_data`] (e.g. FTP waits for a transfer).
     PauseInput(bool),
 }
@@ -267,8 +293,14 @@ impl Context {
     /// Expect [`ChannelEvent::Listening`] with the bound address, then `Connected` when the
     /// first peer connects (later ones are not accepted).
     pub fn listen(&mut self) -> ChannelId {
+        self.listen_with(Passive::default())
+    }
+
+    /// A passive listener as [`Context::listen`], within a port range and/or announcing another
+    /// address (see [`Passive`]).
+    pub fn listen_with(&mut self, opts: Passive) -> ChannelId {
         let id = self.alloc_channel();
-        self.actions.push(Action::Listen(id));
+        self.actions.push(Action::Listen(id, opts));
         id
     }
 
@@ -302,10 +334,19 @@ impl Context {
         }
     }
 
-    /// Close a data channel after its queued output is written (or at once if nothing is
-    /// queued, or if it never connected: this also cancels a passive listener).
+    /// Close a data channel after its queued output is written. On a channel not connected
+    /// yet the output (possibly none) waits for the peer, then the channel closes: the peer
+    /// always gets what was queued, then EOF. To cancel a listener, use
+    /// [`Context::channel_abort`].
     pub fn channel_close(&mut self, id: ChannelId) {
         self.actions.push(Action::ChannelClose(id));
+    }
+
+    /// Stop (`true`) or resume (`false`) reading a data channel: while paused no
+    /// [`ChannelEvent::Data`] or `Eof` comes, and the bytes wait in the kernel, which slows the
+    /// sender (backpressure while an upload is written to disk).
+    pub fn channel_pause(&mut self, id: ChannelId, paused: bool) {
+        self.actions.push(Action::ChannelPause(id, paused));
     }
 
     /// Close a data channel now, dropping whatever is still queued on it (FTP `ABOR`).
@@ -464,7 +505,7 @@ mod tests {
             matches!(&acts[0], Action::Write(b) if b == b"ab"),
             "writes coalesce"
         );
-        assert!(matches!(acts[1], Action::Listen(id) if id == ch));
+        assert!(matches!(acts[1], Action::Listen(id, _) if id == ch));
         assert!(matches!(&acts[2], Action::ChannelWrite(id, b) if *id == ch && b == b"xy"));
         assert!(matches!(acts[3], Action::Close));
         assert!(!cx.has_actions());

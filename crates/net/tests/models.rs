@@ -379,6 +379,11 @@ fn server_main() {
             server.run()
         }
         "chat" => bingfa_net::serve(config, Chat),
+        "chans" => {
+            let (lo, hi) = f[6].split_once('-').unwrap();
+            let ports = lo.parse().unwrap()..=hi.parse().unwrap();
+            bingfa_net::serve(config, channels::Chans { ports })
+        }
         "files" => {
             let file = File::open(f[6]).unwrap();
             let len = file.metadata().unwrap().len();
@@ -1284,6 +1289,9 @@ fn parent_killed(model: Model, edge: bool) {
     );
 }
 
+#[path = "models/channels.rs"]
+mod channels;
+
 macro_rules! every_model {
     ($($name:ident => $model:expr, $edge:expr;)*) => {
         $(
@@ -1295,6 +1303,9 @@ macro_rules! every_model {
                 #[test] fn broadcast() { super::broadcast(M, E) }
                 #[test] fn slow_receiver() { super::slow_receiver(M, E) }
                 #[test] fn data_channel() { super::data_channel(M, E) }
+                #[test] fn passive_range() { super::channels::passive_range(M, E) }
+                #[test] fn passive_peer_only() { super::channels::passive_peer_only(M, E) }
+                #[test] fn channel_pause() { super::channels::channel_pause(M, E) }
                 #[test] fn max_connections() { super::max_connections(M, E) }
                 #[test] fn idle_timeout() { super::idle_timeout(M, E) }
                 #[test] fn shutdown() { super::shutdown(M, E) }

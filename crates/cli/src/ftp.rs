@@ -1,0 +1,142 @@
+//! `bingfa ftp serve|passwd`: the FTP server under any concurrency model, and the hash maker
+//! for its users file; the client subcommands (`ls`, `get`, `put`, `shell`) live in
+//! `ftp_client.rs`. Only argument parsing lives here; the protocol is `bingfa_ftp`.
+
+use anyhow::{bail, Context as _};
+use bingfa_ftp::{Anonymous, FtpConfig, FtpProtocol};
+use bingfa_net::{Config, Model};
+use std::io::{BufRead, IsTerminal};
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Arguments of `bingfa ftp`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Run the FTP server.
+    Serve(ServeArgs),
+    /// Print the argon2id hash of a password for the users file (read from the terminal twice,
+    /// or one line from stdin when it is not a terminal).
+    Passwd,
+    /// The client: `ls`, `get`, `put`, `shell` (see `bingfa ftp ls --help`).
+    #[command(flatten)]
+    Client(crate::ftp_client::ClientCommand),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Control connection address (`127.0.0.1:0` picks a free port; the ready line tells which).
+    #[arg(long, default_value = "127.0.0.1:2121")]
+    bind: SocketAddr,
+    /// What anonymous users see.
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    /// Concurrency model: iterative, fork, thread, threadpool, prefork, select, poll, epoll, async.
+    #[arg(long, default_value_t = Model::default())]
+    model: Model,
+    /// Threads or processes for the models that use them (0 = a default).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+    /// Edge-triggered epoll (with `--model epoll`).
+    #[arg(long)]
+    edge_triggered: bool,
+    /// The users file (TOML: `[[user]]` name, password = "$argon2id$…", home, write).
+    #[arg(long)]
+    users: Option<PathBuf>,
+    /// Anonymous access (`anonymous` or `ftp`, any password): off, read, or write.
+    #[arg(long, default_value = "off")]
+    anonymous: Anonymous,
+    /// Passive data ports, `A-B` (a random free one per transfer).
+    #[arg(long, value_parser = parse_range)]
+    passive_ports: Option<RangeInclusive<u16>>,
+    /// The address passive replies announce (a server behind NAT).
+    #[arg(long)]
+    passive_address: Option<IpAddr>,
+    /// Clients at once; more get 421.
+    #[arg(long)]
+    max_clients: Option<usize>,
+    /// Clients at once from one IP address; more get 421.
+    #[arg(long)]
+    max_per_ip: Option<usize>,
+    /// Seconds of silence before a session is closed with 421.
+    #[arg(long, default_value_t = 300.0)]
+    idle_timeout: f64,
+    /// Milliseconds a failed login waits before its 530.
+    #[arg(long, default_value_t = 1000, hide = true)]
+    login_delay_ms: u64,
+}
+
+fn parse_range(s: &str) -> Result<RangeInclusive<u16>, String> {
+    let (a, b) = s.split_once('-').ok_or("expected A-B")?;
+    let (a, b): (u16, u16) = (
+        a.trim().parse().map_err(|e| format!("{a}: {e}"))?,
+        b.trim().parse().map_err(|e| format!("{b}: {e}"))?,
+    );
+    if a == 0 || a > b {
+        return Err(format!("{s}: not a port range (1 ≤ A ≤ B)"));
+    }
+    Ok(a..=b)
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Command::Serve(a) => serve(a),
+        Command::Passwd => passwd(),
+        Command::Client(c) => crate::ftp_client::run(c),
+    }
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let mut cfg = FtpConfig::new(&a.root);
+    cfg.users = a.users.clone();
+    cfg.anonymous = a.anonymous;
+    cfg.passive_ports = a.passive_ports.clone();
+    cfg.passive_address = a.passive_address;
+    cfg.login_delay = Duration::from_millis(a.login_delay_ms);
+    if cfg.users.is_none() && cfg.anonymous == Anonymous::Off {
+        tracing::warn!("no --users and --anonymous off: nobody can log in");
+    }
+    let proto = FtpProtocol::new(cfg).context("cannot start the FTP server")?;
+    let mut config = Config::new("ftp", a.bind);
+    config.model = a.model;
+    config.workers = a.workers;
+    config.edge_triggered = a.edge_triggered;
+    config.limits.idle_timeout = Some(
+        Duration::try_from_secs_f64(a.idle_timeout)
+            .with_context(|| format!("--idle-timeout: not a duration: {}", a.idle_timeout))?,
+    );
+    if let Some(n) = a.max_clients {
+        config.limits.max_connections = n;
+    }
+    config.limits.max_per_ip = a.max_per_ip;
+    tracing::info!(root = %a.root.display(), model = %a.model, "starting ftp server");
+    bingfa_net::serve(config, proto).context("ftp server failed")?;
+    Ok(())
+}
+
+fn passwd() -> anyhow::Result<()> {
+    let pw = if std::io::stdin().is_terminal() {
+        let a = rpassword::prompt_password("Password: ")?;
+        let b = rpassword::prompt_password("Again: ")?;
+        if a != b {
+            bail!("the passwords differ");
+        }
+        a
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if pw.is_empty() {
+        bail!("empty password");
+    }
+    println!("{}", bingfa_ftp::users::hash(&pw));
+    Ok(())
+}

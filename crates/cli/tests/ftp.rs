@@ -1,0 +1,469 @@
+//! The FTP server's integration suite, one scenario set under all nine models plus
+//! edge-triggered epoll (like the chat and net suites). Each server is the real binary,
+//! `bingfa ftp serve`, in its own process. Clients are the ones users use — Python's ftplib
+//! (`ftp/ftplib_client.py`), curl and lftp — plus a raw control connection where the exact
+//! bytes on the wire are the point (`ftp/security.rs`).
+//!
+//! `iterative` serves one control connection at a time: scenarios that need two at once skip
+//! it (a second client would wait, unserved, for the first to leave).
+
+use bingfa_net::Model;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+#[path = "ftp/clients.rs"]
+mod clients;
+#[path = "ftp/durability.rs"]
+mod durability;
+#[path = "ftp/security.rs"]
+mod security;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bingfa");
+pub const PASSWORD: &str = "s3cret pass";
+
+/// `bingfa ftp passwd` of [`PASSWORD`], made once per test process (argon2 is slow on purpose).
+fn hash() -> &'static str {
+    static H: OnceLock<String> = OnceLock::new();
+    H.get_or_init(|| {
+        let mut child = Command::new(BIN)
+            .args(["ftp", "passwd"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let h = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        h
+    })
+}
+
+/// A fresh tree: `base/secret` outside every root; `base/pub` (anonymous, read-only, with
+/// `hello.txt`, `sub/`, `out -> ../secret`); `base/ann` (ann's home, writable); `base/bob`
+/// (bob's, read-only).
+pub struct Tree {
+    pub base: PathBuf,
+}
+
+impl Tree {
+    pub fn new(tag: &str) -> Tree {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let base = std::env::temp_dir().join(format!(
+            "bingfa-ftp-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&base);
+        for d in ["pub/sub", "ann", "bob"] {
+            std::fs::create_dir_all(base.join(d)).unwrap();
+        }
+        std::fs::write(base.join("secret"), "top secret\n").unwrap();
+        std::fs::write(base.join("pub/hello.txt"), "hello\nworld\n").unwrap();
+        std::fs::write(base.join("pub/sub/inner.txt"), "inner").unwrap();
+        std::os::unix::fs::symlink("../secret", base.join("pub/out")).unwrap();
+        std::os::unix::fs::symlink("../secret", base.join("ann/out")).unwrap();
+        std::fs::write(base.join("bob/bob.txt"), "bob").unwrap();
+        let users = format!(
+            "[[user]]\nname = \"ann\"\npassword = \"{h}\"\nhome = \"{}\"\nwrite = true\n\n\
+             [[user]]\nname = \"bob\"\npassword = \"{h}\"\nhome = \"{}\"\n",
+            base.join("ann").display(),
+            base.join("bob").display(),
+            h = hash()
+        );
+        std::fs::write(base.join("users.toml"), users).unwrap();
+        Tree { base }
+    }
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.base.join(rel)
+    }
+    /// The names in a directory, sorted (hidden ones included: a leftover must show).
+    pub fn names(&self, rel: &str) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.path(rel))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
+
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    pub model: Model,
+}
+
+impl Server {
+    /// `bingfa ftp serve` on the tree: anonymous read on `pub`, the users file, 300 ms login
+    /// delay; `extra` adds or overrides options.
+    pub fn start(model: Model, edge: bool, tree: &Tree, extra: &[&str]) -> Server {
+        Self::start_with(model, edge, tree, extra, |_| {})
+    }
+
+    pub fn start_with(
+        model: Model,
+        edge: bool,
+        tree: &Tree,
+        extra: &[&str],
+        tweak: impl FnOnce(&mut Command),
+    ) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "ftp",
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--model",
+            model.name(),
+        ])
+        .arg("--root")
+        .arg(tree.path("pub"))
+        .arg("--users")
+        .arg(tree.path("users.toml"))
+        .args(["--login-delay-ms", "300"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        if !extra.contains(&"--anonymous") {
+            cmd.args(["--anonymous", "read"]);
+        }
+        if edge {
+            cmd.arg("--edge-triggered");
+        }
+        if !extra.contains(&"--workers") {
+            cmd.args([
+                "--workers",
+                if model == Model::ThreadPool { "8" } else { "2" },
+            ]);
+        }
+        tweak(&mut cmd);
+        let mut child = cmd.spawn().expect("spawn bingfa");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(a) = line.strip_prefix("ftp listening on ") {
+                    let _ = tx.send(a.to_string());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("no ready line `ftp listening on IP:PORT`")
+            .parse()
+            .unwrap();
+        Server { child, addr, model }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn stop(&mut self) -> ExitStatus {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        self.wait(Duration::from_secs(15))
+            .expect("no exit after SIGTERM")
+    }
+
+    pub fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn control(&self) -> Control {
+        Control::connect(self.addr)
+    }
+
+    /// Runs `ftp/ftplib_client.py SCENARIO` against this server; panics with its output unless
+    /// it exits 0.
+    pub fn ftplib(&self, scenario: &str, tree: &Tree) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ftp/ftplib_client.py");
+        let out = run_timeout(
+            Command::new("python3")
+                .arg(script)
+                .arg(scenario)
+                .arg(self.addr.ip().to_string())
+                .arg(self.addr.port().to_string())
+                .arg(&tree.base)
+                .arg(PASSWORD),
+            Duration::from_secs(120),
+        );
+        assert!(
+            out.status.success(),
+            "ftplib {scenario} under {}: {}\n{}",
+            self.model,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+            if self.wait(Duration::from_secs(5)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+/// Runs a command to completion, killing it after `limit`.
+pub fn run_timeout(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn client");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let o = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let e = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let end = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "client timed out after {limit:?}: {:?} {}",
+                cmd.get_program(),
+                String::from_utf8_lossy(&o.join().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: o.join().unwrap(),
+        stderr: e.join().unwrap(),
+    }
+}
+
+/// A raw control connection: exact reply lines.
+pub struct Control {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Control {
+    pub fn connect(addr: SocketAddr) -> Control {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Control {
+            w: s.try_clone().unwrap(),
+            r: BufReader::new(s),
+        }
+    }
+    pub fn send(&mut self, line: &str) {
+        self.w.write_all(line.as_bytes()).unwrap();
+        self.w.write_all(b"\r\n").unwrap();
+    }
+    /// As ftplib's `abort` sends: the whole line with MSG_OOB, so its last byte (the LF) is
+    /// urgent data, out of the normal stream.
+    pub fn send_oob(&mut self, line: &str) {
+        use std::os::fd::AsRawFd;
+        let b = format!("{line}\r\n");
+        // SAFETY: a valid buffer of its length on our own socket.
+        let n = unsafe {
+            libc::send(
+                self.w.as_raw_fd(),
+                b.as_ptr().cast(),
+                b.len(),
+                libc::MSG_OOB,
+            )
+        };
+        assert_eq!(n, b.len() as isize);
+    }
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.w.write_all(bytes).unwrap();
+    }
+    /// The next reply line, without CRLF ("" at EOF).
+    pub fn line(&mut self) -> String {
+        let mut s = String::new();
+        self.r.read_line(&mut s).expect("read (timed out?)");
+        assert!(
+            s.is_empty() || s.ends_with("\r\n"),
+            "reply not CRLF-terminated: {s:?}"
+        );
+        s.trim_end_matches("\r\n").to_string()
+    }
+    pub fn expect(&mut self, want: &str) {
+        assert_eq!(self.line(), want);
+    }
+    /// The next reply's code, checking the line starts with it.
+    pub fn code(&mut self) -> u16 {
+        let l = self.line();
+        l.get(..3)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("not a reply: {l:?}"))
+    }
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(line);
+        self.line()
+    }
+    pub fn greeting(&mut self) {
+        self.expect("220 bingfa FTP server ready.");
+    }
+    pub fn login(&mut self, user: &str, pass: &str) {
+        self.greeting();
+        self.login_after_greeting(user, pass);
+    }
+    pub fn login_after_greeting(&mut self, user: &str, pass: &str) {
+        assert_eq!(self.cmd(&format!("USER {user}")).get(..4), Some("331 "));
+        assert_eq!(self.cmd(&format!("PASS {pass}")), "230 Login successful.");
+    }
+    /// Sends `cmd`, expects exactly `want`.
+    pub fn expect_line_after(&mut self, cmd: &str, want: &str) {
+        assert_eq!(self.cmd(cmd), want, "{cmd}");
+    }
+    /// The server closed the connection (EOF or reset) within the read timeout.
+    pub fn expect_closed(&mut self) {
+        let mut buf = Vec::new();
+        match self.r.read_to_end(&mut buf) {
+            Ok(_) => assert!(
+                buf.is_empty(),
+                "bytes before close: {:?}",
+                String::from_utf8_lossy(&buf)
+            ),
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+        }
+    }
+    /// `EPSV` → the data port.
+    pub fn epsv(&mut self) -> u16 {
+        let l = self.cmd("EPSV");
+        let p = l
+            .strip_prefix("229 Entering Extended Passive Mode (|||")
+            .and_then(|r| r.strip_suffix("|)."))
+            .unwrap_or_else(|| panic!("EPSV reply: {l}"));
+        p.parse().unwrap()
+    }
+}
+
+#[test]
+fn passwd_reads_one_line_from_stdin() {
+    let h = hash();
+    assert!(h.starts_with("$argon2id$v=19$"), "{h}");
+    // An empty password is refused, with a message and exit status 1.
+    let mut child = Command::new(BIN)
+        .args(["ftp", "passwd"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("empty password"));
+}
+
+#[test]
+fn serve_refuses_a_bad_users_file() {
+    let tree = Tree::new("badusers");
+    std::fs::write(
+        tree.path("users.toml"),
+        "[[user]]\nname = \"x\"\npassword = \"plain\"\nhome = \"/tmp\"\n",
+    )
+    .unwrap();
+    let out = run_timeout(
+        Command::new(BIN)
+            .args(["ftp", "serve", "--bind", "127.0.0.1:0", "--users"])
+            .arg(tree.path("users.toml"))
+            .arg("--root")
+            .arg(tree.path("pub")),
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "no ready line");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("user \"x\": the password is not an argon2 hash"),
+        "{err}"
+    );
+}
+
+macro_rules! every_model {
+    ($($name:ident => $model:expr, $edge:expr;)*) => {
+        $(
+            mod $name {
+                use super::*;
+                const M: Model = $model;
+                const E: bool = $edge;
+                #[test] fn ftplib_session() { clients::ftplib_session(M, E) }
+                #[test] fn ftplib_transfers() { clients::ftplib_transfers(M, E) }
+                #[test] fn curl() { clients::curl(M, E) }
+                #[test] fn lftp() { clients::lftp(M, E) }
+                #[test] fn login_rules() { security::login_rules(M, E) }
+                #[test] fn paths_stay_beneath_the_root() { security::paths(M, E) }
+                #[test] fn no_bounce_and_no_theft() { security::data_connections(M, E) }
+                #[test] fn long_lines_and_idle() { security::long_lines_and_idle(M, E) }
+                #[test] fn client_limits() { security::client_limits(M, E) }
+                #[test] fn uploads_all_or_nothing() { durability::uploads_all_or_nothing(M, E) }
+                #[test] fn full_disk() { durability::full_disk(M, E) }
+                #[test] fn shutdown_finishes_transfers() { durability::shutdown(M, E) }
+            }
+        )*
+        #[test]
+        fn every_model_is_tested() {
+            let listed = [$($model),*];
+            for m in Model::ALL {
+                assert!(listed.contains(&m), "{m} has no ftp tests");
+            }
+        }
+    };
+}
+
+every_model! {
+    iterative => Model::Iterative, false;
+    fork => Model::Fork, false;
+    thread => Model::Thread, false;
+    threadpool => Model::ThreadPool, false;
+    prefork => Model::Prefork, false;
+    select => Model::Select, false;
+    poll => Model::Poll, false;
+    epoll => Model::Epoll, false;
+    epoll_edge => Model::Epoll, true;
+    r#async => Model::Async, false;
+}

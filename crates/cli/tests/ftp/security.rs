@@ -1,0 +1,246 @@
+//! The security items of issue 10, each checked by the exact bytes on the control connection:
+//! no user enumeration, slow and limited login failures, paths that never leave the user's
+//! root, no PORT bounce, no passive-connection theft, random passive ports in the range, long
+//! lines, the idle timeout, and the client limits.
+
+use super::*;
+
+/// A TCP connection to `to` from the local address `from` (127.0.0.2 is loopback too).
+pub fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    s.bind(&SocketAddr::new(from.parse().unwrap(), 0).into())
+        .unwrap();
+    s.connect_timeout(&to.into(), Duration::from_secs(5))
+        .unwrap();
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+pub fn login_rules(model: Model, edge: bool) {
+    let tree = Tree::new("login");
+    let mut srv = Server::start(model, edge, &tree, &[]);
+    let mut c = srv.control();
+    c.greeting();
+    assert_eq!(c.cmd("LIST"), "530 Please login with USER and PASS.");
+    // The same answer whether the user exists or not.
+    assert_eq!(c.cmd("USER nobody"), "331 Please specify the password.");
+    let t = Instant::now();
+    assert_eq!(c.cmd("PASS whatever"), "530 Login incorrect.");
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "a failed login waits"
+    );
+    assert_eq!(c.cmd("USER ann"), "331 Please specify the password.");
+    let t = Instant::now();
+    // Sent together: the NOOP waits behind the delayed answer, in order.
+    c.send("PASS wrong");
+    c.send("NOOP");
+    c.expect("530 Login incorrect.");
+    assert!(t.elapsed() >= Duration::from_millis(250));
+    c.expect("200 NOOP ok.");
+    assert_eq!(c.cmd("USER ann"), "331 Please specify the password.");
+    c.send("PASS wrong again");
+    c.expect("530 Login incorrect.");
+    c.expect("421 Too many failed logins, closing.");
+    c.expect_closed();
+    // The right password still works on a new connection.
+    let mut c = srv.control();
+    c.login("ann", PASSWORD);
+    assert_eq!(c.cmd("PWD"), "257 \"/\" is the current directory.");
+    assert_eq!(c.cmd("QUIT"), "221 Goodbye.");
+    c.expect_closed();
+    assert!(srv.stop().success());
+}
+
+pub fn paths(model: Model, edge: bool) {
+    let tree = Tree::new("paths");
+    let mut srv = Server::start(model, edge, &tree, &[]);
+    let mut c = srv.control();
+    c.login("ann", PASSWORD);
+    std::fs::create_dir(tree.path("ann/sub")).unwrap();
+    for cmd in [
+        "RETR ../secret",
+        "RETR /../secret",
+        "RETR sub/../../secret",
+        "SIZE ../../secret",
+        "CWD ..",
+        "CWD /..",
+        "XCUP",
+        "LIST ../",
+        "MLST ..",
+        "STOR ../evil",
+        "MKD ../evil",
+        "RNFR ../secret",
+        "DELE ../secret",
+    ] {
+        assert_eq!(c.cmd(cmd), "550 Permission denied.", "{cmd}");
+    }
+    // Encoded tricks are just names here: nothing is decoded.
+    assert_eq!(
+        c.cmd("RETR %2e%2e/secret"),
+        "550 No such file or directory."
+    );
+    assert_eq!(c.cmd("RETR ..%2fsecret"), "550 No such file or directory.");
+    // A symlink leading out: refused by the kernel beneath the root.
+    for cmd in [
+        "RETR out",
+        "SIZE out",
+        "CWD out",
+        "MKD out/x",
+        "STOR out/x",
+        "LIST out",
+    ] {
+        assert_eq!(c.cmd(cmd), "550 Permission denied.", "{cmd}");
+    }
+    assert_eq!(c.cmd("RNFR sub"), "350 Ready for RNTO.");
+    assert_eq!(c.cmd("RNTO ../stolen"), "550 Permission denied.");
+    c.send_raw(b"RETR sub\0x\r\n");
+    c.expect("550 No such file or directory.");
+    // Deleting the link removes the link, never what it points at.
+    assert_eq!(c.cmd("DELE out"), "250 Delete operation successful.");
+    assert_eq!(
+        std::fs::read_to_string(tree.path("secret")).unwrap(),
+        "top secret\n"
+    );
+    assert_eq!(
+        tree.names(""),
+        ["ann", "bob", "pub", "secret", "users.toml"]
+    );
+    assert_eq!(tree.names("ann"), ["sub"]);
+    // Another user's home is outside this one's root.
+    assert_eq!(c.cmd("CWD /../bob"), "550 Permission denied.");
+    assert_eq!(c.cmd("QUIT"), "221 Goodbye.");
+    assert!(srv.stop().success());
+}
+
+pub fn data_connections(model: Model, edge: bool) {
+    let tree = Tree::new("data");
+    let lo = 30000 + (std::process::id() % 50) as u16 * 400;
+    let range = format!("{lo}-{}", lo + 399);
+    let mut srv = Server::start(model, edge, &tree, &["--passive-ports", &range]);
+    let mut c = srv.control();
+    c.login("anonymous", "guest@");
+    // No bounce: only the client's own address, only ports from 1024.
+    let bad = "501 Illegal PORT command: only your own address, port 1024 or above.";
+    assert_eq!(c.cmd("PORT 127,0,0,2,39,16"), bad);
+    assert_eq!(c.cmd("PORT 127,0,0,1,0,25"), bad);
+    assert_eq!(c.cmd("EPRT |1|127.0.0.2|10000|"), bad);
+    assert_eq!(c.cmd("EPRT |1|127.0.0.1|80|"), bad);
+    assert_eq!(c.cmd("PORT 1,2,3"), "501 Syntax error in PORT arguments.");
+    assert_eq!(
+        c.cmd("RETR hello.txt"),
+        "425 Use PORT, PASV, EPRT or EPSV first."
+    );
+    // Passive ports are random within the range.
+    let mut ports = Vec::new();
+    for _ in 0..6 {
+        let l = c.cmd("PASV");
+        let nums: Vec<u16> = l
+            .strip_prefix("227 Entering Passive Mode (")
+            .and_then(|r| r.strip_suffix(")."))
+            .unwrap_or_else(|| panic!("{l}"))
+            .split(',')
+            .map(|n| n.parse().unwrap())
+            .collect();
+        assert_eq!(&nums[..4], [127, 0, 0, 1]);
+        let port = nums[4] << 8 | nums[5];
+        assert!((lo..=lo + 399).contains(&port), "{port} outside {range}");
+        ports.push(port);
+    }
+    ports.dedup();
+    assert!(ports.len() > 1, "six passive ports in a row were {ports:?}");
+    // Theft: another address connects first; it gets nothing and the client gets its file.
+    let port = c.epsv();
+    let data = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut intruder = connect_from("127.0.0.2", data);
+    std::thread::sleep(Duration::from_millis(100));
+    c.send("RETR hello.txt");
+    let mut got = Vec::new();
+    let _ = intruder.read_to_end(&mut got);
+    assert!(got.is_empty(), "the intruder got {got:?}");
+    let mut real = connect_from("127.0.0.1", data);
+    real.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"hello\nworld\n");
+    c.expect("150 Opening BINARY mode data connection for hello.txt (12 bytes).");
+    c.expect("226 Transfer complete.");
+    // RETR queued before the client connects loses nothing either (PASV, RETR, then connect).
+    let port = c.epsv();
+    c.expect_line_after(
+        "RETR sub/inner.txt",
+        "150 Opening BINARY mode data connection for inner.txt (5 bytes).",
+    );
+    let mut d = connect_from("127.0.0.1", SocketAddr::from(([127, 0, 0, 1], port)));
+    let mut got = Vec::new();
+    d.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"inner");
+    c.expect("226 Transfer complete.");
+    // After EPSV ALL only EPSV sets up data connections.
+    assert_eq!(c.cmd("EPSV ALL"), "200 EPSV ALL ok.");
+    assert_eq!(c.cmd("PASV"), "501 EPSV ALL in effect: only EPSV.");
+    assert_eq!(
+        c.cmd("PORT 127,0,0,1,39,16"),
+        "501 EPSV ALL in effect: only EPSV."
+    );
+    c.epsv();
+    assert_eq!(c.cmd("QUIT"), "221 Goodbye.");
+    assert!(srv.stop().success());
+}
+
+pub fn long_lines_and_idle(model: Model, edge: bool) {
+    let tree = Tree::new("lines");
+    let mut srv = Server::start(model, edge, &tree, &["--idle-timeout", "1.5"]);
+    let mut c = srv.control();
+    c.greeting();
+    c.send(&format!("NOOP {}", "x".repeat(5000)));
+    c.expect("500 Command line too long.");
+    assert_eq!(c.cmd("NOOP"), "200 NOOP ok.");
+    // Far over the limit, in pieces: consumed as it comes, then one 500.
+    for _ in 0..20 {
+        c.send_raw(&[b'y'; 10_000]);
+    }
+    c.send_raw(b"\r\n");
+    c.expect("500 Command line too long.");
+    c.login_after_greeting("ann", PASSWORD);
+    assert_eq!(c.cmd("NOOP"), "200 NOOP ok.");
+    // Then silence: 421 and closed.
+    let t = Instant::now();
+    c.expect("421 Timeout: closing control connection.");
+    assert!(t.elapsed() >= Duration::from_millis(1000));
+    c.expect_closed();
+    assert!(srv.stop().success());
+}
+
+pub fn client_limits(model: Model, edge: bool) {
+    let tree = Tree::new("limits");
+    let refused = "421 Too many connections, try again later.";
+    let mut srv = Server::start(model, edge, &tree, &["--max-clients", "2"]);
+    let mut a = srv.control();
+    a.greeting();
+    let mut b = srv.control();
+    if model != Model::Iterative {
+        b.greeting();
+    }
+    let mut over = srv.control();
+    over.expect(refused);
+    over.expect_closed();
+    drop((a, b));
+    assert!(srv.stop().success());
+    let mut srv = Server::start(model, edge, &tree, &["--max-per-ip", "1"]);
+    let mut a = srv.control();
+    a.greeting();
+    let mut over = srv.control();
+    over.expect(refused);
+    over.expect_closed();
+    if model != Model::Iterative {
+        // Another address still gets in.
+        let s = connect_from("127.0.0.2", srv.addr);
+        let mut r = BufReader::new(s);
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        assert_eq!(l, "220 bingfa FTP server ready.\r\n");
+    }
+    drop(a);
+    assert!(srv.stop().success());
+}

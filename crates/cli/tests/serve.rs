@@ -1,0 +1,233 @@
+//! `bingfa serve`, the main job: the HTTP server, the chat room (line and web faces) and the FTP
+//! server under one command, each announcing itself; the built-in site points at the real
+//! addresses; SIGTERM stops everything with exit 0; a port in use names the service and port.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bingfa");
+
+struct Serve {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn all_local(extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "serve",
+        "--http-bind",
+        "127.0.0.1:0",
+        "--chat-bind",
+        "127.0.0.1:0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.extend(
+        ["--web-bind", "127.0.0.1:0", "--ftp-bind", "127.0.0.1:0"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn start(args: &[String]) -> Serve {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    Serve { child, lines: rx }
+}
+
+/// The four ready lines, by service.
+fn ready(s: &Serve) -> Vec<(String, SocketAddr)> {
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        let l = s
+            .lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a ready line within 30 s");
+        if let Some((svc, addr)) = l.split_once(" listening on ") {
+            got.push((svc.to_string(), addr.parse().unwrap()));
+        }
+    }
+    got
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        assert!(
+            Instant::now() < end,
+            "bingfa serve did not exit within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            String::from_utf8_lossy(&cmd)
+                .contains(needle)
+                .then_some(pid)
+        })
+        .collect()
+}
+
+/// Every service under one `--model`: the same scenario for each model.
+macro_rules! each_model {
+    ($($m:ident),*) => {$(
+        #[test]
+        fn $m() {
+            every_service_answers_and_sigterm_stops_them_all(stringify!($m));
+        }
+    )*};
+}
+each_model!(iterative, fork, thread, threadpool, prefork, select, poll, epoll);
+
+#[test]
+fn r#async() {
+    every_service_answers_and_sigterm_stops_them_all("async");
+}
+
+fn every_service_answers_and_sigterm_stops_them_all(model: &str) {
+    let mut s = start(&all_local(&["--model", model]));
+    let addrs = ready(&s);
+    let names: Vec<&str> = addrs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["chat", "web", "ftp", "http"]);
+    let at = |svc: &str| addrs.iter().find(|(n, _)| n == svc).unwrap().1;
+
+    // The landing page links the chat page and shows the real chat and FTP addresses.
+    let page = http_get(at("http"), "/");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains(&format!("href=\"http://{}/\"", at("web"))));
+    assert!(page.contains(&format!("bingfa chat join {}", at("chat"))));
+    assert!(page.contains(&format!("ftp://{}/", at("ftp"))));
+    assert!(page.contains(&format!("<code>{model}</code>")));
+    let stats = http_get(at("http"), "/_stats");
+    assert!(
+        stats.starts_with("HTTP/1.1 200") && stats.contains("\"model\""),
+        "{stats}"
+    );
+
+    // The chat room asks for a name; the web face serves its page.
+    let chat = TcpStream::connect(at("chat")).unwrap();
+    chat.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(&chat).read_line(&mut first).unwrap();
+    assert!(first.starts_with("* "), "{first:?}");
+    // (Under `iterative` the room serves one connection at a time, across both faces.)
+    drop(chat);
+    let web = http_get(at("web"), "/");
+    assert!(
+        web.starts_with("HTTP/1.1 200") && web.contains("<html"),
+        "{web}"
+    );
+
+    // FTP: anonymous, read-only, on the same site.
+    let mut ftp = TcpStream::connect(at("ftp")).unwrap();
+    ftp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = BufReader::new(ftp.try_clone().unwrap());
+    let mut line = String::new();
+    let mut reply = |ftp: &mut TcpStream, cmd: &str| {
+        if !cmd.is_empty() {
+            write!(ftp, "{cmd}\r\n").unwrap();
+        }
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        line.clone()
+    };
+    assert!(reply(&mut ftp, "").starts_with("220"));
+    assert!(reply(&mut ftp, "USER anonymous").starts_with("331"));
+    assert!(reply(&mut ftp, "PASS guest@").starts_with("230"));
+    assert!(reply(&mut ftp, "SIZE index.html").starts_with("213"));
+    assert!(reply(&mut ftp, "MKD newdir").starts_with("550"));
+    drop(ftp);
+
+    let pid = s.child.id();
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let st = wait_exit(&mut s.child, Duration::from_secs(30));
+    assert_eq!(st.code(), Some(0), "exit status {st}");
+    let left = processes_mentioning(&format!("bingfa-site-{pid}"));
+    assert!(left.is_empty(), "services left running: {left:?}");
+    assert!(!std::env::temp_dir()
+        .join(format!("bingfa-site-{pid}"))
+        .exists());
+}
+
+#[test]
+fn a_port_in_use_names_the_service_and_the_port() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut args = all_local(&[]);
+    let i = args.iter().position(|a| a == "--ftp-bind").unwrap();
+    args[i + 1] = format!("127.0.0.1:{port}");
+    let mut s = start(&args);
+    let st = wait_exit(&mut s.child, Duration::from_secs(30));
+    assert!(!st.success());
+    let mut err = String::new();
+    s.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        err.contains("ftp") && err.contains(&port.to_string()),
+        "stderr does not name the service and port: {err}"
+    );
+    assert!(processes_mentioning(&format!("bingfa-site-{}", s.child.id())).is_empty());
+}
+
+#[test]
+fn a_bad_flag_is_a_clap_error() {
+    let out = Command::new(BIN)
+        .args(["serve", "--model", "telepathy"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("telepathy"));
+}

@@ -1,0 +1,62 @@
+//! What an FTP server is started with: the anonymous root, the users, the data-connection
+//! policy and the protocol's own limits (the connection limits are bingfa-net's `Limits`).
+
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Who may log in as `anonymous`/`ftp`, and what they may do (they see `root`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Anonymous {
+    #[default]
+    Off,
+    Read,
+    Write,
+}
+
+impl std::str::FromStr for Anonymous {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(Anonymous::Off),
+            "read" => Ok(Anonymous::Read),
+            "write" => Ok(Anonymous::Write),
+            _ => Err(format!("expected off, read or write, not {s:?}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FtpConfig {
+    /// What anonymous users see.
+    pub root: PathBuf,
+    /// The users file (TOML); `None` = no named users.
+    pub users: Option<PathBuf>,
+    pub anonymous: Anonymous,
+    /// Passive data ports (a random free one per `PASV`); `None` = any.
+    pub passive_ports: Option<RangeInclusive<u16>>,
+    /// The address `PASV` announces (behind NAT); default: the control connection's.
+    pub passive_address: Option<IpAddr>,
+    /// How long a failed login waits before its `530` (slows password guessing).
+    pub login_delay: Duration,
+    /// Failed logins before the connection is closed.
+    pub max_failures: u32,
+    /// Longest command line accepted (longer ones get `500` and are dropped).
+    pub max_line: usize,
+}
+
+impl FtpConfig {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        FtpConfig {
+            root: root.into(),
+            users: None,
+            anonymous: Anonymous::Off,
+            passive_ports: None,
+            passive_address: None,
+            login_delay: Duration::from_millis(1000),
+            max_failures: 3,
+            max_line: 4096,
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! `FtpProtocol`: what every control connection shares (the configuration, the anonymous root,
+//! each user's own root opened at startup) and the bingfa-net `Protocol` that makes one
+//! [`FtpSession`] per connection under any model.
+
+use crate::config::{Anonymous, FtpConfig};
+use crate::session::FtpSession;
+use crate::users;
+use bingfa_net::{ConnInfo, Protocol};
+use bingfa_root::Root;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot open the root {0}: {1}")]
+    Root(std::path::PathBuf, std::io::Error),
+    #[error(transparent)]
+    Users(#[from] users::UsersError),
+    #[error("user {0:?}: cannot open home {1}: {2}")]
+    Home(String, std::path::PathBuf, std::io::Error),
+}
+
+/// A named user, with the home directory already open as a root of its own.
+#[derive(Debug)]
+pub struct Account {
+    pub hash: String,
+    pub root: Arc<Root>,
+    pub write: bool,
+}
+
+#[derive(Debug)]
+pub struct Shared {
+    pub cfg: FtpConfig,
+    /// `--root`, what anonymous users see.
+    pub anon_root: Arc<Root>,
+    pub users: HashMap<String, Account>,
+    /// Verified against when the user is unknown, so a wrong name takes as long as a wrong
+    /// password (no user enumeration by timing either).
+    pub dummy_hash: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct FtpProtocol {
+    shared: Arc<Shared>,
+}
+
+impl FtpProtocol {
+    pub fn new(cfg: FtpConfig) -> Result<Self, ServerError> {
+        let anon_root =
+            Root::open(&cfg.root).map_err(|e| ServerError::Root(cfg.root.clone(), e))?;
+        let mut accounts = HashMap::new();
+        if let Some(path) = &cfg.users {
+            for u in users::load(path)? {
+                let root = Root::open(&u.home)
+                    .map_err(|e| ServerError::Home(u.name.clone(), u.home.clone(), e))?;
+                accounts.insert(
+                    u.name,
+                    Account {
+                        hash: u.password,
+                        root: Arc::new(root),
+                        write: u.write,
+                    },
+                );
+            }
+        }
+        Ok(FtpProtocol {
+            shared: Arc::new(Shared {
+                cfg,
+                anon_root: Arc::new(anon_root),
+                users: accounts,
+                dummy_hash: users::hash("no such user"),
+            }),
+        })
+    }
+
+    pub fn anonymous(&self) -> Anonymous {
+        self.shared.cfg.anonymous
+    }
+}
+
+impl Protocol for FtpProtocol {
+    type Session = FtpSession;
+
+    fn new_session(&self, info: &ConnInfo) -> FtpSession {
+        FtpSession::new(self.shared.clone(), info)
+    }
+
+    fn refusal(&self) -> Option<Vec<u8>> {
+        Some(b"421 Too many connections, try again later.\r\n".to_vec())
+    }
+}

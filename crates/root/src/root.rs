@@ -1,0 +1,161 @@
+//! The root handle itself: opening it (with a probe that openat2 works), and resolving a
+//! relative path beneath it.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+/// Why a path could not be opened, in the terms a server answers with.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    /// No such file, or not representable as a path (HTTP 404, FTP 550).
+    #[error("not found")]
+    NotFound,
+    /// Exists but not ours to serve: an escape attempt, permissions, not a regular file.
+    #[error("forbidden")]
+    Forbidden,
+    /// Anything else the kernel said.
+    #[error("error")]
+    Other,
+}
+
+/// A directory that every network path is resolved beneath. A user's home is a `Root` of its
+/// own, so one user can never reach another's files.
+#[derive(Debug)]
+pub struct Root {
+    pub(crate) dir: OwnedFd,
+}
+
+impl Root {
+    pub fn open(path: &Path) -> io::Result<Root> {
+        let c = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: c is a valid C string; the returned fd is owned by us.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd was just returned by open and is not owned elsewhere.
+        let dir = unsafe { OwnedFd::from_raw_fd(fd) };
+        // Refuse to start on a kernel without openat2 instead of serving unconfined.
+        Root { dir }.probe()
+    }
+
+    fn probe(self) -> io::Result<Root> {
+        // O_PATH: the probe asks whether openat2 works, not whether the root is readable (an
+        // execute-only root is fine: files beneath it still open).
+        match self.openat2(b".", libc::O_PATH | libc::O_DIRECTORY) {
+            Ok(_) => Ok(self),
+            Err(e) => Err(io::Error::other(format!(
+                "openat2(RESOLVE_BENEATH) unavailable: {e}"
+            ))),
+        }
+    }
+
+    /// Opens `rel` (decoded bytes, no leading slash; empty means the root itself) beneath the
+    /// root. Returns the file and its status; kinds other than files and directories are
+    /// Forbidden.
+    ///
+    /// A directory that may be searched but not read (mode 0711) still opens, as an `O_PATH`
+    /// handle: its `index.html` can be served even though it can't be listed.
+    pub fn open_path(&self, rel: &[u8]) -> Result<(File, libc::stat), OpenError> {
+        let rel = if rel.is_empty() { b"." as &[u8] } else { rel };
+        let file = match self.openat2(rel, libc::O_RDONLY | libc::O_NONBLOCK) {
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                match self.openat2(rel, libc::O_PATH | libc::O_DIRECTORY) {
+                    Ok(dir) => Ok(dir),
+                    Err(_) => Err(e),
+                }
+            }
+            other => other,
+        };
+        let file = file.map_err(|e| open_error(&e))?;
+        let st = fstat(&file).map_err(|_| OpenError::Other)?;
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG | libc::S_IFDIR => Ok((file, st)),
+            _ => Err(OpenError::Forbidden),
+        }
+    }
+
+    /// The status of what `rel` names, resolved beneath the root (symlinks that lead outside
+    /// fail here, so nothing about the outside is ever revealed). `None` if it can't be
+    /// resolved beneath the root.
+    pub fn stat_beneath(&self, rel: &[u8]) -> Option<libc::stat> {
+        let rel = if rel.is_empty() { b"." as &[u8] } else { rel };
+        let f = self.openat2(rel, libc::O_PATH).ok()?;
+        fstat(&f).ok()
+    }
+
+    /// `openat2(root, rel, flags, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`; `O_CLOEXEC` is
+    /// added. Errors are the kernel's (`EXDEV`/`ELOOP` for an escape: see [`crate::is_escape`]).
+    pub fn openat2(&self, rel: &[u8], flags: libc::c_int) -> io::Result<File> {
+        self.openat2_mode(rel, flags, 0)
+    }
+
+    pub(crate) fn openat2_mode(
+        &self,
+        rel: &[u8],
+        flags: libc::c_int,
+        mode: u32,
+    ) -> io::Result<File> {
+        // A NUL can't be part of a path; answering it is the caller's 404.
+        let c = CString::new(rel).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: open_how is plain old data; zeroed is a valid value of it.
+        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+        // Readers pass O_NONBLOCK with O_RDONLY, so a FIFO planted in the tree can't block the
+        // worker in open. openat2 refuses O_PATH with any flag but O_CLOEXEC, O_DIRECTORY and
+        // O_NOFOLLOW.
+        let extra = if flags & libc::O_PATH != 0 {
+            libc::O_CLOEXEC
+        } else {
+            libc::O_CLOEXEC | libc::O_NOCTTY
+        };
+        how.flags = (flags | extra) as u64;
+        how.mode = mode as u64;
+        how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+        // SAFETY: valid pointers for the duration of the call; size matches the struct.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                self.dir.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel returned a fresh fd that we now own.
+        Ok(unsafe { File::from_raw_fd(fd as i32) })
+    }
+}
+
+/// Maps what the kernel said onto [`OpenError`].
+pub(crate) fn open_error(e: &io::Error) -> OpenError {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ENAMETOOLONG) => OpenError::NotFound,
+        // EXDEV: the path tried to leave the root; ELOOP: symlink loop or magic link.
+        Some(libc::EXDEV) | Some(libc::ELOOP) | Some(libc::EACCES) | Some(libc::EPERM) => {
+            OpenError::Forbidden
+        }
+        _ if e.kind() == io::ErrorKind::InvalidInput => OpenError::NotFound,
+        _ => OpenError::Other,
+    }
+}
+
+pub fn fstat(f: &File) -> io::Result<libc::stat> {
+    // SAFETY: st is written by fstat before being read.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(f.as_raw_fd(), &mut st) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}

@@ -1,0 +1,183 @@
+//! Uploads that are all or nothing: the bytes go to an unnamed file in the target directory
+//! (`O_TMPFILE`), which gets a name only when the transfer completed. Dropped before
+//! [`TempFile::persist`] — an aborted or broken upload, a full disk — it vanishes with its
+//! descriptor, and whatever had the target name is untouched. Where the file system has no
+//! `O_TMPFILE`, a hidden random name is created instead and unlinked on drop.
+
+use crate::root::Root;
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+
+/// A file being written that has no (visible) name yet.
+#[derive(Debug)]
+pub struct TempFile {
+    file: File,
+    dir: File,
+    /// The hidden name of the fallback; `None` for an `O_TMPFILE`.
+    hidden: Option<CString>,
+}
+
+fn random_name() -> CString {
+    let mut b = [0u8; 8];
+    // SAFETY: b is a valid buffer of its length.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        b = (t ^ (std::process::id() as u64) << 32).to_le_bytes();
+    }
+    CString::new(format!(".bingfa-upload-{:016x}", u64::from_le_bytes(b))).expect("no NUL")
+}
+
+impl Root {
+    /// An unnamed file in directory `dir_rel` (beneath the root), to be named with
+    /// [`TempFile::persist`] once complete.
+    pub fn create_temp(&self, dir_rel: &[u8]) -> io::Result<TempFile> {
+        let dir_rel = if dir_rel.is_empty() {
+            b"." as &[u8]
+        } else {
+            dir_rel
+        };
+        let dir = self.openat2(dir_rel, libc::O_PATH | libc::O_DIRECTORY)?;
+        match self.openat2_mode(dir_rel, libc::O_TMPFILE | libc::O_RDWR, 0o644) {
+            Ok(file) => {
+                return Ok(TempFile {
+                    file,
+                    dir,
+                    hidden: None,
+                })
+            }
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP) | Some(libc::EISDIR)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        for _ in 0..8 {
+            let name = random_name();
+            // SAFETY: valid pointers; the fd is ours.
+            let fd = unsafe {
+                libc::openat(
+                    dir.as_raw_fd(),
+                    name.as_ptr(),
+                    libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+                    0o644,
+                )
+            };
+            if fd >= 0 {
+                // SAFETY: fresh fd.
+                let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+                return Ok(TempFile {
+                    file,
+                    dir,
+                    hidden: Some(name),
+                });
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EEXIST) {
+                return Err(e);
+            }
+        }
+        Err(io::Error::from_raw_os_error(libc::EEXIST))
+    }
+}
+
+impl TempFile {
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Gives the file its name `name` (one component) in its directory, atomically replacing
+    /// whatever had that name. Data is flushed first, so a crash right after never leaves a
+    /// named but empty file.
+    pub fn persist(mut self, name: &[u8]) -> io::Result<()> {
+        if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let target =
+            CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        self.file.sync_data()?;
+        let dir = self.dir.as_raw_fd();
+        let hidden = match self.hidden.take() {
+            Some(h) => h,
+            None => {
+                // linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc path works for
+                // anyone. It gets a hidden name first because linkat cannot replace a file.
+                let proc = CString::new(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+                    .expect("no NUL");
+                let mut linked = None;
+                for _ in 0..8 {
+                    let h = random_name();
+                    // SAFETY: valid pointers.
+                    let r = unsafe {
+                        libc::linkat(
+                            libc::AT_FDCWD,
+                            proc.as_ptr(),
+                            dir,
+                            h.as_ptr(),
+                            libc::AT_SYMLINK_FOLLOW,
+                        )
+                    };
+                    if r == 0 {
+                        linked = Some(h);
+                        break;
+                    }
+                    let e = io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::EEXIST) {
+                        return Err(e);
+                    }
+                }
+                linked.ok_or_else(|| io::Error::from_raw_os_error(libc::EEXIST))?
+            }
+        };
+        // SAFETY: valid pointers.
+        let r = unsafe { libc::renameat(dir, hidden.as_ptr(), dir, target.as_ptr()) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            // SAFETY: valid pointers; the hidden name is ours.
+            unsafe { libc::unlinkat(dir, hidden.as_ptr(), 0) };
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+impl TempFile {
+    /// The file as it is, never to be named: a scratch file (a big listing spooled to disk)
+    /// that vanishes with its last descriptor. The fallback's hidden name is removed now.
+    pub fn into_unnamed(self) -> File {
+        let mut me = std::mem::ManuallyDrop::new(self);
+        if let Some(h) = me.hidden.take() {
+            // SAFETY: valid pointers; the hidden name is ours.
+            unsafe { libc::unlinkat(me.dir.as_raw_fd(), h.as_ptr(), 0) };
+        }
+        // SAFETY: `me` is never used or dropped again, and each field is moved out once
+        // (`hidden` is already `None`, so nothing is left to free).
+        let (file, dir) = unsafe { (std::ptr::read(&me.file), std::ptr::read(&me.dir)) };
+        drop(dir);
+        file
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(h) = &self.hidden {
+            // SAFETY: valid pointers; the hidden name is ours (not yet persisted).
+            unsafe { libc::unlinkat(self.dir.as_raw_fd(), h.as_ptr(), 0) };
+        }
+    }
+}
+
+impl io::Write for TempFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&self.file).write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
