@@ -2,13 +2,17 @@
 //! index.html, a listing, a redirect for a directory without its slash, a precompressed
 //! sibling, 304/412 for a conditional request, 206 (one range or `multipart/byteranges`)/416
 //! for a range, or an error status. Hidden names (`.git`, `.env`) are 404 unless enabled.
+//! A listing is an [`Answer::Later`]: the directory is opened here, read and rendered by the
+//! caller's choice of thread (the session: bingfa-net's blocking pool, off the event loop).
 
+use crate::answer::Answer;
 use crate::conditional::{self, Outcome};
 use crate::files::{percent_decode, OpenError, Root};
 use crate::listing::{self, is_hidden, Spool};
 use crate::parser::{Method, Request};
 use crate::range::{self, RangeRequest};
 use crate::response::{http_date, Body, Response};
+use bingfa_net::blocking::Cancel;
 use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +21,8 @@ use std::sync::Arc;
 /// Serves one directory tree.
 #[derive(Debug)]
 pub struct FileServer {
-    root: Root,
+    /// Shared with listing jobs, which run on another thread.
+    root: Arc<Root>,
     /// Serve and list names starting with a dot.
     pub hidden: bool,
     /// A `Cache-Control` value for file responses (200, 206, 304).
@@ -56,7 +61,7 @@ const FILE_METHODS: &str = "GET, HEAD, OPTIONS";
 impl FileServer {
     pub fn new(root: &Path) -> std::io::Result<FileServer> {
         Ok(FileServer {
-            root: Root::open(root)?,
+            root: Arc::new(Root::open(root)?),
             hidden: false,
             cache_control: None,
         })
@@ -72,23 +77,29 @@ impl FileServer {
         Ok(decoded)
     }
 
-    /// Answers a GET or HEAD for `req.path`.
+    /// Answers a GET or HEAD for `req.path`, making a listing in place.
     pub fn respond(&self, req: &Request) -> Response {
+        self.answer(req).wait()
+    }
+
+    /// Answers a GET or HEAD for `req.path`; a directory listing is deferred (its making is
+    /// blocking work), everything else is answered now.
+    pub fn answer(&self, req: &Request) -> Answer {
         let decoded = match self.decode(req) {
             Ok(d) => d,
-            Err(status) => return Response::error(status),
+            Err(status) => return Response::error(status).into(),
         };
         // One leading slash belongs to the URL; anything else (e.g. "//etc") stays and is
         // refused by RESOLVE_BENEATH as an absolute path.
         let rel = &decoded[1..];
         let (file, st) = match self.root.open_path(rel) {
             Ok(x) => x,
-            Err(e) => return Response::error(open_status(e)),
+            Err(e) => return Response::error(open_status(e)).into(),
         };
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             return self.directory(req, &decoded, rel);
         }
-        self.file(req, rel, file, &st)
+        self.file(req, rel, file, &st).into()
     }
 
     /// `OPTIONS` on a file or directory: 204 with the methods it answers, or why not.
@@ -103,52 +114,35 @@ impl FileServer {
         }
     }
 
-    fn directory(&self, req: &Request, decoded: &[u8], rel: &[u8]) -> Response {
+    fn directory(&self, req: &Request, decoded: &[u8], rel: &[u8]) -> Answer {
         if !req.path.ends_with('/') {
             let mut loc = format!("{}/", req.path);
             if let Some(q) = &req.query {
                 loc.push('?');
                 loc.push_str(q);
             }
-            return Response::error(301).header("Location", loc);
+            return Response::error(301).header("Location", loc).into();
         }
         let mut index = rel.to_vec();
         index.extend_from_slice(b"index.html");
         match self.root.open_path(&index) {
             Ok((file, st)) if st.st_mode & libc::S_IFMT == libc::S_IFREG => {
-                return self.file(req, &index, file, &st);
+                return self.file(req, &index, file, &st).into();
             }
             Ok(_) | Err(OpenError::NotFound) => {}
-            Err(e) => return Response::error(open_status(e)),
+            Err(e) => return Response::error(open_status(e)).into(),
         }
         let Ok((dir, _)) = self.root.open_path(rel) else {
-            return Response::error(404);
+            return Response::error(404).into();
         };
-        // Entries the directory doesn't type (symlinks) are resolved beneath the root only.
-        let is_dir = |name: &[u8]| {
-            let mut path = rel.to_vec();
-            path.extend_from_slice(name);
-            self.root
-                .stat_beneath(&path)
-                .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
-        };
-        // An execute-only directory (or an O_PATH handle of one) can't be read: 403.
-        let Ok(entries) = listing::read_dir(&dir, self.hidden, is_dir) else {
-            return Response::error(403);
-        };
-        let mut spool = Spool::new();
-        let title = String::from_utf8_lossy(decoded);
-        let body = listing::render_to(&title, &entries, &mut spool).and_then(|()| spool.finish());
-        drop(entries);
-        match body {
-            Ok(body) => Response::new(200)
-                .header("Content-Type", "text/html; charset=utf-8")
-                .body(body),
-            Err(e) => {
-                tracing::warn!("cannot spool a listing: {e}");
-                Response::error(500)
-            }
-        }
+        // Opening is cheap and stays here; reading, sorting and rendering are the job.
+        let root = self.root.clone();
+        let rel = rel.to_vec();
+        let title = String::from_utf8_lossy(decoded).into_owned();
+        let hidden = self.hidden;
+        Answer::Later(Box::new(move |cancel| {
+            listing_page(&root, &dir, &rel, &title, hidden, cancel)
+        }))
     }
 
     fn file(&self, req: &Request, rel: &[u8], file: File, st: &libc::stat) -> Response {
@@ -269,6 +263,45 @@ impl FileServer {
             e.header("Vary", "Accept-Encoding")
         } else {
             e
+        }
+    }
+}
+
+/// Reads, sorts and renders the listing of `dir` (at `rel` beneath `root`), spooling a big
+/// page to a temporary file. Stops early (with a 503 nobody reads) once `cancel` says the
+/// connection is gone.
+fn listing_page(
+    root: &Root,
+    dir: &File,
+    rel: &[u8],
+    title: &str,
+    hidden: bool,
+    cancel: &Cancel,
+) -> Response {
+    // Entries the directory doesn't type (symlinks) are resolved beneath the root only.
+    let is_dir = |name: &[u8]| {
+        let mut path = rel.to_vec();
+        path.extend_from_slice(name);
+        root.stat_beneath(&path)
+            .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+    };
+    // An execute-only directory (or an O_PATH handle of one) can't be read: 403.
+    let Ok(entries) = listing::read_dir(dir, hidden, is_dir) else {
+        return Response::error(403);
+    };
+    if cancel.is_cancelled() {
+        return Response::error(503);
+    }
+    let mut spool = Spool::new();
+    let body = listing::render_to(title, &entries, &mut spool).and_then(|()| spool.finish());
+    drop(entries);
+    match body {
+        Ok(body) => Response::new(200)
+            .header("Content-Type", "text/html; charset=utf-8")
+            .body(body),
+        Err(e) => {
+            tracing::warn!("cannot spool a listing: {e}");
+            Response::error(500)
         }
     }
 }

@@ -5,6 +5,7 @@
 //! routes and the [`FileServer`]; [`session::HttpSession`] is one connection, answering each
 //! request with a [`Response`] whose file bodies go out as ranges for sendfile.
 
+pub mod answer;
 pub mod conditional;
 pub mod files;
 pub mod fileserver;

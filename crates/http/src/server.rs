@@ -2,6 +2,7 @@
 //! root directory, register dynamic routes, then run it under any concurrency model. Also the
 //! [`HttpProtocol`] that bingfa-net's drivers use to make one [`HttpSession`] per connection.
 
+use crate::answer::Answer;
 use crate::fileserver::FileServer;
 use crate::parser::{self, Method, Request};
 use crate::response::Response;
@@ -222,8 +223,31 @@ impl Shared {
             .any(|r| r.path == req.path && r.method == req.method)
     }
 
-    /// The response to a complete request (body included). Never fails: errors are statuses.
+    /// The response to a complete request (body included), made in place. Never fails:
+    /// errors are statuses.
+    #[cfg(test)]
     pub(crate) fn respond(&self, req: &Request) -> Response {
+        self.answer(req).wait()
+    }
+
+    /// The answer to a complete request: ready now, or (a directory listing) a job for the
+    /// blocking pool.
+    pub(crate) fn answer(&self, req: &Request) -> Answer {
+        if let Some(resp) = self.respond_now(req) {
+            return resp.into();
+        }
+        match (&self.files, req.method) {
+            (Some(files), Method::Get | Method::Head) => files.answer(req),
+            (Some(files), Method::Options) => files.options(req).into(),
+            (None, _) => Response::error(404).into(),
+            (Some(_), _) => Response::error(405)
+                .header("Allow", "GET, HEAD, OPTIONS")
+                .into(),
+        }
+    }
+
+    /// The answers that don't involve files: `OPTIONS *`, the stats route, the routes.
+    fn respond_now(&self, req: &Request) -> Option<Response> {
         if req.path == "*" {
             // OPTIONS * (the only asterisk-form the parser lets through): what the server
             // as a whole answers.
@@ -233,17 +257,17 @@ impl Shared {
                     methods.push(r.method);
                 }
             }
-            return Response::new(204).header("Allow", allow(&methods));
+            return Some(Response::new(204).header("Allow", allow(&methods)));
         }
         let get_like = matches!(req.method, Method::Get | Method::Head);
         if get_like && self.stats_path.as_deref() == Some(req.path.as_str()) {
-            return self.stats_response();
+            return Some(self.stats_response());
         }
         let mut allowed: Vec<Method> = Vec::new();
         for r in self.routes.iter().filter(|r| r.path == req.path) {
             let head_via_get = req.method == Method::Head && r.method == Method::Get;
             if r.method == req.method || head_via_get {
-                return (r.handler)(req);
+                return Some((r.handler)(req));
             }
             allowed.push(r.method);
         }
@@ -262,14 +286,9 @@ impl Shared {
             } else {
                 Response::error(405)
             };
-            return resp.header("Allow", allow(&allowed));
+            return Some(resp.header("Allow", allow(&allowed)));
         }
-        match (&self.files, req.method) {
-            (Some(files), Method::Get | Method::Head) => files.respond(req),
-            (Some(files), Method::Options) => files.options(req),
-            (None, _) => Response::error(404),
-            (Some(_), _) => Response::error(405).header("Allow", "GET, HEAD, OPTIONS"),
-        }
+        None
     }
 
     fn stats_response(&self) -> Response {

@@ -117,6 +117,8 @@ struct Opts<'a> {
     /// Run as `nobody` (uid/gid 65534) so permission bits apply, with an execute-only (0711)
     /// root and `sub/`.
     unprivileged: bool,
+    /// Names the site (beside model and pid) when the same model runs another server at once.
+    tag: Option<&'a str>,
 }
 
 impl Server {
@@ -132,10 +134,15 @@ impl Server {
 
     fn start_opts(model: &str, opts: Opts) -> Server {
         let extra = opts.extra;
-        let tag = match (extra.is_empty(), opts.unprivileged) {
-            (_, true) => "-nobody",
-            (true, false) => "",
-            (false, false) => "-et",
+        let et = if extra.contains(&"--edge-triggered") {
+            "-et"
+        } else {
+            ""
+        };
+        let tag = match (opts.tag, opts.unprivileged) {
+            (Some(t), _) => format!("-{t}{et}"),
+            (None, true) => "-nobody".to_string(),
+            (None, false) => et.to_string(),
         };
         let base = site_parent().join(format!("bingfa-http-{}-{model}{tag}", std::process::id()));
         // Find the server first: if that fails, no directory is left behind.
@@ -394,6 +401,7 @@ fn suite(model: &str, extra: &[&str]) {
     conformance::huge_listing(&s);
     drop(s);
     hardening::execute_only_root(model, extra);
+    listing::built_off_the_loop(model, extra);
 }
 
 #[path = "models/basics.rs"]
@@ -402,6 +410,8 @@ mod basics;
 mod conformance;
 #[path = "models/hardening.rs"]
 mod hardening;
+#[path = "models/listing.rs"]
+mod listing;
 
 macro_rules! models {
     ($($name:ident),*) => {

@@ -7,6 +7,7 @@
 //! `relay.rs` the message bus, `conn.rs` + `reactor.rs` the engine the models share, and one file
 //! per model.
 
+pub mod blocking;
 pub mod config;
 pub mod hub;
 pub mod server;

@@ -7,9 +7,9 @@
 use crate::config::Anonymous;
 use crate::reply::reply;
 use crate::session::{Auth, FtpSession};
+use bingfa_net::blocking::Task;
 use bingfa_net::Context;
 use bingfa_root::Root;
-use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,13 +33,13 @@ pub fn user(s: &mut FtpSession, arg: &str, cx: &mut Context) {
     }
 }
 
-/// A password check running on the verify pool (see [`crate::verify`]).
+/// A password check running on the blocking pool (see [`crate::verify`]).
 pub struct Check {
     name: String,
     /// Whether `name` is a user at all (an unknown one is checked against a dummy hash, so it
     /// takes as long, and fails).
     known: bool,
-    answer: Receiver<bool>,
+    answer: Task<bool>,
 }
 
 /// How often a session looks for its password check's answer.
@@ -82,10 +82,10 @@ fn logged_in(s: &mut FtpSession, name: String, root: Arc<Root>, write: bool, cx:
 /// The session timer: the password check's answer, or the end of a failed login's delay.
 pub fn on_timer(s: &mut FtpSession, cx: &mut Context) {
     if let Some(check) = &s.checking {
-        let ok = match check.answer.try_recv() {
-            Err(TryRecvError::Empty) => return cx.set_timer(POLL),
-            Ok(ok) => ok && check.known,
-            Err(TryRecvError::Disconnected) => false,
+        let ok = match check.answer.try_take() {
+            Ok(None) => return cx.set_timer(POLL),
+            Ok(Some(ok)) => ok && check.known,
+            Err(_lost) => false,
         };
         let check = s.checking.take().expect("checking");
         if ok {

@@ -7,13 +7,25 @@
 //! The head timer runs from accept (as nginx's `client_header_timeout` does) and from the
 //! first byte of each later request until its head and body are in: a connection that says
 //! nothing is closed when it passes, one that is too slow mid-request gets 408.
+//!
+//! A directory listing is made off the event loop ([`Answer::Later`], run on bingfa-net's
+//! blocking pool): while it is made, input is paused (pipelined requests behind it wait, so
+//! responses stay in order) and the session's one timer polls for it every [`POLL`]; once it
+//! is answered, input resumes and the head timer, if one was running, starts again. A
+//! connection that closes meanwhile drops the task, which cancels the job.
 
+use crate::answer::Answer;
 use crate::parser::{HeadParser, Method, Request, Version};
 use crate::response::{Body, Response};
 use crate::server::Shared;
+use bingfa_net::blocking::{self, Task};
 use bingfa_net::{Context, Session};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a session looks for a deferred response (bingfa-net has no other wake-up).
+pub const POLL: Duration = Duration::from_millis(2);
 
 /// File bodies up to this size are copied into the response's single write; larger ones are
 /// queued as file ranges for sendfile.
@@ -30,12 +42,29 @@ enum Pending {
     Discard(u64),
 }
 
+/// A response being made on the blocking pool, and what its head needs from the request.
+struct Deferred {
+    task: Task<Response>,
+    method: Method,
+    http10: bool,
+    /// The request allows keep-alive (shutdown is looked at when the answer goes out).
+    keep_alive: bool,
+    /// Input beyond this request was already here (pipelined requests wait for resumption).
+    leftover: bool,
+}
+
 pub struct HttpSession {
     shared: Arc<Shared>,
     parser: HeadParser,
     body: Pending,
-    /// The head timer is running.
+    /// The head timer is running (while a response is deferred it only restarts afterwards:
+    /// the one timer polls meanwhile, and input is not being read).
     timer_armed: bool,
+    /// The response being made off the loop; input is paused until it is sent.
+    deferred: Option<Deferred>,
+    /// The client half-closed while a response was deferred: the requests already here are
+    /// still answered, then the connection closes (as the driver's default `on_eof` would).
+    eof: bool,
     /// Some byte of the current request has arrived (a head or body is in progress).
     started: bool,
     /// The last response said `Connection: close`; later input is ignored.
@@ -51,6 +80,8 @@ impl HttpSession {
             parser: HeadParser::new(),
             body: Pending::None,
             timer_armed: false,
+            deferred: None,
+            eof: false,
             started: false,
             closing: false,
             counted: false,
@@ -59,14 +90,18 @@ impl HttpSession {
 
     fn arm(&mut self, cx: &mut Context) {
         if !self.timer_armed {
-            cx.set_timer(self.shared.limits.head_timeout);
+            if self.deferred.is_none() {
+                cx.set_timer(self.shared.limits.head_timeout);
+            }
             self.timer_armed = true;
         }
     }
 
     fn disarm(&mut self, cx: &mut Context) {
         if self.timer_armed {
-            cx.cancel_timer();
+            if self.deferred.is_none() {
+                cx.cancel_timer();
+            }
             self.timer_armed = false;
         }
     }
@@ -88,16 +123,38 @@ impl HttpSession {
         self.started = false;
     }
 
-    /// Sends the response to `req`; `close` forces `Connection: close`.
-    fn answer(&mut self, req: Request, close: bool, cx: &mut Context) {
+    /// Answers `req` now, or hands its making to the blocking pool (input paused meanwhile);
+    /// `close` forces `Connection: close`.
+    fn answer(&mut self, req: Request, close: bool, leftover: bool, cx: &mut Context) {
         self.shared.stats.request();
-        let resp = self.shared.respond(&req);
-        // The access log, off unless RUST_LOG asks for it (debug costs nothing when disabled).
-        tracing::debug!(method = %req.method, path = %req.path, status = resp.status, "request");
-        let keep_alive = req.keep_alive && !close && !cx.shutting_down();
+        let keep_alive = req.keep_alive && !close;
         let http10 = req.version == Version::Http10;
+        match self.shared.answer(&req) {
+            Answer::Now(resp) => {
+                // The access log, off unless RUST_LOG asks for it (free when disabled).
+                tracing::debug!(method = %req.method, path = %req.path, status = resp.status, "request");
+                self.send(resp, req.method, http10, keep_alive, cx);
+            }
+            Answer::Later(job) => {
+                tracing::debug!(method = %req.method, path = %req.path, "request deferred");
+                self.deferred = Some(Deferred {
+                    task: blocking::run(job),
+                    method: req.method,
+                    http10,
+                    keep_alive,
+                    leftover,
+                });
+                cx.pause_input(true);
+                cx.set_timer(POLL);
+            }
+        }
+    }
+
+    /// Queues a response; a HEAD, 204 or 304 without its body.
+    fn send(&mut self, resp: Response, method: Method, http10: bool, keep: bool, cx: &mut Context) {
+        let keep_alive = keep && !cx.shutting_down();
         let out = resp.head_bytes(http10, keep_alive);
-        let bodiless = req.method == Method::Head || matches!(resp.status, 204 | 304);
+        let bodiless = method == Method::Head || matches!(resp.status, 204 | 304);
         if !bodiless {
             push_body(out, resp.body, cx);
         } else {
@@ -106,6 +163,30 @@ impl HttpSession {
         if !keep_alive {
             cx.close();
             self.closing = true;
+        }
+    }
+
+    /// The poll timer while a response is deferred: send it if it is ready, then resume input
+    /// and restore the head timer if one was running.
+    fn poll_deferred(&mut self, cx: &mut Context) {
+        let Some(d) = &self.deferred else { return };
+        let (resp, keep) = match d.task.try_take() {
+            Ok(None) => return cx.set_timer(POLL),
+            Ok(Some(resp)) => (resp, d.keep_alive),
+            // The job panicked (contained in the pool): say so and end the connection.
+            Err(_lost) => (Response::error(500), false),
+        };
+        let d = self.deferred.take().expect("deferred");
+        tracing::debug!(status = resp.status, "deferred response");
+        self.send(resp, d.method, d.http10, keep, cx);
+        cx.pause_input(false);
+        if self.eof && !d.leftover && !self.closing {
+            cx.close();
+            self.closing = true;
+        }
+        if self.timer_armed && !self.closing {
+            // A body still to discard: its deadline starts again now that it is read again.
+            cx.set_timer(self.shared.limits.head_timeout);
         }
     }
 
@@ -129,7 +210,7 @@ impl HttpSession {
             // can't be reused (RFC 9110 §10.1.1): the final status goes out at once, with
             // Connection: close, and the lingering close swallows whatever follows.
             let missing = req.content_length;
-            self.answer(req, expects_continue, cx);
+            self.answer(req, expects_continue, input_left, cx);
             if !self.closing {
                 self.body = Pending::Discard(missing);
                 // The head timer keeps running: the body has the same deadline.
@@ -145,6 +226,68 @@ impl HttpSession {
         self.arm(cx);
         let missing = req.content_length;
         self.body = Pending::Collect(req, missing);
+    }
+}
+
+impl HttpSession {
+    /// Consumes request bytes: a head, a body being collected or discarded.
+    fn data(&mut self, input: &[u8], cx: &mut Context) -> usize {
+        if self.deferred.is_some() {
+            // Input is paused; whatever is here waits for the deferred response to go first.
+            return 0;
+        }
+        if self.closing {
+            // The response that ends the connection is queued; drop whatever else comes.
+            return input.len();
+        }
+        match &mut self.body {
+            Pending::None => {}
+            Pending::Discard(missing) => {
+                let take = (*missing).min(input.len() as u64) as usize;
+                *missing -= take as u64;
+                if *missing == 0 {
+                    self.body = Pending::None;
+                    self.finish_request(cx);
+                }
+                return take;
+            }
+            Pending::Collect(req, missing) => {
+                let take = (*missing).min(input.len() as u64) as usize;
+                req.body.extend_from_slice(&input[..take]);
+                *missing -= take as u64;
+                if *missing == 0 {
+                    let Pending::Collect(req, _) = std::mem::replace(&mut self.body, Pending::None)
+                    else {
+                        unreachable!()
+                    };
+                    self.finish_request(cx);
+                    self.answer(req, false, input.len() > take, cx);
+                }
+                return take;
+            }
+        }
+        self.started = true;
+        match self.parser.parse(input, &self.shared.limits.head) {
+            Err(e) => {
+                self.finish_request(cx);
+                tracing::debug!(status = e.status, reason = e.reason, "bad request");
+                self.fail(e.status, false, false, cx);
+                input.len()
+            }
+            Ok(None) => {
+                self.arm(cx);
+                0
+            }
+            Ok(Some((req, used))) => {
+                if req.content_length == 0 {
+                    self.finish_request(cx);
+                    self.answer(req, false, input.len() > used, cx);
+                } else {
+                    self.head_with_body(req, input.len() > used, cx);
+                }
+                used
+            }
+        }
     }
 }
 
@@ -202,61 +345,29 @@ impl Session for HttpSession {
     }
 
     fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
-        if self.closing {
-            // The response that ends the connection is queued; drop whatever else comes.
-            return input.len();
+        let used = self.data(input, cx);
+        // After a half-close, what arrived is answered; then (nothing left, or only a request
+        // that can no longer complete) the connection ends.
+        let done = used == 0 || used == input.len();
+        if self.eof && done && self.deferred.is_none() && !self.closing {
+            cx.close();
+            self.closing = true;
         }
-        match &mut self.body {
-            Pending::None => {}
-            Pending::Discard(missing) => {
-                let take = (*missing).min(input.len() as u64) as usize;
-                *missing -= take as u64;
-                if *missing == 0 {
-                    self.body = Pending::None;
-                    self.finish_request(cx);
-                }
-                return take;
-            }
-            Pending::Collect(req, missing) => {
-                let take = (*missing).min(input.len() as u64) as usize;
-                req.body.extend_from_slice(&input[..take]);
-                *missing -= take as u64;
-                if *missing == 0 {
-                    let Pending::Collect(req, _) = std::mem::replace(&mut self.body, Pending::None)
-                    else {
-                        unreachable!()
-                    };
-                    self.finish_request(cx);
-                    self.answer(req, false, cx);
-                }
-                return take;
-            }
-        }
-        self.started = true;
-        match self.parser.parse(input, &self.shared.limits.head) {
-            Err(e) => {
-                self.finish_request(cx);
-                tracing::debug!(status = e.status, reason = e.reason, "bad request");
-                self.fail(e.status, false, false, cx);
-                input.len()
-            }
-            Ok(None) => {
-                self.arm(cx);
-                0
-            }
-            Ok(Some((req, used))) => {
-                if req.content_length == 0 {
-                    self.finish_request(cx);
-                    self.answer(req, false, cx);
-                } else {
-                    self.head_with_body(req, input.len() > used, cx);
-                }
-                used
-            }
+        used
+    }
+
+    fn on_eof(&mut self, cx: &mut Context) {
+        if self.deferred.is_some() {
+            self.eof = true;
+        } else {
+            cx.close();
         }
     }
 
     fn on_timer(&mut self, cx: &mut Context) {
+        if self.deferred.is_some() {
+            return self.poll_deferred(cx);
+        }
         if !self.timer_armed || self.closing {
             return;
         }
@@ -280,7 +391,11 @@ impl Session for HttpSession {
 
     fn on_shutdown(&mut self, cx: &mut Context) {
         // A request half received is finished first: its response says Connection: close
-        // (answer() sees shutting_down). Between requests there is nothing to finish.
+        // (answer() sees shutting_down), as is a deferred response (send() sees it). Between
+        // requests there is nothing to finish.
+        if self.deferred.is_some() {
+            return;
+        }
         if !self.started || matches!(self.body, Pending::Discard(_)) {
             cx.close();
             self.closing = true;
@@ -288,6 +403,8 @@ impl Session for HttpSession {
     }
 
     fn on_close(&mut self) {
+        // Dropping the task cancels the job (or tells a running one to stop).
+        self.deferred = None;
         if std::mem::take(&mut self.counted) {
             self.shared.stats.conn_closed();
         }

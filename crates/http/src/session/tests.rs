@@ -12,6 +12,10 @@ struct Conn {
     out: Vec<u8>,
     closed: bool,
     timer: bool,
+    /// When the session's timer is due (`timer` is whether one is set).
+    timer_at: Option<std::time::Instant>,
+    /// Input paused by the session (a deferred response is being made).
+    paused: bool,
 }
 
 impl Conn {
@@ -30,22 +34,58 @@ impl Conn {
             out: Vec::new(),
             closed: false,
             timer: false,
+            timer_at: None,
+            paused: false,
         };
         c.session.on_open(&mut c.cx);
         c
     }
 
-    /// Feeds bytes like a driver: call on_data while it consumes and input remains.
+    /// Feeds bytes like a driver, and lets any deferred response (a listing) be made and
+    /// sent, with the input behind it, before returning everything written.
     fn feed(&mut self, bytes: &[u8]) -> String {
+        let mut out = self.feed_now(bytes);
+        out += &self.finish_deferred();
+        out
+    }
+
+    /// Feeds bytes like a driver: call on_data while input is not paused, it consumes and
+    /// input remains. A deferred response is left pending.
+    fn feed_now(&mut self, bytes: &[u8]) -> String {
         self.input.extend_from_slice(bytes);
-        while !self.input.is_empty() {
+        let mut out = String::new();
+        while !self.input.is_empty() && !self.paused && !self.closed {
             let n = self.session.on_data(&self.input, &mut self.cx);
             self.input.drain(..n);
+            out += &self.flush();
             if n == 0 {
                 break;
             }
         }
-        self.flush()
+        out + &self.flush()
+    }
+
+    /// Fires the timer as a driver would while input is paused (the poll for a deferred
+    /// response), then feeds the input that waited behind it.
+    fn finish_deferred(&mut self) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut out = String::new();
+        while self.paused && !self.closed {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "deferred response never came"
+            );
+            assert!(self.timer, "input paused with no timer to poll on");
+            std::thread::sleep(super::POLL);
+            // The timer fired: it is gone unless the session sets it again.
+            (self.timer, self.timer_at) = (false, None);
+            self.session.on_timer(&mut self.cx);
+            out += &self.flush();
+            if !self.paused {
+                out += &self.feed_now(b"");
+            }
+        }
+        out
     }
 
     fn flush(&mut self) -> String {
@@ -59,7 +99,11 @@ impl Conn {
                     self.out.extend(buf);
                 }
                 Action::Close => self.closed = true,
-                Action::SetTimer(t) => self.timer = t.is_some(),
+                Action::SetTimer(t) => {
+                    self.timer = t.is_some();
+                    self.timer_at = t;
+                }
+                Action::PauseInput(p) => self.paused = p,
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -378,6 +422,82 @@ fn refusals_before_the_body_are_final_at_once() {
     let out = c.feed(b"hello");
     assert!(out.starts_with("HTTP/1.1 200 ") && out.ends_with("hello") && !c.closed);
     for d in [dir, dir2, dir3, dir4] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+/// A listing is made off the loop: nothing behind it is answered (or even read) before it,
+/// the timer polls meanwhile, and the timers are as before once it is sent.
+#[test]
+fn pipelining_behind_a_pending_listing() {
+    let (dir, s) = site();
+    let mut c = Conn::new(s);
+    let listing = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    let behind = b"GET /hi HTTP/1.1\r\nHost: h\r\n\r\nHEAD /hello.txt HTTP/1.1\r\nHost: h\r\n\r\n";
+    let out = c.feed_now(&[&listing[..], &behind[..]].concat());
+    assert_eq!(out, "", "nothing goes out before the listing");
+    assert!(c.paused, "input waits behind the listing");
+    assert_eq!(c.input, behind, "the requests behind it are not consumed");
+    let poll_at = c.timer_at.expect("the timer polls for the listing");
+    assert!(poll_at <= std::time::Instant::now() + super::POLL);
+    let out = c.finish_deferred();
+    let parts: Vec<&str> = out.split("HTTP/1.1 ").filter(|p| !p.is_empty()).collect();
+    assert_eq!(parts.len(), 3, "{out}");
+    assert!(parts[0].starts_with("200 OK\r\n") && parts[0].contains("./hello.txt"));
+    assert!(parts[0].ends_with("</ul>\n</body></html>\n"));
+    assert!(parts[1].ends_with("\r\n\r\nhi"), "{out}");
+    assert!(parts[2].contains("Content-Length: 12\r\n") && parts[2].ends_with("\r\n\r\n"));
+    assert!(!c.paused && !c.closed && c.input.is_empty());
+    assert!(
+        !c.timer,
+        "between requests the idle timeout rules, not a timer"
+    );
+
+    // A listing asked with an unwanted body: the body's head deadline starts again after.
+    let out = c.feed_now(b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nab");
+    assert_eq!(out, "");
+    let out = c.finish_deferred();
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    let head_at = c.timer_at.expect("the head timer is back");
+    assert!(head_at > std::time::Instant::now() + std::time::Duration::from_secs(5));
+    let out = c.feed(b"cdeGET /hi HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(out.ends_with("\r\n\r\nhi") && !c.timer, "{out}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// While a listing is made: a half-close still gets it (then the connection ends), shutdown
+/// waits for it (sent with `Connection: close`), and a closed connection just drops it.
+#[test]
+fn a_pending_listing_and_the_connection_ending() {
+    let (dir, s) = site();
+    let mut c = Conn::new(s);
+    assert_eq!(c.feed_now(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"), "");
+    c.session.on_eof(&mut c.cx);
+    c.flush();
+    assert!(!c.closed, "the listing is still owed");
+    let out = c.finish_deferred();
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n") && c.closed, "{out}");
+
+    let (dir2, s) = site();
+    let mut c = Conn::new(s);
+    assert_eq!(c.feed_now(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"), "");
+    c.cx.set_shutting_down();
+    c.session.on_shutdown(&mut c.cx);
+    c.flush();
+    assert!(!c.closed);
+    let out = c.finish_deferred();
+    assert!(out.contains("Connection: close\r\n") && out.ends_with("</html>\n"));
+    assert!(c.closed);
+
+    let (dir3, s) = site();
+    let mut c = Conn::new(s);
+    assert_eq!(c.feed_now(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"), "");
+    c.session.on_close();
+    assert!(
+        c.session.deferred.is_none(),
+        "the task (and its job) is dropped"
+    );
+    for d in [dir, dir2, dir3] {
         std::fs::remove_dir_all(d).unwrap();
     }
 }

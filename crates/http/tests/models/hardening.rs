@@ -188,6 +188,7 @@ pub(super) fn execute_only_root(model: &str, extra: &[&str]) {
         Opts {
             extra: &args,
             unprivileged: true,
+            ..Opts::default()
         },
     );
     for path in ["/sub/", "/sub/index.html"] {
