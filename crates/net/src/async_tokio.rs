@@ -4,6 +4,7 @@
 //! which `conn.rs` is written for), `Notify` for hub wake-ups and `sleep_until` for timers.
 
 use crate::conn::{Env, Registry};
+use crate::exhaustion::{Accepted, Reserve, BACKOFF};
 use crate::hub::{Hub, Waker};
 use crate::poller::Interest;
 use crate::reactor::{make_conn, refuse, Peer, Shared};
@@ -182,37 +183,74 @@ async fn serve_conn<P: Protocol>(
 async fn accept_task<P: Protocol>(
     shared: Arc<Shared<P>>,
     hub: Hub,
-    listener: tokio::net::TcpListener,
+    listener: TcpListener,
     index: usize,
     shut: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
     let mut stop = shut.clone();
+    // Our own accept loop over the listener's readiness rather than tokio's `accept()`: out of
+    // descriptors, accept fails with EMFILE while the listener stays ready, and only the
+    // reserve (see `exhaustion.rs`) turns that into refusals instead of a busy loop.
+    let mut reserve = Reserve::new();
+    // SAFETY: `listener` outlives the registration (declared after it, so dropped first).
+    let afd = match unsafe {
+        AsyncFd::register_with_interest(FdRef(listener.as_raw_fd()), TokioInterest::READABLE)
+    } {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!("listener: {e}");
+            return;
+        }
+    };
     loop {
-        let r = tokio::select! {
-            r = listener.accept() => r,
+        let mut ready = tokio::select! {
+            r = afd.readable() => match r {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::warn!("listener: {e}");
+                    return;
+                }
+            },
             _ = stop.changed() => return,
         };
-        match r {
-            Ok((s, peer)) => {
-                let Ok(s) = s.into_std() else { continue };
-                if !shared.counter.try_acquire(peer.ip()) {
-                    refuse(&shared.protocol, s);
-                    continue;
+        let mut backoff = false;
+        for _ in 0..256 {
+            match reserve.accept(&listener, &shared) {
+                Accepted::Conn(s, peer) => {
+                    if !shared.counter.try_acquire(peer.ip()) {
+                        refuse(&shared.protocol, s);
+                        continue;
+                    }
+                    tokio::spawn(serve_conn(
+                        shared.clone(),
+                        hub.clone(),
+                        s,
+                        (peer, index),
+                        shut.clone(),
+                        alive.clone(),
+                    ));
                 }
-                tokio::spawn(serve_conn(
-                    shared.clone(),
-                    hub.clone(),
-                    s,
-                    (peer, index),
-                    shut.clone(),
-                    alive.clone(),
-                ));
+                Accepted::Refused => {}
+                Accepted::Empty => {
+                    ready.clear_ready();
+                    break;
+                }
+                Accepted::BackOff => {
+                    backoff = true;
+                    break;
+                }
             }
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        drop(ready);
+        if backoff {
+            tokio::select! {
+                _ = tokio::time::sleep(BACKOFF) => {}
+                _ = stop.changed() => return,
             }
+        } else {
+            // A full share taken (or a back-off over): let the connections run.
+            tokio::task::yield_now().await;
         }
     }
 }
@@ -232,7 +270,7 @@ pub(crate) fn run<P: Protocol>(
         let (tx, rx) = watch::channel(false);
         let (alive, mut all_done) = mpsc::channel::<()>(1);
         for (index, l) in listeners.into_iter().enumerate() {
-            let l = tokio::net::TcpListener::from_std(l)?;
+            l.set_nonblocking(true)?;
             tokio::spawn(accept_task(
                 shared.clone(),
                 hub.clone(),

@@ -15,7 +15,7 @@ pub enum Model {
     Fork,
     /// A thread per connection.
     Thread,
-    /// `workers` threads take connections from a queue.
+    /// `workers` threads serve connections that have work; a poller thread holds idle ones.
     ThreadPool,
     /// `workers` processes accept on a shared listener, each running an event loop.
     Prefork,
@@ -190,7 +190,7 @@ impl Config {
 
     /// The effective worker count: `workers`, or by default one event loop per CPU (epoll,
     /// prefork, async), and 64 threads for `threadpool`, whose threads each serve one
-    /// connection at a time (so `workers` is how many connections it serves at once).
+    /// connection with work at a time (idle ones wait in its poller, holding no thread).
     pub fn worker_count(&self) -> usize {
         if self.workers > 0 {
             return self.workers;

@@ -259,6 +259,8 @@ pub(crate) struct Conn<S: Session> {
     sub: Option<Arc<Subscriber>>,
     topics: Vec<Arc<str>>,
     waker: Waker,
+    /// Where `waker` currently points, for connections that move between loops (threadpool).
+    route: Option<Arc<crate::reactor::Route>>,
     scratch: Vec<Action>,
     msgs: Vec<Message>,
 }
@@ -298,6 +300,7 @@ impl<S: Session> Conn<S> {
             sub: None,
             topics: Vec::new(),
             waker,
+            route: None,
             scratch: Vec::new(),
             msgs: Vec::new(),
         }
@@ -309,6 +312,84 @@ impl<S: Session> Conn<S> {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    pub(crate) fn set_route(&mut self, route: Arc<crate::reactor::Route>) {
+        self.route = Some(route);
+    }
+
+    pub(crate) fn route(&self) -> Option<&Arc<crate::reactor::Route>> {
+        self.route.as_ref()
+    }
+
+    /// Nothing to do until the peer sends, a timer fires or hub mail comes: no output queued,
+    /// no input to parse or read, no channel, not closing. A threadpool worker hands such a
+    /// connection back to the shared poller (see `threadpool.rs`).
+    pub(crate) fn is_idle(&self, limits: &Limits) -> bool {
+        !self.closed
+            && !self.closing
+            && self.linger_until.is_none()
+            && self.hard_deadline.is_none()
+            && !self.hup
+            && self.out.is_empty()
+            && self.channels.iter().all(Option::is_none)
+            && self.events.is_empty()
+            && !self.input_dirty
+            && !self.eof_pending
+            && !self.drained_pending
+            && !(self.read_pending && self.can_read(limits))
+            && !self.has_mail()
+    }
+
+    /// After moving to a new loop: let the next hub message wake it. A wake-up can race
+    /// with the move and reach the old owner, which no longer holds the connection; the inbox
+    /// would then stay marked as notified and never wake anyone again.
+    pub(crate) fn rearm_mail(&self) {
+        if let Some(s) = &self.sub {
+            s.rearm();
+        }
+    }
+
+    /// Hub messages wait in this connection's inbox.
+    pub(crate) fn has_mail(&self) -> bool {
+        self.sub.as_ref().is_some_and(|s| s.pending())
+    }
+
+    /// Stop being watched by the current loop (the connection moves to another).
+    pub(crate) fn detach(&mut self, reg: &mut dyn Registry) {
+        for i in 0..self.channels.len() {
+            if let Some(ch) = self.channels[i].as_mut() {
+                reg.remove(ch.state.fd(), i as u16 + 1);
+                ch.interest = Interest::default();
+            }
+        }
+        if self.registered {
+            reg.remove(self.fd, CONTROL);
+            self.registered = false;
+        }
+        self.interest = Interest::default();
+    }
+
+    /// Be watched by a new loop, with the interest the connection's state calls for.
+    pub(crate) fn attach(&mut self, reg: &mut dyn Registry, env: &Env) {
+        let want = Interest {
+            read: self.can_read(env.limits) || self.linger_until.is_some(),
+            write: !self.out.is_empty(),
+        };
+        if let Err(e) = reg.set(self.fd, CONTROL, want, true) {
+            tracing::warn!("cannot watch connection: {e}");
+            self.closed = true;
+            return;
+        }
+        self.registered = true;
+        self.interest = want;
+        for i in 0..self.channels.len() {
+            let Some(ch) = self.channels[i].as_mut() else {
+                continue;
+            };
+            // Registered with no interest; `update_interest` (in settle) sets the real one.
+            let _ = reg.set(ch.state.fd(), i as u16 + 1, Interest::default(), true);
+        }
     }
 
     /// Register and call `on_open`.

@@ -139,21 +139,24 @@ pub(crate) fn run<P: crate::Protocol>(
                 .collect::<io::Result<_>>()?,
         );
     }
+    // Every loop's descriptors are made before any loop runs: a loop already accepting could
+    // otherwise take the last descriptors a later one needs to start (out-of-descriptor tests).
+    let mut reactors = per_worker
+        .into_iter()
+        .map(|ls| {
+            crate::reactor::Reactor::new(EpollPoller::new(edge)?, shared.clone(), hub.clone(), ls)
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    let first = reactors.remove(0);
     let mut handles = Vec::new();
-    let first = per_worker.remove(0);
-    for ls in per_worker {
-        let (shared, hub) = (shared.clone(), hub.clone());
+    for r in reactors {
         handles.push(
             std::thread::Builder::new()
                 .name("epoll-worker".into())
-                .spawn(move || {
-                    crate::reactor::Reactor::new(EpollPoller::new(edge)?, shared, hub, ls)?
-                        .run(false)
-                })?,
+                .spawn(move || r.run(false))?,
         );
     }
-    let mut result =
-        crate::reactor::Reactor::new(EpollPoller::new(edge)?, shared, hub, first)?.run(false);
+    let mut result = first.run(false);
     for h in handles {
         let r = h
             .join()

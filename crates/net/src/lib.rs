@@ -15,6 +15,7 @@ pub mod shutdown;
 
 mod acceptor;
 mod conn;
+mod exhaustion;
 mod poller;
 mod reactor;
 mod relay;

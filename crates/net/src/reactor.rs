@@ -9,6 +9,7 @@
 
 use crate::config::Limits;
 use crate::conn::{Conn, Env, Registry};
+use crate::exhaustion::{Accepted, Episode, Reserve, BACKOFF};
 use crate::hub::Hub;
 use crate::poller::{Event, Interest, Poller};
 use crate::relay::LinkReader;
@@ -23,7 +24,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const WAKE: usize = usize::MAX;
 const SHUTDOWN: usize = usize::MAX - 1;
@@ -36,6 +37,8 @@ pub(crate) struct Shared<P: Protocol> {
     pub limits: Limits,
     pub counter: SharedCounter,
     pub shutdown: ShutdownHandle,
+    /// Out-of-descriptor episodes, for logging each once (see `exhaustion.rs`).
+    pub episode: Episode,
 }
 
 /// A connection id unique across the server's processes: pid in the high 32 bits.
@@ -110,6 +113,59 @@ impl Wake {
     }
 }
 
+/// Where a moving connection's hub wake-ups go: the loop that holds it now, and its slot
+/// there. Threadpool connections move between the shared poller and the workers; each new
+/// owner points the route at itself before looking at the connection, so a wake-up is never
+/// lost (one sent to the old owner is at worst a spurious turn there).
+pub(crate) struct Route(Mutex<(Arc<Wake>, usize)>);
+
+impl Route {
+    fn waker(route: &Arc<Route>) -> crate::hub::Waker {
+        let route = route.clone();
+        Arc::new(move || {
+            let (wake, slot) = route.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            wake.wake(slot);
+        })
+    }
+
+    fn point(&self, wake: &Arc<Wake>, slot: usize) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = (wake.clone(), slot);
+    }
+}
+
+/// The wake-up "slot" that means: connections were handed to this loop (see `Handoff`).
+const INBOX: usize = usize::MAX;
+
+/// Work for a threadpool worker: a connection just accepted, or one with something to do.
+pub(crate) enum Job<S: crate::session::Session> {
+    New(TcpStream, Peer),
+    Resume(Box<Conn<S>>),
+}
+
+/// Where a loop sends connections it gives away (see `Reactor::dispatching`/`releasing`).
+pub(crate) type Handoff<S> = Box<dyn FnMut(Conn<S>) + Send>;
+
+/// Connections handed to a loop from other threads, with the wake-up that tells it.
+pub(crate) struct Inbox<S: crate::session::Session> {
+    conns: Mutex<Vec<Conn<S>>>,
+    wake: Arc<Wake>,
+}
+
+impl<S: crate::session::Session> Inbox<S> {
+    /// What was given and not yet taken in (the loop has ended).
+    pub(crate) fn drain(&self) -> Vec<Conn<S>> {
+        std::mem::take(&mut *self.conns.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub(crate) fn give(&self, conn: Conn<S>) {
+        self.conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+        self.wake.wake(INBOX);
+    }
+}
+
 struct Reg<'a, Pl: Poller> {
     poller: &'a mut Pl,
     slot: usize,
@@ -153,8 +209,20 @@ pub(crate) struct Reactor<Pl: Poller, P: Protocol> {
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     /// Per slot: the time of its live timer entry, and a generation bumped per new connection.
     scheduled: Vec<(Option<Instant>, u64)>,
-    /// When to try accepting again after an accept error (EMFILE...).
+    /// When to watch the listeners again after backing off (out of descriptors, no reserve).
     retry_at: Option<Instant>,
+    /// The spare descriptor that lets an exhausted loop refuse instead of spin (only when
+    /// this loop accepts).
+    reserve: Option<Reserve>,
+    /// Connections carry a `Route` (they may move to another loop).
+    mobile: bool,
+    /// Poller mode (threadpool): a connection with anything to do is given away here instead
+    /// of being handled on this thread.
+    dispatch: Option<Handoff<P::Session>>,
+    /// Worker mode (threadpool): a connection that has gone idle is given away here.
+    release: Option<Handoff<P::Session>>,
+    inbox: Arc<Inbox<P::Session>>,
+    started: bool,
 }
 
 impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
@@ -165,6 +233,8 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         listeners: Vec<TcpListener>,
     ) -> io::Result<Self> {
         let link = hub.link_fd().map(LinkReader::new);
+        let reserve = (!listeners.is_empty()).then(Reserve::new);
+        let wake = Wake::new()?;
         Ok(Reactor {
             poller,
             shared,
@@ -176,12 +246,21 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             live: 0,
             max_active: usize::MAX,
             waiting: VecDeque::new(),
-            wake: Wake::new()?,
+            inbox: Arc::new(Inbox {
+                conns: Mutex::new(Vec::new()),
+                wake: wake.clone(),
+            }),
+            wake,
             link,
             deadline: None,
             timers: BinaryHeap::new(),
             scheduled: Vec::new(),
             retry_at: None,
+            reserve,
+            mobile: false,
+            dispatch: None,
+            release: None,
+            started: false,
         })
     }
 
@@ -191,9 +270,36 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         self
     }
 
+    /// Poller mode: hold idle connections only; one with readiness, a due timer or hub mail
+    /// goes to `to` (a threadpool worker) instead of being served here.
+    pub(crate) fn dispatching(mut self, to: Handoff<P::Session>) -> Self {
+        self.mobile = true;
+        self.dispatch = Some(to);
+        self
+    }
+
+    /// Worker mode: serve connections until they go idle, then give them to `to` (the
+    /// threadpool's poller). During shutdown they stay until they close.
+    pub(crate) fn releasing(mut self, to: Handoff<P::Session>) -> Self {
+        self.mobile = true;
+        self.release = Some(to);
+        self
+    }
+
+    /// Where other threads hand this loop connections.
+    pub(crate) fn inbox(&self) -> Arc<Inbox<P::Session>> {
+        self.inbox.clone()
+    }
+
     /// Add a connection accepted elsewhere (thread, threadpool, fork). `counted`: release a
     /// place in the shared counter when it ends.
     pub(crate) fn adopt(&mut self, stream: TcpStream, peer: Peer, counted: bool) {
+        if self.release.is_some()
+            && self.deadline.is_none()
+            && self.shared.shutdown.is_shutting_down()
+        {
+            self.begin_shutdown();
+        }
         self.start_conn(stream, peer, counted);
     }
 
@@ -230,10 +336,21 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         };
         let gen = self.scheduled[slot].1.wrapping_add(1);
         self.scheduled[slot] = (None, gen);
-        let wake = self.wake.clone();
-        let waker: crate::hub::Waker = Arc::new(move || wake.wake(slot));
+        let (waker, route) = if self.mobile {
+            let route = Arc::new(Route(Mutex::new((self.wake.clone(), slot))));
+            (Route::waker(&route), Some(route))
+        } else {
+            let wake = self.wake.clone();
+            let waker: crate::hub::Waker = Arc::new(move || wake.wake(slot));
+            (waker, None)
+        };
         let conn = match make_conn(&self.shared.protocol, stream, peer, waker) {
-            Ok(c) => c,
+            Ok(mut c) => {
+                if let Some(r) = route {
+                    c.set_route(r);
+                }
+                c
+            }
             Err(e) => {
                 tracing::debug!("dropping a connection that failed setup: {e}");
                 self.free.push(slot);
@@ -253,6 +370,95 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
                 conn.shutdown(reg, env);
             }
         });
+    }
+
+    /// Take in a connection another loop gave away (always counted: threadpool connections
+    /// hold a place until they close).
+    fn adopt_conn(&mut self, mut conn: Conn<P::Session>) {
+        if self.deadline.is_none() && self.shared.shutdown.is_shutting_down() {
+            self.begin_shutdown();
+        }
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.conns.push(None);
+                self.counted.push(false);
+                self.scheduled.push((None, 0));
+                self.conns.len() - 1
+            }
+        };
+        let gen = self.scheduled[slot].1.wrapping_add(1);
+        self.scheduled[slot] = (None, gen);
+        // Point wake-ups here, then re-arm them: a wake-up that went to the old owner is lost
+        // there, and the mail it announced is found by the checks below (poller) or by the
+        // settle (worker).
+        if let Some(r) = conn.route() {
+            r.point(&self.wake, slot);
+        }
+        conn.rearm_mail();
+        {
+            let (poller, _, env) = self.env_parts();
+            conn.attach(&mut Reg { poller, slot }, &env);
+        }
+        self.conns[slot] = Some(conn);
+        self.counted[slot] = true;
+        self.live += 1;
+        if self.dispatch.is_some() {
+            let due = {
+                let c = self.conns[slot].as_ref().expect("just placed");
+                c.has_mail()
+                    || c.is_closed()
+                    || c.deadline(&self.shared.limits)
+                        .is_some_and(|d| d <= Instant::now())
+            };
+            if due || self.deadline.is_some() {
+                self.hand_off(slot);
+            } else {
+                self.after(slot);
+            }
+            return;
+        }
+        let shutting = self.deadline.is_some();
+        self.with_conn(slot, |conn, reg, env| {
+            let now = Instant::now();
+            if conn.deadline(env.limits).is_some_and(|d| d <= now) {
+                conn.on_tick(now, reg, env);
+            }
+            if shutting {
+                conn.shutdown(reg, env);
+            }
+            conn.settle(reg, env);
+        });
+    }
+
+    /// Give the connection in `slot` away (to the workers, or back to the poller).
+    fn hand_off(&mut self, slot: usize) {
+        let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        {
+            let (poller, _, _) = self.env_parts();
+            conn.detach(&mut Reg { poller, slot });
+        }
+        self.scheduled[slot].0 = None;
+        self.counted[slot] = false;
+        self.free.push(slot);
+        self.live -= 1;
+        let to = if self.dispatch.is_some() {
+            self.dispatch.as_mut()
+        } else {
+            self.release.as_mut()
+        };
+        match to {
+            Some(to) => to(conn),
+            None => unreachable!("hand_off without a destination"),
+        }
+    }
+
+    fn take_inbox(&mut self) {
+        for c in self.inbox.drain() {
+            self.adopt_conn(c);
+        }
     }
 
     /// Run `f` on the connection in `slot`, then tear it down if it closed. A session that
@@ -281,6 +487,10 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             return;
         };
         if !conn.is_closed() {
+            if self.release.is_some() && self.deadline.is_none() && conn.is_idle(limits) {
+                self.hand_off(slot);
+                return;
+            }
             if let Some(d) = conn.deadline(limits) {
                 let (at, gen) = self.scheduled[slot];
                 let earlier = match at {
@@ -317,10 +527,13 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
     }
 
     fn accept(&mut self, i: usize) {
-        loop {
-            let r = self.listeners[i].accept();
-            match r {
-                Ok((s, peer)) => {
+        // A turn's share: a flood of connections must not starve the ones already open.
+        for _ in 0..256 {
+            let Some(reserve) = self.reserve.as_mut() else {
+                return;
+            };
+            match reserve.accept(&self.listeners[i], &self.shared) {
+                Accepted::Conn(s, peer) => {
                     if !self.shared.counter.try_acquire(peer.ip()) {
                         refuse(&self.shared.protocol, s);
                     } else if self.live >= self.max_active {
@@ -329,17 +542,23 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
                         self.start_conn(s, (peer, i), true);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                Err(e) => {
-                    // EMFILE and friends: leave the rest in the backlog and try again later
-                    // (edge-triggered loops will not be told again, hence the explicit retry).
-                    tracing::warn!("accept: {e}");
-                    self.retry_at = Some(Instant::now() + Duration::from_millis(50));
+                Accepted::Refused => {}
+                Accepted::Empty => return,
+                Accepted::BackOff => {
+                    // Not even a reserve to refuse with: stop watching the listeners (a
+                    // level-triggered poller would report them ready every turn) and look
+                    // again in a moment.
+                    for l in &self.listeners {
+                        self.poller.delete(l.as_raw_fd());
+                    }
+                    self.retry_at = Some(Instant::now() + BACKOFF);
                     return;
                 }
             }
+        }
+        if self.poller.edge_triggered() {
+            // Edge-triggered: the rest of the queue would not be reported again.
+            self.retry_at.get_or_insert_with(Instant::now);
         }
     }
 
@@ -358,7 +577,12 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             self.shared.counter.release(peer.ip());
         }
         for slot in 0..self.conns.len() {
-            self.with_conn(slot, |conn, reg, env| conn.shutdown(reg, env));
+            if self.dispatch.is_some() {
+                // The workers tell them (they see the shutdown when they adopt them).
+                self.hand_off(slot);
+            } else {
+                self.with_conn(slot, |conn, reg, env| conn.shutdown(reg, env));
+            }
         }
     }
 
@@ -373,6 +597,10 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
                 continue; // stale: the connection is gone or was rescheduled earlier
             }
             self.scheduled[slot].0 = None;
+            if self.dispatch.is_some() {
+                self.hand_off(slot);
+                continue;
+            }
             // `with_conn` ends in `after`, which schedules the connection's next deadline.
             self.with_conn(slot, |conn, reg, env| {
                 if conn.deadline(env.limits).is_some_and(|d| d <= now) {
@@ -385,6 +613,13 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
     fn on_conn_event(&mut self, ev: Event) {
         let slot = ev.token >> 16;
         let code = (ev.token & 0xffff) as u16;
+        if self.dispatch.is_some() {
+            if let Some(Some(conn)) = self.conns.get_mut(slot) {
+                conn.on_ready(code, ev.readable, ev.writable, ev.hup);
+                self.hand_off(slot);
+            }
+            return;
+        }
         self.with_conn(slot, |conn, reg, env| {
             conn.on_ready(code, ev.readable, ev.writable, ev.hup);
             conn.settle(reg, env);
@@ -392,11 +627,33 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
     }
 
     fn settle_slot(&mut self, slot: usize) {
-        self.with_conn(slot, |conn, reg, env| conn.settle(reg, env));
+        if slot == INBOX {
+            self.take_inbox();
+        } else if self.dispatch.is_some() {
+            self.hand_off(slot);
+        } else {
+            self.with_conn(slot, |conn, reg, env| conn.settle(reg, env));
+        }
     }
 
     /// Run until shutdown completes, or (with `until_idle`) until no connection is left.
     pub(crate) fn run(mut self, until_idle: bool) -> io::Result<()> {
+        self.start()?;
+        let r = self.run_loop(until_idle);
+        for slot in 0..self.conns.len() {
+            if let Some(c) = self.conns[slot].as_mut() {
+                c.abort();
+            }
+            self.after(slot);
+        }
+        r
+    }
+
+    /// Watch the loop's own descriptors (once).
+    pub(crate) fn start(&mut self) -> io::Result<()> {
+        if std::mem::replace(&mut self.started, true) {
+            return Ok(());
+        }
         self.poller
             .add(self.wake.fd.as_raw_fd(), WAKE, Interest::READ)?;
         self.poller
@@ -411,6 +668,21 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         if self.shared.shutdown.is_shutting_down() {
             self.begin_shutdown();
         }
+        Ok(())
+    }
+
+    /// A threadpool worker: serve a connection from the queue until it closes or is released.
+    pub(crate) fn serve_job(&mut self, job: Job<P::Session>) -> io::Result<()> {
+        self.start()?;
+        match job {
+            Job::New(stream, peer) => self.adopt(stream, peer, true),
+            Job::Resume(conn) => self.adopt_conn(*conn),
+        }
+        self.run_loop(true)
+    }
+
+    /// The loop proper (after `start`).
+    pub(crate) fn run_loop(&mut self, until_idle: bool) -> io::Result<()> {
         let mut events = Vec::with_capacity(256);
         loop {
             let now = Instant::now();
@@ -459,16 +731,17 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             self.fire_timers(now);
             if self.retry_at.is_some_and(|t| t <= now) {
                 self.retry_at = None;
+                for (i, l) in self.listeners.iter().enumerate() {
+                    // Watched again after a back-off (for a still-watched one this fails
+                    // harmlessly or re-arms it).
+                    let _ = self
+                        .poller
+                        .add(l.as_raw_fd(), LISTENER0 - i, Interest::READ);
+                }
                 for i in 0..self.listeners.len() {
                     self.accept(i);
                 }
             }
-        }
-        for slot in 0..self.conns.len() {
-            if let Some(c) = self.conns[slot].as_mut() {
-                c.abort();
-            }
-            self.after(slot);
         }
         Ok(())
     }

@@ -28,6 +28,8 @@ pub(crate) struct Spec {
     pub(crate) web: bool,
     /// `max_per_ip` (0 = none).
     pub(crate) per_ip: usize,
+    /// `RLIMIT_NOFILE` (soft and hard) the server process sets for itself (0 = unchanged).
+    pub(crate) nofile: u64,
 }
 
 impl Spec {
@@ -46,11 +48,12 @@ impl Spec {
             tight: false,
             web: false,
             per_ip: 0,
+            nofile: 0,
         }
     }
     pub(crate) fn encode(&self) -> String {
         format!(
-            "{};{};{};{};{};{};{};{};{};{}",
+            "{};{};{};{};{};{};{};{};{};{};{}",
             self.model,
             self.edge,
             self.proto,
@@ -60,7 +63,8 @@ impl Spec {
             self.file,
             self.tight,
             self.web,
-            self.per_ip
+            self.per_ip,
+            self.nofile
         )
     }
 }
@@ -87,6 +91,26 @@ pub(crate) fn run_server() {
     config.limits.max_connections = f[4].parse().unwrap();
     config.workers = f[5].parse().unwrap();
     config.limits.shutdown_grace = Duration::from_secs(2);
+    let nofile: u64 = f[10].parse().unwrap();
+    // Logs go to stderr, where the harness collects them (see `TestServer::log`).
+    let level = if nofile > 0 {
+        tracing::Level::INFO
+    } else {
+        tracing::Level::WARN
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+    if nofile > 0 {
+        let lim = libc::rlimit {
+            rlim_cur: nofile,
+            rlim_max: nofile,
+        };
+        // SAFETY: valid rlimit pointer; this process is the server alone.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+    }
     let per_ip: usize = f[9].parse().unwrap();
     config.limits.max_per_ip = (per_ip > 0).then_some(per_ip);
     if f[8] == "true" {
@@ -122,6 +146,8 @@ pub(crate) struct TestServer {
     pub(crate) addr: SocketAddr,
     /// The second listener, when the spec asked for one.
     pub(crate) web: Option<SocketAddr>,
+    log: Arc<std::sync::Mutex<Vec<String>>>,
+    log_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl TestServer {
@@ -136,10 +162,21 @@ impl TestServer {
             ])
             .env(SPEC_VAR, spec.encode())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn server");
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log2 = log.clone();
+        let log_thread = std::thread::spawn(move || {
+            // Pass it on (it is the server's stderr) and keep it for the test to read.
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("{line}");
+                log2.lock().unwrap().push(line);
+            }
+        });
         let (tx, rx) = std::sync::mpsc::channel();
         let needles = [
             format!("{} listening on ", spec.proto),
@@ -160,6 +197,8 @@ impl TestServer {
             child,
             addr: "0.0.0.0:0".parse().unwrap(),
             web: None,
+            log,
+            log_thread: Some(log_thread),
         };
         for _ in 0..1 + spec.web as usize {
             let (k, addr) = rx
@@ -173,6 +212,16 @@ impl TestServer {
             }
         }
         server
+    }
+
+    /// Everything the server wrote to stderr; complete once it has exited.
+    pub(crate) fn log(&mut self) -> Vec<String> {
+        if self.child.try_wait().ok().flatten().is_some() {
+            if let Some(t) = self.log_thread.take() {
+                let _ = t.join();
+            }
+        }
+        self.log.lock().unwrap().clone()
     }
 
     pub(crate) fn pid(&self) -> i32 {

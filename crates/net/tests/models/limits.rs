@@ -119,3 +119,44 @@ pub(crate) fn idle_timeout(model: Model, edge: bool) {
     drop(d);
     assert!(srv.stop().success());
 }
+
+/// Idle keep-alive clients must not hold the server: with 2 workers (threadpool: 2 threads),
+/// 8 clients that made one round trip and went quiet leave a newcomer served at once, long
+/// before their idle timeout; and each quiet client is still served when it speaks again.
+pub(crate) fn idle_clients_hold_nothing(model: Model, edge: bool) {
+    if !model.concurrent() {
+        return; // one at a time by design: a newcomer waits for the current client
+    }
+    let mut spec = Spec::new(model, edge, "echo");
+    spec.workers = 2;
+    spec.idle_ms = 30_000;
+    let mut srv = TestServer::start(&spec);
+    let mut quiet: Vec<Client> = (0..8)
+        .map(|i| {
+            let mut c = srv.connect();
+            c.send(&format!("first {i}"));
+            c.expect(&format!("first {i}"));
+            c
+        })
+        .collect();
+    let t = Instant::now();
+    let mut newcomer = srv.connect();
+    newcomer
+        .r
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    newcomer.send("newcomer");
+    newcomer.expect("newcomer");
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
+    for (i, c) in quiet.iter_mut().enumerate().rev() {
+        c.send(&format!("again {i}"));
+        c.expect(&format!("again {i}"));
+    }
+    drop((quiet, newcomer));
+    assert!(srv.stop().success());
+}

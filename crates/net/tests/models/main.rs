@@ -7,6 +7,7 @@
 //! `fork` and `prefork` never fork the multi-threaded test harness, and the shutdown test can
 //! send a real signal and check the exit status.
 
+mod descriptors;
 mod harness;
 mod lifecycle;
 mod limits;
@@ -41,6 +42,8 @@ macro_rules! every_model {
                 #[test] fn parent_killed() { crate::lifecycle::parent_killed(M, E) }
                 #[test] fn two_listeners() { crate::lifecycle::two_listeners(M, E) }
                 #[test] fn per_ip_limit() { crate::limits::per_ip_limit(M, E) }
+                #[test] fn fd_exhaustion() { crate::descriptors::fd_exhaustion(M, E) }
+                #[test] fn idle_clients_hold_nothing() { crate::limits::idle_clients_hold_nothing(M, E) }
                 #[test] fn child_killed() { crate::lifecycle::child_killed(M, E) }
             }
         )*
