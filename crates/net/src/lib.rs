@@ -16,6 +16,7 @@ pub mod shutdown;
 mod acceptor;
 mod conn;
 mod exhaustion;
+mod outbound;
 mod poller;
 mod reactor;
 mod relay;
