@@ -801,10 +801,13 @@ impl<S: Session> Conn<S> {
     }
 
     /// Write what can be written, finish connects and accepts, and close when due.
-    fn flush(&mut self, reg: &mut dyn Registry, _env: &Env) {
+    fn flush(&mut self, reg: &mut dyn Registry, env: &Env) {
         if !self.out.is_empty() {
             let mut moved = false;
-            match self.out.write_to(&self.sock, &mut moved) {
+            match self
+                .out
+                .write_to(&self.sock, &mut moved, env.level_triggered)
+            {
                 Ok(done) => {
                     if moved {
                         self.last_active = Instant::now();
@@ -908,7 +911,7 @@ impl<S: Session> Conn<S> {
                 continue;
             }
             let mut moved = false;
-            match ch.out.write_to(s, &mut moved) {
+            match ch.out.write_to(s, &mut moved, env.level_triggered) {
                 Ok(done) => {
                     if moved {
                         self.last_active = Instant::now();
