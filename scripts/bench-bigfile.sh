@@ -7,6 +7,7 @@
 #   scripts/bench-bigfile.sh                         # 7 rounds, wrk -t1 -c4 and -t2 -c4, 3 s
 #   ROUNDS=3 SHAPES="1:4" DURATION=5 scripts/bench-bigfile.sh
 #   MODEL=async scripts/bench-bigfile.sh             # another model against nginx
+#   BIN=/tmp/old-bingfa scripts/bench-bigfile.sh     # another build (e.g. before a change)
 #
 # Needs: wrk, nginx (apt-get install wrk nginx), python3. nginx runs with `sendfile on;
 # tcp_nopush on;` and 2 workers; bingfa with `--workers 2`. Everything binds 127.0.0.1 on free
@@ -24,8 +25,10 @@ for tool in wrk nginx python3; do
   command -v "$tool" >/dev/null || { echo "bench-bigfile: $tool is missing (apt-get install wrk nginx)" >&2; exit 1; }
 done
 
-cargo build --release -q -p bingfa
-BIN=$PWD/target/release/bingfa
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -q -p bingfa
+  BIN=$PWD/target/release/bingfa
+fi
 
 WORK=$(mktemp -d /tmp/bingfa-bigfile.XXXXXX)
 chmod 755 "$WORK"
@@ -99,7 +102,7 @@ run_wrk() { # THREADS CONNS PORT
 gbs() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e9 }'; }
 
 echo "# bench-bigfile: $(date -u +%FT%TZ), $(nproc) CPUs, 64 MiB file, ${DURATION}s per run, $ROUNDS rounds"
-echo "# nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') (sendfile on; tcp_nopush on; 2 workers) vs bingfa --model $MODEL --workers $WORKERS"
+echo "# nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') (sendfile on; tcp_nopush on; 2 workers) vs bingfa --model $MODEL --workers $WORKERS ($BIN)"
 echo "# load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 for shape in $SHAPES; do
   t=${shape%%:*}
