@@ -193,22 +193,31 @@ impl<S: Session> Conn<S> {
     }
 
     /// Nothing to do until the peer sends, a timer fires or hub mail comes: no output queued,
-    /// no input to parse or read, no channel, not closing. A threadpool worker hands such a
-    /// connection back to the shared poller (see `threadpool.rs`).
+    /// no input to parse or read, no channel. A lingering close (waiting for the peer's FIN)
+    /// is idle too. A threadpool worker hands such a connection back to the shared poller (see
+    /// `threadpool.rs`); the poller sends back any that is not (mail came meanwhile).
     pub(crate) fn is_idle(&self, limits: &Limits) -> bool {
-        !self.closed
-            && !self.closing
-            && self.linger_until.is_none()
-            && self.hard_deadline.is_none()
+        let quiet = !self.closed
             && !self.hup
             && self.out.is_empty()
             && self.channels.iter().all(Option::is_none)
-            && self.events.is_empty()
-            && !self.input_dirty
-            && !self.eof_pending
-            && !self.drained_pending
-            && !(self.read_pending && self.can_read(limits))
-            && !self.has_mail()
+            && self.events.is_empty();
+        if !quiet {
+            return false;
+        }
+        if self.linger_until.is_some() {
+            // Only the peer's FIN or the linger deadline can move it (hub mail is not taken
+            // and `on_drained` is not called while closing).
+            return !self.read_pending;
+        }
+        let busy = self.closing
+            || self.hard_deadline.is_some()
+            || self.drained_pending
+            || self.input_dirty
+            || self.eof_pending
+            || (self.read_pending && self.can_read(limits))
+            || self.has_mail();
+        !busy
     }
 
     /// After moving to a new loop: let the next hub message wake it. A wake-up can race

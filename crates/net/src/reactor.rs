@@ -406,7 +406,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         if self.dispatch.is_some() {
             let due = {
                 let c = self.conns[slot].as_ref().expect("just placed");
-                c.has_mail()
+                !c.is_idle(&self.shared.limits)
                     || c.is_closed()
                     || c.deadline(&self.shared.limits)
                         .is_some_and(|d| d <= Instant::now())

@@ -121,8 +121,9 @@ pub(crate) fn idle_timeout(model: Model, edge: bool) {
 }
 
 /// Idle keep-alive clients must not hold the server: with 2 workers (threadpool: 2 threads),
-/// 8 clients that made one round trip and went quiet leave a newcomer served at once, long
-/// before their idle timeout; and each quiet client is still served when it speaks again.
+/// 8 clients that made one round trip and went quiet, and 6 the server is closing (lingering
+/// for their FIN), leave a newcomer served at once, long before their timeouts; and each quiet
+/// client is still served when it speaks again.
 pub(crate) fn idle_clients_hold_nothing(model: Model, edge: bool) {
     if !model.concurrent() {
         return; // one at a time by design: a newcomer waits for the current client
@@ -139,7 +140,19 @@ pub(crate) fn idle_clients_hold_nothing(model: Model, edge: bool) {
             c
         })
         .collect();
+    // Clients the server closed on that keep their end open: the server lingers (reads until
+    // their FIN, up to 2 s), which is waiting too, not work. Were a lingering connection to
+    // hold a worker, the third of them would wait 2 s for one.
     let t = Instant::now();
+    let lingering: Vec<Client> = (0..6)
+        .map(|_| {
+            let mut c = srv.connect();
+            c.send("CLOSE");
+            assert_eq!(c.line().len(), 512 * 1024);
+            c.expect("closing");
+            c
+        })
+        .collect();
     let mut newcomer = srv.connect();
     newcomer
         .r
@@ -157,6 +170,6 @@ pub(crate) fn idle_clients_hold_nothing(model: Model, edge: bool) {
         c.send(&format!("again {i}"));
         c.expect(&format!("again {i}"));
     }
-    drop((quiet, newcomer));
+    drop((quiet, newcomer, lingering));
     assert!(srv.stop().success());
 }
