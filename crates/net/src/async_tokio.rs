@@ -1,7 +1,7 @@
 //! `--model async`: a tokio task per connection on a `workers`-thread runtime (the coroutine
 //! model: gevent / asyncio). Each task drives the same `Conn` as the event-loop models, using
 //! tokio's reactor for readiness (`AsyncFd`, edge-style: readiness is cleared as it is consumed,
-//! which `conn.rs` is written for), `Notify` for hub wake-ups and `sleep_until` for timers.
+//! which `conn/` is written for), `Notify` for hub wake-ups and `sleep_until` for timers.
 
 use crate::conn::{Env, Registry};
 use crate::exhaustion::{Accepted, Reserve, BACKOFF};
@@ -29,7 +29,7 @@ impl AsRawFd for FdRef {
     }
 }
 
-/// The descriptors of one connection, each with the interest `conn.rs` last asked for.
+/// The descriptors of one connection, each with the interest `conn/` last asked for.
 #[derive(Default)]
 struct TaskReg {
     fds: Vec<(u16, AsyncFd<FdRef>, Interest)>,
@@ -38,7 +38,7 @@ struct TaskReg {
 impl Registry for TaskReg {
     fn set(&mut self, fd: RawFd, code: u16, interest: Interest, new: bool) -> io::Result<()> {
         if new {
-            // SAFETY: the fd stays open while registered: conn.rs removes it before closing it,
+            // SAFETY: the fd stays open while registered: conn/ removes it before closing it,
             // and the registry is dropped before the connection (see serve_conn).
             let afd = unsafe {
                 AsyncFd::register_with_interest(
@@ -55,7 +55,7 @@ impl Registry for TaskReg {
     }
 
     fn remove(&mut self, _fd: RawFd, code: u16) {
-        // Dropping the AsyncFd deregisters it; conn.rs calls this before closing the socket.
+        // Dropping the AsyncFd deregisters it; conn/ calls this before closing the socket.
         self.fds.retain(|e| e.0 != code);
     }
 }

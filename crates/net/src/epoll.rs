@@ -1,7 +1,7 @@
 //! `--model epoll`: one epoll(7) loop per worker thread, each with its own SO_REUSEPORT
 //! listener so the kernel spreads connections over the loops with no shared accept queue and
 //! no lock. Level-triggered by default; `edge_triggered` registers every socket once with
-//! EPOLLET, which works because `conn.rs` always reads and writes until EAGAIN.
+//! EPOLLET, which works because `conn/` always reads and writes until EAGAIN.
 //! Prefork workers use the same poller, one per process.
 
 use crate::poller::{timeout_ms, Event, Interest, Poller};
@@ -38,7 +38,7 @@ impl EpollPoller {
     ) -> io::Result<()> {
         let mut flags = 0u32;
         if self.edge {
-            // Edge-triggered: always both directions, never re-armed (conn.rs drains to EAGAIN).
+            // Edge-triggered: always both directions, never re-armed (conn/ drains to EAGAIN).
             flags |= (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
         } else {
             if interest.read {

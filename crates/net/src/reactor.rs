@@ -3,9 +3,11 @@
 //! for the relay link, runs timers, and performs graceful shutdown.
 //!
 //! `select`, `poll` and `epoll` run it over their poller with many connections; `prefork`
-//! workers run it in each process; `iterative` runs it with `max_active = 1`; `thread`,
-//! `threadpool` and `fork` run it for exactly one connection (a blocking `poll(2)` over that
-//! connection, its data channels, its timer and the shutdown pipe).
+//! workers run it in each process; `iterative` runs it with `max_active = 1`; `thread` and
+//! `fork` run it for exactly one connection (a blocking `poll(2)` over that connection, its data
+//! channels, its timer and the shutdown pipe). `threadpool` runs it in two modes: *worker*
+//! (serve a connection until it is idle, then release it) and *poller* (hold idle
+//! connections, dispatch one that has work); connections move between them by value.
 
 use crate::config::Limits;
 use crate::conn::{Conn, Env, Registry};

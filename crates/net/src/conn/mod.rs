@@ -14,9 +14,10 @@ use crate::outbound::Outbound;
 use crate::poller::Interest;
 use crate::session::{Action, ChannelEvent, ChannelId, ConnInfo, Context, Message, Session};
 use crate::sys;
+use channels::{Chan, ChanState, Pending};
 use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,45 +59,7 @@ thread_local! {
 const READ_BUDGET: usize = 64 * 1024;
 const CALL_BUDGET: usize = 256;
 
-enum ChanState {
-    Listening(TcpListener),
-    Connecting(TcpStream),
-    Open(TcpStream),
-    /// Only while a connecting stream moves to `Open`.
-    Moving,
-}
-
-impl ChanState {
-    fn fd(&self) -> RawFd {
-        match self {
-            ChanState::Listening(l) => l.as_raw_fd(),
-            ChanState::Connecting(s) | ChanState::Open(s) => s.as_raw_fd(),
-            ChanState::Moving => -1,
-        }
-    }
-}
-
-struct Chan {
-    id: ChannelId,
-    state: ChanState,
-    out: Outbound,
-    close_after: bool,
-    read_eof: bool,
-    ready_r: bool,
-    ready_w: bool,
-    hup: bool,
-    interest: Interest,
-}
-
-/// A channel event owned until it can be delivered (after the current actions are applied).
-enum Pending {
-    Listening(SocketAddr),
-    Connected(SocketAddr),
-    Eof,
-    Drained,
-    Closed,
-    Error(io::ErrorKind),
-}
+mod channels;
 
 pub(crate) struct Conn<S: Session> {
     session: S,
@@ -561,49 +524,6 @@ impl<S: Session> Conn<S> {
         }
     }
 
-    fn read_channels(&mut self, reg: &mut dyn Registry) -> bool {
-        SCRATCH.with(|scratch| self.read_channels_into(&mut scratch.borrow_mut(), reg))
-    }
-
-    fn read_channels_into(&mut self, buf: &mut [u8], reg: &mut dyn Registry) -> bool {
-        for i in 0..self.channels.len() {
-            let Some(ch) = self.channels[i].as_mut() else {
-                continue;
-            };
-            if !ch.ready_r || ch.read_eof {
-                continue;
-            }
-            let ChanState::Open(s) = &ch.state else {
-                continue;
-            };
-            let id = ch.id;
-            match (&*s).read(buf) {
-                Ok(0) => {
-                    ch.read_eof = true;
-                    ch.ready_r = false;
-                    self.events.push_back((id, Pending::Eof));
-                }
-                Ok(n) => {
-                    self.last_active = Instant::now();
-                    self.cx.set_now(self.last_active);
-                    self.session
-                        .on_channel(id, ChannelEvent::Data(&buf[..n]), &mut self.cx);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ch.ready_r = false;
-                    continue;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.events.push_back((id, Pending::Error(e.kind())));
-                    self.drop_channel(i, reg);
-                }
-            }
-            return true;
-        }
-        false
-    }
-
     fn take_messages(&mut self, limits: &Limits) -> bool {
         let Some(sub) = &self.sub else { return false };
         if self.closing || self.out.bytes >= limits.high_water {
@@ -625,57 +545,6 @@ impl<S: Session> Conn<S> {
         }
         self.msgs = msgs;
         true
-    }
-
-    fn drop_channel(&mut self, i: usize, reg: &mut dyn Registry) {
-        if let Some(ch) = self.channels[i].take() {
-            // Unregister before the socket closes, so the number cannot be reused while watched.
-            reg.remove(ch.state.fd(), i as u16 + 1);
-        }
-    }
-
-    fn chan_index(&self, id: ChannelId) -> Option<usize> {
-        self.channels
-            .iter()
-            .position(|c| c.as_ref().is_some_and(|c| c.id == id))
-    }
-
-    fn add_channel(&mut self, id: ChannelId, state: ChanState, reg: &mut dyn Registry, env: &Env) {
-        let open = self.channels.iter().filter(|c| c.is_some()).count();
-        if open >= env.limits.max_channels {
-            self.events
-                .push_back((id, Pending::Error(io::ErrorKind::Other)));
-            return;
-        }
-        let i = match self.channels.iter().position(Option::is_none) {
-            Some(i) => i,
-            None => {
-                self.channels.push(None);
-                self.channels.len() - 1
-            }
-        };
-        let interest = match state {
-            ChanState::Listening(_) => Interest::READ,
-            _ => Interest {
-                read: false,
-                write: true,
-            },
-        };
-        if let Err(e) = reg.set(state.fd(), i as u16 + 1, interest, true) {
-            self.events.push_back((id, Pending::Error(e.kind())));
-            return;
-        }
-        self.channels[i] = Some(Chan {
-            id,
-            state,
-            out: Outbound::default(),
-            close_after: false,
-            read_eof: false,
-            ready_r: false,
-            ready_w: false,
-            hup: false,
-            interest,
-        });
     }
 
     /// Carry out the actions the last callbacks queued, in order.
@@ -831,115 +700,7 @@ impl<S: Session> Conn<S> {
                 }
             }
         }
-        for i in 0..self.channels.len() {
-            let Some(ch) = self.channels[i].as_mut() else {
-                continue;
-            };
-            let id = ch.id;
-            match &ch.state {
-                ChanState::Listening(l) => {
-                    if !ch.ready_r {
-                        continue;
-                    }
-                    ch.ready_r = false;
-                    match l.accept() {
-                        Ok((s, peer)) => {
-                            let _ = s.set_nonblocking(true);
-                            let _ = s.set_nodelay(true);
-                            // One connection per passive listener: swap the listener for the stream.
-                            reg.remove(l.as_raw_fd(), i as u16 + 1);
-                            ch.state = ChanState::Open(s);
-                            ch.interest = Interest::default();
-                            ch.ready_r = true;
-                            ch.ready_w = true;
-                            if let Err(e) =
-                                reg.set(ch.state.fd(), i as u16 + 1, Interest::READ, true)
-                            {
-                                self.events.push_back((id, Pending::Error(e.kind())));
-                                self.channels[i] = None;
-                                continue;
-                            }
-                            ch.interest = Interest::READ;
-                            self.last_active = Instant::now();
-                            self.events.push_back((id, Pending::Connected(peer)));
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(e) => {
-                            self.events.push_back((id, Pending::Error(e.kind())));
-                            self.drop_channel(i, reg);
-                        }
-                    }
-                    continue;
-                }
-                ChanState::Connecting(s) => {
-                    if !ch.ready_w {
-                        continue;
-                    }
-                    ch.ready_w = false;
-                    match sys::take_error(s.as_raw_fd()) {
-                        Ok(None) => match s.peer_addr() {
-                            Ok(peer) => {
-                                let ChanState::Connecting(s) =
-                                    std::mem::replace(&mut ch.state, ChanState::Moving)
-                                else {
-                                    unreachable!()
-                                };
-                                let _ = s.set_nodelay(true);
-                                ch.state = ChanState::Open(s);
-                                ch.ready_r = true;
-                                self.events.push_back((id, Pending::Connected(peer)));
-                            }
-                            Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
-                            Err(e) => {
-                                self.events.push_back((id, Pending::Error(e.kind())));
-                                self.drop_channel(i, reg);
-                                continue;
-                            }
-                        },
-                        Ok(Some(e)) | Err(e) => {
-                            self.events.push_back((id, Pending::Error(e.kind())));
-                            self.drop_channel(i, reg);
-                            continue;
-                        }
-                    }
-                }
-                ChanState::Open(_) | ChanState::Moving => {}
-            }
-            let Some(ch) = self.channels[i].as_mut() else {
-                continue;
-            };
-            let ChanState::Open(s) = &ch.state else {
-                continue;
-            };
-            if ch.out.is_empty() {
-                if ch.hup && ch.read_eof {
-                    // The peer is gone and everything it sent was read: the channel is over.
-                    self.drop_channel(i, reg);
-                    self.events.push_back((id, Pending::Closed));
-                }
-                continue;
-            }
-            let mut moved = false;
-            match ch.out.write_to(s, &mut moved, env.level_triggered) {
-                Ok(done) => {
-                    if moved {
-                        self.last_active = Instant::now();
-                    }
-                    if done {
-                        if ch.close_after {
-                            self.drop_channel(i, reg);
-                            self.events.push_back((id, Pending::Closed));
-                        } else {
-                            self.events.push_back((id, Pending::Drained));
-                        }
-                    }
-                }
-                Err(e) => {
-                    self.events.push_back((id, Pending::Error(e.kind())));
-                    self.drop_channel(i, reg);
-                }
-            }
-        }
+        self.flush_channels(reg, env.level_triggered);
         if self.closing && self.out.is_empty() && self.events.is_empty() {
             let busy = self
                 .channels
@@ -1002,25 +763,6 @@ impl<S: Session> Conn<S> {
         if want != self.interest && reg.set(self.fd, CONTROL, want, false).is_ok() {
             self.interest = want;
         }
-        for i in 0..self.channels.len() {
-            let Some(ch) = self.channels[i].as_mut() else {
-                continue;
-            };
-            let want = match &ch.state {
-                ChanState::Listening(_) => Interest::READ,
-                ChanState::Connecting(_) => Interest {
-                    read: false,
-                    write: true,
-                },
-                ChanState::Open(_) => Interest {
-                    read: !ch.read_eof,
-                    write: !ch.out.is_empty(),
-                },
-                ChanState::Moving => continue,
-            };
-            if want != ch.interest && reg.set(ch.state.fd(), i as u16 + 1, want, false).is_ok() {
-                ch.interest = want;
-            }
-        }
+        self.update_channel_interest(reg);
     }
 }
