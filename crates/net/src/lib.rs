@@ -4,7 +4,7 @@
 //!
 //! See `docs/ARCHITECTURE.md` ("bingfa-net: the Session contract") for the big picture:
 //! `session.rs` is the contract, `config.rs` the knobs, `server.rs` the entry point, `hub.rs` and
-//! `relay.rs` the message bus, `conn/` + `reactor.rs` the engine the models share, and one file
+//! `relay.rs` the message bus, `conn/` + `reactor/` the engine the models share, and one file
 //! per model.
 
 pub mod config;
