@@ -109,6 +109,9 @@ pub struct Limits {
     /// Connections admitted at once (all workers, all processes together), whether being
     /// served or, under `iterative` and `threadpool`, waiting their turn. One more is accepted,
     /// sent [`Protocol::refusal`](crate::Protocol::refusal) and closed: never left hanging.
+    /// At start the server raises its soft `RLIMIT_NOFILE` towards what this needs (never past
+    /// the hard limit) and warns if it is still short; out of descriptors, clients are refused
+    /// the same way (see `docs/ARCHITECTURE.md`, "Out of descriptors").
     pub max_connections: usize,
     /// Connections admitted at once from one IP address (all workers and processes together);
     /// the excess is refused like `max_connections`'. `None` = no per-address limit.

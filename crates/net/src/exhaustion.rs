@@ -119,7 +119,7 @@ impl Reserve {
             if shared.episode.sibling_has_room() {
                 return Accepted::BackOff;
             }
-            let _x = FD_LOCK.write().unwrap_or_else(|e| e.into_inner());
+            let exclusive = FD_LOCK.write().unwrap_or_else(|e| e.into_inner());
             if self.fd.take().is_none() {
                 // Lost earlier and not yet recovered: try again, and wait meanwhile.
                 self.fd = open_spare();
@@ -138,7 +138,7 @@ impl Reserve {
                 Err(_) => Accepted::BackOff,
             };
             self.fd = open_spare();
-            drop(_x);
+            drop(exclusive);
             return outcome;
         }
     }
