@@ -3,13 +3,14 @@
 //! extra descriptors the model needs (the relay links, the SIGCHLD pipe), with the
 //! `max_connections` check and the clean refusal done here, once for all of them.
 
+use crate::exhaustion::{Accepted, Reserve, BACKOFF};
 use crate::listener::Listener;
 use crate::reactor::{refuse, Peer, Shared};
 use crate::session::Protocol;
 use std::io;
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Duration;
+use std::time::Instant;
 
 /// What a model plugs into the loop.
 pub(crate) trait AcceptHooks {
@@ -31,14 +32,25 @@ pub(crate) fn accept_loop<P: Protocol>(
     hooks: &mut dyn AcceptHooks,
 ) -> io::Result<()> {
     let sd = shared.shutdown.fd();
+    let mut reserve = Reserve::new();
+    // Out of descriptors with no reserve: the listeners are left out of the poll set until then.
+    let mut paused_until: Option<Instant> = None;
     loop {
+        if paused_until.is_some_and(|t| Instant::now() >= t) {
+            paused_until = None;
+        }
+        let watched = if paused_until.is_some() {
+            &listeners[..0]
+        } else {
+            listeners
+        };
         let mut fds: Vec<libc::pollfd> = Vec::with_capacity(listeners.len() + 8);
         fds.push(libc::pollfd {
             fd: sd,
             events: libc::POLLIN,
             revents: 0,
         });
-        for l in listeners {
+        for l in watched {
             fds.push(libc::pollfd {
                 fd: l.as_raw_fd(),
                 events: libc::POLLIN,
@@ -53,8 +65,13 @@ pub(crate) fn accept_loop<P: Protocol>(
                 revents: 0,
             });
         }
+        let timeout = paused_until.map_or(500, |t| {
+            t.saturating_duration_since(Instant::now())
+                .as_millis()
+                .clamp(1, 500) as libc::c_int
+        });
         // SAFETY: a valid array of pollfd.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 500) };
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
@@ -64,37 +81,30 @@ pub(crate) fn accept_loop<P: Protocol>(
         if fds[0].revents != 0 {
             return Ok(());
         }
-        for (i, l) in listeners.iter().enumerate() {
+        for (i, l) in watched.iter().enumerate() {
             if fds[1 + i].revents == 0 {
                 continue;
             }
-            loop {
-                match l.accept() {
-                    Ok((s, peer)) => {
+            // A turn's share, so the extra descriptors (relay links, SIGCHLD) are not starved.
+            for _ in 0..256 {
+                match reserve.accept(l, i, shared) {
+                    Accepted::Conn(s, peer) => {
                         if shared.counter.try_acquire(peer.ip()) {
                             hooks.on_conn(s, (peer, i));
                         } else {
                             refuse(&shared.protocol, s, i);
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                        ) =>
-                    {
-                        continue
-                    }
-                    Err(e) => {
-                        tracing::warn!("accept: {e}");
-                        std::thread::sleep(Duration::from_millis(20));
+                    Accepted::Refused => {}
+                    Accepted::Empty => break,
+                    Accepted::BackOff => {
+                        paused_until = Some(Instant::now() + BACKOFF);
                         break;
                     }
                 }
             }
         }
-        for p in &fds[1 + listeners.len()..] {
+        for p in &fds[1 + watched.len()..] {
             if p.revents != 0 {
                 let bad = p.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0;
                 hooks.on_extra(

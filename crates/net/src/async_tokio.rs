@@ -1,11 +1,12 @@
 //! `--model async`: a tokio task per connection on a `workers`-thread runtime (the coroutine
 //! model: gevent / asyncio). Each task drives the same `Conn` as the event-loop models, using
 //! tokio's reactor for readiness (`AsyncFd`, edge-style: readiness is cleared as it is consumed,
-//! which `conn.rs` is written for), `Notify` for hub wake-ups and `sleep_until` for timers.
+//! which `conn/` is written for), `Notify` for hub wake-ups and `sleep_until` for timers.
 
 use crate::conn::{Env, Registry};
+use crate::exhaustion::{Accepted, Reserve, BACKOFF};
 use crate::hub::{Hub, Waker};
-use crate::listener::{Listener, UNIX_ADDR};
+use crate::listener::Listener;
 use crate::poller::Interest;
 use crate::reactor::{make_conn, refuse, Peer, Shared};
 use crate::session::Protocol;
@@ -29,7 +30,7 @@ impl AsRawFd for FdRef {
     }
 }
 
-/// The descriptors of one connection, each with the interest `conn.rs` last asked for.
+/// The descriptors of one connection, each with the interest `conn/` last asked for.
 #[derive(Default)]
 struct TaskReg {
     fds: Vec<(u16, AsyncFd<FdRef>, Interest)>,
@@ -38,7 +39,7 @@ struct TaskReg {
 impl Registry for TaskReg {
     fn set(&mut self, fd: RawFd, code: u16, interest: Interest, new: bool) -> io::Result<()> {
         if new {
-            // SAFETY: the fd stays open while registered: conn.rs removes it before closing it,
+            // SAFETY: the fd stays open while registered: conn/ removes it before closing it,
             // and the registry is dropped before the connection (see serve_conn).
             let afd = unsafe {
                 AsyncFd::register_with_interest(
@@ -55,7 +56,7 @@ impl Registry for TaskReg {
     }
 
     fn remove(&mut self, _fd: RawFd, code: u16) {
-        // Dropping the AsyncFd deregisters it; conn.rs calls this before closing the socket.
+        // Dropping the AsyncFd deregisters it; conn/ calls this before closing the socket.
         self.fds.retain(|e| e.0 != code);
     }
 }
@@ -183,77 +184,75 @@ async fn serve_conn<P: Protocol>(
 async fn accept_task<P: Protocol>(
     shared: Arc<Shared<P>>,
     hub: Hub,
-    listener: tokio::net::TcpListener,
+    listener: Listener,
     index: usize,
     shut: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
     let mut stop = shut.clone();
+    // Our own accept loop over the listener's readiness rather than tokio's `accept()`: out of
+    // descriptors, accept fails with EMFILE while the listener stays ready, and only the
+    // reserve (see `exhaustion.rs`) turns that into refusals instead of a busy loop. The same
+    // loop serves TCP and Unix-domain listeners (an admin socket).
+    let mut reserve = Reserve::new();
+    // SAFETY: `listener` outlives the registration (declared after it, so dropped first).
+    let afd = match unsafe {
+        AsyncFd::register_with_interest(FdRef(listener.as_raw_fd()), TokioInterest::READABLE)
+    } {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!("listener: {e}");
+            return;
+        }
+    };
     loop {
-        let r = tokio::select! {
-            r = listener.accept() => r,
+        let mut ready = tokio::select! {
+            r = afd.readable() => match r {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::warn!("listener: {e}");
+                    return;
+                }
+            },
             _ = stop.changed() => return,
         };
-        match r {
-            Ok((s, peer)) => {
-                let Ok(s) = s.into_std() else { continue };
-                if !shared.counter.try_acquire(peer.ip()) {
-                    refuse(&shared.protocol, s, index);
-                    continue;
+        let mut backoff = false;
+        for _ in 0..256 {
+            match reserve.accept(&listener, index, &shared) {
+                Accepted::Conn(s, peer) => {
+                    if !shared.counter.try_acquire(peer.ip()) {
+                        refuse(&shared.protocol, s, index);
+                        continue;
+                    }
+                    tokio::spawn(serve_conn(
+                        shared.clone(),
+                        hub.clone(),
+                        s,
+                        (peer, index),
+                        shut.clone(),
+                        alive.clone(),
+                    ));
                 }
-                tokio::spawn(serve_conn(
-                    shared.clone(),
-                    hub.clone(),
-                    s,
-                    (peer, index),
-                    shut.clone(),
-                    alive.clone(),
-                ));
-            }
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                Accepted::Refused => {}
+                Accepted::Empty => {
+                    ready.clear_ready();
+                    break;
+                }
+                Accepted::BackOff => {
+                    backoff = true;
+                    break;
+                }
             }
         }
-    }
-}
-
-/// The same for a Unix-domain listener (an admin socket): its streams are served as any other.
-async fn accept_unix_task<P: Protocol>(
-    shared: Arc<Shared<P>>,
-    hub: Hub,
-    listener: tokio::net::UnixListener,
-    index: usize,
-    shut: watch::Receiver<bool>,
-    alive: mpsc::Sender<()>,
-) {
-    let mut stop = shut.clone();
-    loop {
-        let r = tokio::select! {
-            r = listener.accept() => r,
-            _ = stop.changed() => return,
-        };
-        match r {
-            Ok((s, _)) => {
-                let Ok(s) = s.into_std() else { continue };
-                let s = TcpStream::from(std::os::fd::OwnedFd::from(s));
-                if !shared.counter.try_acquire(UNIX_ADDR.ip()) {
-                    refuse(&shared.protocol, s, index);
-                    continue;
-                }
-                tokio::spawn(serve_conn(
-                    shared.clone(),
-                    hub.clone(),
-                    s,
-                    (UNIX_ADDR, index),
-                    shut.clone(),
-                    alive.clone(),
-                ));
+        drop(ready);
+        if backoff {
+            tokio::select! {
+                _ = tokio::time::sleep(BACKOFF) => {}
+                _ = stop.changed() => return,
             }
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
+        } else {
+            // A full share taken (or a back-off over): let the connections run.
+            tokio::task::yield_now().await;
         }
     }
 }
@@ -273,20 +272,7 @@ pub(crate) fn run<P: Protocol>(
         let (tx, rx) = watch::channel(false);
         let (alive, mut all_done) = mpsc::channel::<()>(1);
         for (index, l) in listeners.into_iter().enumerate() {
-            let l = match l {
-                Listener::Tcp(l) => tokio::net::TcpListener::from_std(l)?,
-                Listener::Unix(u) => {
-                    tokio::spawn(accept_unix_task(
-                        shared.clone(),
-                        hub.clone(),
-                        tokio::net::UnixListener::from_std(u)?,
-                        index,
-                        rx.clone(),
-                        alive.clone(),
-                    ));
-                    continue;
-                }
-            };
+            l.set_nonblocking(true)?;
             tokio::spawn(accept_task(
                 shared.clone(),
                 hub.clone(),

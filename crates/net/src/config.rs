@@ -15,7 +15,7 @@ pub enum Model {
     Fork,
     /// A thread per connection.
     Thread,
-    /// `workers` threads take connections from a queue.
+    /// `workers` threads serve connections that have work; a poller thread holds idle ones.
     ThreadPool,
     /// `workers` processes accept on a shared listener, each running an event loop.
     Prefork,
@@ -109,6 +109,9 @@ pub struct Limits {
     /// Connections admitted at once (all workers, all processes together), whether being
     /// served or, under `iterative` and `threadpool`, waiting their turn. One more is accepted,
     /// sent [`Protocol::refusal`](crate::Protocol::refusal) and closed: never left hanging.
+    /// At start the server raises its soft `RLIMIT_NOFILE` towards what this needs (never past
+    /// the hard limit) and warns if it is still short; out of descriptors, clients are refused
+    /// the same way (see `docs/ARCHITECTURE.md`, "Out of descriptors").
     pub max_connections: usize,
     /// Connections admitted at once from one IP address (all workers and processes together);
     /// the excess is refused like `max_connections`'. `None` = no per-address limit.
@@ -200,7 +203,7 @@ impl Config {
 
     /// The effective worker count: `workers`, or by default one event loop per CPU (epoll,
     /// prefork, async), and 64 threads for `threadpool`, whose threads each serve one
-    /// connection at a time (so `workers` is how many connections it serves at once).
+    /// connection with work at a time (idle ones wait in its poller, holding no thread).
     pub fn worker_count(&self) -> usize {
         if self.workers > 0 {
             return self.workers;

@@ -1,7 +1,7 @@
 //! `--model epoll`: one epoll(7) loop per worker thread, each with its own SO_REUSEPORT
 //! listener so the kernel spreads connections over the loops with no shared accept queue and
 //! no lock. Level-triggered by default; `edge_triggered` registers every socket once with
-//! EPOLLET, which works because `conn.rs` always reads and writes until EAGAIN.
+//! EPOLLET, which works because `conn/` always reads and writes until EAGAIN.
 //! Prefork workers use the same poller, one per process.
 
 use crate::poller::{timeout_ms, Event, Interest, Poller};
@@ -38,7 +38,7 @@ impl EpollPoller {
     ) -> io::Result<()> {
         let mut flags = 0u32;
         if self.edge {
-            // Edge-triggered: always both directions, never re-armed (conn.rs drains to EAGAIN).
+            // Edge-triggered: always both directions, never re-armed (conn/ drains to EAGAIN).
             flags |= (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
         } else {
             if interest.read {
@@ -132,24 +132,28 @@ pub(crate) fn run<P: crate::Protocol>(
             listeners
                 .iter()
                 .map(|l| l.twin())
-                .collect::<io::Result<_>>()?,
+                .collect::<io::Result<Vec<_>>>()?,
         );
     }
+    per_worker.insert(0, listeners);
+    // Every loop's descriptors are made before any loop runs: a loop already accepting could
+    // otherwise take the last descriptors a later one needs to start (out-of-descriptor tests).
+    let mut reactors = per_worker
+        .into_iter()
+        .map(|ls| {
+            crate::reactor::Reactor::new(EpollPoller::new(edge)?, shared.clone(), hub.clone(), ls)
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    let first = reactors.remove(0);
     let mut handles = Vec::new();
-    let first = listeners;
-    for ls in per_worker {
-        let (shared, hub) = (shared.clone(), hub.clone());
+    for r in reactors {
         handles.push(
             std::thread::Builder::new()
                 .name("epoll-worker".into())
-                .spawn(move || {
-                    crate::reactor::Reactor::new(EpollPoller::new(edge)?, shared, hub, ls)?
-                        .run(false)
-                })?,
+                .spawn(move || r.run(false))?,
         );
     }
-    let mut result =
-        crate::reactor::Reactor::new(EpollPoller::new(edge)?, shared, hub, first)?.run(false);
+    let mut result = first.run(false);
     for h in handles {
         let r = h
             .join()

@@ -14,7 +14,7 @@ use crate::acceptor::{accept_loop, AcceptHooks};
 use crate::hub::Hub;
 use crate::listener::Listener;
 use crate::poll::PollPoller;
-use crate::reactor::{Peer, Reactor, Shared};
+use crate::reactor::{refuse, Peer, Reactor, Shared};
 use crate::relay::Relay;
 use crate::session::Protocol;
 use crate::shutdown;
@@ -169,7 +169,10 @@ impl<P: Protocol> AcceptHooks for Hooks<'_, P> {
     fn on_conn(&mut self, stream: TcpStream, peer: Peer) {
         let shared = self.shared;
         let ip = peer.0.ip();
+        // Taken by the child; still here if the fork (or its relay link) could not be made.
+        let mut stream = Some(stream);
         let r = self.family.spawn(&self.listener_fds, |link| {
+            let stream = stream.take().expect("the child takes the stream once");
             let mut r = Reactor::new(
                 PollPoller::default(),
                 shared.clone(),
@@ -185,7 +188,10 @@ impl<P: Protocol> AcceptHooks for Hooks<'_, P> {
                 self.places.insert(pid, ip);
             }
             Err(e) => {
-                tracing::warn!("fork: {e}");
+                self.shared.episode.failed_setup("fork", &e);
+                if let Some(s) = stream {
+                    refuse(&self.shared.protocol, s, peer.1);
+                }
                 self.shared.counter.release(ip);
             }
         }

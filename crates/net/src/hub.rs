@@ -150,6 +150,18 @@ impl Subscriber {
             .overflowed
     }
 
+    /// The next message wakes the owner again (see `Conn::rearm_mail`).
+    pub(crate) fn rearm(&self) {
+        self.notified.store(false, Ordering::Release);
+    }
+
+    /// Messages (or an overflow) wait to be taken. A loop adopting a connection checks this:
+    /// a wake-up sent while the connection was moving between threads went to its old owner.
+    pub(crate) fn pending(&self) -> bool {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.overflowed || !st.queue.is_empty()
+    }
+
     /// Take up to `max` messages; `Err(())` once the subscriber has overflowed.
     pub(crate) fn take(&self, max: usize, out: &mut Vec<Message>) -> Result<(), ()> {
         self.notified.store(false, Ordering::Release);

@@ -4,7 +4,7 @@
 //!
 //! See `docs/ARCHITECTURE.md` ("bingfa-net: the Session contract") for the big picture:
 //! `session.rs` is the contract, `config.rs` the knobs, `server.rs` the entry point, `hub.rs` and
-//! `relay.rs` the message bus, `conn.rs` + `reactor.rs` the engine the models share, and one file
+//! `relay.rs` the message bus, `conn/` + `reactor/` the engine the models share, and one file
 //! per model.
 
 pub mod blocking;
@@ -16,7 +16,9 @@ pub mod shutdown;
 
 mod acceptor;
 mod conn;
+mod exhaustion;
 mod listener;
+mod outbound;
 mod passive;
 mod poller;
 mod reactor;

@@ -40,6 +40,13 @@ impl Listener {
         }
     }
 
+    pub(crate) fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.set_nonblocking(on),
+            Listener::Unix(l) => l.set_nonblocking(on),
+        }
+    }
+
     pub(crate) fn try_clone(&self) -> io::Result<Listener> {
         Ok(match self {
             Listener::Tcp(l) => Listener::Tcp(l.try_clone()?),

@@ -25,6 +25,7 @@ fn spawn_worker<P: Protocol>(
 ) -> io::Result<libc::pid_t> {
     family.spawn(&[], |link| {
         shared.counter.use_ledger(index);
+        shared.episode.use_slot(index);
         // Own duplicates so the loop can close them at shutdown; the originals are closed
         // right away so only the loop holds the listening sockets in this process.
         let mine = listeners

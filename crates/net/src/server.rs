@@ -174,7 +174,13 @@ impl<P: Protocol> Server<P> {
             shutdown,
             hub,
             inject: Mutex::new(inject.map(|(mine, _)| mine)),
+            episode: crate::exhaustion::Episode::new(if config.model == Model::Prefork {
+                workers
+            } else {
+                0
+            })?,
         });
+        crate::exhaustion::check_rlimit(&config, workers);
         tracing::info!(model = %config.model, workers, "serving");
         let r = match config.model {
             Model::Iterative => crate::iterative::run(shared, listeners),

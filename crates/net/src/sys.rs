@@ -81,6 +81,22 @@ pub(crate) fn sendfile(out: RawFd, file: RawFd, offset: u64, len: usize) -> io::
     }
 }
 
+/// TCP_CORK on or off: while on, only full segments leave (a response's head goes out with
+/// the first of its file's bytes); turning it off sends what is held.
+pub(crate) fn set_cork(fd: RawFd, on: bool) {
+    let v: libc::c_int = on as libc::c_int;
+    // SAFETY: valid fd and option pointer of the right size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            &v as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+}
+
 /// `pread(2)` into `buf`.
 pub(crate) fn pread(file: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     // SAFETY: buf is a valid writable buffer of the given length.

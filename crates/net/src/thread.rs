@@ -21,7 +21,12 @@ pub(crate) fn serve_one<P: Protocol>(
     peer: Peer,
 ) {
     let counter_owner = shared.clone();
-    match Reactor::new(PollPoller::default(), shared, hub, Vec::new()) {
+    let reactor = {
+        // Its eventfd must not take a number the acceptor freed to refuse a client.
+        let _g = crate::exhaustion::fd_guard();
+        Reactor::new(PollPoller::default(), shared, hub, Vec::new())
+    };
+    match reactor {
         Ok(mut r) => {
             r.adopt(stream, peer, true);
             if let Err(e) = r.run(true) {
@@ -29,7 +34,11 @@ pub(crate) fn serve_one<P: Protocol>(
             }
         }
         Err(e) => {
-            tracing::warn!("cannot serve a connection: {e}");
+            // Most likely out of descriptors (the loop's eventfd): refuse, never leave it hanging.
+            counter_owner
+                .episode
+                .failed_setup("cannot serve a connection", &e);
+            crate::reactor::refuse(&counter_owner.protocol, stream, peer.1);
             counter_owner.counter.release(peer.0.ip());
         }
     }

@@ -3,9 +3,13 @@
 //! connection's IP; output and a close queued before the peer connects; pausing a channel's
 //! input; `max_channels` refused before binding with its own event.
 
-use super::*;
+use crate::harness::{Client, Spec, TestServer};
 use bingfa_net::Passive;
+use bingfa_net::{ChannelEvent, ChannelId, ConnInfo, Context, Model, Protocol, Session};
+use std::io::{Read, Write};
 use std::net::IpAddr;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
 
 /// `PASV` opens a passive listener in the range, announcing 127.0.0.3; `RETR` queues the
 /// payload and closes the last channel at once (usually before the client connected);

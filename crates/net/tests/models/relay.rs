@@ -3,7 +3,11 @@
 //! the clients of the other processes keep talking, and under `prefork` a fresh worker takes
 //! its place and is in the same room as everyone else.
 
-use super::*;
+use crate::harness::{children_of, Client, Spec, TestServer};
+use bingfa_net::Model;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 /// The pid of the process serving `c`, from the chat protocol's welcome line.
 fn serving_pid(c: &mut Client) -> i32 {

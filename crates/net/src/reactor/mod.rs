@@ -3,12 +3,17 @@
 //! for the relay link, runs timers, and performs graceful shutdown.
 //!
 //! `select`, `poll` and `epoll` run it over their poller with many connections; `prefork`
-//! workers run it in each process; `iterative` runs it with `max_active = 1`; `thread`,
-//! `threadpool` and `fork` run it for exactly one connection (a blocking `poll(2)` over that
-//! connection, its data channels, its timer and the shutdown pipe).
+//! workers run it in each process; `iterative` runs it with `max_active = 1`; `thread` and
+//! `fork` run it for exactly one connection (a blocking `poll(2)` over that connection, its data
+//! channels, its timer and the shutdown pipe). `threadpool` runs it in two modes: *worker*
+//! (serve a connection until it is idle, then release it) and *poller* (hold idle
+//! connections, dispatch one that has work); connections move between them by value.
 
 use crate::config::Limits;
 use crate::conn::{Conn, Env, Registry};
+
+mod handoff;
+use crate::exhaustion::{Accepted, Episode, Reserve, BACKOFF};
 use crate::hub::Hub;
 use crate::listener::{self, Listener};
 use crate::poller::{Event, Interest, Poller};
@@ -16,6 +21,8 @@ use crate::relay::LinkReader;
 use crate::session::{ConnId, ConnInfo, Protocol};
 use crate::shutdown::ShutdownHandle;
 use crate::sys::{self, SharedCounter};
+use handoff::INBOX;
+pub(crate) use handoff::{Handoff, Inbox, Job, Route};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Write};
@@ -42,6 +49,8 @@ pub(crate) struct Shared<P: Protocol> {
     pub hub: Hub,
     /// Fork/prefork: the relay's end of the injector link, added to the relay by the parent.
     pub inject: Mutex<Option<std::os::unix::net::UnixStream>>,
+    /// Out-of-descriptor episodes, for logging each once (see `exhaustion.rs`).
+    pub episode: Episode,
 }
 
 /// A connection id unique across the server's processes: pid in the high 32 bits.
@@ -175,8 +184,20 @@ pub(crate) struct Reactor<Pl: Poller, P: Protocol> {
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     /// Per slot: the time of its live timer entry, and a generation bumped per new connection.
     scheduled: Vec<(Option<Instant>, u64)>,
-    /// When to try accepting again after an accept error (EMFILE...).
+    /// When to watch the listeners again after backing off (out of descriptors, no reserve).
     retry_at: Option<Instant>,
+    /// The spare descriptor that lets an exhausted loop refuse instead of spin (only when
+    /// this loop accepts).
+    reserve: Option<Reserve>,
+    /// Connections carry a `Route` (they may move to another loop).
+    mobile: bool,
+    /// Poller mode (threadpool): a connection with anything to do is given away here instead
+    /// of being handled on this thread.
+    dispatch: Option<Handoff<P::Session>>,
+    /// Worker mode (threadpool): a connection that has gone idle is given away here.
+    release: Option<Handoff<P::Session>>,
+    inbox: Arc<Inbox<P::Session>>,
+    started: bool,
 }
 
 impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
@@ -187,6 +208,8 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         listeners: Vec<Listener>,
     ) -> io::Result<Self> {
         let link = hub.link_fd().map(LinkReader::new);
+        let reserve = (!listeners.is_empty()).then(Reserve::new);
+        let wake = Wake::new()?;
         Ok(Reactor {
             poller,
             shared,
@@ -198,12 +221,21 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             live: 0,
             max_active: usize::MAX,
             waiting: VecDeque::new(),
-            wake: Wake::new()?,
+            inbox: Arc::new(Inbox {
+                conns: Mutex::new(Vec::new()),
+                wake: wake.clone(),
+            }),
+            wake,
             link,
             deadline: None,
             timers: BinaryHeap::new(),
             scheduled: Vec::new(),
             retry_at: None,
+            reserve,
+            mobile: false,
+            dispatch: None,
+            release: None,
+            started: false,
         })
     }
 
@@ -216,6 +248,12 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
     /// Add a connection accepted elsewhere (thread, threadpool, fork). `counted`: release a
     /// place in the shared counter when it ends.
     pub(crate) fn adopt(&mut self, stream: TcpStream, peer: Peer, counted: bool) {
+        if self.release.is_some()
+            && self.deadline.is_none()
+            && self.shared.shutdown.is_shutting_down()
+        {
+            self.begin_shutdown();
+        }
         self.start_conn(stream, peer, counted);
     }
 
@@ -252,10 +290,21 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         };
         let gen = self.scheduled[slot].1.wrapping_add(1);
         self.scheduled[slot] = (None, gen);
-        let wake = self.wake.clone();
-        let waker: crate::hub::Waker = Arc::new(move || wake.wake(slot));
+        let (waker, route) = if self.mobile {
+            let route = Arc::new(Route(Mutex::new((self.wake.clone(), slot))));
+            (Route::waker(&route), Some(route))
+        } else {
+            let wake = self.wake.clone();
+            let waker: crate::hub::Waker = Arc::new(move || wake.wake(slot));
+            (waker, None)
+        };
         let conn = match make_conn(&self.shared, stream, peer, waker) {
-            Ok(c) => c,
+            Ok(mut c) => {
+                if let Some(r) = route {
+                    c.set_route(r);
+                }
+                c
+            }
             Err(e) => {
                 tracing::debug!("dropping a connection that failed setup: {e}");
                 self.free.push(slot);
@@ -303,6 +352,10 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             return;
         };
         if !conn.is_closed() {
+            if self.release.is_some() && self.deadline.is_none() && conn.is_idle(limits) {
+                self.hand_off(slot);
+                return;
+            }
             if let Some(d) = conn.deadline(limits) {
                 let (at, gen) = self.scheduled[slot];
                 let earlier = match at {
@@ -339,10 +392,13 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
     }
 
     fn accept(&mut self, i: usize) {
-        loop {
-            let r = self.listeners[i].accept();
-            match r {
-                Ok((s, peer)) => {
+        // A turn's share: a flood of connections must not starve the ones already open.
+        for _ in 0..256 {
+            let Some(reserve) = self.reserve.as_mut() else {
+                return;
+            };
+            match reserve.accept(&self.listeners[i], i, &self.shared) {
+                Accepted::Conn(s, peer) => {
                     if !self.shared.counter.try_acquire(peer.ip()) {
                         refuse(&self.shared.protocol, s, i);
                     } else if self.live >= self.max_active {
@@ -351,17 +407,23 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
                         self.start_conn(s, (peer, i), true);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                Err(e) => {
-                    // EMFILE and friends: leave the rest in the backlog and try again later
-                    // (edge-triggered loops will not be told again, hence the explicit retry).
-                    tracing::warn!("accept: {e}");
-                    self.retry_at = Some(Instant::now() + Duration::from_millis(50));
+                Accepted::Refused => {}
+                Accepted::Empty => return,
+                Accepted::BackOff => {
+                    // Not even a reserve to refuse with: stop watching the listeners (a
+                    // level-triggered poller would report them ready every turn) and look
+                    // again in a moment.
+                    for l in &self.listeners {
+                        self.poller.delete(l.as_raw_fd());
+                    }
+                    self.retry_at = Some(Instant::now() + BACKOFF);
                     return;
                 }
             }
+        }
+        if self.poller.edge_triggered() {
+            // Edge-triggered: the rest of the queue would not be reported again.
+            self.retry_at.get_or_insert_with(Instant::now);
         }
     }
 
@@ -380,7 +442,12 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             self.shared.counter.release(peer.ip());
         }
         for slot in 0..self.conns.len() {
-            self.with_conn(slot, |conn, reg, env| conn.shutdown(reg, env));
+            if self.dispatch.is_some() {
+                // The workers tell them (they see the shutdown when they adopt them).
+                self.hand_off(slot);
+            } else {
+                self.with_conn(slot, |conn, reg, env| conn.shutdown(reg, env));
+            }
         }
     }
 
@@ -395,6 +462,10 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
                 continue; // stale: the connection is gone or was rescheduled earlier
             }
             self.scheduled[slot].0 = None;
+            if self.dispatch.is_some() {
+                self.hand_off(slot);
+                continue;
+            }
             // `with_conn` ends in `after`, which schedules the connection's next deadline.
             self.with_conn(slot, |conn, reg, env| {
                 if conn.deadline(env.limits).is_some_and(|d| d <= now) {
@@ -407,6 +478,13 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
     fn on_conn_event(&mut self, ev: Event) {
         let slot = ev.token >> 16;
         let code = (ev.token & 0xffff) as u16;
+        if self.dispatch.is_some() {
+            if let Some(Some(conn)) = self.conns.get_mut(slot) {
+                conn.on_ready(code, ev.readable, ev.writable, ev.hup);
+                self.hand_off(slot);
+            }
+            return;
+        }
         self.with_conn(slot, |conn, reg, env| {
             conn.on_ready(code, ev.readable, ev.writable, ev.hup);
             conn.settle(reg, env);
@@ -414,11 +492,33 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
     }
 
     fn settle_slot(&mut self, slot: usize) {
-        self.with_conn(slot, |conn, reg, env| conn.settle(reg, env));
+        if slot == INBOX {
+            self.take_inbox();
+        } else if self.dispatch.is_some() {
+            self.hand_off(slot);
+        } else {
+            self.with_conn(slot, |conn, reg, env| conn.settle(reg, env));
+        }
     }
 
     /// Run until shutdown completes, or (with `until_idle`) until no connection is left.
     pub(crate) fn run(mut self, until_idle: bool) -> io::Result<()> {
+        self.start()?;
+        let r = self.run_loop(until_idle);
+        for slot in 0..self.conns.len() {
+            if let Some(c) = self.conns[slot].as_mut() {
+                c.abort();
+            }
+            self.after(slot);
+        }
+        r
+    }
+
+    /// Watch the loop's own descriptors (once).
+    pub(crate) fn start(&mut self) -> io::Result<()> {
+        if std::mem::replace(&mut self.started, true) {
+            return Ok(());
+        }
         self.poller
             .add(self.wake.fd.as_raw_fd(), WAKE, Interest::READ)?;
         self.poller
@@ -433,6 +533,11 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         if self.shared.shutdown.is_shutting_down() {
             self.begin_shutdown();
         }
+        Ok(())
+    }
+
+    /// The loop proper (after `start`).
+    pub(crate) fn run_loop(&mut self, until_idle: bool) -> io::Result<()> {
         let mut events = Vec::with_capacity(256);
         loop {
             let now = Instant::now();
@@ -493,16 +598,17 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             self.fire_timers(now);
             if self.retry_at.is_some_and(|t| t <= now) {
                 self.retry_at = None;
+                for (i, l) in self.listeners.iter().enumerate() {
+                    // Watched again after a back-off (for a still-watched one this fails
+                    // harmlessly or re-arms it).
+                    let _ = self
+                        .poller
+                        .add(l.as_raw_fd(), LISTENER0 - i, Interest::READ);
+                }
                 for i in 0..self.listeners.len() {
                     self.accept(i);
                 }
             }
-        }
-        for slot in 0..self.conns.len() {
-            if let Some(c) = self.conns[slot].as_mut() {
-                c.abort();
-            }
-            self.after(slot);
         }
         Ok(())
     }

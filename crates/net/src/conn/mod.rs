@@ -10,14 +10,15 @@
 
 use crate::config::Limits;
 use crate::hub::{Hub, Subscriber, Waker};
+use crate::outbound::Outbound;
 use crate::passive;
 use crate::poller::Interest;
 use crate::session::{Action, ChannelEvent, ChannelId, ConnInfo, Context, Message, Session};
 use crate::sys;
+use channels::{Chan, ChanState, Pending};
 use std::collections::VecDeque;
-use std::fs::File;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{self, Read};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,178 +60,7 @@ thread_local! {
 const READ_BUDGET: usize = 64 * 1024;
 const CALL_BUDGET: usize = 256;
 
-enum Chunk {
-    Bytes {
-        buf: Vec<u8>,
-        pos: usize,
-    },
-    File {
-        file: Arc<File>,
-        offset: u64,
-        remaining: u64,
-        copy: bool,
-    },
-}
-
-#[derive(Default)]
-struct Outbound {
-    chunks: VecDeque<Chunk>,
-    bytes: usize,
-}
-
-impl Outbound {
-    fn push_bytes(&mut self, buf: Vec<u8>) {
-        if buf.is_empty() {
-            return;
-        }
-        self.bytes += buf.len();
-        if let Some(Chunk::Bytes { buf: last, pos }) = self.chunks.back_mut() {
-            if last.len() - *pos + buf.len() <= 64 * 1024 {
-                last.extend_from_slice(&buf);
-                return;
-            }
-        }
-        self.chunks.push_back(Chunk::Bytes { buf, pos: 0 });
-    }
-
-    fn push_file(&mut self, file: Arc<File>, offset: u64, len: u64) {
-        self.chunks.push_back(Chunk::File {
-            file,
-            offset,
-            remaining: len,
-            copy: false,
-        });
-    }
-
-    fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
-    }
-
-    /// Write until done (Ok(true)) or the socket is full (Ok(false)); `moved` reports progress.
-    fn write_to(&mut self, sock: &TcpStream, moved: &mut bool) -> io::Result<bool> {
-        let fd = sock.as_raw_fd();
-        while let Some(front) = self.chunks.front_mut() {
-            let r = match front {
-                Chunk::Bytes { buf, pos } => match (&*sock).write(&buf[*pos..]) {
-                    Ok(n) => {
-                        *pos += n;
-                        self.bytes -= n;
-                        Ok(n)
-                    }
-                    Err(e) => Err(e),
-                },
-                Chunk::File {
-                    file,
-                    offset,
-                    remaining,
-                    copy,
-                } => {
-                    let want = (*remaining).min(1 << 20) as usize;
-                    let r = if *copy {
-                        copy_range(file, *offset, want, sock)
-                    } else {
-                        match sys::sendfile(fd, file.as_raw_fd(), *offset, want) {
-                            Err(e)
-                                if matches!(
-                                    e.raw_os_error(),
-                                    Some(libc::EINVAL) | Some(libc::ENOSYS)
-                                ) =>
-                            {
-                                // Not a sendfile-able file (e.g. a pipe): copy instead.
-                                *copy = true;
-                                copy_range(file, *offset, want, sock)
-                            }
-                            r => r,
-                        }
-                    };
-                    match r {
-                        Ok(0) => Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "file shorter than the range queued",
-                        )),
-                        Ok(n) => {
-                            *offset += n as u64;
-                            *remaining -= n as u64;
-                            Ok(n)
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
-            };
-            match r {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => {
-                    *moved = true;
-                    let done = match front {
-                        Chunk::Bytes { buf, pos } => *pos == buf.len(),
-                        Chunk::File { remaining, .. } => *remaining == 0,
-                    };
-                    if done {
-                        self.chunks.pop_front();
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(true)
-    }
-}
-
-/// The read/write fallback when sendfile cannot be used: one pread, one write.
-fn copy_range(file: &File, offset: u64, want: usize, sock: &TcpStream) -> io::Result<usize> {
-    let mut buf = [0u8; 64 * 1024];
-    let n = sys::pread(file.as_raw_fd(), &mut buf[..want.min(64 * 1024)], offset)?;
-    if n == 0 {
-        return Ok(0);
-    }
-    // A short write just means the rest is read again next time.
-    (&*sock).write(&buf[..n])
-}
-
-enum ChanState {
-    Listening(TcpListener),
-    Connecting(TcpStream),
-    Open(TcpStream),
-    /// Only while a connecting stream moves to `Open`.
-    Moving,
-}
-
-impl ChanState {
-    fn fd(&self) -> RawFd {
-        match self {
-            ChanState::Listening(l) => l.as_raw_fd(),
-            ChanState::Connecting(s) | ChanState::Open(s) => s.as_raw_fd(),
-            ChanState::Moving => -1,
-        }
-    }
-}
-
-struct Chan {
-    id: ChannelId,
-    state: ChanState,
-    out: Outbound,
-    close_after: bool,
-    /// Input paused by the session (`channel_pause`): not read, not watched.
-    paused: bool,
-    read_eof: bool,
-    ready_r: bool,
-    ready_w: bool,
-    hup: bool,
-    interest: Interest,
-}
-
-/// A channel event owned until it can be delivered (after the current actions are applied).
-enum Pending {
-    Listening(SocketAddr),
-    Connected(SocketAddr),
-    Eof,
-    Drained,
-    Closed,
-    Error(io::ErrorKind),
-    TooMany,
-}
+mod channels;
 
 pub(crate) struct Conn<S: Session> {
     session: S,
@@ -263,6 +93,8 @@ pub(crate) struct Conn<S: Session> {
     sub: Option<Arc<Subscriber>>,
     topics: Vec<Arc<str>>,
     waker: Waker,
+    /// Where `waker` currently points, for connections that move between loops (threadpool).
+    route: Option<Arc<crate::reactor::Route>>,
     scratch: Vec<Action>,
     msgs: Vec<Message>,
 }
@@ -302,6 +134,7 @@ impl<S: Session> Conn<S> {
             sub: None,
             topics: Vec::new(),
             waker,
+            route: None,
             scratch: Vec::new(),
             msgs: Vec::new(),
         }
@@ -313,6 +146,93 @@ impl<S: Session> Conn<S> {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    pub(crate) fn set_route(&mut self, route: Arc<crate::reactor::Route>) {
+        self.route = Some(route);
+    }
+
+    pub(crate) fn route(&self) -> Option<&Arc<crate::reactor::Route>> {
+        self.route.as_ref()
+    }
+
+    /// Nothing to do until the peer sends, a timer fires or hub mail comes: no output queued,
+    /// no input to parse or read, no channel. A lingering close (waiting for the peer's FIN)
+    /// is idle too. A threadpool worker hands such a connection back to the shared poller (see
+    /// `threadpool.rs`); the poller sends back any that is not (mail came meanwhile).
+    pub(crate) fn is_idle(&self, limits: &Limits) -> bool {
+        let quiet = !self.closed
+            && !self.hup
+            && self.out.is_empty()
+            && self.channels.iter().all(Option::is_none)
+            && self.events.is_empty();
+        if !quiet {
+            return false;
+        }
+        if self.linger_until.is_some() {
+            // Only the peer's FIN or the linger deadline can move it (hub mail is not taken
+            // and `on_drained` is not called while closing).
+            return !self.read_pending;
+        }
+        let busy = self.closing
+            || self.hard_deadline.is_some()
+            || self.drained_pending
+            || self.input_dirty
+            || self.eof_pending
+            || (self.read_pending && self.can_read(limits))
+            || self.has_mail();
+        !busy
+    }
+
+    /// After moving to a new loop: let the next hub message wake it. A wake-up can race
+    /// with the move and reach the old owner, which no longer holds the connection; the inbox
+    /// would then stay marked as notified and never wake anyone again.
+    pub(crate) fn rearm_mail(&self) {
+        if let Some(s) = &self.sub {
+            s.rearm();
+        }
+    }
+
+    /// Hub messages wait in this connection's inbox.
+    pub(crate) fn has_mail(&self) -> bool {
+        self.sub.as_ref().is_some_and(|s| s.pending())
+    }
+
+    /// Stop being watched by the current loop (the connection moves to another).
+    pub(crate) fn detach(&mut self, reg: &mut dyn Registry) {
+        for i in 0..self.channels.len() {
+            if let Some(ch) = self.channels[i].as_mut() {
+                reg.remove(ch.state.fd(), i as u16 + 1);
+                ch.interest = Interest::default();
+            }
+        }
+        if self.registered {
+            reg.remove(self.fd, CONTROL);
+            self.registered = false;
+        }
+        self.interest = Interest::default();
+    }
+
+    /// Be watched by a new loop, with the interest the connection's state calls for.
+    pub(crate) fn attach(&mut self, reg: &mut dyn Registry, env: &Env) {
+        let want = Interest {
+            read: self.can_read(env.limits) || self.linger_until.is_some(),
+            write: !self.out.is_empty(),
+        };
+        if let Err(e) = reg.set(self.fd, CONTROL, want, true) {
+            tracing::warn!("cannot watch connection: {e}");
+            self.closed = true;
+            return;
+        }
+        self.registered = true;
+        self.interest = want;
+        for i in 0..self.channels.len() {
+            let Some(ch) = self.channels[i].as_mut() else {
+                continue;
+            };
+            // Registered with no interest; `update_interest` (in settle) sets the real one.
+            let _ = reg.set(ch.state.fd(), i as u16 + 1, Interest::default(), true);
+        }
     }
 
     /// Register and call `on_open`.
@@ -619,49 +539,6 @@ impl<S: Session> Conn<S> {
         }
     }
 
-    fn read_channels(&mut self, reg: &mut dyn Registry) -> bool {
-        SCRATCH.with(|scratch| self.read_channels_into(&mut scratch.borrow_mut(), reg))
-    }
-
-    fn read_channels_into(&mut self, buf: &mut [u8], reg: &mut dyn Registry) -> bool {
-        for i in 0..self.channels.len() {
-            let Some(ch) = self.channels[i].as_mut() else {
-                continue;
-            };
-            if !ch.ready_r || ch.read_eof || ch.paused {
-                continue;
-            }
-            let ChanState::Open(s) = &ch.state else {
-                continue;
-            };
-            let id = ch.id;
-            match (&*s).read(buf) {
-                Ok(0) => {
-                    ch.read_eof = true;
-                    ch.ready_r = false;
-                    self.events.push_back((id, Pending::Eof));
-                }
-                Ok(n) => {
-                    self.last_active = Instant::now();
-                    self.cx.set_now(self.last_active);
-                    self.session
-                        .on_channel(id, ChannelEvent::Data(&buf[..n]), &mut self.cx);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ch.ready_r = false;
-                    continue;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.events.push_back((id, Pending::Error(e.kind())));
-                    self.drop_channel(i, reg);
-                }
-            }
-            return true;
-        }
-        false
-    }
-
     fn take_messages(&mut self, limits: &Limits) -> bool {
         let Some(sub) = &self.sub else { return false };
         if self.closing {
@@ -703,63 +580,6 @@ impl<S: Session> Conn<S> {
         self.session.on_overflow(&mut self.cx);
         self.cx.close();
         self.hard_deadline = Some(now + GOODBYE_GRACE);
-    }
-
-    fn drop_channel(&mut self, i: usize, reg: &mut dyn Registry) {
-        if let Some(ch) = self.channels[i].take() {
-            // Unregister before the socket closes, so the number cannot be reused while watched.
-            reg.remove(ch.state.fd(), i as u16 + 1);
-        }
-    }
-
-    fn chan_index(&self, id: ChannelId) -> Option<usize> {
-        self.channels
-            .iter()
-            .position(|c| c.as_ref().is_some_and(|c| c.id == id))
-    }
-
-    /// Whether the session may open one more channel; if not, it is told (`TooMany`) before
-    /// anything is bound or connected.
-    fn channel_room(&mut self, id: ChannelId, env: &Env) -> bool {
-        let open = self.channels.iter().filter(|c| c.is_some()).count();
-        if open >= env.limits.max_channels {
-            self.events.push_back((id, Pending::TooMany));
-            return false;
-        }
-        true
-    }
-
-    fn add_channel(&mut self, id: ChannelId, state: ChanState, reg: &mut dyn Registry) {
-        let i = match self.channels.iter().position(Option::is_none) {
-            Some(i) => i,
-            None => {
-                self.channels.push(None);
-                self.channels.len() - 1
-            }
-        };
-        let interest = match state {
-            ChanState::Listening(_) => Interest::READ,
-            _ => Interest {
-                read: false,
-                write: true,
-            },
-        };
-        if let Err(e) = reg.set(state.fd(), i as u16 + 1, interest, true) {
-            self.events.push_back((id, Pending::Error(e.kind())));
-            return;
-        }
-        self.channels[i] = Some(Chan {
-            id,
-            state,
-            out: Outbound::default(),
-            close_after: false,
-            paused: false,
-            read_eof: false,
-            ready_r: false,
-            ready_w: false,
-            hup: false,
-            interest,
-        });
     }
 
     /// Carry out the actions the last callbacks queued, in order.
@@ -910,10 +730,13 @@ impl<S: Session> Conn<S> {
     }
 
     /// Write what can be written, finish connects and accepts, and close when due.
-    fn flush(&mut self, reg: &mut dyn Registry, _env: &Env) {
+    fn flush(&mut self, reg: &mut dyn Registry, env: &Env) {
         if !self.out.is_empty() {
             let mut moved = false;
-            match self.out.write_to(&self.sock, &mut moved) {
+            match self
+                .out
+                .write_to(&self.sock, &mut moved, env.level_triggered)
+            {
                 Ok(done) => {
                     if moved {
                         self.last_active = Instant::now();
@@ -928,132 +751,7 @@ impl<S: Session> Conn<S> {
                 }
             }
         }
-        for i in 0..self.channels.len() {
-            let Some(ch) = self.channels[i].as_mut() else {
-                continue;
-            };
-            let id = ch.id;
-            match &ch.state {
-                ChanState::Listening(l) => {
-                    if !ch.ready_r {
-                        continue;
-                    }
-                    ch.ready_r = false;
-                    let control = self.cx.info().peer.ip();
-                    // Others than the control connection's client are turned away and the
-                    // listener keeps waiting (a third party must not steal the transfer).
-                    let accepted = loop {
-                        match l.accept() {
-                            Ok((_, peer)) if !passive::admits(control, peer.ip()) => {
-                                tracing::debug!(%peer, "data connection from another address refused");
-                                continue;
-                            }
-                            other => break other,
-                        }
-                    };
-                    match accepted {
-                        Ok((s, peer)) => {
-                            let _ = s.set_nonblocking(true);
-                            let _ = s.set_nodelay(true);
-                            // One connection per passive listener: swap the listener for the stream.
-                            reg.remove(l.as_raw_fd(), i as u16 + 1);
-                            ch.state = ChanState::Open(s);
-                            ch.interest = Interest::default();
-                            ch.ready_r = true;
-                            ch.ready_w = true;
-                            if let Err(e) =
-                                reg.set(ch.state.fd(), i as u16 + 1, Interest::READ, true)
-                            {
-                                self.events.push_back((id, Pending::Error(e.kind())));
-                                self.channels[i] = None;
-                                continue;
-                            }
-                            ch.interest = Interest::READ;
-                            self.last_active = Instant::now();
-                            self.events.push_back((id, Pending::Connected(peer)));
-                            // Fall through: output queued before the peer came goes out now.
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                        Err(e) => {
-                            self.events.push_back((id, Pending::Error(e.kind())));
-                            self.drop_channel(i, reg);
-                            continue;
-                        }
-                    }
-                }
-                ChanState::Connecting(s) => {
-                    if !ch.ready_w {
-                        continue;
-                    }
-                    ch.ready_w = false;
-                    match sys::take_error(s.as_raw_fd()) {
-                        Ok(None) => match s.peer_addr() {
-                            Ok(peer) => {
-                                let ChanState::Connecting(s) =
-                                    std::mem::replace(&mut ch.state, ChanState::Moving)
-                                else {
-                                    unreachable!()
-                                };
-                                let _ = s.set_nodelay(true);
-                                ch.state = ChanState::Open(s);
-                                ch.ready_r = true;
-                                self.events.push_back((id, Pending::Connected(peer)));
-                            }
-                            Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
-                            Err(e) => {
-                                self.events.push_back((id, Pending::Error(e.kind())));
-                                self.drop_channel(i, reg);
-                                continue;
-                            }
-                        },
-                        Ok(Some(e)) | Err(e) => {
-                            self.events.push_back((id, Pending::Error(e.kind())));
-                            self.drop_channel(i, reg);
-                            continue;
-                        }
-                    }
-                }
-                ChanState::Open(_) | ChanState::Moving => {}
-            }
-            let Some(ch) = self.channels[i].as_mut() else {
-                continue;
-            };
-            let ChanState::Open(s) = &ch.state else {
-                continue;
-            };
-            if ch.out.is_empty() {
-                if ch.close_after {
-                    // Closed before it connected, with nothing (left) to send.
-                    self.drop_channel(i, reg);
-                    self.events.push_back((id, Pending::Closed));
-                } else if ch.hup && ch.read_eof {
-                    // The peer is gone and everything it sent was read: the channel is over.
-                    self.drop_channel(i, reg);
-                    self.events.push_back((id, Pending::Closed));
-                }
-                continue;
-            }
-            let mut moved = false;
-            match ch.out.write_to(s, &mut moved) {
-                Ok(done) => {
-                    if moved {
-                        self.last_active = Instant::now();
-                    }
-                    if done {
-                        if ch.close_after {
-                            self.drop_channel(i, reg);
-                            self.events.push_back((id, Pending::Closed));
-                        } else {
-                            self.events.push_back((id, Pending::Drained));
-                        }
-                    }
-                }
-                Err(e) => {
-                    self.events.push_back((id, Pending::Error(e.kind())));
-                    self.drop_channel(i, reg);
-                }
-            }
-        }
+        self.flush_channels(reg, env.level_triggered);
         if self.closing && self.out.is_empty() && self.events.is_empty() {
             let busy = self
                 .channels
@@ -1116,25 +814,6 @@ impl<S: Session> Conn<S> {
         if want != self.interest && reg.set(self.fd, CONTROL, want, false).is_ok() {
             self.interest = want;
         }
-        for i in 0..self.channels.len() {
-            let Some(ch) = self.channels[i].as_mut() else {
-                continue;
-            };
-            let want = match &ch.state {
-                ChanState::Listening(_) => Interest::READ,
-                ChanState::Connecting(_) => Interest {
-                    read: false,
-                    write: true,
-                },
-                ChanState::Open(_) => Interest {
-                    read: !ch.read_eof && !ch.paused,
-                    write: !ch.out.is_empty(),
-                },
-                ChanState::Moving => continue,
-            };
-            if want != ch.interest && reg.set(ch.state.fd(), i as u16 + 1, want, false).is_ok() {
-                ch.interest = want;
-            }
-        }
+        self.update_channel_interest(reg);
     }
 }

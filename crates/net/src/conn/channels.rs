@@ -1,0 +1,308 @@
+//! A session's data channels (FTP's data connections): a passive listener or an active connect
+//! that becomes an open stream with its own outbound queue; reading them into `on_channel`,
+//! writing their queues, and what the poller watches for each. Methods of `Conn`, kept apart
+//! from the control connection's.
+
+use super::{Conn, Env, Registry, SCRATCH};
+use crate::outbound::Outbound;
+use crate::passive;
+use crate::poller::Interest;
+use crate::session::{ChannelEvent, ChannelId, Session};
+use crate::sys;
+use std::io::{self, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Instant;
+
+pub(super) enum ChanState {
+    Listening(TcpListener),
+    Connecting(TcpStream),
+    Open(TcpStream),
+    /// Only while a connecting stream moves to `Open`.
+    Moving,
+}
+
+impl ChanState {
+    pub(super) fn fd(&self) -> RawFd {
+        match self {
+            ChanState::Listening(l) => l.as_raw_fd(),
+            ChanState::Connecting(s) | ChanState::Open(s) => s.as_raw_fd(),
+            ChanState::Moving => -1,
+        }
+    }
+}
+
+pub(super) struct Chan {
+    pub(super) id: ChannelId,
+    pub(super) state: ChanState,
+    pub(super) out: Outbound,
+    pub(super) close_after: bool,
+    /// Input paused by the session (`channel_pause`): not read, not watched.
+    pub(super) paused: bool,
+    pub(super) read_eof: bool,
+    pub(super) ready_r: bool,
+    pub(super) ready_w: bool,
+    pub(super) hup: bool,
+    pub(super) interest: Interest,
+}
+
+/// A channel event owned until it can be delivered (after the current actions are applied).
+pub(super) enum Pending {
+    Listening(SocketAddr),
+    Connected(SocketAddr),
+    Eof,
+    Drained,
+    Closed,
+    Error(io::ErrorKind),
+    TooMany,
+}
+
+impl<S: Session> Conn<S> {
+    pub(super) fn read_channels(&mut self, reg: &mut dyn Registry) -> bool {
+        SCRATCH.with(|scratch| self.read_channels_into(&mut scratch.borrow_mut(), reg))
+    }
+    pub(super) fn read_channels_into(&mut self, buf: &mut [u8], reg: &mut dyn Registry) -> bool {
+        for i in 0..self.channels.len() {
+            let Some(ch) = self.channels[i].as_mut() else {
+                continue;
+            };
+            if !ch.ready_r || ch.read_eof || ch.paused {
+                continue;
+            }
+            let ChanState::Open(s) = &ch.state else {
+                continue;
+            };
+            let id = ch.id;
+            match (&*s).read(buf) {
+                Ok(0) => {
+                    ch.read_eof = true;
+                    ch.ready_r = false;
+                    self.events.push_back((id, Pending::Eof));
+                }
+                Ok(n) => {
+                    self.last_active = Instant::now();
+                    self.cx.set_now(self.last_active);
+                    self.session
+                        .on_channel(id, ChannelEvent::Data(&buf[..n]), &mut self.cx);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ch.ready_r = false;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.events.push_back((id, Pending::Error(e.kind())));
+                    self.drop_channel(i, reg);
+                }
+            }
+            return true;
+        }
+        false
+    }
+    pub(super) fn drop_channel(&mut self, i: usize, reg: &mut dyn Registry) {
+        if let Some(ch) = self.channels[i].take() {
+            // Unregister before the socket closes, so the number cannot be reused while watched.
+            reg.remove(ch.state.fd(), i as u16 + 1);
+        }
+    }
+    pub(super) fn chan_index(&self, id: ChannelId) -> Option<usize> {
+        self.channels
+            .iter()
+            .position(|c| c.as_ref().is_some_and(|c| c.id == id))
+    }
+    /// Whether the session may open one more channel; if not, it is told (`TooMany`) before
+    /// anything is bound or connected.
+    pub(super) fn channel_room(&mut self, id: ChannelId, env: &Env) -> bool {
+        let open = self.channels.iter().filter(|c| c.is_some()).count();
+        if open >= env.limits.max_channels {
+            self.events.push_back((id, Pending::TooMany));
+            return false;
+        }
+        true
+    }
+    pub(super) fn add_channel(&mut self, id: ChannelId, state: ChanState, reg: &mut dyn Registry) {
+        let i = match self.channels.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.channels.push(None);
+                self.channels.len() - 1
+            }
+        };
+        let interest = match state {
+            ChanState::Listening(_) => Interest::READ,
+            _ => Interest {
+                read: false,
+                write: true,
+            },
+        };
+        if let Err(e) = reg.set(state.fd(), i as u16 + 1, interest, true) {
+            self.events.push_back((id, Pending::Error(e.kind())));
+            return;
+        }
+        self.channels[i] = Some(Chan {
+            id,
+            state,
+            out: Outbound::default(),
+            close_after: false,
+            paused: false,
+            read_eof: false,
+            ready_r: false,
+            ready_w: false,
+            hup: false,
+            interest,
+        });
+    }
+
+    /// Write what the open channels have queued, finish connects and accepts.
+    pub(super) fn flush_channels(&mut self, reg: &mut dyn Registry, level_triggered: bool) {
+        for i in 0..self.channels.len() {
+            let Some(ch) = self.channels[i].as_mut() else {
+                continue;
+            };
+            let id = ch.id;
+            match &ch.state {
+                ChanState::Listening(l) => {
+                    if !ch.ready_r {
+                        continue;
+                    }
+                    ch.ready_r = false;
+                    let control = self.cx.info().peer.ip();
+                    // Others than the control connection's client are turned away and the
+                    // listener keeps waiting (a third party must not steal the transfer).
+                    let accepted = loop {
+                        match l.accept() {
+                            Ok((_, peer)) if !passive::admits(control, peer.ip()) => {
+                                tracing::debug!(%peer, "data connection from another address refused");
+                                continue;
+                            }
+                            other => break other,
+                        }
+                    };
+                    match accepted {
+                        Ok((s, peer)) => {
+                            let _ = s.set_nonblocking(true);
+                            let _ = s.set_nodelay(true);
+                            // One connection per passive listener: swap the listener for the stream.
+                            reg.remove(l.as_raw_fd(), i as u16 + 1);
+                            ch.state = ChanState::Open(s);
+                            ch.interest = Interest::default();
+                            ch.ready_r = true;
+                            ch.ready_w = true;
+                            if let Err(e) =
+                                reg.set(ch.state.fd(), i as u16 + 1, Interest::READ, true)
+                            {
+                                self.events.push_back((id, Pending::Error(e.kind())));
+                                self.channels[i] = None;
+                                continue;
+                            }
+                            ch.interest = Interest::READ;
+                            self.last_active = Instant::now();
+                            self.events.push_back((id, Pending::Connected(peer)));
+                            // Fall through: output queued before the peer came goes out now.
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        Err(e) => {
+                            self.events.push_back((id, Pending::Error(e.kind())));
+                            self.drop_channel(i, reg);
+                            continue;
+                        }
+                    }
+                }
+                ChanState::Connecting(s) => {
+                    if !ch.ready_w {
+                        continue;
+                    }
+                    ch.ready_w = false;
+                    match sys::take_error(s.as_raw_fd()) {
+                        Ok(None) => match s.peer_addr() {
+                            Ok(peer) => {
+                                let ChanState::Connecting(s) =
+                                    std::mem::replace(&mut ch.state, ChanState::Moving)
+                                else {
+                                    unreachable!()
+                                };
+                                let _ = s.set_nodelay(true);
+                                ch.state = ChanState::Open(s);
+                                ch.ready_r = true;
+                                self.events.push_back((id, Pending::Connected(peer)));
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
+                            Err(e) => {
+                                self.events.push_back((id, Pending::Error(e.kind())));
+                                self.drop_channel(i, reg);
+                                continue;
+                            }
+                        },
+                        Ok(Some(e)) | Err(e) => {
+                            self.events.push_back((id, Pending::Error(e.kind())));
+                            self.drop_channel(i, reg);
+                            continue;
+                        }
+                    }
+                }
+                ChanState::Open(_) | ChanState::Moving => {}
+            }
+            let Some(ch) = self.channels[i].as_mut() else {
+                continue;
+            };
+            let ChanState::Open(s) = &ch.state else {
+                continue;
+            };
+            if ch.out.is_empty() {
+                if ch.close_after {
+                    // Closed before it connected, with nothing (left) to send.
+                    self.drop_channel(i, reg);
+                    self.events.push_back((id, Pending::Closed));
+                } else if ch.hup && ch.read_eof {
+                    // The peer is gone and everything it sent was read: the channel is over.
+                    self.drop_channel(i, reg);
+                    self.events.push_back((id, Pending::Closed));
+                }
+                continue;
+            }
+            let mut moved = false;
+            match ch.out.write_to(s, &mut moved, level_triggered) {
+                Ok(done) => {
+                    if moved {
+                        self.last_active = Instant::now();
+                    }
+                    if done {
+                        if ch.close_after {
+                            self.drop_channel(i, reg);
+                            self.events.push_back((id, Pending::Closed));
+                        } else {
+                            self.events.push_back((id, Pending::Drained));
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.events.push_back((id, Pending::Error(e.kind())));
+                    self.drop_channel(i, reg);
+                }
+            }
+        }
+    }
+
+    pub(super) fn update_channel_interest(&mut self, reg: &mut dyn Registry) {
+        for i in 0..self.channels.len() {
+            let Some(ch) = self.channels[i].as_mut() else {
+                continue;
+            };
+            let want = match &ch.state {
+                ChanState::Listening(_) => Interest::READ,
+                ChanState::Connecting(_) => Interest {
+                    read: false,
+                    write: true,
+                },
+                ChanState::Open(_) => Interest {
+                    read: !ch.read_eof && !ch.paused,
+                    write: !ch.out.is_empty(),
+                },
+                ChanState::Moving => continue,
+            };
+            if want != ch.interest && reg.set(ch.state.fd(), i as u16 + 1, want, false).is_ok() {
+                ch.interest = want;
+            }
+        }
+    }
+}
