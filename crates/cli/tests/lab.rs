@@ -1,6 +1,10 @@
 //! `bingfa lab` smoke tests: each experiment runs end to end on small sizes and reports every
 //! row it promises (the figures themselves live in BENCHMARKS.md, not in assertions).
 
+#[path = "support/procs.rs"]
+mod procs;
+use procs::processes_mentioning;
+
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bingfa");
@@ -73,21 +77,6 @@ fn efficiency_reports_every_mode_and_draws_a_chart() {
     let svg = std::fs::read_to_string(&chart).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("IO-bound jobs"));
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Processes whose command line mentions `needle`.
-fn processes_mentioning(needle: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-            String::from_utf8_lossy(&cmd)
-                .contains(needle)
-                .then_some(pid)
-        })
-        .collect()
 }
 
 #[test]

@@ -2,6 +2,10 @@
 //! server under one command, each announcing itself; the built-in site points at the real
 //! addresses; SIGTERM stops everything with exit 0; a port in use names the service and port.
 
+#[path = "support/procs.rs"]
+mod procs;
+use procs::processes_mentioning;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -99,21 +103,6 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Processes whose command line mentions `needle`.
-fn processes_mentioning(needle: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-            String::from_utf8_lossy(&cmd)
-                .contains(needle)
-                .then_some(pid)
-        })
-        .collect()
 }
 
 /// Every service under one `--model`: the same scenario for each model.
