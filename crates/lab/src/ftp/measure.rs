@@ -103,24 +103,35 @@ pub struct Crowd {
     pub failed: Vec<String>,
 }
 
-/// `clients` clients connect and log in, then all at once download `path` (`size` bytes).
+/// Logins in flight at once while the crowd gathers: vsftpd listens with a backlog of 32, and
+/// 300 simultaneous connects overflow it (the kernel then drops handshakes and the clients
+/// wait out SYN-ACK retransmissions for up to a minute). The gathering is not what is timed,
+/// so it is paced for every server alike.
+const GATHERING: usize = 16;
+
+/// `clients` clients connect and log in (at most `GATHERING` at a time), then all at once
+/// download `path` (`size` bytes).
 pub fn crowd(addr: SocketAddr, clients: usize, path: &str, size: u64, timeout: Duration) -> Crowd {
     let gate = Arc::new(Gate::default());
+    let slots = Arc::new(Slots::new(GATHERING));
     let start = Instant::now();
     let mut handles = Vec::with_capacity(clients);
     let mut failed = Vec::new();
     for _ in 0..clients {
         let gate = gate.clone();
+        let slots = slots.clone();
         let path = path.to_string();
         let h = std::thread::Builder::new()
             // Hundreds of threads: keep their stacks small (the buffer is on the heap).
             .stack_size(128 << 10)
             .spawn(move || -> Result<(), String> {
+                slots.take();
                 let session = Control::connect(addr, timeout).and_then(|mut c| {
                     c.login_anonymous()?;
                     c.binary()?;
                     Ok(c)
                 });
+                slots.give();
                 // Every thread reaches the gate, logged in or not, so none can hang it.
                 gate.arrive_and_wait();
                 let mut c = session.map_err(|e| format!("login: {e}"))?;
@@ -182,6 +193,34 @@ impl Gate {
         }
         s.1 = true;
         self.cv.notify_all();
+    }
+}
+
+/// A counting semaphore: `take` waits for a free slot, `give` frees one.
+struct Slots {
+    free: Mutex<usize>,
+    cv: Condvar,
+}
+
+impl Slots {
+    fn new(n: usize) -> Slots {
+        Slots {
+            free: Mutex::new(n),
+            cv: Condvar::new(),
+        }
+    }
+
+    fn take(&self) {
+        let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *f == 0 {
+            f = self.cv.wait(f).unwrap_or_else(|e| e.into_inner());
+        }
+        *f -= 1;
+    }
+
+    fn give(&self) {
+        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.cv.notify_one();
     }
 }
 

@@ -101,8 +101,12 @@ impl Target {
                 Target::ready(name, cmd)
             }
             PYFTPDLIB => {
+                // pyftpdlib's max_cons counts every socket of its loop (control, data and
+                // passive listeners), not sessions: a downloading client holds up to three.
                 let mut cmd = Command::new("python3");
-                cmd.args(["-c", PY_SERVER]).arg(root).arg(&max);
+                cmd.args(["-c", PY_SERVER])
+                    .arg(root)
+                    .arg((4 * (clients + 64)).to_string());
                 Target::ready(name, cmd).map_err(|e| {
                     format!("{e} (is pyftpdlib installed? python3 -m pip install pyftpdlib)")
                 })
@@ -117,7 +121,7 @@ impl Target {
     /// Spawn `cmd` and wait (bounded) for its `ftp listening on IP:PORT` line; if it exits or
     /// says nothing in time, the error carries the last lines of its stderr.
     fn ready(name: &str, mut cmd: Command) -> Result<Target, String> {
-        let mut child = cmd
+        let mut child = die_with_us(&mut cmd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -211,7 +215,7 @@ impl Target {
                 root.display()
             );
             std::fs::write(&conf, text).map_err(|e| format!("{}: {e}", conf.display()))?;
-            let child = Command::new(VSFTPD_BIN)
+            let child = die_with_us(&mut Command::new(VSFTPD_BIN))
                 .arg(&conf)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -274,6 +278,19 @@ impl Drop for Target {
         if let Some(c) = &self.conf {
             let _ = std::fs::remove_file(c);
         }
+    }
+}
+
+/// Have the kernel kill the server if the lab dies without running its destructors (Ctrl-C,
+/// a panic that aborts, SIGKILL): a benchmark must not leave servers behind.
+fn die_with_us(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe, the only call made between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        })
     }
 }
 
