@@ -385,3 +385,50 @@ pub fn floors(rows: &[Row]) -> Vec<Floor> {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(server: &str, retr: f64, crowd: f64, rss: f64) -> Row {
+        let one = |v: f64| Spread::of(&[v]);
+        Row {
+            server: server.into(),
+            rounds: 1,
+            retr_bytes_per_s: one(retr),
+            stor_bytes_per_s: None,
+            logins_per_s: one(retr),
+            crowd_wall_s: one(crowd),
+            crowd_login_s: None,
+            idle_rss_kib: one(rss),
+            idle_pss_kib: None,
+            idle_processes: 1,
+            errors: Vec::new(),
+            skipped: None,
+        }
+    }
+
+    #[test]
+    fn floors_compare_with_the_better_anchor_in_the_right_direction() {
+        let rows = [
+            row(BINGFA, 150.0, 2.0, 10.0),
+            row(VSFTPD, 100.0, 1.0, 500.0),
+            row(PYFTPDLIB, 120.0, 3.0, 20.0),
+        ];
+        let f = floors(&rows);
+        let get = |w: &str| f.iter().find(|x| x.what == w).unwrap();
+        // Throughput: the faster anchor (pyftpdlib's 120), higher is better.
+        assert_eq!(get("RETR").anchor, PYFTPDLIB);
+        assert!(get("RETR").met);
+        // Logins: 150 against pyftpdlib's 120 is not 2×.
+        assert!(!get("logins/s").met);
+        // Wall time: the faster anchor is the lower time (vsftpd's 1 s); 2 s misses it.
+        assert_eq!(get("crowd wall time").anchor, VSFTPD);
+        assert!(!get("crowd wall time").met);
+        assert!(get("idle RSS").met);
+        // STOR was not measured: no floor for it.
+        assert!(f.iter().all(|x| x.what != "STOR"));
+        // Without bingfa, nothing to check.
+        assert!(floors(&rows[1..]).is_empty());
+    }
+}
