@@ -163,3 +163,86 @@ fn models_app_chat_delivers_every_line_under_each_model() {
         assert_eq!(r["joined"], 5, "{r}");
     }
 }
+
+#[test]
+fn ftp_measures_bingfa_end_to_end_and_stops_it() {
+    // The FTP server may not be in this build yet (it lands on its own branch): then there is
+    // nothing to measure.
+    let has_server = Command::new(BIN)
+        .args(["ftp", "serve", "--help"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !has_server {
+        eprintln!("skipped: this bingfa has no `ftp serve`");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("bingfa-lab-ftp-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let chart = dir.join("ftp.svg");
+    let child = Command::new(BIN)
+        .args([
+            "lab",
+            "ftp",
+            "--servers",
+            "bingfa",
+            "--rounds",
+            "1",
+            "--json",
+        ])
+        .args([
+            "--size-mib",
+            "2",
+            "--crowd",
+            "6",
+            "--crowd-mib",
+            "1",
+            "--idle",
+            "5",
+        ])
+        .args([
+            "--login-clients",
+            "2",
+            "--login-secs",
+            "0.3",
+            "--timeout",
+            "20",
+        ])
+        .arg("--chart")
+        .arg(&chart)
+        .env_remove("BINGFA_FTP_BIN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lab_pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(r["server"], "bingfa");
+    assert!(r["skipped"].is_null(), "{r}");
+    assert_eq!(r["errors"].as_array().unwrap().len(), 0, "{r}");
+    for k in [
+        "retr_bytes_per_s",
+        "stor_bytes_per_s",
+        "logins_per_s",
+        "crowd_wall_s",
+        "idle_rss_kib",
+    ] {
+        assert!(r[k]["median"].as_f64().unwrap() > 0.0, "{k}: {r}");
+    }
+    // No anchors ran, so no floor can be checked.
+    assert_eq!(v["floors"].as_array().unwrap().len(), 0);
+    assert!(std::fs::read_to_string(&chart).unwrap().starts_with("<svg"));
+    // The server it started (its --root names the lab's pid) is gone.
+    let left = processes_mentioning(&format!("bingfa-lab-ftp-{lab_pid}"));
+    assert!(left.is_empty(), "servers left running: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

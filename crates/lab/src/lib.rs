@@ -4,6 +4,7 @@
 pub mod chart;
 pub mod chat;
 pub mod efficiency;
+pub mod ftp;
 pub mod ipc;
 pub mod load;
 pub mod models;

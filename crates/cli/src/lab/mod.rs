@@ -3,6 +3,7 @@
 
 mod chat;
 mod efficiency;
+mod ftp;
 mod ipc;
 mod models;
 
@@ -28,6 +29,9 @@ enum Lab {
     /// Fan-out load on the chat room per model, beside Redis PUBLISH/SUBSCRIBE and a
     /// tokio-chat baseline (the pseudo-models `redis` and `tokio-chat`).
     Chat(chat::Args),
+    /// bingfa's FTP server beside vsftpd and pyftpdlib on loopback: RETR/STOR throughput,
+    /// anonymous logins/s, many clients downloading at once, memory of idle sessions.
+    Ftp(ftp::Args),
     /// The tokio `examples/chat.rs`-style room `lab chat` measures as its baseline.
     #[command(hide = true)]
     ChatBaseline {
@@ -42,6 +46,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Lab::Efficiency(a) => efficiency::run(a),
         Lab::Ipc(a) => ipc::run(a),
         Lab::Chat(a) => chat::run(a),
+        Lab::Ftp(a) => ftp::run(a),
         Lab::ChatBaseline { bind } => Ok(bingfa_lab::chat::baseline::serve(bind)?),
     }
 }
