@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use bingfa_mp::{Barrier, IpcError, Pipe, Pool, PoolError, Process, ProcessError, Sender};
+use bingfa_mp::{
+    AsyncResult, Barrier, IpcError, Pipe, Pool, PoolError, Process, ProcessError, Sender,
+};
 use bingfa_mp::{StartMethod, SyncError, Value};
 use common::eventually;
 
@@ -28,19 +30,42 @@ fn keep_sender(args: (Sender<()>, Value<u32>)) {
 /// Announce this worker's pid, then send `BIG` bytes of `fill` on the shared end.
 fn send_big(fill: u8) -> u32 {
     let (tx, pid) = SHARED.get().expect("initializer ran");
+    // Everything that could block or sleep is done before the pid is announced: from then on
+    // the only place this process sleeps is inside `send`, waiting for room in the lane.
+    let body = vec![fill; BIG];
+    let mut tx = tx.lock().unwrap();
     pid.set(std::process::id());
-    tx.lock().unwrap().send_bytes(&vec![fill; BIG]).unwrap();
+    tx.send_bytes(&body).unwrap();
     std::process::id()
 }
 
-/// Wait until a worker has announced itself in `pid` (then clear it) and give it time to fill
-/// the lane and block inside `send`.
+/// Start `send_big(fill)` on the pool and return the pid of the worker running it, once it
+/// has filled the lane and blocked inside `send`.
+fn start_writer(pool: &Pool, pid: &Value<u32>, fill: u8) -> (AsyncResult<u32>, u32) {
+    // Cleared first: any earlier send_big (an untracked one too) left its own pid here.
+    pid.set(0);
+    let task = pool.apply_async(send_big, fill);
+    (task, sender_pid(pid))
+}
+
+/// Wait until a worker has announced itself in `pid` and has blocked inside `send`.
 fn sender_pid(pid: &Value<u32>) -> u32 {
     assert!(eventually(Duration::from_secs(10), || pid.get() != 0));
     let p = pid.get();
-    pid.set(0);
-    std::thread::sleep(Duration::from_millis(150));
+    // Asleep means blocked in `send` waiting for room in the lane (see `send_big`; it wakes
+    // every 20 ms slice to look at the reader, so it is not asleep at every look); a loaded
+    // machine may take a while to get there, so look rather than guess a delay.
+    assert!(
+        eventually(Duration::from_secs(20), || process_state(p) == Some('S')),
+        "the sender never blocked inside send"
+    );
     p
+}
+
+/// The state letter of a process (`R`, `S`, `T`, …) from /proc.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 fn assert_whole(body: &[u8], fill: u8) {
@@ -63,8 +88,7 @@ fn shared_sender_survives_a_killed_writer(m: StartMethod) {
 
     // A writer stopped half-way: a timed receive honours its deadline, and a later receive
     // carries on and gets the whole message.
-    let a = pool.apply_async(send_big, 1);
-    let writer = sender_pid(&pid);
+    let (a, writer) = start_writer(&pool, &pid, 1);
     unsafe { libc::kill(writer as i32, libc::SIGSTOP) };
     let t = Instant::now();
     let r = rx.recv_bytes_timeout(Duration::from_millis(300));
@@ -76,8 +100,7 @@ fn shared_sender_survives_a_killed_writer(m: StartMethod) {
 
     // A writer killed half-way, then another worker sends before we read: the torn message is
     // an error, and the next one arrives whole.
-    let a = pool.apply_async(send_big, 2);
-    let writer = sender_pid(&pid);
+    let (a, writer) = start_writer(&pool, &pid, 2);
     unsafe { libc::kill(writer as i32, libc::SIGKILL) };
     assert!(matches!(a.get(), Err(PoolError::WorkerLost { .. })));
     let b = pool.apply_async(send_big, 3);
@@ -88,8 +111,7 @@ fn shared_sender_survives_a_killed_writer(m: StartMethod) {
 
     // Killed half-way with nobody sending after it: the reader finds out by itself (the pool
     // still holds a copy of the sending end, so the pipe never reports a hang-up).
-    let a = pool.apply_async(send_big, 4);
-    let writer = sender_pid(&pid);
+    let (a, writer) = start_writer(&pool, &pid, 4);
     unsafe { libc::kill(writer as i32, libc::SIGKILL) };
     assert!(matches!(a.get(), Err(PoolError::WorkerLost { .. })));
     let t = Instant::now();
@@ -131,8 +153,7 @@ fn writer_killed_between_token_and_body(m: StartMethod) {
     }
     pool.apply(fill_lane, ()).unwrap();
     // ...so the next writer sends its token, then waits for room before its first byte.
-    let a = pool.apply_async(send_big, 6);
-    let writer = sender_pid(&pid);
+    let (a, writer) = start_writer(&pool, &pid, 6);
     unsafe { libc::kill(writer as i32, libc::SIGKILL) };
     assert!(matches!(a.get(), Err(PoolError::WorkerLost { .. })));
     let first = rx.recv_bytes_timeout(Duration::from_secs(20)).unwrap();
