@@ -6,6 +6,7 @@ mod chat_join;
 mod ftp_client;
 mod http;
 mod lab;
+mod tls;
 
 use clap::{Parser, Subcommand};
 
