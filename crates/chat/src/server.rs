@@ -55,7 +55,6 @@ pub fn bind(opts: &ServeOptions) -> Result<Server<ChatProtocol>, Error> {
 
 /// [`bind`], with the web face (`opts.web`, required) over TLS: `https://` and `wss://`.
 /// The line protocol stays plain.
-#[cfg(feature = "tls")]
 pub fn bind_tls(
     opts: &ServeOptions,
     tls: bingfa_net::tls::TlsConfig,
