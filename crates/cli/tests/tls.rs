@@ -390,3 +390,69 @@ fn a_bad_certificate_file_is_named() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn self_signed_prints_what_a_client_needs() {
+    let mut child = Command::new(BIN)
+        .args(["http", "serve", "--bind", "127.0.0.1:0", "--root", "/"])
+        .arg("--tls-self-signed")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    // Stopped on drop, even if an assertion fails first.
+    let _guard = Server {
+        child,
+        addr: "0.0.0.0:0".parse().unwrap(),
+        dir: std::env::temp_dir().join("bingfa-tls-nothing-to-remove"),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx2.send(line);
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let (mut fingerprint, mut pin, mut port) = (None, None, None);
+    while fingerprint.is_none() || pin.is_none() || port.is_none() {
+        let line = rx.recv_timeout(Duration::from_secs(20)).expect("output");
+        if let Some(f) = line.split("SHA-256 fingerprint ").nth(1) {
+            fingerprint = Some(f.to_string());
+        } else if let Some(p) = line.strip_prefix("tls: public key pin ") {
+            pin = Some(p.to_string());
+        } else if let Some(a) = line.strip_prefix("http listening on ") {
+            port = Some(a.rsplit(':').next().unwrap().to_string());
+        }
+    }
+    let (fingerprint, pin, port) = (fingerprint.unwrap(), pin.unwrap(), port.unwrap());
+    assert_eq!(fingerprint.len(), 32 * 3 - 1, "{fingerprint}");
+    // The pin is enough to trust it; a wrong pin is refused.
+    let url = format!("https://127.0.0.1:{port}/_none");
+    let ok = Command::new("curl")
+        .args([
+            "-sS",
+            "-k",
+            "--max-time",
+            "20",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .args(["--pinnedpubkey", &pin, &url])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&ok.stdout), "404");
+    let wrong = Command::new("curl")
+        .args(["-sS", "-k", "--max-time", "20", "--pinnedpubkey"])
+        .args(["sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", &url])
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+}
