@@ -49,6 +49,8 @@ pub struct TlsSession<S> {
     inbox: Vec<u8>,
     /// The file range being encrypted, a chunk per drain.
     file: Option<FileRange>,
+    /// The plaintext of the current file chunk (empty while no range is going out).
+    chunk: Vec<u8>,
     /// Output actions queued behind `file`, carried out in order when it is done.
     backlog: VecDeque<Action>,
     inner_paused: bool,
@@ -68,6 +70,7 @@ impl<S: Session> TlsSession<S> {
             state: State::Open,
             inbox: Vec::new(),
             file: None,
+            chunk: Vec::new(),
             backlog: VecDeque::new(),
             inner_paused: false,
             driver_paused: false,
@@ -166,6 +169,7 @@ impl<S: Session> TlsSession<S> {
         while let Some(f) = &mut self.file {
             if f.left == 0 {
                 self.file = None;
+                self.chunk = Vec::new(); // an idle connection keeps no big buffer
                 while self.file.is_none() {
                     let Some(a) = self.backlog.pop_front() else {
                         break;
@@ -176,8 +180,10 @@ impl<S: Session> TlsSession<S> {
                 break;
             }
             let n = f.left.min(FILE_CHUNK) as usize;
-            let mut buf = vec![0; n];
-            if f.file.read_exact_at(&mut buf, f.offset).is_err() {
+            // One buffer per range, reused for each chunk (no zeroing, no allocator churn).
+            let buf = &mut self.chunk;
+            buf.resize(n, 0);
+            if f.file.read_exact_at(buf, f.offset).is_err() {
                 // The file shrank under us: the peer was promised these bytes (contract).
                 self.relay(Action::Abort, cx);
                 return;
@@ -185,20 +191,29 @@ impl<S: Session> TlsSession<S> {
             f.offset += n as u64;
             f.left -= n as u64;
             let more = f.left > 0;
+            let buf = std::mem::take(&mut self.chunk);
             self.encrypt(&buf);
+            self.chunk = buf;
             if more {
                 break; // the rest on the next drain
             }
         }
-        self.flush(cx);
+        // Each 16 KiB record adds 22 bytes (header, content type, tag).
+        let expect = self.chunk.len() + self.chunk.len() / 16384 * 32 + 1024;
+        self.flush_sized(cx, expect);
     }
 
     /// Hand everything rustls has encrypted to the driver, in one write.
     fn flush(&mut self, cx: &mut Context) {
+        self.flush_sized(cx, 0);
+    }
+
+    /// [`Self::flush`], expecting about `expect` bytes (a file chunk: never regrow its buffer).
+    fn flush_sized(&mut self, cx: &mut Context, expect: usize) {
         if !self.tls.wants_write() {
             return;
         }
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(expect);
         while self.tls.wants_write() {
             if self.tls.write_tls(&mut out).is_err() {
                 break;
