@@ -43,10 +43,30 @@ pub enum Error {
     Net(#[from] bingfa_net::Error),
     #[error("cannot create the room's member table: {0}")]
     Roster(#[from] std::io::Error),
+    #[error("TLS is for the web face: give --web too")]
+    TlsWithoutWeb,
 }
 
 /// Bind every listener (nothing is served until `run`).
 pub fn bind(opts: &ServeOptions) -> Result<Server<ChatProtocol>, Error> {
+    let (config, protocol, _) = parts(opts)?;
+    Ok(Server::bind(config, protocol)?)
+}
+
+/// [`bind`], with the web face (`opts.web`, required) over TLS: `https://` and `wss://`.
+/// The line protocol stays plain.
+pub fn bind_tls(
+    opts: &ServeOptions,
+    tls: bingfa_net::tls::TlsConfig,
+) -> Result<Server<bingfa_net::tls::TlsProtocol<ChatProtocol>>, Error> {
+    let (config, protocol, web) = parts(opts)?;
+    let web = web.ok_or(Error::TlsWithoutWeb)?;
+    let protocol = bingfa_net::tls::TlsProtocol::only_on(protocol, tls, web);
+    Ok(Server::bind(config, protocol)?)
+}
+
+/// The server's config, its protocol and the web face's listener number.
+fn parts(opts: &ServeOptions) -> Result<(Config, ChatProtocol, Option<usize>), Error> {
     let mut config = Config::new("chat", opts.bind);
     config.model = opts.model;
     config.workers = opts.workers;
@@ -67,7 +87,7 @@ pub fn bind(opts: &ServeOptions) -> Result<Server<ChatProtocol>, Error> {
     // An over-long line is consumed and refused by the session, never left to fill the input.
     l.max_input = l.max_input.max(opts.room.max_line * 2 + 2);
     let protocol = ChatProtocol::new(opts.room.clone(), web, admin)?;
-    Ok(Server::bind(config, protocol)?)
+    Ok((config, protocol, web))
 }
 
 /// Announce `text` to the room (the console's path; the admin socket's sessions publish the

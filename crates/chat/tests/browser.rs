@@ -47,7 +47,14 @@ struct Browser {
 
 impl Browser {
     fn launch(exe: &str, url: &str) -> Browser {
-        let profile = std::env::temp_dir().join(format!("bingfa-chromium-{}", std::process::id()));
+        Browser::launch_with(exe, url, &[])
+    }
+
+    fn launch_with(exe: &str, url: &str, extra: &[String]) -> Browser {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let profile =
+            std::env::temp_dir().join(format!("bingfa-chromium-{}-{n}", std::process::id()));
         let mut child = Command::new(exe)
             .args([
                 "--headless",
@@ -61,6 +68,7 @@ impl Browser {
                 "--remote-debugging-address=127.0.0.1",
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
+            .args(extra)
             .arg(url)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -353,6 +361,44 @@ fn two_browsers_and_a_terminal_share_the_room() {
         let shot = alice.eval_screenshot();
         std::fs::write(path, shot).unwrap();
     }
+}
+
+/// The page over https:// and its WebSocket over wss://, the certificate trusted by its public
+/// key pin (as a user would after checking the fingerprint `--tls-self-signed` prints).
+#[test]
+fn the_page_over_wss() {
+    let Some(exe) = chromium_path() else {
+        println!("SKIPPED the_page_over_wss: no chromium on PATH");
+        eprintln!("SKIPPED the_page_over_wss: no chromium on PATH (apt-get install chromium)");
+        return;
+    };
+    let srv = TestServer::start_room_tls(Model::Epoll);
+    let pin = srv.tls_pin.clone().expect("the server's certificate pin");
+    let url = format!("https://localhost:{}/?name=alice", srv.web.port());
+    let trust = [
+        format!("--ignore-certificate-errors-spki-list={pin}"),
+        format!(
+            "--host-resolver-rules=MAP localhost 127.0.0.1:{}",
+            srv.web.port()
+        ),
+    ];
+    let browser = Browser::launch_with(&exe, &url, &trust);
+    let mut alice = browser.page(&url, false);
+    alice.wait("alice joined", ME, |v| v == "as alice");
+    assert_eq!(alice.eval("ws.url.slice(0, 6)"), "wss://");
+    let tcp = common::connect(srv.chat);
+    let mut carol = BufReader::new(tcp.try_clone().unwrap());
+    let mut carol_w = tcp;
+    tcp_line(&mut carol);
+    carol_w.write_all(b"carol\n").unwrap();
+    assert_eq!(
+        tcp_line(&mut carol),
+        "* you are carol; online: alice, carol\n"
+    );
+    alice.say("hi over tls");
+    assert_eq!(tcp_line(&mut carol), "alice: hi over tls\n");
+    carol_w.write_all(b"hi back\n").unwrap();
+    alice.log_has("msg", "carol: hi back");
 }
 
 /// The page's "as NAME" label: set once the room accepted the name.

@@ -63,6 +63,9 @@ pub struct ServeArgs {
     /// Seconds of silence before a member's TCP connection is probed (keepalive).
     #[arg(long, default_value_t = 60)]
     keepalive: u64,
+    /// TLS for the --web face (https:// and wss://); the line protocol stays plain.
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -100,7 +103,22 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         burst: a.burst.unwrap_or(a.rate.saturating_mul(2)),
         max_members: a.max_members,
     };
-    let server = server::bind(&opts).context("cannot start the chat room")?;
+    match a.tls.config(&[b"http/1.1"])? {
+        None => run_room(
+            server::bind(&opts).context("cannot start the chat room")?,
+            &opts,
+        ),
+        Some(tls) => run_room(
+            server::bind_tls(&opts, tls).context("cannot start the chat room")?,
+            &opts,
+        ),
+    }
+}
+
+fn run_room<P: bingfa_net::Protocol>(
+    server: bingfa_net::Server<P>,
+    opts: &ServeOptions,
+) -> anyhow::Result<()> {
     if std::io::stdin().is_terminal() {
         // The console: each line typed is an announcement. Under fork/prefork this thread
         // lives in the forking parent; it only reads stdin and publishes (a socket write).

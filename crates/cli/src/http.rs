@@ -1,8 +1,10 @@
 //! `bingfa http serve` (and the top-level `bingfa serve`): the static HTTP server with the
-//! `/_stats` route, under any concurrency model. Only argument parsing lives here.
+//! `/_stats` route, under any concurrency model, over TLS with `--tls-cert/--tls-key` or
+//! `--tls-self-signed`. Only argument parsing lives here.
 
 use anyhow::Context as _;
 use bingfa_http::HttpServer;
+use bingfa_net::tls::TlsProtocol;
 use bingfa_net::{Config, Model};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,6 +57,8 @@ pub struct ServeArgs {
     /// A `Cache-Control` value added to file responses, e.g. `max-age=3600`.
     #[arg(long, value_name = "VALUE")]
     cache_control: Option<String>,
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -85,8 +89,21 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if let Some(n) = a.max_connections {
         config.limits.max_connections = n;
     }
-    tracing::info!(root = %a.root.display(), model = %a.model, "starting http server");
-    server.run(config).context("http server failed")?;
+    let tls = a.tls.config(&[b"http/1.1"])?;
+    tracing::info!(root = %a.root.display(), model = %a.model, tls = tls.is_some(), "starting http server");
+    match tls {
+        None => server.run(config),
+        Some(tls) => {
+            let workers = if config.model.uses_workers() {
+                config.worker_count()
+            } else {
+                1
+            };
+            let protocol = server.into_protocol(config.model, workers);
+            bingfa_net::serve(config, TlsProtocol::new(protocol, tls))
+        }
+    }
+    .context("http server failed")?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ mod ftp_client;
 mod http;
 mod lab;
 mod serve;
+mod tls;
 
 use clap::{Parser, Subcommand};
 

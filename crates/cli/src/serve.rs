@@ -58,6 +58,23 @@ pub struct Args {
     /// with `--root`).
     #[arg(long, value_parser = ["off", "read", "write"])]
     ftp_anonymous: Option<String>,
+    /// TLS for the HTTP server and the chat's web face (`--tls-self-signed` makes one
+    /// certificate per service).
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
+}
+
+/// The TLS flags as the services take them.
+fn tls_flags(t: &crate::tls::TlsArgs) -> Vec<String> {
+    let mut v = Vec::new();
+    if let (Some(c), Some(k)) = (&t.tls_cert, &t.tls_key) {
+        v.extend(["--tls-cert".into(), c.display().to_string()]);
+        v.extend(["--tls-key".into(), k.display().to_string()]);
+    }
+    if t.tls_self_signed {
+        v.push("--tls-self-signed".into());
+    }
+    v
 }
 
 /// A started service.
@@ -103,6 +120,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let mut chat = common("chat");
         chat.extend(["--bind".into(), a.chat_bind.to_string()]);
         chat.extend(["--web".into(), a.web_bind.to_string()]);
+        chat.extend(tls_flags(&a.tls));
         let listening = start(
             &mut services,
             "chat",
@@ -122,11 +140,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let ftp_addr = start(&mut services, "ftp", &ftp, &["ftp"], &[a.ftp_bind])?[0];
 
         if let Some(site) = &site {
-            site.write_index(a.model, chat_addr, web_addr, ftp_addr)?;
+            let tls = a.tls.tls_self_signed || a.tls.tls_cert.is_some();
+            site.write_index(a.model, tls, chat_addr, web_addr, ftp_addr)?;
         }
         let mut http = common("http");
         http.extend(["--bind".into(), a.http_bind.to_string()]);
         http.extend(["--root".into(), root.display().to_string()]);
+        http.extend(tls_flags(&a.tls));
         start(&mut services, "http", &http, &["http"], &[a.http_bind])?;
         supervise(&mut services)
     })();
@@ -278,13 +298,17 @@ impl Site {
     fn write_index(
         &self,
         model: Model,
+        tls: bool,
         chat: SocketAddr,
         web: SocketAddr,
         ftp: SocketAddr,
     ) -> anyhow::Result<()> {
         let page = INDEX
             .replace("{{MODEL}}", &model.to_string())
-            .replace("{{WEB_URL}}", &format!("http://{web}/"))
+            .replace(
+                "{{WEB_URL}}",
+                &format!("{}://{web}/", if tls { "https" } else { "http" }),
+            )
             .replace("{{CHAT_ADDR}}", &chat.to_string())
             .replace("{{CHAT_HOST}}", &chat.ip().to_string())
             .replace("{{CHAT_PORT}}", &chat.port().to_string())

@@ -13,6 +13,8 @@ pub mod hub;
 pub mod server;
 pub mod session;
 pub mod shutdown;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 mod acceptor;
 mod conn;

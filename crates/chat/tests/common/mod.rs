@@ -143,7 +143,10 @@ pub fn server_main() {
         return;
     };
     if let Some(rest) = spec.strip_prefix("room;") {
-        return room_main(rest);
+        return room_main(rest, false);
+    }
+    if let Some(rest) = spec.strip_prefix("roomtls;") {
+        return room_main(rest, true);
     }
     let (model, edge) = spec.split_once(';').unwrap();
     let mut config = Config::new("web", "127.0.0.1:0".parse().unwrap());
@@ -163,7 +166,9 @@ pub fn server_main() {
 }
 
 /// The real room, exactly as `bingfa chat serve --web ... --admin-socket ...` builds it.
-fn room_main(spec: &str) {
+/// With `tls`, the web face speaks https/wss with a self-signed certificate whose public key
+/// pin is printed as `tls pin BASE64` before the ready lines.
+fn room_main(spec: &str, tls: bool) {
     let (model, admin) = spec.split_once(';').unwrap();
     let mut opts = ServeOptions::new("127.0.0.1:0".parse().unwrap());
     opts.web = Some("127.0.0.1:0".parse().unwrap());
@@ -174,7 +179,15 @@ fn room_main(spec: &str) {
     } else {
         2
     };
-    server::bind(&opts).unwrap().run().unwrap();
+    if tls {
+        let (config, made) =
+            bingfa_net::tls::TlsConfig::self_signed(&["localhost", "127.0.0.1"], &[b"http/1.1"])
+                .unwrap();
+        println!("tls pin {}", made.spki_sha256);
+        server::bind_tls(&opts, config).unwrap().run().unwrap();
+    } else {
+        server::bind(&opts).unwrap().run().unwrap();
+    }
 }
 
 /// A server child process; stopped (and waited for) on drop whatever happens.
@@ -184,6 +197,8 @@ pub struct TestServer {
     pub chat: SocketAddr,
     /// The admin socket (real room only).
     pub admin: Option<PathBuf>,
+    /// The web face's certificate pin (base64 SHA-256 of its public key) when it speaks TLS.
+    pub tls_pin: Option<String>,
 }
 
 impl TestServer {
@@ -195,13 +210,22 @@ impl TestServer {
 
     /// The real room (line port, web face, admin socket) under `model`.
     pub fn start_room(model: Model) -> TestServer {
+        Self::room(model, "room")
+    }
+
+    /// The real room with its web face over TLS (self-signed; see [`TestServer::tls_pin`]).
+    pub fn start_room_tls(model: Model) -> TestServer {
+        Self::room(model, "roomtls")
+    }
+
+    fn room(model: Model, kind: &str) -> TestServer {
         static N: AtomicUsize = AtomicUsize::new(0);
         let admin = std::env::temp_dir().join(format!(
             "bingfa-chat-web-{}-{}.sock",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
-        TestServer::spawn(format!("room;{model};{}", admin.display()), Some(admin))
+        TestServer::spawn(format!("{kind};{model};{}", admin.display()), Some(admin))
     }
 
     /// Announce through the admin socket (the path `bingfa chat announce` takes).
@@ -239,9 +263,12 @@ impl TestServer {
             // Keep draining so the server never blocks on a full pipe.
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                if let Some(pin) = line.strip_prefix("tls pin ") {
+                    let _ = tx.send(("pin", pin.to_string()));
+                }
                 for svc in ["web", "chat"] {
                     if let Some(rest) = line.strip_prefix(&format!("{svc} listening on ")) {
-                        let _ = tx.send((svc, rest.trim().parse::<SocketAddr>().unwrap()));
+                        let _ = tx.send((svc, rest.trim().to_string()));
                     }
                 }
             }
@@ -251,16 +278,19 @@ impl TestServer {
             web: "0.0.0.0:0".parse().unwrap(),
             chat: "0.0.0.0:0".parse().unwrap(),
             admin,
+            tls_pin: None,
         };
-        for _ in 0..2 {
-            let (svc, addr) = rx
+        let mut listeners = 0;
+        while listeners < 2 {
+            let (what, text) = rx
                 .recv_timeout(Duration::from_secs(20))
                 .expect("server did not announce itself");
-            if svc == "web" {
-                srv.web = addr;
-            } else {
-                srv.chat = addr;
+            match what {
+                "pin" => srv.tls_pin = Some(text),
+                "web" => srv.web = text.parse().unwrap(),
+                _ => srv.chat = text.parse().unwrap(),
             }
+            listeners += (what != "pin") as usize;
         }
         srv
     }

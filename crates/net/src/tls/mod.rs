@@ -1,0 +1,155 @@
+//! TLS for any protocol, as a session layer (feature `tls`): [`TlsProtocol`] wraps a
+//! [`Protocol`] so that each connection's session is a [`TlsSession`] running the protocol's own
+//! session over rustls. No protocol knows about TLS and every model drives it unchanged.
+//!
+//! - `config`: the certificate (PEM files or self-signed) and rustls settings;
+//! - `reload`: SIGHUP makes new handshakes pick up the certificate files' new contents;
+//! - `session`: the wrapper session itself.
+//!
+//! File ranges are encrypted in user space (read, encrypt, write in 512 KiB chunks): kTLS,
+//! which would keep `sendfile(2)`, needs the kernel's `tls` module, absent where this was built
+//! (see docs/ARCHITECTURE.md).
+
+mod config;
+mod reload;
+mod session;
+
+pub use config::{SelfSigned, TlsConfig, TlsError};
+pub use reload::install_sighup;
+pub use session::TlsSession;
+
+use crate::session::{ChannelEvent, ChannelId, ConnInfo, Context, Message, Protocol, Session};
+
+/// Wraps `P`: connections on the chosen listeners speak TLS, the others stay plain.
+pub struct TlsProtocol<P> {
+    inner: P,
+    tls: TlsConfig,
+    /// Listener numbers (announce order) that speak TLS; `None` = all of them.
+    listeners: Option<Vec<usize>>,
+}
+
+impl<P: Protocol> TlsProtocol<P> {
+    /// TLS on every listener.
+    pub fn new(inner: P, tls: TlsConfig) -> Self {
+        TlsProtocol {
+            inner,
+            tls,
+            listeners: None,
+        }
+    }
+
+    /// TLS only on listener number `listener` (chat: its web face is listener 1).
+    pub fn only_on(inner: P, tls: TlsConfig, listener: usize) -> Self {
+        TlsProtocol {
+            inner,
+            tls,
+            listeners: Some(vec![listener]),
+        }
+    }
+
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+
+    fn is_tls(&self, listener: usize) -> bool {
+        match &self.listeners {
+            None => true,
+            Some(l) => l.contains(&listener),
+        }
+    }
+}
+
+impl<P: Protocol> Protocol for TlsProtocol<P> {
+    type Session = MaybeTls<P::Session>;
+
+    fn new_session(&self, info: &ConnInfo) -> Self::Session {
+        self.new_session_on(0, info)
+    }
+
+    fn new_session_on(&self, listener: usize, info: &ConnInfo) -> Self::Session {
+        let inner = self.inner.new_session_on(listener, info);
+        if !self.is_tls(listener) {
+            return MaybeTls::Plain(inner);
+        }
+        match self.tls.connection() {
+            Ok(c) => MaybeTls::Tls(Box::new(TlsSession::new(inner, c, *info))),
+            Err(e) => {
+                tracing::error!("cannot start a TLS connection: {e}");
+                MaybeTls::Refused
+            }
+        }
+    }
+
+    fn refusal(&self) -> Option<Vec<u8>> {
+        self.refusal_on(0)
+    }
+
+    fn refusal_on(&self, listener: usize) -> Option<Vec<u8>> {
+        // A plaintext refusal means nothing to a TLS client: just close.
+        if self.is_tls(listener) {
+            None
+        } else {
+            self.inner.refusal_on(listener)
+        }
+    }
+}
+
+/// A session on a listener that may or may not speak TLS.
+pub enum MaybeTls<S> {
+    Plain(S),
+    Tls(Box<TlsSession<S>>),
+    /// rustls would not start a connection (it never fails with a valid config): close.
+    Refused,
+}
+
+macro_rules! each {
+    ($self:ident, $s:ident => $e:expr, $refused:expr) => {
+        match $self {
+            MaybeTls::Plain($s) => $e,
+            MaybeTls::Tls($s) => $e,
+            MaybeTls::Refused => $refused,
+        }
+    };
+}
+
+impl<S: Session> Session for MaybeTls<S> {
+    fn on_open(&mut self, cx: &mut Context) {
+        each!(self, s => s.on_open(cx), cx.abort())
+    }
+    fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
+        each!(self, s => s.on_data(input, cx), input.len())
+    }
+    fn on_eof(&mut self, cx: &mut Context) {
+        each!(self, s => s.on_eof(cx), cx.close())
+    }
+    fn on_message(&mut self, msg: &Message, cx: &mut Context) {
+        each!(self, s => s.on_message(msg, cx), ())
+    }
+    fn on_timer(&mut self, cx: &mut Context) {
+        each!(self, s => s.on_timer(cx), ())
+    }
+    fn on_drained(&mut self, cx: &mut Context) {
+        each!(self, s => s.on_drained(cx), ())
+    }
+    fn on_channel(&mut self, id: ChannelId, ev: ChannelEvent<'_>, cx: &mut Context) {
+        each!(self, s => s.on_channel(id, ev, cx), ())
+    }
+    fn on_idle(&mut self, cx: &mut Context) {
+        each!(self, s => s.on_idle(cx), ())
+    }
+    fn on_overflow(&mut self, cx: &mut Context) {
+        each!(self, s => s.on_overflow(cx), ())
+    }
+    fn on_shutdown(&mut self, cx: &mut Context) {
+        each!(self, s => s.on_shutdown(cx), cx.close())
+    }
+    fn on_farewell(&mut self, cx: &mut Context) {
+        each!(self, s => s.on_farewell(cx), ())
+    }
+    fn on_close(&mut self) {
+        each!(self, s => s.on_close(), ())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,217 @@
+//! The TLS layer driven by hand against a rustls client, no sockets: handshake, echo, file
+//! ranges in order, close_notify, and garbage instead of a ClientHello.
+
+use super::*;
+use crate::session::Action;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::ServerName;
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+/// Echoes lines; `file` sends the test file then `done\n`; `bye` closes.
+struct Echo {
+    file: Arc<std::fs::File>,
+}
+
+impl Session for Echo {
+    fn on_open(&mut self, cx: &mut Context) {
+        cx.write(b"hello\n");
+    }
+    fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
+        let Some(i) = input.iter().position(|&b| b == b'\n') else {
+            return 0;
+        };
+        match &input[..i] {
+            b"file" => {
+                let len = self.file.metadata().unwrap().len();
+                cx.send_file(self.file.clone(), 0, len);
+                cx.write(b"done\n");
+            }
+            b"bye" => cx.close(),
+            line => {
+                cx.write(line);
+                cx.write(b"\n");
+            }
+        }
+        i + 1
+    }
+}
+
+fn info() -> ConnInfo {
+    ConnInfo {
+        id: 1,
+        peer: "127.0.0.1:1".parse().unwrap(),
+        local: "127.0.0.1:2".parse().unwrap(),
+        cred: None,
+    }
+}
+
+struct Pair {
+    server: MaybeTls<Echo>,
+    cx: Context,
+    client: rustls::ClientConnection,
+    plain: Vec<u8>,
+    closed: bool,
+}
+
+impl Pair {
+    fn new(file_len: usize) -> Pair {
+        let (cfg, made) = TlsConfig::self_signed(&["localhost"], &[b"http/1.1"]).unwrap();
+        let path = std::env::temp_dir().join(format!("bingfa-tls-file-{}", std::process::id()));
+        let data: Vec<u8> = (0..file_len).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let file = Arc::new(std::fs::File::open(&path).unwrap());
+        std::fs::remove_file(&path).unwrap();
+        let proto = TlsProtocol::new(EchoProto(file), cfg);
+        let mut roots = rustls::RootCertStore::empty();
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(made.cert_pem.as_bytes());
+        roots.add(der.unwrap()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut ccfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        ccfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let name = ServerName::try_from("localhost").unwrap();
+        let client = rustls::ClientConnection::new(Arc::new(ccfg), name).unwrap();
+        let mut server = proto.new_session(&info());
+        let mut cx = Context::new(info());
+        server.on_open(&mut cx);
+        let mut p = Pair {
+            server,
+            cx,
+            client,
+            plain: Vec::new(),
+            closed: false,
+        };
+        p.run();
+        p
+    }
+
+    /// Carry bytes both ways until nothing moves; the server's writes are "drained" at once.
+    fn run(&mut self) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            let mut up = Vec::new();
+            while self.client.wants_write() {
+                self.client.write_tls(&mut up).unwrap();
+            }
+            if !up.is_empty() && !self.closed {
+                moved = true;
+                let n = self.server.on_data(&up, &mut self.cx);
+                assert_eq!(n, up.len());
+            }
+            let acts: Vec<Action> = self.cx.take_actions().collect();
+            let mut wrote = false;
+            for a in acts {
+                match a {
+                    Action::Write(b) => {
+                        wrote = true;
+                        let mut rd = &b[..];
+                        while !rd.is_empty() {
+                            self.client.read_tls(&mut rd).unwrap();
+                            self.client.process_new_packets().unwrap();
+                            let mut buf = [0u8; 65536];
+                            while let Ok(n) = self.client.reader().read(&mut buf) {
+                                if n == 0 {
+                                    break;
+                                }
+                                self.plain.extend_from_slice(&buf[..n]);
+                            }
+                        }
+                    }
+                    Action::Close | Action::Abort => self.closed = true,
+                    Action::PauseInput(_) | Action::SetTimer(_) => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            if wrote && !self.closed {
+                moved = true;
+                self.server.on_drained(&mut self.cx);
+            }
+            if !moved && !self.cx.has_actions() {
+                return;
+            }
+        }
+        panic!("no quiescence");
+    }
+
+    fn send(&mut self, s: &[u8]) {
+        self.client.writer().write_all(s).unwrap();
+        self.run();
+    }
+}
+
+struct EchoProto(Arc<std::fs::File>);
+
+impl Protocol for EchoProto {
+    type Session = Echo;
+    fn new_session(&self, _: &ConnInfo) -> Echo {
+        Echo {
+            file: self.0.clone(),
+        }
+    }
+}
+
+#[test]
+fn handshake_greeting_echo_and_close_notify() {
+    let mut p = Pair::new(10);
+    assert!(!p.client.is_handshaking());
+    assert_eq!(p.client.alpn_protocol(), Some(&b"http/1.1"[..]));
+    assert_eq!(p.plain, b"hello\n", "the greeting waited for the handshake");
+    p.send(b"one\ntwo\n");
+    assert_eq!(p.plain, b"hello\none\ntwo\n");
+    p.send(b"bye\n");
+    assert!(p.closed);
+    let mut buf = [0u8; 16];
+    assert_eq!(p.client.reader().read(&mut buf).unwrap(), 0, "close_notify");
+}
+
+#[test]
+fn a_file_range_goes_out_in_chunks_and_in_order() {
+    let len = 3 * 512 * 1024 + 77;
+    let mut p = Pair::new(len);
+    p.plain.clear();
+    p.send(b"file\nafter\n");
+    assert_eq!(p.plain.len(), len + b"done\nafter\n".len());
+    let expect: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    assert!(p.plain[..len] == expect[..], "file bytes intact");
+    assert_eq!(&p.plain[len..], b"done\nafter\n");
+}
+
+#[test]
+fn garbage_instead_of_a_client_hello_closes() {
+    let (cfg, _) = TlsConfig::self_signed(&["localhost"], &[]).unwrap();
+    let proto = TlsProtocol::new(
+        EchoProto(Arc::new(std::fs::File::open("/dev/null").unwrap())),
+        cfg,
+    );
+    let mut s = proto.new_session(&info());
+    let mut cx = Context::new(info());
+    s.on_open(&mut cx);
+    let junk = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_eq!(s.on_data(junk, &mut cx), junk.len());
+    let acts: Vec<Action> = cx.take_actions().collect();
+    assert!(acts.iter().any(|a| matches!(a, Action::Close)), "{acts:?}");
+    assert_eq!(
+        s.on_data(b"more", &mut cx),
+        4,
+        "input after failure is dropped"
+    );
+}
+
+#[test]
+fn plain_listeners_stay_plain() {
+    let (cfg, _) = TlsConfig::self_signed(&["localhost"], &[]).unwrap();
+    let proto = TlsProtocol::only_on(
+        EchoProto(Arc::new(std::fs::File::open("/dev/null").unwrap())),
+        cfg,
+        1,
+    );
+    assert!(matches!(
+        proto.new_session_on(0, &info()),
+        MaybeTls::Plain(_)
+    ));
+    assert!(matches!(proto.new_session_on(1, &info()), MaybeTls::Tls(_)));
+}
