@@ -146,11 +146,24 @@ fn models_loads_each_model_and_stops_every_server() {
 #[test]
 fn models_app_chat_delivers_every_line_under_each_model() {
     let out = Command::new(BIN)
-        .args(["lab", "models", "--app", "chat", "--connections", "5", "--messages", "20"])
+        .args([
+            "lab",
+            "models",
+            "--app",
+            "chat",
+            "--connections",
+            "5",
+            "--messages",
+            "20",
+        ])
         .args(["--rounds", "1", "--models", "epoll,prefork", "--json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 2);

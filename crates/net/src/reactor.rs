@@ -42,6 +42,8 @@ pub(crate) struct Shared<P: Protocol> {
     pub hub: Hub,
     /// Fork/prefork: the relay's end of the injector link, added to the relay by the parent.
     pub inject: Mutex<Option<std::os::unix::net::UnixStream>>,
+    /// Fork/prefork with a backplane: the uplink and the relay's end of its downlink.
+    pub uplink: Mutex<Option<(crate::uplink::SharedUplink, std::os::unix::net::UnixStream)>>,
 }
 
 /// A connection id unique across the server's processes: pid in the high 32 bits.
