@@ -1,12 +1,14 @@
 //! Build the room's server from `bingfa chat serve`'s options: listeners, limits, protocol.
 //! Shared by the CLI and the integration tests, so both run exactly the same server.
 
+use crate::backplane::Backplane;
 use crate::config::RoomConfig;
 use crate::event::{Event, TOPIC};
 use crate::room::ChatProtocol;
 use bingfa_net::{Config, Injector, Model, PublishError, Server};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -20,6 +22,10 @@ pub struct ServeOptions {
     pub room: RoomConfig,
     /// Probe quiet members' TCP connections after this long (there is no idle timeout).
     pub keepalive: Duration,
+    /// `redis://HOST:PORT[/DB]`: share the room with every server on this Redis.
+    pub backplane: Option<String>,
+    /// The room's name on the backplane (servers with the same name are one room).
+    pub room_name: String,
 }
 
 impl ServeOptions {
@@ -33,6 +39,8 @@ impl ServeOptions {
             edge_triggered: false,
             room: RoomConfig::default(),
             keepalive: Duration::from_secs(60),
+            backplane: None,
+            room_name: "lobby".into(),
         }
     }
 }
@@ -43,6 +51,8 @@ pub enum Error {
     Net(#[from] bingfa_net::Error),
     #[error("cannot create the room's member table: {0}")]
     Roster(#[from] std::io::Error),
+    #[error(transparent)]
+    Backplane(#[from] crate::backplane::Error),
 }
 
 /// Bind every listener (nothing is served until `run`).
@@ -66,8 +76,17 @@ pub fn bind(opts: &ServeOptions) -> Result<Server<ChatProtocol>, Error> {
     l.max_connections = opts.room.max_connections();
     // An over-long line is consumed and refused by the session, never left to fill the input.
     l.max_input = l.max_input.max(opts.room.max_line * 2 + 2);
-    let protocol = ChatProtocol::new(opts.room.clone(), web, admin)?;
-    Ok(Server::bind(config, protocol)?)
+    let mut protocol = ChatProtocol::new(opts.room.clone(), web, admin)?;
+    let Some(url) = &opts.backplane else {
+        return Ok(Server::bind(config, protocol)?);
+    };
+    // One backplane per server: its Redis connections and name service live in this process
+    // (the parent under fork/prefork), and every session reaches them from wherever it runs.
+    let bp = Backplane::new(url, &opts.room_name, protocol.roster().clone())?;
+    protocol.set_remote_names(bp.names_client());
+    let mut server = Server::bind(config, protocol)?;
+    server.set_uplink(Arc::new(bp));
+    Ok(server)
 }
 
 /// Announce `text` to the room (the console's path; the admin socket's sessions publish the

@@ -58,6 +58,12 @@ pub struct Args {
     /// with `--root`).
     #[arg(long, value_parser = ["off", "read", "write"])]
     ftp_anonymous: Option<String>,
+    /// The chat room's backplane, `redis://HOST:PORT[/DB]`: one room with every chat server on it.
+    #[arg(long)]
+    backplane: Option<String>,
+    /// The chat room's name on the backplane.
+    #[arg(long, requires = "backplane")]
+    room: Option<String>,
 }
 
 /// A started service.
@@ -103,6 +109,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let mut chat = common("chat");
         chat.extend(["--bind".into(), a.chat_bind.to_string()]);
         chat.extend(["--web".into(), a.web_bind.to_string()]);
+        if let Some(url) = &a.backplane {
+            chat.extend(["--backplane".into(), url.clone()]);
+        }
+        if let Some(room) = &a.room {
+            chat.extend(["--room".into(), room.clone()]);
+        }
         let listening = start(&mut services, "chat", &chat, &["chat", "web"], &[a.chat_bind, a.web_bind])?;
         let (chat_addr, web_addr) = (listening[0], listening[1]);
 
