@@ -82,7 +82,22 @@ fn one_room_one_order_unique_names_across_servers() {
     // Freed room-wide: another server may give the name out again.
     let (_alice2, w) = Member::join(&s3, "Alice");
     assert_eq!(w, "* you are Alice; online: bob, carol, dave, Alice");
+    assert_eq!(bob.line(), "* Alice joined");
     assert_eq!(redis.cmd("HLEN bingfa:chat:lobby:members"), ":4\r\n");
+
+    // A server stopped with SIGTERM says its members' farewells to the room before it exits.
+    drop(s3);
+    let left: BTreeSet<String> = (0..2).map(|_| bob.line()).collect();
+    let expect: BTreeSet<String> = ["* carol left", "* Alice left"].map(String::from).into();
+    assert_eq!(left, expect);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis.cmd("HLEN bingfa:chat:lobby:members") != ":2\r\n" {
+        assert!(
+            Instant::now() < deadline,
+            "the stopped server's names stayed claimed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -43,6 +43,8 @@ pub struct Link {
     /// Counts losses: the publisher's connection from before a loss is stale (a restarted
     /// Redis closed it) and is replaced before the next batch, not found dead by it.
     losses: AtomicU64,
+    /// The publisher holds a batch it has not finished publishing.
+    publishing: AtomicBool,
     queue: Mutex<Queue>,
     ready: Condvar,
     down: OnceLock<Downlink>,
@@ -58,9 +60,26 @@ impl Link {
             told_lost: AtomicBool::new(false),
             overflowed: AtomicBool::new(false),
             losses: AtomicU64::new(0),
+            publishing: AtomicBool::new(false),
             queue: Mutex::default(),
             ready: Condvar::new(),
             down: OnceLock::new(),
+        }
+    }
+
+    /// Wait (at most `limit`) until what was queued has been published: a server that stops
+    /// still gets its members' last words (`* NAME left`) out to the other servers.
+    pub fn flush(&self, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline && self.up.load(Ordering::Acquire) {
+            let idle = {
+                let q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                q.msgs.is_empty() && !self.publishing.load(Ordering::Acquire)
+            };
+            if idle {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -189,6 +208,7 @@ impl Link {
                         .0;
                 }
                 q.bytes = 0;
+                self.publishing.store(!q.msgs.is_empty(), Ordering::Release);
                 q.msgs.drain(..).collect()
             };
             if self.overflowed.load(Ordering::Acquire) {
@@ -224,6 +244,7 @@ impl Link {
                     self.deliver(m);
                 }
             }
+            self.publishing.store(false, Ordering::Release);
         }
     }
 }

@@ -58,6 +58,14 @@ impl Backplane {
     }
 }
 
+impl Drop for Backplane {
+    /// The server's hub or relay let go of it: the server is stopping. Its members' farewells
+    /// are in the queue; see them published before the process exits.
+    fn drop(&mut self) {
+        self.link.flush(std::time::Duration::from_secs(2));
+    }
+}
+
 impl Uplink for Backplane {
     fn send(&self, msg: &Message) -> bool {
         self.link.send(msg)

@@ -14,6 +14,7 @@
 
 use super::{scripts, wire};
 use crate::roster::Roster;
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
@@ -45,34 +46,34 @@ pub struct Client {
 }
 
 impl Client {
-    fn ask(&self, req: &str, reply: bool) -> std::io::Result<String> {
+    fn ask(&self, req: &str) -> std::io::Result<String> {
         let addr = SocketAddr::from_abstract_name(&self.addr)?;
         let mut s = UnixStream::connect_addr(&addr)?;
         s.set_read_timeout(Some(IO_TIMEOUT * 3))?;
         s.write_all(req.as_bytes())?;
         let mut line = String::new();
-        if reply {
-            BufReader::new(s).read_line(&mut line)?;
-        }
+        BufReader::new(s).read_line(&mut line)?;
         Ok(line)
     }
 
     pub fn claim(&self, id: u64, name: &str) -> Remote {
-        match self.ask(&format!("C {id} {name}\n"), true) {
+        match self.ask(&format!("C {id} {name}\n")) {
             Ok(l) if l.starts_with('T') => Remote::Taken,
             Ok(l) if l.starts_with('O') => Remote::Online(parse_online(&l[1..])),
             _ => Remote::Local,
         }
     }
 
-    /// Fire and forget: the heartbeat drops a record whose release was lost.
+    /// Waits for the release, so the member's `left`, published after it, never reaches a
+    /// server that would still find the name taken. If it fails, the heartbeat drops the
+    /// record (it is no longer in the local roster).
     pub fn release(&self, id: u64, name: &str) {
-        let _ = self.ask(&format!("R {id} {name}\n"), false);
+        let _ = self.ask(&format!("R {id} {name}\n"));
     }
 
     /// The whole room, or `None` while Redis cannot be reached.
     pub fn who(&self) -> Option<Vec<(u64, String)>> {
-        match self.ask("W\n", true) {
+        match self.ask("W\n") {
             Ok(l) if l.starts_with('O') => Some(parse_online(&l[1..])),
             _ => None,
         }
@@ -144,6 +145,11 @@ pub struct Names {
     pub roster: Roster,
     conn: Option<redis::Connection>,
     retry_at: Instant,
+    /// Members whose room-wide claim was answered (won, or stood locally while Redis was
+    /// down). Only they are claimed again by the heartbeat: a member between its local claim
+    /// and its room-wide one must not get a record early, or it and a member claiming just
+    /// then would each find the other in its snapshot and neither would see `joined`.
+    confirmed: HashSet<u64>,
 }
 
 impl Names {
@@ -162,6 +168,7 @@ impl Names {
             roster,
             conn: None,
             retry_at: Instant::now(),
+            confirmed: HashSet::new(),
         }
     }
 
@@ -206,7 +213,7 @@ impl Names {
                 Some(v)
             }
             Err(e) => {
-                tracing::debug!("backplane names: {e}");
+                tracing::warn!("backplane names: {e}; claims stay local until Redis answers again");
                 None
             }
         }
@@ -228,6 +235,10 @@ impl Names {
                         .arg(name)
                         .invoke(c)
                 });
+                let won = !matches!(got, Some(None));
+                if let (true, Ok(id)) = (won, id.parse()) {
+                    self.confirmed.insert(id);
+                }
                 Some(match got {
                     None => "L\n".into(),
                     Some(None) => "T\n".into(),
@@ -236,6 +247,9 @@ impl Names {
             }
             "R" => {
                 let (id, name) = rest.split_once(' ')?;
+                if let Ok(id) = id.parse() {
+                    self.confirmed.remove(&id);
+                }
                 self.redis(|c, me| {
                     redis::Script::new(scripts::RELEASE)
                         .arg(&me.prefix)
@@ -244,7 +258,7 @@ impl Names {
                         .arg(id)
                         .invoke::<i64>(c)
                 });
-                None
+                Some("K\n".into())
             }
             "W" => {
                 let got: Option<Vec<String>> = self.redis(|c, me| {
@@ -280,7 +294,10 @@ impl Names {
     /// Renew the heartbeat (claiming again what a restarted Redis forgot), then reap servers
     /// whose heartbeat expired.
     fn tick(&mut self) {
-        let members = self.roster.local_members();
+        let mut members = self.roster.local_members();
+        members.retain(|(id, _)| self.confirmed.contains(id));
+        let ids: HashSet<u64> = members.iter().map(|(id, _)| *id).collect();
+        self.confirmed.retain(|id| ids.contains(id));
         let ttl = TTL.as_millis() as u64;
         self.redis(|c, me| {
             let mut s = redis::Script::new(scripts::HEARTBEAT);
