@@ -98,6 +98,9 @@ fn one_room_one_order_unique_names_across_servers() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Once every server has stopped, nothing of the room is left in Redis.
+    drop((alice, bob, carol, dave, s1, s2));
+    assert_eq!(redis.cmd("KEYS *"), "*0\r\n");
 }
 
 #[test]

@@ -83,7 +83,7 @@ pub struct Hub {
 }
 
 #[derive(Default)]
-struct Inner {
+pub(crate) struct Inner {
     topics: Mutex<HashMap<Arc<str>, Vec<Arc<Subscriber>>>>,
     /// The worker's end of its relay link (fork/prefork), used for publishing. Kept open
     /// even once lost: the worker's loop reads the same descriptor until it sees the loss, and
@@ -224,6 +224,17 @@ impl Hub {
         }
         self.deliver_local(&msg);
         Ok(())
+    }
+
+    /// A handle that does not keep the hub alive: an uplink's downlink holds one, since the hub
+    /// holds the uplink (a strong handle both ways would be a cycle, and the uplink would never
+    /// be dropped, nor see the server stop).
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<Hub> {
+        weak.upgrade().map(|inner| Hub { inner })
     }
 
     /// Forward publications to `up` from now on (in-process models; set once).

@@ -46,13 +46,16 @@ pub struct Downlink {
 
 #[derive(Clone)]
 enum To {
-    Hub(Hub),
+    /// Weak: the hub holds the uplink, which holds this.
+    Hub(std::sync::Weak<crate::hub::Inner>),
     Relay(Arc<Mutex<UnixStream>>),
 }
 
 impl Downlink {
     pub(crate) fn hub(hub: Hub) -> Self {
-        Downlink { to: To::Hub(hub) }
+        Downlink {
+            to: To::Hub(hub.downgrade()),
+        }
     }
 
     pub(crate) fn relay(theirs: UnixStream) -> Self {
@@ -64,7 +67,11 @@ impl Downlink {
     /// Deliver `msg` to every subscriber of its topic in this server (every process of it).
     pub fn deliver(&self, msg: Message) {
         match &self.to {
-            To::Hub(hub) => hub.deliver_local(&msg),
+            To::Hub(weak) => {
+                if let Some(hub) = Hub::upgrade(weak) {
+                    hub.deliver_local(&msg);
+                }
+            }
             To::Relay(link) => {
                 if msg.topic.len() + msg.body.len() > crate::hub::MAX_MESSAGE {
                     tracing::warn!("uplink: a message over the hub's limit dropped");

@@ -30,6 +30,9 @@ pub enum Error {
 
 pub struct Backplane {
     link: Arc<link::Link>,
+    /// For retiring this server from the room when it stops.
+    retire: (redis::Client, String, String, String),
+    retired: Arc<Mutex<bool>>,
     /// Started with the link.
     names: Mutex<Option<(names::Service, names::Names)>>,
     client: names::Client,
@@ -44,8 +47,11 @@ impl Backplane {
         let prefix = format!("bingfa:chat:{room}");
         let channel = format!("{prefix}:stream");
         let service = names::Service::bind()?;
+        let retire = (client.clone(), prefix.clone(), sid.clone(), channel.clone());
         let names = names::Names::new(client.clone(), prefix, sid.clone(), channel.clone(), roster);
         Ok(Backplane {
+            retired: names.retired(),
+            retire,
             link: Arc::new(link::Link::new(client, sid, channel)),
             client: service.client(),
             names: Mutex::new(Some((service, names))),
@@ -63,6 +69,22 @@ impl Drop for Backplane {
     /// are in the queue; see them published before the process exits.
     fn drop(&mut self) {
         self.link.flush(std::time::Duration::from_secs(2));
+        // Leave nothing behind: this server's heartbeat, its place among the servers, and
+        // (with a `left`) any member record a lost release left. Best effort: if Redis is
+        // away, the others reap it once it answers again, or the heartbeat expires.
+        let mut retired = self.retired.lock().unwrap_or_else(|e| e.into_inner());
+        *retired = true;
+        let (client, prefix, sid, channel) = &self.retire;
+        let t = std::time::Duration::from_secs(1);
+        if let Ok(mut c) = client.get_connection_with_timeout(t) {
+            let _ = c.set_read_timeout(Some(t));
+            let _: redis::RedisResult<i64> = redis::Script::new(scripts::RETIRE)
+                .arg(prefix)
+                .arg(sid)
+                .arg(channel)
+                .arg(crate::event::TOPIC)
+                .invoke(&mut c);
+        }
     }
 }
 

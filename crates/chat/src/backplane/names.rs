@@ -150,6 +150,9 @@ pub struct Names {
     /// and its room-wide one must not get a record early, or it and a member claiming just
     /// then would each find the other in its snapshot and neither would see `joined`.
     confirmed: HashSet<u64>,
+    /// Set (under its lock) once the server retired from the room: no heartbeat after that,
+    /// or it would put back what the retirement removed.
+    retired: Arc<std::sync::Mutex<bool>>,
 }
 
 impl Names {
@@ -169,7 +172,13 @@ impl Names {
             conn: None,
             retry_at: Instant::now(),
             confirmed: HashSet::new(),
+            retired: Arc::default(),
         }
+    }
+
+    /// The flag the server's retirement sets; hold its lock while retiring.
+    pub fn retired(&self) -> Arc<std::sync::Mutex<bool>> {
+        self.retired.clone()
     }
 
     fn run(mut self, rx: mpsc::Receiver<(String, UnixStream)>) {
@@ -294,6 +303,11 @@ impl Names {
     /// Renew the heartbeat (claiming again what a restarted Redis forgot), then reap servers
     /// whose heartbeat expired.
     fn tick(&mut self) {
+        let retired = self.retired.clone();
+        let retired = retired.lock().unwrap_or_else(|e| e.into_inner());
+        if *retired {
+            return;
+        }
         let mut members = self.roster.local_members();
         members.retain(|(id, _)| self.confirmed.contains(id));
         let ids: HashSet<u64> = members.iter().map(|(id, _)| *id).collect();

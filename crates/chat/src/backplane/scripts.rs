@@ -82,3 +82,24 @@ for _, sid in ipairs(redis.call('SMEMBERS', p .. ':servers')) do
 end
 return n
 "#;
+
+/// ARGV: prefix, sid, channel, topic. A server stopping: what REAP would do for it once its
+/// heartbeat expired, done now (its members' records dropped with a `left` for any still
+/// there, its heartbeat and its place in `P:servers` removed), so it leaves nothing behind.
+pub const RETIRE: &str = r#"
+local p, sid = ARGV[1], ARGV[2]
+redis.call('SREM', p .. ':servers', sid)
+redis.call('DEL', p .. ':alive:' .. sid)
+local all = redis.call('HGETALL', p .. ':members')
+for i = 1, #all, 2 do
+  local osid, id, name = string.match(all[i + 1], '^%d+ (%x+) (%d+) (.*)$')
+  if osid == sid then
+    redis.call('HDEL', p .. ':members', all[i])
+    redis.call('PUBLISH', ARGV[3], sid .. ' ' .. id .. ' ' .. ARGV[4] .. '\nL' .. name)
+  end
+end
+if redis.call('SCARD', p .. ':servers') == 0 and redis.call('HLEN', p .. ':members') == 0 then
+  redis.call('DEL', p .. ':seq')
+end
+return 0
+"#;
