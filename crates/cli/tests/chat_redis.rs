@@ -14,7 +14,8 @@ fn one_room_one_order_unique_names_across_servers() {
     let redis = Redis::start();
     let s1 = Server::start("epoll", &redis);
     let s2 = Server::start("prefork", &redis);
-    let s3 = Server::start("fork", &redis);
+    let admin = std::env::temp_dir().join(format!("bingfa-redis-{}.sock", std::process::id()));
+    let s3 = Server::start_with("fork", &redis, &["--admin-socket", admin.to_str().unwrap()]);
     redis.wait_subscribers(3);
 
     let (mut alice, w) = Member::join(&s1, "alice");
@@ -73,6 +74,12 @@ fn one_room_one_order_unique_names_across_servers() {
         only(&at_carol, "alice: "),
         (0..N).map(|i| format!("alice: a{i}")).collect::<Vec<_>>()
     );
+
+    // An announcement on one server is a line of the one room.
+    assert!(Server::announce(&admin, "maintenance at noon"));
+    for m in [&mut alice, &mut bob, &mut carol, &mut dave] {
+        assert_eq!(m.line(), "* admin: maintenance at noon");
+    }
 
     alice.say("/quit");
     assert_eq!(alice.line(), "* bye");

@@ -248,3 +248,32 @@ impl Link {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(len: usize) -> Message {
+        Message {
+            topic: Arc::from(TOPIC),
+            from: 1,
+            body: Arc::from(vec![b'x'; len]),
+        }
+    }
+
+    #[test]
+    fn refuses_while_down_and_past_its_bound() {
+        let client = redis::Client::open("redis://127.0.0.1:1").unwrap();
+        let link = Link::new(client, "00aa".into(), "c".into());
+        assert!(!link.send(&msg(10)), "down: the hub delivers locally");
+        link.up.store(true, Ordering::Release);
+        assert!(link.send(&msg(MAX_QUEUE / 2)));
+        assert!(link.send(&msg(MAX_QUEUE / 2)));
+        assert!(!link.send(&msg(1)), "a slow Redis link is bounded");
+        assert!(link.overflowed.load(Ordering::Acquire));
+        assert!(
+            !link.send(&msg(1)),
+            "and refuses until the publisher drops it"
+        );
+    }
+}

@@ -103,9 +103,14 @@ pub struct Server {
 
 impl Server {
     pub fn start(model: &str, redis: &Redis) -> Server {
+        Server::start_with(model, redis, &[])
+    }
+
+    pub fn start_with(model: &str, redis: &Redis, extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(["chat", "serve", "--bind", "127.0.0.1:0", "--model", model])
             .args(["--workers", "2", "--rate", "0", "--backplane", &redis.url()])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -125,6 +130,17 @@ impl Server {
             .recv_timeout(Duration::from_secs(30))
             .expect("the server never said it was listening");
         Server { child, addr }
+    }
+
+    /// `bingfa chat announce` through the server's admin socket; its exit status.
+    pub fn announce(socket: &std::path::Path, text: &str) -> bool {
+        Command::new(BIN)
+            .args(["chat", "announce", "--admin-socket"])
+            .arg(socket)
+            .arg(text)
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     }
 
     pub fn pid(&self) -> i32 {
