@@ -195,3 +195,26 @@ fn redis_restarted_mid_conversation() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn every_model_shares_the_room() {
+    let redis = Redis::start();
+    let hub = Server::start("epoll", &redis);
+    redis.wait_subscribers(1);
+    let (mut here, _) = Member::join(&hub, "here");
+    for model in bingfa_net::Model::ALL {
+        let name = format!("m-{model}");
+        let s = Server::start(model.name(), &redis);
+        redis.wait_subscribers(2);
+        let (mut there, w) = Member::join(&s, &name);
+        assert_eq!(w, format!("* you are {name}; online: here, {name}"));
+        assert_eq!(here.line(), format!("* {name} joined"));
+        there.say("hello");
+        assert_eq!(here.line(), format!("{name}: hello"));
+        here.say("hi back");
+        assert_eq!(there.line(), "here: hi back");
+        // Stopped gracefully: its member's farewell still reaches the room.
+        drop(s);
+        assert_eq!(here.line(), format!("* {name} left"), "under {model}");
+    }
+}
