@@ -45,6 +45,8 @@ pub struct Link {
     losses: AtomicU64,
     /// The publisher holds a batch it has not finished publishing.
     publishing: AtomicBool,
+    /// Serialises going down and coming back (each said once, in order).
+    turn: Mutex<()>,
     queue: Mutex<Queue>,
     ready: Condvar,
     down: OnceLock<Downlink>,
@@ -61,6 +63,7 @@ impl Link {
             overflowed: AtomicBool::new(false),
             losses: AtomicU64::new(0),
             publishing: AtomicBool::new(false),
+            turn: Mutex::new(()),
             queue: Mutex::default(),
             ready: Condvar::new(),
             down: OnceLock::new(),
@@ -127,18 +130,22 @@ impl Link {
         });
     }
 
-    /// Down, and said once.
+    /// Down, and said once. The notice goes down before `send` starts refusing, so in-process
+    /// a message delivered locally because of the loss never comes before it.
     fn lost(&self, why: &dyn std::fmt::Display) {
-        if self.up.swap(false, Ordering::AcqRel) {
-            self.losses.fetch_add(1, Ordering::AcqRel);
+        let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+        if self.up.load(Ordering::Acquire) {
             tracing::warn!("backplane: the Redis link is lost ({why}); messages stay local");
             self.told_lost.store(true, Ordering::Release);
             self.notice(LOST);
+            self.losses.fetch_add(1, Ordering::AcqRel);
+            self.up.store(false, Ordering::Release);
         }
     }
 
     /// Only the subscriber calls this: the notice goes first, then messages go up again.
     fn restored(&self) {
+        let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
         if !self.up.load(Ordering::Acquire) {
             if self.told_lost.swap(false, Ordering::AcqRel) {
                 tracing::info!("backplane: the Redis link is restored");
@@ -157,10 +164,16 @@ impl Link {
 
     fn subscriber(self: Arc<Self>) {
         let mut backoff = Duration::from_millis(100);
+        let mut ever_up = false;
         loop {
-            match self.subscribed() {
+            match self.subscribed(&mut ever_up) {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(e) => {
+                    if !ever_up && backoff == Duration::from_millis(100) {
+                        // Members who join meanwhile are served locally, untold (nothing
+                        // was lost yet); the log says it.
+                        tracing::warn!("backplane: Redis does not answer ({e}); serving this server's members only until it does");
+                    }
                     self.lost(&e);
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -170,13 +183,14 @@ impl Link {
     }
 
     /// One subscription, until it fails (`Err`) or the link was dropped elsewhere (`Ok`).
-    fn subscribed(&self) -> redis::RedisResult<()> {
+    fn subscribed(&self, ever_up: &mut bool) -> redis::RedisResult<()> {
         let mut conn = self.connect()?;
         let mut ps = conn.as_pubsub();
         ps.subscribe(&self.channel)?;
         // Short reads, so a link dropped by the publisher is noticed here too.
         ps.set_read_timeout(Some(Duration::from_millis(250)))?;
         self.restored();
+        *ever_up = true;
         loop {
             match ps.get_message() {
                 Ok(m) => {
