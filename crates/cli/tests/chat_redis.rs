@@ -122,6 +122,8 @@ fn a_killed_servers_members_are_reported_left() {
     assert_eq!(alice.line(), "* bob joined");
     assert_eq!(alice.line(), "* eve joined");
 
+    let workers = s2.children();
+    assert_eq!(workers.len(), 2, "two prefork workers");
     s2.kill();
     let t = Instant::now();
     let left: BTreeSet<String> = (0..2).map(|_| alice.line()).collect();
@@ -135,6 +137,17 @@ fn a_killed_servers_members_are_reported_left() {
     );
     let (_bob2, w) = Member::join(&s1, "BOB");
     assert_eq!(w, "* you are BOB; online: alice, BOB");
+    // The orphaned workers shut down (told by the kernel) without waiting on the dead
+    // parent's name service for each member's release.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // SAFETY: signal 0 only checks that the process exists.
+    while workers.iter().any(|&p| unsafe { libc::kill(p, 0) } == 0) {
+        assert!(
+            Instant::now() < deadline,
+            "the workers outlived their parent"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

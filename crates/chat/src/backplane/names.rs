@@ -43,10 +43,21 @@ pub enum Remote {
 #[derive(Clone)]
 pub struct Client {
     addr: Arc<[u8]>,
+    /// The process that runs the service. When it is gone (a `fork`/`prefork` parent killed
+    /// outright) its children still hold the listening socket, so a connect would succeed
+    /// and the answer never come: ask nothing then, and let each claim stand locally at once
+    /// instead of waiting out a timeout per member while the workers shut down.
+    owner: libc::pid_t,
 }
 
 impl Client {
     fn ask(&self, req: &str) -> std::io::Result<String> {
+        // SAFETY: signal 0 only checks that the process exists.
+        if unsafe { libc::kill(self.owner, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+        {
+            return Err(std::io::ErrorKind::NotConnected.into());
+        }
         let addr = SocketAddr::from_abstract_name(&self.addr)?;
         let mut s = UnixStream::connect_addr(&addr)?;
         s.set_read_timeout(Some(IO_TIMEOUT * 3))?;
@@ -104,6 +115,7 @@ impl Service {
             listener,
             client: Client {
                 addr: Arc::from(name),
+                owner: std::process::id() as libc::pid_t,
             },
         })
     }

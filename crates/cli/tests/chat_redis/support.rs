@@ -147,6 +147,22 @@ impl Server {
         self.child.id() as i32
     }
 
+    /// The server's child processes (fork/prefork workers).
+    pub fn children(&self) -> Vec<i32> {
+        let dir = format!("/proc/{}/task", self.pid());
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|t| {
+                let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+                kids.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect::<Vec<i32>>()
+            })
+            .collect()
+    }
+
     /// SIGKILL the server's (parent) process, as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
