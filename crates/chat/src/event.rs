@@ -19,6 +19,9 @@ pub enum Event {
     Said(String, String),
     /// An announcement from the console or the admin socket.
     Announce(String),
+    /// The server itself speaking to its own members (`* TEXT`): the backplane's link lost
+    /// and restored. Never published through the backplane.
+    Notice(String),
 }
 
 impl Event {
@@ -28,6 +31,7 @@ impl Event {
             Event::Left(n) => (b'L', n.as_str(), None),
             Event::Said(n, t) => (b'M', n.as_str(), Some(t.as_str())),
             Event::Announce(t) => (b'A', t.as_str(), None),
+            Event::Notice(t) => (b'N', t.as_str(), None),
         };
         let mut out = Vec::with_capacity(2 + a.len() + b.map_or(0, str::len));
         out.push(k);
@@ -50,6 +54,7 @@ impl Event {
                 Event::Said(n.to_string(), t.to_string())
             }
             b'A' => Event::Announce(rest.to_string()),
+            b'N' => Event::Notice(rest.to_string()),
             _ => return None,
         })
     }
@@ -66,6 +71,7 @@ mod tests {
             Event::Left("bob".into()),
             Event::Said("bob".into(), "hi\tthere: you".into()),
             Event::Announce("maintenance at 5".into()),
+            Event::Notice("room link lost, messages stay local".into()),
         ] {
             assert_eq!(Event::decode(&e.encode()), Some(e));
         }

@@ -4,12 +4,14 @@
 //! Reading order: [`name`] (what a name may be), [`event`] (what travels on the hub),
 //! [`roster`] (who is in the room, shared by every process), [`session`] (one member's
 //! connection: the line protocol), [`cmd`] (one file per `/command`), [`admin`] (the admin
-//! socket's announcements), [`room`] (the `Protocol`: which listener gets which session);
+//! socket's announcements), [`room`] (the `Protocol`: which listener gets which session),
+//! [`backplane`] (one room across servers through Redis);
 //! then the web face, [`ws`] (RFC 6455, sans-IO) and [`web`] (the page and the wrapper that
 //! speaks the room's lines over WebSocket), and [`client`] (the terminal client).
 
 // The room core and the line protocol.
 pub mod admin;
+pub mod backplane;
 pub mod cmd;
 pub mod config;
 pub mod event;

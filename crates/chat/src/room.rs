@@ -56,6 +56,11 @@ impl ChatProtocol {
     pub fn roster(&self) -> &Roster {
         &self.roster
     }
+
+    /// Claim names room-wide through a backplane (before any session is made).
+    pub fn set_remote_names(&mut self, remote: crate::backplane::names::Client) {
+        self.roster.set_remote(remote);
+    }
 }
 
 impl Protocol for ChatProtocol {

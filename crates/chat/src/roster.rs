@@ -11,6 +11,11 @@
 //!
 //! A process killed outright cannot release its members; its entries are reclaimed when a
 //! claim meets them and the process (the connection id's high 32 bits) is gone.
+//!
+//! With a backplane the table stays the truth for this server's own members, and a claim that
+//! wins here is then claimed room-wide through the name service (`backplane/names.rs`): the
+//! welcome line and `/who` list the whole room. While Redis is unreachable the local claim
+//! stands and `/who` lists this server's members.
 
 use bingfa_mp::{Array, LockError};
 use bytemuck::{Pod, Zeroable};
@@ -45,12 +50,14 @@ pub enum ClaimError {
 #[derive(Clone)]
 pub struct Roster {
     table: Array<Entry>,
+    remote: Option<crate::backplane::names::Client>,
 }
 
 impl Roster {
     pub fn new(max_members: usize) -> std::io::Result<Self> {
         Ok(Roster {
             table: Array::new(max_members.max(1) + 1)?,
+            remote: None,
         })
     }
 
@@ -65,9 +72,30 @@ impl Roster {
         f(&mut g)
     }
 
+    /// Claim names room-wide through a backplane's name service too.
+    pub fn set_remote(&mut self, remote: crate::backplane::names::Client) {
+        self.remote = Some(remote);
+    }
+
     /// Claim `name` for connection `id`; on success, everyone online (in join order, the
     /// newcomer last) as `(id, name)`.
     pub fn claim(&self, id: u64, name: &str) -> Result<Vec<(u64, String)>, ClaimError> {
+        use crate::backplane::names::Remote;
+        let local = self.claim_local(id, name)?;
+        let Some(remote) = &self.remote else {
+            return Ok(local);
+        };
+        match remote.claim(id, name) {
+            Remote::Online(all) => Ok(all),
+            Remote::Local => Ok(local),
+            Remote::Taken => {
+                self.with(|t| remove(t, |e| e.id == id));
+                Err(ClaimError::Taken)
+            }
+        }
+    }
+
+    fn claim_local(&self, id: u64, name: &str) -> Result<Vec<(u64, String)>, ClaimError> {
         let folded = crate::name::fold(name);
         self.with(|t| {
             let clash = |t: &[Entry]| {
@@ -99,11 +127,26 @@ impl Roster {
 
     /// Connection `id` left (a no-op if it never claimed).
     pub fn release(&self, id: u64) {
-        self.with(|t| remove(t, |e| e.id == id));
+        let name = self.with(|t| {
+            let n = list(t).into_iter().find(|(i, _)| *i == id).map(|(_, n)| n);
+            remove(t, |e| e.id == id);
+            n
+        });
+        if let (Some(remote), Some(name)) = (&self.remote, name) {
+            remote.release(id, &name);
+        }
     }
 
-    /// Everyone online, in join order.
+    /// Everyone online, in join order: the whole room with a backplane (while it is up).
     pub fn members(&self) -> Vec<(u64, String)> {
+        if let Some(all) = self.remote.as_ref().and_then(|r| r.who()) {
+            return all;
+        }
+        self.local_members()
+    }
+
+    /// This server's members, in join order.
+    pub fn local_members(&self) -> Vec<(u64, String)> {
         self.with(|t| list(t))
     }
 }

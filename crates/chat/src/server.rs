@@ -1,12 +1,14 @@
 //! Build the room's server from `bingfa chat serve`'s options: listeners, limits, protocol.
 //! Shared by the CLI and the integration tests, so both run exactly the same server.
 
+use crate::backplane::Backplane;
 use crate::config::RoomConfig;
 use crate::event::{Event, TOPIC};
 use crate::room::ChatProtocol;
 use bingfa_net::{Config, Injector, Model, PublishError, Server};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -20,6 +22,10 @@ pub struct ServeOptions {
     pub room: RoomConfig,
     /// Probe quiet members' TCP connections after this long (there is no idle timeout).
     pub keepalive: Duration,
+    /// `redis://HOST:PORT[/DB]`: share the room with every server on this Redis.
+    pub backplane: Option<String>,
+    /// The room's name on the backplane (servers with the same name are one room).
+    pub room_name: String,
 }
 
 impl ServeOptions {
@@ -33,6 +39,8 @@ impl ServeOptions {
             edge_triggered: false,
             room: RoomConfig::default(),
             keepalive: Duration::from_secs(60),
+            backplane: None,
+            room_name: "lobby".into(),
         }
     }
 }
@@ -45,12 +53,18 @@ pub enum Error {
     Roster(#[from] std::io::Error),
     #[error("TLS is for the web face: give --web too")]
     TlsWithoutWeb,
+    #[error(transparent)]
+    Backplane(#[from] crate::backplane::Error),
 }
 
 /// Bind every listener (nothing is served until `run`).
 pub fn bind(opts: &ServeOptions) -> Result<Server<ChatProtocol>, Error> {
-    let (config, protocol, _) = parts(opts)?;
-    Ok(Server::bind(config, protocol)?)
+    let (config, protocol, _, backplane) = parts(opts)?;
+    let mut server = Server::bind(config, protocol)?;
+    if let Some(bp) = backplane {
+        server.set_uplink(Arc::new(bp));
+    }
+    Ok(server)
 }
 
 /// [`bind`], with the web face (`opts.web`, required) over TLS: `https://` and `wss://`.
@@ -59,14 +73,20 @@ pub fn bind_tls(
     opts: &ServeOptions,
     tls: bingfa_net::tls::TlsConfig,
 ) -> Result<Server<bingfa_net::tls::TlsProtocol<ChatProtocol>>, Error> {
-    let (config, protocol, web) = parts(opts)?;
+    let (config, protocol, web, backplane) = parts(opts)?;
     let web = web.ok_or(Error::TlsWithoutWeb)?;
     let protocol = bingfa_net::tls::TlsProtocol::only_on(protocol, tls, web);
-    Ok(Server::bind(config, protocol)?)
+    let mut server = Server::bind(config, protocol)?;
+    if let Some(bp) = backplane {
+        server.set_uplink(Arc::new(bp));
+    }
+    Ok(server)
 }
 
-/// The server's config, its protocol and the web face's listener number.
-fn parts(opts: &ServeOptions) -> Result<(Config, ChatProtocol, Option<usize>), Error> {
+/// The server's config, its protocol, the web face's listener number and the backplane.
+type Parts = (Config, ChatProtocol, Option<usize>, Option<Backplane>);
+
+fn parts(opts: &ServeOptions) -> Result<Parts, Error> {
     let mut config = Config::new("chat", opts.bind);
     config.model = opts.model;
     config.workers = opts.workers;
@@ -86,8 +106,18 @@ fn parts(opts: &ServeOptions) -> Result<(Config, ChatProtocol, Option<usize>), E
     l.max_connections = opts.room.max_connections();
     // An over-long line is consumed and refused by the session, never left to fill the input.
     l.max_input = l.max_input.max(opts.room.max_line * 2 + 2);
-    let protocol = ChatProtocol::new(opts.room.clone(), web, admin)?;
-    Ok((config, protocol, web))
+    let mut protocol = ChatProtocol::new(opts.room.clone(), web, admin)?;
+    // One backplane per server: its Redis connections and name service live in this process
+    // (the parent under fork/prefork), and every session reaches them from wherever it runs.
+    let backplane = match &opts.backplane {
+        Some(url) => {
+            let bp = Backplane::new(url, &opts.room_name, protocol.roster().clone())?;
+            protocol.set_remote_names(bp.names_client());
+            Some(bp)
+        }
+        None => None,
+    };
+    Ok((config, protocol, web, backplane))
 }
 
 /// Announce `text` to the room (the console's path; the admin socket's sessions publish the

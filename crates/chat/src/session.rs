@@ -200,6 +200,7 @@ impl Session for ChatSession {
                 format!("{n}: {t}\n")
             }
             Event::Announce(t) => format!("* admin: {t}\n"),
+            Event::Notice(t) => format!("* {t}\n"),
         };
         cx.write(line.as_bytes());
     }

@@ -66,6 +66,12 @@ pub struct ServeArgs {
     /// TLS for the --web face (https:// and wss://); the line protocol stays plain.
     #[command(flatten)]
     tls: crate::tls::TlsArgs,
+    /// Share the room with every server on this Redis: `redis://HOST:PORT[/DB]`.
+    #[arg(long)]
+    backplane: Option<String>,
+    /// The room's name on the backplane (servers with the same name are one room).
+    #[arg(long, default_value = "lobby", requires = "backplane")]
+    room: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -97,6 +103,8 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     opts.workers = a.workers;
     opts.edge_triggered = a.edge_triggered;
     opts.keepalive = Duration::from_secs(a.keepalive.max(1));
+    opts.backplane = a.backplane;
+    opts.room_name = a.room;
     opts.room = RoomConfig {
         max_line: a.max_line,
         rate: a.rate,

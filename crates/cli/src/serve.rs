@@ -62,6 +62,12 @@ pub struct Args {
     /// certificate per service).
     #[command(flatten)]
     tls: crate::tls::TlsArgs,
+    /// The chat room's backplane, `redis://HOST:PORT[/DB]`: one room with every chat server on it.
+    #[arg(long)]
+    backplane: Option<String>,
+    /// The chat room's name on the backplane.
+    #[arg(long, requires = "backplane")]
+    room: Option<String>,
 }
 
 /// The TLS flags as the services take them.
@@ -121,6 +127,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         chat.extend(["--bind".into(), a.chat_bind.to_string()]);
         chat.extend(["--web".into(), a.web_bind.to_string()]);
         chat.extend(tls_flags(&a.tls));
+        if let Some(url) = &a.backplane {
+            chat.extend(["--backplane".into(), url.clone()]);
+        }
+        if let Some(room) = &a.room {
+            chat.extend(["--room".into(), room.clone()]);
+        }
         let listening = start(
             &mut services,
             "chat",

@@ -48,15 +48,23 @@ impl Family {
     }
 
     /// Feed the server's injector link (if one was made) into the relay, so publications from
-    /// outside any session join the one order.
+    /// outside any session join the one order; and the backplane's downlink, if there is one.
     pub(crate) fn adopt_injector<P: Protocol>(&mut self, shared: &Shared<P>) -> io::Result<()> {
         let link = shared
             .inject
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        match link {
-            Some(l) => self.relay.add_source(l),
+        if let Some(l) = link {
+            self.relay.add_source(l)?;
+        }
+        let uplink = shared
+            .uplink
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match uplink {
+            Some((up, mine)) => self.relay.add_downlink(up, mine),
             None => Ok(()),
         }
     }

@@ -28,6 +28,12 @@
 //! `on_shutdown` and close, and under `prefork` the parent starts a fresh worker with a fresh
 //! link in its place (under `fork` the child only ever had one connection). Until then the hub
 //! delivers within the process only, so the closing sessions' farewells reach nobody outside.
+//!
+//! # An uplink
+//! With an [`Uplink`](crate::Uplink) (a Redis backplane; see `uplink.rs`) the in-process hub
+//! forwards publications to it and delivers only what comes back down, in the uplink's order;
+//! while the uplink refuses (down, or its bounded queue full), it delivers locally. Under
+//! `fork`/`prefork` the relay does the forwarding and workers' hubs are unchanged.
 
 use crate::relay;
 use crate::session::{ConnId, Message};
@@ -77,7 +83,7 @@ pub struct Hub {
 }
 
 #[derive(Default)]
-struct Inner {
+pub(crate) struct Inner {
     topics: Mutex<HashMap<Arc<str>, Vec<Arc<Subscriber>>>>,
     /// The worker's end of its relay link (fork/prefork), used for publishing. Kept open
     /// even once lost: the worker's loop reads the same descriptor until it sees the loss, and
@@ -85,6 +91,8 @@ struct Inner {
     link: Mutex<Option<UnixStream>>,
     /// The link is gone: publish within the process only.
     lost: AtomicBool,
+    /// In-process models with a backplane: publications go up, the order comes back down.
+    uplink: std::sync::OnceLock<crate::uplink::SharedUplink>,
 }
 
 pub(crate) type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -221,8 +229,29 @@ impl Hub {
             }
         }
         drop(link);
+        if let Some(up) = self.inner.uplink.get() {
+            if up.send(&msg) {
+                return Ok(()); // delivered when it comes back down, in the uplink's order
+            }
+        }
         self.deliver_local(&msg);
         Ok(())
+    }
+
+    /// A handle that does not keep the hub alive: an uplink's downlink holds one, since the hub
+    /// holds the uplink (a strong handle both ways would be a cycle, and the uplink would never
+    /// be dropped, nor see the server stop).
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<Hub> {
+        weak.upgrade().map(|inner| Hub { inner })
+    }
+
+    /// Forward publications to `up` from now on (in-process models; set once).
+    pub(crate) fn set_uplink(&self, up: crate::uplink::SharedUplink) {
+        let _ = self.inner.uplink.set(up);
     }
 
     /// The link to the relay is gone: from now on deliver within this process only. Returns

@@ -3,9 +3,9 @@
 //! poll, epoll, async). A protocol never touches a socket; a driver never knows a protocol.
 //!
 //! See `docs/ARCHITECTURE.md` ("bingfa-net: the Session contract") for the big picture:
-//! `session.rs` is the contract, `config.rs` the knobs, `server.rs` the entry point, `hub.rs` and
-//! `relay.rs` the message bus, `conn/` + `reactor/` the engine the models share, and one file
-//! per model.
+//! `session.rs` is the contract, `config.rs` the knobs, `server.rs` the entry point, `hub.rs`,
+//! `relay.rs` and `uplink.rs` the message bus, `conn/` + `reactor/` the engine the models
+//! share, and one file per model.
 
 pub mod blocking;
 pub mod config;
@@ -26,6 +26,7 @@ mod poller;
 mod reactor;
 mod relay;
 mod sys;
+mod uplink;
 
 mod async_tokio;
 mod epoll;
@@ -45,3 +46,4 @@ pub use session::{
     Protocol, Session,
 };
 pub use shutdown::ShutdownHandle;
+pub use uplink::{Downlink, Uplink};

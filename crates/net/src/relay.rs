@@ -14,6 +14,12 @@
 //! its link end and shuts itself down (its connections closed, under `prefork` a fresh worker
 //! started in its place): a child cut off from the relay must not go on as a room of its own
 //! (see `hub.rs`, "A lost link").
+//!
+//! With an uplink (a backplane, `uplink.rs`) the relay stops being the ordering point: each
+//! frame a child or an injector writes is offered to the uplink instead of fanned out (and
+//! fanned out here only when the uplink refuses it), and the stream the uplink hands back
+//! comes in on a source link of its own ([`Relay::add_downlink`]), which is fanned out to
+//! every child like any frame was before.
 
 use crate::session::Message;
 use std::io;
@@ -74,6 +80,18 @@ fn decode(frame: &[u8]) -> io::Result<Message> {
         from,
         body: Arc::from(&frame[14 + tl..]),
     })
+}
+
+/// The frames of `data` (at `fs`) that `up` would not take, still framed.
+fn refused(up: &dyn crate::uplink::Uplink, data: &[u8], fs: &[(usize, usize)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &(a, b) in fs {
+        match decode(&data[a..b]) {
+            Ok(msg) if up.send(&msg) => {}
+            _ => out.extend_from_slice(&data[a..b]),
+        }
+    }
+    out
 }
 
 /// Non-blocking read of everything available on `fd` into `buf`; Ok(false) on EOF.
@@ -166,12 +184,15 @@ struct Link {
     /// Whether the relay sends the stream down this link. An injector's link (publishing from
     /// outside any session) only sends up: nobody reads its down side.
     down: bool,
+    /// The uplink's stream coming back: always fanned out, never offered up again.
+    from_uplink: bool,
 }
 
 /// The parent side: one link per child, fan-out in arrival order.
 #[derive(Default)]
 pub(crate) struct Relay {
     links: Vec<Link>,
+    uplink: Option<crate::uplink::SharedUplink>,
 }
 
 impl Relay {
@@ -188,6 +209,7 @@ impl Relay {
             pid: None,
             dead: false,
             down: true,
+            from_uplink: false,
         });
         Ok(theirs)
     }
@@ -204,7 +226,23 @@ impl Relay {
             pid: None,
             dead: false,
             down: false,
+            from_uplink: false,
         });
+        Ok(())
+    }
+
+    /// Offer every frame to `up` from now on, and fan out what it sends down `mine` (the
+    /// relay's end of the socketpair behind the uplink's [`Downlink`](crate::Downlink)).
+    pub(crate) fn add_downlink(
+        &mut self,
+        up: crate::uplink::SharedUplink,
+        mine: UnixStream,
+    ) -> io::Result<()> {
+        self.add_source(mine)?;
+        if let Some(l) = self.links.last_mut() {
+            l.from_uplink = true;
+        }
+        self.uplink = Some(up);
         Ok(())
     }
 
@@ -253,9 +291,13 @@ impl Relay {
             let open = read_available(fd, &mut self.links[i].inbuf);
             match (open, frames(&self.links[i].inbuf)) {
                 (Ok(open), Ok((used, fs))) => {
-                    let data: Vec<u8> = self.links[i].inbuf[..used].to_vec();
+                    let mut data: Vec<u8> = self.links[i].inbuf[..used].to_vec();
                     self.links[i].inbuf.drain(..used);
-                    if !fs.is_empty() {
+                    if let (Some(up), false) = (&self.uplink, self.links[i].from_uplink) {
+                        // Offered up; only what the uplink refuses is fanned out here.
+                        data = refused(up.as_ref(), &data, &fs);
+                    }
+                    if !data.is_empty() {
                         for l in self.links.iter_mut().filter(|l| l.down) {
                             l.out.extend_from_slice(&data);
                         }

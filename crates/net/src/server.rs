@@ -50,6 +50,8 @@ pub struct Server<P: Protocol> {
     inject: Option<(UnixStream, UnixStream)>,
     /// Unix socket files to remove when the server stops.
     unix_paths: Vec<UnixPath>,
+    /// The backplane, if any ([`Server::set_uplink`]).
+    uplink: Option<crate::uplink::SharedUplink>,
 }
 
 impl<P: Protocol> Server<P> {
@@ -94,7 +96,14 @@ impl<P: Protocol> Server<P> {
             hub: Hub::new(),
             inject,
             unix_paths,
+            uplink: None,
         })
+    }
+
+    /// Order the hub through `up` (a backplane shared with other servers) instead of this
+    /// server's own hub or relay; see [`Uplink`](crate::Uplink). It is started by `run`.
+    pub fn set_uplink(&mut self, up: std::sync::Arc<dyn crate::Uplink>) {
+        self.uplink = Some(up);
     }
 
     /// A handle that publishes into this server's hub from outside any session (a console,
@@ -137,6 +146,7 @@ impl<P: Protocol> Server<P> {
             hub,
             inject,
             unix_paths,
+            uplink,
         } = self;
         // Dropped (files removed) when this returns, whatever the model did.
         let _unix_paths = unix_paths;
@@ -156,6 +166,18 @@ impl<P: Protocol> Server<P> {
                 writeln!(out, "{} listening on {}", name, l.describe()?)?;
             }
             out.flush()?;
+        }
+        // One uplink per server: beside the relay in the parent (fork/prefork), else at the hub.
+        let mut relay_uplink = None;
+        if let Some(up) = uplink {
+            if config.model.multi_process() {
+                let (mine, theirs) = UnixStream::pair()?;
+                up.start(crate::Downlink::relay(theirs))?;
+                relay_uplink = Some((up, mine));
+            } else {
+                hub.set_uplink(up.clone());
+                up.start(crate::Downlink::hub(hub.clone()))?;
+            }
         }
         let workers = config.worker_count();
         let shared = Arc::new(Shared {
@@ -179,6 +201,7 @@ impl<P: Protocol> Server<P> {
             } else {
                 0
             })?,
+            uplink: Mutex::new(relay_uplink),
         });
         crate::exhaustion::check_rlimit(&config, workers);
         tracing::info!(model = %config.model, workers, "serving");

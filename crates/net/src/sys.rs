@@ -352,9 +352,19 @@ pub(crate) enum Fork {
 
 /// `fork(2)`. The child must only run this crate's single-threaded code and end with `_exit`.
 pub(crate) fn fork() -> io::Result<Fork> {
+    // Hold the stdout and stderr locks across fork(2): another thread of this process (an
+    // uplink's, a console) may be writing a log line right now, and the child would inherit
+    // that lock held by a thread it does not have, and hang on its first log line. stdout is
+    // flushed under its lock, or the child would write the buffered bytes a second time.
+    let mut out = io::stdout().lock();
+    let _ = io::Write::flush(&mut out);
+    let err = io::stderr().lock();
     // SAFETY: the callers keep the child to async-signal-safe-in-practice code paths on a
     // single thread and never return into the caller's stack frames (they `_exit`).
     let pid = unsafe { libc::fork() };
+    // Both sides release them: in the child the forking thread (the same ThreadId) owns them.
+    drop(err);
+    drop(out);
     match pid {
         -1 => Err(io::Error::last_os_error()),
         0 => Ok(Fork::Child),

@@ -6,7 +6,8 @@ use std::time::Duration;
 /// Arguments of `bingfa lab chat`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Comma-separated: bingfa models, `redis`, `tokio-chat`.
+    /// Comma-separated: bingfa models, `MODEL+redis2` (two servers on one Redis backplane,
+    /// members spread over them), `redis`, `tokio-chat`.
     #[arg(long, value_delimiter = ',', default_value = "epoll,redis,tokio-chat")]
     models: Vec<String>,
     /// Members connected to the room.

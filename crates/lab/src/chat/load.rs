@@ -66,17 +66,19 @@ struct Progress {
 /// The length of the text every message carries: its send time, zero-padded microseconds.
 const STAMP: usize = 20;
 
-/// Run `load` against the server at `addr`; `rss` samples the server's memory.
-pub fn run(addr: SocketAddr, wire: Wire, load: &Load, rss: impl Fn() -> u64) -> Outcome {
+/// Run `load` against the servers at `addrs` (member `i` joins `addrs[i % len]`, so members
+/// and senders are spread over them); `rss` samples the servers' memory.
+pub fn run(addrs: &[SocketAddr], wire: Wire, load: &Load, rss: impl Fn() -> u64) -> Outcome {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(load.threads.max(1))
         .enable_all()
         .build()
         .expect("tokio runtime");
-    rt.block_on(drive(addr, wire, load.clone(), &rss))
+    rt.block_on(drive(addrs.to_vec(), wire, load.clone(), &rss))
 }
 
-async fn drive(addr: SocketAddr, wire: Wire, load: Load, rss: &dyn Fn() -> u64) -> Outcome {
+async fn drive(addrs: Vec<SocketAddr>, wire: Wire, load: Load, rss: &dyn Fn() -> u64) -> Outcome {
+    let addr = addrs[0];
     let base = Instant::now();
     let deadline = base + load.timeout;
     let prog = Arc::new(Progress::default());
@@ -92,7 +94,7 @@ async fn drive(addr: SocketAddr, wire: Wire, load: Load, rss: &dyn Fn() -> u64) 
         }
         let m = Member {
             i,
-            addr,
+            addr: addrs[i % addrs.len()],
             wire,
             base,
             prog: prog.clone(),

@@ -21,7 +21,8 @@ use target::Target;
 /// Options for `lab chat`.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// bingfa models and the pseudo-models `redis` and `tokio-chat`.
+    /// bingfa models, `MODEL+redis2` (two servers sharing a Redis backplane, members spread
+    /// over them) and the pseudo-models `redis` and `tokio-chat`.
     pub models: Vec<String>,
     pub load: Load,
     pub rounds: usize,
@@ -102,7 +103,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Vec<Row> {
                     continue;
                 }
             };
-            let o = load::run(t.addr, t.wire, &opts.load, || t.rss_kib());
+            let o = load::run(&t.addrs(), t.wire, &opts.load, || t.rss_kib());
             drop(t);
             progress(&format!(
                 "round {} {model}: {}/{} delivered in {:.2} s, {} joined",

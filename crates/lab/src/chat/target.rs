@@ -22,12 +22,17 @@ pub struct Target {
     pub wire: Wire,
     pub addr: SocketAddr,
     child: Child,
+    /// What a compound target also runs (`MODEL+redis2`: the Redis, the second server);
+    /// killed after the main child.
+    extra: Vec<Target>,
 }
 
 /// Name of the pseudo-model that runs Redis.
 pub const REDIS: &str = "redis";
 /// Name of the pseudo-model that runs the tokio `examples/chat.rs`-style baseline.
 pub const BASELINE: &str = "tokio-chat";
+/// Suffix of the pseudo-models that run two servers of a model on one Redis backplane.
+pub const REDIS2: &str = "+redis2";
 
 impl Target {
     /// Start the server for `model`: `redis`, `tokio-chat`, or a bingfa model name.
@@ -53,6 +58,7 @@ impl Target {
                     wire: Wire::Redis,
                     addr,
                     child,
+                    extra: Vec::new(),
                 };
                 for _ in 0..200 {
                     if std::net::TcpStream::connect(addr).is_ok() {
@@ -68,6 +74,23 @@ impl Target {
                 cmd.args(["lab", "chat-baseline", "--bind", "127.0.0.1:0"]);
                 Target::ready(model, Wire::Room, cmd)
             }
+            m if m.ends_with(REDIS2) => {
+                let redis = Target::start(REDIS, members * 2)?;
+                let url = format!("redis://{}", redis.addr);
+                let server = |n: usize| {
+                    let mut cmd = Command::new(&exe);
+                    cmd.args(["chat", "serve", "--bind", "127.0.0.1:0", "--rate", "0"]);
+                    cmd.args(["--model", &m[..m.len() - REDIS2.len()], "--backplane", &url]);
+                    cmd.args(["--max-members", &(members + 16).to_string()]);
+                    Target::ready(&format!("{model} #{n}"), Wire::Room, cmd)
+                };
+                let mut t = server(1)?;
+                let second = server(2)?;
+                wait_subscribed(redis.addr, 2)?;
+                t.name = model.into();
+                t.extra = vec![second, redis];
+                Ok(t)
+            }
             m => {
                 let mut cmd = Command::new(exe);
                 cmd.args(["chat", "serve", "--bind", "127.0.0.1:0", "--rate", "0"]);
@@ -75,6 +98,18 @@ impl Target {
                 Target::ready(model, Wire::Room, cmd)
             }
         }
+    }
+
+    /// Where members connect: every chat server of the target.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.addr)
+            .chain(
+                self.extra
+                    .iter()
+                    .filter(|t| t.wire == Wire::Room)
+                    .map(|t| t.addr),
+            )
+            .collect()
     }
 
     /// Spawn `cmd` and wait (bounded) for its `chat listening on IP:PORT` line.
@@ -106,6 +141,7 @@ impl Target {
             wire,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             child,
+            extra: Vec::new(),
         };
         let line = rx
             .recv_timeout(Duration::from_secs(10))
@@ -118,7 +154,8 @@ impl Target {
 
     /// Resident memory of the server and its descendants (fork/prefork), in KiB.
     pub fn rss_kib(&self) -> u64 {
-        tree(self.child.id()).into_iter().map(rss_of).sum()
+        let mine: u64 = tree(self.child.id()).into_iter().map(rss_of).sum();
+        mine + self.extra.iter().map(Target::rss_kib).sum::<u64>()
     }
 }
 
@@ -127,6 +164,27 @@ impl Drop for Target {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Wait (bounded) until `n` servers subscribed to the lab's room channel on the Redis at `addr`:
+/// before that, their members' lines would stay local.
+fn wait_subscribed(addr: SocketAddr, n: usize) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let want = format!(":{n}\r\n");
+    for _ in 0..400 {
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+            let _ = s.write_all(b"PUBSUB NUMSUB bingfa:chat:lobby:stream\r\n");
+            let mut buf = [0u8; 256];
+            let got = s.read(&mut buf).unwrap_or(0);
+            if buf[..got].ends_with(want.as_bytes()) {
+                std::thread::sleep(Duration::from_millis(200));
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    Err("the servers never subscribed to the backplane within 10 s".into())
 }
 
 fn free_port() -> Result<u16, String> {

@@ -51,6 +51,8 @@ pub(crate) struct Shared<P: Protocol> {
     pub inject: Mutex<Option<std::os::unix::net::UnixStream>>,
     /// Out-of-descriptor episodes, for logging each once (see `exhaustion.rs`).
     pub episode: Episode,
+    /// Fork/prefork with a backplane: the uplink and the relay's end of its downlink.
+    pub uplink: Mutex<Option<(crate::uplink::SharedUplink, std::os::unix::net::UnixStream)>>,
 }
 
 /// A connection id unique across the server's processes: pid in the high 32 bits.
