@@ -20,3 +20,21 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
     pb.set_prefix(what.to_string());
     pb
 }
+
+/// A spinner with a message, for runs whose length is not known up front; hidden when stderr
+/// is not a terminal.
+pub fn spinner(what: &str) -> ProgressBar {
+    let target = if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let pb = ProgressBar::with_draw_target(None, target);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {prefix} {elapsed_precise} {msg}")
+            .expect("a valid template"),
+    );
+    pb.set_prefix(what.to_string());
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb
+}

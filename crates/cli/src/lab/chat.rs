@@ -69,7 +69,9 @@ pub fn report(
     json: bool,
     chart_path: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
-    let rows = chat::run(opts, |line| eprintln!("{line}"));
+    let pb = bingfa_lab::progress::spinner("chat");
+    let rows = chat::run(opts, |line| pb.set_message(line.to_string()));
+    pb.finish_and_clear();
     if let Some(path) = chart_path {
         let shown: Vec<&chat::Row> = rows.iter().filter(|r| r.skipped.is_none()).collect();
         let labels: Vec<String> = shown.iter().map(|r| r.model.clone()).collect();

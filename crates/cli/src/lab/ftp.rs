@@ -69,7 +69,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         },
         rounds: a.rounds.max(1),
     };
-    let report = ftp::run(&opts, |l| eprintln!("{l}")).map_err(anyhow::Error::msg)?;
+    let pb = bingfa_lab::progress::spinner("ftp");
+    let report = ftp::run(&opts, |l| pb.set_message(l.to_string()));
+    pb.finish_and_clear();
+    let report = report.map_err(anyhow::Error::msg)?;
     if let Some(path) = &a.chart {
         draw(path, &report)?;
         eprintln!("chart written to {}", path.display());

@@ -21,7 +21,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         quick,
         no_python,
     } = a;
+    let pb = bingfa_lab::progress::spinner("ipc");
     let figs = ipc::run(ipc::Options { quick, no_python });
+    pb.finish_and_clear();
     if json {
         println!("{}", serde_json::to_string_pretty(&figs)?);
         return Ok(());
