@@ -14,6 +14,7 @@
 # ports and every process started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/bench.sh
 
 ROUNDS=${ROUNDS:-7}
 DURATION=${DURATION:-3}
@@ -21,24 +22,11 @@ SHAPES=${SHAPES:-"1:4 2:4"}
 WORKERS=${WORKERS:-2}
 MODEL=${MODEL:-epoll}
 
-for tool in wrk nginx python3; do
-  command -v "$tool" >/dev/null || { echo "bench-bigfile: $tool is missing (apt-get install wrk nginx)" >&2; exit 1; }
-done
+bench_need bench-bigfile wrk nginx python3
 
-if [ -z "${BIN:-}" ]; then
-  cargo build --release -q -p bingfa
-  BIN=$PWD/target/release/bingfa
-fi
+bench_bin
 
-WORK=$(mktemp -d /tmp/bingfa-bigfile.XXXXXX)
-chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_workdir bingfa-bigfile
 
 ROOT=$WORK/root
 mkdir -p "$ROOT"
@@ -47,7 +35,6 @@ chmod -R a+rX "$ROOT"
 # Both servers read it from the page cache.
 cat "$ROOT/big.bin" >/dev/null
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 wait_port() {
   for _ in $(seq 100); do

@@ -10,6 +10,7 @@
 # every process started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/bench.sh
 
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-50}
@@ -18,22 +19,11 @@ THREADS=${THREADS:-2}
 WORKERS=${WORKERS:-2}
 MODELS=${MODELS-"iterative fork thread threadpool prefork select poll epoll async"}
 
-for tool in wrk nginx python3; do
-  command -v "$tool" >/dev/null || { echo "bench-http: $tool is missing (apt-get install wrk nginx)" >&2; exit 1; }
-done
+bench_need bench-http wrk nginx python3
 
-cargo build --release -q -p bingfa
-BIN=$PWD/target/release/bingfa
+bench_bin
 
-WORK=$(mktemp -d /tmp/bingfa-bench.XXXXXX)
-chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_workdir bingfa-bench
 
 ROOT=$WORK/root
 mkdir -p "$ROOT"
@@ -41,7 +31,6 @@ head -c 1024 /dev/urandom | base64 -w 76 | head -c 1024 >"$ROOT/small.html"
 head -c $((64 * 1024 * 1024)) /dev/urandom >"$ROOT/big.bin"
 chmod -R a+rX "$ROOT"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Sum of peak RSS (KiB) of a process and its children.
 peak_rss() {

@@ -9,25 +9,15 @@
 # Needs: wrk, nginx, openssl, python3. Binds 127.0.0.1 on free ports; stops what it starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/bench.sh
 
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
 WORKERS=${WORKERS:-2}
-for tool in wrk nginx openssl python3; do
-  command -v "$tool" >/dev/null || { echo "bench-tls: $tool is missing" >&2; exit 1; }
-done
-cargo build --release -q -p bingfa
-BIN=$PWD/target/release/bingfa
+bench_need bench-tls wrk nginx openssl python3
+bench_bin
 
-WORK=$(mktemp -d /tmp/bingfa-tlsbench.XXXXXX)
-chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_workdir bingfa-tlsbench
 
 ROOT=$WORK/root
 mkdir -p "$ROOT"
@@ -40,7 +30,6 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
 chmod a+r "$WORK"/*.pem
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() {
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0

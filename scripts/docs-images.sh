@@ -6,11 +6,9 @@
 #   scripts/docs-images.sh          # needs chromium (apt-get install chromium) and python3
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/bench.sh
 command -v chromium >/dev/null || { echo "docs-images: chromium is missing (apt-get install chromium)" >&2; exit 1; }
-if [ -z "${BIN:-}" ]; then
-  cargo build --release -q -p bingfa
-  BIN=$PWD/target/release/bingfa
-fi
+bench_bin
 ONLY=${ONLY:-all}   # chat | efficiency | all
 WORK=$(mktemp -d /tmp/bingfa-docs.XXXXXX)
 PIDS=()

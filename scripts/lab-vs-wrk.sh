@@ -6,14 +6,12 @@
 #   ROUNDS=5 DURATION=5 scripts/lab-vs-wrk.sh       # needs wrk (apt-get install wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/bench.sh
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5}
 CONNS=${CONNS:-50}
-command -v wrk >/dev/null || { echo "lab-vs-wrk: wrk is missing (apt-get install wrk)" >&2; exit 1; }
-if [ -z "${BIN:-}" ]; then
-  cargo build --release -q -p bingfa
-  BIN=$PWD/target/release/bingfa
-fi
+bench_need lab-vs-wrk wrk python3
+bench_bin
 WORK=$(mktemp -d /tmp/bingfa-labwrk.XXXXXX)
 PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }
