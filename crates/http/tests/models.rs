@@ -154,6 +154,15 @@ impl Server {
             for dir in [root.clone(), root.join("sub")] {
                 std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).unwrap();
             }
+            // `nobody` may not be able to reach the build's binary (a checkout under a 0700
+            // directory, as `mktemp -d` makes): run a copy from the test's own directory.
+            std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let copy = base.join("server-bin");
+            std::fs::copy(command.get_program(), &copy).unwrap();
+            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+            command = Command::new(&copy);
+            command.args(args);
             command.uid(65534).gid(65534);
         }
         let spawned = command
