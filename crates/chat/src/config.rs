@@ -1,5 +1,7 @@
 //! The room's limits, as `bingfa chat serve` sets them.
 
+use std::time::Duration;
+
 /// Per-room limits (the network limits are `bingfa_net::Limits`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomConfig {
@@ -11,6 +13,12 @@ pub struct RoomConfig {
     pub burst: u32,
     /// Members at once (named connections, in every process together).
     pub max_members: usize,
+    /// How long a connection may take to choose a name before it is closed (a member is never
+    /// timed out: the room has no idle timeout, but a nameless connection holds a place).
+    pub name_timeout: Duration,
+    /// The web face's bound on a TLS handshake plus a request head, and on the wait for the
+    /// next request on a kept-alive page connection (before the WebSocket upgrade).
+    pub head_timeout: Duration,
 }
 
 impl Default for RoomConfig {
@@ -20,6 +28,8 @@ impl Default for RoomConfig {
             rate: 5,
             burst: 10,
             max_members: 1000,
+            name_timeout: Duration::from_secs(60),
+            head_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -21,9 +21,10 @@ pub type WebFace = Box<WebSession<ChatSession>>;
 /// A message over `--max-line` reaches the room, which answers `! ` as on the line port; only
 /// one over the web face's own bound (64 KiB, or the line limit if larger) is closed with 1009.
 /// That bound is also the longest line the room can write as one frame (`/who` of a big room).
-pub fn web_session(inner: ChatSession, info: &ConnInfo, max_line: usize) -> WebFace {
+pub fn web_session(inner: ChatSession, info: &ConnInfo, cfg: &RoomConfig) -> WebFace {
     let limits = WebLimits {
-        max_message: max_line.max(WebLimits::default().max_message),
+        max_message: cfg.max_line.max(WebLimits::default().max_message),
+        head_timeout: cfg.head_timeout,
         ..WebLimits::default()
     };
     Box::new(WebSession::with_limits(inner, *info, limits))
@@ -75,7 +76,7 @@ impl Protocol for ChatProtocol {
         if Some(listener) == self.admin {
             RoomSession::Admin(AdminSession::new(self.cfg.max_line))
         } else if Some(listener) == self.web {
-            RoomSession::Web(web_session(member(), info, self.cfg.max_line))
+            RoomSession::Web(web_session(member(), info, &self.cfg))
         } else {
             RoomSession::Line(member())
         }

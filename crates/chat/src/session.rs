@@ -113,6 +113,7 @@ impl ChatSession {
                 cx.write(format!("* you are {line}; online: {}\n", names.join(", ")).as_bytes());
                 self.online = online.into_iter().map(|(id, _)| id).collect();
                 self.phase = Phase::Member(line.to_string());
+                cx.cancel_timer();
                 cx.publish(TOPIC, &Event::Joined(line.to_string()).encode());
             }
             Err(ClaimError::Taken) => cx.write(b"! name taken; try another name\n"),
@@ -148,6 +149,17 @@ impl Session for ChatSession {
         // Subscribed before the name is claimed: nothing published after the claim is missed.
         cx.subscribe(TOPIC);
         cx.write(GREETING.as_bytes());
+        cx.set_timer(self.cfg.name_timeout);
+    }
+
+    fn on_timer(&mut self, cx: &mut Context) {
+        // The only timer is the name deadline, cancelled when a name is claimed.
+        if matches!(self.phase, Phase::Naming) {
+            let secs = self.cfg.name_timeout.as_secs_f64();
+            cx.write(format!("! no name chosen within {secs} s, closing\n").as_bytes());
+            self.phase = Phase::Leaving;
+            cx.close();
+        }
     }
 
     fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {

@@ -21,7 +21,7 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Command {
     /// Run the chat room (line protocol on --bind, web page on --web).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Send one announcement through a running server's admin socket.
     Announce(AnnounceArgs),
     /// Join a room from the terminal.
@@ -63,6 +63,14 @@ pub struct ServeArgs {
     /// Seconds of silence before a member's TCP connection is probed (keepalive).
     #[arg(long, default_value_t = 60)]
     keepalive: u64,
+    /// Seconds a new connection has to choose a name before it is closed (members themselves
+    /// never time out).
+    #[arg(long, default_value_t = 60.0)]
+    name_timeout: f64,
+    /// Seconds the web face waits for a request head (and, with TLS, the handshake before it),
+    /// and for the next request on a kept-alive page connection.
+    #[arg(long, default_value_t = 10.0)]
+    head_timeout: f64,
     /// TLS for the --web face (https:// and wss://); the line protocol stays plain.
     #[command(flatten)]
     tls: crate::tls::TlsArgs,
@@ -86,7 +94,7 @@ pub struct AnnounceArgs {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
-        Command::Serve(a) => serve(a),
+        Command::Serve(a) => serve(*a),
         Command::Announce(a) => announce(a),
         Command::Join(a) => crate::chat_join::run(a),
     }
@@ -96,6 +104,12 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if a.max_line == 0 || a.max_members == 0 {
         bail!("--max-line and --max-members must be at least 1");
     }
+    let secs = |flag: &str, s: f64| -> anyhow::Result<Duration> {
+        if !(s > 0.0 && s.is_finite()) {
+            bail!("{flag} must be a positive number of seconds");
+        }
+        Ok(Duration::from_secs_f64(s))
+    };
     let mut opts = ServeOptions::new(a.bind);
     opts.web = a.web;
     opts.admin_socket = a.admin_socket;
@@ -110,6 +124,8 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         rate: a.rate,
         burst: a.burst.unwrap_or(a.rate.saturating_mul(2)),
         max_members: a.max_members,
+        name_timeout: secs("--name-timeout", a.name_timeout)?,
+        head_timeout: secs("--head-timeout", a.head_timeout)?,
     };
     match a.tls.config(&[b"http/1.1"])? {
         None => run_room(

@@ -59,7 +59,7 @@ pub struct Args {
     #[arg(long, value_parser = ["off", "read", "write"])]
     ftp_anonymous: Option<String>,
     /// TLS for the HTTP server and the chat's web face (`--tls-self-signed` makes one
-    /// certificate per service).
+    /// certificate at start, shared by both, and says where it is for clients to trust).
     #[command(flatten)]
     tls: crate::tls::TlsArgs,
     /// The chat room's backplane, `redis://HOST:PORT[/DB]`: one room with every chat server on it.
@@ -70,17 +70,58 @@ pub struct Args {
     room: Option<String>,
 }
 
-/// The TLS flags as the services take them.
-fn tls_flags(t: &crate::tls::TlsArgs) -> Vec<String> {
+/// The TLS flags as the services take them: the given files, or those of the self-signed
+/// certificate made in `made`.
+fn tls_flags(t: &crate::tls::TlsArgs, made: Option<&SelfSignedFiles>) -> Vec<String> {
     let mut v = Vec::new();
-    if let (Some(c), Some(k)) = (&t.tls_cert, &t.tls_key) {
+    let files = match made {
+        Some(m) => Some((&m.cert, &m.key)),
+        None => t.tls_cert.as_ref().zip(t.tls_key.as_ref()),
+    };
+    if let Some((c, k)) = files {
         v.extend(["--tls-cert".into(), c.display().to_string()]);
         v.extend(["--tls-key".into(), k.display().to_string()]);
     }
-    if t.tls_self_signed {
-        v.push("--tls-self-signed".into());
-    }
     v
+}
+
+/// `--tls-self-signed` under `serve`: one certificate for every service (each making its own
+/// would show a browser two certificates to trust), in a private directory removed at exit.
+struct SelfSignedFiles {
+    dir: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl SelfSignedFiles {
+    fn make() -> anyhow::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = std::env::temp_dir().join(format!("bingfa-tls-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+        let (cert, key, made) =
+            bingfa_net::tls::TlsConfig::write_self_signed(&["localhost", "127.0.0.1"], &dir)
+                .context("cannot make a self-signed certificate")?;
+        eprintln!(
+            "tls: self-signed certificate for localhost, SHA-256 fingerprint {}",
+            made.fingerprint
+        );
+        eprintln!("tls: public key pin sha256//{}", made.spki_sha256);
+        eprintln!(
+            "tls: trust it with `curl --cacert {}` (removed when serve stops)",
+            cert.display()
+        );
+        Ok(SelfSignedFiles { dir, cert, key })
+    }
+}
+
+impl Drop for SelfSignedFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// A started service.
@@ -121,12 +162,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         v.extend(["--workers".into(), a.workers.to_string()]);
         v
     };
+    let made = if a.tls.tls_self_signed {
+        Some(SelfSignedFiles::make()?)
+    } else {
+        None
+    };
     let mut services: Vec<Service> = Vec::new();
     let result = (|| -> anyhow::Result<()> {
         let mut chat = common("chat");
         chat.extend(["--bind".into(), a.chat_bind.to_string()]);
         chat.extend(["--web".into(), a.web_bind.to_string()]);
-        chat.extend(tls_flags(&a.tls));
+        chat.extend(tls_flags(&a.tls, made.as_ref()));
         if let Some(url) = &a.backplane {
             chat.extend(["--backplane".into(), url.clone()]);
         }
@@ -158,12 +204,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let mut http = common("http");
         http.extend(["--bind".into(), a.http_bind.to_string()]);
         http.extend(["--root".into(), root.display().to_string()]);
-        http.extend(tls_flags(&a.tls));
+        http.extend(tls_flags(&a.tls, made.as_ref()));
         start(&mut services, "http", &http, &["http"], &[a.http_bind])?;
         supervise(&mut services)
     })();
     let clean = stop(&mut services);
     drop(site);
+    drop(made);
     result?;
     if !clean {
         bail!("a service did not stop cleanly");

@@ -568,6 +568,82 @@ fn web_member(model: Model, edge: bool) {
     assert!(srv.stop().success());
 }
 
+/// A connection that never chooses a name is closed after `--name-timeout` (a `! ` line says
+/// why) while members, who never time out, stay; on the web face a connection that sends no
+/// request, half a request head, or (over TLS) half a handshake is closed after
+/// `--head-timeout`. Under `iterative` this is what frees the server from a silent client.
+fn timeouts(model: Model, edge: bool) {
+    let args = [
+        "--web",
+        "127.0.0.1:0",
+        "--name-timeout",
+        "1",
+        "--head-timeout",
+        "1",
+    ];
+    let mut srv = Server::start(model, edge, &args);
+    let mut member = model.concurrent().then(|| srv.join("ann"));
+    let mut silent = srv.connect();
+    silent.expect_greeting();
+    let t = Instant::now();
+    silent.expect("! no name chosen within 1 s, closing");
+    silent.expect_closed();
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    if let Some(m) = &mut member {
+        m.send("/who");
+        m.expect("* online (1): ann");
+        m.send("/quit");
+        m.expect("* bye");
+    }
+    let web = srv.web.unwrap();
+    let raw = |head: &[u8]| {
+        let mut c = TcpStream::connect_timeout(&web, Duration::from_secs(5)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(head).unwrap();
+        let mut got = Vec::new();
+        c.read_to_end(&mut got)
+            .expect("the web face closes a stalled connection");
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    assert_eq!(raw(b""), "", "[{model}] no request: closed, nothing said");
+    let half = raw(b"GET / HTTP/1.1\r\nHost: x\r\n");
+    assert!(
+        half.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "[{model}] {half:?}"
+    );
+    // A page answered, then the kept-alive connection goes quiet: closed after the page.
+    let page = raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        page.starts_with("HTTP/1.1 200 OK\r\n"),
+        "[{model}] {:.80?}",
+        page
+    );
+    assert!(
+        page.ends_with("</html>\n"),
+        "[{model}] the page, then the close"
+    );
+    // The room still serves.
+    let mut b = srv.join("bob");
+    b.send("/who");
+    b.expect("* online (1): bob");
+    assert!(srv.stop().success());
+
+    // Over TLS: a handshake that stalls after 9 bytes is closed by the same timer.
+    let mut srv = Server::start(model, edge, &[&args[..], &["--tls-self-signed"]].concat());
+    let web = srv.web.unwrap();
+    let mut c = TcpStream::connect_timeout(&web, Duration::from_secs(5)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(&[0x16, 0x03, 0x01, 0x00, 0x80, 0x01, 0x00, 0x00, 0x7c])
+        .unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).expect("closed by the head timeout");
+    assert!(got.is_empty() || got[0] == 0x15, "[{model}] {got:?}");
+    let mut b = srv.join("bob");
+    b.send("/who");
+    b.expect("* online (1): bob");
+    assert!(srv.stop().success());
+}
+
 /// `iterative`: one member at a time; the next is served when the first leaves.
 #[test]
 fn iterative_one_at_a_time() {
@@ -626,6 +702,7 @@ macro_rules! every_model {
                 #[test] fn announcements() { super::announcements(M, E) }
                 #[test] fn shutdown() { super::shutdown(M, E) }
                 #[test] fn web_member() { super::web_member(M, E) }
+                #[test] fn timeouts() { super::timeouts(M, E) }
             }
         )*
         #[test]

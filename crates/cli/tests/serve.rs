@@ -220,3 +220,63 @@ fn a_bad_flag_is_a_clap_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("telepathy"));
 }
+
+/// `--tls-self-signed`: one certificate made by the supervisor and shown by both TLS faces
+/// (the HTTP server and the chat's web page), so trusting the one file it names is enough;
+/// the file is removed when serve stops.
+#[test]
+fn one_self_signed_certificate_for_every_service() {
+    let mut s = start(&all_local(&["--tls-self-signed"]));
+    let err = s.child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let addrs = ready(&s);
+    let at = |svc: &str| addrs.iter().find(|(n, _)| n == svc).unwrap().1;
+    let mut said = Vec::new();
+    let cert = loop {
+        let l = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("serve names the certificate");
+        if let Some(rest) = l.strip_prefix("tls: trust it with `curl --cacert ") {
+            break std::path::PathBuf::from(rest.split('`').next().unwrap());
+        }
+        said.push(l);
+    };
+    assert!(cert.is_file(), "{}", cert.display());
+    // Only the supervisor made a certificate: the services were given its files.
+    let fingerprints = said.iter().filter(|l| l.contains("fingerprint")).count();
+    assert_eq!(fingerprints, 1, "{said:?}");
+    for svc in ["http", "web"] {
+        let port = at(svc).port();
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "20",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .arg("--cacert")
+            .arg(&cert)
+            .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+            .arg(format!("https://localhost:{port}/"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "200",
+            "{svc}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
+    let st = wait_exit(&mut s.child, Duration::from_secs(30));
+    assert_eq!(st.code(), Some(0), "exit status {st}");
+    assert!(!cert.exists(), "the certificate outlived serve");
+}

@@ -13,6 +13,7 @@ use super::http::{self, Request};
 use crate::ws::{self, code, frame, Decoder, Event, Opcode, WsError};
 use bingfa_net::{Action, ChannelEvent, ChannelId, ConnInfo, Context, Message, Session};
 use std::os::unix::fs::FileExt;
+use std::time::Duration;
 
 /// The web face's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,11 @@ pub struct WebLimits {
     /// Largest WebSocket message, fragments together (larger: close 1009). Also the longest
     /// line the inner session may write before it is sent unfinished. Default 64 KiB.
     pub max_message: usize,
+    /// Before the upgrade: how long a request head may take to arrive, counted from the
+    /// connection's open (so under TLS it covers the handshake) and again after each page
+    /// answered on a kept-alive connection. Then the connection is closed (408 if part of a
+    /// head had come). Default 10 s.
+    pub head_timeout: Duration,
 }
 
 impl Default for WebLimits {
@@ -29,6 +35,7 @@ impl Default for WebLimits {
         WebLimits {
             max_head: 8 * 1024,
             max_message: 64 * 1024,
+            head_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -57,6 +64,8 @@ pub struct WebSession<S> {
     /// The inner session is opened at the upgrade, so page requests never become members.
     inner_open: bool,
     inner_paused: bool,
+    /// Part of a request head has arrived (a timeout then answers 408, not just closes).
+    partial_head: bool,
 }
 
 impl<S: Session> WebSession<S> {
@@ -76,6 +85,7 @@ impl<S: Session> WebSession<S> {
             line: Vec::new(),
             inner_open: false,
             inner_paused: false,
+            partial_head: false,
         }
     }
 
@@ -182,7 +192,10 @@ impl<S: Session> WebSession<S> {
     fn on_http(&mut self, input: &[u8], cx: &mut Context) -> usize {
         let (req, len) = match Request::parse(input, self.limits.max_head) {
             Ok(Some(r)) => r,
-            Ok(None) => return 0,
+            Ok(None) => {
+                self.partial_head = !input.is_empty();
+                return 0;
+            }
             Err(e) => return self.refuse(e.status(), "", "malformed request head", cx),
         };
         if req.method != "GET" && req.method != "HEAD" {
@@ -199,7 +212,11 @@ impl<S: Session> WebSession<S> {
             "/" | "/index.html" => {
                 let keep = req.keep_alive();
                 cx.write_vec(http::page(super::PAGE, req.method == "HEAD", keep));
-                if !keep {
+                if keep {
+                    // The next request gets the same bound as the first.
+                    self.partial_head = false;
+                    cx.set_timer(self.limits.head_timeout);
+                } else {
                     cx.close();
                     self.phase = Phase::Closed;
                 }
@@ -227,6 +244,8 @@ impl<S: Session> WebSession<S> {
                         cx.write_vec(ws::handshake::response_101(&accept));
                         self.phase = Phase::Ws;
                         self.inner_open = true;
+                        // The head deadline is over; from here the timer is the inner session's.
+                        cx.cancel_timer();
                         self.call(cx, |s, icx| s.on_open(icx));
                         len
                     }
@@ -314,6 +333,12 @@ fn send_line(line: &[u8], cx: &mut Context) {
 }
 
 impl<S: Session> Session for WebSession<S> {
+    fn on_open(&mut self, cx: &mut Context) {
+        // The room has no idle timeout, so without this a connection that never sends a
+        // request (or never finishes its TLS handshake) would hold its place for ever.
+        cx.set_timer(self.limits.head_timeout);
+    }
+
     fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
         match self.phase {
             Phase::Http => self.on_http(input, cx).min(input.len()),
@@ -338,8 +363,16 @@ impl<S: Session> Session for WebSession<S> {
     }
 
     fn on_timer(&mut self, cx: &mut Context) {
-        if self.phase == Phase::Ws {
-            self.forward(cx, |s, icx| s.on_timer(icx));
+        match self.phase {
+            Phase::Ws => self.forward(cx, |s, icx| s.on_timer(icx)),
+            Phase::Http if self.partial_head => {
+                self.refuse(408, "", "request head timed out", cx);
+            }
+            Phase::Http => {
+                cx.close();
+                self.phase = Phase::Closed;
+            }
+            Phase::Closed => {}
         }
     }
 

@@ -246,7 +246,12 @@ fn upgrade_then_lines_both_ways() {
         other: vec![],
     };
     assert_eq!(frames.frames(), [t("* welcome"), t("echo: hello")]);
-    assert!(matches!(&out.other[..], [Action::Subscribe(topic)] if &**topic == "room"));
+    // The head deadline is cancelled before the inner session's own actions.
+    assert!(
+        matches!(&out.other[..], [Action::SetTimer(None), Action::Subscribe(topic)] if &**topic == "room"),
+        "{:?}",
+        out.other
+    );
     assert!(r.web.upgraded());
     // A line split over writes, with \r\n, and a partial line held back.
     assert_eq!(r.data(&text("/partial")).frames(), [t("partial")]);
@@ -392,4 +397,48 @@ fn paused_inner_gets_its_lines_when_it_resumes() {
         r.data(&text("three")).frames(),
         [t("echo: two"), t("echo: three")]
     );
+}
+
+#[test]
+fn the_head_timer_runs_from_open_and_between_requests() {
+    let mut r = Rig::new();
+    let now = r.cx.now();
+    r.web.on_open(&mut r.cx);
+    let out = r.take();
+    assert!(
+        matches!(&out.other[..], [Action::SetTimer(Some(at))] if *at == now + Duration::from_secs(10)),
+        "{:?}",
+        out.other
+    );
+    // A page on a kept-alive connection arms it again for the next request.
+    let out = r.data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(out.text().starts_with("HTTP/1.1 200 OK\r\n"));
+    assert!(
+        matches!(&out.other[..], [Action::SetTimer(Some(_))]),
+        "{:?}",
+        out.other
+    );
+    // Nothing more came: closed without a word, the inner session never opened.
+    r.web.on_timer(&mut r.cx);
+    let out = r.take();
+    assert!(out.bytes.is_empty() && out.closes(), "{:?}", out);
+    assert!(r.log().is_empty());
+}
+
+#[test]
+fn half_a_head_at_the_deadline_gets_408() {
+    let mut r = Rig::new();
+    r.web.on_open(&mut r.cx);
+    r.take();
+    assert!(r.data(b"GET / HTTP/1.1\r\nHo").bytes.is_empty());
+    r.web.on_timer(&mut r.cx);
+    let out = r.take();
+    assert!(
+        out.text().starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{}",
+        out.text()
+    );
+    assert!(out.closes());
+    // Input after that is dropped.
+    assert!(r.data(b"st: x\r\n\r\n").bytes.is_empty());
 }

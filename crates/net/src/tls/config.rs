@@ -136,6 +136,39 @@ impl TlsConfig {
         Ok((Self::build(k, None, alpn), info))
     }
 
+    /// [`Self::self_signed`] written to files: `cert.pem` and `key.pem` (mode 0600) in `dir`,
+    /// for a process that hands one certificate to several servers (`bingfa serve` starts one
+    /// per service, and each should show the same certificate). Returns the two paths.
+    pub fn write_self_signed(
+        names: &[&str],
+        dir: &Path,
+    ) -> Result<(PathBuf, PathBuf, SelfSigned), TlsError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt;
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let made = rcgen::generate_simple_self_signed(names)
+            .map_err(|e| err(Path::new("(self-signed)"), e.to_string()))?;
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let write = |path: &Path, text: &str, mode: u32| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(mode)
+                .open(path)
+                .and_then(|mut f| f.write_all(text.as_bytes()))
+                .map_err(|e| err(path, format!("cannot write: {e}")))
+        };
+        write(&cert, &made.cert.pem(), 0o644)?;
+        write(&key, &made.key_pair.serialize_pem(), 0o600)?;
+        let info = SelfSigned {
+            cert_pem: made.cert.pem(),
+            fingerprint: fingerprint(made.cert.der()),
+            spki_sha256: base64(sha256(&made.key_pair.public_key_der()).as_ref()),
+        };
+        Ok((cert, key, info))
+    }
+
     fn build(key: CertifiedKey, files: Option<(PathBuf, PathBuf)>, alpn: &[&[u8]]) -> Self {
         let store = Arc::new(Store {
             files,
