@@ -125,23 +125,19 @@ impl Server {
         tweak: impl FnOnce(&mut Command),
     ) -> Server {
         let mut cmd = Command::new(BIN);
-        cmd.args([
-            "ftp",
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--model",
-            model.name(),
-        ])
-        .arg("--root")
-        .arg(tree.path("pub"))
-        .arg("--users")
-        .arg(tree.path("users.toml"))
-        .args(["--login-delay-ms", "300"])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        cmd.args(["ftp", "serve", "--model", model.name()]);
+        if !extra.contains(&"--bind") {
+            cmd.args(["--bind", "127.0.0.1:0"]);
+        }
+        cmd.arg("--root")
+            .arg(tree.path("pub"))
+            .arg("--users")
+            .arg(tree.path("users.toml"))
+            .args(["--login-delay-ms", "300"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         if !extra.contains(&"--anonymous") {
             cmd.args(["--anonymous", "read"]);
         }
@@ -435,6 +431,7 @@ macro_rules! every_model {
                 #[test] fn ftplib_transfers() { clients::ftplib_transfers(M, E) }
                 #[test] fn curl() { clients::curl(M, E) }
                 #[test] fn lftp() { clients::lftp(M, E) }
+                #[test] fn ipv6() { clients::ipv6(M, E) }
                 #[test] fn login_rules() { security::login_rules(M, E) }
                 #[test] fn paths_stay_beneath_the_root() { security::paths(M, E) }
                 #[test] fn no_bounce_and_no_theft() { security::data_connections(M, E) }

@@ -478,3 +478,38 @@ fn an_interrupted_download_keeps_its_part_file_and_the_next_get_resumes_it() {
     assert_eq!(names(cwd.path()), ["cut.bin"].map(String::from).into());
     assert!(read(cwd.path().join("cut.bin")) == hostile::cut_data());
 }
+
+/// `bingfa ftp passwd` on a terminal: it asks twice without echoing, prints the argon2id hash
+/// of what was typed (checked with the server's own verifier), and refuses two different
+/// answers with exit status 1 and no hash.
+#[test]
+fn passwd_on_a_terminal_asks_twice_without_echo() {
+    let run = |first: &str, second: &str| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["ftp", "passwd"]).env("RUST_BACKTRACE", "0");
+        let mut t = ftp_client::pty::Pty::spawn(cmd);
+        t.until("Password: ");
+        t.wait_echo_off();
+        t.keys(&format!("{first}\r"));
+        t.until("Again: ");
+        t.wait_echo_off();
+        t.keys(&format!("{second}\r"));
+        let code = t.exit_code();
+        let rest = t.until("");
+        (code, format!("{}{rest}", t.passed()))
+    };
+    let (code, screen) = run("tty pass 1", "tty pass 1");
+    assert_eq!(code, Some(0), "{screen:?}");
+    assert!(!screen.contains("tty pass"), "echoed: {screen:?}");
+    let hash = screen
+        .split_whitespace()
+        .find(|w| w.starts_with("$argon2id$"))
+        .unwrap_or_else(|| panic!("no hash on the screen: {screen:?}"));
+    assert!(bingfa_ftp::users::verify(hash, "tty pass 1"));
+    assert!(!bingfa_ftp::users::verify(hash, "tty pass 2"));
+
+    let (code, screen) = run("tty pass 1", "tty pass 2");
+    assert_eq!(code, Some(1), "{screen:?}");
+    assert!(screen.contains("the passwords differ"), "{screen:?}");
+    assert!(!screen.contains("$argon2id$"), "{screen:?}");
+}

@@ -154,3 +154,74 @@ pub fn lftp(model: Model, edge: bool) {
     assert_eq!(tree.names("ann"), ["one.txt", "out", "up"]);
     assert!(srv.stop().success());
 }
+
+/// Over IPv6 (`--bind [::1]:0`), where PASV and PORT cannot carry the address: curl with EPSV
+/// and with EPRT (`-P ::1`), an upload, ftplib (which uses EPSV, and EPRT when passive is off,
+/// on an IPv6 connection), and the bounce rules in EPRT's IPv6 form. Skipped (with a note)
+/// where the machine has no `::1`.
+pub fn ipv6(model: Model, edge: bool) {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback here");
+        return;
+    }
+    let tree = Tree::new("ipv6");
+    let mut srv = Server::start(model, edge, &tree, &["--bind", "[::1]:0"]);
+    assert!(srv.addr.is_ipv6(), "{}", srv.addr);
+    let url = |user: &str, path: &str| format!("ftp://{user}@{}{path}", srv.addr);
+    let ann = format!("ann:{}", PASSWORD.replace(' ', "%20"));
+    let t = Duration::from_secs(60);
+    for extra in [&[][..], &["-P", "::1"][..]] {
+        let got = run_timeout(
+            Command::new("curl")
+                .args(["-sS"])
+                .args(extra)
+                .arg(url("anonymous", "/hello.txt")),
+            t,
+        );
+        assert_eq!(ok(&got, "curl over IPv6"), "hello\nworld\n", "{extra:?}");
+    }
+    let data = payload(1024 * 1024 + 3);
+    let local = tree.path("local6.bin");
+    std::fs::write(&local, &data).unwrap();
+    ok(
+        &run_timeout(
+            Command::new("curl")
+                .args(["-sS", "-T"])
+                .arg(&local)
+                .arg(url(&ann, "/six.bin")),
+            t,
+        ),
+        "curl -T over IPv6",
+    );
+    assert!(std::fs::read(tree.path("ann/six.bin")).unwrap() == data);
+    let py = format!(
+        r#"
+import ftplib, io
+for passive in (True, False):
+    f = ftplib.FTP()
+    f.connect("::1", {port}, timeout=20)
+    f.login()
+    f.set_pasv(passive)
+    b = io.BytesIO()
+    f.retrbinary("RETR hello.txt", b.write)
+    assert b.getvalue() == b"hello\nworld\n", b.getvalue()
+    assert f.nlst("sub") == ["inner.txt"] or f.nlst("sub") == ["sub/inner.txt"], f.nlst("sub")
+    f.quit()
+print("ok")
+"#,
+        port = srv.addr.port()
+    );
+    let out = run_timeout(Command::new("python3").args(["-c", &py]), t);
+    assert_eq!(ok(&out, "ftplib over IPv6").trim(), "ok");
+
+    let mut c = srv.control();
+    c.login("anonymous", "x@");
+    let bad = "501 Illegal PORT command: only your own address, port 1024 or above.";
+    assert_eq!(c.cmd("EPRT |2|::1|80|"), bad);
+    assert_eq!(c.cmd("EPRT |1|127.0.0.1|10000|"), bad);
+    assert_eq!(c.cmd("EPRT |2|::2|10000|"), bad);
+    let port = c.epsv();
+    drop(TcpStream::connect_timeout(&SocketAddr::new(srv.addr.ip(), port), t).unwrap());
+    c.cmd("QUIT");
+    assert!(srv.stop().success());
+}

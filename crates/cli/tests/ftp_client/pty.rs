@@ -12,6 +12,8 @@ pub struct Pty {
     pub child: Child,
     master: std::fs::File,
     seen: String,
+    /// What `until` has already matched past.
+    passed: String,
 }
 
 impl Drop for Pty {
@@ -56,6 +58,7 @@ impl Pty {
             child,
             master: std::fs::File::from(master),
             seen: String::new(),
+            passed: String::new(),
         }
     }
 
@@ -84,8 +87,37 @@ impl Pty {
             }
         }
         let at = self.seen.find(want).unwrap() + want.len();
+        self.passed.push_str(&self.seen[..at]);
         self.seen = self.seen[at..].to_string();
         self.seen.clone()
+    }
+
+    /// Everything the screen showed up to the end of the last `until` match.
+    pub fn passed(&self) -> &str {
+        &self.passed
+    }
+
+    /// Waits (10 s at most) until the terminal no longer echoes: a password prompt prints
+    /// itself before it turns echo off, so keys typed at once could still be echoed.
+    pub fn wait_echo_off(&mut self) {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            // SAFETY: a termios out-struct for our own fd; the master shows the slave's modes.
+            let mut t: libc::termios = unsafe { std::mem::zeroed() };
+            assert_eq!(
+                unsafe { libc::tcgetattr(self.master.as_raw_fd(), &mut t) },
+                0
+            );
+            if t.c_lflag & libc::ECHO == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "echo never turned off: {:?}",
+                self.seen
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     pub fn keys(&mut self, keys: &str) {
