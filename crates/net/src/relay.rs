@@ -288,39 +288,64 @@ impl Relay {
             return;
         };
         if readable {
-            let open = read_available(fd, &mut self.links[i].inbuf);
-            match (open, frames(&self.links[i].inbuf)) {
-                (Ok(open), Ok((used, fs))) => {
-                    let mut data: Vec<u8> = self.links[i].inbuf[..used].to_vec();
-                    self.links[i].inbuf.drain(..used);
-                    if let (Some(up), false) = (&self.uplink, self.links[i].from_uplink) {
-                        // Offered up; only what the uplink refuses is fanned out here.
-                        data = refused(up.as_ref(), &data, &fs);
-                    }
-                    if !data.is_empty() {
-                        for l in self.links.iter_mut().filter(|l| l.down) {
-                            l.out.extend_from_slice(&data);
-                        }
-                    }
-                    if !open {
-                        self.links[i].dead = true;
-                    }
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    tracing::warn!(
-                        "hub relay: reading the link of worker {:?} failed ({e}); closing it",
-                        self.links[i].pid
-                    );
-                    self.links[i].dead = true;
-                }
-            }
+            self.read_link(i);
         }
         self.flush_all();
     }
 
-    /// Write what each link can take; drop links that overflowed or failed.
+    /// Read what link `i` has and fan out its whole frames (queued, not yet written).
+    fn read_link(&mut self, i: usize) {
+        let fd = self.links[i].sock.as_raw_fd();
+        let open = read_available(fd, &mut self.links[i].inbuf);
+        match (open, frames(&self.links[i].inbuf)) {
+            (Ok(open), Ok((used, fs))) => {
+                let mut data: Vec<u8> = self.links[i].inbuf[..used].to_vec();
+                self.links[i].inbuf.drain(..used);
+                if let (Some(up), false) = (&self.uplink, self.links[i].from_uplink) {
+                    // Offered up; only what the uplink refuses is fanned out here.
+                    data = refused(up.as_ref(), &data, &fs);
+                }
+                if !data.is_empty() {
+                    for l in self.links.iter_mut().filter(|l| l.down) {
+                        l.out.extend_from_slice(&data);
+                    }
+                }
+                if !open {
+                    self.links[i].dead = true;
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(
+                    "hub relay: reading the link of worker {:?} failed ({e}); closing it",
+                    self.links[i].pid
+                );
+                self.links[i].dead = true;
+            }
+        }
+    }
+
+    /// Write what each link can take; drop links that overflowed or failed. A link is only
+    /// dropped after what is still unread in it was relayed: a worker that exited (so writing
+    /// to it fails) may have written its last frames (a chat member's `* NAME left`) just
+    /// before, and the relay can try to write to it before it sees them readable.
     pub(crate) fn flush_all(&mut self) {
-        for l in &mut self.links {
+        loop {
+            let failed = self.write_links();
+            if failed.is_empty() {
+                break;
+            }
+            for i in failed {
+                self.read_link(i);
+            }
+            // What those last reads queued for the other links is written by the next pass.
+        }
+        self.links.retain(|l| !l.dead);
+    }
+
+    /// One writing pass over every live link; the indices of links whose write just failed.
+    fn write_links(&mut self) -> Vec<usize> {
+        let mut failed = Vec::new();
+        for (i, l) in self.links.iter_mut().enumerate().filter(|(_, l)| !l.dead) {
             while l.sent < l.out.len() {
                 use std::io::Write;
                 match (&l.sock).write(&l.out[l.sent..]) {
@@ -335,11 +360,13 @@ impl Relay {
                             l.pid
                         );
                         l.dead = true;
+                        failed.push(i);
                         break;
                     }
                 }
             }
-            if l.sent == l.out.len() {
+            // A dead link's queue is dropped with it.
+            if l.dead || l.sent == l.out.len() {
                 l.out.clear();
                 l.sent = 0;
             } else if l.out.len() - l.sent > LINK_QUEUE {
@@ -350,9 +377,10 @@ impl Relay {
                     l.out.len() - l.sent
                 );
                 l.dead = true;
+                failed.push(i);
             }
         }
-        self.links.retain(|l| !l.dead);
+        failed
     }
 }
 
@@ -426,6 +454,27 @@ mod tests {
         let mut got = Vec::new();
         r.read(|m| got.push(m)).unwrap();
         assert_eq!(got, vec![msg(1, "a left")]);
+    }
+
+    #[test]
+    fn an_exited_childs_last_frames_survive_a_failed_write_to_it() {
+        let mut relay = Relay::default();
+        let a = relay.add_link().unwrap();
+        relay.set_pid_last(100);
+        let b = relay.add_link().unwrap();
+        relay.set_pid_last(200);
+        // Child a writes its farewell and exits; before the relay reads a's link, b publishes,
+        // so the relay writes to a's closed link first (EPIPE).
+        (&a).write_all(&encode(&msg(1, "a left"))).unwrap();
+        drop(a);
+        (&b).write_all(&encode(&msg(2, "b says"))).unwrap();
+        let b_fd = relay.links[1].sock.as_raw_fd();
+        relay.on_ready(b_fd, true);
+        assert_eq!(relay.fds().len(), 1, "a's link is gone");
+        let mut r = LinkReader::new(b.as_raw_fd());
+        let mut got = Vec::new();
+        r.read(|m| got.push(m)).unwrap();
+        assert_eq!(got, vec![msg(2, "b says"), msg(1, "a left")]);
     }
 
     #[test]
