@@ -15,6 +15,8 @@ use std::time::Duration;
 pub struct ServeOptions {
     pub bind: SocketAddr,
     pub web: Option<SocketAddr>,
+    /// The line protocol again, over TLS (needs a certificate: [`bind_tls`]).
+    pub tls_bind: Option<SocketAddr>,
     pub admin_socket: Option<PathBuf>,
     pub model: Model,
     pub workers: usize,
@@ -33,6 +35,7 @@ impl ServeOptions {
         ServeOptions {
             bind,
             web: None,
+            tls_bind: None,
             admin_socket: None,
             model: Model::default(),
             workers: 0,
@@ -51,14 +54,19 @@ pub enum Error {
     Net(#[from] bingfa_net::Error),
     #[error("cannot create the room's member table: {0}")]
     Roster(#[from] std::io::Error),
-    #[error("TLS is for the web face: give --web too")]
+    #[error("TLS needs a listener to speak it on: give --web or --tls-bind")]
     TlsWithoutWeb,
+    #[error("--tls-bind needs a certificate (--tls-cert and --tls-key, or --tls-self-signed)")]
+    TlsBindWithoutCertificate,
     #[error(transparent)]
     Backplane(#[from] crate::backplane::Error),
 }
 
 /// Bind every listener (nothing is served until `run`).
 pub fn bind(opts: &ServeOptions) -> Result<Server<ChatProtocol>, Error> {
+    if opts.tls_bind.is_some() {
+        return Err(Error::TlsBindWithoutCertificate);
+    }
     let (config, protocol, _, backplane) = parts(opts)?;
     let mut server = Server::bind(config, protocol)?;
     if let Some(bp) = backplane {
@@ -67,15 +75,22 @@ pub fn bind(opts: &ServeOptions) -> Result<Server<ChatProtocol>, Error> {
     Ok(server)
 }
 
-/// [`bind`], with the web face (`opts.web`, required) over TLS: `https://` and `wss://`.
-/// The line protocol stays plain.
+/// [`bind`], with TLS on the web face (`opts.web`: `https://` and `wss://`) and on the line
+/// protocol's TLS listener (`opts.tls_bind`); at least one of them is required. The plain
+/// line port (`opts.bind`) stays plain.
 pub fn bind_tls(
     opts: &ServeOptions,
     tls: bingfa_net::tls::TlsConfig,
 ) -> Result<Server<bingfa_net::tls::TlsProtocol<ChatProtocol>>, Error> {
-    let (config, protocol, web, backplane) = parts(opts)?;
-    let web = web.ok_or(Error::TlsWithoutWeb)?;
-    let protocol = bingfa_net::tls::TlsProtocol::only_on(protocol, tls, web);
+    let (config, protocol, listeners, backplane) = parts(opts)?;
+    let on: Vec<usize> = [listeners.web, listeners.tls_line]
+        .into_iter()
+        .flatten()
+        .collect();
+    if on.is_empty() {
+        return Err(Error::TlsWithoutWeb);
+    }
+    let protocol = bingfa_net::tls::TlsProtocol::only_on_each(protocol, tls, on);
     let mut server = Server::bind(config, protocol)?;
     if let Some(bp) = backplane {
         server.set_uplink(Arc::new(bp));
@@ -83,8 +98,15 @@ pub fn bind_tls(
     Ok(server)
 }
 
-/// The server's config, its protocol, the web face's listener number and the backplane.
-type Parts = (Config, ChatProtocol, Option<usize>, Option<Backplane>);
+/// The server's config, its protocol, the listener numbers of the optional faces, and the
+/// backplane.
+type Parts = (Config, ChatProtocol, Listeners, Option<Backplane>);
+
+/// Listener numbers (announce order) of the faces beside the plain line port (0).
+struct Listeners {
+    web: Option<usize>,
+    tls_line: Option<usize>,
+}
 
 fn parts(opts: &ServeOptions) -> Result<Parts, Error> {
     let mut config = Config::new("chat", opts.bind);
@@ -93,11 +115,16 @@ fn parts(opts: &ServeOptions) -> Result<Parts, Error> {
     config.edge_triggered = opts.edge_triggered;
     let web = opts.web.map(|addr| {
         config.also.push(("web".into(), addr));
-        1
+        config.also.len()
+    });
+    // Any listener that is neither the web face nor the admin socket gets the line protocol.
+    let tls_line = opts.tls_bind.map(|addr| {
+        config.also.push(("chat-tls".into(), addr));
+        config.also.len()
     });
     let admin = opts.admin_socket.as_ref().map(|p| {
         config.unix.push(("admin".into(), p.clone()));
-        1 + web.is_some() as usize
+        config.also.len() + config.unix.len()
     });
     let l = &mut config.limits;
     // Members of a quiet room are not idle: no idle timeout; TCP keepalive finds the dead.
@@ -117,7 +144,7 @@ fn parts(opts: &ServeOptions) -> Result<Parts, Error> {
         }
         None => None,
     };
-    Ok((config, protocol, web, backplane))
+    Ok((config, protocol, Listeners { web, tls_line }, backplane))
 }
 
 /// Announce `text` to the room (the console's path; the admin socket's sessions publish the

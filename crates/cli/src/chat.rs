@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// Also serve the web page and its WebSocket on this address.
     #[arg(long)]
     web: Option<SocketAddr>,
+    /// Also serve the line protocol over TLS on this address (with --tls-cert/--tls-key or
+    /// --tls-self-signed; e.g. `openssl s_client -quiet -connect ADDR` is a member).
+    #[arg(long)]
+    tls_bind: Option<SocketAddr>,
     /// Concurrency model: iterative, fork, thread, threadpool, prefork, select, poll, epoll, async.
     #[arg(long, default_value_t = Model::default())]
     model: Model,
@@ -71,7 +75,8 @@ pub struct ServeArgs {
     /// and for the next request on a kept-alive page connection.
     #[arg(long, default_value_t = 10.0)]
     head_timeout: f64,
-    /// TLS for the --web face (https:// and wss://); the line protocol stays plain.
+    /// TLS for the --web face (https:// and wss://) and the --tls-bind line port; --bind
+    /// stays plain.
     #[command(flatten)]
     tls: crate::tls::TlsArgs,
     /// Share the room with every server on this Redis: `redis://HOST:PORT[/DB]`.
@@ -112,6 +117,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     };
     let mut opts = ServeOptions::new(a.bind);
     opts.web = a.web;
+    opts.tls_bind = a.tls_bind;
     opts.admin_socket = a.admin_socket;
     opts.model = a.model;
     opts.workers = a.workers;

@@ -25,6 +25,8 @@ struct Server {
     addr: SocketAddr,
     /// The web face's address, when started with `--web`.
     web: Option<SocketAddr>,
+    /// The line protocol over TLS, when started with `--tls-bind`.
+    tls: Option<SocketAddr>,
     admin: PathBuf,
 }
 
@@ -66,7 +68,7 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                for svc in ["chat", "web"] {
+                for svc in ["chat", "web", "chat-tls"] {
                     if let Some(a) = line.strip_prefix(&format!("{svc} listening on ")) {
                         let _ = tx.send((svc, a.parse::<SocketAddr>().unwrap()));
                     }
@@ -75,14 +77,17 @@ impl Server {
         });
         let mut addr = None;
         let mut web = None;
+        let mut tls = None;
         let want_web = extra.contains(&"--web");
-        while addr.is_none() || (want_web && web.is_none()) {
+        let want_tls = extra.contains(&"--tls-bind");
+        while addr.is_none() || (want_web && web.is_none()) || (want_tls && tls.is_none()) {
             match rx
                 .recv_timeout(Duration::from_secs(20))
                 .expect("no ready line")
             {
                 ("chat", a) => addr = Some(a),
-                (_, a) => web = Some(a),
+                ("web", a) => web = Some(a),
+                (_, a) => tls = Some(a),
             }
         }
         // The admin socket is bound before the ready lines are printed.
@@ -90,6 +95,7 @@ impl Server {
             child,
             addr: addr.unwrap(),
             web,
+            tls,
             admin,
         }
     }
@@ -644,6 +650,104 @@ fn timeouts(model: Model, edge: bool) {
     assert!(srv.stop().success());
 }
 
+/// A member on the line protocol over TLS (`--tls-bind`, a rustls client trusting the test's
+/// certificate) is in the same room as a plain TCP member: the same exact lines both ways,
+/// announcements, and `left` when it quits.
+fn tls_line(model: Model, edge: bool) {
+    let dir = std::env::temp_dir().join(format!(
+        "bingfa-chat-tls-{}-{}{}",
+        std::process::id(),
+        model.name(),
+        if edge { "-et" } else { "" }
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(dir.join("c.pem"), made.cert.pem()).unwrap();
+    std::fs::write(dir.join("c.key"), made.key_pair.serialize_pem()).unwrap();
+    let (cert, key) = (dir.join("c.pem"), dir.join("c.key"));
+    let args = [
+        "--tls-bind",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    let mut srv = Server::start(model, edge, &args);
+    let mut plain = model.concurrent().then(|| srv.join("tess"));
+    let mut t = TlsClient::connect(srv.tls.unwrap(), made.cert.der().to_vec());
+    t.expect("* welcome to the bingfa chat room; what is your name?");
+    t.send("tina");
+    match &mut plain {
+        Some(p) => {
+            t.expect("* you are tina; online: tess, tina");
+            p.expect("* tina joined");
+            t.send("hello over tls ✓");
+            p.expect("tina: hello over tls ✓");
+            p.send("hello back");
+            t.expect("tess: hello back");
+            assert!(srv.announce("both of you").status.success());
+            p.expect("* admin: both of you");
+            t.expect("* admin: both of you");
+        }
+        None => t.expect("* you are tina; online: tina"),
+    }
+    t.send("/quit");
+    t.expect("* bye");
+    if let Some(p) = &mut plain {
+        p.expect("* tina left");
+    }
+    assert!(srv.stop().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A line client over TLS: rustls trusting one certificate, for `localhost`.
+struct TlsClient {
+    tls: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    pending: Vec<u8>,
+}
+
+impl TlsClient {
+    fn connect(addr: SocketAddr, ca: Vec<u8>) -> TlsClient {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.into()).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name).unwrap();
+        let sock = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        TlsClient {
+            tls: rustls::StreamOwned::new(conn, sock),
+            pending: Vec::new(),
+        }
+    }
+    fn send(&mut self, line: &str) {
+        self.tls.write_all(format!("{line}\n").as_bytes()).unwrap();
+        self.tls.flush().unwrap();
+    }
+    fn expect(&mut self, want: &str) {
+        let mut buf = [0u8; 4096];
+        while !self.pending.contains(&b'\n') {
+            let n = self.tls.read(&mut buf).expect("read (timed out?)");
+            assert!(
+                n > 0,
+                "closed; had {:?}",
+                String::from_utf8_lossy(&self.pending)
+            );
+            self.pending.extend_from_slice(&buf[..n]);
+        }
+        let i = self.pending.iter().position(|&b| b == b'\n').unwrap();
+        let line: Vec<u8> = self.pending.drain(..=i).collect();
+        assert_eq!(String::from_utf8_lossy(&line[..i]), want);
+    }
+}
+
 /// `iterative`: one member at a time; the next is served when the first leaves.
 #[test]
 fn iterative_one_at_a_time() {
@@ -703,6 +807,7 @@ macro_rules! every_model {
                 #[test] fn shutdown() { super::shutdown(M, E) }
                 #[test] fn web_member() { super::web_member(M, E) }
                 #[test] fn timeouts() { super::timeouts(M, E) }
+                #[test] fn tls_line() { super::tls_line(M, E) }
             }
         )*
         #[test]

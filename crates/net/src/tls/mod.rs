@@ -40,10 +40,15 @@ impl<P: Protocol> TlsProtocol<P> {
 
     /// TLS only on listener number `listener` (chat: its web face is listener 1).
     pub fn only_on(inner: P, tls: TlsConfig, listener: usize) -> Self {
+        Self::only_on_each(inner, tls, vec![listener])
+    }
+
+    /// TLS only on the listeners numbered in `listeners` (announce order).
+    pub fn only_on_each(inner: P, tls: TlsConfig, listeners: Vec<usize>) -> Self {
         TlsProtocol {
             inner,
             tls,
-            listeners: Some(vec![listener]),
+            listeners: Some(listeners),
         }
     }
 
