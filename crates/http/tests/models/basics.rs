@@ -191,10 +191,11 @@ pub(super) fn keep_alive_and_pipelining(s: &Server) {
         .unwrap();
     let (h4, _) = read_response(&mut c, &mut pending, false);
     assert_eq!(header(&h4, "Connection"), Some("close"));
-    assert_eq!(
-        c.read(&mut [0u8; 16]).unwrap_or(0),
-        0,
-        "closed after Connection: close"
+    let (rest, closed) = s.read_until_close(&mut c);
+    assert!(
+        rest.is_empty() && closed,
+        "[{}] closed after Connection: close: {rest:?}",
+        s.model
     );
     drop(c);
 
