@@ -94,6 +94,16 @@ impl Conn {
         self.socket().set_read_timeout(d)
     }
 
+    /// Ends what this side sends and goes on reading: `shutdown(SHUT_WR)`, over TLS after a
+    /// close_notify (TLS 1.3 lets the other side go on writing).
+    pub fn shutdown_write(&mut self) -> io::Result<()> {
+        if let Conn::Tls(t) = self {
+            t.conn.send_close_notify();
+            t.flush()?;
+        }
+        self.socket().shutdown(std::net::Shutdown::Write)
+    }
+
     /// Reads what has arrived, without waiting: `Err(WouldBlock)` when no response byte is
     /// there (over TLS, records without application data, such as session tickets, don't
     /// count). What it reads is consumed.
