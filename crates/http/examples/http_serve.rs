@@ -2,10 +2,14 @@
 //! before running a package's tests, so the tests always run a fresh server without needing
 //! the `bingfa` binary of another package. Arguments: `--bind ADDR --root DIR --model M
 //! --workers N --edge-triggered --head-timeout SECS --idle-timeout SECS --max-connections N
-//! --hidden --cache-control VALUE`.
+//! --hidden --cache-control VALUE --tls-cert PEM --tls-key PEM` (the last two as `bingfa http
+//! serve` has them, through bingfa-net's `tls` feature, a dev-dependency: the tests run the same
+//! suite over TLS).
 
 use bingfa_http::{HttpServer, Response};
+use bingfa_net::tls::{self, TlsConfig, TlsProtocol};
 use bingfa_net::Config;
+use std::path::Path;
 use std::time::Duration;
 
 fn main() {
@@ -22,6 +26,7 @@ fn main() {
     let mut edge_triggered = false;
     let mut hidden = false;
     let mut cache_control = None;
+    let (mut tls_cert, mut tls_key) = (None, None);
     while let Some(flag) = args.next() {
         if flag == "--edge-triggered" {
             edge_triggered = true;
@@ -42,6 +47,8 @@ fn main() {
             "--head-timeout" => head_timeout = value.parse().expect("--head-timeout"),
             "--idle-timeout" => idle_timeout = value.parse().expect("--idle-timeout"),
             "--cache-control" => cache_control = Some(value),
+            "--tls-cert" => tls_cert = Some(value),
+            "--tls-key" => tls_key = Some(value),
             "--max-connections" => {
                 max_connections = Some(value.parse().expect("--max-connections"))
             }
@@ -67,8 +74,28 @@ fn main() {
     if let Some(n) = max_connections {
         config.limits.max_connections = n;
     }
-    if let Err(e) = server.run(config) {
-        eprintln!("http_serve: {e}");
-        std::process::exit(1);
+    let result = match (tls_cert, tls_key) {
+        (None, None) => server.run(config),
+        (Some(cert), Some(key)) => {
+            let tls = TlsConfig::from_pem_files(Path::new(&cert), Path::new(&key), &[b"http/1.1"])
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            tls::install_sighup().unwrap_or_else(|e| fail(&e.to_string()));
+            let workers = if config.model.uses_workers() {
+                config.worker_count()
+            } else {
+                1
+            };
+            let protocol = server.into_protocol(config.model, workers);
+            bingfa_net::serve(config, TlsProtocol::new(protocol, tls))
+        }
+        _ => fail("--tls-cert and --tls-key go together"),
+    };
+    if let Err(e) = result {
+        fail(&e.to_string());
     }
+}
+
+fn fail(why: &str) -> ! {
+    eprintln!("http_serve: {why}");
+    std::process::exit(1);
 }

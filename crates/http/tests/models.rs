@@ -1,15 +1,18 @@
 //! The HTTP server's behaviour under every concurrency model: one suite, run once per model
-//! (the `models!` list below is the only place models are named). The server runs as a child
-//! process (the `http_serve` example, or `$BINGFA_BIN http serve` when that is set) and is
-//! killed when its guard drops; curl is the client where a user would use one, raw sockets
-//! where the input must be malformed or paced.
+//! and transport, plain TCP and TLS (the `models!` list below is the only place models are
+//! named; `tls::MODEL` is the TLS run). The server runs as a child process (the `http_serve`
+//! example, or `$BINGFA_BIN http serve` when that is set) and is killed when its guard drops;
+//! curl is the client where a user would use one, raw sockets (through [`Conn`], which speaks
+//! TLS when the server does) where the input must be malformed or paced.
 
+use site::{make_site, site_parent, FUTURE_SECS, HUGE_ENTRIES, HUGE_NAME_LEN};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use transport::{Conn, Tls, Transport};
 
 const HEAD_TIMEOUT_SECS: &str = "3";
 
@@ -19,6 +22,8 @@ struct Server {
     addr: SocketAddr,
     model: String,
     base: PathBuf,
+    /// The certificate clients trust, when the server speaks TLS.
+    tls: Option<Tls>,
 }
 
 impl Drop for Server {
@@ -99,17 +104,6 @@ fn newest_mtime(dir: &Path) -> std::time::SystemTime {
     newest
 }
 
-/// Where test sites live: tmpfs when there is one (it keeps file times past year 9999, which
-/// ext4 clamps to 2446), else the temporary directory.
-fn site_parent() -> PathBuf {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() && std::fs::metadata(shm).is_ok_and(|m| !m.permissions().readonly()) {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    }
-}
-
 /// How a test server runs beyond its model.
 #[derive(Default)]
 struct Opts<'a> {
@@ -119,14 +113,16 @@ struct Opts<'a> {
     unprivileged: bool,
     /// Names the site (beside model and pid) when the same model runs another server at once.
     tag: Option<&'a str>,
+    transport: Transport,
 }
 
 impl Server {
-    fn start(model: &str, extra: &[&str]) -> Server {
+    fn start(model: &str, transport: Transport, extra: &[&str]) -> Server {
         Server::start_opts(
             model,
             Opts {
                 extra,
+                transport,
                 ..Opts::default()
             },
         )
@@ -144,10 +140,24 @@ impl Server {
             (None, true) => "-nobody".to_string(),
             (None, false) => et.to_string(),
         };
-        let base = site_parent().join(format!("bingfa-http-{}-{model}{tag}", std::process::id()));
+        let tls_tag = match opts.transport {
+            Transport::Plain => "",
+            Transport::Tls => "-tls",
+        };
+        let base = site_parent().join(format!(
+            "bingfa-http-{}-{model}{tag}{tls_tag}",
+            std::process::id()
+        ));
         // Find the server first: if that fails, no directory is left behind.
         let mut command = server_command();
         let root = make_site(&base);
+        let (tls, tls_flags) = match opts.transport {
+            Transport::Plain => (None, Vec::new()),
+            Transport::Tls => {
+                let (tls, flags) = Tls::make(&base);
+                (Some(tls), flags)
+            }
+        };
         if opts.unprivileged {
             use std::os::unix::fs::PermissionsExt;
             use std::os::unix::process::CommandExt;
@@ -179,6 +189,7 @@ impl Server {
                 "max-age=60",
             ])
             .args(extra)
+            .args(tls_flags)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -200,6 +211,7 @@ impl Server {
             addr: "0.0.0.0:0".parse().unwrap(),
             model: model.into(),
             base,
+            tls,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -215,12 +227,25 @@ impl Server {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        match self.tls {
+            None => format!("http://{}{path}", self.addr),
+            Some(_) => format!("https://localhost:{}{path}", self.addr.port()),
+        }
+    }
+
+    /// curl with the suite's common flags (and the certificate to trust, over TLS).
+    fn curl_command(&self) -> Command {
+        let mut c = Command::new("curl");
+        c.args(["-sS", "--max-time", "10"]);
+        if let Some(tls) = &self.tls {
+            tls.curl_args(&mut c, self.addr.port());
+        }
+        c
     }
 
     fn curl(&self, args: &[&str]) -> Output {
-        let out = Command::new("curl")
-            .args(["-sS", "--max-time", "10"])
+        let out = self
+            .curl_command()
             .args(args)
             .output()
             .expect("curl must be installed (apt-get install curl)");
@@ -237,15 +262,12 @@ impl Server {
     fn curl_text(&self, args: &[&str]) -> (u16, String, Vec<u8>) {
         let mut all = vec!["-D", "/dev/stderr", "-o", "-"];
         all.extend_from_slice(args);
-        let out = Command::new("curl")
-            .args(["-sS", "--max-time", "10"])
-            .args(&all)
-            .output()
-            .expect("curl");
+        let out = self.curl_command().args(&all).output().expect("curl");
         assert!(
             out.status.success(),
-            "[{}] curl {args:?} failed",
-            self.model
+            "[{}] curl {args:?} failed: {}",
+            self.model,
+            String::from_utf8_lossy(&out.stderr)
         );
         let head = String::from_utf8_lossy(&out.stderr).into_owned();
         let status = head
@@ -256,27 +278,44 @@ impl Server {
         (status, head, out.stdout)
     }
 
-    fn connect(&self) -> TcpStream {
+    /// A fresh connection, past the TLS handshake when the server speaks TLS.
+    fn connect(&self) -> Conn {
         let s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s
+        match &self.tls {
+            None => Conn::Plain(s),
+            Some(tls) => tls.connect(s),
+        }
     }
 
     /// Sends `bytes` on a fresh connection and reads until the server closes it.
     fn raw_until_close(&self, bytes: &[u8]) -> (String, bool) {
         let mut s = self.connect();
         s.write_all(bytes).unwrap();
+        let (out, closed) = self.read_until_close(&mut s);
+        (String::from_utf8_lossy(&out).into_owned(), closed)
+    }
+
+    /// Everything that arrives on `c` until the server closes it (true) or the read timeout
+    /// passes (false). Over TLS a close must be a close_notify: a bare TCP close would let a
+    /// truncated answer pass for a whole one.
+    fn read_until_close(&self, c: &mut Conn) -> (Vec<u8>, bool) {
         let mut out = Vec::new();
         let mut buf = [0u8; 8192];
         let closed = loop {
-            match s.read(&mut buf) {
+            match c.read(&mut buf) {
                 Ok(0) => break true,
                 Ok(n) => out.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => panic!(
+                    "[{}] closed without close_notify after {:?}",
+                    self.model,
+                    String::from_utf8_lossy(&out)
+                ),
                 Err(_) => break false, // timed out: still open
             }
         };
-        (String::from_utf8_lossy(&out).into_owned(), closed)
+        (out, closed)
     }
 }
 
@@ -288,7 +327,7 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// Reads one response off a keep-alive connection (Content-Length framing).
-fn read_response(s: &mut TcpStream, pending: &mut Vec<u8>, head_only: bool) -> (String, Vec<u8>) {
+fn read_response(s: &mut Conn, pending: &mut Vec<u8>, head_only: bool) -> (String, Vec<u8>) {
     let mut buf = [0u8; 8192];
     loop {
         if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -317,72 +356,10 @@ fn read_response(s: &mut TcpStream, pending: &mut Vec<u8>, head_only: bool) -> (
     }
 }
 
-fn make_site(base: &Path) -> PathBuf {
-    let _ = std::fs::remove_dir_all(base);
-    let root = base.join("root");
-    std::fs::create_dir_all(root.join("sub")).unwrap();
-    std::fs::create_dir_all(root.join("list")).unwrap();
-    std::fs::write(base.join("secret.txt"), "TOP SECRET").unwrap();
-    std::fs::write(root.join("hello.txt"), "hello world\n").unwrap();
-    let page = "<!DOCTYPE html><p>compress me compress me compress me</p>\n".repeat(20);
-    std::fs::write(root.join("page.html"), &page).unwrap();
-    let gz = Command::new("gzip")
-        .args(["-c", "-9"])
-        .arg(root.join("page.html"))
-        .output()
-        .unwrap();
-    std::fs::write(root.join("page.html.gz"), gz.stdout).unwrap();
-    std::fs::write(root.join("sub/index.html"), "sub index\n").unwrap();
-    std::fs::write(root.join("文件.txt"), "utf-8 name\n").unwrap();
-    std::fs::write(root.join("a%20b.txt"), "literal percent\n").unwrap();
-    std::fs::write(root.join("list/<b>&x.txt"), "x").unwrap();
-    std::fs::write(root.join("list/a b.txt"), "y").unwrap();
-    std::fs::create_dir(root.join("list/dir")).unwrap();
-    let big: Vec<u8> = (0..3 * 1024 * 1024u32)
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
-    std::fs::write(root.join("big.bin"), big).unwrap();
-    std::os::unix::fs::symlink("../secret.txt", root.join("escape")).unwrap();
-    std::os::unix::fs::symlink("/etc", root.join("etc")).unwrap();
-    std::os::unix::fs::symlink("hello.txt", root.join("alias.txt")).unwrap();
-    std::os::unix::fs::symlink("sub", root.join("sublink")).unwrap();
-    // Hidden names: never served or listed unless --hidden.
-    std::fs::write(root.join(".env"), "SECRET=1\n").unwrap();
-    std::fs::create_dir(root.join(".git")).unwrap();
-    std::fs::write(root.join(".git/config"), "[core]\n").unwrap();
-    std::fs::write(root.join("list/.hidden"), "h").unwrap();
-    // A file modified after year 9999 (where the file system keeps such a time).
-    std::fs::write(root.join("future.txt"), "from the future\n").unwrap();
-    set_mtime(&root.join("future.txt"), FUTURE_SECS);
-    // A listing over 4 MiB (the connections' output bound): long names that escape badly.
-    std::fs::create_dir(root.join("huge")).unwrap();
-    for i in 0..HUGE_ENTRIES {
-        let name = format!("{i:04}{}", "<".repeat(HUGE_NAME_LEN));
-        std::fs::write(root.join("huge").join(name), "").unwrap();
-    }
-    root
-}
-
-/// 10000-01-02T00:00:00Z.
-const FUTURE_SECS: i64 = 253_402_387_200;
-const HUGE_ENTRIES: usize = 2600;
-const HUGE_NAME_LEN: usize = 240;
-
-fn set_mtime(path: &Path, secs: i64) {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    let t = libc::timespec {
-        tv_sec: secs,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid C string and two timespecs, as utimensat takes.
-    let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [t, t].as_ptr(), 0) };
-    assert_eq!(r, 0, "utimensat {}", path.display());
-}
-
 // ---- the suite ----
 
-fn suite(model: &str, extra: &[&str]) {
-    let s = Server::start(model, extra);
+fn suite(model: &str, transport: Transport, extra: &[&str]) {
+    let s = Server::start(model, transport, extra);
     basics::get_and_head(&s);
     basics::conditional(&s);
     basics::ranges(&s);
@@ -409,8 +386,8 @@ fn suite(model: &str, extra: &[&str]) {
     conformance::listing_beneath_the_root(&s);
     conformance::huge_listing(&s);
     drop(s);
-    hardening::execute_only_root(model, extra);
-    listing::built_off_the_loop(model, extra);
+    hardening::execute_only_root(model, transport, extra);
+    listing::built_off_the_loop(model, transport, extra);
 }
 
 #[path = "models/basics.rs"]
@@ -421,10 +398,29 @@ mod conformance;
 mod hardening;
 #[path = "models/listing.rs"]
 mod listing;
+#[path = "models/site.rs"]
+mod site;
+#[path = "models/transport.rs"]
+mod transport;
 
 macro_rules! models {
     ($($name:ident),*) => {
-        $( #[test] fn $name() { suite(stringify!($name).trim_start_matches("r#"), &[]); } )*
+        $( #[test] fn $name() {
+            suite(stringify!($name).trim_start_matches("r#"), Transport::Plain, &[]);
+        } )*
+
+        /// The same suite over TLS: the server runs with `--tls-cert/--tls-key`.
+        mod tls {
+            use super::*;
+            $( #[test] fn $name() {
+                suite(stringify!($name).trim_start_matches("r#"), Transport::Tls, &[]);
+            } )*
+
+            #[test]
+            fn epoll_edge_triggered() {
+                suite("epoll", Transport::Tls, &["--edge-triggered"]);
+            }
+        }
 
         #[test]
         fn every_model_is_tested() {
@@ -440,5 +436,5 @@ models!(iterative, fork, thread, threadpool, prefork, select, poll, epoll, r#asy
 /// epoll's edge-triggered option is a different readiness discipline: same suite.
 #[test]
 fn epoll_edge_triggered() {
-    suite("epoll", &["--edge-triggered"]);
+    suite("epoll", Transport::Plain, &["--edge-triggered"]);
 }

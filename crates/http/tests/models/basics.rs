@@ -148,6 +148,42 @@ pub(super) fn big_file(s: &Server) {
     );
     let (status, _, body) = s.curl_text(&["-r", "1000000-1999999", &s.url("/big.bin")]);
     assert!(status == 206 && body == want[1_000_000..2_000_000]);
+    // A request and then the end of the client's input: the whole answer, then the close.
+    let mut c = s.connect();
+    c.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    c.shutdown_write().unwrap();
+    let (got, closed) = s.read_until_close(&mut c);
+    let split = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
+    assert!(
+        got.starts_with(b"HTTP/1.1 200 ") && got[split..] == want[..] && closed,
+        "[{}] after a half-close: {} bytes, closed {closed}",
+        s.model,
+        got.len()
+    );
+    drop(c);
+    // Pipelined behind the big file (which goes out over many drains, by sendfile or, over
+    // TLS, a chunk at a time): answered after it, in order, on the same connection.
+    let mut c = s.connect();
+    c.write_all(
+        b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\nGET /hello.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-4\r\n\r\nGET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=3000000-\r\n\r\n",
+    )
+    .unwrap();
+    let mut pending = Vec::new();
+    let (h1, b1) = read_response(&mut c, &mut pending, false);
+    let (h2, b2) = read_response(&mut c, &mut pending, false);
+    let (h3, b3) = read_response(&mut c, &mut pending, false);
+    assert!(
+        h1.starts_with("HTTP/1.1 200 ") && b1 == want,
+        "[{}] {h1}",
+        s.model
+    );
+    assert!(h2.starts_with("HTTP/1.1 206 ") && b2 == b"hello", "{h2}");
+    assert!(
+        h3.starts_with("HTTP/1.1 206 ") && b3 == want[3_000_000..],
+        "[{}] {h3}",
+        s.model
+    );
 }
 
 pub(super) fn routes(s: &Server) {
@@ -191,10 +227,11 @@ pub(super) fn keep_alive_and_pipelining(s: &Server) {
         .unwrap();
     let (h4, _) = read_response(&mut c, &mut pending, false);
     assert_eq!(header(&h4, "Connection"), Some("close"));
-    assert_eq!(
-        c.read(&mut [0u8; 16]).unwrap_or(0),
-        0,
-        "closed after Connection: close"
+    let (rest, closed) = s.read_until_close(&mut c);
+    assert!(
+        rest.is_empty() && closed,
+        "[{}] closed after Connection: close: {rest:?}",
+        s.model
     );
     drop(c);
 

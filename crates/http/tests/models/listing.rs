@@ -14,7 +14,7 @@ fn name(i: usize) -> String {
     format!("entry-{i:06}-of-a-long-listing")
 }
 
-pub(super) fn built_off_the_loop(model: &str, extra: &[&str]) {
+pub(super) fn built_off_the_loop(model: &str, transport: Transport, extra: &[&str]) {
     // One loop for both connections where the model has workers; threadpool's worker serves
     // one connection at a time by design, so it keeps two.
     let workers = if model == "threadpool" { "2" } else { "1" };
@@ -25,6 +25,7 @@ pub(super) fn built_off_the_loop(model: &str, extra: &[&str]) {
         Opts {
             extra: &args,
             tag: Some("many"),
+            transport,
             ..Opts::default()
         },
     );
@@ -54,12 +55,10 @@ pub(super) fn built_off_the_loop(model: &str, extra: &[&str]) {
             assert_eq!(body, b"hello world\n");
         }
         // Nothing of the listing's response has arrived yet.
-        listing.set_nonblocking(true).unwrap();
-        let peeked = listing.peek(&mut [0u8; 1]);
-        listing.set_nonblocking(false).unwrap();
+        let now = listing.read_now(&mut [0u8; 1]);
         assert!(
-            matches!(&peeked, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
-            "[{}] the listing was answered before small requests sent after it: {peeked:?} \
+            matches!(&now, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "[{}] the listing was answered before small requests sent after it: {now:?} \
              (built on the event loop?)",
             s.model
         );
