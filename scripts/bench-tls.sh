@@ -96,7 +96,9 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 
 declare -A R
 for round in $(seq "$ROUNDS"); do
-  for server in nginx bingfa; do
+  # Alternate which server goes first, so a neighbour's burst hurts both alike.
+  order="nginx bingfa"; [ $((round % 2)) -eq 0 ] && order="bingfa nginx"
+  for server in $order; do
     port=$NGINX_PORT; [ "$server" = bingfa ] && port=$BINGFA_PORT
     small=$(wrk_metric "$port" /small.html 50 rps)
     hs=$(wrk_metric "$port" /small.html 50 rps -H 'Connection: close')

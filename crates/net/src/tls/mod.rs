@@ -6,9 +6,9 @@
 //! - `reload`: SIGHUP makes new handshakes pick up the certificate files' new contents;
 //! - `session`: the wrapper session itself.
 //!
-//! File ranges are encrypted in user space (read, encrypt, write in 512 KiB chunks): kTLS,
-//! which would keep `sendfile(2)`, needs the kernel's `tls` module, absent where this was built
-//! (see docs/ARCHITECTURE.md).
+//! File ranges are encrypted in user space (read and encrypt in 64 KiB steps, one 512 KiB write
+//! per drain): kTLS, which would keep `sendfile(2)`, needs the kernel's `tls` module, absent
+//! where this was built (see docs/ARCHITECTURE.md).
 
 mod config;
 mod reload;

@@ -181,6 +181,27 @@ fn a_file_range_goes_out_in_chunks_and_in_order() {
 }
 
 #[test]
+fn back_to_back_ranges_then_close_stay_in_order() {
+    // The second range starts from the backlog while the first ends mid-step (a nested chunk),
+    // and the close waits for both: every byte in order, then close_notify.
+    let len = 512 * 1024 + 64 * 1024 + 5;
+    let mut p = Pair::new(len);
+    p.plain.clear();
+    p.send(b"file\nfile\nbye\n");
+    let file: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let mut expect = Vec::new();
+    for _ in 0..2 {
+        expect.extend_from_slice(&file);
+        expect.extend_from_slice(b"done\n");
+    }
+    assert_eq!(p.plain.len(), expect.len());
+    assert!(p.plain == expect, "both ranges and their trailers in order");
+    assert!(p.closed);
+    let mut buf = [0u8; 16];
+    assert_eq!(p.client.reader().read(&mut buf).unwrap(), 0, "close_notify");
+}
+
+#[test]
 fn garbage_instead_of_a_client_hello_closes() {
     let (cfg, _) = TlsConfig::self_signed(&["localhost"], &[]).unwrap();
     let proto = TlsProtocol::new(
