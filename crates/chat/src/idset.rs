@@ -6,11 +6,21 @@
 //! memory. Ids are a process's pid and a counter (`bingfa-net`), so the members of one process
 //! are mostly consecutive: the set is a few runs, a few dozen bytes, whatever the room's size.
 //! A fragmented set (members of many processes, under `fork`) costs 16 bytes an id at worst.
+//!
+//! Members of other servers on a backplane have hashed ids (the top bit set; see
+//! `backplane/wire.rs`), scattered over the whole range: as runs, each would be its own and
+//! every insert a shift of the vector. They are kept in a hash set instead, as all ids were.
 
-/// Sorted, disjoint, non-adjacent inclusive runs `(first, last)`.
+use std::collections::HashSet;
+
+/// Ids with this bit set come from other servers (`backplane::wire::gid`).
+const REMOTE: u64 = 1 << 63;
+
+/// Local ids as sorted, disjoint, non-adjacent inclusive runs `(first, last)`; remote ids apart.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct IdSet {
     runs: Vec<(u64, u64)>,
+    remote: HashSet<u64>,
 }
 
 impl IdSet {
@@ -20,11 +30,17 @@ impl IdSet {
     }
 
     pub fn contains(&self, id: u64) -> bool {
+        if id & REMOTE != 0 {
+            return self.remote.contains(&id);
+        }
         self.runs.get(self.at(id)).is_some_and(|r| r.0 <= id)
     }
 
     /// Add `id`; false if it was there already.
     pub fn insert(&mut self, id: u64) -> bool {
+        if id & REMOTE != 0 {
+            return self.remote.insert(id);
+        }
         let i = self.at(id);
         if self.runs.get(i).is_some_and(|r| r.0 <= id) {
             return false;
@@ -46,6 +62,9 @@ impl IdSet {
 
     /// Take `id` out; false if it was not there.
     pub fn remove(&mut self, id: u64) -> bool {
+        if id & REMOTE != 0 {
+            return self.remote.remove(&id);
+        }
         let i = self.at(id);
         let Some(&(first, last)) = self.runs.get(i).filter(|r| r.0 <= id) else {
             return false;
@@ -72,7 +91,14 @@ impl IdSet {
 
 impl FromIterator<u64> for IdSet {
     fn from_iter<I: IntoIterator<Item = u64>>(iter: I) -> Self {
-        let mut ids: Vec<u64> = iter.into_iter().collect();
+        let (mut ids, mut remote) = (Vec::new(), HashSet::new());
+        for id in iter {
+            if id & REMOTE == 0 {
+                ids.push(id);
+            } else {
+                remote.insert(id);
+            }
+        }
         ids.sort_unstable();
         let mut runs: Vec<(u64, u64)> = Vec::new();
         for id in ids {
@@ -83,7 +109,7 @@ impl FromIterator<u64> for IdSet {
             }
         }
         runs.shrink_to_fit();
-        IdSet { runs }
+        IdSet { runs, remote }
     }
 }
 
@@ -103,7 +129,8 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let id = u64::MAX - 80 + (x >> 8) % 64;
+            // Around the local/remote boundary: both halves, runs at both ends of a range.
+            let id = REMOTE - 32 + (x >> 8) % 64;
             if x & 1 == 0 {
                 assert_eq!(s.insert(id), model.insert(id), "insert {id}");
             } else {
@@ -111,7 +138,7 @@ mod tests {
             }
             assert_eq!(s.contains(id), model.contains(&id));
         }
-        for id in u64::MAX - 90..=u64::MAX {
+        for id in REMOTE - 40..REMOTE + 40 {
             assert_eq!(s.contains(id), model.contains(&id));
         }
         let rebuilt: IdSet = model.iter().copied().rev().collect();

@@ -176,8 +176,8 @@ impl Session for ChatSession {
         if !matches!(self.phase, Phase::Member(_)) || cx.shutting_down() {
             return;
         }
-        // The line was rendered once by the publisher (`event.rs`): a delivery is a check and
-        // a copy, no decoding and no allocation.
+        // The line was rendered once, by the publisher (`event.rs`): a delivery is a check and
+        // a copy into the output, no decoding and no formatting per member.
         let Some((kind, line)) = event::split(&msg.body) else {
             return;
         };
