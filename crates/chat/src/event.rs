@@ -2,9 +2,12 @@
 //! room only from this stream, so every member sees the same lines in the hub's one order
 //! (under fork/prefork the relay's order), whichever process it lives in.
 //!
-//! Wire form (the hub body): a kind byte, then UTF-8 fields separated by `\t` (names hold no
-//! whitespace, texts hold no newline). The publisher's connection id is the hub message's
-//! `from`, which is how a member tells its own events from the others'.
+//! Wire form (the hub body): a kind byte, then the exact line members are shown, newline
+//! included (`* NAME joined`, `NAME: TEXT`, …). The line is rendered once, by the publisher, so
+//! a broadcast to N members costs N copies of a few bytes, not N decodes and N `format!`s (the
+//! fan-out's main cost before; BENCHMARKS.md, chat). The fields can still be read back from the
+//! line: names hold no whitespace or `:`, texts hold no newline. The publisher's connection id
+//! is the hub message's `from`, which is how a member tells its own events from the others'.
 
 /// The hub topic of the one room.
 pub const TOPIC: &str = "room";
@@ -26,38 +29,47 @@ pub enum Event {
 
 impl Event {
     pub fn encode(&self) -> Vec<u8> {
-        let (k, a, b) = match self {
-            Event::Joined(n) => (b'J', n.as_str(), None),
-            Event::Left(n) => (b'L', n.as_str(), None),
-            Event::Said(n, t) => (b'M', n.as_str(), Some(t.as_str())),
-            Event::Announce(t) => (b'A', t.as_str(), None),
-            Event::Notice(t) => (b'N', t.as_str(), None),
+        let (k, line) = match self {
+            Event::Joined(n) => (JOINED, format!("* {n} joined\n")),
+            Event::Left(n) => (LEFT, format!("* {n} left\n")),
+            Event::Said(n, t) => (SAID, format!("{n}: {t}\n")),
+            Event::Announce(t) => (ANNOUNCE, format!("* admin: {t}\n")),
+            Event::Notice(t) => (NOTICE, format!("* {t}\n")),
         };
-        let mut out = Vec::with_capacity(2 + a.len() + b.map_or(0, str::len));
+        let mut out = Vec::with_capacity(1 + line.len());
         out.push(k);
-        out.extend_from_slice(a.as_bytes());
-        if let Some(b) = b {
-            out.push(b'\t');
-            out.extend_from_slice(b.as_bytes());
-        }
+        out.extend_from_slice(line.as_bytes());
         out
     }
 
     pub fn decode(body: &[u8]) -> Option<Event> {
-        let (&k, rest) = body.split_first()?;
-        let rest = std::str::from_utf8(rest).ok()?;
+        let (k, line) = split(body)?;
+        let line = std::str::from_utf8(line).ok()?.strip_suffix('\n')?;
+        let s = |x: &str| x.to_string();
         Some(match k {
-            b'J' => Event::Joined(rest.to_string()),
-            b'L' => Event::Left(rest.to_string()),
-            b'M' => {
-                let (n, t) = rest.split_once('\t')?;
-                Event::Said(n.to_string(), t.to_string())
+            JOINED => Event::Joined(s(line.strip_prefix("* ")?.strip_suffix(" joined")?)),
+            LEFT => Event::Left(s(line.strip_prefix("* ")?.strip_suffix(" left")?)),
+            SAID => {
+                let (n, t) = line.split_once(": ")?;
+                Event::Said(s(n), s(t))
             }
-            b'A' => Event::Announce(rest.to_string()),
-            b'N' => Event::Notice(rest.to_string()),
+            ANNOUNCE => Event::Announce(s(line.strip_prefix("* admin: ")?)),
+            NOTICE => Event::Notice(s(line.strip_prefix("* ")?)),
             _ => return None,
         })
     }
+}
+
+pub const JOINED: u8 = b'J';
+pub const LEFT: u8 = b'L';
+pub const SAID: u8 = b'M';
+pub const ANNOUNCE: u8 = b'A';
+pub const NOTICE: u8 = b'N';
+
+/// An encoded event's kind and the line to show, without decoding (the per-delivery path).
+pub fn split(body: &[u8]) -> Option<(u8, &[u8])> {
+    let (&k, line) = body.split_first()?;
+    (line.last() == Some(&b'\n')).then_some((k, line))
 }
 
 #[cfg(test)]
@@ -76,6 +88,11 @@ mod tests {
             assert_eq!(Event::decode(&e.encode()), Some(e));
         }
         assert_eq!(Event::decode(b""), None);
-        assert_eq!(Event::decode(b"Mno-tab"), None);
+        assert_eq!(Event::decode(b"Mno-colon\n"), None);
+        assert_eq!(Event::decode(b"Jno newline"), None);
+        assert_eq!(
+            split(&Event::Said("bob".into(), "hi".into()).encode()),
+            Some((SAID, &b"bob: hi\n"[..]))
+        );
     }
 }

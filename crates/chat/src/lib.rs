@@ -15,6 +15,7 @@ pub mod backplane;
 pub mod cmd;
 pub mod config;
 pub mod event;
+pub mod idset;
 pub mod name;
 pub mod rate;
 pub mod room;

@@ -78,7 +78,7 @@ impl Protocol for ChatProtocol {
         } else if Some(listener) == self.web {
             RoomSession::Web(web_session(member(), info, &self.cfg))
         } else {
-            RoomSession::Line(member())
+            RoomSession::Line(Box::new(member()))
         }
     }
 
@@ -97,7 +97,8 @@ impl Protocol for ChatProtocol {
 
 /// One connection of the room, whichever face it came in by.
 pub enum RoomSession {
-    Line(ChatSession),
+    /// Boxed: a member (its replica, rate bucket, …) is much bigger than the other faces.
+    Line(Box<ChatSession>),
     Web(WebFace),
     Admin(AdminSession),
 }

@@ -101,7 +101,7 @@ impl Roster {
             let clash = |t: &[Entry]| {
                 t[1..1 + t[0].id as usize]
                     .iter()
-                    .position(|e| crate::name::fold(e.name()) == folded)
+                    .position(|e| same_name(e.name(), &folded))
             };
             let mut clash_at = clash(t);
             if clash_at.is_some() || t[0].id as usize + 1 >= t.len() {
@@ -128,7 +128,10 @@ impl Roster {
     /// Connection `id` left (a no-op if it never claimed).
     pub fn release(&self, id: u64) {
         let name = self.with(|t| {
-            let n = list(t).into_iter().find(|(i, _)| *i == id).map(|(_, n)| n);
+            let n = t[1..1 + t[0].id as usize]
+                .iter()
+                .find(|e| e.id == id)
+                .map(|e| e.name().to_string());
             remove(t, |e| e.id == id);
             n
         });
@@ -156,6 +159,17 @@ fn list(t: &[Entry]) -> Vec<(u64, String)> {
         .iter()
         .map(|e| (e.id, e.name().to_string()))
         .collect()
+}
+
+/// `name` folds to `folded` (already folded). A claim compares against every member under the
+/// table's lock, so the common all-ASCII case allocates nothing: 10,000 joins were 50 million
+/// `to_lowercase` strings.
+fn same_name(name: &str, folded: &str) -> bool {
+    if name.is_ascii() && folded.is_ascii() {
+        name.eq_ignore_ascii_case(folded)
+    } else {
+        crate::name::fold(name) == folded
+    }
 }
 
 fn remove(t: &mut [Entry], gone: impl Fn(&Entry) -> bool) {
@@ -193,6 +207,8 @@ mod tests {
             vec![(me | 1, "Alice".into())]
         );
         assert_eq!(r.claim(me | 2, "alice"), Err(ClaimError::Taken));
+        assert!(same_name("ÉCOLE", "école") && same_name("Bob", "bob"));
+        assert!(!same_name("bob", "bobby") && !same_name("zoë", "zoe"));
         r.claim(me | 3, "bob").unwrap();
         assert_eq!(r.claim(me | 4, "carol"), Err(ClaimError::Full));
         r.release(me | 1);

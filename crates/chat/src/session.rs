@@ -11,12 +11,12 @@
 
 use crate::cmd::{self, Command};
 use crate::config::RoomConfig;
-use crate::event::{Event, TOPIC};
+use crate::event::{self, Event, TOPIC};
+use crate::idset::IdSet;
 use crate::name;
 use crate::rate::Bucket;
 use crate::roster::{ClaimError, Roster};
 use bingfa_net::{ConnId, Context, Message, Session};
-use std::collections::HashSet;
 use std::sync::Arc;
 
 pub const GREETING: &str = "* welcome to the bingfa chat room; what is your name?\n";
@@ -36,7 +36,7 @@ pub struct ChatSession {
     me: ConnId,
     phase: Phase,
     /// The members this session knows are online (connection ids).
-    online: HashSet<ConnId>,
+    online: IdSet,
     /// Dropping the rest of an over-long line, up to its newline.
     skipping: bool,
     bucket: Bucket,
@@ -52,7 +52,7 @@ impl ChatSession {
             roster,
             me: 0,
             phase: Phase::Naming,
-            online: HashSet::new(),
+            online: IdSet::default(),
             skipping: false,
             bucket,
             left_as: None,
@@ -188,33 +188,23 @@ impl Session for ChatSession {
         if !matches!(self.phase, Phase::Member(_)) || cx.shutting_down() {
             return;
         }
-        let Some(ev) = Event::decode(&msg.body) else {
+        // The line was rendered once, by the publisher (`event.rs`): a delivery is a check and
+        // a copy into the output, no decoding and no formatting per member.
+        let Some((kind, line)) = event::split(&msg.body) else {
             return;
         };
         let mine = msg.from == self.me;
-        let line = match ev {
-            Event::Joined(n) => {
-                if !self.online.insert(msg.from) || mine {
-                    return; // in the snapshot already: it happened before this member came
-                }
-                format!("* {n} joined\n")
-            }
-            Event::Left(n) => {
-                if !self.online.remove(&msg.from) || mine {
-                    return;
-                }
-                format!("* {n} left\n")
-            }
-            Event::Said(n, t) => {
-                if mine {
-                    return;
-                }
-                format!("{n}: {t}\n")
-            }
-            Event::Announce(t) => format!("* admin: {t}\n"),
-            Event::Notice(t) => format!("* {t}\n"),
+        let show = match kind {
+            // Not in the replica's view: it happened before this member came.
+            event::JOINED => self.online.insert(msg.from) && !mine,
+            event::LEFT => self.online.remove(msg.from) && !mine,
+            event::SAID => !mine,
+            event::ANNOUNCE | event::NOTICE => true,
+            _ => false,
         };
-        cx.write(line.as_bytes());
+        if show {
+            cx.write(line);
+        }
     }
 
     fn on_overflow(&mut self, cx: &mut Context) {

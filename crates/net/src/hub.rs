@@ -43,6 +43,9 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// Inbox entries an empty inbox keeps room for; a bigger one is freed.
+const KEEP_QUEUE: usize = 64;
+
 /// The biggest message (topic + body) the hub carries: what fits in a relay frame.
 pub const MAX_MESSAGE: usize = relay::MAX_FRAME - 10;
 
@@ -108,7 +111,10 @@ pub(crate) struct Subscriber {
 
 #[derive(Default)]
 struct SubState {
-    queue: VecDeque<Message>,
+    /// One pointer per message: every subscriber shares the publisher's one `Message`, so a
+    /// broadcast to N inboxes costs N pointers and N reference counts on one cache line (not
+    /// two `Arc`s per entry: the topic's and the body's).
+    queue: VecDeque<Arc<Message>>,
     bytes: usize,
     overflowed: bool,
 }
@@ -124,7 +130,7 @@ impl Subscriber {
         })
     }
 
-    fn push(&self, msg: &Message) {
+    fn push(&self, msg: &Arc<Message>) {
         {
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             if st.overflowed {
@@ -145,8 +151,10 @@ impl Subscriber {
                 st.queue.push_back(msg.clone());
             }
         }
-        // Wake the owning loop once per batch, not once per message.
-        if !self.notified.swap(true, Ordering::AcqRel) {
+        // Wake the owning loop once per batch, not once per message. Read before swapping:
+        // while a batch is pending (the usual case in a burst) that is a plain load, not a
+        // locked write to a line the owning thread also writes.
+        if !self.notified.load(Ordering::Acquire) && !self.notified.swap(true, Ordering::AcqRel) {
             (self.waker)();
         }
     }
@@ -171,7 +179,7 @@ impl Subscriber {
     }
 
     /// Take up to `max` messages; `Err(())` once the subscriber has overflowed.
-    pub(crate) fn take(&self, max: usize, out: &mut Vec<Message>) -> Result<(), ()> {
+    pub(crate) fn take(&self, max: usize, out: &mut Vec<Arc<Message>>) -> Result<(), ()> {
         self.notified.store(false, Ordering::Release);
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.overflowed {
@@ -181,6 +189,11 @@ impl Subscriber {
         let taken: usize = st.queue.iter().take(n).map(|m| m.body.len()).sum();
         st.bytes -= taken;
         out.extend(st.queue.drain(..n));
+        if st.queue.is_empty() && st.queue.capacity() > KEEP_QUEUE {
+            // A burst (a join storm: every member's `joined` to every member) is over: an idle
+            // member keeps no room for thousands of entries.
+            st.queue = VecDeque::new();
+        }
         Ok(())
     }
 }
@@ -269,6 +282,8 @@ impl Hub {
     pub(crate) fn deliver_local(&self, msg: &Message) {
         let topics = self.inner.topics.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(subs) = topics.get(&msg.topic) {
+            let msg = Arc::new(msg.clone());
+            let msg = &msg;
             for s in subs {
                 s.push(msg);
             }

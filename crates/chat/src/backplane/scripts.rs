@@ -74,7 +74,7 @@ for _, sid in ipairs(redis.call('SMEMBERS', p .. ':servers')) do
       local osid, id, name = string.match(all[i + 1], '^%d+ (%x+) (%d+) (.*)$')
       if osid == sid then
         redis.call('HDEL', p .. ':members', all[i])
-        redis.call('PUBLISH', ARGV[3], sid .. ' ' .. id .. ' ' .. ARGV[4] .. '\nL' .. name)
+        redis.call('PUBLISH', ARGV[3], sid .. ' ' .. id .. ' ' .. ARGV[4] .. '\nL* ' .. name .. ' left\n')
         n = n + 1
       end
     end
@@ -95,7 +95,7 @@ for i = 1, #all, 2 do
   local osid, id, name = string.match(all[i + 1], '^%d+ (%x+) (%d+) (.*)$')
   if osid == sid then
     redis.call('HDEL', p .. ':members', all[i])
-    redis.call('PUBLISH', ARGV[3], sid .. ' ' .. id .. ' ' .. ARGV[4] .. '\nL' .. name)
+    redis.call('PUBLISH', ARGV[3], sid .. ' ' .. id .. ' ' .. ARGV[4] .. '\nL* ' .. name .. ' left\n')
   end
 end
 if redis.call('SCARD', p .. ':servers') == 0 and redis.call('HLEN', p .. ':members') == 0 then

@@ -125,6 +125,7 @@ pub fn report(
         "errors",
         "RSS joined",
         "RSS end",
+        "RSS peak",
     ]
     .map(String::from)
     .to_vec()];
@@ -147,6 +148,7 @@ pub fn report(
             format!("{}+{} dropped", r.errors, r.dropped),
             kib(r.rss_joined_kib),
             kib(r.rss_end_kib),
+            kib(r.rss_peak_kib),
         ]);
     }
     println!(

@@ -46,6 +46,8 @@ pub struct Outcome {
     /// Server RSS (KiB) while holding every member, before sending; and after the run.
     pub rss_joined_kib: u64,
     pub rss_end_kib: u64,
+    /// The servers' peak RSS over the run (KiB), sampled by the caller before they stop.
+    pub rss_peak_kib: u64,
 }
 
 impl std::fmt::Debug for Tally {
@@ -249,7 +251,9 @@ impl Member {
                 _ = self.stop.changed() => break,
             };
             if n == 0 {
-                ended = true;
+                // Once the run is over, a sender's connection ends when its sending task is
+                // stopped, maybe before this reader hears the stop: that is not a drop.
+                ended = !*self.stop.borrow();
                 break;
             }
             have += n;

@@ -52,6 +52,8 @@ pub struct Row {
     pub dropped: u64,
     pub rss_joined_kib: Option<f64>,
     pub rss_end_kib: Option<f64>,
+    /// Peak RSS over the run (the join storm's height, at 10,000 members).
+    pub rss_peak_kib: Option<f64>,
     /// Why the model could not run, if it couldn't.
     pub skipped: Option<String>,
 }
@@ -103,7 +105,8 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Vec<Row> {
                     continue;
                 }
             };
-            let o = load::run(&t.addrs(), t.wire, &opts.load, || t.rss_kib());
+            let mut o = load::run(&t.addrs(), t.wire, &opts.load, || t.rss_kib());
+            o.rss_peak_kib = t.rss_peak_kib();
             drop(t);
             progress(&format!(
                 "round {} {model}: {}/{} delivered in {:.2} s, {} joined",
@@ -157,6 +160,7 @@ fn row(model: &str, opts: &Options, runs: &[load::Outcome], skipped: Option<Stri
         dropped: runs.iter().map(|o| o.tally.dropped).sum(),
         rss_joined_kib: med(&|o| Some(o.rss_joined_kib as f64)),
         rss_end_kib: med(&|o| Some(o.rss_end_kib as f64)),
+        rss_peak_kib: med(&|o| Some(o.rss_peak_kib as f64)),
         skipped,
     }
 }

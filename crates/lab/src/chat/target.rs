@@ -154,8 +154,22 @@ impl Target {
 
     /// Resident memory of the server and its descendants (fork/prefork), in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let mine: u64 = tree(self.child.id()).into_iter().map(rss_of).sum();
+        let mine: u64 = tree(self.child.id())
+            .into_iter()
+            .map(|p| status_kib(p, "VmRSS:"))
+            .sum();
         mine + self.extra.iter().map(Target::rss_kib).sum::<u64>()
+    }
+
+    /// The servers' peak RSS so far (KiB; `VmHWM`). The settled figures above show what a
+    /// server keeps; this shows what a burst (the join storm) cost at its height. With several
+    /// processes it is the sum of each one's own peak, an upper bound.
+    pub fn rss_peak_kib(&self) -> u64 {
+        let mine: u64 = tree(self.child.id())
+            .into_iter()
+            .map(|p| status_kib(p, "VmHWM:"))
+            .sum();
+        mine + self.extra.iter().map(Target::rss_peak_kib).sum::<u64>()
     }
 }
 
@@ -212,10 +226,10 @@ fn tree(pid: u32) -> Vec<u32> {
     out
 }
 
-fn rss_of(pid: u32) -> u64 {
+fn status_kib(pid: u32, field: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }

@@ -96,7 +96,7 @@ pub(crate) struct Conn<S: Session> {
     /// Where `waker` currently points, for connections that move between loops (threadpool).
     route: Option<Arc<crate::reactor::Route>>,
     scratch: Vec<Action>,
-    msgs: Vec<Message>,
+    msgs: Vec<Arc<Message>>,
 }
 
 impl<S: Session> Conn<S> {
@@ -561,11 +561,12 @@ impl<S: Session> Conn<S> {
         if self.msgs.is_empty() {
             return false;
         }
-        let msgs = std::mem::take(&mut self.msgs);
+        let mut msgs = std::mem::take(&mut self.msgs);
         self.cx.set_now(Instant::now());
         for m in &msgs {
             self.session.on_message(m, &mut self.cx);
         }
+        msgs.clear(); // not held until the next batch
         self.msgs = msgs;
         true
     }
