@@ -88,6 +88,10 @@ pub(super) enum Pending {
 
 impl<S: Session> Conn<S> {
     pub(super) fn read_channels(&mut self, reg: &mut dyn Registry) -> bool {
+        if self.channels.iter().all(Option::is_none) {
+            // Most connections never open a channel: their thread need not get the buffer.
+            return false;
+        }
         CHANNEL_SCRATCH.with(|scratch| self.read_channels_into(&mut scratch.borrow_mut(), reg))
     }
     pub(super) fn read_channels_into(&mut self, buf: &mut [u8], reg: &mut dyn Registry) -> bool {
