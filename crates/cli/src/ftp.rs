@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// Seconds of silence before a session is closed with 421.
     #[arg(long, default_value_t = 300.0)]
     idle_timeout: f64,
+    /// Sync every upload to disk before its 226 (a 226 then survives a crash); by default the
+    /// 226 means the file is complete and in place, as in vsftpd and ProFTPD.
+    #[arg(long)]
+    fsync_uploads: bool,
     /// Milliseconds a failed login waits before its 530.
     #[arg(long, default_value_t = 1000, hide = true)]
     login_delay_ms: u64,
@@ -100,6 +104,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     cfg.passive_ports = a.passive_ports.clone();
     cfg.passive_address = a.passive_address;
     cfg.login_delay = Duration::from_millis(a.login_delay_ms);
+    cfg.fsync_uploads = a.fsync_uploads;
     if cfg.users.is_none() && cfg.anonymous == Anonymous::Off {
         tracing::warn!("no --users and --anonymous off: nobody can log in");
     }

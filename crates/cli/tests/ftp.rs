@@ -439,6 +439,7 @@ macro_rules! every_model {
                 #[test] fn client_limits() { security::client_limits(M, E) }
                 #[test] fn uploads_all_or_nothing() { durability::uploads_all_or_nothing(M, E) }
                 #[test] fn full_disk() { durability::full_disk(M, E) }
+                #[test] fn synced_uploads() { durability::synced_uploads(M, E) }
                 #[test] fn shutdown_finishes_transfers() { durability::shutdown(M, E) }
             }
         )*

@@ -199,6 +199,8 @@ fn ftp_measures_bingfa_end_to_end_and_stops_it() {
             "1",
             "--idle",
             "5",
+            "--transfers",
+            "2",
         ])
         .args([
             "--login-clients",
@@ -237,6 +239,12 @@ fn ftp_measures_bingfa_end_to_end_and_stops_it() {
         "idle_rss_kib",
     ] {
         assert!(r[k]["median"].as_f64().unwrap() > 0.0, "{k}: {r}");
+    }
+    // Every timed transfer is a sample (the warm-up is not).
+    assert_eq!(r["retr_bytes_per_s"]["runs"], 2, "{r}");
+    assert_eq!(r["stor_bytes_per_s"]["runs"], 2, "{r}");
+    for k in ["crowd_server_cpu_s", "crowd_client_cpu_s"] {
+        assert!(r[k]["median"].as_f64().unwrap() >= 0.0, "{k}: {r}");
     }
     // No anchors ran, so no floor can be checked.
     assert_eq!(v["floors"].as_array().unwrap().len(), 0);

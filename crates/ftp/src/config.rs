@@ -44,6 +44,11 @@ pub struct FtpConfig {
     pub max_failures: u32,
     /// Longest command line accepted (longer ones get `500` and are dropped).
     pub max_line: usize,
+    /// `fdatasync` an upload before its `226` (and start its writeback while it arrives), so a
+    /// `226` means the file survives a crash. Off by default, as in vsftpd, ProFTPD and
+    /// pyftpdlib: the `226` then means the file is complete and in place, and the disk gets it
+    /// with the file system's writeback. All-or-nothing holds either way.
+    pub fsync_uploads: bool,
 }
 
 impl FtpConfig {
@@ -57,6 +62,7 @@ impl FtpConfig {
             login_delay: Duration::from_millis(1000),
             max_failures: 3,
             max_line: 4096,
+            fsync_uploads: false,
         }
     }
 }

@@ -97,6 +97,23 @@ pub(crate) fn set_cork(fd: RawFd, on: bool) {
     };
 }
 
+/// TCP_NOTSENT_LOWAT: the socket counts as writable (and `sendfile`/`write` queue more) only
+/// while fewer than `bytes` queued bytes wait unsent. Best effort: an old kernel without it just
+/// keeps the default (no limit).
+pub(crate) fn set_notsent_lowat(fd: RawFd, bytes: u32) {
+    let v = bytes as libc::c_int;
+    // SAFETY: valid fd and option pointer of the right size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            &v as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+}
+
 /// `pread(2)` into `buf`.
 pub(crate) fn pread(file: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     // SAFETY: buf is a valid writable buffer of the given length.

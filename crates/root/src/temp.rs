@@ -93,15 +93,16 @@ impl TempFile {
     }
 
     /// Gives the file its name `name` (one component) in its directory, atomically replacing
-    /// whatever had that name. Data is flushed first, so a crash right after never leaves a
-    /// named but empty file.
+    /// whatever had that name. Nothing is flushed here: a caller that promises durability
+    /// calls `file().sync_data()` first, so a crash right after never leaves a named but empty
+    /// file (without it the data reaches the disk with the file system's next writeback, as
+    /// any `write` + `rename` does).
     pub fn persist(mut self, name: &[u8]) -> io::Result<()> {
         if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
         let target =
             CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        self.file.sync_data()?;
         let dir = self.dir.as_raw_fd();
         let hidden = match self.hidden.take() {
             Some(h) => h,

@@ -19,6 +19,10 @@ pub struct Args {
     /// MiB of the file each RETR and STOR moves.
     #[arg(long, default_value_t = 64)]
     size_mib: u64,
+    /// Timed RETRs and STORs per server and round (after one warm-up RETR), interleaved
+    /// between the servers.
+    #[arg(long, default_value_t = 5)]
+    transfers: usize,
     /// Clients downloading at once.
     #[arg(long, default_value_t = 300)]
     crowd: usize,
@@ -60,6 +64,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         },
         sizes: ftp::Sizes {
             big_bytes: a.size_mib << 20,
+            transfers: a.transfers.max(1),
             crowd: a.crowd,
             crowd_bytes: a.crowd_mib << 20,
             idle: a.idle,
@@ -158,6 +163,7 @@ fn render(r: &Report) -> String {
         "logins",
         "crowd wall",
         "crowd login",
+        "crowd CPU s server / clients",
         "idle RSS KiB",
         "idle PSS KiB",
         "procs",
@@ -177,6 +183,10 @@ fn render(r: &Report) -> String {
             num(x.logins_per_s, "/s"),
             secs(x.crowd_wall_s),
             secs(x.crowd_login_s),
+            match (x.crowd_server_cpu_s, x.crowd_client_cpu_s) {
+                (Some(a), Some(b)) => format!("{:.2} / {:.2}", a.median, b.median),
+                _ => "-".into(),
+            },
             kib(x.idle_rss_kib),
             kib(x.idle_pss_kib),
             x.idle_processes.to_string(),
@@ -188,9 +198,11 @@ fn render(r: &Report) -> String {
         ]);
     }
     let mut out = format!(
-        "{} MiB RETR/STOR, {} logins clients × {} s, {} clients × {} MiB, {} idle sessions; \
-         bingfa model {}; medians (min–max) of {} rounds; load {} → {}\n",
+        "{} MiB RETR/STOR ({} each per round, interleaved; medians (min–max) of all), {} logins \
+         clients × {} s, {} clients × {} MiB, {} idle sessions; bingfa model {}; the rest: \
+         medians (min–max) of {} rounds; load {} → {}\n",
         s.big_bytes >> 20,
+        s.transfers,
         s.login_clients,
         s.login_secs,
         s.crowd,

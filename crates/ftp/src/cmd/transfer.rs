@@ -7,7 +7,9 @@
 //! over the target only when the client's EOF says the file is complete; an `ABOR`, a broken
 //! data or control connection, or a full disk (`452`) drop it, leaving the old file untouched
 //! and nothing partial. A resumed upload (`REST n` + `STOR`, or `APPE`) writes in place: what
-//! arrived is kept, which is the point of resuming.
+//! arrived is kept, which is the point of resuming. With `fsync_uploads` the data is synced
+//! before the `226` (writeback starts every few MiB as it arrives, so the final sync waits
+//! only for the tail); without it the `226` comes as soon as the file is in place.
 
 use crate::reply::{io_error, reply};
 use crate::session::{Data, FtpSession};
@@ -20,6 +22,8 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 const ASCII_CHUNK: usize = 64 * 1024;
+/// With `fsync_uploads`: bytes written between two starts of writeback.
+const WRITEBACK_STEP: u64 = 8 << 20;
 /// Listings larger than this are spooled to a scratch file.
 const SPOOL_OVER: usize = 256 * 1024;
 
@@ -49,19 +53,54 @@ enum Sink {
     InPlace(File, Option<u64>),
 }
 
+impl Sink {
+    fn file(&self) -> &File {
+        match self {
+            Sink::Temp(t, _) => t.file(),
+            Sink::InPlace(f, _) => f,
+        }
+    }
+}
+
+/// An upload that is synced before its `226`: how far it was written, and where the last
+/// writeback started.
+struct Durable {
+    written: u64,
+    started: u64,
+}
+
+impl Durable {
+    /// Start writing back what arrived since the last start, once it is `WRITEBACK_STEP`: the
+    /// disk works while the network does, instead of all at the end. Only a start (it does not
+    /// wait for the disk); a failure shows at the final `fdatasync`.
+    fn wrote(&mut self, file: &File, n: usize) {
+        self.written += n as u64;
+        if self.written - self.started >= WRITEBACK_STEP {
+            // SAFETY: a valid fd; the range is one this upload wrote.
+            unsafe {
+                libc::sync_file_range(
+                    std::os::fd::AsRawFd::as_raw_fd(file),
+                    self.started as libc::off64_t,
+                    (self.written - self.started) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                )
+            };
+            self.started = self.written;
+        }
+    }
+}
+
 enum Kind {
     /// Everything is queued on the channel; complete when it closes.
     Send,
     /// ASCII download: the next piece goes when the channel drains.
-    Ascii {
-        file: File,
-        offset: u64,
-        end: u64,
-    },
+    Ascii { file: File, offset: u64, end: u64 },
     Recv {
         sink: Sink,
         ascii: bool,
         cr: bool,
+        /// Synced before the `226` (`fsync_uploads`).
+        durable: Option<Durable>,
     },
 }
 
@@ -227,6 +266,18 @@ pub fn stor(s: &mut FtpSession, arg: &str, mode: Mode, cx: &mut Context) {
     s.xfer = Some(Transfer {
         id,
         kind: Kind::Recv {
+            durable: s.shared.cfg.fsync_uploads.then(|| {
+                // Where this upload's bytes start: an append writes at the current end.
+                let at = match &sink {
+                    Sink::Temp(..) => 0,
+                    Sink::InPlace(_, Some(n)) => *n,
+                    Sink::InPlace(f, None) => f.metadata().map_or(0, |m| m.len()),
+                };
+                Durable {
+                    written: at,
+                    started: at,
+                }
+            }),
             sink,
             ascii: s.ascii,
             cr: false,
@@ -282,8 +333,8 @@ pub fn abor(s: &mut FtpSession, cx: &mut Context) {
 }
 
 /// Writes upload bytes, converting CRLF to LF in ASCII mode (a CR at the end of one piece is
-/// held until the next shows whether an LF follows).
-fn write_sink(sink: &mut Sink, bytes: &[u8], ascii: bool, cr: &mut bool) -> std::io::Result<()> {
+/// held until the next shows whether an LF follows); returns how many bytes the file got.
+fn write_sink(sink: &mut Sink, bytes: &[u8], ascii: bool, cr: &mut bool) -> std::io::Result<usize> {
     let converted;
     let bytes = if ascii {
         let mut out = Vec::with_capacity(bytes.len() + 1);
@@ -303,14 +354,14 @@ fn write_sink(sink: &mut Sink, bytes: &[u8], ascii: bool, cr: &mut bool) -> std:
         bytes
     };
     match sink {
-        Sink::Temp(t, _) => t.write_all(bytes),
+        Sink::Temp(t, _) => t.write_all(bytes)?,
         Sink::InPlace(f, Some(off)) => {
             f.write_all_at(bytes, *off)?;
             *off += bytes.len() as u64;
-            Ok(())
         }
-        Sink::InPlace(f, None) => f.write_all(bytes),
+        Sink::InPlace(f, None) => f.write_all(bytes)?,
     }
+    Ok(bytes.len())
 }
 
 /// An event on a data channel: a passive listener's address, or the transfer's progress.
@@ -336,13 +387,26 @@ pub fn on_channel(s: &mut FtpSession, id: ChannelId, ev: ChannelEvent<'_>, cx: &
         return;
     };
     match (&mut x.kind, ev) {
-        (Kind::Recv { sink, ascii, cr }, ChannelEvent::Data(b)) => {
-            if let Err(e) = write_sink(sink, b, *ascii, cr) {
+        (
+            Kind::Recv {
+                sink,
+                ascii,
+                cr,
+                durable,
+            },
+            ChannelEvent::Data(b),
+        ) => match write_sink(sink, b, *ascii, cr) {
+            Ok(n) => {
+                if let Some(d) = durable {
+                    d.wrote(sink.file(), n);
+                }
+            }
+            Err(e) => {
                 cx.channel_abort(id);
                 io_error(cx, &e);
                 s.transfer_ended(cx);
             }
-        }
+        },
         (Kind::Recv { .. }, ChannelEvent::Eof) => {
             let Some(Transfer {
                 kind:
@@ -350,20 +414,26 @@ pub fn on_channel(s: &mut FtpSession, id: ChannelId, ev: ChannelEvent<'_>, cx: &
                         mut sink,
                         ascii,
                         cr,
+                        durable,
                     },
                 ..
             }) = s.xfer.take()
             else {
                 unreachable!()
             };
-            let mut done = Ok(());
+            let mut done = Ok(0);
             if ascii && cr {
                 done = write_sink(&mut sink, b"\r", false, &mut false);
             }
-            let done = done.and_then(|_| match sink {
-                Sink::Temp(t, name) => t.persist(&name),
-                Sink::InPlace(..) => Ok(()),
-            });
+            let done = done
+                .and_then(|_| match durable {
+                    Some(_) => sink.file().sync_data(),
+                    None => Ok(()),
+                })
+                .and_then(|_| match sink {
+                    Sink::Temp(t, name) => t.persist(&name),
+                    Sink::InPlace(..) => Ok(()),
+                });
             cx.channel_close(id);
             match done {
                 Ok(()) => reply(cx, 226, "Transfer complete."),

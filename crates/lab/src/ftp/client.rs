@@ -2,10 +2,24 @@
 //! EPSV with a PASV fallback, RETR, STOR, QUIT) over blocking sockets with timeouts. It is not
 //! bingfa-ftp's client on purpose: the lab must not depend on the crate it measures, and the
 //! same few lines of protocol must cost the same against every server.
+//!
+//! The client's side of a transfer is kept as cheap as Linux allows, so that what is measured
+//! is the server: a download is drained with `recv(MSG_TRUNC)` (the kernel discards the bytes,
+//! nothing is copied to the lab), an upload is `sendfile` from a file in the page cache, and
+//! the upload socket holds at most `NOTSENT_LOWAT` unsent bytes, so the lab's thread transmits
+//! its own data instead of leaving a backlog that the server's reads would push out from the
+//! server's thread (on loopback, an ACK sends the queued data in the receiver's context).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::time::Duration;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+/// Most unsent bytes an upload socket queues (TCP_NOTSENT_LOWAT), see the module comment.
+const NOTSENT_LOWAT: libc::c_int = 16 * 1024;
+/// Most bytes one drain call or one `sendfile` asks for.
+const STEP: usize = 1 << 20;
 
 /// One control connection.
 pub struct Control {
@@ -141,48 +155,102 @@ impl Control {
         Ok(d)
     }
 
-    /// Download `path` into `buf` (overwritten, the bytes thrown away); returns the byte count
-    /// once the server has confirmed the transfer (226/250).
-    pub fn retr(&mut self, path: &str, buf: &mut [u8]) -> io::Result<u64> {
-        let mut data = self.passive()?;
+    /// Download `path`, discarding the bytes as they arrive; returns the byte count and the
+    /// time from the RETR command to the server's confirmation (226/250), once the server has
+    /// confirmed and every byte was received. The data connection is opened before the clock
+    /// starts.
+    pub fn retr(&mut self, path: &str) -> io::Result<(u64, Duration)> {
+        let data = self.passive()?;
+        let t = Instant::now();
         self.cmd_expect(&format!("RETR {path}"), |c| c == 150 || c == 125)?;
-        let mut n = 0u64;
-        loop {
-            match data.read(buf)? {
-                0 => break,
-                k => n += k as u64,
-            }
-        }
+        let n = drain(&data)?;
         drop(data);
         let (c, l) = self.reply()?;
+        let took = t.elapsed();
         if c != 226 && c != 250 {
             return Err(fail(format!("RETR {path}: {l:?}")));
         }
-        Ok(n)
+        Ok((n, took))
     }
 
-    /// Upload `total` bytes (repeating `chunk`) as `path`, and wait for the server's 226.
-    pub fn stor(&mut self, path: &str, chunk: &[u8], total: u64) -> io::Result<()> {
-        let mut data = self.passive()?;
+    /// Upload the first `total` bytes of `src` as `path`; returns the time from the STOR command
+    /// to the server's 226 (the server has the whole file in place by then).
+    pub fn stor(&mut self, path: &str, src: &File, total: u64) -> io::Result<Duration> {
+        let data = self.passive()?;
+        let fd = data.as_raw_fd();
+        // SAFETY: a valid socket and an option of the right size.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NOTSENT_LOWAT,
+                &NOTSENT_LOWAT as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        let t = Instant::now();
         self.cmd_expect(&format!("STOR {path}"), |c| c == 150 || c == 125)?;
-        let mut left = total;
-        while left > 0 {
-            let k = (chunk.len() as u64).min(left) as usize;
-            data.write_all(&chunk[..k])?;
-            left -= k as u64;
+        let mut off: libc::off_t = 0;
+        while (off as u64) < total {
+            let want = (total - off as u64).min(STEP as u64) as usize;
+            // SAFETY: valid fds; `off` is a valid pointer the kernel advances.
+            let k = unsafe { libc::sendfile(fd, src.as_raw_fd(), &mut off, want) };
+            if k < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if k == 0 {
+                return Err(fail(format!(
+                    "STOR {path}: the source is shorter than {total}"
+                )));
+            }
         }
         // End of file is the end of the data connection (stream mode).
         data.shutdown(Shutdown::Write)?;
         drop(data);
         let (c, l) = self.reply()?;
+        let took = t.elapsed();
         if c != 226 && c != 250 {
             return Err(fail(format!("STOR {path}: {l:?}")));
         }
-        Ok(())
+        Ok(took)
     }
 
     /// QUIT and wait for the goodbye (221), so the server has done its part of the close.
     pub fn quit(mut self) -> io::Result<()> {
         self.cmd_expect("QUIT", |c| c == 221).map(drop)
+    }
+}
+
+/// Read `data` to its end, the kernel discarding the bytes (`MSG_TRUNC` on a TCP socket:
+/// nothing is copied out); returns how many there were. The socket's read timeout applies.
+fn drain(data: &TcpStream) -> io::Result<u64> {
+    // Never written (MSG_TRUNC leaves it alone), so its zeroed pages are never even mapped in;
+    // the kernel is still handed a real buffer of the length asked for.
+    let mut sink = vec![0u8; STEP];
+    let mut n = 0u64;
+    loop {
+        // SAFETY: a valid socket and a buffer of `STEP` bytes.
+        let k = unsafe {
+            libc::recv(
+                data.as_raw_fd(),
+                sink.as_mut_ptr().cast(),
+                STEP,
+                libc::MSG_TRUNC,
+            )
+        };
+        match k {
+            0 => return Ok(n),
+            k if k > 0 => n += k as u64,
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
     }
 }

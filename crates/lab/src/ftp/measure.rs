@@ -3,6 +3,7 @@
 //! downloading at once, and the memory held by idle logged-in sessions. Every socket wait has
 //! a timeout, so a stuck server fails a measurement instead of hanging the run.
 
+use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,43 +13,31 @@ use std::time::{Duration, Instant};
 use super::client::Control;
 use super::target::Mem;
 
-/// Read buffer of a download: big enough that the syscall count doesn't limit a single stream.
-const BIG_BUF: usize = 1 << 20;
-/// Per-client buffer when hundreds download at once (they share two cores anyway).
-const SMALL_BUF: usize = 64 << 10;
-
-/// Bytes per second of one RETR of `path` (`size` bytes), timed from the RETR command to the
-/// server's 226.
-pub fn retr(addr: SocketAddr, path: &str, size: u64, timeout: Duration) -> io::Result<f64> {
+/// A logged-in binary-mode session for the throughput measurements, kept across transfers.
+pub fn session(addr: SocketAddr, timeout: Duration) -> io::Result<Control> {
     let mut c = Control::connect(addr, timeout)?;
     c.login_anonymous()?;
     c.binary()?;
-    let mut buf = vec![0u8; BIG_BUF];
-    let t = Instant::now();
-    let n = c.retr(path, &mut buf)?;
-    let secs = t.elapsed().as_secs_f64();
-    let _ = c.quit();
+    Ok(c)
+}
+
+/// Bytes per second of one RETR of `path` (`size` bytes), timed from the RETR command to the
+/// server's 226.
+pub fn retr(c: &mut Control, path: &str, size: u64) -> io::Result<f64> {
+    let (n, took) = c.retr(path)?;
     if n != size {
         return Err(io::Error::other(format!(
             "RETR {path}: {n} bytes, not {size}"
         )));
     }
-    Ok(n as f64 / secs)
+    Ok(n as f64 / took.as_secs_f64())
 }
 
-/// Bytes per second of one STOR of `size` bytes as `path`, timed from the STOR command to the
-/// server's 226 (the server has written and closed the file by then).
-pub fn stor(addr: SocketAddr, path: &str, size: u64, timeout: Duration) -> io::Result<f64> {
-    let mut c = Control::connect(addr, timeout)?;
-    c.login_anonymous()?;
-    c.binary()?;
-    // Not all zeros, so nothing along the way can take a shortcut on it.
-    let chunk: Vec<u8> = (0..BIG_BUF).map(|i| (i * 31 + 7) as u8).collect();
-    let t = Instant::now();
-    c.stor(path, &chunk, size)?;
-    let secs = t.elapsed().as_secs_f64();
-    let _ = c.quit();
-    Ok(size as f64 / secs)
+/// Bytes per second of one STOR of `size` bytes of `src` as `path`, timed from the STOR
+/// command to the server's 226 (the server has written and named the file by then).
+pub fn stor(c: &mut Control, path: &str, src: &File, size: u64) -> io::Result<f64> {
+    let took = c.stor(path, src, size)?;
+    Ok(size as f64 / took.as_secs_f64())
 }
 
 /// What the login storm did.
@@ -99,6 +88,11 @@ pub struct Crowd {
     pub login_secs: f64,
     /// From the go signal (every client logged in) to the last 226.
     pub wall_secs: f64,
+    /// CPU seconds (user + system) over the same span: the server's (its process tree), and
+    /// the lab's (all the clients). On loopback the kernel's work for a connection lands on
+    /// whichever side's thread happens to run it, so the two are best read together.
+    pub server_cpu_s: f64,
+    pub client_cpu_s: f64,
     pub ok: usize,
     pub failed: Vec<String>,
 }
@@ -110,8 +104,15 @@ pub struct Crowd {
 const GATHERING: usize = 16;
 
 /// `clients` clients connect and log in (at most `GATHERING` at a time), then all at once
-/// download `path` (`size` bytes).
-pub fn crowd(addr: SocketAddr, clients: usize, path: &str, size: u64, timeout: Duration) -> Crowd {
+/// download `path` (`size` bytes). `server_cpu` reads the server's CPU seconds so far.
+pub fn crowd(
+    addr: SocketAddr,
+    clients: usize,
+    path: &str,
+    size: u64,
+    timeout: Duration,
+    server_cpu: impl Fn() -> f64,
+) -> Crowd {
     let gate = Arc::new(Gate::default());
     let slots = Arc::new(Slots::new(GATHERING));
     let start = Instant::now();
@@ -135,8 +136,7 @@ pub fn crowd(addr: SocketAddr, clients: usize, path: &str, size: u64, timeout: D
                 // Every thread reaches the gate, logged in or not, so none can hang it.
                 gate.arrive_and_wait();
                 let mut c = session.map_err(|e| format!("login: {e}"))?;
-                let mut buf = vec![0u8; SMALL_BUF];
-                let n = c.retr(&path, &mut buf).map_err(|e| e.to_string())?;
+                let (n, _) = c.retr(&path).map_err(|e| e.to_string())?;
                 let _ = c.quit();
                 if n != size {
                     return Err(format!("{n} bytes, not {size}"));
@@ -151,6 +151,7 @@ pub fn crowd(addr: SocketAddr, clients: usize, path: &str, size: u64, timeout: D
     }
     gate.open_when(handles.len());
     let login_secs = start.elapsed().as_secs_f64();
+    let (server0, client0) = (server_cpu(), own_cpu());
     let t = Instant::now();
     let mut ok = 0;
     for h in handles {
@@ -160,12 +161,28 @@ pub fn crowd(addr: SocketAddr, clients: usize, path: &str, size: u64, timeout: D
             Err(_) => failed.push("client thread panicked".into()),
         }
     }
+    let wall_secs = t.elapsed().as_secs_f64();
+    let client_cpu_s = own_cpu() - client0;
+    // A forking server's finished sessions count once their parent has reaped them.
+    std::thread::sleep(Duration::from_millis(200));
     Crowd {
         login_secs,
-        wall_secs: t.elapsed().as_secs_f64(),
+        wall_secs,
+        server_cpu_s: server_cpu() - server0,
+        client_cpu_s,
         ok,
         failed,
     }
+}
+
+/// This process's CPU seconds so far (user + system, all threads).
+fn own_cpu() -> f64 {
+    // SAFETY: a zeroed rusage is a valid out-parameter.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF and a valid pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut r) };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(r.ru_utime) + t(r.ru_stime)
 }
 
 /// A start line: the clients arrive one by one, and all are let go together once as many as

@@ -2,10 +2,14 @@
 //! run: RETR and STOR throughput of one big file, anonymous logins per second, many clients
 //! downloading at once, and the memory of idle logged-in sessions (issue 10's floors).
 //!
-//! Each round starts every server in turn (the order alternates between rounds, so a noisy
-//! neighbour doesn't always hit the same one), runs every measurement against it and kills it.
-//! Figures are medians over the rounds. Reading order: `client.rs` (the protocol the lab
-//! speaks), `target.rs` (the servers), `measure.rs` (the measurements).
+//! Each round starts every server (in an order that alternates between rounds), reads each
+//! one's idle memory while it is fresh, then runs the transfers interleaved — one warm-up RETR
+//! each, then `transfers` times a RETR from every server, then a STOR to every server, the
+//! starting server rotating — so a load that comes and goes hits them alike; then each
+//! server's login storm and crowd in turn; then kills them all. RETR and STOR figures are
+//! medians over every transfer of every round, the others medians over the rounds. Reading
+//! order: `client.rs` (the protocol the lab speaks), `target.rs` (the servers), `measure.rs`
+//! (the measurements).
 
 pub mod client;
 pub mod measure;
@@ -26,6 +30,8 @@ use target::{Target, BINGFA, PYFTPDLIB, VSFTPD};
 pub struct Sizes {
     /// The RETR/STOR file.
     pub big_bytes: u64,
+    /// Timed RETRs (and STORs) per server and round.
+    pub transfers: usize,
     /// Clients downloading at once, and the file each downloads.
     pub crowd: usize,
     pub crowd_bytes: u64,
@@ -60,6 +66,9 @@ pub struct Row {
     pub crowd_wall_s: Option<Spread>,
     /// The crowd's connect and login, before the go signal.
     pub crowd_login_s: Option<Spread>,
+    /// CPU seconds during the crowd: the server's process tree, and the lab's clients.
+    pub crowd_server_cpu_s: Option<Spread>,
+    pub crowd_client_cpu_s: Option<Spread>,
     /// Idle sessions: the server tree's summed VmRSS and Pss, and how many processes it had.
     pub idle_rss_kib: Option<Spread>,
     pub idle_pss_kib: Option<Spread>,
@@ -98,11 +107,14 @@ pub struct Report {
 /// One round's samples for one server.
 #[derive(Default)]
 struct Sample {
-    retr: Option<f64>,
-    stor: Option<f64>,
+    /// Every timed transfer of the round.
+    retr: Vec<f64>,
+    stor: Vec<f64>,
     logins: Option<f64>,
     crowd_wall: Option<f64>,
     crowd_login: Option<f64>,
+    crowd_server_cpu: Option<f64>,
+    crowd_client_cpu: Option<f64>,
     idle_rss: Option<f64>,
     idle_pss: Option<f64>,
     idle_processes: usize,
@@ -157,39 +169,54 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Result<Report, Str
     for (name, size) in [(BIG, s.big_bytes), (EACH, s.crowd_bytes)] {
         write_file(&root.0.join(name), size).map_err(|e| format!("writing {name}: {e}"))?;
     }
+    let src = std::fs::File::open(root.0.join(BIG)).map_err(|e| format!("{BIG}: {e}"))?;
     let load_before = loadavg();
     let timeout = Duration::from_secs(s.timeout_secs.max(1));
     let n = opts.servers.len();
     let mut samples: Vec<Vec<Sample>> = (0..n).map(|_| Vec::new()).collect();
     let mut skipped: Vec<Option<String>> = vec![None; n];
     for round in 0..opts.rounds.max(1) {
-        let mut order: Vec<usize> = (0..n).collect();
+        let mut order: Vec<usize> = (0..n).filter(|&i| skipped[i].is_none()).collect();
         if round % 2 == 1 {
             order.reverse();
         }
+        let mut running: Vec<(usize, Target)> = Vec::new();
         for i in order {
-            if skipped[i].is_some() {
-                continue;
-            }
             let name = &opts.servers[i];
-            let t = match Target::start(name, &root.0, s.crowd.max(s.idle), &opts.bingfa) {
-                Ok(t) => t,
+            match Target::start(name, &root.0, s.crowd.max(s.idle), &opts.bingfa) {
+                Ok(t) => running.push((i, t)),
                 Err(e) => {
                     progress(&format!("{name}: skipped: {e}"));
                     skipped[i] = Some(e);
-                    continue;
                 }
-            };
-            let up = format!("up-{name}-{round}.bin");
-            let sample = one_round(&t, s, &up, timeout, &mut |l| {
-                progress(&format!("round {} {name}: {l}", round + 1))
-            });
-            drop(t);
-            let _ = std::fs::remove_file(root.0.join(&up));
-            samples[i].push(sample);
-            // Let the killed server's sockets close before the next one starts.
-            std::thread::sleep(Duration::from_millis(300));
+            }
         }
+        let mut round_samples: Vec<Sample> = running.iter().map(|_| Sample::default()).collect();
+        let mut say =
+            |t: &Target, l: &str| progress(&format!("round {} {}: {l}", round + 1, t.name));
+        for ((_, t), out) in running.iter().zip(&mut round_samples) {
+            idle(t, s, timeout, out, &mut say);
+        }
+        let ts: Vec<&Target> = running.iter().map(|(_, t)| t).collect();
+        transfers(
+            &ts,
+            s,
+            &src,
+            &root.0,
+            round,
+            timeout,
+            &mut round_samples,
+            &mut say,
+        );
+        for ((_, t), out) in running.iter().zip(&mut round_samples) {
+            logins_and_crowd(t, s, timeout, out, &mut say);
+        }
+        for ((i, t), sample) in running.into_iter().zip(round_samples) {
+            drop(t);
+            samples[i].push(sample);
+        }
+        // Let the killed servers' sockets close before the next round starts.
+        std::thread::sleep(Duration::from_millis(300));
     }
     let rows: Vec<Row> = opts
         .servers
@@ -208,58 +235,124 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Result<Report, Str
     })
 }
 
-/// Every measurement against one running server, idle memory first (on a fresh server, before
-/// the transfers have grown any buffers).
-fn one_round(
+/// Idle memory, on a fresh server (before the transfers have grown any buffers).
+fn idle(
     t: &Target,
     s: &Sizes,
-    up: &str,
     timeout: Duration,
-    progress: &mut dyn FnMut(&str),
-) -> Sample {
-    let mut out = Sample::default();
+    out: &mut Sample,
+    say: &mut dyn FnMut(&Target, &str),
+) {
     match measure::idle(t.addr, s.idle, timeout, || t.mem()) {
         Ok(m) => {
-            progress(&format!(
-                "{} idle sessions: {} KiB RSS, {} KiB PSS in {} processes",
-                s.idle, m.rss_kib, m.pss_kib, m.processes
-            ));
+            say(
+                t,
+                &format!(
+                    "{} idle sessions: {} KiB RSS, {} KiB PSS in {} processes",
+                    s.idle, m.rss_kib, m.pss_kib, m.processes
+                ),
+            );
             out.idle_rss = Some(m.rss_kib as f64);
             out.idle_pss = Some(m.pss_kib as f64);
             out.idle_processes = m.processes;
         }
         Err(e) => out.errors.push(format!("idle: {e}")),
     }
-    match measure::retr(t.addr, BIG, s.big_bytes, timeout) {
-        Ok(r) => {
-            progress(&format!("RETR {:.0} MB/s", r / 1e6));
-            out.retr = Some(r);
+}
+
+/// The RETRs and STORs of one round, interleaved between the servers: per repetition one RETR
+/// from each, then one STOR to each, the first server rotating. The first repetition is a
+/// warm-up and is not recorded. Every STOR goes to a new name, removed right after (outside
+/// the timing), so no server replaces a file or finds dirty pages of an earlier upload.
+#[allow(clippy::too_many_arguments)]
+fn transfers(
+    ts: &[&Target],
+    s: &Sizes,
+    src: &std::fs::File,
+    root: &Path,
+    round: usize,
+    timeout: Duration,
+    out: &mut [Sample],
+    say: &mut dyn FnMut(&Target, &str),
+) {
+    let n = ts.len();
+    let mut sessions: Vec<Option<client::Control>> = (0..n).map(|_| None).collect();
+    for rep in 0..=s.transfers {
+        let timed = rep > 0;
+        for stor in [false, true] {
+            for k in (0..n).map(|j| (j + rep) % n) {
+                let t = ts[k];
+                let c = match sessions[k].take() {
+                    Some(c) => c,
+                    None => match measure::session(t.addr, timeout) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            out[k].errors.push(format!("transfer login: {e}"));
+                            continue;
+                        }
+                    },
+                };
+                let mut c = c;
+                let (what, r) = if stor {
+                    let up = format!("up-{}-{round}-{rep}.bin", t.name);
+                    let r = measure::stor(&mut c, &up, src, s.big_bytes);
+                    let _ = std::fs::remove_file(root.join(&up));
+                    ("STOR", r)
+                } else {
+                    ("RETR", measure::retr(&mut c, BIG, s.big_bytes))
+                };
+                match r {
+                    Ok(v) => {
+                        sessions[k] = Some(c);
+                        if timed {
+                            say(t, &format!("{what} {:.0} MB/s", v / 1e6));
+                            if stor {
+                                out[k].stor.push(v);
+                            } else {
+                                out[k].retr.push(v);
+                            }
+                        }
+                    }
+                    // The session is dropped: the next transfer logs in afresh.
+                    Err(e) => out[k].errors.push(format!("{what}: {e}")),
+                }
+            }
         }
-        Err(e) => out.errors.push(format!("RETR: {e}")),
     }
-    match measure::stor(t.addr, up, s.big_bytes, timeout) {
-        Ok(r) => {
-            progress(&format!("STOR {:.0} MB/s", r / 1e6));
-            out.stor = Some(r);
-        }
-        Err(e) => out.errors.push(format!("STOR: {e}")),
+    for c in sessions.into_iter().flatten() {
+        let _ = c.quit();
     }
+}
+
+/// The login storm, then the crowd.
+fn logins_and_crowd(
+    t: &Target,
+    s: &Sizes,
+    timeout: Duration,
+    out: &mut Sample,
+    say: &mut dyn FnMut(&Target, &str),
+) {
     let l = measure::logins(t.addr, s.login_clients, s.login_secs, timeout);
-    progress(&format!(
-        "{} logins ({} failed) in {:.2} s",
-        l.done, l.errors, l.secs
-    ));
+    say(
+        t,
+        &format!("{} logins ({} failed) in {:.2} s", l.done, l.errors, l.secs),
+    );
     if l.errors > 0 {
         out.errors.push(format!("logins: {} failed", l.errors));
     }
     if l.done > 0 && l.secs > 0.0 {
         out.logins = Some(l.done as f64 / l.secs);
     }
-    let c = measure::crowd(t.addr, s.crowd, EACH, s.crowd_bytes, timeout);
-    progress(&format!(
-        "{} clients downloading: {}/{} done in {:.2} s (logins took {:.2} s)",
-        s.crowd, c.ok, s.crowd, c.wall_secs, c.login_secs
-    ));
+    let c = measure::crowd(t.addr, s.crowd, EACH, s.crowd_bytes, timeout, || {
+        t.cpu_secs()
+    });
+    say(
+        t,
+        &format!(
+            "{} clients downloading: {}/{} done in {:.2} s (logins took {:.2} s)",
+            s.crowd, c.ok, s.crowd, c.wall_secs, c.login_secs
+        ),
+    );
     if let Some(e) = c.failed.first() {
         out.errors.push(format!(
             "crowd: {} of {} failed, first: {e}",
@@ -269,13 +362,21 @@ fn one_round(
     } else {
         out.crowd_wall = Some(c.wall_secs);
         out.crowd_login = Some(c.login_secs);
+        out.crowd_server_cpu = Some(c.server_cpu_s);
+        out.crowd_client_cpu = Some(c.client_cpu_s);
     }
-    out
 }
 
 fn row(name: &str, ss: &[Sample], skipped: Option<String>) -> Row {
     let spread =
         |f: fn(&Sample) -> Option<f64>| Spread::of(&ss.iter().filter_map(f).collect::<Vec<_>>());
+    let pooled = |f: fn(&Sample) -> &Vec<f64>| {
+        Spread::of(
+            &ss.iter()
+                .flat_map(|x| f(x).iter().copied())
+                .collect::<Vec<_>>(),
+        )
+    };
     let mut errors: Vec<String> = Vec::new();
     for e in ss.iter().flat_map(|s| &s.errors) {
         if !errors.contains(e) {
@@ -285,11 +386,13 @@ fn row(name: &str, ss: &[Sample], skipped: Option<String>) -> Row {
     Row {
         server: name.into(),
         rounds: ss.len(),
-        retr_bytes_per_s: spread(|s| s.retr),
-        stor_bytes_per_s: spread(|s| s.stor),
+        retr_bytes_per_s: pooled(|s| &s.retr),
+        stor_bytes_per_s: pooled(|s| &s.stor),
         logins_per_s: spread(|s| s.logins),
         crowd_wall_s: spread(|s| s.crowd_wall),
         crowd_login_s: spread(|s| s.crowd_login),
+        crowd_server_cpu_s: spread(|s| s.crowd_server_cpu),
+        crowd_client_cpu_s: spread(|s| s.crowd_client_cpu),
         idle_rss_kib: spread(|s| s.idle_rss),
         idle_pss_kib: spread(|s| s.idle_pss),
         idle_processes: ss.iter().map(|s| s.idle_processes).max().unwrap_or(0),
@@ -400,6 +503,8 @@ mod tests {
             logins_per_s: one(retr),
             crowd_wall_s: one(crowd),
             crowd_login_s: None,
+            crowd_server_cpu_s: None,
+            crowd_client_cpu_s: None,
             idle_rss_kib: one(rss),
             idle_pss_kib: None,
             idle_processes: 1,

@@ -265,6 +265,30 @@ impl Target {
     }
 }
 
+impl Target {
+    /// CPU seconds (user + system) the server has used so far: its live processes' own, plus
+    /// what each has collected from children it reaped (vsftpd's finished sessions).
+    pub fn cpu_secs(&self) -> f64 {
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        spawn::tree(self.pid())
+            .into_iter()
+            .map(|p| {
+                let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+                // utime stime cutime cstime: fields 14–17, the 12th–15th after the `)`.
+                stat.rsplit_once(')').map_or(0, |(_, r)| {
+                    r.split_whitespace()
+                        .skip(11)
+                        .take(4)
+                        .filter_map(|v| v.parse::<u64>().ok())
+                        .sum::<u64>()
+                })
+            })
+            .sum::<u64>() as f64
+            / hz
+    }
+}
+
 impl Drop for Target {
     fn drop(&mut self) {
         // The descendants first (vsftpd's sessions, bingfa's fork/prefork children): killing
