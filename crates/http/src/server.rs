@@ -167,7 +167,14 @@ impl HttpServer {
 
     /// Binds `config.bind`, prints the ready line and serves under `config.model` until
     /// SIGINT/SIGTERM (when `config.handle_signals`), then returns after a graceful shutdown.
-    pub fn run(self, config: bingfa_net::Config) -> Result<(), bingfa_net::Error> {
+    pub fn run(self, mut config: bingfa_net::Config) -> Result<(), bingfa_net::Error> {
+        // Big files at the client's pace: a 16 KiB unsent mark keeps a file's `sendfile` from
+        // queueing megabytes that the client's own receive path would then have to transmit
+        // (wrk -t1 -c4 on a 64 MiB file: 1.0× → 1.4× nginx). Small answers never reach it.
+        config
+            .limits
+            .notsent_lowat
+            .get_or_insert(HTTP_NOTSENT_LOWAT);
         let workers = if config.model.uses_workers() {
             config.worker_count()
         } else {
@@ -177,6 +184,9 @@ impl HttpServer {
         bingfa_net::serve(config, protocol)
     }
 }
+
+/// `Limits::notsent_lowat` unless the caller chose one.
+pub const HTTP_NOTSENT_LOWAT: u32 = 16 * 1024;
 
 /// The [`Protocol`] of HTTP: one [`HttpSession`] per connection, all sharing the routes, the
 /// root handle and the counters.

@@ -123,6 +123,13 @@ pub struct Limits {
     /// every third of it, 3 tries), so a peer that vanished is found even with no idle
     /// timeout. `None` = off (the kernel default).
     pub tcp_keepalive: Option<Duration>,
+    /// `TCP_NOTSENT_LOWAT` on accepted TCP connections: the socket takes more only while less
+    /// than this many bytes wait unsent in the kernel. Without it one big `sendfile` queues
+    /// megabytes, and on loopback the *client's* receive path transmits them (the ACK it
+    /// processes in `recv` runs the sender's `tcp_write_xmit`), which costs a single-threaded
+    /// client the core it needs to read (see docs/ARCHITECTURE.md). `None` = the kernel's
+    /// default (no mark); bingfa-http sets 16 KiB.
+    pub notsent_lowat: Option<u32>,
     /// Unconsumed input kept per connection; a session that lets it fill is closed.
     pub max_input: usize,
     /// Stop reading a connection while more than this many bytes wait to go out to it.
@@ -147,6 +154,7 @@ impl Default for Limits {
             max_per_ip: None,
             idle_timeout: Some(Duration::from_secs(60)),
             tcp_keepalive: None,
+            notsent_lowat: None,
             max_input: 64 * 1024,
             high_water: 256 * 1024,
             max_outbound: 4 * 1024 * 1024,

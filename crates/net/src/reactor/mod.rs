@@ -82,18 +82,9 @@ pub(crate) fn make_conn<P: Protocol>(
     waker: crate::hub::Waker,
 ) -> io::Result<Conn<P::Session>> {
     stream.set_nonblocking(true)?;
-    let _ = stream.set_nodelay(true);
     let cred = listener::peer_cred(stream.as_raw_fd());
-    if let (Some(idle), None) = (shared.limits.tcp_keepalive, cred) {
-        // Finds peers that vanished without a FIN (a cable pulled, a laptop closed) on
-        // connections that are quiet on purpose and so have no idle timeout (chat members).
-        let ka = socket2::TcpKeepalive::new()
-            .with_time(idle)
-            .with_interval((idle / 3).max(Duration::from_secs(1)))
-            .with_retries(3);
-        if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&ka) {
-            tracing::debug!("TCP keepalive: {e}");
-        }
+    if cred.is_none() {
+        tune_tcp(&shared.limits, &stream);
     }
     let info = ConnInfo {
         id: next_conn_id(),
@@ -106,6 +97,26 @@ pub(crate) fn make_conn<P: Protocol>(
     };
     let session = shared.protocol.new_session_on(listener, &info);
     Ok(Conn::new(session, stream, info, waker))
+}
+
+/// The socket options every accepted TCP connection gets under every model: no Nagle, and
+/// [`Limits::tcp_keepalive`] and [`Limits::notsent_lowat`] when set.
+pub(crate) fn tune_tcp(limits: &crate::Limits, stream: &TcpStream) {
+    let _ = stream.set_nodelay(true);
+    if let Some(idle) = limits.tcp_keepalive {
+        // Finds peers that vanished without a FIN (a cable pulled, a laptop closed) on
+        // connections that are quiet on purpose and so have no idle timeout (chat members).
+        let ka = socket2::TcpKeepalive::new()
+            .with_time(idle)
+            .with_interval((idle / 3).max(Duration::from_secs(1)))
+            .with_retries(3);
+        if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&ka) {
+            tracing::debug!("TCP keepalive: {e}");
+        }
+    }
+    if let Some(bytes) = limits.notsent_lowat {
+        crate::sys::set_notsent_lowat(stream.as_raw_fd(), bytes);
+    }
 }
 
 /// Hub wake-ups from any thread: which connection slots have mail, and a pipe to interrupt wait.
@@ -642,5 +653,48 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
              its {cut} subscribed connection(s) are closed, not split from the room"
         );
         self.begin_shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn notsent_lowat(s: &TcpStream) -> u32 {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: an int out-parameter of the right size for this option.
+        let r = unsafe {
+            libc::getsockopt(
+                s.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NOTSENT_LOWAT,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(r, 0);
+        v as u32
+    }
+
+    #[test]
+    fn accepted_connections_get_the_limits_socket_options() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        let default = notsent_lowat(&s);
+        let limits = crate::Limits {
+            notsent_lowat: Some(16 * 1024),
+            tcp_keepalive: Some(Duration::from_secs(30)),
+            ..crate::Limits::default()
+        };
+        tune_tcp(&limits, &s);
+        assert_eq!(notsent_lowat(&s), 16 * 1024);
+        assert_ne!(default, 16 * 1024, "the kernel's default is no mark");
+        assert!(s.nodelay().unwrap());
+        let sock = socket2::SockRef::from(&s);
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(30));
     }
 }
