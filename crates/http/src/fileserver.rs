@@ -12,17 +12,21 @@ use crate::listing::{self, is_hidden, Spool};
 use crate::parser::{Method, Request};
 use crate::range::{self, RangeRequest};
 use crate::response::{http_date, Body, Response};
+use crate::siblings::{self, Siblings};
 use bingfa_net::blocking::Cancel;
 use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Serves one directory tree.
 #[derive(Debug)]
 pub struct FileServer {
     /// Shared with listing jobs, which run on another thread.
     root: Arc<Root>,
+    /// Names this server in the per-thread sibling table (`siblings.rs`).
+    id: u64,
     /// Serve and list names starting with a dot.
     pub hidden: bool,
     /// A `Cache-Control` value for file responses (200, 206, 304).
@@ -60,8 +64,10 @@ const FILE_METHODS: &str = "GET, HEAD, OPTIONS";
 
 impl FileServer {
     pub fn new(root: &Path) -> std::io::Result<FileServer> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(FileServer {
             root: Arc::new(Root::open(root)?),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             hidden: false,
             cache_control: None,
         })
@@ -153,22 +159,40 @@ impl FileServer {
             .header("Accept-Encoding")
             .map(accepted_codings)
             .unwrap_or_default();
-        let mut vary = false;
-        let mut chosen = None;
-        for (coding, ext) in [("br", &b".br"[..]), ("gzip", &b".gz"[..])] {
+        let regular = |s: &libc::stat| s.st_mode & libc::S_IFMT == libc::S_IFREG;
+        let sibling = |ext: &[u8]| {
             let mut sib = rel.to_vec();
             sib.extend_from_slice(ext);
-            let regular = |s: &libc::stat| s.st_mode & libc::S_IFMT == libc::S_IFREG;
-            if chosen.is_none() && accepted.contains(&coding) {
-                if let Ok((f, s)) = self.root.open_path(&sib) {
+            sib
+        };
+        let now = Instant::now();
+        let found = siblings::cached(self.id, rel, now).unwrap_or_else(|| {
+            let exists = |ext| {
+                self.root
+                    .stat_beneath(&sibling(ext))
+                    .is_some_and(|s| regular(&s))
+            };
+            let found = Siblings {
+                br: exists(b".br"),
+                gz: exists(b".gz"),
+            };
+            siblings::remember(self.id, rel, now, found);
+            found
+        });
+        let vary = found.any();
+        let mut chosen = None;
+        for (coding, ext, exists) in [
+            ("br", &b".br"[..], found.br),
+            ("gzip", &b".gz"[..], found.gz),
+        ] {
+            if exists && accepted.contains(&coding) {
+                // Gone since it was seen: the identity file is served instead.
+                if let Ok((f, s)) = self.root.open_path(&sibling(ext)) {
                     if regular(&s) {
-                        vary = true;
                         chosen = Some((f, Meta::of(&s), Some(coding)));
                         break;
                     }
                 }
-            } else if !vary && self.root.stat_beneath(&sib).is_some_and(|s| regular(&s)) {
-                vary = true;
             }
         }
         let (file, meta, coding) = chosen.unwrap_or((file, Meta::of(st), None));

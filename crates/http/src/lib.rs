@@ -16,6 +16,7 @@ pub mod request;
 pub mod response;
 pub mod server;
 pub mod session;
+mod siblings;
 pub mod stats;
 
 pub use fileserver::FileServer;
