@@ -111,7 +111,7 @@ struct Listeners {
 fn parts(opts: &ServeOptions) -> Result<Parts, Error> {
     let mut config = Config::new("chat", opts.bind);
     config.model = opts.model;
-    config.workers = opts.workers;
+    config.workers = default_workers(opts.model, opts.workers);
     config.edge_triggered = opts.edge_triggered;
     let web = opts.web.map(|addr| {
         config.also.push(("web".into(), addr));
@@ -147,8 +147,38 @@ fn parts(opts: &ServeOptions) -> Result<Parts, Error> {
     Ok((config, protocol, Listeners { web, tls_line }, backplane))
 }
 
+/// The room's worker count: as asked, except that `0` (the default) under `epoll` is one
+/// loop, as Redis runs one. A message's fan-out then never crosses threads (no other loop's
+/// inbox locks, no eventfd wake-ups), which is what the tail latency is made of: at 1,000
+/// members and 800 messages/s, one loop's p99 was 0.94× Redis's, two loops' 1.39–1.70×
+/// (BENCHMARKS.md). More loops (`--workers N`) buy fan-out throughput instead (100 members
+/// unpaced: 2.5× Redis with two, 1.7× with one). The other models keep bingfa-net's default.
+pub fn default_workers(model: Model, asked: usize) -> usize {
+    match (model, asked) {
+        (Model::Epoll, 0) => 1,
+        (_, n) => n,
+    }
+}
+
 /// Announce `text` to the room (the console's path; the admin socket's sessions publish the
 /// same event themselves).
 pub fn announce(injector: &Injector, text: &str) -> Result<(), PublishError> {
     injector.publish(TOPIC, &Event::Announce(text.to_string()).encode())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_room_runs_one_epoll_loop_unless_asked() {
+        assert_eq!(default_workers(Model::Epoll, 0), 1);
+        assert_eq!(default_workers(Model::Epoll, 3), 3);
+        assert_eq!(default_workers(Model::Async, 0), 0, "bingfa-net's default");
+        assert_eq!(default_workers(Model::Prefork, 0), 0);
+        let mut opts = ServeOptions::new("127.0.0.1:0".parse().unwrap());
+        assert_eq!(parts(&opts).unwrap().0.worker_count(), 1);
+        opts.workers = 2;
+        assert_eq!(parts(&opts).unwrap().0.worker_count(), 2);
+    }
 }

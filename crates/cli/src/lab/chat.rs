@@ -31,6 +31,9 @@ pub struct Args {
     /// Threads of the load generator.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// `--workers` for the bingfa servers (default: the room's own, one loop under epoll).
+    #[arg(long)]
+    workers: Option<usize>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -51,6 +54,7 @@ fn lab_chat(a: Args) -> anyhow::Result<()> {
     let opts = chat::Options {
         models: a.models,
         rounds: a.rounds,
+        workers: a.workers,
         load: chat::Load {
             members: a.members,
             senders: a.senders,

@@ -61,6 +61,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let opts = bingfa_lab::chat::Options {
             models: models.iter().map(|m| m.to_string()).collect(),
             rounds: a.rounds.max(1),
+            // Every model side by side with the same number of workers.
+            workers: Some(a.workers),
             load: bingfa_lab::chat::Load {
                 members: a.connections,
                 senders: a.connections.min(4),

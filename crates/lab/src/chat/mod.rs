@@ -26,6 +26,8 @@ pub struct Options {
     pub models: Vec<String>,
     pub load: Load,
     pub rounds: usize,
+    /// `--workers` for the bingfa servers (`None`: the room's default).
+    pub workers: Option<usize>,
 }
 
 /// One model's figures, medians over the rounds.
@@ -97,7 +99,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Vec<Row> {
                 continue;
             }
             let model = &opts.models[i];
-            let t = match Target::start(model, opts.load.members) {
+            let t = match Target::start(model, opts.load.members, opts.workers) {
                 Ok(t) => t,
                 Err(e) => {
                     progress(&format!("{model}: skipped: {e}"));

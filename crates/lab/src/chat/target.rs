@@ -36,7 +36,7 @@ pub const REDIS2: &str = "+redis2";
 
 impl Target {
     /// Start the server for `model`: `redis`, `tokio-chat`, or a bingfa model name.
-    pub fn start(model: &str, members: usize) -> Result<Target, String> {
+    pub fn start(model: &str, members: usize, workers: Option<usize>) -> Result<Target, String> {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
         match model {
             REDIS => {
@@ -75,13 +75,16 @@ impl Target {
                 Target::ready(model, Wire::Room, cmd)
             }
             m if m.ends_with(REDIS2) => {
-                let redis = Target::start(REDIS, members * 2)?;
+                let redis = Target::start(REDIS, members * 2, None)?;
                 let url = format!("redis://{}", redis.addr);
                 let server = |n: usize| {
                     let mut cmd = Command::new(&exe);
                     cmd.args(["chat", "serve", "--bind", "127.0.0.1:0", "--rate", "0"]);
                     cmd.args(["--model", &m[..m.len() - REDIS2.len()], "--backplane", &url]);
                     cmd.args(["--max-members", &(members + 16).to_string()]);
+                    if let Some(w) = workers {
+                        cmd.args(["--workers", &w.to_string()]);
+                    }
                     Target::ready(&format!("{model} #{n}"), Wire::Room, cmd)
                 };
                 let mut t = server(1)?;
@@ -95,6 +98,9 @@ impl Target {
                 let mut cmd = Command::new(exe);
                 cmd.args(["chat", "serve", "--bind", "127.0.0.1:0", "--rate", "0"]);
                 cmd.args(["--model", m, "--max-members", &(members + 16).to_string()]);
+                if let Some(w) = workers {
+                    cmd.args(["--workers", &w.to_string()]);
+                }
                 Target::ready(model, Wire::Room, cmd)
             }
         }
