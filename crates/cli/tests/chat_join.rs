@@ -3,10 +3,11 @@
 //! survives and is sent intact; the server closing ends the client with a message, exit 0 and
 //! the terminal restored), through pipes (plain line I/O), and with nothing listening.
 
+#[path = "support/pty.rs"]
+mod pty;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -60,108 +61,27 @@ fn line(r: &mut BufReader<TcpStream>) -> String {
     s
 }
 
-/// A pty pair: the master for the test, the slave as the child's terminal.
-fn openpty() -> (OwnedFd, OwnedFd) {
-    let (mut m, mut s) = (0, 0);
-    let ws = libc::winsize {
-        ws_row: 24,
-        ws_col: 80,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: out-pointers to locals; the fds are owned from here on.
-    let r = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
-    assert_eq!(r, 0, "openpty");
-    unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) }
-}
-
-fn lflag(fd: &OwnedFd) -> libc::tcflag_t {
-    // SAFETY: tcgetattr fills a zeroed termios for a valid fd.
-    let mut t: libc::termios = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::tcgetattr(fd.as_raw_fd(), &mut t) }, 0);
-    t.c_lflag
-}
-
-/// Everything the client has drawn so far, read from the pty master until `want` shows up.
-struct Screen {
-    master: std::fs::File,
-    seen: String,
-}
-
-impl Screen {
-    fn until(&mut self, want: &str) -> String {
-        let end = Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 4096];
-        while !self.seen.contains(want) {
-            assert!(
-                Instant::now() < end,
-                "timed out waiting for {want:?}; screen so far: {:?}",
-                self.seen
-            );
-            let mut pfd = libc::pollfd {
-                fd: self.master.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            if unsafe { libc::poll(&mut pfd, 1, 100) } <= 0 {
-                continue;
-            }
-            match self.master.read(&mut buf) {
-                Ok(0) | Err(_) => continue,
-                Ok(n) => self.seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-            }
-        }
-        let at = self.seen.find(want).unwrap() + want.len();
-        let rest = self.seen[at..].to_string();
-        self.seen = rest.clone();
-        rest
-    }
-
-    fn type_keys(&mut self, keys: &str) {
-        self.master.write_all(keys.as_bytes()).unwrap();
-    }
-}
-
 #[test]
 fn in_a_terminal_a_message_arrives_mid_typing() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
-    let (master, slave) = openpty();
-    let before = lflag(&slave);
-    assert_ne!(before & libc::ICANON, 0);
-    let stdio = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap());
     let mut cmd = Command::new(BIN);
     cmd.args(["chat", "join", &addr, "--name", "alice"])
-        .env("RUST_LOG", "warn")
-        .stdin(stdio(&slave))
-        .stdout(stdio(&slave))
-        .stderr(stdio(&slave));
-    // SAFETY: setsid and TIOCSCTTY are async-signal-safe; the child gets the pty as its
-    // controlling terminal, as a shell would give it.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            libc::ioctl(0, libc::TIOCSCTTY, 0);
-            Ok(())
-        });
-    }
-    let mut child = Kill(cmd.spawn().expect("start bingfa"));
-    let mut screen = Screen {
-        master: std::fs::File::from(master),
-        seen: String::new(),
-    };
+        .env("RUST_LOG", "warn");
+    let mut screen = pty::Pty::spawn(cmd);
+    // A fresh pty is cooked with echo, as a shell's terminal is.
+    let before = libc::ICANON | libc::ECHO;
     let (mut r, mut w) = accept(&l);
     assert_eq!(line(&mut r), "alice\n");
     w.write_all(b"* welcome alice; online: alice\n").unwrap();
     screen.until("* welcome alice; online: alice");
     assert_ne!(
-        lflag(&slave) & libc::ICANON,
+        screen.lflag() & libc::ICANON,
         libc::ICANON,
         "raw mode while running"
     );
 
-    screen.type_keys("hello wor");
+    screen.keys("hello wor");
     screen.until("hello wor");
     w.write_all(b"bob: hi there\n").unwrap();
     // The message is printed, then the prompt comes back with the half-typed text on it.
@@ -171,7 +91,7 @@ fn in_a_terminal_a_message_arrives_mid_typing() {
     if !after.contains("> hello wor") {
         screen.until("> hello wor");
     }
-    screen.type_keys("ld\r");
+    screen.keys("ld\r");
     assert_eq!(
         line(&mut r),
         "hello world\n",
@@ -181,9 +101,8 @@ fn in_a_terminal_a_message_arrives_mid_typing() {
     drop(w);
     drop(r);
     screen.until("connection closed by server");
-    let st = wait_exit(&mut child.0, Duration::from_secs(10));
-    assert_eq!(st.code(), Some(0));
-    let restored = lflag(&slave);
+    assert_eq!(screen.exit_code(), Some(0));
+    let restored = screen.lflag();
     assert_eq!(
         restored & (libc::ICANON | libc::ECHO),
         before & (libc::ICANON | libc::ECHO),

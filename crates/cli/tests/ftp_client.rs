@@ -3,9 +3,11 @@
 //! server for the sanitising of names. A server that is not installed is skipped with the
 //! reason on stderr, unless BINGFA_REQUIRE_FTP_SERVERS=1 (CI) makes that a failure.
 
+#[path = "support/pty.rs"]
+mod pty;
+
 mod ftp_client {
     pub mod hostile;
-    pub mod pty;
     pub mod run;
     pub mod servers;
 }
@@ -429,7 +431,7 @@ fn shell_in_a_terminal_prompts_for_the_password_edits_and_recalls_history() {
         .env_remove("BINGFA_FTP_PASSWORD")
         .env("RUST_BACKTRACE", "0")
         .env("TERM", "xterm");
-    let mut t = ftp_client::pty::Pty::spawn(cmd);
+    let mut t = pty::Pty::spawn(cmd);
     t.until(&format!("Password for ann@127.0.0.1:{}: ", s.port));
     t.keys(&format!("{}\r", servers::PY_PASSWORD));
     t.until("type help for the commands");
@@ -487,7 +489,7 @@ fn passwd_on_a_terminal_asks_twice_without_echo() {
     let run = |first: &str, second: &str| {
         let mut cmd = Command::new(BIN);
         cmd.args(["ftp", "passwd"]).env("RUST_BACKTRACE", "0");
-        let mut t = ftp_client::pty::Pty::spawn(cmd);
+        let mut t = pty::Pty::spawn(cmd);
         t.until("Password: ");
         t.wait_echo_off();
         t.keys(&format!("{first}\r"));
@@ -495,7 +497,7 @@ fn passwd_on_a_terminal_asks_twice_without_echo() {
         t.wait_echo_off();
         t.keys(&format!("{second}\r"));
         let code = t.exit_code();
-        let rest = t.until("");
+        let rest = t.rest();
         (code, format!("{}{rest}", t.passed()))
     };
     let (code, screen) = run("tty pass 1", "tty pass 1");

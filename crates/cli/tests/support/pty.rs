@@ -1,5 +1,8 @@
-//! Running the client in a real pseudo-terminal, for the password prompt and the shell's
-//! prompt, line editing and history.
+//! Running a command in a real pseudo-terminal (the FTP client's password prompt and shell,
+//! `ftp passwd`, `chat join`): what it draws, the keys it is sent, and its terminal modes.
+
+// Each test binary that includes this uses part of it.
+#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -92,9 +95,43 @@ impl Pty {
         self.seen.clone()
     }
 
+    /// After the child exited: everything it drew that was not read yet, to the end (the
+    /// master reads EIO once no process holds the terminal; 10 s at most).
+    pub fn rest(&mut self) -> String {
+        let end = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 4096];
+        while Instant::now() < end {
+            let mut pfd = libc::pollfd {
+                fd: self.master.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd. (EIO at the end shows as POLLHUP/POLLERR, also ready.)
+            if unsafe { libc::poll(&mut pfd, 1, 100) } <= 0 {
+                continue;
+            }
+            match self.master.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => self.seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        std::mem::take(&mut self.seen)
+    }
+
     /// Everything the screen showed up to the end of the last `until` match.
     pub fn passed(&self) -> &str {
         &self.passed
+    }
+
+    /// The terminal's local modes now (`ICANON`, `ECHO`, …): the master shows the slave's.
+    pub fn lflag(&self) -> libc::tcflag_t {
+        // SAFETY: a termios out-struct for our own fd.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        assert_eq!(
+            unsafe { libc::tcgetattr(self.master.as_raw_fd(), &mut t) },
+            0
+        );
+        t.c_lflag
     }
 
     /// Waits (10 s at most) until the terminal no longer echoes: a password prompt prints
@@ -102,13 +139,7 @@ impl Pty {
     pub fn wait_echo_off(&mut self) {
         let end = Instant::now() + Duration::from_secs(10);
         loop {
-            // SAFETY: a termios out-struct for our own fd; the master shows the slave's modes.
-            let mut t: libc::termios = unsafe { std::mem::zeroed() };
-            assert_eq!(
-                unsafe { libc::tcgetattr(self.master.as_raw_fd(), &mut t) },
-                0
-            );
-            if t.c_lflag & libc::ECHO == 0 {
+            if self.lflag() & libc::ECHO == 0 {
                 return;
             }
             assert!(
