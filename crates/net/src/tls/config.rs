@@ -119,19 +119,12 @@ impl TlsConfig {
     /// Make a certificate for `names` (e.g. `localhost`) now, signed by itself: for trying TLS
     /// out. Clients must be told to trust it (see [`SelfSigned`]).
     pub fn self_signed(names: &[&str], alpn: &[&[u8]]) -> Result<(Self, SelfSigned), TlsError> {
-        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let made = rcgen::generate_simple_self_signed(names)
-            .map_err(|e| err(Path::new("(self-signed)"), e.to_string()))?;
+        let (made, info) = generate(names)?;
         let der = made.cert.der().clone();
         let key = PrivateKeyDer::try_from(made.key_pair.serialize_der())
             .map_err(|e| err(Path::new("(self-signed)"), e))?;
         let signer = provider::sign::any_supported_type(&key)
             .map_err(|e| err(Path::new("(self-signed)"), e.to_string()))?;
-        let info = SelfSigned {
-            cert_pem: made.cert.pem(),
-            fingerprint: fingerprint(&der),
-            spki_sha256: base64(sha256(&made.key_pair.public_key_der()).as_ref()),
-        };
         let k = CertifiedKey::new(vec![der], signer);
         Ok((Self::build(k, None, alpn), info))
     }
@@ -145,9 +138,7 @@ impl TlsConfig {
     ) -> Result<(PathBuf, PathBuf, SelfSigned), TlsError> {
         use std::io::Write as _;
         use std::os::unix::fs::OpenOptionsExt;
-        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let made = rcgen::generate_simple_self_signed(names)
-            .map_err(|e| err(Path::new("(self-signed)"), e.to_string()))?;
+        let (made, info) = generate(names)?;
         let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
         let write = |path: &Path, text: &str, mode: u32| {
             std::fs::OpenOptions::new()
@@ -161,11 +152,6 @@ impl TlsConfig {
         };
         write(&cert, &made.cert.pem(), 0o644)?;
         write(&key, &made.key_pair.serialize_pem(), 0o600)?;
-        let info = SelfSigned {
-            cert_pem: made.cert.pem(),
-            fingerprint: fingerprint(made.cert.der()),
-            spki_sha256: base64(sha256(&made.key_pair.public_key_der()).as_ref()),
-        };
         Ok((cert, key, info))
     }
 
@@ -224,6 +210,19 @@ fn load(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
         )
     })?;
     Ok(k)
+}
+
+/// A certificate for `names`, signed by itself, and what a client needs to trust it.
+fn generate(names: &[&str]) -> Result<(rcgen::CertifiedKey, SelfSigned), TlsError> {
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let made = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| err(Path::new("(self-signed)"), e.to_string()))?;
+    let info = SelfSigned {
+        cert_pem: made.cert.pem(),
+        fingerprint: fingerprint(made.cert.der()),
+        spki_sha256: base64(sha256(&made.key_pair.public_key_der()).as_ref()),
+    };
+    Ok((made, info))
 }
 
 fn sha256(bytes: &[u8]) -> ring::digest::Digest {
