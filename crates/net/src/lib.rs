@@ -18,6 +18,7 @@ pub mod tls;
 
 mod acceptor;
 mod conn;
+mod context;
 mod exhaustion;
 mod listener;
 mod outbound;

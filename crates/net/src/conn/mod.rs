@@ -721,6 +721,20 @@ impl<S: Session> Conn<S> {
                         }
                     }
                 }
+                // Only the TLS layer carries these out; reaching a driver means the protocol
+                // asked for TLS where none is configured. Going on in plaintext would expose
+                // what the peer means to encrypt.
+                Action::StartTls => {
+                    tracing::error!("start_tls without the TLS layer: aborting the connection");
+                    self.closed = true;
+                }
+                Action::ChannelTls(id) => {
+                    tracing::error!("channel_tls without the TLS layer: aborting the channel");
+                    if let Some(i) = self.chan_index(id) {
+                        self.drop_channel(i, reg);
+                        self.events.push_back((id, Pending::Closed));
+                    }
+                }
             }
         }
         self.scratch = acts;

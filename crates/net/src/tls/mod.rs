@@ -10,6 +10,7 @@
 //! per drain): kTLS, which would keep `sendfile(2)`, needs the kernel's `tls` module, absent
 //! where this was built (see docs/ARCHITECTURE.md).
 
+mod channel;
 mod config;
 mod reload;
 mod session;
@@ -26,6 +27,9 @@ pub struct TlsProtocol<P> {
     tls: TlsConfig,
     /// Listener numbers (announce order) that speak TLS; `None` = all of them.
     listeners: Option<Vec<usize>>,
+    /// Connections on the other listeners may switch to TLS (`start_tls`) and run TLS data
+    /// channels (`channel_tls`).
+    upgradable: bool,
 }
 
 impl<P: Protocol> TlsProtocol<P> {
@@ -35,6 +39,7 @@ impl<P: Protocol> TlsProtocol<P> {
             inner,
             tls,
             listeners: None,
+            upgradable: false,
         }
     }
 
@@ -49,6 +54,20 @@ impl<P: Protocol> TlsProtocol<P> {
             inner,
             tls,
             listeners: Some(listeners),
+            upgradable: false,
+        }
+    }
+
+    /// FTP's two ways (RFC 4217 and "implicit" FTPS): connections on the listeners numbered in
+    /// `implicit` speak TLS from their first byte; the others start in the clear and switch
+    /// when their session calls [`Context::start_tls`]. Sessions on every listener may make
+    /// data channels TLS ([`Context::channel_tls`]).
+    pub fn upgradable(inner: P, tls: TlsConfig, implicit: Vec<usize>) -> Self {
+        TlsProtocol {
+            inner,
+            tls,
+            listeners: Some(implicit),
+            upgradable: true,
         }
     }
 
@@ -74,10 +93,18 @@ impl<P: Protocol> Protocol for TlsProtocol<P> {
     fn new_session_on(&self, listener: usize, info: &ConnInfo) -> Self::Session {
         let inner = self.inner.new_session_on(listener, info);
         if !self.is_tls(listener) {
-            return MaybeTls::Plain(inner);
+            return if self.upgradable {
+                MaybeTls::Tls(Box::new(TlsSession::upgradable(
+                    inner,
+                    self.tls.clone(),
+                    *info,
+                )))
+            } else {
+                MaybeTls::Plain(inner)
+            };
         }
         match self.tls.connection() {
-            Ok(c) => MaybeTls::Tls(Box::new(TlsSession::new(inner, c, *info))),
+            Ok(c) => MaybeTls::Tls(Box::new(TlsSession::new(inner, self.tls.clone(), c, *info))),
             Err(e) => {
                 tracing::error!("cannot start a TLS connection: {e}");
                 MaybeTls::Refused
@@ -135,6 +162,9 @@ impl<S: Session> Session for MaybeTls<S> {
     }
     fn on_drained(&mut self, cx: &mut Context) {
         each!(self, s => s.on_drained(cx), ())
+    }
+    fn on_secure(&mut self, cx: &mut Context) {
+        each!(self, s => s.on_secure(cx), ())
     }
     fn on_channel(&mut self, id: ChannelId, ev: ChannelEvent<'_>, cx: &mut Context) {
         each!(self, s => s.on_channel(id, ev, cx), ())

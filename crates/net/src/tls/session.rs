@@ -10,7 +10,14 @@
 //! The inner session is opened at accept, like a plain one, so its own timers run from the
 //! first byte of the handshake: HTTP's head timeout covers a slow handshake. What it writes
 //! before the handshake ends (a greeting) waits inside rustls and goes out encrypted after.
+//!
+//! An upgradable session (FTP's explicit mode) starts in the clear, passing everything
+//! through, until the inner session's [`Context::start_tls`]: what it queued before goes out
+//! as it is, and every byte after, both ways, is TLS. Data channels the inner session marks
+//! with [`Context::channel_tls`] get a TLS connection each (`channel`).
 
+use super::channel::TlsChannel;
+use super::TlsConfig;
 use crate::session::{Action, ChannelEvent, ChannelId, Context, Message, Session};
 use std::collections::VecDeque;
 use std::fs::File;
@@ -20,7 +27,7 @@ use std::sync::Arc;
 
 /// Plaintext of a file range read and encrypted per drain: large records, few wakeups, and well
 /// under the driver's outbound limit.
-const FILE_CHUNK: u64 = 512 * 1024;
+pub(super) const FILE_CHUNK: u64 = 512 * 1024;
 
 /// A drain's chunk is read, encrypted and gathered this much at a time: the plaintext buffer and
 /// rustls's records (allocated per record, freed by the gather) stay small and cache-hot, and
@@ -30,7 +37,7 @@ const FILE_STEP: usize = 64 * 1024;
 
 /// Decrypted input the inner session has not consumed, beyond which no more is decrypted
 /// (the ciphertext stays in the driver, which applies its own limit).
-const MAX_INBOX: usize = 256 * 1024;
+pub(super) const MAX_INBOX: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -39,18 +46,61 @@ enum State {
     Closed,
 }
 
-struct FileRange {
-    file: Arc<File>,
-    offset: u64,
-    left: u64,
+pub(super) struct FileRange {
+    pub(super) file: Arc<File>,
+    pub(super) offset: u64,
+    pub(super) left: u64,
+}
+
+/// Read and encrypt up to `budget` bytes of `f` (in [`FILE_STEP`]s through `buf`, one buffer
+/// reused per range: no zeroing, no allocator churn), appending the ciphertext to `out`.
+/// `Err` = the file is shorter than the range.
+pub(super) fn encrypt_range(
+    tls: &mut rustls::ServerConnection,
+    f: &mut FileRange,
+    buf: &mut Vec<u8>,
+    mut budget: u64,
+    out: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    if out.capacity() == 0 {
+        // Each 16 KiB record adds 22 bytes (header, content type, tag).
+        let plain = f.left.min(budget) as usize;
+        out.reserve(plain + plain / 16384 * 32 + 1024);
+    }
+    while f.left > 0 && budget > 0 {
+        let n = f.left.min(budget).min(FILE_STEP as u64) as usize;
+        buf.resize(n, 0);
+        f.file.read_exact_at(buf, f.offset)?;
+        f.offset += n as u64;
+        f.left -= n as u64;
+        budget -= n as u64;
+        // The buffer limit is off, so rustls takes all of it.
+        let _ = tls.writer().write_all(buf);
+        gather(tls, out);
+    }
+    Ok(())
+}
+
+/// Move what rustls has encrypted to the end of `out`.
+pub(super) fn gather(tls: &mut rustls::ServerConnection, out: &mut Vec<u8>) {
+    while tls.wants_write() {
+        if tls.write_tls(out).is_err() {
+            break;
+        }
+    }
 }
 
 /// Runs `S` over TLS. Built by [`TlsProtocol`](super::TlsProtocol) for each accepted connection.
 pub struct TlsSession<S> {
     inner: S,
     icx: Context,
-    tls: rustls::ServerConnection,
+    /// `None` while an upgradable connection is still in the clear (before `start_tls`).
+    tls: Option<rustls::ServerConnection>,
+    /// For `start_tls` and TLS data channels: a new connection with the same certificate.
+    config: TlsConfig,
     state: State,
+    /// The inner session was told the handshake is done (`on_secure`).
+    secure: bool,
     /// Plaintext received and not yet consumed by the inner session.
     inbox: Vec<u8>,
     /// The file range being encrypted, a chunk per drain.
@@ -67,15 +117,32 @@ pub struct TlsSession<S> {
     /// The peer's close_notify (or TCP EOF) was passed to the inner session.
     inner_eof: bool,
     peer_closed: bool,
+    /// Data channels that speak TLS (few: FTP has one at a time).
+    channels: Vec<TlsChannel>,
 }
 
 impl<S: Session> TlsSession<S> {
-    pub fn new(inner: S, tls: rustls::ServerConnection, cx_info: crate::ConnInfo) -> Self {
+    /// TLS from the first byte.
+    pub fn new(
+        inner: S,
+        config: TlsConfig,
+        tls: rustls::ServerConnection,
+        info: crate::ConnInfo,
+    ) -> Self {
+        let mut s = Self::upgradable(inner, config, info);
+        s.tls = Some(tls);
+        s
+    }
+
+    /// In the clear until the inner session calls [`Context::start_tls`].
+    pub fn upgradable(inner: S, config: TlsConfig, info: crate::ConnInfo) -> Self {
         TlsSession {
             inner,
-            icx: Context::new(cx_info),
-            tls,
+            icx: Context::new(info),
+            tls: None,
+            config,
             state: State::Open,
+            secure: false,
             inbox: Vec::new(),
             file: None,
             chunk: Vec::new(),
@@ -85,6 +152,7 @@ impl<S: Session> TlsSession<S> {
             driver_paused: false,
             inner_eof: false,
             peer_closed: false,
+            channels: Vec::new(),
         }
     }
 
@@ -94,7 +162,7 @@ impl<S: Session> TlsSession<S> {
 
     /// The ALPN protocol agreed in the handshake, if any.
     pub fn alpn(&self) -> Option<&[u8]> {
-        self.tls.alpn_protocol()
+        self.tls.as_ref().and_then(|t| t.alpn_protocol())
     }
 
     /// Run one callback of the inner session, carry its actions into `cx`, then send what
@@ -122,12 +190,44 @@ impl<S: Session> TlsSession<S> {
         self.pump(cx);
         self.flush(cx);
         self.sync_pause(cx);
+        if !self.channels.is_empty() {
+            self.pump_channels(cx);
+        }
+    }
+
+    fn channel(&mut self, id: ChannelId) -> Option<&mut TlsChannel> {
+        self.channels.iter_mut().find(|c| c.id == id)
     }
 
     fn relay(&mut self, action: Action, cx: &mut Context) {
+        match &action {
+            Action::ChannelWrite(id, _)
+            | Action::ChannelSendFile { id, .. }
+            | Action::ChannelClose(id)
+            | Action::ChannelAbort(id)
+            | Action::ChannelPause(id, _) => {
+                if let Some(ch) = self.channel(*id) {
+                    return ch.relay(action, cx);
+                }
+            }
+            Action::ChannelTls(id) => {
+                let id = *id;
+                if self.channel(id).is_none() {
+                    match self.config.connection() {
+                        Ok(c) => self.channels.push(TlsChannel::new(id, c)),
+                        Err(e) => {
+                            tracing::error!("cannot start TLS on a data channel: {e}");
+                            cx.push(Action::ChannelAbort(id));
+                        }
+                    }
+                }
+                return;
+            }
+            _ => {}
+        }
         let ordered = matches!(
             action,
-            Action::Write(_) | Action::SendFile { .. } | Action::Close
+            Action::Write(_) | Action::SendFile { .. } | Action::Close | Action::StartTls
         );
         if ordered && (self.file.is_some() || !self.backlog.is_empty()) {
             self.backlog.push_back(action);
@@ -139,8 +239,15 @@ impl<S: Session> TlsSession<S> {
     /// Carry out one action now (its turn has come).
     fn carry_out(&mut self, action: Action, cx: &mut Context) {
         match action {
-            Action::Write(bytes) => self.encrypt(&bytes),
+            Action::Write(bytes) => match &mut self.tls {
+                Some(_) => self.encrypt(&bytes),
+                None => cx.write_vec(bytes),
+            },
             Action::SendFile { file, offset, len } => {
+                if self.tls.is_none() {
+                    // In the clear: the driver's sendfile.
+                    return cx.send_file(file, offset, len);
+                }
                 self.file = Some(FileRange {
                     file,
                     offset,
@@ -156,22 +263,37 @@ impl<S: Session> TlsSession<S> {
                 cx.abort();
             }
             Action::PauseInput(p) => self.inner_paused = p,
+            Action::StartTls => {
+                if self.tls.is_some() {
+                    tracing::error!("start_tls on a connection already secure: ignored");
+                    return;
+                }
+                match self.config.connection() {
+                    Ok(c) => self.tls = Some(c),
+                    Err(e) => {
+                        tracing::error!("cannot start TLS: {e}");
+                        self.carry_out(Action::Abort, cx);
+                    }
+                }
+            }
             other => cx.push(other),
         }
     }
 
     fn encrypt(&mut self, plain: &[u8]) {
-        if self.state == State::Open {
+        if let (State::Open, Some(tls)) = (self.state, &mut self.tls) {
             // The buffer limit is off, so rustls takes all of it.
-            let _ = self.tls.writer().write_all(plain);
+            let _ = tls.writer().write_all(plain);
         }
     }
 
     /// Send close_notify after everything encrypted so far, then close the connection.
     fn close(&mut self, cx: &mut Context) {
         if self.state == State::Open {
-            self.tls.send_close_notify();
-            self.flush(cx);
+            if let Some(tls) = &mut self.tls {
+                tls.send_close_notify();
+                self.flush(cx);
+            }
             self.state = State::Closed;
         }
         cx.close();
@@ -180,71 +302,45 @@ impl<S: Session> TlsSession<S> {
     /// Encrypt the next chunk of the current file range; when it is done, carry out what was
     /// queued behind it (which may start another range).
     fn next_chunk(&mut self, cx: &mut Context) {
-        // The chunk's ciphertext, gathered a step at a time.
+        let (Some(f), Some(tls)) = (&mut self.file, &mut self.tls) else {
+            return;
+        };
+        // The chunk's ciphertext.
         let mut out: Vec<u8> = Vec::new();
-        let mut budget = FILE_CHUNK;
-        while let Some(f) = &mut self.file {
-            if f.left == 0 {
-                self.file = None;
-                self.chunk = Vec::new(); // an idle connection keeps no buffer
-                                         // Out before what was queued behind the range: a range started from the backlog
-                                         // hands over its own ciphertext from a nested call.
-                cx.write_vec(std::mem::take(&mut out));
-                while self.file.is_none() {
-                    let Some(a) = self.backlog.pop_front() else {
-                        break;
-                    };
-                    self.carry_out(a, cx);
-                }
-                // carry_out() already started (and chunked) a new range if it met one.
-                break;
+        if encrypt_range(tls, f, &mut self.chunk, FILE_CHUNK, &mut out).is_err() {
+            // The file shrank under us: the peer was promised these bytes (contract).
+            self.relay(Action::Abort, cx);
+            return;
+        }
+        if f.left == 0 {
+            self.file = None;
+            self.chunk = Vec::new(); // an idle connection keeps no buffer
+                                     // Out before what was queued behind the range: a range started from the backlog
+                                     // hands over its own ciphertext from a nested call.
+            cx.write_vec(std::mem::take(&mut out));
+            while self.file.is_none() {
+                let Some(a) = self.backlog.pop_front() else {
+                    break;
+                };
+                self.carry_out(a, cx);
             }
-            if budget == 0 {
-                break; // the rest on the next drain
-            }
-            if out.capacity() == 0 {
-                // Each 16 KiB record adds 22 bytes (header, content type, tag).
-                let plain = f.left.min(budget) as usize;
-                out.reserve(plain + plain / 16384 * 32 + 1024);
-            }
-            let n = f.left.min(budget).min(FILE_STEP as u64) as usize;
-            // One buffer per range, reused for each step (no zeroing, no allocator churn).
-            let buf = &mut self.chunk;
-            buf.resize(n, 0);
-            if f.file.read_exact_at(buf, f.offset).is_err() {
-                // The file shrank under us: the peer was promised these bytes (contract).
-                self.relay(Action::Abort, cx);
-                return;
-            }
-            f.offset += n as u64;
-            f.left -= n as u64;
-            budget -= n as u64;
-            let buf = std::mem::take(&mut self.chunk);
-            self.encrypt(&buf);
-            self.chunk = buf;
-            self.gather(&mut out);
+            // carry_out() already started (and chunked) a new range if it met one.
         }
         // (Also what the backlog encrypted after the range, e.g. the next response's head.)
-        self.gather(&mut out);
-        cx.write_vec(out);
-    }
-
-    /// Move what rustls has encrypted to the end of `out`.
-    fn gather(&mut self, out: &mut Vec<u8>) {
-        while self.tls.wants_write() {
-            if self.tls.write_tls(out).is_err() {
-                break;
-            }
+        if let Some(tls) = &mut self.tls {
+            gather(tls, &mut out);
         }
+        cx.write_vec(out);
     }
 
     /// Hand everything rustls has encrypted to the driver, in one write.
     fn flush(&mut self, cx: &mut Context) {
-        if !self.tls.wants_write() {
+        let Some(tls) = &mut self.tls else { return };
+        if !tls.wants_write() {
             return;
         }
         let mut out = Vec::new();
-        self.gather(&mut out);
+        gather(tls, &mut out);
         cx.write_vec(out);
     }
 
@@ -274,11 +370,48 @@ impl<S: Session> TlsSession<S> {
         }
     }
 
+    /// Give the inner session what its TLS channels decrypted (each `Data` is all of it, as a
+    /// driver gives), then their end, and set each channel's reading.
+    fn pump_channels(&mut self, cx: &mut Context) {
+        let mut i = 0;
+        while i < self.channels.len() {
+            let ch = &mut self.channels[i];
+            let id = ch.id;
+            if !ch.failed && !ch.inner_paused {
+                if !ch.inbox.is_empty() {
+                    let buf = std::mem::take(&mut ch.inbox);
+                    self.call(cx, |s, icx| s.on_channel(id, ChannelEvent::Data(&buf), icx));
+                    if let Some(ch) = self.channel(id) {
+                        if ch.inbox.is_empty() {
+                            ch.inbox = buf;
+                            ch.inbox.clear();
+                        }
+                    }
+                }
+                let eof = self.channel(id).is_some_and(|c| {
+                    c.eof && !c.eof_told && !c.failed && !c.inner_paused && c.inbox.is_empty()
+                });
+                if eof {
+                    if let Some(ch) = self.channel(id) {
+                        ch.eof_told = true;
+                    }
+                    self.call(cx, |s, icx| s.on_channel(id, ChannelEvent::Eof, icx));
+                }
+            }
+            // The list may have changed under the calls: find this channel again.
+            if let Some(j) = self.channels.iter().position(|c| c.id == id) {
+                self.channels[j].sync_pause(cx);
+                i = j + 1;
+            }
+        }
+    }
+
     fn decrypt(&mut self, input: &[u8], cx: &mut Context) -> usize {
         let mut used = 0;
         while used < input.len() && self.inbox.len() < MAX_INBOX {
+            let Some(tls) = &mut self.tls else { break };
             let mut rest = &input[used..];
-            match self.tls.read_tls(&mut rest) {
+            match tls.read_tls(&mut rest) {
                 Ok(0) => break,
                 Ok(n) => used += n,
                 Err(e) => {
@@ -287,7 +420,7 @@ impl<S: Session> TlsSession<S> {
                     return input.len();
                 }
             }
-            match self.tls.process_new_packets() {
+            match tls.process_new_packets() {
                 Ok(io) => {
                     if io.peer_has_closed() {
                         self.peer_closed = true;
@@ -302,7 +435,7 @@ impl<S: Session> TlsSession<S> {
                 }
             }
             // Straight from rustls's buffer into the inbox (no bounce buffer to zero per call).
-            let mut reader = self.tls.reader();
+            let mut reader = tls.reader();
             loop {
                 match reader.fill_buf() {
                     Ok([]) => break,
@@ -314,6 +447,10 @@ impl<S: Session> TlsSession<S> {
                     Err(_) => break, // WouldBlock: nothing more decrypted yet
                 }
             }
+            if !self.secure && !tls.is_handshaking() {
+                self.secure = true;
+                self.call(cx, |s, icx| s.on_secure(icx));
+            }
         }
         used
     }
@@ -324,6 +461,41 @@ impl<S: Session> TlsSession<S> {
         self.file = None;
         self.backlog.clear();
         cx.close();
+    }
+
+    /// A driver event on a TLS data channel.
+    fn on_tls_channel(&mut self, id: ChannelId, ev: ChannelEvent<'_>, cx: &mut Context) {
+        let ch = self.channel(id).expect("a TLS channel");
+        match ev {
+            ChannelEvent::Data(bytes) => {
+                if ch.failed {
+                    return;
+                }
+                match ch.feed(bytes, cx) {
+                    Ok(()) => ch.unblock(cx),
+                    Err(()) => ch.fail(cx),
+                }
+            }
+            ChannelEvent::Eof => {
+                if !ch.failed {
+                    ch.peer_eof(cx);
+                }
+            }
+            ChannelEvent::Drained => {
+                ch.drained(cx);
+                if ch.owes_drained && ch.idle() && !ch.failed {
+                    ch.owes_drained = false;
+                    self.call(cx, |s, icx| s.on_channel(id, ChannelEvent::Drained, icx));
+                }
+            }
+            ChannelEvent::Closed | ChannelEvent::Error(_) | ChannelEvent::TooMany => {
+                self.channels.retain(|c| c.id != id);
+                self.call(cx, |s, icx| s.on_channel(id, ev, icx));
+            }
+            ChannelEvent::Listening(_) | ChannelEvent::Connected(_) => {
+                self.call(cx, |s, icx| s.on_channel(id, ev, icx));
+            }
+        }
     }
 }
 
@@ -338,7 +510,20 @@ impl<S: Session> Session for TlsSession<S> {
         if self.state == State::Closed {
             return input.len();
         }
-        let used = self.decrypt(input, cx);
+        let mut used = 0;
+        if self.tls.is_none() {
+            // In the clear: the inner session reads as under a driver, until it starts TLS.
+            used = self
+                .call(cx, |s, icx| s.on_data(input, icx))
+                .min(input.len());
+            if self.tls.is_none() || self.state == State::Closed {
+                self.settle(cx);
+                return used;
+            }
+            // start_tls: whatever follows the line that asked for it is the handshake, never a
+            // command (no plaintext injected into the secure session).
+        }
+        used += self.decrypt(&input[used..], cx);
         if self.state == State::Open {
             self.settle(cx);
         }
@@ -346,6 +531,11 @@ impl<S: Session> Session for TlsSession<S> {
     }
 
     fn on_eof(&mut self, cx: &mut Context) {
+        if self.tls.is_none() && self.state == State::Open {
+            self.call(cx, |s, icx| s.on_eof(icx));
+            self.settle(cx);
+            return;
+        }
         // TCP EOF, with or without close_notify before it: the inner session's end of input.
         self.peer_closed = true;
         if self.state == State::Open {
@@ -369,7 +559,8 @@ impl<S: Session> Session for TlsSession<S> {
         if self.file.is_some() {
             self.next_chunk(cx);
             self.sync_pause(cx);
-            if self.file.is_some() || self.tls.wants_write() || cx.has_actions() {
+            let waiting = self.tls.as_ref().is_some_and(|t| t.wants_write());
+            if self.file.is_some() || waiting || cx.has_actions() {
                 return; // the inner session's "drained" is when its own output is all out
             }
         }
@@ -380,7 +571,11 @@ impl<S: Session> Session for TlsSession<S> {
     }
 
     fn on_channel(&mut self, id: ChannelId, ev: ChannelEvent<'_>, cx: &mut Context) {
-        self.call(cx, |s, icx| s.on_channel(id, ev, icx));
+        if self.channel(id).is_some() {
+            self.on_tls_channel(id, ev, cx);
+        } else {
+            self.call(cx, |s, icx| s.on_channel(id, ev, icx));
+        }
         self.settle(cx);
     }
 
@@ -388,7 +583,9 @@ impl<S: Session> Session for TlsSession<S> {
         self.call(cx, |s, icx| s.on_idle(icx));
         // The driver closes after this; end the TLS stream properly first.
         if self.state == State::Open && self.file.is_none() && self.backlog.is_empty() {
-            self.tls.send_close_notify();
+            if let Some(tls) = &mut self.tls {
+                tls.send_close_notify();
+            }
             self.state = State::Closed;
         }
         self.flush(cx);
