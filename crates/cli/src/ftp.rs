@@ -3,7 +3,8 @@
 //! `ftp_client.rs`. Only argument parsing lives here; the protocol is `bingfa_ftp`.
 
 use anyhow::{bail, Context as _};
-use bingfa_ftp::{Anonymous, FtpConfig, FtpProtocol};
+use bingfa_ftp::{Anonymous, FtpConfig, FtpProtocol, TlsPolicy};
+use bingfa_net::tls::TlsProtocol;
 use bingfa_net::{Config, Model};
 use std::io::{BufRead, IsTerminal};
 use std::net::{IpAddr, SocketAddr};
@@ -75,6 +76,18 @@ pub struct ServeArgs {
     /// Milliseconds a failed login waits before its 530.
     #[arg(long, default_value_t = 1000, hide = true)]
     login_delay_ms: u64,
+    /// FTP over TLS (RFC 4217: AUTH TLS, PBSZ, PROT) with this certificate or a self-signed
+    /// one; plaintext sessions still work unless --tls-required.
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
+    /// Refuse logins before AUTH TLS (530) and clear data connections (PROT C, 534; a transfer
+    /// without PROT P, 521).
+    #[arg(long)]
+    tls_required: bool,
+    /// Also listen here for implicit FTPS: TLS from the first byte (`ftps://` in curl and
+    /// lftp; port 990 by convention). Needs a certificate.
+    #[arg(long, value_name = "ADDR")]
+    tls_bind: Option<SocketAddr>,
 }
 
 fn parse_range(s: &str) -> Result<RangeInclusive<u16>, String> {
@@ -108,8 +121,23 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if cfg.users.is_none() && cfg.anonymous == Anonymous::Off {
         tracing::warn!("no --users and --anonymous off: nobody can log in");
     }
+    // No ALPN: FTP clients offer none, and one that offers something else still gets FTP.
+    let tls = a.tls.config(&[])?;
+    cfg.tls = match (&tls, a.tls_required) {
+        (None, true) => bail!("--tls-required needs --tls-cert/--tls-key or --tls-self-signed"),
+        (None, false) => TlsPolicy::Off,
+        (Some(_), false) => TlsPolicy::Offered,
+        (Some(_), true) => TlsPolicy::Required,
+    };
+    if a.tls_bind.is_some() && tls.is_none() {
+        bail!("--tls-bind needs --tls-cert/--tls-key or --tls-self-signed");
+    }
     let proto = FtpProtocol::new(cfg).context("cannot start the FTP server")?;
     let mut config = Config::new("ftp", a.bind);
+    if let Some(addr) = a.tls_bind {
+        // Listener 1: implicit FTPS.
+        config.also.push(("ftps".into(), addr));
+    }
     config.model = a.model;
     config.workers = a.workers;
     config.edge_triggered = a.edge_triggered;
@@ -121,8 +149,19 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         config.limits.max_connections = n;
     }
     config.limits.max_per_ip = a.max_per_ip;
-    tracing::info!(root = %a.root.display(), model = %a.model, "starting ftp server");
-    bingfa_net::serve(config, proto).context("ftp server failed")?;
+    tracing::info!(root = %a.root.display(), model = %a.model, tls = ?tls.is_some(), "starting ftp server");
+    match tls {
+        None => bingfa_net::serve(config, proto),
+        Some(tls) => {
+            let implicit = if a.tls_bind.is_some() {
+                vec![1]
+            } else {
+                vec![]
+            };
+            bingfa_net::serve(config, TlsProtocol::upgradable(proto, tls, implicit))
+        }
+    }
+    .context("ftp server failed")?;
     Ok(())
 }
 

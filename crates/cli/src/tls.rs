@@ -1,4 +1,5 @@
-//! The TLS flags shared by `bingfa http serve` and `bingfa chat serve` (its `--web` face):
+//! The TLS flags shared by `bingfa http serve`, `bingfa chat serve` (its `--web` face) and
+//! `bingfa ftp serve`:
 //! a certificate from PEM files, or a self-signed one made at start for trying things out.
 
 use anyhow::Context as _;

@@ -49,6 +49,22 @@ pub struct FtpConfig {
     /// pyftpdlib: the `226` then means the file is complete and in place, and the disk gets it
     /// with the file system's writeback. All-or-nothing holds either way.
     pub fsync_uploads: bool,
+    /// FTP over TLS (RFC 4217): whether `AUTH TLS` is offered, and whether it is required.
+    pub tls: TlsPolicy,
+}
+
+/// What the server says to `AUTH TLS`, and what it requires. The TLS itself is bingfa-net's
+/// layer (`TlsProtocol::upgradable`), which the server must be started under when `offered`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsPolicy {
+    /// `AUTH` gets `502`: the server has no certificate.
+    #[default]
+    Off,
+    /// `AUTH TLS`, `PBSZ` and `PROT` are offered; plaintext logins and data still work.
+    Offered,
+    /// As `Offered`, and a login needs a secure control connection (`530` before it), a
+    /// transfer or listing a protected data connection (`PROT P`, else `521`).
+    Required,
 }
 
 impl FtpConfig {
@@ -63,6 +79,7 @@ impl FtpConfig {
             max_failures: 3,
             max_line: 4096,
             fsync_uploads: false,
+            tls: TlsPolicy::Off,
         }
     }
 }

@@ -18,7 +18,7 @@ pub mod users;
 pub mod verify;
 pub mod vpath;
 
-pub use config::{Anonymous, FtpConfig};
+pub use config::{Anonymous, FtpConfig, TlsPolicy};
 pub use server::FtpProtocol;
 pub use session::FtpSession;
 

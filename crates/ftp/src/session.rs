@@ -67,6 +67,14 @@ pub struct FtpSession {
     pub shutdown_after: bool,
     /// `EPSV ALL` was sent: other data-connection setups are refused (RFC 2428 §4).
     pub epsv_all: bool,
+    /// The control connection's TLS handshake is done (implicit listener, or `AUTH TLS`).
+    pub secure: bool,
+    /// `AUTH TLS` was answered and its handshake is under way.
+    pub upgrading: bool,
+    /// `PBSZ 0` was accepted (RFC 4217 makes it precede `PROT`).
+    pub pbsz: bool,
+    /// `PROT P`: data connections speak TLS.
+    pub prot_private: bool,
 }
 
 impl FtpSession {
@@ -90,6 +98,10 @@ impl FtpSession {
             deferred: false,
             shutdown_after: false,
             epsv_all: false,
+            secure: false,
+            upgrading: false,
+            pbsz: false,
+            prot_private: false,
         }
     }
 
@@ -190,6 +202,11 @@ impl Session for FtpSession {
             cx.channel_abort(x.id);
         }
         cx.close();
+    }
+
+    fn on_secure(&mut self, _cx: &mut Context) {
+        self.secure = true;
+        self.upgrading = false;
     }
 
     fn on_timer(&mut self, cx: &mut Context) {

@@ -21,6 +21,9 @@ pub fn user(s: &mut FtpSession, arg: &str, cx: &mut Context) {
     if s.auth.is_some() {
         return reply(cx, 530, "Already logged in.");
     }
+    if !super::tls::may_login(s, cx) {
+        return;
+    }
     s.user = Some(arg.to_string());
     if is_anonymous(arg) && s.shared.cfg.anonymous != Anonymous::Off {
         reply(

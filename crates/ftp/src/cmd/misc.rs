@@ -1,7 +1,8 @@
 //! SYST TYPE STRU MODE NOOP FEAT OPTS HELP QUIT: the small verbs. Only what the server really
 //! does is offered: TYPE A/I (L 8 = I), STRU F, MODE S; FEAT lists the RFC 2389/2428/3659
-//! extensions implemented.
+//! extensions implemented, and RFC 4217's when TLS is.
 
+use crate::config::TlsPolicy;
 use crate::reply::{multi, reply};
 use crate::session::FtpSession;
 use bingfa_net::Context;
@@ -40,21 +41,30 @@ pub fn mode(arg: &str, cx: &mut Context) {
     }
 }
 
-pub fn feat(cx: &mut Context) {
-    let f: Vec<String> = [
-        "EPRT",
-        "EPSV",
-        "MDTM",
-        "MLST type*;size*;modify*;perm*;unix.mode*;",
-        "PASV",
-        "REST STREAM",
-        "SIZE",
-        "TVFS",
-        "UTF8",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+pub fn feat(s: &FtpSession, cx: &mut Context) {
+    let tls: &[&str] = if s.shared.cfg.tls == TlsPolicy::Off {
+        &[]
+    } else {
+        &["AUTH TLS", "PBSZ", "PROT"]
+    };
+    let f: Vec<String> = tls
+        .iter()
+        .chain(
+            [
+                "EPRT",
+                "EPSV",
+                "MDTM",
+                "MLST type*;size*;modify*;perm*;unix.mode*;",
+                "PASV",
+                "REST STREAM",
+                "SIZE",
+                "TVFS",
+                "UTF8",
+            ]
+            .iter(),
+        )
+        .map(|s| s.to_string())
+        .collect();
     multi(cx, 211, "Features:", &f, "End");
 }
 
@@ -72,10 +82,10 @@ pub fn opts(arg: &str, cx: &mut Context) {
 
 pub fn help(cx: &mut Context) {
     let lines = [
-        "ABOR ALLO APPE CDUP CWD  DELE EPRT EPSV FEAT HELP LIST MDTM MKD",
-        "MLSD MLST MODE NLST NOOP OPTS PASS PASV PORT PWD  QUIT REST RETR",
-        "RMD  RNFR RNTO SIZE STAT STOR STOU STRU SYST TYPE USER XCUP XCWD",
-        "XMKD XPWD XRMD",
+        "ABOR ALLO APPE AUTH CDUP CWD  DELE EPRT EPSV FEAT HELP LIST MDTM",
+        "MKD  MLSD MLST MODE NLST NOOP OPTS PASS PASV PBSZ PORT PROT PWD",
+        "QUIT REST RETR RMD  RNFR RNTO SIZE STAT STOR STOU STRU SYST TYPE",
+        "USER XCUP XCWD XMKD XPWD XRMD",
     ]
     .map(String::from);
     multi(

@@ -1,7 +1,8 @@
 //! The verbs, one file per family (as mini-redis's `cmd/`): [`auth`] USER PASS; [`nav`] PWD
 //! CWD CDUP; [`data`] PORT PASV EPRT EPSV; [`transfer`] RETR STOR APPE STOU REST ABOR ALLO;
 //! [`list`] LIST NLST MLSD MLST STAT; [`files`] DELE MKD RMD RNFR RNTO SIZE MDTM; [`misc`]
-//! SYST TYPE STRU MODE NOOP FEAT OPTS HELP QUIT. RFC 1123's X-aliases (XPWD XCWD XCUP XMKD
+//! SYST TYPE STRU MODE NOOP FEAT OPTS HELP QUIT; [`tls`] AUTH PBSZ PROT (RFC 4217). RFC 1123's
+//! X-aliases (XPWD XCWD XCUP XMKD
 //! XRMD) map onto their verbs here.
 
 pub mod auth;
@@ -10,6 +11,7 @@ pub mod files;
 pub mod list;
 pub mod misc;
 pub mod nav;
+pub mod tls;
 pub mod transfer;
 
 use crate::reply::reply;
@@ -18,7 +20,7 @@ use bingfa_net::Context;
 
 /// Verbs answered before login.
 const OPEN: &[&str] = &[
-    "USER", "PASS", "QUIT", "SYST", "FEAT", "HELP", "NOOP", "OPTS", "AUTH",
+    "USER", "PASS", "QUIT", "SYST", "FEAT", "HELP", "NOOP", "OPTS", "AUTH", "PBSZ", "PROT",
 ];
 
 pub fn dispatch(s: &mut FtpSession, verb: &str, arg: &str, cx: &mut Context) {
@@ -61,11 +63,13 @@ pub fn dispatch(s: &mut FtpSession, verb: &str, arg: &str, cx: &mut Context) {
         "STRU" => misc::stru(arg, cx),
         "MODE" => misc::mode(arg, cx),
         "NOOP" => reply(cx, 200, "NOOP ok."),
-        "FEAT" => misc::feat(cx),
+        "FEAT" => misc::feat(s, cx),
         "OPTS" => misc::opts(arg, cx),
         "HELP" => misc::help(cx),
         "QUIT" => misc::quit(cx),
-        "AUTH" => reply(cx, 502, "TLS is not offered."),
+        "AUTH" => tls::auth(s, arg, cx),
+        "PBSZ" => tls::pbsz(s, arg, cx),
+        "PROT" => tls::prot(s, arg, cx),
         _ => reply(cx, 502, "Command not implemented."),
     }
 }

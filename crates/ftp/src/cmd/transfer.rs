@@ -106,13 +106,28 @@ enum Kind {
 
 /// The data channel for a transfer: the passive one prepared, or an active connect now.
 fn open_data(s: &mut FtpSession, cx: &mut Context) -> Option<ChannelId> {
+    if !matches!(s.data, Data::None) && !super::tls::may_transfer(s, cx) {
+        return None;
+    }
+    let tls = s.prot_private;
     match std::mem::replace(&mut s.data, Data::None) {
         Data::Passive { id, .. } => {
-            // Paused at `Connected` (below) until now: an upload's first bytes wait for it.
+            // PROT P applies to the transfer, whenever the client connected: the channel was
+            // paused at `Connected` (below), so nothing of its handshake was read in the clear.
+            if tls {
+                cx.channel_tls(id);
+            }
+            // Paused until now: an upload's first bytes (or its handshake) wait for it.
             cx.channel_pause(id, false);
             Some(id)
         }
-        Data::Active(addr) => Some(cx.connect(addr)),
+        Data::Active(addr) => {
+            let id = cx.connect(addr);
+            if tls {
+                cx.channel_tls(id);
+            }
+            Some(id)
+        }
         Data::None => {
             reply(cx, 425, "Use PORT, PASV, EPRT or EPSV first.");
             None

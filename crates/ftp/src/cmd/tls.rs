@@ -1,0 +1,99 @@
+//! AUTH PBSZ PROT: FTP over TLS as RFC 4217 has it ("explicit" FTPS). The TLS is bingfa-net's
+//! session layer: `AUTH TLS` answers `234` in the clear and asks the layer to switch
+//! (`start_tls`); the session learns the handshake is done from `on_secure`. `PROT P` makes
+//! each later data connection TLS (`channel_tls`, when a transfer takes it: see
+//! `transfer::open_data`). An implicit-FTPS listener is secure from its first byte, so `AUTH`
+//! there gets `503` and `PBSZ`/`PROT` work at once.
+//!
+//! With [`TlsPolicy::Required`] a login needs a secure control connection and every transfer
+//! a protected data connection; `PROT C` is refused (`534`, "denied for policy reasons").
+
+use crate::config::TlsPolicy;
+use crate::reply::reply;
+use crate::session::FtpSession;
+use bingfa_net::Context;
+
+pub fn auth(s: &mut FtpSession, arg: &str, cx: &mut Context) {
+    if s.shared.cfg.tls == TlsPolicy::Off {
+        return reply(cx, 502, "TLS is not offered.");
+    }
+    if s.secure || s.upgrading {
+        return reply(cx, 503, "Already using TLS.");
+    }
+    match arg.trim().to_ascii_uppercase().as_str() {
+        // TLS-C and SSL are the names of drafts before RFC 4217; clients still send them.
+        "TLS" | "TLS-C" | "SSL" => {
+            reply(cx, 234, "AUTH TLS successful.");
+            s.upgrading = true;
+            // A new security context starts with clear data connections (RFC 4217 §9).
+            s.pbsz = false;
+            s.prot_private = false;
+            cx.start_tls();
+        }
+        "" => reply(cx, 501, "AUTH needs a mechanism: AUTH TLS."),
+        _ => reply(cx, 504, "AUTH TLS is the only mechanism."),
+    }
+}
+
+pub fn pbsz(s: &mut FtpSession, arg: &str, cx: &mut Context) {
+    if !s.secure {
+        return reply(
+            cx,
+            503,
+            "PBSZ needs a secure control connection: AUTH TLS first.",
+        );
+    }
+    if arg.trim().parse::<u64>().is_err() {
+        return reply(cx, 501, "PBSZ needs a number.");
+    }
+    // TLS is a stream: there is no buffer size to agree, and 0 is the only answer.
+    s.pbsz = true;
+    reply(cx, 200, "PBSZ=0");
+}
+
+pub fn prot(s: &mut FtpSession, arg: &str, cx: &mut Context) {
+    if !s.secure {
+        return reply(
+            cx,
+            503,
+            "PROT needs a secure control connection: AUTH TLS first.",
+        );
+    }
+    if !s.pbsz {
+        return reply(cx, 503, "PBSZ first.");
+    }
+    match arg.trim().to_ascii_uppercase().as_str() {
+        "P" => {
+            s.prot_private = true;
+            reply(cx, 200, "Protection level set to Private.");
+        }
+        "C" if s.shared.cfg.tls == TlsPolicy::Required => {
+            reply(cx, 534, "Clear data connections are not allowed: PROT P.")
+        }
+        "C" => {
+            s.prot_private = false;
+            reply(cx, 200, "Protection level set to Clear.");
+        }
+        "S" | "E" => reply(cx, 536, "Only PROT C and P are supported."),
+        _ => reply(cx, 504, "Unknown protection level."),
+    }
+}
+
+/// Under [`TlsPolicy::Required`]: whether the control connection may log in (`530` if not).
+pub fn may_login(s: &FtpSession, cx: &mut Context) -> bool {
+    let ok = s.secure || s.shared.cfg.tls != TlsPolicy::Required;
+    if !ok {
+        reply(cx, 530, "TLS required: AUTH TLS first.");
+    }
+    ok
+}
+
+/// Under [`TlsPolicy::Required`]: whether a transfer may use the data connection (`521` if
+/// it would be in the clear).
+pub fn may_transfer(s: &FtpSession, cx: &mut Context) -> bool {
+    let ok = s.prot_private || s.shared.cfg.tls != TlsPolicy::Required;
+    if !ok {
+        reply(cx, 521, "Data connections must be encrypted: PROT P.");
+    }
+    ok
+}
