@@ -187,4 +187,6 @@ impl<S: Session> Session for MaybeTls<S> {
 }
 
 #[cfg(test)]
+mod test_util;
+#[cfg(test)]
 mod tests;
