@@ -190,3 +190,5 @@ impl<S: Session> Session for MaybeTls<S> {
 mod test_util;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod upgrade_tests;

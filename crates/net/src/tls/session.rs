@@ -195,6 +195,15 @@ impl<S: Session> TlsSession<S> {
         }
     }
 
+    /// Plaintext a TLS data channel holds for the inner session (tests check the bound).
+    #[cfg(test)]
+    pub(super) fn held(&self, id: ChannelId) -> Option<usize> {
+        self.channels
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| c.inbox.len())
+    }
+
     fn channel(&mut self, id: ChannelId) -> Option<&mut TlsChannel> {
         self.channels.iter_mut().find(|c| c.id == id)
     }
