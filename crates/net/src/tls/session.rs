@@ -119,6 +119,10 @@ pub struct TlsSession<S> {
     peer_closed: bool,
     /// Data channels that speak TLS (few: FTP has one at a time).
     channels: Vec<TlsChannel>,
+    /// Plain channels the inner session has paused: a pause from before `channel_tls` (FTP
+    /// pauses a passive channel at `Connected`) still holds the plaintext back after the
+    /// handshake, which the layer runs meanwhile.
+    paused_plain: Vec<ChannelId>,
 }
 
 impl<S: Session> TlsSession<S> {
@@ -153,6 +157,7 @@ impl<S: Session> TlsSession<S> {
             inner_eof: false,
             peer_closed: false,
             channels: Vec::new(),
+            paused_plain: Vec::new(),
         }
     }
 
@@ -218,12 +223,23 @@ impl<S: Session> TlsSession<S> {
                 if let Some(ch) = self.channel(*id) {
                     return ch.relay(action, cx);
                 }
+                match &action {
+                    Action::ChannelPause(id, true) if !self.paused_plain.contains(id) => {
+                        self.paused_plain.push(*id)
+                    }
+                    Action::ChannelPause(id, false) | Action::ChannelAbort(id) => {
+                        self.paused_plain.retain(|c| c != id)
+                    }
+                    _ => {}
+                }
             }
             Action::ChannelTls(id) => {
                 let id = *id;
                 if self.channel(id).is_none() {
+                    let paused = self.paused_plain.contains(&id);
+                    self.paused_plain.retain(|&c| c != id);
                     match self.config.connection() {
-                        Ok(c) => self.channels.push(TlsChannel::new(id, c)),
+                        Ok(c) => self.channels.push(TlsChannel::new(id, c, paused)),
                         Err(e) => {
                             tracing::error!("cannot start TLS on a data channel: {e}");
                             cx.push(Action::ChannelAbort(id));
@@ -583,6 +599,9 @@ impl<S: Session> Session for TlsSession<S> {
         if self.channel(id).is_some() {
             self.on_tls_channel(id, ev, cx);
         } else {
+            if let ChannelEvent::Closed | ChannelEvent::Error(_) | ChannelEvent::TooMany = ev {
+                self.paused_plain.retain(|&c| c != id);
+            }
             self.call(cx, |s, icx| s.on_channel(id, ev, icx));
         }
         self.settle(cx);

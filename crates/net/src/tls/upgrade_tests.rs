@@ -669,6 +669,46 @@ fn tls_channel_upload_paused_and_resumed() {
 }
 
 #[test]
+fn a_pause_from_before_channel_tls_holds_the_plaintext() {
+    // FTP pauses a passive channel at Connected. Made TLS without being resumed, the channel
+    // is read for the handshake; the upload behind the client's Finished is held, not given,
+    // and the driver stops reading as soon as the handshake is done.
+    let mut h = H::new(0);
+    h.secure();
+    let id = h.pasv(true);
+    let data = pattern(1024 * KIB);
+    upload(&mut h, id, &data);
+    h.send("STORP");
+    assert!(!h.chans[&id].client.as_ref().unwrap().is_handshaking());
+    let log = h.log();
+    assert!(pos(&log, "line STORP") < pos(&log, "drv chpause 1 false"));
+    assert_eq!(
+        count(&log, "ch1 data") + count(&log, "ch1 eof"),
+        0,
+        "{log:#?}"
+    );
+    assert!(h.chans[&id].paused, "the driver stopped reading");
+    let held = h.held(id);
+    assert!(held > 0, "the read with the Finished brought some upload");
+    // Never more than one read (256 KiB) past the layer's bound.
+    assert!(held <= MAX_INBOX + 256 * KIB, "{held}");
+    assert_eq!(*h.held_at_pause.last().unwrap(), held);
+    assert!(
+        !h.chans[&id].wire.is_empty(),
+        "the rest waits in the kernel"
+    );
+    end_upload(&mut h, id);
+    h.send("RESUME");
+    let log = h.log();
+    assert!(
+        pos(&log, "line RESUME") < pos(&log, "ch1 data 262144"),
+        "{log:#?}"
+    );
+    assert!(h.upload() == data);
+    assert_eq!(count(&log, "ch1 eof"), 1);
+}
+
+#[test]
 fn garbage_instead_of_a_client_hello_on_a_channel() {
     let mut h = H::new(0);
     h.secure();
