@@ -10,7 +10,8 @@
 //! inner session to resume, whether it paused before or after making the channel TLS. File
 //! ranges are read and encrypted [`FILE_CHUNK`] per drain, as on the control connection.
 
-use super::session::{encrypt_range, gather, FileRange, FILE_CHUNK, MAX_INBOX};
+use super::range::{encrypt_range, gather, FileRange, FILE_CHUNK};
+use super::session::MAX_INBOX;
 use crate::session::{Action, ChannelId, Context};
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
