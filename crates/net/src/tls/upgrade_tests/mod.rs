@@ -8,7 +8,7 @@
 mod harness;
 
 use super::session::MAX_INBOX;
-use super::test_util::pattern;
+use super::test_util::{client, pattern, receive};
 use super::*;
 use harness::{GREETING, H, HEAD, KIB};
 use std::io::Write;
@@ -54,6 +54,33 @@ fn plaintext_pipelined_behind_auth_is_never_a_command() {
     let n = h.s.on_data(b"PWD\r\n", &mut h.cx);
     assert_eq!(n, 5, "input after failure is dropped");
     assert_eq!(count(&h.log(), "line "), 2);
+}
+
+#[test]
+fn a_client_hello_pipelined_behind_auth_is_the_handshake() {
+    // An eager client sends its ClientHello right behind AUTH, in the same segment.
+    let mut h = H::new(0);
+    let mut c = client(&h.made, &[]);
+    let mut input = b"AUTH\r\n".to_vec();
+    while c.wants_write() {
+        c.write_tls(&mut input).unwrap();
+    }
+    h.send_clear(&input);
+    assert!(!h.closed);
+    let said = [GREETING, b"234 go\r\n"].concat();
+    assert_eq!(&h.clear[..said.len()], &said[..]);
+    // Then the server's first flight, answered in the same call.
+    let flight = h.clear.split_off(said.len());
+    assert_eq!(flight[0], 0x16, "a handshake record");
+    receive(&mut c, &flight, &mut h.plain);
+    h.ctl = Some(c);
+    h.run();
+    assert!(!h.ctl.as_ref().unwrap().is_handshaking());
+    h.send("NOOP");
+    assert_eq!(h.plain, b"200 NOOP\r\n");
+    let log = h.log();
+    assert_eq!(count(&log, "line "), 2);
+    assert!(pos(&log, "secure") < pos(&log, "line NOOP"));
 }
 
 #[test]
