@@ -29,7 +29,8 @@ pub(super) type Shared = Arc<Mutex<Seen>>;
 /// paused at `Connected` as FTP does until a transfer takes it), `RETR` (TLS on the channel,
 /// resume, a head line and the file, close), `RETRD` (the same, closing when told the
 /// channel drained), `STOR` (TLS on the channel, resume), `STORP` (TLS, the pause stands),
-/// `RESUME`, `HOLD n` (pause the upload once n bytes came); anything else is echoed as 200.
+/// `RESUME`, `HOLD n` (pause the upload once n bytes came), `PORT` (an active channel, TLS
+/// and a download queued before it connects); anything else is echoed as 200.
 pub(super) struct Ftp {
     pub(super) seen: Shared,
     pub(super) file: Arc<File>,
@@ -37,6 +38,8 @@ pub(super) struct Ftp {
     pub(super) data: Option<ChannelId>,
     pub(super) hold: Option<usize>,
     pub(super) close_on_drained: bool,
+    /// The data channel is an active one (`PORT`): not paused at `Connected`.
+    pub(super) active: bool,
 }
 
 impl Ftp {
@@ -66,6 +69,16 @@ impl Session for Ftp {
                 cx.write(b"226 sent\r\n");
             }
             "PASV" => self.data = Some(cx.listen()),
+            "PORT" => {
+                // Active: TLS and the whole transfer queued before the connect completes.
+                let id = cx.connect("127.0.0.1:4000".parse().unwrap());
+                self.data = Some(id);
+                self.active = true;
+                cx.channel_tls(id);
+                cx.channel_write(id, HEAD);
+                cx.channel_send_file(id, self.file.clone(), 0, self.len);
+                cx.channel_close(id);
+            }
             "RETR" | "RETRD" => {
                 let id = self.data();
                 cx.channel_tls(id);
@@ -113,7 +126,9 @@ impl Session for Ftp {
             }
             ChannelEvent::Connected(_) => {
                 seen.log.push(format!("ch{id} connected"));
-                cx.channel_pause(id, true);
+                if !self.active {
+                    cx.channel_pause(id, true);
+                }
             }
             ChannelEvent::Data(b) => {
                 seen.log.push(format!("ch{id} data {}", b.len()));
@@ -158,6 +173,7 @@ impl Protocol for FtpProto {
             data: None,
             hold: None,
             close_on_drained: false,
+            active: false,
         }
     }
 }
@@ -422,6 +438,10 @@ impl H {
                         self.drv(format!("listen {id}"));
                         self.chans.insert(id, Chan::default());
                         self.events.push_back((id, Ev::Listening));
+                    }
+                    Action::Connect(id, _) => {
+                        self.drv(format!("connect {id}"));
+                        self.chans.insert(id, Chan::default());
                     }
                     Action::ChannelWrite(id, b) => {
                         let ch = self.chans.get_mut(&id).expect("a channel");

@@ -171,6 +171,27 @@ fn tls_channel_drained_only_when_all_is_out() {
     assert_eq!(last(&log, "ch1 "), pos(&log, "ch1 closed"));
 }
 
+#[test]
+fn tls_active_channel_queued_before_it_connects() {
+    let len = 700 * KIB;
+    let mut h = H::new(len);
+    h.secure();
+    h.send("PORT");
+    // Nothing goes to a channel still connecting but the order to read it (the handshake).
+    let log = h.log();
+    assert_eq!(count(&log, "drv chwrite 1"), 0);
+    assert!(pos(&log, "drv connect 1") < pos(&log, "drv chpause 1 false"));
+    h.chan(1).client = Some(client(&h.made, &[]));
+    h.events.push_back((1, harness::Ev::Connected));
+    h.run();
+    let want = [HEAD, &pattern(len)[..]].concat();
+    assert!(h.chans[&1].plain == want);
+    assert_eq!(h.chans[&1].at_close, Some((want.len(), true)));
+    let log = h.log();
+    assert!(pos(&log, "ch1 connected") < pos(&log, "ch1 closed"));
+    assert_eq!(count(&log, "ch1 "), 2, "{log:#?}");
+}
+
 /// The client's upload. Written before the handshake ends, it follows the client's Finished
 /// (TLS 1.3 clients send at once).
 fn upload(h: &mut H, id: ChannelId, data: &[u8]) {
