@@ -6,10 +6,12 @@
 //! past [`MAX_INBOX`] the driver is told to stop reading. Until the handshake is done the
 //! inner session's output waits in order (a `close_notify` sent mid-handshake would end it), and
 //! the channel is read even while the inner session paused it, so a client that starts its
-//! handshake before the transfer command still gets its answer. File ranges are read and
-//! encrypted [`FILE_CHUNK`] per drain, as on the control connection.
+//! handshake before the transfer command still gets its answer; its plaintext waits for the
+//! inner session to resume, whether it paused before or after making the channel TLS. File
+//! ranges are read and encrypted [`FILE_CHUNK`] per drain, as on the control connection.
 
-use super::session::{encrypt_range, gather, FileRange, FILE_CHUNK, MAX_INBOX};
+use super::range::{encrypt_range, gather, FileRange, FILE_CHUNK};
+use super::session::MAX_INBOX;
 use crate::session::{Action, ChannelId, Context};
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
@@ -41,12 +43,13 @@ pub(super) struct TlsChannel {
 }
 
 impl TlsChannel {
-    pub(super) fn new(id: ChannelId, tls: rustls::ServerConnection) -> Self {
+    /// `inner_paused`: the inner session paused the channel before making it TLS.
+    pub(super) fn new(id: ChannelId, tls: rustls::ServerConnection, inner_paused: bool) -> Self {
         TlsChannel {
             id,
             tls,
             inbox: Vec::new(),
-            inner_paused: false,
+            inner_paused,
             driver_paused: None,
             file: None,
             chunk: Vec::new(),

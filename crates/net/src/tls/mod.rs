@@ -4,7 +4,9 @@
 //!
 //! - `config`: the certificate (PEM files or self-signed) and rustls settings;
 //! - `reload`: SIGHUP makes new handshakes pick up the certificate files' new contents;
-//! - `session`: the wrapper session itself.
+//! - `session`: the wrapper session itself (`session::channels`: its TLS data channels' events);
+//! - `channel`: TLS on one data channel (FTP's `PROT P`);
+//! - `range`: file ranges read and encrypted in user space, for both.
 //!
 //! File ranges are encrypted in user space (read and encrypt in 64 KiB steps, one 512 KiB write
 //! per drain): kTLS, which would keep `sendfile(2)`, needs the kernel's `tls` module, absent
@@ -12,6 +14,7 @@
 
 mod channel;
 mod config;
+mod range;
 mod reload;
 mod session;
 
@@ -187,4 +190,8 @@ impl<S: Session> Session for MaybeTls<S> {
 }
 
 #[cfg(test)]
+mod test_util;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod upgrade_tests;

@@ -1,10 +1,9 @@
 //! The TLS layer driven by hand against a rustls client, no sockets: handshake, echo, file
 //! ranges in order, close_notify, and garbage instead of a ClientHello.
 
+use super::test_util::{client, info, pattern, receive, test_file};
 use super::*;
 use crate::session::Action;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::ServerName;
 use std::io::{Read, Write};
 use std::sync::Arc;
 
@@ -37,15 +36,6 @@ impl Session for Echo {
     }
 }
 
-fn info() -> ConnInfo {
-    ConnInfo {
-        id: 1,
-        peer: "127.0.0.1:1".parse().unwrap(),
-        local: "127.0.0.1:2".parse().unwrap(),
-        cred: None,
-    }
-}
-
 struct Pair {
     server: MaybeTls<Echo>,
     cx: Context,
@@ -57,24 +47,8 @@ struct Pair {
 impl Pair {
     fn new(file_len: usize) -> Pair {
         let (cfg, made) = TlsConfig::self_signed(&["localhost"], &[b"http/1.1"]).unwrap();
-        let path = std::env::temp_dir().join(format!("bingfa-tls-file-{}", std::process::id()));
-        let data: Vec<u8> = (0..file_len).map(|i| (i % 251) as u8).collect();
-        std::fs::write(&path, &data).unwrap();
-        let file = Arc::new(std::fs::File::open(&path).unwrap());
-        std::fs::remove_file(&path).unwrap();
-        let proto = TlsProtocol::new(EchoProto(file), cfg);
-        let mut roots = rustls::RootCertStore::empty();
-        let der = rustls::pki_types::CertificateDer::from_pem_slice(made.cert_pem.as_bytes());
-        roots.add(der.unwrap()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut ccfg = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        ccfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let name = ServerName::try_from("localhost").unwrap();
-        let client = rustls::ClientConnection::new(Arc::new(ccfg), name).unwrap();
+        let proto = TlsProtocol::new(EchoProto(test_file(file_len)), cfg);
+        let client = client(&made, &[b"http/1.1"]);
         let mut server = proto.new_session(&info());
         let mut cx = Context::new(info());
         server.on_open(&mut cx);
@@ -108,18 +82,7 @@ impl Pair {
                 match a {
                     Action::Write(b) => {
                         wrote = true;
-                        let mut rd = &b[..];
-                        while !rd.is_empty() {
-                            self.client.read_tls(&mut rd).unwrap();
-                            self.client.process_new_packets().unwrap();
-                            let mut buf = [0u8; 65536];
-                            while let Ok(n) = self.client.reader().read(&mut buf) {
-                                if n == 0 {
-                                    break;
-                                }
-                                self.plain.extend_from_slice(&buf[..n]);
-                            }
-                        }
+                        receive(&mut self.client, &b, &mut self.plain);
                     }
                     Action::Close | Action::Abort => self.closed = true,
                     Action::PauseInput(_) | Action::SetTimer(_) => {}
@@ -175,7 +138,7 @@ fn a_file_range_goes_out_in_chunks_and_in_order() {
     p.plain.clear();
     p.send(b"file\nafter\n");
     assert_eq!(p.plain.len(), len + b"done\nafter\n".len());
-    let expect: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let expect = pattern(len);
     assert!(p.plain[..len] == expect[..], "file bytes intact");
     assert_eq!(&p.plain[len..], b"done\nafter\n");
 }
@@ -188,7 +151,7 @@ fn back_to_back_ranges_then_close_stay_in_order() {
     let mut p = Pair::new(len);
     p.plain.clear();
     p.send(b"file\nfile\nbye\n");
-    let file: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let file = pattern(len);
     let mut expect = Vec::new();
     for _ in 0..2 {
         expect.extend_from_slice(&file);

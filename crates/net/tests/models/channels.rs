@@ -1,7 +1,8 @@
 //! Data-channel scenarios FTP needs (issue 10), under every model: passive ports within a
 //! range at random with an announced address; a passive listener that admits only the control
 //! connection's IP; output and a close queued before the peer connects; pausing a channel's
-//! input; `max_channels` refused before binding with its own event.
+//! input; `max_channels` refused before binding with its own event; `start_tls` and
+//! `channel_tls` refused (connection or channel closed) where no TLS layer runs.
 
 use crate::harness::{Client, Spec, TestServer};
 use bingfa_net::Passive;
@@ -14,7 +15,8 @@ use std::time::Duration;
 /// `PASV` opens a passive listener in the range, announcing 127.0.0.3; `RETR` queues the
 /// payload and closes the last channel at once (usually before the client connected);
 /// `STOR` pauses the channel's input as soon as it connects, `COUNT` says how many bytes came,
-/// `RESUME` resumes; `MANY n` opens n listeners; `ABOR` aborts every channel.
+/// `RESUME` resumes; `MANY n` opens n listeners; `ABOR` aborts every channel; `TLSPASV` and
+/// `STARTTLS` ask for TLS, which no driver does without the TLS layer.
 pub(crate) struct Chans {
     pub(crate) ports: std::ops::RangeInclusive<u16>,
 }
@@ -60,6 +62,14 @@ impl Session for ChansSession {
             "STOR" => {
                 self.upload = Some(0);
                 self.passive(cx);
+            }
+            "TLSPASV" => {
+                self.passive(cx);
+                cx.channel_tls(*self.open.last().expect("just opened"));
+            }
+            "STARTTLS" => {
+                cx.write(b"234 go\n");
+                cx.start_tls();
             }
             "COUNT" => cx.write(format!("count {}\n", self.upload.unwrap_or(0)).as_bytes()),
             "RESUME" => cx.channel_pause(last.expect("STOR first"), false),
@@ -248,4 +258,32 @@ pub(crate) fn channel_pause(model: Model, edge: bool) {
     writer.join().unwrap();
     drop(c);
     assert!(srv.stop().success());
+}
+
+/// Without the TLS layer a driver refuses what only the layer can do, rather than go on in
+/// plaintext: a channel asked to speak TLS is closed (its listener with it), a connection that
+/// asks for STARTTLS is aborted (its `234` dropped with it).
+pub(crate) fn tls_without_layer(model: Model, edge: bool) {
+    let mut srv = start(model, edge);
+    let mut c = srv.connect();
+    c.send("TLSPASV");
+    let (_, port) = pasv(&mut c);
+    c.expect("226 closed");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the listener is gone"
+    );
+    c.send("NOOP");
+    c.expect("500 what");
+    c.send("STARTTLS");
+    c.expect_closed();
+    drop(c);
+    assert!(srv.stop().success());
+    let log = srv.log();
+    for what in [
+        "channel_tls without the TLS layer",
+        "start_tls without the TLS layer",
+    ] {
+        assert!(log.iter().any(|l| l.contains(what)), "{what}: {log:#?}");
+    }
 }

@@ -51,6 +51,7 @@ macro_rules! every_model {
                 #[test] fn passive_range() { crate::channels::passive_range(M, E) }
                 #[test] fn passive_peer_only() { crate::channels::passive_peer_only(M, E) }
                 #[test] fn channel_pause() { crate::channels::channel_pause(M, E) }
+                #[test] fn tls_without_layer() { crate::channels::tls_without_layer(M, E) }
                 #[test] fn injector() { crate::faces::injector(M, E) }
                 #[test] fn refusal_per_listener() { crate::faces::refusal_per_listener(M, E) }
                 #[test] fn unix_listener() { crate::faces::unix_listener(M, E) }

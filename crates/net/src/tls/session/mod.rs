@@ -17,23 +17,13 @@
 //! with [`Context::channel_tls`] get a TLS connection each (`channel`).
 
 use super::channel::TlsChannel;
+use super::range::{encrypt_range, gather, FileRange, FILE_CHUNK};
 use super::TlsConfig;
 use crate::session::{Action, ChannelEvent, ChannelId, Context, Message, Session};
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io::{BufRead, Write};
-use std::os::unix::fs::FileExt;
-use std::sync::Arc;
 
-/// Plaintext of a file range read and encrypted per drain: large records, few wakeups, and well
-/// under the driver's outbound limit.
-pub(super) const FILE_CHUNK: u64 = 512 * 1024;
-
-/// A drain's chunk is read, encrypted and gathered this much at a time: the plaintext buffer and
-/// rustls's records (allocated per record, freed by the gather) stay small and cache-hot, and
-/// the allocator reuses the same few blocks instead of growing and trimming its heap by half a
-/// MiB per drain. Four whole 16 KiB records.
-const FILE_STEP: usize = 64 * 1024;
+mod channels;
 
 /// Decrypted input the inner session has not consumed, beyond which no more is decrypted
 /// (the ciphertext stays in the driver, which applies its own limit).
@@ -44,50 +34,6 @@ enum State {
     Open,
     /// close_notify sent (or the handshake failed): nothing more is encrypted, input dropped.
     Closed,
-}
-
-pub(super) struct FileRange {
-    pub(super) file: Arc<File>,
-    pub(super) offset: u64,
-    pub(super) left: u64,
-}
-
-/// Read and encrypt up to `budget` bytes of `f` (in [`FILE_STEP`]s through `buf`, one buffer
-/// reused per range: no zeroing, no allocator churn), appending the ciphertext to `out`.
-/// `Err` = the file is shorter than the range.
-pub(super) fn encrypt_range(
-    tls: &mut rustls::ServerConnection,
-    f: &mut FileRange,
-    buf: &mut Vec<u8>,
-    mut budget: u64,
-    out: &mut Vec<u8>,
-) -> std::io::Result<()> {
-    if out.capacity() == 0 {
-        // Each 16 KiB record adds 22 bytes (header, content type, tag).
-        let plain = f.left.min(budget) as usize;
-        out.reserve(plain + plain / 16384 * 32 + 1024);
-    }
-    while f.left > 0 && budget > 0 {
-        let n = f.left.min(budget).min(FILE_STEP as u64) as usize;
-        buf.resize(n, 0);
-        f.file.read_exact_at(buf, f.offset)?;
-        f.offset += n as u64;
-        f.left -= n as u64;
-        budget -= n as u64;
-        // The buffer limit is off, so rustls takes all of it.
-        let _ = tls.writer().write_all(buf);
-        gather(tls, out);
-    }
-    Ok(())
-}
-
-/// Move what rustls has encrypted to the end of `out`.
-pub(super) fn gather(tls: &mut rustls::ServerConnection, out: &mut Vec<u8>) {
-    while tls.wants_write() {
-        if tls.write_tls(out).is_err() {
-            break;
-        }
-    }
 }
 
 /// Runs `S` over TLS. Built by [`TlsProtocol`](super::TlsProtocol) for each accepted connection.
@@ -119,6 +65,10 @@ pub struct TlsSession<S> {
     peer_closed: bool,
     /// Data channels that speak TLS (few: FTP has one at a time).
     channels: Vec<TlsChannel>,
+    /// Plain channels the inner session has paused: a pause from before `channel_tls` (FTP
+    /// pauses a passive channel at `Connected`) still holds the plaintext back after the
+    /// handshake, which the layer runs meanwhile.
+    paused_plain: Vec<ChannelId>,
 }
 
 impl<S: Session> TlsSession<S> {
@@ -153,6 +103,7 @@ impl<S: Session> TlsSession<S> {
             inner_eof: false,
             peer_closed: false,
             channels: Vec::new(),
+            paused_plain: Vec::new(),
         }
     }
 
@@ -195,10 +146,6 @@ impl<S: Session> TlsSession<S> {
         }
     }
 
-    fn channel(&mut self, id: ChannelId) -> Option<&mut TlsChannel> {
-        self.channels.iter_mut().find(|c| c.id == id)
-    }
-
     fn relay(&mut self, action: Action, cx: &mut Context) {
         match &action {
             Action::ChannelWrite(id, _)
@@ -209,12 +156,23 @@ impl<S: Session> TlsSession<S> {
                 if let Some(ch) = self.channel(*id) {
                     return ch.relay(action, cx);
                 }
+                match &action {
+                    Action::ChannelPause(id, true) if !self.paused_plain.contains(id) => {
+                        self.paused_plain.push(*id)
+                    }
+                    Action::ChannelPause(id, false) | Action::ChannelAbort(id) => {
+                        self.paused_plain.retain(|c| c != id)
+                    }
+                    _ => {}
+                }
             }
             Action::ChannelTls(id) => {
                 let id = *id;
                 if self.channel(id).is_none() {
+                    let paused = self.paused_plain.contains(&id);
+                    self.paused_plain.retain(|&c| c != id);
                     match self.config.connection() {
-                        Ok(c) => self.channels.push(TlsChannel::new(id, c)),
+                        Ok(c) => self.channels.push(TlsChannel::new(id, c, paused)),
                         Err(e) => {
                             tracing::error!("cannot start TLS on a data channel: {e}");
                             cx.push(Action::ChannelAbort(id));
@@ -370,42 +328,6 @@ impl<S: Session> TlsSession<S> {
         }
     }
 
-    /// Give the inner session what its TLS channels decrypted (each `Data` is all of it, as a
-    /// driver gives), then their end, and set each channel's reading.
-    fn pump_channels(&mut self, cx: &mut Context) {
-        let mut i = 0;
-        while i < self.channels.len() {
-            let ch = &mut self.channels[i];
-            let id = ch.id;
-            if !ch.failed && !ch.inner_paused {
-                if !ch.inbox.is_empty() {
-                    let buf = std::mem::take(&mut ch.inbox);
-                    self.call(cx, |s, icx| s.on_channel(id, ChannelEvent::Data(&buf), icx));
-                    if let Some(ch) = self.channel(id) {
-                        if ch.inbox.is_empty() {
-                            ch.inbox = buf;
-                            ch.inbox.clear();
-                        }
-                    }
-                }
-                let eof = self.channel(id).is_some_and(|c| {
-                    c.eof && !c.eof_told && !c.failed && !c.inner_paused && c.inbox.is_empty()
-                });
-                if eof {
-                    if let Some(ch) = self.channel(id) {
-                        ch.eof_told = true;
-                    }
-                    self.call(cx, |s, icx| s.on_channel(id, ChannelEvent::Eof, icx));
-                }
-            }
-            // The list may have changed under the calls: find this channel again.
-            if let Some(j) = self.channels.iter().position(|c| c.id == id) {
-                self.channels[j].sync_pause(cx);
-                i = j + 1;
-            }
-        }
-    }
-
     fn decrypt(&mut self, input: &[u8], cx: &mut Context) -> usize {
         let mut used = 0;
         while used < input.len() && self.inbox.len() < MAX_INBOX {
@@ -461,41 +383,6 @@ impl<S: Session> TlsSession<S> {
         self.file = None;
         self.backlog.clear();
         cx.close();
-    }
-
-    /// A driver event on a TLS data channel.
-    fn on_tls_channel(&mut self, id: ChannelId, ev: ChannelEvent<'_>, cx: &mut Context) {
-        let ch = self.channel(id).expect("a TLS channel");
-        match ev {
-            ChannelEvent::Data(bytes) => {
-                if ch.failed {
-                    return;
-                }
-                match ch.feed(bytes, cx) {
-                    Ok(()) => ch.unblock(cx),
-                    Err(()) => ch.fail(cx),
-                }
-            }
-            ChannelEvent::Eof => {
-                if !ch.failed {
-                    ch.peer_eof(cx);
-                }
-            }
-            ChannelEvent::Drained => {
-                ch.drained(cx);
-                if ch.owes_drained && ch.idle() && !ch.failed {
-                    ch.owes_drained = false;
-                    self.call(cx, |s, icx| s.on_channel(id, ChannelEvent::Drained, icx));
-                }
-            }
-            ChannelEvent::Closed | ChannelEvent::Error(_) | ChannelEvent::TooMany => {
-                self.channels.retain(|c| c.id != id);
-                self.call(cx, |s, icx| s.on_channel(id, ev, icx));
-            }
-            ChannelEvent::Listening(_) | ChannelEvent::Connected(_) => {
-                self.call(cx, |s, icx| s.on_channel(id, ev, icx));
-            }
-        }
     }
 }
 
@@ -574,6 +461,9 @@ impl<S: Session> Session for TlsSession<S> {
         if self.channel(id).is_some() {
             self.on_tls_channel(id, ev, cx);
         } else {
+            if let ChannelEvent::Closed | ChannelEvent::Error(_) | ChannelEvent::TooMany = ev {
+                self.paused_plain.retain(|&c| c != id);
+            }
             self.call(cx, |s, icx| s.on_channel(id, ev, icx));
         }
         self.settle(cx);
