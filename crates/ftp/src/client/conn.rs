@@ -2,7 +2,8 @@
 //! commands a client needs. Every command's reply is checked against the codes that mean
 //! success; anything else becomes `Error::Reply` with the server's code and text.
 
-use super::{read_reply, Entry, Error, Reply, Result};
+use super::tls::{Setup, Stream};
+use super::{read_reply, Entry, Error, Reply, Result, TlsOptions};
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -14,6 +15,8 @@ pub struct Options {
     pub timeout: Duration,
     /// Active mode: the server connects to us (EPRT, falling back to PORT).
     pub active: bool,
+    /// FTP over TLS (RFC 4217): the control connection and every data connection.
+    pub tls: Option<TlsOptions>,
 }
 
 impl Default for Options {
@@ -21,6 +24,7 @@ impl Default for Options {
         Options {
             timeout: Duration::from_secs(30),
             active: false,
+            tls: None,
         }
     }
 }
@@ -51,9 +55,12 @@ pub enum StoreMode {
 
 /// A logged-in (or about to be) FTP control connection.
 pub struct Client {
-    pub(super) reader: BufReader<TcpStream>,
-    pub(super) writer: TcpStream,
+    /// The control connection; commands are written through `get_mut` (a TLS stream cannot
+    /// be split into a reading and a writing half).
+    pub(super) reader: BufReader<Stream>,
     pub(super) opts: Options,
+    /// Set when TLS is on: data connections then do a TLS handshake too (PROT P).
+    pub(super) tls: Option<Setup>,
     /// Set once EPSV has been refused, so later transfers go straight to PASV.
     pub(super) no_epsv: bool,
     pub(super) no_eprt: bool,
@@ -69,11 +76,15 @@ fn check_arg(arg: &str) -> Result<()> {
 }
 
 impl Client {
-    /// Connects to `addr` and reads the greeting (which must be 220).
-    pub fn connect(addr: impl ToSocketAddrs, opts: Options) -> Result<Self> {
+    /// Connects to `host`:`port` and reads the greeting (which must be 220). With TLS:
+    /// implicit FTPS does the handshake first; explicit sends `AUTH TLS` after the greeting
+    /// (a refusal is `Error::TlsRefused`, never a silent fallback to plaintext). Either way
+    /// `PBSZ 0` and `PROT P` follow, before USER, so the password and all data are encrypted.
+    pub fn connect(host: &str, port: u16, opts: Options) -> Result<Self> {
+        let tls = opts.tls.as_ref().map(|t| Setup::new(t, host)).transpose()?;
         let mut last = None;
         let mut stream = None;
-        for a in addr.to_socket_addrs()? {
+        for a in (host, port).to_socket_addrs()? {
             match TcpStream::connect_timeout(&a, opts.timeout) {
                 Ok(s) => {
                     stream = Some(s);
@@ -90,22 +101,16 @@ impl Client {
         stream.set_read_timeout(Some(opts.timeout))?;
         stream.set_write_timeout(Some(opts.timeout))?;
         let _ = stream.set_nodelay(true);
-        let mut c = Client {
-            reader: BufReader::new(stream.try_clone()?),
-            writer: stream,
-            opts,
-            no_epsv: false,
-            no_eprt: false,
-            features: Features::default(),
-            welcome: Reply {
-                code: 0,
-                lines: vec![],
-            },
+        let implicit = opts.tls.as_ref().is_some_and(|t| t.implicit);
+        let stream = match &tls {
+            Some(setup) if implicit => Stream::handshake(stream, setup)?,
+            _ => Stream::Plain(stream),
         };
-        let mut greeting = read_reply(&mut c.reader)?;
+        let mut reader = BufReader::new(stream);
+        let mut greeting = read_reply(&mut reader)?;
         // 120: "ready in n minutes"; the real greeting follows.
         while greeting.code == 120 {
-            greeting = read_reply(&mut c.reader)?;
+            greeting = read_reply(&mut reader)?;
         }
         if greeting.code != 220 {
             return Err(Error::Reply {
@@ -114,7 +119,23 @@ impl Client {
                 text: greeting.text(),
             });
         }
-        c.welcome = greeting;
+        if let (Some(setup), false) = (&tls, implicit) {
+            reader = auth_tls(reader, setup)?;
+        }
+        let protect = tls.is_some();
+        let mut c = Client {
+            reader,
+            opts,
+            tls,
+            no_epsv: false,
+            no_eprt: false,
+            features: Features::default(),
+            welcome: greeting,
+        };
+        if protect {
+            c.expect("PBSZ 0", &[200])?;
+            c.expect("PROT P", &[200])?;
+        }
         Ok(c)
     }
 
@@ -130,11 +151,11 @@ impl Client {
 
     /// The control connection's peer (where passive data connections go).
     pub fn peer_addr(&self) -> Result<SocketAddr> {
-        Ok(self.writer.peer_addr()?)
+        Ok(self.reader.get_ref().tcp().peer_addr()?)
     }
 
     pub(super) fn local_addr(&self) -> Result<SocketAddr> {
-        Ok(self.writer.local_addr()?)
+        Ok(self.reader.get_ref().tcp().local_addr()?)
     }
 
     pub(super) fn options(&self) -> &Options {
@@ -144,8 +165,16 @@ impl Client {
     /// Sends one command line and reads the final reply (whatever its code).
     pub fn raw(&mut self, line: &str) -> Result<Reply> {
         check_arg(line)?;
-        self.writer.write_all(format!("{line}\r\n").as_bytes())?;
+        self.send(line)?;
         read_reply(&mut self.reader)
+    }
+
+    /// Writes one command line (flushed: a TLS stream buffers until then).
+    fn send(&mut self, line: &str) -> Result<()> {
+        let s = self.reader.get_mut();
+        s.write_all(format!("{line}\r\n").as_bytes())?;
+        s.flush()?;
+        Ok(())
     }
 
     /// Reads one more reply (after a preliminary 1xx).
@@ -176,8 +205,7 @@ impl Client {
         }
         let pass = password.ok_or(Error::NeedPassword)?;
         check_arg(pass)?;
-        self.writer
-            .write_all(format!("PASS {pass}\r\n").as_bytes())?;
+        self.send(&format!("PASS {pass}"))?;
         let r = read_reply(&mut self.reader)?;
         match r.code {
             230 | 202 => Ok(()),
@@ -341,9 +369,36 @@ impl Client {
         self.store_cmd(&format!("{cmd} {path}"), offset, input, progress)
     }
 
-    /// QUIT, ignoring the answer: the session is over either way.
+    /// QUIT, ignoring the answer: the session is over either way. On TLS, close_notify
+    /// then ends the control connection cleanly.
     pub fn quit(mut self) {
         let _ = self.raw("QUIT");
+        self.reader.get_mut().close_notify();
+    }
+}
+
+/// `AUTH TLS` (RFC 4217 §4) on the plain control connection, then the handshake on it.
+fn auth_tls(mut reader: BufReader<Stream>, setup: &Setup) -> Result<BufReader<Stream>> {
+    let s = reader.get_mut();
+    s.write_all(b"AUTH TLS\r\n")?;
+    s.flush()?;
+    let r = read_reply(&mut reader)?;
+    if r.code != 234 {
+        return Err(Error::TlsRefused {
+            code: r.code,
+            text: r.text(),
+        });
+    }
+    // Anything the server sent after 234 and before our ClientHello is not TLS; taking it
+    // as the first encrypted reply would let a man in the middle inject replies.
+    if !reader.buffer().is_empty() {
+        return Err(Error::Tls(
+            "the server sent plaintext after 234, before the TLS handshake".into(),
+        ));
+    }
+    match reader.into_inner() {
+        Stream::Plain(tcp) => Ok(BufReader::new(Stream::handshake(tcp, setup)?)),
+        Stream::Tls(_) => Err(Error::Protocol("AUTH TLS on a TLS connection".into())),
     }
 }
 
