@@ -204,6 +204,9 @@ pub fn vsftpd() -> Result<Server, String> {
 /// vsftpd with explicit TLS required for the anonymous login and every data connection (a
 /// plaintext client is refused), and TLS session reuse on data connections required
 /// (`require_ssl_reuse`, vsftpd's default, stated here so the test says what it checks).
+/// `strict_ssl_read_eof` and `strict_ssl_write_shutdown` make it fail an upload that ends
+/// without the client's close_notify (426) and a download the client does not close with
+/// one, so the tests see that the client ends its TLS data connections properly.
 pub fn vsftpd_tls() -> Result<Server, String> {
     start_vsftpd(Some((Cert::new(), false)))
 }
@@ -290,6 +293,7 @@ fn tls_conf(tls: Option<&(Cert, bool)>) -> String {
     format!(
         "ssl_enable=YES\nrsa_cert_file={}\nrsa_private_key_file={}\nallow_anon_ssl=YES\n\
          force_anon_logins_ssl=YES\nforce_anon_data_ssl=YES\nrequire_ssl_reuse=YES\n\
+         strict_ssl_read_eof=YES\nstrict_ssl_write_shutdown=YES\n\
          implicit_ssl={}\n",
         cert.cert().display(),
         cert.key().display(),
