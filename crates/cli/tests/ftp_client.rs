@@ -8,6 +8,7 @@
 mod pty;
 
 mod ftp_client {
+    pub mod fake_tls;
     pub mod ftps;
     pub mod hostile;
     pub mod run;

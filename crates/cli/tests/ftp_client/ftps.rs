@@ -5,6 +5,7 @@
 //! certificate that is not trusted, and a fake server that says 234 and then breaks the
 //! handshake, which must end in a clean error, never a hang.
 
+use super::fake_tls;
 use super::hostile::{self, BadTls};
 use super::run::{bingfa, names, ok, pattern, read, Out};
 use super::servers::{self, Cert, Server, TempDir};
@@ -276,4 +277,29 @@ fn a_broken_tls_handshake_after_234_is_a_clean_error() {
         assert!(o.stderr.contains(want), "want {want:?} in: {}", o.stderr);
         assert!(o.stdout.is_empty(), "{}", o.stdout);
     }
+}
+
+/// A TLS download that ends without the server's close_notify is an error even though the
+/// server then says 226: the end of the data is unauthenticated, so it may be a cut. The
+/// partial file is kept as `.part` (as for any interrupted download), never renamed to the
+/// final name.
+#[test]
+fn a_tls_download_cut_without_close_notify_is_an_error() {
+    let cert = Cert::new();
+    let port = fake_tls::start(&cert);
+    let cwd = TempDir::new("ftps-cut");
+    let cacert = cert.cert().display().to_string();
+    let url = format!("ftp://127.0.0.1:{port}/{}", fake_tls::NAME);
+    let o = bingfa(
+        &["get", "--tls", "--cacert", &cacert, "--timeout", "10", &url],
+        cwd.path(),
+        "",
+        &[],
+    );
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let want = "RETR cut.bin: the server closed the data connection without TLS close_notify; \
+                the data may be truncated";
+    assert!(o.stderr.contains(want), "want {want:?} in: {}", o.stderr);
+    assert_eq!(names(cwd.path()), ["cut.bin.part"].map(String::from).into());
+    assert_eq!(read(cwd.path().join("cut.bin.part")).len(), fake_tls::SENT);
 }

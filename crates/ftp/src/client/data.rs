@@ -185,7 +185,9 @@ impl Client {
         let n = match copy(&mut data, out, progress) {
             Err(Error::Io(e)) if data.is_tls() && e.kind() == ErrorKind::UnexpectedEof => {
                 // The 226 may still come, but without close_notify the end of the data is
-                // unauthenticated: an attacker could have cut it short.
+                // unauthenticated: an attacker could have cut it short. The final reply is
+                // read all the same, so the control connection stays in step (the shell).
+                let _ = self.next_reply();
                 return Err(Error::Tls(format!(
                     "{cmd}: the server closed the data connection without TLS close_notify; \
                      the data may be truncated"
