@@ -231,6 +231,40 @@ fn an_untrusted_certificate_is_refused_with_the_reason() {
     assert_eq!(read(cwd.path().join("f")), b"secret");
 }
 
+/// The server's own certificate given with --cacert is trusted as itself even when it is
+/// marked as a CA (which WebPKI alone refuses as CaUsedAsEndEntity); its name still counts.
+#[test]
+fn a_pinned_ca_flagged_certificate_is_trusted_for_its_name_only() {
+    let Some(s) = crate::start(
+        || servers::vsftpd_tls_with(Cert::ca_flagged()),
+        "vsftpd (TLS)",
+    ) else {
+        return;
+    };
+    std::fs::write(s.file("f"), b"pinned").unwrap();
+    let cwd = TempDir::new("ftps-pinned");
+    let cacert = s.tls.as_ref().unwrap().cert().display().to_string();
+    let by_name = format!("ftp://localhost:{}/f", s.port);
+    ok(bingfa(
+        &["get", "--tls", "--cacert", &cacert, &by_name],
+        cwd.path(),
+        "",
+        &[],
+    ));
+    assert_eq!(read(cwd.path().join("f")), b"pinned");
+    // The certificate names localhost, not 127.0.0.1.
+    let o = bingfa(
+        &["ls", "--tls", "--cacert", &cacert, &s.url("")],
+        cwd.path(),
+        "",
+        &[],
+    );
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let want =
+        "the server's certificate was rejected: certificate not valid for name \"127.0.0.1\"";
+    assert!(o.stderr.contains(want), "want {want:?} in: {}", o.stderr);
+}
+
 #[test]
 fn cacert_without_tls_is_a_usage_error() {
     let cwd = TempDir::new("ftps-usage");

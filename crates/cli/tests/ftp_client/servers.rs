@@ -65,6 +65,18 @@ impl Cert {
         std::fs::write(dir.path().join("key.pem"), made.key_pair.serialize_pem()).unwrap();
         Cert { dir }
     }
+    /// A self-signed certificate for `localhost` only, marked as a CA (basicConstraints
+    /// CA:TRUE), as `openssl req -x509` makes them by default.
+    pub fn ca_flagged() -> Cert {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let dir = TempDir::new("cert");
+        std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        Cert { dir }
+    }
     pub fn cert(&self) -> PathBuf {
         self.dir.path().join("cert.pem")
     }
@@ -209,6 +221,11 @@ pub fn vsftpd() -> Result<Server, String> {
 /// one, so the tests see that the client ends its TLS data connections properly.
 pub fn vsftpd_tls() -> Result<Server, String> {
     start_vsftpd(Some((Cert::new(), false)))
+}
+
+/// `vsftpd_tls` on the given certificate.
+pub fn vsftpd_tls_with(cert: Cert) -> Result<Server, String> {
+    start_vsftpd(Some((cert, false)))
 }
 
 /// The same with implicit TLS (`ftps://`): TLS from the first byte.
