@@ -1,7 +1,9 @@
-//! A scripted FTPS server (explicit TLS, rustls on a certificate made with rcgen) whose one
-//! download is cut short: the data connection sends part of the file and closes without TLS
-//! close_notify, and the control connection then claims success (226). Only a client that
+//! A scripted FTPS server (explicit TLS, rustls on a certificate made with rcgen) with two
+//! files. `cut.bin` is cut short: the data connection sends part of it and closes without TLS
+//! close_notify, and the control connection then claims success (226); only a client that
 //! insists on close_notify notices that the end of the data was never authenticated.
+//! `ok.txt` is served properly, and only after `PROT P`. With `login_first` the server
+//! refuses PBSZ before USER (530), as some servers do, and wants it after the login.
 
 use super::servers::Cert;
 use rustls::pki_types::pem::PemObject;
@@ -16,9 +18,11 @@ use std::time::Duration;
 pub const NAME: &str = "cut.bin";
 pub const SIZE: usize = 100_000;
 pub const SENT: usize = 40_000;
+pub const OK_NAME: &str = "ok.txt";
+pub const OK_TEXT: &[u8] = b"served whole, over TLS\n";
 
 /// Starts the server on a free port with `cert`; it serves until the test process ends.
-pub fn start(cert: &Cert) -> u16 {
+pub fn start(cert: &Cert, login_first: bool) -> u16 {
     let chain = vec![CertificateDer::from_pem_file(cert.cert()).unwrap()];
     let key = PrivateKeyDer::from_pem_file(cert.key()).unwrap();
     let config =
@@ -35,7 +39,7 @@ pub fn start(cert: &Cert) -> u16 {
         for s in l.incoming().flatten() {
             let config = config.clone();
             std::thread::spawn(move || {
-                let _ = session(s, config);
+                let _ = session(s, config, login_first);
             });
         }
     });
@@ -46,7 +50,7 @@ fn tls(s: TcpStream, config: &Arc<ServerConfig>) -> StreamOwned<ServerConnection
     StreamOwned::new(ServerConnection::new(config.clone()).unwrap(), s)
 }
 
-fn session(s: TcpStream, config: Arc<ServerConfig>) -> std::io::Result<()> {
+fn session(s: TcpStream, config: Arc<ServerConfig>, login_first: bool) -> std::io::Result<()> {
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
     let mut plain = s.try_clone()?;
     plain.write_all(b"220 fake FTPS\r\n")?;
@@ -58,6 +62,7 @@ fn session(s: TcpStream, config: Arc<ServerConfig>) -> std::io::Result<()> {
     plain.write_all(b"234 go ahead\r\n")?;
     let mut ctl = BufReader::new(tls(s, &config));
     let mut data: Option<TcpListener> = None;
+    let (mut logged_in, mut pbsz, mut prot_p) = (false, false, false);
     loop {
         let mut line = String::new();
         if ctl.read_line(&mut line)? == 0 {
@@ -66,15 +71,44 @@ fn session(s: TcpStream, config: Arc<ServerConfig>) -> std::io::Result<()> {
         let line = line.trim_end();
         let (cmd, arg) = line.split_once(' ').unwrap_or((line, ""));
         let reply = match cmd.to_ascii_uppercase().as_str() {
-            "PBSZ" | "PROT" | "TYPE" => "200 ok".to_string(),
-            "USER" => "230 in".into(),
+            "PBSZ" if login_first && !logged_in => "530 log in first".to_string(),
+            "PBSZ" => {
+                pbsz = true;
+                "200 PBSZ=0".into()
+            }
+            "PROT" if !pbsz => "503 PBSZ first".into(),
+            "PROT" => {
+                prot_p = arg == "P";
+                "200 ok".into()
+            }
+            "TYPE" => "200 ok".into(),
+            "USER" => {
+                logged_in = true;
+                "230 in".into()
+            }
             "FEAT" => "211 no features".into(),
+            "SIZE" if arg == OK_NAME => format!("213 {}", OK_TEXT.len()),
             "SIZE" => format!("213 {SIZE}"),
             "EPSV" => {
                 let d = TcpListener::bind("127.0.0.1:0")?;
                 let p = d.local_addr()?.port();
                 data = Some(d);
                 format!("229 Entering Extended Passive Mode (|||{p}|)")
+            }
+            "RETR" if arg == OK_NAME && !prot_p => "521 PROT P required".into(),
+            "RETR" if arg == OK_NAME => {
+                let Some(d) = data.take() else {
+                    ctl.get_mut().write_all(b"425 EPSV first\r\n")?;
+                    continue;
+                };
+                ctl.get_mut().write_all(b"150 here it comes\r\n")?;
+                ctl.get_mut().flush()?;
+                let (ds, _) = d.accept()?;
+                let mut ds = tls(ds, &config);
+                ds.write_all(OK_TEXT)?;
+                ds.conn.send_close_notify();
+                ds.flush()?;
+                "226 done".into()
             }
             "RETR" if arg == NAME => {
                 let Some(d) = data.take() else {

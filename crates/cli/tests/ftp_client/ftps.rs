@@ -320,7 +320,7 @@ fn a_broken_tls_handshake_after_234_is_a_clean_error() {
 #[test]
 fn a_tls_download_cut_without_close_notify_is_an_error() {
     let cert = Cert::new();
-    let port = fake_tls::start(&cert);
+    let port = fake_tls::start(&cert, false);
     let cwd = TempDir::new("ftps-cut");
     let cacert = cert.cert().display().to_string();
     let url = format!("ftp://127.0.0.1:{port}/{}", fake_tls::NAME);
@@ -336,4 +336,34 @@ fn a_tls_download_cut_without_close_notify_is_an_error() {
     assert!(o.stderr.contains(want), "want {want:?} in: {}", o.stderr);
     assert_eq!(names(cwd.path()), ["cut.bin.part"].map(String::from).into());
     assert_eq!(read(cwd.path().join("cut.bin.part")).len(), fake_tls::SENT);
+}
+
+/// A server that refuses PBSZ before the login (530) gets PBSZ and PROT P right after it, and
+/// the download is protected (the fake refuses RETR without PROT P).
+#[test]
+fn pbsz_refused_before_login_is_sent_after_it() {
+    let cert = Cert::new();
+    let cacert = cert.cert().display().to_string();
+    let cwd = TempDir::new("ftps-late-pbsz");
+    for login_first in [false, true] {
+        let port = fake_tls::start(&cert, login_first);
+        let url = format!("ftp://127.0.0.1:{port}/{}", fake_tls::OK_NAME);
+        let out = format!("ok-{login_first}.txt");
+        ok(bingfa(
+            &[
+                "get",
+                "--tls",
+                "--cacert",
+                &cacert,
+                "--timeout",
+                "10",
+                &url,
+                &out,
+            ],
+            cwd.path(),
+            "",
+            &[],
+        ));
+        assert_eq!(read(cwd.path().join(&out)), fake_tls::OK_TEXT);
+    }
 }

@@ -5,7 +5,7 @@
 use super::tls::{Setup, Stream};
 use super::{read_reply, Entry, Error, Reply, Result, TlsOptions};
 use std::io::{BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Connection options.
@@ -64,11 +64,13 @@ pub struct Client {
     /// Set once EPSV has been refused, so later transfers go straight to PASV.
     pub(super) no_epsv: bool,
     pub(super) no_eprt: bool,
-    features: Features,
-    welcome: Reply,
+    /// PBSZ/PROT still to send after login (the server refused them before it).
+    pub(super) protect_after_login: bool,
+    pub(super) features: Features,
+    pub(super) welcome: Reply,
 }
 
-fn check_arg(arg: &str) -> Result<()> {
+pub(super) fn check_arg(arg: &str) -> Result<()> {
     if arg.contains(['\r', '\n']) {
         return Err(Error::BadArgument(arg.to_string()));
     }
@@ -76,69 +78,6 @@ fn check_arg(arg: &str) -> Result<()> {
 }
 
 impl Client {
-    /// Connects to `host`:`port` and reads the greeting (which must be 220). With TLS:
-    /// implicit FTPS does the handshake first; explicit sends `AUTH TLS` after the greeting
-    /// (a refusal is `Error::TlsRefused`, never a silent fallback to plaintext). Either way
-    /// `PBSZ 0` and `PROT P` follow, before USER, so the password and all data are encrypted.
-    pub fn connect(host: &str, port: u16, opts: Options) -> Result<Self> {
-        let tls = opts.tls.as_ref().map(|t| Setup::new(t, host)).transpose()?;
-        let mut last = None;
-        let mut stream = None;
-        for a in (host, port).to_socket_addrs()? {
-            match TcpStream::connect_timeout(&a, opts.timeout) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        let stream = match (stream, last) {
-            (Some(s), _) => s,
-            (None, Some(e)) => return Err(e.into()),
-            (None, None) => return Err(Error::Protocol("the host has no address".into())),
-        };
-        stream.set_read_timeout(Some(opts.timeout))?;
-        stream.set_write_timeout(Some(opts.timeout))?;
-        let _ = stream.set_nodelay(true);
-        let implicit = opts.tls.as_ref().is_some_and(|t| t.implicit);
-        let stream = match &tls {
-            Some(setup) if implicit => Stream::handshake(stream, setup)?,
-            _ => Stream::Plain(stream),
-        };
-        let mut reader = BufReader::new(stream);
-        let mut greeting = read_reply(&mut reader)?;
-        // 120: "ready in n minutes"; the real greeting follows.
-        while greeting.code == 120 {
-            greeting = read_reply(&mut reader)?;
-        }
-        if greeting.code != 220 {
-            return Err(Error::Reply {
-                command: "(greeting)".into(),
-                code: greeting.code,
-                text: greeting.text(),
-            });
-        }
-        if let (Some(setup), false) = (&tls, implicit) {
-            reader = auth_tls(reader, setup)?;
-        }
-        let protect = tls.is_some();
-        let mut c = Client {
-            reader,
-            opts,
-            tls,
-            no_epsv: false,
-            no_eprt: false,
-            features: Features::default(),
-            welcome: greeting,
-        };
-        if protect {
-            c.expect("PBSZ 0", &[200])?;
-            c.expect("PROT P", &[200])?;
-        }
-        Ok(c)
-    }
-
     /// The server's greeting.
     pub fn welcome(&self) -> &Reply {
         &self.welcome
@@ -170,7 +109,7 @@ impl Client {
     }
 
     /// Writes one command line (flushed: a TLS stream buffers until then).
-    fn send(&mut self, line: &str) -> Result<()> {
+    pub(super) fn send(&mut self, line: &str) -> Result<()> {
         let s = self.reader.get_mut();
         s.write_all(format!("{line}\r\n").as_bytes())?;
         s.flush()?;
@@ -200,17 +139,21 @@ impl Client {
             None => ("anonymous", Some(password.unwrap_or("anonymous@"))),
         };
         let r = self.expect(&format!("USER {user}"), &[230, 331, 332])?;
-        if r.code == 230 {
-            return Ok(());
+        if r.code != 230 {
+            let pass = password.ok_or(Error::NeedPassword)?;
+            check_arg(pass)?;
+            self.send(&format!("PASS {pass}"))?;
+            let r = read_reply(&mut self.reader)?;
+            if !matches!(r.code, 230 | 202) {
+                return Err(refused("PASS ****", &r));
+            }
         }
-        let pass = password.ok_or(Error::NeedPassword)?;
-        check_arg(pass)?;
-        self.send(&format!("PASS {pass}"))?;
-        let r = read_reply(&mut self.reader)?;
-        match r.code {
-            230 | 202 => Ok(()),
-            _ => Err(refused("PASS ****", &r)),
+        if std::mem::take(&mut self.protect_after_login) && !self.protect_data()? {
+            return Err(Error::Protocol(
+                "PBSZ 0 refused with 530 even after login".into(),
+            ));
         }
+        Ok(())
     }
 
     /// FEAT, OPTS UTF8 ON (when offered) and TYPE I. FEAT is optional (RFC 2389): a server
@@ -374,31 +317,6 @@ impl Client {
     pub fn quit(mut self) {
         let _ = self.raw("QUIT");
         self.reader.get_mut().close_notify();
-    }
-}
-
-/// `AUTH TLS` (RFC 4217 §4) on the plain control connection, then the handshake on it.
-fn auth_tls(mut reader: BufReader<Stream>, setup: &Setup) -> Result<BufReader<Stream>> {
-    let s = reader.get_mut();
-    s.write_all(b"AUTH TLS\r\n")?;
-    s.flush()?;
-    let r = read_reply(&mut reader)?;
-    if r.code != 234 {
-        return Err(Error::TlsRefused {
-            code: r.code,
-            text: r.text(),
-        });
-    }
-    // Anything the server sent after 234 and before our ClientHello is not TLS; taking it
-    // as the first encrypted reply would let a man in the middle inject replies.
-    if !reader.buffer().is_empty() {
-        return Err(Error::Tls(
-            "the server sent plaintext after 234, before the TLS handshake".into(),
-        ));
-    }
-    match reader.into_inner() {
-        Stream::Plain(tcp) => Ok(BufReader::new(Stream::handshake(tcp, setup)?)),
-        Stream::Tls(_) => Err(Error::Protocol("AUTH TLS on a TLS connection".into())),
     }
 }
 

@@ -161,7 +161,15 @@ impl Client {
             Pending::Active(l) => self.accept(l)?,
         };
         match &self.tls {
-            Some(setup) => Stream::handshake(tcp, setup),
+            Some(setup) => match Stream::handshake(tcp, setup) {
+                Ok(s) => Ok(s),
+                Err(e) => {
+                    // The server answers the failed transfer (425/522...) once it sees the
+                    // data connection fail; read that so the next command gets its own reply.
+                    let _ = self.next_reply();
+                    Err(e)
+                }
+            },
             None => Ok(Stream::Plain(tcp)),
         }
     }

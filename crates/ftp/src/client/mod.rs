@@ -8,6 +8,7 @@ mod conn;
 mod data;
 mod error;
 mod listing;
+mod open;
 mod reply;
 mod sanitize;
 mod tls;
