@@ -70,7 +70,7 @@ pub struct Client {
     pub(super) welcome: Reply,
 }
 
-pub(super) fn check_arg(arg: &str) -> Result<()> {
+fn check_arg(arg: &str) -> Result<()> {
     if arg.contains(['\r', '\n']) {
         return Err(Error::BadArgument(arg.to_string()));
     }
