@@ -1,12 +1,16 @@
 //! The FTP client's commands: `ls URL`, `get URL [FILE]`, `put FILE URL` and `shell URL`, on
 //! bingfa_ftp::client. URLs are `ftp://[user[:password]@]host[:port]/path`; the password may
 //! instead come from BINGFA_FTP_PASSWORD or, on a terminal, a prompt. No user means anonymous.
+//! `--tls` is explicit FTPS (AUTH TLS), an `ftps://` URL implicit FTPS (port 990); `--cacert`
+//! and `--insecure` choose what is trusted instead of the system's CAs.
 
 mod shell;
 mod transfer;
 
 use anyhow::Context as _;
-use bingfa_ftp::client::{display_name, local_name, Client, Entry, FtpUrl, Kind, Options};
+use bingfa_ftp::client::{
+    display_name, local_name, Client, Entry, FtpUrl, Kind, Options, TlsOptions, Trust,
+};
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -38,11 +42,50 @@ pub struct ConnArgs {
     /// Seconds to wait for connecting and for any read or write.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub timeout: u64,
+    /// Explicit FTP over TLS: AUTH TLS, then PBSZ 0 and PROT P, so the login and every data
+    /// connection are encrypted. Fails if the server refuses. (ftps:// URLs are implicit TLS.)
+    #[arg(long)]
+    pub tls: bool,
+    /// Trust only the certificates in this PEM file (a CA, or a self-signed server
+    /// certificate) instead of the system's CAs.
+    #[arg(long, value_name = "PEM", conflicts_with = "insecure")]
+    pub cacert: Option<PathBuf>,
+    /// Do not verify the server's certificate (testing only: the session can be read and
+    /// changed by anyone on the path).
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+impl ConnArgs {
+    /// The TLS options for `url`: implicit for ftps://, explicit with --tls, else none.
+    fn tls(&self, url: &FtpUrl) -> anyhow::Result<Option<TlsOptions>> {
+        if !url.implicit_tls && !self.tls {
+            if self.cacert.is_some() || self.insecure {
+                anyhow::bail!("--cacert and --insecure are for TLS: add --tls or use ftps://");
+            }
+            return Ok(None);
+        }
+        let trust = match (&self.cacert, self.insecure) {
+            (Some(p), _) => Trust::CaFile(p.clone()),
+            (None, true) => {
+                eprintln!(
+                    "WARNING: --insecure: the server's certificate is NOT verified; anyone \
+                     on the path can read and change this session, password included"
+                );
+                Trust::Insecure
+            }
+            (None, false) => Trust::System,
+        };
+        Ok(Some(TlsOptions {
+            implicit: url.implicit_tls,
+            trust,
+        }))
+    }
 }
 
 #[derive(clap::Args, Debug)]
 pub struct LsArgs {
-    /// ftp://[user[:password]@]host[:port]/dir
+    /// ftp[s]://[user[:password]@]host[:port]/dir
     pub url: String,
     /// Long form: type, size, modification time, name.
     #[arg(short = 'l', long)]
@@ -53,7 +96,7 @@ pub struct LsArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct GetArgs {
-    /// ftp://[user[:password]@]host[:port]/path
+    /// ftp[s]://[user[:password]@]host[:port]/path
     pub url: String,
     /// Where to save (a file, or an existing directory).
     pub file: Option<PathBuf>,
@@ -68,7 +111,7 @@ pub struct GetArgs {
 pub struct PutArgs {
     /// The local file to upload.
     pub file: PathBuf,
-    /// ftp://[user[:password]@]host[:port]/path (ending in '/' to keep FILE's name).
+    /// ftp[s]://[user[:password]@]host[:port]/path (ending in '/' to keep FILE's name).
     pub url: String,
     /// Resume: append what the server's copy (SIZE) lacks instead of uploading it all.
     #[arg(short = 'c', long)]
@@ -79,7 +122,7 @@ pub struct PutArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct ShellArgs {
-    /// ftp://[user[:password]@]host[:port]/[start directory]
+    /// ftp[s]://[user[:password]@]host[:port]/[start directory]
     pub url: String,
     #[command(flatten)]
     pub conn: ConnArgs,
@@ -144,9 +187,10 @@ fn connect(url: &FtpUrl, conn: &ConnArgs) -> anyhow::Result<Client> {
     let opts = Options {
         timeout: Duration::from_secs(conn.timeout.max(1)),
         active: conn.active,
+        tls: conn.tls(url)?,
     };
     let authority = url.authority();
-    let mut c = Client::connect(authority.as_str(), opts)
+    let mut c = Client::connect(&url.host, url.port, opts)
         .with_context(|| format!("connecting to {authority}"))?;
     let password = match (&url.user, &url.password) {
         (_, Some(p)) => Some(p.clone()),

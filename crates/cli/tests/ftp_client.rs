@@ -1,12 +1,15 @@
 //! The FTP client (`bingfa ftp ls|get|put|shell`) against real servers, pyftpdlib and vsftpd,
 //! each test once per server (modules `pyftpdlib::` and `vsftpd::`), plus a scripted hostile
-//! server for the sanitising of names. A server that is not installed is skipped with the
-//! reason on stderr, unless BINGFA_REQUIRE_FTP_SERVERS=1 (CI) makes that a failure.
+//! server for the sanitising of names; `ftp_client/ftps.rs` is FTP over TLS against both. A
+//! server that is not installed is skipped with the reason on stderr, unless
+//! BINGFA_REQUIRE_FTP_SERVERS=1 (CI) makes that a failure.
 
 #[path = "support/pty.rs"]
 mod pty;
 
 mod ftp_client {
+    pub mod fake_tls;
+    pub mod ftps;
     pub mod hostile;
     pub mod run;
     pub mod servers;

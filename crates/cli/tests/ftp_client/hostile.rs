@@ -141,3 +141,55 @@ fn session(s: TcpStream, mlst: bool) -> std::io::Result<()> {
         w.write_all(format!("{reply}\r\n").as_bytes())?;
     }
 }
+
+/// How the fake TLS server misbehaves after `AUTH TLS`.
+#[derive(Clone, Copy)]
+pub enum BadTls {
+    /// Answers 234 and sends plaintext in the same write, before any handshake.
+    PlaintextAfter234,
+    /// Answers 234, waits for the ClientHello, and answers it with bytes that are not TLS.
+    GarbageHandshake,
+    /// Answers 234 and then says nothing, holding the connection open.
+    Silent,
+}
+
+/// Starts a server that greets, accepts `AUTH TLS` with 234, and then misbehaves as `how`.
+/// Each connection is held open for up to 60 s, so a client that does not time out hangs.
+pub fn start_bad_tls(how: BadTls) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = bad_tls_session(s, how);
+            });
+        }
+    });
+    port
+}
+
+fn bad_tls_session(s: TcpStream, how: BadTls) -> std::io::Result<()> {
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut r = BufReader::new(s.try_clone()?);
+    let mut w = s;
+    w.write_all(b"220 ready\r\n")?;
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    if !line.eq_ignore_ascii_case("AUTH TLS\r\n") {
+        return w.write_all(b"500 expected AUTH TLS\r\n");
+    }
+    match how {
+        BadTls::PlaintextAfter234 => w.write_all(b"234 go ahead\r\n230 logged in\r\n")?,
+        BadTls::GarbageHandshake => {
+            w.write_all(b"234 go ahead\r\n")?;
+            let mut hello = [0u8; 5];
+            std::io::Read::read_exact(&mut r, &mut hello)?;
+            w.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\nthis is not TLS\r\n")?;
+        }
+        BadTls::Silent => w.write_all(b"234 go ahead\r\n")?,
+    }
+    // Hold the connection open (until the client closes it, or 60 s).
+    let mut sink = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut r, &mut sink);
+    Ok(())
+}

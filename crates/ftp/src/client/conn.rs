@@ -2,9 +2,10 @@
 //! commands a client needs. Every command's reply is checked against the codes that mean
 //! success; anything else becomes `Error::Reply` with the server's code and text.
 
-use super::{read_reply, Entry, Error, Reply, Result};
+use super::tls::{Setup, Stream};
+use super::{read_reply, Entry, Error, Reply, Result, TlsOptions};
 use std::io::{BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Connection options.
@@ -14,6 +15,8 @@ pub struct Options {
     pub timeout: Duration,
     /// Active mode: the server connects to us (EPRT, falling back to PORT).
     pub active: bool,
+    /// FTP over TLS (RFC 4217): the control connection and every data connection.
+    pub tls: Option<TlsOptions>,
 }
 
 impl Default for Options {
@@ -21,6 +24,7 @@ impl Default for Options {
         Options {
             timeout: Duration::from_secs(30),
             active: false,
+            tls: None,
         }
     }
 }
@@ -51,14 +55,19 @@ pub enum StoreMode {
 
 /// A logged-in (or about to be) FTP control connection.
 pub struct Client {
-    pub(super) reader: BufReader<TcpStream>,
-    pub(super) writer: TcpStream,
+    /// The control connection; commands are written through `get_mut` (a TLS stream cannot
+    /// be split into a reading and a writing half).
+    pub(super) reader: BufReader<Stream>,
     pub(super) opts: Options,
+    /// Set when TLS is on: data connections then do a TLS handshake too (PROT P).
+    pub(super) tls: Option<Setup>,
     /// Set once EPSV has been refused, so later transfers go straight to PASV.
     pub(super) no_epsv: bool,
     pub(super) no_eprt: bool,
-    features: Features,
-    welcome: Reply,
+    /// PBSZ/PROT still to send after login (the server refused them before it).
+    pub(super) protect_after_login: bool,
+    pub(super) features: Features,
+    pub(super) welcome: Reply,
 }
 
 fn check_arg(arg: &str) -> Result<()> {
@@ -69,55 +78,6 @@ fn check_arg(arg: &str) -> Result<()> {
 }
 
 impl Client {
-    /// Connects to `addr` and reads the greeting (which must be 220).
-    pub fn connect(addr: impl ToSocketAddrs, opts: Options) -> Result<Self> {
-        let mut last = None;
-        let mut stream = None;
-        for a in addr.to_socket_addrs()? {
-            match TcpStream::connect_timeout(&a, opts.timeout) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        let stream = match (stream, last) {
-            (Some(s), _) => s,
-            (None, Some(e)) => return Err(e.into()),
-            (None, None) => return Err(Error::Protocol("the host has no address".into())),
-        };
-        stream.set_read_timeout(Some(opts.timeout))?;
-        stream.set_write_timeout(Some(opts.timeout))?;
-        let _ = stream.set_nodelay(true);
-        let mut c = Client {
-            reader: BufReader::new(stream.try_clone()?),
-            writer: stream,
-            opts,
-            no_epsv: false,
-            no_eprt: false,
-            features: Features::default(),
-            welcome: Reply {
-                code: 0,
-                lines: vec![],
-            },
-        };
-        let mut greeting = read_reply(&mut c.reader)?;
-        // 120: "ready in n minutes"; the real greeting follows.
-        while greeting.code == 120 {
-            greeting = read_reply(&mut c.reader)?;
-        }
-        if greeting.code != 220 {
-            return Err(Error::Reply {
-                command: "(greeting)".into(),
-                code: greeting.code,
-                text: greeting.text(),
-            });
-        }
-        c.welcome = greeting;
-        Ok(c)
-    }
-
     /// The server's greeting.
     pub fn welcome(&self) -> &Reply {
         &self.welcome
@@ -130,11 +90,11 @@ impl Client {
 
     /// The control connection's peer (where passive data connections go).
     pub fn peer_addr(&self) -> Result<SocketAddr> {
-        Ok(self.writer.peer_addr()?)
+        Ok(self.reader.get_ref().tcp().peer_addr()?)
     }
 
     pub(super) fn local_addr(&self) -> Result<SocketAddr> {
-        Ok(self.writer.local_addr()?)
+        Ok(self.reader.get_ref().tcp().local_addr()?)
     }
 
     pub(super) fn options(&self) -> &Options {
@@ -144,8 +104,16 @@ impl Client {
     /// Sends one command line and reads the final reply (whatever its code).
     pub fn raw(&mut self, line: &str) -> Result<Reply> {
         check_arg(line)?;
-        self.writer.write_all(format!("{line}\r\n").as_bytes())?;
+        self.send(line)?;
         read_reply(&mut self.reader)
+    }
+
+    /// Writes one command line (flushed: a TLS stream buffers until then).
+    pub(super) fn send(&mut self, line: &str) -> Result<()> {
+        let s = self.reader.get_mut();
+        s.write_all(format!("{line}\r\n").as_bytes())?;
+        s.flush()?;
+        Ok(())
     }
 
     /// Reads one more reply (after a preliminary 1xx).
@@ -171,18 +139,21 @@ impl Client {
             None => ("anonymous", Some(password.unwrap_or("anonymous@"))),
         };
         let r = self.expect(&format!("USER {user}"), &[230, 331, 332])?;
-        if r.code == 230 {
-            return Ok(());
+        if r.code != 230 {
+            let pass = password.ok_or(Error::NeedPassword)?;
+            check_arg(pass)?;
+            self.send(&format!("PASS {pass}"))?;
+            let r = read_reply(&mut self.reader)?;
+            if !matches!(r.code, 230 | 202) {
+                return Err(refused("PASS ****", &r));
+            }
         }
-        let pass = password.ok_or(Error::NeedPassword)?;
-        check_arg(pass)?;
-        self.writer
-            .write_all(format!("PASS {pass}\r\n").as_bytes())?;
-        let r = read_reply(&mut self.reader)?;
-        match r.code {
-            230 | 202 => Ok(()),
-            _ => Err(refused("PASS ****", &r)),
+        if std::mem::take(&mut self.protect_after_login) && !self.protect_data()? {
+            return Err(Error::Protocol(
+                "PBSZ 0 refused with 530 even after login".into(),
+            ));
         }
+        Ok(())
     }
 
     /// FEAT, OPTS UTF8 ON (when offered) and TYPE I. FEAT is optional (RFC 2389): a server
@@ -341,9 +312,11 @@ impl Client {
         self.store_cmd(&format!("{cmd} {path}"), offset, input, progress)
     }
 
-    /// QUIT, ignoring the answer: the session is over either way.
+    /// QUIT, ignoring the answer: the session is over either way. On TLS, close_notify
+    /// then ends the control connection cleanly.
     pub fn quit(mut self) {
         let _ = self.raw("QUIT");
+        self.reader.get_mut().close_notify();
     }
 }
 

@@ -3,11 +3,15 @@
 //! address a PASV reply announces (servers behind NAT announce private ones, and obeying it
 //! would let a server point the client at a third host). Active: EPRT, falling back to PORT,
 //! on a listener bound to the control connection's local address, accepting only the server.
+//! With TLS (PROT P) every data connection does a client handshake after the 1xx reply to the
+//! transfer command, in both modes (the server is the TLS server), resuming the control
+//! connection's session; an upload ends with close_notify, a download reads to the server's.
 
 use super::conn::refused;
+use super::tls::Stream;
 use super::{Client, Error, Result};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 enum Pending {
@@ -142,8 +146,8 @@ impl Client {
     }
 
     /// Opens the data channel, sends REST when `offset` > 0, then `cmd`, and waits for the
-    /// preliminary 125/150.
-    fn start(&mut self, cmd: &str, offset: u64) -> Result<TcpStream> {
+    /// preliminary 125/150; then the TLS handshake when the data channel is protected.
+    fn start(&mut self, cmd: &str, offset: u64) -> Result<Stream> {
         let pending = self.open_data()?;
         if offset > 0 {
             self.expect(&format!("REST {offset}"), &[350])?;
@@ -152,9 +156,21 @@ impl Client {
         if r.code != 125 && r.code != 150 {
             return Err(refused(cmd, &r));
         }
-        match pending {
-            Pending::Passive(s) => Ok(s),
-            Pending::Active(l) => self.accept(l),
+        let tcp = match pending {
+            Pending::Passive(s) => s,
+            Pending::Active(l) => self.accept(l)?,
+        };
+        match &self.tls {
+            Some(setup) => match Stream::handshake(tcp, setup) {
+                Ok(s) => Ok(s),
+                Err(e) => {
+                    // The server answers the failed transfer (425/522...) once it sees the
+                    // data connection fail; read that so the next command gets its own reply.
+                    let _ = self.next_reply();
+                    Err(e)
+                }
+            },
+            None => Ok(Stream::Plain(tcp)),
         }
     }
 
@@ -174,8 +190,20 @@ impl Client {
         progress: &mut dyn FnMut(u64),
     ) -> Result<u64> {
         let mut data = self.start(cmd, offset)?;
-        let n = copy(&mut data, out, progress)?;
-        drop(data);
+        let n = match copy(&mut data, out, progress) {
+            Err(Error::Io(e)) if data.is_tls() && e.kind() == ErrorKind::UnexpectedEof => {
+                // The 226 may still come, but without close_notify the end of the data is
+                // unauthenticated: an attacker could have cut it short. The final reply is
+                // read all the same, so the control connection stays in step (the shell).
+                let _ = self.next_reply();
+                return Err(Error::Tls(format!(
+                    "{cmd}: the server closed the data connection without TLS close_notify; \
+                     the data may be truncated"
+                )));
+            }
+            r => r?,
+        };
+        data.finish_download();
         self.finish(cmd)?;
         Ok(n)
     }
@@ -189,9 +217,9 @@ impl Client {
     ) -> Result<u64> {
         let mut data = self.start(cmd, offset)?;
         let n = copy(input, &mut data, progress)?;
+        data.flush()?;
         // The end of the file is the end of the connection (stream mode).
-        data.shutdown(Shutdown::Write)?;
-        drop(data);
+        data.finish_upload()?;
         self.finish(cmd)?;
         Ok(n)
     }

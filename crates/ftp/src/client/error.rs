@@ -29,6 +29,17 @@ pub enum Error {
     BadArgument(String),
     #[error("the server asks for a password and none was given")]
     NeedPassword,
+    /// `AUTH TLS` was answered with something other than 234: the client does not go on in
+    /// plaintext.
+    #[error("the server refused TLS (AUTH TLS: {code} {text}); not continuing without it")]
+    TlsRefused { code: u16, text: String },
+    /// The server's certificate failed verification; the text names the reason.
+    #[error("the server's certificate was rejected: {0}")]
+    Certificate(String),
+    /// Any other TLS failure (a handshake that is not TLS, a bad CA file, a truncated
+    /// protected transfer).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl Error {

@@ -1,13 +1,16 @@
-//! `ftp://user:pass@host:port/path` URLs. User, password and path are percent-decoded. As in
+//! `ftp://user:pass@host:port/path` URLs, and `ftps://` for implicit FTPS (TLS from the first
+//! byte, port 990 by default, as curl and lftp read it). User, password and path are percent-decoded. As in
 //! RFC 1738 and curl, the path is relative to the login directory; `%2F` at its start makes it
 //! absolute. A trailing `/` marks a directory.
 
 use super::{Error, Result};
 use percent_encoding::percent_decode_str;
 
-/// A parsed ftp:// URL.
+/// A parsed ftp:// or ftps:// URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FtpUrl {
+    /// `ftps://`: implicit FTPS.
+    pub implicit_tls: bool,
     pub user: Option<String>,
     pub password: Option<String>,
     /// A host name or an IP address (IPv6 without brackets).
@@ -30,12 +33,21 @@ fn decode(s: &str, what: &str) -> Result<String> {
 }
 
 impl FtpUrl {
-    /// Parses `ftp://[user[:pass]@]host[:port][/path]`.
+    /// Parses `ftp[s]://[user[:pass]@]host[:port][/path]`.
     pub fn parse(s: &str) -> Result<Self> {
-        let rest = s
-            .strip_prefix("ftp://")
-            .or_else(|| s.strip_prefix("FTP://"))
-            .ok_or_else(|| Error::Url(format!("{s:?} does not start with ftp://")))?;
+        let scheme_end = s
+            .find("://")
+            .ok_or_else(|| Error::Url(format!("{s:?} does not start with ftp:// or ftps://")))?;
+        let implicit_tls = match s[..scheme_end].to_ascii_lowercase().as_str() {
+            "ftp" => false,
+            "ftps" => true,
+            _ => {
+                return Err(Error::Url(format!(
+                    "{s:?} does not start with ftp:// or ftps://"
+                )))
+            }
+        };
+        let rest = &s[scheme_end + 3..];
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i + 1..]),
             None => (rest, ""),
@@ -68,6 +80,7 @@ impl FtpUrl {
             return Err(Error::Url(format!("no host in {s:?}")));
         }
         let port = match port {
+            None | Some("") if implicit_tls => 990,
             None | Some("") => 21,
             Some(p) => p
                 .parse()
@@ -75,6 +88,7 @@ impl FtpUrl {
         };
         let path = path.split(['?', '#']).next().unwrap_or("");
         Ok(FtpUrl {
+            implicit_tls,
             user,
             password,
             host: host.to_string(),
@@ -138,9 +152,22 @@ mod tests {
     }
 
     #[test]
+    fn ftps_is_implicit_tls_on_990() {
+        let u = FtpUrl::parse("ftps://h/x").unwrap();
+        assert!(u.implicit_tls);
+        assert_eq!((u.port, u.path.as_str()), (990, "x"));
+        let u = FtpUrl::parse("FTPS://h:2990/").unwrap();
+        assert!(u.implicit_tls);
+        assert_eq!(u.port, 2990);
+        assert!(!FtpUrl::parse("ftp://h/").unwrap().implicit_tls);
+    }
+
+    #[test]
     fn bad_urls() {
         for s in [
             "http://h/",
+            "sftp://h/",
+            "ftp:/h/",
             "ftp://",
             "ftp://h:x/",
             "ftp://h/a%0d%0aDELE%20b",
