@@ -21,6 +21,8 @@ mod clients;
 mod durability;
 #[path = "ftp/security.rs"]
 mod security;
+#[path = "ftp/tls.rs"]
+mod tls;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bingfa");
 pub const PASSWORD: &str = "s3cret pass";
@@ -107,6 +109,8 @@ impl Drop for Tree {
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// The implicit-FTPS listener (`--tls-bind`), if asked for.
+    pub tls_addr: Option<SocketAddr>,
     pub model: Model,
 }
 
@@ -157,17 +161,29 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(a) = line.strip_prefix("ftp listening on ") {
-                    let _ = tx.send(a.to_string());
+                if let Some((service, a)) = line.split_once(" listening on ") {
+                    let _ = tx.send((service.to_string(), a.parse::<SocketAddr>().unwrap()));
                 }
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("no ready line `ftp listening on IP:PORT`")
-            .parse()
-            .unwrap();
-        Server { child, addr, model }
+        let want = if extra.contains(&"--tls-bind") { 2 } else { 1 };
+        let (mut addr, mut tls_addr) = (None, None);
+        for _ in 0..want {
+            let (service, a) = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("no ready line `ftp listening on IP:PORT`");
+            match service.as_str() {
+                "ftp" => addr = Some(a),
+                "ftps" => tls_addr = Some(a),
+                other => panic!("unexpected ready line for {other}"),
+            }
+        }
+        Server {
+            child,
+            addr: addr.expect("the ftp ready line"),
+            tls_addr,
+            model,
+        }
     }
 
     pub fn pid(&self) -> i32 {
@@ -199,10 +215,18 @@ impl Server {
     /// Runs `ftp/ftplib_client.py SCENARIO` against this server; panics with its output unless
     /// it exits 0.
     pub fn ftplib(&self, scenario: &str, tree: &Tree) {
+        self.ftplib_with(scenario, tree, None)
+    }
+
+    /// [`Server::ftplib`], over TLS (FTP_TLS, PROT P) trusting `cafile` when given.
+    pub fn ftplib_with(&self, scenario: &str, tree: &Tree, cafile: Option<&Path>) {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ftp/ftplib_client.py");
+        let mut cmd = Command::new("python3");
+        if let Some(ca) = cafile {
+            cmd.env("FTPLIB_CAFILE", ca);
+        }
         let out = run_timeout(
-            Command::new("python3")
-                .arg(script)
+            cmd.arg(script)
                 .arg(scenario)
                 .arg(self.addr.ip().to_string())
                 .arg(self.addr.port().to_string())
@@ -212,7 +236,8 @@ impl Server {
         );
         assert!(
             out.status.success(),
-            "ftplib {scenario} under {}: {}\n{}",
+            "ftplib {scenario} (TLS: {}) under {}: {}\n{}",
+            cafile.is_some(),
             self.model,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
@@ -420,6 +445,28 @@ fn serve_refuses_a_bad_users_file() {
     );
 }
 
+#[test]
+fn tls_options_need_a_certificate() {
+    for flag in [&["--tls-required"][..], &["--tls-bind", "127.0.0.1:0"][..]] {
+        let out = run_timeout(
+            Command::new(BIN)
+                .args(["ftp", "serve", "--bind", "127.0.0.1:0"])
+                .args(flag),
+            Duration::from_secs(20),
+        );
+        assert_eq!(out.status.code(), Some(1), "{flag:?}");
+        assert!(out.stdout.is_empty(), "no ready line");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "{} needs --tls-cert/--tls-key or --tls-self-signed",
+                flag[0]
+            )),
+            "{err}"
+        );
+    }
+}
+
 macro_rules! every_model {
     ($($name:ident => $model:expr, $edge:expr;)*) => {
         $(
@@ -441,6 +488,11 @@ macro_rules! every_model {
                 #[test] fn full_disk() { durability::full_disk(M, E) }
                 #[test] fn synced_uploads() { durability::synced_uploads(M, E) }
                 #[test] fn shutdown_finishes_transfers() { durability::shutdown(M, E) }
+                #[test] fn ftps_ftplib() { tls::ftplib(M, E) }
+                #[test] fn ftps_curl_lftp_and_ours() { tls::curl_lftp_and_ours(M, E) }
+                #[test] fn ftps_rules() { tls::rules(M, E) }
+                #[test] fn ftps_required() { tls::required(M, E) }
+                #[test] fn ftps_broken_data_handshakes() { tls::broken_data(M, E) }
             }
         )*
         #[test]

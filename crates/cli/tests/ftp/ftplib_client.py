@@ -2,6 +2,10 @@
 
 usage: ftplib_client.py SCENARIO HOST PORT TREE PASSWORD
 
+With FTPLIB_CAFILE=PEM in the environment every session is FTP over TLS (ftplib.FTP_TLS:
+AUTH TLS, then PBSZ 0 + PROT P after the login, so every data connection is TLS too), the
+server's certificate verified against PEM; the scenarios and their checks are the same.
+
 The tree is the one `Tree::new` makes: TREE/pub (anonymous, read-only), TREE/ann (ann's home,
 writable), TREE/bob (bob's, read-only), TREE/secret outside them all. Every check is exact;
 a failure raises, and the traceback is the test's message.
@@ -11,6 +15,7 @@ import io
 import os
 import random
 import socket
+import ssl
 import stat
 import sys
 import time
@@ -18,11 +23,37 @@ import time
 scenario, HOST, PORT, TREE, PASSWORD = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 
 
-def connect(user="ann", password=PASSWORD):
-    f = ftplib.FTP()
+CAFILE = os.environ.get("FTPLIB_CAFILE")
+CTX = ssl.create_default_context(cafile=CAFILE) if CAFILE else None
+
+
+def new():
+    """A control connection, over TLS when FTPLIB_CAFILE is set."""
+    f = ftplib.FTP_TLS(context=CTX) if CTX else ftplib.FTP()
     f.connect(HOST, PORT, timeout=20)
     assert f.getwelcome() == "220 bingfa FTP server ready.", f.getwelcome()
-    assert f.login(user, password) == "230 Login successful."
+    return f
+
+
+def login(f, *args):
+    """Log in (FTP_TLS sends AUTH TLS first), then protect the data connections."""
+    r = f.login(*args)
+    if CTX:
+        assert isinstance(f.sock, ssl.SSLSocket), "control connection not TLS"
+        assert f.prot_p() == "200 Protection level set to Private."
+    return r
+
+
+def data_sock(f, s):
+    """A data connection opened by hand: over TLS (resuming the control session) under PROT P."""
+    if CTX:
+        return CTX.wrap_socket(s, server_hostname=HOST, session=f.sock.session)
+    return s
+
+
+def connect(user="ann", password=PASSWORD):
+    f = new()
+    assert login(f, user, password) == "230 Login successful."
     return f
 
 
@@ -57,9 +88,8 @@ def expect_error(code, fn, *args):
 
 def session():
     # Anonymous: read-only view of pub.
-    f = ftplib.FTP()
-    f.connect(HOST, PORT, timeout=20)
-    assert f.login() == "230 Login successful."  # anonymous / anonymous@
+    f = new()
+    assert login(f) == "230 Login successful."  # anonymous / anonymous@
     assert f.pwd() == "/"
     lines = []
     f.retrlines("LIST", lines.append)
@@ -88,6 +118,9 @@ def session():
     assert feat[0] == "211-Features:" and feat[-1] == "211 End", feat
     for x in ["EPRT", "EPSV", "MDTM", "PASV", "REST STREAM", "SIZE", "UTF8"]:
         assert " " + x in feat, (x, feat)
+    # RFC 4217's features exactly when the server has a certificate (the TLS runs give one).
+    for x in ["AUTH TLS", "PBSZ", "PROT"]:
+        assert (" " + x in feat) == bool(CTX), (x, feat)
     assert f.sendcmd("SYST") == "215 UNIX Type: L8"
     assert f.sendcmd("OPTS UTF8 ON") == "200 Always in UTF8 mode."
     assert f.sendcmd("HELP").startswith("214-")
@@ -141,6 +174,7 @@ def session():
     port = int(f.sendcmd("EPSV").split("|||")[1].split("|")[0])
     s = socket.create_connection((HOST, port), timeout=10)
     assert f.sendcmd("RETR d.bin").startswith("150 ")
+    s = data_sock(f, s)
     got = b""
     while True:
         b = s.recv(65536)
@@ -155,6 +189,7 @@ def session():
     assert f.sendcmd("EPRT |1|%s|%d|" % (HOST, ls.getsockname()[1])).startswith("200 ")
     assert f.sendcmd("RETR d.bin").startswith("150 ")
     s, _ = ls.accept()
+    s = data_sock(f, s)
     got = b""
     while True:
         b = s.recv(65536)

@@ -99,6 +99,8 @@ impl ResolvesServerCert for Store {
 #[derive(Clone, Debug)]
 pub struct TlsConfig {
     server: Arc<rustls::ServerConfig>,
+    /// The same, for data channels (no tickets issued; see `build`).
+    channel: Arc<rustls::ServerConfig>,
     store: Arc<Store>,
 }
 
@@ -170,8 +172,17 @@ impl TlsConfig {
         server.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         // TLS 1.3 resumption tickets: a returning client skips the certificate signature.
         server.send_tls13_tickets = 2;
+        // Data channels (FTP) resume the control connection's session, from the same session
+        // store, but issue no tickets of their own: a ticket is the server's only output after
+        // the handshake of an upload, and a client that closes the channel without reading it
+        // (ftplib's own STOU path, lftp, curl: none reads an upload channel) makes its kernel
+        // answer with RST instead of FIN, which can destroy the upload's tail and its end.
+        let mut channel = server.clone();
+        channel.send_tls13_tickets = 0;
+        channel.alpn_protocols.clear();
         TlsConfig {
             server: Arc::new(server),
+            channel: Arc::new(channel),
             store,
         }
     }
@@ -182,7 +193,16 @@ impl TlsConfig {
     }
 
     pub(crate) fn connection(&self) -> Result<rustls::ServerConnection, rustls::Error> {
-        let mut c = rustls::ServerConnection::new(self.server.clone())?;
+        Self::start(&self.server)
+    }
+
+    /// A connection for a data channel (`Context::channel_tls`).
+    pub(crate) fn channel_connection(&self) -> Result<rustls::ServerConnection, rustls::Error> {
+        Self::start(&self.channel)
+    }
+
+    fn start(cfg: &Arc<rustls::ServerConfig>) -> Result<rustls::ServerConnection, rustls::Error> {
+        let mut c = rustls::ServerConnection::new(cfg.clone())?;
         // The session bounds its output itself (files go out a chunk per drain).
         c.set_buffer_limit(None);
         Ok(c)

@@ -171,7 +171,7 @@ impl<S: Session> TlsSession<S> {
                 if self.channel(id).is_none() {
                     let paused = self.paused_plain.contains(&id);
                     self.paused_plain.retain(|&c| c != id);
-                    match self.config.connection() {
+                    match self.config.channel_connection() {
                         Ok(c) => self.channels.push(TlsChannel::new(id, c, paused)),
                         Err(e) => {
                             tracing::error!("cannot start TLS on a data channel: {e}");
