@@ -58,8 +58,9 @@ pub struct Args {
     /// with `--root`).
     #[arg(long, value_parser = ["off", "read", "write"])]
     ftp_anonymous: Option<String>,
-    /// TLS for the HTTP server and the chat's web face (`--tls-self-signed` makes one
-    /// certificate at start, shared by both, and says where it is for clients to trust).
+    /// TLS for the HTTP server, the chat's web face and FTP (AUTH TLS offered, plaintext FTP
+    /// still served); `--tls-self-signed` makes one certificate at start, shared by all, and
+    /// says where it is for clients to trust.
     #[command(flatten)]
     tls: crate::tls::TlsArgs,
     /// The chat room's backplane, `redis://HOST:PORT[/DB]`: one room with every chat server on it.
@@ -195,6 +196,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         if let Some(u) = &a.ftp_users {
             ftp.extend(["--users".into(), u.display().to_string()]);
         }
+        ftp.extend(tls_flags(&a.tls, made.as_ref()));
         let ftp_addr = start(&mut services, "ftp", &ftp, &["ftp"], &[a.ftp_bind])?[0];
 
         if let Some(site) = &site {

@@ -221,9 +221,9 @@ fn a_bad_flag_is_a_clap_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("telepathy"));
 }
 
-/// `--tls-self-signed`: one certificate made by the supervisor and shown by both TLS faces
-/// (the HTTP server and the chat's web page), so trusting the one file it names is enough;
-/// the file is removed when serve stops.
+/// `--tls-self-signed`: one certificate made by the supervisor and shown by every TLS face
+/// (the HTTP server, the chat's web page, FTP after AUTH TLS), so trusting the one file it
+/// names is enough; the file is removed when serve stops.
 #[test]
 fn one_self_signed_certificate_for_every_service() {
     let mut s = start(&all_local(&["--tls-self-signed"]));
@@ -272,6 +272,26 @@ fn one_self_signed_certificate_for_every_service() {
             String::from_utf8_lossy(&out.stdout),
             "200",
             "{svc}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // FTP offers AUTH TLS with the same certificate (and still serves plaintext).
+    let port = at("ftp").port();
+    for tls in [true, false] {
+        let mut curl = Command::new("curl");
+        curl.args(["-sS", "--max-time", "20", "-l"]);
+        if tls {
+            curl.arg("--ssl-reqd").arg("--cacert").arg(&cert);
+        }
+        let out = curl
+            .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+            .arg(format!("ftp://localhost:{port}/"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("index.html"),
+            "ftp (TLS {tls}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
     }
