@@ -36,14 +36,6 @@ chmod -R a+rX "$ROOT"
 cat "$ROOT/big.bin" >/dev/null
 
 
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "bench-bigfile: nothing listening on $1" >&2; return 1
-}
-
 NGINX_PORT=$(free_port)
 mkdir -p "$WORK/nginx"
 cat >"$WORK/nginx/nginx.conf" <<EOF

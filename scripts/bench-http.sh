@@ -56,14 +56,6 @@ run_wrk() {
   echo "$rps|$p50|$p99|$tps|${errs:-0}"
 }
 
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "bench-http: nothing listening on $1" >&2; return 1
-}
-
 start_nginx() {
   local port=$1
   mkdir -p "$WORK/nginx"
