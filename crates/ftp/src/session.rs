@@ -36,6 +36,11 @@ pub enum Data {
     Passive {
         id: ChannelId,
         kind: PasvKind,
+        /// TLS from its first byte (`PROT P` when it was opened): the handshake runs as soon
+        /// as the client connects, before the transfer command. curl starts it right after
+        /// connecting and waits for it (about 200 ms per transfer against a server that
+        /// answers only after the command, as vsftpd does).
+        tls: bool,
     },
     /// `PORT`/`EPRT`: where to connect when a transfer starts.
     Active(SocketAddr),

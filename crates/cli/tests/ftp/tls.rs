@@ -395,8 +395,26 @@ pub fn rules(model: Model, edge: bool) {
     let mut d = c.secure(d);
     assert_eq!(read_all(&mut d), b"hello\nworld\n");
     assert_eq!(c.line(), "226 Transfer complete.");
-    // PROT C: the same in the clear.
+    // A client that finishes its data handshake before the transfer command (as curl does)
+    // is answered at once: the server handshakes as soon as the connection comes.
+    let d = c.epsv(srv.addr);
+    let mut d = c.secure(d);
+    while d.conn.is_handshaking() {
+        d.conn
+            .complete_io(&mut d.sock)
+            .expect("the data handshake, before RETR");
+    }
+    assert!(c.cmd("RETR hello.txt").starts_with("150 "));
+    assert_eq!(read_all(&mut d), b"hello\nworld\n");
+    assert_eq!(c.line(), "226 Transfer complete.");
+    // A passive connection opened under PROT P cannot carry a clear transfer.
+    let _d = c.epsv(srv.addr);
     assert_eq!(c.cmd("PROT C"), "200 Protection level set to Clear.");
+    assert_eq!(
+        c.cmd("RETR hello.txt"),
+        "425 PROT C since PASV: open a new data connection."
+    );
+    // PROT C: the same in the clear.
     let mut d = c.epsv(srv.addr);
     assert!(c.cmd("RETR hello.txt").starts_with("150 "));
     assert_eq!(read_all(&mut d), b"hello\nworld\n");

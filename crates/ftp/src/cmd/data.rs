@@ -96,8 +96,14 @@ pub fn pasv(s: &mut FtpSession, kind: PasvKind, cx: &mut Context) {
         ports: s.shared.cfg.passive_ports.clone(),
         announce: s.shared.cfg.passive_address,
     });
+    // PROT P: TLS from the first byte, so a client that starts its handshake at once (curl)
+    // is answered at once; see `Data::Passive::tls`.
+    let tls = s.prot_private;
+    if tls {
+        cx.channel_tls(id);
+    }
     // The reply goes out with the address, on `Listening` (see transfer::on_channel).
-    s.data = Data::Passive { id, kind };
+    s.data = Data::Passive { id, kind, tls };
 }
 
 pub fn epsv(s: &mut FtpSession, arg: &str, cx: &mut Context) {

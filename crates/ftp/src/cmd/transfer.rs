@@ -111,10 +111,20 @@ fn open_data(s: &mut FtpSession, cx: &mut Context) -> Option<ChannelId> {
     }
     let tls = s.prot_private;
     match std::mem::replace(&mut s.data, Data::None) {
-        Data::Passive { id, .. } => {
-            // PROT P applies to the transfer, whenever the client connected: the channel was
-            // paused at `Connected` (below), so nothing of its handshake was read in the clear.
-            if tls {
+        Data::Passive {
+            id,
+            tls: opened_tls,
+            ..
+        } => {
+            if opened_tls && !tls {
+                // Its TLS may already be under way; a clear transfer needs a new connection.
+                cx.channel_abort(id);
+                reply(cx, 425, "PROT C since PASV: open a new data connection.");
+                return None;
+            }
+            // PROT P since PASV applies to the transfer, whenever the client connected: the
+            // channel was paused at `Connected` (below), so nothing was read in the clear.
+            if tls && !opened_tls {
                 cx.channel_tls(id);
             }
             // Paused until now: an upload's first bytes (or its handshake) wait for it.
@@ -381,7 +391,7 @@ fn write_sink(sink: &mut Sink, bytes: &[u8], ascii: bool, cr: &mut bool) -> std:
 
 /// An event on a data channel: a passive listener's address, or the transfer's progress.
 pub fn on_channel(s: &mut FtpSession, id: ChannelId, ev: ChannelEvent<'_>, cx: &mut Context) {
-    if let Data::Passive { id: pid, kind } = s.data {
+    if let Data::Passive { id: pid, kind, .. } = s.data {
         if pid == id {
             match ev {
                 ChannelEvent::Listening(addr) => super::data::listening(kind, addr, cx),
