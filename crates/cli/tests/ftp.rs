@@ -2,7 +2,9 @@
 //! edge-triggered epoll (like the chat and net suites). Each server is the real binary,
 //! `bingfa ftp serve`, in its own process. Clients are the ones users use — Python's ftplib
 //! (`ftp/ftplib_client.py`), curl and lftp — plus a raw control connection where the exact
-//! bytes on the wire are the point (`ftp/security.rs`).
+//! bytes on the wire are the point (`ftp/transport.rs`). The security and durability scenarios
+//! run twice, in the clear and over explicit TLS with `PROT P` (the `_tls` tests), with the
+//! same checks.
 //!
 //! `iterative` serves one control connection at a time: scenarios that need two at once skip
 //! it (a second client would wait, unserved, for the first to leave).
@@ -23,6 +25,10 @@ mod durability;
 mod security;
 #[path = "ftp/tls.rs"]
 mod tls;
+#[path = "ftp/transport.rs"]
+mod transport;
+
+use transport::{Control, Plain, Tls};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bingfa");
 pub const PASSWORD: &str = "s3cret pass";
@@ -112,6 +118,8 @@ pub struct Server {
     /// The implicit-FTPS listener (`--tls-bind`), if asked for.
     pub tls_addr: Option<SocketAddr>,
     pub model: Model,
+    /// The certificate it serves, when started by [`transport::Transport::Tls`].
+    pub pem: Option<PathBuf>,
 }
 
 impl Server {
@@ -183,6 +191,7 @@ impl Server {
             addr: addr.expect("the ftp ready line"),
             tls_addr,
             model,
+            pem: None,
         }
     }
 
@@ -301,106 +310,6 @@ pub fn run_timeout(cmd: &mut Command, limit: Duration) -> std::process::Output {
     }
 }
 
-/// A raw control connection: exact reply lines.
-pub struct Control {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Control {
-    pub fn connect(addr: SocketAddr) -> Control {
-        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Control {
-            w: s.try_clone().unwrap(),
-            r: BufReader::new(s),
-        }
-    }
-    pub fn send(&mut self, line: &str) {
-        self.w.write_all(line.as_bytes()).unwrap();
-        self.w.write_all(b"\r\n").unwrap();
-    }
-    /// As ftplib's `abort` sends: the whole line with MSG_OOB, so its last byte (the LF) is
-    /// urgent data, out of the normal stream.
-    pub fn send_oob(&mut self, line: &str) {
-        use std::os::fd::AsRawFd;
-        let b = format!("{line}\r\n");
-        // SAFETY: a valid buffer of its length on our own socket.
-        let n = unsafe {
-            libc::send(
-                self.w.as_raw_fd(),
-                b.as_ptr().cast(),
-                b.len(),
-                libc::MSG_OOB,
-            )
-        };
-        assert_eq!(n, b.len() as isize);
-    }
-    pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.w.write_all(bytes).unwrap();
-    }
-    /// The next reply line, without CRLF ("" at EOF).
-    pub fn line(&mut self) -> String {
-        let mut s = String::new();
-        self.r.read_line(&mut s).expect("read (timed out?)");
-        assert!(
-            s.is_empty() || s.ends_with("\r\n"),
-            "reply not CRLF-terminated: {s:?}"
-        );
-        s.trim_end_matches("\r\n").to_string()
-    }
-    pub fn expect(&mut self, want: &str) {
-        assert_eq!(self.line(), want);
-    }
-    /// The next reply's code, checking the line starts with it.
-    pub fn code(&mut self) -> u16 {
-        let l = self.line();
-        l.get(..3)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or_else(|| panic!("not a reply: {l:?}"))
-    }
-    pub fn cmd(&mut self, line: &str) -> String {
-        self.send(line);
-        self.line()
-    }
-    pub fn greeting(&mut self) {
-        self.expect("220 bingfa FTP server ready.");
-    }
-    pub fn login(&mut self, user: &str, pass: &str) {
-        self.greeting();
-        self.login_after_greeting(user, pass);
-    }
-    pub fn login_after_greeting(&mut self, user: &str, pass: &str) {
-        assert_eq!(self.cmd(&format!("USER {user}")).get(..4), Some("331 "));
-        assert_eq!(self.cmd(&format!("PASS {pass}")), "230 Login successful.");
-    }
-    /// Sends `cmd`, expects exactly `want`.
-    pub fn expect_line_after(&mut self, cmd: &str, want: &str) {
-        assert_eq!(self.cmd(cmd), want, "{cmd}");
-    }
-    /// The server closed the connection (EOF or reset) within the read timeout.
-    pub fn expect_closed(&mut self) {
-        let mut buf = Vec::new();
-        match self.r.read_to_end(&mut buf) {
-            Ok(_) => assert!(
-                buf.is_empty(),
-                "bytes before close: {:?}",
-                String::from_utf8_lossy(&buf)
-            ),
-            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
-        }
-    }
-    /// `EPSV` → the data port.
-    pub fn epsv(&mut self) -> u16 {
-        let l = self.cmd("EPSV");
-        let p = l
-            .strip_prefix("229 Entering Extended Passive Mode (|||")
-            .and_then(|r| r.strip_suffix("|)."))
-            .unwrap_or_else(|| panic!("EPSV reply: {l}"));
-        p.parse().unwrap()
-    }
-}
-
 #[test]
 fn passwd_reads_one_line_from_stdin() {
     let h = hash();
@@ -479,15 +388,24 @@ macro_rules! every_model {
                 #[test] fn curl() { clients::curl(M, E) }
                 #[test] fn lftp() { clients::lftp(M, E) }
                 #[test] fn ipv6() { clients::ipv6(M, E) }
-                #[test] fn login_rules() { security::login_rules(M, E) }
-                #[test] fn paths_stay_beneath_the_root() { security::paths(M, E) }
-                #[test] fn no_bounce_and_no_theft() { security::data_connections(M, E) }
-                #[test] fn long_lines_and_idle() { security::long_lines_and_idle(M, E) }
-                #[test] fn client_limits() { security::client_limits(M, E) }
-                #[test] fn uploads_all_or_nothing() { durability::uploads_all_or_nothing(M, E) }
-                #[test] fn full_disk() { durability::full_disk(M, E) }
-                #[test] fn synced_uploads() { durability::synced_uploads(M, E) }
-                #[test] fn shutdown_finishes_transfers() { durability::shutdown(M, E) }
+                #[test] fn login_rules() { security::login_rules(M, E, Plain) }
+                #[test] fn login_rules_tls() { security::login_rules(M, E, Tls) }
+                #[test] fn paths_stay_beneath_the_root() { security::paths(M, E, Plain) }
+                #[test] fn paths_stay_beneath_the_root_tls() { security::paths(M, E, Tls) }
+                #[test] fn no_bounce_and_no_theft() { security::data_connections(M, E, Plain) }
+                #[test] fn no_bounce_and_no_theft_tls() { security::data_connections(M, E, Tls) }
+                #[test] fn long_lines_and_idle() { security::long_lines_and_idle(M, E, Plain) }
+                #[test] fn long_lines_and_idle_tls() { security::long_lines_and_idle(M, E, Tls) }
+                #[test] fn client_limits() { security::client_limits(M, E, Plain) }
+                #[test] fn client_limits_tls() { security::client_limits(M, E, Tls) }
+                #[test] fn uploads_all_or_nothing() { durability::uploads_all_or_nothing(M, E, Plain) }
+                #[test] fn uploads_all_or_nothing_tls() { durability::uploads_all_or_nothing(M, E, Tls) }
+                #[test] fn full_disk() { durability::full_disk(M, E, Plain) }
+                #[test] fn full_disk_tls() { durability::full_disk(M, E, Tls) }
+                #[test] fn synced_uploads() { durability::synced_uploads(M, E, Plain) }
+                #[test] fn synced_uploads_tls() { durability::synced_uploads(M, E, Tls) }
+                #[test] fn shutdown_finishes_transfers() { durability::shutdown(M, E, Plain) }
+                #[test] fn shutdown_finishes_transfers_tls() { durability::shutdown(M, E, Tls) }
                 #[test] fn ftps_ftplib() { tls::ftplib(M, E) }
                 #[test] fn ftps_curl_lftp_and_ours() { tls::curl_lftp_and_ours(M, E) }
                 #[test] fn ftps_rules() { tls::rules(M, E) }

@@ -214,8 +214,7 @@ print("ok")
     let out = run_timeout(Command::new("python3").args(["-c", &py]), t);
     assert_eq!(ok(&out, "ftplib over IPv6").trim(), "ok");
 
-    let mut c = srv.control();
-    c.login("anonymous", "x@");
+    let mut c = srv.login(Plain, "anonymous", "x@");
     let bad = "501 Illegal PORT command: only your own address, port 1024 or above.";
     assert_eq!(c.cmd("EPRT |2|::1|80|"), bad);
     assert_eq!(c.cmd("EPRT |1|127.0.0.1|10000|"), bad);

@@ -2,33 +2,25 @@
 //! connection, a vanished client or a full disk (`452`) leave the old file untouched and no
 //! partial file; with `--fsync-uploads`, uploads and resumes arrive whole through the syncing
 //! path; a transfer in flight at SIGTERM finishes, then the server exits 0.
+//!
+//! Each runs in the clear and over TLS (`AUTH TLS`, `PROT P`) with the same checks. Over TLS an
+//! upload is decrypted and a download encrypted in user space, a record at a time: nothing
+//! partial may be stored when the TLS data connection is aborted, reset or abandoned, and a
+//! download in flight at SIGTERM must still be drained to the end (and end with close_notify).
 
-use super::security::connect_from;
+use super::transport::{Io, Transport};
 use super::*;
 
-fn start_upload(c: &mut Control, name: &str) -> TcpStream {
-    let port = c.epsv();
-    let d = connect_from("127.0.0.1", SocketAddr::from(([127, 0, 0, 1], port)));
+fn start_upload(c: &mut Control, name: &str) -> Io {
+    let d = c.passive();
     c.expect_line_after(&format!("STOR {name}"), "150 Ok to send data.");
-    d
+    c.data(d)
 }
 
-/// Waits (bounded) until the server has closed `d`.
-fn wait_closed(mut d: TcpStream) {
-    d.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut buf = [0u8; 1024];
-    loop {
-        match d.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => continue,
-        }
-    }
-}
-
-pub fn uploads_all_or_nothing(model: Model, edge: bool) {
+pub fn uploads_all_or_nothing(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("uploads");
     std::fs::write(tree.path("ann/keep.txt"), "old contents").unwrap();
-    let mut srv = Server::start(model, edge, &tree, &[]);
+    let mut srv = t.start(model, edge, &tree, &[]);
     let chunk = vec![b'n'; 256 * 1024];
     let untouched = |why: &str| {
         assert_eq!(
@@ -42,29 +34,25 @@ pub fn uploads_all_or_nothing(model: Model, edge: bool) {
             "{why}: no partial file"
         );
     };
-    let mut c = srv.control();
-    c.login("ann", PASSWORD);
-    // ABOR in the middle, sent as ftplib's `abort` does (urgent data).
+    let mut c = srv.login(t, "ann", PASSWORD);
+    // ABOR in the middle, sent as ftplib's `abort` does (urgent data in the clear).
     let mut d = start_upload(&mut c, "keep.txt");
     d.write_all(&chunk).unwrap();
-    c.send_oob("ABOR");
+    c.abort();
     c.expect("426 Connection closed; transfer aborted.");
     c.expect("226 Abort successful.");
     untouched("after ABOR");
-    wait_closed(d);
+    d.wait_closed();
     // The data connection reset in the middle.
-    let d = start_upload(&mut c, "keep.txt");
-    (&d).write_all(&chunk).unwrap();
-    socket2::SockRef::from(&d)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
-    drop(d);
+    let mut d = start_upload(&mut c, "keep.txt");
+    d.write_all(&chunk).unwrap();
+    d.reset();
     c.expect("426 Connection closed; transfer aborted.");
     untouched("after a reset");
     // A complete upload replaces the file.
     let mut d = start_upload(&mut c, "keep.txt");
     d.write_all(b"new contents").unwrap();
-    drop(d);
+    d.finish();
     c.expect("226 Transfer complete.");
     assert_eq!(
         std::fs::read_to_string(tree.path("ann/keep.txt")).unwrap(),
@@ -76,7 +64,7 @@ pub fn uploads_all_or_nothing(model: Model, edge: bool) {
     let mut d = start_upload(&mut c, "keep.txt");
     d.write_all(&chunk).unwrap();
     drop(c);
-    wait_closed(d);
+    d.wait_closed();
     // The session's end is what discards the file; give a forked child its moment.
     let end = Instant::now() + Duration::from_secs(5);
     while tree.names("ann") != ["keep.txt", "out"] && Instant::now() < end {
@@ -90,32 +78,31 @@ pub fn uploads_all_or_nothing(model: Model, edge: bool) {
 /// top arrive byte for byte, and the all-or-nothing rule still holds for an aborted one. (That
 /// the data reached the disk is the kernel's part; what is tested is that the path that asks
 /// for it loses nothing.)
-pub fn synced_uploads(model: Model, edge: bool) {
+pub fn synced_uploads(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("synced");
     std::fs::write(tree.path("ann/keep.txt"), "old contents").unwrap();
-    let mut srv = Server::start(model, edge, &tree, &["--fsync-uploads"]);
-    let mut c = srv.control();
-    c.login("ann", PASSWORD);
+    let mut srv = t.start(model, edge, &tree, &["--fsync-uploads"]);
+    let mut c = srv.login(t, "ann", PASSWORD);
     let big: Vec<u8> = (0..20u32 << 20).map(|i| (i % 253) as u8).collect();
     let mut d = start_upload(&mut c, "big.bin");
     d.write_all(&big).unwrap();
-    drop(d);
+    d.finish();
     c.expect("226 Transfer complete.");
     assert!(std::fs::read(tree.path("ann/big.bin")).unwrap() == big);
-    let port = c.epsv();
-    let mut d = connect_from("127.0.0.1", SocketAddr::from(([127, 0, 0, 1], port)));
+    let d = c.passive();
     c.expect_line_after("APPE big.bin", "150 Ok to send data.");
+    let mut d = c.data(d);
     d.write_all(b"tail").unwrap();
-    drop(d);
+    d.finish();
     c.expect("226 Transfer complete.");
     let got = std::fs::read(tree.path("ann/big.bin")).unwrap();
     assert!(got.len() == big.len() + 4 && got[..big.len()] == big[..] && got.ends_with(b"tail"));
     let mut d = start_upload(&mut c, "keep.txt");
     d.write_all(&vec![b'n'; 9 << 20]).unwrap();
-    c.send_oob("ABOR");
+    c.abort();
     c.expect("426 Connection closed; transfer aborted.");
     c.expect("226 Abort successful.");
-    wait_closed(d);
+    d.wait_closed();
     assert_eq!(
         std::fs::read_to_string(tree.path("ann/keep.txt")).unwrap(),
         "old contents"
@@ -146,13 +133,13 @@ impl Drop for Mount {
     }
 }
 
-pub fn full_disk(model: Model, edge: bool) {
+pub fn full_disk(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("full");
     let small = tree.path("ann/small");
     std::fs::create_dir(&small).unwrap();
     let mount = Mount::tmpfs(&small);
     std::fs::write(small.join("keep.txt"), "old").unwrap();
-    let mut srv = Server::start_with(model, edge, &tree, &[], |cmd| {
+    let mut srv = t.start_with(model, edge, &tree, &[], |cmd| {
         if mount.is_none() {
             // No tmpfs (not root): a 1 MiB file-size limit gives EFBIG the same way.
             use std::os::unix::process::CommandExt;
@@ -170,11 +157,10 @@ pub fn full_disk(model: Model, edge: bool) {
             }
         }
     });
-    let mut c = srv.control();
-    c.login("ann", PASSWORD);
-    let d = start_upload(&mut c, "small/keep.txt");
+    let mut c = srv.login(t, "ann", PASSWORD);
+    let mut d = start_upload(&mut c, "small/keep.txt");
     let writer = std::thread::spawn(move || {
-        let _ = (&d).write_all(&vec![b'x'; 3 << 20]);
+        let _ = d.write_all(&vec![b'x'; 3 << 20]);
         d
     });
     c.expect("452 Insufficient storage space.");
@@ -192,20 +178,14 @@ pub fn full_disk(model: Model, edge: bool) {
     drop(mount);
 }
 
-pub fn shutdown(model: Model, edge: bool) {
+pub fn shutdown(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("shutdown");
     let big: Vec<u8> = (0..24u32 << 20).map(|i| (i % 251) as u8).collect();
     std::fs::write(tree.path("pub/big.bin"), &big).unwrap();
-    let mut srv = Server::start(model, edge, &tree, &[]);
-    let mut c = srv.control();
-    c.login("anonymous", "guest@");
-    let mut idle = (model != Model::Iterative).then(|| {
-        let mut i = srv.control();
-        i.greeting();
-        i
-    });
-    let port = c.epsv();
-    let mut d = connect_from("127.0.0.1", SocketAddr::from(([127, 0, 0, 1], port)));
+    let mut srv = t.start(model, edge, &tree, &[]);
+    let mut c = srv.login(t, "anonymous", "guest@");
+    let mut idle = (model != Model::Iterative).then(|| srv.session(t));
+    let d = c.passive();
     c.expect_line_after(
         "RETR big.bin",
         &format!(
@@ -213,6 +193,7 @@ pub fn shutdown(model: Model, edge: bool) {
             big.len()
         ),
     );
+    let mut d = c.data(d);
     let mut got = vec![0u8; 65536];
     d.read_exact(&mut got).unwrap();
     // SAFETY: signalling our own child.

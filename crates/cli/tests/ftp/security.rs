@@ -1,8 +1,11 @@
 //! The security items of issue 10, each checked by the exact bytes on the control connection:
 //! no user enumeration, slow and limited login failures, paths that never leave the user's
 //! root, no PORT bounce, no passive-connection theft, random passive ports in the range, long
-//! lines, the idle timeout, and the client limits.
+//! lines, the idle timeout, and the client limits. Each runs in the clear and over TLS
+//! (`AUTH TLS`, `PROT P`: every data connection TLS too) with the same checks; what only
+//! exists in the clear (a refusal sent before any `AUTH TLS` could be) stays in the clear.
 
+use super::transport::Transport;
 use super::*;
 
 /// A TCP connection to `to` from the local address `from` (127.0.0.2 is loopback too).
@@ -18,27 +21,26 @@ pub fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
     s
 }
 
-pub fn login_rules(model: Model, edge: bool) {
+pub fn login_rules(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("login");
-    let mut srv = Server::start(model, edge, &tree, &[]);
-    let mut c = srv.control();
-    c.greeting();
+    let mut srv = t.start(model, edge, &tree, &[]);
+    let mut c = srv.session(t);
     assert_eq!(c.cmd("LIST"), "530 Please login with USER and PASS.");
     // The same answer whether the user exists or not.
     assert_eq!(c.cmd("USER nobody"), "331 Please specify the password.");
-    let t = Instant::now();
+    let at = Instant::now();
     assert_eq!(c.cmd("PASS whatever"), "530 Login incorrect.");
     assert!(
-        t.elapsed() >= Duration::from_millis(250),
+        at.elapsed() >= Duration::from_millis(250),
         "a failed login waits"
     );
     assert_eq!(c.cmd("USER ann"), "331 Please specify the password.");
-    let t = Instant::now();
+    let at = Instant::now();
     // Sent together: the NOOP waits behind the delayed answer, in order.
     c.send("PASS wrong");
     c.send("NOOP");
     c.expect("530 Login incorrect.");
-    assert!(t.elapsed() >= Duration::from_millis(250));
+    assert!(at.elapsed() >= Duration::from_millis(250));
     c.expect("200 NOOP ok.");
     assert_eq!(c.cmd("USER ann"), "331 Please specify the password.");
     c.send("PASS wrong again");
@@ -46,19 +48,17 @@ pub fn login_rules(model: Model, edge: bool) {
     c.expect("421 Too many failed logins, closing.");
     c.expect_closed();
     // The right password still works on a new connection.
-    let mut c = srv.control();
-    c.login("ann", PASSWORD);
+    let mut c = srv.login(t, "ann", PASSWORD);
     assert_eq!(c.cmd("PWD"), "257 \"/\" is the current directory.");
     assert_eq!(c.cmd("QUIT"), "221 Goodbye.");
     c.expect_closed();
     assert!(srv.stop().success());
 }
 
-pub fn paths(model: Model, edge: bool) {
+pub fn paths(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("paths");
-    let mut srv = Server::start(model, edge, &tree, &[]);
-    let mut c = srv.control();
-    c.login("ann", PASSWORD);
+    let mut srv = t.start(model, edge, &tree, &[]);
+    let mut c = srv.login(t, "ann", PASSWORD);
     std::fs::create_dir(tree.path("ann/sub")).unwrap();
     for cmd in [
         "RETR ../secret",
@@ -104,10 +104,13 @@ pub fn paths(model: Model, edge: bool) {
         std::fs::read_to_string(tree.path("secret")).unwrap(),
         "top secret\n"
     );
-    assert_eq!(
-        tree.names(""),
-        ["ann", "bob", "pub", "secret", "users.toml"]
-    );
+    let mut want = vec!["ann", "bob", "pub", "secret", "users.toml"];
+    if t == Transport::Tls {
+        // The server's certificate and key, made for this run.
+        want.extend(["cert.pem", "key.pem"]);
+        want.sort();
+    }
+    assert_eq!(tree.names(""), want);
     assert_eq!(tree.names("ann"), ["sub"]);
     // Another user's home is outside this one's root.
     assert_eq!(c.cmd("CWD /../bob"), "550 Permission denied.");
@@ -115,13 +118,12 @@ pub fn paths(model: Model, edge: bool) {
     assert!(srv.stop().success());
 }
 
-pub fn data_connections(model: Model, edge: bool) {
+pub fn data_connections(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("data");
     let lo = 30000 + (std::process::id() % 50) as u16 * 400;
     let range = format!("{lo}-{}", lo + 399);
-    let mut srv = Server::start(model, edge, &tree, &["--passive-ports", &range]);
-    let mut c = srv.control();
-    c.login("anonymous", "guest@");
+    let mut srv = t.start(model, edge, &tree, &["--passive-ports", &range]);
+    let mut c = srv.login(t, "anonymous", "guest@");
     // No bounce: only the client's own address, only ports from 1024.
     let bad = "501 Illegal PORT command: only your own address, port 1024 or above.";
     assert_eq!(c.cmd("PORT 127,0,0,2,39,16"), bad);
@@ -152,15 +154,17 @@ pub fn data_connections(model: Model, edge: bool) {
     ports.dedup();
     assert!(ports.len() > 1, "six passive ports in a row were {ports:?}");
     // Theft: another address connects first; it gets nothing and the client gets its file.
+    // Under PROT P the intruder tries a TLS handshake of its own (the server handshakes on a
+    // passive connection as soon as it comes, so the address check must come first).
     let port = c.epsv();
     let data = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut intruder = connect_from("127.0.0.2", data);
+    let mut intruder = c.stranger(connect_from("127.0.0.2", data));
     std::thread::sleep(Duration::from_millis(100));
     c.send("RETR hello.txt");
     let mut got = Vec::new();
     let _ = intruder.read_to_end(&mut got);
     assert!(got.is_empty(), "the intruder got {got:?}");
-    let mut real = connect_from("127.0.0.1", data);
+    let mut real = c.data(connect_from("127.0.0.1", data));
     real.read_to_end(&mut got).unwrap();
     assert_eq!(got, b"hello\nworld\n");
     c.expect("150 Opening BINARY mode data connection for hello.txt (12 bytes).");
@@ -171,7 +175,10 @@ pub fn data_connections(model: Model, edge: bool) {
         "RETR sub/inner.txt",
         "150 Opening BINARY mode data connection for inner.txt (5 bytes).",
     );
-    let mut d = connect_from("127.0.0.1", SocketAddr::from(([127, 0, 0, 1], port)));
+    let mut d = c.data(connect_from(
+        "127.0.0.1",
+        SocketAddr::from(([127, 0, 0, 1], port)),
+    ));
     let mut got = Vec::new();
     d.read_to_end(&mut got).unwrap();
     assert_eq!(got, b"inner");
@@ -188,11 +195,10 @@ pub fn data_connections(model: Model, edge: bool) {
     assert!(srv.stop().success());
 }
 
-pub fn long_lines_and_idle(model: Model, edge: bool) {
+pub fn long_lines_and_idle(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("lines");
-    let mut srv = Server::start(model, edge, &tree, &["--idle-timeout", "1.5"]);
-    let mut c = srv.control();
-    c.greeting();
+    let mut srv = t.start(model, edge, &tree, &["--idle-timeout", "1.5"]);
+    let mut c = srv.session(t);
     c.send(&format!("NOOP {}", "x".repeat(5000)));
     c.expect("500 Command line too long.");
     assert_eq!(c.cmd("NOOP"), "200 NOOP ok.");
@@ -202,34 +208,36 @@ pub fn long_lines_and_idle(model: Model, edge: bool) {
     }
     c.send_raw(b"\r\n");
     c.expect("500 Command line too long.");
-    c.login_after_greeting("ann", PASSWORD);
+    c.login("ann", PASSWORD);
     assert_eq!(c.cmd("NOOP"), "200 NOOP ok.");
-    // Then silence: 421 and closed.
-    let t = Instant::now();
+    // Then silence: 421 and closed (over TLS: with close_notify).
+    let at = Instant::now();
     c.expect("421 Timeout: closing control connection.");
-    assert!(t.elapsed() >= Duration::from_millis(1000));
+    assert!(at.elapsed() >= Duration::from_millis(1000));
     c.expect_closed();
     assert!(srv.stop().success());
 }
 
-pub fn client_limits(model: Model, edge: bool) {
+pub fn client_limits(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("limits");
+    // The refusal comes before any `AUTH TLS` could: in the clear over either transport. What
+    // TLS adds is that sessions gone secure still count.
     let refused = "421 Too many connections, try again later.";
-    let mut srv = Server::start(model, edge, &tree, &["--max-clients", "2"]);
-    let mut a = srv.control();
-    a.greeting();
-    let mut b = srv.control();
-    if model != Model::Iterative {
-        b.greeting();
-    }
+    let mut srv = t.start(model, edge, &tree, &["--max-clients", "2"]);
+    let a = srv.session(t);
+    // Under iterative the second waits, unserved, behind the first: connected, no greeting.
+    let b = if model != Model::Iterative {
+        srv.session(t)
+    } else {
+        srv.control()
+    };
     let mut over = srv.control();
     over.expect(refused);
     over.expect_closed();
     drop((a, b));
     assert!(srv.stop().success());
-    let mut srv = Server::start(model, edge, &tree, &["--max-per-ip", "1"]);
-    let mut a = srv.control();
-    a.greeting();
+    let mut srv = t.start(model, edge, &tree, &["--max-per-ip", "1"]);
+    let a = srv.session(t);
     let mut over = srv.control();
     over.expect(refused);
     over.expect_closed();

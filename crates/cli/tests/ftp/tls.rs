@@ -11,34 +11,14 @@
 //! bingfa's client cover active mode.
 
 use super::*;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use std::sync::Arc;
-
-/// A certificate for localhost and 127.0.0.1 (rcgen) in the tree: (`cert.pem`, `key.pem`).
-fn cert(tree: &Tree) -> (PathBuf, PathBuf) {
-    let c =
-        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let (pem, key) = (tree.path("cert.pem"), tree.path("key.pem"));
-    std::fs::write(&pem, c.cert.pem()).unwrap();
-    std::fs::write(&key, c.key_pair.serialize_pem()).unwrap();
-    (pem, key)
-}
 
 /// A server with TLS offered (explicit) and an implicit-FTPS listener; `extra` adds options.
 fn start(model: Model, edge: bool, tree: &Tree, extra: &[&str]) -> (Server, PathBuf) {
-    let (pem, key) = cert(tree);
-    let (p, k) = (pem.display().to_string(), key.display().to_string());
-    let mut args = vec![
-        "--tls-cert",
-        &p,
-        "--tls-key",
-        &k,
-        "--tls-bind",
-        "127.0.0.1:0",
-    ];
+    let mut args = vec!["--tls-bind", "127.0.0.1:0"];
     args.extend(extra);
-    (Server::start(model, edge, tree, &args), pem)
+    let srv = Tls.start(model, edge, tree, &args);
+    let pem = srv.pem.clone().expect("the certificate");
+    (srv, pem)
 }
 
 fn ann_url(addr: SocketAddr, scheme: &str, path: &str) -> String {
@@ -187,165 +167,6 @@ pub fn curl_lftp_and_ours(model: Model, edge: bool) {
     assert!(srv.stop().success());
 }
 
-/// A control connection whose exact replies are checked, in the clear until [`Ctl::upgrade`].
-pub struct Ctl {
-    io: Io,
-    buf: Vec<u8>,
-    cfg: Arc<rustls::ClientConfig>,
-}
-
-enum Io {
-    Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
-}
-
-impl Read for Io {
-    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Io::Plain(s) => s.read(b),
-            Io::Tls(s) => s.read(b),
-        }
-    }
-}
-
-impl Write for Io {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Io::Plain(s) => s.write(b),
-            Io::Tls(s) => s.write(b),
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Io::Plain(s) => s.flush(),
-            Io::Tls(s) => s.flush(),
-        }
-    }
-}
-
-/// A rustls client configuration trusting `pem` (one per control connection, so its data
-/// connections resume the control connection's session).
-fn client_config(pem: &Path) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(pem).unwrap())
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
-}
-
-fn tls_stream(
-    cfg: &Arc<rustls::ClientConfig>,
-    s: TcpStream,
-) -> Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
-    let name = ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(cfg.clone(), name).unwrap();
-    Box::new(rustls::StreamOwned::new(conn, s))
-}
-
-fn tcp(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
-}
-
-impl Ctl {
-    pub fn plain(addr: SocketAddr, pem: &Path) -> Ctl {
-        Ctl {
-            io: Io::Plain(tcp(addr)),
-            buf: Vec::new(),
-            cfg: client_config(pem),
-        }
-    }
-
-    /// Implicit FTPS: TLS from the first byte.
-    pub fn implicit(addr: SocketAddr, pem: &Path) -> Ctl {
-        let cfg = client_config(pem);
-        Ctl {
-            io: Io::Tls(tls_stream(&cfg, tcp(addr))),
-            buf: Vec::new(),
-            cfg,
-        }
-    }
-
-    pub fn send(&mut self, line: &str) {
-        self.io.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-        self.io.flush().unwrap();
-    }
-
-    /// The next reply line, without CRLF ("" at EOF).
-    pub fn line(&mut self) -> String {
-        loop {
-            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let l = String::from_utf8_lossy(&self.buf[..i]).into_owned();
-                self.buf.drain(..i + 2);
-                return l;
-            }
-            let mut b = [0u8; 4096];
-            let n = self.io.read(&mut b).expect("read (timed out?)");
-            if n == 0 {
-                return String::new();
-            }
-            self.buf.extend_from_slice(&b[..n]);
-        }
-    }
-
-    pub fn cmd(&mut self, line: &str) -> String {
-        self.send(line);
-        self.line()
-    }
-
-    /// After `234`: the handshake, with nothing unread in between.
-    pub fn upgrade(&mut self) {
-        assert!(self.buf.is_empty(), "bytes after 234: {:?}", self.buf);
-        let Io::Plain(s) = std::mem::replace(&mut self.io, Io::Plain(tcp_dummy())) else {
-            panic!("already TLS");
-        };
-        let mut t = tls_stream(&self.cfg, s);
-        // Complete it now, so a failure shows here.
-        while t.conn.is_handshaking() {
-            t.conn.complete_io(&mut t.sock).expect("TLS handshake");
-        }
-        self.io = Io::Tls(t);
-    }
-
-    pub fn login(&mut self, user: &str, pass: &str) {
-        assert_eq!(self.cmd(&format!("USER {user}")).get(..4), Some("331 "));
-        assert_eq!(self.cmd(&format!("PASS {pass}")), "230 Login successful.");
-    }
-
-    /// `EPSV` → a connection to the data port.
-    pub fn epsv(&mut self, addr: SocketAddr) -> TcpStream {
-        let l = self.cmd("EPSV");
-        let p = l
-            .strip_prefix("229 Entering Extended Passive Mode (|||")
-            .and_then(|r| r.strip_suffix("|)."))
-            .unwrap_or_else(|| panic!("EPSV reply: {l}"));
-        tcp(SocketAddr::new(addr.ip(), p.parse().unwrap()))
-    }
-
-    /// A data connection as TLS, resuming this control connection's session.
-    pub fn secure(
-        &self,
-        s: TcpStream,
-    ) -> Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
-        tls_stream(&self.cfg, s)
-    }
-}
-
-/// A placeholder while the stream is moved into TLS (never used for I/O).
-fn tcp_dummy() -> TcpStream {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    TcpStream::connect(l.local_addr().unwrap()).unwrap()
-}
-
 /// Reads to EOF; a TLS stream must end with close_notify (rustls reports a bare EOF as an
 /// error, which fails here).
 fn read_all(r: &mut impl Read) -> Vec<u8> {
@@ -357,7 +178,7 @@ fn read_all(r: &mut impl Read) -> Vec<u8> {
 pub fn rules(model: Model, edge: bool) {
     let tree = Tree::new("ftps-rules");
     let (mut srv, pem) = start(model, edge, &tree, &[]);
-    let mut c = Ctl::plain(srv.addr, &pem);
+    let mut c = Control::plain(srv.addr, &pem);
     assert_eq!(c.line(), "220 bingfa FTP server ready.");
     c.send("FEAT");
     let mut feat = vec![c.line()];
@@ -390,14 +211,14 @@ pub fn rules(model: Model, edge: bool) {
     assert_eq!(c.cmd("PROT P"), "200 Protection level set to Private.");
     c.login("anonymous", "a@b");
     // PROT P: the data connection is TLS (and ends with close_notify).
-    let d = c.epsv(srv.addr);
+    let d = c.passive();
     assert!(c.cmd("RETR hello.txt").starts_with("150 "));
     let mut d = c.secure(d);
     assert_eq!(read_all(&mut d), b"hello\nworld\n");
     assert_eq!(c.line(), "226 Transfer complete.");
     // A client that finishes its data handshake before the transfer command (as curl does)
     // is answered at once: the server handshakes as soon as the connection comes.
-    let d = c.epsv(srv.addr);
+    let d = c.passive();
     let mut d = c.secure(d);
     while d.conn.is_handshaking() {
         d.conn
@@ -408,14 +229,14 @@ pub fn rules(model: Model, edge: bool) {
     assert_eq!(read_all(&mut d), b"hello\nworld\n");
     assert_eq!(c.line(), "226 Transfer complete.");
     // A passive connection opened under PROT P cannot carry a clear transfer.
-    let _d = c.epsv(srv.addr);
+    let _d = c.passive();
     assert_eq!(c.cmd("PROT C"), "200 Protection level set to Clear.");
     assert_eq!(
         c.cmd("RETR hello.txt"),
         "425 PROT C since PASV: open a new data connection."
     );
     // PROT C: the same in the clear.
-    let mut d = c.epsv(srv.addr);
+    let mut d = c.passive();
     assert!(c.cmd("RETR hello.txt").starts_with("150 "));
     assert_eq!(read_all(&mut d), b"hello\nworld\n");
     assert_eq!(c.line(), "226 Transfer complete.");
@@ -439,13 +260,13 @@ pub fn rules(model: Model, edge: bool) {
     assert!(tree.path("pub/hello.txt").exists());
 
     // Implicit: TLS from the first byte; AUTH is refused, PBSZ/PROT work at once.
-    let mut c = Ctl::implicit(srv.tls_addr.unwrap(), &pem);
+    let mut c = Control::implicit(srv.tls_addr.unwrap(), &pem);
     assert_eq!(c.line(), "220 bingfa FTP server ready.");
     assert_eq!(c.cmd("AUTH TLS"), "503 Already using TLS.");
     assert_eq!(c.cmd("PBSZ 0"), "200 PBSZ=0");
     assert_eq!(c.cmd("PROT P"), "200 Protection level set to Private.");
     c.login("ann", PASSWORD);
-    let d = c.epsv(srv.addr);
+    let d = c.passive();
     assert!(c.cmd("NLST").starts_with("150 "));
     assert_eq!(read_all(&mut c.secure(d)), b"out\r\n");
     assert_eq!(c.line(), "226 Transfer complete.");
@@ -458,7 +279,7 @@ pub fn rules(model: Model, edge: bool) {
 pub fn required(model: Model, edge: bool) {
     let tree = Tree::new("ftps-required");
     let (mut srv, pem) = start(model, edge, &tree, &["--tls-required"]);
-    let mut c = Ctl::plain(srv.addr, &pem);
+    let mut c = Control::plain(srv.addr, &pem);
     assert_eq!(c.line(), "220 bingfa FTP server ready.");
     assert_eq!(c.cmd("USER anonymous"), "530 TLS required: AUTH TLS first.");
     assert_eq!(c.cmd("PASS x"), "503 Login with USER first.");
@@ -471,7 +292,7 @@ pub fn required(model: Model, edge: bool) {
         "534 Clear data connections are not allowed: PROT P."
     );
     // The client connects to the passive port before the refused transfer…
-    let d = c.epsv(srv.addr);
+    let d = c.passive();
     assert_eq!(
         c.cmd("RETR hello.txt"),
         "521 Data connections must be encrypted: PROT P."
@@ -492,7 +313,7 @@ pub fn required(model: Model, edge: bool) {
 pub fn broken_data(model: Model, edge: bool) {
     let tree = Tree::new("ftps-broken");
     let (mut srv, pem) = start(model, edge, &tree, &[]);
-    let mut c = Ctl::plain(srv.addr, &pem);
+    let mut c = Control::plain(srv.addr, &pem);
     assert_eq!(c.line(), "220 bingfa FTP server ready.");
     assert_eq!(c.cmd("AUTH TLS"), "234 AUTH TLS successful.");
     c.upgrade();
@@ -500,20 +321,20 @@ pub fn broken_data(model: Model, edge: bool) {
     assert_eq!(c.cmd("PBSZ 0"), "200 PBSZ=0");
     assert_eq!(c.cmd("PROT P"), "200 Protection level set to Private.");
     // Garbage instead of a ClientHello.
-    let mut d = c.epsv(srv.addr);
+    let mut d = c.passive();
     assert_eq!(c.cmd("STOR x.bin"), "150 Ok to send data.");
     d.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
     assert_eq!(c.line(), "426 Connection closed; transfer aborted.");
     drop(d);
     // The client goes away mid-handshake.
-    let d = c.epsv(srv.addr);
+    let d = c.passive();
     assert_eq!(c.cmd("STOR y.bin"), "150 Ok to send data.");
     drop(d);
     assert_eq!(c.line(), "426 Connection closed; transfer aborted.");
     assert_eq!(tree.names("ann"), ["out"], "nothing stored");
     // A proper upload: data, close_notify.
     let data = payload(1024 * 1024 + 1, 4);
-    let d = c.epsv(srv.addr);
+    let d = c.passive();
     assert_eq!(c.cmd("STOR z.bin"), "150 Ok to send data.");
     let mut d = c.secure(d);
     d.write_all(&data).unwrap();
@@ -523,7 +344,7 @@ pub fn broken_data(model: Model, edge: bool) {
     assert_eq!(c.line(), "226 Transfer complete.");
     assert!(std::fs::read(tree.path("ann/z.bin")).unwrap() == data);
     // Data then a bare TCP EOF (no close_notify): accepted.
-    let d = c.epsv(srv.addr);
+    let d = c.passive();
     assert_eq!(c.cmd("STOR w.bin"), "150 Ok to send data.");
     let mut d = c.secure(d);
     d.write_all(b"no close_notify").unwrap();
