@@ -1,10 +1,11 @@
 //! FTP over TLS under every model: explicit (RFC 4217: AUTH TLS, PBSZ, PROT) and implicit
 //! (`--tls-bind`). Real clients first — ftplib's FTP_TLS runs the very scenarios of the plain
 //! suite with every data connection protected, curl (`--ssl-reqd`, `ftps://`), lftp, and
-//! bingfa's own client — then a rustls control connection where the exact replies are the
-//! point: the verbs' rules, a plaintext command pipelined behind AUTH TLS (never executed),
-//! `--tls-required`, and data connections whose handshake is garbage or cut (`426`, nothing
-//! stored).
+//! bingfa's own client — then a rustls control connection ([`Control`]) where the exact
+//! replies are the point: the verbs' rules, a plaintext command pipelined behind AUTH TLS
+//! (never executed), `--tls-required`, and data connections whose handshake is garbage or cut
+//! (`426`, nothing stored). The security and durability scenarios run over TLS as well, from
+//! their own modules (the `_tls` tests).
 //!
 //! curl is run in passive mode only: curl 7.88 (Debian 12) hangs in active-mode FTPS after
 //! accepting the data connection, against pyftpdlib's TLS handler as well; ftplib, lftp and
