@@ -74,8 +74,6 @@ pub struct FtpSession {
     pub epsv_all: bool,
     /// The control connection's TLS handshake is done (implicit listener, or `AUTH TLS`).
     pub secure: bool,
-    /// `AUTH TLS` was answered and its handshake is under way.
-    pub upgrading: bool,
     /// `PBSZ 0` was accepted (RFC 4217 makes it precede `PROT`).
     pub pbsz: bool,
     /// `PROT P`: data connections speak TLS.
@@ -104,7 +102,6 @@ impl FtpSession {
             shutdown_after: false,
             epsv_all: false,
             secure: false,
-            upgrading: false,
             pbsz: false,
             prot_private: false,
         }
@@ -211,7 +208,6 @@ impl Session for FtpSession {
 
     fn on_secure(&mut self, _cx: &mut Context) {
         self.secure = true;
-        self.upgrading = false;
     }
 
     fn on_timer(&mut self, cx: &mut Context) {

@@ -17,17 +17,16 @@ pub fn auth(s: &mut FtpSession, arg: &str, cx: &mut Context) {
     if s.shared.cfg.tls == TlsPolicy::Off {
         return reply(cx, 502, "TLS is not offered.");
     }
-    if s.secure || s.upgrading {
+    // (No command arrives between `start_tls` and `on_secure`: the input after AUTH is the
+    // handshake, and `on_secure` comes before the first decrypted line. So `secure` is the
+    // whole state, and PBSZ/PROT, which need it, are never set here to be reset.)
+    if s.secure {
         return reply(cx, 503, "Already using TLS.");
     }
     match arg.trim().to_ascii_uppercase().as_str() {
         // TLS-C and SSL are the names of drafts before RFC 4217; clients still send them.
         "TLS" | "TLS-C" | "SSL" => {
             reply(cx, 234, "AUTH TLS successful.");
-            s.upgrading = true;
-            // A new security context starts with clear data connections (RFC 4217 §9).
-            s.pbsz = false;
-            s.prot_private = false;
             cx.start_tls();
         }
         "" => reply(cx, 501, "AUTH needs a mechanism: AUTH TLS."),
