@@ -68,26 +68,14 @@ impl Pty {
     /// Reads the screen until `want` appears (10 s at most); returns what follows it.
     pub fn until(&mut self, want: &str) -> String {
         let end = Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 4096];
         while !self.seen.contains(want) {
             assert!(
                 Instant::now() < end,
                 "timed out waiting for {want:?}; screen: {:?}",
                 self.seen
             );
-            let mut pfd = libc::pollfd {
-                fd: self.master.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            if unsafe { libc::poll(&mut pfd, 1, 100) } <= 0 {
-                continue;
-            }
-            match self.master.read(&mut buf) {
-                Ok(0) | Err(_) => continue,
-                Ok(n) => self.seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-            }
+            // The end of output (EIO) is not the end here: the child may still draw.
+            self.read_some();
         }
         let at = self.seen.find(want).unwrap() + want.len();
         self.passed.push_str(&self.seen[..at]);
@@ -99,23 +87,31 @@ impl Pty {
     /// master reads EIO once no process holds the terminal; 10 s at most).
     pub fn rest(&mut self) -> String {
         let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end && self.read_some() != Some(0) {}
+        std::mem::take(&mut self.seen)
+    }
+
+    /// Waits up to 100 ms for output and appends what came to `seen`: `Some(n)` bytes read,
+    /// `Some(0)` at the end (EOF, or EIO once no process holds the terminal; it shows as
+    /// POLLHUP/POLLERR, also ready), `None` if nothing came.
+    fn read_some(&mut self) -> Option<usize> {
+        let mut pfd = libc::pollfd {
+            fd: self.master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, 100) } <= 0 {
+            return None;
+        }
         let mut buf = [0u8; 4096];
-        while Instant::now() < end {
-            let mut pfd = libc::pollfd {
-                fd: self.master.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd. (EIO at the end shows as POLLHUP/POLLERR, also ready.)
-            if unsafe { libc::poll(&mut pfd, 1, 100) } <= 0 {
-                continue;
-            }
-            match self.master.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => self.seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+        match self.master.read(&mut buf) {
+            Ok(0) | Err(_) => Some(0),
+            Ok(n) => {
+                self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                Some(n)
             }
         }
-        std::mem::take(&mut self.seen)
     }
 
     /// Everything the screen showed up to the end of the last `until` match.
