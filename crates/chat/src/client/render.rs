@@ -37,7 +37,7 @@ pub fn styles() -> bool {
 }
 
 pub fn colours() -> bool {
-    std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty())
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// `line` cut into rows of at most `width` columns, every row after the first indented by
