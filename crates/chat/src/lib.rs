@@ -1,7 +1,7 @@
 //! bingfa-chat: the group chat room: the line protocol, the room on the Hub, the WebSocket
 //! bridge and web page, and the terminal client.
 //!
-//! Reading order: [`name`] (what a name may be), [`event`] (what travels on the hub),
+//! Reading order: [`name`] (what a name may be), [`input`] (what a message may hold), [`event`] (what travels on the hub),
 //! [`roster`] (who is in the room, shared by every process), [`session`] (one member's
 //! connection: the line protocol), [`cmd`] (one file per `/command`), [`admin`] (the admin
 //! socket's announcements), [`room`] (the `Protocol`: which listener gets which session),
@@ -16,6 +16,7 @@ pub mod cmd;
 pub mod config;
 pub mod event;
 pub mod idset;
+pub mod input;
 pub mod name;
 pub mod rate;
 pub mod room;

@@ -21,14 +21,24 @@ pub type WebFace = Box<WebSession<ChatSession>>;
 /// A message over `--max-line` reaches the room, which answers `! ` as on the line port; only
 /// one over the web face's own bound (64 KiB, or the line limit if larger) is closed with 1009.
 /// That bound is also the longest line the room can write as one frame (`/who` of a big room).
+/// A message is one line of input to the room, whatever it contains ([`WEB_EOL`]).
 pub fn web_session(inner: ChatSession, info: &ConnInfo, cfg: &RoomConfig) -> WebFace {
     let limits = WebLimits {
         max_message: cfg.max_line.max(WebLimits::default().max_message),
         head_timeout: cfg.head_timeout,
+        message_end: WEB_EOL,
         ..WebLimits::default()
     };
-    Box::new(WebSession::with_limits(inner, *info, limits))
+    Box::new(WebSession::with_limits(
+        inner.with_eol(WEB_EOL),
+        *info,
+        limits,
+    ))
 }
+
+/// How the web face ends each message for the room: a byte no UTF-8 text holds, so a line
+/// break inside a message is part of that one line (and refused by the input rule).
+pub const WEB_EOL: u8 = 0xFF;
 
 /// The refusal on the line port and the admin socket.
 pub const FULL: &[u8] = b"! room is full\n";

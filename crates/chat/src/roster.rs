@@ -9,6 +9,10 @@
 //! before claiming), and the session's replica drops what the snapshot already holds (see
 //! `session.rs`).
 //!
+//! Uniqueness is by the name's key (`name::key`: its confusable skeleton, case-folded), so
+//! `аlice` in Cyrillic is taken while `alice` is in. Each entry keeps a digest of its key,
+//! computed once at the claim: a claim compares digests under the lock, never skeletons.
+//!
 //! A process killed outright cannot release its members; its entries are reclaimed when a
 //! claim meets them and the process (the connection id's high 32 bits) is gone.
 //!
@@ -21,6 +25,7 @@ use bingfa_mp::{Array, LockError};
 use bytemuck::{Pod, Zeroable};
 
 const NAME_BYTES: usize = 128; // 32 characters of up to 4 bytes
+const KEY_BYTES: usize = 24; // a SHA-1 digest (20), padded to the entry's alignment
 
 #[derive(Clone, Copy, Pod, Zeroable)]
 #[repr(C)]
@@ -30,6 +35,8 @@ struct Entry {
     len: u32,
     _pad: u32,
     name: [u8; NAME_BYTES],
+    /// Digest of the name's key (`key_digest`).
+    key: [u8; KEY_BYTES],
 }
 
 impl Entry {
@@ -96,13 +103,9 @@ impl Roster {
     }
 
     fn claim_local(&self, id: u64, name: &str) -> Result<Vec<(u64, String)>, ClaimError> {
-        let folded = crate::name::fold(name);
+        let key = key_digest(name);
         self.with(|t| {
-            let clash = |t: &[Entry]| {
-                t[1..1 + t[0].id as usize]
-                    .iter()
-                    .position(|e| same_name(e.name(), &folded))
-            };
+            let clash = |t: &[Entry]| t[1..1 + t[0].id as usize].iter().position(|e| e.key == key);
             let mut clash_at = clash(t);
             if clash_at.is_some() || t[0].id as usize + 1 >= t.len() {
                 reclaim_dead(t);
@@ -119,6 +122,7 @@ impl Roster {
             e.id = id;
             e.len = name.len().min(NAME_BYTES) as u32;
             e.name[..e.len as usize].copy_from_slice(&name.as_bytes()[..e.len as usize]);
+            e.key = key;
             t[1 + n] = e;
             t[0].id += 1;
             Ok(list(t))
@@ -161,15 +165,12 @@ fn list(t: &[Entry]) -> Vec<(u64, String)> {
         .collect()
 }
 
-/// `name` folds to `folded` (already folded). A claim compares against every member under the
-/// table's lock, so the common all-ASCII case allocates nothing: 10,000 joins were 50 million
-/// `to_lowercase` strings.
-fn same_name(name: &str, folded: &str) -> bool {
-    if name.is_ascii() && folded.is_ascii() {
-        name.eq_ignore_ascii_case(folded)
-    } else {
-        crate::name::fold(name) == folded
-    }
+/// The digest a claim compares: two names clash when their keys do.
+fn key_digest(name: &str) -> [u8; KEY_BYTES] {
+    use sha1::Digest;
+    let mut out = [0; KEY_BYTES];
+    out[..20].copy_from_slice(&sha1::Sha1::digest(crate::name::key(name).as_bytes()));
+    out
 }
 
 fn remove(t: &mut [Entry], gone: impl Fn(&Entry) -> bool) {
@@ -207,8 +208,11 @@ mod tests {
             vec![(me | 1, "Alice".into())]
         );
         assert_eq!(r.claim(me | 2, "alice"), Err(ClaimError::Taken));
-        assert!(same_name("ÉCOLE", "école") && same_name("Bob", "bob"));
-        assert!(!same_name("bob", "bobby") && !same_name("zoë", "zoe"));
+        assert_eq!(
+            r.claim(me | 2, "аlice"),
+            Err(ClaimError::Taken),
+            "Cyrillic а"
+        );
         r.claim(me | 3, "bob").unwrap();
         assert_eq!(r.claim(me | 4, "carol"), Err(ClaimError::Full));
         r.release(me | 1);

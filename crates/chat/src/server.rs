@@ -90,7 +90,13 @@ pub fn bind_tls(
     if on.is_empty() {
         return Err(Error::TlsWithoutWeb);
     }
-    let protocol = bingfa_net::tls::TlsProtocol::only_on_each(protocol, tls, on);
+    // The line port has TLS settings of its own: it offers no HTTP protocol, and refuses a
+    // client that offers only HTTP ones (a browser sent here by another page: ALPACA).
+    let line_tls = tls.not_http();
+    let mut protocol = bingfa_net::tls::TlsProtocol::only_on_each(protocol, tls, on);
+    if let Some(l) = listeners.tls_line {
+        protocol = protocol.with_config_on(l, line_tls);
+    }
     let mut server = Server::bind(config, protocol)?;
     if let Some(bp) = backplane {
         server.set_uplink(Arc::new(bp));

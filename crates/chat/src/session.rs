@@ -5,6 +5,12 @@
 //! hub as an [`Event`] and rendered by each session from the hub stream, so all members see the
 //! room in the hub's one order and the sender gets no echo (it skips its own events).
 //!
+//! Every line a connection sends counts against its rate bucket, named or not, and every
+//! refusal is one `! ` line; [`MAX_REFUSALS`] of them in a row close the connection, so no
+//! client can make the server write more than it is sent. Messages follow the room's input
+//! rule (`input.rs`). A first line that is an HTTP request line closes the connection (a
+//! browser sent here by another page must not post its headers or its form as a name).
+//!
 //! The replica: at its claim a member gets the roster's snapshot (who is online); events
 //! published before the claim may still arrive after it, so a `joined` for someone already in
 //! the snapshot and a `left` for someone not in it are dropped (they happened before).
@@ -13,6 +19,7 @@ use crate::cmd::{self, Command};
 use crate::config::RoomConfig;
 use crate::event::{self, Event, TOPIC};
 use crate::idset::IdSet;
+use crate::input;
 use crate::name;
 use crate::rate::Bucket;
 use crate::roster::{ClaimError, Roster};
@@ -22,6 +29,10 @@ use std::sync::Arc;
 pub const GREETING: &str = "* welcome to the bingfa chat room; what is your name?\n";
 pub const SHUTDOWN: &str = "* server shutting down\n";
 pub const TOO_SLOW: &str = "! too slow, disconnected\n";
+pub const NOT_HTTP: &str = "! this is a chat room, not an HTTP server; closing\n";
+/// Refusals in a row after which the connection is closed (a line accepted starts again).
+pub const MAX_REFUSALS: u32 = 5;
+pub const TOO_MANY_REFUSALS: &str = "! too many refused lines in a row, closing\n";
 
 enum Phase {
     Naming,
@@ -42,6 +53,15 @@ pub struct ChatSession {
     bucket: Bucket,
     /// The name to say `left` for, once this member stopped being one.
     left_as: Option<String>,
+    /// The byte that ends a line: `\n`, or for the web face 0xFF (which UTF-8 text never
+    /// holds), so that a WebSocket message is one line whatever it contains.
+    eol: u8,
+    /// Refusals since the last accepted line.
+    refusals: u32,
+    /// `! too fast` was said and no line was accepted since: the next drops are silent.
+    throttled: bool,
+    /// No line has been read yet (an HTTP request line there closes the connection).
+    first: bool,
 }
 
 impl ChatSession {
@@ -56,46 +76,97 @@ impl ChatSession {
             skipping: false,
             bucket,
             left_as: None,
+            eol: b'\n',
+            refusals: 0,
+            throttled: false,
+            first: true,
         }
+    }
+
+    /// A session whose lines end at `eol` instead of `\n` (the web face: one per message).
+    pub fn with_eol(mut self, eol: u8) -> Self {
+        self.eol = eol;
+        self
+    }
+
+    /// Say `! TEXT`; after [`MAX_REFUSALS`] in a row, close.
+    fn refuse(&mut self, text: &str, cx: &mut Context) {
+        cx.write(format!("! {text}\n").as_bytes());
+        self.refusals += 1;
+        if self.refusals >= MAX_REFUSALS {
+            cx.write(TOO_MANY_REFUSALS.as_bytes());
+            self.leave();
+            self.phase = Phase::Leaving;
+            cx.close();
+        }
+    }
+
+    fn accepted(&mut self) {
+        self.refusals = 0;
+        self.throttled = false;
     }
 
     fn line(&mut self, raw: &[u8], cx: &mut Context) {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let first = std::mem::take(&mut self.first);
+        if first && is_http_request_line(raw) {
+            cx.write(NOT_HTTP.as_bytes());
+            self.phase = Phase::Leaving;
+            cx.close();
+            return;
+        }
+        if raw.is_empty() && matches!(self.phase, Phase::Member(_)) {
+            return;
+        }
+        // Every line counts, named or not: a nameless connection is limited like a member.
+        if !self.bucket.take(cx.now()) {
+            if !std::mem::replace(&mut self.throttled, true) {
+                let msg = format!(
+                    "too fast (at most {} lines a second), line dropped",
+                    self.cfg.rate
+                );
+                self.refuse(&msg, cx);
+            }
+            return;
+        }
         if raw.len() > self.cfg.max_line {
             self.too_long(cx);
             return;
         }
         let Ok(line) = std::str::from_utf8(raw) else {
-            cx.write(b"! invalid UTF-8, line dropped\n");
+            self.refuse("invalid UTF-8, line dropped", cx);
             return;
         };
         match &self.phase {
             Phase::Naming => self.choose_name(line, cx),
             Phase::Member(me) => {
                 let me = me.clone();
-                if line.is_empty() {
-                    return;
-                }
-                if !self.bucket.take(cx.now()) {
-                    let msg = format!(
-                        "! too fast (at most {} lines a second), line dropped\n",
-                        self.cfg.rate
-                    );
-                    cx.write(msg.as_bytes());
+                if let Err(e) = input::check(line) {
+                    self.refuse(&format!("message refused: {e}"), cx);
                     return;
                 }
                 match Command::parse(line) {
-                    None => cx.publish(TOPIC, &Event::Said(me, line.to_string()).encode()),
+                    None => {
+                        self.accepted();
+                        cx.publish(TOPIC, &Event::Said(me, line.to_string()).encode())
+                    }
                     Some(Command::Who) => {
+                        self.accepted();
                         cx.write(cmd::who::reply(&self.roster.members()).as_bytes())
                     }
-                    Some(Command::Help) => cx.write(cmd::help::REPLY.as_bytes()),
+                    Some(Command::Help) => {
+                        self.accepted();
+                        cx.write(cmd::help::REPLY.as_bytes())
+                    }
                     Some(Command::Quit) => {
                         cx.write(cmd::quit::REPLY.as_bytes());
                         self.leave();
                         cx.close();
                     }
-                    Some(Command::Unknown(w)) => cx.write(cmd::unknown(&w).as_bytes()),
+                    Some(Command::Unknown(w)) => {
+                        let reply = cmd::unknown(&w);
+                        self.refuse(reply.trim_start_matches("! ").trim_end(), cx)
+                    }
                 }
             }
             Phase::Leaving => {}
@@ -103,12 +174,14 @@ impl ChatSession {
     }
 
     fn choose_name(&mut self, line: &str, cx: &mut Context) {
-        if let Err(e) = name::validate(line) {
-            cx.write(format!("! {e}; try another name\n").as_bytes());
-            return;
-        }
+        let name = match name::normalize(line) {
+            Ok(n) => n,
+            Err(e) => return self.refuse(&format!("{e}; try another name"), cx),
+        };
+        let line = name.as_str();
         match self.roster.claim(self.me, line) {
             Ok(online) => {
+                self.accepted();
                 let names: Vec<&str> = online.iter().map(|(_, n)| n.as_str()).collect();
                 cx.write(format!("* you are {line}; online: {}\n", names.join(", ")).as_bytes());
                 self.online = online.into_iter().map(|(id, _)| id).collect();
@@ -116,7 +189,7 @@ impl ChatSession {
                 cx.cancel_timer();
                 cx.publish(TOPIC, &Event::Joined(line.to_string()).encode());
             }
-            Err(ClaimError::Taken) => cx.write(b"! name taken; try another name\n"),
+            Err(ClaimError::Taken) => self.refuse("name taken; try another name", cx),
             Err(ClaimError::Full) => {
                 cx.write(b"! room is full\n");
                 self.phase = Phase::Leaving;
@@ -127,10 +200,10 @@ impl ChatSession {
 
     fn too_long(&mut self, cx: &mut Context) {
         let msg = format!(
-            "! line too long (at most {} bytes), dropped\n",
+            "line too long (at most {} bytes), dropped",
             self.cfg.max_line
         );
-        cx.write(msg.as_bytes());
+        self.refuse(&msg, cx);
     }
 
     /// Stop being a member now: the roster place is free at once, and the others are told in
@@ -141,6 +214,20 @@ impl ChatSession {
             self.left_as = Some(n);
         }
     }
+}
+
+/// `METHOD TARGET HTTP/x.y`: what a browser (or any HTTP client) sends first.
+fn is_http_request_line(line: &[u8]) -> bool {
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    !method.is_empty()
+        && method.iter().all(|b| b.is_ascii_uppercase() || *b == b'-')
+        && !target.is_empty()
+        && version.starts_with(b"HTTP/")
 }
 
 impl Session for ChatSession {
@@ -166,7 +253,7 @@ impl Session for ChatSession {
         if matches!(self.phase, Phase::Leaving) {
             return input.len();
         }
-        let Some(i) = input.iter().position(|&b| b == b'\n') else {
+        let Some(i) = input.iter().position(|&b| b == self.eol) else {
             // No newline yet: keep waiting unless it is already too long (`+ 1` for a `\r`).
             if input.len() > self.cfg.max_line + 1 {
                 if !self.skipping {
@@ -230,3 +317,7 @@ impl Session for ChatSession {
         self.roster.release(self.me);
     }
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

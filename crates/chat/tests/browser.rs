@@ -401,6 +401,71 @@ fn the_page_over_wss() {
     alice.log_has("msg", "carol: hi back");
 }
 
+/// Names and messages in a right-to-left script are isolated (each in a `<bdi>`), so none
+/// can run into the text beside it; and the page's name rule is the room's: it sends a name
+/// in the room's form (NFKC: fullwidth `ａｌｉｃｅ` is `alice`), shows it as the room does, and
+/// refuses what the room would (a name with U+FEFF, which once joined but never showed).
+#[test]
+fn names_and_messages_are_isolated_and_the_name_rule_is_the_rooms() {
+    let Some(exe) = chromium_path() else {
+        println!("SKIPPED names_and_messages_are_isolated: no chromium on PATH");
+        eprintln!("SKIPPED names_and_messages_are_isolated: no chromium on PATH (apt-get install chromium)");
+        return;
+    };
+    let srv = TestServer::start_room(Model::Epoll);
+    // ?name=ａｌｉｃｅ (fullwidth), percent-encoded.
+    let url = format!(
+        "http://{}/?name=%EF%BD%81%EF%BD%8C%EF%BD%89%EF%BD%83%EF%BD%85",
+        srv.web
+    );
+    let browser = Browser::launch(&exe, &url);
+    let mut alice = browser.page(&url, false);
+    alice.wait("alice joined", ME, |v| v == "as alice");
+    alice.members("alice");
+
+    let tcp = common::connect(srv.chat);
+    let mut heb = BufReader::new(tcp.try_clone().unwrap());
+    let mut heb_w = tcp;
+    tcp_line(&mut heb);
+    heb_w.write_all("אבג\n".as_bytes()).unwrap();
+    assert_eq!(tcp_line(&mut heb), "* you are אבג; online: alice, אבג\n");
+    heb_w.write_all("hello 1 2 3\n".as_bytes()).unwrap();
+    alice.log_has("msg", "אבג: hello 1 2 3");
+    alice.log_has("join", "אבג joined");
+    alice.members("alice,אבג");
+    let isolated = |page: &mut Page, selector: &str| {
+        page.eval(&format!(
+            "[...document.querySelectorAll({})].map(b => getComputedStyle(b).unicodeBidi + '|' + b.textContent)",
+            json!(selector)
+        ))
+    };
+    assert_eq!(
+        isolated(&mut alice, "#log li.msg bdi"),
+        json!(["isolate|אבג", "isolate|hello 1 2 3"])
+    );
+    assert_eq!(
+        isolated(&mut alice, "#log li.join bdi"),
+        json!(["isolate|אבג"])
+    );
+    assert_eq!(
+        isolated(&mut alice, "#members li bdi"),
+        json!(["isolate|alice", "isolate|אבג"])
+    );
+    alice.say("typed by alice");
+    assert_eq!(tcp_line(&mut heb), "alice: typed by alice\n");
+
+    // A name the room refuses is refused on the page, with the room's words.
+    let bad = format!("http://{}/?name=bo%EF%BB%BFb", srv.web);
+    let mut bob = browser.page(&bad, true);
+    bob.wait(
+        "the refusal next to the name box",
+        "document.getElementById('nameerr').textContent",
+        |v| v == "a name is letters, digits and _ - . only",
+    );
+    assert_eq!(bob.eval(ME), "", "not joined");
+    alice.members("alice,אבג");
+}
+
 /// The page's "as NAME" label: set once the room accepted the name.
 const ME: &str = "document.getElementById('me').textContent";
 const NAMEBOX_SHOWN: &str = "!document.getElementById('namebox').hidden";

@@ -193,11 +193,14 @@ impl Link {
         *ever_up = true;
         loop {
             match ps.get_message() {
-                Ok(m) => {
-                    if let Some(msg) = wire::decode(&self.sid, m.get_payload_bytes()) {
-                        self.deliver(msg);
-                    }
-                }
+                Ok(m) => match wire::decode(&self.sid, m.get_payload_bytes()) {
+                    Some(msg) if wire::admissible(&msg) => self.deliver(msg),
+                    Some(msg) => tracing::warn!(
+                        body = %String::from_utf8_lossy(&msg.body).escape_debug(),
+                        "backplane: a message from Redis breaks the room's rules; dropped"
+                    ),
+                    None => tracing::warn!("backplane: an unreadable message from Redis; dropped"),
+                },
                 Err(e) if e.is_timeout() => {
                     if !self.up.load(Ordering::Acquire) {
                         return Ok(());

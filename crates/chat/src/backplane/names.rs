@@ -250,7 +250,7 @@ impl Names {
                 let got: Option<Option<Vec<String>>> = self.redis(|c, me| {
                     redis::Script::new(scripts::CLAIM)
                         .arg(&me.prefix)
-                        .arg(crate::name::fold(name))
+                        .arg(crate::name::key(name))
                         .arg(&me.sid)
                         .arg(id)
                         .arg(name)
@@ -274,7 +274,7 @@ impl Names {
                 self.redis(|c, me| {
                     redis::Script::new(scripts::RELEASE)
                         .arg(&me.prefix)
-                        .arg(crate::name::fold(name))
+                        .arg(crate::name::key(name))
                         .arg(&me.sid)
                         .arg(id)
                         .invoke::<i64>(c)
@@ -330,7 +330,7 @@ impl Names {
             let mut inv = s.prepare_invoke();
             inv.arg(&me.prefix).arg(&me.sid).arg(ttl);
             for (id, name) in &members {
-                inv.arg(crate::name::fold(name)).arg(format!("{id} {name}"));
+                inv.arg(crate::name::key(name)).arg(format!("{id} {name}"));
             }
             let r = inv.invoke::<i64>(c);
             s = redis::Script::new(scripts::REAP);

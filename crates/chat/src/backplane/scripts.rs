@@ -3,13 +3,13 @@
 //! half-written is ever left.
 //!
 //! Keys, under the prefix `P` = `bingfa:chat:ROOM`:
-//! - `P:members`: a hash, folded name → `SEQ SID ID NAME` (join order, owning server, its
+//! - `P:members`: a hash, the name's key (`name::key`) → `SEQ SID ID NAME` (join order, owning server, its
 //!   connection id, the name as typed);
 //! - `P:seq`: the join counter;
 //! - `P:servers`: the set of servers that have members (or had);
 //! - `P:alive:SID`: a server's heartbeat, expiring after the TTL unless renewed.
 
-/// ARGV: prefix, folded, sid, id, name. Returns every record, or nil when the name is held by
+/// ARGV: prefix, key, sid, id, name. Returns every record, or nil when the name is held by
 /// a live server. A record of this same server is stale (the local roster is the truth for its
 /// own members) and is taken over.
 pub const CLAIM: &str = r#"
@@ -26,7 +26,7 @@ redis.call('HSET', p .. ':members', ARGV[2], seq .. ' ' .. ARGV[3] .. ' ' .. ARG
 return redis.call('HVALS', p .. ':members')
 "#;
 
-/// ARGV: prefix, folded, sid, id. Removes the record only if it is still this member's.
+/// ARGV: prefix, key, sid, id. Removes the record only if it is still this member's.
 pub const RELEASE: &str = r#"
 local p = ARGV[1]
 local cur = redis.call('HGET', p .. ':members', ARGV[2])
@@ -36,7 +36,7 @@ end
 return 0
 "#;
 
-/// ARGV: prefix, sid, ttl ms, then (folded, "ID NAME") per local member. Renews the server's
+/// ARGV: prefix, sid, ttl ms, then (key, "ID NAME") per local member. Renews the server's
 /// heartbeat, claims again what a restarted Redis forgot (unless someone else took it meanwhile)
 /// and drops records of this server that are no longer its members (a lost release).
 pub const HEARTBEAT: &str = r#"

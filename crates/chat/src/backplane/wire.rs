@@ -28,6 +28,23 @@ pub fn decode(my_sid: &str, payload: &[u8]) -> Option<Message> {
     })
 }
 
+/// Whether a message that came from Redis may be fanned out: anyone who can reach the Redis
+/// can publish on the room's channel, so what arrives is held to the room's own rules, as if
+/// a member of this server had sent it (`name.rs`, `input.rs`). Server notices never travel
+/// through Redis, so one arriving from there is forged.
+pub fn admissible(msg: &Message) -> bool {
+    use crate::event::Event;
+    if &*msg.topic != crate::event::TOPIC {
+        return false;
+    }
+    match Event::decode(&msg.body) {
+        Some(Event::Joined(n) | Event::Left(n)) => crate::name::is_valid(&n),
+        Some(Event::Said(n, t)) => crate::name::is_valid(&n) && crate::input::check(&t).is_ok(),
+        Some(Event::Announce(t)) => crate::input::check_controls(&t).is_ok(),
+        Some(Event::Notice(_)) | None => false,
+    }
+}
+
 /// A member id as this server sees it: its own connections keep their id, so a session still
 /// knows its own messages; another server's get a hashed id with the top bit set, which a
 /// local id (a pid in the high 32 bits) never has. The same `(sid, id)` always maps to the same
@@ -68,5 +85,32 @@ mod tests {
         assert!(other.from >> 63 == 1);
         assert_eq!(gid("00bb", "00aa", 0), 0);
         assert_eq!(decode("x", b"no header"), None);
+    }
+
+    #[test]
+    fn what_comes_from_redis_follows_the_rooms_rules() {
+        use crate::event::Event;
+        let m = |e: Event| Message {
+            topic: Arc::from("room"),
+            from: 7,
+            body: Arc::from(e.encode()),
+        };
+        let said = |n: &str, t: &str| m(Event::Said(n.into(), t.into()));
+        assert!(admissible(&said("bob", "hi there")));
+        assert!(admissible(&m(Event::Joined("zoë".into()))));
+        assert!(admissible(&m(Event::Announce("back at 5".into()))));
+        assert!(!admissible(&said("bob", "\x1b]52;c;cHduZWQ=\x07")));
+        assert!(!admissible(&said("bob", "x\r* admin: log in again")));
+        assert!(!admissible(&said("bob", "rlo\u{202e}")));
+        assert!(!admissible(&said("bo b", "hi")));
+        assert!(!admissible(&m(Event::Joined("alice\u{200b}".into()))));
+        assert!(!admissible(&m(Event::Announce("\x1b[2J".into()))));
+        assert!(!admissible(&m(Event::Notice("room link lost".into()))));
+        let mut other = said("bob", "hi");
+        other.topic = Arc::from("elsewhere");
+        assert!(!admissible(&other));
+        other.topic = Arc::from("room");
+        other.body = Arc::from(&b"Mno colon at all\n"[..]);
+        assert!(!admissible(&other));
     }
 }

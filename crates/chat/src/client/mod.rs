@@ -3,8 +3,12 @@
 //! ([`editor`]), so a message that arrives mid-typing is printed above the prompt and the
 //! half-typed line is redrawn intact; anywhere else (a pipe, a script) it is plain
 //! line-by-line I/O. Either way receiving runs on its own thread, concurrently with input.
+//!
+//! What a server sends is held to a bound: a line longer than [`MAX_INCOMING_LINE`] is
+//! dropped as it arrives (never held whole) and the user is told; the session goes on.
 
 mod editor;
+mod render;
 mod terminal;
 
 use std::io::{BufRead, BufReader, IsTerminal, Write};
@@ -14,6 +18,10 @@ use std::time::Duration;
 
 /// How long to try to reach the server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest line from the server the client holds; a longer one is dropped. The room's own
+/// longest line is `/who` of a full room (1,000 names of 32 characters: about 130 KB).
+pub const MAX_INCOMING_LINE: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -99,20 +107,73 @@ fn spawn_receiver(stream: TcpStream, tx: mpsc::Sender<Event>) -> std::io::Result
             let mut r = BufReader::new(stream);
             let mut buf = Vec::new();
             loop {
-                buf.clear();
-                match r.read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let line = sanitize(&String::from_utf8_lossy(&buf));
-                        if tx.send(Event::Line(line)).is_err() {
-                            return;
-                        }
-                    }
+                let line = match read_line(&mut r, &mut buf, MAX_INCOMING_LINE) {
+                    Ok(Incoming::Line) => sanitize(&String::from_utf8_lossy(&buf)),
+                    Ok(Incoming::TooLong(n)) => too_long_note(n),
+                    Ok(Incoming::End) | Err(_) => break,
+                };
+                if tx.send(Event::Line(line)).is_err() {
+                    return;
                 }
             }
             let _ = tx.send(Event::Closed);
         })?;
     Ok(())
+}
+
+/// What [`read_line`] found.
+#[derive(Debug, PartialEq, Eq)]
+enum Incoming {
+    /// A line (in the buffer, without its newline).
+    Line,
+    /// A line of this many bytes (newline not counted), longer than the bound: dropped.
+    TooLong(u64),
+    /// The end of the stream (a last line without a newline is still a line).
+    End,
+}
+
+/// Read one line into `buf`, holding at most `max` bytes of it: past that the rest of the
+/// line is read and thrown away as it comes.
+fn read_line(r: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> std::io::Result<Incoming> {
+    buf.clear();
+    let mut len: u64 = 0;
+    loop {
+        let chunk = r.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(match len {
+                0 => Incoming::End,
+                n if n > max as u64 => Incoming::TooLong(n),
+                _ => Incoming::Line,
+            });
+        }
+        let (part, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], i + 1),
+            None => (chunk, chunk.len()),
+        };
+        len += part.len() as u64;
+        if len <= max as u64 {
+            buf.extend_from_slice(part);
+        } else {
+            buf.clear();
+        }
+        let ended = done > part.len();
+        r.consume(done);
+        if ended {
+            return Ok(if len > max as u64 {
+                Incoming::TooLong(len)
+            } else {
+                Incoming::Line
+            });
+        }
+    }
+}
+
+/// What the user is shown instead of a line over [`MAX_INCOMING_LINE`].
+fn too_long_note(bytes: u64) -> String {
+    format!(
+        "[chat join] the server sent a line of {bytes} bytes, over the {} KiB this client holds; it was dropped",
+        MAX_INCOMING_LINE / 1024
+    )
 }
 
 /// Pipes and scripts: server lines to stdout as they come, stdin lines to the server. At the
@@ -169,6 +230,31 @@ mod tests {
         assert_eq!(sanitize("bob: hi\r\n"), "bob: hi");
         assert_eq!(sanitize("x\x1b]0;pwned\x07y"), "x\u{FFFD}]0;pwned\u{FFFD}y");
         assert_eq!(sanitize("tab\there ✓"), "tab\there ✓");
+    }
+
+    #[test]
+    fn an_incoming_line_is_held_to_a_bound() {
+        let input = [&b"short\n"[..], &b"x".repeat(100), b"\nlast\n", b"tail"].concat();
+        let mut r = std::io::BufReader::with_capacity(7, &input[..]);
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        loop {
+            let i = read_line(&mut r, &mut buf, 10).unwrap();
+            assert!(buf.capacity() <= 64, "never held whole");
+            if i == Incoming::End {
+                break;
+            }
+            got.push((i, String::from_utf8_lossy(&buf).to_string()));
+        }
+        assert_eq!(
+            got,
+            [
+                (Incoming::Line, "short".into()),
+                (Incoming::TooLong(100), "".into()),
+                (Incoming::Line, "last".into()),
+                (Incoming::Line, "tail".into()),
+            ]
+        );
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! Terminal mode: raw mode with the [`Editor`](super::editor::Editor) on the last line.
 //! Incoming lines are printed above it: clear the prompt line, print the message, redraw the
 //! prompt with the half-typed text and cursor where they were. A guard restores the terminal
-//! however the loop ends (return, error or panic).
+//! however the loop ends (return, error or panic). Lines are laid out by [`super::render`]:
+//! wrapped here, continuation rows indented, notices and errors styled apart.
 
 use super::editor::{Edit, Editor};
+use super::render::{self, Kind};
 use super::{ClientError, Event, Outcome};
 use crossterm::cursor::MoveToColumn;
 use crossterm::event::{self, Event as TermEvent, KeyEventKind};
-use crossterm::style::Print;
+use crossterm::style::{Attribute, Color, Print, SetAttribute, SetForegroundColor};
 use crossterm::terminal::{self, Clear, ClearType};
 use crossterm::{execute, queue};
 use std::io::Write;
@@ -47,15 +49,34 @@ fn redraw(out: &mut impl Write, ed: &Editor) -> std::io::Result<()> {
     out.flush()
 }
 
-/// Print a whole line above the prompt (raw mode needs the `\r`).
+/// Print a whole line above the prompt (raw mode needs the `\r`), wrapped by us, styled by
+/// its kind.
 fn above(out: &mut impl Write, line: &str) -> std::io::Result<()> {
-    queue!(
-        out,
-        MoveToColumn(0),
-        Clear(ClearType::CurrentLine),
-        Print(line),
-        Print("\r\n")
-    )
+    let width = terminal::size().map(|(w, _)| w as usize).unwrap_or(80);
+    queue!(out, MoveToColumn(0), Clear(ClearType::CurrentLine))?;
+    let kind = render::kind(line);
+    let styled = kind != Kind::Text && render::styles();
+    if styled {
+        queue!(out, SetAttribute(Attribute::Bold))?;
+        if render::colours() {
+            let c = if kind == Kind::Notice {
+                Color::Cyan
+            } else {
+                Color::Red
+            };
+            queue!(out, SetForegroundColor(c))?;
+        }
+    }
+    for (i, row) in render::rows(line, width).iter().enumerate() {
+        if i > 0 {
+            queue!(out, Print("\r\n"), Clear(ClearType::CurrentLine))?;
+        }
+        queue!(out, Print(row))?;
+    }
+    if styled {
+        queue!(out, SetAttribute(Attribute::Reset))?;
+    }
+    queue!(out, Print("\r\n"))
 }
 
 pub(super) fn run(mut sock: TcpStream, rx: mpsc::Receiver<Event>) -> Result<Outcome, ClientError> {

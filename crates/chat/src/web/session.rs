@@ -5,9 +5,11 @@
 //! replaying everything else (timers, hub, pause, abort, channels) unchanged with
 //! [`Context::push`].
 //!
-//! Multi-line text frames: a text message containing `\n` is handed to the inner session as
-//! it is plus a final `\n`, so each of its lines counts as one line (one trailing `\n` or
-//! `\r\n` in the message is dropped first, so `"hi\n"` is one line, not two).
+//! Each text message is handed to the inner session as it is plus [`WebLimits::message_end`]
+//! (one trailing `\n` or `\r\n` in the message dropped first, so `"hi\n"` is `hi`). With the
+//! default end, `\n`, a message containing `\n` is several lines to the inner session; the
+//! room instead ends each message with 0xFF, a byte no UTF-8 text holds, so a message is
+//! exactly one line of input whatever it contains (and is refused as one).
 
 use super::http::{self, Request};
 use crate::ws::{self, code, frame, Decoder, Event, Opcode, WsError};
@@ -28,6 +30,8 @@ pub struct WebLimits {
     /// answered on a kept-alive connection. Then the connection is closed (408 if part of a
     /// head had come). Default 10 s.
     pub head_timeout: Duration,
+    /// The byte appended to each text message for the inner session. Default `\n`.
+    pub message_end: u8,
 }
 
 impl Default for WebLimits {
@@ -36,6 +40,7 @@ impl Default for WebLimits {
             max_head: 8 * 1024,
             max_message: 64 * 1024,
             head_timeout: Duration::from_secs(10),
+            message_end: b'\n',
         }
     }
 }
@@ -293,7 +298,7 @@ impl<S: Session> WebSession<S> {
                 let t = t.strip_suffix('\n').unwrap_or(&t);
                 let t = t.strip_suffix('\r').unwrap_or(t);
                 self.inbox.extend_from_slice(t.as_bytes());
-                self.inbox.push(b'\n');
+                self.inbox.push(self.limits.message_end);
             }
             Event::Binary(_) => self.close_with(code::UNSUPPORTED, "text only", cx),
             Event::Ping(p) => cx.write(&frame::encode(Opcode::Pong, true, &p)),

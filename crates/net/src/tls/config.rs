@@ -187,6 +187,23 @@ impl TlsConfig {
         }
     }
 
+    /// The same certificate (SIGHUP reloads included) for a protocol that is not HTTP, such
+    /// as a line protocol: no ALPN protocol offered, and a client whose ALPN list names only
+    /// HTTP protocols is refused at the handshake. That is the ALPACA defence: a browser sent
+    /// to this port by another page (its HTTPS request, its form) never gets a TLS session.
+    pub fn not_http(&self) -> TlsConfig {
+        let mut server = (*self.server).clone();
+        server.alpn_protocols.clear();
+        server.cert_resolver = Arc::new(RefuseHttp(self.store.clone()));
+        let mut channel = server.clone();
+        channel.send_tls13_tickets = 0;
+        TlsConfig {
+            server: Arc::new(server),
+            channel: Arc::new(channel),
+            store: self.store.clone(),
+        }
+    }
+
     /// SHA-256 fingerprint of the certificate new handshakes get (`AA:BB:…`).
     pub fn fingerprint(&self) -> String {
         fingerprint(&self.store.current().cert[0])
@@ -207,6 +224,33 @@ impl TlsConfig {
         c.set_buffer_limit(None);
         Ok(c)
     }
+}
+
+/// [`TlsConfig::not_http`]'s resolver: no certificate (rustls then ends the handshake with
+/// an alert) for a client that offers ALPN and only HTTP protocols in it.
+#[derive(Debug)]
+struct RefuseHttp(Arc<Store>);
+
+impl ResolvesServerCert for RefuseHttp {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let Some(mut alpn) = hello.alpn() {
+            if alpn.all(is_http_alpn) {
+                tracing::debug!("tls: refused a client that offers only HTTP protocols");
+                return None;
+            }
+        }
+        self.0.resolve(hello)
+    }
+}
+
+/// An ALPN protocol ID of HTTP (IANA's registry: `http/0.9`, `http/1.0`, `http/1.1`, `h2`,
+/// `h2c`, `h3` and its drafts, `spdy/*`).
+fn is_http_alpn(id: &[u8]) -> bool {
+    id.starts_with(b"http/")
+        || id == b"h2"
+        || id == b"h2c"
+        || id.starts_with(b"h3")
+        || id.starts_with(b"spdy/")
 }
 
 fn load(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {

@@ -33,6 +33,8 @@ pub struct TlsProtocol<P> {
     /// Connections on the other listeners may switch to TLS (`start_tls`) and run TLS data
     /// channels (`channel_tls`).
     upgradable: bool,
+    /// Listeners whose TLS settings are their own (e.g. chat's line port: no HTTP ALPN).
+    own: Vec<(usize, TlsConfig)>,
 }
 
 impl<P: Protocol> TlsProtocol<P> {
@@ -43,7 +45,14 @@ impl<P: Protocol> TlsProtocol<P> {
             tls,
             listeners: None,
             upgradable: false,
+            own: Vec::new(),
         }
+    }
+
+    /// Listener number `listener` speaks TLS with `tls` instead of the shared settings.
+    pub fn with_config_on(mut self, listener: usize, tls: TlsConfig) -> Self {
+        self.own.push((listener, tls));
+        self
     }
 
     /// TLS only on listener number `listener` (chat: its web face is listener 1).
@@ -58,6 +67,7 @@ impl<P: Protocol> TlsProtocol<P> {
             tls,
             listeners: Some(listeners),
             upgradable: false,
+            own: Vec::new(),
         }
     }
 
@@ -71,6 +81,7 @@ impl<P: Protocol> TlsProtocol<P> {
             tls,
             listeners: Some(implicit),
             upgradable: true,
+            own: Vec::new(),
         }
     }
 
@@ -106,8 +117,13 @@ impl<P: Protocol> Protocol for TlsProtocol<P> {
                 MaybeTls::Plain(inner)
             };
         }
-        match self.tls.connection() {
-            Ok(c) => MaybeTls::Tls(Box::new(TlsSession::new(inner, self.tls.clone(), c, *info))),
+        let tls = self
+            .own
+            .iter()
+            .find(|(l, _)| *l == listener)
+            .map_or(&self.tls, |(_, t)| t);
+        match tls.connection() {
+            Ok(c) => MaybeTls::Tls(Box::new(TlsSession::new(inner, tls.clone(), c, *info))),
             Err(e) => {
                 tracing::error!("cannot start a TLS connection: {e}");
                 MaybeTls::Refused

@@ -199,3 +199,60 @@ fn plain_listeners_stay_plain() {
     ));
     assert!(matches!(proto.new_session_on(1, &info()), MaybeTls::Tls(_)));
 }
+
+/// A handshake between `client` and a server connection of `cfg`, in memory: the protocol
+/// agreed on, or the server's error.
+fn shake(cfg: &TlsConfig, mut client: rustls::ClientConnection) -> Result<Option<Vec<u8>>, String> {
+    let mut server = cfg.connection().unwrap();
+    for _ in 0..10 {
+        let mut buf = Vec::new();
+        client.write_tls(&mut buf).unwrap();
+        if !buf.is_empty() {
+            server.read_tls(&mut &buf[..]).unwrap();
+            server.process_new_packets().map_err(|e| e.to_string())?;
+        }
+        let mut buf = Vec::new();
+        server.write_tls(&mut buf).unwrap();
+        if !buf.is_empty() {
+            client.read_tls(&mut &buf[..]).unwrap();
+            client.process_new_packets().map_err(|e| e.to_string())?;
+        }
+        if !client.is_handshaking() && !server.is_handshaking() {
+            return Ok(server.alpn_protocol().map(|p| p.to_vec()));
+        }
+    }
+    panic!("no handshake");
+}
+
+#[test]
+fn not_http_offers_no_alpn_and_refuses_clients_that_speak_only_http() {
+    let (web, made) = TlsConfig::self_signed(&["localhost"], &[b"http/1.1"]).unwrap();
+    assert_eq!(
+        shake(&web, client(&made, &[b"http/1.1"])),
+        Ok(Some(b"http/1.1".to_vec()))
+    );
+    let line = web.not_http();
+    for http in [
+        &[&b"http/1.1"[..]][..],
+        &[b"h2", b"http/1.1"],
+        &[b"http/1.0"],
+        &[b"h3"],
+    ] {
+        assert!(shake(&line, client(&made, http)).is_err(), "{http:?}");
+    }
+    assert_eq!(
+        shake(&line, client(&made, &[])),
+        Ok(None),
+        "no ALPN: openssl s_client"
+    );
+    assert_eq!(
+        shake(&line, client(&made, &[b"http/1.1", b"irc"])),
+        Ok(None),
+        "a client that also speaks something else gets no protocol"
+    );
+    // The shared settings are unchanged.
+    assert_eq!(
+        shake(&web, client(&made, &[b"h2", b"http/1.1"])),
+        Ok(Some(b"http/1.1".to_vec()))
+    );
+}
