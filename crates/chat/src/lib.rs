@@ -2,7 +2,8 @@
 //! bridge and web page, and the terminal client.
 //!
 //! Reading order: [`name`] (what a name may be), [`event`] (what travels on the hub),
-//! [`roster`] (who is in the room, shared by every process), [`session`] (one member's
+//! [`roster`] (who is in the room, shared by every process), [`lobby`] (who is still
+//! choosing a name, bounded per address), [`session`] (one member's
 //! connection: the line protocol), [`cmd`] (one file per `/command`), [`admin`] (the admin
 //! socket's announcements), [`room`] (the `Protocol`: which listener gets which session),
 //! [`backplane`] (one room across servers through Redis);
@@ -16,6 +17,7 @@ pub mod cmd;
 pub mod config;
 pub mod event;
 pub mod idset;
+pub mod lobby;
 pub mod name;
 pub mod rate;
 pub mod room;

@@ -13,6 +13,7 @@ use crate::cmd::{self, Command};
 use crate::config::RoomConfig;
 use crate::event::{self, Event, TOPIC};
 use crate::idset::IdSet;
+use crate::lobby::Lobby;
 use crate::name;
 use crate::rate::Bucket;
 use crate::roster::{ClaimError, Roster};
@@ -33,6 +34,8 @@ enum Phase {
 pub struct ChatSession {
     cfg: Arc<RoomConfig>,
     roster: Roster,
+    /// Where this connection waits until it has a name (bounded per address; `lobby.rs`).
+    lobby: Lobby,
     me: ConnId,
     phase: Phase,
     /// The members this session knows are online (connection ids).
@@ -45,12 +48,14 @@ pub struct ChatSession {
 }
 
 impl ChatSession {
-    pub fn new(cfg: Arc<RoomConfig>, roster: Roster) -> Self {
+    /// The session of connection `me` (its `ConnInfo::id`).
+    pub fn new(cfg: Arc<RoomConfig>, roster: Roster, lobby: Lobby, me: ConnId) -> Self {
         let bucket = Bucket::new(cfg.rate, cfg.burst);
         ChatSession {
             cfg,
             roster,
-            me: 0,
+            lobby,
+            me,
             phase: Phase::Naming,
             online: IdSet::default(),
             skipping: false,
@@ -113,6 +118,7 @@ impl ChatSession {
                 cx.write(format!("* you are {line}; online: {}\n", names.join(", ")).as_bytes());
                 self.online = online.into_iter().map(|(id, _)| id).collect();
                 self.phase = Phase::Member(line.to_string());
+                self.lobby.leave(self.me);
                 cx.cancel_timer();
                 cx.publish(TOPIC, &Event::Joined(line.to_string()).encode());
             }
@@ -133,6 +139,17 @@ impl ChatSession {
         cx.write(msg.as_bytes());
     }
 
+    /// Take a place in the lobby until a name is chosen (the web face calls it when the
+    /// connection opens, before the upgrade opens this session; again here is a no-op).
+    pub fn admit(&self, ip: std::net::IpAddr) -> Result<(), crate::lobby::Refused> {
+        self.lobby.enter(self.me, ip)
+    }
+
+    /// Leave the lobby (a web connection that closes before its upgrade).
+    pub fn leave_lobby(&self) {
+        self.lobby.leave(self.me);
+    }
+
     /// Stop being a member now: the roster place is free at once, and the others are told in
     /// `on_farewell` (however the connection ends, so exactly once).
     fn leave(&mut self) {
@@ -146,6 +163,12 @@ impl ChatSession {
 impl Session for ChatSession {
     fn on_open(&mut self, cx: &mut Context) {
         self.me = cx.info().id;
+        if let Err(e) = self.admit(cx.info().peer.ip()) {
+            cx.write(format!("! {e}\n").as_bytes());
+            self.phase = Phase::Leaving;
+            cx.close();
+            return;
+        }
         // Subscribed before the name is claimed: nothing published after the claim is missed.
         cx.subscribe(TOPIC);
         cx.write(GREETING.as_bytes());
@@ -228,5 +251,6 @@ impl Session for ChatSession {
     fn on_close(&mut self) {
         // Whatever happened (a panic mid-callback included), the name is free again.
         self.roster.release(self.me);
+        self.lobby.leave(self.me);
     }
 }
