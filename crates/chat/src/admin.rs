@@ -41,15 +41,12 @@ pub fn my_uid() -> u32 {
 }
 
 /// Whether a peer with credentials `cred` may be trusted by a process of uid `me`: the same
-/// user, or root.
+/// user, or root. `Err` names the peer: `uid N (pid P)`.
 pub fn trusted(cred: Option<PeerCred>, me: u32) -> Result<(), String> {
     match cred {
         Some(c) if c.uid == me || c.uid == 0 => Ok(()),
-        Some(c) => Err(format!(
-            "uid {} (pid {}) is neither uid {me} nor root",
-            c.uid, c.pid
-        )),
-        None => Err("the peer's credentials are unknown".into()),
+        Some(c) => Err(format!("uid {} (pid {})", c.uid, c.pid)),
+        None => Err("a process of unknown credentials".into()),
     }
 }
 
@@ -70,7 +67,9 @@ pub fn announcement(line: &[u8], max_line: usize) -> Result<String, &'static str
 impl Session for AdminSession {
     fn on_open(&mut self, cx: &mut Context) {
         let cred = cx.info().cred;
-        if let Err(why) = trusted(cred, my_uid()) {
+        let me = my_uid();
+        if let Err(who) = trusted(cred, me) {
+            let why = format!("{who} is neither the server's user (uid {me}) nor root");
             tracing::warn!("admin connection refused: {why}");
             cx.write(format!("! permission denied: {why}\n").as_bytes());
             self.refused = true;
@@ -139,9 +138,15 @@ pub fn private_dir(dir: &Path, create: bool) -> io::Result<()> {
     let why = if !meta.is_dir() {
         Some("is not a directory".to_string())
     } else if meta.uid() != me {
-        Some(format!("belongs to uid {}, not to us (uid {me})", meta.uid()))
+        Some(format!(
+            "belongs to uid {}, not to us (uid {me})",
+            meta.uid()
+        ))
     } else if meta.mode() & 0o022 != 0 {
-        Some(format!("is writable by others (mode {:o})", meta.mode() & 0o777))
+        Some(format!(
+            "is writable by others (mode {:o})",
+            meta.mode() & 0o777
+        ))
     } else {
         None
     };
@@ -232,8 +237,10 @@ pub fn peer_cred(sock: &std::os::unix::net::UnixStream) -> io::Result<PeerCred> 
 /// `chat announce`'s check before it sends anything: the server at the other end of `sock`
 /// runs as our user or as root.
 pub fn check_server(sock: &std::os::unix::net::UnixStream) -> Result<(), String> {
-    let cred = peer_cred(sock).map_err(|e| format!("cannot read its credentials: {e}"))?;
-    trusted(Some(cred), my_uid())
+    let cred = peer_cred(sock).map_err(|e| format!("its credentials are unreadable ({e})"))?;
+    let me = my_uid();
+    trusted(Some(cred), me)
+        .map_err(|who| format!("it is served by {who}, neither you (uid {me}) nor root"))
 }
 
 #[cfg(test)]
@@ -260,10 +267,7 @@ mod tests {
         };
         assert!(trusted(c(1000), 1000).is_ok());
         assert!(trusted(c(0), 1000).is_ok());
-        assert_eq!(
-            trusted(c(1001), 1000),
-            Err("uid 1001 (pid 7) is neither uid 1000 nor root".into())
-        );
+        assert_eq!(trusted(c(1001), 1000), Err("uid 1001 (pid 7)".into()));
         assert!(trusted(c(1001), 0).is_err(), "root trusts only root");
         assert!(trusted(None, 1000).is_err());
     }

@@ -29,9 +29,7 @@ pub fn web_session(inner: ChatSession, info: &ConnInfo, cfg: &RoomConfig) -> Web
         head_timeout: cfg.head_timeout,
         ..WebLimits::default()
     };
-    Box::new(
-        WebSession::with_limits(inner, *info, limits).allow_origins(cfg.allow_origins.clone()),
-    )
+    Box::new(WebSession::with_limits(inner, *info, limits).allow_origins(cfg.allow_origins.clone()))
 }
 
 /// The refusal on the line port and the admin socket.

@@ -172,6 +172,15 @@ fn parts(opts: &ServeOptions) -> Result<Parts, Error> {
     l.idle_timeout = None;
     l.tcp_keepalive = Some(opts.keepalive);
     l.max_connections = opts.room.max_connections();
+    // One address may hold at most the members the room has, plus its share of the lobby:
+    // a flood from one address (its refused connections linger a moment each) then always
+    // leaves a place for a member from another while the room has one (see `lobby.rs`).
+    l.max_per_ip = Some(
+        opts.room
+            .max_members
+            .saturating_add(16)
+            .min(l.max_connections),
+    );
     // An over-long line is consumed and refused by the session, never left to fill the input.
     l.max_input = l.max_input.max(opts.room.max_line * 2 + 2);
     let mut protocol = ChatProtocol::new(opts.room.clone(), web, admin)?;

@@ -228,8 +228,7 @@ fn announce(a: AnnounceArgs) -> anyhow::Result<()> {
     // Before a byte goes out: is the listener the server's user (or root), or a squatter?
     if let Err(why) = admin::check_server(&s) {
         bail!(
-            "refusing to announce through {}: the process listening on it is {why}; \
-             another user may have taken the path",
+            "refusing to announce through {}: {why}; another user may have taken the path",
             path.display()
         );
     }

@@ -240,6 +240,8 @@ pub(crate) fn run<P: Protocol>(shared: Arc<Shared<P>>, listeners: Vec<Listener>)
     hooks.family.adopt_injector(&shared)?;
     let r = accept_loop(&shared, &listeners, &mut hooks);
     drop(listeners);
-    hooks.family.wind_down(&shared.protocol, shared.limits.shutdown_grace);
+    hooks
+        .family
+        .wind_down(&shared.protocol, shared.limits.shutdown_grace);
     r
 }

@@ -495,7 +495,10 @@ mod tests {
         let c = SharedCounter::new(1, Some(1), 2, 0).unwrap();
         assert!(c.try_acquire(a));
         assert!(!c.try_acquire(a), "the public budget is full");
-        assert!(c.try_acquire(local) && c.try_acquire(local), "admin tools still get in");
+        assert!(
+            c.try_acquire(local) && c.try_acquire(local),
+            "admin tools still get in"
+        );
         assert!(!c.try_acquire(local), "within their own bound");
         c.release(local);
         assert!(c.try_acquire(local));

@@ -67,7 +67,11 @@ pub fn check(req: &Request, secure: bool, allowed: &[String]) -> Result<(), &'st
     };
     let scheme = if secure { "https" } else { "http" };
     let own = req.header("host").and_then(|h| authority(scheme, h.trim()));
-    if own.as_ref() == Some(&theirs) || allowed.iter().any(|a| parse_origin(a) == Some(theirs.clone())) {
+    if own.as_ref() == Some(&theirs)
+        || allowed
+            .iter()
+            .any(|a| parse_origin(a) == Some(theirs.clone()))
+    {
         Ok(())
     } else {
         Err(REFUSED)
@@ -141,15 +145,49 @@ mod tests {
             check(&upgrade(h), secure, &allow).is_ok()
         };
         assert!(ok("Host: 127.0.0.1:8080\r\n", false, &[]), "no Origin");
-        assert!(ok("Host: 127.0.0.1:8080\r\nOrigin: http://127.0.0.1:8080\r\n", false, &[]));
-        assert!(ok("Host: Chat.Example\r\nOrigin: http://chat.example:80\r\n", false, &[]));
-        assert!(ok("Host: chat.example\r\nOrigin: https://chat.example\r\n", true, &[]));
-        assert!(ok("Host: [::1]:9\r\nOrigin: http://[::1]:9\r\n", false, &[]));
-        assert!(!ok("Host: chat.example\r\nOrigin: http://chat.example\r\n", true, &[]), "scheme");
-        assert!(!ok("Host: 127.0.0.1:8080\r\nOrigin: http://127.0.0.1:8081\r\n", false, &[]));
+        assert!(ok(
+            "Host: 127.0.0.1:8080\r\nOrigin: http://127.0.0.1:8080\r\n",
+            false,
+            &[]
+        ));
+        assert!(ok(
+            "Host: Chat.Example\r\nOrigin: http://chat.example:80\r\n",
+            false,
+            &[]
+        ));
+        assert!(ok(
+            "Host: chat.example\r\nOrigin: https://chat.example\r\n",
+            true,
+            &[]
+        ));
+        assert!(ok(
+            "Host: [::1]:9\r\nOrigin: http://[::1]:9\r\n",
+            false,
+            &[]
+        ));
+        assert!(
+            !ok(
+                "Host: chat.example\r\nOrigin: http://chat.example\r\n",
+                true,
+                &[]
+            ),
+            "scheme"
+        );
+        assert!(!ok(
+            "Host: 127.0.0.1:8080\r\nOrigin: http://127.0.0.1:8081\r\n",
+            false,
+            &[]
+        ));
         assert!(!ok("Host: 127.0.0.1:8080\r\nOrigin: null\r\n", false, &[]));
-        assert!(!ok("Host: 127.0.0.1:8080\r\nOrigin: http://evil.example\r\n", false, &[]));
-        assert!(!ok("Origin: http://127.0.0.1:8080\r\n", false, &[]), "no Host");
+        assert!(!ok(
+            "Host: 127.0.0.1:8080\r\nOrigin: http://evil.example\r\n",
+            false,
+            &[]
+        ));
+        assert!(
+            !ok("Origin: http://127.0.0.1:8080\r\n", false, &[]),
+            "no Host"
+        );
         assert!(!ok(
             "Host: a:1\r\nOrigin: http://a:1\r\nOrigin: http://b:1\r\n",
             false,
@@ -168,8 +206,17 @@ mod tests {
     fn the_policy_hashes_each_inline_block() {
         let page = "<style>a{}</style><script>x()</script><script src=\"/a.js\"></script>";
         let p = policy(page);
-        assert!(p.contains(&format!("script-src 'self' 'sha256-{}';", sha256_b64("x()"))), "{p}");
-        assert!(p.contains(&format!("style-src 'self' 'sha256-{}';", sha256_b64("a{}"))), "{p}");
+        assert!(
+            p.contains(&format!(
+                "script-src 'self' 'sha256-{}';",
+                sha256_b64("x()")
+            )),
+            "{p}"
+        );
+        assert!(
+            p.contains(&format!("style-src 'self' 'sha256-{}';", sha256_b64("a{}"))),
+            "{p}"
+        );
         assert!(p.contains("frame-ancestors 'none'") && p.contains("connect-src 'self'"));
         assert_eq!(inline_blocks(super::super::PAGE, "script").count(), 1);
     }
