@@ -213,17 +213,21 @@ fn announce(a: AnnounceArgs) -> anyhow::Result<()> {
             p
         }
     };
-    let s = UnixStream::connect(&path).map_err(|e| {
-        let hint = match e.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
-                " (no chat server listens there: is `bingfa chat serve --admin-socket` running?)"
-            }
-            std::io::ErrorKind::PermissionDenied => {
-                " (the socket or its directory belongs to another user: run as the server's user)"
-            }
-            _ => "",
-        };
-        anyhow::anyhow!("cannot connect to {}: {e}{hint}", path.display())
+    let s = UnixStream::connect(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => anyhow::anyhow!(
+            "cannot connect to the admin socket ({e}): no chat server listens on {} (is \
+             `bingfa chat serve --admin-socket` running?)",
+            path.display()
+        ),
+        std::io::ErrorKind::PermissionDenied => anyhow::anyhow!(
+            "cannot connect to the admin socket {} ({e}): it or its directory belongs to \
+             another user; run as the server's user",
+            path.display()
+        ),
+        _ => anyhow::anyhow!(
+            "cannot connect to the admin socket {} ({e})",
+            path.display()
+        ),
     })?;
     // Before a byte goes out: is the listener the server's user (or root), or a squatter?
     if let Err(why) = admin::check_server(&s) {
