@@ -55,6 +55,7 @@ macro_rules! every_model {
                 #[test] fn injector() { crate::faces::injector(M, E) }
                 #[test] fn refusal_per_listener() { crate::faces::refusal_per_listener(M, E) }
                 #[test] fn unix_listener() { crate::faces::unix_listener(M, E) }
+                #[test] fn unix_outside_the_budget() { crate::faces::unix_outside_the_budget(M, E) }
                 #[test] fn slow_receiver_evicted() { crate::faces::slow_receiver_evicted(M, E) }
                 #[test] fn relay_link_lost() { crate::relay::relay_link_lost(M, E) }
                 #[test] fn link_burst() { crate::relay::link_burst(M, E) }
