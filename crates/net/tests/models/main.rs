@@ -48,6 +48,7 @@ macro_rules! every_model {
                 #[test] fn fd_exhaustion() { crate::descriptors::fd_exhaustion(M, E) }
                 #[test] fn idle_clients_hold_nothing() { crate::limits::idle_clients_hold_nothing(M, E) }
                 #[test] fn child_killed() { crate::lifecycle::child_killed(M, E) }
+                #[test] fn process_exit_reported() { crate::lifecycle::process_exit_reported(M, E) }
                 #[test] fn passive_range() { crate::channels::passive_range(M, E) }
                 #[test] fn passive_peer_only() { crate::channels::passive_peer_only(M, E) }
                 #[test] fn channel_pause() { crate::channels::channel_pause(M, E) }
