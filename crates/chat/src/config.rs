@@ -19,6 +19,14 @@ pub struct RoomConfig {
     /// The web face's bound on a TLS handshake plus a request head, and on the wait for the
     /// next request on a kept-alive page connection (before the WebSocket upgrade).
     pub head_timeout: Duration,
+    /// Connections from one address that have not chosen a name yet (see `lobby.rs`).
+    pub max_per_ip: usize,
+    /// Origins (`scheme://host[:port]`) besides the page's own whose pages may open the
+    /// WebSocket (see `web/origin.rs`).
+    pub allow_origins: std::sync::Arc<[String]>,
+    /// The model's own bound on connections, if it has one (`select`: below FD_SETSIZE; set
+    /// by `server::fit_to_model`).
+    pub connection_cap: Option<usize>,
 }
 
 impl Default for RoomConfig {
@@ -28,17 +36,27 @@ impl Default for RoomConfig {
             rate: 5,
             burst: 10,
             max_members: 1000,
-            name_timeout: Duration::from_secs(60),
+            name_timeout: Duration::from_secs(20),
             head_timeout: Duration::from_secs(10),
+            max_per_ip: 16,
+            allow_origins: std::sync::Arc::from([]),
+            connection_cap: None,
         }
     }
 }
 
 impl RoomConfig {
     /// Connections the server admits at once: members, plus room for connections still
-    /// choosing a name and for admin tools. The room itself refuses the member over
-    /// `max_members` when it claims a name (in the room's one order).
+    /// choosing a name (the admin socket has a budget of its own). The room itself refuses
+    /// the member over `max_members` when it claims a name (in the room's one order).
     pub fn max_connections(&self) -> usize {
-        self.max_members.saturating_mul(2).saturating_add(16)
+        let want = self.max_members.saturating_mul(2).saturating_add(16);
+        want.min(self.connection_cap.unwrap_or(usize::MAX))
+    }
+
+    /// Connections without a name at once, all addresses together: a quarter of the
+    /// connection cap, so the members and the lobby always fit in it (see `lobby.rs`).
+    pub fn max_nameless(&self) -> usize {
+        (self.max_connections() / 4).max(1)
     }
 }

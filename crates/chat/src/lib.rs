@@ -2,7 +2,8 @@
 //! bridge and web page, and the terminal client.
 //!
 //! Reading order: [`name`] (what a name may be), [`input`] (what a message may hold), [`event`] (what travels on the hub),
-//! [`roster`] (who is in the room, shared by every process), [`session`] (one member's
+//! [`roster`] (who is in the room, shared by every process), [`lobby`] (who is still
+//! choosing a name, bounded per address), [`session`] (one member's
 //! connection: the line protocol), [`cmd`] (one file per `/command`), [`admin`] (the admin
 //! socket's announcements), [`room`] (the `Protocol`: which listener gets which session),
 //! [`backplane`] (one room across servers through Redis);
@@ -17,6 +18,7 @@ pub mod config;
 pub mod event;
 pub mod idset;
 pub mod input;
+pub mod lobby;
 pub mod name;
 pub mod rate;
 pub mod room;

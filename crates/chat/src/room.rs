@@ -8,6 +8,8 @@
 
 use crate::admin::AdminSession;
 use crate::config::RoomConfig;
+use crate::event::{Event, TOPIC};
+use crate::lobby::Lobby;
 use crate::roster::Roster;
 use crate::session::ChatSession;
 use crate::web::{WebLimits, WebSession};
@@ -29,11 +31,10 @@ pub fn web_session(inner: ChatSession, info: &ConnInfo, cfg: &RoomConfig) -> Web
         message_end: WEB_EOL,
         ..WebLimits::default()
     };
-    Box::new(WebSession::with_limits(
-        inner.with_eol(WEB_EOL),
-        *info,
-        limits,
-    ))
+    Box::new(
+        WebSession::with_limits(inner.with_eol(WEB_EOL), *info, limits)
+            .allow_origins(cfg.allow_origins.clone()),
+    )
 }
 
 /// How the web face ends each message for the room: a byte no UTF-8 text holds, so a line
@@ -49,6 +50,7 @@ pub const FULL_HTTP: &[u8] =
 pub struct ChatProtocol {
     cfg: Arc<RoomConfig>,
     roster: Roster,
+    lobby: Lobby,
     web: Option<usize>,
     admin: Option<usize>,
 }
@@ -58,6 +60,7 @@ impl ChatProtocol {
     pub fn new(cfg: RoomConfig, web: Option<usize>, admin: Option<usize>) -> std::io::Result<Self> {
         Ok(ChatProtocol {
             roster: Roster::new(cfg.max_members)?,
+            lobby: Lobby::new(cfg.max_nameless(), cfg.max_per_ip)?,
             cfg: Arc::new(cfg),
             web,
             admin,
@@ -66,6 +69,10 @@ impl ChatProtocol {
 
     pub fn roster(&self) -> &Roster {
         &self.roster
+    }
+
+    pub fn lobby(&self) -> &Lobby {
+        &self.lobby
     }
 
     /// Claim names room-wide through a backplane (before any session is made).
@@ -82,7 +89,14 @@ impl Protocol for ChatProtocol {
     }
 
     fn new_session_on(&self, listener: usize, info: &ConnInfo) -> RoomSession {
-        let member = || ChatSession::new(self.cfg.clone(), self.roster.clone());
+        let member = || {
+            ChatSession::new(
+                self.cfg.clone(),
+                self.roster.clone(),
+                self.lobby.clone(),
+                info.id,
+            )
+        };
         if Some(listener) == self.admin {
             RoomSession::Admin(AdminSession::new(self.cfg.max_line))
         } else if Some(listener) == self.web {
@@ -103,6 +117,29 @@ impl Protocol for ChatProtocol {
             self.refusal()
         }
     }
+
+    /// A `fork` child or `prefork` worker died without its members' farewells (SIGKILL):
+    /// release them and say `left` for each, as its sessions would have (`from` = each
+    /// member's own id, so every replica drops it from its view), within the relay's one
+    /// order, right after whatever the process published before it died.
+    fn on_process_exit(&self, pid: u32) -> Vec<Message> {
+        self.lobby.release_pid(pid);
+        let gone = self.roster.release_pid(pid);
+        if !gone.is_empty() {
+            tracing::warn!(
+                pid,
+                members = gone.len(),
+                "a room process died without saying goodbye; its members left"
+            );
+        }
+        gone.into_iter()
+            .map(|(id, name)| Message {
+                topic: TOPIC.into(),
+                from: id,
+                body: Event::Left(name).encode().into(),
+            })
+            .collect()
+    }
 }
 
 /// One connection of the room, whichever face it came in by.
@@ -111,6 +148,17 @@ pub enum RoomSession {
     Line(Box<ChatSession>),
     Web(WebFace),
     Admin(AdminSession),
+    /// Refused at its open (the lobby is full for its address): its answer is on the way out.
+    Refused(Refused),
+}
+
+/// A connection refused at its open: input is dropped while the answer is flushed.
+pub struct Refused;
+
+impl Session for Refused {
+    fn on_data(&mut self, input: &[u8], _cx: &mut Context) -> usize {
+        input.len()
+    }
 }
 
 macro_rules! each {
@@ -119,13 +167,31 @@ macro_rules! each {
             RoomSession::Line($s) => $e,
             RoomSession::Web($s) => $e,
             RoomSession::Admin($s) => $e,
+            RoomSession::Refused($s) => $e,
         }
     };
 }
 
 impl Session for RoomSession {
     fn on_open(&mut self, cx: &mut Context) {
+        if let RoomSession::Web(w) = self {
+            // A page connection waits in the lobby from its first byte (before its upgrade
+            // opens the room session), so page connections cannot crowd the room out either.
+            if let Err(e) = w.inner().admit(cx.info().peer.ip()) {
+                cx.write_vec(crate::web::http::error(
+                    503,
+                    "Retry-After: 5\r\n",
+                    &e.to_string(),
+                ));
+                cx.close();
+                *self = RoomSession::Refused(Refused);
+                return;
+            }
+        }
         each!(self, s => s.on_open(cx))
+    }
+    fn on_secure(&mut self, cx: &mut Context) {
+        each!(self, s => s.on_secure(cx))
     }
     fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
         each!(self, s => s.on_data(input, cx))
@@ -158,6 +224,9 @@ impl Session for RoomSession {
         each!(self, s => s.on_farewell(cx))
     }
     fn on_close(&mut self) {
+        if let RoomSession::Web(w) = self {
+            w.inner().leave_lobby();
+        }
         each!(self, s => s.on_close())
     }
 }

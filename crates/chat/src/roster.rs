@@ -13,8 +13,10 @@
 //! `аlice` in Cyrillic is taken while `alice` is in. Each entry keeps a digest of its key,
 //! computed once at the claim: a claim compares digests under the lock, never skeletons.
 //!
-//! A process killed outright cannot release its members; its entries are reclaimed when a
-//! claim meets them and the process (the connection id's high 32 bits) is gone.
+//! A process killed outright cannot release its members: under `fork`/`prefork` the parent
+//! releases them when it reaps the process and says `left` for each ([`Roster::release_pid`]);
+//! failing that, its entries are reclaimed when a claim meets them and the process (the
+//! connection id's high 32 bits) is gone.
 //!
 //! With a backplane the table stays the truth for this server's own members, and a claim that
 //! wins here is then claimed room-wide through the name service (`backplane/names.rs`): the
@@ -144,6 +146,26 @@ impl Roster {
         }
     }
 
+    /// Process `pid` is gone without releasing its members (a `fork` child or `prefork`
+    /// worker killed outright): release them now; returns them, so the parent can say
+    /// `left` for each (`room.rs`, `on_process_exit`).
+    pub fn release_pid(&self, pid: u32) -> Vec<(u64, String)> {
+        let gone = self.with(|t| {
+            let gone: Vec<(u64, String)> = list(t)
+                .into_iter()
+                .filter(|(id, _)| (id >> 32) as u32 == pid)
+                .collect();
+            remove(t, |e| (e.id >> 32) as u32 == pid);
+            gone
+        });
+        if let Some(remote) = &self.remote {
+            for (id, name) in &gone {
+                remote.release(*id, name);
+            }
+        }
+        gone
+    }
+
     /// Everyone online, in join order: the whole room with a backplane (while it is up).
     pub fn members(&self) -> Vec<(u64, String)> {
         if let Some(all) = self.remote.as_ref().and_then(|r| r.who()) {
@@ -186,13 +208,16 @@ fn remove(t: &mut [Entry], gone: impl Fn(&Entry) -> bool) {
 }
 
 fn reclaim_dead(t: &mut [Entry]) {
-    remove(t, |e| {
-        let pid = (e.id >> 32) as libc::pid_t;
-        // SAFETY: signal 0 only checks that the process exists.
-        pid > 0
-            && unsafe { libc::kill(pid, 0) } != 0
-            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
-    });
+    remove(t, |e| process_gone(e.id));
+}
+
+/// The process of connection `id` (its high 32 bits) no longer exists.
+pub(crate) fn process_gone(id: u64) -> bool {
+    let pid = (id >> 32) as libc::pid_t;
+    // SAFETY: signal 0 only checks that the process exists.
+    pid > 0
+        && unsafe { libc::kill(pid, 0) } != 0
+        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
 #[cfg(test)]
@@ -225,5 +250,17 @@ mod tests {
         r.release(me | 3);
         r.claim(dead | 1, "ghost").unwrap();
         assert!(r.claim(me | 5, "ghost").is_ok());
+        // A reaped process's members are released at once, and named.
+        let r = Roster::new(4).unwrap();
+        r.claim(dead | 1, "ann").unwrap();
+        r.claim(me | 1, "bob").unwrap();
+        r.claim(dead | 2, "cy").unwrap();
+        let pid = (dead >> 32) as u32;
+        assert_eq!(
+            r.release_pid(pid),
+            vec![(dead | 1, "ann".into()), (dead | 2, "cy".into())]
+        );
+        assert_eq!(r.local_members(), vec![(me | 1, "bob".into())]);
+        assert!(r.release_pid(pid).is_empty());
     }
 }

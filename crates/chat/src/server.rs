@@ -60,6 +60,8 @@ pub enum Error {
     TlsBindWithoutCertificate,
     #[error(transparent)]
     Backplane(#[from] crate::backplane::Error),
+    #[error("admin socket: {0}")]
+    AdminSocket(std::io::Error),
 }
 
 /// Bind every listener (nothing is served until `run`).
@@ -114,7 +116,43 @@ struct Listeners {
     tls_line: Option<usize>,
 }
 
+/// Descriptors the server keeps for itself under `select` (listeners, stdio, the loop's
+/// wake-up and shutdown descriptors, the shared tables, a reserve, a backplane's sockets):
+/// the connections get what is left below FD_SETSIZE.
+const SELECT_OWN_FDS: usize = 32;
+
+/// The room's limits as the model can hold them: `select(2)` watches no descriptor numbered
+/// FD_SETSIZE or above, so under it the connection cap is at most FD_SETSIZE less the
+/// server's own descriptors, and the member limit is lowered so the members and the lobby
+/// (a quarter of the cap) fit in it. Said at start: without it the room refused members as
+/// "full" near 1,012 whatever `--max-members` said.
+pub fn fit_to_model(model: Model, room: &RoomConfig) -> RoomConfig {
+    let mut room = room.clone();
+    if model == Model::Select {
+        let cap = libc::FD_SETSIZE - SELECT_OWN_FDS;
+        if room.max_connections() > cap {
+            room.connection_cap = Some(cap);
+            let members = cap - room.max_nameless();
+            if room.max_members > members {
+                tracing::warn!(
+                    "--model select handles at most FD_SETSIZE ({}) descriptors: at most {cap} \
+                     connections, so --max-members is lowered from {} to {members}",
+                    libc::FD_SETSIZE,
+                    room.max_members
+                );
+                room.max_members = members;
+            }
+        }
+    }
+    room
+}
+
 fn parts(opts: &ServeOptions) -> Result<Parts, Error> {
+    let room = fit_to_model(opts.model, &opts.room);
+    let opts = &ServeOptions {
+        room,
+        ..opts.clone()
+    };
     let mut config = Config::new("chat", opts.bind);
     config.model = opts.model;
     config.workers = default_workers(opts.model, opts.workers);
@@ -128,6 +166,9 @@ fn parts(opts: &ServeOptions) -> Result<Parts, Error> {
         config.also.push(("chat-tls".into(), addr));
         config.also.len()
     });
+    if let Some(p) = &opts.admin_socket {
+        crate::admin::prepare(p).map_err(Error::AdminSocket)?;
+    }
     let admin = opts.admin_socket.as_ref().map(|p| {
         config.unix.push(("admin".into(), p.clone()));
         config.also.len() + config.unix.len()
@@ -137,6 +178,15 @@ fn parts(opts: &ServeOptions) -> Result<Parts, Error> {
     l.idle_timeout = None;
     l.tcp_keepalive = Some(opts.keepalive);
     l.max_connections = opts.room.max_connections();
+    // One address may hold at most the members the room has, plus its share of the lobby:
+    // a flood from one address (its refused connections linger a moment each) then always
+    // leaves a place for a member from another while the room has one (see `lobby.rs`).
+    l.max_per_ip = Some(
+        opts.room
+            .max_members
+            .saturating_add(16)
+            .min(l.max_connections),
+    );
     // An over-long line is consumed and refused by the session, never left to fill the input.
     l.max_input = l.max_input.max(opts.room.max_line * 2 + 2);
     let mut protocol = ChatProtocol::new(opts.room.clone(), web, admin)?;

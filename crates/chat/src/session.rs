@@ -20,6 +20,7 @@ use crate::config::RoomConfig;
 use crate::event::{self, Event, TOPIC};
 use crate::idset::IdSet;
 use crate::input;
+use crate::lobby::Lobby;
 use crate::name;
 use crate::rate::Bucket;
 use crate::roster::{ClaimError, Roster};
@@ -44,6 +45,8 @@ enum Phase {
 pub struct ChatSession {
     cfg: Arc<RoomConfig>,
     roster: Roster,
+    /// Where this connection waits until it has a name (bounded per address; `lobby.rs`).
+    lobby: Lobby,
     me: ConnId,
     phase: Phase,
     /// The members this session knows are online (connection ids).
@@ -65,12 +68,14 @@ pub struct ChatSession {
 }
 
 impl ChatSession {
-    pub fn new(cfg: Arc<RoomConfig>, roster: Roster) -> Self {
+    /// The session of connection `me` (its `ConnInfo::id`).
+    pub fn new(cfg: Arc<RoomConfig>, roster: Roster, lobby: Lobby, me: ConnId) -> Self {
         let bucket = Bucket::new(cfg.rate, cfg.burst);
         ChatSession {
             cfg,
             roster,
-            me: 0,
+            lobby,
+            me,
             phase: Phase::Naming,
             online: IdSet::default(),
             skipping: false,
@@ -186,6 +191,7 @@ impl ChatSession {
                 cx.write(format!("* you are {line}; online: {}\n", names.join(", ")).as_bytes());
                 self.online = online.into_iter().map(|(id, _)| id).collect();
                 self.phase = Phase::Member(line.to_string());
+                self.lobby.leave(self.me);
                 cx.cancel_timer();
                 cx.publish(TOPIC, &Event::Joined(line.to_string()).encode());
             }
@@ -204,6 +210,17 @@ impl ChatSession {
             self.cfg.max_line
         );
         self.refuse(&msg, cx);
+    }
+
+    /// Take a place in the lobby until a name is chosen (the web face calls it when the
+    /// connection opens, before the upgrade opens this session; again here is a no-op).
+    pub fn admit(&self, ip: std::net::IpAddr) -> Result<(), crate::lobby::Refused> {
+        self.lobby.enter(self.me, ip)
+    }
+
+    /// Leave the lobby (a web connection that closes before its upgrade).
+    pub fn leave_lobby(&self) {
+        self.lobby.leave(self.me);
     }
 
     /// Stop being a member now: the roster place is free at once, and the others are told in
@@ -233,6 +250,12 @@ fn is_http_request_line(line: &[u8]) -> bool {
 impl Session for ChatSession {
     fn on_open(&mut self, cx: &mut Context) {
         self.me = cx.info().id;
+        if let Err(e) = self.admit(cx.info().peer.ip()) {
+            cx.write(format!("! {e}\n").as_bytes());
+            self.phase = Phase::Leaving;
+            cx.close();
+            return;
+        }
         // Subscribed before the name is claimed: nothing published after the claim is missed.
         cx.subscribe(TOPIC);
         cx.write(GREETING.as_bytes());
@@ -315,6 +338,7 @@ impl Session for ChatSession {
     fn on_close(&mut self) {
         // Whatever happened (a panic mid-callback included), the name is free again.
         self.roster.release(self.me);
+        self.lobby.leave(self.me);
     }
 }
 

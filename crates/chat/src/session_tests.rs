@@ -26,11 +26,16 @@ struct Out {
     published: Vec<String>,
 }
 
+/// A lobby that never refuses: these tests are about the input rules, not the budgets.
+fn lobby() -> crate::lobby::Lobby {
+    crate::lobby::Lobby::new(1024, 1024).unwrap()
+}
+
 impl Rig {
     fn new(cfg: RoomConfig, roster: &Roster, id: u64) -> Rig {
         let me = (std::process::id() as u64) << 32 | id;
         let mut r = Rig {
-            s: ChatSession::new(Arc::new(cfg), roster.clone()),
+            s: ChatSession::new(Arc::new(cfg), roster.clone(), lobby(), me),
             cx: Context::new(info(me)),
         };
         r.s.on_open(&mut r.cx);
@@ -195,9 +200,10 @@ fn names_are_normalized_and_unique_by_skeleton() {
 fn with_the_web_ending_a_message_is_one_line() {
     let roster = Roster::new(10).unwrap();
     let cfg = Arc::new(unlimited());
+    let me = (std::process::id() as u64) << 32 | 9;
     let mut r = Rig {
-        s: ChatSession::new(cfg, roster.clone()).with_eol(0xFF),
-        cx: Context::new(info((std::process::id() as u64) << 32 | 9)),
+        s: ChatSession::new(cfg, roster.clone(), lobby(), me).with_eol(0xFF),
+        cx: Context::new(info(me)),
     };
     r.s.on_open(&mut r.cx);
     r.take();

@@ -466,6 +466,74 @@ fn names_and_messages_are_isolated_and_the_name_rule_is_the_rooms() {
     alice.members("alice,אבג");
 }
 
+/// A page from another origin (the same host, another port: a site the user has open in the
+/// same browser) tries to open the room's WebSocket: the upgrade is refused (403), so the page
+/// never becomes a member, reads nothing and posts nothing. The room's own page, under its
+/// Content-Security-Policy, still works (the tests above).
+#[test]
+fn a_page_from_another_origin_cannot_join() {
+    let Some(exe) = chromium_path() else {
+        println!("SKIPPED a_page_from_another_origin_cannot_join: no chromium on PATH");
+        eprintln!("SKIPPED a_page_from_another_origin_cannot_join: no chromium on PATH (apt-get install chromium)");
+        return;
+    };
+    let srv = TestServer::start_room(Model::Epoll);
+    let evil = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let evil_url = format!("http://{}/", evil.local_addr().unwrap());
+    let page = format!(
+        "<!doctype html><title>elsewhere</title><script>
+         window.result = 'pending';
+         const ws = new WebSocket('ws://{}/ws');
+         ws.onopen = () => {{ window.result = 'open'; ws.send('mallory'); }};
+         ws.onmessage = (e) => {{ window.result = 'read: ' + e.data; }};
+         ws.onclose = (e) => {{ if (window.result === 'pending') window.result = 'closed ' + e.code; }};
+         </script>",
+        srv.web
+    );
+    std::thread::spawn(move || {
+        for s in evil.incoming() {
+            let Ok(mut s) = s else { break };
+            let mut head = Vec::new();
+            let mut b = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut b) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&b[..n]),
+                }
+            }
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    let browser = Browser::launch(&exe, &evil_url);
+    let mut p = browser.page(&evil_url, false);
+    let result = p.wait("the cross-origin attempt to end", "window.result", |v| {
+        v.as_str().is_some_and(|r| r != "pending")
+    });
+    assert_eq!(result, "closed 1006", "the upgrade must fail");
+    // Nobody joined: a member arriving now finds the room empty.
+    let tcp = common::connect(srv.chat);
+    let mut carol = BufReader::new(tcp.try_clone().unwrap());
+    let mut carol_w = tcp;
+    tcp_line(&mut carol);
+    carol_w.write_all(b"carol\n").unwrap();
+    assert_eq!(tcp_line(&mut carol), "* you are carol; online: carol\n");
+    // The room's own page, under its policy: its inline script runs (it joins) and its inline
+    // style applies (both allowed by their hashes).
+    let own = format!("http://{}/?name=dave", srv.web);
+    let mut d = browser.page(&own, true);
+    d.wait("dave joined", ME, |v| v == "as dave");
+    assert_eq!(
+        d.eval("getComputedStyle(document.getElementById('log')).overflowY"),
+        "auto"
+    );
+    assert_eq!(tcp_line(&mut carol), "* dave joined\n");
+}
+
 /// The page's "as NAME" label: set once the room accepted the name.
 const ME: &str = "document.getElementById('me').textContent";
 const NAMEBOX_SHOWN: &str = "!document.getElementById('namebox').hidden";

@@ -25,8 +25,11 @@ fn page(model: Model, edge: bool) {
     );
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
-         Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
-        page.len()
+         Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n\
+         Content-Security-Policy: {}\r\nReferrer-Policy: no-referrer\r\n\
+         Connection: close\r\n\r\n",
+        page.len(),
+        bingfa_chat::web::origin::policy(page)
     );
     assert_eq!(got, format!("{head}{page}"));
     let got = http(srv.web, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");

@@ -49,9 +49,12 @@ pub struct ServeArgs {
     /// Edge-triggered epoll (with `--model epoll`).
     #[arg(long)]
     edge_triggered: bool,
-    /// A Unix-domain socket (mode 0600) that accepts `announce TEXT` lines.
-    #[arg(long)]
-    admin_socket: Option<PathBuf>,
+    /// A Unix-domain socket (mode 0600) that accepts `announce TEXT` lines from this user
+    /// or root; without a value, `$XDG_RUNTIME_DIR/bingfa/chat.sock` (or a private
+    /// `$TMPDIR/bingfa-UID/` directory), which `chat announce` uses by default.
+    #[arg(long, value_name = "PATH")]
+    #[allow(clippy::option_option)]
+    admin_socket: Option<Option<PathBuf>>,
     /// Lines per second per member; 0 = unlimited.
     #[arg(long, default_value_t = 5)]
     rate: u32,
@@ -69,8 +72,16 @@ pub struct ServeArgs {
     keepalive: u64,
     /// Seconds a new connection has to choose a name before it is closed (members themselves
     /// never time out).
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = 20.0)]
     name_timeout: f64,
+    /// Connections from one address that may wait to choose a name at once (all of them
+    /// together are held to a quarter of the connection cap).
+    #[arg(long, default_value_t = 16)]
+    max_per_ip: usize,
+    /// Let pages from this origin (`https://host[:port]`) open the room's WebSocket too;
+    /// repeatable. The page's own origin is always allowed.
+    #[arg(long, value_name = "ORIGIN")]
+    allow_origin: Vec<String>,
     /// Seconds the web face waits for a request head (and, with TLS, the handshake before it),
     /// and for the next request on a kept-alive page connection.
     #[arg(long, default_value_t = 10.0)]
@@ -89,9 +100,10 @@ pub struct ServeArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct AnnounceArgs {
-    /// The server's admin socket.
+    /// The server's admin socket (default: the one `chat serve --admin-socket` makes without
+    /// a path).
     #[arg(long)]
-    admin_socket: PathBuf,
+    admin_socket: Option<PathBuf>,
     /// What to announce (the words are joined with spaces).
     #[arg(required = true)]
     text: Vec<String>,
@@ -106,8 +118,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn serve(a: ServeArgs) -> anyhow::Result<()> {
-    if a.max_line == 0 || a.max_members == 0 {
-        bail!("--max-line and --max-members must be at least 1");
+    if a.max_line == 0 || a.max_members == 0 || a.max_per_ip == 0 {
+        bail!("--max-line, --max-members and --max-per-ip must be at least 1");
+    }
+    if let Some(bad) = a
+        .allow_origin
+        .iter()
+        .find(|o| !bingfa_chat::web::origin::valid_origin(o))
+    {
+        bail!("--allow-origin {bad:?}: expected an origin, http(s)://HOST[:PORT]");
     }
     let secs = |flag: &str, s: f64| -> anyhow::Result<Duration> {
         if !(s > 0.0 && s.is_finite()) {
@@ -118,7 +137,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let mut opts = ServeOptions::new(a.bind);
     opts.web = a.web;
     opts.tls_bind = a.tls_bind;
-    opts.admin_socket = a.admin_socket;
+    opts.admin_socket = a
+        .admin_socket
+        .map(|p| p.unwrap_or_else(bingfa_chat::admin::default_socket));
     opts.model = a.model;
     opts.workers = a.workers;
     opts.edge_triggered = a.edge_triggered;
@@ -132,6 +153,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         max_members: a.max_members,
         name_timeout: secs("--name-timeout", a.name_timeout)?,
         head_timeout: secs("--head-timeout", a.head_timeout)?,
+        max_per_ip: a.max_per_ip,
+        allow_origins: a.allow_origin.into(),
+        ..RoomConfig::default()
     };
     match a.tls.config(&[b"http/1.1"])? {
         None => run_room(
@@ -173,25 +197,62 @@ fn run_room<P: bingfa_net::Protocol>(
 }
 
 fn announce(a: AnnounceArgs) -> anyhow::Result<()> {
+    use bingfa_chat::admin;
     let text = a.text.join(" ");
     if text.contains('\n') {
         bail!("an announcement is one line");
     }
-    let s = UnixStream::connect(&a.admin_socket).with_context(|| {
-        format!(
-            "no chat server listens on {} (is `bingfa chat serve --admin-socket` running?)",
-            a.admin_socket.display()
-        )
+    let path = match a.admin_socket {
+        Some(p) => p,
+        None => {
+            let p = admin::default_socket();
+            // The default directory must be ours, or someone else may be listening in it.
+            if let Some(dir) = p.parent() {
+                admin::private_dir(dir, false).context("the default admin socket's directory")?;
+            }
+            p
+        }
+    };
+    let s = UnixStream::connect(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => anyhow::anyhow!(
+            "cannot connect to the admin socket ({e}): no chat server listens on {} (is \
+             `bingfa chat serve --admin-socket` running?)",
+            path.display()
+        ),
+        std::io::ErrorKind::PermissionDenied => anyhow::anyhow!(
+            "cannot connect to the admin socket {} ({e}): it or its directory belongs to \
+             another user; run as the server's user",
+            path.display()
+        ),
+        _ => anyhow::anyhow!(
+            "cannot connect to the admin socket {} ({e})",
+            path.display()
+        ),
     })?;
+    // Before a byte goes out: is the listener the server's user (or root), or a squatter?
+    if let Err(why) = admin::check_server(&s) {
+        bail!(
+            "refusing to announce through {}: {why}; another user may have taken the path",
+            path.display()
+        );
+    }
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    (&s).write_all(format!("announce {text}\n").as_bytes())?;
+    let sent = (&s).write_all(format!("announce {text}\n").as_bytes());
+    // Read the answer even if the write failed: a server that refused us said why first.
     let mut reply = String::new();
-    BufReader::new(&s)
-        .read_line(&mut reply)
-        .context("no answer from the chat server")?;
-    match reply.trim_end() {
-        "* announced" => Ok(()),
-        "" => bail!("the chat server closed the admin connection without an answer"),
-        other => bail!("the chat server refused: {other}"),
+    let read = BufReader::new(&s).read_line(&mut reply);
+    match (reply.trim_end(), sent, read) {
+        ("* announced", Ok(()), _) => Ok(()),
+        ("", Err(e), _) => bail!(
+            "the chat server closed the admin connection before taking the announcement ({e})"
+        ),
+        ("", Ok(()), Err(e)) => bail!("no answer from the chat server: {e}"),
+        ("", Ok(()), Ok(_)) => {
+            bail!("the chat server closed the admin connection without an answer")
+        }
+        (other, _, _) => bail!(
+            "the chat server refused: {}",
+            other.trim_start_matches("! ").escape_debug()
+        ),
     }
 }

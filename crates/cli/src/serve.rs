@@ -69,6 +69,12 @@ pub struct Args {
     /// The chat room's name on the backplane.
     #[arg(long, requires = "backplane")]
     room: Option<String>,
+    /// The chat room's connections from one address that may wait to choose a name at once.
+    #[arg(long, default_value_t = 16)]
+    chat_max_per_ip: usize,
+    /// Let pages from this origin open the chat room's WebSocket too (repeatable).
+    #[arg(long, value_name = "ORIGIN")]
+    chat_allow_origin: Vec<String>,
 }
 
 /// The TLS flags as the services take them: the given files, or those of the self-signed
@@ -179,6 +185,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         if let Some(room) = &a.room {
             chat.extend(["--room".into(), room.clone()]);
+        }
+        chat.extend(["--max-per-ip".into(), a.chat_max_per_ip.to_string()]);
+        for o in &a.chat_allow_origin {
+            chat.extend(["--allow-origin".into(), o.clone()]);
         }
         let listening = start(
             &mut services,

@@ -116,6 +116,11 @@ pub struct Limits {
     /// Connections admitted at once from one IP address (all workers and processes together);
     /// the excess is refused like `max_connections`'. `None` = no per-address limit.
     pub max_per_ip: Option<usize>,
+    /// Unix-domain connections (an admin socket) admitted at once. They have this budget of
+    /// their own and never count against `max_connections` or `max_per_ip`, so a flood of
+    /// network clients cannot lock the operator out (the socket file's mode and the
+    /// protocol's credential check keep strangers off it).
+    pub max_local: usize,
     /// Close a connection when nothing was read or written for this long
     /// ([`Session::on_idle`](crate::Session::on_idle) is called first). `None` = never.
     pub idle_timeout: Option<Duration>,
@@ -152,6 +157,7 @@ impl Default for Limits {
         Limits {
             max_connections: 10_240,
             max_per_ip: None,
+            max_local: 16,
             idle_timeout: Some(Duration::from_secs(60)),
             tcp_keepalive: None,
             notsent_lowat: None,

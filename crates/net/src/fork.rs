@@ -69,13 +69,18 @@ impl Family {
         }
     }
 
-    /// Reap every exited child; returns the pids.
-    pub(crate) fn reap(&mut self) -> Vec<libc::pid_t> {
+    /// Reap every exited child; returns the pids. What each child published before it died is
+    /// relayed first, then what the protocol says its sessions would have said
+    /// ([`Protocol::on_process_exit`]: a SIGKILLed child's members' farewells).
+    pub(crate) fn reap<P: Protocol>(&mut self, protocol: &P) -> Vec<libc::pid_t> {
         sys::drain(self.child_r.as_raw_fd());
         let pids = sys::reap_children();
         for pid in &pids {
             self.children.remove(pid);
             self.relay.remove_pid(*pid);
+            for msg in protocol.on_process_exit(*pid as u32) {
+                self.relay.publish(&msg);
+            }
         }
         pids
     }
@@ -130,7 +135,7 @@ impl Family {
 
     /// After shutdown began: SIGTERM the children, keep relaying while they finish, SIGKILL
     /// whoever outlives `grace`, and reap them all.
-    pub(crate) fn wind_down(&mut self, grace: Duration) {
+    pub(crate) fn wind_down<P: Protocol>(&mut self, protocol: &P, grace: Duration) {
         for pid in &self.children {
             sys::kill(*pid, libc::SIGTERM);
         }
@@ -152,7 +157,7 @@ impl Family {
                     self.relay.on_ready(p.fd, true);
                 }
             }
-            self.reap();
+            self.reap(protocol);
         }
         for pid in &self.children {
             sys::kill(*pid, libc::SIGKILL);
@@ -216,7 +221,7 @@ impl<P: Protocol> AcceptHooks for Hooks<'_, P> {
     }
 
     fn tick(&mut self) {
-        for pid in self.family.reap() {
+        for pid in self.family.reap(&self.shared.protocol) {
             if let Some(ip) = self.places.remove(&pid) {
                 self.shared.counter.release(ip);
             }
@@ -235,6 +240,8 @@ pub(crate) fn run<P: Protocol>(shared: Arc<Shared<P>>, listeners: Vec<Listener>)
     hooks.family.adopt_injector(&shared)?;
     let r = accept_loop(&shared, &listeners, &mut hooks);
     drop(listeners);
-    hooks.family.wind_down(shared.limits.shutdown_grace);
+    hooks
+        .family
+        .wind_down(&shared.protocol, shared.limits.shutdown_grace);
     r
 }

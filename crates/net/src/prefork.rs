@@ -80,7 +80,7 @@ pub(crate) fn run<P: Protocol>(
                 family.relay.on_ready(p.fd, true);
             }
         }
-        for pid in family.reap() {
+        for pid in family.reap(&shared.protocol) {
             if let Some(w) = slots.iter().position(|s| *s == Some(pid)) {
                 // It may have died holding places (SIGKILL, a crash): give them back.
                 slots[w] = None;
@@ -98,6 +98,6 @@ pub(crate) fn run<P: Protocol>(
         }
     }
     drop(listeners);
-    family.wind_down(shared.limits.shutdown_grace);
+    family.wind_down(&shared.protocol, shared.limits.shutdown_grace);
     Ok(())
 }

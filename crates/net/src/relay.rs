@@ -269,6 +269,22 @@ impl Relay {
         self.links.retain(|l| l.pid != Some(pid));
     }
 
+    /// Publish a message from the parent itself (a dead child's farewells, see
+    /// [`Protocol::on_process_exit`](crate::Protocol::on_process_exit)): offered to the uplink
+    /// if there is one, otherwise queued on every link after what is already there.
+    pub(crate) fn publish(&mut self, msg: &Message) {
+        if let Some(up) = &self.uplink {
+            if up.send(msg) {
+                return;
+            }
+        }
+        let frame = encode(msg);
+        for l in self.links.iter_mut().filter(|l| l.down) {
+            l.out.extend_from_slice(&frame);
+        }
+        self.flush_all();
+    }
+
     /// Every fd the parent holds for links (a freshly forked child closes them all).
     pub(crate) fn fds(&self) -> Vec<RawFd> {
         self.links.iter().map(|l| l.sock.as_raw_fd()).collect()

@@ -187,6 +187,7 @@ impl<P: Protocol> Server<P> {
             counter: SharedCounter::new(
                 config.limits.max_connections,
                 config.limits.max_per_ip,
+                config.limits.max_local,
                 if config.model == Model::Prefork {
                     workers
                 } else {

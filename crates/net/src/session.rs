@@ -235,6 +235,19 @@ pub trait Protocol: Send + Sync + 'static {
         let _ = listener;
         self.refusal()
     }
+
+    /// `fork` and `prefork` only, in the parent: process `pid` (a connection's child or a
+    /// worker) has exited and was reaped. If it shut down in order its sessions had their
+    /// [`Session::on_farewell`]; if it was killed outright (SIGKILL, a crash) they never did.
+    /// Return what they would have published, each with `from` = the dead connection's id:
+    /// the relay hands them to every other process in the one order, after everything the
+    /// dead process published. A protocol with state shared across processes (chat's roster)
+    /// releases the dead process's part of it here. Called from the parent's relay loop, so
+    /// keep it short. The default publishes nothing.
+    fn on_process_exit(&self, pid: u32) -> Vec<Message> {
+        let _ = pid;
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

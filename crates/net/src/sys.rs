@@ -205,9 +205,11 @@ pub(crate) fn take_error(fd: RawFd) -> io::Result<Option<io::Error>> {
 }
 
 /// Per-address buckets of the per-IP limit (slot 0 of the mapping is the global count).
-const IP_BUCKETS: usize = 4095;
-/// One region: the total count, then the per-address buckets.
-const REGION: usize = IP_BUCKETS + 1;
+const IP_BUCKETS: usize = 4094;
+/// The count of Unix-domain connections (an admin socket), after the per-address buckets.
+const LOCAL: usize = IP_BUCKETS + 1;
+/// One region: the total count, the per-address buckets, the local count.
+const REGION: usize = IP_BUCKETS + 2;
 
 /// Connection counters in an anonymous shared mapping: threads share them like any atomic, and
 /// forked children share them too, so `max_connections` and `max_per_ip` hold across prefork
@@ -221,6 +223,8 @@ pub(crate) struct SharedCounter {
     bytes: usize,
     max: usize,
     max_per_ip: Option<usize>,
+    /// Unix-domain connections at once: a budget of their own (see [`SharedCounter::try_acquire`]).
+    max_local: usize,
     /// This process's ledger (`usize::MAX` = none); process-local memory, set after fork.
     ledger: AtomicUsize,
 }
@@ -248,7 +252,12 @@ fn bucket(ip: std::net::IpAddr) -> usize {
 }
 
 impl SharedCounter {
-    pub(crate) fn new(max: usize, max_per_ip: Option<usize>, ledgers: usize) -> io::Result<Self> {
+    pub(crate) fn new(
+        max: usize,
+        max_per_ip: Option<usize>,
+        max_local: usize,
+        ledgers: usize,
+    ) -> io::Result<Self> {
         let bytes = (1 + ledgers) * REGION * std::mem::size_of::<AtomicUsize>();
         // SAFETY: a fresh anonymous shared mapping, zero-filled, page aligned.
         let p = unsafe {
@@ -269,6 +278,7 @@ impl SharedCounter {
             bytes,
             max,
             max_per_ip,
+            max_local,
             ledger: AtomicUsize::new(usize::MAX),
         })
     }
@@ -330,7 +340,17 @@ impl SharedCounter {
     }
 
     /// Admit a connection from `ip` if both the global and its address's limit allow.
+    /// A Unix-domain connection (its peer is the unspecified address, which no TCP peer can
+    /// have) counts only against `max_local`: a flood of public clients can never lock the
+    /// operator's admin tool out, and admin tools never take a public client's place.
     pub(crate) fn try_acquire(&self, ip: std::net::IpAddr) -> bool {
+        if ip.is_unspecified() {
+            if !self.take(LOCAL, self.max_local) {
+                return false;
+            }
+            self.note(LOCAL, true);
+            return true;
+        }
         if !self.take(0, self.max) {
             return false;
         }
@@ -346,6 +366,11 @@ impl SharedCounter {
     }
 
     pub(crate) fn release(&self, ip: std::net::IpAddr) {
+        if ip.is_unspecified() {
+            self.give(LOCAL);
+            self.note(LOCAL, false);
+            return;
+        }
         if self.max_per_ip.is_some() {
             self.give(bucket(ip));
             self.note(bucket(ip), false);
@@ -442,7 +467,7 @@ mod tests {
         let a: std::net::IpAddr = "10.0.0.1".parse().unwrap();
         let b: std::net::IpAddr = "10.0.0.2".parse().unwrap();
         assert_ne!(bucket(a), bucket(b));
-        let c = SharedCounter::new(3, Some(2), 1).unwrap();
+        let c = SharedCounter::new(3, Some(2), 1, 1).unwrap();
         assert!(c.try_acquire(a) && c.try_acquire(a));
         assert!(!c.try_acquire(a), "per-address limit");
         assert!(c.try_acquire(b));
@@ -461,5 +486,23 @@ mod tests {
         assert!(!c.try_acquire(b));
         c.reclaim_ledger(0);
         assert!(c.try_acquire(a) && c.try_acquire(a), "places reclaimed");
+    }
+
+    #[test]
+    fn unix_domain_connections_have_a_budget_of_their_own() {
+        let local: std::net::IpAddr = crate::listener::UNIX_ADDR.ip();
+        let a: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        let c = SharedCounter::new(1, Some(1), 2, 0).unwrap();
+        assert!(c.try_acquire(a));
+        assert!(!c.try_acquire(a), "the public budget is full");
+        assert!(
+            c.try_acquire(local) && c.try_acquire(local),
+            "admin tools still get in"
+        );
+        assert!(!c.try_acquire(local), "within their own bound");
+        c.release(local);
+        assert!(c.try_acquire(local));
+        c.release(a);
+        assert!(c.try_acquire(a), "admin connections took no public place");
     }
 }

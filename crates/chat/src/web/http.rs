@@ -126,6 +126,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
@@ -149,12 +150,15 @@ pub fn error(status: u16, extra_headers: &str, text: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The page (or only its head, for `HEAD`).
+/// The page (or only its head, for `HEAD`), under a Content-Security-Policy that lets it use
+/// only its own origin and its own inline code (see `origin.rs`).
 pub fn page(body: &str, head_only: bool, keep_alive: bool) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
-         Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n{}\r\n",
+         Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n\
+         Content-Security-Policy: {}\r\nReferrer-Policy: no-referrer\r\n{}\r\n",
         body.len(),
+        super::origin::policy(body),
         if keep_alive {
             ""
         } else {
@@ -243,6 +247,8 @@ mod tests {
         );
         let p = String::from_utf8(page("<p>hi</p>", false, true)).unwrap();
         assert!(p.contains("Content-Length: 9\r\n") && p.ends_with("\r\n\r\n<p>hi</p>"));
+        assert!(p.contains("\r\nX-Content-Type-Options: nosniff\r\n"));
+        assert!(p.contains("\r\nContent-Security-Policy: default-src 'none'; "));
         assert!(!p.contains("Connection: close"));
         let h = page("<p>hi</p>", true, false);
         assert!(String::from_utf8(h)

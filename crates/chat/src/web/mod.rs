@@ -5,6 +5,7 @@
 //! session and each line the inner session writes becomes one text frame.
 
 pub mod http;
+pub mod origin;
 mod session;
 
 pub use session::{WebLimits, WebSession};

@@ -71,6 +71,10 @@ pub struct WebSession<S> {
     inner_paused: bool,
     /// Part of a request head has arrived (a timeout then answers 408, not just closes).
     partial_head: bool,
+    /// This face speaks TLS (the page's origin is `https://`), and the other origins whose
+    /// pages may open the WebSocket (`origin.rs`).
+    secure: bool,
+    allow_origins: std::sync::Arc<[String]>,
 }
 
 impl<S: Session> WebSession<S> {
@@ -91,7 +95,15 @@ impl<S: Session> WebSession<S> {
             inner_open: false,
             inner_paused: false,
             partial_head: false,
+            secure: false,
+            allow_origins: std::sync::Arc::from([]),
         }
+    }
+
+    /// Let pages from these origins open the WebSocket too (`--allow-origin`).
+    pub fn allow_origins(mut self, origins: std::sync::Arc<[String]>) -> Self {
+        self.allow_origins = origins;
+        self
     }
 
     pub fn inner(&self) -> &S {
@@ -228,6 +240,9 @@ impl<S: Session> WebSession<S> {
                 len
             }
             "/ws" => {
+                if let Err(why) = super::origin::check(&req, self.secure, &self.allow_origins) {
+                    return self.refuse(403, "", why, cx);
+                }
                 let found = |name: &str| req.header(name);
                 // check_upgrade looks headers up by reference; collect the few it needs.
                 let wanted = [
@@ -342,6 +357,10 @@ impl<S: Session> Session for WebSession<S> {
         // The room has no idle timeout, so without this a connection that never sends a
         // request (or never finishes its TLS handshake) would hold its place for ever.
         cx.set_timer(self.limits.head_timeout);
+    }
+
+    fn on_secure(&mut self, _cx: &mut Context) {
+        self.secure = true;
     }
 
     fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {

@@ -81,7 +81,7 @@ impl Target {
                     let mut cmd = Command::new(&exe);
                     cmd.args(["chat", "serve", "--bind", "127.0.0.1:0", "--rate", "0"]);
                     cmd.args(["--model", &m[..m.len() - REDIS2.len()], "--backplane", &url]);
-                    cmd.args(["--max-members", &(members + 16).to_string()]);
+                    cmd.args(room_limits(members));
                     if let Some(w) = workers {
                         cmd.args(["--workers", &w.to_string()]);
                     }
@@ -97,7 +97,8 @@ impl Target {
             m => {
                 let mut cmd = Command::new(exe);
                 cmd.args(["chat", "serve", "--bind", "127.0.0.1:0", "--rate", "0"]);
-                cmd.args(["--model", m, "--max-members", &(members + 16).to_string()]);
+                cmd.args(["--model", m]);
+                cmd.args(room_limits(members));
                 if let Some(w) = workers {
                     cmd.args(["--workers", &w.to_string()]);
                 }
@@ -238,4 +239,20 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
+}
+
+/// The room's limits for a load generator: room for every member, and the lobby's raised.
+/// Every simulated member comes from 127.0.0.1, and up to 128 of them connect before they
+/// have their names (`load.rs`'s gate) where a real room lets 16 from one address wait, and
+/// all addresses together a quarter of the connection cap (so the member limit is at least
+/// 300 here, whose quarter-cap is 154); a join storm on a loaded machine may take a while.
+fn room_limits(members: usize) -> [String; 6] {
+    [
+        "--max-members".into(),
+        (members + 16).max(300).to_string(),
+        "--max-per-ip".into(),
+        (members + 16).to_string(),
+        "--name-timeout".into(),
+        "120".into(),
+    ]
 }

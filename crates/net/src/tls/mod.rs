@@ -143,6 +143,10 @@ impl<P: Protocol> Protocol for TlsProtocol<P> {
             self.inner.refusal_on(listener)
         }
     }
+
+    fn on_process_exit(&self, pid: u32) -> Vec<crate::Message> {
+        self.inner.on_process_exit(pid)
+    }
 }
 
 /// A session on a listener that may or may not speak TLS.

@@ -116,6 +116,57 @@ pub(crate) fn unix_listener(model: Model, edge: bool) {
     assert!(!path.exists(), "the socket file is removed on exit");
 }
 
+/// Unix-domain connections (an admin socket) have a budget of their own (`max_local`): with
+/// every TCP place taken, one is still served; nor does it take a TCP client's place.
+pub(crate) fn unix_outside_the_budget(model: Model, edge: bool) {
+    use std::os::unix::net::UnixStream;
+    if !model.concurrent() {
+        return; // one connection at a time: the admin tool waits its turn like anyone
+    }
+    let path = std::env::temp_dir().join(format!(
+        "bingfa-net-budget-{}-{model}-{edge}.sock",
+        std::process::id()
+    ));
+    let mut spec = Spec::new(model, edge, "echo");
+    spec.max = 1;
+    spec.unix = path.to_string_lossy().into_owned();
+    let mut srv = TestServer::start(&spec);
+    let mut a = srv.connect();
+    a.send("a");
+    a.expect("a");
+    let mut b = srv.connect();
+    b.expect("busy");
+    b.expect_closed();
+    let s = UnixStream::connect(&path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("listener 1 pid "), "{line:?}");
+    (&s).write_all(b"admin\n").unwrap();
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "admin\n");
+    // It took no TCP place: once `a` leaves, a TCP newcomer gets in while it stays.
+    drop(a);
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut c = srv.connect();
+        // A refused client may find its write cut short: only the answer matters.
+        let _ = c.w.write_all(b"c\n");
+        if c.r.read_line(&mut line).is_ok() && std::mem::take(&mut line) == "c\n" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "the freed place never came back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(s);
+    assert!(srv.stop().success());
+}
+
 /// A subscriber that stops reading is evicted when its inbox overflows, even though its
 /// output sits above high water (it never reads again), and is told so where it fits.
 pub(crate) fn slow_receiver_evicted(model: Model, edge: bool) {

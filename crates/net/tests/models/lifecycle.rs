@@ -109,6 +109,41 @@ pub(crate) fn child_killed(model: Model, edge: bool) {
     assert!(srv.stop().success());
 }
 
+/// A `fork` child or `prefork` worker killed outright: once the parent reaps it, what the
+/// protocol's `on_process_exit` returns reaches the other processes' subscribers (chat says
+/// its members `left` this way). In-process models lose no process: nothing to check.
+pub(crate) fn process_exit_reported(model: Model, edge: bool) {
+    if !model.multi_process() {
+        return;
+    }
+    let mut spec = Spec::new(model, edge, "chat");
+    spec.workers = 2;
+    let mut srv = TestServer::start(&spec);
+    let welcome_pid = |c: &mut Client| -> i32 {
+        let l = c.line();
+        l.strip_prefix("welcome ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{l}"))
+    };
+    let mut victim = srv.connect();
+    let pid = welcome_pid(&mut victim);
+    // A watcher in another process (prefork: whichever worker accepts it).
+    let mut watcher = (0..40)
+        .find_map(|_| {
+            let mut w = srv.connect();
+            (welcome_pid(&mut w) != pid).then_some(w)
+        })
+        .expect("every connection landed in the victim's process");
+    watcher.send("WATCH EXITS");
+    watcher.expect("watching exits");
+    // SAFETY: signalling a process of the server this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    watcher.expect(&format!("gone {pid}"));
+    victim.expect_closed();
+    drop(watcher);
+    assert!(srv.stop().success());
+}
+
 /// Two listeners with their own service names; the session learns which one it came from.
 pub(crate) fn two_listeners(model: Model, edge: bool) {
     let mut spec = Spec::new(model, edge, "echo");

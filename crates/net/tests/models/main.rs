@@ -48,6 +48,7 @@ macro_rules! every_model {
                 #[test] fn fd_exhaustion() { crate::descriptors::fd_exhaustion(M, E) }
                 #[test] fn idle_clients_hold_nothing() { crate::limits::idle_clients_hold_nothing(M, E) }
                 #[test] fn child_killed() { crate::lifecycle::child_killed(M, E) }
+                #[test] fn process_exit_reported() { crate::lifecycle::process_exit_reported(M, E) }
                 #[test] fn passive_range() { crate::channels::passive_range(M, E) }
                 #[test] fn passive_peer_only() { crate::channels::passive_peer_only(M, E) }
                 #[test] fn channel_pause() { crate::channels::channel_pause(M, E) }
@@ -55,6 +56,7 @@ macro_rules! every_model {
                 #[test] fn injector() { crate::faces::injector(M, E) }
                 #[test] fn refusal_per_listener() { crate::faces::refusal_per_listener(M, E) }
                 #[test] fn unix_listener() { crate::faces::unix_listener(M, E) }
+                #[test] fn unix_outside_the_budget() { crate::faces::unix_outside_the_budget(M, E) }
                 #[test] fn slow_receiver_evicted() { crate::faces::slow_receiver_evicted(M, E) }
                 #[test] fn relay_link_lost() { crate::relay::relay_link_lost(M, E) }
                 #[test] fn link_burst() { crate::relay::link_burst(M, E) }

@@ -116,7 +116,12 @@ impl Session for ChatSession {
     fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
         match input.iter().position(|&b| b == b'\n') {
             Some(i) => {
-                if &input[..i] == b"WATCH" {
+                if &input[..i] == b"WATCH EXITS" {
+                    // An observer of processes killed outright (`Protocol::on_process_exit`).
+                    cx.subscribe("exits");
+                    cx.unsubscribe("room");
+                    cx.write(b"watching exits\n");
+                } else if &input[..i] == b"WATCH" {
                     // An observer of evictions only (it does not want the room's traffic).
                     cx.subscribe("evictions");
                     cx.unsubscribe("room");
@@ -148,6 +153,14 @@ impl Protocol for Chat {
     type Session = ChatSession;
     fn new_session(&self, _: &ConnInfo) -> ChatSession {
         ChatSession
+    }
+    /// Said on behalf of a dead process, as if its (first) connection had said it.
+    fn on_process_exit(&self, pid: u32) -> Vec<Message> {
+        vec![Message {
+            topic: "exits".into(),
+            from: (pid as u64) << 32 | 1,
+            body: format!("gone {pid}\n").into_bytes().into(),
+        }]
     }
 }
 
