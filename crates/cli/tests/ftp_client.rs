@@ -1,6 +1,7 @@
 //! The FTP client (`bingfa ftp ls|get|put|shell`) against real servers, pyftpdlib and vsftpd,
 //! each test once per server (modules `pyftpdlib::` and `vsftpd::`), plus a scripted hostile
-//! server for the sanitising of names; `ftp_client/ftps.rs` is FTP over TLS against both. A
+//! server for the sanitising of names; `ftp_client/ftps.rs` is FTP over TLS against both, and
+//! `ftp_client/broken.rs` the client against a scripted hostile or broken server. A
 //! server that is not installed is skipped with the reason on stderr, unless
 //! BINGFA_REQUIRE_FTP_SERVERS=1 (CI) makes that a failure.
 
@@ -8,6 +9,8 @@
 mod pty;
 
 mod ftp_client {
+    pub mod broken;
+    pub mod fake;
     pub mod fake_tls;
     pub mod ftps;
     pub mod hostile;
@@ -383,7 +386,20 @@ fn hostile(mlst: bool) {
     let port = hostile::start(mlst);
     let cwd = TempDir::new("hostile");
     let url = format!("ftp://127.0.0.1:{port}/");
-    let o = ok(bingfa(&["get", &url, "out"], cwd.path(), "", &[]));
+    let o = bingfa(&["get", &url, "out"], cwd.path(), "", &[]);
+    // MLSD lists ".." as a file: it cannot be saved, which is said, and the exit status is 1
+    // (LIST shows it as a directory, which `get DIR/` does not fetch).
+    if mlst {
+        assert_eq!(o.code, 1, "{}", o.stderr);
+        for line in [
+            "skipping \"..\": not a usable local file name\n",
+            "Error: 1 of 7 files not saved: \"..\"\n",
+        ] {
+            assert!(o.stderr.contains(line), "{line:?} in {}", o.stderr);
+        }
+    } else {
+        assert_eq!(o.code, 0, "{}", o.stderr);
+    }
     // Nothing escaped the target directory...
     assert_eq!(
         names(cwd.path()),

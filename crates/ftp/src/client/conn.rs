@@ -68,6 +68,8 @@ pub struct Client {
     pub(super) protect_after_login: bool,
     pub(super) features: Features,
     pub(super) welcome: Reply,
+    /// The size the last transfer's 1xx reply announced (`150 ... (1234 bytes)`), if any.
+    pub(super) announced: Option<u64>,
 }
 
 fn check_arg(arg: &str) -> Result<()> {
@@ -81,6 +83,13 @@ impl Client {
     /// The server's greeting.
     pub fn welcome(&self) -> &Reply {
         &self.welcome
+    }
+
+    /// The byte count the last transfer's preliminary reply announced, as vsftpd and
+    /// wu-ftpd do (`150 Opening BINARY mode data connection for f (1234 bytes).`): a check of
+    /// a download's length where SIZE is missing. `None` when the reply named none.
+    pub fn announced_size(&self) -> Option<u64> {
+        self.announced
     }
 
     /// What FEAT announced (empty before `negotiate`).

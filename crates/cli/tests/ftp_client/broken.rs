@@ -1,0 +1,279 @@
+//! The client against a scripted hostile or broken server (`fake.rs`): nothing the server
+//! says reaches the terminal unescaped, a short download is an error that keeps its `.part`,
+//! a planted `.part` is never written through, and `get DIR/` skips what it cannot fetch,
+//! says so, fetches the rest and exits 1.
+
+use super::fake::{self, Fake, File};
+use super::run::{bingfa, names, read, Out};
+use super::servers::TempDir;
+use std::collections::BTreeSet;
+
+/// Terminal controls a hostile server sends: an OSC window title ended by BEL, a screen clear,
+/// a CR that would overwrite the line, a C1 CSI (U+009B) colour and a right-to-left override.
+const EVIL: &str = "\x1b]0;pwned\x07\x1b[2J\rover\u{9b}31m\u{202e}";
+/// `EVIL` as the client must print it.
+const EVIL_SHOWN: &str = "\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\rover\\u{9b}31m\\u{202e}";
+/// Controls without ';' or white space, for fields a listing's syntax splits on.
+const EVIL_FIELD: &str = "\x1b[2J\x07\u{9b}1m";
+
+fn url(port: u16, path: &str) -> String {
+    format!("ftp://127.0.0.1:{port}/{path}")
+}
+
+/// Nothing on stdout or stderr may act on a terminal: no C0 control but the line feed, no
+/// DEL, no C1 control, no bidirectional override.
+fn assert_clean(o: &Out, what: &str) {
+    for (stream, text) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
+        let raw: Vec<char> = text
+            .chars()
+            .filter(|&c| {
+                (c.is_control() && c != '\n')
+                    || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            })
+            .collect();
+        assert!(raw.is_empty(), "{what}: raw {raw:?} on {stream}: {text:?}");
+    }
+}
+
+#[test]
+fn what_the_server_says_is_printed_escaped() {
+    let cwd = TempDir::new("evil");
+    // A greeting that refuses, multi-line, and one that is not FTP at all.
+    for greeting in [
+        format!("421-{EVIL} first\r\n421 {EVIL} busy\r\n"),
+        format!("{EVIL}\r\n"),
+    ] {
+        let port = fake::start(Fake {
+            greeting,
+            ..Fake::default()
+        });
+        let o = bingfa(&["ls", &url(port, "")], cwd.path(), "", &[]);
+        assert_eq!(o.code, 1, "{}", o.stderr);
+        assert_clean(&o, "greeting");
+        assert!(o.stderr.contains(EVIL_SHOWN), "{}", o.stderr);
+    }
+
+    let mlsd = format!(
+        "type=file;size=3;modify=2024{EVIL_FIELD}; n{EVIL}\r\n\
+         type=dir;modify=20240101000000; d{EVIL}\r\n"
+    );
+    let list = format!(
+        "-rw-r--r-- 1 u g 3 Jan 01 12:00{EVIL_FIELD} n{EVIL}\r\n\
+         drwxr-xr-x 1 u g 3 Jan 01 2024 d\r\n"
+    );
+    for (mlst, listing) in [(true, mlsd), (false, list)] {
+        let port = fake::start(Fake {
+            pwd: format!("257 \"/{EVIL}\" is the current directory"),
+            mkd: format!("257 \"/new{EVIL}\" created {EVIL}"),
+            cwd: format!("550 {EVIL} no such directory"),
+            unknown: format!("502 {EVIL} not implemented"),
+            missing: format!("550-{EVIL}\r\n550 {EVIL}"),
+            mlst,
+            listing,
+            ..Fake::default()
+        });
+        let u = url(port, "");
+        let o = bingfa(&["ls", "-l", &u], cwd.path(), "", &[]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert_clean(&o, "ls -l");
+        assert!(
+            o.stdout.contains(&format!("n{EVIL_SHOWN}\n")),
+            "{:?} {}",
+            o.stdout,
+            o.stderr
+        );
+        let o = bingfa(&["get", &url(port, "missing")], cwd.path(), "", &[]);
+        assert_eq!(o.code, 1);
+        assert_clean(&o, "550 to RETR");
+        assert!(
+            o.stderr
+                .contains(&format!("RETR missing: 550 {EVIL_SHOWN}\n{EVIL_SHOWN}")),
+            "{}",
+            o.stderr
+        );
+        // AUTH TLS refused with a hostile text.
+        let o = bingfa(&["ls", "--tls", &u], cwd.path(), "", &[]);
+        assert_eq!(o.code, 1);
+        assert_clean(&o, "AUTH TLS refused");
+        assert!(o.stderr.contains(EVIL_SHOWN), "{}", o.stderr);
+        let script = "pwd\nmkdir new\ncd d\nget missing\nls -l\nsite x\n";
+        let o = bingfa(&["shell", &u], cwd.path(), script, &[]);
+        assert_eq!(o.code, 1, "{}", o.stderr);
+        assert_clean(&o, "shell");
+        assert!(
+            o.stdout
+                .starts_with(&format!("/{EVIL_SHOWN}\ncreated /new{EVIL_SHOWN}\n")),
+            "{}",
+            o.stdout
+        );
+        assert!(
+            o.stderr
+                .contains(&format!("error: CWD d: 550 {EVIL_SHOWN} no such directory")),
+            "{}",
+            o.stderr
+        );
+    }
+    assert!(names(cwd.path()).is_empty(), "{:?}", names(cwd.path()));
+}
+
+/// A server that says SIZE 1000000 (or `(1000000 bytes)` in its 150 reply, without SIZE) and
+/// then sends 10 bytes and 226.
+fn short(name: &'static str, with_size: bool) -> File {
+    File {
+        name,
+        size: with_size.then_some(1_000_000),
+        preliminary: "150 Opening BINARY mode data connection for x (1000000 bytes).".into(),
+        body: b"0123456789".to_vec(),
+        end: "226 Transfer complete.".into(),
+    }
+}
+
+#[test]
+fn a_short_download_is_an_error_and_keeps_its_part_file() {
+    let port = fake::start(Fake {
+        files: vec![short("sized.bin", true), short("announced.bin", false)],
+        ..Fake::default()
+    });
+    let cwd = TempDir::new("short");
+    for name in ["sized.bin", "announced.bin"] {
+        let o = bingfa(&["get", &url(port, name)], cwd.path(), "", &[]);
+        assert_eq!(o.code, 1, "{name}: {}", o.stderr);
+        let want = format!(
+            "download of {name} incomplete: 10 bytes received but the server said 1000000; \
+             {name}.part is kept and the next get resumes it"
+        );
+        assert!(o.stderr.contains(&want), "{name}: {}", o.stderr);
+        assert_eq!(read(cwd.path().join(format!("{name}.part"))), b"0123456789");
+    }
+    assert_eq!(
+        names(cwd.path()),
+        ["announced.bin.part", "sized.bin.part"]
+            .map(String::from)
+            .into()
+    );
+}
+
+#[test]
+fn a_planted_part_file_is_never_written_through() {
+    use std::os::unix::fs::{symlink, MetadataExt as _};
+    let port = fake::start(Fake {
+        files: vec![File::good("f.txt", b"from the server\n")],
+        ..Fake::default()
+    });
+    let cwd = TempDir::new("plant");
+    let victim = cwd.path().join("victim");
+    let get = |why: &str| {
+        let o = bingfa(&["get", &url(port, "f.txt")], cwd.path(), "", &[]);
+        assert_eq!(o.code, 1, "{why}: {}", o.stderr);
+        assert!(
+            o.stderr
+                .contains(&format!("refusing to write to f.txt.part: {why}")),
+            "{}",
+            o.stderr
+        );
+        assert!(!cwd.path().join("f.txt").exists(), "{why}");
+    };
+    // A link to a file of the user's: it keeps its bytes.
+    std::fs::write(&victim, "precious\n").unwrap();
+    symlink(&victim, cwd.path().join("f.txt.part")).unwrap();
+    get("it is a symbolic link");
+    assert_eq!(read(&victim), b"precious\n");
+    // A dangling link: its target is not created.
+    std::fs::remove_file(cwd.path().join("f.txt.part")).unwrap();
+    symlink(cwd.path().join("created"), cwd.path().join("f.txt.part")).unwrap();
+    get("it is a symbolic link");
+    assert!(!cwd.path().join("created").exists());
+    std::fs::remove_file(cwd.path().join("f.txt.part")).unwrap();
+    // A hard link to the victim.
+    std::fs::hard_link(&victim, cwd.path().join("f.txt.part")).unwrap();
+    get("it has other hard links");
+    assert_eq!(read(&victim), b"precious\n");
+    std::fs::remove_file(cwd.path().join("f.txt.part")).unwrap();
+    // A FIFO: no hang waiting for a reader.
+    let fifo = std::ffi::CString::new(cwd.path().join("f.txt.part").to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    get("it is not a regular file");
+    std::fs::remove_file(cwd.path().join("f.txt.part")).unwrap();
+    // A directory.
+    std::fs::create_dir(cwd.path().join("f.txt.part")).unwrap();
+    let o = bingfa(&["get", &url(port, "f.txt")], cwd.path(), "", &[]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    std::fs::remove_dir(cwd.path().join("f.txt.part")).unwrap();
+    // Another user's file (only root can make one here).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::fs::write(cwd.path().join("f.txt.part"), "theirs").unwrap();
+        std::os::unix::fs::chown(cwd.path().join("f.txt.part"), Some(65534), Some(65534)).unwrap();
+        get("it belongs to another user (uid 65534)");
+        assert_eq!(read(cwd.path().join("f.txt.part")), b"theirs");
+        std::fs::remove_file(cwd.path().join("f.txt.part")).unwrap();
+    }
+    // The user's own .part is resumed as before.
+    std::fs::write(cwd.path().join("f.txt.part"), "from the").unwrap();
+    let o = bingfa(&["get", &url(port, "f.txt")], cwd.path(), "", &[]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(read(cwd.path().join("f.txt")), b"from the server\n");
+    assert_eq!(
+        names(cwd.path()),
+        ["f.txt", "victim"].map(String::from).into()
+    );
+    assert_eq!(std::fs::metadata(&victim).unwrap().nlink(), 1);
+}
+
+#[test]
+fn get_dir_skips_what_it_cannot_fetch_reports_it_and_goes_on() {
+    let listing = [
+        "type=file;size=2; a.txt",
+        "type=file;size=0; fifo",
+        "type=file;size=2; b.txt",
+        "type=file;size=1000000; short.bin",
+        "type=OS.unix=slink:/etc; link",
+        "type=OS.unix=socket; sock",
+        "type=dir; sub",
+        "type=file;size=2; busy.txt",
+        "type=file;size=2; z.txt",
+    ]
+    .map(|l| format!("{l}\r\n"))
+    .concat();
+    let port = fake::start(Fake {
+        listing,
+        files: vec![
+            File::good("a.txt", b"a\n"),
+            File::refused("fifo", "550 Not a regular file."),
+            File::good("b.txt", b"b\n"),
+            short("short.bin", true),
+            File::refused("busy.txt", "450 Try again later."),
+            File::good("z.txt", b"z\n"),
+        ],
+        ..Fake::default()
+    });
+    let cwd = TempDir::new("dir");
+    let o = bingfa(&["get", &url(port, ""), "out"], cwd.path(), "", &[]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let out = cwd.path().join("out");
+    assert_eq!(
+        names(&out),
+        ["a.txt", "b.txt", "short.bin.part", "z.txt"]
+            .map(String::from)
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        "{}",
+        o.stderr
+    );
+    for (n, want) in [("a.txt", b"a\n"), ("b.txt", b"b\n"), ("z.txt", b"z\n")] {
+        assert_eq!(read(out.join(n)), want);
+    }
+    for line in [
+        "skipping \"fifo\": RETR fifo: 550 Not a regular file.",
+        "skipping \"short.bin\": download of short.bin incomplete: 10 bytes received but the \
+         server said 1000000; out/short.bin.part is kept and the next get resumes it",
+        "skipping \"busy.txt\": RETR busy.txt: 450 Try again later.",
+        "not fetching \"link\": a symbolic link",
+        "not fetching \"sock\": not a regular file",
+        "3 of 6 files not saved: \"busy.txt\", \"fifo\", \"short.bin\"",
+    ] {
+        assert!(o.stderr.contains(line), "want {line:?} in: {}", o.stderr);
+    }
+    assert!(!o.stderr.contains("sub"), "{}", o.stderr);
+}
