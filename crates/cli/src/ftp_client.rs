@@ -24,8 +24,10 @@ pub enum ClientCommand {
     /// List a remote directory: `ls ftp://host/dir/`.
     Ls(LsArgs),
     /// Download URL to FILE (default: the URL's file name, sanitised). A URL ending in '/'
-    /// downloads every file of that directory into FILE (a directory, default '.').
-    /// Writes NAME.part and renames it when complete; an existing NAME.part is resumed.
+    /// downloads every file of that directory into FILE (a directory, default '.'); a file
+    /// that cannot be fetched is reported and skipped, and the exit status is then 1.
+    /// Writes NAME.part and renames it when complete (a length other than the server's SIZE
+    /// is an error that keeps it); an existing NAME.part is resumed.
     Get(GetArgs),
     /// Upload FILE to URL (a URL ending in '/' keeps FILE's name). Source first, like cp.
     Put(PutArgs),
