@@ -277,3 +277,30 @@ fn get_dir_skips_what_it_cannot_fetch_reports_it_and_goes_on() {
     }
     assert!(!o.stderr.contains("sub"), "{}", o.stderr);
 }
+
+#[test]
+fn the_shell_prompt_shows_a_hostile_directory_escaped() {
+    let port = fake::start(Fake {
+        pwd: format!("257 \"/{EVIL}\" is the current directory"),
+        ..Fake::default()
+    });
+    let cwd = TempDir::new("evil-pty");
+    let mut cmd = std::process::Command::new(crate::BIN);
+    cmd.args(crate::FTP)
+        .args(["shell", &url(port, "")])
+        .current_dir(cwd.path())
+        .env("RUST_BACKTRACE", "0")
+        .env("TERM", "xterm");
+    let mut t = crate::pty::Pty::spawn(cmd);
+    t.until(&format!("ftp /{EVIL_SHOWN}> "));
+    t.keys("pwd\r");
+    t.until(&format!("/{EVIL_SHOWN}\r\n"));
+    t.keys("quit\r");
+    assert_eq!(t.exit_code(), Some(0));
+    let rest = t.rest();
+    let screen = format!("{}{rest}", t.passed());
+    // The line editor draws its own escape sequences; the server's must not be among them.
+    for raw in ["\x1b]0;pwned", "\x07", "\u{9b}", "\u{202e}", "\rover"] {
+        assert!(!screen.contains(raw), "{raw:?} on the screen: {screen:?}");
+    }
+}
