@@ -1,10 +1,12 @@
-//! The client against a scripted hostile or broken server (`fake.rs`): nothing the server
-//! says reaches the terminal unescaped, a short download is an error that keeps its `.part`,
-//! a planted `.part` is never written through, and `get DIR/` skips what it cannot fetch,
-//! says so, fetches the rest and exits 1.
+//! The client against scripted hostile or broken servers (`fake.rs`, and `hostile.rs` for
+//! names and a cut download): nothing the server says reaches the terminal unescaped, names
+//! from a listing never leave the target directory, a short download is an error that keeps
+//! its `.part`, an interrupted one is resumed, a planted `.part` is never written through,
+//! and `get DIR/` skips what it cannot fetch, says so, fetches the rest and exits 1.
 
 use super::fake::{self, Fake, File};
-use super::run::{bingfa, names, read, Out};
+use super::hostile;
+use super::run::{bingfa, names, ok, read, Out};
 use super::servers::TempDir;
 use std::collections::BTreeSet;
 
@@ -303,4 +305,88 @@ fn the_shell_prompt_shows_a_hostile_directory_escaped() {
     for raw in ["\x1b]0;pwned", "\x07", "\u{9b}", "\u{202e}", "\rover"] {
         assert!(!screen.contains(raw), "{raw:?} on the screen: {screen:?}");
     }
+}
+
+fn hostile(mlst: bool) {
+    let port = hostile::start(mlst);
+    let cwd = TempDir::new("hostile");
+    let url = format!("ftp://127.0.0.1:{port}/");
+    let o = bingfa(&["get", &url, "out"], cwd.path(), "", &[]);
+    // MLSD lists ".." as a file: it cannot be saved, which is said, and the exit status is 1
+    // (LIST shows it as a directory, which `get DIR/` does not fetch).
+    if mlst {
+        assert_eq!(o.code, 1, "{}", o.stderr);
+        for line in [
+            "skipping \"..\": not a usable local file name\n",
+            "Error: 1 of 7 files not saved: \"..\"\n",
+        ] {
+            assert!(o.stderr.contains(line), "{line:?} in {}", o.stderr);
+        }
+    } else {
+        assert_eq!(o.code, 0, "{}", o.stderr);
+    }
+    // Nothing escaped the target directory...
+    assert_eq!(
+        names(cwd.path()),
+        ["out"].map(String::from).into(),
+        "{}",
+        o.stderr
+    );
+    // ...and each usable name became one safe file holding its content.
+    let want: BTreeSet<String> = hostile::HOSTILE
+        .iter()
+        .filter_map(|(_, local)| local.map(String::from))
+        .collect();
+    assert_eq!(names(&cwd.path().join("out")), want, "{}", o.stderr);
+    for (raw, local) in hostile::HOSTILE {
+        if let Some(local) = local {
+            assert_eq!(
+                read(cwd.path().join("out").join(local)),
+                hostile::content(raw).as_bytes()
+            );
+        }
+    }
+    // Listing prints escape sequences escaped, never raw.
+    let o = ok(bingfa(&["ls", &url], cwd.path(), "", &[]));
+    assert!(!o.stdout.contains('\x1b'), "{:?}", o.stdout);
+    assert!(o.stdout.contains("a\\u{1b}[31mred.txt\n"), "{:?}", o.stdout);
+}
+
+#[test]
+fn hostile_names_are_sanitised_list() {
+    hostile(false);
+}
+
+#[test]
+fn hostile_names_are_sanitised_mlsd() {
+    hostile(true);
+}
+
+#[test]
+fn an_interrupted_download_keeps_its_part_file_and_the_next_get_resumes_it() {
+    let port = hostile::start(false);
+    let cwd = TempDir::new("cut");
+    let url = format!("ftp://127.0.0.1:{port}/{}", hostile::CUT_NAME);
+    let o = bingfa(&["get", &url], cwd.path(), "", &[]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("RETR cut.bin: 426 Connection closed; transfer aborted."),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr
+            .contains("cut.bin.part is kept and the next get resumes it"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(names(cwd.path()), ["cut.bin.part"].map(String::from).into());
+    assert_eq!(
+        read(cwd.path().join("cut.bin.part")),
+        &hostile::cut_data()[..hostile::CUT_AT]
+    );
+    ok(bingfa(&["get", &url], cwd.path(), "", &[]));
+    assert_eq!(names(cwd.path()), ["cut.bin"].map(String::from).into());
+    assert!(read(cwd.path().join("cut.bin")) == hostile::cut_data());
 }
