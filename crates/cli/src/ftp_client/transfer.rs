@@ -104,14 +104,14 @@ pub fn download(
             pb.abandon();
             f.sync_all()?;
             let (got, want) = (offset + n, expected.unwrap_or_default());
-            let next = if got < want {
-                " and the next get resumes it"
+            let (how, next) = if got < want {
+                ("incomplete", " and the next get resumes it")
             } else {
-                ""
+                ("too long", "")
             };
             bail!(
-                "download of {what} incomplete: {got} bytes received but the server said \
-                 {want}; {} is kept{next}",
+                "download of {what} {how}: {got} bytes received but the server said {want}; \
+                 {} is kept{next}",
                 shown(&part)
             )
         }
@@ -190,7 +190,7 @@ pub fn download_dir(c: &mut Client, dir: &str, to: &Path) -> anyhow::Result<()> 
         match download(c, &remote, &to.join(&name), false) {
             Ok(_) => {}
             Err(err) if connection_lost(&err) => {
-                return Err(err.context("the connection to the server is lost; stopping"));
+                return Err(err.context("stopping: the session cannot go on after this error"));
             }
             Err(err) => {
                 eprintln!("skipping \"{shown_name}\": {err:#}");

@@ -147,9 +147,22 @@ fn a_short_download_is_an_error_and_keeps_its_part_file() {
         assert!(o.stderr.contains(&want), "{name}: {}", o.stderr);
         assert_eq!(read(cwd.path().join(format!("{name}.part"))), b"0123456789");
     }
+    // More than SIZE said is an error too.
+    let port = fake::start(Fake {
+        files: vec![File {
+            size: Some(5),
+            ..short("long.bin", true)
+        }],
+        ..Fake::default()
+    });
+    let o = bingfa(&["get", &url(port, "long.bin")], cwd.path(), "", &[]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let want = "download of long.bin too long: 10 bytes received but the server said 5; \
+                long.bin.part is kept\n";
+    assert!(o.stderr.contains(want), "{}", o.stderr);
     assert_eq!(
         names(cwd.path()),
-        ["announced.bin.part", "sized.bin.part"]
+        ["announced.bin.part", "long.bin.part", "sized.bin.part"]
             .map(String::from)
             .into()
     );
