@@ -294,6 +294,37 @@ fn get_dir_skips_what_it_cannot_fetch_reports_it_and_goes_on() {
 }
 
 #[test]
+fn get_dir_stops_when_the_connection_is_lost() {
+    let port = fake::start(Fake {
+        listing: "type=file;size=4; a.txt\r\ntype=file;size=2; b.txt\r\n".into(),
+        files: vec![
+            File {
+                // The data arrives, then the server hangs up instead of saying 226.
+                end: String::new(),
+                ..File::good("a.txt", b"aaaa")
+            },
+            File::good("b.txt", b"b\n"),
+        ],
+        ..Fake::default()
+    });
+    let cwd = TempDir::new("lost");
+    let o = bingfa(&["get", &url(port, ""), "out"], cwd.path(), "", &[]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(
+        o.stderr.contains(
+            "stopping: the session cannot go on after this error\n\nCaused by:\n    \
+             0: download of a.txt interrupted; out/a.txt.part is kept"
+        ),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(
+        names(&cwd.path().join("out")),
+        ["a.txt.part"].map(String::from).into()
+    );
+}
+
+#[test]
 fn the_shell_prompt_shows_a_hostile_directory_escaped() {
     let port = fake::start(Fake {
         pwd: format!("257 \"/{EVIL}\" is the current directory"),

@@ -18,7 +18,8 @@ pub struct File {
     /// RETR's first reply; a code other than 1xx refuses the transfer with it.
     pub preliminary: String,
     pub body: Vec<u8>,
-    /// The reply after the data connection is closed.
+    /// The reply after the data connection is closed; empty: the server closes the control
+    /// connection instead.
     pub end: String,
 }
 
@@ -170,6 +171,9 @@ fn session(s: TcpStream, f: &Fake) -> std::io::Result<()> {
                 let mut ds = accept(d)?;
                 ds.write_all(body)?;
                 drop(ds);
+                if end.is_empty() {
+                    return Ok(());
+                }
                 end.to_string()
             }
             "QUIT" => {
