@@ -4,6 +4,7 @@
 //! `--tls` is explicit FTPS (AUTH TLS), an `ftps://` URL implicit FTPS (port 990); `--cacert`
 //! and `--insecure` choose what is trusted instead of the system's CAs.
 
+mod part;
 mod shell;
 mod transfer;
 
@@ -23,8 +24,10 @@ pub enum ClientCommand {
     /// List a remote directory: `ls ftp://host/dir/`.
     Ls(LsArgs),
     /// Download URL to FILE (default: the URL's file name, sanitised). A URL ending in '/'
-    /// downloads every file of that directory into FILE (a directory, default '.').
-    /// Writes NAME.part and renames it when complete; an existing NAME.part is resumed.
+    /// downloads every file of that directory into FILE (a directory, default '.'); a file
+    /// that cannot be fetched is reported and skipped, and the exit status is then 1.
+    /// Writes NAME.part and renames it when complete (a length other than the server's SIZE
+    /// is an error that keeps it); an existing NAME.part is resumed.
     Get(GetArgs),
     /// Upload FILE to URL (a URL ending in '/' keeps FILE's name). Source first, like cp.
     Put(PutArgs),
@@ -215,8 +218,8 @@ fn connect(url: &FtpUrl, conn: &ConnArgs) -> anyhow::Result<Client> {
     Ok(c)
 }
 
-/// Prints a listing: names (directories with a trailing '/'), or the long form. Names are
-/// escaped so a hostile listing cannot send terminal control sequences.
+/// Prints a listing: names (directories with a trailing '/'), or the long form. Names and
+/// times are escaped so a hostile listing cannot send terminal control sequences.
 fn print_entries(entries: &[Entry], long: bool) {
     for e in entries {
         let name = display_name(&e.name);
@@ -229,7 +232,7 @@ fn print_entries(entries: &[Entry], long: bool) {
                 Kind::Other => '?',
             };
             let size = e.size.map_or("-".to_string(), |s| s.to_string());
-            let when = e.modified.as_deref().unwrap_or("-");
+            let when = e.modified.as_deref().map_or("-".into(), display_name);
             println!("{kind} {size:>12} {when:<14} {name}{slash}");
         } else {
             println!("{name}{slash}");

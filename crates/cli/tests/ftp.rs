@@ -1,7 +1,7 @@
 //! The FTP server's integration suite, one scenario set under all nine models plus
 //! edge-triggered epoll (like the chat and net suites). Each server is the real binary,
 //! `bingfa ftp serve`, in its own process. Clients are the ones users use — Python's ftplib
-//! (`ftp/ftplib_client.py`), curl and lftp — plus a raw control connection where the exact
+//! (`ftp/ftplib_client.py`), curl, lftp and rclone (`ftp/rclone.rs`) — plus a raw control connection where the exact
 //! bytes on the wire are the point (`ftp/transport.rs`). The security and durability scenarios
 //! run twice, in the clear and over explicit TLS with `PROT P` (the `_tls` tests), with the
 //! same checks.
@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 mod clients;
 #[path = "ftp/durability.rs"]
 mod durability;
+#[path = "ftp/rclone.rs"]
+mod rclone;
 #[path = "ftp/security.rs"]
 mod security;
 #[path = "ftp/tls.rs"]
@@ -387,6 +389,8 @@ macro_rules! every_model {
                 #[test] fn ftplib_transfers() { clients::ftplib_transfers(M, E) }
                 #[test] fn curl() { clients::curl(M, E) }
                 #[test] fn lftp() { clients::lftp(M, E) }
+                #[test] fn rclone() { rclone::round_trip(M, E, Plain) }
+                #[test] fn rclone_tls() { rclone::round_trip(M, E, Tls) }
                 #[test] fn ipv6() { clients::ipv6(M, E) }
                 #[test] fn login_rules() { security::login_rules(M, E, Plain) }
                 #[test] fn login_rules_tls() { security::login_rules(M, E, Tls) }

@@ -1,13 +1,16 @@
 //! The FTP client (`bingfa ftp ls|get|put|shell`) against real servers, pyftpdlib and vsftpd,
-//! each test once per server (modules `pyftpdlib::` and `vsftpd::`), plus a scripted hostile
-//! server for the sanitising of names; `ftp_client/ftps.rs` is FTP over TLS against both. A
-//! server that is not installed is skipped with the reason on stderr, unless
-//! BINGFA_REQUIRE_FTP_SERVERS=1 (CI) makes that a failure.
+//! each test once per server (modules `pyftpdlib::` and `vsftpd::`), plus the shell in a pty
+//! and `ftp passwd`; `ftp_client/ftps.rs` is FTP over TLS against both, and
+//! `ftp_client/broken.rs` the client against scripted hostile or broken servers. A server that
+//! is not installed is skipped with the reason on stderr, unless BINGFA_REQUIRE_FTP_SERVERS=1
+//! (CI) makes that a failure.
 
 #[path = "support/pty.rs"]
 mod pty;
 
 mod ftp_client {
+    pub mod broken;
+    pub mod fake;
     pub mod fake_tls;
     pub mod ftps;
     pub mod hostile;
@@ -16,9 +19,8 @@ mod ftp_client {
 }
 
 use ftp_client::run::{bingfa, names, ok, pattern, read};
-use ftp_client::{hostile, servers};
+use ftp_client::servers;
 use servers::{Server, TempDir};
-use std::collections::BTreeSet;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bingfa");
@@ -70,6 +72,7 @@ per_server!(
     missing_file_is_550_with_the_servers_text,
     shell_scripted_through_stdin,
     shell_reports_errors_and_goes_on,
+    get_dir_fetches_every_file_of_one_level,
 );
 
 /// What each server says when RETR names a missing file.
@@ -273,6 +276,32 @@ fn missing_file_is_550_with_the_servers_text(s: &Server) {
     assert!(names(cwd.path()).is_empty(), "left {:?}", names(cwd.path()));
 }
 
+fn get_dir_fetches_every_file_of_one_level(s: &Server) {
+    let files = [
+        ("a.txt", pattern(10, 20)),
+        ("b c.bin", pattern(1024 * 1024 + 3, 21)),
+        ("-dash", pattern(0, 22)),
+    ];
+    std::fs::create_dir(s.file("d")).unwrap();
+    for (n, data) in &files {
+        std::fs::write(s.file(&format!("d/{n}")), data).unwrap();
+    }
+    std::fs::create_dir(s.file("d/sub")).unwrap();
+    std::fs::write(s.file("d/sub/deeper.txt"), b"not fetched").unwrap();
+    let cwd = TempDir::new("cwd");
+    let o = ok(bingfa(&["get", &s.url("d/"), "out"], cwd.path(), "", &[]));
+    assert_eq!(o.stderr, "", "nothing skipped, nothing to say");
+    let out = cwd.path().join("out");
+    assert_eq!(
+        names(&out),
+        files.iter().map(|(n, _)| n.to_string()).collect(),
+        "only the files, not the subdirectory"
+    );
+    for (n, data) in &files {
+        assert!(read(out.join(n)) == *data, "{n}: bytes differ");
+    }
+}
+
 fn shell_scripted_through_stdin(s: &Server) {
     let cwd = TempDir::new("cwd");
     let data = pattern(300_000, 12);
@@ -379,48 +408,6 @@ fn pyftpdlib_password_from_env_and_wrong_password() {
     assert!(o.stderr.contains("asks for a password"), "{}", o.stderr);
 }
 
-fn hostile(mlst: bool) {
-    let port = hostile::start(mlst);
-    let cwd = TempDir::new("hostile");
-    let url = format!("ftp://127.0.0.1:{port}/");
-    let o = ok(bingfa(&["get", &url, "out"], cwd.path(), "", &[]));
-    // Nothing escaped the target directory...
-    assert_eq!(
-        names(cwd.path()),
-        ["out"].map(String::from).into(),
-        "{}",
-        o.stderr
-    );
-    // ...and each usable name became one safe file holding its content.
-    let want: BTreeSet<String> = hostile::HOSTILE
-        .iter()
-        .filter_map(|(_, local)| local.map(String::from))
-        .collect();
-    assert_eq!(names(&cwd.path().join("out")), want, "{}", o.stderr);
-    for (raw, local) in hostile::HOSTILE {
-        if let Some(local) = local {
-            assert_eq!(
-                read(cwd.path().join("out").join(local)),
-                hostile::content(raw).as_bytes()
-            );
-        }
-    }
-    // Listing prints escape sequences escaped, never raw.
-    let o = ok(bingfa(&["ls", &url], cwd.path(), "", &[]));
-    assert!(!o.stdout.contains('\x1b'), "{:?}", o.stdout);
-    assert!(o.stdout.contains("a\\u{1b}[31mred.txt\n"), "{:?}", o.stdout);
-}
-
-#[test]
-fn hostile_names_are_sanitised_list() {
-    hostile(false);
-}
-
-#[test]
-fn hostile_names_are_sanitised_mlsd() {
-    hostile(true);
-}
-
 #[test]
 fn shell_in_a_terminal_prompts_for_the_password_edits_and_recalls_history() {
     let Some(s) = start(servers::pyftpdlib, "pyftpdlib") else {
@@ -453,35 +440,6 @@ fn shell_in_a_terminal_prompts_for_the_password_edits_and_recalls_history() {
     t.until("ftp /made> ");
     t.keys("quit\r");
     assert_eq!(t.exit_code(), Some(0));
-}
-
-#[test]
-fn an_interrupted_download_keeps_its_part_file_and_the_next_get_resumes_it() {
-    let port = hostile::start(false);
-    let cwd = TempDir::new("cut");
-    let url = format!("ftp://127.0.0.1:{port}/{}", hostile::CUT_NAME);
-    let o = bingfa(&["get", &url], cwd.path(), "", &[]);
-    assert_ne!(o.code, 0);
-    assert!(
-        o.stderr
-            .contains("RETR cut.bin: 426 Connection closed; transfer aborted."),
-        "{}",
-        o.stderr
-    );
-    assert!(
-        o.stderr
-            .contains("cut.bin.part is kept and the next get resumes it"),
-        "{}",
-        o.stderr
-    );
-    assert_eq!(names(cwd.path()), ["cut.bin.part"].map(String::from).into());
-    assert_eq!(
-        read(cwd.path().join("cut.bin.part")),
-        &hostile::cut_data()[..hostile::CUT_AT]
-    );
-    ok(bingfa(&["get", &url], cwd.path(), "", &[]));
-    assert_eq!(names(cwd.path()), ["cut.bin"].map(String::from).into());
-    assert!(read(cwd.path().join("cut.bin")) == hostile::cut_data());
 }
 
 /// `bingfa ftp passwd` on a terminal: it asks twice without echoing, prints the argon2id hash

@@ -1,11 +1,12 @@
 //! `shell URL`: the prompt-guided client. On a terminal it has line editing and history
 //! (rustyline); otherwise it reads one command per line from stdin, prints no prompt, and
 //! exits 1 at the end if any command failed. A server refusal is printed with its code and
-//! text and the session goes on; a lost connection ends it.
+//! text and the session goes on; a lost connection ends it. What the server says (the
+//! directory in the prompt and from `pwd`/`mkdir`, reply texts) is printed escaped.
 
 use super::{print_entries, transfer};
 use anyhow::Context as _;
-use bingfa_ftp::client::{local_name, Client, Error, FtpUrl};
+use bingfa_ftp::client::{display_name, local_name, Client, FtpUrl};
 use rustyline::error::ReadlineError;
 use std::io::{BufRead as _, IsTerminal as _};
 use std::path::{Path, PathBuf};
@@ -42,7 +43,7 @@ pub fn run(mut c: Client, url: &FtpUrl) -> anyhow::Result<()> {
             url.authority()
         );
         loop {
-            let cwd = c.pwd().unwrap_or_else(|_| "?".into());
+            let cwd = c.pwd().map_or("?".into(), |d| display_name(&d));
             let line = match rl.readline(&format!("ftp {cwd}> ")) {
                 Ok(l) => l,
                 Err(ReadlineError::Interrupted) => continue,
@@ -77,13 +78,7 @@ fn step(c: &mut Client, line: &str, failed: &mut bool) -> anyhow::Result<Flow> {
     match exec(c, line) {
         Ok(flow) => Ok(flow),
         Err(e) => {
-            let lost = e.chain().any(|x| {
-                matches!(
-                    x.downcast_ref::<Error>(),
-                    Some(Error::Closed | Error::Io(_))
-                )
-            });
-            if lost {
+            if transfer::connection_lost(&e) {
                 return Err(e.context("the connection to the server is lost"));
             }
             eprintln!("error: {e:#}");
@@ -111,7 +106,7 @@ fn exec(c: &mut Client, line: &str) -> anyhow::Result<Flow> {
             print_entries(&c.list(path)?, long);
         }
         ("cd", [dir]) => c.cwd(dir)?,
-        ("pwd", []) => println!("{}", c.pwd()?),
+        ("pwd", []) => println!("{}", display_name(&c.pwd()?)),
         ("get", [remote, rest @ ..]) if rest.len() <= 1 => {
             let local = match rest.first() {
                 Some(l) if Path::new(l).is_dir() => Path::new(l).join(name_of(remote)?),
@@ -119,7 +114,10 @@ fn exec(c: &mut Client, line: &str) -> anyhow::Result<Flow> {
                 None => PathBuf::from(name_of(remote)?),
             };
             let n = transfer::download(c, remote, &local, false)?;
-            println!("got {} ({n} bytes)", local.display());
+            println!(
+                "got {} ({n} bytes)",
+                display_name(&local.display().to_string())
+            );
         }
         ("put", rest) => {
             let resume = rest.first() == Some(&"-c");
@@ -130,9 +128,9 @@ fn exec(c: &mut Client, line: &str) -> anyhow::Result<Flow> {
                 _ => anyhow::bail!("usage: put [-c] LOCAL [REMOTE]"),
             };
             let n = transfer::upload(c, Path::new(local), &remote, resume)?;
-            println!("put {remote} ({n} bytes sent)");
+            println!("put {} ({n} bytes sent)", display_name(&remote));
         }
-        ("mkdir", [dir]) => println!("created {}", c.mkd(dir)?),
+        ("mkdir", [dir]) => println!("created {}", display_name(&c.mkd(dir)?)),
         ("rmdir", [dir]) => c.rmd(dir)?,
         ("rm" | "delete", [file]) => c.dele(file)?,
         ("rename" | "mv", [from, to]) => c.rename(from, to)?,

@@ -68,6 +68,8 @@ pub struct Client {
     pub(super) protect_after_login: bool,
     pub(super) features: Features,
     pub(super) welcome: Reply,
+    /// The size the last transfer's 1xx reply announced (`150 ... (1234 bytes)`), if any.
+    pub(super) announced: Option<u64>,
 }
 
 fn check_arg(arg: &str) -> Result<()> {
@@ -81,6 +83,13 @@ impl Client {
     /// The server's greeting.
     pub fn welcome(&self) -> &Reply {
         &self.welcome
+    }
+
+    /// The byte count the last transfer's preliminary reply announced, as vsftpd and
+    /// wu-ftpd do (`150 Opening BINARY mode data connection for f (1234 bytes).`): a check of
+    /// a download's length where SIZE is missing. `None` when the reply named none.
+    pub fn announced_size(&self) -> Option<u64> {
+        self.announced
     }
 
     /// What FEAT announced (empty before `negotiate`).
@@ -275,9 +284,9 @@ impl Client {
     }
 
     fn lines(&mut self, cmd: &str) -> Result<Vec<String>> {
-        let mut buf = Vec::new();
+        let mut buf = Capped(Vec::new());
         self.retrieve_cmd(cmd, 0, &mut buf, &mut |_| {})?;
-        Ok(String::from_utf8_lossy(&buf)
+        Ok(String::from_utf8_lossy(&buf.0)
             .split('\n')
             .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
             .filter(|l| !l.is_empty())
@@ -320,6 +329,30 @@ impl Client {
     }
 }
 
+/// The most bytes of one listing kept in memory (some 500,000 entries): a server that sends
+/// more ends the listing with an error instead of exhausting the client's memory.
+pub const MAX_LISTING: usize = 64 * 1024 * 1024;
+
+/// A listing's buffer, refusing to grow past [`MAX_LISTING`].
+struct Capped(Vec<u8>);
+
+impl Write for Capped {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + b.len() > MAX_LISTING {
+            return Err(std::io::Error::other(format!(
+                "the listing is longer than {} MiB",
+                MAX_LISTING >> 20
+            )));
+        }
+        self.0.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 pub(super) fn refused(command: &str, r: &Reply) -> Error {
     Error::Reply {
         command: command.to_string(),
@@ -352,6 +385,18 @@ fn parse_257(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write as _;
+
+    #[test]
+    fn a_listing_is_bounded() {
+        let mut c = super::Capped(Vec::new());
+        c.write_all(&vec![b'x'; super::MAX_LISTING - 1]).unwrap();
+        c.write_all(b"y").unwrap();
+        let e = c.write_all(b"z").unwrap_err();
+        assert_eq!(e.to_string(), "the listing is longer than 64 MiB");
+        assert_eq!(c.0.len(), super::MAX_LISTING);
+    }
+
     #[test]
     fn parse_257() {
         assert_eq!(super::parse_257(r#""/a ""b""" is current"#), r#"/a "b""#);

@@ -41,6 +41,16 @@ pub(super) fn parse_pasv(text: &str) -> Option<u16> {
     Some(nums[4] * 256 + nums[5])
 }
 
+/// The `(N bytes)` at the end of a 150 reply (the last one: the file's name may hold another).
+pub(super) fn parse_announced(text: &str) -> Option<u64> {
+    let open = text.rfind('(')?;
+    let (n, rest) = text[open + 1..].split_once(' ')?;
+    if !rest.starts_with("bytes)") || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
+}
+
 fn copy(from: &mut dyn Read, to: &mut dyn Write, progress: &mut dyn FnMut(u64)) -> Result<u64> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
@@ -152,10 +162,12 @@ impl Client {
         if offset > 0 {
             self.expect(&format!("REST {offset}"), &[350])?;
         }
+        self.announced = None;
         let r = self.raw(cmd)?;
         if r.code != 125 && r.code != 150 {
             return Err(refused(cmd, &r));
         }
+        self.announced = parse_announced(&r.text());
         let tcp = match pending {
             Pending::Passive(s) => s,
             Pending::Active(l) => self.accept(l)?,
@@ -238,6 +250,19 @@ mod tests {
         assert_eq!(parse_epsv("ok (!!!21!)"), Some(21));
         assert_eq!(parse_epsv("(|||x|)"), None);
         assert_eq!(parse_epsv("no parens"), None);
+    }
+
+    #[test]
+    fn announced() {
+        let t = "Opening BINARY mode data connection for a (2 bytes) (1048576 bytes).";
+        assert_eq!(parse_announced(t), Some(1048576));
+        assert_eq!(parse_announced("Here (12 bytes)"), Some(12));
+        assert_eq!(
+            parse_announced("File status okay. About to open data connection."),
+            None
+        );
+        assert_eq!(parse_announced("for x (12 kbytes)"), None);
+        assert_eq!(parse_announced("for x (-1 bytes)"), None);
     }
 
     #[test]

@@ -1,6 +1,17 @@
 //! Directory listings: MLSD lines (RFC 3659 facts, machine-readable) when the server offers
 //! them, else LIST lines in the `ls -l` form most servers send (and the DOS form some send).
-//! A line that fits neither is skipped rather than guessed at.
+//! A line that fits neither is skipped rather than guessed at. A time that is not made of
+//! the characters a time is written with is dropped (`modified: None`), so only the name is
+//! free text.
+
+/// Whether `s` looks like a time field (`20240102030405.123`, `12:00`, `2024`, `01-31-24`,
+/// `10:00AM`): anything else from a server is not shown as one.
+fn time_like(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '-'))
+}
 
 /// What a listing entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +58,7 @@ pub fn parse_mlsd_line(line: &str) -> Option<Entry> {
                 }
             }
             "size" | "sizd" => e.size = v.parse().ok(),
-            "modify" => e.modified = Some(v.to_string()),
+            "modify" => e.modified = time_like(v).then(|| v.to_string()),
             _ => {}
         }
     }
@@ -114,7 +125,8 @@ pub fn parse_list_line(line: &str) -> Option<Entry> {
         name: name.to_string(),
         kind,
         size: tok(m - 1).parse().ok(),
-        modified: Some(format!("{} {} {}", tok(m), tok(m + 1), tok(m + 2))),
+        modified: time_like(tok(m + 2))
+            .then(|| format!("{} {} {}", tok(m), tok(m + 1), tok(m + 2))),
     })
 }
 
@@ -134,7 +146,8 @@ fn parse_dos(line: &str, t: &[(usize, usize)]) -> Option<Entry> {
         name: name.to_string(),
         kind,
         size,
-        modified: Some(format!("{} {}", tok(0), tok(1))),
+        modified: (time_like(tok(0)) && time_like(tok(1)))
+            .then(|| format!("{} {}", tok(0), tok(1))),
     })
 }
 
@@ -160,6 +173,17 @@ mod tests {
         assert_eq!(parse_mlsd_line("type=cdir; ."), None);
         assert_eq!(parse_mlsd_line("type=pdir; .."), None);
         assert_eq!(parse_mlsd_line("garbage"), None);
+        // A modify fact that is not a time is dropped, the entry kept.
+        let x = parse_mlsd_line("type=file;modify=2024\x1b[2J\x07; f").unwrap();
+        assert_eq!((x.name.as_str(), x.modified), ("f", None));
+    }
+
+    #[test]
+    fn list_time_that_is_not_a_time_is_dropped() {
+        let x = parse_list_line("-rw-r--r-- 1 u g 3 Jan 01 12:00\x1b[2J name").unwrap();
+        assert_eq!((x.name.as_str(), x.modified), ("name", None));
+        let x = parse_list_line("-rw-r--r-- 1 u g 3 Jan 01 2024 name").unwrap();
+        assert_eq!(x.modified.as_deref(), Some("Jan 01 2024"));
     }
 
     #[test]

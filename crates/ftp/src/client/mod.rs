@@ -18,7 +18,7 @@ pub use conn::{Client, Features, Options, StoreMode};
 pub use error::Error;
 pub use listing::{parse_list_line, parse_mlsd_line, Entry, Kind};
 pub use reply::{read_reply, Reply};
-pub use sanitize::{display_name, local_name};
+pub use sanitize::{display_name, display_text, local_name};
 pub use tls::{TlsOptions, Trust};
 pub use url::FtpUrl;
 

@@ -64,6 +64,7 @@ impl Client {
             protect_after_login: false,
             features: Features::default(),
             welcome: greeting,
+            announced: None,
         };
         if protect {
             c.protect_after_login = !c.protect_data()?;
