@@ -148,10 +148,9 @@ pub fn ls_line(name: &str, st: &libc::stat, now: i64) -> String {
     } else {
         format!("{} {d:>2}  {y}", MONTHS[mo as usize - 1])
     };
-    let size = if regular(st) || st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        st.st_size
-    } else {
-        0
+    let size = match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG | libc::S_IFDIR | libc::S_IFLNK => st.st_size,
+        _ => 0,
     };
     format!(
         "{} {:>4} ftp      ftp      {:>12} {when} {name}",
@@ -335,6 +334,12 @@ mod tests {
             assert!(ls_line("n", &st, 1_700_000_000).starts_with(&format!("{c}rw-r--r-- ")));
             assert!(ls_line("n", &st, 1_700_000_000).contains(" 0 Nov 14"));
             assert_eq!(kind(&st), k);
+            st.st_mode = libc::S_IFLNK | 0o777;
+            assert!(
+                ls_line("n", &st, 1_700_000_000).contains(" 7 Nov 14"),
+                "a link's own size"
+            );
+            st.st_mode = mode | 0o644;
             assert_eq!(
                 facts("n", &st, k, false),
                 format!("type={k};modify=20231114221320;perm=;unix.mode=0644; n")
