@@ -24,6 +24,7 @@ use std::sync::Arc;
 const ASCII_CHUNK: usize = 64 * 1024;
 /// With `fsync_uploads`: bytes written between two starts of writeback.
 const WRITEBACK_STEP: u64 = 8 << 20;
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Replace,
