@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 mod clients;
 #[path = "ftp/durability.rs"]
 mod durability;
+#[path = "ftp/names.rs"]
+mod names;
 #[path = "ftp/rclone.rs"]
 mod rclone;
 #[path = "ftp/security.rs"]
@@ -415,6 +417,10 @@ macro_rules! every_model {
                 #[test] fn ftps_rules() { tls::rules(M, E) }
                 #[test] fn ftps_required() { tls::required(M, E) }
                 #[test] fn ftps_broken_data_handshakes() { tls::broken_data(M, E) }
+                #[test] fn big_listings() { names::big_listings(M, E) }
+                #[test] fn hostile_names() { names::hostile(M, E, Plain) }
+                #[test] fn hostile_names_tls() { names::hostile(M, E, Tls) }
+                #[test] fn wildcard_clients() { names::glob_clients(M, E) }
             }
         )*
         #[test]

@@ -5,7 +5,8 @@
 //! file, argon2 hashes); [`server::FtpProtocol`] makes one [`session::FtpSession`] per control
 //! connection; the session splits lines and hands each verb to its family in [`cmd`]; paths go
 //! through [`vpath`] (the client's view) to a `bingfa_root::Root` (the kernel's jail); replies
-//! are formatted by [`reply`], listings by [`listing`].
+//! are formatted by [`reply`], listings by [`listing`] (made on the blocking pool, big ones
+//! spooled by [`spool`]).
 
 // server
 pub mod cmd;
@@ -14,6 +15,7 @@ pub mod listing;
 pub mod reply;
 pub mod server;
 pub mod session;
+pub mod spool;
 pub mod users;
 pub mod verify;
 pub mod vpath;

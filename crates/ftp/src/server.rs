@@ -46,6 +46,8 @@ pub struct FtpProtocol {
 
 impl FtpProtocol {
     pub fn new(cfg: FtpConfig) -> Result<Self, ServerError> {
+        // Before any fork: every worker must recognise the upload names the others make.
+        bingfa_root::prepare_temp_names();
         let anon_root =
             Root::open(&cfg.root).map_err(|e| ServerError::Root(cfg.root.clone(), e))?;
         let mut accounts = HashMap::new();

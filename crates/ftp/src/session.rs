@@ -6,6 +6,13 @@
 //! dropped as it arrives (never buffered), and the session goes on. While a transfer runs only
 //! `ABOR`, `STAT` and `NOOP` are answered; other commands wait (input paused) until it ends,
 //! so replies always come in order.
+//!
+//! The control connection is Telnet (RFC 959 §4.1.2): Telnet commands (`IAC WILL x`, `IAC DO
+//! x`, `IAC IP`, `IAC DM`…) are removed wherever they are in a line and `IAC IAC` is a data
+//! 0xFF ([`telnet`]); options are refused by silence, as a server that never negotiates.
+//! What remains must be UTF-8 (RFC 2640; paths are UTF-8 here, listings show only UTF-8
+//! names): any other line gets `501` and changes nothing, so `STOR new\xff.bin` can never
+//! store another name than the one sent.
 
 use crate::cmd::{self, transfer::Transfer};
 use crate::reply::reply;
@@ -78,6 +85,8 @@ pub struct FtpSession {
     pub pbsz: bool,
     /// `PROT P`: data connections speak TLS.
     pub prot_private: bool,
+    /// A listing being made on the blocking pool; input waits for it.
+    pub listing: Option<cmd::list::Pending>,
 }
 
 impl FtpSession {
@@ -104,6 +113,7 @@ impl FtpSession {
             secure: false,
             pbsz: false,
             prot_private: false,
+            listing: None,
         }
     }
 
@@ -135,20 +145,56 @@ impl FtpSession {
     }
 }
 
-/// Telnet IAC sequences (ftplib's `abort` sends `IAC IP IAC DM` before `ABOR`) and other
-/// bytes above 0x7f before the verb are not part of the command.
-fn strip_telnet(line: &[u8]) -> &[u8] {
-    let mut l = line;
-    while let Some(&b) = l.first() {
-        if b == 0xff && l.len() >= 2 {
-            l = &l[2..];
-        } else if b >= 0x80 {
-            l = &l[1..];
-        } else {
-            break;
+const IAC: u8 = 0xff;
+/// Telnet commands: SE (240) to DONT (254); WILL, WONT, DO and DONT (251–254) take an option
+/// byte; SB (250) runs to `IAC SE`.
+const SE: u8 = 240;
+const SB: u8 = 250;
+const WILL: u8 = 251;
+
+/// A command line without its Telnet commands: `IAC IAC` is a 0xFF byte; `IAC WILL/WONT/DO/DONT
+/// x` (three bytes), `IAC SB … IAC SE`, and the two-byte commands (`IAC IP`, `IAC DM`, `IAC
+/// NOP`…) are removed wherever they are. A lone `IAC` before the verb is dropped: when a
+/// client sends `IAC IP IAC DM` with the `DM` urgent (the Telnet Synch before `ABOR`), the DM is
+/// out of band and the line reads `IAC IP IAC ABOR`. Bytes above 0x7f before the verb (that
+/// urgent DM, when delivered in band) are dropped too.
+pub fn telnet(line: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len());
+    let mut i = 0;
+    while i < line.len() {
+        let b = line[i];
+        if b != IAC {
+            if !(out.is_empty() && b >= 0x80) {
+                out.push(b);
+            }
+            i += 1;
+            continue;
+        }
+        match line.get(i + 1) {
+            Some(&IAC) => {
+                out.push(IAC);
+                i += 2;
+            }
+            Some(&c) if c >= WILL => i += 3,
+            Some(&SB) => {
+                let end = line[i + 2..]
+                    .windows(2)
+                    .position(|w| w == [IAC, SE])
+                    .map_or(line.len(), |p| i + 2 + p + 2);
+                i = end;
+            }
+            Some(&c) if c >= SE => i += 2,
+            // A lone IAC: before the verb, the remains of a Synch; elsewhere a raw 0xFF that
+            // stays (and fails the UTF-8 check), never a byte silently taken out of a name.
+            _ => {
+                if !out.is_empty() {
+                    out.push(IAC);
+                }
+                i += 1;
+            }
         }
     }
-    l
+    out
 }
 
 impl Session for FtpSession {
@@ -182,11 +228,16 @@ impl Session for FtpSession {
             // The LF of a CRLF split across reads, or an empty line: nothing to answer.
             return used;
         }
-        if self.delaying {
+        if self.delaying || self.listing.is_some() {
             return self.defer(cx);
         }
-        let line = &input[..end];
-        let line = String::from_utf8_lossy(strip_telnet(line)).into_owned();
+        let Ok(line) = String::from_utf8(telnet(&input[..end])) else {
+            reply(cx, 501, "Command line is not UTF-8.");
+            return used;
+        };
+        if line.is_empty() {
+            return used;
+        }
         let (verb, arg) = match line.split_once(' ') {
             Some((v, a)) => (v.to_ascii_uppercase(), a.to_string()),
             None => (line.to_ascii_uppercase(), String::new()),
@@ -211,6 +262,9 @@ impl Session for FtpSession {
     }
 
     fn on_timer(&mut self, cx: &mut Context) {
+        if cmd::list::on_timer(self, cx) {
+            return;
+        }
         cmd::auth::on_timer(self, cx);
     }
 

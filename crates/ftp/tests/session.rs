@@ -110,3 +110,278 @@ fn passive_retr_queued_before_the_client_connects() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A logged-in anonymous session on `dir` (`write`: anonymous may change files), with a
+/// passive data channel (id 1) ready.
+fn session(dir: &std::path::Path, write: bool) -> (impl Session, Context) {
+    let mut cfg = FtpConfig::new(dir);
+    cfg.anonymous = if write {
+        Anonymous::Write
+    } else {
+        Anonymous::Read
+    };
+    let proto = FtpProtocol::new(cfg).unwrap();
+    let mut s = proto.new_session(&info());
+    let mut cx = Context::new(info());
+    s.on_open(&mut cx);
+    feed(&mut s, &mut cx, "USER anonymous\r\n");
+    feed(&mut s, &mut cx, "PASS x@\r\n");
+    take(&mut cx);
+    (s, cx)
+}
+
+/// `EPSV`, and the driver's answer; the channel's id.
+fn passive(s: &mut impl Session, cx: &mut Context) -> bingfa_net::ChannelId {
+    feed(s, cx, "EPSV\r\n");
+    let id = cx
+        .take_actions()
+        .find_map(|a| match a {
+            Action::Listen(id, _) => Some(id),
+            _ => None,
+        })
+        .expect("a listener");
+    s.on_channel(
+        id,
+        ChannelEvent::Listening("127.0.0.1:50000".parse().unwrap()),
+        cx,
+    );
+    take(cx);
+    id
+}
+
+/// Polls the session's timer (as the driver does when it fires) until a listing is answered;
+/// the actions meanwhile, with the timer settings left out.
+fn answered(s: &mut impl Session, cx: &mut Context) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut got = Vec::new();
+    loop {
+        got.extend(take(cx).into_iter().filter(|a| !a.starts_with("SetTimer")));
+        if got.iter().any(|a| a.starts_with("write ")) {
+            return got;
+        }
+        assert!(std::time::Instant::now() < deadline, "no answer: {got:?}");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        s.on_timer(cx);
+    }
+}
+
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("bingfa-ftp-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn telnet_commands_are_removed_anywhere_in_a_line() {
+    let dir = tempdir("telnet");
+    let (mut s, mut cx) = session(&dir, false);
+    // IAC WILL 1 before the verb, IAC DO 3 inside it, IAC NOP inside the argument.
+    s.on_data(b"\xff\xfb\x01PW\xff\xfd\x03D\r\n", &mut cx);
+    assert_eq!(
+        take(&mut cx),
+        ["write 257 \"/\" is the current directory.\r\n"]
+    );
+    s.on_data(b"TY\xff\xf1PE I\xff\xfe\x05\r\n", &mut cx);
+    assert_eq!(take(&mut cx), ["write 200 Switching to Binary mode.\r\n"]);
+    // The Synch before ABOR: IAC IP, then IAC DM with the DM urgent (out of band here)…
+    s.on_data(b"\xff\xf4\xffABOR\r\n", &mut cx);
+    assert_eq!(take(&mut cx), ["write 225 No transfer to abort.\r\n"]);
+    // …or in band.
+    s.on_data(b"\xff\xf4\xff\xf2NOOP\r\n", &mut cx);
+    assert_eq!(take(&mut cx), ["write 200 NOOP ok.\r\n"]);
+    // A subnegotiation goes whole.
+    s.on_data(b"\xff\xfa\x18\x01xterm\xff\xf0NOOP\r\n", &mut cx);
+    assert_eq!(take(&mut cx), ["write 200 NOOP ok.\r\n"]);
+    // IAC IAC is a 0xFF byte: not UTF-8, refused.
+    s.on_data(b"CWD a\xff\xffb\r\n", &mut cx);
+    assert_eq!(take(&mut cx), ["write 501 Command line is not UTF-8.\r\n"]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn names_that_are_not_utf8_or_have_controls_are_refused_everywhere() {
+    let dir = tempdir("badnames");
+    std::fs::write(dir.join("ok.txt"), "x").unwrap();
+    let (mut s, mut cx) = session(&dir, true);
+    passive(&mut s, &mut cx);
+    for line in [
+        &b"STOR new\xff.bin\r\n"[..],
+        b"RETR new\xff.bin\r\n",
+        b"DELE ok\xff.txt\r\n",
+        b"RNFR ok\xff.txt\r\n",
+        b"CWD d\xff\r\n",
+        b"MKD d\xff\r\n",
+    ] {
+        s.on_data(line, &mut cx);
+        assert_eq!(
+            take(&mut cx),
+            ["write 501 Command line is not UTF-8.\r\n"],
+            "{line:?}"
+        );
+    }
+    for line in [
+        "STOR a\x1bb",
+        "MKD tab\there",
+        "RNFR ok.txt",
+        "RNTO esc\x1b[2J",
+    ] {
+        feed(&mut s, &mut cx, &format!("{line}\r\n"));
+        let want = if line.starts_with("RNFR") {
+            "write 350 Ready for RNTO.\r\n"
+        } else {
+            "write 553 File name not allowed.\r\n"
+        };
+        assert_eq!(take(&mut cx), [want], "{line:?}");
+    }
+    // Nothing was made or changed.
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["ok.txt"]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn listings_are_made_off_the_loop_and_show_only_what_can_be_named() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempdir("names");
+    for n in [
+        &b"a.txt"[..],
+        b"b.txt",
+        b"c.log",
+        b".bingfa-upload-mine",
+        b"x\r\n-rw-r--r-- 1 ftp ftp 999999 Jan 1 2000 FORGED-ENTRY",
+        b"esc\x1b[2J",
+        b"latin\xe9",
+    ] {
+        std::fs::write(dir.join(std::ffi::OsStr::from_bytes(n)), "x").unwrap();
+    }
+    let fifo = std::ffi::CString::new(dir.join("pipe").as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let (mut s, mut cx) = session(&dir, false);
+    let id = passive(&mut s, &mut cx);
+    // The listing is handed to the pool: input waits, the timer polls.
+    feed(&mut s, &mut cx, "NLST -a\r\n");
+    let first = take(&mut cx);
+    assert_eq!(first[0], "pause true", "{first:?}");
+    assert!(first[1].starts_with("SetTimer"), "{first:?}");
+    // A command meanwhile waits, unread.
+    assert_eq!(feed(&mut s, &mut cx, "NOOP\r\n"), 0);
+    let got = answered(&mut s, &mut cx);
+    assert_eq!(
+        got,
+        [
+            "pause true",
+            "pause false",
+            &format!("chpause {id} false"),
+            "write 150 Here comes the directory listing.\r\n",
+            &format!("chwrite {id} .bingfa-upload-mine\r\na.txt\r\nb.txt\r\nc.log\r\npipe\r\n"),
+            &format!("chclose {id}"),
+        ]
+    );
+    s.on_channel(id, ChannelEvent::Closed, &mut cx);
+    take(&mut cx);
+    // The FIFO is listed as one (`p`, `type=OS.unix=fifo`, no `r` permission), as RETR has it.
+    let id = passive(&mut s, &mut cx);
+    feed(&mut s, &mut cx, "LIST pipe\r\n");
+    let got = answered(&mut s, &mut cx);
+    assert!(
+        got[4].starts_with(&format!("chwrite {id} prw-r--r-- ")),
+        "{got:?}"
+    );
+    s.on_channel(id, ChannelEvent::Closed, &mut cx);
+    take(&mut cx);
+    feed(&mut s, &mut cx, "RETR pipe\r\n");
+    assert_eq!(take(&mut cx), ["write 550 Permission denied.\r\n"]);
+    let id = passive(&mut s, &mut cx);
+    feed(&mut s, &mut cx, "MLSD\r\n");
+    let got = answered(&mut s, &mut cx);
+    assert!(
+        got[4].contains(";perm=;unix.mode=0644; pipe\r\n")
+            && got[4].contains("type=OS.unix=fifo;modify="),
+        "{got:?}"
+    );
+    assert!(!got[4].contains("FORGED") && !got[4].contains("latin"));
+    s.on_channel(id, ChannelEvent::Closed, &mut cx);
+    take(&mut cx);
+    // Wildcards: matched in the last component, named as given.
+    let id = passive(&mut s, &mut cx);
+    feed(&mut s, &mut cx, "NLST /*.txt\r\n");
+    let got = answered(&mut s, &mut cx);
+    assert_eq!(got[4], format!("chwrite {id} /a.txt\r\n/b.txt\r\n"));
+    s.on_channel(id, ChannelEvent::Closed, &mut cx);
+    take(&mut cx);
+    passive(&mut s, &mut cx);
+    feed(&mut s, &mut cx, "NLST *.none\r\n");
+    let got = answered(&mut s, &mut cx);
+    assert_eq!(
+        got[2], "write 550 No such file or directory.\r\n",
+        "{got:?}"
+    );
+    // STAT of a directory: the same names, as a 213 reply.
+    feed(&mut s, &mut cx, "STAT [ab].txt\r\n");
+    let got = answered(&mut s, &mut cx);
+    let text = got[2].strip_prefix("write ").unwrap();
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    assert_eq!(lines[0], "213-Status of /[ab].txt:");
+    assert!(lines[1].starts_with(" -rw-r--r-- ") && lines[1].ends_with(" a.txt"));
+    assert!(lines[2].ends_with(" b.txt"));
+    assert_eq!(lines[3..], ["213 End of status", ""]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn mfmt_sets_the_modification_time() {
+    let dir = tempdir("mfmt");
+    std::fs::write(dir.join("f.txt"), "x").unwrap();
+    let (mut s, mut cx) = session(&dir, true);
+    feed(&mut s, &mut cx, "FEAT\r\n");
+    assert!(take(&mut cx)[0].contains("\r\n MFMT\r\n"));
+    feed(&mut s, &mut cx, "MFMT 20200229123456 f.txt\r\n");
+    assert_eq!(
+        take(&mut cx),
+        ["write 213 Modify=20200229123456; f.txt\r\n"]
+    );
+    let m = std::fs::metadata(dir.join("f.txt")).unwrap();
+    assert_eq!(
+        m.modified().unwrap(),
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_582_979_696)
+    );
+    feed(&mut s, &mut cx, "MDTM f.txt\r\n");
+    assert_eq!(take(&mut cx), ["write 213 20200229123456\r\n"]);
+    for (line, want) in [
+        (
+            "MFMT 20200230000000 f.txt",
+            "501 Bad time: YYYYMMDDHHMMSS (UTC) expected.",
+        ),
+        ("MFMT 20200229123456", "501 Usage: MFMT YYYYMMDDHHMMSS path"),
+        ("MFMT 20200229123456 nope", "550 No such file or directory."),
+        ("MFMT 20200229123456 ../x", "550 Permission denied."),
+    ] {
+        feed(&mut s, &mut cx, &format!("{line}\r\n"));
+        assert_eq!(take(&mut cx), [format!("write {want}\r\n")], "{line}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+    // Year 20000 on disk (tmpfs keeps such times; ext4 stops at 2446): still 14 digits.
+    let dir =
+        std::path::Path::new("/dev/shm").join(format!("bingfa-ftp-y20k-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = std::fs::File::create(dir.join("f.txt")).unwrap();
+    f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(568_971_820_800))
+        .unwrap();
+    let (mut s, mut cx) = session(&dir, false);
+    feed(&mut s, &mut cx, "MDTM f.txt\r\n");
+    assert_eq!(take(&mut cx), ["write 213 99991231235959\r\n"]);
+    std::fs::remove_dir_all(dir).unwrap();
+    // A read-only user may not.
+    let dir = tempdir("mfmt-ro");
+    std::fs::write(dir.join("f.txt"), "x").unwrap();
+    let (mut s, mut cx) = session(&dir, false);
+    feed(&mut s, &mut cx, "MFMT 20200229123456 f.txt\r\n");
+    assert_eq!(take(&mut cx), ["write 550 Permission denied.\r\n"]);
+    std::fs::remove_dir_all(dir).unwrap();
+}

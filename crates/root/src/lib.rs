@@ -17,7 +17,7 @@ mod temp;
 
 pub use dir::Entry;
 pub use root::{fstat, OpenError, Root};
-pub use temp::TempFile;
+pub use temp::{is_temp_name, prepare_temp_names, TempFile};
 
 /// Whether an error means "this path tried to leave the root" (or went through a magic link).
 pub fn is_escape(e: &std::io::Error) -> bool {

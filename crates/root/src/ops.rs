@@ -112,6 +112,35 @@ impl Root {
         Ok(f)
     }
 
+    /// Sets the modification time of the file or directory `rel` (symlinks followed beneath
+    /// the root) to `secs` since the epoch, leaving its access time; returns its new status.
+    /// Other kinds (FIFOs, devices) are `EACCES`, as for reading. The kernel checks that the
+    /// server's user owns it.
+    pub fn set_mtime(&self, rel: &[u8], secs: i64) -> io::Result<libc::stat> {
+        let rel = if rel.is_empty() { b"." as &[u8] } else { rel };
+        // O_NONBLOCK: a FIFO must not block the open (it is refused just below).
+        let f = self.openat2(rel, libc::O_RDONLY | libc::O_NONBLOCK)?;
+        if !matches!(
+            fstat(&f)?.st_mode & libc::S_IFMT,
+            libc::S_IFREG | libc::S_IFDIR
+        ) {
+            return Err(io::Error::from_raw_os_error(libc::EACCES));
+        }
+        let times = [
+            libc::timespec {
+                tv_sec: 0,
+                tv_nsec: libc::UTIME_OMIT,
+            },
+            libc::timespec {
+                tv_sec: secs as libc::time_t,
+                tv_nsec: 0,
+            },
+        ];
+        // SAFETY: a valid fd and a two-element array, as futimens wants.
+        check(unsafe { libc::futimens(f.as_raw_fd(), times.as_ptr()) })?;
+        fstat(&f)
+    }
+
     pub fn mkdir(&self, rel: &[u8]) -> io::Result<()> {
         let (dir, name) = self.parent(rel)?;
         // SAFETY: valid pointers.

@@ -3,6 +3,11 @@
 //! [`TempFile::persist`] — an aborted or broken upload, a full disk — it vanishes with its
 //! descriptor, and whatever had the target name is untouched. Where the file system has no
 //! `O_TMPFILE`, a hidden random name is created instead and unlinked on drop.
+//!
+//! Such a name (`.bingfa-upload-` + 16 random hex digits + a 16-digit keyed hash of them) is
+//! recognised by [`is_temp_name`] only when this server made it: the hash's key is random per
+//! server (made before any fork by [`prepare_temp_names`]), so listings hide the server's own
+//! in-flight files and nothing else — a file a user names `.bingfa-upload-x` is listed as any.
 
 use crate::root::Root;
 use std::ffi::CString;
@@ -19,6 +24,43 @@ pub struct TempFile {
     hidden: Option<CString>,
 }
 
+const TEMP_PREFIX: &[u8] = b".bingfa-upload-";
+
+/// The key of the names' hash, random per server process tree.
+fn key() -> &'static std::hash::RandomState {
+    static KEY: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    KEY.get_or_init(std::hash::RandomState::new)
+}
+
+/// Makes the key now: a server calls it before it forks, so every worker process recognises
+/// the names the others make.
+pub fn prepare_temp_names() {
+    key();
+}
+
+fn tag(r: u64) -> u64 {
+    use std::hash::BuildHasher;
+    key().hash_one(r)
+}
+
+/// Whether `name` is one of this server's in-flight upload files (a name made here, with the
+/// right keyed hash); a look-alike a user made is not.
+pub fn is_temp_name(name: &[u8]) -> bool {
+    let Some(hex) = name.strip_prefix(TEMP_PREFIX) else {
+        return false;
+    };
+    let parse = |h: &[u8]| {
+        std::str::from_utf8(h)
+            .ok()
+            .filter(|s| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|s| u64::from_str_radix(s, 16).ok())
+    };
+    match (hex.len() == 32).then(|| (parse(&hex[..16]), parse(&hex[16..]))) {
+        Some((Some(r), Some(t))) => tag(r) == t,
+        _ => false,
+    }
+}
+
 fn random_name() -> CString {
     let mut b = [0u8; 8];
     // SAFETY: b is a valid buffer of its length.
@@ -30,7 +72,8 @@ fn random_name() -> CString {
             .unwrap_or(0);
         b = (t ^ (std::process::id() as u64) << 32).to_le_bytes();
     }
-    CString::new(format!(".bingfa-upload-{:016x}", u64::from_le_bytes(b))).expect("no NUL")
+    let r = u64::from_le_bytes(b);
+    CString::new(format!(".bingfa-upload-{r:016x}{:016x}", tag(r))).expect("no NUL")
 }
 
 impl Root {
@@ -180,5 +223,28 @@ impl io::Write for TempFile {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_own_names_are_temporary() {
+        let ours = random_name().into_bytes();
+        assert!(is_temp_name(&ours));
+        for other in [
+            &b".bingfa-upload-0123456789abcdef"[..],
+            b".bingfa-upload-0123456789abcdef0123456789abcdef",
+            b".bingfa-upload-",
+            b"x.bingfa-upload-",
+        ] {
+            assert!(!is_temp_name(other), "{other:?}");
+        }
+        let mut forged = ours.clone();
+        let last = forged.last_mut().unwrap();
+        *last = if *last == b'0' { b'1' } else { b'0' };
+        assert!(!is_temp_name(&forged));
     }
 }

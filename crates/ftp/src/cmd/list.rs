@@ -1,13 +1,30 @@
 //! LIST NLST MLSD (over the data connection) and MLST STAT (on the control connection).
 //! `ls`-style options (`LIST -la dir`) are accepted; names starting with a dot are shown by
-//! LIST/NLST only with `-a` (as `ls`), by MLSD always; an upload's hidden temporary name never.
+//! LIST/NLST only with `-a` (as `ls`), by MLSD always; the server's own in-flight upload files
+//! never ([`bingfa_root::is_temp_name`]), nor names [`listing::listable`] refuses (not UTF-8,
+//! or with control characters).
+//!
+//! A listing is blocking work (a `readdir` of 80,000 entries, a sort, megabytes of rendering
+//! take half a second), so it is made on bingfa-net's blocking pool, as HTTP's are: input waits
+//! meanwhile (so replies stay in order) and the session's timer polls for it; the other
+//! sessions of the event loop go on. A big one is spooled (see [`crate::spool`]); `STAT` of a
+//! big directory is sent the same way, as the body of its multi-line `213`.
+//!
+//! LIST, NLST and STAT expand a wildcard in the last component (`NLST *.txt`; see
+//! [`vpath::matches`]) when no entry has that literal name: the matches are listed under the
+//! name the client gave (`sub/*.txt` → `sub/a.txt`), at most [`MAX_MATCHES`] of them.
 
 use crate::listing;
 use crate::reply::{io_error, multi, reply};
 use crate::session::FtpSession;
+use crate::spool::{Body, Spool};
 use crate::vpath;
+use bingfa_net::blocking::{self, Cancel, Task};
 use bingfa_net::Context;
-use bingfa_root::Entry;
+use bingfa_root::{Entry, Root};
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Form {
@@ -15,6 +32,12 @@ pub enum Form {
     Names,
     Machine,
 }
+
+/// Most names a wildcard expands to; more is refused (`550`), not cut short silently.
+pub const MAX_MATCHES: usize = 10_000;
+
+/// How often a session looks for its listing.
+const POLL: Duration = Duration::from_millis(2);
 
 /// (options, path) of `-la dir`.
 fn split_args(arg: &str) -> (String, &str) {
@@ -28,44 +51,186 @@ fn split_args(arg: &str) -> (String, &str) {
     (opts, rest)
 }
 
-/// The entries to list: a directory's, or the file itself as one entry.
-fn entries(s: &FtpSession, p: &str, all: bool) -> std::io::Result<(libc::stat, Vec<Entry>)> {
-    let root = &super::auth(s).root;
-    let st = root.stat(vpath::rel(p))?;
+/// What a listing job is asked: everything it needs, owned (it runs on another thread).
+struct Ask {
+    root: Arc<Root>,
+    /// The virtual path.
+    path: String,
+    /// The path as the client gave it (a wildcard's matches are named under it).
+    given: String,
+    all: bool,
+    form: Form,
+    write: bool,
+    /// For `STAT`: lines indented, as a multi-line reply's body.
+    stat: bool,
+}
+
+enum Fail {
+    Io(io::Error),
+    NotDir,
+    TooMany,
+}
+
+impl From<io::Error> for Fail {
+    fn from(e: io::Error) -> Fail {
+        Fail::Io(e)
+    }
+}
+
+/// A listing being made on the blocking pool.
+pub struct Pending {
+    task: Task<Result<Body, Fail>>,
+    /// `STAT` of this path (a reply on the control connection), or `None` for the data one.
+    stat: Option<String>,
+}
+
+fn visible(name: &[u8], all: bool) -> bool {
+    listing::listable(name) && !bingfa_root::is_temp_name(name) && (all || !name.starts_with(b"."))
+}
+
+/// The entries to list: a directory's, the file itself as one entry, or a wildcard's matches.
+fn entries(a: &Ask) -> Result<(libc::stat, Vec<Entry>), Fail> {
+    let rel = vpath::rel(&a.path);
+    let st = match a.root.stat(rel) {
+        Ok(st) => st,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) && a.form != Form::Machine => {
+            return glob(a).ok_or(Fail::Io(e))?;
+        }
+        Err(e) => return Err(e.into()),
+    };
     if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-        let name = vpath::split(p).map_or("/", |(_, n)| n);
+        let name = vpath::split(&a.path).map_or("/", |(_, n)| n);
         let e = Entry {
             name: name.as_bytes().to_vec(),
             lstat: st,
             target: Some(st),
         };
-        return Ok((st, vec![e]));
+        let v = if listing::listable(&e.name) {
+            vec![e]
+        } else {
+            vec![]
+        };
+        return Ok((st, v));
     }
-    let mut v = root.read_dir(vpath::rel(p))?;
-    v.retain(|e| !e.name.starts_with(b".bingfa-upload-") && (all || !e.name.starts_with(b".")));
+    let mut v = a.root.read_dir(rel)?;
+    v.retain(|e| visible(&e.name, a.all));
     Ok((st, v))
 }
 
-pub fn list(s: &mut FtpSession, arg: &str, form: Form, cx: &mut Context) {
+/// A wildcard in the last component: its matches in the directory, named as the client gave
+/// the directory. `None` when it is no pattern (the caller's `ENOENT` stands).
+fn glob(a: &Ask) -> Option<Result<(libc::stat, Vec<Entry>), Fail>> {
+    let (dir, pat) = vpath::split(&a.path)?;
+    if !vpath::has_magic(pat) {
+        return None;
+    }
+    let prefix = a.given.rfind('/').map_or("", |i| &a.given[..=i]);
+    Some((|| {
+        let st = a.root.stat(vpath::rel(dir))?;
+        let mut v = a.root.read_dir(vpath::rel(dir))?;
+        v.retain(|e| {
+            visible(&e.name, true)
+                && std::str::from_utf8(&e.name).is_ok_and(|n| vpath::matches(pat, n))
+        });
+        if v.is_empty() {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT).into());
+        }
+        if v.len() > MAX_MATCHES {
+            return Err(Fail::TooMany);
+        }
+        for e in &mut v {
+            e.name.splice(0..0, prefix.bytes());
+        }
+        Ok((st, v))
+    })())
+}
+
+/// The job: read, filter, render (spooled when big). Stops early once the session is gone.
+fn make(a: &Ask, cancel: &Cancel) -> Result<Body, Fail> {
+    let (st, ents) = entries(a)?;
+    if cancel.is_cancelled() {
+        return Ok(Body::Bytes(Vec::new()));
+    }
+    let mut out = Spool::new();
+    match a.form {
+        Form::Long => listing::list_to(&ents, a.stat, &mut out)?,
+        Form::Names => listing::nlst_to(&ents, &mut out)?,
+        Form::Machine => {
+            if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                return Err(Fail::NotDir);
+            }
+            listing::mlsd_to(&st, &ents, a.write, &mut out)?
+        }
+    }
+    drop(ents);
+    Ok(out.finish()?)
+}
+
+/// Hands the listing to the pool; input waits until it is answered.
+fn start(s: &mut FtpSession, arg: &str, form: Form, stat: bool, cx: &mut Context) {
     let (opts, path) = split_args(arg);
     let Some(p) = super::path(s, path, cx) else {
         return;
     };
-    let (st, ents) = match entries(s, &p, opts.contains('a') || form == Form::Machine) {
-        Ok(x) => x,
-        Err(e) => return io_error(cx, &e),
+    let a = super::auth(s);
+    let ask = Ask {
+        root: a.root.clone(),
+        path: p.clone(),
+        given: path.to_string(),
+        all: opts.contains('a') || form == Form::Machine,
+        form,
+        write: a.write,
+        stat,
     };
-    let body = match form {
-        Form::Long => listing::list(&ents),
-        Form::Names => listing::nlst(&ents),
-        Form::Machine => {
-            if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-                return reply(cx, 501, "MLSD needs a directory.");
-            }
-            listing::mlsd(&st, &ents, super::auth(s).write)
+    s.listing = Some(Pending {
+        task: blocking::run(move |cancel| make(&ask, cancel)),
+        stat: stat.then_some(p),
+    });
+    cx.pause_input(true);
+    cx.set_timer(POLL);
+}
+
+pub fn list(s: &mut FtpSession, arg: &str, form: Form, cx: &mut Context) {
+    start(s, arg, form, false, cx);
+}
+
+/// The session's timer while a listing is being made: answer it once ready. `false` when no
+/// listing is pending (the timer is someone else's).
+pub fn on_timer(s: &mut FtpSession, cx: &mut Context) -> bool {
+    let Some(pending) = &s.listing else {
+        return false;
+    };
+    let made = match pending.task.try_take() {
+        Ok(None) => {
+            cx.set_timer(POLL);
+            return true;
         }
+        Ok(Some(r)) => r,
+        Err(_lost) => Err(Fail::Io(io::Error::other("listing lost"))),
     };
-    super::transfer::send_bytes(s, body, "Here comes the directory listing.", cx);
+    let pending = s.listing.take().expect("pending");
+    s.undefer(cx);
+    match (made, pending.stat) {
+        (Err(Fail::Io(e)), _) => io_error(cx, &e),
+        (Err(Fail::NotDir), _) => reply(cx, 501, "MLSD needs a directory."),
+        (Err(Fail::TooMany), _) => reply(
+            cx,
+            550,
+            &format!("Too many names match (at most {MAX_MATCHES})."),
+        ),
+        (Ok(body), None) => {
+            super::transfer::send_listing(s, body, "Here comes the directory listing.", cx)
+        }
+        (Ok(body), Some(p)) => {
+            cx.write(format!("213-Status of {}:\r\n", p.replace(['\r', '\n'], " ")).as_bytes());
+            match body {
+                Body::Bytes(b) => cx.write_vec(b),
+                Body::File(f, n) => cx.send_file(f, 0, n),
+            }
+            cx.write(b"213 End of status\r\n");
+        }
+    }
+    true
 }
 
 pub fn mlst(s: &mut FtpSession, arg: &str, cx: &mut Context) {
@@ -95,25 +260,5 @@ pub fn stat(s: &mut FtpSession, arg: &str, cx: &mut Context) {
         ];
         return multi(cx, 211, "FTP server status:", &lines, "End of status");
     }
-    let (opts, path) = split_args(arg);
-    let Some(p) = super::path(s, path, cx) else {
-        return;
-    };
-    match entries(s, &p, opts.contains('a')) {
-        Ok((_, ents)) => {
-            let now = listing::now();
-            let lines: Vec<String> = ents
-                .iter()
-                .map(|e| {
-                    listing::ls_line(
-                        &String::from_utf8_lossy(&e.name),
-                        &e.target.unwrap_or(e.lstat),
-                        now,
-                    )
-                })
-                .collect();
-            multi(cx, 213, &format!("Status of {p}:"), &lines, "End of status");
-        }
-        Err(e) => io_error(cx, &e),
-    }
+    start(s, arg, Form::Long, true, cx);
 }

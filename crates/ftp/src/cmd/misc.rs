@@ -1,6 +1,6 @@
 //! SYST TYPE STRU MODE NOOP FEAT OPTS HELP QUIT: the small verbs. Only what the server really
 //! does is offered: TYPE A/I (L 8 = I), STRU F, MODE S; FEAT lists the RFC 2389/2428/3659
-//! extensions implemented, and RFC 4217's when TLS is.
+//! extensions implemented, MFMT (draft-somers-ftp-mfxx), and RFC 4217's when TLS is.
 
 use crate::config::TlsPolicy;
 use crate::reply::{multi, reply};
@@ -54,6 +54,7 @@ pub fn feat(s: &FtpSession, cx: &mut Context) {
                 "EPRT",
                 "EPSV",
                 "MDTM",
+                "MFMT",
                 "MLST type*;size*;modify*;perm*;unix.mode*;",
                 "PASV",
                 "REST STREAM",
@@ -83,9 +84,9 @@ pub fn opts(arg: &str, cx: &mut Context) {
 pub fn help(cx: &mut Context) {
     let lines = [
         "ABOR ALLO APPE AUTH CDUP CWD  DELE EPRT EPSV FEAT HELP LIST MDTM",
-        "MKD  MLSD MLST MODE NLST NOOP OPTS PASS PASV PBSZ PORT PROT PWD",
-        "QUIT REST RETR RMD  RNFR RNTO SIZE STAT STOR STOU STRU SYST TYPE",
-        "USER XCUP XCWD XMKD XPWD XRMD",
+        "MFMT MKD  MLSD MLST MODE NLST NOOP OPTS PASS PASV PBSZ PORT PROT",
+        "PWD  QUIT REST RETR RMD  RNFR RNTO SIZE STAT STOR STOU STRU SYST",
+        "TYPE USER XCUP XCWD XMKD XPWD XRMD",
     ]
     .map(String::from);
     multi(

@@ -1,14 +1,14 @@
 //! The verbs, one file per family (as mini-redis's `cmd/`): [`auth`] USER PASS; [`nav`] PWD
 //! CWD CDUP; [`data`] PORT PASV EPRT EPSV; [`transfer`] RETR STOR APPE STOU REST ABOR ALLO;
-//! [`list`] LIST NLST MLSD MLST STAT; [`files`] DELE MKD RMD RNFR RNTO SIZE MDTM; [`misc`]
-//! SYST TYPE STRU MODE NOOP FEAT OPTS HELP QUIT; [`tls`] AUTH PBSZ PROT (RFC 4217). RFC 1123's
-//! X-aliases (XPWD XCWD XCUP XMKD
-//! XRMD) map onto their verbs here.
+//! [`list`] LIST NLST MLSD MLST STAT; [`files`] DELE MKD RMD RNFR RNTO SIZE MDTM; [`mfmt`]
+//! MFMT; [`misc`] SYST TYPE STRU MODE NOOP FEAT OPTS HELP QUIT; [`tls`] AUTH PBSZ PROT (RFC
+//! 4217). RFC 1123's X-aliases (XPWD XCWD XCUP XMKD XRMD) map onto their verbs here.
 
 pub mod auth;
 pub mod data;
 pub mod files;
 pub mod list;
+pub mod mfmt;
 pub mod misc;
 pub mod nav;
 pub mod tls;
@@ -58,6 +58,7 @@ pub fn dispatch(s: &mut FtpSession, verb: &str, arg: &str, cx: &mut Context) {
         "RNTO" => files::rnto(s, arg, rnfr, cx),
         "SIZE" => files::size(s, arg, cx),
         "MDTM" => files::mdtm(s, arg, cx),
+        "MFMT" => mfmt::mfmt(s, arg, cx),
         "SYST" => reply(cx, 215, "UNIX Type: L8"),
         "TYPE" => misc::type_(s, arg, cx),
         "STRU" => misc::stru(arg, cx),
@@ -79,8 +80,15 @@ pub(crate) fn auth(s: &FtpSession) -> &Auth {
     s.auth.as_ref().expect("logged in")
 }
 
-/// `arg` as an absolute virtual path, or `550` when it would climb above the root.
+/// `arg` as an absolute virtual path, or `550` when it would climb above the root. A path
+/// with control characters is refused (`553`) by every verb: listings never show such names
+/// (see [`crate::listing::listable`]), so none may be made or reached either. (A NUL is left
+/// to the file system, which has no such name.)
 pub(crate) fn path(s: &FtpSession, arg: &str, cx: &mut Context) -> Option<String> {
+    if arg.chars().any(|c| c.is_control() && c != '\0') {
+        reply(cx, 553, "File name not allowed.");
+        return None;
+    }
     let p = crate::vpath::resolve(&s.cwd, arg);
     if p.is_none() {
         reply(cx, 550, "Permission denied.");

@@ -24,15 +24,6 @@ use std::sync::Arc;
 const ASCII_CHUNK: usize = 64 * 1024;
 /// With `fsync_uploads`: bytes written between two starts of writeback.
 const WRITEBACK_STEP: u64 = 8 << 20;
-/// Listings larger than this are spooled to a scratch file.
-const SPOOL_OVER: usize = 256 * 1024;
-
-fn spool(body: &[u8]) -> std::io::Result<File> {
-    let tmp = bingfa_root::Root::open(&std::env::temp_dir())?;
-    let mut t = tmp.create_temp(b"")?;
-    t.write_all(body)?;
-    Ok(t.into_unnamed())
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -310,19 +301,15 @@ pub fn stor(s: &mut FtpSession, arg: &str, mode: Mode, cx: &mut Context) {
     });
 }
 
-/// A listing: bytes queued on the data channel, closed after them.
-pub fn send_bytes(s: &mut FtpSession, body: Vec<u8>, text: &str, cx: &mut Context) {
+/// A listing (made on the blocking pool, see `cmd::list`): queued on the data channel, closed
+/// after it. A big one is a scratch file sent as a file range: not held in the session's
+/// memory nor counted against `max_outbound` (which would cut it).
+pub fn send_listing(s: &mut FtpSession, body: crate::spool::Body, text: &str, cx: &mut Context) {
     let Some(id) = open_data(s, cx) else { return };
     reply(cx, 150, text);
-    if body.len() > SPOOL_OVER {
-        // A big listing goes through an unnamed scratch file as a file range: it is not held
-        // in the session's memory nor counted against `max_outbound` (which would cut it).
-        match spool(&body) {
-            Ok(f) => cx.channel_send_file(id, Arc::new(f), 0, body.len() as u64),
-            Err(_) => cx.channel_write(id, &body),
-        }
-    } else {
-        cx.channel_write(id, &body);
+    match body {
+        crate::spool::Body::Bytes(b) => cx.channel_write(id, &b),
+        crate::spool::Body::File(f, len) => cx.channel_send_file(id, f, 0, len),
     }
     cx.channel_close(id);
     s.xfer = Some(Transfer {
