@@ -322,8 +322,14 @@ fn publish(port: u16, channel: &str, payload: &[u8]) {
 fn what_arrives_from_redis_follows_the_rooms_rules() {
     let redis = redis_support::Redis::start();
     let s1 = redis_support::Server::start("epoll", &redis);
-    redis.wait_subscribers(1);
+    let s2 = redis_support::Server::start("prefork", &redis);
+    redis.wait_subscribers(2);
     let (mut alice, _) = redis_support::Member::join(&s1, "alice");
+    // Room-wide, names are one by their skeleton too.
+    for same in ["аlice", "ＡＬＩＣＥ"] {
+        let (_, w) = redis_support::Member::join(&s2, same);
+        assert_eq!(w, "! name taken; try another name");
+    }
     let port: u16 = redis.url().rsplit(':').next().unwrap().parse().unwrap();
     let channel = "bingfa:chat:lobby:stream";
     let from = "00000000000000ff 1 room\n";
