@@ -345,4 +345,8 @@ fn what_arrives_from_redis_follows_the_rooms_rules() {
     }
     publish(port, channel, format!("{from}Meve: only this\n").as_bytes());
     assert_eq!(alice.line(), "eve: only this");
+    // A member record written straight into Redis with a name the room refuses is not listed.
+    redis.cmd("HSET bingfa:chat:lobby:members x \"1 00000000000000ff 9 e\x1b[2Jve\"");
+    alice.say("/who");
+    assert_eq!(alice.line(), "* online (1): alice");
 }
