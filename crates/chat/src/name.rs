@@ -55,7 +55,8 @@ pub fn normalize(raw: &str) -> Result<String, NameError> {
     }) {
         return Err(NameError::Invisible);
     }
-    if key(&name) == key("admin") {
+    static ADMIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| key("admin"));
+    if key(&name) == *ADMIN {
         return Err(NameError::Reserved);
     }
     Ok(name)

@@ -17,155 +17,14 @@ mod ws;
 #[allow(dead_code)]
 mod redis_support;
 
+#[path = "chat_input/support.rs"]
+mod support;
+
 use bingfa_net::Model;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_bingfa");
-const GREETING: &str = "* welcome to the bingfa chat room; what is your name?";
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    web: Option<SocketAddr>,
-    tls: Option<SocketAddr>,
-}
-
-impl Server {
-    fn start(model: Model, edge: bool, extra: &[&str]) -> Server {
-        let mut cmd = Command::new(BIN);
-        cmd.args([
-            "chat",
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--model",
-            model.name(),
-        ])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-        if edge {
-            cmd.arg("--edge-triggered");
-        }
-        let workers = if model == Model::ThreadPool { "8" } else { "2" };
-        cmd.args(["--workers", workers]);
-        let mut child = cmd.spawn().expect("spawn bingfa");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                for svc in ["chat", "web", "chat-tls"] {
-                    if let Some(a) = line.strip_prefix(&format!("{svc} listening on ")) {
-                        let _ = tx.send((svc, a.parse::<SocketAddr>().unwrap()));
-                    }
-                }
-            }
-        });
-        let (mut addr, mut web, mut tls) = (None, None, None);
-        let want_web = extra.contains(&"--web");
-        let want_tls = extra.contains(&"--tls-bind");
-        while addr.is_none() || (want_web && web.is_none()) || (want_tls && tls.is_none()) {
-            match rx
-                .recv_timeout(Duration::from_secs(20))
-                .expect("no ready line")
-            {
-                ("chat", a) => addr = Some(a),
-                ("web", a) => web = Some(a),
-                (_, a) => tls = Some(a),
-            }
-        }
-        Server {
-            child,
-            addr: addr.unwrap(),
-            web,
-            tls,
-        }
-    }
-
-    fn connect(&self) -> Client {
-        let mut c = Client::connect(self.addr);
-        c.expect(GREETING);
-        c
-    }
-
-    fn join(&self, name: &str) -> Client {
-        let mut c = self.connect();
-        c.send(name);
-        let l = c.line();
-        assert!(
-            l.starts_with(&format!("* you are {name}; online: ")),
-            "{l:?}"
-        );
-        c
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let end = Instant::now() + Duration::from_secs(8);
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// What `nc` is: bytes out as given, lines in.
-struct Client {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Client {
-            w: s.try_clone().unwrap(),
-            r: BufReader::new(s),
-        }
-    }
-    fn send(&mut self, line: &str) {
-        self.raw(format!("{line}\n").as_bytes());
-    }
-    fn raw(&mut self, bytes: &[u8]) {
-        self.w.write_all(bytes).unwrap();
-    }
-    fn line(&mut self) -> String {
-        let mut s = Vec::new();
-        self.r.read_until(b'\n', &mut s).expect("read (timed out?)");
-        assert!(
-            s.ends_with(b"\n"),
-            "closed: {:?}",
-            String::from_utf8_lossy(&s)
-        );
-        s.pop();
-        String::from_utf8(s).expect("the server sends UTF-8")
-    }
-    fn expect(&mut self, want: &str) {
-        assert_eq!(self.line(), want);
-    }
-    /// Everything up to EOF.
-    fn rest(&mut self) -> String {
-        let mut rest = Vec::new();
-        match self.r.read_to_end(&mut rest) {
-            Ok(_) => {}
-            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
-        }
-        String::from_utf8_lossy(&rest).into_owned()
-    }
-}
+use std::io::{BufRead, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+use support::{Server, Tls, GREETING};
 
 // ---------------------------------------------------------------------------------------------
 // Scenarios, each written once
@@ -399,57 +258,6 @@ fn tls_line(model: Model, edge: bool) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A rustls client offering `alpn`, trusting one certificate, for `localhost`.
-struct Tls {
-    s: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
-    pending: Vec<u8>,
-}
-
-impl Tls {
-    fn connect(addr: SocketAddr, ca: &[u8], alpn: &[&[u8]]) -> Tls {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca.to_vec().into()).unwrap();
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name).unwrap();
-        let sock = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        Tls {
-            s: rustls::StreamOwned::new(conn, sock),
-            pending: Vec::new(),
-        }
-    }
-    fn alpn(&self) -> Option<Vec<u8>> {
-        self.s.conn.alpn_protocol().map(|p| p.to_vec())
-    }
-    fn write(&mut self, b: &[u8]) {
-        self.s.write_all(b).unwrap();
-        self.s.flush().unwrap();
-    }
-    /// The next line, or the error (a refused handshake, EOF).
-    fn read_line(&mut self) -> std::io::Result<String> {
-        let mut buf = [0u8; 4096];
-        while !self.pending.contains(&b'\n') {
-            let n = self.s.read(&mut buf)?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            self.pending.extend_from_slice(&buf[..n]);
-        }
-        let i = self.pending.iter().position(|&b| b == b'\n').unwrap();
-        let line: Vec<u8> = self.pending.drain(..=i).collect();
-        let line = String::from_utf8_lossy(&line[..i]).into_owned();
-        Ok(line.strip_suffix('\r').unwrap_or(&line).to_string())
-    }
-}
-
 macro_rules! every_model {
     ($($name:ident => $model:expr, $edge:expr;)*) => {
         $(
@@ -514,8 +322,14 @@ fn publish(port: u16, channel: &str, payload: &[u8]) {
 fn what_arrives_from_redis_follows_the_rooms_rules() {
     let redis = redis_support::Redis::start();
     let s1 = redis_support::Server::start("epoll", &redis);
-    redis.wait_subscribers(1);
+    let s2 = redis_support::Server::start("prefork", &redis);
+    redis.wait_subscribers(2);
     let (mut alice, _) = redis_support::Member::join(&s1, "alice");
+    // Room-wide, names are one by their skeleton too.
+    for same in ["аlice", "ＡＬＩＣＥ"] {
+        let (_, w) = redis_support::Member::join(&s2, same);
+        assert_eq!(w, "! name taken; try another name");
+    }
     let port: u16 = redis.url().rsplit(':').next().unwrap().parse().unwrap();
     let channel = "bingfa:chat:lobby:stream";
     let from = "00000000000000ff 1 room\n";
@@ -531,4 +345,8 @@ fn what_arrives_from_redis_follows_the_rooms_rules() {
     }
     publish(port, channel, format!("{from}Meve: only this\n").as_bytes());
     assert_eq!(alice.line(), "eve: only this");
+    // A member record written straight into Redis with a name the room refuses is not listed.
+    redis.cmd("HSET bingfa:chat:lobby:members x \"1 00000000000000ff 9 e\x1b[2Jve\"");
+    alice.say("/who");
+    assert_eq!(alice.line(), "* online (1): alice");
 }

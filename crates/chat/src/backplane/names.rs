@@ -293,7 +293,8 @@ impl Names {
         }
     }
 
-    /// `O ID NAME\tID NAME…` in join order, ids in this server's view.
+    /// `O ID NAME\tID NAME…` in join order, ids in this server's view; records with names
+    /// the room would refuse are left out.
     fn online(&self, records: Vec<String>) -> String {
         let mut rows: Vec<(u64, u64, String)> = records
             .iter()
@@ -301,6 +302,11 @@ impl Names {
                 let mut it = r.splitn(4, ' ');
                 let seq = it.next()?.parse().ok()?;
                 let (sid, id, name) = (it.next()?, it.next()?.parse().ok()?, it.next()?);
+                // Anyone who reaches the Redis can write here: a record whose name breaks
+                // the room's rule is not shown (`wire::admissible` says why).
+                if !crate::name::is_valid(name) {
+                    return None;
+                }
                 Some((seq, wire::gid(&self.sid, sid, id), name.to_string()))
             })
             .collect();

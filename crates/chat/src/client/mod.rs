@@ -86,12 +86,14 @@ fn connect(addr: &str) -> Result<TcpStream, ClientError> {
 }
 
 /// Room lines come from the network: keep control characters (escape sequences that could
-/// repaint or retitle the user's terminal) out of what is printed.
+/// repaint or retitle the user's terminal) and bidi controls (which reorder what follows them)
+/// out of what is printed, whatever the server let through.
 pub fn sanitize(line: &str) -> String {
     line.trim_end_matches(['\r', '\n'])
         .chars()
         .map(|c| {
-            if c.is_control() && c != '\t' {
+            let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if (c.is_control() && c != '\t') || bidi {
                 '\u{FFFD}'
             } else {
                 c
@@ -230,6 +232,7 @@ mod tests {
         assert_eq!(sanitize("bob: hi\r\n"), "bob: hi");
         assert_eq!(sanitize("x\x1b]0;pwned\x07y"), "x\u{FFFD}]0;pwned\u{FFFD}y");
         assert_eq!(sanitize("tab\there ✓"), "tab\there ✓");
+        assert_eq!(sanitize("a\u{202e}b\u{2067}"), "a\u{FFFD}b\u{FFFD}");
     }
 
     #[test]
