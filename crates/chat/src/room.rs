@@ -32,8 +32,10 @@ pub fn web_session(inner: ChatSession, info: &ConnInfo, cfg: &RoomConfig) -> Web
     Box::new(WebSession::with_limits(inner, *info, limits).allow_origins(cfg.allow_origins.clone()))
 }
 
-/// The refusal on the line port and the admin socket.
+/// The refusal on the line port.
 pub const FULL: &[u8] = b"! room is full\n";
+/// The refusal on the admin socket, over its own budget of connections at once.
+pub const ADMIN_BUSY: &[u8] = b"! too many admin connections at once; try again\n";
 /// The refusal on the web page.
 pub const FULL_HTTP: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nroom is full\n";
@@ -104,6 +106,9 @@ impl Protocol for ChatProtocol {
     fn refusal_on(&self, listener: usize) -> Option<Vec<u8>> {
         if Some(listener) == self.web {
             Some(FULL_HTTP.to_vec())
+        } else if Some(listener) == self.admin {
+            // The admin socket's own budget (bingfa-net's `max_local`) is full, not the room.
+            Some(ADMIN_BUSY.to_vec())
         } else {
             self.refusal()
         }
