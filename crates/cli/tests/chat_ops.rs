@@ -548,9 +548,9 @@ fn killed_process(model: Model, edge: bool) {
             c.until(&format!("* {last} joined"));
         }
     }
+    let t0 = Instant::now();
     // SAFETY: killing the server's own child, found above.
     unsafe { libc::kill(victim as i32, libc::SIGKILL) };
-    let t0 = Instant::now();
     for (_, c, _) in alive.iter_mut() {
         for (n, _, _) in &dead {
             c.until(&format!("* {n} left"));
