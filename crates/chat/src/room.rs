@@ -145,13 +145,13 @@ pub enum RoomSession {
     Web(WebFace),
     Admin(AdminSession),
     /// Refused at its open (the lobby is full for its address): its answer is on the way out.
-    Refused(Refused),
+    Refused(Closing),
 }
 
 /// A connection refused at its open: input is dropped while the answer is flushed.
-pub struct Refused;
+pub struct Closing;
 
-impl Session for Refused {
+impl Session for Closing {
     fn on_data(&mut self, input: &[u8], _cx: &mut Context) -> usize {
         input.len()
     }
@@ -180,7 +180,7 @@ impl Session for RoomSession {
                     &e.to_string(),
                 ));
                 cx.close();
-                *self = RoomSession::Refused(Refused);
+                *self = RoomSession::Refused(Closing);
                 return;
             }
         }
