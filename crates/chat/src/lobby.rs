@@ -12,7 +12,10 @@
 //!
 //! A connection enters at its first callback and leaves once its name is claimed or it
 //! closes; a process killed outright cannot leave, so its entries are released when the
-//! parent reaps it ([`Lobby::release_pid`]) or, failing that, when a full lobby meets them.
+//! parent reaps it ([`Lobby::release_pid`], from `on_process_exit`). A refusal costs one scan
+//! of the table under its lock and no system call, so a flood of refused connections buys
+//! the attacker nothing more (the roster's fallback of probing each entry's process with
+//! `kill(pid, 0)` would cost a call per entry per refusal under `fork`).
 
 use bingfa_mp::{Array, LockError};
 use bytemuck::{Pod, Zeroable};
@@ -87,13 +90,9 @@ impl Lobby {
                 }
                 Some((used.len(), used.iter().filter(|e| e.addr == addr).count()))
             };
-            let Some(mut c) = count(t) else {
+            let Some(c) = count(t) else {
                 return Ok(());
             };
-            if c.0 + 1 >= t.len() || c.1 >= per_addr {
-                remove(t, |e| crate::roster::process_gone(e.id));
-                c = count(t).unwrap_or_default();
-            }
             if c.1 >= per_addr {
                 return Err(Refused::Address(per_addr));
             }
@@ -163,12 +162,13 @@ mod tests {
         assert_eq!(l6.enter(me | 1, x), Ok(()));
         assert_eq!(l6.enter(me | 2, y), Err(Refused::Address(1)));
         assert_eq!(l6.enter(me | 3, z), Ok(()));
-        // A dead process's entries go when it is reaped, or when a full lobby meets them.
+        // A dead process's entries go when it is reaped.
+        let dead = (i32::MAX as u64 - 7) << 32;
+        l6.enter(dead | 1, "2001:db8:0:2::1".parse().unwrap())
+            .unwrap();
+        l6.release_pid((dead >> 32) as u32);
+        assert_eq!(l6.waiting(), 2);
         l6.release_pid(std::process::id());
         assert_eq!(l6.waiting(), 0);
-        let dead = (i32::MAX as u64 - 7) << 32;
-        let l = Lobby::new(2, 1).unwrap();
-        l.enter(dead | 1, a).unwrap();
-        assert_eq!(l.enter(me | 1, a), Ok(()), "the dead entry was reclaimed");
     }
 }

@@ -41,8 +41,10 @@ pub fn web_session(inner: ChatSession, info: &ConnInfo, cfg: &RoomConfig) -> Web
 /// break inside a message is part of that one line (and refused by the input rule).
 pub const WEB_EOL: u8 = 0xFF;
 
-/// The refusal on the line port and the admin socket.
+/// The refusal on the line port.
 pub const FULL: &[u8] = b"! room is full\n";
+/// The refusal on the admin socket, over its own budget of connections at once.
+pub const ADMIN_BUSY: &[u8] = b"! too many admin connections at once; try again\n";
 /// The refusal on the web page.
 pub const FULL_HTTP: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nroom is full\n";
@@ -113,6 +115,9 @@ impl Protocol for ChatProtocol {
     fn refusal_on(&self, listener: usize) -> Option<Vec<u8>> {
         if Some(listener) == self.web {
             Some(FULL_HTTP.to_vec())
+        } else if Some(listener) == self.admin {
+            // The admin socket's own budget (bingfa-net's `max_local`) is full, not the room.
+            Some(ADMIN_BUSY.to_vec())
         } else {
             self.refusal()
         }
@@ -149,13 +154,13 @@ pub enum RoomSession {
     Web(WebFace),
     Admin(AdminSession),
     /// Refused at its open (the lobby is full for its address): its answer is on the way out.
-    Refused(Refused),
+    Refused(Closing),
 }
 
 /// A connection refused at its open: input is dropped while the answer is flushed.
-pub struct Refused;
+pub struct Closing;
 
-impl Session for Refused {
+impl Session for Closing {
     fn on_data(&mut self, input: &[u8], _cx: &mut Context) -> usize {
         input.len()
     }
@@ -184,7 +189,7 @@ impl Session for RoomSession {
                     &e.to_string(),
                 ));
                 cx.close();
-                *self = RoomSession::Refused(Refused);
+                *self = RoomSession::Refused(Closing);
                 return;
             }
         }

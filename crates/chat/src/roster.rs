@@ -208,16 +208,13 @@ fn remove(t: &mut [Entry], gone: impl Fn(&Entry) -> bool) {
 }
 
 fn reclaim_dead(t: &mut [Entry]) {
-    remove(t, |e| process_gone(e.id));
-}
-
-/// The process of connection `id` (its high 32 bits) no longer exists.
-pub(crate) fn process_gone(id: u64) -> bool {
-    let pid = (id >> 32) as libc::pid_t;
-    // SAFETY: signal 0 only checks that the process exists.
-    pid > 0
-        && unsafe { libc::kill(pid, 0) } != 0
-        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    remove(t, |e| {
+        let pid = (e.id >> 32) as libc::pid_t;
+        // SAFETY: signal 0 only checks that the process exists.
+        pid > 0
+            && unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    });
 }
 
 #[cfg(test)]

@@ -208,7 +208,15 @@ fn announce(a: AnnounceArgs) -> anyhow::Result<()> {
             let p = admin::default_socket();
             // The default directory must be ours, or someone else may be listening in it.
             if let Some(dir) = p.parent() {
-                admin::private_dir(dir, false).context("the default admin socket's directory")?;
+                match admin::private_dir(dir, false) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                        "no chat server listens on the default admin socket {} (its directory \
+                         does not exist): is `bingfa chat serve --admin-socket` running as \
+                         this user?",
+                        p.display()
+                    ),
+                    r => r.context("the default admin socket's directory")?,
+                }
             }
             p
         }

@@ -548,9 +548,9 @@ fn killed_process(model: Model, edge: bool) {
             c.until(&format!("* {last} joined"));
         }
     }
+    let t0 = Instant::now();
     // SAFETY: killing the server's own child, found above.
     unsafe { libc::kill(victim as i32, libc::SIGKILL) };
-    let t0 = Instant::now();
     for (_, c, _) in alive.iter_mut() {
         for (n, _, _) in &dead {
             c.until(&format!("* {n} left"));
@@ -743,14 +743,16 @@ fn select_says_how_many_members_it_holds() {
         ],
     );
     let limit = 744; // (1024 - 32) descriptors, less the lobby's quarter
-    let log = srv.stderr.lock().unwrap().clone();
-    assert!(
-        log.contains(&format!(
-            "--model select handles at most FD_SETSIZE (1024) descriptors: at most 992 \
-             connections, so --max-members is lowered from 2000 to {limit}"
-        )),
-        "{log}"
+    let said = format!(
+        "--model select handles at most FD_SETSIZE (1024) descriptors: at most 992 \
+         connections, so --max-members is lowered from 2000 to {limit}"
     );
+    // Said before the ready line, but on stderr, which its own thread reads.
+    let end = Instant::now() + Duration::from_secs(10);
+    while !srv.stderr.lock().unwrap().contains(&said) {
+        assert!(Instant::now() < end, "{}", srv.stderr.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut members = Vec::new();
     while members.len() < limit {
         // In batches within the lobby's bound: connect, name, then read the welcomes.
