@@ -20,6 +20,8 @@ pub struct Auth {
     pub name: String,
     pub root: Arc<Root>,
     pub write: bool,
+    /// Upload-only (`--anonymous upload`): may store new names, change nothing (see `perm`).
+    pub upload: bool,
 }
 
 /// Which reply a passive listener's address goes into.
@@ -153,6 +155,9 @@ fn strip_telnet(line: &[u8]) -> &[u8] {
 
 impl Session for FtpSession {
     fn on_open(&mut self, cx: &mut Context) {
+        if !cmd::auth::admit(self, cx) {
+            return;
+        }
         reply(cx, 220, "bingfa FTP server ready.");
     }
 

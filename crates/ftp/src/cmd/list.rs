@@ -43,6 +43,7 @@ fn entries(s: &FtpSession, p: &str, all: bool) -> std::io::Result<(libc::stat, V
     }
     let mut v = root.read_dir(vpath::rel(p))?;
     v.retain(|e| !e.name.starts_with(b".bingfa-upload-") && (all || !e.name.starts_with(b".")));
+    v.retain(|e| crate::perm::listed(s, &e.name));
     Ok((st, v))
 }
 

@@ -79,13 +79,14 @@ pub(crate) fn auth(s: &FtpSession) -> &Auth {
     s.auth.as_ref().expect("logged in")
 }
 
-/// `arg` as an absolute virtual path, or `550` when it would climb above the root.
+/// `arg` as an absolute virtual path, or `550` when it would climb above the root (or passes
+/// through a hidden name: [`crate::perm::visible`]).
 pub(crate) fn path(s: &FtpSession, arg: &str, cx: &mut Context) -> Option<String> {
     let p = crate::vpath::resolve(&s.cwd, arg);
     if p.is_none() {
         reply(cx, 550, "Permission denied.");
     }
-    p
+    p.filter(|p| crate::perm::visible(s, p, cx))
 }
 
 /// Whether the user may change files; answers `550` if not.

@@ -239,9 +239,6 @@ fn unique(s: &FtpSession, p: &str) -> Option<String> {
 }
 
 pub fn stor(s: &mut FtpSession, arg: &str, mode: Mode, cx: &mut Context) {
-    if !super::may_write(s, cx) {
-        return;
-    }
     let arg = if mode == Mode::Unique && arg.is_empty() {
         "file"
     } else {
@@ -250,6 +247,9 @@ pub fn stor(s: &mut FtpSession, arg: &str, mode: Mode, cx: &mut Context) {
     let Some(mut p) = super::path(s, arg, cx) else {
         return;
     };
+    if !crate::perm::may_store(s, &p, mode, s.rest, cx) {
+        return;
+    }
     if mode == Mode::Unique {
         match unique(s, &p) {
             Some(u) => p = u,
@@ -456,7 +456,7 @@ pub fn on_channel(s: &mut FtpSession, id: ChannelId, ev: ChannelEvent<'_>, cx: &
                     None => Ok(()),
                 })
                 .and_then(|_| match sink {
-                    Sink::Temp(t, name) => t.persist(&name),
+                    Sink::Temp(t, name) => crate::perm::persist(s, t, &name),
                     Sink::InPlace(..) => Ok(()),
                 });
             cx.channel_close(id);
