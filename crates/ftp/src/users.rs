@@ -245,11 +245,16 @@ pub fn dummy_for(users: &[User]) -> Phc {
 
 /// The argon2id hash of `password` with a fresh random salt (what `bingfa ftp passwd` prints).
 pub fn hash(password: &str) -> String {
-    hash_with(password, Params::default())
+    hash_with_params(password, Params::default())
 }
 
-/// [`hash`] with other parameters (tests; a file made elsewhere).
-pub fn hash_with(password: &str, params: Params) -> String {
+/// [`hash`] with other parameters: memory in KiB, passes, lanes (tests; a file made elsewhere).
+pub fn hash_with(password: &str, m_kib: u32, t: u32, p: u32) -> String {
+    let params = Params::new(m_kib, t, p, None).expect("valid argon2 parameters");
+    hash_with_params(password, params)
+}
+
+fn hash_with_params(password: &str, params: Params) -> String {
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
     Argon2::new(Algorithm::Argon2id, Version::default(), params)
         .hash_password(password.as_bytes(), &salt)
@@ -310,7 +315,7 @@ mod tests {
         }
         assert_eq!((blocks.as_ptr(), blocks.len()), (ptr, len), "reallocated");
         // A smaller hash uses the front of the same block.
-        let small = Phc::parse(&hash_with("x", Params::new(1024, 1, 1, None).unwrap())).unwrap();
+        let small = Phc::parse(&hash_with("x", 1024, 1, 1)).unwrap();
         assert!(small.verify_with(b"x", &mut blocks));
         assert_eq!(blocks.as_ptr(), ptr);
     }
@@ -352,7 +357,7 @@ mod tests {
 
     #[test]
     fn the_dummy_costs_what_the_file_costs() {
-        let rfc = hash_with("pw", Params::new(65536, 3, 4, None).unwrap());
+        let rfc = hash_with("pw", 65536, 3, 4);
         let users = parse(&format!("{}\n{}", file("ann", &rfc), file("bob", &rfc))).unwrap();
         let dummy = dummy_for(&users);
         assert_eq!(dummy.cost(), users[0].password.cost());
