@@ -92,6 +92,12 @@ impl Tree {
             h = hash()
         );
         std::fs::write(base.join("users.toml"), users).unwrap();
+        // As an administrator should keep it (a readable one is warned about).
+        std::fs::set_permissions(
+            base.join("users.toml"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
         Tree { base }
     }
     pub fn path(&self, rel: &str) -> PathBuf {

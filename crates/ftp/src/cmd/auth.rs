@@ -7,7 +7,9 @@
 //!
 //! Before a check is queued, the [`crate::guard`] is asked: a banned address gets `421` and is
 //! closed (here and at connect); an address with its share of checks in flight waits, polling
-//! every [`WAIT`], so its flood holds few pool threads and others' logins are not starved.
+//! every [`WAIT`], so its flood holds few pool threads and others' logins are not starved. A
+//! process runs one check more than an address's share at once ([`crate::verify::permit`]):
+//! that bounds its argon2 memory, and still leaves a place for another address.
 
 use crate::config::Anonymous;
 use crate::guard::Refused;
@@ -126,9 +128,14 @@ fn start(s: &mut FtpSession, cx: &mut Context) {
     else {
         return;
     };
+    // This process's place first (it is local and cheap), then the address's.
+    let max = crate::verify::max_checks(s.shared.guard.cfg.checks_per_ip);
+    let Some(permit) = crate::verify::permit(max) else {
+        return cx.set_timer(WAIT);
+    };
     match s.shared.guard.begin(s.peer.ip()) {
         Ok(lease) => {
-            let task = crate::verify::verify(hash.clone(), password, lease);
+            let task = crate::verify::verify(hash.clone(), password, lease, permit);
             s.checking.as_mut().expect("checking").state = State::Running(task);
             cx.set_timer(POLL);
         }
