@@ -93,7 +93,12 @@ pub struct ServeArgs {
     #[arg(long)]
     fsync_uploads: bool,
     /// Milliseconds a failed login waits before its 530 (the last one given counts).
-    #[arg(long, default_value_t = 1000, hide = true, overrides_with = "login_delay_ms")]
+    #[arg(
+        long,
+        default_value_t = 1000,
+        hide = true,
+        overrides_with = "login_delay_ms"
+    )]
     login_delay_ms: u64,
     /// FTP over TLS (RFC 4217: AUTH TLS, PBSZ, PROT) with this certificate or a self-signed
     /// one; plaintext sessions still work unless --tls-required.

@@ -127,8 +127,7 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.guard
-            .release(&self.key, self.index, self.stamp, false);
+        self.guard.release(&self.key, self.index, self.stamp, false);
     }
 }
 
@@ -227,10 +226,10 @@ impl Guard {
                 break;
             }
             spins += 1;
-            if spins % 64 == 0 {
+            if spins.is_multiple_of(64) {
                 std::thread::yield_now();
             }
-            if spins % 4096 == 0 && holder != 0 && holder != me {
+            if spins.is_multiple_of(4096) && holder != 0 && holder != me {
                 // SAFETY: signal 0 only asks whether the process exists.
                 let gone = unsafe { libc::kill(holder as i32, 0) } != 0
                     && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
@@ -261,7 +260,10 @@ impl Guard {
         }
         // A free slot, else the least recently used one without checks in flight or a ban.
         let busy = |s: &Slot| {
-            s.leases.iter().any(|&l| l != 0 && now - l.min(now) < LEASE_MAX) || s.ban_until > now
+            s.leases
+                .iter()
+                .any(|&l| l != 0 && now - l.min(now) < LEASE_MAX)
+                || s.ban_until > now
         };
         let pick = (0..PROBE)
             .find(|&i| t.slots[idx(i)].used == 0)
@@ -361,9 +363,7 @@ impl Guard {
         s.failures = 0;
         s.window_start = now;
         let ip = std::net::Ipv6Addr::from(s.key);
-        let ip = ip
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(ip), IpAddr::V4);
+        let ip = ip.to_ipv4_mapped().map_or(IpAddr::V6(ip), IpAddr::V4);
         tracing::warn!(%ip, seconds = len / 1000, repeat = s.bans, "banned after failed logins");
     }
 
@@ -416,7 +416,10 @@ mod tests {
             g.fail(a);
         }
         let second = g.banned(a).expect("banned again");
-        assert!(second > Duration::from_millis(200), "{second:?}: not doubled");
+        assert!(
+            second > Duration::from_millis(200),
+            "{second:?}: not doubled"
+        );
         // 0 = never.
         let never = guard(0, 1000, 1);
         for _ in 0..100 {

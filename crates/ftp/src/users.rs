@@ -151,8 +151,7 @@ impl Phc {
         }
         let a = Argon2::new(self.algorithm, self.version, self.params.clone());
         let mut out = vec![0u8; self.hash.len()];
-        if a
-            .hash_password_into_with_memory(password, &self.salt, &mut out, &mut blocks[..need])
+        if a.hash_password_into_with_memory(password, &self.salt, &mut out, &mut blocks[..need])
             .is_err()
         {
             return false;
@@ -323,7 +322,8 @@ mod tests {
     #[test]
     fn refuses_what_cannot_work() {
         // Another algorithm, well-formed: would fail every login.
-        let pbkdf2 = "$pbkdf2-sha256$i=600000$c2FsdHNhbHQ$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXowMTIzNDU";
+        let pbkdf2 =
+            "$pbkdf2-sha256$i=600000$c2FsdHNhbHQ$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXowMTIzNDU";
         let scrypt = "$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E";
         for h in [pbkdf2, scrypt] {
             match parse(&format!("# users\n{}", file("ann", h))) {

@@ -72,10 +72,7 @@ pub fn check(hash: &Phc, password: &[u8]) -> bool {
         .pop()
         .unwrap_or_default();
     let ok = hash.verify_with(password, &mut block);
-    BLOCKS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(block);
+    BLOCKS.lock().unwrap_or_else(|e| e.into_inner()).push(block);
     ok
 }
 

@@ -97,7 +97,10 @@ pub fn memory_stays_bounded(model: Model, edge: bool) {
                         1 => ("ann", "wrong", "530 Login incorrect."),
                         _ => ("nobody", "wrong", "530 Login incorrect."),
                     };
-                    assert_eq!(c.cmd(&format!("USER {user}")), "331 Please specify the password.");
+                    assert_eq!(
+                        c.cmd(&format!("USER {user}")),
+                        "331 Please specify the password."
+                    );
                     assert_eq!(c.cmd(&format!("PASS {pass}")), want);
                 }
             })
@@ -115,9 +118,7 @@ pub fn memory_stays_bounded(model: Model, edge: bool) {
             grown < 64 * 1024,
             "{model}: process {pid} grew from {before} KiB to {kib} KiB over 40 logins"
         );
-        eprintln!(
-            "{model}: process {pid}: {before} KiB idle, {kib} KiB after 40 logins"
-        );
+        eprintln!("{model}: process {pid}: {before} KiB idle, {kib} KiB after 40 logins");
     }
 }
 
@@ -131,7 +132,14 @@ pub fn bans(model: Model, edge: bool) {
         model,
         edge,
         &tree,
-        &["--login-delay-ms", "0", "--ban-after", "4", "--ban-time", "3"],
+        &[
+            "--login-delay-ms",
+            "0",
+            "--ban-after",
+            "4",
+            "--ban-time",
+            "3",
+        ],
     );
     let fail = |c: &mut Raw| {
         assert_eq!(c.cmd("USER ann"), "331 Please specify the password.");
@@ -159,7 +167,10 @@ pub fn bans(model: Model, edge: bool) {
         let mut other = Raw::from("127.0.0.2", srv.addr);
         assert_eq!(other.line(), "220 bingfa FTP server ready.");
         assert_eq!(other.cmd("USER ann"), "331 Please specify the password.");
-        assert_eq!(other.cmd(&format!("PASS {PASSWORD}")), "230 Login successful.");
+        assert_eq!(
+            other.cmd(&format!("PASS {PASSWORD}")),
+            "230 Login successful."
+        );
     }
     std::thread::sleep(Duration::from_millis(3300).saturating_sub(at.elapsed()));
     let mut c = Raw::from("127.0.0.1", srv.addr);
@@ -259,7 +270,10 @@ pub fn a_flood_does_not_starve_others(model: Model, edge: bool) {
         t.join().unwrap();
     }
     eprintln!("{model}: correct logins during the flood ({during} guesses): {rounds:?}");
-    assert!(during >= 20, "{model}: the flood made only {during} guesses");
+    assert!(
+        during >= 20,
+        "{model}: the flood made only {during} guesses"
+    );
     assert!(
         good,
         "{model}: logins from another address took {rounds:?} during the flood"
@@ -284,7 +298,10 @@ pub fn upload_only(model: Model, edge: bool) {
         d.finish();
         c.line()
     };
-    assert_eq!(store(&mut c, "STOR new.txt", b"fresh"), "226 Transfer complete.");
+    assert_eq!(
+        store(&mut c, "STOR new.txt", b"fresh"),
+        "226 Transfer complete."
+    );
     assert_eq!(std::fs::read(tree.path("pub/new.txt")).unwrap(), b"fresh");
     let denied = "550 Permission denied: uploads may only create new files.";
     assert_eq!(store(&mut c, "STOR hello.txt", b"evil"), denied);
@@ -305,7 +322,10 @@ pub fn upload_only(model: Model, edge: bool) {
     // STOU picks a free name.
     let r = store(&mut c, "STOU hello.txt", b"unique");
     assert_eq!(r, "226 Transfer complete.");
-    assert_eq!(std::fs::read(tree.path("pub/hello.txt.1")).unwrap(), b"unique");
+    assert_eq!(
+        std::fs::read(tree.path("pub/hello.txt.1")).unwrap(),
+        b"unique"
+    );
     // A name taken while the upload runs is not replaced at its end.
     let s = c.passive();
     assert_eq!(c.cmd("STOR race.txt").get(..4), Some("150 "));
@@ -392,7 +412,12 @@ pub fn hidden_names(model: Model, edge: bool) {
         let l = listing(&mut c, "NLST -a");
         assert_eq!(l.contains(".profile"), hidden, "{l}");
         if !hidden {
-            for cmd in ["STOR .htaccess", "MKD .ssh", "DELE .profile", "RNFR .profile"] {
+            for cmd in [
+                "STOR .htaccess",
+                "MKD .ssh",
+                "DELE .profile",
+                "RNFR .profile",
+            ] {
                 assert_eq!(c.cmd(cmd), missing, "{cmd}");
             }
             assert!(tree.path("ann/.profile").exists());
@@ -445,10 +470,18 @@ fn serve_hides_dotfiles_on_every_face() {
             at.insert(svc, a);
         }
         let mut h = transport::tcp(at["http"]);
-        write!(h, "GET /.env HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            h,
+            "GET /.env HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut resp = String::new();
         let _ = h.read_to_string(&mut resp);
-        let status = if hidden { "HTTP/1.1 200" } else { "HTTP/1.1 404" };
+        let status = if hidden {
+            "HTTP/1.1 200"
+        } else {
+            "HTTP/1.1 404"
+        };
         assert!(resp.starts_with(status), "{resp}");
         let mut c = Control::connect(at["ftp"]);
         c.greeting();
@@ -535,7 +568,11 @@ fn users_file_refusals() {
         &[],
         "line 8: user \"bob\": the password is not a usable argon2 hash (algorithm \"pbkdf2-sha256\"",
     );
-    refused(&user("", hash(), &home), &[], "line 2: a user with an empty name");
+    refused(
+        &user("", hash(), &home),
+        &[],
+        "line 2: a user with an empty name",
+    );
     let huge = "$argon2id$v=19$m=4194304,t=1000,p=1$c2FsdHNhbHQ$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXowMTIzNDU";
     refused(&user("ann", huge, &home), &[], "past the bounds");
     // A user anonymous access would shadow: refused while it is on, fine when off.
@@ -554,7 +591,10 @@ fn users_file_refusals() {
     let (r, err) = try_serve(&tree, &good, 0o600, &[]);
     assert!(r.is_ok() && !err.contains(warned), "{err}");
     let (r, err) = try_serve(&tree, &good, 0o644, &[]);
-    assert!(r.is_ok() && err.contains(warned) && err.contains("mode 644"), "{err}");
+    assert!(
+        r.is_ok() && err.contains(warned) && err.contains("mode 644"),
+        "{err}"
+    );
 }
 
 /// With the file's hashes at RFC 9106's second recommended set (64 MiB, t=3, p=4), a wrong
@@ -575,7 +615,10 @@ fn unknown_users_take_as_long_as_known_ones() {
     let time = |name: &str| {
         let mut c = srv.control();
         c.greeting();
-        assert_eq!(c.cmd(&format!("USER {name}")), "331 Please specify the password.");
+        assert_eq!(
+            c.cmd(&format!("USER {name}")),
+            "331 Please specify the password."
+        );
         let at = Instant::now();
         assert_eq!(c.cmd("PASS wrong"), "530 Login incorrect.");
         at.elapsed()
