@@ -82,7 +82,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 60.0)]
     ban_time: f64,
     /// Password checks one address may have queued or running at once (1-8); more wait, so a
-    /// flood from one address cannot starve everyone else's logins.
+    /// flood from one address cannot starve everyone else's logins. A process runs one check
+    /// more than this at once, each keeping its argon2 memory (19 MiB by default).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
     checks_per_ip: u32,
     /// Seconds of silence before a session is closed with 421.

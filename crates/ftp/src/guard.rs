@@ -174,13 +174,15 @@ fn hash(key: &[u8; 16]) -> usize {
     (h % SLOTS as u64) as usize
 }
 
+/// The slots, while the lock is held (released on drop).
 struct Locked<'a> {
-    table: &'a mut Table,
+    lock: &'a AtomicU32,
+    table: &'a mut [Slot; SLOTS],
 }
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        self.table.lock.store(0, Ordering::Release);
+        self.lock.store(0, Ordering::Release);
     }
 }
 
@@ -212,8 +214,8 @@ impl Guard {
     }
 
     fn lock(&self) -> Locked<'_> {
-        // SAFETY: the mapping lives as long as `self.map`; the lock word is an atomic.
-        let lock = unsafe { &(*self.map.table).lock };
+        // SAFETY: the mapping lives as long as `self.map`; the lock word is an atomic, shared.
+        let lock = unsafe { &*std::ptr::addr_of!((*self.map.table).lock) };
         let me = std::process::id();
         let mut spins = 0u32;
         loop {
@@ -239,21 +241,28 @@ impl Guard {
                 }
             }
         }
-        // SAFETY: exclusive while the lock is held (every access takes it).
+        // SAFETY: the slots (not the lock word) are exclusive while the lock is held: every
+        // access takes it.
         Locked {
-            table: unsafe { &mut *self.map.table },
+            lock,
+            table: unsafe { &mut *std::ptr::addr_of_mut!((*self.map.table).slots) },
         }
     }
 
     /// The slot of `key`, made (in place of an idle or the least recently used one) if `make`.
-    fn slot<'a>(t: &'a mut Table, key: &[u8; 16], now: u64, make: bool) -> Option<&'a mut Slot> {
+    fn slot<'a>(
+        t: &'a mut [Slot; SLOTS],
+        key: &[u8; 16],
+        now: u64,
+        make: bool,
+    ) -> Option<&'a mut Slot> {
         let start = hash(key);
         let idx = |i: usize| (start + i) % SLOTS;
         if let Some(i) = (0..PROBE).find(|&i| {
-            let s = &t.slots[idx(i)];
+            let s = &t[idx(i)];
             s.used != 0 && s.key == *key
         }) {
-            return Some(&mut t.slots[idx(i)]);
+            return Some(&mut t[idx(i)]);
         }
         if !make {
             return None;
@@ -266,14 +275,14 @@ impl Guard {
                 || s.ban_until > now
         };
         let pick = (0..PROBE)
-            .find(|&i| t.slots[idx(i)].used == 0)
+            .find(|&i| t[idx(i)].used == 0)
             .or_else(|| {
                 (0..PROBE)
-                    .filter(|&i| !busy(&t.slots[idx(i)]))
-                    .min_by_key(|&i| t.slots[idx(i)].last)
+                    .filter(|&i| !busy(&t[idx(i)]))
+                    .min_by_key(|&i| t[idx(i)].last)
             })
-            .unwrap_or_else(|| (0..PROBE).min_by_key(|&i| t.slots[idx(i)].last).unwrap());
-        let s = &mut t.slots[idx(pick)];
+            .unwrap_or_else(|| (0..PROBE).min_by_key(|&i| t[idx(i)].last).unwrap());
+        let s = &mut t[idx(pick)];
         *s = Slot {
             key: *key,
             used: 1,
