@@ -310,6 +310,12 @@ pub fn upload_only(model: Model, edge: bool) {
     assert_eq!(store(&mut c, "APPE other.txt", b"evil"), denied);
     assert_eq!(c.cmd("REST 2"), "350 Restart position accepted (2).");
     assert_eq!(store(&mut c, "STOR resumed.txt", b"evil"), denied);
+    // ... and the refusal used the REST up: a new name may be stored whole.
+    assert_eq!(
+        store(&mut c, "STOR whole.txt", b"whole"),
+        "226 Transfer complete."
+    );
+    assert_eq!(std::fs::read(tree.path("pub/whole.txt")).unwrap(), b"whole");
     for cmd in [
         "DELE hello.txt",
         "RNFR hello.txt",
@@ -343,7 +349,16 @@ pub fn upload_only(model: Model, edge: bool) {
     );
     let mut names = tree.names("pub");
     names.retain(|n| n != "out" && n != "sub");
-    assert_eq!(names, ["hello.txt", "hello.txt.1", "new.txt", "race.txt"]);
+    assert_eq!(
+        names,
+        [
+            "hello.txt",
+            "hello.txt.1",
+            "new.txt",
+            "race.txt",
+            "whole.txt"
+        ]
+    );
 }
 
 /// A listing (NLST -a, LIST -a, MLSD) over the data connection.

@@ -248,6 +248,8 @@ pub fn stor(s: &mut FtpSession, arg: &str, mode: Mode, cx: &mut Context) {
         return;
     };
     if !crate::perm::may_store(s, &p, mode, s.rest, cx) {
+        // The refused STOR used up its REST, as a transfer would.
+        s.rest = 0;
         return;
     }
     if mode == Mode::Unique {
