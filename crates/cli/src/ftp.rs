@@ -51,9 +51,14 @@ pub struct ServeArgs {
     /// The users file (TOML: `[[user]]` name, password = "$argon2id$…", home, write).
     #[arg(long)]
     users: Option<PathBuf>,
-    /// Anonymous access (`anonymous` or `ftp`, any password): off, read, or write.
+    /// Anonymous access (`anonymous` or `ftp`, any password): off, read, upload (read, and
+    /// store new files only: no replacing, appending, deleting, renaming or mkdir), or write.
     #[arg(long, default_value = "off")]
     anonymous: Anonymous,
+    /// Serve hidden names (starting with `.`, e.g. `.git`, `.env`); without it they are left
+    /// out of listings (even `LIST -a`) and answered as missing, as `bingfa http serve` does.
+    #[arg(long)]
+    hidden: bool,
     /// Passive data ports, `A-B` (a random free one per transfer).
     #[arg(long, value_parser = parse_range)]
     passive_ports: Option<RangeInclusive<u16>>,
@@ -63,9 +68,24 @@ pub struct ServeArgs {
     /// Clients at once; more get 421.
     #[arg(long)]
     max_clients: Option<usize>,
-    /// Clients at once from one IP address; more get 421.
-    #[arg(long)]
-    max_per_ip: Option<usize>,
+    /// Clients at once from one IP address; more get 421 (0 = no limit).
+    #[arg(long, default_value_t = 32)]
+    max_per_ip: usize,
+    /// Failed logins from one address within --ban-window that ban it (its logins and new
+    /// connections get 421); 0 = never.
+    #[arg(long, default_value_t = 10)]
+    ban_after: u32,
+    /// Seconds over which --ban-after failures are counted.
+    #[arg(long, default_value_t = 60.0)]
+    ban_window: f64,
+    /// Seconds of the first ban; each repeat doubles it (up to a day).
+    #[arg(long, default_value_t = 60.0)]
+    ban_time: f64,
+    /// Password checks one address may have queued or running at once (1-8); more wait, so a
+    /// flood from one address cannot starve everyone else's logins. A process runs one check
+    /// more than this at once, each keeping its argon2 memory (19 MiB by default).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    checks_per_ip: u32,
     /// Seconds of silence before a session is closed with 421.
     #[arg(long, default_value_t = 300.0)]
     idle_timeout: f64,
@@ -73,8 +93,13 @@ pub struct ServeArgs {
     /// 226 means the file is complete and in place, as in vsftpd and ProFTPD.
     #[arg(long)]
     fsync_uploads: bool,
-    /// Milliseconds a failed login waits before its 530.
-    #[arg(long, default_value_t = 1000, hide = true)]
+    /// Milliseconds a failed login waits before its 530 (the last one given counts).
+    #[arg(
+        long,
+        default_value_t = 1000,
+        hide = true,
+        overrides_with = "login_delay_ms"
+    )]
     login_delay_ms: u64,
     /// FTP over TLS (RFC 4217: AUTH TLS, PBSZ, PROT) with this certificate or a self-signed
     /// one; plaintext sessions still work unless --tls-required.
@@ -118,6 +143,13 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     cfg.passive_address = a.passive_address;
     cfg.login_delay = Duration::from_millis(a.login_delay_ms);
     cfg.fsync_uploads = a.fsync_uploads;
+    cfg.hidden = a.hidden;
+    cfg.guard = bingfa_ftp::guard::GuardConfig {
+        ban_after: a.ban_after,
+        ban_window: secs(a.ban_window, "--ban-window")?,
+        ban_time: secs(a.ban_time, "--ban-time")?,
+        checks_per_ip: a.checks_per_ip,
+    };
     if cfg.users.is_none() && cfg.anonymous == Anonymous::Off {
         tracing::warn!("no --users and --anonymous off: nobody can log in");
     }
@@ -148,7 +180,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if let Some(n) = a.max_clients {
         config.limits.max_connections = n;
     }
-    config.limits.max_per_ip = a.max_per_ip;
+    config.limits.max_per_ip = (a.max_per_ip > 0).then_some(a.max_per_ip);
     tracing::info!(root = %a.root.display(), model = %a.model, tls = ?tls.is_some(), "starting ftp server");
     match tls {
         None => bingfa_net::serve(config, proto),
@@ -163,6 +195,10 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     .context("ftp server failed")?;
     Ok(())
+}
+
+fn secs(v: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(v).with_context(|| format!("{flag}: not a duration: {v}"))
 }
 
 fn passwd() -> anyhow::Result<()> {

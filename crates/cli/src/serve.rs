@@ -54,10 +54,14 @@ pub struct Args {
     /// FTP users file (TOML, see `bingfa ftp passwd`).
     #[arg(long)]
     ftp_users: Option<PathBuf>,
-    /// Anonymous FTP: `off`, `read` or `write` (default: `read` on the built-in site, `off`
-    /// with `--root`).
-    #[arg(long, value_parser = ["off", "read", "write"])]
+    /// Anonymous FTP: `off`, `read`, `upload` (new files only) or `write` (default: `read` on
+    /// the built-in site, `off` with `--root`).
+    #[arg(long, value_parser = ["off", "read", "upload", "write"])]
     ftp_anonymous: Option<String>,
+    /// Serve hidden names (`.git`, `.env`, anything starting with a dot) over HTTP and FTP
+    /// alike; without it every face of the root leaves them out and answers them as missing.
+    #[arg(long)]
+    hidden: bool,
     /// TLS for the HTTP server, the chat's web face and FTP (AUTH TLS offered, plaintext FTP
     /// still served); `--tls-self-signed` makes one certificate at start, shared by all, and
     /// says where it is for clients to trust.
@@ -167,6 +171,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let mut v = vec![svc.to_string(), "serve".into()];
         v.extend(["--model".into(), a.model.to_string()]);
         v.extend(["--workers".into(), a.workers.to_string()]);
+        if a.hidden && svc != "chat" {
+            v.push("--hidden".into());
+        }
         v
     };
     let made = if a.tls.tls_self_signed {

@@ -17,6 +17,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+#[path = "ftp/auth.rs"]
+mod auth;
 #[path = "ftp/clients.rs"]
 mod clients;
 #[path = "ftp/durability.rs"]
@@ -94,6 +96,12 @@ impl Tree {
             h = hash()
         );
         std::fs::write(base.join("users.toml"), users).unwrap();
+        // As an administrator should keep it (a readable one is warned about).
+        std::fs::set_permissions(
+            base.join("users.toml"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
         Tree { base }
     }
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -353,7 +361,7 @@ fn serve_refuses_a_bad_users_file() {
     assert!(out.stdout.is_empty(), "no ready line");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("user \"x\": the password is not an argon2 hash"),
+        err.contains("line 3: user \"x\": the password is not a usable argon2 hash"),
         "{err}"
     );
 }
@@ -421,6 +429,11 @@ macro_rules! every_model {
                 #[test] fn hostile_names() { names::hostile(M, E, Plain) }
                 #[test] fn hostile_names_tls() { names::hostile(M, E, Tls) }
                 #[test] fn wildcard_clients() { names::glob_clients(M, E) }
+                #[test] fn login_memory_stays_bounded() { if M != Model::Fork { auth::memory_stays_bounded(M, E) } }
+                #[test] fn login_bans() { auth::bans(M, E) }
+                #[test] fn login_flood_does_not_starve_others() { if M != Model::Iterative { auth::a_flood_does_not_starve_others(M, E) } }
+                #[test] fn anonymous_upload_only() { auth::upload_only(M, E) }
+                #[test] fn hidden_names() { auth::hidden_names(M, E) }
             }
         )*
         #[test]

@@ -1,6 +1,7 @@
 //! What an FTP server is started with: the anonymous root, the users, the data-connection
 //! policy and the protocol's own limits (the connection limits are bingfa-net's `Limits`).
 
+pub use crate::guard::GuardConfig;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
@@ -12,6 +13,10 @@ pub enum Anonymous {
     #[default]
     Off,
     Read,
+    /// Read, and store new files (`STOR`, `STOU`) without replacing, appending to, deleting or
+    /// renaming anything, nor making directories: vsftpd's `anon_upload_enable` with its other
+    /// defaults. (What was uploaded can be read back, as anything beneath the root.)
+    Upload,
     Write,
 }
 
@@ -21,8 +26,9 @@ impl std::str::FromStr for Anonymous {
         match s {
             "off" => Ok(Anonymous::Off),
             "read" => Ok(Anonymous::Read),
+            "upload" => Ok(Anonymous::Upload),
             "write" => Ok(Anonymous::Write),
-            _ => Err(format!("expected off, read or write, not {s:?}")),
+            _ => Err(format!("expected off, read, upload or write, not {s:?}")),
         }
     }
 }
@@ -51,6 +57,11 @@ pub struct FtpConfig {
     pub fsync_uploads: bool,
     /// FTP over TLS (RFC 4217): whether `AUTH TLS` is offered, and whether it is required.
     pub tls: TlsPolicy,
+    /// Per-address bans after failed logins, and password checks in flight per address.
+    pub guard: GuardConfig,
+    /// Serve hidden names (starting with `.`, e.g. `.git`, `.env`); without it they are left
+    /// out of listings and answered as missing, as `bingfa http serve` does without `--hidden`.
+    pub hidden: bool,
 }
 
 /// What the server says to `AUTH TLS`, and what it requires. The TLS itself is bingfa-net's
@@ -80,6 +91,8 @@ impl FtpConfig {
             max_line: 4096,
             fsync_uploads: false,
             tls: TlsPolicy::Off,
+            guard: GuardConfig::default(),
+            hidden: false,
         }
     }
 }

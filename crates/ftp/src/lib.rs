@@ -6,12 +6,16 @@
 //! connection; the session splits lines and hands each verb to its family in [`cmd`]; paths go
 //! through [`vpath`] (the client's view) to a `bingfa_root::Root` (the kernel's jail); replies
 //! are formatted by [`reply`], listings by [`listing`] (made on the blocking pool, big ones
-//! spooled by [`spool`]).
+//! spooled by [`spool`]). Logins are guarded per source address by [`guard`] (bans, checks in
+//! flight) and checked off the loop by [`verify`]; who may do what beyond the users file's
+//! `write` (anonymous uploads, hidden names) is [`perm`].
 
 // server
 pub mod cmd;
 pub mod config;
+pub mod guard;
 pub mod listing;
+pub mod perm;
 pub mod reply;
 pub mod server;
 pub mod session;

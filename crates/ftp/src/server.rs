@@ -3,6 +3,7 @@
 //! [`FtpSession`] per connection under any model.
 
 use crate::config::{Anonymous, FtpConfig};
+use crate::guard::Guard;
 use crate::session::FtpSession;
 use crate::users;
 use bingfa_net::{ConnInfo, Protocol};
@@ -18,12 +19,19 @@ pub enum ServerError {
     Users(#[from] users::UsersError),
     #[error("user {0:?}: cannot open home {1}: {2}")]
     Home(String, std::path::PathBuf, std::io::Error),
+    #[error(
+        "user {0:?} is shadowed by anonymous access (anonymous and ftp log in with any \
+         password): rename the user or run with --anonymous off"
+    )]
+    Shadowed(String),
+    #[error("cannot make the login guard's shared table: {0}")]
+    Guard(std::io::Error),
 }
 
 /// A named user, with the home directory already open as a root of its own.
 #[derive(Debug)]
 pub struct Account {
-    pub hash: String,
+    pub hash: Arc<users::Phc>,
     pub root: Arc<Root>,
     pub write: bool,
 }
@@ -35,8 +43,11 @@ pub struct Shared {
     pub anon_root: Arc<Root>,
     pub users: HashMap<String, Account>,
     /// Verified against when the user is unknown, so a wrong name takes as long as a wrong
-    /// password (no user enumeration by timing either).
-    pub dummy_hash: String,
+    /// password (no user enumeration by timing either): it has the parameters of the file's
+    /// hashes ([`users::dummy_for`]).
+    pub dummy_hash: Arc<users::Phc>,
+    /// Per-address bans and password checks in flight, shared by every process.
+    pub guard: Guard,
 }
 
 #[derive(Debug, Clone)]
@@ -51,26 +62,36 @@ impl FtpProtocol {
         let anon_root =
             Root::open(&cfg.root).map_err(|e| ServerError::Root(cfg.root.clone(), e))?;
         let mut accounts = HashMap::new();
-        if let Some(path) = &cfg.users {
-            for u in users::load(path)? {
+        let list = match &cfg.users {
+            Some(path) => users::load(path)?,
+            None => Vec::new(),
+        };
+        let dummy_hash = Arc::new(users::dummy_for(&list));
+        {
+            for u in list {
+                if cfg.anonymous != Anonymous::Off && crate::cmd::auth::is_anonymous(&u.name) {
+                    return Err(ServerError::Shadowed(u.name));
+                }
                 let root = Root::open(&u.home)
                     .map_err(|e| ServerError::Home(u.name.clone(), u.home.clone(), e))?;
                 accounts.insert(
                     u.name,
                     Account {
-                        hash: u.password,
+                        hash: Arc::new(u.password),
                         root: Arc::new(root),
                         write: u.write,
                     },
                 );
             }
         }
+        let guard = Guard::new(cfg.guard).map_err(ServerError::Guard)?;
         Ok(FtpProtocol {
             shared: Arc::new(Shared {
                 cfg,
                 anon_root: Arc::new(anon_root),
                 users: accounts,
-                dummy_hash: users::hash("no such user"),
+                dummy_hash,
+                guard,
             }),
         })
     }

@@ -27,6 +27,8 @@ pub struct Auth {
     pub name: String,
     pub root: Arc<Root>,
     pub write: bool,
+    /// Upload-only (`--anonymous upload`): may store new names, change nothing (see `perm`).
+    pub upload: bool,
 }
 
 /// Which reply a passive listener's address goes into.
@@ -199,6 +201,9 @@ pub fn telnet(line: &[u8]) -> Vec<u8> {
 
 impl Session for FtpSession {
     fn on_open(&mut self, cx: &mut Context) {
+        if !cmd::auth::admit(self, cx) {
+            return;
+        }
         reply(cx, 220, "bingfa FTP server ready.");
     }
 

@@ -192,6 +192,44 @@ impl TempFile {
 }
 
 impl TempFile {
+    /// Gives the file its name `name` only if nothing has that name (`EEXIST` otherwise, and
+    /// the file stays unnamed): a link never replaces, so a file that appeared meanwhile wins.
+    pub fn persist_new(mut self, name: &[u8]) -> io::Result<()> {
+        if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let target =
+            CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let dir = self.dir.as_raw_fd();
+        // SAFETY (both branches): valid pointers and descriptors of ours.
+        let r = match &self.hidden {
+            Some(h) => unsafe { libc::linkat(dir, h.as_ptr(), dir, target.as_ptr(), 0) },
+            None => {
+                let proc = CString::new(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+                    .expect("no NUL");
+                unsafe {
+                    libc::linkat(
+                        libc::AT_FDCWD,
+                        proc.as_ptr(),
+                        dir,
+                        target.as_ptr(),
+                        libc::AT_SYMLINK_FOLLOW,
+                    )
+                }
+            }
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if let Some(h) = self.hidden.take() {
+            // SAFETY: valid pointers; the hidden name is ours, now a second link.
+            unsafe { libc::unlinkat(dir, h.as_ptr(), 0) };
+        }
+        Ok(())
+    }
+}
+
+impl TempFile {
     /// The file as it is, never to be named: a scratch file (a big listing spooled to disk)
     /// that vanishes with its last descriptor. The fallback's hidden name is removed now.
     pub fn into_unnamed(self) -> File {

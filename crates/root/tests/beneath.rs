@@ -164,3 +164,26 @@ fn listing_types_entries_beneath_the_root() {
     assert!(is_escape(&r.read_dir(b"outdir").unwrap_err()));
     std::fs::remove_dir_all(base).unwrap();
 }
+
+#[test]
+fn persist_new_never_replaces() {
+    let (base, r) = tree("temp-new");
+    let root = base.join("root");
+    let mut t = r.create_temp(b"sub").unwrap();
+    t.write_all(b"intruder").unwrap();
+    let e = t.persist_new(b"b.txt").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+    let mut t = r.create_temp(b"sub").unwrap();
+    t.write_all(b"fresh").unwrap();
+    t.persist_new(b"new.txt").unwrap();
+    assert_eq!(std::fs::read(root.join("sub/new.txt")).unwrap(), b"fresh");
+    let mut v: Vec<_> = std::fs::read_dir(root.join("sub"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    // The refused one left nothing; the old file is untouched.
+    assert_eq!(v, ["b.txt", "new.txt"]);
+    assert_ne!(std::fs::read(root.join("sub/b.txt")).unwrap(), b"intruder");
+    std::fs::remove_dir_all(base).unwrap();
+}

@@ -1,20 +1,47 @@
 //! USER and PASS. `USER` always answers 331, whoever the user is (no enumeration); a wrong
-//! password — or an unknown user, checked against a dummy hash so it costs the same — gets its
-//! `530` only after `login_delay` (input waits meanwhile), and the connection is closed after
-//! `max_failures` failures. The argon2 check runs on the verify pool, off the event loop. Anonymous (`anonymous`/`ftp`) logs in with any password when
-//! allowed, seeing `--root`.
+//! password — or an unknown user, checked against a dummy hash with the file's parameters so
+//! it costs the same — gets its `530` only after `login_delay` (input waits meanwhile), and
+//! the connection is closed after `max_failures` failures. The argon2 check runs on the
+//! blocking pool, off the event loop ([`crate::verify`]). Anonymous (`anonymous`/`ftp`) logs in
+//! with any password when allowed, seeing `--root`.
+//!
+//! Before a check is queued, the [`crate::guard`] is asked: a banned address gets `421` and is
+//! closed (here and at connect); an address with its share of checks in flight waits, polling
+//! every [`WAIT`], so its flood holds few pool threads and others' logins are not starved. A
+//! process runs one check more than an address's share at once ([`crate::verify::permit`]):
+//! that bounds its argon2 memory, and still leaves a place for another address.
 
 use crate::config::Anonymous;
+use crate::guard::Refused;
 use crate::reply::reply;
 use crate::session::{Auth, FtpSession};
+use crate::users::Phc;
 use bingfa_net::blocking::Task;
 use bingfa_net::Context;
 use bingfa_root::Root;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn is_anonymous(name: &str) -> bool {
+pub(crate) fn is_anonymous(name: &str) -> bool {
     name.eq_ignore_ascii_case("anonymous") || name.eq_ignore_ascii_case("ftp")
+}
+
+/// At connect: a banned address is told and closed before it can send anything (false).
+pub fn admit(s: &FtpSession, cx: &mut Context) -> bool {
+    if s.shared.guard.banned(s.peer.ip()).is_some() {
+        banned(cx);
+        return false;
+    }
+    true
+}
+
+fn banned(cx: &mut Context) {
+    reply(
+        cx,
+        421,
+        "Too many failed logins from your address, try again later.",
+    );
+    cx.close();
 }
 
 pub fn user(s: &mut FtpSession, arg: &str, cx: &mut Context) {
@@ -36,17 +63,24 @@ pub fn user(s: &mut FtpSession, arg: &str, cx: &mut Context) {
     }
 }
 
-/// A password check running on the blocking pool (see [`crate::verify`]).
+/// A password check: waiting for a place among its address's checks, or running.
 pub struct Check {
     name: String,
     /// Whether `name` is a user at all (an unknown one is checked against a dummy hash, so it
     /// takes as long, and fails).
     known: bool,
-    answer: Task<bool>,
+    state: State,
+}
+
+enum State {
+    Waiting { hash: Arc<Phc>, password: String },
+    Running(Task<bool>),
 }
 
 /// How often a session looks for its password check's answer.
 const POLL: Duration = Duration::from_millis(2);
+/// How often a session whose address has its checks in flight asks again.
+const WAIT: Duration = Duration::from_millis(20);
 
 pub fn pass(s: &mut FtpSession, arg: &str, cx: &mut Context) {
     if s.auth.is_some() {
@@ -56,28 +90,78 @@ pub fn pass(s: &mut FtpSession, arg: &str, cx: &mut Context) {
         return reply(cx, 503, "Login with USER first.");
     };
     let shared = s.shared.clone();
+    if shared.guard.banned(s.peer.ip()).is_some() {
+        return banned(cx);
+    }
     if is_anonymous(&name) && shared.cfg.anonymous != Anonymous::Off {
         let root = shared.anon_root.clone();
-        let write = shared.cfg.anonymous == Anonymous::Write;
-        return logged_in(s, "anonymous".into(), root, write, cx);
+        let (write, upload) = match shared.cfg.anonymous {
+            Anonymous::Write => (true, false),
+            Anonymous::Upload => (false, true),
+            _ => (false, false),
+        };
+        return logged_in(s, "anonymous".into(), root, write, upload, cx);
     }
     let (hash, known) = match shared.users.get(&name) {
-        Some(a) => (a.hash.as_str(), true),
-        None => (shared.dummy_hash.as_str(), false),
+        Some(a) => (a.hash.clone(), true),
+        None => (shared.dummy_hash.clone(), false),
     };
     s.checking = Some(Check {
         name,
         known,
-        answer: crate::verify::verify(hash, arg),
+        state: State::Waiting {
+            hash,
+            password: arg.to_string(),
+        },
     });
     // Input waits (as during a failed login's delay) until the answer is known.
     s.delaying = true;
-    cx.set_timer(POLL);
+    start(s, cx);
 }
 
-fn logged_in(s: &mut FtpSession, name: String, root: Arc<Root>, write: bool, cx: &mut Context) {
+/// Queue the waiting check if the guard gives it a place (else try again after [`WAIT`]).
+fn start(s: &mut FtpSession, cx: &mut Context) {
+    let Some(Check {
+        state: State::Waiting { hash, password },
+        ..
+    }) = &s.checking
+    else {
+        return;
+    };
+    // This process's place first (it is local and cheap), then the address's.
+    let max = crate::verify::max_checks(s.shared.guard.cfg.checks_per_ip);
+    let Some(permit) = crate::verify::permit(max) else {
+        return cx.set_timer(WAIT);
+    };
+    match s.shared.guard.begin(s.peer.ip()) {
+        Ok(lease) => {
+            let task = crate::verify::verify(hash.clone(), password, lease, permit);
+            s.checking.as_mut().expect("checking").state = State::Running(task);
+            cx.set_timer(POLL);
+        }
+        Err(Refused::Busy) => cx.set_timer(WAIT),
+        Err(Refused::Banned(_)) => {
+            s.checking = None;
+            banned(cx);
+        }
+    }
+}
+
+fn logged_in(
+    s: &mut FtpSession,
+    name: String,
+    root: Arc<Root>,
+    write: bool,
+    upload: bool,
+    cx: &mut Context,
+) {
     tracing::debug!(user = %name, peer = %s.peer, "login");
-    s.auth = Some(Auth { name, root, write });
+    s.auth = Some(Auth {
+        name,
+        root,
+        write,
+        upload,
+    });
     s.cwd = "/".into();
     reply(cx, 230, "Login successful.");
 }
@@ -85,17 +169,20 @@ fn logged_in(s: &mut FtpSession, name: String, root: Arc<Root>, write: bool, cx:
 /// The session timer: the password check's answer, or the end of a failed login's delay.
 pub fn on_timer(s: &mut FtpSession, cx: &mut Context) {
     if let Some(check) = &s.checking {
-        let ok = match check.answer.try_take() {
-            Ok(None) => return cx.set_timer(POLL),
-            Ok(Some(ok)) => ok && check.known,
-            Err(_lost) => false,
+        let ok = match &check.state {
+            State::Waiting { .. } => return start(s, cx),
+            State::Running(task) => match task.try_take() {
+                Ok(None) => return cx.set_timer(POLL),
+                Ok(Some(ok)) => ok && check.known,
+                Err(_lost) => false,
+            },
         };
         let check = s.checking.take().expect("checking");
         if ok {
             let a = &s.shared.users[&check.name];
             let (root, write) = (a.root.clone(), a.write);
             s.delaying = false;
-            logged_in(s, check.name, root, write, cx);
+            logged_in(s, check.name, root, write, false, cx);
             s.undefer(cx);
         } else {
             s.failures += 1;

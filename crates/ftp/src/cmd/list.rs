@@ -59,6 +59,8 @@ struct Ask {
     /// The path as the client gave it (a wildcard's matches are named under it).
     given: String,
     all: bool,
+    /// The server runs with `--hidden`: dotfiles may be listed.
+    hidden: bool,
     form: Form,
     write: bool,
     /// For `STAT`: lines indented, as a multi-line reply's body.
@@ -84,8 +86,13 @@ pub struct Pending {
     stat: Option<String>,
 }
 
-fn visible(name: &[u8], all: bool) -> bool {
-    listing::listable(name) && !bingfa_root::is_temp_name(name) && (all || !name.starts_with(b"."))
+/// Whether a listing shows `name`: never a name no client could use or the server's own
+/// temporary files; a dotfile only with `-a` (or MLSD) on a server run with `--hidden`
+/// ([`crate::perm`]: one hidden rule for every face of a root).
+fn visible(name: &[u8], all: bool, hidden: bool) -> bool {
+    listing::listable(name)
+        && !bingfa_root::is_temp_name(name)
+        && (!name.starts_with(b".") || (all && hidden))
 }
 
 /// The entries to list: a directory's, the file itself as one entry, or a wildcard's matches.
@@ -113,7 +120,7 @@ fn entries(a: &Ask) -> Result<(libc::stat, Vec<Entry>), Fail> {
         return Ok((st, v));
     }
     let mut v = a.root.read_dir(rel)?;
-    v.retain(|e| visible(&e.name, a.all));
+    v.retain(|e| visible(&e.name, a.all, a.hidden));
     Ok((st, v))
 }
 
@@ -129,7 +136,7 @@ fn glob(a: &Ask) -> Option<Result<(libc::stat, Vec<Entry>), Fail>> {
         let st = a.root.stat(vpath::rel(dir))?;
         let mut v = a.root.read_dir(vpath::rel(dir))?;
         v.retain(|e| {
-            visible(&e.name, true)
+            visible(&e.name, true, a.hidden)
                 && std::str::from_utf8(&e.name).is_ok_and(|n| vpath::matches(pat, n))
         });
         if v.is_empty() {
@@ -178,6 +185,7 @@ fn start(s: &mut FtpSession, arg: &str, form: Form, stat: bool, cx: &mut Context
         path: p.clone(),
         given: path.to_string(),
         all: opts.contains('a') || form == Form::Machine,
+        hidden: s.shared.cfg.hidden,
         form,
         write: a.write,
         stat,

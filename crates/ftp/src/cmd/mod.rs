@@ -80,7 +80,8 @@ pub(crate) fn auth(s: &FtpSession) -> &Auth {
     s.auth.as_ref().expect("logged in")
 }
 
-/// `arg` as an absolute virtual path, or `550` when it would climb above the root. A path
+/// `arg` as an absolute virtual path, or `550` when it would climb above the root (or
+/// passes through a hidden name: [`crate::perm::visible`]). A path
 /// with control characters is refused (`553`) by every verb: listings never show such names
 /// (see [`crate::listing::listable`]), so none may be made or reached either. (A NUL is left
 /// to the file system, which has no such name.)
@@ -93,7 +94,7 @@ pub(crate) fn path(s: &FtpSession, arg: &str, cx: &mut Context) -> Option<String
     if p.is_none() {
         reply(cx, 550, "Permission denied.");
     }
-    p
+    p.filter(|p| crate::perm::visible(s, p, cx))
 }
 
 /// Whether the user may change files; answers `550` if not.

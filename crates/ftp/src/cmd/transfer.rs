@@ -230,9 +230,6 @@ fn unique(s: &FtpSession, p: &str) -> Option<String> {
 }
 
 pub fn stor(s: &mut FtpSession, arg: &str, mode: Mode, cx: &mut Context) {
-    if !super::may_write(s, cx) {
-        return;
-    }
     let arg = if mode == Mode::Unique && arg.is_empty() {
         "file"
     } else {
@@ -241,6 +238,11 @@ pub fn stor(s: &mut FtpSession, arg: &str, mode: Mode, cx: &mut Context) {
     let Some(mut p) = super::path(s, arg, cx) else {
         return;
     };
+    if !crate::perm::may_store(s, &p, mode, s.rest, cx) {
+        // The refused STOR used up its REST, as a transfer would.
+        s.rest = 0;
+        return;
+    }
     if mode == Mode::Unique {
         match unique(s, &p) {
             Some(u) => p = u,
@@ -443,7 +445,7 @@ pub fn on_channel(s: &mut FtpSession, id: ChannelId, ev: ChannelEvent<'_>, cx: &
                     None => Ok(()),
                 })
                 .and_then(|_| match sink {
-                    Sink::Temp(t, name) => t.persist(&name),
+                    Sink::Temp(t, name) => crate::perm::persist(s, t, &name),
                     Sink::InPlace(..) => Ok(()),
                 });
             cx.channel_close(id);
