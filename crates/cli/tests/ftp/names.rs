@@ -159,7 +159,9 @@ fn hostile_tree(tree: &Tree) {
 pub fn hostile(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("names");
     hostile_tree(&tree);
-    let mut srv = t.start(model, edge, &tree, &[]);
+    // `--hidden`: dotfiles are served, so the user's own `.bingfa-upload-stash` shows that
+    // only the server's temporary files are hidden (auth.rs tests the default, no dotfiles).
+    let mut srv = t.start(model, edge, &tree, &["--hidden"]);
     let mut c = srv.login(t, "ann", PASSWORD);
     // One rule for every listing: no name with a control character, none that is not UTF-8;
     // the user's own `.bingfa-upload-stash` is a dotfile like any other.
