@@ -66,8 +66,8 @@ pub struct ServeArgs {
     /// Clients at once from one IP address; more get 421.
     #[arg(long)]
     max_per_ip: Option<usize>,
-    /// Seconds of silence before a session is closed with 421.
-    #[arg(long, default_value_t = 300.0)]
+    /// Seconds of silence before a session is closed with 421 (more than 0).
+    #[arg(long, default_value_t = 300.0, value_parser = parse_idle)]
     idle_timeout: f64,
     /// Sync every upload to disk before its 226 (a 226 then survives a crash); by default the
     /// 226 means the file is complete and in place, as in vsftpd and ProFTPD.
@@ -88,6 +88,18 @@ pub struct ServeArgs {
     /// lftp; port 990 by convention). Needs a certificate.
     #[arg(long, value_name = "ADDR")]
     tls_bind: Option<SocketAddr>,
+}
+
+/// A positive number of seconds: 0 would close every session at its first command, and
+/// "never" is not offered (an abandoned session would hold its slot for good).
+fn parse_idle(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|e| format!("{s}: {e}"))?;
+    if !(v > 0.0 && Duration::try_from_secs_f64(v).is_ok()) {
+        return Err(format!(
+            "{s}: the idle timeout must be a number of seconds above 0 (the default is 300)"
+        ));
+    }
+    Ok(v)
 }
 
 fn parse_range(s: &str) -> Result<RangeInclusive<u16>, String> {

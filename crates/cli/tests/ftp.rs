@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 #[path = "ftp/clients.rs"]
 mod clients;
+#[path = "ftp/data.rs"]
+mod data;
 #[path = "ftp/durability.rs"]
 mod durability;
 #[path = "ftp/security.rs"]
@@ -411,6 +413,14 @@ macro_rules! every_model {
                 #[test] fn ftps_rules() { tls::rules(M, E) }
                 #[test] fn ftps_required() { tls::required(M, E) }
                 #[test] fn ftps_broken_data_handshakes() { tls::broken_data(M, E) }
+                #[test] fn refused_uploads_change_nothing() { data::refused_uploads_change_nothing(M, E) }
+                #[test] fn refused_uploads_change_nothing_tls_required() { data::refused_uploads_change_nothing_tls_required(M, E) }
+                #[test] fn stou_never_replaces() { data::stou_never_replaces(M, E, Plain) }
+                #[test] fn stou_never_replaces_tls() { data::stou_never_replaces(M, E, Tls) }
+                #[test] fn ascii_mode() { data::ascii_mode(M, E, Plain) }
+                #[test] fn ascii_mode_tls() { data::ascii_mode(M, E, Tls) }
+                #[test] fn abandoned_sessions_free_their_slot() { data::abandoned_sessions_free_their_slot(M, E, Plain) }
+                #[test] fn abandoned_sessions_free_their_slot_tls() { data::abandoned_sessions_free_their_slot(M, E, Tls) }
             }
         )*
         #[test]
