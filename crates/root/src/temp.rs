@@ -191,15 +191,8 @@ fn component(name: &[u8]) -> io::Result<CString> {
 /// `RENAME_NOREPLACE` (`EINVAL`) get `link` (which never replaces) then `unlink`.
 fn rename_noreplace(dir: libc::c_int, from: &CString, to: &CString) -> io::Result<()> {
     // SAFETY: valid pointers.
-    let r = unsafe {
-        libc::renameat2(
-            dir,
-            from.as_ptr(),
-            dir,
-            to.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
+    let r =
+        unsafe { libc::renameat2(dir, from.as_ptr(), dir, to.as_ptr(), libc::RENAME_NOREPLACE) };
     if r == 0 {
         return Ok(());
     }

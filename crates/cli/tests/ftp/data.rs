@@ -23,7 +23,10 @@ fn refused_uploads(c: &mut Control, tree: &Tree, refusal: &str, why: &str) {
     assert_eq!(victim(), b"0123456789", "{why}: REST 5 + refused STOR");
     assert_eq!(c.cmd("APPE new.bin"), refusal, "{why}");
     assert_eq!(c.cmd("APPE victim.bin"), refusal, "{why}");
-    assert_eq!(c.cmd("REST 1048576"), "350 Restart position accepted (1048576).");
+    assert_eq!(
+        c.cmd("REST 1048576"),
+        "350 Restart position accepted (1048576)."
+    );
     assert_eq!(c.cmd("STOR other.bin"), refusal, "{why}");
     assert_eq!(c.cmd("STOU victim.bin"), refusal, "{why}");
     assert_eq!(victim(), b"0123456789", "{why}");
@@ -167,7 +170,7 @@ pub fn abandoned_sessions_free_their_slot(model: Model, edge: bool, t: Transport
             let port = c.epsv();
             assert_eq!(c.cmd("RETR hello.txt").get(..4), Some("150 "));
             // Waits behind the transfer (input paused), then the client goes away (FIN).
-            c.send("NOOP");
+            c.send("PWD");
             ports.push(port);
             drop(c);
         }

@@ -166,6 +166,7 @@ impl<S: Session> Conn<S> {
             _ => Interest {
                 read: false,
                 write: true,
+                hangup: false,
             },
         };
         if let Err(e) = reg.set(state.fd(), i as u16 + 1, interest, true) {
@@ -326,10 +327,12 @@ impl<S: Session> Conn<S> {
                 ChanState::Connecting(_) => Interest {
                     read: false,
                     write: true,
+                    hangup: false,
                 },
                 ChanState::Open(_) => Interest {
                     read: !ch.read_eof && !ch.paused,
                     write: !ch.out.is_empty(),
+                    hangup: false,
                 },
                 ChanState::Moving => continue,
             };

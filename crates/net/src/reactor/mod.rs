@@ -493,13 +493,13 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         let code = (ev.token & 0xffff) as u16;
         if self.dispatch.is_some() {
             if let Some(Some(conn)) = self.conns.get_mut(slot) {
-                conn.on_ready(code, ev.readable, ev.writable, ev.hup);
+                conn.on_ready(code, ev.readable, ev.writable, ev.hup, ev.rdhup);
                 self.hand_off(slot);
             }
             return;
         }
         self.with_conn(slot, |conn, reg, env| {
-            conn.on_ready(code, ev.readable, ev.writable, ev.hup);
+            conn.on_ready(code, ev.readable, ev.writable, ev.hup, ev.rdhup);
             conn.settle(reg, env);
         });
     }

@@ -157,6 +157,9 @@ impl<S: Session> Session for MaybeTls<S> {
     fn on_eof(&mut self, cx: &mut Context) {
         each!(self, s => s.on_eof(cx), cx.close())
     }
+    fn on_hangup(&mut self, cx: &mut Context) {
+        each!(self, s => s.on_hangup(cx), ())
+    }
     fn on_message(&mut self, msg: &Message, cx: &mut Context) {
         each!(self, s => s.on_message(msg, cx), ())
     }

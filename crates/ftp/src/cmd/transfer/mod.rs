@@ -146,8 +146,8 @@ pub fn retr(s: &mut FtpSession, arg: &str, cx: &mut Context) {
     );
     let kind = if s.ascii {
         let mut prev = [0u8];
-        let prev = (start > 0 && file.read_at(&mut prev, start - 1).unwrap_or(0) == 1)
-            .then_some(prev[0]);
+        let prev =
+            (start > 0 && file.read_at(&mut prev, start - 1).unwrap_or(0) == 1).then_some(prev[0]);
         let mut k = Kind::Ascii {
             file,
             offset: start,

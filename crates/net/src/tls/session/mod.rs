@@ -417,6 +417,15 @@ impl<S: Session> Session for TlsSession<S> {
         used
     }
 
+    fn on_hangup(&mut self, cx: &mut Context) {
+        // Only a pause of the inner session's own is its business; one of this layer's
+        // (output waiting behind a file) ends in order, with `on_eof`.
+        if self.inner_paused && self.state == State::Open {
+            self.call(cx, |s, icx| s.on_hangup(icx));
+            self.settle(cx);
+        }
+    }
+
     fn on_eof(&mut self, cx: &mut Context) {
         if self.tls.is_none() && self.state == State::Open {
             self.call(cx, |s, icx| s.on_eof(icx));
