@@ -88,6 +88,11 @@ pub struct ServeArgs {
     /// lftp; port 990 by convention). Needs a certificate.
     #[arg(long, value_name = "ADDR")]
     tls_bind: Option<SocketAddr>,
+    /// Whether a protected data connection must resume the control connection's TLS session
+    /// (else 522), so that nobody else on the client's address can take it: `required` (as
+    /// vsftpd's require_ssl_reuse) or `optional`, for clients that cannot resume.
+    #[arg(long, default_value = "required", value_parser = ["required", "optional"])]
+    tls_session_reuse: String,
 }
 
 /// A positive number of seconds: 0 would close every session at its first command, and
@@ -170,6 +175,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             } else {
                 vec![]
             };
+            let tls = tls.require_data_session_reuse(a.tls_session_reuse == "required");
             bingfa_net::serve(config, TlsProtocol::upgradable(proto, tls, implicit))
         }
     }

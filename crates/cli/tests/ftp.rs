@@ -413,6 +413,7 @@ macro_rules! every_model {
                 #[test] fn ftps_rules() { tls::rules(M, E) }
                 #[test] fn ftps_required() { tls::required(M, E) }
                 #[test] fn ftps_broken_data_handshakes() { tls::broken_data(M, E) }
+                #[test] fn ftps_session_reuse() { tls::session_reuse(M, E) }
                 #[test] fn refused_uploads_change_nothing() { data::refused_uploads_change_nothing(M, E) }
                 #[test] fn refused_uploads_change_nothing_tls_required() { data::refused_uploads_change_nothing_tls_required(M, E) }
                 #[test] fn stou_never_replaces() { data::stou_never_replaces(M, E, Plain) }

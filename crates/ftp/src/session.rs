@@ -44,6 +44,9 @@ pub enum Data {
     },
     /// `PORT`/`EPRT`: where to connect when a transfer starts.
     Active(SocketAddr),
+    /// The passive connection's TLS handshake did not resume the control connection's
+    /// session (someone else's, or a client that cannot): the next transfer gets `522`.
+    Refused,
 }
 
 pub struct FtpSession {

@@ -16,6 +16,7 @@ mod channel;
 mod config;
 mod range;
 mod reload;
+mod reuse;
 mod session;
 
 pub use config::{SelfSigned, TlsConfig, TlsError};
@@ -95,19 +96,21 @@ impl<P: Protocol> Protocol for TlsProtocol<P> {
 
     fn new_session_on(&self, listener: usize, info: &ConnInfo) -> Self::Session {
         let inner = self.inner.new_session_on(listener, info);
+        // An upgradable connection (FTP) has data channels, which resume its own sessions only.
+        let tls = if self.upgradable {
+            self.tls.bound_to_connection()
+        } else {
+            self.tls.clone()
+        };
         if !self.is_tls(listener) {
             return if self.upgradable {
-                MaybeTls::Tls(Box::new(TlsSession::upgradable(
-                    inner,
-                    self.tls.clone(),
-                    *info,
-                )))
+                MaybeTls::Tls(Box::new(TlsSession::upgradable(inner, tls, *info)))
             } else {
                 MaybeTls::Plain(inner)
             };
         }
-        match self.tls.connection() {
-            Ok(c) => MaybeTls::Tls(Box::new(TlsSession::new(inner, self.tls.clone(), c, *info))),
+        match tls.connection() {
+            Ok(c) => MaybeTls::Tls(Box::new(TlsSession::new(inner, tls, c, *info))),
             Err(e) => {
                 tracing::error!("cannot start a TLS connection: {e}");
                 MaybeTls::Refused

@@ -12,6 +12,11 @@ pub fn on_channel(s: &mut FtpSession, id: ChannelId, ev: ChannelEvent<'_>, cx: &
         if pid == id {
             match ev {
                 ChannelEvent::Listening(addr) => crate::cmd::data::listening(kind, addr, cx),
+                // A fresh TLS handshake where the control session must be resumed: the
+                // connection is gone, and the transfer that would have used it gets 522.
+                ChannelEvent::Error(std::io::ErrorKind::PermissionDenied) => {
+                    s.data = Data::Refused;
+                }
                 ChannelEvent::Error(_) | ChannelEvent::TooMany => {
                     s.data = Data::None;
                     reply(cx, 425, "Cannot open a passive data connection.");
@@ -81,6 +86,11 @@ pub fn on_channel(s: &mut FtpSession, id: ChannelId, ev: ChannelEvent<'_>, cx: &
         (Kind::Ascii { .. }, ChannelEvent::Drained) => ascii_piece(id, &mut x.kind, cx),
         (Kind::Send | Kind::Ascii { .. }, ChannelEvent::Closed) => {
             reply(cx, 226, "Transfer complete.");
+            s.transfer_ended(cx);
+        }
+        (_, ChannelEvent::Error(std::io::ErrorKind::PermissionDenied)) => {
+            // Nothing went out and nothing was stored (the sink is made at the first byte).
+            crate::cmd::tls::reuse_refused(cx);
             s.transfer_ended(cx);
         }
         (_, ChannelEvent::Error(std::io::ErrorKind::ConnectionRefused)) => {

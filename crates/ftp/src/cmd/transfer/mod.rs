@@ -109,6 +109,10 @@ fn open_data(s: &mut FtpSession, cx: &mut Context) -> Option<ChannelId> {
             reply(cx, 425, "Use PORT, PASV, EPRT or EPSV first.");
             None
         }
+        Data::Refused => {
+            super::tls::reuse_refused(cx);
+            None
+        }
     }
 }
 

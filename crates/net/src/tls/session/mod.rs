@@ -172,7 +172,13 @@ impl<S: Session> TlsSession<S> {
                     let paused = self.paused_plain.contains(&id);
                     self.paused_plain.retain(|&c| c != id);
                     match self.config.channel_connection() {
-                        Ok(c) => self.channels.push(TlsChannel::new(id, c, paused)),
+                        Ok((c, view)) => self.channels.push(TlsChannel::new(
+                            id,
+                            c,
+                            paused,
+                            self.config.channels_must_resume(),
+                            view,
+                        )),
                         Err(e) => {
                             tracing::error!("cannot start TLS on a data channel: {e}");
                             cx.push(Action::ChannelAbort(id));
