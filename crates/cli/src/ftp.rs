@@ -66,6 +66,10 @@ pub struct ServeArgs {
     /// Clients at once from one IP address; more get 421.
     #[arg(long)]
     max_per_ip: Option<usize>,
+    /// Passive data ports waiting for their client at once, per client address (all sessions
+    /// together), so one address cannot hold the whole --passive-ports range; more get 425.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    max_passive_per_ip: u16,
     /// Seconds of silence before a session is closed with 421 (more than 0).
     #[arg(long, default_value_t = 300.0, value_parser = parse_idle)]
     idle_timeout: f64,
@@ -166,6 +170,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         config.limits.max_connections = n;
     }
     config.limits.max_per_ip = a.max_per_ip;
+    config.limits.max_passive_per_ip = Some(a.max_passive_per_ip.into());
     tracing::info!(root = %a.root.display(), model = %a.model, tls = ?tls.is_some(), "starting ftp server");
     match tls {
         None => bingfa_net::serve(config, proto),

@@ -422,6 +422,7 @@ macro_rules! every_model {
                 #[test] fn ascii_mode_tls() { data::ascii_mode(M, E, Tls) }
                 #[test] fn abandoned_sessions_free_their_slot() { data::abandoned_sessions_free_their_slot(M, E, Plain) }
                 #[test] fn abandoned_sessions_free_their_slot_tls() { data::abandoned_sessions_free_their_slot(M, E, Tls) }
+                #[test] fn passive_cap_per_address() { data::passive_cap_per_address(M, E) }
             }
         )*
         #[test]

@@ -138,6 +138,7 @@ async fn serve_conn<P: Protocol>(
     let env = Env {
         hub: &hub,
         limits: &shared.limits,
+        passive: &shared.passive,
         // tokio reports readiness changes only.
         level_triggered: false,
     };

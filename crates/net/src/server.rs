@@ -193,6 +193,11 @@ impl<P: Protocol> Server<P> {
                     0
                 },
             )?,
+            passive: Arc::new(SharedCounter::new(
+                usize::MAX,
+                config.limits.max_passive_per_ip,
+                0,
+            )?),
             shutdown,
             hub,
             inject: Mutex::new(inject.map(|(mine, _)| mine)),

@@ -199,6 +199,56 @@ pub fn abandoned_sessions_free_their_slot(model: Model, edge: bool, t: Transport
     }
 }
 
+/// `--max-passive-per-ip 3`: a fourth passive listener waiting from the same address gets
+/// `425`, whatever the port range has left; a place comes back when a client connects its
+/// data port, or its session ends.
+pub fn passive_cap_per_address(model: Model, edge: bool) {
+    if model == Model::Iterative {
+        return; // sessions at once
+    }
+    let tree = Tree::new("pasvcap");
+    let srv = Server::start(model, edge, &tree, &["--max-passive-per-ip", "3"]);
+    let full =
+        "425 Too many passive connections waiting from your address: use or close one first.";
+    let mut held: Vec<(Control, u16)> = (0..3)
+        .map(|_| {
+            let mut c = srv.login(Plain, "anonymous", "x@");
+            let p = c.epsv();
+            (c, p)
+        })
+        .collect();
+    let mut late = srv.login(Plain, "anonymous", "x@");
+    assert_eq!(late.cmd("EPSV"), full);
+    assert_eq!(late.cmd("PASV"), full);
+    // A new EPSV in a session that has one replaces it: still three.
+    let p = held[0].0.epsv();
+    held[0].1 = p;
+    assert_eq!(late.cmd("EPSV"), full);
+    // One client connects its data port: that listener is gone, its place is free.
+    let (c, port) = &mut held[1];
+    let d = TcpStream::connect(("127.0.0.1", *port)).unwrap();
+    assert_eq!(c.cmd("NLST").get(..4), Some("150 "));
+    let mut names = String::new();
+    d.try_clone().unwrap().read_to_string(&mut names).unwrap();
+    c.expect("226 Transfer complete.");
+    let _ = late.epsv();
+    // Another session ends: its place too.
+    let (mut c, _) = held.remove(2);
+    assert_eq!(c.cmd("QUIT"), "221 Goodbye.");
+    c.expect_closed();
+    let mut again = srv.login(Plain, "anonymous", "x@");
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let l = again.cmd("EPSV");
+        if l.starts_with("229 ") {
+            break;
+        }
+        assert_eq!(l, full);
+        assert!(Instant::now() < end, "the place never came back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// `--idle-timeout 0` would close every session at its first command: refused at start.
 #[test]
 fn idle_timeout_zero_is_refused() {

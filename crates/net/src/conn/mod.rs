@@ -36,6 +36,8 @@ pub(crate) trait Registry {
 pub(crate) struct Env<'a> {
     pub hub: &'a Hub,
     pub limits: &'a Limits,
+    /// Passive listeners per client address, server-wide (`Limits::max_passive_per_ip`).
+    pub passive: &'a Arc<crate::sys::SharedCounter>,
     /// Readiness is level-triggered (select, poll, epoll without EPOLLET): a socket with
     /// anything left to read (data or EOF) is reported again, so a short read may end reading.
     pub level_triggered: bool,
@@ -663,12 +665,26 @@ impl<S: Session> Conn<S> {
                     if !self.channel_room(id, env) {
                         continue;
                     }
+                    let place = match env.limits.max_passive_per_ip {
+                        None => None,
+                        Some(_) => {
+                            let peer = self.cx.info().peer.ip().to_canonical();
+                            match passive::PassivePlace::take(env.passive, peer) {
+                                Some(p) => Some(p),
+                                None => {
+                                    let e = io::ErrorKind::QuotaExceeded;
+                                    self.events.push_back((id, Pending::Error(e)));
+                                    continue;
+                                }
+                            }
+                        }
+                    };
                     let ip = self.cx.info().local.ip();
                     match passive::bind(ip, opts.ports.as_ref())
                         .and_then(|l| l.local_addr().map(|a| (l, a)))
                     {
                         Ok((l, addr)) => {
-                            self.add_channel(id, ChanState::Listening(l), reg);
+                            self.add_channel(id, ChanState::Listening(l, place), reg);
                             if self.chan_index(id).is_some() {
                                 let shown =
                                     SocketAddr::new(opts.announce.unwrap_or(ip), addr.port());

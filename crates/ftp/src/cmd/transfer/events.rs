@@ -17,6 +17,15 @@ pub fn on_channel(s: &mut FtpSession, id: ChannelId, ev: ChannelEvent<'_>, cx: &
                 ChannelEvent::Error(std::io::ErrorKind::PermissionDenied) => {
                     s.data = Data::Refused;
                 }
+                // `--max-passive-per-ip`: this address already waits on that many listeners.
+                ChannelEvent::Error(std::io::ErrorKind::QuotaExceeded) => {
+                    s.data = Data::None;
+                    reply(
+                        cx,
+                        425,
+                        "Too many passive connections waiting from your address: use or close one first.",
+                    );
+                }
                 ChannelEvent::Error(_) | ChannelEvent::TooMany => {
                     s.data = Data::None;
                     reply(cx, 425, "Cannot open a passive data connection.");
