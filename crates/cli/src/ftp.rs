@@ -86,8 +86,12 @@ pub struct ServeArgs {
     /// more than this at once, each keeping its argon2 memory (19 MiB by default).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
     checks_per_ip: u32,
-    /// Seconds of silence before a session is closed with 421.
-    #[arg(long, default_value_t = 300.0)]
+    /// Passive data ports waiting for their client at once, per client address (all sessions
+    /// together), so one address cannot hold the whole --passive-ports range; more get 425.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    max_passive_per_ip: u16,
+    /// Seconds of silence before a session is closed with 421 (more than 0).
+    #[arg(long, default_value_t = 300.0, value_parser = parse_idle)]
     idle_timeout: f64,
     /// Sync every upload to disk before its 226 (a 226 then survives a crash); by default the
     /// 226 means the file is complete and in place, as in vsftpd and ProFTPD.
@@ -113,6 +117,23 @@ pub struct ServeArgs {
     /// lftp; port 990 by convention). Needs a certificate.
     #[arg(long, value_name = "ADDR")]
     tls_bind: Option<SocketAddr>,
+    /// Whether a protected data connection must resume the control connection's TLS session
+    /// (else 522), so that nobody else on the client's address can take it: `required` (as
+    /// vsftpd's require_ssl_reuse) or `optional`, for clients that cannot resume.
+    #[arg(long, default_value = "required", value_parser = ["required", "optional"])]
+    tls_session_reuse: String,
+}
+
+/// A positive number of seconds: 0 would close every session at its first command, and
+/// "never" is not offered (an abandoned session would hold its slot for good).
+fn parse_idle(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|e| format!("{s}: {e}"))?;
+    if !(v > 0.0 && Duration::try_from_secs_f64(v).is_ok()) {
+        return Err(format!(
+            "{s}: the idle timeout must be a number of seconds above 0 (the default is 300)"
+        ));
+    }
+    Ok(v)
 }
 
 fn parse_range(s: &str) -> Result<RangeInclusive<u16>, String> {
@@ -181,6 +202,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         config.limits.max_connections = n;
     }
     config.limits.max_per_ip = (a.max_per_ip > 0).then_some(a.max_per_ip);
+    config.limits.max_passive_per_ip = Some(a.max_passive_per_ip.into());
     tracing::info!(root = %a.root.display(), model = %a.model, tls = ?tls.is_some(), "starting ftp server");
     match tls {
         None => bingfa_net::serve(config, proto),
@@ -190,6 +212,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             } else {
                 vec![]
             };
+            let tls = tls.require_data_session_reuse(a.tls_session_reuse == "required");
             bingfa_net::serve(config, TlsProtocol::upgradable(proto, tls, implicit))
         }
     }

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 mod auth;
 #[path = "ftp/clients.rs"]
 mod clients;
+#[path = "ftp/data.rs"]
+mod data;
 #[path = "ftp/durability.rs"]
 mod durability;
 #[path = "ftp/names.rs"]
@@ -434,6 +436,16 @@ macro_rules! every_model {
                 #[test] fn login_flood_does_not_starve_others() { if M != Model::Iterative { auth::a_flood_does_not_starve_others(M, E) } }
                 #[test] fn anonymous_upload_only() { auth::upload_only(M, E) }
                 #[test] fn hidden_names() { auth::hidden_names(M, E) }
+                #[test] fn ftps_session_reuse() { tls::session_reuse(M, E) }
+                #[test] fn refused_uploads_change_nothing() { data::refused_uploads_change_nothing(M, E) }
+                #[test] fn refused_uploads_change_nothing_tls_required() { data::refused_uploads_change_nothing_tls_required(M, E) }
+                #[test] fn stou_never_replaces() { data::stou_never_replaces(M, E, Plain) }
+                #[test] fn stou_never_replaces_tls() { data::stou_never_replaces(M, E, Tls) }
+                #[test] fn ascii_mode() { data::ascii_mode(M, E, Plain) }
+                #[test] fn ascii_mode_tls() { data::ascii_mode(M, E, Tls) }
+                #[test] fn abandoned_sessions_free_their_slot() { data::abandoned_sessions_free_their_slot(M, E, Plain) }
+                #[test] fn abandoned_sessions_free_their_slot_tls() { data::abandoned_sessions_free_their_slot(M, E, Tls) }
+                #[test] fn passive_cap_per_address() { data::passive_cap_per_address(M, E) }
             }
         )*
         #[test]

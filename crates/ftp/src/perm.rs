@@ -17,7 +17,6 @@ use crate::reply::reply;
 use crate::session::FtpSession;
 use crate::vpath;
 use bingfa_net::Context;
-use bingfa_root::TempFile;
 
 /// Whether a name is hidden (`.git`, `.env`; not `.` or `..`), as HTTP's file server says.
 pub fn is_hidden(name: &[u8]) -> bool {
@@ -70,14 +69,6 @@ pub fn may_store(s: &FtpSession, p: &str, mode: Mode, rest: u64, cx: &mut Contex
     new
 }
 
-/// Puts a complete upload in place under `name`: replacing for a writer, only if the name is
-/// still free for an upload-only user (`EEXIST` otherwise, and nothing changes).
-pub fn persist(s: &FtpSession, t: TempFile, name: &[u8]) -> std::io::Result<()> {
-    match &s.auth {
-        Some(a) if !a.write => t.persist_new(name),
-        _ => t.persist(name),
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -53,6 +53,9 @@ pub enum Data {
     },
     /// `PORT`/`EPRT`: where to connect when a transfer starts.
     Active(SocketAddr),
+    /// The passive connection's TLS handshake did not resume the control connection's
+    /// session (someone else's, or a client that cannot): the next transfer gets `522`.
+    Refused,
 }
 
 pub struct FtpSession {
@@ -259,6 +262,21 @@ impl Session for FtpSession {
         if let Some(x) = self.xfer.take() {
             cx.channel_abort(x.id);
         }
+        cx.close();
+    }
+
+    /// The client closed while a command waited behind a transfer (or a login's delay): an
+    /// abandoned session. Waiting for its idle timeout would hold its slot and its passive
+    /// port for minutes (a few such clients a second keep a server full), so the transfer
+    /// and the prepared data connection are cancelled and the session ends now.
+    fn on_hangup(&mut self, cx: &mut Context) {
+        if let Data::Passive { id, .. } = std::mem::replace(&mut self.data, Data::None) {
+            cx.channel_abort(id);
+        }
+        if let Some(x) = self.xfer.take() {
+            cx.channel_abort(x.id);
+        }
+        self.checking = None;
         cx.close();
     }
 

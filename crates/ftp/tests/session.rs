@@ -385,3 +385,93 @@ fn mfmt_sets_the_modification_time() {
     assert_eq!(take(&mut cx), ["write 550 Permission denied.\r\n"]);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A session logged in as anonymous with write access on a fresh directory holding
+/// `victim.bin` = "0123456789", past `PASV` (channel 1, listening).
+fn writer(tag: &str) -> (std::path::PathBuf, impl Session, Context) {
+    let dir = std::env::temp_dir().join(format!("bingfa-ftp-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("victim.bin"), "0123456789").unwrap();
+    let mut cfg = FtpConfig::new(&dir);
+    cfg.anonymous = Anonymous::Write;
+    let proto = FtpProtocol::new(cfg).unwrap();
+    let mut s = proto.new_session(&info());
+    let mut cx = Context::new(info());
+    s.on_open(&mut cx);
+    feed(&mut s, &mut cx, "USER anonymous\r\n");
+    feed(&mut s, &mut cx, "PASS x@\r\n");
+    feed(&mut s, &mut cx, "PASV\r\n");
+    s.on_channel(
+        1,
+        ChannelEvent::Listening("127.0.0.1:50010".parse().unwrap()),
+        &mut cx,
+    );
+    take(&mut cx);
+    (dir, s, cx)
+}
+
+/// A resumed upload (REST + STOR) truncates and writes only once its first byte arrives: the
+/// `150`, the data connection and its handshake change nothing, and a transfer that ends
+/// before any byte (here: a data handshake that did not resume the control session, 522)
+/// leaves the file as it was.
+#[test]
+fn a_resumed_upload_changes_the_file_only_at_its_first_byte() {
+    let (dir, mut s, mut cx) = writer("lazy-sink");
+    let victim = || std::fs::read(dir.join("victim.bin")).unwrap();
+    feed(&mut s, &mut cx, "REST 5\r\n");
+    feed(&mut s, &mut cx, "STOR victim.bin\r\n");
+    assert_eq!(
+        take(&mut cx),
+        [
+            "write 350 Restart position accepted (5).\r\n",
+            "chpause 1 false",
+            "write 150 Ok to send data.\r\n"
+        ]
+    );
+    s.on_channel(
+        1,
+        ChannelEvent::Connected("127.0.0.1:1".parse().unwrap()),
+        &mut cx,
+    );
+    assert_eq!(victim(), b"0123456789");
+    s.on_channel(
+        1,
+        ChannelEvent::Error(std::io::ErrorKind::PermissionDenied),
+        &mut cx,
+    );
+    assert_eq!(
+        take(&mut cx),
+        ["write 522 Data connection refused: its TLS session must resume the control connection's.\r\n"]
+    );
+    assert_eq!(victim(), b"0123456789");
+    // Again, on a data connection that works: truncated to 5, then written from there.
+    feed(&mut s, &mut cx, "PASV\r\n");
+    s.on_channel(
+        2,
+        ChannelEvent::Listening("127.0.0.1:50011".parse().unwrap()),
+        &mut cx,
+    );
+    feed(&mut s, &mut cx, "REST 5\r\n");
+    feed(&mut s, &mut cx, "STOR victim.bin\r\n");
+    assert_eq!(victim(), b"0123456789");
+    s.on_channel(2, ChannelEvent::Data(b"ab"), &mut cx);
+    assert_eq!(victim(), b"01234ab");
+    s.on_channel(2, ChannelEvent::Eof, &mut cx);
+    assert!(take(&mut cx).contains(&"write 226 Transfer complete.\r\n".to_string()));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The client closes (FIN) while a command waits behind a transfer: the session ends at once,
+/// the transfer cancelled.
+#[test]
+fn a_hangup_behind_a_transfer_ends_the_session() {
+    let (dir, mut s, mut cx) = writer("hangup");
+    feed(&mut s, &mut cx, "RETR victim.bin\r\n");
+    take(&mut cx);
+    assert_eq!(feed(&mut s, &mut cx, "PWD\r\n"), 0);
+    assert_eq!(take(&mut cx), ["pause true"]);
+    s.on_hangup(&mut cx);
+    assert_eq!(take(&mut cx), ["ChannelAbort(1)", "Close"]);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -62,15 +62,20 @@ impl Registry for TaskReg {
 }
 
 impl TaskReg {
-    /// Ready endpoints as (code, readable, writable); readiness is consumed here.
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Vec<(u16, bool, bool)>> {
+    /// Ready endpoints as (code, readable, writable, FIN); readiness is consumed here.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Vec<(u16, bool, bool, bool)>> {
         let mut out = Vec::new();
         for (code, afd, interest) in &mut self.fds {
             let mut r = false;
             let mut w = false;
-            if interest.read {
+            let mut fin = false;
+            if interest.read || interest.hangup {
+                // tokio registers EPOLLRDHUP: a FIN shows as `read_closed`. Watching only for
+                // it (input paused), plain readability is still consumed and reported, so no
+                // edge is lost for when reading resumes.
                 if let Poll::Ready(g) = afd.poll_read_ready(cx) {
                     if let Ok(mut g) = g {
+                        fin = g.ready().is_read_closed();
                         g.clear_ready();
                     }
                     r = true;
@@ -85,7 +90,7 @@ impl TaskReg {
                 }
             }
             if r || w {
-                out.push((*code, r, w));
+                out.push((*code, r, w, fin));
             }
         }
         if out.is_empty() {
@@ -97,7 +102,7 @@ impl TaskReg {
 }
 
 enum Ev {
-    Io(Vec<(u16, bool, bool)>),
+    Io(Vec<(u16, bool, bool, bool)>),
     Hub,
     Tick,
     Shutdown,
@@ -133,6 +138,7 @@ async fn serve_conn<P: Protocol>(
     let env = Env {
         hub: &hub,
         limits: &shared.limits,
+        passive: &shared.passive,
         // tokio reports readiness changes only.
         level_triggered: false,
     };
@@ -157,8 +163,8 @@ async fn serve_conn<P: Protocol>(
         };
         match ev {
             Ev::Io(evs) => {
-                for (code, r, w) in evs {
-                    conn.on_ready(code, r, w, false);
+                for (code, r, w, fin) in evs {
+                    conn.on_ready(code, r, w, false, fin);
                 }
                 conn.settle(&mut reg, &env);
             }

@@ -148,6 +148,10 @@ pub struct Limits {
     pub hub_queue_bytes: usize,
     /// Data channels open at once per session.
     pub max_channels: usize,
+    /// Passive listeners waiting for their peer at once, per client address (all sessions,
+    /// workers and processes together), so one address cannot hold a whole passive port
+    /// range. Past it, `listen` gets `ChannelEvent::Error(QuotaExceeded)`. `None` = no cap.
+    pub max_passive_per_ip: Option<usize>,
     /// After SIGINT/SIGTERM, how long in-flight connections get to finish.
     pub shutdown_grace: Duration,
 }
@@ -166,6 +170,7 @@ impl Default for Limits {
             max_outbound: 4 * 1024 * 1024,
             hub_queue_bytes: 1024 * 1024,
             max_channels: 4,
+            max_passive_per_ip: None,
             shutdown_grace: Duration::from_secs(5),
         }
     }

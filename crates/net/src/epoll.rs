@@ -43,6 +43,8 @@ impl EpollPoller {
         } else {
             if interest.read {
                 flags |= (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+            } else if interest.hangup {
+                flags |= libc::EPOLLRDHUP as u32;
             }
             if interest.write {
                 flags |= libc::EPOLLOUT as u32;
@@ -111,6 +113,7 @@ impl Poller for EpollPoller {
                 readable: bad || f & (libc::EPOLLIN | libc::EPOLLRDHUP) != 0,
                 writable: bad || f & libc::EPOLLOUT != 0,
                 hup: bad,
+                rdhup: f & libc::EPOLLRDHUP != 0,
             });
         }
         Ok(())

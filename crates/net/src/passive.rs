@@ -5,9 +5,35 @@
 //! be guessed from the last; the search then walks the range from there, so a busy range still
 //! finds the free port if there is one.
 
+use crate::sys::SharedCounter;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+/// One passive listener's place in its client address's budget (`Limits::max_passive_per_ip`,
+/// a counter in shared memory so it holds across fork/prefork workers); given back when the
+/// listener goes, whether its peer came (the channel is then a connection) or not.
+pub(crate) struct PassivePlace {
+    counter: Arc<SharedCounter>,
+    ip: IpAddr,
+}
+
+impl PassivePlace {
+    /// A place for a listener of `ip`'s, if its address has one left.
+    pub(crate) fn take(counter: &Arc<SharedCounter>, ip: IpAddr) -> Option<PassivePlace> {
+        counter.try_acquire(ip).then(|| PassivePlace {
+            counter: counter.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PassivePlace {
+    fn drop(&mut self) {
+        self.counter.release(self.ip);
+    }
+}
 
 fn random_u32() -> u32 {
     let mut b = [0u8; 4];

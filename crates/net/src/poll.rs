@@ -16,7 +16,9 @@ pub(crate) struct PollPoller {
 }
 
 fn mask(i: Interest) -> libc::c_short {
-    (if i.read { libc::POLLIN } else { 0 }) | (if i.write { libc::POLLOUT } else { 0 })
+    (if i.read { libc::POLLIN } else { 0 })
+        | (if i.write { libc::POLLOUT } else { 0 })
+        | (if i.hangup { libc::POLLRDHUP } else { 0 })
 }
 
 impl Poller for PollPoller {
@@ -77,6 +79,7 @@ impl Poller for PollPoller {
                 readable: bad || p.revents & libc::POLLIN != 0,
                 writable: bad || p.revents & libc::POLLOUT != 0,
                 hup: bad,
+                rdhup: p.revents & libc::POLLRDHUP != 0,
             });
         }
         Ok(())

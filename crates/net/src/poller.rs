@@ -10,12 +10,18 @@ use std::time::Duration;
 pub(crate) struct Interest {
     pub read: bool,
     pub write: bool,
+    /// Without `read`: only the peer's FIN (input is paused, so its bytes are not wanted, but
+    /// a half-close must still be seen: an abandoned session must not wait for its timeout).
+    /// Reported as [`Event::rdhup`]; `EPOLLRDHUP`/`POLLRDHUP`, and under select(2) the TCP
+    /// state (see `select.rs`).
+    pub hangup: bool,
 }
 
 impl Interest {
     pub const READ: Interest = Interest {
         read: true,
         write: false,
+        hangup: false,
     };
 }
 
@@ -27,6 +33,8 @@ pub(crate) struct Event {
     /// Hang-up or error: the connection is dead (level-triggered pollers report it whatever
     /// the interest, so it must end the connection rather than be waited out).
     pub hup: bool,
+    /// The peer shut down its sending side (FIN): `EPOLLRDHUP`/`POLLRDHUP`.
+    pub rdhup: bool,
 }
 
 pub(crate) trait Poller {

@@ -1,12 +1,21 @@
 //! `--model select`: one thread, one `select(2)` loop, level-triggered (the course's select
 //! server). `select` cannot watch descriptors numbered FD_SETSIZE (1024) or above: such a
 //! connection is refused at registration, which is the model's real limit, not a bug.
+//!
+//! select(2) has no `POLLRDHUP`, so a socket watched only for the peer's FIN (input paused,
+//! `Interest::hangup`) is checked by its TCP state before each wait, and put in the read set
+//! while nothing is queued on it (data or a FIN then wakes the loop). With bytes queued
+//! before the FIN it cannot be put there (it would wake the loop at once, forever): the wait
+//! is then cut to [`RECHECK`], so a FIN arriving behind them is seen within that.
 
 use crate::poller::{Event, Interest, Poller};
 use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
+
+/// How often a socket watched for a FIN but holding unread bytes is checked again.
+const RECHECK: Duration = Duration::from_millis(250);
 
 #[derive(Default)]
 pub(crate) struct SelectPoller {
@@ -43,9 +52,28 @@ impl Poller for SelectPoller {
             libc::FD_ZERO(&mut rset);
             libc::FD_ZERO(&mut wset);
             let mut maxfd = -1;
-            for (&fd, &(_, i)) in &self.fds {
+            let mut timeout = timeout;
+            for (&fd, &(token, i)) in &self.fds {
+                let fin_only = i.hangup && !i.read;
+                if fin_only && crate::sys::peer_sent_fin(fd) {
+                    events.push(Event {
+                        token,
+                        readable: true,
+                        writable: false,
+                        hup: false,
+                        rdhup: true,
+                    });
+                    continue;
+                }
                 if i.read {
                     libc::FD_SET(fd, &mut rset);
+                } else if fin_only {
+                    if crate::sys::unread(fd) == 0 {
+                        libc::FD_SET(fd, &mut rset);
+                        maxfd = maxfd.max(fd);
+                    } else {
+                        timeout = Some(timeout.map_or(RECHECK, |t| t.min(RECHECK)));
+                    }
                 }
                 if i.write {
                     libc::FD_SET(fd, &mut wset);
@@ -53,6 +81,9 @@ impl Poller for SelectPoller {
                 if i.read || i.write {
                     maxfd = maxfd.max(fd);
                 }
+            }
+            if !events.is_empty() {
+                return Ok(()); // a FIN to report now: no waiting
             }
             let mut tv;
             let tvp = match timeout {
@@ -69,15 +100,19 @@ impl Poller for SelectPoller {
             if n < 0 {
                 return crate::poller::wait_error();
             }
-            for (&fd, &(token, _)) in &self.fds {
+            for (&fd, &(token, i)) in &self.fds {
                 let r = libc::FD_ISSET(fd, &rset);
                 let w = libc::FD_ISSET(fd, &wset);
+                // Watched for a FIN only: bytes that arrived instead wait for reading to resume.
+                let fin = r && !i.read && crate::sys::peer_sent_fin(fd);
+                let r = r && (i.read || fin);
                 if r || w {
                     events.push(Event {
                         token,
                         readable: r,
                         writable: w,
                         hup: false,
+                        rdhup: fin,
                     });
                 }
             }

@@ -194,6 +194,13 @@ impl<P: Protocol> Server<P> {
                     0
                 },
             )?,
+            // Passive listeners per client address: no total, no local budget, no ledgers.
+            passive: Arc::new(SharedCounter::new(
+                usize::MAX,
+                config.limits.max_passive_per_ip,
+                0,
+                0,
+            )?),
             shutdown,
             hub,
             inject: Mutex::new(inject.map(|(mine, _)| mine)),

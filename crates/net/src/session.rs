@@ -156,6 +156,14 @@ pub trait Session: Send + 'static {
         cx.close();
     }
 
+    /// The peer half-closed (FIN) while this session's input is paused
+    /// ([`Context::pause_input`]): `on_eof` would come only after input resumes and what is
+    /// unconsumed is consumed. Called at most once per connection, as soon as the driver sees
+    /// the FIN (the bytes before it may still be unread). A session that waits for something
+    /// only a live peer can finish (FTP's transfer whose data connection was never opened)
+    /// ends here; the default does nothing, and `on_eof` still comes in order.
+    fn on_hangup(&mut self, _cx: &mut Context) {}
+
     /// A hub message on a subscribed topic.
     fn on_message(&mut self, _msg: &Message, _cx: &mut Context) {}
 

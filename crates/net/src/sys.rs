@@ -204,6 +204,39 @@ pub(crate) fn take_error(fd: RawFd) -> io::Result<Option<io::Error>> {
     })
 }
 
+/// Whether the peer of TCP socket `fd` has sent its FIN (the socket's state is past
+/// ESTABLISHED on the receiving side: CLOSE_WAIT, LAST_ACK, CLOSING, TIME_WAIT or CLOSE),
+/// whatever is still queued before it. `false` for what is not TCP. select(2) has no
+/// `POLLRDHUP`; this is how `select.rs` sees a half-close while input is paused.
+pub(crate) fn peer_sent_fin(fd: RawFd) -> bool {
+    // SAFETY: tcp_info is plain data; getsockopt writes at most `len` bytes into it.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    // linux/tcp_states.h: TIME_WAIT 6, CLOSE 7, CLOSE_WAIT 8, LAST_ACK 9, CLOSING 11.
+    r == 0 && matches!(info.tcpi_state, 6..=9 | 11)
+}
+
+/// Bytes waiting to be read on socket `fd` (`FIONREAD`); 0 on error.
+pub(crate) fn unread(fd: RawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    if r == 0 {
+        n.max(0) as usize
+    } else {
+        0
+    }
+}
+
 /// Per-address buckets of the per-IP limit (slot 0 of the mapping is the global count).
 const IP_BUCKETS: usize = 4094;
 /// The count of Unix-domain connections (an admin socket), after the per-address buckets.

@@ -141,13 +141,53 @@ impl TempFile {
     /// file (without it the data reaches the disk with the file system's next writeback, as
     /// any `write` + `rename` does).
     pub fn persist(mut self, name: &[u8]) -> io::Result<()> {
-        if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
-        }
-        let target =
-            CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let target = component(name)?;
         let dir = self.dir.as_raw_fd();
-        let hidden = match self.hidden.take() {
+        let hidden = self.link_hidden()?;
+        // SAFETY: valid pointers.
+        let r = unsafe { libc::renameat(dir, hidden.as_ptr(), dir, target.as_ptr()) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            // SAFETY: valid pointers; the hidden name is ours.
+            unsafe { libc::unlinkat(dir, hidden.as_ptr(), 0) };
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Gives the file the first name `names` yields that nothing has (a name taken meanwhile,
+    /// even an instant before, is never replaced: `renameat2(RENAME_NOREPLACE)`, or `link` +
+    /// `unlink` where the file system lacks it); returns that name. `EEXIST` when every name
+    /// is taken; the file is then dropped as if never persisted. FTP's `STOU`.
+    pub fn persist_new<I>(mut self, names: I) -> io::Result<Vec<u8>>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let dir = self.dir.as_raw_fd();
+        let hidden = self.link_hidden()?;
+        let mut err = io::Error::from_raw_os_error(libc::EEXIST);
+        for name in names {
+            let name = name.as_ref();
+            match component(name).and_then(|t| rename_noreplace(dir, &hidden, &t)) {
+                Ok(()) => return Ok(name.to_vec()),
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+                Err(e) => {
+                    err = e;
+                    break;
+                }
+            }
+        }
+        // SAFETY: valid pointers; the hidden name is ours.
+        unsafe { libc::unlinkat(dir, hidden.as_ptr(), 0) };
+        Err(err)
+    }
+
+    /// The file under a hidden random name of its directory (the fallback's own, or a fresh
+    /// link of the `O_TMPFILE`), ready to be renamed; from here the caller owns the name.
+    fn link_hidden(&mut self) -> io::Result<CString> {
+        let dir = self.dir.as_raw_fd();
+        Ok(match self.hidden.take() {
             Some(h) => h,
             None => {
                 // linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc path works for
@@ -178,55 +218,38 @@ impl TempFile {
                 }
                 linked.ok_or_else(|| io::Error::from_raw_os_error(libc::EEXIST))?
             }
-        };
-        // SAFETY: valid pointers.
-        let r = unsafe { libc::renameat(dir, hidden.as_ptr(), dir, target.as_ptr()) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            // SAFETY: valid pointers; the hidden name is ours.
-            unsafe { libc::unlinkat(dir, hidden.as_ptr(), 0) };
-            return Err(e);
-        }
-        Ok(())
+        })
     }
 }
 
-impl TempFile {
-    /// Gives the file its name `name` only if nothing has that name (`EEXIST` otherwise, and
-    /// the file stays unnamed): a link never replaces, so a file that appeared meanwhile wins.
-    pub fn persist_new(mut self, name: &[u8]) -> io::Result<()> {
-        if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
-        }
-        let target =
-            CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let dir = self.dir.as_raw_fd();
-        // SAFETY (both branches): valid pointers and descriptors of ours.
-        let r = match &self.hidden {
-            Some(h) => unsafe { libc::linkat(dir, h.as_ptr(), dir, target.as_ptr(), 0) },
-            None => {
-                let proc = CString::new(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
-                    .expect("no NUL");
-                unsafe {
-                    libc::linkat(
-                        libc::AT_FDCWD,
-                        proc.as_ptr(),
-                        dir,
-                        target.as_ptr(),
-                        libc::AT_SYMLINK_FOLLOW,
-                    )
-                }
-            }
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if let Some(h) = self.hidden.take() {
-            // SAFETY: valid pointers; the hidden name is ours, now a second link.
-            unsafe { libc::unlinkat(dir, h.as_ptr(), 0) };
-        }
-        Ok(())
+/// `name` as one final component (not empty, `.`, `..`, nor containing `/` or NUL).
+fn component(name: &[u8]) -> io::Result<CString> {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
+    CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// Renames `from` to `to` in `dir` unless `to` exists (`EEXIST`). File systems without
+/// `RENAME_NOREPLACE` (`EINVAL`) get `link` (which never replaces) then `unlink`.
+fn rename_noreplace(dir: libc::c_int, from: &CString, to: &CString) -> io::Result<()> {
+    // SAFETY: valid pointers.
+    let r =
+        unsafe { libc::renameat2(dir, from.as_ptr(), dir, to.as_ptr(), libc::RENAME_NOREPLACE) };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EINVAL) {
+        return Err(e);
+    }
+    // SAFETY: valid pointers.
+    if unsafe { libc::linkat(dir, from.as_ptr(), dir, to.as_ptr(), 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: valid pointers; `from` is the caller's hidden name.
+    unsafe { libc::unlinkat(dir, from.as_ptr(), 0) };
+    Ok(())
 }
 
 impl TempFile {

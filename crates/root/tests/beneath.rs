@@ -145,6 +145,38 @@ fn temp_files_appear_only_when_persisted() {
 }
 
 #[test]
+fn persist_new_never_replaces() {
+    let (base, r) = tree("noreplace");
+    let root = base.join("root");
+    // A name taken after the upload began (another client's STOR): kept, and the next free
+    // name is used instead.
+    let mut t = r.create_temp(b"sub").unwrap();
+    t.write_all(b"unique").unwrap();
+    let got = t
+        .persist_new([&b"b.txt"[..], b"b.txt.1", b"b.txt.2"])
+        .unwrap();
+    assert_eq!(got, b"b.txt.1");
+    assert_eq!(std::fs::read(root.join("sub/b.txt")).unwrap(), b"b");
+    assert_eq!(std::fs::read(root.join("sub/b.txt.1")).unwrap(), b"unique");
+    // Every name taken: EEXIST, nothing replaced, nothing left behind.
+    let mut t = r.create_temp(b"sub").unwrap();
+    t.write_all(b"other").unwrap();
+    let e = t.persist_new([&b"b.txt"[..], b"b.txt.1"]).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+    let mut names: Vec<_> = std::fs::read_dir(root.join("sub"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["b.txt", "b.txt.1"]);
+    assert_eq!(std::fs::read(root.join("sub/b.txt.1")).unwrap(), b"unique");
+    // A bad name is refused, not created.
+    let t = r.create_temp(b"sub").unwrap();
+    assert!(t.persist_new([&b"x/y"[..]]).is_err());
+    std::fs::remove_dir_all(base).unwrap();
+}
+
+#[test]
 fn listing_types_entries_beneath_the_root() {
     let (base, r) = tree("list");
     let e = r.read_dir(b"").unwrap();
@@ -162,28 +194,5 @@ fn listing_types_entries_beneath_the_root() {
         "`..` of the root is outside"
     );
     assert!(is_escape(&r.read_dir(b"outdir").unwrap_err()));
-    std::fs::remove_dir_all(base).unwrap();
-}
-
-#[test]
-fn persist_new_never_replaces() {
-    let (base, r) = tree("temp-new");
-    let root = base.join("root");
-    let mut t = r.create_temp(b"sub").unwrap();
-    t.write_all(b"intruder").unwrap();
-    let e = t.persist_new(b"b.txt").unwrap_err();
-    assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
-    let mut t = r.create_temp(b"sub").unwrap();
-    t.write_all(b"fresh").unwrap();
-    t.persist_new(b"new.txt").unwrap();
-    assert_eq!(std::fs::read(root.join("sub/new.txt")).unwrap(), b"fresh");
-    let mut v: Vec<_> = std::fs::read_dir(root.join("sub"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    v.sort();
-    // The refused one left nothing; the old file is untouched.
-    assert_eq!(v, ["b.txt", "new.txt"]);
-    assert_ne!(std::fs::read(root.join("sub/b.txt")).unwrap(), b"intruder");
     std::fs::remove_dir_all(base).unwrap();
 }

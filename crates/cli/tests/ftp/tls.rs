@@ -359,3 +359,68 @@ pub fn broken_data(model: Model, edge: bool) {
     assert_eq!(c.cmd("QUIT"), "221 Goodbye.");
     assert!(srv.stop().success());
 }
+
+/// Data connections must resume the control connection's TLS session (the default,
+/// `--tls-session-reuse required`, as vsftpd's `require_ssl_reuse`): another process on the
+/// client's address that takes the passive port first with a fresh handshake gets nothing
+/// and the transfer is refused (`522`), whether it came before or after the transfer command;
+/// the client's own data connections resume, transfer after transfer. `optional` lets a
+/// fresh handshake through.
+pub fn session_reuse(model: Model, edge: bool) {
+    let tree = Tree::new("ftps-reuse");
+    std::fs::write(tree.path("ann/victim.bin"), "0123456789").unwrap();
+    let srv = Tls.start(model, edge, &tree, &[]);
+    let mut c = srv.login(Tls, "ann", PASSWORD);
+    let refused =
+        "522 Data connection refused: its TLS session must resume the control connection's.";
+    // The client's own: resumed every time (more transfers than the tickets it was given).
+    for i in 0..5 {
+        let d = c.passive();
+        assert_eq!(c.cmd("RETR victim.bin").get(..4), Some("150 "), "{i}");
+        let mut d = c.data(d);
+        let mut got = Vec::new();
+        d.read_to_end(&mut got).unwrap();
+        c.expect("226 Transfer complete.");
+        assert_eq!(got, b"0123456789", "{i}");
+    }
+    // A stranger after RETR: its handshake completes, then the connection is dropped with
+    // nothing of the file, and the client hears 522.
+    let s = c.passive();
+    assert_eq!(c.cmd("RETR victim.bin").get(..4), Some("150 "));
+    let mut s = c.stranger(s);
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    assert!(got.is_empty(), "the stranger got {got:?}");
+    c.expect(refused);
+    // A stranger before STOR (REST too): refused at the command, nothing changed on disk.
+    let s = c.passive();
+    let mut s = c.stranger(s);
+    let _ = s.read_to_end(&mut Vec::new());
+    assert_eq!(c.cmd("REST 5").get(..4), Some("350 "));
+    assert_eq!(c.cmd("STOR victim.bin"), refused);
+    assert_eq!(
+        std::fs::read(tree.path("ann/victim.bin")).unwrap(),
+        b"0123456789"
+    );
+    assert_eq!(tree.names("ann"), ["out", "victim.bin"]);
+    // And the session goes on: the next transfer of its own works.
+    let d = c.passive();
+    assert_eq!(c.cmd("RETR victim.bin").get(..4), Some("150 "));
+    let mut d = c.data(d);
+    let mut got = Vec::new();
+    d.read_to_end(&mut got).unwrap();
+    c.expect("226 Transfer complete.");
+    assert_eq!(got, b"0123456789");
+    drop(c);
+    drop(srv);
+    // `optional`: a fresh handshake is a data connection like any other.
+    let srv = Tls.start(model, edge, &tree, &["--tls-session-reuse", "optional"]);
+    let mut c = srv.login(Tls, "ann", PASSWORD);
+    let s = c.passive();
+    assert_eq!(c.cmd("RETR victim.bin").get(..4), Some("150 "));
+    let mut s = c.stranger(s);
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    c.expect("226 Transfer complete.");
+    assert_eq!(got, b"0123456789");
+}

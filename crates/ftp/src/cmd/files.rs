@@ -85,6 +85,11 @@ fn regular(s: &FtpSession, arg: &str, cx: &mut Context) -> Option<libc::stat> {
 }
 
 pub fn size(s: &mut FtpSession, arg: &str, cx: &mut Context) {
+    if s.ascii {
+        // The size on the wire in TYPE A is not the file's (LF → CRLF), and computing it
+        // means reading the whole file: refused, as ProFTPD and vsftpd do.
+        return reply(cx, 550, "SIZE not allowed in ASCII mode: TYPE I first.");
+    }
     if let Some(st) = regular(s, arg, cx) {
         reply(cx, 213, &st.st_size.to_string());
     }

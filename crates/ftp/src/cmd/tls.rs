@@ -7,6 +7,8 @@
 //!
 //! With [`TlsPolicy::Required`] a login needs a secure control connection and every transfer
 //! a protected data connection; `PROT C` is refused (`534`, "denied for policy reasons").
+//! A protected data connection must resume the control connection's TLS session, else `522`
+//! ([`reuse_refused`]; `--tls-session-reuse optional` relaxes it).
 
 use crate::config::TlsPolicy;
 use crate::reply::reply;
@@ -85,6 +87,18 @@ pub fn may_login(s: &FtpSession, cx: &mut Context) -> bool {
         reply(cx, 530, "TLS required: AUTH TLS first.");
     }
     ok
+}
+
+/// A protected data connection whose TLS handshake did not resume the control connection's
+/// session (`--tls-session-reuse required`, the default, as vsftpd's `require_ssl_reuse`):
+/// another process on the client's address may have taken the passive port first. The check
+/// itself is bingfa-net's TLS layer's (`TlsConfig::require_data_session_reuse`).
+pub fn reuse_refused(cx: &mut Context) {
+    reply(
+        cx,
+        522,
+        "Data connection refused: its TLS session must resume the control connection's.",
+    );
 }
 
 /// Under [`TlsPolicy::Required`]: whether a transfer may use the data connection (`521` if

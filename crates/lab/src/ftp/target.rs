@@ -89,7 +89,12 @@ impl Target {
                 cmd.args(["ftp", "serve", "--bind", "127.0.0.1:0", "--root"])
                     .arg(root)
                     .args(["--anonymous", "write", "--max-clients", &max])
-                    .args(["--max-per-ip", &max]);
+                    .args(["--max-per-ip", &max])
+                    // The crowd is one address: its passive listeners may all wait at once.
+                    .args([
+                        "--max-passive-per-ip",
+                        &(clients + 64).min(65535).to_string(),
+                    ]);
                 if let Some(m) = &bingfa.model {
                     cmd.args(["--model", m]);
                 }

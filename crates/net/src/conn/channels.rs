@@ -44,7 +44,12 @@ fn tune(s: &TcpStream) {
 }
 
 pub(super) enum ChanState {
-    Listening(TcpListener),
+    /// With its place in the address's passive budget, if there is one.
+    Listening(
+        TcpListener,
+        #[allow(dead_code)] // held for its Drop: the place goes with the listener
+        Option<crate::passive::PassivePlace>,
+    ),
     Connecting(TcpStream),
     Open(TcpStream),
     /// Only while a connecting stream moves to `Open`.
@@ -54,7 +59,7 @@ pub(super) enum ChanState {
 impl ChanState {
     pub(super) fn fd(&self) -> RawFd {
         match self {
-            ChanState::Listening(l) => l.as_raw_fd(),
+            ChanState::Listening(l, _) => l.as_raw_fd(),
             ChanState::Connecting(s) | ChanState::Open(s) => s.as_raw_fd(),
             ChanState::Moving => -1,
         }
@@ -162,10 +167,11 @@ impl<S: Session> Conn<S> {
             }
         };
         let interest = match state {
-            ChanState::Listening(_) => Interest::READ,
+            ChanState::Listening(..) => Interest::READ,
             _ => Interest {
                 read: false,
                 write: true,
+                hangup: false,
             },
         };
         if let Err(e) = reg.set(state.fd(), i as u16 + 1, interest, true) {
@@ -194,7 +200,7 @@ impl<S: Session> Conn<S> {
             };
             let id = ch.id;
             match &ch.state {
-                ChanState::Listening(l) => {
+                ChanState::Listening(l, _) => {
                     if !ch.ready_r {
                         continue;
                     }
@@ -322,14 +328,16 @@ impl<S: Session> Conn<S> {
                 continue;
             };
             let want = match &ch.state {
-                ChanState::Listening(_) => Interest::READ,
+                ChanState::Listening(..) => Interest::READ,
                 ChanState::Connecting(_) => Interest {
                     read: false,
                     write: true,
+                    hangup: false,
                 },
                 ChanState::Open(_) => Interest {
                     read: !ch.read_eof && !ch.paused,
                     write: !ch.out.is_empty(),
+                    hangup: false,
                 },
                 ChanState::Moving => continue,
             };

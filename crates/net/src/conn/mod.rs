@@ -36,6 +36,8 @@ pub(crate) trait Registry {
 pub(crate) struct Env<'a> {
     pub hub: &'a Hub,
     pub limits: &'a Limits,
+    /// Passive listeners per client address, server-wide (`Limits::max_passive_per_ip`).
+    pub passive: &'a Arc<crate::sys::SharedCounter>,
     /// Readiness is level-triggered (select, poll, epoll without EPOLLET): a socket with
     /// anything left to read (data or EOF) is reported again, so a short read may end reading.
     pub level_triggered: bool,
@@ -79,6 +81,10 @@ pub(crate) struct Conn<S: Session> {
     eof_pending: bool,
     input_dirty: bool,
     input_paused: bool,
+    /// The peer's FIN was reported (it may still have bytes queued before it).
+    peer_fin: bool,
+    /// `on_hangup` was called (once per connection).
+    fin_told: bool,
     closing: bool,
     closed: bool,
     drained_pending: bool,
@@ -121,6 +127,8 @@ impl<S: Session> Conn<S> {
             eof_pending: false,
             input_dirty: false,
             input_paused: false,
+            peer_fin: false,
+            fin_told: false,
             closing: false,
             closed: false,
             drained_pending: false,
@@ -179,6 +187,7 @@ impl<S: Session> Conn<S> {
             || self.drained_pending
             || self.input_dirty
             || self.eof_pending
+            || (self.peer_fin && self.hangup_watch())
             || (self.read_pending && self.can_read(limits))
             || self.has_mail();
         !busy
@@ -215,10 +224,7 @@ impl<S: Session> Conn<S> {
 
     /// Be watched by a new loop, with the interest the connection's state calls for.
     pub(crate) fn attach(&mut self, reg: &mut dyn Registry, env: &Env) {
-        let want = Interest {
-            read: self.can_read(env.limits) || self.linger_until.is_some(),
-            write: !self.out.is_empty(),
-        };
+        let want = self.want(env.limits);
         if let Err(e) = reg.set(self.fd, CONTROL, want, true) {
             tracing::warn!("cannot watch connection: {e}");
             self.closed = true;
@@ -237,10 +243,7 @@ impl<S: Session> Conn<S> {
 
     /// Register and call `on_open`.
     pub(crate) fn open(&mut self, reg: &mut dyn Registry, env: &Env) {
-        let want = Interest {
-            read: true,
-            write: false,
-        };
+        let want = Interest::READ;
         match reg.set(self.fd, CONTROL, want, true) {
             Ok(()) => {
                 self.registered = true;
@@ -257,13 +260,22 @@ impl<S: Session> Conn<S> {
         self.settle(reg, env);
     }
 
-    /// Readiness reported by the driver for endpoint `code`; call [`Conn::settle`] after.
-    pub(crate) fn on_ready(&mut self, code: u16, readable: bool, writable: bool, hup: bool) {
+    /// Readiness reported by the driver for endpoint `code` (`rdhup`: the peer's FIN); call
+    /// [`Conn::settle`] after.
+    pub(crate) fn on_ready(
+        &mut self,
+        code: u16,
+        readable: bool,
+        writable: bool,
+        hup: bool,
+        rdhup: bool,
+    ) {
         if code == CONTROL {
             if readable {
                 self.read_pending = true;
             }
             self.hup |= hup;
+            self.peer_fin |= rdhup;
             return;
         }
         if let Some(Some(ch)) = self.channels.get_mut(code as usize - 1) {
@@ -410,6 +422,14 @@ impl<S: Session> Conn<S> {
                 };
                 self.cx.set_now(Instant::now());
                 self.session.on_channel(id, ev, &mut self.cx);
+                continue;
+            }
+            if self.peer_fin && self.hangup_watch() {
+                // A FIN while the session waits with input paused (FTP behind a transfer):
+                // its EOF would come only after it resumes, so say so now.
+                self.fin_told = true;
+                self.cx.set_now(Instant::now());
+                self.session.on_hangup(&mut self.cx);
                 continue;
             }
             if self.drained_pending {
@@ -645,12 +665,26 @@ impl<S: Session> Conn<S> {
                     if !self.channel_room(id, env) {
                         continue;
                     }
+                    let place = match env.limits.max_passive_per_ip {
+                        None => None,
+                        Some(_) => {
+                            let peer = self.cx.info().peer.ip().to_canonical();
+                            match passive::PassivePlace::take(env.passive, peer) {
+                                Some(p) => Some(p),
+                                None => {
+                                    let e = io::ErrorKind::QuotaExceeded;
+                                    self.events.push_back((id, Pending::Error(e)));
+                                    continue;
+                                }
+                            }
+                        }
+                    };
                     let ip = self.cx.info().local.ip();
                     match passive::bind(ip, opts.ports.as_ref())
                         .and_then(|l| l.local_addr().map(|a| (l, a)))
                     {
                         Ok((l, addr)) => {
-                            self.add_channel(id, ChanState::Listening(l), reg);
+                            self.add_channel(id, ChanState::Listening(l, place), reg);
                             if self.chan_index(id).is_some() {
                                 let shown =
                                     SocketAddr::new(opts.announce.unwrap_or(ip), addr.port());
@@ -821,11 +855,24 @@ impl<S: Session> Conn<S> {
         });
     }
 
-    fn update_interest(&mut self, reg: &mut dyn Registry, limits: &Limits) {
-        let want = Interest {
-            read: self.can_read(limits) || self.linger_until.is_some(),
+    /// What the control connection's state calls for: reading when it can; while the session
+    /// paused its input, only the peer's FIN (told once, as `on_hangup`).
+    fn want(&self, limits: &Limits) -> Interest {
+        let read = self.can_read(limits) || self.linger_until.is_some();
+        Interest {
+            read,
             write: !self.out.is_empty(),
-        };
+            hangup: !read && self.hangup_watch(),
+        }
+    }
+
+    /// The session paused its input and has not been told of a FIN yet.
+    fn hangup_watch(&self) -> bool {
+        self.input_paused && !self.read_eof && !self.fin_told && !self.closing && !self.closed
+    }
+
+    fn update_interest(&mut self, reg: &mut dyn Registry, limits: &Limits) {
+        let want = self.want(limits);
         if want != self.interest && reg.set(self.fd, CONTROL, want, false).is_ok() {
             self.interest = want;
         }

@@ -43,6 +43,8 @@ pub(crate) struct Shared<P: Protocol> {
     pub protocol: P,
     pub limits: Limits,
     pub counter: SharedCounter,
+    /// Passive listeners per client address (`Limits::max_passive_per_ip`).
+    pub passive: Arc<SharedCounter>,
     pub shutdown: ShutdownHandle,
     /// The in-process hub, shared by every loop and thread of the in-process models (and by
     /// [`Injector`](crate::Injector)s); fork/prefork workers build their own linked hub.
@@ -278,6 +280,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             Env {
                 hub: &self.hub,
                 limits: &self.shared.limits,
+                passive: &self.shared.passive,
                 level_triggered,
             },
         )
@@ -493,13 +496,13 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         let code = (ev.token & 0xffff) as u16;
         if self.dispatch.is_some() {
             if let Some(Some(conn)) = self.conns.get_mut(slot) {
-                conn.on_ready(code, ev.readable, ev.writable, ev.hup);
+                conn.on_ready(code, ev.readable, ev.writable, ev.hup, ev.rdhup);
                 self.hand_off(slot);
             }
             return;
         }
         self.with_conn(slot, |conn, reg, env| {
-            conn.on_ready(code, ev.readable, ev.writable, ev.hup);
+            conn.on_ready(code, ev.readable, ev.writable, ev.hup, ev.rdhup);
             conn.settle(reg, env);
         });
     }

@@ -11,10 +11,12 @@
 //! ranges are read and encrypted [`FILE_CHUNK`] per drain, as on the control connection.
 
 use super::range::{encrypt_range, gather, FileRange, FILE_CHUNK};
+use super::reuse::ChannelView;
 use super::session::MAX_INBOX;
 use crate::session::{Action, ChannelId, Context};
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
+use std::sync::Arc;
 
 pub(super) struct TlsChannel {
     pub(super) id: ChannelId,
@@ -40,11 +42,26 @@ pub(super) struct TlsChannel {
     /// Closed by this layer (a failed handshake or record): the inner session's actions are
     /// dropped until the driver's `Closed` ends the channel.
     pub(super) failed: bool,
+    /// The handshake must resume the control connection's session (see `reuse.rs`).
+    must_resume: bool,
+    /// The finished handshake was checked against `must_resume`.
+    checked: bool,
+    /// This channel's view of the control connection's sessions (bound connections).
+    view: Option<Arc<ChannelView>>,
+    /// The TLS 1.3 tickets issued at the end of the handshake, held until the channel sends
+    /// something or closes (see `reuse.rs`).
+    held: Vec<u8>,
 }
 
 impl TlsChannel {
     /// `inner_paused`: the inner session paused the channel before making it TLS.
-    pub(super) fn new(id: ChannelId, tls: rustls::ServerConnection, inner_paused: bool) -> Self {
+    pub(super) fn new(
+        id: ChannelId,
+        tls: rustls::ServerConnection,
+        inner_paused: bool,
+        must_resume: bool,
+        view: Option<Arc<ChannelView>>,
+    ) -> Self {
         TlsChannel {
             id,
             tls,
@@ -59,7 +76,33 @@ impl TlsChannel {
             eof: false,
             eof_told: false,
             failed: false,
+            must_resume,
+            checked: false,
+            view,
+            held: Vec::new(),
         }
+    }
+
+    /// Once the handshake is done: whether it is refused for not resuming the control
+    /// connection's session (checked once, before anything of the inner session's goes out).
+    pub(super) fn refused_fresh(&mut self) -> bool {
+        if self.checked || self.handshaking() {
+            return false;
+        }
+        self.checked = true;
+        let resumed = self.tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        if self.must_resume && !resumed {
+            tracing::debug!(
+                channel = self.id,
+                "data channel refused: a fresh TLS handshake"
+            );
+            self.held.clear();
+            return true;
+        }
+        if let Some(v) = &self.view {
+            v.commit();
+        }
+        false
     }
 
     fn handshaking(&self) -> bool {
@@ -149,7 +192,7 @@ impl TlsChannel {
             return;
         }
         let Some(f) = &mut self.file else { return };
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.held);
         if encrypt_range(&mut self.tls, f, &mut self.chunk, FILE_CHUNK, &mut out).is_err() {
             // The file shrank under us: the peer was promised these bytes.
             self.file = None;
@@ -175,6 +218,7 @@ impl TlsChannel {
     /// `Err` = the handshake or a record failed (alerts already queued for the peer).
     pub(super) fn feed(&mut self, mut input: &[u8], cx: &mut Context) -> Result<(), ()> {
         while !input.is_empty() {
+            let was_handshaking = self.handshaking();
             match self.tls.read_tls(&mut input) {
                 Ok(_) => {}
                 Err(e) => {
@@ -186,6 +230,12 @@ impl TlsChannel {
                 Ok(io) => {
                     if io.peer_has_closed() {
                         self.eof = true;
+                    }
+                    let tls13 =
+                        self.tls.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+                    if was_handshaking && !self.handshaking() && tls13 {
+                        // All a TLS 1.3 server writes after the client's Finished: tickets.
+                        gather(&mut self.tls, &mut self.held);
                     }
                 }
                 Err(e) => {
@@ -233,9 +283,11 @@ impl TlsChannel {
         self.unblock(cx);
     }
 
+    /// Hand the driver what rustls has encrypted (after the held tickets, if this is the
+    /// channel's first output since the handshake).
     fn flush(&mut self, cx: &mut Context) {
         if self.tls.wants_write() {
-            let mut out = Vec::new();
+            let mut out = std::mem::take(&mut self.held);
             gather(&mut self.tls, &mut out);
             cx.push(Action::ChannelWrite(self.id, out));
         }

@@ -102,6 +102,11 @@ pub struct TlsConfig {
     /// The same, for data channels (no tickets issued; see `build`).
     channel: Arc<rustls::ServerConfig>,
     store: Arc<Store>,
+    /// Data channels must resume the control connection's session (see `reuse.rs`); only
+    /// meaningful once [`TlsConfig::bound_to_connection`] gave it a store of its own.
+    require_reuse: bool,
+    /// The sessions of the one connection this configuration is bound to.
+    sessions: Option<Arc<super::reuse::ControlSessions>>,
 }
 
 impl TlsConfig {
@@ -172,18 +177,22 @@ impl TlsConfig {
         server.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         // TLS 1.3 resumption tickets: a returning client skips the certificate signature.
         server.send_tls13_tickets = 2;
-        // Data channels (FTP) resume the control connection's session, from the same session
-        // store, but issue no tickets of their own: a ticket is the server's only output after
-        // the handshake of an upload, and a client that closes the channel without reading it
-        // (ftplib's own STOU path, lftp, curl: none reads an upload channel) makes its kernel
-        // answer with RST instead of FIN, which can destroy the upload's tail and its end.
+        // Data channels (FTP) resume the control connection's session (`reuse.rs`) and issue
+        // one ticket each, for clients that use a ticket once. It is held back until the
+        // channel sends something or closes (`channel.rs`): a ticket is the server's only
+        // output after the handshake of an upload, and a client that closes the channel
+        // without reading it (ftplib's own STOU path, lftp, curl: none reads an upload
+        // channel) makes its kernel answer with RST instead of FIN, which can destroy the
+        // upload's tail and its end.
         let mut channel = server.clone();
-        channel.send_tls13_tickets = 0;
+        channel.send_tls13_tickets = 1;
         channel.alpn_protocols.clear();
         TlsConfig {
             server: Arc::new(server),
             channel: Arc::new(channel),
             store,
+            require_reuse: true,
+            sessions: None,
         }
     }
 
@@ -201,7 +210,43 @@ impl TlsConfig {
             server: Arc::new(server),
             channel: Arc::new(channel),
             store: self.store.clone(),
+            require_reuse: self.require_reuse,
+            sessions: None,
         }
+    }
+
+    /// Whether a TLS data channel ([`Context::channel_tls`](crate::Context::channel_tls))
+    /// must resume its control connection's TLS session (default: required, as vsftpd's
+    /// `require_ssl_reuse`). A channel whose handshake was a fresh one is then closed and the
+    /// inner session gets `ChannelEvent::Error(PermissionDenied)` (FTP answers `522`).
+    /// `false` accepts any handshake, for clients that cannot resume.
+    pub fn require_data_session_reuse(mut self, required: bool) -> Self {
+        self.require_reuse = required;
+        self
+    }
+
+    /// This configuration with a session store for one connection (an upgradable one, FTP):
+    /// its control handshake's sessions go there and its data channels resume only from there.
+    pub(crate) fn bound_to_connection(&self) -> TlsConfig {
+        let sessions = Arc::new(super::reuse::ControlSessions::default());
+        let mut server = (*self.server).clone();
+        server.session_storage = sessions.clone();
+        // A client that uses each ticket once (rustls's cache) loses one with each data
+        // connection that ends before the channel's own ticket went out (an abort, a reset):
+        // a few more to start with.
+        server.send_tls13_tickets = 4;
+        TlsConfig {
+            server: Arc::new(server),
+            channel: self.channel.clone(),
+            store: self.store.clone(),
+            require_reuse: self.require_reuse,
+            sessions: Some(sessions),
+        }
+    }
+
+    /// Data channels made from this configuration must have resumed the control session.
+    pub(crate) fn channels_must_resume(&self) -> bool {
+        self.require_reuse && self.sessions.is_some()
     }
 
     /// SHA-256 fingerprint of the certificate new handshakes get (`AA:BB:…`).
@@ -213,9 +258,24 @@ impl TlsConfig {
         Self::start(&self.server)
     }
 
-    /// A connection for a data channel (`Context::channel_tls`).
-    pub(crate) fn channel_connection(&self) -> Result<rustls::ServerConnection, rustls::Error> {
-        Self::start(&self.channel)
+    /// A connection for a data channel (`Context::channel_tls`), and, when bound to a
+    /// connection, the channel's view of its sessions (to commit once the channel is checked).
+    pub(crate) fn channel_connection(
+        &self,
+    ) -> Result<
+        (
+            rustls::ServerConnection,
+            Option<Arc<super::reuse::ChannelView>>,
+        ),
+        rustls::Error,
+    > {
+        let Some(sessions) = &self.sessions else {
+            return Ok((Self::start(&self.channel)?, None));
+        };
+        let view = Arc::new(super::reuse::ChannelView::new(sessions.clone()));
+        let mut channel = (*self.channel).clone();
+        channel.session_storage = view.clone();
+        Ok((Self::start(&Arc::new(channel))?, Some(view)))
     }
 
     fn start(cfg: &Arc<rustls::ServerConfig>) -> Result<rustls::ServerConnection, rustls::Error> {

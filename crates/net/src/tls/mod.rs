@@ -16,6 +16,7 @@ mod channel;
 mod config;
 mod range;
 mod reload;
+mod reuse;
 mod session;
 
 pub use config::{SelfSigned, TlsConfig, TlsError};
@@ -106,24 +107,27 @@ impl<P: Protocol> Protocol for TlsProtocol<P> {
 
     fn new_session_on(&self, listener: usize, info: &ConnInfo) -> Self::Session {
         let inner = self.inner.new_session_on(listener, info);
-        if !self.is_tls(listener) {
-            return if self.upgradable {
-                MaybeTls::Tls(Box::new(TlsSession::upgradable(
-                    inner,
-                    self.tls.clone(),
-                    *info,
-                )))
-            } else {
-                MaybeTls::Plain(inner)
-            };
-        }
-        let tls = self
+        // An upgradable connection (FTP) has data channels, which resume its own sessions only.
+        // A listener with a TLS configuration of its own (the chat's line port: no HTTP ALPN).
+        let base = self
             .own
             .iter()
             .find(|(l, _)| *l == listener)
             .map_or(&self.tls, |(_, t)| t);
+        let tls = if self.upgradable {
+            base.bound_to_connection()
+        } else {
+            base.clone()
+        };
+        if !self.is_tls(listener) {
+            return if self.upgradable {
+                MaybeTls::Tls(Box::new(TlsSession::upgradable(inner, tls, *info)))
+            } else {
+                MaybeTls::Plain(inner)
+            };
+        }
         match tls.connection() {
-            Ok(c) => MaybeTls::Tls(Box::new(TlsSession::new(inner, tls.clone(), c, *info))),
+            Ok(c) => MaybeTls::Tls(Box::new(TlsSession::new(inner, tls, c, *info))),
             Err(e) => {
                 tracing::error!("cannot start a TLS connection: {e}");
                 MaybeTls::Refused
@@ -176,6 +180,9 @@ impl<S: Session> Session for MaybeTls<S> {
     }
     fn on_eof(&mut self, cx: &mut Context) {
         each!(self, s => s.on_eof(cx), cx.close())
+    }
+    fn on_hangup(&mut self, cx: &mut Context) {
+        each!(self, s => s.on_hangup(cx), ())
     }
     fn on_message(&mut self, msg: &Message, cx: &mut Context) {
         each!(self, s => s.on_message(msg, cx), ())

@@ -38,6 +38,21 @@ pub(super) fn test_file(len: usize) -> Arc<std::fs::File> {
 
 /// A client for `localhost` trusting `made`'s certificate, offering `alpn`.
 pub(super) fn client(made: &SelfSigned, alpn: &[&[u8]]) -> rustls::ClientConnection {
+    client_with(&client_config(made, alpn))
+}
+
+/// A client on a configuration of its own: connections made from one share its session
+/// cache, so a data channel resumes the control connection's session as an FTP client's does.
+pub(super) fn client_with(cfg: &Arc<rustls::ClientConfig>) -> rustls::ClientConnection {
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut c = rustls::ClientConnection::new(cfg.clone(), name).unwrap();
+    // A test writes a whole upload at once; the harness carries it out as it goes.
+    c.set_buffer_limit(None);
+    c
+}
+
+/// The configuration of [`client`].
+pub(super) fn client_config(made: &SelfSigned, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     let der = rustls::pki_types::CertificateDer::from_pem_slice(made.cert_pem.as_bytes());
     roots.add(der.unwrap()).unwrap();
@@ -48,11 +63,7 @@ pub(super) fn client(made: &SelfSigned, alpn: &[&[u8]]) -> rustls::ClientConnect
         .with_root_certificates(roots)
         .with_no_client_auth();
     ccfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let name = ServerName::try_from("localhost").unwrap();
-    let mut c = rustls::ClientConnection::new(Arc::new(ccfg), name).unwrap();
-    // A test writes a whole upload at once; the harness carries it out as it goes.
-    c.set_buffer_limit(None);
-    c
+    Arc::new(ccfg)
 }
 
 /// Give the client ciphertext from the server; what it decrypts is appended to `plain`.

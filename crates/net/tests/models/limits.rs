@@ -173,3 +173,33 @@ pub(crate) fn idle_clients_hold_nothing(model: Model, edge: bool) {
     drop((quiet, newcomer, lingering));
     assert!(srv.stop().success());
 }
+
+/// A FIN while the session has paused its input is told at once (`on_hangup`), not after the
+/// pause: with unconsumed input already read (FTP's command waiting behind a transfer), and
+/// with bytes still queued in the kernel before the FIN. The pause here is 60 s; the client's
+/// read timeout is 10 s.
+pub(crate) fn hangup_while_paused(model: Model, edge: bool) {
+    let mut srv = TestServer::start(&Spec::new(model, edge, "echo"));
+    let mut c = srv.connect();
+    c.w.write_all(b"PAUSE 60000\nwaiting\n").unwrap();
+    c.w.shutdown(std::net::Shutdown::Write).unwrap();
+    let t = Instant::now();
+    c.expect("hangup");
+    c.expect_closed();
+    drop(c);
+    let mut c = srv.connect();
+    c.send("PAUSE 60000");
+    std::thread::sleep(Duration::from_millis(300));
+    c.send("queued");
+    std::thread::sleep(Duration::from_millis(100));
+    c.w.shutdown(std::net::Shutdown::Write).unwrap();
+    c.expect("hangup");
+    c.expect_closed();
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    // The server is still fine for the next client.
+    let mut d = srv.connect();
+    d.send("y");
+    d.expect("y");
+    drop(d);
+    assert!(srv.stop().success());
+}

@@ -41,6 +41,7 @@ macro_rules! every_model {
                 #[test] fn data_channel() { crate::traffic::data_channel(M, E) }
                 #[test] fn max_connections() { crate::limits::max_connections(M, E) }
                 #[test] fn idle_timeout() { crate::limits::idle_timeout(M, E) }
+                #[test] fn hangup_while_paused() { crate::limits::hangup_while_paused(M, E) }
                 #[test] fn shutdown() { crate::lifecycle::shutdown(M, E) }
                 #[test] fn parent_killed() { crate::lifecycle::parent_killed(M, E) }
                 #[test] fn two_listeners() { crate::lifecycle::two_listeners(M, E) }

@@ -69,6 +69,10 @@ impl Session for EchoSession {
     fn on_idle(&mut self, cx: &mut Context) {
         cx.write(b"bye idle\n");
     }
+    fn on_hangup(&mut self, cx: &mut Context) {
+        cx.write(b"hangup\n");
+        cx.close();
+    }
     fn on_shutdown(&mut self, cx: &mut Context) {
         cx.write(b"bye shutdown\n");
         cx.close();

@@ -2,7 +2,7 @@
 //! they decrypted handed to the inner session (split from the session itself).
 
 use super::TlsSession;
-use crate::session::{ChannelEvent, ChannelId, Context, Session};
+use crate::session::{Action, ChannelEvent, ChannelId, Context, Session};
 use crate::tls::channel::TlsChannel;
 
 impl<S: Session> TlsSession<S> {
@@ -65,6 +65,15 @@ impl<S: Session> TlsSession<S> {
                     return;
                 }
                 match ch.feed(bytes, cx) {
+                    Ok(()) if ch.refused_fresh() => {
+                        // Someone else's handshake (or a client that cannot resume): nothing
+                        // of the transfer goes to it, and the inner session is told why.
+                        ch.failed = true;
+                        cx.push(Action::ChannelAbort(id));
+                        self.channels.retain(|c| c.id != id);
+                        let ev = ChannelEvent::Error(std::io::ErrorKind::PermissionDenied);
+                        self.call(cx, |s, icx| s.on_channel(id, ev, icx));
+                    }
                     Ok(()) => ch.unblock(cx),
                     Err(()) => ch.fail(cx),
                 }

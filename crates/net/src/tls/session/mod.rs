@@ -172,7 +172,13 @@ impl<S: Session> TlsSession<S> {
                     let paused = self.paused_plain.contains(&id);
                     self.paused_plain.retain(|&c| c != id);
                     match self.config.channel_connection() {
-                        Ok(c) => self.channels.push(TlsChannel::new(id, c, paused)),
+                        Ok((c, view)) => self.channels.push(TlsChannel::new(
+                            id,
+                            c,
+                            paused,
+                            self.config.channels_must_resume(),
+                            view,
+                        )),
                         Err(e) => {
                             tracing::error!("cannot start TLS on a data channel: {e}");
                             cx.push(Action::ChannelAbort(id));
@@ -415,6 +421,15 @@ impl<S: Session> Session for TlsSession<S> {
             self.settle(cx);
         }
         used
+    }
+
+    fn on_hangup(&mut self, cx: &mut Context) {
+        // Only a pause of the inner session's own is its business; one of this layer's
+        // (output waiting behind a file) ends in order, with `on_eof`.
+        if self.inner_paused && self.state == State::Open {
+            self.call(cx, |s, icx| s.on_hangup(icx));
+            self.settle(cx);
+        }
     }
 
     fn on_eof(&mut self, cx: &mut Context) {

@@ -1,7 +1,7 @@
 //! The harness of `upgrade_tests`: a tiny FTP-like inner session recording what it sees, and
 //! `H`, the driver played by hand (actions carried to rustls clients, events answered).
 
-use super::super::test_util::{client, info, receive, test_file};
+use super::super::test_util::{client_config, client_with, info, receive, test_file};
 use super::super::*;
 use crate::session::Action;
 use std::collections::{BTreeMap, VecDeque};
@@ -227,6 +227,8 @@ pub(super) struct H {
     pub(super) cx: Context,
     pub(super) seen: Shared,
     pub(super) made: SelfSigned,
+    /// The client's configuration: its control and data connections share its session cache.
+    pub(super) ccfg: Arc<rustls::ClientConfig>,
     /// The control connection's client: `None` while it speaks in the clear.
     pub(super) ctl: Option<rustls::ClientConnection>,
     /// What the client received in the clear, and decrypted.
@@ -244,7 +246,13 @@ pub(super) struct H {
 
 impl H {
     pub(super) fn new(file_len: usize) -> H {
+        Self::with_reuse(file_len, true)
+    }
+
+    /// [`H::new`], with data channels required to resume the control session or not.
+    pub(super) fn with_reuse(file_len: usize, required: bool) -> H {
         let (cfg, made) = TlsConfig::self_signed(&["localhost"], &[]).unwrap();
+        let cfg = cfg.require_data_session_reuse(required);
         let seen = Shared::default();
         let inner = FtpProto {
             seen: seen.clone(),
@@ -261,6 +269,7 @@ impl H {
             s,
             cx: Context::new(info()),
             seen,
+            ccfg: client_config(&made, &[]),
             made,
             ctl: None,
             clear: Vec::new(),
@@ -317,7 +326,7 @@ impl H {
     pub(super) fn secure(&mut self) {
         self.send_clear(b"AUTH\r\n");
         assert!(self.clear.ends_with(b"234 go\r\n"));
-        self.ctl = Some(client(&self.made, &[]));
+        self.ctl = Some(client_with(&self.ccfg));
         self.run();
         assert!(!self.ctl.as_ref().unwrap().is_handshaking());
     }
@@ -326,7 +335,7 @@ impl H {
     pub(super) fn pasv(&mut self, tls: bool) -> ChannelId {
         self.send("PASV");
         let id = *self.chans.keys().last().expect("a listener");
-        self.chan(id).client = tls.then(|| client(&self.made, &[]));
+        self.chan(id).client = tls.then(|| client_with(&self.ccfg));
         self.events.push_back((id, Ev::Connected));
         self.run();
         id

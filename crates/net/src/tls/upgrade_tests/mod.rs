@@ -8,7 +8,7 @@
 mod harness;
 
 use super::session::MAX_INBOX;
-use super::test_util::{client, pattern, receive};
+use super::test_util::{client, client_with, pattern, receive};
 use super::*;
 use harness::{GREETING, H, HEAD, KIB};
 use std::io::Write;
@@ -181,7 +181,7 @@ fn tls_active_channel_queued_before_it_connects() {
     let log = h.log();
     assert_eq!(count(&log, "drv chwrite 1"), 0);
     assert!(pos(&log, "drv connect 1") < pos(&log, "drv chpause 1 false"));
-    h.chan(1).client = Some(client(&h.made, &[]));
+    h.chan(1).client = Some(client_with(&h.ccfg));
     h.events.push_back((1, harness::Ev::Connected));
     h.run();
     let want = [HEAD, &pattern(len)[..]].concat();
@@ -340,4 +340,59 @@ fn eof_mid_handshake_is_no_end_of_upload() {
     assert_eq!(count(&log, "ch1 data"), 0);
     h.send("NOOP");
     assert!(h.plain.ends_with(b"200 NOOP\r\n"));
+}
+
+/// A data connection must resume the control connection's TLS session (vsftpd's
+/// `require_ssl_reuse`): every download of the client's own resumes (tickets are reused and
+/// replenished, however many), and someone else's fresh handshake on the passive port gets
+/// nothing of the file; the inner session is told (`PermissionDenied`: FTP's `522`).
+#[test]
+fn data_channels_must_resume_the_control_session() {
+    let len = 100 * KIB;
+    let mut h = H::new(len);
+    h.secure();
+    let want = [HEAD, &pattern(len)[..]].concat();
+    for round in 0..6 {
+        let id = h.pasv(true);
+        h.send("RETR");
+        let ch = &h.chans[&id];
+        assert!(ch.plain == want, "round {round}: the whole file");
+        assert_eq!(ch.at_close, Some((want.len(), true)), "round {round}");
+    }
+    // A stranger: the same certificate trusted, but a configuration (a session cache) of
+    // its own, so a fresh handshake.
+    h.send("PASV");
+    let id = *h.chans.keys().last().unwrap();
+    h.chan(id).client = Some(client(&h.made, &[]));
+    h.events.push_back((id, harness::Ev::Connected));
+    h.run();
+    h.send("RETR");
+    let ch = &h.chans[&id];
+    assert!(
+        !ch.plain.windows(HEAD.len()).any(|w| w == HEAD),
+        "nothing of the transfer reached the stranger"
+    );
+    assert!(ch.plain.len() < 64, "{}", ch.plain.len());
+    let log = h.log();
+    assert_eq!(
+        count(&log, &format!("ch{id} error PermissionDenied")),
+        1,
+        "{log:#?}"
+    );
+    assert!(pos(&log, &format!("drv chabort {id}")) > 0);
+}
+
+/// `require_data_session_reuse(false)`: a fresh handshake is accepted.
+#[test]
+fn data_session_reuse_optional() {
+    let len = 10 * KIB;
+    let mut h = H::with_reuse(len, false);
+    h.secure();
+    h.send("PASV");
+    let id = *h.chans.keys().last().unwrap();
+    h.chan(id).client = Some(client(&h.made, &[]));
+    h.events.push_back((id, harness::Ev::Connected));
+    h.run();
+    h.send("RETR");
+    assert!(h.chans[&id].plain == [HEAD, &pattern(len)[..]].concat());
 }

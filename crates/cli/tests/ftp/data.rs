@@ -1,0 +1,270 @@
+//! Data connections and what they may change: a refused upload changes nothing on disk (no
+//! data connection `425`, a refused active connect, `521` under `--tls-required`); `STOU` never
+//! replaces a file that appeared meanwhile; TYPE A sends a CRLF file as it is and refuses
+//! `SIZE`; an abandoned session (FIN while a command waits behind a transfer) gives back its
+//! slot and its passive port at once; one address cannot hold more passive listeners than
+//! `--max-passive-per-ip`.
+
+use super::transport::{Plain, Tls, Transport};
+use super::*;
+
+/// A port nothing listens on (bound, then closed).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The refusals that come before any data connection, on a session set up by the caller;
+/// `refusal` is the reply each gets. ann's `victim.bin` holds "0123456789".
+fn refused_uploads(c: &mut Control, tree: &Tree, refusal: &str, why: &str) {
+    let victim = || std::fs::read(tree.path("ann/victim.bin")).unwrap();
+    assert_eq!(c.cmd("REST 5"), "350 Restart position accepted (5).");
+    assert_eq!(c.cmd("STOR victim.bin"), refusal, "{why}");
+    assert_eq!(victim(), b"0123456789", "{why}: REST 5 + refused STOR");
+    assert_eq!(c.cmd("APPE new.bin"), refusal, "{why}");
+    assert_eq!(c.cmd("APPE victim.bin"), refusal, "{why}");
+    assert_eq!(
+        c.cmd("REST 1048576"),
+        "350 Restart position accepted (1048576)."
+    );
+    assert_eq!(c.cmd("STOR other.bin"), refusal, "{why}");
+    assert_eq!(c.cmd("STOU victim.bin"), refusal, "{why}");
+    assert_eq!(victim(), b"0123456789", "{why}");
+    assert_eq!(
+        tree.names("ann"),
+        ["out", "victim.bin"],
+        "{why}: nothing created"
+    );
+}
+
+pub fn refused_uploads_change_nothing(model: Model, edge: bool) {
+    let tree = Tree::new("refused");
+    std::fs::write(tree.path("ann/victim.bin"), "0123456789").unwrap();
+    let srv = Server::start(model, edge, &tree, &[]);
+    let mut c = srv.login(Plain, "ann", PASSWORD);
+    refused_uploads(
+        &mut c,
+        &tree,
+        "425 Use PORT, PASV, EPRT or EPSV first.",
+        "no data connection",
+    );
+    // An active connect that is refused: 150, then 425, and still nothing changed.
+    for (rest, cmd) in [
+        (Some(5), "STOR victim.bin"),
+        (None, "APPE new.bin"),
+        (Some(1048576), "STOR other.bin"),
+    ] {
+        let port = closed_port();
+        assert_eq!(
+            c.cmd(&format!("PORT 127,0,0,1,{},{}", port >> 8, port & 0xff)),
+            "200 PORT command successful. Consider using PASV."
+        );
+        if let Some(n) = rest {
+            assert_eq!(c.cmd(&format!("REST {n}")).get(..4), Some("350 "));
+        }
+        assert_eq!(c.cmd(cmd).get(..4), Some("150 "), "{cmd}");
+        c.expect("425 Cannot open data connection.");
+        assert_eq!(
+            std::fs::read(tree.path("ann/victim.bin")).unwrap(),
+            b"0123456789",
+            "{cmd} over a refused connect"
+        );
+        assert_eq!(tree.names("ann"), ["out", "victim.bin"], "{cmd}");
+    }
+    // What the refusals were protecting still works: a resume on a real data connection.
+    let d = c.passive();
+    assert_eq!(c.cmd("REST 5").get(..4), Some("350 "));
+    assert_eq!(c.cmd("STOR victim.bin"), "150 Ok to send data.");
+    let mut d = c.data(d);
+    d.write_all(b"abc").unwrap();
+    d.finish();
+    c.expect("226 Transfer complete.");
+    assert_eq!(
+        std::fs::read(tree.path("ann/victim.bin")).unwrap(),
+        b"01234abc"
+    );
+}
+
+/// The same refusals with `521` under `--tls-required` (a secure session without `PROT P`,
+/// whose data connection is prepared).
+pub fn refused_uploads_change_nothing_tls_required(model: Model, edge: bool) {
+    let tree = Tree::new("refused521");
+    std::fs::write(tree.path("ann/victim.bin"), "0123456789").unwrap();
+    let srv = Tls.start(model, edge, &tree, &["--tls-required"]);
+    let mut c = Control::plain(srv.addr, srv.pem.as_ref().unwrap());
+    c.greeting();
+    assert_eq!(c.cmd("AUTH TLS"), "234 AUTH TLS successful.");
+    c.upgrade();
+    c.login("ann", PASSWORD);
+    let _d = c.passive();
+    refused_uploads(
+        &mut c,
+        &tree,
+        "521 Data connections must be encrypted: PROT P.",
+        "--tls-required",
+    );
+}
+
+/// STOU announces a free name; a client that STORs that name meanwhile keeps its file, and
+/// the unique upload takes the next free name (said in its 226).
+pub fn stou_never_replaces(model: Model, edge: bool, t: Transport) {
+    if model == Model::Iterative {
+        return; // two sessions at once
+    }
+    let tree = Tree::new("stou");
+    let srv = t.start(model, edge, &tree, &[]);
+    let mut a = srv.login(t, "ann", PASSWORD);
+    let d = a.passive();
+    assert_eq!(a.cmd("STOU x.bin"), "150 FILE: x.bin");
+    let mut d = a.data(d);
+    d.write_all(b"unique").unwrap();
+    d.flush().unwrap();
+    // Another client stores the announced name while the STOU upload is still open.
+    let mut b = srv.login(t, "ann", PASSWORD);
+    let bd = b.passive();
+    assert_eq!(b.cmd("STOR x.bin"), "150 Ok to send data.");
+    let mut bd = b.data(bd);
+    bd.write_all(b"theirs").unwrap();
+    bd.finish();
+    b.expect("226 Transfer complete.");
+    d.finish();
+    a.expect("226 Transfer complete; the name was taken meanwhile: FILE: x.bin.1");
+    assert_eq!(std::fs::read(tree.path("ann/x.bin")).unwrap(), b"theirs");
+    assert_eq!(std::fs::read(tree.path("ann/x.bin.1")).unwrap(), b"unique");
+    assert_eq!(tree.names("ann"), ["out", "x.bin", "x.bin.1"]);
+}
+
+/// TYPE A: a file with CRLF already goes out as it is (no `\r\r\n`), a LF file gets CRs, and
+/// `SIZE` is refused (the wire size is not the file's); TYPE I gives SIZE back.
+pub fn ascii_mode(model: Model, edge: bool, t: Transport) {
+    let tree = Tree::new("ascii");
+    std::fs::write(tree.path("ann/dos.txt"), b"a\r\nb\r\n\r\nc\nd\re\r\n").unwrap();
+    let srv = t.start(model, edge, &tree, &[]);
+    let mut c = srv.login(t, "ann", PASSWORD);
+    assert_eq!(c.cmd("TYPE A"), "200 Switching to ASCII mode.");
+    assert_eq!(
+        c.cmd("SIZE dos.txt"),
+        "550 SIZE not allowed in ASCII mode: TYPE I first."
+    );
+    let d = c.passive();
+    assert_eq!(c.cmd("RETR dos.txt").get(..4), Some("150 "));
+    let mut d = c.data(d);
+    let mut wire = Vec::new();
+    d.read_to_end(&mut wire).unwrap();
+    c.expect("226 Transfer complete.");
+    assert_eq!(wire, b"a\r\nb\r\n\r\nc\r\nd\re\r\n");
+    assert_eq!(c.cmd("TYPE I"), "200 Switching to Binary mode.");
+    assert_eq!(c.cmd("SIZE dos.txt"), "213 15");
+}
+
+/// A session whose client sends `EPSV`, `RETR`, one more command, then closes without ever
+/// connecting the data port: its slot and its passive port are freed at once, not after the
+/// idle timeout (300 s). With `--max-clients 3`, after 3 such clients a 4th gets in.
+pub fn abandoned_sessions_free_their_slot(model: Model, edge: bool, t: Transport) {
+    let tree = Tree::new("abandoned");
+    let srv = t.start(model, edge, &tree, &["--max-clients", "3"]);
+    for round in 0..2 {
+        let mut ports = Vec::new();
+        for _ in 0..3 {
+            let mut c = srv.login(t, "anonymous", "x@");
+            let port = c.epsv();
+            assert_eq!(c.cmd("RETR hello.txt").get(..4), Some("150 "));
+            // Waits behind the transfer (input paused), then the client goes away (FIN).
+            c.send("PWD");
+            ports.push(port);
+            drop(c);
+        }
+        // A new client is served within a few seconds (generous: a loaded machine).
+        let end = Instant::now() + Duration::from_secs(8);
+        loop {
+            let mut c = srv.control();
+            let l = c.line();
+            if l == "220 bingfa FTP server ready." {
+                break;
+            }
+            assert!(
+                Instant::now() < end,
+                "round {round}: still refused after 8 s under {model}: {l}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // And the passive ports stopped listening.
+        for p in ports {
+            let end = Instant::now() + Duration::from_secs(8);
+            while TcpStream::connect(("127.0.0.1", p)).is_ok() {
+                assert!(Instant::now() < end, "passive port {p} still listening");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// `--max-passive-per-ip 3`: a fourth passive listener waiting from the same address gets
+/// `425`, whatever the port range has left; a place comes back when a client connects its
+/// data port, or its session ends.
+pub fn passive_cap_per_address(model: Model, edge: bool) {
+    if model == Model::Iterative {
+        return; // sessions at once
+    }
+    let tree = Tree::new("pasvcap");
+    let srv = Server::start(model, edge, &tree, &["--max-passive-per-ip", "3"]);
+    let full =
+        "425 Too many passive connections waiting from your address: use or close one first.";
+    let mut held: Vec<(Control, u16)> = (0..3)
+        .map(|_| {
+            let mut c = srv.login(Plain, "anonymous", "x@");
+            let p = c.epsv();
+            (c, p)
+        })
+        .collect();
+    let mut late = srv.login(Plain, "anonymous", "x@");
+    assert_eq!(late.cmd("EPSV"), full);
+    assert_eq!(late.cmd("PASV"), full);
+    // A new EPSV in a session that has one replaces it: still three.
+    let p = held[0].0.epsv();
+    held[0].1 = p;
+    assert_eq!(late.cmd("EPSV"), full);
+    // One client connects its data port: that listener is gone, its place is free.
+    let (c, port) = &mut held[1];
+    let d = TcpStream::connect(("127.0.0.1", *port)).unwrap();
+    assert_eq!(c.cmd("NLST").get(..4), Some("150 "));
+    let mut names = String::new();
+    d.try_clone().unwrap().read_to_string(&mut names).unwrap();
+    c.expect("226 Transfer complete.");
+    let _ = late.epsv();
+    // Another session ends: its place too.
+    let (mut c, _) = held.remove(2);
+    assert_eq!(c.cmd("QUIT"), "221 Goodbye.");
+    c.expect_closed();
+    let mut again = srv.login(Plain, "anonymous", "x@");
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let l = again.cmd("EPSV");
+        if l.starts_with("229 ") {
+            break;
+        }
+        assert_eq!(l, full);
+        assert!(Instant::now() < end, "the place never came back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `--idle-timeout 0` would close every session at its first command: refused at start.
+#[test]
+fn idle_timeout_zero_is_refused() {
+    for v in ["0", "0.0", "-1"] {
+        let out = run_timeout(
+            Command::new(BIN)
+                .args(["ftp", "serve", "--bind", "127.0.0.1:0"])
+                .arg(format!("--idle-timeout={v}")),
+            Duration::from_secs(20),
+        );
+        assert_eq!(out.status.code(), Some(2), "{v}");
+        assert!(out.stdout.is_empty(), "no ready line");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("the idle timeout must be a number of seconds above 0"),
+            "{v}: {err}"
+        );
+    }
+}
