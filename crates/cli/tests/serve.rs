@@ -135,6 +135,10 @@ fn every_service_answers_and_sigterm_stops_them_all(model: &str) {
     assert!(page.contains(&format!("bingfa chat join {}", at("chat"))));
     assert!(page.contains(&format!("ftp://{}/", at("ftp"))));
     assert!(page.contains(&format!("<code>{model}</code>")));
+    // Its commands say `bingfa`: the page tells how to get it on PATH, and 并发 is said in
+    // words too, for a browser without a CJK font.
+    assert!(page.contains("cargo install --locked --path crates/cli"));
+    assert!(page.contains("并发</span> <span class=\"gloss\">(bìngfā: “concurrency”)"));
     let stats = http_get(at("http"), "/_stats");
     assert!(
         stats.starts_with("HTTP/1.1 200") && stats.contains("\"model\""),
