@@ -25,6 +25,8 @@ mod durability;
 mod security;
 #[path = "ftp/tls.rs"]
 mod tls;
+#[path = "support/tools.rs"]
+mod tools;
 #[path = "ftp/transport.rs"]
 mod transport;
 

@@ -2,10 +2,13 @@
 //! each test once per server (modules `pyftpdlib::` and `vsftpd::`), plus a scripted hostile
 //! server for the sanitising of names; `ftp_client/ftps.rs` is FTP over TLS against both. A
 //! server that is not installed is skipped with the reason on stderr, unless
-//! BINGFA_REQUIRE_FTP_SERVERS=1 (CI) makes that a failure.
+//! BINGFA_REQUIRE_FTP_SERVERS=1 or BINGFA_REQUIRE_TOOLS=1 (scripts/test.sh, CI) makes that a
+//! failure.
 
 #[path = "support/pty.rs"]
 mod pty;
+#[path = "support/tools.rs"]
+mod tools;
 
 mod ftp_client {
     pub mod fake_tls;
@@ -30,7 +33,8 @@ fn start(f: fn() -> Result<Server, String>, name: &str) -> Option<Server> {
         Ok(s) => Some(s),
         Err(why) => {
             assert!(
-                std::env::var("BINGFA_REQUIRE_FTP_SERVERS").as_deref() != Ok("1"),
+                std::env::var("BINGFA_REQUIRE_FTP_SERVERS").as_deref() != Ok("1")
+                    && !tools::required(),
                 "{name} is required: {why}"
             );
             eprintln!("SKIPPED against {name}: {why}");
