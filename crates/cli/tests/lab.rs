@@ -3,6 +3,8 @@
 
 #[path = "support/procs.rs"]
 mod procs;
+#[path = "support/tools.rs"]
+mod tools;
 use procs::processes_mentioning;
 
 use std::process::Command;
@@ -77,7 +79,61 @@ fn efficiency_reports_every_mode_and_draws_a_chart() {
     assert!(io("one line") >= 0.6);
     let svg = std::fs::read_to_string(&chart).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("IO-bound jobs"));
+    // The speed-ups can be judged: the core count and the pool's size are stated.
+    let cores = v["cores"].as_u64().unwrap();
+    assert!(cores >= 1);
+    assert_eq!(v["pool_size"], cores);
+    assert!(svg.contains(&format!("10 jobs on {cores} cores (pool of {cores})")));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With CPython beside it, in a private TMPDIR: the table states the cores and the pool size,
+/// and nothing is left in the temporary directory (CPython's spawned children made a scratch
+/// directory each, and left it).
+#[test]
+fn efficiency_with_python_states_cores_and_leaves_no_temporary_files() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        tools::missing(
+            "efficiency beside CPython",
+            "python3",
+            "apt-get install python3",
+        );
+        return;
+    }
+    let tmp = std::env::temp_dir().join(format!("bingfa-lab-eff-tmp-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let out = Command::new(BIN)
+        .args(["lab", "efficiency", "--quick", "--rounds", "1"])
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert!(
+        text.contains(&format!("This machine has {cores} cores"))
+            && text.contains(&format!(
+                "the pool has {cores} worker processes in Rust and in CPython"
+            )),
+        "{text}"
+    );
+    // Every CPython row was measured.
+    let cpython_rows = text
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.contains("-bound") && !l.contains("| -  "))
+        .count();
+    assert_eq!(cpython_rows, 9, "{text}");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
 }
 
 #[test]
