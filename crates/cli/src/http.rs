@@ -100,6 +100,8 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
                 1
             };
             let protocol = server.into_protocol(config.model, workers);
+            // Announced as `https listening on …`: the scheme a client needs.
+            config.service = "https".into();
             bingfa_net::serve(config, TlsProtocol::new(protocol, tls))
         }
     }

@@ -168,6 +168,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     } else {
         None
     };
+    // Over TLS the HTTP server and the chat page announce `https` and `web-tls`.
+    let tls = a.tls.tls_self_signed || a.tls.tls_cert.is_some();
     let mut services: Vec<Service> = Vec::new();
     let result = (|| -> anyhow::Result<()> {
         let mut chat = common("chat");
@@ -184,7 +186,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             &mut services,
             "chat",
             &chat,
-            &["chat", "web"],
+            &["chat", if tls { "web-tls" } else { "web" }],
             &[a.chat_bind, a.web_bind],
         )?;
         let (chat_addr, web_addr) = (listening[0], listening[1]);
@@ -200,14 +202,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let ftp_addr = start(&mut services, "ftp", &ftp, &["ftp"], &[a.ftp_bind])?[0];
 
         if let Some(site) = &site {
-            let tls = a.tls.tls_self_signed || a.tls.tls_cert.is_some();
             site.write_index(a.model, tls, chat_addr, web_addr, ftp_addr)?;
         }
         let mut http = common("http");
         http.extend(["--bind".into(), a.http_bind.to_string()]);
         http.extend(["--root".into(), root.display().to_string()]);
         http.extend(tls_flags(&a.tls, made.as_ref()));
-        start(&mut services, "http", &http, &["http"], &[a.http_bind])?;
+        let http_name = if tls { "https" } else { "http" };
+        start(&mut services, "http", &http, &[http_name], &[a.http_bind])?;
         supervise(&mut services)
     })();
     let clean = stop(&mut services);

@@ -254,7 +254,10 @@ fn one_self_signed_certificate_for_every_service() {
     // Only the supervisor made a certificate: the services were given its files.
     let fingerprints = said.iter().filter(|l| l.contains("fingerprint")).count();
     assert_eq!(fingerprints, 1, "{said:?}");
-    for svc in ["http", "web"] {
+    // Each TLS face names its scheme in its ready line.
+    let names: Vec<&str> = addrs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["chat", "web-tls", "ftp", "https"]);
+    for svc in ["https", "web-tls"] {
         let port = at(svc).port();
         let out = Command::new("curl")
             .args([
