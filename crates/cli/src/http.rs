@@ -32,8 +32,8 @@ pub struct ServeArgs {
     /// Directory to serve.
     #[arg(long, default_value = ".")]
     root: PathBuf,
-    /// Concurrency model: iterative, fork, thread, threadpool, prefork, select, poll, epoll, async.
-    #[arg(long, default_value_t = Model::default())]
+    /// Concurrency model.
+    #[arg(long, default_value_t = Model::default(), value_parser = crate::model_arg::ModelParser)]
     model: Model,
     /// Threads or processes for the models that use them (0 = number of CPUs).
     #[arg(long, default_value_t = 0)]

@@ -7,6 +7,7 @@ mod ftp;
 mod ftp_client;
 mod http;
 mod lab;
+mod model_arg;
 mod serve;
 mod tls;
 
@@ -31,7 +32,7 @@ enum Command {
     Lab(lab::Args),
     /// The static HTTP server.
     Http(http::Args),
-    /// The group chat room: serve, announce.
+    /// The group chat room: serve, join, announce.
     Chat(chat::Args),
     /// FTP: the server (serve, passwd) and the client (ls, get, put, shell).
     Ftp(ftp::Args),

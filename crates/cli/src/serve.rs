@@ -51,7 +51,7 @@ pub struct Args {
     #[arg(long)]
     root: Option<PathBuf>,
     /// Concurrency model of every service.
-    #[arg(long, default_value_t = Model::default())]
+    #[arg(long, default_value_t = Model::default(), value_parser = crate::model_arg::ModelParser)]
     model: Model,
     /// Threads or processes per service, for the models that use them (0 = a default).
     #[arg(long, default_value_t = 0)]

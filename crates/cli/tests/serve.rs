@@ -372,3 +372,29 @@ fn console_lines_and_the_admin_socket_announce_to_the_room() {
     assert_eq!(p.exit_code(), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--help` says what a reader needs: the models `--model` takes, and every chat subcommand
+/// in the top-level summary.
+#[test]
+fn help_lists_the_models_and_every_chat_command() {
+    let help = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let serve = help(&["serve", "--help"]);
+    assert!(
+        serve.contains(
+            "[possible values: iterative, fork, thread, threadpool, prefork, select, poll, epoll, async]"
+        ),
+        "{serve}"
+    );
+    let top = help(&["--help"]);
+    let chat = top
+        .lines()
+        .find(|l| l.trim_start().starts_with("chat "))
+        .unwrap();
+    for sub in ["serve", "join", "announce"] {
+        assert!(chat.contains(sub), "{chat}");
+    }
+}
