@@ -4,6 +4,7 @@
 //! `--tls` is explicit FTPS (AUTH TLS), an `ftps://` URL implicit FTPS (port 990); `--cacert`
 //! and `--insecure` choose what is trusted instead of the system's CAs.
 
+mod ls_time;
 mod shell;
 mod transfer;
 
@@ -229,8 +230,8 @@ fn print_entries(entries: &[Entry], long: bool) {
                 Kind::Other => '?',
             };
             let size = e.size.map_or("-".to_string(), |s| s.to_string());
-            let when = e.modified.as_deref().unwrap_or("-");
-            println!("{kind} {size:>12} {when:<14} {name}{slash}");
+            let when = e.modified.as_deref().map_or("-".into(), ls_time::show);
+            println!("{kind} {size:>12} {when:<12} {name}{slash}");
         } else {
             println!("{name}{slash}");
         }

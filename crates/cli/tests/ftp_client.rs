@@ -113,6 +113,12 @@ fn ls_names_and_long_form(s: &Server) {
         (lines[0][0], lines[0][1], *lines[0].last().unwrap()),
         ("-", "5", "a.txt")
     );
+    // A time as `ls -l` shows a recent one (`Dec  6 06:53`), not the raw `20261206065300`.
+    assert!(
+        lines[0][2].len() == 3 && lines[0][4].len() == 5 && lines[0][4].contains(':'),
+        "{}",
+        o.stdout
+    );
     assert_eq!(
         (lines[1][0], lines[1][1], *lines[1].last().unwrap()),
         ("-", "1048576", "b.bin")
