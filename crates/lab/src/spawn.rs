@@ -35,7 +35,7 @@ pub fn guard(cmd: &mut Command) -> &mut Command {
 }
 
 /// A child started with [`guard`], registered with the signal watcher while it lives; its
-/// group is stopped on drop ([`stop`], SIGTERM then SIGKILL after `grace`).
+/// group is stopped on drop (SIGTERM, then SIGKILL after `grace`).
 pub struct Guarded {
     pub child: Child,
     pub grace: Duration,
@@ -53,8 +53,8 @@ impl Guarded {
         }
     }
 
-    /// Stop the child's group now (once; later calls return the first answer's `true`):
-    /// true if the leader exited by itself within `grace`.
+    /// Stop the child's group now: true if the leader exited by itself within `grace`. Only
+    /// the first call acts (later ones return true): once reaped, its pid may be reused.
     pub fn stop_within(&mut self, grace: Duration) -> bool {
         if std::mem::replace(&mut self.stopped, true) {
             return true;
