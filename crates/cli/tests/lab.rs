@@ -438,6 +438,12 @@ fn signal_leaves_no_server(args: &[&str], sig: i32) {
         Some(sig),
         "{status:?}"
     );
+    // Its scratch directories went with it.
+    let tmp = std::env::temp_dir();
+    for name in ["bingfa-lab-site", "bingfa-lab", "bingfa-eff"] {
+        let d = tmp.join(format!("{name}-{lab_pid}"));
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
     // Everything it started is gone (give the kernel a moment to finish SIGKILLs).
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

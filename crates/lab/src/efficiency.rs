@@ -236,6 +236,7 @@ pub fn run(opts: &Options, mut tick: impl FnMut(&str)) -> Report {
     let steps = if opts.quick { 3 } else { IO_STEPS };
     let dir = std::env::temp_dir().join(format!("bingfa-eff-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temporary directory");
+    crate::spawn::scratch(&dir);
     let python = if opts.no_python {
         None
     } else {

@@ -30,11 +30,15 @@ pub fn run_script_args(
 ) -> Option<serde_json::Value> {
     let dir = std::env::temp_dir().join(format!("bingfa-lab-{}", std::process::id()));
     std::fs::create_dir_all(&dir).ok()?;
+    crate::spawn::scratch(&dir);
     let path = dir.join(name);
     std::fs::write(&path, source).ok()?;
     let mut cmd = Command::new("python3");
     crate::spawn::guard(&mut cmd)
         .arg(&path)
+        // The script's own temporary files go in here too, so they go with it whatever
+        // becomes of the script.
+        .env("TMPDIR", &dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     cmd.args(args);

@@ -16,6 +16,17 @@ use std::time::{Duration, Instant};
 
 /// Process groups (= leader pids) of the children running now, for the signal watcher.
 static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+/// Scratch directories of this run, removed by the signal watcher (their owners remove them
+/// on a normal end).
+static SCRATCH: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
+
+/// Note `dir` as this run's scratch: an interrupted lab removes it before it exits.
+pub fn scratch(dir: &std::path::Path) {
+    let mut s = SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
+    if !s.iter().any(|d| d == dir) {
+        s.push(dir.to_path_buf());
+    }
+}
 
 /// Prepare `cmd` so that what it starts can always be stopped: the child leads a process group
 /// of its own (a server's workers stay in it, so one `kill(-pgid)` reaches them all, and a
@@ -105,7 +116,7 @@ fn stop(child: &mut Child, grace: Duration) -> bool {
 }
 
 /// On SIGINT, SIGTERM or SIGHUP, stop every registered child's group (SIGTERM, up to 3 s,
-/// then SIGKILL) and exit with 128 + the signal's number, so an interrupted lab leaves no
+/// then SIGKILL), remove the [`scratch`] directories, and exit with 128 + the signal's number, so an interrupted lab leaves no
 /// server behind. Call once, early in `main` of a lab command.
 pub fn stop_children_on_signals() {
     static PIPE_W: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
@@ -165,6 +176,9 @@ pub fn stop_children_on_signals() {
         for &g in &groups {
             // SAFETY: as above.
             unsafe { libc::kill(-g, libc::SIGKILL) };
+        }
+        for d in SCRATCH.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = std::fs::remove_dir_all(d);
         }
         std::process::exit(128 + sig);
     });
