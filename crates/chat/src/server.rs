@@ -84,7 +84,10 @@ pub fn bind_tls(
     opts: &ServeOptions,
     tls: bingfa_net::tls::TlsConfig,
 ) -> Result<Server<bingfa_net::tls::TlsProtocol<ChatProtocol>>, Error> {
-    let (config, protocol, listeners, backplane) = parts(opts)?;
+    let (mut config, protocol, listeners, backplane) = parts(opts)?;
+    if let Some(i) = listeners.web {
+        config.also[i - 1].0 = "web-tls".into(); // the ready line names the scheme: https://
+    }
     let on: Vec<usize> = [listeners.web, listeners.tls_line]
         .into_iter()
         .flatten()

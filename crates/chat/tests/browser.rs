@@ -22,6 +22,18 @@ fn server_main() {
     common::server_main();
 }
 
+/// No browser: a failure where every outside tool is required (BINGFA_REQUIRE_TOOLS=1, set by
+/// scripts/test.sh and .ci/run, or CI), else a loud skip.
+fn no_chromium(test: &str) {
+    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+    assert!(
+        !set("BINGFA_REQUIRE_TOOLS") && !set("CI"),
+        "{test}: chromium is required but not on PATH (apt-get install chromium)"
+    );
+    println!("SKIPPED {test}: no chromium on PATH");
+    eprintln!("SKIPPED {test}: no chromium on PATH (apt-get install chromium)");
+}
+
 fn chromium_path() -> Option<String> {
     if let Ok(p) = std::env::var("BINGFA_CHROMIUM") {
         return Some(p);
@@ -249,8 +261,7 @@ fn tcp_line(r: &mut BufReader<std::net::TcpStream>) -> String {
 #[test]
 fn two_browsers_and_a_terminal_share_the_room() {
     let Some(exe) = chromium_path() else {
-        println!("SKIPPED two_browsers_and_a_terminal_share_the_room: no chromium on PATH");
-        eprintln!("SKIPPED two_browsers_and_a_terminal_share_the_room: no chromium on PATH (apt-get install chromium)");
+        no_chromium("two_browsers_and_a_terminal_share_the_room");
         return;
     };
     let srv = TestServer::start_room(Model::Epoll);
@@ -368,8 +379,7 @@ fn two_browsers_and_a_terminal_share_the_room() {
 #[test]
 fn the_page_over_wss() {
     let Some(exe) = chromium_path() else {
-        println!("SKIPPED the_page_over_wss: no chromium on PATH");
-        eprintln!("SKIPPED the_page_over_wss: no chromium on PATH (apt-get install chromium)");
+        no_chromium("the_page_over_wss");
         return;
     };
     let srv = TestServer::start_room_tls(Model::Epoll);

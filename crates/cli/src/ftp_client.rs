@@ -4,6 +4,7 @@
 //! `--tls` is explicit FTPS (AUTH TLS), an `ftps://` URL implicit FTPS (port 990); `--cacert`
 //! and `--insecure` choose what is trusted instead of the system's CAs.
 
+mod ls_time;
 mod part;
 mod shell;
 mod transfer;
@@ -232,8 +233,12 @@ fn print_entries(entries: &[Entry], long: bool) {
                 Kind::Other => '?',
             };
             let size = e.size.map_or("-".to_string(), |s| s.to_string());
-            let when = e.modified.as_deref().map_or("-".into(), display_name);
-            println!("{kind} {size:>12} {when:<14} {name}{slash}");
+            // An unparsable time is shown as sent, escaped like every string from the server.
+            let when = e
+                .modified
+                .as_deref()
+                .map_or("-".into(), |t| display_name(&ls_time::show(t)));
+            println!("{kind} {size:>12} {when:<12} {name}{slash}");
         } else {
             println!("{name}{slash}");
         }

@@ -32,8 +32,8 @@ pub struct ServeArgs {
     /// Directory to serve.
     #[arg(long, default_value = ".")]
     root: PathBuf,
-    /// Concurrency model: iterative, fork, thread, threadpool, prefork, select, poll, epoll, async.
-    #[arg(long, default_value_t = Model::default())]
+    /// Concurrency model.
+    #[arg(long, default_value_t = Model::default(), value_parser = crate::model_arg::ModelParser)]
     model: Model,
     /// Threads or processes for the models that use them (0 = number of CPUs).
     #[arg(long, default_value_t = 0)]
@@ -100,6 +100,8 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
                 1
             };
             let protocol = server.into_protocol(config.model, workers);
+            // Announced as `https listening on …`: the scheme a client needs.
+            config.service = "https".into();
             bingfa_net::serve(config, TlsProtocol::new(protocol, tls))
         }
     }

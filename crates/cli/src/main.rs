@@ -7,10 +7,13 @@ mod ftp;
 mod ftp_client;
 mod http;
 mod lab;
+mod model_arg;
 mod serve;
 mod tls;
 
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(
@@ -29,7 +32,7 @@ enum Command {
     Lab(lab::Args),
     /// The static HTTP server.
     Http(http::Args),
-    /// The group chat room: serve, announce.
+    /// The group chat room: serve, join, announce.
     Chat(chat::Args),
     /// FTP: the server (serve, passwd) and the client (ls, get, put, shell).
     Ftp(ftp::Args),
@@ -38,7 +41,7 @@ enum Command {
     Serve(serve::Args),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     // A child started by re-exec (bingfa-mp's spawn) enters here and never returns.
     let _mp = bingfa_mp::init();
     tracing_subscriber::fmt()
@@ -46,13 +49,48 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .init();
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Lab(args) => lab::run(args),
         Command::Http(args) => http::run(args),
         Command::Chat(args) => chat::run(args),
         Command::Ftp(args) => ftp::run(args),
         Command::Serve(args) => serve::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", error_text(&e));
+            ExitCode::FAILURE
+        }
     }
+}
+
+/// Colour in log lines only where a person reads them: stderr is a terminal and `NO_COLOR`
+/// (no-color.org) is unset or empty. A file or a pipe gets plain text.
+fn colour_on_stderr() -> bool {
+    let no_color = matches!(std::env::var_os("NO_COLOR"), Some(v) if !v.is_empty());
+    !no_color && std::io::stderr().is_terminal()
+}
+
+/// An error and its causes on one line, `what: why: root cause`, each said once: a cause whose
+/// text the one before already contains (a library error that prints its source, e.g.
+/// `I/O error: Connection refused (os error 111)` over that io::Error) is not repeated.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut last = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || last.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+        last = text;
+    }
+    out
 }

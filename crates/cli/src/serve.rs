@@ -10,10 +10,15 @@
 //! SIGINT/SIGTERM it stops them all and exits 0 once they have; if one dies, it stops the others
 //! and says which. Children get `PR_SET_PDEATHSIG`, so killing the supervisor outright does not
 //! leave services behind.
+//!
+//! Announcements reach the chat room the way `chat serve` takes them, because it is `chat
+//! serve` that takes them: `--admin-socket` is handed to it, and when this console is a
+//! terminal the chat service shares it as its stdin, so its console reader turns each line
+//! typed here into `* admin: TEXT` (the other services never read stdin).
 
 use anyhow::{bail, Context as _};
 use bingfa_net::Model;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -46,7 +51,7 @@ pub struct Args {
     #[arg(long)]
     root: Option<PathBuf>,
     /// Concurrency model of every service.
-    #[arg(long, default_value_t = Model::default())]
+    #[arg(long, default_value_t = Model::default(), value_parser = crate::model_arg::ModelParser)]
     model: Model,
     /// Threads or processes per service, for the models that use them (0 = a default).
     #[arg(long, default_value_t = 0)]
@@ -79,6 +84,11 @@ pub struct Args {
     /// Let pages from this origin open the chat room's WebSocket too (repeatable).
     #[arg(long, value_name = "ORIGIN")]
     chat_allow_origin: Vec<String>,
+    /// The chat room's admin socket (as `chat serve --admin-socket`): `bingfa chat announce
+    /// --admin-socket PATH TEXT` announces to the room. Lines typed on this console (when it
+    /// is a terminal) are announcements too.
+    #[arg(long, value_name = "PATH")]
+    admin_socket: Option<PathBuf>,
 }
 
 /// The TLS flags as the services take them: the given files, or those of the self-signed
@@ -181,6 +191,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     } else {
         None
     };
+    // Over TLS the HTTP server and the chat page announce `https` and `web-tls`.
+    let tls = a.tls.tls_self_signed || a.tls.tls_cert.is_some();
     let mut services: Vec<Service> = Vec::new();
     let result = (|| -> anyhow::Result<()> {
         let mut chat = common("chat");
@@ -197,11 +209,22 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         for o in &a.chat_allow_origin {
             chat.extend(["--allow-origin".into(), o.clone()]);
         }
+        if let Some(path) = &a.admin_socket {
+            chat.extend(["--admin-socket".into(), path.display().to_string()]);
+        }
+        // The console: the chat service reads it (as `chat serve` reads its own) when it is
+        // a terminal; piped or closed stdin stays with no one, as under `chat serve`.
+        let console = if std::io::stdin().is_terminal() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
         let listening = start(
             &mut services,
             "chat",
+            console,
             &chat,
-            &["chat", "web"],
+            &["chat", if tls { "web-tls" } else { "web" }],
             &[a.chat_bind, a.web_bind],
         )?;
         let (chat_addr, web_addr) = (listening[0], listening[1]);
@@ -214,17 +237,31 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             ftp.extend(["--users".into(), u.display().to_string()]);
         }
         ftp.extend(tls_flags(&a.tls, made.as_ref()));
-        let ftp_addr = start(&mut services, "ftp", &ftp, &["ftp"], &[a.ftp_bind])?[0];
+        let ftp_addr = start(
+            &mut services,
+            "ftp",
+            Stdio::null(),
+            &ftp,
+            &["ftp"],
+            &[a.ftp_bind],
+        )?[0];
 
         if let Some(site) = &site {
-            let tls = a.tls.tls_self_signed || a.tls.tls_cert.is_some();
             site.write_index(a.model, tls, chat_addr, web_addr, ftp_addr)?;
         }
         let mut http = common("http");
         http.extend(["--bind".into(), a.http_bind.to_string()]);
         http.extend(["--root".into(), root.display().to_string()]);
         http.extend(tls_flags(&a.tls, made.as_ref()));
-        start(&mut services, "http", &http, &["http"], &[a.http_bind])?;
+        let http_name = if tls { "https" } else { "http" };
+        start(
+            &mut services,
+            "http",
+            Stdio::null(),
+            &http,
+            &[http_name],
+            &[a.http_bind],
+        )?;
         supervise(&mut services)
     })();
     let clean = stop(&mut services);
@@ -237,18 +274,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Start `bingfa ARGS` as service `name`, relay its ready lines (one per `services` entry, in
-/// that order) and return the announced addresses.
+/// Start `bingfa ARGS` as service `name` with `stdin`, relay its ready lines (one per
+/// `services` entry, in that order) and return the announced addresses.
 fn start(
     services: &mut Vec<Service>,
     name: &'static str,
+    stdin: Stdio,
     args: &[String],
     expect: &[&str],
     binds: &[SocketAddr],
 ) -> anyhow::Result<Vec<SocketAddr>> {
     let exe = std::env::current_exe().context("finding this binary")?;
     let mut cmd = Command::new(exe);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped());
+    cmd.args(args).stdin(stdin).stdout(Stdio::piped());
     // SAFETY: prctl is async-signal-safe. The service dies with the supervisor.
     unsafe {
         cmd.pre_exec(|| {

@@ -33,6 +33,8 @@ mod rclone;
 mod security;
 #[path = "ftp/tls.rs"]
 mod tls;
+#[path = "support/tools.rs"]
+mod tools;
 #[path = "ftp/transport.rs"]
 mod transport;
 

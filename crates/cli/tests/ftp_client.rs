@@ -3,10 +3,12 @@
 //! and `ftp passwd`; `ftp_client/ftps.rs` is FTP over TLS against both, and
 //! `ftp_client/broken.rs` the client against scripted hostile or broken servers. A server that
 //! is not installed is skipped with the reason on stderr, unless BINGFA_REQUIRE_FTP_SERVERS=1
-//! (CI) makes that a failure.
+//! or BINGFA_REQUIRE_TOOLS=1 (scripts/test.sh, CI) makes that a failure.
 
 #[path = "support/pty.rs"]
 mod pty;
+#[path = "support/tools.rs"]
+mod tools;
 
 mod ftp_client {
     pub mod broken;
@@ -32,7 +34,8 @@ fn start(f: fn() -> Result<Server, String>, name: &str) -> Option<Server> {
         Ok(s) => Some(s),
         Err(why) => {
             assert!(
-                std::env::var("BINGFA_REQUIRE_FTP_SERVERS").as_deref() != Ok("1"),
+                std::env::var("BINGFA_REQUIRE_FTP_SERVERS").as_deref() != Ok("1")
+                    && !tools::required(),
                 "{name} is required: {why}"
             );
             eprintln!("SKIPPED against {name}: {why}");
@@ -111,6 +114,12 @@ fn ls_names_and_long_form(s: &Server) {
     assert_eq!(
         (lines[0][0], lines[0][1], *lines[0].last().unwrap()),
         ("-", "5", "a.txt")
+    );
+    // A time as `ls -l` shows a recent one (`Dec  6 06:53`), not the raw `20261206065300`.
+    assert!(
+        lines[0][2].len() == 3 && lines[0][4].len() == 5 && lines[0][4].contains(':'),
+        "{}",
+        o.stdout
     );
     assert_eq!(
         (lines[1][0], lines[1][1], *lines[1].last().unwrap()),

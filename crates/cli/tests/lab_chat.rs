@@ -1,5 +1,8 @@
 //! Smoke test of `bingfa lab chat`: a small room, one round, every message counted, bounded in
-//! time. Redis joins in only where redis-server is installed (CI doesn't need it).
+//! time. Redis joins in where redis-server is installed (required under scripts/test.sh and CI).
+
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,7 +22,11 @@ fn lab_chat_counts_every_delivery() {
     if has_redis() {
         models.push_str(",redis");
     } else {
-        eprintln!("redis-server not installed: smoke test without the Redis anchor");
+        tools::missing(
+            "lab chat's Redis anchor",
+            "redis-server",
+            "apt-get install redis-server",
+        );
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_bingfa"))
         .args([

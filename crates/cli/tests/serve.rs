@@ -4,6 +4,8 @@
 
 #[path = "support/procs.rs"]
 mod procs;
+#[path = "support/pty.rs"]
+mod pty;
 use procs::processes_mentioning;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -135,6 +137,10 @@ fn every_service_answers_and_sigterm_stops_them_all(model: &str) {
     assert!(page.contains(&format!("bingfa chat join {}", at("chat"))));
     assert!(page.contains(&format!("ftp://{}/", at("ftp"))));
     assert!(page.contains(&format!("<code>{model}</code>")));
+    // Its commands say `bingfa`: the page tells how to get it on PATH, and 并发 is said in
+    // words too, for a browser without a CJK font.
+    assert!(page.contains("cargo install --locked --path crates/cli"));
+    assert!(page.contains("并发</span> <span class=\"gloss\">(bìngfā: “concurrency”)"));
     let stats = http_get(at("http"), "/_stats");
     assert!(
         stats.starts_with("HTTP/1.1 200") && stats.contains("\"model\""),
@@ -250,7 +256,10 @@ fn one_self_signed_certificate_for_every_service() {
     // Only the supervisor made a certificate: the services were given its files.
     let fingerprints = said.iter().filter(|l| l.contains("fingerprint")).count();
     assert_eq!(fingerprints, 1, "{said:?}");
-    for svc in ["http", "web"] {
+    // Each TLS face names its scheme in its ready line.
+    let names: Vec<&str> = addrs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["chat", "web-tls", "ftp", "https"]);
+    for svc in ["https", "web-tls"] {
         let port = at(svc).port();
         let out = Command::new("curl")
             .args([
@@ -299,4 +308,93 @@ fn one_self_signed_certificate_for_every_service() {
     let st = wait_exit(&mut s.child, Duration::from_secs(30));
     assert_eq!(st.code(), Some(0), "exit status {st}");
     assert!(!cert.exists(), "the certificate outlived serve");
+}
+
+/// Lines from a chat member until `want` (20 s at most); panics with what came instead.
+fn member_until(r: &mut BufReader<TcpStream>, want: &str) {
+    let mut seen = Vec::new();
+    loop {
+        let mut l = String::new();
+        match r.read_line(&mut l) {
+            Ok(n) if n > 0 => {}
+            other => panic!("no {want:?} for the member ({other:?}); got {seen:?}"),
+        }
+        if l.trim_end() == want {
+            return;
+        }
+        seen.push(l);
+    }
+}
+
+/// `serve --admin-socket PATH` gives its chat room that admin socket (`bingfa chat announce`
+/// reaches the members), and lines typed on serve's console are announcements, as under
+/// `chat serve`.
+#[test]
+fn console_lines_and_the_admin_socket_announce_to_the_room() {
+    let dir = std::env::temp_dir().join(format!("bingfa-serve-admin-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("room.sock");
+    let mut cmd = Command::new(BIN);
+    cmd.args(all_local(&["--admin-socket", sock.to_str().unwrap()]));
+    let mut p = pty::Pty::spawn(cmd);
+    p.until("http listening on ");
+    let chat: SocketAddr = p
+        .passed()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("chat listening on "))
+        .expect("chat's ready line")
+        .parse()
+        .unwrap();
+    let m = TcpStream::connect(chat).unwrap();
+    m.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    (&m).write_all(b"ann\n").unwrap();
+    let mut r = BufReader::new(m.try_clone().unwrap());
+    member_until(&mut r, "* you are ann; online: ann");
+
+    p.keys("hello from the console\n");
+    member_until(&mut r, "* admin: hello from the console");
+
+    let out = Command::new(BIN)
+        .args(["chat", "announce", "--admin-socket"])
+        .arg(&sock)
+        .arg("via the socket")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    member_until(&mut r, "* admin: via the socket");
+
+    unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(p.exit_code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--help` says what a reader needs: the models `--model` takes, and every chat subcommand
+/// in the top-level summary.
+#[test]
+fn help_lists_the_models_and_every_chat_command() {
+    let help = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let serve = help(&["serve", "--help"]);
+    assert!(
+        serve.contains(
+            "[possible values: iterative, fork, thread, threadpool, prefork, select, poll, epoll, async]"
+        ),
+        "{serve}"
+    );
+    let top = help(&["--help"]);
+    let chat = top
+        .lines()
+        .find(|l| l.trim_start().starts_with("chat "))
+        .unwrap();
+    for sub in ["serve", "join", "announce"] {
+        assert!(chat.contains(sub), "{chat}");
+    }
 }

@@ -82,7 +82,7 @@ fn start(model: &str) -> (Server, Vec<u8>) {
         .expect("ready line");
     let addr = line
         .trim()
-        .strip_prefix("http listening on ")
+        .strip_prefix("https listening on ")
         .unwrap_or_else(|| panic!("{line:?}"))
         .parse()
         .unwrap();
@@ -426,7 +426,7 @@ fn self_signed_prints_what_a_client_needs() {
             fingerprint = Some(f.to_string());
         } else if let Some(p) = line.strip_prefix("tls: public key pin ") {
             pin = Some(p.to_string());
-        } else if let Some(a) = line.strip_prefix("http listening on ") {
+        } else if let Some(a) = line.strip_prefix("https listening on ") {
             port = Some(a.rsplit(':').next().unwrap().to_string());
         }
     }

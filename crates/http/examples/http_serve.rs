@@ -86,6 +86,7 @@ fn main() {
                 1
             };
             let protocol = server.into_protocol(config.model, workers);
+            config.service = "https".into(); // announced as `https listening on …`
             bingfa_net::serve(config, TlsProtocol::new(protocol, tls))
         }
         _ => fail("--tls-cert and --tls-key go together"),

@@ -219,7 +219,12 @@ impl Server {
             let line = rx
                 .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("{model}: no ready line"));
-            if let Some(a) = line.strip_prefix("http listening on ") {
+            let ready = if server.tls.is_some() {
+                "https listening on "
+            } else {
+                "http listening on "
+            };
+            if let Some(a) = line.strip_prefix(ready) {
                 server.addr = a.trim().parse().expect("ready line address");
                 return server;
             }

@@ -15,6 +15,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -27,7 +28,13 @@ CPU_ITERS = 200_000 if QUICK else 2_000_000
 IO_STEPS = 3 if QUICK else 10
 IO_WAIT = 0.02
 BLOCK = b"x" * 16384
-DIR = tempfile.mkdtemp(prefix="bingfa-eff-py-")
+# One scratch directory, made by the main process and named to its children in the environment:
+# under the spawn start method every child re-imports this module, and a directory made here
+# by each of them would be left behind (one per child process and pool worker).
+DIR = os.environ.get("BINGFA_EFF_DIR")
+if DIR is None:
+    DIR = tempfile.mkdtemp(prefix="bingfa-eff-py-")
+    os.environ["BINGFA_EFF_DIR"] = DIR
 
 
 def cpu_job(_i=0):
@@ -109,7 +116,8 @@ def timed(f, job):
 
 
 def main():
-    out = {"cpu": {}, "io": {}, "cpu_iters": CPU_ITERS, "io_steps": IO_STEPS}
+    out = {"cpu": {}, "io": {}, "cpu_iters": CPU_ITERS, "io_steps": IO_STEPS,
+           "pool_size": mp.cpu_count()}
     for kind, job in (("cpu", cpu_job), ("io", io_job)):
         for name, f in MODES:
             if name == "coroutines" and kind == "cpu":
@@ -122,7 +130,4 @@ if __name__ == "__main__":
     try:
         main()
     finally:
-        try:
-            os.rmdir(DIR)
-        except OSError:
-            pass
+        shutil.rmtree(DIR, ignore_errors=True)

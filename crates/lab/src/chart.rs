@@ -46,12 +46,16 @@ fn draw_panel(
         .flat_map(|(_, v)| v.iter().flatten())
         .fold(0.0f64, |a, &b| a.max(b));
     let groups = panel.labels.len().max(1);
+    // Headroom for the legend in the upper right: the bars stay below it, however tall the
+    // tallest is. The plot area is about 290 px high here and each legend entry about 20 px.
+    let legend = (panel.series.len() as f64 * 20.0 + 16.0) / 290.0;
+    let headroom = 1.0 / (1.0 - legend - 0.05).max(0.3);
     let mut chart = ChartBuilder::on(area)
         .caption(&panel.title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d(0f64..groups as f64, 0f64..(top * 1.15).max(1e-9))?;
+        .build_cartesian_2d(0f64..groups as f64, 0f64..(top * headroom).max(1e-9))?;
     let labels = panel.labels.clone();
     chart
         .configure_mesh()
@@ -90,4 +94,59 @@ fn draw_panel(
         .border_style(BLACK)
         .draw()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(x, y, width, height)` of every `<rect … fill="…" stroke=…>` whose attribute `key`
+    /// has `value`.
+    fn rects(svg: &str, key: &str, value: &str) -> Vec<(f64, f64, f64, f64)> {
+        svg.lines()
+            .filter(|l| l.starts_with("<rect") && l.contains(&format!("{key}=\"{value}\"")))
+            .map(|l| {
+                let attr = |name: &str| -> f64 {
+                    let at = l.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+                    l[at..].split('"').next().unwrap().parse().unwrap()
+                };
+                (attr("x"), attr("y"), attr("width"), attr("height"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_legend_never_covers_a_bar() {
+        // The tallest bars in the last group, right under where the legend goes.
+        let path = std::env::temp_dir().join(format!("bingfa-chart-{}.svg", std::process::id()));
+        let panel = Panel {
+            title: "t".into(),
+            labels: ["a", "b", "c"].map(String::from).to_vec(),
+            series: vec![
+                ("one".into(), vec![Some(1.0), Some(2.0), Some(9.5)]),
+                ("two".into(), vec![Some(1.5), None, Some(10.0)]),
+            ],
+        };
+        bars(&path, "title", "y", &[panel]).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let legend = rects(&svg, "stroke", "#000000");
+        assert_eq!(legend.len(), 1, "{svg}");
+        let (lx, ly, lw, lh) = legend[0];
+        let bars: Vec<_> = rects(&svg, "fill", "#D9534F")
+            .into_iter()
+            .chain(rects(&svg, "fill", "#427FC2"))
+            .filter(|r| r.2 > 10.0) // not the legend's colour swatches
+            .collect();
+        assert_eq!(bars.len(), 5, "{svg}");
+        for (x, y, w, h) in bars {
+            let apart = x + w <= lx || lx + lw <= x || y + h <= ly || ly + lh <= y;
+            assert!(
+                apart,
+                "bar {:?} under the legend {:?}",
+                (x, y, w, h),
+                legend[0]
+            );
+        }
+    }
 }

@@ -59,6 +59,12 @@ pub struct Report {
     pub rust_cpu_iters: u64,
     pub python_cpu_iters: Option<u64>,
     pub io_steps: u32,
+    /// Cores this machine has (`cpu_count()`): the bound on any CPU-bound speed-up.
+    pub cores: usize,
+    /// Worker processes of the pool mode (Rust's `Pool` and CPython's `Pool` alike).
+    pub pool_size: usize,
+    /// CPython's `os.cpu_count()` and pool size, when it ran (the same machine, so the same).
+    pub python_pool_size: Option<u64>,
 }
 
 impl Report {
@@ -170,7 +176,7 @@ fn run_mode(kind: &str, mode: &str, cpu_iters: u64, steps: u32, dir: &std::path:
             });
         }
         (_, "pool") => {
-            let pool = Pool::new(bingfa_mp::cpu_count()).expect("start the pool");
+            let pool = Pool::new(pool_size()).expect("start the pool");
             if kind == "cpu" {
                 pool.map_chunked(cpu_proc, vec![cpu_iters; JOBS], 1)
             } else {
@@ -195,6 +201,11 @@ fn run_mode(kind: &str, mode: &str, cpu_iters: u64, steps: u32, dir: &std::path:
         _ => unreachable!("no {mode} for {kind}"),
     }
     t.elapsed().as_secs_f64()
+}
+
+/// The pool mode's worker count: one per core, as CPython's `Pool()` picks.
+pub fn pool_size() -> usize {
+    bingfa_mp::cpu_count()
 }
 
 fn cpu_proc(iters: u64) -> usize {
@@ -225,6 +236,7 @@ pub fn run(opts: &Options, mut tick: impl FnMut(&str)) -> Report {
     let steps = if opts.quick { 3 } else { IO_STEPS };
     let dir = std::env::temp_dir().join(format!("bingfa-eff-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temporary directory");
+    crate::spawn::scratch(&dir);
     let python = if opts.no_python {
         None
     } else {
@@ -270,5 +282,8 @@ pub fn run(opts: &Options, mut tick: impl FnMut(&str)) -> Report {
         rust_cpu_iters: cpu_iters,
         python_cpu_iters: python.as_ref().and_then(|p| p["cpu_iters"].as_u64()),
         io_steps: steps,
+        cores: bingfa_mp::cpu_count(),
+        pool_size: pool_size(),
+        python_pool_size: python.as_ref().and_then(|p| p["pool_size"].as_u64()),
     }
 }

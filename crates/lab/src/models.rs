@@ -58,6 +58,7 @@ impl Site {
     fn new() -> std::io::Result<Site> {
         let dir = std::env::temp_dir().join(format!("bingfa-lab-site-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
+        crate::spawn::scratch(&dir);
         let body: Vec<u8> = (0..1024u32).map(|i| b'a' + (i % 26) as u8).collect();
         std::fs::write(dir.join("small.html"), body)?;
         Ok(Site(dir))

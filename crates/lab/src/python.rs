@@ -30,36 +30,50 @@ pub fn run_script_args(
 ) -> Option<serde_json::Value> {
     let dir = std::env::temp_dir().join(format!("bingfa-lab-{}", std::process::id()));
     std::fs::create_dir_all(&dir).ok()?;
+    crate::spawn::scratch(&dir);
     let path = dir.join(name);
     std::fs::write(&path, source).ok()?;
     let mut cmd = Command::new("python3");
-    cmd.arg(&path)
+    crate::spawn::guard(&mut cmd)
+        .arg(&path)
+        // The script's own temporary files go in here too, so they go with it whatever
+        // becomes of the script.
+        .env("TMPDIR", &dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     cmd.args(args);
     let out = (|| {
-        let mut child = match cmd.spawn() {
+        let child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("note: python3 not available ({e}); CPython column left empty");
                 return None;
             }
         };
+        // Registered so an interrupted lab stops it (and its multiprocessing children).
+        let mut child = crate::spawn::Guarded::new(child, Duration::ZERO);
+        let mut stdout = child.child.stdout.take()?;
+        let reader = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut stdout, &mut v);
+            v
+        });
         let start = Instant::now();
         loop {
-            if child.try_wait().ok()?.is_some() {
+            if child.child.try_wait().ok()?.is_some() {
                 break;
             }
             if start.elapsed() > timeout {
-                let _ = child.kill();
-                let _ = child.wait();
+                child.stop_within(Duration::ZERO);
                 eprintln!("note: {name} took longer than {timeout:?}; CPython column left empty");
                 return None;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let out = child.wait_with_output().ok()?;
-        let text = String::from_utf8_lossy(&out.stdout);
+        // The script has exited; its multiprocessing children, if any are left, go with the
+        // group when `child` drops.
+        let out = reader.join().ok()?;
+        let text = String::from_utf8_lossy(&out);
         let line = text.lines().last()?;
         serde_json::from_str(line).ok()
     })();

@@ -126,6 +126,10 @@ fn read_some(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> io::Result<bool> {
         return match e.kind() {
             io::ErrorKind::WouldBlock => Ok(true),
             io::ErrorKind::Interrupted => continue,
+            // The other end closed with frames of ours still unread in it: a worker (or the
+            // relay) that exited, which is how every one of them ends. What it sent before
+            // was read above; for this link that is EOF, not a failure worth a warning.
+            io::ErrorKind::ConnectionReset => Ok(false),
             _ => Err(e),
         };
     }

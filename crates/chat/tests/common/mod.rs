@@ -266,7 +266,7 @@ impl TestServer {
                 if let Some(pin) = line.strip_prefix("tls pin ") {
                     let _ = tx.send(("pin", pin.to_string()));
                 }
-                for svc in ["web", "chat"] {
+                for svc in ["web", "web-tls", "chat"] {
                     if let Some(rest) = line.strip_prefix(&format!("{svc} listening on ")) {
                         let _ = tx.send((svc, rest.trim().to_string()));
                     }
@@ -287,7 +287,7 @@ impl TestServer {
                 .expect("server did not announce itself");
             match what {
                 "pin" => srv.tls_pin = Some(text),
-                "web" => srv.web = text.parse().unwrap(),
+                "web" | "web-tls" => srv.web = text.parse().unwrap(),
                 _ => srv.chat = text.parse().unwrap(),
             }
             listeners += (what != "pin") as usize;

@@ -166,5 +166,18 @@ pub fn report(
         opts.rounds
     );
     print!("{}", table::render(&out));
+    for r in rows.iter().filter(|r| r.skipped.is_none()) {
+        if r.joined < r.members {
+            println!(
+                "{}: only {} of {} members were welcomed within the timeout; its figures cover them.",
+                r.model, r.joined, r.members
+            );
+        } else if r.delivered < r.expected {
+            println!(
+                "{}: {} of {} deliveries arrived within the timeout.",
+                r.model, r.delivered, r.expected
+            );
+        }
+    }
     Ok(())
 }

@@ -88,13 +88,12 @@ fn run_efficiency(
                 }
             })
             .collect::<Vec<_>>();
-        chart::bars(
-            path,
-            "10 jobs: speedup over running them in one line",
-            "speedup (×)",
-            &panels,
-        )
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        let title = format!(
+            "10 jobs on {} cores (pool of {}): speedup over running them in one line",
+            report.cores, report.pool_size
+        );
+        chart::bars(path, &title, "speedup (×)", &panels)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
         eprintln!("chart written to {}", path.display());
     }
     if json {
@@ -139,6 +138,17 @@ fn run_efficiency(
             .python_cpu_iters
             .map_or("-".to_string(), |n| n.to_string()),
         report.io_steps
+    );
+    println!(
+        "This machine has {} cores: no mode can speed CPU-bound jobs up more than {}×. \
+         10 threads and 10 processes run one job each; the pool has {} worker processes{}.",
+        report.cores,
+        report.cores,
+        report.pool_size,
+        match report.python_pool_size {
+            Some(n) if n as usize != report.pool_size => format!(" (CPython's: {n})"),
+            _ => " in Rust and in CPython".to_string(),
+        }
     );
     Ok(())
 }

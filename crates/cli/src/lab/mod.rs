@@ -41,6 +41,8 @@ enum Lab {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    // Ctrl-C, SIGTERM or SIGHUP stop every server and script the lab started, then exit.
+    bingfa_lab::spawn::stop_children_on_signals();
     match args.what {
         Lab::Models(a) => models::run(a),
         Lab::Efficiency(a) => efficiency::run(a),

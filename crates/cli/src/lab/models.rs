@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1000)]
     messages: usize,
     /// Comma-separated models (default: all nine).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = crate::model_arg::ModelParser)]
     models: Vec<Model>,
     /// Rounds (alternating the order); figures are medians with the range.
     #[arg(long, default_value_t = 3)]

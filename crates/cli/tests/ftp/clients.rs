@@ -113,8 +113,8 @@ pub fn curl(model: Model, edge: bool) {
 
 pub fn lftp(model: Model, edge: bool) {
     if Command::new("lftp").arg("--version").output().is_err() {
-        // .ci/run installs it; a developer machine without it still runs the rest.
-        eprintln!("SKIPPED lftp: not installed");
+        // scripts/deps.sh installs it; without it this fails where tools are required.
+        crate::tools::missing("lftp", "lftp", "apt-get install lftp");
         return;
     }
     let tree = Tree::new("lftp");

@@ -128,7 +128,7 @@ pub fn curl_lftp_and_ours(model: Model, edge: bool) {
             );
         }
     } else {
-        eprintln!("SKIPPED lftp: not installed");
+        crate::tools::missing("lftp over TLS", "lftp", "apt-get install lftp");
     }
 
     // bingfa's own client, explicit (passive and active) and implicit.

@@ -134,7 +134,13 @@ async fn drive(addrs: Vec<SocketAddr>, wire: Wire, load: Load, rss: &dyn Fn() ->
     let mut sending = Vec::new();
     for (j, w) in writers.into_iter().enumerate() {
         let conn = match wire {
-            Wire::Room => w.await.ok().flatten(),
+            // A sender that was never welcomed (a server that serves one member at a time,
+            // or one that stalled) never hands its writer over: don't wait for it for good.
+            Wire::Room => tokio::time::timeout(Duration::from_secs(1), w)
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .flatten(),
             // Redis: a subscribed connection can't PUBLISH, so each sender has its own.
             Wire::Redis => publisher(addr).await,
         };
@@ -158,9 +164,14 @@ async fn drive(addrs: Vec<SocketAddr>, wire: Wire, load: Load, rss: &dyn Fn() ->
     for s in sending {
         s.abort();
     }
+    // One bound for all of them: a member stuck in its connect (a server that never accepts
+    // it) is given up with the rest, not waited for one by one.
+    let collect_end = tokio::time::Instant::now() + Duration::from_secs(5);
     for m in members {
-        if let Ok(Ok(t)) = tokio::time::timeout(Duration::from_secs(5), m).await {
-            out.tally.merge(&t);
+        let abort = m.abort_handle();
+        match tokio::time::timeout_at(collect_end, m).await {
+            Ok(Ok(t)) => out.tally.merge(&t),
+            _ => abort.abort(),
         }
     }
     out.send_secs = out.tally.last_us.saturating_sub(t0) as f64 / 1e6;
@@ -216,8 +227,17 @@ enum Phase {
 impl Member {
     async fn run(mut self) -> Tally {
         let mut t = Tally::default();
-        let permit = self.gate.clone().acquire_owned().await.ok();
-        let Ok(s) = TcpStream::connect(self.addr).await else {
+        // Waiting for a handshake slot and the connect itself end when the run does.
+        let mut stop = self.stop.clone();
+        let gate = self.gate.clone();
+        let connected = tokio::select! {
+            c = async {
+                let permit = gate.acquire_owned().await.ok();
+                (permit, TcpStream::connect(self.addr).await)
+            } => Some(c),
+            _ = stop.changed() => None,
+        };
+        let Some((permit, Ok(s))) = connected else {
             self.prog.failed.fetch_add(1, Relaxed);
             t.dropped = 1;
             return t;

@@ -99,6 +99,11 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Vec<Row> {
                 continue;
             }
             let model = &opts.models[i];
+            if let Some(why) = cannot_hold(model, opts.load.members) {
+                progress(&format!("{model}: skipped: {why}"));
+                skipped[i] = Some(why);
+                continue;
+            }
             let t = match Target::start(model, opts.load.members, opts.workers) {
                 Ok(t) => t,
                 Err(e) => {
@@ -107,8 +112,19 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Vec<Row> {
                     continue;
                 }
             };
-            let mut o = load::run(&t.addrs(), t.wire, &opts.load, || t.rss_kib());
-            o.rss_peak_kib = t.rss_peak_kib();
+            // The peak is sampled with every RSS sample too: under fork each member's process
+            // ends with the run, taking its VmHWM along, so a reading at the end alone would
+            // show a peak below the memory held while everyone was joined.
+            let peak = std::cell::Cell::new(0u64);
+            let mut o = load::run(&t.addrs(), t.wire, &opts.load, || {
+                peak.set(peak.get().max(t.rss_peak_kib()));
+                t.rss_kib()
+            });
+            o.rss_peak_kib = peak
+                .get()
+                .max(t.rss_peak_kib())
+                .max(o.rss_joined_kib)
+                .max(o.rss_end_kib);
             drop(t);
             progress(&format!(
                 "round {} {model}: {}/{} delivered in {:.2} s, {} joined",
@@ -129,6 +145,15 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Vec<Row> {
         .zip(skipped)
         .map(|((m, r), s)| row(m, opts, &r, s))
         .collect()
+}
+
+/// Why `model` cannot hold a room of `members` at once, if it can't: under `iterative` the
+/// server serves one connection at a time, so the second member waits (unwelcomed) until the
+/// first leaves, and a fan-out run would only measure that wait.
+pub fn cannot_hold(model: &str, members: usize) -> Option<String> {
+    let base = model.strip_suffix(target::REDIS2).unwrap_or(model);
+    (base == "iterative" && members > 1)
+        .then(|| format!("iterative serves one member at a time; a room of {members} can't meet"))
 }
 
 fn row(model: &str, opts: &Options, runs: &[load::Outcome], skipped: Option<String>) -> Row {

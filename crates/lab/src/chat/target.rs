@@ -1,11 +1,14 @@
 //! The servers `lab chat` measures, each a child process it starts, reads the ready line
-//! from, and kills when dropped (so no run leaves a server behind, even on a panic or error).
+//! from, and stops with its process group when dropped (so no run leaves a server behind, even
+//! on a panic or error; see `spawn::guard`).
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+use crate::spawn::{guard, Guarded};
 
 /// What a member speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,12 +19,12 @@ pub enum Wire {
     Redis,
 }
 
-/// A running server, killed on drop.
+/// A running server, stopped on drop (SIGTERM to its group, SIGKILL after a grace period).
 pub struct Target {
     pub name: String,
     pub wire: Wire,
     pub addr: SocketAddr,
-    child: Child,
+    child: Guarded,
     /// What a compound target also runs (`MODEL+redis2`: the Redis, the second server);
     /// killed after the main child.
     extra: Vec<Target>,
@@ -42,7 +45,7 @@ impl Target {
             REDIS => {
                 // redis-server prints no parseable ready line, so pick a free port and poll it.
                 let port = free_port()?;
-                let child = Command::new("redis-server")
+                let child = guard(&mut Command::new("redis-server"))
                     .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                     .args(["--save", "", "--appendonly", "no"])
                     .args(["--maxclients", &(members + 64).to_string()])
@@ -52,6 +55,7 @@ impl Target {
                     .map_err(|e| {
                         format!("cannot start redis-server ({e}); apt-get install redis-server")
                     })?;
+                let child = Guarded::new(child, STOP_GRACE);
                 let addr = SocketAddr::from(([127, 0, 0, 1], port));
                 let t = Target {
                     name: model.into(),
@@ -121,14 +125,15 @@ impl Target {
 
     /// Spawn `cmd` and wait (bounded) for its `chat listening on IP:PORT` line.
     fn ready(name: &str, wire: Wire, mut cmd: Command) -> Result<Target, String> {
-        let mut child = cmd
+        let child = guard(&mut cmd)
             .env("RUST_LOG", "warn") // the table is the output; the server's info logs are noise
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("cannot start {name}: {e}"))?;
-        let out = child.stdout.take().expect("piped");
+        let mut child = Guarded::new(child, STOP_GRACE);
+        let out = child.child.stdout.take().expect("piped");
         let (tx, rx) = mpsc::channel();
         // A thread reads the ready line so the wait can time out; it then keeps draining
         // stdout so the server never blocks on a full pipe.
@@ -180,12 +185,9 @@ impl Target {
     }
 }
 
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// How long a server may take to stop after SIGTERM (its members are gone by then) before it
+/// is killed: a graceful stop lets fork/prefork workers leave their relay links in order.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Wait (bounded) until `n` servers subscribed to the lab's room channel on the Redis at `addr`:
 /// before that, their members' lines would stay local.

@@ -166,6 +166,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Result<Report, Str
     let root = Root(std::env::temp_dir().join(format!("bingfa-lab-ftp-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&root.0);
     std::fs::create_dir_all(&root.0).map_err(|e| format!("{}: {e}", root.0.display()))?;
+    crate::spawn::scratch(&root.0);
     for (name, size) in [(BIG, s.big_bytes), (EACH, s.crowd_bytes)] {
         write_file(&root.0.join(name), size).map_err(|e| format!("writing {name}: {e}"))?;
     }

@@ -10,13 +10,13 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::spawn;
+use crate::spawn::{self, guard, Guarded};
 
 pub const BINGFA: &str = "bingfa";
 pub const VSFTPD: &str = "vsftpd";
@@ -36,7 +36,7 @@ pub struct BingfaOpts {
 pub struct Target {
     pub name: String,
     pub addr: SocketAddr,
-    child: Child,
+    child: Guarded,
     /// A file to remove on drop (vsftpd's configuration).
     conf: Option<PathBuf>,
 }
@@ -126,14 +126,15 @@ impl Target {
     /// Spawn `cmd` and wait (bounded) for its `ftp listening on IP:PORT` line; if it exits or
     /// says nothing in time, the error carries the last lines of its stderr.
     fn ready(name: &str, mut cmd: Command) -> Result<Target, String> {
-        let mut child = die_with_us(&mut cmd)
+        let child = guard(&mut cmd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start {name}: {e}"))?;
-        let out = child.stdout.take().expect("piped");
-        let err = child.stderr.take().expect("piped");
+        let mut child = Guarded::new(child, Duration::ZERO);
+        let out = child.child.stdout.take().expect("piped");
+        let err = child.child.stderr.take().expect("piped");
         let (tx, rx) = mpsc::channel();
         // Threads read the ready line so the wait can time out; they then keep draining both
         // pipes so the server never blocks on a full one.
@@ -171,7 +172,7 @@ impl Target {
         let said = |t: &mut Target| {
             // The exit closes stdout first: give the process and the stderr reader a moment.
             let end = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < end && !matches!(t.child.try_wait(), Ok(Some(_))) {
+            while Instant::now() < end && !matches!(t.child.child.try_wait(), Ok(Some(_))) {
                 std::thread::sleep(Duration::from_millis(20));
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -184,7 +185,9 @@ impl Target {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(l) => break l,
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err(said(&mut t)),
-                Err(_) if matches!(t.child.try_wait(), Ok(Some(_))) => return Err(said(&mut t)),
+                Err(_) if matches!(t.child.child.try_wait(), Ok(Some(_))) => {
+                    return Err(said(&mut t))
+                }
                 Err(_) if Instant::now() < end => {}
                 Err(_) => return Err(format!("{name}: no `ftp listening on` line within 20 s")),
             }
@@ -220,13 +223,14 @@ impl Target {
                 root.display()
             );
             std::fs::write(&conf, text).map_err(|e| format!("{}: {e}", conf.display()))?;
-            let child = die_with_us(&mut Command::new(VSFTPD_BIN))
+            let child = guard(&mut Command::new(VSFTPD_BIN))
                 .arg(&conf)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .map_err(|e| format!("{VSFTPD_BIN}: {e}"))?;
+            let child = Guarded::new(child, Duration::ZERO);
             let mut t = Target {
                 name: VSFTPD.into(),
                 addr: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -235,7 +239,7 @@ impl Target {
             };
             let end = Instant::now() + Duration::from_secs(10);
             loop {
-                if let Ok(Some(_)) = t.child.try_wait() {
+                if let Ok(Some(_)) = t.child.child.try_wait() {
                     break; // the port was taken between the probe and its bind: try another
                 }
                 if greets(t.addr) {
@@ -302,24 +306,11 @@ impl Drop for Target {
             // SAFETY: kill(2) on a pid we just read from /proc; a stale pid gets ESRCH.
             unsafe { libc::kill(p as i32, libc::SIGKILL) };
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // The group (and the parent) next: `Guarded` with no grace is a SIGKILL.
+        self.child.stop_within(Duration::ZERO);
         if let Some(c) = &self.conf {
             let _ = std::fs::remove_file(c);
         }
-    }
-}
-
-/// Have the kernel kill the server if the lab dies without running its destructors (Ctrl-C,
-/// a panic that aborts, SIGKILL): a benchmark must not leave servers behind.
-fn die_with_us(cmd: &mut Command) -> &mut Command {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe, the only call made between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        })
     }
 }
 

@@ -648,8 +648,11 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
     /// so, and stop the worker rather than let its members form a room of their own.
     fn link_lost(&mut self, why: &str) {
         let cut = self.hub.link_lost();
-        if self.deadline.is_some() {
-            return; // already stopping (the parent went first): nothing is split
+        if self.deadline.is_some() || self.shared.shutdown.is_shutting_down() {
+            // Already stopping (the parent went first, or the stop signal reached this worker
+            // too and is next in line): nothing is split, and a clean stop is no error.
+            self.begin_shutdown();
+            return;
         }
         tracing::error!(
             "hub: this worker's link to the relay is lost ({why}); shutting the worker down so \
