@@ -69,7 +69,6 @@ pub fn may_store(s: &FtpSession, p: &str, mode: Mode, rest: u64, cx: &mut Contex
     new
 }
 
-
 #[cfg(test)]
 mod tests {
     #[test]
