@@ -14,6 +14,7 @@
 //! budget of its own (bingfa-net's `max_local`): the public never crowds it out.
 
 use crate::event::{Event, TOPIC};
+use crate::input;
 use bingfa_net::{Context, PeerCred, Session};
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -50,17 +51,20 @@ pub fn trusted(cred: Option<PeerCred>, me: u32) -> Result<(), String> {
     }
 }
 
-/// The text of an admin line, or what is wrong with it.
-pub fn announcement(line: &[u8], max_line: usize) -> Result<String, &'static str> {
+/// The text of an admin line, or the `! ` line that says what is wrong with it. The operator's
+/// text reaches every member's terminal, so it follows the room's control rule
+/// ([`input::check_controls`]) like a member's message and an announcement from Redis.
+pub fn announcement(line: &[u8], max_line: usize) -> Result<String, String> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.len() > max_line {
-        return Err("! announcement too long\n");
+        return Err("! announcement too long\n".into());
     }
-    let text = std::str::from_utf8(line).map_err(|_| "! invalid UTF-8\n")?;
+    let text = std::str::from_utf8(line).map_err(|_| "! invalid UTF-8\n".to_string())?;
     let text = text.strip_prefix("announce ").unwrap_or(text).trim();
     if text.is_empty() {
-        return Err("! nothing to announce\n");
+        return Err("! nothing to announce\n".into());
     }
+    input::check_controls(text).map_err(|e| format!("! announcement refused: {e}\n"))?;
     Ok(text.to_string())
 }
 
@@ -254,6 +258,14 @@ mod tests {
         assert!(announcement(b"announce ", 100).is_err());
         assert!(announcement(&[0xff], 100).is_err());
         assert!(announcement(b"toolong", 3).is_err());
+        assert_eq!(
+            announcement(b"announce \x1b]0;owned\x07hi", 100),
+            Err("! announcement refused: control character U+001B\n".into())
+        );
+        assert_eq!(
+            announcement("announce \u{202e}txet".as_bytes(), 100),
+            Err("! announcement refused: bidi control character U+202E\n".into())
+        );
     }
 
     #[test]

@@ -184,7 +184,10 @@ fn run_room<P: bingfa_net::Protocol>(
                     let Ok(line) = line else { break };
                     let text = line.trim();
                     if !text.is_empty() {
-                        if let Err(e) = server::announce(&injector, text) {
+                        // The room's control rule holds for the operator too.
+                        if let Err(e) = bingfa_chat::input::check_controls(text) {
+                            eprintln!("announce: refused: {e}");
+                        } else if let Err(e) = server::announce(&injector, text) {
                             eprintln!("announce: {e}");
                         }
                     }

@@ -485,6 +485,14 @@ fn announcements(model: Model, edge: bool) {
         String::from_utf8_lossy(&out.stderr)
     );
     a.expect("* admin: tea at five");
+    // The operator's text follows the room's control rule too: refused in words, heard by
+    // nobody (the next line alice reads is the next announcement).
+    let out = srv.announce("\u{1b}]0;owned\u{7}hi");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("control character U+001B"), "{said}");
+    assert!(srv.announce("after").status.success());
+    a.expect("* admin: after");
     if model.concurrent() {
         let mut b = srv.join("bob");
         a.expect("* bob joined");

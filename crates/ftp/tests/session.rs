@@ -115,6 +115,9 @@ fn passive_retr_queued_before_the_client_connects() {
 /// passive data channel (id 1) ready.
 fn session(dir: &std::path::Path, write: bool) -> (impl Session, Context) {
     let mut cfg = FtpConfig::new(dir);
+    // Dotfiles served (`--hidden`): these tests are about names, not the hidden rule, so a
+    // user's own `.bingfa-upload-*` shows that only the server's temporary files are hidden.
+    cfg.hidden = true;
     cfg.anonymous = if write {
         Anonymous::Write
     } else {

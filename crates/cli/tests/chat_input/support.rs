@@ -44,7 +44,8 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                for svc in ["chat", "web", "chat-tls"] {
+                // The page over TLS is announced as `web-tls`.
+                for svc in ["chat", "web", "web-tls", "chat-tls"] {
                     if let Some(a) = line.strip_prefix(&format!("{svc} listening on ")) {
                         let _ = tx.send((svc, a.parse::<SocketAddr>().unwrap()));
                     }
@@ -60,7 +61,7 @@ impl Server {
                 .expect("no ready line")
             {
                 ("chat", a) => addr = Some(a),
-                ("web", a) => web = Some(a),
+                ("web" | "web-tls", a) => web = Some(a),
                 (_, a) => tls = Some(a),
             }
         }

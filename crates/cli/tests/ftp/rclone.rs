@@ -206,13 +206,18 @@ pub fn round_trip(model: Model, edge: bool, t: Transport) {
         return;
     }
     let tree = Tree::new("rclone");
-    let extra: &[&str] = match t {
-        Plain => &[],
-        Tls => &["--tls-required"],
-    };
-    let mut srv = t.start(model, edge, &tree, extra);
     // The iterative server serves one connection at a time: rclone gets one.
     let one = model == Model::Iterative;
+    let extra: &[&str] = match t {
+        Plain => &[],
+        // With one connection rclone's data connections resume their own control session,
+        // as the server demands by default. With several, its one session cache (shared by
+        // every connection) hands a data connection another control connection's session,
+        // which that rule refuses: the README says to relax it for rclone's parallel mode.
+        Tls if one => &["--tls-required"],
+        Tls => &["--tls-required", "--tls-session-reuse", "optional"],
+    };
+    let mut srv = t.start(model, edge, &tree, extra);
     let full = FULL.contains(&(model, edge));
     let src = tree.path("src");
     let dirs = if full { DIRS } else { &DIRS[..2] };

@@ -312,8 +312,8 @@ fn get_dir_stops_when_the_connection_is_lost() {
     assert_eq!(o.code, 1, "{}", o.stderr);
     assert!(
         o.stderr.contains(
-            "stopping: the session cannot go on after this error\n\nCaused by:\n    \
-             0: download of a.txt interrupted; out/a.txt.part is kept"
+            "error: stopping: the session cannot go on after this error: download of a.txt \
+             interrupted; out/a.txt.part is kept"
         ),
         "{}",
         o.stderr
@@ -362,7 +362,7 @@ fn hostile(mlst: bool) {
         assert_eq!(o.code, 1, "{}", o.stderr);
         for line in [
             "skipping \"..\": not a usable local file name\n",
-            "Error: 1 of 7 files not saved: \"..\"\n",
+            "error: 1 of 7 files not saved: \"..\"\n",
         ] {
             assert!(o.stderr.contains(line), "{line:?} in {}", o.stderr);
         }
