@@ -69,6 +69,8 @@ pub struct TlsSession<S> {
     /// pauses a passive channel at `Connected`) still holds the plaintext back after the
     /// handshake, which the layer runs meanwhile.
     paused_plain: Vec<ChannelId>,
+    /// No byte received yet and plain HTTP gets an answer (`plain_http.rs`).
+    sniff: bool,
 }
 
 impl<S: Session> TlsSession<S> {
@@ -81,6 +83,7 @@ impl<S: Session> TlsSession<S> {
     ) -> Self {
         let mut s = Self::upgradable(inner, config, info);
         s.tls = Some(tls);
+        s.sniff = s.config.answers_plain_http();
         s
     }
 
@@ -104,6 +107,7 @@ impl<S: Session> TlsSession<S> {
             peer_closed: false,
             channels: Vec::new(),
             paused_plain: Vec::new(),
+            sniff: false,
         }
     }
 
@@ -383,6 +387,15 @@ impl<S: Session> TlsSession<S> {
         used
     }
 
+    /// Plain HTTP on a TLS port (`plain_http.rs`): a readable 400 in the clear, then close.
+    fn answer_plain_http(&mut self, len: usize, cx: &mut Context) -> usize {
+        tracing::debug!(peer = %cx.info().peer, "plain HTTP on a TLS port: 400");
+        cx.write_vec(super::plain_http::answer());
+        self.state = State::Closed;
+        cx.close();
+        len
+    }
+
     /// The handshake or a record failed: whatever alert rustls queued is already flushed; close.
     fn fail(&mut self, cx: &mut Context) {
         self.state = State::Closed;
@@ -402,6 +415,12 @@ impl<S: Session> Session for TlsSession<S> {
     fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
         if self.state == State::Closed {
             return input.len();
+        }
+        if let Some(&first) = input.first().filter(|_| self.sniff) {
+            self.sniff = false;
+            if super::plain_http::looks_like_http(first) {
+                return self.answer_plain_http(input.len(), cx);
+            }
         }
         let mut used = 0;
         if self.tls.is_none() {
