@@ -48,13 +48,19 @@ fn make_cert(dir: &Path, name: &str) -> Vec<u8> {
     c.cert.der().to_vec()
 }
 
-fn start(model: &str) -> (Server, Vec<u8>) {
+#[path = "tls/ops.rs"]
+mod ops;
+
+fn start(model: &str) -> (Server, Vec<u8>, String) {
     let dir = std::env::temp_dir().join(format!("bingfa-tls-{model}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("www")).unwrap();
     let der = make_cert(&dir, "a");
     // A copy the SIGHUP scenario can still trust after a.pem is replaced.
     std::fs::copy(dir.join("a.pem"), dir.join("ca-a.pem")).unwrap();
+    let serial = ops::make_ocsp(&dir, "a");
+    std::fs::copy(dir.join("a.ocsp.der"), dir.join("ocsp.der")).unwrap();
+    let log = std::fs::File::create(dir.join("log.txt")).unwrap();
     std::fs::write(dir.join("www/hello.txt"), "hello over tls\n").unwrap();
     let big: Vec<u8> = (0..BIG).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(dir.join("www/big.bin"), big).unwrap();
@@ -66,8 +72,12 @@ fn start(model: &str) -> (Server, Vec<u8>) {
         .arg(dir.join("a.pem"))
         .arg("--tls-key")
         .arg(dir.join("a.key"))
+        .arg("--tls-ocsp")
+        .arg(dir.join("ocsp.der"))
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let out = child.stdout.take().unwrap();
@@ -86,7 +96,7 @@ fn start(model: &str) -> (Server, Vec<u8>) {
         .unwrap_or_else(|| panic!("{line:?}"))
         .parse()
         .unwrap();
-    (Server { child, addr, dir }, der)
+    (Server { child, addr, dir }, der, serial)
 }
 
 fn curl(s: &Server, args: &[&str]) -> std::process::Output {
@@ -234,9 +244,10 @@ fn broken_clients_are_closed(s: &Server, model: &str) {
         text.starts_with("refused: "),
         "[{model}] python TLS 1.0: {text}"
     );
-    // Garbage instead of a ClientHello: closed (after at most an alert).
+    // Garbage instead of a ClientHello: closed (after at most an alert). (Plain HTTP gets a
+    // 400 instead: `ops::plain_http_gets_400`.)
     let mut c = raw(s);
-    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.write_all(b"\x01\x02 garbage\r\n\r\n").unwrap();
     let got = read_to_close(&mut c);
     assert!(
         got.is_empty() || got[0] == 0x15,
@@ -313,8 +324,12 @@ fn sighup_reloads(s: &Server, a: &[u8], model: &str) {
     let b = make_cert(&s.dir, "b");
     std::fs::copy(s.dir.join("b.pem"), s.dir.join("a.pem")).unwrap();
     std::fs::copy(s.dir.join("b.key"), s.dir.join("a.key")).unwrap();
+    let b_serial = ops::make_ocsp(&s.dir, "b");
+    std::fs::copy(s.dir.join("b.ocsp.der"), s.dir.join("ocsp.der")).unwrap();
     // SAFETY: signalling our own child by pid.
     unsafe { libc::kill(s.child.id() as i32, libc::SIGHUP) };
+    // Logged when the signal comes, before any handshake, once (not per worker).
+    ops::wait_for_log(s, "TLS certificate reloaded", 1, model);
     let ca_b = s.dir.join("b.pem");
     let cas = [ca_a.as_path(), ca_b.as_path()];
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -332,11 +347,22 @@ fn sighup_reloads(s: &Server, a: &[u8], model: &str) {
     if let Some(o) = &mut old {
         assert_eq!(o.get(), a, "[{model}] the old connection keeps its session");
     }
+    // The staple came with the certificate.
+    ops::ocsp_is_stapled(s, &b_serial, model);
+    assert_eq!(
+        ops::log_lines(s, "TLS certificate reloaded"),
+        1,
+        "[{model}]"
+    );
+    ops::bad_reload_keeps_the_old(s, &b, &cas, model);
 }
 
 fn suite(model: &str) {
-    let (s, a) = start(model);
+    let (s, a, serial) = start(model);
     curl_works(&s, model);
+    ops::ocsp_is_stapled(&s, &serial, model);
+    ops::plain_http_gets_400(&s, model);
+    ops::resumption_survives_load(&s, model);
     python_works(&s, model);
     broken_clients_are_closed(&s, model);
     slow_handshake_times_out(&s, model);
@@ -384,6 +410,44 @@ fn a_bad_certificate_file_is_named() {
             .arg(&junk)
             .output()
             .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A key with a passphrase (as `openssl genpkey -aes256` writes it) is named as encrypted,
+/// and an OCSP file that is not DER is refused at start.
+#[test]
+fn an_encrypted_key_and_a_bad_staple_are_named() {
+    let dir = std::env::temp_dir().join(format!("bingfa-tls-enc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    make_cert(&dir, "a");
+    let out = Command::new("openssl")
+        .args(["pkey", "-aes256", "-passout", "pass:secret", "-in"])
+        .arg(dir.join("a.key"))
+        .arg("-out")
+        .arg(dir.join("enc.key"))
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "{out:?}");
+    std::fs::write(dir.join("bad.der"), "-----BEGIN OCSP RESPONSE-----\n").unwrap();
+    for (key, ocsp, want) in [
+        ("enc.key", None, "enc.key: the private key is encrypted"),
+        ("a.key", Some("bad.der"), "bad.der: not a DER OCSP response"),
+    ] {
+        let mut cmd = Command::new("timeout");
+        cmd.args(["20", BIN, "http", "serve", "--bind", "127.0.0.1:0"])
+            .arg("--tls-cert")
+            .arg(dir.join("a.pem"))
+            .arg("--tls-key")
+            .arg(dir.join(key));
+        if let Some(o) = ocsp {
+            cmd.arg("--tls-ocsp").arg(dir.join(o));
+        }
+        let out = cmd.output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(err.contains(want), "{err}");

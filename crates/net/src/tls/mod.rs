@@ -5,6 +5,7 @@
 //! - `config`: the certificate (PEM files or self-signed) and rustls settings;
 //! - `store`: the certificate, key and OCSP staple from files, re-read after SIGHUP;
 //! - `reload`: SIGHUP makes new handshakes pick up the certificate files' new contents;
+//! - `snapshot`: the files' last good contents, shared with worker processes;
 //! - `ticketer`: stateless resumption tickets, keys shared by every worker process, rotated;
 //! - `session`: the wrapper session itself (`session::channels`: its TLS data channels' events);
 //! - `plain_http`: the readable `400` for a plain-HTTP request on an HTTPS port;
@@ -22,6 +23,7 @@ mod range;
 mod reload;
 mod reuse;
 mod session;
+mod snapshot;
 mod store;
 mod ticketer;
 

@@ -1,21 +1,20 @@
 //! SIGHUP → "reload the certificate" across every process of a server.
 //!
-//! The signal handler bumps a counter and writes a byte to a pipe (both async-signal-safe).
-//! A thread of the process that installed the handler reads the pipe and reloads that
-//! process's certificate stores at once, logging the outcome then, once (`store.rs`). The
-//! counter lives in a `MAP_SHARED` anonymous mapping made before any fork, so the workers of
-//! `prefork` see a bump made by whichever process received the signal (the parent, usually),
-//! and each reloads its own copy of the stores at its next handshake. Connections already
-//! established keep the keys they negotiated: nothing is dropped.
+//! The signal handler writes a byte to a pipe (async-signal-safe). A thread of the process
+//! that installed the handler reads the pipe and reloads that process's certificate stores at
+//! once, logging the outcome then, once; good files are published to memory the worker
+//! processes share, and each worker takes them up at its next handshake (`store.rs`,
+//! `snapshot.rs`). A worker that receives the signal itself wakes the same thread (the pipe
+//! is inherited). Connections already established keep the keys they negotiated: nothing is
+//! dropped.
 //!
 //! The thread shares its process with `fork`'s per-connection forks: a fork taken while it
 //! held a lock (the store's, the log writer's) would leave the child that lock held forever.
 //! So it reloads under [`FORK_GUARD`], which `pthread_atfork` takes around every `fork`.
 
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::OnceLock;
 
-static COUNTER: AtomicPtr<AtomicU64> = AtomicPtr::new(std::ptr::null_mut());
 static INSTALLED: OnceLock<()> = OnceLock::new();
 
 /// The pipe's write end (-1 until installed): the handler's wake-up for the reload thread.
@@ -25,11 +24,6 @@ static WAKE: AtomicI32 = AtomicI32::new(-1);
 static mut FORK_GUARD: libc::pthread_mutex_t = libc::PTHREAD_MUTEX_INITIALIZER;
 
 extern "C" fn on_hup(_: libc::c_int) {
-    let p = COUNTER.load(Ordering::Relaxed);
-    if !p.is_null() {
-        // SAFETY: the mapping is never unmapped once published.
-        unsafe { (*p).fetch_add(1, Ordering::Relaxed) };
-    }
     let w = WAKE.load(Ordering::Relaxed);
     if w >= 0 {
         // SAFETY: write(2) is async-signal-safe; the pipe is non-blocking, so a full pipe
@@ -91,30 +85,14 @@ fn start_watcher() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Make SIGHUP bump the reload generation (instead of ending the process). Idempotent. Call it
-/// before the server forks workers, so they share the counter.
+/// Make SIGHUP reload the certificate files (instead of ending the process). Idempotent.
+/// Call it before the server forks workers, so they share the pipe.
 pub fn install_sighup() -> std::io::Result<()> {
     let mut err = None;
     INSTALLED.get_or_init(|| {
-        // SAFETY: an anonymous shared mapping of one page; checked for MAP_FAILED below.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                4096,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            err = Some(std::io::Error::last_os_error());
-            return;
-        }
-        // Zero-filled memory is a valid AtomicU64 holding 0.
-        COUNTER.store(p.cast(), Ordering::Release);
         if let Err(e) = start_watcher() {
-            tracing::warn!("SIGHUP reloads at the next handshake only: {e}");
+            err = Some(e);
+            return;
         }
         // SAFETY: a zeroed sigaction with a valid handler and an empty mask is a valid argument.
         unsafe {
@@ -128,16 +106,5 @@ pub fn install_sighup() -> std::io::Result<()> {
     match err {
         Some(e) => Err(e),
         None => Ok(()),
-    }
-}
-
-/// How many SIGHUPs this server has seen (0 until [`install_sighup`]).
-pub(crate) fn generation() -> u64 {
-    let p = COUNTER.load(Ordering::Acquire);
-    if p.is_null() {
-        0
-    } else {
-        // SAFETY: see on_hup.
-        unsafe { (*p).load(Ordering::Relaxed) }
     }
 }

@@ -1,16 +1,16 @@
 //! The certificate store behind every handshake: the certificate chain, its key and the OCSP
 //! response stapled to it, loaded from files and re-read after SIGHUP.
 //!
-//! Two readers of a SIGHUP: the process that installed the handler reloads every store of its
-//! own at once, from `reload.rs`'s thread, and logs the outcome then, once (the new
-//! certificate's fingerprint, or why the files were refused and the old certificate kept).
-//! Worker processes forked before the signal (`prefork`) hold copies of the stores; each copy
-//! re-reads the files at its next handshake, logging only at debug level, so an operator sees
-//! one line per SIGHUP, not one per worker. Workers forked after it (`fork`) inherit the
-//! reloaded store.
+//! The process that installed the SIGHUP handler reloads its stores at once, from
+//! `reload.rs`'s thread, and logs the outcome then, once: the new certificate's fingerprint,
+//! or why the files were refused and the old certificate kept. Good files are published to
+//! the store's [`Snapshot`], shared with the worker processes forked before the signal
+//! (`prefork`): each parses it at its next handshake, logging only at debug level, so an
+//! operator sees one line per SIGHUP and every worker serves what the parent validated.
+//! Workers forked after it (`fork`) inherit the reloaded store.
 
 use super::config::{err, fingerprint, TlsError};
-use super::reload;
+use super::snapshot::{Parts, Snapshot};
 use rustls::crypto::ring as provider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -35,8 +35,10 @@ pub(super) struct Store {
     /// Where the certificate came from; `None` for a self-signed one (nothing to reload).
     files: Option<Files>,
     current: RwLock<Arc<CertifiedKey>>,
-    /// The SIGHUP generation `current` was loaded at.
-    generation: AtomicU64,
+    /// The files' last good contents, shared by every process (with `files` only).
+    snapshot: Option<Snapshot>,
+    /// The snapshot stamp `current` was parsed from.
+    seen: AtomicU64,
 }
 
 /// Every store of this process that has files, for the SIGHUP thread.
@@ -44,13 +46,18 @@ static STORES: Mutex<Vec<Weak<Store>>> = Mutex::new(Vec::new());
 
 impl Store {
     pub(super) fn new(key: CertifiedKey, files: Option<Files>) -> Arc<Store> {
-        let has_files = files.is_some();
+        let snapshot = files.as_ref().and_then(|_| {
+            Snapshot::new()
+                .map_err(|e| tracing::warn!("workers will not see SIGHUP reloads: {e}"))
+                .ok()
+        });
         let store = Arc::new(Store {
             files,
             current: RwLock::new(Arc::new(key)),
-            generation: AtomicU64::new(reload::generation()),
+            snapshot,
+            seen: AtomicU64::new(0),
         });
-        if has_files {
+        if store.files.is_some() {
             let mut all = STORES.lock().unwrap_or_else(|e| e.into_inner());
             all.retain(|w| w.strong_count() > 0);
             all.push(Arc::downgrade(&store));
@@ -58,39 +65,59 @@ impl Store {
         store
     }
 
-    /// Re-read the files if a SIGHUP came since they were last read (once per generation).
-    /// `announce`: log the outcome at info/error level (the SIGHUP thread) rather than debug
-    /// (a worker's copy, at its next handshake).
-    fn reload_if_signalled(&self, announce: bool) {
-        let g = reload::generation();
-        let seen = self.generation.load(Ordering::Relaxed);
-        // One caller per generation does the reload; the others use the current key.
-        if g == seen
+    /// The SIGHUP thread: re-read and validate the files now, publish them, log the outcome.
+    fn reload_now(&self) {
+        let Some(f) = &self.files else { return };
+        let parsed = read_files(f).and_then(|parts| Ok((parse(f, &parts)?, parts)));
+        match parsed {
+            Ok((k, parts)) => {
+                if let Some(snap) = &self.snapshot {
+                    if !snap.publish(&parts) {
+                        tracing::error!(cert = %f.cert.display(), "TLS certificate not reloaded, keeping the old one: its files are larger than 1 MiB");
+                        return;
+                    }
+                    self.seen.store(snap.stamp(), Ordering::Release);
+                }
+                let fp = fingerprint(&k.cert[0]);
+                let stapled = k.ocsp.as_ref().map_or(0, |o| o.len());
+                self.set(k);
+                tracing::info!(cert = %f.cert.display(), sha256 = %fp, ocsp_bytes = stapled, "TLS certificate reloaded");
+            }
+            // A broken file mid-life keeps the old certificate: better stale than down.
+            Err(e) => tracing::error!("TLS certificate not reloaded, keeping the old one: {e}"),
+        }
+    }
+
+    /// A worker's handshake: take up what the reload thread published since, if anything.
+    fn follow(&self) {
+        let (Some(f), Some(snap)) = (&self.files, &self.snapshot) else {
+            return;
+        };
+        let stamp = snap.stamp();
+        let seen = self.seen.load(Ordering::Acquire);
+        if stamp == seen
             || self
-                .generation
-                .compare_exchange(seen, g, Ordering::AcqRel, Ordering::Relaxed)
+                .seen
+                .compare_exchange(seen, stamp, Ordering::AcqRel, Ordering::Relaxed)
                 .is_err()
         {
             return;
         }
-        let Some(f) = &self.files else { return };
-        match load(f) {
+        let Some((_, parts)) = snap.read() else {
+            return;
+        };
+        match parse(f, &parts) {
             Ok(k) => {
-                let fp = fingerprint(&k.cert[0]);
-                let stapled = k.ocsp.as_ref().map_or(0, |o| o.len());
-                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(k);
-                if announce {
-                    tracing::info!(cert = %f.cert.display(), sha256 = %fp, ocsp_bytes = stapled, "TLS certificate reloaded");
-                } else {
-                    tracing::debug!(cert = %f.cert.display(), sha256 = %fp, "TLS certificate reloaded by a worker");
-                }
+                tracing::debug!(sha256 = %fingerprint(&k.cert[0]), "TLS certificate taken up by a worker");
+                self.set(k);
             }
-            // A broken file mid-life keeps the old certificate: better stale than down.
-            Err(e) if announce => {
-                tracing::error!("TLS certificate not reloaded, keeping the old one: {e}")
-            }
-            Err(e) => tracing::debug!("TLS certificate not reloaded by a worker: {e}"),
+            // Validated before it was published: only a bug gets here.
+            Err(e) => tracing::error!("TLS certificate published but unusable: {e}"),
         }
+    }
+
+    fn set(&self, k: CertifiedKey) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(k);
     }
 
     pub(super) fn current(&self) -> Arc<CertifiedKey> {
@@ -109,32 +136,45 @@ pub(super) fn reload_all() {
         .iter()
         .filter_map(Weak::upgrade)
         .collect();
-    // A process with several listeners built from the same files (chat's web face and line
-    // port share one store) logs once per store.
+    // Listeners built from one configuration share its store (chat's web face and line
+    // port): one line per store.
     for s in stores {
-        s.reload_if_signalled(true);
+        s.reload_now();
     }
 }
 
 impl ResolvesServerCert for Store {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.reload_if_signalled(false);
+        self.follow();
         Some(self.current())
     }
 }
 
 /// The certificate chain, its key and the OCSP response, checked to belong together.
 pub(super) fn load(f: &Files) -> Result<CertifiedKey, TlsError> {
+    parse(f, &read_files(f)?)
+}
+
+/// The three files' bytes (the OCSP part empty without one).
+fn read_files(f: &Files) -> Result<Parts, TlsError> {
+    let read = |p: &Path| std::fs::read(p).map_err(|e| err(p, format!("cannot read: {e}")));
+    let ocsp = match &f.ocsp {
+        Some(o) => read(o)?,
+        None => Vec::new(),
+    };
+    Ok([read(&f.cert)?, read(&f.key)?, ocsp])
+}
+
+/// What the files' bytes say, checked (`f` names them in errors).
+fn parse(f: &Files, [cert_pem, key_pem, ocsp]: &Parts) -> Result<CertifiedKey, TlsError> {
     let (cert, key) = (&f.cert, &f.key);
-    let bytes = std::fs::read(cert).map_err(|e| err(cert, format!("cannot read: {e}")))?;
-    let chain = CertificateDer::pem_slice_iter(&bytes)
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| err(cert, format!("not a PEM certificate file: {e}")))?;
     if chain.is_empty() {
         return Err(err(cert, "no certificate in it (expected PEM CERTIFICATE)"));
     }
-    let bytes = std::fs::read(key).map_err(|e| err(key, format!("cannot read: {e}")))?;
-    if is_encrypted_key(&bytes) {
+    if is_encrypted_key(key_pem) {
         // rustls reads only clear keys; without this it would say "no private key".
         return Err(err(
             key,
@@ -142,7 +182,7 @@ pub(super) fn load(f: &Files) -> Result<CertifiedKey, TlsError> {
              `openssl pkey -in KEY -out KEY.clear` (and keep the result mode 0600)",
         ));
     }
-    let der = PrivateKeyDer::from_pem_slice(&bytes)
+    let der = PrivateKeyDer::from_pem_slice(key_pem)
         .map_err(|e| err(key, format!("no private key in it (expected PEM): {e}")))?;
     let signer = provider::sign::any_supported_type(&der)
         .map_err(|e| err(key, format!("unsupported private key: {e}")))?;
@@ -153,8 +193,8 @@ pub(super) fn load(f: &Files) -> Result<CertifiedKey, TlsError> {
             format!("does not match the certificate {}: {e}", cert.display()),
         )
     })?;
-    if let Some(ocsp) = &f.ocsp {
-        k.ocsp = Some(load_ocsp(ocsp)?);
+    if let Some(path) = &f.ocsp {
+        k.ocsp = Some(check_ocsp(path, ocsp)?);
     }
     Ok(k)
 }
@@ -162,15 +202,14 @@ pub(super) fn load(f: &Files) -> Result<CertifiedKey, TlsError> {
 /// A DER OCSP response, stapled as it is. Checked only to be one DER SEQUENCE filling the
 /// file (a PEM file or a truncated download is refused); whether it is current and for this
 /// certificate is the operator's job, as with nginx's `ssl_stapling_file`.
-fn load_ocsp(path: &Path) -> Result<Vec<u8>, TlsError> {
-    let bytes = std::fs::read(path).map_err(|e| err(path, format!("cannot read: {e}")))?;
-    if der_sequence_len(&bytes) != Some(bytes.len()) {
+fn check_ocsp(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, TlsError> {
+    if der_sequence_len(bytes) != Some(bytes.len()) {
         return Err(err(
             path,
             "not a DER OCSP response (e.g. `openssl ocsp ... -respout FILE` writes one)",
         ));
     }
-    Ok(bytes)
+    Ok(bytes.to_vec())
 }
 
 /// The length of the DER SEQUENCE at the start of `b`, header included.
@@ -212,17 +251,12 @@ mod tests {
         assert_eq!(der_sequence_len(b"-----BEGIN"), None);
         assert_eq!(der_sequence_len(&[0x30]), None);
         assert_eq!(der_sequence_len(&[0x30, 0x82, 0x01]), None);
-        let dir = std::env::temp_dir().join(format!("bingfa-ocsp-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (ok, short) = (dir.join("ok.der"), dir.join("short.der"));
-        std::fs::write(&ok, [0x30, 0x03, 0x0a, 0x01, 0x00]).unwrap();
-        std::fs::write(&short, [0x30, 0x05, 0x0a, 0x01, 0x00]).unwrap();
-        assert_eq!(load_ocsp(&ok).unwrap().len(), 5);
-        let e = load_ocsp(&short).unwrap_err();
+        let short = Path::new("short.der");
+        assert_eq!(check_ocsp(short, &[0x30, 3, 0x0a, 1, 0]).unwrap().len(), 5);
+        let e = check_ocsp(short, &[0x30, 5, 0x0a, 1, 0]).unwrap_err();
         assert!(
             e.to_string().contains("short.der: not a DER OCSP response"),
             "{e}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
