@@ -244,13 +244,12 @@ mod tests {
         let ticket = t.encrypt(b"session state").unwrap();
         assert_eq!(t.decrypt(&ticket).unwrap(), b"session state");
         // A forked child (as a `prefork` worker) opens it, and makes one the parent opens.
-        let (mut r, mut w) = (0, 0);
         let mut fds = [0; 2];
         // SAFETY: a pipe, then fork; the child only uses async-signal-safe calls and the
         // ticketer (no locks), and leaves with _exit.
         unsafe {
             assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
-            (r, w) = (fds[0], fds[1]);
+            let (r, w) = (fds[0], fds[1]);
             let pid = libc::fork();
             if pid == 0 {
                 let ok = t.decrypt(&ticket).as_deref() == Some(&b"session state"[..]);
@@ -270,7 +269,6 @@ mod tests {
             assert_eq!(buf[0], 1, "the child could not open the parent's ticket");
             assert_eq!(t.decrypt(&buf[1..n as usize]).unwrap(), b"child's");
         }
-        let _ = (r, w);
     }
 
     #[test]
