@@ -7,7 +7,8 @@
 //! - `reload`: SIGHUP makes new handshakes pick up the certificate files' new contents;
 //! - `snapshot`: the files' last good contents, shared with worker processes;
 //! - `ticketer`: stateless resumption tickets, keys shared by every worker process, rotated;
-//! - `session`: the wrapper session itself (`session::channels`: its TLS data channels' events);
+//! - `session`: the wrapper session itself (`session::events`: the driver's events on it;
+//!   `session::channels`: its TLS data channels' events);
 //! - `plain_http`: the readable `400` for a plain-HTTP request on an HTTPS port;
 //! - `channel`: TLS on one data channel (FTP's `PROT P`);
 //! - `range`: file ranges read and encrypted in user space, for both.
