@@ -157,7 +157,12 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         allow_origins: a.allow_origin.into(),
         ..RoomConfig::default()
     };
-    match a.tls.config(&[b"http/1.1"])? {
+    // The web face answers plain HTTP with a readable 400; the line port (`not_http`) doesn't.
+    match a
+        .tls
+        .config(&[b"http/1.1"])?
+        .map(|t| t.answer_plain_http(true))
+    {
         None => run_room(
             server::bind(&opts).context("cannot start the chat room")?,
             &opts,

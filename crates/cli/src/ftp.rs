@@ -22,7 +22,7 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Command {
     /// Run the FTP server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the argon2id hash of a password for the users file (read from the terminal twice,
     /// or one line from stdin when it is not a terminal).
     Passwd,
@@ -150,7 +150,7 @@ fn parse_range(s: &str) -> Result<RangeInclusive<u16>, String> {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
-        Command::Serve(a) => serve(a),
+        Command::Serve(a) => serve(*a),
         Command::Passwd => passwd(),
         Command::Client(c) => crate::ftp_client::run(c),
     }

@@ -89,7 +89,11 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if let Some(n) = a.max_connections {
         config.limits.max_connections = n;
     }
-    let tls = a.tls.config(&[b"http/1.1"])?;
+    // A plain-HTTP request to the HTTPS port gets a readable 400 (nginx's 497).
+    let tls = a
+        .tls
+        .config(&[b"http/1.1"])?
+        .map(|t| t.answer_plain_http(true));
     tracing::info!(root = %a.root.display(), model = %a.model, tls = tls.is_some(), "starting http server");
     match tls {
         None => server.run(config),

@@ -103,6 +103,9 @@ fn tls_flags(t: &crate::tls::TlsArgs, made: Option<&SelfSignedFiles>) -> Vec<Str
         v.extend(["--tls-cert".into(), c.display().to_string()]);
         v.extend(["--tls-key".into(), k.display().to_string()]);
     }
+    if let (Some(o), None) = (&t.tls_ocsp, made) {
+        v.extend(["--tls-ocsp".into(), o.display().to_string()]);
+    }
     v
 }
 

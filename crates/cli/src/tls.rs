@@ -9,14 +9,19 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug, Default)]
 pub struct TlsArgs {
     /// Serve TLS with this certificate chain (PEM, leaf first); needs --tls-key. SIGHUP
-    /// re-reads it (and the key) for new connections.
+    /// re-reads it (and the key, and --tls-ocsp) for new connections, and logs the outcome.
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Staple this OCSP response (DER, as `openssl ocsp -respout` writes it) to every
+    /// handshake, as nginx's ssl_stapling_file; SIGHUP re-reads it with the certificate.
+    /// Fetching a fresh one before it expires is the operator's job (cron + SIGHUP).
+    #[arg(long, value_name = "DER", requires = "tls_cert")]
+    pub tls_ocsp: Option<PathBuf>,
     /// Serve TLS with a certificate for localhost made now (its fingerprint goes to stderr).
-    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key", "tls_ocsp"])]
     pub tls_self_signed: bool,
 }
 
@@ -36,8 +41,8 @@ impl TlsArgs {
         let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
             return Ok(None);
         };
-        let config =
-            TlsConfig::from_pem_files(cert, key, alpn).context("cannot use the TLS certificate")?;
+        let config = TlsConfig::from_files(cert, key, self.tls_ocsp.as_deref(), alpn)
+            .context("cannot use the TLS certificate")?;
         tls::install_sighup().context("cannot install the SIGHUP handler")?;
         Ok(Some(config))
     }

@@ -1,8 +1,10 @@
 //! `bingfa http serve` over TLS under every concurrency model (the `models!` list names them):
 //! curl (`--cacert`) and Python's `ssl` for what a user does (GET, keep-alive, a range, a big
 //! file intact), hand-made bytes for what a broken client does (a TLS 1.0-only ClientHello,
-//! garbage, a handshake that stalls), and a rustls client that sees which certificate it got
-//! across a SIGHUP reload while an older keep-alive connection goes on working.
+//! garbage, a handshake that stalls: `tls/broken.rs`), and a rustls client that sees which
+//! certificate it got across a SIGHUP reload while an older keep-alive connection goes on
+//! working. `tls/ops.rs`: what an operator relies on (resumption, OCSP staple, the reload
+//! logged once, plain HTTP answered with a 400).
 
 use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -48,13 +50,21 @@ fn make_cert(dir: &Path, name: &str) -> Vec<u8> {
     c.cert.der().to_vec()
 }
 
-fn start(model: &str) -> (Server, Vec<u8>) {
+#[path = "tls/broken.rs"]
+mod broken;
+#[path = "tls/ops.rs"]
+mod ops;
+
+fn start(model: &str) -> (Server, Vec<u8>, String) {
     let dir = std::env::temp_dir().join(format!("bingfa-tls-{model}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("www")).unwrap();
     let der = make_cert(&dir, "a");
     // A copy the SIGHUP scenario can still trust after a.pem is replaced.
     std::fs::copy(dir.join("a.pem"), dir.join("ca-a.pem")).unwrap();
+    let serial = ops::make_ocsp(&dir, "a");
+    std::fs::copy(dir.join("a.ocsp.der"), dir.join("ocsp.der")).unwrap();
+    let log = std::fs::File::create(dir.join("log.txt")).unwrap();
     std::fs::write(dir.join("www/hello.txt"), "hello over tls\n").unwrap();
     let big: Vec<u8> = (0..BIG).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(dir.join("www/big.bin"), big).unwrap();
@@ -66,8 +76,12 @@ fn start(model: &str) -> (Server, Vec<u8>) {
         .arg(dir.join("a.pem"))
         .arg("--tls-key")
         .arg(dir.join("a.key"))
+        .arg("--tls-ocsp")
+        .arg(dir.join("ocsp.der"))
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let out = child.stdout.take().unwrap();
@@ -86,7 +100,7 @@ fn start(model: &str) -> (Server, Vec<u8>) {
         .unwrap_or_else(|| panic!("{line:?}"))
         .parse()
         .unwrap();
-    (Server { child, addr, dir }, der)
+    (Server { child, addr, dir }, der, serial)
 }
 
 fn curl(s: &Server, args: &[&str]) -> std::process::Output {
@@ -148,21 +162,6 @@ assert all(b == (i + 1000) * 7 % 251 for i, b in enumerate(body[:5000]))
 print("ok", c.sock.version())
 "#;
 
-const PY_TLS10: &str = r#"
-import socket, ssl, sys
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
-try:
-    ctx.wrap_socket(s)
-    print("connected")
-except ssl.SSLError as e:
-    print("refused:", e)
-"#;
-
 fn python_works(s: &Server, model: &str) {
     let out = Command::new("timeout")
         .args(["60", "python3", "-c", PY])
@@ -183,80 +182,6 @@ fn raw(s: &Server) -> TcpStream {
     let c = TcpStream::connect_timeout(&s.addr, Duration::from_secs(5)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     c
-}
-
-/// Everything the server sends until it closes (bounded by the read timeout).
-fn read_to_close(c: &mut TcpStream) -> Vec<u8> {
-    let mut all = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match c.read(&mut buf) {
-            Ok(0) => return all,
-            Ok(n) => all.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return all,
-            Err(e) => panic!("server did not close: {e}"),
-        }
-    }
-}
-
-/// A ClientHello that offers TLS 1.0 only (no supported_versions extension, one TLS 1.0 suite).
-fn tls10_client_hello() -> Vec<u8> {
-    let mut body = vec![0x03, 0x01];
-    body.extend_from_slice(&[7u8; 32]); // random
-    body.push(0); // session id
-    body.extend_from_slice(&[0x00, 0x02, 0x00, 0x2f]); // TLS_RSA_WITH_AES_128_CBC_SHA
-    body.extend_from_slice(&[0x01, 0x00]); // no compression
-    let mut hs = vec![0x01, 0, (body.len() >> 8) as u8, body.len() as u8];
-    hs.extend_from_slice(&body);
-    let mut rec = vec![0x16, 0x03, 0x01, (hs.len() >> 8) as u8, hs.len() as u8];
-    rec.extend_from_slice(&hs);
-    rec
-}
-
-fn broken_clients_are_closed(s: &Server, model: &str) {
-    // TLS 1.0 only, by hand: a fatal alert (handshake_failure or protocol_version), then
-    // the connection closes.
-    let mut c = raw(s);
-    c.write_all(&tls10_client_hello()).unwrap();
-    let got = read_to_close(&mut c);
-    assert!(
-        got.len() >= 7 && got[0] == 0x15 && got[5] == 2 && [40, 70].contains(&got[6]),
-        "[{model}] TLS 1.0: {got:?}"
-    );
-    // And from Python's ssl, with OpenSSL's floor lowered so it will offer TLS 1.0 at all.
-    let out = Command::new("timeout")
-        .args(["20", "python3", "-W", "ignore", "-c", PY_TLS10])
-        .arg(s.addr.port().to_string())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.starts_with("refused: "),
-        "[{model}] python TLS 1.0: {text}"
-    );
-    // Garbage instead of a ClientHello: closed (after at most an alert).
-    let mut c = raw(s);
-    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let got = read_to_close(&mut c);
-    assert!(
-        got.is_empty() || got[0] == 0x15,
-        "[{model}] garbage: {got:?}"
-    );
-}
-
-fn slow_handshake_times_out(s: &Server, model: &str) {
-    let mut c = raw(s);
-    let hello = tls10_client_hello();
-    c.write_all(&hello[..9]).unwrap(); // and then nothing
-    let t = Instant::now();
-    let got = read_to_close(&mut c);
-    assert!(got.is_empty() || got[0] == 0x15, "[{model}] slow: {got:?}");
-    // --head-timeout 2: closed by the head timer, not by the idle timeout (60 s).
-    assert!(
-        t.elapsed() < Duration::from_secs(9),
-        "[{model}] {:?}",
-        t.elapsed()
-    );
 }
 
 /// A rustls client that trusts both test certificates and reports which one it was shown.
@@ -313,8 +238,12 @@ fn sighup_reloads(s: &Server, a: &[u8], model: &str) {
     let b = make_cert(&s.dir, "b");
     std::fs::copy(s.dir.join("b.pem"), s.dir.join("a.pem")).unwrap();
     std::fs::copy(s.dir.join("b.key"), s.dir.join("a.key")).unwrap();
+    let b_serial = ops::make_ocsp(&s.dir, "b");
+    std::fs::copy(s.dir.join("b.ocsp.der"), s.dir.join("ocsp.der")).unwrap();
     // SAFETY: signalling our own child by pid.
     unsafe { libc::kill(s.child.id() as i32, libc::SIGHUP) };
+    // Logged when the signal comes, before any handshake, once (not per worker).
+    ops::wait_for_log(s, "TLS certificate reloaded", 1, model);
     let ca_b = s.dir.join("b.pem");
     let cas = [ca_a.as_path(), ca_b.as_path()];
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -332,14 +261,25 @@ fn sighup_reloads(s: &Server, a: &[u8], model: &str) {
     if let Some(o) = &mut old {
         assert_eq!(o.get(), a, "[{model}] the old connection keeps its session");
     }
+    // The staple came with the certificate.
+    ops::ocsp_is_stapled(s, &b_serial, model);
+    assert_eq!(
+        ops::log_lines(s, "TLS certificate reloaded"),
+        1,
+        "[{model}]"
+    );
+    ops::bad_reload_keeps_the_old(s, &b, &cas, model);
 }
 
 fn suite(model: &str) {
-    let (s, a) = start(model);
+    let (s, a, serial) = start(model);
     curl_works(&s, model);
+    ops::ocsp_is_stapled(&s, &serial, model);
+    ops::plain_http_gets_400(&s, model);
+    ops::resumption_survives_load(&s, model);
     python_works(&s, model);
-    broken_clients_are_closed(&s, model);
-    slow_handshake_times_out(&s, model);
+    broken::broken_clients_are_closed(&s, model);
+    broken::slow_handshake_times_out(&s, model);
     curl_works(&s, model); // nobody else was disturbed
     sighup_reloads(&s, &a, model);
 }
@@ -384,6 +324,44 @@ fn a_bad_certificate_file_is_named() {
             .arg(&junk)
             .output()
             .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A key with a passphrase (as `openssl genpkey -aes256` writes it) is named as encrypted,
+/// and an OCSP file that is not DER is refused at start.
+#[test]
+fn an_encrypted_key_and_a_bad_staple_are_named() {
+    let dir = std::env::temp_dir().join(format!("bingfa-tls-enc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    make_cert(&dir, "a");
+    let out = Command::new("openssl")
+        .args(["pkey", "-aes256", "-passout", "pass:secret", "-in"])
+        .arg(dir.join("a.key"))
+        .arg("-out")
+        .arg(dir.join("enc.key"))
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "{out:?}");
+    std::fs::write(dir.join("bad.der"), "-----BEGIN OCSP RESPONSE-----\n").unwrap();
+    for (key, ocsp, want) in [
+        ("enc.key", None, "enc.key: the private key is encrypted"),
+        ("a.key", Some("bad.der"), "bad.der: not a DER OCSP response"),
+    ] {
+        let mut cmd = Command::new("timeout");
+        cmd.args(["20", BIN, "http", "serve", "--bind", "127.0.0.1:0"])
+            .arg("--tls-cert")
+            .arg(dir.join("a.pem"))
+            .arg("--tls-key")
+            .arg(dir.join(key));
+        if let Some(o) = ocsp {
+            cmd.arg("--tls-ocsp").arg(dir.join(o));
+        }
+        let out = cmd.output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(err.contains(want), "{err}");

@@ -6,16 +6,14 @@
 //! certificate, so a reload needs no swap of the config and cannot touch established
 //! connections.
 
-use super::reload;
+use super::store::{load, Files, Store};
 use rustls::crypto::ring as provider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::PrivateKeyDer;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// A certificate or key that could not be used, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +23,7 @@ pub struct TlsError {
     pub what: String,
 }
 
-fn err(file: &Path, what: impl Into<String>) -> TlsError {
+pub(super) fn err(file: &Path, what: impl Into<String>) -> TlsError {
     TlsError {
         file: file.to_path_buf(),
         what: what.into(),
@@ -45,56 +43,6 @@ pub struct SelfSigned {
     pub spki_sha256: String,
 }
 
-/// The certificate store behind every handshake.
-#[derive(Debug)]
-struct Store {
-    /// Where the certificate came from; `None` for a self-signed one (nothing to reload).
-    files: Option<(PathBuf, PathBuf)>,
-    current: RwLock<Arc<CertifiedKey>>,
-    /// The SIGHUP generation `current` was loaded at.
-    generation: AtomicU64,
-}
-
-impl Store {
-    fn reload_if_signalled(&self) {
-        let g = reload::generation();
-        let seen = self.generation.load(Ordering::Relaxed);
-        // One handshake per generation does the reload; the others use the current key.
-        if g == seen
-            || self
-                .generation
-                .compare_exchange(seen, g, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
-        }
-        if let Some((cert, key)) = &self.files {
-            match load(cert, key) {
-                Ok(k) => {
-                    *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(k);
-                    tracing::info!(cert = %cert.display(), "TLS certificate reloaded");
-                }
-                // A broken file mid-life keeps the old certificate: better stale than down.
-                Err(e) => tracing::error!("TLS certificate not reloaded, keeping the old one: {e}"),
-            }
-        }
-    }
-
-    fn current(&self) -> Arc<CertifiedKey> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-}
-
-impl ResolvesServerCert for Store {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.reload_if_signalled();
-        Some(self.current())
-    }
-}
-
 /// The TLS side of a listener: certificate and protocol settings. Cheap to clone (shared).
 #[derive(Clone, Debug)]
 pub struct TlsConfig {
@@ -107,20 +55,35 @@ pub struct TlsConfig {
     require_reuse: bool,
     /// The sessions of the one connection this configuration is bound to.
     sessions: Option<Arc<super::reuse::ControlSessions>>,
+    /// A connection whose first byte starts an HTTP method gets a plaintext `400` (see
+    /// `plain_http.rs`); HTTP listeners only.
+    answer_plain_http: bool,
 }
 
 impl TlsConfig {
     /// Serve the certificate chain in `cert` (PEM, leaf first) with the private key in `key`
     /// (PEM: PKCS#8, PKCS#1 or SEC1), offering the ALPN protocols `alpn` (e.g. `http/1.1`).
-    /// After [`reload::install_sighup`](super::install_sighup), a SIGHUP makes new handshakes
+    /// After [`install_sighup`](super::install_sighup), a SIGHUP makes new handshakes
     /// use the files' new contents.
     pub fn from_pem_files(cert: &Path, key: &Path, alpn: &[&[u8]]) -> Result<Self, TlsError> {
-        let k = load(cert, key)?;
-        Ok(Self::build(
-            k,
-            Some((cert.to_path_buf(), key.to_path_buf())),
-            alpn,
-        ))
+        Self::from_files(cert, key, None, alpn)
+    }
+
+    /// [`Self::from_pem_files`], stapling the DER OCSP response in `ocsp` to every handshake
+    /// (as nginx's `ssl_stapling_file`; a SIGHUP re-reads it with the certificate).
+    pub fn from_files(
+        cert: &Path,
+        key: &Path,
+        ocsp: Option<&Path>,
+        alpn: &[&[u8]],
+    ) -> Result<Self, TlsError> {
+        let files = Files {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            ocsp: ocsp.map(Path::to_path_buf),
+        };
+        let k = load(&files)?;
+        Ok(Self::build(k, Some(files), alpn))
     }
 
     /// Make a certificate for `names` (e.g. `localhost`) now, signed by itself: for trying TLS
@@ -162,12 +125,8 @@ impl TlsConfig {
         Ok((cert, key, info))
     }
 
-    fn build(key: CertifiedKey, files: Option<(PathBuf, PathBuf)>, alpn: &[&[u8]]) -> Self {
-        let store = Arc::new(Store {
-            files,
-            current: RwLock::new(Arc::new(key)),
-            generation: AtomicU64::new(reload::generation()),
-        });
+    fn build(key: CertifiedKey, files: Option<Files>, alpn: &[&[u8]]) -> Self {
+        let store = Store::new(key, files);
         let mut server =
             rustls::ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
                 .with_safe_default_protocol_versions()
@@ -175,7 +134,16 @@ impl TlsConfig {
                 .with_no_client_auth()
                 .with_cert_resolver(store.clone());
         server.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        // TLS 1.3 resumption tickets: a returning client skips the certificate signature.
+        // Resumption tickets (TLS 1.3, and TLS 1.2's RFC 5077): a returning client skips the
+        // certificate signature. Stateless, with keys every worker process shares
+        // (`ticketer.rs`), so any number of clients resume, with any process.
+        server.ticketer = match super::ticketer::SharedTicketer::new() {
+            Ok(t) => Arc::new(t),
+            Err(e) => {
+                tracing::warn!("no shared ticket keys ({e}): sessions resume from the cache only");
+                Arc::new(super::ticketer::NoTickets)
+            }
+        };
         server.send_tls13_tickets = 2;
         // Data channels (FTP) resume the control connection's session (`reuse.rs`) and issue
         // one ticket each, for clients that use a ticket once. It is held back until the
@@ -187,12 +155,15 @@ impl TlsConfig {
         let mut channel = server.clone();
         channel.send_tls13_tickets = 1;
         channel.alpn_protocols.clear();
+        // Their sessions stay in the connection's own store (see `bound_to_connection`).
+        channel.ticketer = Arc::new(super::ticketer::NoTickets);
         TlsConfig {
             server: Arc::new(server),
             channel: Arc::new(channel),
             store,
             require_reuse: true,
             sessions: None,
+            answer_plain_http: false,
         }
     }
 
@@ -212,6 +183,8 @@ impl TlsConfig {
             store: self.store.clone(),
             require_reuse: self.require_reuse,
             sessions: None,
+            // Not HTTP: a plain-HTTP request is not this port's client's mistake to explain.
+            answer_plain_http: false,
         }
     }
 
@@ -225,12 +198,28 @@ impl TlsConfig {
         self
     }
 
+    /// For an HTTP listener: a client that speaks plain HTTP to it (its first byte starts a
+    /// request line, not a TLS record) gets a readable `400` in the clear saying to use
+    /// `https://`, as nginx's 497, instead of a bare TLS alert. Off by default (FTP's implicit
+    /// TLS port, a chat line port: not HTTP); [`Self::not_http`] turns it off.
+    pub fn answer_plain_http(mut self, on: bool) -> Self {
+        self.answer_plain_http = on;
+        self
+    }
+
+    pub(crate) fn answers_plain_http(&self) -> bool {
+        self.answer_plain_http
+    }
+
     /// This configuration with a session store for one connection (an upgradable one, FTP):
     /// its control handshake's sessions go there and its data channels resume only from there.
     pub(crate) fn bound_to_connection(&self) -> TlsConfig {
         let sessions = Arc::new(super::reuse::ControlSessions::default());
         let mut server = (*self.server).clone();
         server.session_storage = sessions.clone();
+        // No stateless tickets: one would resume on any connection's data channel, where
+        // only this connection's sessions may (`reuse.rs`).
+        server.ticketer = Arc::new(super::ticketer::NoTickets);
         // A client that uses each ticket once (rustls's cache) loses one with each data
         // connection that ends before the channel's own ticket went out (an abort, a reset):
         // a few more to start with.
@@ -241,6 +230,7 @@ impl TlsConfig {
             store: self.store.clone(),
             require_reuse: self.require_reuse,
             sessions: Some(sessions),
+            answer_plain_http: false,
         }
     }
 
@@ -313,29 +303,6 @@ fn is_http_alpn(id: &[u8]) -> bool {
         || id.starts_with(b"spdy/")
 }
 
-fn load(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
-    let bytes = std::fs::read(cert).map_err(|e| err(cert, format!("cannot read: {e}")))?;
-    let chain = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err(cert, format!("not a PEM certificate file: {e}")))?;
-    if chain.is_empty() {
-        return Err(err(cert, "no certificate in it (expected PEM CERTIFICATE)"));
-    }
-    let bytes = std::fs::read(key).map_err(|e| err(key, format!("cannot read: {e}")))?;
-    let der = PrivateKeyDer::from_pem_slice(&bytes)
-        .map_err(|e| err(key, format!("no private key in it (expected PEM): {e}")))?;
-    let signer = provider::sign::any_supported_type(&der)
-        .map_err(|e| err(key, format!("unsupported private key: {e}")))?;
-    let k = CertifiedKey::new(chain, signer);
-    k.keys_match().map_err(|e| {
-        err(
-            key,
-            format!("does not match the certificate {}: {e}", cert.display()),
-        )
-    })?;
-    Ok(k)
-}
-
 /// A certificate for `names`, signed by itself, and what a client needs to trust it.
 fn generate(names: &[&str]) -> Result<(rcgen::CertifiedKey, SelfSigned), TlsError> {
     let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
@@ -353,7 +320,7 @@ fn sha256(bytes: &[u8]) -> ring::digest::Digest {
     ring::digest::digest(&ring::digest::SHA256, bytes)
 }
 
-fn fingerprint(der: &[u8]) -> String {
+pub(super) fn fingerprint(der: &[u8]) -> String {
     let mut s = String::new();
     for (i, b) in sha256(der).as_ref().iter().enumerate() {
         if i > 0 {
@@ -412,6 +379,17 @@ mod tests {
         std::fs::write(&cert, &made.cert_pem).unwrap();
         let e = TlsConfig::from_pem_files(&cert, &junk, &[]).unwrap_err();
         assert!(e.to_string().contains("junk.pem: no private key"), "{e}");
+        // Encrypted keys as `openssl pkcs8 -topk8 -v2 aes256` and `openssl genrsa -aes256`
+        // write them: the error says so.
+        let enc = dir.join("enc.key");
+        for text in [
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----\n",
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n",
+        ] {
+            std::fs::write(&enc, text).unwrap();
+            let e = TlsConfig::from_pem_files(&cert, &enc, &[]).unwrap_err();
+            assert!(e.to_string().contains("enc.key: the private key is encrypted"), "{e}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

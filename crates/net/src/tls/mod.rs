@@ -3,8 +3,13 @@
 //! session over rustls. No protocol knows about TLS and every model drives it unchanged.
 //!
 //! - `config`: the certificate (PEM files or self-signed) and rustls settings;
+//! - `store`: the certificate, key and OCSP staple from files, re-read after SIGHUP;
 //! - `reload`: SIGHUP makes new handshakes pick up the certificate files' new contents;
-//! - `session`: the wrapper session itself (`session::channels`: its TLS data channels' events);
+//! - `snapshot`: the files' last good contents, shared with worker processes;
+//! - `ticketer`: stateless resumption tickets, keys shared by every worker process, rotated;
+//! - `session`: the wrapper session itself (`session::events`: the driver's events on it;
+//!   `session::channels`: its TLS data channels' events);
+//! - `plain_http`: the readable `400` for a plain-HTTP request on an HTTPS port;
 //! - `channel`: TLS on one data channel (FTP's `PROT P`);
 //! - `range`: file ranges read and encrypted in user space, for both.
 //!
@@ -14,10 +19,14 @@
 
 mod channel;
 mod config;
+mod plain_http;
 mod range;
 mod reload;
 mod reuse;
 mod session;
+mod snapshot;
+mod store;
+mod ticketer;
 
 pub use config::{SelfSigned, TlsConfig, TlsError};
 pub use reload::install_sighup;

@@ -1,48 +1,99 @@
 //! SIGHUP → "reload the certificate" across every process of a server.
 //!
-//! The signal handler only bumps a counter (async-signal-safe); each certificate store compares
-//! it with the generation it last loaded at its next handshake and re-reads its files then.
-//! The counter lives in a `MAP_SHARED` anonymous mapping made before any fork, so the workers
-//! of `fork` and `prefork` see a bump made by whichever process received the signal (the
-//! parent, usually), and each reloads in its own address space. Connections already
-//! established keep the keys they negotiated: nothing is dropped.
+//! The signal handler writes a byte to a pipe (async-signal-safe). A thread of the process
+//! that installed the handler reads the pipe and reloads that process's certificate stores at
+//! once, logging the outcome then, once; good files are published to memory the worker
+//! processes share, and each worker takes them up at its next handshake (`store.rs`,
+//! `snapshot.rs`). A worker that receives the signal itself wakes the same thread (the pipe
+//! is inherited). Connections already established keep the keys they negotiated: nothing is
+//! dropped.
+//!
+//! The thread shares its process with `fork`'s per-connection forks: a fork taken while it
+//! held a lock (the store's, the log writer's) would leave the child that lock held forever.
+//! So it reloads under [`FORK_GUARD`], which `pthread_atfork` takes around every `fork`.
 
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::OnceLock;
 
-static COUNTER: AtomicPtr<AtomicU64> = AtomicPtr::new(std::ptr::null_mut());
 static INSTALLED: OnceLock<()> = OnceLock::new();
 
+/// The pipe's write end (-1 until installed): the handler's wake-up for the reload thread.
+static WAKE: AtomicI32 = AtomicI32::new(-1);
+
+/// Held while the reload thread works, and by `fork` (via `pthread_atfork`) around forking.
+static mut FORK_GUARD: libc::pthread_mutex_t = libc::PTHREAD_MUTEX_INITIALIZER;
+
 extern "C" fn on_hup(_: libc::c_int) {
-    let p = COUNTER.load(Ordering::Relaxed);
-    if !p.is_null() {
-        // SAFETY: the mapping is never unmapped once published.
-        unsafe { (*p).fetch_add(1, Ordering::Relaxed) };
+    let w = WAKE.load(Ordering::Relaxed);
+    if w >= 0 {
+        // SAFETY: write(2) is async-signal-safe; the pipe is non-blocking, so a full pipe
+        // (a burst of signals the thread has not read yet) drops the byte, not the process.
+        unsafe { libc::write(w, b"h".as_ptr().cast(), 1) };
     }
 }
 
-/// Make SIGHUP bump the reload generation (instead of ending the process). Idempotent. Call it
-/// before the server forks workers, so they share the counter.
+extern "C" fn guard_lock() {
+    // SAFETY: a static, initialised mutex.
+    unsafe { libc::pthread_mutex_lock(std::ptr::addr_of_mut!(FORK_GUARD)) };
+}
+
+extern "C" fn guard_unlock() {
+    // SAFETY: held by this thread (taken in `guard_lock` before the fork, in the parent and
+    // in the child, whose only thread is the one that forked).
+    unsafe { libc::pthread_mutex_unlock(std::ptr::addr_of_mut!(FORK_GUARD)) };
+}
+
+/// The reload thread: wait for the handler's byte, then reload this process's stores.
+fn watch(read: libc::c_int) {
+    let mut buf = [0u8; 64];
+    loop {
+        // SAFETY: reading into a local buffer from our own pipe.
+        let n = unsafe { libc::read(read, buf.as_mut_ptr().cast(), buf.len()) };
+        if n == 0 {
+            return;
+        }
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        guard_lock();
+        super::store::reload_all();
+        guard_unlock();
+    }
+}
+
+/// The pipe, the fork guard and the thread; errors leave reloading to the next handshake.
+fn start_watcher() -> std::io::Result<()> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills `fds`; close-on-exec so no exec'd program inherits it.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: our own fd.
+    unsafe {
+        let fl = libc::fcntl(fds[1], libc::F_GETFL);
+        libc::fcntl(fds[1], libc::F_SETFL, fl | libc::O_NONBLOCK);
+        libc::pthread_atfork(Some(guard_lock), Some(guard_unlock), Some(guard_unlock));
+    }
+    let read = fds[0];
+    std::thread::Builder::new()
+        .name("tls-reload".into())
+        .spawn(move || watch(read))?;
+    WAKE.store(fds[1], Ordering::Release);
+    Ok(())
+}
+
+/// Make SIGHUP reload the certificate files (instead of ending the process). Idempotent.
+/// Call it before the server forks workers, so they share the pipe.
 pub fn install_sighup() -> std::io::Result<()> {
     let mut err = None;
     INSTALLED.get_or_init(|| {
-        // SAFETY: an anonymous shared mapping of one page; checked for MAP_FAILED below.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                4096,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            err = Some(std::io::Error::last_os_error());
+        if let Err(e) = start_watcher() {
+            err = Some(e);
             return;
         }
-        // Zero-filled memory is a valid AtomicU64 holding 0.
-        COUNTER.store(p.cast(), Ordering::Release);
         // SAFETY: a zeroed sigaction with a valid handler and an empty mask is a valid argument.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
@@ -55,16 +106,5 @@ pub fn install_sighup() -> std::io::Result<()> {
     match err {
         Some(e) => Err(e),
         None => Ok(()),
-    }
-}
-
-/// How many SIGHUPs this server has seen (0 until [`install_sighup`]).
-pub(crate) fn generation() -> u64 {
-    let p = COUNTER.load(Ordering::Acquire);
-    if p.is_null() {
-        0
-    } else {
-        // SAFETY: see on_hup.
-        unsafe { (*p).load(Ordering::Relaxed) }
     }
 }

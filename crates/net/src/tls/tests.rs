@@ -185,6 +185,50 @@ fn garbage_instead_of_a_client_hello_closes() {
     );
 }
 
+/// What a TLS session writes in the clear for a first flight of `input`.
+fn first_answer(cfg: TlsConfig, input: &[u8]) -> (Vec<u8>, bool) {
+    let proto = TlsProtocol::new(
+        EchoProto(Arc::new(std::fs::File::open("/dev/null").unwrap())),
+        cfg,
+    );
+    let mut s = proto.new_session(&info());
+    let mut cx = Context::new(info());
+    s.on_open(&mut cx);
+    let _ = cx.take_actions().count();
+    assert_eq!(s.on_data(input, &mut cx), input.len());
+    let mut out = Vec::new();
+    let mut closed = false;
+    for a in cx.take_actions() {
+        match a {
+            Action::Write(b) => out.extend_from_slice(&b),
+            Action::Close => closed = true,
+            _ => {}
+        }
+    }
+    (out, closed)
+}
+
+#[test]
+fn plain_http_gets_a_readable_400_only_where_asked() {
+    let (cfg, _) = TlsConfig::self_signed(&["localhost"], &[b"http/1.1"]).unwrap();
+    let get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let (out, closed) = first_answer(cfg.clone().answer_plain_http(true), get);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+    assert!(text.contains("Use an https:// URL"), "{text}");
+    assert!(closed);
+    // Off by default (FTP's implicit port) and for `not_http` (chat's line port): whatever
+    // goes out is a TLS alert, never plaintext.
+    for c in [cfg.clone(), cfg.clone().answer_plain_http(true).not_http()] {
+        let (out, closed) = first_answer(c, get);
+        assert!(out.is_empty() || out[0] == 0x15, "{out:?}");
+        assert!(closed);
+    }
+    // The start of a TLS record on an HTTP listener is a handshake as ever: rustls waits.
+    let (out, closed) = first_answer(cfg.answer_plain_http(true), &[0x16, 3, 1, 0, 4, 1]);
+    assert!(out.is_empty() && !closed, "{out:?}");
+}
+
 #[test]
 fn plain_listeners_stay_plain() {
     let (cfg, _) = TlsConfig::self_signed(&["localhost"], &[]).unwrap();

@@ -19,11 +19,12 @@
 use super::channel::TlsChannel;
 use super::range::{encrypt_range, gather, FileRange, FILE_CHUNK};
 use super::TlsConfig;
-use crate::session::{Action, ChannelEvent, ChannelId, Context, Message, Session};
+use crate::session::{Action, ChannelId, Context, Session};
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 
 mod channels;
+mod events;
 
 /// Decrypted input the inner session has not consumed, beyond which no more is decrypted
 /// (the ciphertext stays in the driver, which applies its own limit).
@@ -69,6 +70,8 @@ pub struct TlsSession<S> {
     /// pauses a passive channel at `Connected`) still holds the plaintext back after the
     /// handshake, which the layer runs meanwhile.
     paused_plain: Vec<ChannelId>,
+    /// No byte received yet and plain HTTP gets an answer (`plain_http.rs`).
+    sniff: bool,
 }
 
 impl<S: Session> TlsSession<S> {
@@ -81,6 +84,7 @@ impl<S: Session> TlsSession<S> {
     ) -> Self {
         let mut s = Self::upgradable(inner, config, info);
         s.tls = Some(tls);
+        s.sniff = s.config.answers_plain_http();
         s
     }
 
@@ -104,6 +108,7 @@ impl<S: Session> TlsSession<S> {
             peer_closed: false,
             channels: Vec::new(),
             paused_plain: Vec::new(),
+            sniff: false,
         }
     }
 
@@ -383,139 +388,20 @@ impl<S: Session> TlsSession<S> {
         used
     }
 
+    /// Plain HTTP on a TLS port (`plain_http.rs`): a readable 400 in the clear, then close.
+    fn answer_plain_http(&mut self, len: usize, cx: &mut Context) -> usize {
+        tracing::debug!(peer = %cx.info().peer, "plain HTTP on a TLS port: 400");
+        cx.write_vec(super::plain_http::answer());
+        self.state = State::Closed;
+        cx.close();
+        len
+    }
+
     /// The handshake or a record failed: whatever alert rustls queued is already flushed; close.
     fn fail(&mut self, cx: &mut Context) {
         self.state = State::Closed;
         self.file = None;
         self.backlog.clear();
         cx.close();
-    }
-}
-
-impl<S: Session> Session for TlsSession<S> {
-    fn on_open(&mut self, cx: &mut Context) {
-        self.call(cx, |s, icx| s.on_open(icx));
-        self.flush(cx);
-        self.sync_pause(cx);
-    }
-
-    fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
-        if self.state == State::Closed {
-            return input.len();
-        }
-        let mut used = 0;
-        if self.tls.is_none() {
-            // In the clear: the inner session reads as under a driver, until it starts TLS.
-            used = self
-                .call(cx, |s, icx| s.on_data(input, icx))
-                .min(input.len());
-            if self.tls.is_none() || self.state == State::Closed {
-                self.settle(cx);
-                return used;
-            }
-            // start_tls: whatever follows the line that asked for it is the handshake, never a
-            // command (no plaintext injected into the secure session).
-        }
-        used += self.decrypt(&input[used..], cx);
-        if self.state == State::Open {
-            self.settle(cx);
-        }
-        used
-    }
-
-    fn on_hangup(&mut self, cx: &mut Context) {
-        // Only a pause of the inner session's own is its business; one of this layer's
-        // (output waiting behind a file) ends in order, with `on_eof`.
-        if self.inner_paused && self.state == State::Open {
-            self.call(cx, |s, icx| s.on_hangup(icx));
-            self.settle(cx);
-        }
-    }
-
-    fn on_eof(&mut self, cx: &mut Context) {
-        if self.tls.is_none() && self.state == State::Open {
-            self.call(cx, |s, icx| s.on_eof(icx));
-            self.settle(cx);
-            return;
-        }
-        // TCP EOF, with or without close_notify before it: the inner session's end of input.
-        self.peer_closed = true;
-        if self.state == State::Open {
-            self.settle(cx);
-        } else {
-            cx.close();
-        }
-    }
-
-    fn on_message(&mut self, msg: &Message, cx: &mut Context) {
-        self.call(cx, |s, icx| s.on_message(msg, icx));
-        self.settle(cx);
-    }
-
-    fn on_timer(&mut self, cx: &mut Context) {
-        self.call(cx, |s, icx| s.on_timer(icx));
-        self.settle(cx);
-    }
-
-    fn on_drained(&mut self, cx: &mut Context) {
-        if self.file.is_some() {
-            self.next_chunk(cx);
-            self.sync_pause(cx);
-            let waiting = self.tls.as_ref().is_some_and(|t| t.wants_write());
-            if self.file.is_some() || waiting || cx.has_actions() {
-                return; // the inner session's "drained" is when its own output is all out
-            }
-        }
-        if self.state == State::Open {
-            self.call(cx, |s, icx| s.on_drained(icx));
-            self.settle(cx);
-        }
-    }
-
-    fn on_channel(&mut self, id: ChannelId, ev: ChannelEvent<'_>, cx: &mut Context) {
-        if self.channel(id).is_some() {
-            self.on_tls_channel(id, ev, cx);
-        } else {
-            if let ChannelEvent::Closed | ChannelEvent::Error(_) | ChannelEvent::TooMany = ev {
-                self.paused_plain.retain(|&c| c != id);
-            }
-            self.call(cx, |s, icx| s.on_channel(id, ev, icx));
-        }
-        self.settle(cx);
-    }
-
-    fn on_idle(&mut self, cx: &mut Context) {
-        self.call(cx, |s, icx| s.on_idle(icx));
-        // The driver closes after this; end the TLS stream properly first.
-        if self.state == State::Open && self.file.is_none() && self.backlog.is_empty() {
-            if let Some(tls) = &mut self.tls {
-                tls.send_close_notify();
-            }
-            self.state = State::Closed;
-        }
-        self.flush(cx);
-    }
-
-    fn on_overflow(&mut self, cx: &mut Context) {
-        self.call(cx, |s, icx| s.on_overflow(icx));
-        self.settle(cx);
-    }
-
-    fn on_shutdown(&mut self, cx: &mut Context) {
-        self.call(cx, |s, icx| s.on_shutdown(icx));
-        self.settle(cx);
-    }
-
-    fn on_farewell(&mut self, cx: &mut Context) {
-        // Only hub publications are carried out here; pass them straight on.
-        let mut icx = Context::new(*cx.info());
-        self.inner.on_farewell(&mut icx);
-        for a in icx.take_actions() {
-            cx.push(a);
-        }
-    }
-
-    fn on_close(&mut self) {
-        self.inner.on_close();
     }
 }
