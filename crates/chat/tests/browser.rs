@@ -418,8 +418,7 @@ fn the_page_over_wss() {
 #[test]
 fn names_and_messages_are_isolated_and_the_name_rule_is_the_rooms() {
     let Some(exe) = chromium_path() else {
-        println!("SKIPPED names_and_messages_are_isolated: no chromium on PATH");
-        eprintln!("SKIPPED names_and_messages_are_isolated: no chromium on PATH (apt-get install chromium)");
+        no_chromium("names_and_messages_are_isolated");
         return;
     };
     let srv = TestServer::start_room(Model::Epoll);
@@ -483,8 +482,7 @@ fn names_and_messages_are_isolated_and_the_name_rule_is_the_rooms() {
 #[test]
 fn a_page_from_another_origin_cannot_join() {
     let Some(exe) = chromium_path() else {
-        println!("SKIPPED a_page_from_another_origin_cannot_join: no chromium on PATH");
-        eprintln!("SKIPPED a_page_from_another_origin_cannot_join: no chromium on PATH (apt-get install chromium)");
+        no_chromium("a_page_from_another_origin_cannot_join");
         return;
     };
     let srv = TestServer::start_room(Model::Epoll);
