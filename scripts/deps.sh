@@ -11,6 +11,7 @@ set -euo pipefail
 # "command-or-path:Debian package", one per tool a test runs.
 APT=(
   "curl:curl"                   # HTTP, FTP and TLS tests drive curl
+  "openssl:openssl"             # TLS tests: s_client (resumption, OCSP), ocsp, pkey, x509
   "gzip:gzip"                   # the HTTP server's precompressed files
   "python3:python3"             # ftplib, ssl and pyftpdlib scripts
   "chromium:chromium"           # the chat page in a real browser
