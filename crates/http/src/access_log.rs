@@ -134,6 +134,8 @@ struct Inner {
     buf: Mutex<Vec<u8>>,
     wake: Condvar,
     out: Mutex<Out>,
+    /// `Out::generation`, readable without waiting for a write in progress.
+    seen: AtomicU64,
     /// The fork epoch the flusher thread was started in (`u64::MAX`: none yet).
     flusher: AtomicU64,
 }
@@ -175,6 +177,7 @@ impl AccessLog {
                 spare: Vec::new(),
             }),
             flusher: AtomicU64::new(u64::MAX),
+            seen: AtomicU64::new(generation()),
         });
         lock(registry()).push(Arc::downgrade(&inner));
         Ok(AccessLog { inner })
@@ -191,6 +194,11 @@ impl AccessLog {
         if inner.flusher.load(Ordering::Relaxed) != FORK_EPOCH.load(Ordering::Relaxed) {
             inner.start_flusher();
         }
+        // After a SIGUSR1 this line goes to the new file: what was buffered goes to the old
+        // one first, then the path is reopened (once per rotation and process).
+        if inner.seen.load(Ordering::Relaxed) != generation() {
+            inner.flush();
+        }
         let len = {
             let mut buf = lock(&inner.buf);
             let before = buf.len();
@@ -203,8 +211,7 @@ impl AccessLog {
             }
             buf.len()
         };
-        // After a SIGUSR1 the next line goes to the new file, not only the next tick's.
-        if len >= WRITE_AT || inner.seen_generation() != generation() {
+        if len >= WRITE_AT {
             inner.flush();
         }
     }
@@ -216,10 +223,6 @@ impl AccessLog {
 }
 
 impl Inner {
-    fn seen_generation(&self) -> u64 {
-        lock(&self.out).generation
-    }
-
     /// One flusher thread per process, started by the process's first line.
     fn start_flusher(self: &Arc<Self>) {
         let epoch = FORK_EPOCH.load(Ordering::Relaxed);
@@ -253,6 +256,7 @@ impl Inner {
         let generation = generation();
         if out.generation != generation {
             out.generation = generation;
+            self.seen.store(generation, Ordering::Relaxed);
             if let Some(p) = &self.path {
                 match open(p) {
                     Ok(f) => {
