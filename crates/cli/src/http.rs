@@ -66,7 +66,12 @@ pub struct ServeArgs {
     #[arg(long, default_value = "combined", value_parser = ["combined", "json"], requires = "access_log")]
     access_log_format: String,
     /// Seconds a line may wait in a process's buffer before it is written (nginx's `flush=`).
-    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, requires = "access_log")]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 1.0,
+        requires = "access_log"
+    )]
     access_log_flush: f64,
     /// Add `Name: value` to every response (repeatable), as nginx's `add_header ... always`.
     #[arg(long, value_name = "NAME: VALUE")]

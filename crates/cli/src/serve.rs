@@ -278,7 +278,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         http.extend(tls_flags(&a.tls, made.as_ref()));
         if let Some(p) = &a.http_access_log {
             http.extend(["--access-log".into(), p.display().to_string()]);
-            http.extend(["--access-log-format".into(), a.http_access_log_format.clone()]);
+            http.extend([
+                "--access-log-format".into(),
+                a.http_access_log_format.clone(),
+            ]);
         }
         for h in &a.http_header {
             http.extend(["--header".into(), h.clone()]);

@@ -59,7 +59,9 @@ fn main() {
             "--tls-cert" => tls_cert = Some(value),
             "--tls-key" => tls_key = Some(value),
             "--access-log" => access_log = Some(value),
-            "--access-log-format" => log_format = value.parse().unwrap_or_else(|e: String| fail(&e)),
+            "--access-log-format" => {
+                log_format = value.parse().unwrap_or_else(|e: String| fail(&e))
+            }
             "--access-log-flush" => {
                 log_flush = Duration::from_secs_f64(value.parse().expect("--access-log-flush"))
             }
@@ -80,7 +82,9 @@ fn main() {
     }
     server.listing(listing);
     for h in &headers {
-        let (n, v) = h.split_once(':').unwrap_or_else(|| fail("--header: Name: value"));
+        let (n, v) = h
+            .split_once(':')
+            .unwrap_or_else(|| fail("--header: Name: value"));
         server
             .header(n, v)
             .unwrap_or_else(|e| fail(&format!("--header: {e}")));
@@ -89,7 +93,8 @@ fn main() {
         server.hsts(secs, hsts_sub);
     }
     let log = access_log.map(|p| {
-        AccessLog::open(Path::new(&p), log_format, log_flush).unwrap_or_else(|e| fail(&format!("{p}: {e}")))
+        AccessLog::open(Path::new(&p), log_format, log_flush)
+            .unwrap_or_else(|e| fail(&format!("{p}: {e}")))
     });
     if let Some(log) = &log {
         server.access_log(log.clone());

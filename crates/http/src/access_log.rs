@@ -418,7 +418,7 @@ fn generation() -> u64 {
 pub fn escape(out: &mut Vec<u8>, s: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in s {
-        if b < 0x20 || b > 0x7e || b == b'"' || b == b'\\' {
+        if !(0x20..=0x7e).contains(&b) || b == b'"' || b == b'\\' {
             out.extend_from_slice(&[b'\\', b'x', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
         } else {
             out.push(b);
@@ -587,7 +587,10 @@ mod tests {
         let (head, tail) = l.split_once(" [").unwrap();
         assert_eq!(head, "127.0.0.1 - -");
         let (_, tail) = tail.split_once("] ").unwrap();
-        assert_eq!(tail, "\"GET /a\\x22b HTTP/1.1\" 200 12 \"-\" \"curl/8\\x0A\"\n");
+        assert_eq!(
+            tail,
+            "\"GET /a\\x22b HTTP/1.1\" 200 12 \"-\" \"curl/8\\x0A\"\n"
+        );
         let j = line(Format::Json, &e);
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(v["request"], "GET /a\"b HTTP/1.1");

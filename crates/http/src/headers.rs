@@ -55,7 +55,10 @@ impl ExtraHeaders {
             return Err(HeaderError::BadName(name.to_string()));
         }
         let value = value.trim_matches([' ', '\t']);
-        if !value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) {
+        if !value
+            .bytes()
+            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        {
             return Err(HeaderError::BadValue(name.to_string()));
         }
         let lower = name.to_ascii_lowercase();
@@ -136,14 +139,20 @@ mod tests {
             h.add_line("X-A: b\r\nSet-Cookie: x=1"),
             Err(HeaderError::BadValue(_))
         ));
-        assert!(matches!(h.add("X-A", "b\nc"), Err(HeaderError::BadValue(_))));
+        assert!(matches!(
+            h.add("X-A", "b\nc"),
+            Err(HeaderError::BadValue(_))
+        ));
         assert!(matches!(h.add("X A", "b"), Err(HeaderError::BadName(_))));
         assert!(matches!(h.add("", "b"), Err(HeaderError::BadName(_))));
         assert!(matches!(
             h.add("content-length", "1"),
             Err(HeaderError::Reserved(_))
         ));
-        assert!(matches!(h.add_line("nocolon"), Err(HeaderError::NoColon(_))));
+        assert!(matches!(
+            h.add_line("nocolon"),
+            Err(HeaderError::NoColon(_))
+        ));
         h.add_line("X-Content-Type-Options:  nosniff2 ").unwrap();
         h.hsts(600, true);
         let plain: Vec<_> = h.fields(false).collect();
@@ -157,7 +166,10 @@ mod tests {
         let tls: Vec<_> = h.fields(true).collect();
         assert_eq!(
             tls.last(),
-            Some(&("Strict-Transport-Security", "max-age=600; includeSubDomains"))
+            Some(&(
+                "Strict-Transport-Security",
+                "max-age=600; includeSubDomains"
+            ))
         );
     }
 }

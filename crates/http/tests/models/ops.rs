@@ -52,7 +52,9 @@ fn now_secs() -> u64 {
 fn assert_lines(model: &str, log: &str, expected: &[String], window: (u64, u64)) {
     let mut got: Vec<String> = Vec::new();
     for line in log.lines() {
-        let (addr, rest) = line.split_once(" [").unwrap_or_else(|| panic!("[{model}] {line}"));
+        let (addr, rest) = line
+            .split_once(" [")
+            .unwrap_or_else(|| panic!("[{model}] {line}"));
         let (time, rest) = rest.split_once("] ").unwrap();
         assert!(
             time_between(time, window.0, window.1),
@@ -162,7 +164,10 @@ pub(super) fn access_log_and_headers(model: &str, transport: Transport, extra: &
     assert_eq!((status, body.as_slice()), (200, &b"sub index\n"[..]));
     // Garbage where a request line belongs (a TLS hello on a plain port, terminal escapes).
     let (reply, closed) = s.raw_until_close(b"\x16\x03\x01\x00\x1b[2J\r\n");
-    assert!(reply.starts_with("HTTP/1.1 400 ") && closed, "[{model}] {reply}");
+    assert!(
+        reply.starts_with("HTTP/1.1 400 ") && closed,
+        "[{model}] {reply}"
+    );
     let after = now_secs();
 
     // Buffered: nothing is written yet (under fork each connection's process has exited and
@@ -206,7 +211,10 @@ pub(super) fn access_log_and_headers(model: &str, transport: Transport, extra: &
                 "{ip} \"GET /nope\\x22\\x5C HTTP/1.1\" 404 {} \"-\" \"-\"",
                 error_len(404)
             ),
-            format!("{ip} \"GET /list/ HTTP/1.1\" 403 {} \"-\" \"-\"", error_len(403)),
+            format!(
+                "{ip} \"GET /list/ HTTP/1.1\" 403 {} \"-\" \"-\"",
+                error_len(403)
+            ),
             format!(
                 "{ip} \"GET /list/ HTTP/1.1\" 403 {} \"-\" \"curl/{}\"",
                 error_len(403),
@@ -281,7 +289,10 @@ pub(super) fn json_within_a_second(model: &str, transport: Transport, extra: &[&
     drop(c);
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(text.is_ascii() && text.ends_with("}\n"), "[{model}] {text:?}");
+    assert!(
+        text.is_ascii() && text.ends_with("}\n"),
+        "[{model}] {text:?}"
+    );
     let v: serde_json::Value = serde_json::from_str(&text).expect("one JSON object");
     assert_eq!(v["remote_addr"], "127.0.0.1", "[{model}] {text}");
     assert_eq!(v["request"], "GET /hello?\"x HTTP/1.1");
@@ -294,7 +305,10 @@ pub(super) fn json_within_a_second(model: &str, transport: Transport, extra: &[&
 }
 
 fn curl_version() -> String {
-    let out = Command::new("curl").arg("--version").output().expect("curl");
+    let out = Command::new("curl")
+        .arg("--version")
+        .output()
+        .expect("curl");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.split_whitespace().nth(1).unwrap_or("").to_string()
 }
