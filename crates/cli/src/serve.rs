@@ -102,6 +102,9 @@ pub struct Args {
     /// `Strict-Transport-Security: max-age=SECONDS` on HTTPS responses.
     #[arg(long, value_name = "SECONDS")]
     hsts: Option<u64>,
+    /// Add `includeSubDomains` to the HSTS header.
+    #[arg(long, requires = "hsts")]
+    hsts_include_subdomains: bool,
     /// HTTP listings of directories without `index.html`: `on` or `off` (403).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     http_listing: String,
@@ -288,6 +291,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         if let Some(secs) = a.hsts {
             http.extend(["--hsts".into(), secs.to_string()]);
+            if a.hsts_include_subdomains {
+                http.push("--hsts-include-subdomains".into());
+            }
         }
         http.extend(["--listing".into(), a.http_listing.clone()]);
         let http_name = if tls { "https" } else { "http" };
