@@ -68,12 +68,30 @@ fn assert_lines(model: &str, log: &str, expected: &[String], window: (u64, u64))
     assert_eq!(got, want, "[{model}] access log:\n{log}");
 }
 
+/// A directory of the test's own, removed when the test ends, failed or not.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: String) -> TempDir {
+        let dir = site_parent().join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn error_len(status: u16) -> u64 {
     bingfa_http::Response::error(status).body.len()
 }
 
 pub(super) fn access_log_and_headers(model: &str, transport: Transport, extra: &[&str]) {
-    let dir = site_parent().join(format!(
+    let tmp = TempDir::new(format!(
         "bingfa-http-log-{}-{model}{}{}",
         std::process::id(),
         if extra.is_empty() { "" } else { "-et" },
@@ -83,8 +101,7 @@ pub(super) fn access_log_and_headers(model: &str, transport: Transport, extra: &
             ""
         }
     ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = &tmp.0;
     let log = dir.join("access.log");
     let log_arg = log.to_str().unwrap().to_string();
     let mut args = extra.to_vec();
@@ -240,13 +257,12 @@ pub(super) fn access_log_and_headers(model: &str, transport: Transport, extra: &
         )],
         (after, after_rotation),
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A line is written within a second when the server is left alone (the default flush), and
 /// `--access-log-format json` lines are JSON with every byte of the peer's escaped.
 pub(super) fn json_within_a_second(model: &str, transport: Transport, extra: &[&str]) {
-    let dir = site_parent().join(format!(
+    let tmp = TempDir::new(format!(
         "bingfa-http-json-{}-{model}{}{}",
         std::process::id(),
         if extra.is_empty() { "" } else { "-et" },
@@ -256,8 +272,7 @@ pub(super) fn json_within_a_second(model: &str, transport: Transport, extra: &[&
             ""
         }
     ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = &tmp.0;
     let log = dir.join("access.json");
     let log_arg = log.to_str().unwrap().to_string();
     let mut args = extra.to_vec();
@@ -288,7 +303,6 @@ pub(super) fn json_within_a_second(model: &str, transport: Transport, extra: &[&
     };
     drop(c);
     drop(s);
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         text.is_ascii() && text.ends_with("}\n"),
         "[{model}] {text:?}"
