@@ -3,6 +3,7 @@
 #
 #   scripts/bench-http.sh                 # nginx vs the default model, then every model
 #   MODELS="epoll async" IDLE_MODELS="" DURATION=5 scripts/bench-http.sh   # empty = skip
+#   MODELS="" IDLE_MODELS="" ACCESS_ROUNDS=5 scripts/bench-http.sh   # only the access-log row
 #
 # Needs: wrk, nginx (apt-get install wrk nginx), python3 (for a free port). Prints one
 # Markdown table per workload: requests/s, p50/p99 latency, bytes/s, errors and peak RSS (the
@@ -58,6 +59,8 @@ run_wrk() {
 
 start_nginx() {
   local port=$1
+  # NGINX_LOG: an access_log line instead of `access_log off` (the access-log row).
+  local access_log=${NGINX_LOG:-"access_log off;"}
   mkdir -p "$WORK/nginx"
   cat >"$WORK/nginx/nginx.conf" <<EOF
 worker_processes 2;
@@ -66,7 +69,7 @@ pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log;
 events { worker_connections 4096; }
 http {
-  access_log off;
+  $access_log
   sendfile on;
   tcp_nopush on;
   keepalive_requests 10000000;
@@ -87,8 +90,9 @@ EOF
 
 start_bingfa() {
   local model=$1 port=$2
+  shift 2
   "$BIN" http serve --bind "127.0.0.1:$port" --root "$ROOT" --model "$model" --workers "$WORKERS" \
-    >"$WORK/bingfa-$model.out" 2>"$WORK/bingfa-$model.err" &
+    "$@" >"$WORK/bingfa-$model.out" 2>"$WORK/bingfa-$model.err" &
   PIDS+=($!)
   wait_port "$port"
 }
@@ -121,6 +125,53 @@ for m in $MODELS; do
   bench_one "bingfa $m" "$port" "${PIDS[-1]}"
   stop_last
 done
+
+# ---- the access log on: nginx's combined format, buffered the same way, both servers ----
+# The order of the servers rotates from round to round; figures are medians of the rounds.
+# nginx writes with `buffer=64k flush=1s`, what bingfa's log does per process (64 KiB wakes
+# its flusher, which writes at least every second).
+ACCESS_ROUNDS=${ACCESS_ROUNDS-5}
+ACCESS_MODEL=${ACCESS_MODEL:-epoll}
+if [ -n "$ACCESS_ROUNDS" ] && [ "$ACCESS_ROUNDS" -gt 0 ]; then
+  median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+  access_nginx() {
+    local port; port=$(free_port)
+    NGINX_LOG="access_log $WORK/nginx-access.log combined buffer=64k flush=1s;" start_nginx "$port"
+    IFS='|' read -r rps _ <<<"$(run_wrk "http://127.0.0.1:$port/small.html" "$CONNS")"
+    stop_last
+    echo "$rps"
+  }
+  access_bingfa() {
+    local port; port=$(free_port)
+    start_bingfa "$ACCESS_MODEL" "$port" "$@"
+    IFS='|' read -r rps _ <<<"$(run_wrk "http://127.0.0.1:$port/small.html" "$CONNS")"
+    stop_last
+    echo "$rps"
+  }
+  # Three servers per round, the order rotating: nginx, bingfa with the log, bingfa without it
+  # (so the log's own cost shows beside the ratio to nginx).
+  ng=() bf=() off=()
+  for r in $(seq "$ACCESS_ROUNDS"); do
+    for step in 0 1 2; do
+      case $(((r + step) % 3)) in
+        0) ng+=("$(access_nginx)") ;;
+        1) bf+=("$(access_bingfa --access-log "$WORK/bingfa-access.log")") ;;
+        2) off+=("$(access_bingfa)") ;;
+      esac
+    done
+    rm -f "$WORK/nginx-access.log" "$WORK/bingfa-access.log"
+  done
+  ngm=$(printf '%s\n' "${ng[@]}" | median)
+  bfm=$(printf '%s\n' "${bf[@]}" | median)
+  offm=$(printf '%s\n' "${off[@]}" | median)
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f×", a/b}'; }
+  echo
+  echo "| 1 KiB file, access log on (combined), c=$CONNS, req/s | rounds | median | ratio to nginx |"
+  echo "|---|---|---|---|"
+  echo "| nginx, \`access_log ... combined buffer=64k flush=1s\` | ${ng[*]} | $ngm | 1.00× |"
+  echo "| bingfa $ACCESS_MODEL, \`--access-log\` | ${bf[*]} | $bfm | $(ratio "$bfm" "$ngm") |"
+  echo "| bingfa $ACCESS_MODEL, no log (the log's own cost) | ${off[*]} | $offm | $(ratio "$offm" "$ngm") |"
+fi
 
 # ---- idle keep-alive connections held at once (the C10K shape) ----
 IDLE=${IDLE:-10000}

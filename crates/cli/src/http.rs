@@ -3,6 +3,7 @@
 //! `--tls-self-signed`. Only argument parsing lives here.
 
 use anyhow::Context as _;
+use bingfa_http::access_log::{AccessLog, Format};
 use bingfa_http::HttpServer;
 use bingfa_net::tls::TlsProtocol;
 use bingfa_net::{Config, Model};
@@ -57,6 +58,34 @@ pub struct ServeArgs {
     /// A `Cache-Control` value added to file responses, e.g. `max-age=3600`.
     #[arg(long, value_name = "VALUE")]
     cache_control: Option<String>,
+    /// Log every request to this file (`-`: standard output), as nginx's `access_log`;
+    /// buffered per process, written at least once a second and at exit, reopened on SIGUSR1.
+    #[arg(long, value_name = "PATH")]
+    access_log: Option<PathBuf>,
+    /// The access log's format: `combined` (nginx's) or `json` (one object per line).
+    #[arg(long, default_value = "combined", value_parser = ["combined", "json"], requires = "access_log")]
+    access_log_format: String,
+    /// Seconds a line may wait in a process's buffer before it is written (nginx's `flush=`).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 1.0,
+        requires = "access_log"
+    )]
+    access_log_flush: f64,
+    /// Add `Name: value` to every response (repeatable), as nginx's `add_header ... always`.
+    #[arg(long, value_name = "NAME: VALUE")]
+    header: Vec<String>,
+    /// Send `Strict-Transport-Security: max-age=SECONDS` over TLS (never over plain HTTP).
+    #[arg(long, value_name = "SECONDS")]
+    hsts: Option<u64>,
+    /// Add `includeSubDomains` to the HSTS header.
+    #[arg(long, requires = "hsts")]
+    hsts_include_subdomains: bool,
+    /// Directory listings for directories without `index.html`: `on`, or `off` (then 403, as
+    /// nginx's `autoindex off`).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    listing: String,
     #[command(flatten)]
     tls: crate::tls::TlsArgs,
 }
@@ -80,6 +109,31 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
         );
         server.cache_control(cc);
     }
+    server.listing(a.listing == "on");
+    for h in &a.header {
+        let (n, v) = h
+            .split_once(':')
+            .with_context(|| format!("--header {h:?}: expected `Name: value`"))?;
+        server
+            .header(n, v)
+            .with_context(|| format!("--header {h:?}"))?;
+    }
+    if let Some(secs) = a.hsts {
+        server.hsts(secs, a.hsts_include_subdomains);
+    }
+    let log = match &a.access_log {
+        Some(p) => {
+            let format: Format = a
+                .access_log_format
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!(e))?;
+            let log = AccessLog::open(p, format, secs(a.access_log_flush, "--access-log-flush")?)
+                .with_context(|| format!("cannot open the access log {}", p.display()))?;
+            server.access_log(log.clone());
+            Some(log)
+        }
+        None => None,
+    };
 
     let mut config = Config::new("http", a.bind);
     config.model = a.model;
@@ -94,8 +148,11 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
         .tls
         .config(&[b"http/1.1"])?
         .map(|t| t.answer_plain_http(true));
+    if a.hsts.is_some() && tls.is_none() {
+        tracing::warn!("--hsts without TLS: the header is only ever sent over TLS");
+    }
     tracing::info!(root = %a.root.display(), model = %a.model, tls = tls.is_some(), "starting http server");
-    match tls {
+    let result = match tls {
         None => server.run(config),
         Some(tls) => {
             let workers = if config.model.uses_workers() {
@@ -108,8 +165,12 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
             config.service = "https".into();
             bingfa_net::serve(config, TlsProtocol::new(protocol, tls))
         }
+    };
+    // What this process buffered (worker processes write theirs as they exit).
+    if let Some(log) = log {
+        log.flush();
     }
-    .context("http server failed")?;
+    result.context("http server failed")?;
     Ok(())
 }
 

@@ -89,6 +89,25 @@ pub struct Args {
     /// is a terminal) are announcements too.
     #[arg(long, value_name = "PATH")]
     admin_socket: Option<PathBuf>,
+    /// The HTTP server's access log (as `http serve --access-log`; `-`: this console). A
+    /// SIGUSR1 sent to `serve` is passed on to the HTTP service, which reopens it.
+    #[arg(long, value_name = "PATH")]
+    http_access_log: Option<PathBuf>,
+    /// Its format: `combined` (nginx's) or `json`.
+    #[arg(long, default_value = "combined", value_parser = ["combined", "json"], requires = "http_access_log")]
+    http_access_log_format: String,
+    /// Add `Name: value` to every HTTP response (repeatable).
+    #[arg(long, value_name = "NAME: VALUE")]
+    http_header: Vec<String>,
+    /// `Strict-Transport-Security: max-age=SECONDS` on HTTPS responses.
+    #[arg(long, value_name = "SECONDS")]
+    hsts: Option<u64>,
+    /// Add `includeSubDomains` to the HSTS header.
+    #[arg(long, requires = "hsts")]
+    hsts_include_subdomains: bool,
+    /// HTTP listings of directories without `index.html`: `on` or `off` (403).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    http_listing: String,
 }
 
 /// The TLS flags as the services take them: the given files, or those of the self-signed
@@ -155,9 +174,15 @@ struct Service {
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// SIGUSR1 came (logrotate): the HTTP service is to reopen its access log.
+static REOPEN: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
+}
+
+extern "C" fn on_usr1(_: libc::c_int) {
+    REOPEN.store(true, Ordering::SeqCst);
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -165,6 +190,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGUSR1, on_usr1 as *const () as libc::sighandler_t);
     }
     let (root, site) = match &a.root {
         Some(r) => (r.clone(), None),
@@ -256,6 +282,23 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         http.extend(["--bind".into(), a.http_bind.to_string()]);
         http.extend(["--root".into(), root.display().to_string()]);
         http.extend(tls_flags(&a.tls, made.as_ref()));
+        if let Some(p) = &a.http_access_log {
+            http.extend(["--access-log".into(), p.display().to_string()]);
+            http.extend([
+                "--access-log-format".into(),
+                a.http_access_log_format.clone(),
+            ]);
+        }
+        for h in &a.http_header {
+            http.extend(["--header".into(), h.clone()]);
+        }
+        if let Some(secs) = a.hsts {
+            http.extend(["--hsts".into(), secs.to_string()]);
+            if a.hsts_include_subdomains {
+                http.push("--hsts-include-subdomains".into());
+            }
+        }
+        http.extend(["--listing".into(), a.http_listing.clone()]);
         let http_name = if tls { "https" } else { "http" };
         start(
             &mut services,
@@ -345,6 +388,12 @@ fn supervise(services: &mut [Service]) -> anyhow::Result<()> {
     loop {
         if STOP.load(Ordering::SeqCst) {
             return Ok(());
+        }
+        if REOPEN.swap(false, Ordering::SeqCst) {
+            for s in services.iter().filter(|s| s.name == "http") {
+                // SAFETY: signalling our own child, which has not been reaped.
+                unsafe { libc::kill(s.child.id() as i32, libc::SIGUSR1) };
+            }
         }
         for s in services.iter_mut() {
             if let Ok(Some(st)) = s.child.try_wait() {

@@ -92,3 +92,36 @@ fn logs_on_a_terminal_are_coloured_unless_no_color() {
         );
     }
 }
+
+/// `http serve`'s operator flags are checked before anything is served: a header field that
+/// would split responses, one the server frames itself, an access log that can't be opened.
+#[test]
+fn bad_operator_flags_are_refused_at_start() {
+    for (args, says) in [
+        (&["--header", "X-A: b\r\nSet-Cookie: x=1"][..], "--header"),
+        (&["--header", "X A: b"][..], "not a header field name"),
+        (
+            &["--header", "Content-Length: 5"][..],
+            "set by the server itself",
+        ),
+        (&["--header", "no colon"][..], "expected `Name: value`"),
+        (
+            &["--access-log", "/nonexistent/dir/access.log"][..],
+            "cannot open the access log",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args(["http", "serve", "--bind", "127.0.0.1:0", "--root", "."])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(says),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing was served");
+    }
+}

@@ -398,3 +398,60 @@ fn help_lists_the_models_and_every_chat_command() {
         assert!(chat.contains(sub), "{chat}");
     }
 }
+
+/// The HTTP server's operator flags pass through `serve`: its access log, an added header,
+/// listings off; and logrotate's SIGUSR1, sent to `serve`, reaches the HTTP service, which
+/// reopens the log. SIGTERM then leaves every line written.
+#[test]
+fn the_http_access_log_and_headers_through_serve() {
+    let dir = std::env::temp_dir().join(format!("bingfa-serve-log-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("root/empty")).unwrap();
+    let log = dir.join("access.log");
+    let (root, log_arg) = (
+        dir.join("root").display().to_string(),
+        log.display().to_string(),
+    );
+    let mut s = start(&all_local(&[
+        "--root",
+        &root,
+        "--http-access-log",
+        &log_arg,
+        "--http-header",
+        "X-Frame-Options: DENY",
+        "--http-listing",
+        "off",
+        "--model",
+        "prefork",
+        "--workers",
+        "2",
+    ]));
+    let http = ready(&s).into_iter().find(|(n, _)| n == "http").unwrap().1;
+    let reply = http_get(http, "/empty/");
+    assert!(reply.starts_with("HTTP/1.1 403 "), "{reply}");
+    assert!(reply.contains("\r\nX-Frame-Options: DENY\r\n"), "{reply}");
+    assert!(
+        reply.contains("\r\nX-Content-Type-Options: nosniff\r\n"),
+        "{reply}"
+    );
+    // Rotation: what the service buffered goes to the renamed file, the next line to a new one.
+    let rotated = dir.join("access.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    // SAFETY: signalling our own child by pid.
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGUSR1) };
+    // The supervisor looks every 50 ms; the service's parent then bumps the generation.
+    std::thread::sleep(Duration::from_millis(800));
+    let reply = http_get(http, "/after");
+    assert!(reply.starts_with("HTTP/1.1 404 "), "{reply}");
+    // SAFETY: as above.
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
+    assert!(wait_exit(&mut s.child, Duration::from_secs(30)).success());
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    let new = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(old.lines().count(), 1, "{old}");
+    assert!(old.contains("] \"GET /empty/ HTTP/1.1\" 403 "), "{old}");
+    assert_eq!(new.lines().count(), 1, "{new}");
+    assert!(new.starts_with("127.0.0.1 - - ["), "{new}");
+    assert!(new.contains("] \"GET /after HTTP/1.1\" 404 "), "{new}");
+}

@@ -4,8 +4,10 @@
 //! --workers N --edge-triggered --head-timeout SECS --idle-timeout SECS --max-connections N
 //! --hidden --cache-control VALUE --tls-cert PEM --tls-key PEM` (the last two as `bingfa http
 //! serve` has them, through bingfa-net's `tls` feature, a dev-dependency: the tests run the same
-//! suite over TLS).
+//! suite over TLS), `--access-log PATH|- --access-log-format combined|json --access-log-flush SECS --header 'N: v'
+//! --hsts SECS --hsts-include-subdomains --listing on|off`.
 
+use bingfa_http::access_log::{AccessLog, Format};
 use bingfa_http::{HttpServer, Response};
 use bingfa_net::tls::{self, TlsConfig, TlsProtocol};
 use bingfa_net::Config;
@@ -27,9 +29,16 @@ fn main() {
     let mut hidden = false;
     let mut cache_control = None;
     let (mut tls_cert, mut tls_key) = (None, None);
+    let (mut access_log, mut log_format) = (None, Format::Combined);
+    let mut log_flush = bingfa_http::access_log::FLUSH;
+    let (mut headers, mut hsts, mut hsts_sub, mut listing) = (Vec::new(), None, false, true);
     while let Some(flag) = args.next() {
         if flag == "--edge-triggered" {
             edge_triggered = true;
+            continue;
+        }
+        if flag == "--hsts-include-subdomains" {
+            hsts_sub = true;
             continue;
         }
         if flag == "--hidden" {
@@ -49,6 +58,16 @@ fn main() {
             "--cache-control" => cache_control = Some(value),
             "--tls-cert" => tls_cert = Some(value),
             "--tls-key" => tls_key = Some(value),
+            "--access-log" => access_log = Some(value),
+            "--access-log-format" => {
+                log_format = value.parse().unwrap_or_else(|e: String| fail(&e))
+            }
+            "--access-log-flush" => {
+                log_flush = Duration::from_secs_f64(value.parse().expect("--access-log-flush"))
+            }
+            "--header" => headers.push(value),
+            "--hsts" => hsts = Some(value.parse::<u64>().expect("--hsts")),
+            "--listing" => listing = value == "on",
             "--max-connections" => {
                 max_connections = Some(value.parse().expect("--max-connections"))
             }
@@ -60,6 +79,25 @@ fn main() {
     server.hidden(hidden);
     if let Some(cc) = cache_control {
         server.cache_control(cc);
+    }
+    server.listing(listing);
+    for h in &headers {
+        let (n, v) = h
+            .split_once(':')
+            .unwrap_or_else(|| fail("--header: Name: value"));
+        server
+            .header(n, v)
+            .unwrap_or_else(|e| fail(&format!("--header: {e}")));
+    }
+    if let Some(secs) = hsts {
+        server.hsts(secs, hsts_sub);
+    }
+    let log = access_log.map(|p| {
+        AccessLog::open(Path::new(&p), log_format, log_flush)
+            .unwrap_or_else(|e| fail(&format!("{p}: {e}")))
+    });
+    if let Some(log) = &log {
+        server.access_log(log.clone());
     }
     server.get("/hello", |_| Response::text(200, "hello from a route\n"));
     server.post("/echo", |req| {
@@ -91,6 +129,11 @@ fn main() {
         }
         _ => fail("--tls-cert and --tls-key go together"),
     };
+    // Everything buffered is written before the process ends (a worker process does it at
+    // its own exit).
+    if let Some(log) = log {
+        log.flush();
+    }
     if let Err(e) = result {
         fail(&e.to_string());
     }

@@ -31,6 +31,8 @@ pub struct FileServer {
     pub hidden: bool,
     /// A `Cache-Control` value for file responses (200, 206, 304).
     pub cache_control: Option<String>,
+    /// List a directory without `index.html`; off, it is 403 (nginx's `autoindex off`).
+    pub listing: bool,
 }
 
 /// The facts about a file that validators and headers are made of.
@@ -70,6 +72,7 @@ impl FileServer {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             hidden: false,
             cache_control: None,
+            listing: true,
         })
     }
 
@@ -137,6 +140,9 @@ impl FileServer {
             }
             Ok(_) | Err(OpenError::NotFound) => {}
             Err(e) => return Response::error(open_status(e)).into(),
+        }
+        if !self.listing {
+            return Response::error(403).into();
         }
         let Ok((dir, _)) = self.root.open_path(rel) else {
             return Response::error(404).into();

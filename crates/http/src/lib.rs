@@ -5,10 +5,12 @@
 //! routes and the [`FileServer`]; [`session::HttpSession`] is one connection, answering each
 //! request with a [`Response`] whose file bodies go out as ranges for sendfile.
 
+pub mod access_log;
 pub mod answer;
 pub mod conditional;
 pub mod files;
 pub mod fileserver;
+pub mod headers;
 pub mod listing;
 pub mod parser;
 pub mod range;
@@ -19,6 +21,7 @@ pub mod session;
 mod siblings;
 pub mod stats;
 
+pub use access_log::AccessLog;
 pub use fileserver::FileServer;
 pub use parser::{Method, Request, Version};
 pub use response::{Body, Response};

@@ -2,8 +2,10 @@
 //! root directory, register dynamic routes, then run it under any concurrency model. Also the
 //! [`HttpProtocol`] that bingfa-net's drivers use to make one [`HttpSession`] per connection.
 
+use crate::access_log::AccessLog;
 use crate::answer::Answer;
 use crate::fileserver::FileServer;
+use crate::headers::{ExtraHeaders, HeaderError};
 use crate::parser::{self, Method, Request};
 use crate::response::Response;
 use crate::session::HttpSession;
@@ -53,6 +55,9 @@ pub(crate) struct Shared {
     started: Instant,
     model: Option<Model>,
     workers: usize,
+    /// Fields added to every response (`--header`, `--hsts`, nosniff).
+    pub(crate) extra: ExtraHeaders,
+    pub(crate) access_log: Option<AccessLog>,
 }
 
 /// A static-file HTTP server with dynamic routes.
@@ -89,6 +94,8 @@ impl HttpServer {
                 started: Instant::now(),
                 model: None,
                 workers: 0,
+                extra: ExtraHeaders::default(),
+                access_log: None,
             },
         }
     }
@@ -142,6 +149,41 @@ impl HttpServer {
         if let Some(f) = &mut self.shared.files {
             f.cache_control = Some(value.into());
         }
+        self
+    }
+
+    /// Answers a directory without `index.html` with its listing (the default) or with 403, as
+    /// nginx's `autoindex off` does.
+    pub fn listing(&mut self, on: bool) -> &mut Self {
+        if let Some(f) = &mut self.shared.files {
+            f.listing = on;
+        }
+        self
+    }
+
+    /// Adds `name: value` to every response (errors and routes included), as nginx's
+    /// `add_header ... always`; refused with a reason if it isn't a valid, non-framing field.
+    pub fn header(&mut self, name: &str, value: &str) -> Result<&mut Self, HeaderError> {
+        self.shared.extra.add(name, value)?;
+        Ok(self)
+    }
+
+    /// `X-Content-Type-Options: nosniff` on every response: on by default.
+    pub fn nosniff(&mut self, on: bool) -> &mut Self {
+        self.shared.extra.nosniff(on);
+        self
+    }
+
+    /// `Strict-Transport-Security` on every response sent over TLS (never over plain HTTP,
+    /// where it means nothing to a browser and could be injected anyway).
+    pub fn hsts(&mut self, max_age_secs: u64, include_subdomains: bool) -> &mut Self {
+        self.shared.extra.hsts(max_age_secs, include_subdomains);
+        self
+    }
+
+    /// Logs every answered request to `log` (see [`crate::access_log`]).
+    pub fn access_log(&mut self, log: AccessLog) -> &mut Self {
+        self.shared.access_log = Some(log);
         self
     }
 
@@ -205,12 +247,16 @@ impl HttpProtocol {
 impl Protocol for HttpProtocol {
     type Session = HttpSession;
 
-    fn new_session(&self, _info: &ConnInfo) -> HttpSession {
-        self.session()
+    fn new_session(&self, info: &ConnInfo) -> HttpSession {
+        let mut s = self.session();
+        s.peer = Some(info.peer.ip());
+        s
     }
 
     fn refusal(&self) -> Option<Vec<u8>> {
-        let r = Response::error(503).header("Retry-After", "1");
+        let mut r = Response::error(503).header("Retry-After", "1");
+        // Before any handshake: a TLS listener's refusal isn't "secure" either.
+        self.shared.extra.apply(&mut r, false);
         let mut bytes = r.head_bytes(false, false);
         if let crate::response::Body::Bytes(b) = &r.body {
             bytes.extend_from_slice(b);

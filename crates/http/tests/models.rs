@@ -137,7 +137,7 @@ impl Server {
         };
         let tag = match (opts.tag, opts.unprivileged) {
             (Some(t), _) => format!("-{t}{et}"),
-            (None, true) => "-nobody".to_string(),
+            (None, true) => format!("-nobody{et}"),
             (None, false) => et.to_string(),
         };
         let tls_tag = match opts.transport {
@@ -390,7 +390,11 @@ fn suite(model: &str, transport: Transport, extra: &[&str]) {
     conformance::hidden_options_cache_control(&s);
     conformance::listing_beneath_the_root(&s);
     conformance::huge_listing(&s);
+    // Issue 24 items 2 and 3: the operator's log and headers.
+    ops::default_headers(&s);
     drop(s);
+    ops::access_log_and_headers(model, transport, extra);
+    ops::json_within_a_second(model, transport, extra);
     hardening::execute_only_root(model, transport, extra);
     listing::built_off_the_loop(model, transport, extra);
 }
@@ -403,6 +407,8 @@ mod conformance;
 mod hardening;
 #[path = "models/listing.rs"]
 mod listing;
+#[path = "models/ops.rs"]
+mod ops;
 #[path = "models/site.rs"]
 mod site;
 #[path = "models/transport.rs"]

@@ -128,3 +128,23 @@ pub(crate) fn child_reset() {
     CHILD_FD.store(-1, Ordering::Relaxed);
     set_handler(libc::SIGCHLD, libc::SIG_DFL, 0);
 }
+
+static CHILD_EXIT: std::sync::Mutex<Vec<fn()>> = std::sync::Mutex::new(Vec::new());
+
+/// Runs `hook` in every forked child of a `fork` or `prefork` server just before it leaves
+/// with `_exit` (which skips destructors): a protocol that buffers per process (an access
+/// log) writes out what it holds. Register before serving; a hook must not block for long.
+pub fn at_child_exit(hook: fn()) {
+    CHILD_EXIT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(hook);
+}
+
+pub(crate) fn run_child_exit_hooks() {
+    let hooks = CHILD_EXIT.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for hook in hooks {
+        // A panicking hook must not keep the child from exiting.
+        let _ = std::panic::catch_unwind(hook);
+    }
+}

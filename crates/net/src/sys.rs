@@ -481,7 +481,9 @@ pub(crate) fn kill(pid: libc::pid_t, sig: libc::c_int) {
 
 /// Leave a forked child without running the parent's destructors or atexit handlers.
 pub(crate) fn exit_child(code: i32) -> ! {
-    // No flushing: a buffer inherited from the parent would be written twice.
+    // Protocols' own buffers (`shutdown::at_child_exit`), then no other flushing: a buffer
+    // inherited from the parent would be written twice.
+    crate::shutdown::run_child_exit_hooks();
     // SAFETY: _exit never returns.
     unsafe { libc::_exit(code) }
 }

@@ -14,12 +14,14 @@
 //! is answered, input resumes and the head timer, if one was running, starts again. A
 //! connection that closes meanwhile drops the task, which cancels the job.
 
+use crate::access_log::{Entry, Logged};
 use crate::answer::Answer;
 use crate::parser::{HeadParser, Method, Request, Version};
 use crate::response::{Body, Response};
 use crate::server::Shared;
 use bingfa_net::blocking::{self, Task};
 use bingfa_net::{Context, Session};
+use std::net::IpAddr;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +53,7 @@ struct Deferred {
     keep_alive: bool,
     /// Input beyond this request was already here (pipelined requests wait for resumption).
     leftover: bool,
+    logged: Option<Logged>,
 }
 
 pub struct HttpSession {
@@ -71,6 +74,12 @@ pub struct HttpSession {
     closing: bool,
     /// Whether `on_open` counted this connection (so `on_close` only uncounts what it counted).
     counted: bool,
+    /// The client's address, for the access log (`None` for a session driven by hand).
+    pub(crate) peer: Option<IpAddr>,
+    /// The connection is TLS (HSTS is sent only then).
+    secure: bool,
+    /// The current request's head as the access log needs it (only while a log is on).
+    logged: Option<Logged>,
 }
 
 impl HttpSession {
@@ -85,6 +94,25 @@ impl HttpSession {
             started: false,
             closing: false,
             counted: false,
+            peer: None,
+            secure: false,
+            logged: None,
+        }
+    }
+
+    /// Adds the operator's fields and writes the access log line for a response about to go.
+    fn finalise(&mut self, resp: &mut Response, bodiless: bool, logged: Option<Logged>) {
+        self.shared.extra.apply(resp, self.secure);
+        if let Some(log) = &self.shared.access_log {
+            let logged = logged.unwrap_or_default();
+            log.log(&Entry {
+                peer: self.peer,
+                request: &logged.line,
+                status: resp.status,
+                body_bytes: if bodiless { 0 } else { resp.body.len() },
+                referer: logged.referer.as_deref(),
+                user_agent: logged.user_agent.as_deref(),
+            });
         }
     }
 
@@ -109,7 +137,9 @@ impl HttpSession {
     /// Answers with an error status and closes: used when the request can't be framed or is
     /// refused before its body. A HEAD gets the head only.
     fn fail(&mut self, status: u16, http10: bool, head: bool, cx: &mut Context) {
-        let resp = Response::error(status);
+        let mut resp = Response::error(status);
+        let logged = self.logged.take();
+        self.finalise(&mut resp, head, logged);
         cx.write_vec(resp.head_bytes(http10, false));
         if let (Body::Bytes(b), false) = (resp.body, head) {
             cx.write_vec(b);
@@ -129,11 +159,12 @@ impl HttpSession {
         self.shared.stats.request();
         let keep_alive = req.keep_alive && !close;
         let http10 = req.version == Version::Http10;
+        let logged = self.logged.take();
         match self.shared.answer(&req) {
             Answer::Now(resp) => {
-                // The access log, off unless RUST_LOG asks for it (free when disabled).
+                // A trace, off unless RUST_LOG asks for it (free when disabled).
                 tracing::debug!(method = %req.method, path = %req.path, status = resp.status, "request");
-                self.send(resp, req.method, http10, keep_alive, cx);
+                self.send(resp, req.method, http10, keep_alive, logged, cx);
             }
             Answer::Later(job) => {
                 tracing::debug!(method = %req.method, path = %req.path, "request deferred");
@@ -143,6 +174,7 @@ impl HttpSession {
                     http10,
                     keep_alive,
                     leftover,
+                    logged,
                 });
                 cx.pause_input(true);
                 cx.set_timer(POLL);
@@ -151,10 +183,19 @@ impl HttpSession {
     }
 
     /// Queues a response; a HEAD, 204 or 304 without its body.
-    fn send(&mut self, resp: Response, method: Method, http10: bool, keep: bool, cx: &mut Context) {
+    fn send(
+        &mut self,
+        mut resp: Response,
+        method: Method,
+        http10: bool,
+        keep: bool,
+        logged: Option<Logged>,
+        cx: &mut Context,
+    ) {
         let keep_alive = keep && !cx.shutting_down();
-        let out = resp.head_bytes(http10, keep_alive);
         let bodiless = method == Method::Head || matches!(resp.status, 204 | 304);
+        self.finalise(&mut resp, bodiless, logged);
+        let out = resp.head_bytes(http10, keep_alive);
         if !bodiless {
             push_body(out, resp.body, cx);
         } else {
@@ -178,7 +219,7 @@ impl HttpSession {
         };
         let d = self.deferred.take().expect("deferred");
         tracing::debug!(status = resp.status, "deferred response");
-        self.send(resp, d.method, d.http10, keep, cx);
+        self.send(resp, d.method, d.http10, keep, d.logged, cx);
         cx.pause_input(false);
         if self.eof && !d.leftover && !self.closing {
             cx.close();
@@ -270,6 +311,9 @@ impl HttpSession {
         match self.parser.parse(input, &self.shared.limits.head) {
             Err(e) => {
                 self.finish_request(cx);
+                if self.shared.access_log.is_some() {
+                    self.logged = Some(Logged::from_garbage(input));
+                }
                 tracing::debug!(status = e.status, reason = e.reason, "bad request");
                 self.fail(e.status, false, false, cx);
                 input.len()
@@ -279,6 +323,9 @@ impl HttpSession {
                 0
             }
             Ok(Some((req, used))) => {
+                if self.shared.access_log.is_some() {
+                    self.logged = Some(Logged::from_head(&input[..used]));
+                }
                 if req.content_length == 0 {
                     self.finish_request(cx);
                     self.answer(req, false, input.len() > used, cx);
@@ -380,6 +427,10 @@ impl Session for HttpSession {
             cx.close();
             self.closing = true;
         }
+    }
+
+    fn on_secure(&mut self, _cx: &mut Context) {
+        self.secure = true;
     }
 
     fn on_idle(&mut self, cx: &mut Context) {
