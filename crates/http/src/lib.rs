@@ -6,6 +6,7 @@
 //! request with a [`Response`] whose file bodies go out as ranges for sendfile.
 
 pub mod answer;
+pub mod compress;
 pub mod conditional;
 pub mod files;
 pub mod fileserver;
