@@ -82,7 +82,11 @@ pub fn accepted(header: &str) -> Vec<Coding> {
     }
     let mut out: Vec<(Coding, f32)> = Vec::new();
     for c in Coding::ALL {
-        let alias = if c == Coding::Gzip { "x-gzip" } else { c.name() };
+        let alias = if c == Coding::Gzip {
+            "x-gzip"
+        } else {
+            c.name()
+        };
         let q = named
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(c.name()) || n.eq_ignore_ascii_case(alias))
@@ -261,7 +265,13 @@ pub fn encode(source: &File, coding: Coding) -> io::Result<Encoded> {
     }
     // SAFETY: a new descriptor that nothing else owns.
     let out = unsafe { File::from_raw_fd(fd) };
-    let mut reader = BufReader::with_capacity(64 << 10, ReadAt { file: source, pos: 0 });
+    let mut reader = BufReader::with_capacity(
+        64 << 10,
+        ReadAt {
+            file: source,
+            pos: 0,
+        },
+    );
     let sink = BufWriter::with_capacity(64 << 10, &out);
     match coding {
         Coding::Gzip => {
@@ -313,7 +323,9 @@ mod tests {
     use std::os::unix::fs::FileExt;
 
     fn text() -> Vec<u8> {
-        "<p>hello, compressible world</p>\n".repeat(200).into_bytes()
+        "<p>hello, compressible world</p>\n"
+            .repeat(200)
+            .into_bytes()
     }
 
     fn source(bytes: &[u8]) -> File {
@@ -384,7 +396,12 @@ mod tests {
         ] {
             assert!(compressible(t), "{t}");
         }
-        for t in ["image/png", "application/octet-stream", "application/gzip", "font/woff2"] {
+        for t in [
+            "image/png",
+            "application/octet-stream",
+            "application/gzip",
+            "font/woff2",
+        ] {
             assert!(!compressible(t), "{t}");
         }
     }
@@ -415,10 +432,16 @@ mod tests {
         assert!(c.get(&key(1, 1, Coding::Br)).is_some());
         c.insert(key(3, 1, Coding::Br), body(40));
         assert_eq!(c.bytes(), 80);
-        assert!(c.get(&key(2, 1, Coding::Br)).is_none(), "least recently used");
+        assert!(
+            c.get(&key(2, 1, Coding::Br)).is_none(),
+            "least recently used"
+        );
         assert!(c.get(&key(1, 1, Coding::Br)).is_some());
         c.insert(key(4, 1, Coding::Br), body(101));
-        assert!(c.get(&key(4, 1, Coding::Br)).is_none(), "bigger than the cache");
+        assert!(
+            c.get(&key(4, 1, Coding::Br)).is_none(),
+            "bigger than the cache"
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! caller's choice of thread (the session: bingfa-net's blocking pool, off the event loop).
 
 use crate::answer::Answer;
-use crate::conditional::{self, Outcome};
 use crate::compress::{self, Coding};
+use crate::conditional::{self, Outcome};
 use crate::files::{fstat, percent_decode, OpenError, Root};
 use crate::listing::{self, is_hidden, Spool};
 use crate::parser::{Method, Request};
@@ -205,7 +205,8 @@ impl FileServer {
         // variant this client gets (and whatever the size is today).
         let vary = found.any() || compressing.is_some();
         let size = st.st_size as u64;
-        let on_the_fly = compressing.filter(|c| size >= compress::MIN_SIZE && size <= c.max_source());
+        let on_the_fly =
+            compressing.filter(|c| size >= compress::MIN_SIZE && size <= c.max_source());
         let identity = Meta::of(st);
         let mut chosen = Variant::Identity;
         for coding in accepted {
@@ -228,11 +229,7 @@ impl FileServer {
             Variant::Sibling(_, m, c) => (m, Some(*c), m.etag(Some(c.name()))),
             // The identity file's validator and the coding: a new file version or another
             // coding is another tag ('+' keeps it apart from a sibling's `-br`).
-            Variant::Fly(_, c) => (
-                &identity,
-                Some(*c),
-                identity.etag_encoded(*c),
-            ),
+            Variant::Fly(_, c) => (&identity, Some(*c), identity.etag_encoded(*c)),
         };
         let last_modified = http_date(meta.mtime_secs);
         let mtime = last_modified.as_ref().map(|_| meta.mtime_secs);
@@ -306,7 +303,8 @@ impl FileServer {
                     match compress::encode(&file, coding) {
                         Ok(e) => {
                             // Changed while it was read: this answer goes, but is not kept.
-                            let same = fstat(&file).is_ok_and(|now| compress::Key::of(&now, coding) == key);
+                            let same = fstat(&file)
+                                .is_ok_and(|now| compress::Key::of(&now, coding) == key);
                             if same {
                                 cache.insert(key, e.clone());
                             }

@@ -390,13 +390,18 @@ fn suite(model: &str, transport: Transport, extra: &[&str]) {
     conformance::hidden_options_cache_control(&s);
     conformance::listing_beneath_the_root(&s);
     conformance::huge_listing(&s);
+    // Issue 24 item 1: compression.
+    compress::siblings_by_preference(&s);
     drop(s);
+    compress::on_the_fly(model, transport, extra);
     hardening::execute_only_root(model, transport, extra);
     listing::built_off_the_loop(model, transport, extra);
 }
 
 #[path = "models/basics.rs"]
 mod basics;
+#[path = "models/compress.rs"]
+mod compress;
 #[path = "models/conformance.rs"]
 mod conformance;
 #[path = "models/hardening.rs"]
