@@ -493,6 +493,49 @@ fn content_type(rel: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    fn get(path: &str, accept: &str) -> Request {
+        Request {
+            method: Method::Get,
+            path: path.into(),
+            query: None,
+            version: crate::parser::Version::Http11,
+            headers: vec![("Accept-Encoding".into(), accept.into())],
+            content_length: 0,
+            keep_alive: true,
+            body: vec![],
+        }
+    }
+
+    /// The first request for a version of a file is encoded off the loop (a deferred
+    /// answer); the next is answered at once from the cache, as a sibling would be; a change
+    /// to the file is encoded again.
+    #[test]
+    fn compressed_once_per_version_then_from_the_cache() {
+        let dir = std::env::temp_dir().join(format!("bingfa-fs-compress-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.css"), "a { color: red }\n".repeat(100)).unwrap();
+        let mut fs = FileServer::new(&dir).unwrap();
+        fs.compress = Some(Arc::new(compress::Cache::new(1 << 20)));
+        let req = get("/a.css", "gzip");
+        let Answer::Later(job) = fs.answer(&req) else {
+            panic!("the first request encodes")
+        };
+        let first = job(&Cancel::never());
+        assert_eq!(first.get_header("Content-Encoding"), Some("gzip"));
+        let Answer::Now(second) = fs.answer(&req) else {
+            panic!("the second request is answered from the cache")
+        };
+        assert!(matches!(second.body, Body::File { .. }));
+        assert_eq!(second.body.len(), first.body.len());
+        assert_eq!(second.get_header("ETag"), first.get_header("ETag"));
+        std::fs::write(dir.join("a.css"), "b { color: blue }\n".repeat(100)).unwrap();
+        assert!(
+            matches!(fs.answer(&req), Answer::Later(_)),
+            "a changed file"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn types() {
         assert_eq!(content_type(b"a/b.html"), "text/html; charset=utf-8");
