@@ -11,7 +11,7 @@
 //! The cache is per process: the threaded and event-loop models share one, each `prefork`
 //! worker has its own, and under `fork` it lives as long as the connection's process.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::fd::FromRawFd;
@@ -142,7 +142,7 @@ pub struct Key {
     size: u64,
     mtime: (i64, i64),
     ctime: (i64, i64),
-    coding: Coding,
+    pub coding: Coding,
 }
 
 impl Key {
@@ -174,6 +174,9 @@ struct Entry {
 #[derive(Default)]
 struct Inner {
     entries: HashMap<Key, Entry>,
+    /// Bodies being encoded now: one encoder per file version and coding, however many
+    /// requests for it arrive meanwhile.
+    encoding: HashSet<Key>,
     bytes: u64,
     tick: u64,
 }
@@ -250,9 +253,41 @@ impl Cache {
         inner.entries.insert(key, Entry { body, used });
     }
 
+    /// The right to encode `key`, unless another request is encoding it now (that request's
+    /// result will be cached; this one is answered another way).
+    pub fn claim(cache: &Arc<Cache>, key: Key) -> Option<Claim> {
+        cache.lock().encoding.insert(key).then(|| Claim {
+            cache: cache.clone(),
+            key,
+        })
+    }
+
     /// Bytes held (tests).
     pub fn bytes(&self) -> u64 {
         self.lock().bytes
+    }
+}
+
+/// A body being encoded for [`Claim::key`]; released when dropped, kept or not.
+pub struct Claim {
+    cache: Arc<Cache>,
+    key: Key,
+}
+
+impl Claim {
+    pub fn key(&self) -> Key {
+        self.key
+    }
+
+    /// Caches the encoded body.
+    pub fn keep(self, body: Encoded) {
+        self.cache.insert(self.key, body);
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.cache.lock().encoding.remove(&self.key);
     }
 }
 
@@ -442,6 +477,20 @@ mod tests {
             c.get(&key(4, 1, Coding::Br)).is_none(),
             "bigger than the cache"
         );
+    }
+
+    #[test]
+    fn one_encoder_per_key() {
+        let c = Arc::new(Cache::new(100));
+        let k = key(1, 1, Coding::Br);
+        let claim = Cache::claim(&c, k).unwrap();
+        assert!(Cache::claim(&c, k).is_none(), "being encoded");
+        assert!(Cache::claim(&c, key(1, 1, Coding::Gzip)).is_some());
+        claim.keep(body(10));
+        assert!(c.get(&k).is_some());
+        assert!(Cache::claim(&c, k).is_some(), "released once kept");
+        drop(Cache::claim(&c, k));
+        assert!(Cache::claim(&c, k).is_some(), "released when dropped");
     }
 
     #[test]

@@ -220,8 +220,17 @@ impl FileServer {
                 }
             }
             if let Some(cache) = on_the_fly {
-                chosen = Variant::Fly(cache.clone(), coding);
-                break;
+                let key = compress::Key::of(st, coding);
+                if let Some(e) = cache.get(&key) {
+                    chosen = Variant::Cached(e, coding);
+                    break;
+                }
+                if let Some(claim) = compress::Cache::claim(cache, key) {
+                    chosen = Variant::Encode(claim);
+                    break;
+                }
+                // Another request is encoding it: this one takes the next choice, so a burst
+                // of first requests costs one encoding per coding, not one each.
             }
         }
         let (meta, coding, etag) = match &chosen {
@@ -229,7 +238,11 @@ impl FileServer {
             Variant::Sibling(_, m, c) => (m, Some(*c), m.etag(Some(c.name()))),
             // The identity file's validator and the coding: a new file version or another
             // coding is another tag ('+' keeps it apart from a sibling's `-br`).
-            Variant::Fly(_, c) => (&identity, Some(*c), identity.etag_encoded(*c)),
+            Variant::Cached(_, c) => (&identity, Some(*c), identity.etag_encoded(*c)),
+            Variant::Encode(claim) => {
+                let c = claim.key().coding;
+                (&identity, Some(c), identity.etag_encoded(c))
+            }
         };
         let last_modified = http_date(meta.mtime_secs);
         let mtime = last_modified.as_ref().map(|_| meta.mtime_secs);
@@ -290,33 +303,28 @@ impl FileServer {
         match chosen {
             Variant::Identity => head.body(Arc::new(file), len).into(),
             Variant::Sibling(f, _, _) => head.body(Arc::new(f), len).into(),
-            Variant::Fly(cache, coding) => {
-                let key = compress::Key::of(st, coding);
-                if let Some(e) = cache.get(&key) {
-                    return head.body(e.file, e.len).into();
+            Variant::Cached(e, _) => head.body(e.file, e.len).into(),
+            // Encoding is blocking work: the blocking pool does it, once per version.
+            Variant::Encode(claim) => Answer::Later(Box::new(move |cancel| {
+                if cancel.is_cancelled() {
+                    return Response::error(503);
                 }
-                // Encoding is blocking work: the blocking pool does it, once per version.
-                Answer::Later(Box::new(move |cancel| {
-                    if cancel.is_cancelled() {
-                        return Response::error(503);
-                    }
-                    match compress::encode(&file, coding) {
-                        Ok(e) => {
-                            // Changed while it was read: this answer goes, but is not kept.
-                            let same = fstat(&file)
-                                .is_ok_and(|now| compress::Key::of(&now, coding) == key);
-                            if same {
-                                cache.insert(key, e.clone());
-                            }
-                            head.body(e.file, e.len)
+                let key = claim.key();
+                match compress::encode(&file, key.coding) {
+                    Ok(e) => {
+                        // Changed while it was read: this answer goes, but is not kept.
+                        if fstat(&file).is_ok_and(|now| compress::Key::of(&now, key.coding) == key)
+                        {
+                            claim.keep(e.clone());
                         }
-                        Err(e) => {
-                            tracing::warn!("cannot compress a file: {e}");
-                            Response::error(500)
-                        }
+                        head.body(e.file, e.len)
                     }
-                }))
-            }
+                    Err(e) => {
+                        tracing::warn!("cannot compress a file: {e}");
+                        Response::error(500)
+                    }
+                }
+            })),
         }
     }
 }
@@ -325,8 +333,10 @@ impl FileServer {
 enum Variant {
     Identity,
     Sibling(File, Meta, Coding),
-    /// Compressed on the fly, through the cache.
-    Fly(Arc<compress::Cache>, Coding),
+    /// Compressed on the fly earlier, from the cache.
+    Cached(compress::Encoded, Coding),
+    /// To be compressed now, by the request holding the claim.
+    Encode(compress::Claim),
 }
 
 /// A file response with its headers decided and its body still to come (after encoding, when
