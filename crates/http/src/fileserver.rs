@@ -1,7 +1,7 @@
 //! Static files: maps a GET/HEAD request onto the root directory and decides the answer —
 //! index.html, a listing, a redirect for a directory without its slash, a precompressed
-//! sibling or a body compressed on the fly (`compress.rs`), 304/412 for a conditional request, 206 (one range or `multipart/byteranges`)/416
-//! for a range, or an error status. Hidden names (`.git`, `.env`) are 404 unless enabled.
+//! sibling or a body compressed on the fly (`compress/`), 304/412 for a conditional request,
+//! 206 (one range or `multipart/byteranges`, `ranged.rs`)/416 for a range, or an error status. Hidden names (`.git`, `.env`) are 404 unless enabled.
 //! A listing is an [`Answer::Later`]: the directory is opened here, read and rendered by the
 //! caller's choice of thread (the session: bingfa-net's blocking pool, off the event loop).
 
@@ -11,8 +11,8 @@ use crate::conditional::{self, Outcome};
 use crate::files::{fstat, percent_decode, OpenError, Root};
 use crate::listing::{self, is_hidden, Spool};
 use crate::parser::{Method, Request};
-use crate::range::{self, RangeRequest};
-use crate::response::{http_date, Body, Response};
+use crate::ranged::{error_varying, Head};
+use crate::response::{http_date, Response};
 use crate::siblings::{self, Siblings};
 use bingfa_net::blocking::Cancel;
 use std::fs::File;
@@ -339,69 +339,6 @@ enum Variant {
     Encode(compress::Claim),
 }
 
-/// A file response with its headers decided and its body still to come (after encoding, when
-/// compressing on the fly): what it takes to answer a range of the body.
-struct Head {
-    resp: Response,
-    content_type: String,
-    vary: bool,
-    /// The `Range` field, when it applies (a GET whose If-Range holds).
-    range: Option<String>,
-}
-
-impl Head {
-    /// The response with `len` bytes of `file` as its body, or the ranges of it asked for.
-    fn body(self, file: Arc<File>, len: u64) -> Response {
-        let Head {
-            mut resp,
-            content_type,
-            vary,
-            range,
-        } = self;
-        let range = range.map_or(RangeRequest::Full, |r| range::parse(&r, len));
-        match range {
-            RangeRequest::Full => resp.body(Body::File {
-                file,
-                offset: 0,
-                len,
-            }),
-            RangeRequest::Partial(ranges) if ranges.len() == 1 => {
-                let (start, end) = ranges[0];
-                resp.status = 206;
-                resp.header("Content-Range", format!("bytes {start}-{end}/{len}"))
-                    .body(Body::File {
-                        file,
-                        offset: start,
-                        len: end - start + 1,
-                    })
-            }
-            RangeRequest::Partial(ranges) => {
-                resp.status = 206;
-                resp.headers.retain(|(n, _)| n != "Content-Type");
-                let boundary = boundary();
-                let body = byteranges(&boundary, &content_type, &file, len, &ranges);
-                resp.header(
-                    "Content-Type",
-                    format!("multipart/byteranges; boundary={boundary}"),
-                )
-                .body(body)
-            }
-            RangeRequest::Unsatisfiable => error_varying(416, vary)
-                .header("Content-Range", format!("bytes */{len}"))
-                .header("Accept-Ranges", "bytes"),
-        }
-    }
-}
-
-fn error_varying(status: u16, vary: bool) -> Response {
-    let e = Response::error(status);
-    if vary {
-        e.header("Vary", "Accept-Encoding")
-    } else {
-        e
-    }
-}
-
 /// Reads, sorts and renders the listing of `dir` (at `rel` beneath `root`), spooling a big
 /// page to a temporary file. Stops early (with a 503 nobody reads) once `cancel` says the
 /// connection is gone.
@@ -439,46 +376,6 @@ fn listing_page(
             Response::error(500)
         }
     }
-}
-
-/// A multipart boundary unlikely to occur in any file: a per-process counter mixed with the
-/// clock and the pid.
-fn boundary() -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    format!("bingfa{:016x}{:08x}{n:x}", t, std::process::id())
-}
-
-/// The body of a `multipart/byteranges` 206 (RFC 9110 §14.6): each part's header as bytes,
-/// each part's content as a file range, so the file bytes still go out by sendfile.
-fn byteranges(
-    boundary: &str,
-    content_type: &str,
-    file: &Arc<File>,
-    len: u64,
-    ranges: &[(u64, u64)],
-) -> Body {
-    let mut parts = Vec::with_capacity(ranges.len() * 2 + 1);
-    for (i, &(start, end)) in ranges.iter().enumerate() {
-        let sep = if i == 0 { "" } else { "\r\n" };
-        parts.push(Body::Bytes(
-            format!(
-                "{sep}--{boundary}\r\nContent-Type: {content_type}\r\n\
-                 Content-Range: bytes {start}-{end}/{len}\r\n\r\n"
-            )
-            .into_bytes(),
-        ));
-        parts.push(Body::File {
-            file: file.clone(),
-            offset: start,
-            len: end - start + 1,
-        });
-    }
-    parts.push(Body::Bytes(format!("\r\n--{boundary}--\r\n").into_bytes()));
-    Body::Parts(parts)
 }
 
 fn open_status(e: OpenError) -> u16 {
@@ -535,7 +432,7 @@ mod tests {
         let Answer::Now(second) = fs.answer(&req) else {
             panic!("the second request is answered from the cache")
         };
-        assert!(matches!(second.body, Body::File { .. }));
+        assert!(matches!(second.body, crate::response::Body::File { .. }));
         assert_eq!(second.body.len(), first.body.len());
         assert_eq!(second.get_header("ETag"), first.get_header("ETag"));
         std::fs::write(dir.join("a.css"), "b { color: blue }\n".repeat(100)).unwrap();

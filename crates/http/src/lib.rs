@@ -13,6 +13,7 @@ pub mod fileserver;
 pub mod listing;
 pub mod parser;
 pub mod range;
+mod ranged;
 pub mod request;
 pub mod response;
 pub mod server;
