@@ -57,8 +57,9 @@ run_wrk() {
   echo "$rps|$p50|$p99|$tps|${errs:-0}"
 }
 
+# start_nginx PORT [DIRECTIVES] — DIRECTIVES go in the http block (the compression rows).
 start_nginx() {
-  local port=$1
+  local port=$1 extra=${2:-}
   # NGINX_LOG: an access_log line instead of `access_log off` (the access-log row).
   local access_log=${NGINX_LOG:-"access_log off;"}
   mkdir -p "$WORK/nginx"
@@ -74,7 +75,8 @@ http {
   tcp_nopush on;
   keepalive_requests 10000000;
   keepalive_timeout 60;
-  types { text/html html; application/octet-stream bin; }
+  types { text/html html; application/javascript js; application/octet-stream bin; }
+  $extra
   client_body_temp_path $WORK/nginx;
   proxy_temp_path $WORK/nginx;
   fastcgi_temp_path $WORK/nginx;
@@ -88,6 +90,7 @@ EOF
   wait_port "$port"
 }
 
+# start_bingfa MODEL PORT [FLAGS...]
 start_bingfa() {
   local model=$1 port=$2
   shift 2
@@ -171,6 +174,57 @@ if [ -n "$ACCESS_ROUNDS" ] && [ "$ACCESS_ROUNDS" -gt 0 ]; then
   echo "| nginx, \`access_log ... combined buffer=64k flush=1s\` | ${ng[*]} | $ngm | 1.00× |"
   echo "| bingfa $ACCESS_MODEL, \`--access-log\` | ${bf[*]} | $bfm | $(ratio "$bfm" "$ngm") |"
   echo "| bingfa $ACCESS_MODEL, no log (the log's own cost) | ${off[*]} | $offm | $(ratio "$offm" "$ngm") |"
+fi
+
+# ---- compression: a precompressed file, and one compressed on the fly (second request) ----
+# The same text (16 KiB of docs/ARCHITECTURE.md) as page.html with a page.html.gz sibling and
+# as app.js without one; every request says `Accept-Encoding: gzip`. nginx: `gzip_static on`
+# (the sibling) and `gzip on` (it compresses every response: it keeps no compressed bodies);
+# bingfa: the sibling, and `--compress` (encoded once, then from its cache). gzip level 6 on
+# both sides. Medians of COMPRESS_ROUNDS rounds, nginx and bingfa alternating which goes first.
+COMPRESS_ROUNDS=${COMPRESS_ROUNDS-5}
+COMPRESS_MODEL=${COMPRESS_MODEL:-epoll}
+if [ "$COMPRESS_ROUNDS" -gt 0 ]; then
+  head -c 16384 docs/ARCHITECTURE.md >"$ROOT/page.html"
+  cp "$ROOT/page.html" "$ROOT/app.js"
+  gzip -k -6 "$ROOT/page.html"
+  chmod -R a+rX "$ROOT"
+  nport=$(free_port)
+  start_nginx "$nport" "gzip on; gzip_static on; gzip_comp_level 6; gzip_min_length 1024; gzip_vary on; gzip_types application/javascript;"
+  bport=$(free_port)
+  start_bingfa "$COMPRESS_MODEL" "$bport" --compress
+  # wrk_gzip PORT PATH → "req/s p99_ms"
+  wrk_gzip() {
+    wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H "Accept-Encoding: gzip" \
+      "http://127.0.0.1:$1$2" 2>&1 | awk '
+        /^Requests\/sec/ {rps = $2}
+        $1 == "99%" {v = $2; m = 1; if (v ~ /us$/) m = 0.001; else if (v ~ /ms$/) m = 1; else if (v ~ /s$/) m = 1000
+                     sub(/[a-z]+$/, "", v); p99 = v * m}
+        END {print rps, p99}'
+  }
+  median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+  echo
+  echo "| gzip, c=$CONNS, $COMPRESS_ROUNDS alternating rounds (medians) | nginx req/s | bingfa $COMPRESS_MODEL req/s | bingfa/nginx | nginx p99 ms | bingfa p99 ms |"
+  echo "|---|---|---|---|---|---|"
+  for path in /page.html /app.js; do
+    for port in "$nport" "$bport"; do
+      enc=$(curl -s -o /dev/null -w '%header{content-encoding}' -H "Accept-Encoding: gzip" "http://127.0.0.1:$port$path")
+      [ "$enc" = gzip ] || { echo "bench-http: $path on $port is not gzip ($enc)" >&2; exit 1; }
+    done
+    : >"$WORK/n.txt"; : >"$WORK/b.txt"
+    for r in $(seq "$COMPRESS_ROUNDS"); do
+      if ((r % 2)); then order="n b"; else order="b n"; fi
+      for who in $order; do
+        if [ "$who" = n ]; then wrk_gzip "$nport" "$path" >>"$WORK/n.txt"; else wrk_gzip "$bport" "$path" >>"$WORK/b.txt"; fi
+      done
+    done
+    nr=$(cut -d' ' -f1 "$WORK/n.txt" | median); br=$(cut -d' ' -f1 "$WORK/b.txt" | median)
+    np=$(cut -d' ' -f2 "$WORK/n.txt" | median); bp=$(cut -d' ' -f2 "$WORK/b.txt" | median)
+    what=$([ "$path" = /page.html ] && echo "precompressed (.gz sibling), 16 KiB" || echo "on the fly (bingfa: cached), 16 KiB")
+    echo "| $what | $nr | $br | $(awk -v a="$br" -v b="$nr" 'BEGIN {printf "%.2f×", a / b}') | $np | $bp |"
+  done
+  stop_last
+  stop_last
 fi
 
 # ---- idle keep-alive connections held at once (the C10K shape) ----

@@ -4,7 +4,7 @@
 #
 # It installs REDbot with pip if it is missing, builds the `http_serve` example (debug, or
 # release with --release), serves a small fixture site on 127.0.0.1:0 (a file, a page with a
-# .gz sibling, a directory listing, an index, a redirect, a 404, a big file), runs REDbot on
+# .gz sibling, a script compressed on the fly (`--compress`), a directory listing, an index, a redirect, a 404, a big file), runs REDbot on
 # each URL with HAR output and prints every BAD and WARN note. The server is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +40,7 @@ mkdir -p "$site/dir/nested" "$site/sub"
 echo "hello world" >"$site/hello.txt"
 for _ in $(seq 200); do echo "<p>compress me, compress me</p>"; done >"$site/page.html"
 gzip -k -9 "$site/page.html"
+for _ in $(seq 100); do echo "function f() { return 'compress me on the fly'; }"; done >"$site/app.js"
 echo "sub index" >"$site/sub/index.html"
 echo "a" >"$site/dir/a.txt"
 echo "b" >"$site/dir/b <&> c.txt"
@@ -47,7 +48,7 @@ echo "secret" >"$site/.env"
 head -c 3000000 /dev/urandom >"$site/big.bin"
 
 "$bin" --bind 127.0.0.1:0 --root "$site" --model epoll --workers 2 \
-  --cache-control "max-age=60" >"$work/out" 2>"$work/err" &
+  --cache-control "max-age=60" --compress >"$work/out" 2>"$work/err" &
 server_pid=$!
 addr=
 for _ in $(seq 100); do
@@ -61,7 +62,7 @@ if [[ -z "$addr" ]]; then
   exit 1
 fi
 
-paths=(/hello.txt /page.html /dir/ /sub/ /sub /missing /big.bin /.env)
+paths=(/hello.txt /page.html /app.js /dir/ /sub/ /sub /missing /big.bin /.env)
 bad=0
 for path in "${paths[@]}"; do
   url="http://$addr$path"

@@ -86,6 +86,14 @@ pub struct ServeArgs {
     /// nginx's `autoindex off`).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     listing: String,
+    /// Compress text files (HTML, CSS, JS, JSON, SVG, plain text...) of 1 KiB and more on the
+    /// fly with brotli, zstd or gzip, as the client accepts, into a cache in memory. `.br`,
+    /// `.zst` and `.gz` siblings are served with or without it.
+    #[arg(long)]
+    compress: bool,
+    /// The compressed bodies kept (per process), in MiB; least recently used go first.
+    #[arg(long, value_name = "MIB", default_value_t = 64, requires = "compress")]
+    compress_cache_mib: u64,
     #[command(flatten)]
     tls: crate::tls::TlsArgs,
 }
@@ -134,6 +142,15 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+
+    if a.compress {
+        anyhow::ensure!(
+            (1..=1 << 20).contains(&a.compress_cache_mib),
+            "--compress-cache-mib: between 1 and 1048576, not {}",
+            a.compress_cache_mib
+        );
+        server.compress(a.compress_cache_mib << 20);
+    }
 
     let mut config = Config::new("http", a.bind);
     config.model = a.model;

@@ -67,6 +67,9 @@ pub struct Args {
     /// alike; without it every face of the root leaves them out and answers them as missing.
     #[arg(long)]
     hidden: bool,
+    /// Compress text files over HTTP on the fly (as `bingfa http serve --compress`).
+    #[arg(long)]
+    compress: bool,
     /// TLS for the HTTP server, the chat's web face and FTP (AUTH TLS offered, plaintext FTP
     /// still served); `--tls-self-signed` makes one certificate at start, shared by all, and
     /// says where it is for clients to trust.
@@ -281,6 +284,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let mut http = common("http");
         http.extend(["--bind".into(), a.http_bind.to_string()]);
         http.extend(["--root".into(), root.display().to_string()]);
+        if a.compress {
+            http.push("--compress".into());
+        }
         http.extend(tls_flags(&a.tls, made.as_ref()));
         if let Some(p) = &a.http_access_log {
             http.extend(["--access-log".into(), p.display().to_string()]);

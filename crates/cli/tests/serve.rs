@@ -455,3 +455,28 @@ fn the_http_access_log_and_headers_through_serve() {
     assert!(new.starts_with("127.0.0.1 - - ["), "{new}");
     assert!(new.contains("] \"GET /after HTTP/1.1\" 404 "), "{new}");
 }
+
+/// `bingfa serve --compress` hands `--compress` to its HTTP server: a text file is compressed
+/// on the fly for a client that accepts gzip.
+#[test]
+fn compress_reaches_the_http_server() {
+    let root = std::env::temp_dir().join(format!("bingfa-serve-compress-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.txt"), "compress me, ".repeat(200)).unwrap();
+    let root_arg = root.display().to_string();
+    let s = start(&all_local(&["--compress", "--root", &root_arg]));
+    let http = ready(&s).into_iter().find(|(n, _)| n == "http").unwrap().1;
+    let mut c = TcpStream::connect(http).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(
+        b"HEAD /a.txt HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = String::new();
+    c.read_to_string(&mut head).unwrap();
+    drop(s);
+    let _ = std::fs::remove_dir_all(&root);
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(head.contains("\r\nContent-Encoding: gzip\r\n"), "{head}");
+    assert!(head.contains("\r\nVary: Accept-Encoding\r\n"), "{head}");
+}

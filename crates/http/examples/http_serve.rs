@@ -2,7 +2,7 @@
 //! before running a package's tests, so the tests always run a fresh server without needing
 //! the `bingfa` binary of another package. Arguments: `--bind ADDR --root DIR --model M
 //! --workers N --edge-triggered --head-timeout SECS --idle-timeout SECS --max-connections N
-//! --hidden --cache-control VALUE --tls-cert PEM --tls-key PEM` (the last two as `bingfa http
+//! --hidden --cache-control VALUE --compress --compress-cache BYTES --tls-cert PEM --tls-key PEM` (the last two as `bingfa http
 //! serve` has them, through bingfa-net's `tls` feature, a dev-dependency: the tests run the same
 //! suite over TLS), `--access-log PATH|- --access-log-format combined|json --access-log-flush SECS --header 'N: v'
 //! --hsts SECS --hsts-include-subdomains --listing on|off`.
@@ -27,6 +27,8 @@ fn main() {
     let mut max_connections = None;
     let mut edge_triggered = false;
     let mut hidden = false;
+    let mut compress = false;
+    let mut compress_cache = bingfa_http::compress::DEFAULT_CACHE_BYTES;
     let mut cache_control = None;
     let (mut tls_cert, mut tls_key) = (None, None);
     let (mut access_log, mut log_format) = (None, Format::Combined);
@@ -45,6 +47,10 @@ fn main() {
             hidden = true;
             continue;
         }
+        if flag == "--compress" {
+            compress = true;
+            continue;
+        }
         let value = args
             .next()
             .unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -56,6 +62,7 @@ fn main() {
             "--head-timeout" => head_timeout = value.parse().expect("--head-timeout"),
             "--idle-timeout" => idle_timeout = value.parse().expect("--idle-timeout"),
             "--cache-control" => cache_control = Some(value),
+            "--compress-cache" => compress_cache = value.parse().expect("--compress-cache"),
             "--tls-cert" => tls_cert = Some(value),
             "--tls-key" => tls_key = Some(value),
             "--access-log" => access_log = Some(value),
@@ -77,6 +84,9 @@ fn main() {
     let mut server = HttpServer::new(&root).expect("root");
     server.stats_route("/_stats");
     server.hidden(hidden);
+    if compress {
+        server.compress(compress_cache);
+    }
     if let Some(cc) = cache_control {
         server.cache_control(cc);
     }

@@ -1,17 +1,18 @@
 //! Static files: maps a GET/HEAD request onto the root directory and decides the answer —
 //! index.html, a listing, a redirect for a directory without its slash, a precompressed
-//! sibling, 304/412 for a conditional request, 206 (one range or `multipart/byteranges`)/416
-//! for a range, or an error status. Hidden names (`.git`, `.env`) are 404 unless enabled.
+//! sibling or a body compressed on the fly (`compress/`), 304/412 for a conditional request,
+//! 206 (one range or `multipart/byteranges`, `ranged.rs`)/416 for a range, or an error status. Hidden names (`.git`, `.env`) are 404 unless enabled.
 //! A listing is an [`Answer::Later`]: the directory is opened here, read and rendered by the
 //! caller's choice of thread (the session: bingfa-net's blocking pool, off the event loop).
 
 use crate::answer::Answer;
+use crate::compress::{self, Coding};
 use crate::conditional::{self, Outcome};
-use crate::files::{percent_decode, OpenError, Root};
+use crate::files::{fstat, percent_decode, OpenError, Root};
 use crate::listing::{self, is_hidden, Spool};
 use crate::parser::{Method, Request};
-use crate::range::{self, RangeRequest};
-use crate::response::{http_date, Body, Response};
+use crate::ranged::{error_varying, Head};
+use crate::response::{http_date, Response};
 use crate::siblings::{self, Siblings};
 use bingfa_net::blocking::Cancel;
 use std::fs::File;
@@ -33,6 +34,8 @@ pub struct FileServer {
     pub cache_control: Option<String>,
     /// List a directory without `index.html`; off, it is 403 (nginx's `autoindex off`).
     pub listing: bool,
+    /// Compress text types on the fly into this cache (`--compress`); off when `None`.
+    pub compress: Option<Arc<compress::Cache>>,
 }
 
 /// The facts about a file that validators and headers are made of.
@@ -62,6 +65,19 @@ impl Meta {
     }
 }
 
+impl Meta {
+    /// The validator of the file compressed on the fly with `coding`.
+    fn etag_encoded(&self, coding: Coding) -> String {
+        format!(
+            "\"{:x}.{:x}-{:x}+{}\"",
+            self.mtime_secs,
+            self.mtime_nsec,
+            self.len,
+            coding.name()
+        )
+    }
+}
+
 const FILE_METHODS: &str = "GET, HEAD, OPTIONS";
 
 impl FileServer {
@@ -73,6 +89,7 @@ impl FileServer {
             hidden: false,
             cache_control: None,
             listing: true,
+            compress: None,
         })
     }
 
@@ -108,7 +125,7 @@ impl FileServer {
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             return self.directory(req, &decoded, rel);
         }
-        self.file(req, rel, file, &st).into()
+        self.file(req, rel, file, &st)
     }
 
     /// `OPTIONS` on a file or directory: 204 with the methods it answers, or why not.
@@ -136,7 +153,7 @@ impl FileServer {
         index.extend_from_slice(b"index.html");
         match self.root.open_path(&index) {
             Ok((file, st)) if st.st_mode & libc::S_IFMT == libc::S_IFREG => {
-                return self.file(req, &index, file, &st).into();
+                return self.file(req, &index, file, &st);
             }
             Ok(_) | Err(OpenError::NotFound) => {}
             Err(e) => return Response::error(open_status(e)).into(),
@@ -157,13 +174,13 @@ impl FileServer {
         }))
     }
 
-    fn file(&self, req: &Request, rel: &[u8], file: File, st: &libc::stat) -> Response {
+    fn file(&self, req: &Request, rel: &[u8], file: File, st: &libc::stat) -> Answer {
         let content_type = content_type(rel);
-        // Prefer a precompressed sibling the client accepts; its validators are its own. Any
-        // sibling at all makes the response vary, whichever variant this client gets.
+        // The client's codings, best first. A precompressed sibling is preferred to compressing
+        // on the fly for the same coding; its validators are its own.
         let accepted = req
             .header("Accept-Encoding")
-            .map(accepted_codings)
+            .map(compress::accepted)
             .unwrap_or_default();
         let regular = |s: &libc::stat| s.st_mode & libc::S_IFMT == libc::S_IFREG;
         let sibling = |ext: &[u8]| {
@@ -173,42 +190,73 @@ impl FileServer {
         };
         let now = Instant::now();
         let found = siblings::cached(self.id, rel, now).unwrap_or_else(|| {
-            let exists = |ext| {
+            let exists = |c: Coding| {
                 self.root
-                    .stat_beneath(&sibling(ext))
+                    .stat_beneath(&sibling(c.ext()))
                     .is_some_and(|s| regular(&s))
             };
             let found = Siblings {
-                br: exists(b".br"),
-                gz: exists(b".gz"),
+                br: exists(Coding::Br),
+                zst: exists(Coding::Zstd),
+                gz: exists(Coding::Gzip),
             };
             siblings::remember(self.id, rel, now, found);
             found
         });
-        let vary = found.any();
-        let mut chosen = None;
-        for (coding, ext, exists) in [
-            ("br", &b".br"[..], found.br),
-            ("gzip", &b".gz"[..], found.gz),
-        ] {
-            if exists && accepted.contains(&coding) {
-                // Gone since it was seen: the identity file is served instead.
-                if let Ok((f, s)) = self.root.open_path(&sibling(ext)) {
+        let compressing = self
+            .compress
+            .as_ref()
+            .filter(|_| compress::compressible(&content_type));
+        // Any sibling, or a type compressed on the fly, makes the response vary, whichever
+        // variant this client gets (and whatever the size is today).
+        let vary = found.any() || compressing.is_some();
+        let size = st.st_size as u64;
+        let on_the_fly =
+            compressing.filter(|c| size >= compress::MIN_SIZE && size <= c.max_source());
+        let identity = Meta::of(st);
+        let mut chosen = Variant::Identity;
+        for coding in accepted {
+            if found.has(coding) {
+                // Gone since it was seen: another coding, or the identity file, instead.
+                if let Ok((f, s)) = self.root.open_path(&sibling(coding.ext())) {
                     if regular(&s) {
-                        chosen = Some((f, Meta::of(&s), Some(coding)));
+                        chosen = Variant::Sibling(f, Meta::of(&s), coding);
                         break;
                     }
                 }
             }
+            if let Some(cache) = on_the_fly {
+                let key = compress::Key::of(st, coding);
+                if let Some(e) = cache.get(&key) {
+                    chosen = Variant::Cached(e, coding);
+                    break;
+                }
+                if let Some(claim) = compress::Cache::claim(cache, key) {
+                    chosen = Variant::Encode(claim);
+                    break;
+                }
+                // Another request is encoding it: this one takes the next choice, so a burst
+                // of first requests costs one encoding per coding, not one each.
+            }
         }
-        let (file, meta, coding) = chosen.unwrap_or((file, Meta::of(st), None));
-        let etag = meta.etag(coding);
+        let (meta, coding, etag) = match &chosen {
+            Variant::Identity => (&identity, None, identity.etag(None)),
+            Variant::Sibling(_, m, c) => (m, Some(*c), m.etag(Some(c.name()))),
+            // The identity file's validator and the coding: a new file version or another
+            // coding is another tag ('+' keeps it apart from a sibling's `-br`).
+            Variant::Cached(_, c) => (&identity, Some(*c), identity.etag_encoded(*c)),
+            Variant::Encode(claim) => {
+                let c = claim.key().coding;
+                (&identity, Some(c), identity.etag_encoded(c))
+            }
+        };
         let last_modified = http_date(meta.mtime_secs);
+        let mtime = last_modified.as_ref().map(|_| meta.mtime_secs);
 
         let mut resp = Response::new(200);
         resp = resp.header("Content-Type", content_type.clone());
         if let Some(c) = coding {
-            resp = resp.header("Content-Encoding", c);
+            resp = resp.header("Content-Encoding", c.name());
         }
         if vary {
             resp = resp.header("Vary", "Accept-Encoding");
@@ -223,7 +271,7 @@ impl FileServer {
             resp = resp.header("Cache-Control", cc.clone());
         }
 
-        let mtime = last_modified.as_ref().map(|_| meta.mtime_secs);
+        // Validators are known before any compressing: a 304 or 412 costs no encoding.
         match conditional::evaluate(req, &etag, mtime) {
             Outcome::Proceed => {}
             Outcome::NotModified => {
@@ -236,65 +284,65 @@ impl FileServer {
                         "ETag" | "Last-Modified" | "Vary" | "Cache-Control"
                     )
                 });
-                return resp;
+                return resp.into();
             }
-            Outcome::Failed => return self.error_varying(412, vary),
+            Outcome::Failed => return error_varying(412, vary).into(),
         }
 
-        let len = meta.len;
-        let file = Arc::new(file);
         let range = match req.header("Range") {
             // Range is defined for GET only; HEAD and others ignore it (RFC 9110 §14.2).
             Some(r)
                 if req.method == Method::Get
                     && conditional::if_range_holds(req, &etag, last_modified.as_deref()) =>
             {
-                range::parse(r, len)
+                Some(r.to_string())
             }
-            _ => RangeRequest::Full,
+            _ => None,
         };
-        match range {
-            RangeRequest::Full => resp.body(Body::File {
-                file,
-                offset: 0,
-                len,
-            }),
-            RangeRequest::Partial(ranges) if ranges.len() == 1 => {
-                let (start, end) = ranges[0];
-                resp.status = 206;
-                resp.header("Content-Range", format!("bytes {start}-{end}/{len}"))
-                    .body(Body::File {
-                        file,
-                        offset: start,
-                        len: end - start + 1,
-                    })
-            }
-            RangeRequest::Partial(ranges) => {
-                resp.status = 206;
-                resp.headers.retain(|(n, _)| n != "Content-Type");
-                let boundary = boundary();
-                let body = byteranges(&boundary, &content_type, &file, len, &ranges);
-                resp.header(
-                    "Content-Type",
-                    format!("multipart/byteranges; boundary={boundary}"),
-                )
-                .body(body)
-            }
-            RangeRequest::Unsatisfiable => self
-                .error_varying(416, vary)
-                .header("Content-Range", format!("bytes */{len}"))
-                .header("Accept-Ranges", "bytes"),
+        let head = Head {
+            resp,
+            content_type,
+            vary,
+            range,
+        };
+        let len = meta.len;
+        match chosen {
+            Variant::Identity => head.body(Arc::new(file), len).into(),
+            Variant::Sibling(f, _, _) => head.body(Arc::new(f), len).into(),
+            Variant::Cached(e, _) => head.body(e.file, e.len).into(),
+            // Encoding is blocking work: the blocking pool does it, once per version.
+            Variant::Encode(claim) => Answer::Later(Box::new(move |cancel| {
+                if cancel.is_cancelled() {
+                    return Response::error(503);
+                }
+                let key = claim.key();
+                match compress::encode(&file, key.coding) {
+                    Ok(e) => {
+                        // Changed while it was read: this answer goes, but is not kept.
+                        if fstat(&file).is_ok_and(|now| compress::Key::of(&now, key.coding) == key)
+                        {
+                            claim.keep(e.clone());
+                        }
+                        head.body(e.file, e.len)
+                    }
+                    Err(e) => {
+                        tracing::warn!("cannot compress a file: {e}");
+                        Response::error(500)
+                    }
+                }
+            })),
         }
     }
+}
 
-    fn error_varying(&self, status: u16, vary: bool) -> Response {
-        let e = Response::error(status);
-        if vary {
-            e.header("Vary", "Accept-Encoding")
-        } else {
-            e
-        }
-    }
+/// Which body answers a GET or HEAD of a file.
+enum Variant {
+    Identity,
+    Sibling(File, Meta, Coding),
+    /// Compressed on the fly earlier, from the cache.
+    Cached(compress::Encoded, Coding),
+    /// To be compressed now, by the request holding the claim.
+    Encode(compress::Claim),
 }
 
 /// Reads, sorts and renders the listing of `dir` (at `rel` beneath `root`), spooling a big
@@ -336,46 +384,6 @@ fn listing_page(
     }
 }
 
-/// A multipart boundary unlikely to occur in any file: a per-process counter mixed with the
-/// clock and the pid.
-fn boundary() -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    format!("bingfa{:016x}{:08x}{n:x}", t, std::process::id())
-}
-
-/// The body of a `multipart/byteranges` 206 (RFC 9110 §14.6): each part's header as bytes,
-/// each part's content as a file range, so the file bytes still go out by sendfile.
-fn byteranges(
-    boundary: &str,
-    content_type: &str,
-    file: &Arc<File>,
-    len: u64,
-    ranges: &[(u64, u64)],
-) -> Body {
-    let mut parts = Vec::with_capacity(ranges.len() * 2 + 1);
-    for (i, &(start, end)) in ranges.iter().enumerate() {
-        let sep = if i == 0 { "" } else { "\r\n" };
-        parts.push(Body::Bytes(
-            format!(
-                "{sep}--{boundary}\r\nContent-Type: {content_type}\r\n\
-                 Content-Range: bytes {start}-{end}/{len}\r\n\r\n"
-            )
-            .into_bytes(),
-        ));
-        parts.push(Body::File {
-            file: file.clone(),
-            offset: start,
-            len: end - start + 1,
-        });
-    }
-    parts.push(Body::Bytes(format!("\r\n--{boundary}--\r\n").into_bytes()));
-    Body::Parts(parts)
-}
-
 fn open_status(e: OpenError) -> u16 {
     match e {
         OpenError::NotFound => 404,
@@ -394,50 +402,51 @@ fn content_type(rel: &[u8]) -> String {
     }
 }
 
-/// The codings of Accept-Encoding with a non-zero weight (`*` stands for br and gzip unless
-/// they are named).
-fn accepted_codings(header: &str) -> Vec<&'static str> {
-    let mut named: Vec<(&str, bool)> = Vec::new();
-    let mut star = false;
-    for item in header.split(',') {
-        let mut parts = item.split(';');
-        let coding = parts.next().unwrap_or("").trim();
-        let zero = parts.any(|p| {
-            let p = p.trim();
-            p.strip_prefix("q=")
-                .or_else(|| p.strip_prefix("Q="))
-                .and_then(|q| q.trim().parse::<f32>().ok())
-                .is_some_and(|q| q <= 0.0)
-        });
-        if coding == "*" {
-            star = !zero;
-        } else {
-            named.push((coding, !zero));
-        }
-    }
-    let mut out = Vec::new();
-    for (c, alias) in [("br", "br"), ("gzip", "x-gzip")] {
-        let verdict = named
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(c) || n.eq_ignore_ascii_case(alias));
-        if verdict.map_or(star, |(_, ok)| *ok) {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn get(path: &str, accept: &str) -> Request {
+        Request {
+            method: Method::Get,
+            path: path.into(),
+            query: None,
+            version: crate::parser::Version::Http11,
+            headers: vec![("Accept-Encoding".into(), accept.into())],
+            content_length: 0,
+            keep_alive: true,
+            body: vec![],
+        }
+    }
+
+    /// The first request for a version of a file is encoded off the loop (a deferred
+    /// answer); the next is answered at once from the cache, as a sibling would be; a change
+    /// to the file is encoded again.
     #[test]
-    fn accept_encoding() {
-        assert_eq!(accepted_codings("gzip, deflate, br"), vec!["br", "gzip"]);
-        assert_eq!(accepted_codings("gzip;q=0.5"), vec!["gzip"]);
-        assert_eq!(accepted_codings("br;q=0, *"), vec!["gzip"]);
-        assert_eq!(accepted_codings("identity"), Vec::<&str>::new());
-        assert_eq!(accepted_codings("gzip;q=0"), Vec::<&str>::new());
+    fn compressed_once_per_version_then_from_the_cache() {
+        let dir = std::env::temp_dir().join(format!("bingfa-fs-compress-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.css"), "a { color: red }\n".repeat(100)).unwrap();
+        let mut fs = FileServer::new(&dir).unwrap();
+        fs.compress = Some(Arc::new(compress::Cache::new(1 << 20)));
+        let req = get("/a.css", "gzip");
+        let Answer::Later(job) = fs.answer(&req) else {
+            panic!("the first request encodes")
+        };
+        let first = job(&Cancel::never());
+        assert_eq!(first.get_header("Content-Encoding"), Some("gzip"));
+        let Answer::Now(second) = fs.answer(&req) else {
+            panic!("the second request is answered from the cache")
+        };
+        assert!(matches!(second.body, crate::response::Body::File { .. }));
+        assert_eq!(second.body.len(), first.body.len());
+        assert_eq!(second.get_header("ETag"), first.get_header("ETag"));
+        std::fs::write(dir.join("a.css"), "b { color: blue }\n".repeat(100)).unwrap();
+        assert!(
+            matches!(fs.answer(&req), Answer::Later(_)),
+            "a changed file"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod access_log;
 pub mod answer;
+pub mod compress;
 pub mod conditional;
 pub mod files;
 pub mod fileserver;
@@ -14,6 +15,7 @@ pub mod headers;
 pub mod listing;
 pub mod parser;
 pub mod range;
+mod ranged;
 pub mod request;
 pub mod response;
 pub mod server;

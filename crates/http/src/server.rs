@@ -145,6 +145,15 @@ impl HttpServer {
     }
 
     /// Adds `Cache-Control: value` to file responses (200, 206 and 304).
+    /// Compress text types on the fly (gzip, brotli, zstd, as the client accepts) into a
+    /// cache of `cache_bytes` (see `compress/`); precompressed siblings are served either way.
+    pub fn compress(&mut self, cache_bytes: u64) -> &mut Self {
+        if let Some(f) = &mut self.shared.files {
+            f.compress = Some(Arc::new(crate::compress::Cache::new(cache_bytes)));
+        }
+        self
+    }
+
     pub fn cache_control(&mut self, value: impl Into<String>) -> &mut Self {
         if let Some(f) = &mut self.shared.files {
             f.cache_control = Some(value.into());

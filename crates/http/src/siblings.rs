@@ -1,12 +1,13 @@
-//! Which precompressed siblings (`NAME.br`, `NAME.gz`) a file has, remembered for a moment.
+//! Which precompressed siblings (`NAME.br`, `NAME.zst`, `NAME.gz`) a file has, remembered for a moment.
 //!
 //! Every file response says `Vary: Accept-Encoding` when a sibling exists, whatever the client
 //! accepts (REDbot rates anything else inconsistent), so every request would look both names up:
-//! two failing `openat2` calls out of eight system calls for a small file with none. The answer
+//! three failing `openat2` calls out of eight system calls for a small file with none. The answer
 //! is kept per thread for [`FRESH`] (nginx's `open_file_cache_valid` is the same idea, at 60 s),
 //! so a sibling added or removed shows within a second. Per thread, so no lock is shared by the
 //! loops; keyed by the file server too, since one process may serve several roots.
 
+use crate::compress::Coding;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -20,12 +21,21 @@ const MAX_ENTRIES: usize = 4096;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Siblings {
     pub br: bool,
+    pub zst: bool,
     pub gz: bool,
 }
 
 impl Siblings {
     pub(crate) fn any(self) -> bool {
-        self.br || self.gz
+        self.br || self.zst || self.gz
+    }
+
+    pub(crate) fn has(self, coding: Coding) -> bool {
+        match coding {
+            Coding::Br => self.br,
+            Coding::Zstd => self.zst,
+            Coding::Gzip => self.gz,
+        }
     }
 }
 
@@ -64,7 +74,11 @@ mod tests {
     #[test]
     fn an_answer_is_kept_for_a_moment_per_server() {
         let t0 = Instant::now();
-        let both = Siblings { br: true, gz: true };
+        let both = Siblings {
+            br: true,
+            zst: false,
+            gz: true,
+        };
         assert_eq!(cached(1, b"a.html", t0), None);
         remember(1, b"a.html", t0, both);
         assert_eq!(cached(1, b"a.html", t0 + FRESH / 2), Some(both));

@@ -390,17 +390,21 @@ fn suite(model: &str, transport: Transport, extra: &[&str]) {
     conformance::hidden_options_cache_control(&s);
     conformance::listing_beneath_the_root(&s);
     conformance::huge_listing(&s);
-    // Issue 24 items 2 and 3: the operator's log and headers.
+    // Issue 24: the operator's log and headers (items 2, 3), compression (item 1).
     ops::default_headers(&s);
+    compress::siblings_by_preference(&s);
     drop(s);
     ops::access_log_and_headers(model, transport, extra);
     ops::json_within_a_second(model, transport, extra);
+    compress::on_the_fly(model, transport, extra);
     hardening::execute_only_root(model, transport, extra);
     listing::built_off_the_loop(model, transport, extra);
 }
 
 #[path = "models/basics.rs"]
 mod basics;
+#[path = "models/compress.rs"]
+mod compress;
 #[path = "models/conformance.rs"]
 mod conformance;
 #[path = "models/hardening.rs"]

@@ -1,5 +1,5 @@
 //! The site every test server serves, made afresh per server: files of every kind the
-//! scenarios ask for (names that need escaping, a gzip sibling, a 3 MiB file, symlinks in and
+//! scenarios ask for (names that need escaping, gzip, brotli and zstd siblings, a 3 MiB file, symlinks in and
 //! out of the root, hidden names, a file from year 10000, a listing past the output bound).
 
 use std::path::{Path, PathBuf};
@@ -32,6 +32,18 @@ pub fn make_site(base: &Path) -> PathBuf {
         .output()
         .unwrap();
     std::fs::write(root.join("page.html.gz"), gz.stdout).unwrap();
+    // A stylesheet with brotli and zstd siblings (no gzip one): the client's codings choose.
+    let css = STYLE.repeat(40);
+    std::fs::write(root.join("style.css"), &css).unwrap();
+    let mut br = Vec::new();
+    {
+        use std::io::Write;
+        let mut w = brotli::CompressorWriter::new(&mut br, 4096, 9, 22);
+        w.write_all(css.as_bytes()).unwrap();
+    }
+    std::fs::write(root.join("style.css.br"), br).unwrap();
+    let zst = zstd::encode_all(css.as_bytes(), 19).unwrap();
+    std::fs::write(root.join("style.css.zst"), zst).unwrap();
     std::fs::write(root.join("sub/index.html"), "sub index\n").unwrap();
     std::fs::write(root.join("文件.txt"), "utf-8 name\n").unwrap();
     std::fs::write(root.join("a%20b.txt"), "literal percent\n").unwrap();
@@ -62,6 +74,9 @@ pub fn make_site(base: &Path) -> PathBuf {
     }
     root
 }
+
+/// A line of `style.css`, repeated.
+pub const STYLE: &str = "body { color: #333; margin: 0 auto; max-width: 40em; }\n";
 
 /// 10000-01-02T00:00:00Z.
 pub const FUTURE_SECS: i64 = 253_402_387_200;
