@@ -64,6 +64,14 @@ pub mod thread;
 mod value;
 mod wire;
 
+/// The private frame codec, for the fuzz targets (fuzz/) only.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::codec::{decode, encode};
+    pub use crate::wire::{recv_frame, send_frame};
+}
+
 pub use bytemuck::Pod;
 pub use error::{IpcError, LockError, ProcessError, SyncError};
 pub use pipe::{Connection, Pipe, Receiver, Sender, MAX_MESSAGE};

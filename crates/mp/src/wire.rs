@@ -164,6 +164,14 @@ pub fn recv_frame(sock: &impl AsRawFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedF
         let payload = unsafe { std::slice::from_raw_parts(seg.as_ptr(), seg.len()) }.to_vec();
         return Ok(Some((payload, fds)));
     }
+    // A payload past INLINE_MAX always travels in a memfd, so a bigger inline length is a
+    // corrupt header: refuse it before allocating the up to 4 GiB it announces.
+    if len as usize > INLINE_MAX {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame announces {len} inline bytes, more than {INLINE_MAX}"),
+        ));
+    }
     let mut payload = vec![0u8; len as usize];
     if !read_exact(fd, &mut payload)? && len > 0 {
         return Err(io::Error::new(
@@ -172,4 +180,37 @@ pub fn recv_frame(sock: &impl AsRawFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedF
         ));
     }
     Ok(Some((payload, fds)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    /// Found by fuzz/ (mp_wire): a corrupt header's length was allocated before any payload
+    /// arrived, up to 4 GiB for 8 bytes of input.
+    #[test]
+    fn a_corrupt_inline_length_is_refused_before_allocating() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        a.write_all(&[0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0]).unwrap();
+        drop(a);
+        let e = recv_frame(&b).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+    }
+
+    #[test]
+    fn frames_inline_and_in_a_memfd_still_arrive() {
+        let (a, b) = UnixStream::pair().unwrap();
+        for len in [0, 5, INLINE_MAX, INLINE_MAX + 1] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let t = std::thread::scope(|s| {
+                let h = s.spawn(|| recv_frame(&b).unwrap().unwrap());
+                send_frame(&a, &payload, &[]).unwrap();
+                h.join().unwrap()
+            });
+            assert_eq!(t.0, payload);
+            assert!(t.1.is_empty());
+        }
+    }
 }

@@ -36,7 +36,8 @@ pub struct Entry {
 /// parent directory entries (`cdir`, `pdir`) give `None`.
 pub fn parse_mlsd_line(line: &str) -> Option<Entry> {
     let (facts, name) = line.split_once(' ')?;
-    if name.is_empty() {
+    // `.` and `..` are never entries, whatever facts a server puts before them (LIST agrees).
+    if name.is_empty() || name == "." || name == ".." {
         return None;
     }
     let mut e = Entry {
@@ -173,6 +174,17 @@ mod tests {
         assert_eq!(parse_mlsd_line("type=cdir; ."), None);
         assert_eq!(parse_mlsd_line("type=pdir; .."), None);
         assert_eq!(parse_mlsd_line("garbage"), None);
+        // Found by fuzz/ (ftp_client): without a `type` fact, or with another type, `.` and
+        // `..` came back as entries named `.` and `..`.
+        for l in [
+            "x=y; .",
+            "x=y; ..",
+            "type=dir; ..",
+            "type=file;size=1; .",
+            "; ..",
+        ] {
+            assert_eq!(parse_mlsd_line(l), None, "{l:?}");
+        }
         // A modify fact that is not a time is dropped, the entry kept.
         let x = parse_mlsd_line("type=file;modify=2024\x1b[2J\x07; f").unwrap();
         assert_eq!((x.name.as_str(), x.modified), ("f", None));
