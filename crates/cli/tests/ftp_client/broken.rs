@@ -356,19 +356,9 @@ fn hostile(mlst: bool) {
     let cwd = TempDir::new("hostile");
     let url = format!("ftp://127.0.0.1:{port}/");
     let o = bingfa(&["get", &url, "out"], cwd.path(), "", &[]);
-    // MLSD lists ".." as a file: it cannot be saved, which is said, and the exit status is 1
-    // (LIST shows it as a directory, which `get DIR/` does not fetch).
-    if mlst {
-        assert_eq!(o.code, 1, "{}", o.stderr);
-        for line in [
-            "skipping \"..\": not a usable local file name\n",
-            "error: 1 of 7 files not saved: \"..\"\n",
-        ] {
-            assert!(o.stderr.contains(line), "{line:?} in {}", o.stderr);
-        }
-    } else {
-        assert_eq!(o.code, 0, "{}", o.stderr);
-    }
+    // MLSD's ".." typed as a file is not an entry (the listing parser leaves `.` and `..` out,
+    // as LIST's are: found by fuzz/ftp_client), so every usable name is saved and the exit is 0.
+    assert_eq!(o.code, 0, "{}", o.stderr);
     // Nothing escaped the target directory...
     assert_eq!(
         names(cwd.path()),
