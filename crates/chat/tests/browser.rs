@@ -1,7 +1,12 @@
 //! End to end in headless Chromium against the real room (what `bingfa chat serve --web`
-//! runs): two browser members and one TCP member exchange messages; the page's member list,
-//! name refusal and acceptance, join/leave notices, announcements and errors follow the room's
-//! exact lines. Chromium is driven over the
+//! runs, `common::TestServer::start_room`): a tab whose name is taken is asked again and joins
+//! under another; two browser members and one TCP member exchange messages with exact lines; the
+//! page's member list (welcome line, joins, `/who`, leaves), an admin-socket announcement, an
+//! unknown command and `/quit` follow the room's exact lines, and one tab's whole log is checked
+//! line by line and styled at a phone-width window. Names and messages sit in `<bdi>` elements
+//! whose computed `unicode-bidi` is `isolate`, a fullwidth `?name=` joins as its NFKC form, and a
+//! name with U+FEFF is refused on the page in the room's words. The page also works over
+//! `wss://` (the web face behind TLS), and a page from another origin cannot join. Chromium is driven over the
 //! DevTools protocol with the crate's own WebSocket client. Skips (loudly) only when no
 //! `chromium` is installed; `.ci/run` installs it.
 

@@ -3,10 +3,20 @@
 //! `bingfa chat serve`, in its own process, so fork/prefork put members in different processes
 //! and shutdown is a real SIGTERM with a real exit status.
 //!
+//! Scenarios: names (each rule, exact `! ` lines, uniqueness regardless of case); messages
+//! (exact bytes, no echo, `/quit` and disconnect give `* NAME left` and free the name); one order
+//! (two interleaved senders, three readers, identical sequences); limits (burst and rate,
+//! `--max-line`, invalid UTF-8, `--max-members`); a slow reader evicted while a reading member
+//! gets all 20,000 lines in order; announcements (admin socket, `announce` exit codes, the one
+//! order); shutdown (`* server shutting down`, exit 0, admin socket removed); a web member beside
+//! a TCP member (`--web`, the client in `support/ws.rs`: name refusal, exact lines both ways, an
+//! over-long web line refused with the member staying, `left` after a close handshake and after a
+//! dropped connection); the name and head timeouts; a member over TLS (`--tls-bind`).
+//!
 //! `iterative` serves one connection at a time (a second member waits, unserved, until the
 //! first leaves) and `threadpool` serves `--workers` at once: multi-member scenarios are skipped
-//! for `iterative`, and `iterative_one_at_a_time` / `threadpool_serves_workers_at_once` test
-//! what those models do guarantee.
+//! for `iterative`, and `iterative_one_at_a_time` / `threadpool_serves_more_members_than_workers`
+//! test what those models do guarantee.
 
 #[path = "support/ws.rs"]
 mod ws;

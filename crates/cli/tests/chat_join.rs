@@ -1,7 +1,11 @@
 //! `bingfa chat join` against a scripted TCP server:
 //! in a real pseudo-terminal (a message arriving mid-typing is printed and the half-typed line
 //! survives and is sent intact; the server closing ends the client with a message, exit 0 and
-//! the terminal restored), through pipes (plain line I/O), and with nothing listening.
+//! the terminal restored), through pipes (plain line I/O), and with nothing listening (exit 1, a
+//! clear error). Hostile servers: a message padded to wrap onto a row of its own is read back
+//! through a small terminal emulator at the pty's width (the row is indented, the real notice
+//! bold), and a 128 MiB line is dropped and told, with peak RSS under 48 MiB and the next line
+//! shown.
 
 #[path = "support/pty.rs"]
 mod pty;

@@ -1,6 +1,20 @@
 //! One chat room across several servers through a Redis backplane (`--backplane`), each
 //! server the real binary under a different model (fork and prefork included), on a private
-//! `redis-server` this suite starts itself.
+//! `redis-server` this suite starts itself (`--save '' --appendonly no`, a free port).
+//!
+//! - `one_room_one_order_unique_names_across_servers`: exact welcome/joined/left lines, names
+//!   taken case-insensitively on another server, `/who` of the whole room, two senders on two
+//!   servers interleaving 40 lines each with identical sequences at members on a third server
+//!   and on the sender's own, an admin-socket announcement reaching members on all three, a name
+//!   freed room-wide at `/quit`; the fork server stopped with SIGTERM has its members' `left`
+//!   seen at another server, and once all stop no key is left in Redis.
+//! - `a_killed_servers_members_are_reported_left`: a SIGKILLed prefork server's members are
+//!   reported `* NAME left` within the heartbeat's bound, and their names are free.
+//! - `redis_restarted_mid_conversation`: Redis SIGKILLed gives the lost notice once at every
+//!   member and delivery stays local; Redis restarted gives the restored notice once,
+//!   cross-server delivery resumes and `/who` is whole again.
+//! - `every_model_shares_the_room`: a server of each model in turn joins an epoll one: lines
+//!   both ways, and its member's `left` when it is stopped.
 
 #[path = "chat_redis/support.rs"]
 mod support;

@@ -1,7 +1,10 @@
 //! The session without sockets: a `Context` built by hand, every action checked. Shows the
 //! passive flow's exact actions (a listener in the configured range announcing the configured
 //! address, `RETR` queued before the client connects) and that commands sent during a
-//! transfer wait, in order.
+//! transfer wait, in order. Also: Telnet commands removed anywhere in a line; non-UTF-8 command
+//! lines and names with control characters refused by every verb; a listing handed to the
+//! blocking pool and showing only names that can be named back; MFMT; a resumed upload that
+//! changes the file only at its first byte; a FIN behind a transfer ending the session.
 
 use bingfa_ftp::{Anonymous, FtpConfig, FtpProtocol};
 use bingfa_net::{Action, ChannelEvent, ConnInfo, Context, Passive, Protocol, Session};

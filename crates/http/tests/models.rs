@@ -4,6 +4,12 @@
 //! example, or `$BINGFA_BIN http serve` when that is set) and is killed when its guard drops;
 //! curl is the client where a user would use one, raw sockets (through [`Conn`], which speaks
 //! TLS when the server does) where the input must be malformed or paced.
+//!
+//! No scenario is skipped over TLS: paced and malformed inputs go inside TLS records (a
+//! handshake that stalls is `crates/cli/tests/tls.rs`'s). The scenarios live in `models/`:
+//! `basics.rs` (everyday behaviour), `hardening.rs` and `conformance.rs` (issue 8),
+//! `compress.rs`, `listing.rs` (a listing built off the loop) and `ops.rs` (access log,
+//! headers); `site.rs` is the site every server serves, `transport.rs` the TCP/TLS parameter.
 
 use site::{make_site, site_parent, FUTURE_SECS, HUGE_ENTRIES, HUGE_NAME_LEN};
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,5 +1,9 @@
-//! Real clients against the server: Python's ftplib (the scenarios are in `ftplib_client.py`),
-//! curl and lftp, each checked by exact bytes on disk and on stdout.
+//! Real clients against the server: Python's ftplib (the scenarios are in `ftplib_client.py`:
+//! login, exact LIST/NLST/MLSD, SIZE/MDTM, CWD/CDUP, MKD/RMD/DELE/RNFR/RNTO, UTF-8 names,
+//! PASV/PORT/EPSV/EPRT, a 5 MiB file both ways, REST/APPE resume, STOU, a spooled listing of
+//! about 1 MiB, ASCII both ways), curl (list, `-l`, download, `-T` upload passive and active),
+//! lftp (`mirror -R`, `mirror`, `put`, `get`) and an IPv6 control connection, each checked by
+//! exact bytes on disk and on stdout.
 
 use super::*;
 

@@ -1,4 +1,8 @@
-//! The session driven by hand, as a driver would: bytes in, actions out.
+//! The session driven by hand, as a driver would: bytes in, actions out. Keep-alive and
+//! pipelining, HTTP/1.0, preconditions and ranges, bodies (unwanted ones answered at once and
+//! dropped, refusals final before the body), the head timer (408, and a silent connection closed
+//! quietly), shutdown finishing a request in flight, and a listing pending on the blocking pool:
+//! requests pipelined behind it wait in order, and the connection ending meanwhile drops it.
 
 use super::*;
 use crate::server::HttpServer;

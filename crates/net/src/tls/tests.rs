@@ -1,5 +1,8 @@
-//! The TLS layer driven by hand against a rustls client, no sockets: handshake, echo, file
-//! ranges in order, close_notify, and garbage instead of a ClientHello.
+//! The TLS layer driven by hand against a rustls client, no sockets: handshake, greeting, echo
+//! and close_notify; a 1.5 MiB file range going out in chunks and followed in order by a write;
+//! two ranges back to back then a close; garbage instead of a ClientHello; plain HTTP answered
+//! with a readable 400 only where asked; plain listeners staying plain; the not-HTTP
+//! configuration offering no ALPN and refusing clients that speak only HTTP (ALPACA).
 
 use super::test_util::{client, info, pattern, receive, test_file};
 use super::*;

@@ -1,6 +1,9 @@
 //! The faces of a server beyond one TCP listener, and the hub seen from outside: publishing
-//! from outside any session (`Server::injector`), a refusal per listener, a Unix-domain
-//! listener, and a subscriber evicted when its inbox overflows.
+//! from outside any session (`Server::injector`, in the one order), a refusal per listener, a
+//! Unix-domain listener (0600, `SO_PEERCRED` in `ConnInfo`, a stale file replaced, a live one
+//! refused, the file removed at exit), a Unix-domain connection served while every TCP place is
+//! taken (`max_local`, its own budget), and a subscriber that never reads again evicted when its
+//! inbox overflows (seen by a watcher through the hub's `on_overflow` publication).
 
 use crate::harness::{Client, Spec, TestServer};
 use crate::protocols::Echo;

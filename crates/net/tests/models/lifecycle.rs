@@ -1,4 +1,7 @@
-//! Scenarios about a server's life: graceful shutdown, killed children and parents, two
+//! Scenarios about a server's life: graceful shutdown (SIGTERM, exit 0, in-flight sessions told,
+//! no zombies, no child outliving the server), a parent killed with SIGKILL (its children
+//! follow), a child killed with SIGKILL (reaped, its place freed, a prefork worker replaced), the
+//! protocol's `on_process_exit` messages reaching another process after such a kill, and two
 //! named listeners.
 
 use crate::harness::*;

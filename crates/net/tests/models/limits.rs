@@ -1,4 +1,8 @@
-//! Scenarios about limits: max connections, max per IP, the idle timeout.
+//! Scenarios about limits: max connections (the refusal, then a freed place is reused), max per
+//! IP (a second address still gets in), the idle timeout; idle keep-alive clients holding nothing
+//! (2 workers, 8 quiet clients and 6 lingering closes: a newcomer is served at once and the quiet
+//! ones are still served after); and a FIN while input is paused told at once (`on_hangup`), with
+//! unconsumed input already read and with bytes still queued in the kernel before the FIN.
 
 use crate::harness::*;
 use bingfa_net::Model;

@@ -1,7 +1,10 @@
-//! A lost relay link (`fork`/`prefork`): the worker cut off from the relay must not go on as a
-//! room of its own. It shuts down (its clients are closed, after `on_shutdown`'s last line),
-//! the clients of the other processes keep talking, and under `prefork` a fresh worker takes
-//! its place and is in the same room as everyone else.
+//! The relay's links (`fork`/`prefork`). A lost link (`relay_link_lost`): one process is
+//! SIGSTOPped while 20 MiB goes through the relay, so the relay closes its link; the worker cut
+//! off must not go on as a room of its own. Once resumed it shuts down (its clients get what was
+//! on its way, `on_shutdown`'s last line and EOF), the clients of the other processes keep
+//! talking, and under `prefork` a fresh worker takes its place in the same room. A burst on a
+//! link (`link_burst`): 8 MiB waits for a stopped worker whose client keeps reading; it gets
+//! every line in order and is not evicted (with an unbounded link read it is evicted at once).
 
 use crate::harness::{children_of, Client, Spec, TestServer};
 use bingfa_net::Model;

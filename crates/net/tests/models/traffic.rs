@@ -1,5 +1,7 @@
 //! Scenarios about traffic: echo (pipelining, timers, pauses, input limit, lingering close,
-//! panics), hub broadcast order, a slow receiver cut off, data channels.
+//! panics), hub broadcast order (4 clients, two interleaved senders; under `fork` each client in
+//! its own process), a slow receiver cut off while a reading client gets all 12,000 messages in
+//! order, data channels (passive and active, a 3 MiB file by sendfile).
 
 use crate::harness::*;
 use bingfa_net::Model;
