@@ -9,9 +9,10 @@
 //! `--max-line`, invalid UTF-8, `--max-members`); a slow reader evicted while a reading member
 //! gets all 20,000 lines in order; announcements (admin socket, `announce` exit codes, the one
 //! order); shutdown (`* server shutting down`, exit 0, admin socket removed); a web member beside
-//! a TCP member (`--web`, the client in `support/ws.rs`: name refusal, exact lines both ways, an
-//! over-long web line refused with the member staying, `left` after a close handshake and after a
-//! dropped connection); the name and head timeouts; a member over TLS (`--tls-bind`).
+//! a TCP member (`--web`, a WebSocket client on the crate's codec: name refusal, exact lines
+//! both ways, an over-long web line refused with the member staying, `left` after a close
+//! handshake and after a dropped connection); the name and head timeouts; a member over TLS
+//! (`--tls-bind`).
 //!
 //! `iterative` serves one connection at a time (a second member waits, unserved, until the
 //! first leaves) and `threadpool` serves `--workers` at once: multi-member scenarios are skipped
