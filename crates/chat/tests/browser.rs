@@ -6,9 +6,9 @@
 //! line by line and styled at a phone-width window. Names and messages sit in `<bdi>` elements
 //! whose computed `unicode-bidi` is `isolate`, a fullwidth `?name=` joins as its NFKC form, and a
 //! name with U+FEFF is refused on the page in the room's words. The page also works over
-//! `wss://` (the web face behind TLS), and a page from another origin cannot join. Chromium is driven over the
-//! DevTools protocol with the crate's own WebSocket client. Skips (loudly) only when no
-//! `chromium` is installed; `.ci/run` installs it.
+//! `wss://` (the web face behind TLS), and a page from another origin cannot join. Chromium is
+//! driven over the DevTools protocol with the crate's own WebSocket client. Skips (loudly) only
+//! when no `chromium` is installed; `.ci/run` installs it.
 
 mod common;
 
