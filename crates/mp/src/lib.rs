@@ -51,7 +51,6 @@ mod children;
 mod codec;
 pub mod error;
 pub mod handle;
-mod lane;
 mod pipe;
 pub mod pool;
 mod process;

@@ -3,12 +3,14 @@
 //! (simplex). Reads are buffered, so a burst of small messages costs one `read` for many; each
 //! `send` is one `writev`, so a message is on its way when `send` returns. A frame that would not
 //! fit in one atomic pipe write (`PIPE_BUF`, 4 KiB) travels through a shared-memory
-//! [lane](crate::lane) beside the pipe instead; a token in the pipe (top bit set) keeps it in
+//! [lane](lane) beside the pipe instead; a token in the pipe (top bit set) keeps it in
 //! order. So no frame is ever half in the pipe: a sender SIGKILLed in the middle of a message
 //! can tear only a lane record, which the lane detects and reports as [`IpcError::Torn`].
 //!
 //! Ends travel to children as spawn arguments. Moving an end into `spawn` closes the parent's
 //! copy, which is what makes EOF work: a reader gets [`IpcError::Eof`] once every writer is gone.
+
+mod lane;
 
 use std::io;
 use std::marker::PhantomData;
@@ -21,7 +23,7 @@ use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializ
 use crate::error::IpcError;
 use crate::handle::{self, Tracked};
 use crate::shm::Segment;
-use crate::{codec, lane, sys};
+use crate::{codec, sys};
 
 /// Largest message a pipe carries: 1 GiB. Larger sends fail with `MessageTooLarge` before
 /// anything is written; a frame header claiming more is reported as corrupt.

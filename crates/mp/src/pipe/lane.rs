@@ -43,7 +43,7 @@ use crate::shm::Segment;
 use crate::sys;
 
 /// Bytes of ring per direction (address space; pages become resident as they are used).
-pub const LANE_BYTES: usize = 4 << 20;
+pub(super) const LANE_BYTES: usize = 4 << 20;
 const DATA_OFFSET: usize = 4096;
 /// At most this much is copied before it is published, so the reader starts copying while the
 /// writer is still at work on the same message.
@@ -53,7 +53,7 @@ const SLICE: Duration = Duration::from_millis(20);
 /// Record prefix: sequence number and body length.
 const PREFIX: u64 = 16;
 /// Sequence numbers travel in 31 bits (the token's top bit says "lane").
-pub const SEQ_MASK: u64 = (1 << 31) - 1;
+pub(super) const SEQ_MASK: u64 = (1 << 31) - 1;
 
 #[repr(C, align(64))]
 struct Counter {
@@ -85,7 +85,7 @@ struct Header {
 }
 
 /// Create the shared segment for one direction.
-pub fn new_segment() -> std::io::Result<Segment> {
+pub(super) fn new_segment() -> std::io::Result<Segment> {
     const _: () = assert!(std::mem::size_of::<Header>() <= DATA_OFFSET);
     let seg = Segment::new(DATA_OFFSET + LANE_BYTES)?;
     // SAFETY: fresh zeroed memory nobody else has seen.
@@ -184,7 +184,7 @@ fn wake(counter: &Counter) {
 
 /// The lane's writer lock, held for one whole message (inline ones included, so that frames of
 /// different writers never interleave in the pipe either).
-pub struct WriterGuard<'a>(&'a RawRobustMutex);
+pub(super) struct WriterGuard<'a>(&'a RawRobustMutex);
 
 impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
@@ -195,7 +195,7 @@ impl Drop for WriterGuard<'_> {
 /// Take the lane's writer lock. If its last holder died in the middle of a record, repair the
 /// lane first (see the module docs): the torn record is reported to the reader, never spliced.
 /// `reader_alive` says whether the receiving end is still open.
-pub fn lock_writers<'a>(
+pub(super) fn lock_writers<'a>(
     seg: &'a Segment,
     reader_alive: &dyn Fn() -> bool,
 ) -> Result<WriterGuard<'a>, IpcError> {
@@ -239,7 +239,7 @@ fn repair(h: &Header, reader_alive: &dyn Fn() -> bool) -> Result<(), IpcError> {
 /// Write one message as a lane record. Call with the writer lock held. `send_token` writes the
 /// record's token into the pipe; it runs after the record is registered and before any byte of
 /// it is published, so the pipe's order is the lane's order.
-pub fn write(
+pub(super) fn write(
     seg: &Segment,
     body: &[u8],
     send_token: impl FnOnce(u32) -> Result<(), IpcError>,
@@ -293,17 +293,17 @@ pub fn write(
 
 /// A reader's progress through one record, kept across timed-out receives.
 #[derive(Debug)]
-pub struct ReadState {
+pub(super) struct ReadState {
     token: u32,
     /// The body length, once the prefix has been read.
     len: Option<usize>,
     /// The body so far.
-    pub body: Vec<u8>,
+    pub(super) body: Vec<u8>,
 }
 
 impl ReadState {
     /// Start reading the record named by `token`, filling `body` (its capacity is reused).
-    pub fn new(token: u32, mut body: Vec<u8>) -> ReadState {
+    pub(super) fn new(token: u32, mut body: Vec<u8>) -> ReadState {
         body.clear();
         ReadState {
             token,
@@ -316,7 +316,7 @@ impl ReadState {
 /// Read the record `st` names into `st.body`, waiting until `deadline`. `Err(Timeout)` keeps
 /// the progress in `st`; `Err(Torn)` means its writer died in the middle (or before the first
 /// byte) and the record is gone. `writers_alive` says whether any sending end is still open.
-pub fn read(
+pub(super) fn read(
     seg: &Segment,
     st: &mut ReadState,
     deadline: Option<Instant>,
@@ -336,7 +336,7 @@ pub fn read(
                 let seq = u64::from_le_bytes(prefix[..8].try_into().unwrap()) as u32;
                 let len = u64::from_le_bytes(prefix[8..].try_into().unwrap());
                 if seq == st.token {
-                    if len > crate::pipe::MAX_MESSAGE as u64 {
+                    if len > super::MAX_MESSAGE as u64 {
                         return Err(IpcError::Corrupt(format!("lane record claims {len} bytes")));
                     }
                     r += PREFIX;
