@@ -38,7 +38,8 @@ impl<R> Slot<R> {
     }
 }
 
-/// The future result of [`Pool::apply_async`] (Python's `AsyncResult`).
+/// The future result of [`Pool::apply_async`](super::Pool::apply_async) (Python's
+/// `AsyncResult`).
 pub struct AsyncResult<R> {
     slot: Arc<Slot<R>>,
 }
@@ -119,7 +120,8 @@ impl<R> AsyncResult<R> {
     }
 }
 
-/// Results of [`Pool::imap`] / [`Pool::imap_unordered`], one `Result` per item.
+/// Results of [`Pool::imap`](super::Pool::imap) /
+/// [`Pool::imap_unordered`](super::Pool::imap_unordered), one `Result` per item.
 pub struct Imap<R> {
     rx: mpsc::Receiver<(usize, Vec<Result<R, PoolError>>)>,
     chunks_left: usize,
