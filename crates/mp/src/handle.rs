@@ -135,17 +135,27 @@ impl ForkGuard {
         let dups: Vec<OwnedFd> = passed
             .iter()
             .map(|&fd| {
+                // SAFETY: F_DUPFD_CLOEXEC takes no pointer. We are the only thread of a fresh fork
+                // child, and `fd` is one of the parent's descriptors passed to it, inherited open
+                // by the fork.
                 let n = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
                 if n < 0 {
                     // Out of descriptors in a fresh fork child: nothing sensible to run.
+                    // SAFETY: _exit is async-signal-safe and ends the process without running the
+                    // parent's copied destructors.
                     unsafe { libc::_exit(71) };
                 }
+                // SAFETY: fcntl succeeded: `n` is a new descriptor that nothing else owns.
                 unsafe { OwnedFd::from_raw_fd(n) }
             })
             .collect();
         let set = self.0.get_or_insert_with(HashSet::new);
         for fd in set.drain() {
             if fd != keep {
+                // SAFETY: this fork child is single-threaded and `fd` was registered by a live
+                // Tracked (open, inherited by fork). Its OwnedFd copy in this address space is
+                // never dropped: the fork child ends in _exit (run_child) without unwinding the
+                // parent's frames.
                 unsafe { libc::close(fd) };
             }
         }

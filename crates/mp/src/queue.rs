@@ -181,6 +181,9 @@ impl<T> Queue<T> {
 
     fn at(&self, pos: u32) -> *mut u8 {
         let off = (pos & (self.header().cap_units - 1)) as usize * UNIT;
+        // SAFETY: `cap_units` is a power of two (with_limits, checked again when a queue is
+        // received), so `off < cap_units * UNIT`, and the segment is DATA_OFFSET plus that many
+        // bytes.
         unsafe { self.seg.as_ptr().add(DATA_OFFSET + off) }
     }
 
@@ -308,6 +311,11 @@ impl<T> Queue<T> {
     fn write_record(&self, tail: u32, need: u32, body: &[u8]) {
         let cap = self.header().cap_units;
         let off = tail & (cap - 1);
+        // SAFETY: the caller holds the producer lock and checked the room, so the ring's bytes from
+        // `tail` for `need` units (and the wrap gap) are free: the consumers do not read past the
+        // published tail. `at` stays inside the ring (see `at`); a record never crosses its end (a
+        // wrap marker is written instead), so the length word and body fit before it. `body` is a
+        // live slice in our own memory.
         unsafe {
             let mut pos = tail;
             if need > cap - off {
@@ -369,15 +377,31 @@ impl<T> Queue<T> {
                 h.not_empty.sleeping.fetch_sub(1, SeqCst);
             }
             let mut pos = head;
+            // SAFETY: `head` is behind the published tail (checked above), so a record, written and
+            // published by a producer, starts at `pos`; `at` is in the ring and u32-aligned (UNIT-
+            // aligned).
             let mut len = unsafe { (self.at(pos) as *const u32).read() };
             if len == WRAP {
                 pos = pos.wrapping_add(cap - (pos & (cap - 1)));
+                // SAFETY: as above: after a wrap marker the record starts at the beginning of the
+                // ring.
                 len = unsafe { (self.at(pos) as *const u32).read() };
             }
             let len = len as usize;
+            // Producers never write a record across the ring's end (they wrap first); one that
+            // claims to would have us read past the segment.
+            if 4 + len > (cap - (pos & (cap - 1))) as usize * UNIT {
+                return Err(IpcError::Corrupt(format!(
+                    "queue record claims {len} bytes"
+                )));
+            }
             // Decode straight from the ring while we hold the lock: no intermediate copy. The
             // item is consumed even if it fails to decode, so one bad message can't block the
             // queue.
+            // SAFETY: the record's length was checked by its producer (at most half the ring) and
+            // it does not cross the ring's end, so `len` bytes after its length word are inside the
+            // segment; we hold the consumer lock, and producers do not write there until `head`
+            // moves past it.
             let body = unsafe { std::slice::from_raw_parts(self.at(pos).add(4), len) };
             let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(body)));
             let new_head = pos.wrapping_add(record_units(len));
@@ -492,6 +516,18 @@ impl<T> Serialize for Queue<T> {
 impl<'de, T> Deserialize<'de> for Queue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let seg = Segment::deserialize(d)?;
+        // Every ring access trusts the header's size: check it against the segment before use.
+        if seg.len() < DATA_OFFSET {
+            return Err(serde::de::Error::custom("a queue's segment is too small"));
+        }
+        // SAFETY: the segment has at least DATA_OFFSET >= size_of::<Header>() bytes, so the
+        // header is inside it; cap_units is written once, before the segment is shared.
+        let units = unsafe { (*(seg.as_ptr() as *const Header)).cap_units } as usize;
+        if !units.is_power_of_two() || DATA_OFFSET + units * UNIT != seg.len() {
+            return Err(serde::de::Error::custom(
+                "a queue's segment does not match its header",
+            ));
+        }
         Ok(Queue {
             seg: Arc::new(seg),
             closed: Arc::new(AtomicBool::new(false)),

@@ -104,12 +104,19 @@ impl<T: Pod> Value<T> {
 
     /// Read without the lock: a plain, possibly torn load (Python's `lock=False` value).
     pub fn get_unlocked(&self) -> T {
-        // SAFETY: any bit pattern is a valid Pod; races only make the value stale.
+        // SAFETY: the slot is inside the segment and any bit pattern is a valid Pod, so the read
+        // is in bounds and gives a valid T. NOT fully sound: see `set_unlocked`.
         unsafe { self.ptr().read_volatile() }
     }
 
     /// Write without the lock: updates may be lost when others write too (shows the race).
     pub fn set_unlocked(&self, value: T) {
+        // SAFETY: the slot is inside the segment and any bit pattern is a valid Pod, so the write
+        // itself stays in bounds and leaves a valid T. NOT fully sound: a thread of this process
+        // holding a ValueGuard (a &mut T) while another calls this races on non-atomic memory,
+        // which Rust's model calls undefined behaviour even though the hardware only loses an
+        // update (the race this method exists to show, Python's lock=False). See the mp-tidy
+        // report: making it sound needs an API change.
         unsafe { self.ptr().write_volatile(value) }
     }
 }

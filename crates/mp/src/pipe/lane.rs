@@ -84,10 +84,13 @@ struct Header {
     torn_ack: AtomicU64,
 }
 
+/// The size of a lane's segment: the header's page, then the ring.
+const SEGMENT_BYTES: usize = DATA_OFFSET + LANE_BYTES;
+
 /// Create the shared segment for one direction.
 pub(super) fn new_segment() -> std::io::Result<Segment> {
     const _: () = assert!(std::mem::size_of::<Header>() <= DATA_OFFSET);
-    let seg = Segment::new(DATA_OFFSET + LANE_BYTES)?;
+    let seg = Segment::new(SEGMENT_BYTES)?;
     // SAFETY: fresh zeroed memory nobody else has seen.
     unsafe {
         let h = seg.as_ptr() as *mut Header;
@@ -96,13 +99,29 @@ pub(super) fn new_segment() -> std::io::Result<Segment> {
     Ok(seg)
 }
 
+/// Check a segment received with a pipe end: every access below assumes the size
+/// `new_segment` gives, so a segment of any other size is refused before it is used.
+pub(super) fn check_segment(seg: &Segment) -> Result<(), String> {
+    if seg.len() == SEGMENT_BYTES {
+        Ok(())
+    } else {
+        Err(format!(
+            "a pipe's lane segment has {} bytes, not {SEGMENT_BYTES}",
+            seg.len()
+        ))
+    }
+}
+
 fn header(seg: &Segment) -> &Header {
-    // SAFETY: the segment was created by new_segment (zeroed, large enough) and outlives the
-    // reference.
+    // SAFETY: the segment was created by new_segment (zeroed, then its mutex initialised) or
+    // received and checked by check_segment, so it holds a Header at offset 0 (page-aligned);
+    // every field is an atomic or the process-shared mutex, which other processes may change
+    // under a shared reference. The reference borrows `seg`, so it cannot outlive the mapping.
     unsafe { &*(seg.as_ptr() as *const Header) }
 }
 
 fn data(seg: &Segment) -> *mut u8 {
+    // SAFETY: a lane segment is SEGMENT_BYTES long (see `header`), so DATA_OFFSET is inside it.
     unsafe { seg.as_ptr().add(DATA_OFFSET) }
 }
 
@@ -110,6 +129,10 @@ fn data(seg: &Segment) -> *mut u8 {
 fn copy_in(seg: &Segment, pos: u64, src: &[u8]) {
     let off = (pos % LANE_BYTES as u64) as usize;
     let first = src.len().min(LANE_BYTES - off);
+    assert!(src.len() <= LANE_BYTES, "a lane copy is at most one ring");
+    // SAFETY: `off + first <= LANE_BYTES` and `src.len() - first <= LANE_BYTES` (asserted), so
+    // both pieces land inside the ring; `src` is a live slice of our own memory, not the ring.
+    // The writer lock and the counters make these bytes the writer's alone until published.
     unsafe {
         std::ptr::copy_nonoverlapping(src.as_ptr(), data(seg).add(off), first);
         std::ptr::copy_nonoverlapping(src.as_ptr().add(first), data(seg), src.len() - first);
@@ -121,6 +144,10 @@ fn copy_out(seg: &Segment, pos: u64, dst: &mut [MaybeUninit<u8>]) {
     let off = (pos % LANE_BYTES as u64) as usize;
     let first = dst.len().min(LANE_BYTES - off);
     let d = dst.as_mut_ptr().cast::<u8>();
+    assert!(dst.len() <= LANE_BYTES, "a lane copy is at most one ring");
+    // SAFETY: as in `copy_in`, both pieces lie inside the ring; `dst` is a live, writable
+    // slice of our own memory. The bytes were published by the writer (the counters), who does
+    // not touch them again until the reader's counter passes them.
     unsafe {
         std::ptr::copy_nonoverlapping(data(seg).add(off), d, first);
         std::ptr::copy_nonoverlapping(data(seg), d.add(first), dst.len() - first);
