@@ -25,7 +25,7 @@ pub(crate) struct ChildState {
 }
 
 impl ChildState {
-    pub fn new(pid: libc::pid_t, name: String, daemon: bool) -> Arc<ChildState> {
+    pub(crate) fn new(pid: libc::pid_t, name: String, daemon: bool) -> Arc<ChildState> {
         // SAFETY: pidfd_open takes a pid and flags, no pointer. `pid` is our unreaped child (just
         // forked or spawned), so the number cannot name a stranger yet.
         let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
@@ -51,7 +51,7 @@ impl ChildState {
     }
 
     /// Reap if it has exited; never blocks. Returns the raw wait status once known.
-    pub fn reap_nowait(&self) -> Option<libc::c_int> {
+    pub(crate) fn reap_nowait(&self) -> Option<libc::c_int> {
         let mut g = self.status_lock();
         if g.is_none() {
             let mut st = 0;
@@ -70,7 +70,7 @@ impl ChildState {
 
     /// Wait for exit until `deadline` (`None`: forever). Returns the raw status, or `None` on
     /// timeout.
-    pub fn wait(&self, deadline: Option<Instant>) -> Option<libc::c_int> {
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Option<libc::c_int> {
         let mut backoff = Duration::from_micros(50);
         loop {
             if let Some(s) = self.reap_nowait() {
@@ -94,7 +94,7 @@ impl ChildState {
     }
 
     /// Send `sig` unless the child was already reaped (its pid may then belong to a stranger).
-    pub fn signal(&self, sig: libc::c_int) -> std::io::Result<()> {
+    pub(crate) fn signal(&self, sig: libc::c_int) -> std::io::Result<()> {
         let g = self.status_lock();
         if g.is_none() {
             // SAFETY: kill takes no pointer. The status lock is held and shows the child unreaped,
@@ -104,7 +104,7 @@ impl ChildState {
         Ok(())
     }
 
-    pub fn is_reaped(&self) -> bool {
+    pub(crate) fn is_reaped(&self) -> bool {
         self.status_lock().is_some()
     }
 }

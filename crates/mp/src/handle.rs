@@ -78,6 +78,7 @@ fn tracked() -> MutexGuard<'static, Option<HashSet<RawFd>>> {
 pub struct Tracked(std::mem::ManuallyDrop<OwnedFd>);
 
 impl Tracked {
+    /// Take `fd` and register it, so fork children close their copy.
     pub fn new(fd: OwnedFd) -> Self {
         tracked()
             .get_or_insert_with(HashSet::new)

@@ -43,7 +43,9 @@ pub enum StartMethod {
 
 /// A process type with its own `run` (Python's subclass of `Process` overriding `run`).
 pub trait Run: Serialize + DeserializeOwned + 'static {
+    /// What `run` returns, carried back to the parent by `join`.
     type Output: Serialize + DeserializeOwned;
+    /// The child's work, run in the child process.
     fn run(self) -> Self::Output;
 }
 
@@ -128,15 +130,20 @@ pub(crate) struct Boot {
 /// Who this process is (Python's `current_process()`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessInfo {
+    /// The process id.
     pub pid: u32,
+    /// The name given at start (Python's `name`).
     pub name: String,
+    /// Whether it was started as a daemon.
     pub daemon: bool,
 }
 
 /// This process's parent, when it was started by bingfa-mp (Python's `parent_process()`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParentProcess {
+    /// The parent's process id.
     pub pid: u32,
+    /// The parent's name.
     pub name: String,
 }
 
@@ -232,6 +239,7 @@ pub struct Builder {
 }
 
 impl Builder {
+    /// The defaults (same as [`Process::builder`]).
     pub fn new() -> Builder {
         Builder::default()
     }
@@ -250,6 +258,7 @@ impl Builder {
         self
     }
 
+    /// How the child is started (default [`StartMethod::Spawn`]).
     pub fn start_method(mut self, method: StartMethod) -> Builder {
         self.method = method;
         self
@@ -502,14 +511,17 @@ impl Process<()> {
 }
 
 impl<R: DeserializeOwned> Process<R> {
+    /// The child's process id.
     pub fn pid(&self) -> u32 {
         self.child.pid as u32
     }
 
+    /// The child's name.
     pub fn name(&self) -> &str {
         &self.child.name
     }
 
+    /// Whether the child is a daemon.
     pub fn daemon(&self) -> bool {
         self.child.daemon
     }

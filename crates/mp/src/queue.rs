@@ -30,7 +30,7 @@ use crate::shm::Segment;
 use crate::{codec, sys};
 
 /// Default ring size for both bounded and unbounded queues.
-pub const DEFAULT_CAPACITY: usize = 1 << 30;
+pub(crate) const DEFAULT_CAPACITY: usize = 1 << 30;
 /// Positions and sizes are counted in 8-byte units; a u32 of them spans 32 GiB.
 const UNIT: usize = 8;
 const MAX_CAPACITY: usize = 1 << 34;
@@ -197,10 +197,12 @@ impl<T> Queue<T> {
         put.wrapping_sub(got) as usize
     }
 
+    /// True if no item is in the queue at this moment (Python's `empty()`).
     pub fn empty(&self) -> bool {
         self.qsize() == 0
     }
 
+    /// True if the queue is at its `maxsize` at this moment (Python's `full()`).
     pub fn full(&self) -> bool {
         let max = self.header().maxsize;
         max > 0 && self.qsize() as u64 >= max
@@ -533,5 +535,49 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
             closed: Arc::new(AtomicBool::new(false)),
             _t: PhantomData,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::{BorrowedFd, OwnedFd};
+
+    use super::*;
+
+    /// `seg` as a child receives it: serialized through the spawn outbox, decoded as a `T`.
+    fn received<T: DeserializeOwned>(seg: &Segment) -> postcard::Result<T> {
+        let (bytes, fds) = crate::handle::collecting(|| crate::codec::encode(seg));
+        let fds: Vec<OwnedFd> = fds
+            .iter()
+            // SAFETY: `seg` is alive and owns the descriptor for the whole call.
+            .map(|&fd| {
+                unsafe { BorrowedFd::borrow_raw(fd) }
+                    .try_clone_to_owned()
+                    .unwrap()
+            })
+            .collect();
+        crate::handle::providing(fds, || crate::codec::decode::<T>(&bytes.unwrap()))
+    }
+
+    #[test]
+    fn a_received_queue_segment_must_match_its_header() {
+        let q = Queue::<u32>::new().unwrap();
+        q.put(7).unwrap();
+        let same: Queue<u32> = received(&q.seg).unwrap();
+        assert_eq!(same.get().unwrap(), 7);
+        // Too small for the header, and a header (all zeros) that names no ring.
+        assert!(received::<Queue<u32>>(&Segment::new(64).unwrap()).is_err());
+        let zeroed = Segment::new(DATA_OFFSET + (1 << 20)).unwrap();
+        assert!(received::<Queue<u32>>(&zeroed).is_err());
+    }
+
+    #[test]
+    fn a_record_claiming_more_than_the_ring_is_corrupt() {
+        let q = Queue::<u32>::with_limits(0, 1 << 20).unwrap();
+        q.put_bytes_blocking(b"abcd").unwrap();
+        // SAFETY: the first record's length word is at the start of the ring; this test's queue
+        // is used by this thread alone.
+        unsafe { (q.seg.as_ptr().add(DATA_OFFSET) as *mut u32).write(u32::MAX - 1) };
+        assert!(matches!(q.get_bytes(), Err(IpcError::Corrupt(_))));
     }
 }

@@ -45,6 +45,7 @@ pub struct ValueGuard<'a, T: Pod> {
 }
 
 impl<T: Pod> Value<T> {
+    /// A new value holding `value`, in its own shared segment with its lock.
     pub fn new(value: T) -> std::io::Result<Value<T>> {
         Ok(Value {
             shm: Shm::new(|h: *mut ValueHeader<T>| unsafe {
@@ -73,10 +74,12 @@ impl<T: Pod> Value<T> {
         self.take(Wait::Forever)
     }
 
+    /// Hold the lock if it is free now; `Err(WouldBlock)` otherwise.
     pub fn try_lock(&self) -> Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
         self.take(Wait::No)
     }
 
+    /// Hold the lock within `timeout`; `Err(Timeout)` otherwise.
     pub fn lock_timeout(
         &self,
         timeout: Duration,
@@ -222,10 +225,12 @@ impl<T: Pod> Array<T> {
         Ok(a)
     }
 
+    /// Number of elements.
     pub fn len(&self) -> usize {
         self.shm.get().len as usize
     }
 
+    /// True for an array of no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -247,10 +252,12 @@ impl<T: Pod> Array<T> {
         self.take(Wait::Forever)
     }
 
+    /// Hold the lock if it is free now; `Err(WouldBlock)` otherwise.
     pub fn try_lock(&self) -> Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
         self.take(Wait::No)
     }
 
+    /// Hold the lock within `timeout`; `Err(Timeout)` otherwise.
     pub fn lock_timeout(
         &self,
         timeout: Duration,

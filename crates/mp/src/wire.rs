@@ -15,7 +15,7 @@ use crate::sys::retry;
 const INLINE_MAX: usize = 64 * 1024;
 const IN_MEMFD: u32 = u32::MAX;
 /// The kernel's limit of descriptors in one SCM_RIGHTS message.
-pub const MAX_FDS: usize = 253;
+pub(crate) const MAX_FDS: usize = 253;
 
 fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
@@ -29,7 +29,7 @@ fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
 }
 
 /// Send one frame with `fds` attached.
-pub fn send_frame(sock: &impl AsRawFd, payload: &[u8], fds: &[RawFd]) -> io::Result<()> {
+pub(crate) fn send_frame(sock: &impl AsRawFd, payload: &[u8], fds: &[RawFd]) -> io::Result<()> {
     let mut fds = fds.to_vec();
     let (len, inline, _keep);
     if payload.len() > INLINE_MAX {
@@ -114,7 +114,7 @@ fn read_exact(fd: RawFd, mut buf: &mut [u8]) -> io::Result<bool> {
 }
 
 /// Receive one frame. `Ok(None)` means the peer closed the socket before a frame started.
-pub fn recv_frame(sock: &impl AsRawFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+pub(crate) fn recv_frame(sock: &impl AsRawFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
     let fd = sock.as_raw_fd();
     let mut head = [0u8; 8];
     let mut iov = libc::iovec {

@@ -440,3 +440,14 @@ pub(super) fn read(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_segment_of_a_lanes_size_is_accepted() {
+        assert!(check_segment(&new_segment().unwrap()).is_ok());
+        assert!(check_segment(&Segment::new(DATA_OFFSET).unwrap()).is_err());
+    }
+}

@@ -522,6 +522,7 @@ macro_rules! handle_impls {
                 self.end.close();
             }
 
+            /// True once `close()` was called on this end.
             pub fn is_closed(&self) -> bool {
                 self.end.fd.is_none()
             }

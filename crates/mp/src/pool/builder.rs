@@ -60,6 +60,7 @@ impl Builder {
         self
     }
 
+    /// How workers are started (default [`StartMethod::Spawn`]).
     pub fn start_method(mut self, m: StartMethod) -> Builder {
         self.method = m;
         self

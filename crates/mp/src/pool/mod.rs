@@ -61,10 +61,19 @@ pub use tasks::Pool;
 pub enum PoolError {
     /// The task's function panicked; the panic message is carried back.
     #[error("task panicked: {message}")]
-    Panicked { message: String },
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
     /// The worker running the task died (killed, crashed, exited) before answering.
     #[error("worker process {pid} died (exit code {exitcode}) while running the task")]
-    WorkerLost { pid: u32, exitcode: i32 },
+    WorkerLost {
+        /// The worker's process id.
+        pid: u32,
+        /// How it ended: its exit code, or minus the signal that killed it (Python's
+        /// `exitcode`).
+        exitcode: i32,
+    },
     /// A timed wait for a result ran out of time; the result may still come.
     #[error("timed out waiting for the result")]
     Timeout,
