@@ -400,10 +400,9 @@ impl<T> Queue<T> {
             // Decode straight from the ring while we hold the lock: no intermediate copy. The
             // item is consumed even if it fails to decode, so one bad message can't block the
             // queue.
-            // SAFETY: the record's length was checked by its producer (at most half the ring) and
-            // it does not cross the ring's end, so `len` bytes after its length word are inside the
-            // segment; we hold the consumer lock, and producers do not write there until `head`
-            // moves past it.
+            // SAFETY: the record does not cross the ring's end (checked just above), so `len`
+            // bytes after its length word are inside the segment; we hold the consumer lock, and
+            // producers do not write there until `head` moves past it.
             let body = unsafe { std::slice::from_raw_parts(self.at(pos).add(4), len) };
             let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(body)));
             let new_head = pos.wrapping_add(record_units(len));

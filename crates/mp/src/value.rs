@@ -57,7 +57,9 @@ impl<T: Pod> Value<T> {
     }
 
     fn ptr(&self) -> *mut T {
-        // SAFETY: in bounds of the segment.
+        // SAFETY: the segment is at least a ValueHeader<T> long (Shm::new, or Shm's size check
+        // when received) and page-aligned; addr_of_mut! computes the field's address without
+        // making a reference.
         unsafe { std::ptr::addr_of_mut!((*(self.shm.base() as *mut ValueHeader<T>)).value) }
     }
 
@@ -127,14 +129,16 @@ impl<T: Pod> Value<T> {
 impl<T: Pod> Deref for ValueGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: the lock is held, so nobody else writes.
+        // SAFETY: the value's lock is held, so no other guard in any process writes it; the
+        // slot is in bounds and any bytes are a valid Pod (the exception: `set_unlocked`).
         unsafe { &*self.v.ptr() }
     }
 }
 
 impl<T: Pod> DerefMut for ValueGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: the lock is held, so this is the only access.
+        // SAFETY: the value's lock is held and the guard is borrowed mutably, so this is the only
+        // guarded access (the exception: `get_unlocked`/`set_unlocked`).
         unsafe { &mut *self.v.ptr() }
     }
 }
