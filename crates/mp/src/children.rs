@@ -25,8 +25,11 @@ pub(crate) struct ChildState {
 }
 
 impl ChildState {
-    pub fn new(pid: libc::pid_t, name: String, daemon: bool) -> Arc<ChildState> {
+    pub(crate) fn new(pid: libc::pid_t, name: String, daemon: bool) -> Arc<ChildState> {
+        // SAFETY: pidfd_open takes a pid and flags, no pointer. `pid` is our unreaped child (just
+        // forked or spawned), so the number cannot name a stranger yet.
         let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        // SAFETY: pidfd_open succeeded: a fresh descriptor that nothing else owns.
         let pidfd = (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw as i32) });
         let st = Arc::new(ChildState {
             pid,
@@ -48,10 +51,12 @@ impl ChildState {
     }
 
     /// Reap if it has exited; never blocks. Returns the raw wait status once known.
-    pub fn reap_nowait(&self) -> Option<libc::c_int> {
+    pub(crate) fn reap_nowait(&self) -> Option<libc::c_int> {
         let mut g = self.status_lock();
         if g.is_none() {
             let mut st = 0;
+            // SAFETY: `st` is a live int for waitpid to fill; `pid` is our child, not yet reaped
+            // (status is None under the lock, and only this path reaps).
             let r = unsafe { libc::waitpid(self.pid, &mut st, libc::WNOHANG) };
             if r == self.pid {
                 *g = Some(st);
@@ -65,7 +70,7 @@ impl ChildState {
 
     /// Wait for exit until `deadline` (`None`: forever). Returns the raw status, or `None` on
     /// timeout.
-    pub fn wait(&self, deadline: Option<Instant>) -> Option<libc::c_int> {
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Option<libc::c_int> {
         let mut backoff = Duration::from_micros(50);
         loop {
             if let Some(s) = self.reap_nowait() {
@@ -89,15 +94,17 @@ impl ChildState {
     }
 
     /// Send `sig` unless the child was already reaped (its pid may then belong to a stranger).
-    pub fn signal(&self, sig: libc::c_int) -> std::io::Result<()> {
+    pub(crate) fn signal(&self, sig: libc::c_int) -> std::io::Result<()> {
         let g = self.status_lock();
         if g.is_none() {
+            // SAFETY: kill takes no pointer. The status lock is held and shows the child unreaped,
+            // so `pid` is still our child (a zombie at worst), never a recycled pid.
             sys::cvt(unsafe { libc::kill(self.pid, sig) })?;
         }
         Ok(())
     }
 
-    pub fn is_reaped(&self) -> bool {
+    pub(crate) fn is_reaped(&self) -> bool {
         self.status_lock().is_some()
     }
 }
@@ -182,6 +189,8 @@ fn reaper_loop() {
                 revents: 0,
             })
             .collect();
+        // SAFETY: `fds` is a live Vec of pollfd and the count is its length (an empty one just
+        // sleeps). The pidfds stay open: `waiting` holds their ChildStates.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
     }
 }

@@ -4,19 +4,22 @@
 use serde::{de::DeserializeOwned, Serialize};
 
 /// Append the encoding of `value` to `out`.
-pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> postcard::Result<()> {
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> postcard::Result<()> {
     let taken = std::mem::take(out);
     *out = postcard::to_extend(value, taken)?;
     Ok(())
 }
 
 /// Encode `value` into a fresh buffer.
-pub fn encode<T: Serialize + ?Sized>(value: &T) -> postcard::Result<Vec<u8>> {
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> postcard::Result<Vec<u8>> {
     postcard::to_stdvec(value)
 }
 
 /// Decode a value; trailing bytes are an error (they mean a framing bug or corruption).
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> postcard::Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> postcard::Result<T> {
     let (v, rest) = postcard::take_from_bytes(bytes)?;
     if !rest.is_empty() {
         return Err(postcard::Error::DeserializeBadEncoding);

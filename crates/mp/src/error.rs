@@ -17,7 +17,12 @@ pub enum IpcError {
     Closed,
     /// The message exceeds the documented maximum.
     #[error("message of {size} bytes exceeds the maximum of {max} bytes")]
-    MessageTooLarge { size: usize, max: usize },
+    MessageTooLarge {
+        /// The message's size in bytes.
+        size: usize,
+        /// The largest size allowed.
+        max: usize,
+    },
     /// The peer died or wrote garbage in the middle of a message.
     #[error("truncated or corrupt message: {0}")]
     Corrupt(String),
@@ -47,13 +52,22 @@ pub enum IpcError {
 pub enum ProcessError {
     /// The child's function panicked; the panic message is carried back.
     #[error("child process panicked: {message}")]
-    Panicked { message: String },
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
     /// The child exited without delivering a result (e.g. `std::process::exit` inside it).
     #[error("child process exited with code {code} before returning a result")]
-    Exited { code: i32 },
+    Exited {
+        /// The exit code.
+        code: i32,
+    },
     /// The child was killed by a signal before returning a result.
     #[error("child process was killed by signal {signal}")]
-    Killed { signal: i32 },
+    Killed {
+        /// The signal's number.
+        signal: i32,
+    },
     /// `join_timeout` ran out of time; the handle is still valid.
     #[error("timed out waiting for the child process")]
     Timeout,
@@ -88,6 +102,8 @@ pub enum LockError<G> {
     #[error(
         "the previous owner died while holding the lock; the protected data may be inconsistent"
     )]
+    /// The previous holder died inside its critical section; the lock is held now, by the
+    /// guard inside, and the protected data may be half-updated.
     OwnerDied(G),
     /// `acquire_timeout` ran out of time.
     #[error("timed out waiting for the lock")]
@@ -96,6 +112,7 @@ pub enum LockError<G> {
     #[error("the lock is held by someone else")]
     WouldBlock,
     #[error(transparent)]
+    /// A system call failed.
     Io(#[from] io::Error),
 }
 
@@ -147,6 +164,7 @@ pub enum SyncError {
     #[error("the barrier is broken")]
     BrokenBarrier,
     #[error(transparent)]
+    /// A system call failed.
     Io(#[from] io::Error),
 }
 

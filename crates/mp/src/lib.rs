@@ -51,7 +51,6 @@ mod children;
 mod codec;
 pub mod error;
 pub mod handle;
-mod lane;
 mod pipe;
 pub mod pool;
 mod process;
@@ -68,8 +67,28 @@ mod wire;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::codec::{decode, encode};
-    pub use crate::wire::{recv_frame, send_frame};
+    use std::io;
+    use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+    /// The private codec's `encode`.
+    pub fn encode<T: serde::Serialize + ?Sized>(value: &T) -> postcard::Result<Vec<u8>> {
+        crate::codec::encode(value)
+    }
+
+    /// The private codec's `decode`.
+    pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> postcard::Result<T> {
+        crate::codec::decode(bytes)
+    }
+
+    /// The spawn socket's frame writer.
+    pub fn send_frame(sock: &impl AsRawFd, payload: &[u8], fds: &[RawFd]) -> io::Result<()> {
+        crate::wire::send_frame(sock, payload, fds)
+    }
+
+    /// The spawn socket's frame reader.
+    pub fn recv_frame(sock: &impl AsRawFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+        crate::wire::recv_frame(sock)
+    }
 }
 
 pub use bytemuck::Pod;

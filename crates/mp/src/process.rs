@@ -43,7 +43,9 @@ pub enum StartMethod {
 
 /// A process type with its own `run` (Python's subclass of `Process` overriding `run`).
 pub trait Run: Serialize + DeserializeOwned + 'static {
+    /// What `run` returns, carried back to the parent by `join`.
     type Output: Serialize + DeserializeOwned;
+    /// The child's work, run in the child process.
     fn run(self) -> Self::Output;
 }
 
@@ -128,21 +130,27 @@ pub(crate) struct Boot {
 /// Who this process is (Python's `current_process()`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessInfo {
+    /// The process id.
     pub pid: u32,
+    /// The name given at start (Python's `name`).
     pub name: String,
+    /// Whether it was started as a daemon.
     pub daemon: bool,
 }
 
 /// This process's parent, when it was started by bingfa-mp (Python's `parent_process()`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParentProcess {
+    /// The parent's process id.
     pub pid: u32,
+    /// The parent's name.
     pub name: String,
 }
 
 impl ParentProcess {
     /// True while the parent lives: once it dies, this process is re-parented.
     pub fn is_alive(&self) -> bool {
+        // SAFETY: getppid cannot fail and takes no pointer.
         unsafe { libc::getppid() as u32 == self.pid }
     }
 }
@@ -213,6 +221,7 @@ pub fn active_children() -> Vec<ProcessInfo> {
 
 /// Number of CPUs online (Python's `cpu_count()`).
 pub fn cpu_count() -> usize {
+    // SAFETY: sysconf takes no pointer.
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     if n < 1 {
         1
@@ -230,6 +239,7 @@ pub struct Builder {
 }
 
 impl Builder {
+    /// The defaults (same as [`Process::builder`]).
     pub fn new() -> Builder {
         Builder::default()
     }
@@ -248,6 +258,7 @@ impl Builder {
         self
     }
 
+    /// How the child is started (default [`StartMethod::Spawn`]).
     pub fn start_method(mut self, method: StartMethod) -> Builder {
         self.method = method;
         self
@@ -309,9 +320,13 @@ impl Builder {
 }
 
 fn set_death_signal(parent: libc::pid_t) -> std::io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes integers only; it is async-signal-safe (a raw system call), as
+    // this must be between fork and exec.
     sys::cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) })?;
     // The parent may have died before the prctl took effect: then we were already re-parented.
+    // SAFETY: getppid cannot fail and takes no pointer.
     if unsafe { libc::getppid() } != parent {
+        // SAFETY: _exit is async-signal-safe and runs none of the parent's copied destructors.
         unsafe { libc::_exit(1) };
     }
     Ok(())
@@ -360,6 +375,11 @@ fn launch_fork(boot: Boot, fds: &[RawFd]) -> Result<(libc::pid_t, Tracked), Proc
     let mut identity = IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
     let fork_fds = handle::fork_guard();
     let fork_children = children::fork_locks();
+    // SAFETY: every lock this crate and std's stdio take is held across the fork (above), so the
+    // child finds none of them held by a thread it does not have; glibc's own fork resets malloc's
+    // locks. Other locks held by the parent's other threads (the user's) may be held forever in the
+    // child: a hang, never memory unsafety, and the documented cost of StartMethod::Fork, as in
+    // Python. The child never returns into the parent's frames: run_child ends in _exit.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         let dups = fork_fds.child_adopt(fds, child_end.as_raw_fd());
@@ -378,6 +398,7 @@ fn launch_fork(boot: Boot, fds: &[RawFd]) -> Result<(libc::pid_t, Tracked), Proc
         drop(err);
         drop(out);
         if boot.daemon && set_death_signal(boot.parent_pid).is_err() {
+            // SAFETY: _exit is async-signal-safe and runs none of the parent's copied destructors.
             unsafe { libc::_exit(1) };
         }
         // The parent's copy of the handles lives on in this address space but is never dropped
@@ -425,27 +446,37 @@ pub(crate) fn run_child(
     let _ = wire::send_frame(&sock, &bytes, &[]);
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
+    // SAFETY: _exit takes an integer; skipping atexit handlers and destructors is the point (in a
+    // fork child they belong to the parent's copy).
     unsafe { libc::_exit(code) }
 }
 
 /// The child side of a spawn, entered from [`crate::init`].
 pub(crate) fn spawned_child_main(fd_text: &str) -> ! {
+    // SAFETY: setting a disposition to SIG_IGN installs no handler code.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let Ok(fd) = fd_text.parse::<RawFd>() else {
         eprintln!("bingfa-mp: bad {ENV_CHILD}");
+        // SAFETY: _exit takes an integer; there is nothing to run yet.
         unsafe { libc::_exit(70) }
     };
+    // SAFETY: ENV_CHILD is set only by launch_spawn, to the number of the socket it made
+    // inheritable for exactly this child, and child_entry removes the variable before we get here,
+    // so no one else claims this descriptor.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: F_SETFD takes no pointer; `fd` is the socket just adopted, open.
     unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     let boot = match wire::recv_frame(&sock) {
         Ok(Some((bytes, fds))) => match codec::decode::<Boot>(&bytes) {
             Ok(b) => (b, fds),
             Err(e) => {
                 eprintln!("bingfa-mp: corrupt bootstrap message: {e}");
+                // SAFETY: _exit takes an integer; nothing of ours is running yet.
                 unsafe { libc::_exit(70) }
             }
         },
         // The parent went away before telling us what to run.
+        // SAFETY: _exit takes an integer; nothing of ours is running yet.
         _ => unsafe { libc::_exit(70) },
     };
     let (boot, fds) = boot;
@@ -480,14 +511,17 @@ impl Process<()> {
 }
 
 impl<R: DeserializeOwned> Process<R> {
+    /// The child's process id.
     pub fn pid(&self) -> u32 {
         self.child.pid as u32
     }
 
+    /// The child's name.
     pub fn name(&self) -> &str {
         &self.child.name
     }
 
+    /// Whether the child is a daemon.
     pub fn daemon(&self) -> bool {
         self.child.daemon
     }

@@ -30,7 +30,7 @@ use crate::shm::Segment;
 use crate::{codec, sys};
 
 /// Default ring size for both bounded and unbounded queues.
-pub const DEFAULT_CAPACITY: usize = 1 << 30;
+pub(crate) const DEFAULT_CAPACITY: usize = 1 << 30;
 /// Positions and sizes are counted in 8-byte units; a u32 of them spans 32 GiB.
 const UNIT: usize = 8;
 const MAX_CAPACITY: usize = 1 << 34;
@@ -181,6 +181,9 @@ impl<T> Queue<T> {
 
     fn at(&self, pos: u32) -> *mut u8 {
         let off = (pos & (self.header().cap_units - 1)) as usize * UNIT;
+        // SAFETY: `cap_units` is a power of two (with_limits, checked again when a queue is
+        // received), so `off < cap_units * UNIT`, and the segment is DATA_OFFSET plus that many
+        // bytes.
         unsafe { self.seg.as_ptr().add(DATA_OFFSET + off) }
     }
 
@@ -194,10 +197,12 @@ impl<T> Queue<T> {
         put.wrapping_sub(got) as usize
     }
 
+    /// True if no item is in the queue at this moment (Python's `empty()`).
     pub fn empty(&self) -> bool {
         self.qsize() == 0
     }
 
+    /// True if the queue is at its `maxsize` at this moment (Python's `full()`).
     pub fn full(&self) -> bool {
         let max = self.header().maxsize;
         max > 0 && self.qsize() as u64 >= max
@@ -308,6 +313,11 @@ impl<T> Queue<T> {
     fn write_record(&self, tail: u32, need: u32, body: &[u8]) {
         let cap = self.header().cap_units;
         let off = tail & (cap - 1);
+        // SAFETY: the caller holds the producer lock and checked the room, so the ring's bytes from
+        // `tail` for `need` units (and the wrap gap) are free: the consumers do not read past the
+        // published tail. `at` stays inside the ring (see `at`); a record never crosses its end (a
+        // wrap marker is written instead), so the length word and body fit before it. `body` is a
+        // live slice in our own memory.
         unsafe {
             let mut pos = tail;
             if need > cap - off {
@@ -369,15 +379,30 @@ impl<T> Queue<T> {
                 h.not_empty.sleeping.fetch_sub(1, SeqCst);
             }
             let mut pos = head;
+            // SAFETY: `head` is behind the published tail (checked above), so a record, written and
+            // published by a producer, starts at `pos`; `at` is in the ring and u32-aligned (UNIT-
+            // aligned).
             let mut len = unsafe { (self.at(pos) as *const u32).read() };
             if len == WRAP {
                 pos = pos.wrapping_add(cap - (pos & (cap - 1)));
+                // SAFETY: as above: after a wrap marker the record starts at the beginning of the
+                // ring.
                 len = unsafe { (self.at(pos) as *const u32).read() };
             }
             let len = len as usize;
+            // Producers never write a record across the ring's end (they wrap first); one that
+            // claims to would have us read past the segment.
+            if 4 + len > (cap - (pos & (cap - 1))) as usize * UNIT {
+                return Err(IpcError::Corrupt(format!(
+                    "queue record claims {len} bytes"
+                )));
+            }
             // Decode straight from the ring while we hold the lock: no intermediate copy. The
             // item is consumed even if it fails to decode, so one bad message can't block the
             // queue.
+            // SAFETY: the record does not cross the ring's end (checked just above), so `len`
+            // bytes after its length word are inside the segment; we hold the consumer lock, and
+            // producers do not write there until `head` moves past it.
             let body = unsafe { std::slice::from_raw_parts(self.at(pos).add(4), len) };
             let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(body)));
             let new_head = pos.wrapping_add(record_units(len));
@@ -492,10 +517,66 @@ impl<T> Serialize for Queue<T> {
 impl<'de, T> Deserialize<'de> for Queue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let seg = Segment::deserialize(d)?;
+        // Every ring access trusts the header's size: check it against the segment before use.
+        if seg.len() < DATA_OFFSET {
+            return Err(serde::de::Error::custom("a queue's segment is too small"));
+        }
+        // SAFETY: the segment has at least DATA_OFFSET >= size_of::<Header>() bytes, so the
+        // header is inside it; cap_units is written once, before the segment is shared.
+        let units = unsafe { (*(seg.as_ptr() as *const Header)).cap_units } as usize;
+        if !units.is_power_of_two() || DATA_OFFSET + units * UNIT != seg.len() {
+            return Err(serde::de::Error::custom(
+                "a queue's segment does not match its header",
+            ));
+        }
         Ok(Queue {
             seg: Arc::new(seg),
             closed: Arc::new(AtomicBool::new(false)),
             _t: PhantomData,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::{BorrowedFd, OwnedFd};
+
+    use super::*;
+
+    /// `seg` as a child receives it: serialized through the spawn outbox, decoded as a `T`.
+    fn received<T: DeserializeOwned>(seg: &Segment) -> postcard::Result<T> {
+        let (bytes, fds) = crate::handle::collecting(|| crate::codec::encode(seg));
+        let fds: Vec<OwnedFd> = fds
+            .iter()
+            // SAFETY: `seg` is alive and owns the descriptor for the whole call.
+            .map(|&fd| {
+                unsafe { BorrowedFd::borrow_raw(fd) }
+                    .try_clone_to_owned()
+                    .unwrap()
+            })
+            .collect();
+        crate::handle::providing(fds, || crate::codec::decode::<T>(&bytes.unwrap()))
+    }
+
+    #[test]
+    fn a_received_queue_segment_must_match_its_header() {
+        let q = Queue::<u32>::new().unwrap();
+        q.put(7).unwrap();
+        let same: Queue<u32> = received(&q.seg).unwrap();
+        assert_eq!(same.get().unwrap(), 7);
+        // Too small for the header, and a header (all zeros) that names no ring.
+        assert!(received::<Queue<u32>>(&Segment::new(64).unwrap()).is_err());
+        let zeroed = Segment::new(DATA_OFFSET + (1 << 20)).unwrap();
+        assert!(received::<Queue<u32>>(&zeroed).is_err());
+    }
+
+    #[test]
+    fn a_record_claiming_more_than_the_ring_is_corrupt() {
+        let q = Queue::<u32>::with_limits(0, 1 << 20).unwrap();
+        q.put_bytes_blocking(b"abcd").unwrap();
+        // SAFETY: the first record's length word is at the start of the ring; this test's queue
+        // is used by this thread alone.
+        unsafe { (q.seg.as_ptr().add(DATA_OFFSET) as *mut u32).write(u32::MAX - 1) };
+        assert!(matches!(q.get_bytes(), Err(IpcError::Corrupt(_))));
     }
 }

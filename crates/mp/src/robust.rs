@@ -22,6 +22,8 @@ pub struct RawRobustMutex {
     inner: UnsafeCell<libc::pthread_mutex_t>,
 }
 
+// SAFETY: a pthread mutex is made to be locked and unlocked from many threads (and, being
+// PTHREAD_PROCESS_SHARED, processes) at once; the UnsafeCell is only ever handed to pthread.
 unsafe impl Sync for RawRobustMutex {}
 
 fn check(r: libc::c_int) -> io::Result<()> {
@@ -50,7 +52,11 @@ impl RawRobustMutex {
         Self::init_kind(this, libc::PTHREAD_MUTEX_RECURSIVE)
     }
 
+    /// # Safety
+    /// As for [`RawRobustMutex::init`].
     unsafe fn init_kind(this: *mut RawRobustMutex, kind: libc::c_int) -> io::Result<()> {
+        // SAFETY: the body's calls get a live attr (initialised before use, destroyed once) and
+        // `this`, which the caller promises is writable and not yet shared.
         let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
         check(libc::pthread_mutexattr_init(&mut attr))?;
         let r = (|| {
@@ -73,6 +79,8 @@ impl RawRobustMutex {
         match r {
             0 => Ok(Some(Acquired::Clean)),
             libc::EOWNERDEAD => {
+                // SAFETY: EOWNERDEAD means this thread now holds the (initialised) mutex, the
+                // one state in which pthread_mutex_consistent may be called.
                 unsafe { libc::pthread_mutex_consistent(self.inner.get()) };
                 Ok(Some(Acquired::OwnerDied))
             }
@@ -83,6 +91,9 @@ impl RawRobustMutex {
 
     /// Block until acquired.
     pub fn lock(&self) -> io::Result<Acquired> {
+        // SAFETY: `inner` is an initialised mutex: a RawRobustMutex is never built in safe code
+        // (no constructor), only found in shared memory whose creator called `init` (zeroed
+        // memory, before that, is glibc's static initialiser, also valid).
         let r = unsafe { libc::pthread_mutex_lock(self.inner.get()) };
         self.finish(r)
             .map(|a| a.expect("blocking lock cannot time out"))
@@ -90,6 +101,7 @@ impl RawRobustMutex {
 
     /// Acquire if free; `None` if someone else holds it.
     pub fn try_lock(&self) -> io::Result<Option<Acquired>> {
+        // SAFETY: as in `lock`.
         let r = unsafe { libc::pthread_mutex_trylock(self.inner.get()) };
         self.finish(r)
     }
@@ -98,7 +110,9 @@ impl RawRobustMutex {
     pub fn lock_until(&self, deadline: Instant) -> io::Result<Option<Acquired>> {
         // pthread_mutex_timedlock takes CLOCK_REALTIME; convert the monotonic deadline.
         let left = deadline.saturating_duration_since(Instant::now());
+        // SAFETY: timespec is two integers; all-zero is valid.
         let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+        // SAFETY: `now` is a live timespec for clock_gettime to fill.
         unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
         let mut sec = now.tv_sec + left.as_secs() as libc::time_t;
         let mut nsec = now.tv_nsec + left.subsec_nanos() as libc::c_long;
@@ -110,12 +124,15 @@ impl RawRobustMutex {
             tv_sec: sec,
             tv_nsec: nsec,
         };
+        // SAFETY: as in `lock`; `ts` is live for the call.
         let r = unsafe { libc::pthread_mutex_timedlock(self.inner.get(), &ts) };
         self.finish(r)
     }
 
     /// Release. Must be called by the thread that holds it.
     pub fn unlock(&self) {
+        // SAFETY: an initialised mutex (see `lock`). It is robust, and glibc checks a robust
+        // mutex's owner: an unlock by a thread that does not hold it returns EPERM, harmlessly.
         unsafe { libc::pthread_mutex_unlock(self.inner.get()) };
     }
 }

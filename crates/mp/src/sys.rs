@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 /// Turn a libc `-1` return into the current `errno`.
-pub fn cvt<T: PartialEq + From<i8>>(ret: T) -> io::Result<T> {
+pub(crate) fn cvt<T: PartialEq + From<i8>>(ret: T) -> io::Result<T> {
     if ret == T::from(-1) {
         Err(io::Error::last_os_error())
     } else {
@@ -17,7 +17,7 @@ pub fn cvt<T: PartialEq + From<i8>>(ret: T) -> io::Result<T> {
 }
 
 /// Retry a call while it fails with EINTR.
-pub fn retry<T: PartialEq + From<i8>>(mut f: impl FnMut() -> T) -> io::Result<T> {
+pub(crate) fn retry<T: PartialEq + From<i8>>(mut f: impl FnMut() -> T) -> io::Result<T> {
     loop {
         match cvt(f()) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -27,8 +27,9 @@ pub fn retry<T: PartialEq + From<i8>>(mut f: impl FnMut() -> T) -> io::Result<T>
 }
 
 /// A connected pair of Unix stream sockets, close-on-exec.
-pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
+    // SAFETY: `fds` is a live, writable array of the two ints socketpair fills.
     cvt(unsafe {
         libc::socketpair(
             libc::AF_UNIX,
@@ -37,50 +38,58 @@ pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
             fds.as_mut_ptr(),
         )
     })?;
+    // SAFETY: socketpair succeeded, so both are fresh descriptors that nothing else owns.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// An OS pipe `(read end, write end)`, close-on-exec.
-pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
+    // SAFETY: `fds` is a live, writable array of the two ints pipe2 fills.
     cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 succeeded, so both are fresh descriptors that nothing else owns.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// Wait until `fd` is readable (or hung up). `None` waits forever. Returns false on timeout.
-pub fn poll_readable(fd: RawFd, timeout: Option<Duration>) -> io::Result<bool> {
+pub(crate) fn poll_readable(fd: RawFd, timeout: Option<Duration>) -> io::Result<bool> {
     poll_for(fd, libc::POLLIN, timeout)
 }
 
 /// Wait until `fd` is writable (or hung up), forever.
-pub fn wait_writable(fd: RawFd) -> io::Result<()> {
+pub(crate) fn wait_writable(fd: RawFd) -> io::Result<()> {
     poll_for(fd, libc::POLLOUT, None).map(drop)
 }
 
 /// Is the other end of this pipe or socket still open? Asked without waiting.
-pub fn peer_open(fd: RawFd, events: libc::c_short) -> bool {
+pub(crate) fn peer_open(fd: RawFd, events: libc::c_short) -> bool {
     let mut p = libc::pollfd {
         fd,
         events,
         revents: 0,
     };
+    // SAFETY: `p` is one live pollfd, and the count says one. poll only reads the descriptor
+    // number: a stale one reports POLLNVAL, never touches memory.
     unsafe { libc::poll(&mut p, 1, 0) };
     p.revents & (libc::POLLHUP | libc::POLLERR) == 0
 }
 
 /// Is there something to read (or a hang-up) right now?
-pub fn peer_ready(fd: RawFd) -> bool {
+pub(crate) fn peer_ready(fd: RawFd) -> bool {
     let mut p = libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
     };
+    // SAFETY: as in `peer_open`: one live pollfd, count one.
     unsafe { libc::poll(&mut p, 1, 0) > 0 }
 }
 
 /// Make reads and writes on `fd` return EAGAIN instead of blocking.
-pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFL and F_SETFL take no pointers; the caller owns `fd` (a bad one is EBADF).
     let fl = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    // SAFETY: as above.
     cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) }).map(drop)
 }
 
@@ -100,6 +109,7 @@ fn poll_for(fd: RawFd, events: libc::c_short, timeout: Option<Duration>) -> io::
             events,
             revents: 0,
         };
+        // SAFETY: one live pollfd, count one (see `peer_open`).
         match cvt(unsafe { libc::poll(&mut p, 1, ms) }) {
             Ok(0) => {
                 if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
@@ -114,13 +124,14 @@ fn poll_for(fd: RawFd, events: libc::c_short, timeout: Option<Duration>) -> io::
 }
 
 /// Clear FD_CLOEXEC so the descriptor survives `exec`.
-pub fn set_inheritable(fd: RawFd) -> io::Result<()> {
+pub(crate) fn set_inheritable(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_SETFD takes no pointer; the caller owns `fd` (a bad one is EBADF).
     cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
 }
 
 /// Sleep on a process-shared futex word while it still holds `expected`.
 /// Returns `false` when the timeout expired; spurious wake-ups return `true`.
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
     let ts;
     let tsp = match timeout {
         None => std::ptr::null(),
@@ -133,6 +144,8 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) ->
         }
     };
     // Not FUTEX_PRIVATE: the word lives in memory shared between processes.
+    // SAFETY: `word` is a live, aligned u32 (borrowed for the call); `tsp` is null or points to
+    // `ts`, which outlives the call; the last two arguments are unused by FUTEX_WAIT.
     let r = unsafe {
         libc::syscall(
             libc::SYS_futex,
@@ -148,25 +161,30 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) ->
 }
 
 /// Wake up to `n` sleepers on a process-shared futex word.
-pub fn futex_wake(word: &AtomicU32, n: i32) {
+pub(crate) fn futex_wake(word: &AtomicU32, n: i32) {
+    // SAFETY: `word` is a live, aligned u32 (borrowed for the call); FUTEX_WAKE reads no other
+    // pointer.
     unsafe {
         libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, n, 0, 0, 0);
     }
 }
 
 /// Time left until `deadline`, or `None` for "no deadline".
-pub fn remaining(deadline: Option<std::time::Instant>) -> Option<Duration> {
+pub(crate) fn remaining(deadline: Option<std::time::Instant>) -> Option<Duration> {
     deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()))
 }
 
 /// Raise the soft limit of open descriptors to the hard limit. True if it went up.
-pub fn raise_nofile_limit() -> bool {
+pub(crate) fn raise_nofile_limit() -> bool {
+    // SAFETY: rlimit is two integers; all-zero is a valid value.
     let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: `lim` is a live rlimit for getrlimit to fill.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0
         || lim.rlim_cur >= lim.rlim_max
     {
         return false;
     }
     lim.rlim_cur = lim.rlim_max;
+    // SAFETY: `lim` is a live, initialised rlimit that setrlimit only reads.
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 }
 }

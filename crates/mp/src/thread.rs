@@ -41,10 +41,12 @@ pub struct Event {
 }
 
 impl Event {
+    /// A new event, not set.
     pub fn new() -> Event {
         Event::default()
     }
 
+    /// Is the flag set?
     pub fn is_set(&self) -> bool {
         *self.flag.lock()
     }
@@ -55,6 +57,7 @@ impl Event {
         self.cv.notify_all();
     }
 
+    /// Reset the flag; later `wait`s block until it is set again.
     pub fn clear(&self) {
         *self.flag.lock() = false;
     }
@@ -95,6 +98,7 @@ pub struct Semaphore {
 pub struct ReleasedTooManyTimes;
 
 impl Semaphore {
+    /// A semaphore holding `value` units, with no upper bound on `release`.
     pub fn new(value: usize) -> Semaphore {
         Semaphore {
             value: Mutex::new(value),
@@ -111,6 +115,7 @@ impl Semaphore {
         }
     }
 
+    /// Take one unit, waiting until one is free.
     pub fn acquire(&self) {
         let mut g = self.value.lock();
         while *g == 0 {
@@ -119,6 +124,7 @@ impl Semaphore {
         *g -= 1;
     }
 
+    /// Take one unit if one is free now.
     pub fn try_acquire(&self) -> bool {
         let mut g = self.value.lock();
         if *g == 0 {
@@ -141,6 +147,7 @@ impl Semaphore {
         true
     }
 
+    /// Give one unit back; a bounded semaphore refuses to go past its start value.
     pub fn release(&self) -> Result<(), ReleasedTooManyTimes> {
         let mut g = self.value.lock();
         if self.bound.is_some_and(|b| *g >= b) {
@@ -152,6 +159,7 @@ impl Semaphore {
         Ok(())
     }
 
+    /// Units free now.
     pub fn get_value(&self) -> usize {
         *self.value.lock()
     }

@@ -45,6 +45,7 @@ pub struct ValueGuard<'a, T: Pod> {
 }
 
 impl<T: Pod> Value<T> {
+    /// A new value holding `value`, in its own shared segment with its lock.
     pub fn new(value: T) -> std::io::Result<Value<T>> {
         Ok(Value {
             shm: Shm::new(|h: *mut ValueHeader<T>| unsafe {
@@ -56,7 +57,9 @@ impl<T: Pod> Value<T> {
     }
 
     fn ptr(&self) -> *mut T {
-        // SAFETY: in bounds of the segment.
+        // SAFETY: the segment is at least a ValueHeader<T> long (Shm::new, or Shm's size check
+        // when received) and page-aligned; addr_of_mut! computes the field's address without
+        // making a reference.
         unsafe { std::ptr::addr_of_mut!((*(self.shm.base() as *mut ValueHeader<T>)).value) }
     }
 
@@ -73,10 +76,12 @@ impl<T: Pod> Value<T> {
         self.take(Wait::Forever)
     }
 
+    /// Hold the lock if it is free now; `Err(WouldBlock)` otherwise.
     pub fn try_lock(&self) -> Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
         self.take(Wait::No)
     }
 
+    /// Hold the lock within `timeout`; `Err(Timeout)` otherwise.
     pub fn lock_timeout(
         &self,
         timeout: Duration,
@@ -104,12 +109,19 @@ impl<T: Pod> Value<T> {
 
     /// Read without the lock: a plain, possibly torn load (Python's `lock=False` value).
     pub fn get_unlocked(&self) -> T {
-        // SAFETY: any bit pattern is a valid Pod; races only make the value stale.
+        // SAFETY: the slot is inside the segment and any bit pattern is a valid Pod, so the read
+        // is in bounds and gives a valid T. NOT fully sound: see `set_unlocked`.
         unsafe { self.ptr().read_volatile() }
     }
 
     /// Write without the lock: updates may be lost when others write too (shows the race).
     pub fn set_unlocked(&self, value: T) {
+        // SAFETY: the slot is inside the segment and any bit pattern is a valid Pod, so the write
+        // itself stays in bounds and leaves a valid T. NOT fully sound: a thread of this process
+        // holding a ValueGuard (a &mut T) while another calls this races on non-atomic memory,
+        // which Rust's model calls undefined behaviour even though the hardware only loses an
+        // update (the race this method exists to show, Python's lock=False). See the mp-tidy
+        // report: making it sound needs an API change.
         unsafe { self.ptr().write_volatile(value) }
     }
 }
@@ -117,14 +129,16 @@ impl<T: Pod> Value<T> {
 impl<T: Pod> Deref for ValueGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: the lock is held, so nobody else writes.
+        // SAFETY: the value's lock is held, so no other guard in any process writes it; the
+        // slot is in bounds and any bytes are a valid Pod (the exception: `set_unlocked`).
         unsafe { &*self.v.ptr() }
     }
 }
 
 impl<T: Pod> DerefMut for ValueGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: the lock is held, so this is the only access.
+        // SAFETY: the value's lock is held and the guard is borrowed mutably, so this is the only
+        // guarded access (the exception: `get_unlocked`/`set_unlocked`).
         unsafe { &mut *self.v.ptr() }
     }
 }
@@ -215,10 +229,12 @@ impl<T: Pod> Array<T> {
         Ok(a)
     }
 
+    /// Number of elements.
     pub fn len(&self) -> usize {
         self.shm.get().len as usize
     }
 
+    /// True for an array of no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -240,10 +256,12 @@ impl<T: Pod> Array<T> {
         self.take(Wait::Forever)
     }
 
+    /// Hold the lock if it is free now; `Err(WouldBlock)` otherwise.
     pub fn try_lock(&self) -> Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
         self.take(Wait::No)
     }
 
+    /// Hold the lock within `timeout`; `Err(Timeout)` otherwise.
     pub fn lock_timeout(
         &self,
         timeout: Duration,

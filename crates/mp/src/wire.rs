@@ -15,10 +15,11 @@ use crate::sys::retry;
 const INLINE_MAX: usize = 64 * 1024;
 const IN_MEMFD: u32 = u32::MAX;
 /// The kernel's limit of descriptors in one SCM_RIGHTS message.
-pub const MAX_FDS: usize = 253;
+pub(crate) const MAX_FDS: usize = 253;
 
 fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
+        // SAFETY: `buf` is a live slice and the length passed is its own; send only reads it.
         let n = retry(|| unsafe {
             libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)
         })?;
@@ -28,11 +29,13 @@ fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
 }
 
 /// Send one frame with `fds` attached.
-pub fn send_frame(sock: &impl AsRawFd, payload: &[u8], fds: &[RawFd]) -> io::Result<()> {
+pub(crate) fn send_frame(sock: &impl AsRawFd, payload: &[u8], fds: &[RawFd]) -> io::Result<()> {
     let mut fds = fds.to_vec();
     let (len, inline, _keep);
     if payload.len() > INLINE_MAX {
         let seg = Segment::new(payload.len())?;
+        // SAFETY: `seg` was just created with `payload.len()` bytes and is ours alone; the source
+        // is a live slice of that length, in other memory.
         unsafe { std::ptr::copy_nonoverlapping(payload.as_ptr(), seg.as_ptr(), payload.len()) };
         fds.push(seg_fd(&seg));
         len = IN_MEMFD;
@@ -58,14 +61,19 @@ pub fn send_frame(sock: &impl AsRawFd, payload: &[u8], fds: &[RawFd]) -> io::Res
         iov_base: head.as_mut_ptr().cast(),
         iov_len: head.len(),
     };
+    // SAFETY: CMSG_SPACE is pure arithmetic on its argument.
     let space = unsafe { libc::CMSG_SPACE((fds.len() * 4) as u32) } as usize;
     let mut cbuf = vec![0u8; space.max(1)];
+    // SAFETY: msghdr is integers and raw pointers; all-zero (null pointers, zero lengths) is valid.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     if !fds.is_empty() {
         msg.msg_control = cbuf.as_mut_ptr().cast();
         msg.msg_controllen = space;
+        // SAFETY: msg_control points to `cbuf`, CMSG_SPACE(n*4) bytes (so CMSG_FIRSTHDR is non-null
+        // and its data has room for n ints), and `fds` holds n <= MAX_FDS descriptors; `cbuf`
+        // outlives the use.
         unsafe {
             let c = libc::CMSG_FIRSTHDR(&msg);
             (*c).cmsg_level = libc::SOL_SOCKET;
@@ -74,6 +82,7 @@ pub fn send_frame(sock: &impl AsRawFd, payload: &[u8], fds: &[RawFd]) -> io::Res
             std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast(), fds.len());
         }
     }
+    // SAFETY: `msg` points to `iov` (-> `head`) and `cbuf`, all live until sendmsg returns.
     let n = retry(|| unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) })?;
     write_all(sock.as_raw_fd(), &head[n as usize..])?;
     write_all(sock.as_raw_fd(), inline)
@@ -87,6 +96,7 @@ fn seg_fd(seg: &Segment) -> RawFd {
 fn read_exact(fd: RawFd, mut buf: &mut [u8]) -> io::Result<bool> {
     let mut got_any = false;
     while !buf.is_empty() {
+        // SAFETY: `buf` is a live, writable slice and read writes at most its length.
         let n = retry(|| unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })?;
         if n == 0 {
             if got_any {
@@ -104,22 +114,30 @@ fn read_exact(fd: RawFd, mut buf: &mut [u8]) -> io::Result<bool> {
 }
 
 /// Receive one frame. `Ok(None)` means the peer closed the socket before a frame started.
-pub fn recv_frame(sock: &impl AsRawFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+pub(crate) fn recv_frame(sock: &impl AsRawFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
     let fd = sock.as_raw_fd();
     let mut head = [0u8; 8];
     let mut iov = libc::iovec {
         iov_base: head.as_mut_ptr().cast(),
         iov_len: head.len(),
     };
+    // SAFETY: CMSG_SPACE is pure arithmetic on its argument.
     let space = unsafe { libc::CMSG_SPACE((MAX_FDS * 4) as u32) } as usize;
     let mut cbuf = vec![0u8; space];
+    // SAFETY: msghdr is integers and raw pointers; all-zero is valid.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = cbuf.as_mut_ptr().cast();
     msg.msg_controllen = space;
+    // SAFETY: `msg` points to `iov` (-> `head`) and `cbuf` (`space` bytes), all live until recvmsg
+    // returns.
     let n = retry(|| unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC) })? as usize;
     let mut fds = Vec::new();
+    // SAFETY: the kernel filled `cbuf` with well-formed cmsg headers within msg_controllen, which
+    // CMSG_FIRSTHDR/CMSG_NXTHDR walk; each SCM_RIGHTS entry's count comes from its own cmsg_len, so
+    // the reads stay inside `cbuf` (read_unaligned: the data need not be aligned). The descriptors
+    // were just installed in our table by the kernel: fresh, and owned by nothing else.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(&msg);
         while !c.is_null() {
@@ -161,6 +179,9 @@ pub fn recv_frame(sock: &impl AsRawFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedF
             .pop()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "frame lost its payload"))?;
         let seg = Segment::from_fd(memfd)?;
+        // SAFETY: the mapping is `seg.len()` bytes and lives until `seg` drops after the copy.
+        // Frames come only from our own parent or child (a private socketpair), whose send_frame
+        // never writes the segment after sending it.
         let payload = unsafe { std::slice::from_raw_parts(seg.as_ptr(), seg.len()) }.to_vec();
         return Ok(Some((payload, fds)));
     }

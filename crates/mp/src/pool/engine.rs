@@ -75,6 +75,7 @@ pub(crate) struct Engine {
 }
 
 fn send_nb(fd: RawFd, buf: &[u8]) -> std::io::Result<usize> {
+    // SAFETY: `buf` is a live slice and the length passed is its own; send only reads it.
     sys::retry(|| unsafe {
         libc::send(
             fd,
@@ -87,17 +88,22 @@ fn send_nb(fd: RawFd, buf: &[u8]) -> std::io::Result<usize> {
 }
 
 pub(crate) fn eventfd() -> std::io::Result<OwnedFd> {
+    // SAFETY: eventfd takes no pointer.
     let fd = sys::cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    // SAFETY: eventfd succeeded: a fresh descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 pub(crate) fn poke(fd: &OwnedFd) {
     let one: u64 = 1;
+    // SAFETY: writes the 8 bytes of `one`, a live u64 (an eventfd takes exactly 8); `fd` is
+    // borrowed, so open.
     unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
 }
 
 fn drain_eventfd(fd: &OwnedFd) {
     let mut v: u64 = 0;
+    // SAFETY: reads at most 8 bytes into `v`, a live u64; `fd` is borrowed, so open.
     unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
 }
 
@@ -305,6 +311,8 @@ impl Engine {
             (true, None) => 1000,
             (true, Some(d)) => d.as_micros().div_ceil(1000).max(1) as i32,
         };
+        // SAFETY: `fds` is a live Vec of pollfd and the count is its length; its descriptors (the
+        // eventfd and the workers' sockets) are owned by `self` and open for the call.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         self.shared.state.lock().sleeping = false;
         if fds[0].revents != 0 {
@@ -472,6 +480,8 @@ fn collect(w: &mut Worker, local: &mut VecDeque<Job>) -> Option<String> {
             .reserve((w.rpos + need).saturating_sub(w.rbuf.len()).max(BUF / 2));
         let len = w.rbuf.len();
         let spare = w.rbuf.capacity() - len;
+        // SAFETY: writes at most `spare` bytes into the Vec's spare capacity, which starts at `len`
+        // and is `capacity - len` long; the socket is owned by `w`.
         let n = sys::retry(|| unsafe {
             libc::recv(
                 w.sock.as_raw_fd(),
@@ -485,6 +495,7 @@ fn collect(w: &mut Worker, local: &mut VecDeque<Job>) -> Option<String> {
                 w.eof = true;
                 break;
             }
+            // SAFETY: recv initialised `n <= spare` bytes right after the first `len`.
             Ok(n) => unsafe { w.rbuf.set_len(len + n as usize) },
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
             Err(_) => {

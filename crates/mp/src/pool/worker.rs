@@ -165,6 +165,7 @@ impl<'de> Deserialize<'de> for InitField {
 
 fn write_all(fd: RawFd, mut buf: &[u8]) -> bool {
     while !buf.is_empty() {
+        // SAFETY: `buf` is a live slice and the length passed is its own; send only reads it.
         match sys::retry(|| unsafe {
             libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)
         }) {
@@ -211,6 +212,8 @@ pub(crate) fn frame_need(b: &[u8]) -> Option<usize> {
 pub(crate) fn worker_main(boot: Boot) {
     // The pool kills workers with SIGTERM on terminate(); default action is fine. A task that
     // writes to a closed pipe should get an error, not die.
+    // SAFETY: setting a disposition to SIG_IGN installs no handler code; the worker is single-
+    // threaded here (just started, before any task).
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let fd = boot.sock.as_raw_fd();
     if let InitField::Encoded(Some((entry, func, args))) = &boot.init {
@@ -226,8 +229,15 @@ pub(crate) fn worker_main(boot: Boot) {
         }
     }
     let slot = boot.slot.get();
-    let cap = boot.slot.len() - SLOT_DATA;
+    // The pool makes every slot SLOT_LEN long; a shorter one would put `unsent` outside it.
+    let cap = boot
+        .slot
+        .len()
+        .checked_sub(SLOT_DATA)
+        .expect("a worker slot is longer than its header");
     // The worker is the only writer of this area; the pool reads it only after we are dead.
+    // SAFETY: `cap` was computed from the slot's length, so SLOT_DATA is inside the segment, which
+    // `boot` keeps mapped for the whole loop.
     let unsent = unsafe { boot.slot.base().add(SLOT_DATA) };
     let mut used = 0usize;
     let flush = |used: &mut usize| -> bool {
@@ -303,8 +313,11 @@ pub(crate) fn worker_main(boot: Boot) {
         rbuf.reserve(need.saturating_sub(rbuf.len()).max(BUF / 2));
         let len = rbuf.len();
         let spare = rbuf.capacity() - len;
+        // SAFETY: writes at most `spare` bytes into the Vec's spare capacity (starts at `len`,
+        // `capacity - len` long); `fd` is the socket `boot` owns.
         let n = sys::retry(|| unsafe { libc::read(fd, rbuf.as_mut_ptr().add(len).cast(), spare) });
         match n {
+            // SAFETY: read initialised `n <= spare` bytes right after the first `len`.
             Ok(n) if n > 0 => unsafe { rbuf.set_len(len + n as usize) },
             // EOF: the pool closed our socket (close()/join(), or it is gone).
             _ => return,

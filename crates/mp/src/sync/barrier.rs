@@ -153,6 +153,7 @@ impl Barrier {
         })
     }
 
+    /// How many parties must arrive for the barrier to open.
     pub fn parties(&self) -> u32 {
         self.h().parties
     }
@@ -162,6 +163,7 @@ impl Barrier {
         self.h().count.load(Ordering::Relaxed)
     }
 
+    /// True once the barrier was aborted, or a party timed out (Python's `broken`).
     pub fn broken(&self) -> bool {
         self.h().state.load(Ordering::Acquire) & BROKEN != 0
     }

@@ -43,6 +43,7 @@ impl Event {
         &self.shm.get().word
     }
 
+    /// Is the flag set?
     pub fn is_set(&self) -> bool {
         self.word().load(Ordering::Acquire) & 1 == 1
     }

@@ -32,6 +32,7 @@ pub struct LockGuard<'a> {
 }
 
 impl Lock {
+    /// A new, unlocked lock in its own shared segment.
     pub fn new() -> std::io::Result<Lock> {
         Ok(Lock {
             // SAFETY: a fresh segment nobody else sees yet.

@@ -71,7 +71,10 @@ impl<H> Shm<H> {
     }
 
     pub(crate) fn get(&self) -> &H {
-        // SAFETY: the segment starts with an initialised H and lives as long as `self`.
+        // SAFETY: the segment starts with an H: initialised by `with_len`'s `init` before it was
+        // shared, or received and checked to be at least an H long by `deserialize` (handles
+        // travel only as spawn arguments, decoded as the type they were encoded as). The
+        // mapping is page-aligned and lives as long as `self`, which the reference borrows.
         unsafe { &*(self.seg.as_ptr() as *const H) }
     }
 

@@ -30,6 +30,7 @@ pub struct RLockGuard<'a> {
 }
 
 impl RLock {
+    /// A new, unlocked re-entrant lock in its own shared segment.
     pub fn new() -> std::io::Result<RLock> {
         Ok(RLock {
             // SAFETY: a fresh segment nobody else sees yet.
@@ -49,10 +50,12 @@ impl RLock {
         self.take(Wait::Forever)
     }
 
+    /// Acquire if free (or already ours); `Err(WouldBlock)` otherwise.
     pub fn try_acquire(&self) -> Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
         self.take(Wait::No)
     }
 
+    /// Acquire within `timeout`; `Err(Timeout)` otherwise.
     pub fn acquire_timeout(
         &self,
         timeout: Duration,

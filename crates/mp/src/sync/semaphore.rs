@@ -162,6 +162,7 @@ pub struct BoundedSemaphore {
 }
 
 impl BoundedSemaphore {
+    /// A semaphore starting at `value`, whose `release` fails rather than exceed it.
     pub fn new(value: u32) -> std::io::Result<BoundedSemaphore> {
         Ok(BoundedSemaphore {
             core: Core::new(value, value.max(1))?,

@@ -3,15 +3,18 @@
 //! (simplex). Reads are buffered, so a burst of small messages costs one `read` for many; each
 //! `send` is one `writev`, so a message is on its way when `send` returns. A frame that would not
 //! fit in one atomic pipe write (`PIPE_BUF`, 4 KiB) travels through a shared-memory
-//! [lane](crate::lane) beside the pipe instead; a token in the pipe (top bit set) keeps it in
+//! [lane](lane) beside the pipe instead; a token in the pipe (top bit set) keeps it in
 //! order. So no frame is ever half in the pipe: a sender SIGKILLed in the middle of a message
 //! can tear only a lane record, which the lane detects and reports as [`IpcError::Torn`].
 //!
 //! Ends travel to children as spawn arguments. Moving an end into `spawn` closes the parent's
 //! copy, which is what makes EOF work: a reader gets [`IpcError::Eof`] once every writer is gone.
 
+mod lane;
+
 use std::io;
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,7 +24,7 @@ use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializ
 use crate::error::IpcError;
 use crate::handle::{self, Tracked};
 use crate::shm::Segment;
-use crate::{codec, lane, sys};
+use crate::{codec, sys};
 
 /// Largest message a pipe carries: 1 GiB. Larger sends fail with `MessageTooLarge` before
 /// anything is written; a frame header claiming more is reported as corrupt.
@@ -109,6 +112,8 @@ impl End {
                     iov_len: b.len(),
                 },
             ];
+            // SAFETY: both iovecs describe live slices (`h`, `b`) that writev only reads, and the
+            // count is the array's length.
             let n = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
             if n < 0 {
                 let e = io::Error::last_os_error();
@@ -191,13 +196,9 @@ impl End {
         }
         let len = self.rbuf.len();
         self.rbuf.reserve(READ_BUF);
-        let spare = self.rbuf.capacity() - len;
-        let n = read_some(
-            fd,
-            unsafe { self.rbuf.as_mut_ptr().add(len) },
-            spare,
-            deadline,
-        )?;
+        let n = read_some(fd, self.rbuf.spare_capacity_mut(), deadline)?;
+        // SAFETY: read_some initialised the first `n` bytes of the spare capacity (n is at most
+        // its length).
         unsafe { self.rbuf.set_len(len + n) };
         Ok(n > 0)
     }
@@ -283,12 +284,13 @@ impl End {
         self.rpos += have;
         while out.len() < len {
             let at = out.len();
-            let n = read_some(fd, unsafe { out.as_mut_ptr().add(at) }, len - at, None)?;
+            let n = read_some(fd, &mut out.spare_capacity_mut()[..len - at], None)?;
             if n == 0 {
                 return Err(IpcError::Corrupt(
                     "peer closed in the middle of a message".into(),
                 ));
             }
+            // SAFETY: read_some initialised `n <= len - at` bytes right after the first `at`.
             unsafe { out.set_len(at + n) };
         }
         Ok(())
@@ -345,6 +347,9 @@ impl End {
     fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<End, D::Error> {
         let (OwnedFdDe(fd), send, recv): (OwnedFdDe, Option<Segment>, Option<Segment>) =
             Deserialize::deserialize(d)?;
+        for seg in send.iter().chain(&recv) {
+            lane::check_segment(seg).map_err(serde::de::Error::custom)?;
+        }
         Ok(End::new(
             Tracked::new(fd),
             send.map(Arc::new),
@@ -370,17 +375,19 @@ impl<'de> Deserialize<'de> for OwnedFdDe {
     }
 }
 
-/// Read up to `cap` bytes into `buf`, waiting until `deadline` for data. `Ok(0)` is EOF.
+/// Read up to `buf.len()` bytes into `buf`, waiting until `deadline` for data. `Ok(0)` is EOF;
+/// `Ok(n)` means the first `n` bytes of `buf` are now initialised.
 /// Polls for a few microseconds before sleeping (see [`SPIN`]).
 fn read_some(
     fd: RawFd,
-    buf: *mut u8,
-    cap: usize,
+    buf: &mut [MaybeUninit<u8>],
     deadline: Option<Instant>,
 ) -> Result<usize, IpcError> {
     let mut spin_start: Option<Instant> = None;
     loop {
-        let n = unsafe { libc::read(fd, buf.cast(), cap) };
+        // SAFETY: `buf` is a live, writable slice (uninitialised bytes are fine to write) and
+        // read writes at most its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
         if n >= 0 {
             return Ok(n as usize);
         }
@@ -515,6 +522,7 @@ macro_rules! handle_impls {
                 self.end.close();
             }
 
+            /// True once `close()` was called on this end.
             pub fn is_closed(&self) -> bool {
                 self.end.fd.is_none()
             }

@@ -43,7 +43,7 @@ use crate::shm::Segment;
 use crate::sys;
 
 /// Bytes of ring per direction (address space; pages become resident as they are used).
-pub const LANE_BYTES: usize = 4 << 20;
+pub(super) const LANE_BYTES: usize = 4 << 20;
 const DATA_OFFSET: usize = 4096;
 /// At most this much is copied before it is published, so the reader starts copying while the
 /// writer is still at work on the same message.
@@ -53,7 +53,7 @@ const SLICE: Duration = Duration::from_millis(20);
 /// Record prefix: sequence number and body length.
 const PREFIX: u64 = 16;
 /// Sequence numbers travel in 31 bits (the token's top bit says "lane").
-pub const SEQ_MASK: u64 = (1 << 31) - 1;
+pub(super) const SEQ_MASK: u64 = (1 << 31) - 1;
 
 #[repr(C, align(64))]
 struct Counter {
@@ -84,10 +84,13 @@ struct Header {
     torn_ack: AtomicU64,
 }
 
+/// The size of a lane's segment: the header's page, then the ring.
+const SEGMENT_BYTES: usize = DATA_OFFSET + LANE_BYTES;
+
 /// Create the shared segment for one direction.
-pub fn new_segment() -> std::io::Result<Segment> {
+pub(super) fn new_segment() -> std::io::Result<Segment> {
     const _: () = assert!(std::mem::size_of::<Header>() <= DATA_OFFSET);
-    let seg = Segment::new(DATA_OFFSET + LANE_BYTES)?;
+    let seg = Segment::new(SEGMENT_BYTES)?;
     // SAFETY: fresh zeroed memory nobody else has seen.
     unsafe {
         let h = seg.as_ptr() as *mut Header;
@@ -96,13 +99,29 @@ pub fn new_segment() -> std::io::Result<Segment> {
     Ok(seg)
 }
 
+/// Check a segment received with a pipe end: every access below assumes the size
+/// `new_segment` gives, so a segment of any other size is refused before it is used.
+pub(super) fn check_segment(seg: &Segment) -> Result<(), String> {
+    if seg.len() == SEGMENT_BYTES {
+        Ok(())
+    } else {
+        Err(format!(
+            "a pipe's lane segment has {} bytes, not {SEGMENT_BYTES}",
+            seg.len()
+        ))
+    }
+}
+
 fn header(seg: &Segment) -> &Header {
-    // SAFETY: the segment was created by new_segment (zeroed, large enough) and outlives the
-    // reference.
+    // SAFETY: the segment was created by new_segment (zeroed, then its mutex initialised) or
+    // received and checked by check_segment, so it holds a Header at offset 0 (page-aligned);
+    // every field is an atomic or the process-shared mutex, which other processes may change
+    // under a shared reference. The reference borrows `seg`, so it cannot outlive the mapping.
     unsafe { &*(seg.as_ptr() as *const Header) }
 }
 
 fn data(seg: &Segment) -> *mut u8 {
+    // SAFETY: a lane segment is SEGMENT_BYTES long (see `header`), so DATA_OFFSET is inside it.
     unsafe { seg.as_ptr().add(DATA_OFFSET) }
 }
 
@@ -110,6 +129,10 @@ fn data(seg: &Segment) -> *mut u8 {
 fn copy_in(seg: &Segment, pos: u64, src: &[u8]) {
     let off = (pos % LANE_BYTES as u64) as usize;
     let first = src.len().min(LANE_BYTES - off);
+    assert!(src.len() <= LANE_BYTES, "a lane copy is at most one ring");
+    // SAFETY: `off + first <= LANE_BYTES` and `src.len() - first <= LANE_BYTES` (asserted), so
+    // both pieces land inside the ring; `src` is a live slice of our own memory, not the ring.
+    // The writer lock and the counters make these bytes the writer's alone until published.
     unsafe {
         std::ptr::copy_nonoverlapping(src.as_ptr(), data(seg).add(off), first);
         std::ptr::copy_nonoverlapping(src.as_ptr().add(first), data(seg), src.len() - first);
@@ -121,6 +144,10 @@ fn copy_out(seg: &Segment, pos: u64, dst: &mut [MaybeUninit<u8>]) {
     let off = (pos % LANE_BYTES as u64) as usize;
     let first = dst.len().min(LANE_BYTES - off);
     let d = dst.as_mut_ptr().cast::<u8>();
+    assert!(dst.len() <= LANE_BYTES, "a lane copy is at most one ring");
+    // SAFETY: as in `copy_in`, both pieces lie inside the ring; `dst` is a live, writable
+    // slice of our own memory. The bytes were published by the writer (the counters), who does
+    // not touch them again until the reader's counter passes them.
     unsafe {
         std::ptr::copy_nonoverlapping(data(seg).add(off), d, first);
         std::ptr::copy_nonoverlapping(data(seg), d.add(first), dst.len() - first);
@@ -184,7 +211,7 @@ fn wake(counter: &Counter) {
 
 /// The lane's writer lock, held for one whole message (inline ones included, so that frames of
 /// different writers never interleave in the pipe either).
-pub struct WriterGuard<'a>(&'a RawRobustMutex);
+pub(super) struct WriterGuard<'a>(&'a RawRobustMutex);
 
 impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
@@ -195,7 +222,7 @@ impl Drop for WriterGuard<'_> {
 /// Take the lane's writer lock. If its last holder died in the middle of a record, repair the
 /// lane first (see the module docs): the torn record is reported to the reader, never spliced.
 /// `reader_alive` says whether the receiving end is still open.
-pub fn lock_writers<'a>(
+pub(super) fn lock_writers<'a>(
     seg: &'a Segment,
     reader_alive: &dyn Fn() -> bool,
 ) -> Result<WriterGuard<'a>, IpcError> {
@@ -239,7 +266,7 @@ fn repair(h: &Header, reader_alive: &dyn Fn() -> bool) -> Result<(), IpcError> {
 /// Write one message as a lane record. Call with the writer lock held. `send_token` writes the
 /// record's token into the pipe; it runs after the record is registered and before any byte of
 /// it is published, so the pipe's order is the lane's order.
-pub fn write(
+pub(super) fn write(
     seg: &Segment,
     body: &[u8],
     send_token: impl FnOnce(u32) -> Result<(), IpcError>,
@@ -293,17 +320,17 @@ pub fn write(
 
 /// A reader's progress through one record, kept across timed-out receives.
 #[derive(Debug)]
-pub struct ReadState {
+pub(super) struct ReadState {
     token: u32,
     /// The body length, once the prefix has been read.
     len: Option<usize>,
     /// The body so far.
-    pub body: Vec<u8>,
+    pub(super) body: Vec<u8>,
 }
 
 impl ReadState {
     /// Start reading the record named by `token`, filling `body` (its capacity is reused).
-    pub fn new(token: u32, mut body: Vec<u8>) -> ReadState {
+    pub(super) fn new(token: u32, mut body: Vec<u8>) -> ReadState {
         body.clear();
         ReadState {
             token,
@@ -316,7 +343,7 @@ impl ReadState {
 /// Read the record `st` names into `st.body`, waiting until `deadline`. `Err(Timeout)` keeps
 /// the progress in `st`; `Err(Torn)` means its writer died in the middle (or before the first
 /// byte) and the record is gone. `writers_alive` says whether any sending end is still open.
-pub fn read(
+pub(super) fn read(
     seg: &Segment,
     st: &mut ReadState,
     deadline: Option<Instant>,
@@ -336,7 +363,7 @@ pub fn read(
                 let seq = u64::from_le_bytes(prefix[..8].try_into().unwrap()) as u32;
                 let len = u64::from_le_bytes(prefix[8..].try_into().unwrap());
                 if seq == st.token {
-                    if len > crate::pipe::MAX_MESSAGE as u64 {
+                    if len > super::MAX_MESSAGE as u64 {
                         return Err(IpcError::Corrupt(format!("lane record claims {len} bytes")));
                     }
                     r += PREFIX;
@@ -411,5 +438,16 @@ pub fn read(
                 "peer went away in the middle of a large message".into(),
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_segment_of_a_lanes_size_is_accepted() {
+        assert!(check_segment(&new_segment().unwrap()).is_ok());
+        assert!(check_segment(&Segment::new(DATA_OFFSET).unwrap()).is_err());
     }
 }
