@@ -216,7 +216,10 @@ fn writer_dies_inside_large_message(m: StartMethod) {
         .start_method(m)
         .spawn(big_send, tx)
         .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // Kill it only once its message has begun (a fixed sleep raced a slow child start on a
+    // loaded machine: the reader then saw a clean end of file, not a torn message).
+    assert!(rx.poll(Duration::from_secs(10)).unwrap(), "the writer never began");
+    std::thread::sleep(Duration::from_millis(50));
     p.kill().unwrap();
     let _ = p.join();
     match rx.recv_bytes() {
