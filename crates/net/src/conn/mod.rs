@@ -8,10 +8,12 @@
 //! code is correct under level-triggered `select`/`poll`/epoll and under edge-triggered epoll
 //! and tokio (which only report changes).
 
+pub(crate) mod outbound;
+pub(crate) mod passive;
+
 use crate::config::Limits;
 use crate::hub::{Hub, Subscriber, Waker};
 use crate::outbound::Outbound;
-use crate::passive;
 use crate::poller::Interest;
 use crate::session::{Action, ChannelEvent, ChannelId, ConnInfo, Context, Message, Session};
 use crate::sys;

@@ -2,6 +2,10 @@
 //! token with an [`Interest`], wait for [`Event`]s. `select.rs`, `poll.rs` and `epoll.rs` each
 //! implement it with their system call; `reactor/` runs the same loop over any of them.
 
+pub(crate) mod epoll;
+pub(crate) mod poll;
+pub(crate) mod select;
+
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;

@@ -35,7 +35,9 @@
 //! while the uplink refuses (down, or its bounded queue full), it delivers locally. Under
 //! `fork`/`prefork` the relay does the forwarding and workers' hubs are unchanged.
 
-use crate::relay;
+pub(crate) mod relay;
+pub(crate) mod uplink;
+
 use crate::session::{ConnId, Message};
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
