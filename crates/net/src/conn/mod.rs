@@ -18,6 +18,7 @@ use crate::session::{Action, ChannelEvent, ChannelId, ConnInfo, Context, Message
 use crate::sys;
 use crate::wake::{Route, Waker};
 use channels::{Chan, ChanState, Pending};
+use life::Life;
 use outbound::Outbound;
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -66,6 +67,7 @@ const READ_BUDGET: usize = 64 * 1024;
 const CALL_BUDGET: usize = 256;
 
 mod channels;
+mod life;
 
 pub(crate) struct Conn<S: Session> {
     session: S,
@@ -88,15 +90,11 @@ pub(crate) struct Conn<S: Session> {
     peer_fin: bool,
     /// `on_hangup` was called (once per connection).
     fin_told: bool,
-    closing: bool,
-    closed: bool,
+    life: Life,
     drained_pending: bool,
     timer: Option<Instant>,
     last_active: Instant,
     idle_fired: bool,
-    hard_deadline: Option<Instant>,
-    /// Set once the FIN is sent: until then, input is read and dropped (see `flush`).
-    linger_until: Option<Instant>,
     channels: Vec<Option<Chan>>,
     events: VecDeque<(ChannelId, Pending)>,
     sub: Option<Arc<Subscriber>>,
@@ -132,14 +130,11 @@ impl<S: Session> Conn<S> {
             input_paused: false,
             peer_fin: false,
             fin_told: false,
-            closing: false,
-            closed: false,
+            life: Life::Open,
             drained_pending: false,
             timer: None,
             last_active: now,
             idle_fired: false,
-            hard_deadline: None,
-            linger_until: None,
             channels: Vec::new(),
             events: VecDeque::new(),
             sub: None,
@@ -156,7 +151,7 @@ impl<S: Session> Conn<S> {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed
+        self.life == Life::Closed
     }
 
     pub(crate) fn set_route(&mut self, route: Arc<Route>) {
@@ -172,7 +167,7 @@ impl<S: Session> Conn<S> {
     /// is idle too. A threadpool worker hands such a connection back to the shared poller (see
     /// `model/threadpool.rs`); the poller sends back any that is not (mail came meanwhile).
     pub(crate) fn is_idle(&self, limits: &Limits) -> bool {
-        let quiet = !self.closed
+        let quiet = !self.is_closed()
             && !self.hup
             && self.out.is_empty()
             && self.channels.iter().all(Option::is_none)
@@ -180,13 +175,12 @@ impl<S: Session> Conn<S> {
         if !quiet {
             return false;
         }
-        if self.linger_until.is_some() {
+        if let Life::Lingering { .. } = self.life {
             // Only the peer's FIN or the linger deadline can move it (hub mail is not taken
             // and `on_drained` is not called while closing).
             return !self.read_pending;
         }
-        let busy = self.closing
-            || self.hard_deadline.is_some()
+        let busy = matches!(self.life, Life::Evicting { .. } | Life::Closing { .. })
             || self.drained_pending
             || self.input_dirty
             || self.eof_pending
@@ -230,7 +224,7 @@ impl<S: Session> Conn<S> {
         let want = self.want(env.limits);
         if let Err(e) = reg.set(self.fd, CONTROL, want, true) {
             tracing::warn!("cannot watch connection: {e}");
-            self.closed = true;
+            self.life = Life::Closed;
             return;
         }
         self.registered = true;
@@ -254,7 +248,7 @@ impl<S: Session> Conn<S> {
             }
             Err(e) => {
                 tracing::warn!("cannot watch connection: {e}");
-                self.closed = true;
+                self.life = Life::Closed;
                 return;
             }
         }
@@ -295,7 +289,7 @@ impl<S: Session> Conn<S> {
         } else {
             limits.idle_timeout.map(|t| self.last_active + t)
         };
-        [self.timer, idle, self.hard_deadline, self.linger_until]
+        [self.timer, idle, self.life.deadline()]
             .into_iter()
             .flatten()
             .min()
@@ -303,13 +297,11 @@ impl<S: Session> Conn<S> {
 
     /// Fire the session timer, the idle timeout, or the goodbye deadline if due.
     pub(crate) fn on_tick(&mut self, now: Instant, reg: &mut dyn Registry, env: &Env) {
-        if self.closed {
+        if self.is_closed() {
             return;
         }
-        if self.hard_deadline.is_some_and(|t| now >= t)
-            || self.linger_until.is_some_and(|t| now >= t)
-        {
-            self.closed = true;
+        if self.life.deadline().is_some_and(|t| now >= t) {
+            self.life = Life::Closed;
             return;
         }
         if self.timer.is_some_and(|t| now >= t) {
@@ -319,12 +311,12 @@ impl<S: Session> Conn<S> {
             self.settle(reg, env);
         }
         if let Some(idle) = env.limits.idle_timeout {
-            if !self.idle_fired && !self.closed && now >= self.last_active + idle {
+            if !self.idle_fired && !self.is_closed() && now >= self.last_active + idle {
                 self.idle_fired = true;
                 self.cx.set_now(now);
                 self.session.on_idle(&mut self.cx);
                 self.cx.close();
-                self.hard_deadline = Some(now + GOODBYE_GRACE);
+                self.life = self.life.goodbye(now + GOODBYE_GRACE);
                 self.settle(reg, env);
             }
         }
@@ -332,7 +324,7 @@ impl<S: Session> Conn<S> {
 
     /// Graceful shutdown: tell the session; the driver enforces its own deadline.
     pub(crate) fn shutdown(&mut self, reg: &mut dyn Registry, env: &Env) {
-        if self.closed {
+        if self.is_closed() {
             return;
         }
         self.cx.set_shutting_down();
@@ -343,7 +335,7 @@ impl<S: Session> Conn<S> {
 
     /// Close now (shutdown deadline passed).
     pub(crate) fn abort(&mut self) {
-        self.closed = true;
+        self.life = Life::Closed;
     }
 
     /// Tear down: unregister every descriptor, leave the hub, tell the session.
@@ -383,7 +375,7 @@ impl<S: Session> Conn<S> {
 
     fn can_read(&self, limits: &Limits) -> bool {
         !self.read_eof
-            && !self.closing
+            && !self.life.closing()
             && !self.input_paused
             && !self.backpressured(limits)
             && self.inbuf.len() - self.in_pos < limits.max_input
@@ -397,18 +389,18 @@ impl<S: Session> Conn<S> {
         let (mut calls, mut read_bytes, mut yielded) = (0usize, 0usize, false);
         loop {
             self.apply(reg, env);
-            if self.closed {
+            if self.is_closed() {
                 return;
             }
             self.flush(reg, env);
-            if self.closed {
+            if self.is_closed() {
                 return;
             }
-            if self.linger_until.is_some() {
+            if let Life::Lingering { .. } = self.life {
                 if self.read_pending {
                     self.discard_input();
                 }
-                if self.closed {
+                if self.is_closed() {
                     return;
                 }
                 break;
@@ -437,7 +429,7 @@ impl<S: Session> Conn<S> {
             }
             if self.drained_pending {
                 self.drained_pending = false;
-                if !self.closing {
+                if !self.life.closing() {
                     self.session.on_drained(&mut self.cx);
                     continue;
                 }
@@ -449,7 +441,7 @@ impl<S: Session> Conn<S> {
             if self.input_dirty
                 && !yielded
                 && !self.input_paused
-                && !self.closing
+                && !self.life.closing()
                 && !self.backpressured(limits)
             {
                 calls += 1;
@@ -469,7 +461,7 @@ impl<S: Session> Conn<S> {
                     self.input_dirty = false;
                     if n == 0 && self.inbuf.len() - self.in_pos >= limits.max_input {
                         tracing::debug!("input limit reached without progress; closing");
-                        self.closed = true;
+                        self.life = Life::Closed;
                         return;
                     }
                 }
@@ -481,11 +473,11 @@ impl<S: Session> Conn<S> {
                     read_bytes += self.inbuf.len().saturating_sub(before);
                     continue;
                 }
-                if self.closed {
+                if self.is_closed() {
                     return;
                 }
             }
-            if self.eof_pending && !self.input_dirty && !yielded && !self.closing {
+            if self.eof_pending && !self.input_dirty && !yielded && !self.life.closing() {
                 self.eof_pending = false;
                 self.session.on_eof(&mut self.cx);
                 continue;
@@ -500,9 +492,9 @@ impl<S: Session> Conn<S> {
             }
             break;
         }
-        if self.hup && !self.closed {
+        if self.hup && !self.is_closed() {
             // Reset or fully shut: whatever could be read has been; nothing more can be sent.
-            self.closed = true;
+            self.life = Life::Closed;
             return;
         }
         let channel_input = self
@@ -555,7 +547,7 @@ impl<S: Session> Conn<S> {
                 }
                 io::ErrorKind::Interrupted => true,
                 _ => {
-                    self.closed = true;
+                    self.life = Life::Closed;
                     false
                 }
             },
@@ -564,7 +556,7 @@ impl<S: Session> Conn<S> {
 
     fn take_messages(&mut self, limits: &Limits) -> bool {
         let Some(sub) = &self.sub else { return false };
-        if self.closing {
+        if self.life.closing() {
             return false;
         }
         // Checked before the high-water test: a receiver that stopped reading sits above
@@ -603,7 +595,7 @@ impl<S: Session> Conn<S> {
         self.cx.set_now(now);
         self.session.on_overflow(&mut self.cx);
         self.cx.close();
-        self.hard_deadline = Some(now + GOODBYE_GRACE);
+        self.life = self.life.goodbye(now + GOODBYE_GRACE);
     }
 
     /// Carry out the actions the last callbacks queued, in order.
@@ -614,22 +606,22 @@ impl<S: Session> Conn<S> {
         let mut acts = std::mem::take(&mut self.scratch);
         acts.extend(self.cx.take_actions());
         for a in acts.drain(..) {
-            if self.closed {
+            if self.is_closed() {
                 break;
             }
             match a {
                 Action::Write(buf) => {
-                    if !self.closing {
+                    if !self.life.closing() {
                         self.out.push_bytes(buf);
                     }
                 }
                 Action::SendFile { file, offset, len } => {
-                    if !self.closing {
+                    if !self.life.closing() {
                         self.out.push_file(file, offset, len);
                     }
                 }
-                Action::Close => self.closing = true,
-                Action::Abort => self.closed = true,
+                Action::Close => self.life = self.life.close(),
+                Action::Abort => self.life = Life::Closed,
                 Action::SetTimer(t) => self.timer = t,
                 Action::Subscribe(topic) => {
                     let sub = self
@@ -763,7 +755,7 @@ impl<S: Session> Conn<S> {
                 // what the peer means to encrypt.
                 Action::StartTls => {
                     tracing::error!("start_tls without the TLS layer: aborting the connection");
-                    self.closed = true;
+                    self.life = Life::Closed;
                 }
                 Action::ChannelTls(id) => {
                     tracing::error!("channel_tls without the TLS layer: aborting the channel");
@@ -777,7 +769,7 @@ impl<S: Session> Conn<S> {
         self.scratch = acts;
         if self.out.bytes > env.limits.max_outbound {
             tracing::debug!("outbound limit passed; closing a slow consumer");
-            self.closed = true;
+            self.life = Life::Closed;
         }
     }
 
@@ -798,13 +790,13 @@ impl<S: Session> Conn<S> {
                     }
                 }
                 Err(_) => {
-                    self.closed = true;
+                    self.life = Life::Closed;
                     return;
                 }
             }
         }
         self.flush_channels(reg, env.level_triggered);
-        if self.closing && self.out.is_empty() && self.events.is_empty() {
+        if self.life.closing() && self.out.is_empty() && self.events.is_empty() {
             let busy = self
                 .channels
                 .iter()
@@ -812,8 +804,8 @@ impl<S: Session> Conn<S> {
                 .any(|c| matches!(c.state, ChanState::Open(_)) && !c.out.is_empty());
             if !busy {
                 if self.read_eof || self.hup {
-                    self.closed = true;
-                } else if self.linger_until.is_none() {
+                    self.life = Life::Closed;
+                } else if let Life::Closing { .. } = self.life {
                     // Lingering close: send FIN, then read and discard until the peer closes
                     // (or LINGER passes). Closing with unread input would send a RST, and a
                     // RST can destroy the last response before the client has read it.
@@ -824,7 +816,7 @@ impl<S: Session> Conn<S> {
                     } else {
                         LINGER
                     };
-                    self.linger_until = Some(Instant::now() + linger);
+                    self.life = self.life.linger(Instant::now() + linger);
                     self.read_pending = true;
                 }
             }
@@ -838,7 +830,7 @@ impl<S: Session> Conn<S> {
             for _ in 0..16 {
                 match (&self.sock).read(&mut scratch[..]) {
                     Ok(0) => {
-                        self.closed = true;
+                        self.life = Life::Closed;
                         return;
                     }
                     Ok(_) => continue,
@@ -848,7 +840,7 @@ impl<S: Session> Conn<S> {
                         return;
                     }
                     Err(_) => {
-                        self.closed = true;
+                        self.life = Life::Closed;
                         return;
                     }
                 }
@@ -861,7 +853,7 @@ impl<S: Session> Conn<S> {
     /// What the control connection's state calls for: reading when it can; while the session
     /// paused its input, only the peer's FIN (told once, as `on_hangup`).
     fn want(&self, limits: &Limits) -> Interest {
-        let read = self.can_read(limits) || self.linger_until.is_some();
+        let read = self.can_read(limits) || matches!(self.life, Life::Lingering { .. });
         Interest {
             read,
             write: !self.out.is_empty(),
@@ -871,7 +863,10 @@ impl<S: Session> Conn<S> {
 
     /// The session paused its input and has not been told of a FIN yet.
     fn hangup_watch(&self) -> bool {
-        self.input_paused && !self.read_eof && !self.fin_told && !self.closing && !self.closed
+        self.input_paused
+            && !self.read_eof
+            && !self.fin_told
+            && matches!(self.life, Life::Open | Life::Evicting { .. })
     }
 
     fn update_interest(&mut self, reg: &mut dyn Registry, limits: &Limits) {
