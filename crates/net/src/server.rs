@@ -26,17 +26,29 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
+/// Why a server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A TCP listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: io::Error },
-    #[error("cannot listen on {path}: {source}")]
-    BindUnix {
-        path: std::path::PathBuf,
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What `bind`/`listen` said.
         source: io::Error,
     },
+    /// A Unix-domain listener could not be bound.
+    #[error("cannot listen on {path}: {source}")]
+    BindUnix {
+        /// The socket's path.
+        path: std::path::PathBuf,
+        /// What `bind`/`listen` said.
+        source: io::Error,
+    },
+    /// The configuration has no address at all to listen on.
     #[error("no address to listen on")]
     NoAddress,
+    /// Any other I/O failure while starting or serving.
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -255,10 +267,12 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
+    /// The addresses the server listens on, in announce order.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
     }
 
+    /// Begin a graceful shutdown without waiting for it (see [`ServerHandle::stop`]).
     pub fn shutdown(&self) {
         self.shutdown.shutdown();
     }

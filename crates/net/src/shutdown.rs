@@ -35,6 +35,7 @@ impl ShutdownHandle {
         sys::poke(self.inner.w.as_raw_fd());
     }
 
+    /// Whether shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
         sys::readable_now(self.fd())
     }

@@ -26,7 +26,8 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// A non-blocking, close-on-exec eventfd (a counter the kernel can wait on).
 pub(crate) fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; the fd is owned below.
+    // SAFETY: eventfd takes no pointers and touches no memory of ours; the descriptor it
+    // returns is owned below.
     let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
     // SAFETY: fd was just created and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -212,6 +213,8 @@ pub(crate) fn peer_sent_fin(fd: RawFd) -> bool {
     // SAFETY: tcp_info is plain data; getsockopt writes at most `len` bytes into it.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` is a live tcp_info and `len` its size, so the kernel writes within it; a
+    // bad `fd` only makes the call fail.
     let r = unsafe {
         libc::getsockopt(
             fd,
@@ -262,8 +265,12 @@ pub(crate) struct SharedCounter {
     ledger: AtomicUsize,
 }
 
-// SAFETY: the pointees are atomics in a mapping that lives as long as the counter.
+// SAFETY: the raw pointer is the only non-Send field; it points at atomics in a shared
+// mapping that lives as long as the counter (unmapped in Drop) and is only ever accessed
+// through atomic operations, so moving the counter to another thread is sound.
 unsafe impl Send for SharedCounter {}
+// SAFETY: as for Send: every access through `&SharedCounter` is an atomic operation (on the
+// mapping or on `ledger`), so sharing it between threads cannot race.
 unsafe impl Sync for SharedCounter {}
 
 fn bucket(ip: std::net::IpAddr) -> usize {
@@ -450,7 +457,8 @@ pub(crate) fn fork() -> io::Result<Fork> {
 /// Ask for SIGTERM when the parent dies (Linux `PR_SET_PDEATHSIG`); if it is already gone,
 /// signal ourselves now.
 pub(crate) fn die_with_parent(parent: libc::pid_t) {
-    // SAFETY: plain prctl/getppid/kill syscalls.
+    // SAFETY: prctl(PR_SET_PDEATHSIG), getppid and kill take plain integers and touch no
+    // memory of ours; at worst they fail.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
         if libc::getppid() != parent {
@@ -464,7 +472,7 @@ pub(crate) fn reap_children() -> Vec<libc::pid_t> {
     let mut out = Vec::new();
     loop {
         let mut status = 0;
-        // SAFETY: valid status pointer.
+        // SAFETY: `status` is a live int the kernel writes; WNOHANG keeps it from blocking.
         let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
         if pid <= 0 {
             break;
@@ -475,7 +483,8 @@ pub(crate) fn reap_children() -> Vec<libc::pid_t> {
 }
 
 pub(crate) fn kill(pid: libc::pid_t, sig: libc::c_int) {
-    // SAFETY: plain syscall; an already-dead pid just fails with ESRCH.
+    // SAFETY: kill takes plain integers and touches no memory of ours; an already-dead pid
+    // just fails with ESRCH.
     unsafe { libc::kill(pid, sig) };
 }
 

@@ -53,8 +53,11 @@ const KEEP_QUEUE: usize = 64;
 /// The biggest message (topic + body) the hub carries: what fits in a relay frame.
 pub const MAX_MESSAGE: usize = frame::MAX_FRAME - 10;
 
+/// Why [`Hub::try_publish`] or [`Injector::publish`] refused a message.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PublishError {
+    /// Topic and body together are over [`MAX_MESSAGE`] bytes (or the topic alone over 65,535);
+    /// the size in bytes.
     #[error("a hub message of {0} bytes is over the {MAX_MESSAGE}-byte limit")]
     TooLarge(usize),
 }
@@ -74,6 +77,7 @@ pub struct Injector {
 }
 
 impl Injector {
+    /// Publish `body` on `topic`, as [`Hub::try_publish`] does.
     pub fn publish(&self, topic: &str, body: &[u8]) -> Result<(), PublishError> {
         self.hub.try_publish(Message {
             topic: topic.into(),

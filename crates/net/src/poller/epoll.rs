@@ -17,9 +17,10 @@ pub(crate) struct EpollPoller {
 
 impl EpollPoller {
     pub(crate) fn new(edge: bool) -> io::Result<Self> {
-        // SAFETY: plain syscall; the fd is owned below.
+        // SAFETY: epoll_create1 takes no pointers and touches no memory of ours; the descriptor
+        // it returns is owned below.
         let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
-        // SAFETY: fd was just created.
+        // SAFETY: fd was just created (cvt checked it) and nothing else owns it.
         let ep = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(EpollPoller {
             ep,
@@ -53,7 +54,8 @@ impl EpollPoller {
             events: flags,
             u64: token as u64,
         };
-        // SAFETY: valid epoll fd and event pointer.
+        // SAFETY: `ev` is a live epoll_event the kernel only reads; an invalid fd or op only
+        // makes the call fail.
         cvt(unsafe { libc::epoll_ctl(self.ep.as_raw_fd(), op, fd, &mut ev) })?;
         Ok(())
     }
@@ -76,7 +78,8 @@ impl Poller for EpollPoller {
     }
 
     fn delete(&mut self, fd: RawFd) {
-        // SAFETY: valid epoll fd; a null event is allowed for DEL.
+        // SAFETY: EPOLL_CTL_DEL ignores the event pointer (null is allowed since Linux 2.6.9);
+        // an fd that is not registered only makes the call fail.
         unsafe {
             libc::epoll_ctl(
                 self.ep.as_raw_fd(),

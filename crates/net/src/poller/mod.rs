@@ -22,7 +22,7 @@ pub(crate) struct Interest {
 }
 
 impl Interest {
-    pub const READ: Interest = Interest {
+    pub(crate) const READ: Interest = Interest {
         read: true,
         write: false,
         hangup: false,
