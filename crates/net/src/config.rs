@@ -31,6 +31,7 @@ pub enum Model {
 }
 
 impl Model {
+    /// Every model, in the order the documentation lists them.
     pub const ALL: [Model; 9] = [
         Model::Iterative,
         Model::Fork,
@@ -43,6 +44,7 @@ impl Model {
         Model::Async,
     ];
 
+    /// The model's name on the command line (`--model NAME`) and in logs.
     pub fn name(self) -> &'static str {
         match self {
             Model::Iterative => "iterative",
@@ -83,6 +85,7 @@ impl fmt::Display for Model {
     }
 }
 
+/// A `--model` name that is none of [`Model::ALL`] (the name given).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown model {0:?}; expected one of: iterative, fork, thread, threadpool, prefork, select, poll, epoll, async")]
 pub struct UnknownModel(pub String);
@@ -191,11 +194,13 @@ pub struct Config {
     /// <path>`; listener numbers after those of `also`. Mode 0600, removed when the server
     /// stops; a stale file is replaced only when nothing listens on it.
     pub unix: Vec<(String, std::path::PathBuf)>,
+    /// The concurrency model that serves the connections.
     pub model: Model,
     /// Threads or processes for models that use them; 0 = a default (see `worker_count`).
     pub workers: usize,
     /// Use edge-triggered epoll (`Model::Epoll` only).
     pub edge_triggered: bool,
+    /// The bounds every connection and the whole server keep (see [`Limits`]).
     pub limits: Limits,
     /// Install SIGINT/SIGTERM handlers that start a graceful shutdown (the CLI wants this;
     /// an embedding program may prefer [`ServerHandle::shutdown`](crate::ServerHandle::shutdown)).
@@ -205,6 +210,8 @@ pub struct Config {
 }
 
 impl Config {
+    /// `service` on `bind`, with the default model and limits, signal handlers installed and
+    /// the ready line printed.
     pub fn new(service: &str, bind: std::net::SocketAddr) -> Self {
         Config {
             service: service.to_string(),

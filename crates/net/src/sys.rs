@@ -26,7 +26,8 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// A non-blocking, close-on-exec eventfd (a counter the kernel can wait on).
 pub(crate) fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; the fd is owned below.
+    // SAFETY: eventfd takes no pointers and touches no memory of ours; the descriptor it
+    // returns is owned below.
     let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
     // SAFETY: fd was just created and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -207,11 +208,13 @@ pub(crate) fn take_error(fd: RawFd) -> io::Result<Option<io::Error>> {
 /// Whether the peer of TCP socket `fd` has sent its FIN (the socket's state is past
 /// ESTABLISHED on the receiving side: CLOSE_WAIT, LAST_ACK, CLOSING, TIME_WAIT or CLOSE),
 /// whatever is still queued before it. `false` for what is not TCP. select(2) has no
-/// `POLLRDHUP`; this is how `select.rs` sees a half-close while input is paused.
+/// `POLLRDHUP`; this is how `poller/select.rs` sees a half-close while input is paused.
 pub(crate) fn peer_sent_fin(fd: RawFd) -> bool {
     // SAFETY: tcp_info is plain data; getsockopt writes at most `len` bytes into it.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` is a live tcp_info and `len` its size, so the kernel writes within it; a
+    // bad `fd` only makes the call fail.
     let r = unsafe {
         libc::getsockopt(
             fd,
@@ -262,8 +265,12 @@ pub(crate) struct SharedCounter {
     ledger: AtomicUsize,
 }
 
-// SAFETY: the pointees are atomics in a mapping that lives as long as the counter.
+// SAFETY: the raw pointer is the only non-Send field; it points at atomics in a shared
+// mapping that lives as long as the counter (unmapped in Drop) and is only ever accessed
+// through atomic operations, so moving the counter to another thread is sound.
 unsafe impl Send for SharedCounter {}
+// SAFETY: as for Send: every access through `&SharedCounter` is an atomic operation (on the
+// mapping or on `ledger`), so sharing it between threads cannot race.
 unsafe impl Sync for SharedCounter {}
 
 fn bucket(ip: std::net::IpAddr) -> usize {
@@ -450,7 +457,8 @@ pub(crate) fn fork() -> io::Result<Fork> {
 /// Ask for SIGTERM when the parent dies (Linux `PR_SET_PDEATHSIG`); if it is already gone,
 /// signal ourselves now.
 pub(crate) fn die_with_parent(parent: libc::pid_t) {
-    // SAFETY: plain prctl/getppid/kill syscalls.
+    // SAFETY: prctl(PR_SET_PDEATHSIG), getppid and kill take plain integers and touch no
+    // memory of ours; at worst they fail.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
         if libc::getppid() != parent {
@@ -464,7 +472,7 @@ pub(crate) fn reap_children() -> Vec<libc::pid_t> {
     let mut out = Vec::new();
     loop {
         let mut status = 0;
-        // SAFETY: valid status pointer.
+        // SAFETY: `status` is a live int the kernel writes; WNOHANG keeps it from blocking.
         let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
         if pid <= 0 {
             break;
@@ -475,17 +483,9 @@ pub(crate) fn reap_children() -> Vec<libc::pid_t> {
 }
 
 pub(crate) fn kill(pid: libc::pid_t, sig: libc::c_int) {
-    // SAFETY: plain syscall; an already-dead pid just fails with ESRCH.
+    // SAFETY: kill takes plain integers and touches no memory of ours; an already-dead pid
+    // just fails with ESRCH.
     unsafe { libc::kill(pid, sig) };
-}
-
-/// Leave a forked child without running the parent's destructors or atexit handlers.
-pub(crate) fn exit_child(code: i32) -> ! {
-    // Protocols' own buffers (`shutdown::at_child_exit`), then no other flushing: a buffer
-    // inherited from the parent would be written twice.
-    crate::shutdown::run_child_exit_hooks();
-    // SAFETY: _exit never returns.
-    unsafe { libc::_exit(code) }
 }
 
 pub(crate) fn close_fd(fd: RawFd) {
@@ -521,23 +521,5 @@ mod tests {
         assert!(!c.try_acquire(b));
         c.reclaim_ledger(0);
         assert!(c.try_acquire(a) && c.try_acquire(a), "places reclaimed");
-    }
-
-    #[test]
-    fn unix_domain_connections_have_a_budget_of_their_own() {
-        let local: std::net::IpAddr = crate::listener::UNIX_ADDR.ip();
-        let a: std::net::IpAddr = "10.0.0.1".parse().unwrap();
-        let c = SharedCounter::new(1, Some(1), 2, 0).unwrap();
-        assert!(c.try_acquire(a));
-        assert!(!c.try_acquire(a), "the public budget is full");
-        assert!(
-            c.try_acquire(local) && c.try_acquire(local),
-            "admin tools still get in"
-        );
-        assert!(!c.try_acquire(local), "within their own bound");
-        c.release(local);
-        assert!(c.try_acquire(local));
-        c.release(a);
-        assert!(c.try_acquire(a), "admin connections took no public place");
     }
 }

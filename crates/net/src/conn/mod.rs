@@ -7,18 +7,28 @@
 //! writes until EAGAIN or empty, and remembers "maybe more to read" across pauses, so the same
 //! code is correct under level-triggered `select`/`poll`/epoll and under edge-triggered epoll
 //! and tokio (which only report changes).
+//!
+//! Its parts: this file (the connection and what drivers call), `settle.rs` (making progress:
+//! reading, callbacks, writing, the lingering close), `life.rs` (where the connection is in
+//! its life: open, evicting, closing, lingering, closed), `actions.rs` (carrying out what the
+//! session asked for), `channels.rs`
+//! (data channels), `outbound.rs` (the queue of bytes and file ranges), `passive.rs`
+//! (passive listeners and their per-address budget).
+
+mod outbound;
+mod passive;
 
 use crate::config::Limits;
-use crate::hub::{Hub, Subscriber, Waker};
-use crate::outbound::Outbound;
-use crate::passive;
+use crate::hub::{Hub, Subscriber};
 use crate::poller::Interest;
-use crate::session::{Action, ChannelEvent, ChannelId, ConnInfo, Context, Message, Session};
-use crate::sys;
-use channels::{Chan, ChanState, Pending};
+use crate::session::{Action, ChannelId, ConnInfo, Context, Message, Session};
+use crate::wake::{Route, Waker};
+use channels::{Chan, Pending};
+use life::Life;
+use outbound::Outbound;
 use std::collections::VecDeque;
-use std::io::{self, Read};
-use std::net::{SocketAddr, TcpStream};
+use std::io;
+use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,7 +72,10 @@ thread_local! {
 const READ_BUDGET: usize = 64 * 1024;
 const CALL_BUDGET: usize = 256;
 
+mod actions;
 mod channels;
+mod life;
+mod settle;
 
 pub(crate) struct Conn<S: Session> {
     session: S,
@@ -85,22 +98,18 @@ pub(crate) struct Conn<S: Session> {
     peer_fin: bool,
     /// `on_hangup` was called (once per connection).
     fin_told: bool,
-    closing: bool,
-    closed: bool,
+    life: Life,
     drained_pending: bool,
     timer: Option<Instant>,
     last_active: Instant,
     idle_fired: bool,
-    hard_deadline: Option<Instant>,
-    /// Set once the FIN is sent: until then, input is read and dropped (see `flush`).
-    linger_until: Option<Instant>,
     channels: Vec<Option<Chan>>,
     events: VecDeque<(ChannelId, Pending)>,
     sub: Option<Arc<Subscriber>>,
     topics: Vec<Arc<str>>,
     waker: Waker,
     /// Where `waker` currently points, for connections that move between loops (threadpool).
-    route: Option<Arc<crate::reactor::Route>>,
+    route: Option<Arc<Route>>,
     scratch: Vec<Action>,
     msgs: Vec<Arc<Message>>,
 }
@@ -129,14 +138,11 @@ impl<S: Session> Conn<S> {
             input_paused: false,
             peer_fin: false,
             fin_told: false,
-            closing: false,
-            closed: false,
+            life: Life::Open,
             drained_pending: false,
             timer: None,
             last_active: now,
             idle_fired: false,
-            hard_deadline: None,
-            linger_until: None,
             channels: Vec::new(),
             events: VecDeque::new(),
             sub: None,
@@ -153,23 +159,23 @@ impl<S: Session> Conn<S> {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed
+        self.life == Life::Closed
     }
 
-    pub(crate) fn set_route(&mut self, route: Arc<crate::reactor::Route>) {
+    pub(crate) fn set_route(&mut self, route: Arc<Route>) {
         self.route = Some(route);
     }
 
-    pub(crate) fn route(&self) -> Option<&Arc<crate::reactor::Route>> {
+    pub(crate) fn route(&self) -> Option<&Arc<Route>> {
         self.route.as_ref()
     }
 
     /// Nothing to do until the peer sends, a timer fires or hub mail comes: no output queued,
     /// no input to parse or read, no channel. A lingering close (waiting for the peer's FIN)
     /// is idle too. A threadpool worker hands such a connection back to the shared poller (see
-    /// `threadpool.rs`); the poller sends back any that is not (mail came meanwhile).
+    /// `model/threadpool.rs`); the poller sends back any that is not (mail came meanwhile).
     pub(crate) fn is_idle(&self, limits: &Limits) -> bool {
-        let quiet = !self.closed
+        let quiet = !self.is_closed()
             && !self.hup
             && self.out.is_empty()
             && self.channels.iter().all(Option::is_none)
@@ -177,13 +183,12 @@ impl<S: Session> Conn<S> {
         if !quiet {
             return false;
         }
-        if self.linger_until.is_some() {
+        if let Life::Lingering { .. } = self.life {
             // Only the peer's FIN or the linger deadline can move it (hub mail is not taken
             // and `on_drained` is not called while closing).
             return !self.read_pending;
         }
-        let busy = self.closing
-            || self.hard_deadline.is_some()
+        let busy = matches!(self.life, Life::Evicting { .. } | Life::Closing { .. })
             || self.drained_pending
             || self.input_dirty
             || self.eof_pending
@@ -227,7 +232,7 @@ impl<S: Session> Conn<S> {
         let want = self.want(env.limits);
         if let Err(e) = reg.set(self.fd, CONTROL, want, true) {
             tracing::warn!("cannot watch connection: {e}");
-            self.closed = true;
+            self.life = Life::Closed;
             return;
         }
         self.registered = true;
@@ -251,7 +256,7 @@ impl<S: Session> Conn<S> {
             }
             Err(e) => {
                 tracing::warn!("cannot watch connection: {e}");
-                self.closed = true;
+                self.life = Life::Closed;
                 return;
             }
         }
@@ -292,7 +297,7 @@ impl<S: Session> Conn<S> {
         } else {
             limits.idle_timeout.map(|t| self.last_active + t)
         };
-        [self.timer, idle, self.hard_deadline, self.linger_until]
+        [self.timer, idle, self.life.deadline()]
             .into_iter()
             .flatten()
             .min()
@@ -300,13 +305,11 @@ impl<S: Session> Conn<S> {
 
     /// Fire the session timer, the idle timeout, or the goodbye deadline if due.
     pub(crate) fn on_tick(&mut self, now: Instant, reg: &mut dyn Registry, env: &Env) {
-        if self.closed {
+        if self.is_closed() {
             return;
         }
-        if self.hard_deadline.is_some_and(|t| now >= t)
-            || self.linger_until.is_some_and(|t| now >= t)
-        {
-            self.closed = true;
+        if self.life.deadline().is_some_and(|t| now >= t) {
+            self.life = Life::Closed;
             return;
         }
         if self.timer.is_some_and(|t| now >= t) {
@@ -316,12 +319,12 @@ impl<S: Session> Conn<S> {
             self.settle(reg, env);
         }
         if let Some(idle) = env.limits.idle_timeout {
-            if !self.idle_fired && !self.closed && now >= self.last_active + idle {
+            if !self.idle_fired && !self.is_closed() && now >= self.last_active + idle {
                 self.idle_fired = true;
                 self.cx.set_now(now);
                 self.session.on_idle(&mut self.cx);
                 self.cx.close();
-                self.hard_deadline = Some(now + GOODBYE_GRACE);
+                self.life = self.life.goodbye(now + GOODBYE_GRACE);
                 self.settle(reg, env);
             }
         }
@@ -329,7 +332,7 @@ impl<S: Session> Conn<S> {
 
     /// Graceful shutdown: tell the session; the driver enforces its own deadline.
     pub(crate) fn shutdown(&mut self, reg: &mut dyn Registry, env: &Env) {
-        if self.closed {
+        if self.is_closed() {
             return;
         }
         self.cx.set_shutting_down();
@@ -340,7 +343,7 @@ impl<S: Session> Conn<S> {
 
     /// Close now (shutdown deadline passed).
     pub(crate) fn abort(&mut self) {
-        self.closed = true;
+        self.life = Life::Closed;
     }
 
     /// Tear down: unregister every descriptor, leave the hub, tell the session.
@@ -372,510 +375,5 @@ impl<S: Session> Conn<S> {
             }
         }
         self.session.on_close();
-    }
-
-    fn backpressured(&self, limits: &Limits) -> bool {
-        self.out.bytes >= limits.high_water || self.out.chunks.len() >= MAX_CHUNKS
-    }
-
-    fn can_read(&self, limits: &Limits) -> bool {
-        !self.read_eof
-            && !self.closing
-            && !self.input_paused
-            && !self.backpressured(limits)
-            && self.inbuf.len() - self.in_pos < limits.max_input
-    }
-
-    /// Make every bit of progress possible now, then update what is watched.
-    pub(crate) fn settle(&mut self, reg: &mut dyn Registry, env: &Env) {
-        let limits = env.limits;
-        // Fairness: one connection gets a bounded share of a loop turn, so a client pouring in
-        // input (and publishing to the hub) cannot starve the others sharing its thread.
-        let (mut calls, mut read_bytes, mut yielded) = (0usize, 0usize, false);
-        loop {
-            self.apply(reg, env);
-            if self.closed {
-                return;
-            }
-            self.flush(reg, env);
-            if self.closed {
-                return;
-            }
-            if self.linger_until.is_some() {
-                if self.read_pending {
-                    self.discard_input();
-                }
-                if self.closed {
-                    return;
-                }
-                break;
-            }
-            if let Some((id, ev)) = self.events.pop_front() {
-                let ev = match ev {
-                    Pending::Listening(a) => ChannelEvent::Listening(a),
-                    Pending::Connected(a) => ChannelEvent::Connected(a),
-                    Pending::Eof => ChannelEvent::Eof,
-                    Pending::Drained => ChannelEvent::Drained,
-                    Pending::Closed => ChannelEvent::Closed,
-                    Pending::Error(k) => ChannelEvent::Error(k),
-                    Pending::TooMany => ChannelEvent::TooMany,
-                };
-                self.cx.set_now(Instant::now());
-                self.session.on_channel(id, ev, &mut self.cx);
-                continue;
-            }
-            if self.peer_fin && self.hangup_watch() {
-                // A FIN while the session waits with input paused (FTP behind a transfer):
-                // its EOF would come only after it resumes, so say so now.
-                self.fin_told = true;
-                self.cx.set_now(Instant::now());
-                self.session.on_hangup(&mut self.cx);
-                continue;
-            }
-            if self.drained_pending {
-                self.drained_pending = false;
-                if !self.closing {
-                    self.session.on_drained(&mut self.cx);
-                    continue;
-                }
-            }
-            if calls >= CALL_BUDGET || read_bytes >= READ_BUDGET {
-                // Input waits for the next turn; output, channels and hub mail still move.
-                yielded = true;
-            }
-            if self.input_dirty
-                && !yielded
-                && !self.input_paused
-                && !self.closing
-                && !self.backpressured(limits)
-            {
-                calls += 1;
-                self.cx.set_now(Instant::now());
-                let input = &self.inbuf[self.in_pos..];
-                let n = self.session.on_data(input, &mut self.cx).min(input.len());
-                self.in_pos += n;
-                if self.in_pos == self.inbuf.len() {
-                    self.inbuf.clear();
-                    self.in_pos = 0;
-                    if self.inbuf.capacity() > SCRATCH_SIZE {
-                        // A burst is over: an idle connection keeps no big buffer.
-                        self.inbuf = Vec::new();
-                    }
-                }
-                if n == 0 || self.inbuf.is_empty() {
-                    self.input_dirty = false;
-                    if n == 0 && self.inbuf.len() - self.in_pos >= limits.max_input {
-                        tracing::debug!("input limit reached without progress; closing");
-                        self.closed = true;
-                        return;
-                    }
-                }
-                continue;
-            }
-            if self.read_pending && !yielded && self.can_read(limits) {
-                let before = self.inbuf.len();
-                if self.read_some(env.level_triggered) {
-                    read_bytes += self.inbuf.len().saturating_sub(before);
-                    continue;
-                }
-                if self.closed {
-                    return;
-                }
-            }
-            if self.eof_pending && !self.input_dirty && !yielded && !self.closing {
-                self.eof_pending = false;
-                self.session.on_eof(&mut self.cx);
-                continue;
-            }
-            if !yielded && self.read_channels(reg) {
-                // Uploads count against the same per-turn share as control input.
-                read_bytes += READ_CHUNK;
-                continue;
-            }
-            if self.take_messages(limits) {
-                continue;
-            }
-            break;
-        }
-        if self.hup && !self.closed {
-            // Reset or fully shut: whatever could be read has been; nothing more can be sent.
-            self.closed = true;
-            return;
-        }
-        let channel_input = self
-            .channels
-            .iter()
-            .flatten()
-            .any(|c| c.ready_r && !c.read_eof && !c.paused);
-        if yielded && (self.input_dirty || self.read_pending || channel_input) {
-            // Come back next turn, after the others: edge-triggered drivers would not report
-            // the input still waiting, so ask to be woken like a hub delivery.
-            (self.waker)();
-        }
-        self.update_interest(reg, limits);
-    }
-
-    /// One read into the input buffer; true if something changed.
-    fn read_some(&mut self, level_triggered: bool) -> bool {
-        if self.in_pos > 0 {
-            self.inbuf.drain(..self.in_pos);
-            self.in_pos = 0;
-        }
-        let r = SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            let n = (&self.sock).read(&mut scratch[..READ_CHUNK])?;
-            self.inbuf.extend_from_slice(&scratch[..n]);
-            Ok::<usize, io::Error>(n)
-        });
-        match r {
-            Ok(0) => {
-                self.read_eof = true;
-                self.read_pending = false;
-                self.eof_pending = true;
-                true
-            }
-            Ok(n) => {
-                self.input_dirty = true;
-                self.last_active = Instant::now();
-                if n < READ_CHUNK && level_triggered {
-                    // A short read emptied the socket: skip the read that would only say
-                    // EAGAIN (one syscall per request). Only when level-triggered: an EOF that
-                    // arrived with the data would not be a new edge.
-                    self.read_pending = false;
-                }
-                true
-            }
-            Err(e) => match e.kind() {
-                io::ErrorKind::WouldBlock => {
-                    self.read_pending = false;
-                    false
-                }
-                io::ErrorKind::Interrupted => true,
-                _ => {
-                    self.closed = true;
-                    false
-                }
-            },
-        }
-    }
-
-    fn take_messages(&mut self, limits: &Limits) -> bool {
-        let Some(sub) = &self.sub else { return false };
-        if self.closing {
-            return false;
-        }
-        // Checked before the high-water test: a receiver that stopped reading sits above
-        // high water for good, and must still be found out when its inbox overflows.
-        if sub.overflowed() {
-            self.evict();
-            return true;
-        }
-        if self.out.bytes >= limits.high_water {
-            return false;
-        }
-        self.msgs.clear();
-        if sub.take(64, &mut self.msgs).is_err() {
-            self.evict();
-            return true;
-        }
-        if self.msgs.is_empty() {
-            return false;
-        }
-        let mut msgs = std::mem::take(&mut self.msgs);
-        self.cx.set_now(Instant::now());
-        for m in &msgs {
-            self.session.on_message(m, &mut self.cx);
-        }
-        msgs.clear(); // not held until the next batch
-        self.msgs = msgs;
-        true
-    }
-
-    /// The hub inbox overflowed: the session may queue a last word, then the connection closes
-    /// once that is flushed or after the goodbye grace (the peer is not reading, so it may
-    /// never be).
-    fn evict(&mut self) {
-        tracing::debug!("hub subscriber overflowed; disconnecting the slow receiver");
-        let now = Instant::now();
-        self.cx.set_now(now);
-        self.session.on_overflow(&mut self.cx);
-        self.cx.close();
-        self.hard_deadline = Some(now + GOODBYE_GRACE);
-    }
-
-    /// Carry out the actions the last callbacks queued, in order.
-    fn apply(&mut self, reg: &mut dyn Registry, env: &Env) {
-        if !self.cx.has_actions() {
-            return;
-        }
-        let mut acts = std::mem::take(&mut self.scratch);
-        acts.extend(self.cx.take_actions());
-        for a in acts.drain(..) {
-            if self.closed {
-                break;
-            }
-            match a {
-                Action::Write(buf) => {
-                    if !self.closing {
-                        self.out.push_bytes(buf);
-                    }
-                }
-                Action::SendFile { file, offset, len } => {
-                    if !self.closing {
-                        self.out.push_file(file, offset, len);
-                    }
-                }
-                Action::Close => self.closing = true,
-                Action::Abort => self.closed = true,
-                Action::SetTimer(t) => self.timer = t,
-                Action::Subscribe(topic) => {
-                    let sub = self
-                        .sub
-                        .get_or_insert_with(|| {
-                            Subscriber::new(
-                                self.cx.info().id,
-                                env.limits.hub_queue_bytes,
-                                self.waker.clone(),
-                            )
-                        })
-                        .clone();
-                    env.hub.subscribe(&topic, &sub);
-                    if !self.topics.contains(&topic) {
-                        self.topics.push(topic);
-                    }
-                }
-                Action::Unsubscribe(topic) => {
-                    if let Some(sub) = &self.sub {
-                        env.hub.unsubscribe(&topic, sub);
-                    }
-                    self.topics.retain(|t| *t != topic);
-                }
-                Action::Publish { topic, body } => env.hub.publish(Message {
-                    topic,
-                    from: self.cx.info().id,
-                    body,
-                }),
-                Action::PauseInput(p) => {
-                    self.input_paused = p;
-                    if !p && self.inbuf.len() > self.in_pos {
-                        self.input_dirty = true;
-                    }
-                }
-                Action::Listen(id, opts) => {
-                    if !self.channel_room(id, env) {
-                        continue;
-                    }
-                    let place = match env.limits.max_passive_per_ip {
-                        None => None,
-                        Some(_) => {
-                            let peer = self.cx.info().peer.ip().to_canonical();
-                            match passive::PassivePlace::take(env.passive, peer) {
-                                Some(p) => Some(p),
-                                None => {
-                                    let e = io::ErrorKind::QuotaExceeded;
-                                    self.events.push_back((id, Pending::Error(e)));
-                                    continue;
-                                }
-                            }
-                        }
-                    };
-                    let ip = self.cx.info().local.ip();
-                    match passive::bind(ip, opts.ports.as_ref())
-                        .and_then(|l| l.local_addr().map(|a| (l, a)))
-                    {
-                        Ok((l, addr)) => {
-                            self.add_channel(id, ChanState::Listening(l, place), reg);
-                            if self.chan_index(id).is_some() {
-                                let shown =
-                                    SocketAddr::new(opts.announce.unwrap_or(ip), addr.port());
-                                self.events.push_back((id, Pending::Listening(shown)));
-                            }
-                        }
-                        Err(e) => self.events.push_back((id, Pending::Error(e.kind()))),
-                    }
-                }
-                Action::Connect(id, addr) => {
-                    if !self.channel_room(id, env) {
-                        continue;
-                    }
-                    match sys::connect_nonblocking(addr) {
-                        Ok(s) => self.add_channel(id, ChanState::Connecting(s), reg),
-                        Err(e) => self.events.push_back((id, Pending::Error(e.kind()))),
-                    }
-                }
-                Action::ChannelPause(id, paused) => {
-                    if let Some(i) = self.chan_index(id) {
-                        self.channels[i].as_mut().expect("indexed").paused = paused;
-                    }
-                }
-                Action::ChannelWrite(id, buf) => {
-                    if let Some(i) = self.chan_index(id) {
-                        let ch = self.channels[i].as_mut().expect("indexed");
-                        if !ch.close_after {
-                            ch.out.push_bytes(buf);
-                        }
-                        if ch.out.bytes > env.limits.max_outbound {
-                            // The same bound as the control connection: a peer that does not
-                            // read its data connection loses it.
-                            self.drop_channel(i, reg);
-                            self.events
-                                .push_back((id, Pending::Error(io::ErrorKind::OutOfMemory)));
-                        }
-                    }
-                }
-                Action::ChannelSendFile {
-                    id,
-                    file,
-                    offset,
-                    len,
-                } => {
-                    if let Some(i) = self.chan_index(id) {
-                        let ch = self.channels[i].as_mut().expect("indexed");
-                        if !ch.close_after {
-                            ch.out.push_file(file, offset, len);
-                        }
-                    }
-                }
-                Action::ChannelAbort(id) => {
-                    if let Some(i) = self.chan_index(id) {
-                        self.drop_channel(i, reg);
-                        self.events.push_back((id, Pending::Closed));
-                    }
-                }
-                Action::ChannelClose(id) => {
-                    if let Some(i) = self.chan_index(id) {
-                        let ch = self.channels[i].as_mut().expect("indexed");
-                        ch.close_after = true;
-                        // Not connected yet: what was queued (possibly nothing) waits for the
-                        // peer, which then gets it and EOF (`flush` closes it after).
-                        let flushed = matches!(ch.state, ChanState::Open(_)) && ch.out.is_empty();
-                        if flushed {
-                            self.drop_channel(i, reg);
-                            self.events.push_back((id, Pending::Closed));
-                        }
-                    }
-                }
-                // Only the TLS layer carries these out; reaching a driver means the protocol
-                // asked for TLS where none is configured. Going on in plaintext would expose
-                // what the peer means to encrypt.
-                Action::StartTls => {
-                    tracing::error!("start_tls without the TLS layer: aborting the connection");
-                    self.closed = true;
-                }
-                Action::ChannelTls(id) => {
-                    tracing::error!("channel_tls without the TLS layer: aborting the channel");
-                    if let Some(i) = self.chan_index(id) {
-                        self.drop_channel(i, reg);
-                        self.events.push_back((id, Pending::Closed));
-                    }
-                }
-            }
-        }
-        self.scratch = acts;
-        if self.out.bytes > env.limits.max_outbound {
-            tracing::debug!("outbound limit passed; closing a slow consumer");
-            self.closed = true;
-        }
-    }
-
-    /// Write what can be written, finish connects and accepts, and close when due.
-    fn flush(&mut self, reg: &mut dyn Registry, env: &Env) {
-        if !self.out.is_empty() {
-            let mut moved = false;
-            match self
-                .out
-                .write_to(&self.sock, &mut moved, env.level_triggered)
-            {
-                Ok(done) => {
-                    if moved {
-                        self.last_active = Instant::now();
-                    }
-                    if done {
-                        self.drained_pending = true;
-                    }
-                }
-                Err(_) => {
-                    self.closed = true;
-                    return;
-                }
-            }
-        }
-        self.flush_channels(reg, env.level_triggered);
-        if self.closing && self.out.is_empty() && self.events.is_empty() {
-            let busy = self
-                .channels
-                .iter()
-                .flatten()
-                .any(|c| matches!(c.state, ChanState::Open(_)) && !c.out.is_empty());
-            if !busy {
-                if self.read_eof || self.hup {
-                    self.closed = true;
-                } else if self.linger_until.is_none() {
-                    // Lingering close: send FIN, then read and discard until the peer closes
-                    // (or LINGER passes). Closing with unread input would send a RST, and a
-                    // RST can destroy the last response before the client has read it.
-                    let _ = self.sock.shutdown(std::net::Shutdown::Write);
-                    // Shutting down, the whole server waits for lingerers: keep it short.
-                    let linger = if self.cx.shutting_down() {
-                        LINGER / 8
-                    } else {
-                        LINGER
-                    };
-                    self.linger_until = Some(Instant::now() + linger);
-                    self.read_pending = true;
-                }
-            }
-        }
-    }
-
-    /// While lingering: discard input until EOF (then closed) or the socket is empty.
-    fn discard_input(&mut self) {
-        SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            for _ in 0..16 {
-                match (&self.sock).read(&mut scratch[..]) {
-                    Ok(0) => {
-                        self.closed = true;
-                        return;
-                    }
-                    Ok(_) => continue,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.read_pending = false;
-                        return;
-                    }
-                    Err(_) => {
-                        self.closed = true;
-                        return;
-                    }
-                }
-            }
-            // Still more: come back next turn rather than hog the loop.
-            (self.waker)();
-        });
-    }
-
-    /// What the control connection's state calls for: reading when it can; while the session
-    /// paused its input, only the peer's FIN (told once, as `on_hangup`).
-    fn want(&self, limits: &Limits) -> Interest {
-        let read = self.can_read(limits) || self.linger_until.is_some();
-        Interest {
-            read,
-            write: !self.out.is_empty(),
-            hangup: !read && self.hangup_watch(),
-        }
-    }
-
-    /// The session paused its input and has not been told of a FIN yet.
-    fn hangup_watch(&self) -> bool {
-        self.input_paused && !self.read_eof && !self.fin_told && !self.closing && !self.closed
-    }
-
-    fn update_interest(&mut self, reg: &mut dyn Registry, limits: &Limits) {
-        let want = self.want(limits);
-        if want != self.interest && reg.set(self.fd, CONTROL, want, false).is_ok() {
-            self.interest = want;
-        }
-        self.update_channel_interest(reg);
     }
 }

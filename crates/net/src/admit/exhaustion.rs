@@ -24,9 +24,9 @@
 //! [`check_rlimit`] raises the soft limit towards what `max_connections` needs at start and
 //! warns if that is still short.
 
+use super::{refuse, Shared};
 use crate::config::{Config, Model};
 use crate::listener::Listener;
-use crate::reactor::{refuse, Shared};
 use crate::session::Protocol;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -160,8 +160,12 @@ pub(crate) struct Episode {
     me: std::sync::atomic::AtomicUsize,
 }
 
-// SAFETY: the pointees are atomics in a mapping that lives as long as the Episode.
+// SAFETY: the raw pointer is the only non-Send field; it points at atomics in a shared
+// mapping that lives as long as the Episode and is only ever accessed through atomic
+// operations, so moving the Episode to another thread is sound.
 unsafe impl Send for Episode {}
+// SAFETY: as for Send: every access through `&Episode` is an atomic operation on the mapping
+// (or on `me`, itself atomic), so sharing it between threads cannot race.
 unsafe impl Sync for Episode {}
 
 const LAST_MS: usize = 0;
@@ -179,7 +183,7 @@ fn now_ms() -> u64 {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: valid timespec pointer.
+    // SAFETY: `ts` is a live timespec the kernel writes; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000 + 1
 }
@@ -311,7 +315,7 @@ pub(crate) fn check_rlimit(config: &Config, workers: usize) {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: valid rlimit pointer.
+    // SAFETY: `lim` is a live rlimit the kernel writes.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return;
     }
@@ -327,8 +331,9 @@ pub(crate) fn check_rlimit(config: &Config, workers: usize) {
             rlim_cur: need.min(lim.rlim_max),
             rlim_max: lim.rlim_max,
         };
-        // SAFETY: valid rlimit pointer.
         if raised.rlim_cur > lim.rlim_cur
+            // SAFETY: `raised` is a valid, initialised rlimit that outlives the call, which
+            // only reads it.
             && unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0
         {
             lim.rlim_cur = raised.rlim_cur;

@@ -1,6 +1,10 @@
 //! The readiness interface shared by the event-loop models: register a file descriptor under a
 //! token with an [`Interest`], wait for [`Event`]s. `select.rs`, `poll.rs` and `epoll.rs` each
-//! implement it with their system call; `reactor/` runs the same loop over any of them.
+//! implement it with their system call; `model/reactor/` runs the same loop over any of them.
+
+pub(crate) mod epoll;
+pub(crate) mod poll;
+pub(crate) mod select;
 
 use std::io;
 use std::os::fd::RawFd;
@@ -18,7 +22,7 @@ pub(crate) struct Interest {
 }
 
 impl Interest {
-    pub const READ: Interest = Interest {
+    pub(crate) const READ: Interest = Interest {
         read: true,
         write: false,
         hangup: false,
