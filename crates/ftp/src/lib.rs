@@ -14,18 +14,19 @@
 pub mod cmd;
 pub mod config;
 pub mod guard;
-pub mod listing;
-pub mod perm;
-pub mod reply;
-pub mod server;
+mod listing;
+mod perm;
+mod reply;
+mod server;
 pub mod session;
-pub mod spool;
+mod spool;
+mod state;
 pub mod users;
-pub mod verify;
-pub mod vpath;
+mod verify;
+mod vpath;
 
 pub use config::{Anonymous, FtpConfig, TlsPolicy};
-pub use server::FtpProtocol;
+pub use server::{FtpProtocol, ServerError};
 pub use session::FtpSession;
 
 // client

@@ -16,8 +16,8 @@
 
 use crate::listing;
 use crate::reply::{io_error, multi, reply};
-use crate::session::FtpSession;
 use crate::spool::{Body, Spool};
+use crate::state::State;
 use crate::vpath;
 use bingfa_net::blocking::{self, Cancel, Task};
 use bingfa_net::Context;
@@ -27,14 +27,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Form {
+pub(crate) enum Form {
     Long,
     Names,
     Machine,
 }
 
 /// Most names a wildcard expands to; more is refused (`550`), not cut short silently.
-pub const MAX_MATCHES: usize = 10_000;
+pub(crate) const MAX_MATCHES: usize = 10_000;
 
 /// How often a session looks for its listing.
 const POLL: Duration = Duration::from_millis(2);
@@ -80,7 +80,7 @@ impl From<io::Error> for Fail {
 }
 
 /// A listing being made on the blocking pool.
-pub struct Pending {
+pub(crate) struct Pending {
     task: Task<Result<Body, Fail>>,
     /// `STAT` of this path (a reply on the control connection), or `None` for the data one.
     stat: Option<String>,
@@ -174,12 +174,12 @@ fn make(a: &Ask, cancel: &Cancel) -> Result<Body, Fail> {
 }
 
 /// Hands the listing to the pool; input waits until it is answered.
-fn start(s: &mut FtpSession, arg: &str, form: Form, stat: bool, cx: &mut Context) {
+fn start(s: &mut State, arg: &str, form: Form, stat: bool, cx: &mut Context) {
     let (opts, path) = split_args(arg);
     let Some(p) = super::path(s, path, cx) else {
         return;
     };
-    let a = super::auth(s);
+    let a = s.auth();
     let ask = Ask {
         root: a.root.clone(),
         path: p.clone(),
@@ -187,7 +187,7 @@ fn start(s: &mut FtpSession, arg: &str, form: Form, stat: bool, cx: &mut Context
         all: opts.contains('a') || form == Form::Machine,
         hidden: s.shared.cfg.hidden,
         form,
-        write: a.write,
+        write: a.write(),
         stat,
     };
     s.listing = Some(Pending {
@@ -198,13 +198,13 @@ fn start(s: &mut FtpSession, arg: &str, form: Form, stat: bool, cx: &mut Context
     cx.set_timer(POLL);
 }
 
-pub fn list(s: &mut FtpSession, arg: &str, form: Form, cx: &mut Context) {
+pub(crate) fn list(s: &mut State, arg: &str, form: Form, cx: &mut Context) {
     start(s, arg, form, false, cx);
 }
 
 /// The session's timer while a listing is being made: answer it once ready. `false` when no
 /// listing is pending (the timer is someone else's).
-pub fn on_timer(s: &mut FtpSession, cx: &mut Context) -> bool {
+pub(crate) fn on_timer(s: &mut State, cx: &mut Context) -> bool {
     let Some(pending) = &s.listing else {
         return false;
     };
@@ -241,25 +241,25 @@ pub fn on_timer(s: &mut FtpSession, cx: &mut Context) -> bool {
     true
 }
 
-pub fn mlst(s: &mut FtpSession, arg: &str, cx: &mut Context) {
+pub(crate) fn mlst(s: &mut State, arg: &str, cx: &mut Context) {
     let Some(p) = super::path(s, arg, cx) else {
         return;
     };
-    match super::auth(s).root.stat(vpath::rel(&p)) {
+    match s.auth().root.stat(vpath::rel(&p)) {
         Ok(st) => {
-            let line = listing::facts(&p, &st, listing::kind(&st), super::auth(s).write);
+            let line = listing::facts(&p, &st, listing::kind(&st), s.auth().write());
             multi(cx, 250, &format!("Listing {p}"), &[line], "End");
         }
         Err(e) => io_error(cx, &e),
     }
 }
 
-pub fn stat(s: &mut FtpSession, arg: &str, cx: &mut Context) {
+pub(crate) fn stat(s: &mut State, arg: &str, cx: &mut Context) {
     if s.xfer.is_some() {
         return reply(cx, 213, "Status: a transfer is in progress.");
     }
     if arg.trim().is_empty() {
-        let a = super::auth(s);
+        let a = s.auth();
         let lines = vec![
             format!("Connected to {}", s.peer.ip()),
             format!("Logged in as {}", a.name),
