@@ -19,6 +19,7 @@ mod perm;
 mod reply;
 mod server;
 pub mod session;
+mod shared;
 mod spool;
 mod state;
 pub mod users;

@@ -1,10 +1,11 @@
-//! `FtpProtocol`: what every control connection shares (the configuration, the anonymous root,
-//! each user's own root opened at startup) and the bingfa-net `Protocol` that makes one
-//! [`FtpSession`] per connection under any model.
+//! `FtpProtocol`: the bingfa-net `Protocol` that makes one [`FtpSession`] per connection under
+//! any model, and its setup: what every control connection shares ([`Shared`]) is opened and
+//! loaded here, once, before the server forks.
 
 use crate::config::{Anonymous, FtpConfig};
 use crate::guard::Guard;
 use crate::session::FtpSession;
+use crate::shared::{Account, Shared};
 use crate::users;
 use bingfa_net::{ConnInfo, Protocol};
 use bingfa_root::Root;
@@ -32,28 +33,6 @@ pub enum ServerError {
     /// The guard's table (shared memory) cannot be made.
     #[error("cannot make the login guard's shared table: {0}")]
     Guard(std::io::Error),
-}
-
-/// A named user, with the home directory already open as a root of its own.
-#[derive(Debug)]
-pub(crate) struct Account {
-    pub(crate) hash: Arc<users::Phc>,
-    pub(crate) root: Arc<Root>,
-    pub(crate) write: bool,
-}
-
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) cfg: FtpConfig,
-    /// `--root`, what anonymous users see.
-    pub(crate) anon_root: Arc<Root>,
-    pub(crate) users: HashMap<String, Account>,
-    /// Verified against when the user is unknown, so a wrong name takes as long as a wrong
-    /// password (no user enumeration by timing either): it has the parameters of the file's
-    /// hashes ([`users::dummy_for`]).
-    pub(crate) dummy_hash: Arc<users::Phc>,
-    /// Per-address bans and password checks in flight, shared by every process.
-    pub(crate) guard: Guard,
 }
 
 /// The FTP server as a bingfa-net [`Protocol`]: serve it under any model.

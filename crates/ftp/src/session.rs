@@ -16,7 +16,7 @@
 
 use crate::cmd;
 use crate::reply::reply;
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::state::{Data, Login, Protection, State};
 use bingfa_net::{ChannelEvent, ChannelId, ConnInfo, Context, Session};
 use std::sync::Arc;

@@ -15,9 +15,9 @@
 //! - [`Protection`]: `Plain` →(TLS handshake done)→ `Secure` →(`PBSZ 0`)→ `Clear` ⇄(`PROT P` /
 //!   `PROT C`)→ `Private`.
 
-use crate::cmd::list::Pending;
+use crate::cmd::list::job::Pending;
 use crate::cmd::transfer::Transfer;
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::users::Phc;
 use bingfa_net::blocking::Task;
 use bingfa_net::{ChannelId, ConnInfo, Context};
