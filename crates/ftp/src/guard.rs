@@ -12,7 +12,7 @@
 //! used idle one makes room), guarded by a spin lock held for a few hundred nanoseconds; the
 //! lock records its holder's pid, so a process killed while holding it cannot wedge the rest.
 //! A check's place is a lease stamped with its start: one whose process died is given back
-//! after [`LEASE_MAX`].
+//! after `LEASE_MAX`.
 //!
 //! An IPv6 address counts by its /64 (what one host is normally given), an IPv4 one whole.
 

@@ -1,6 +1,7 @@
 //! One control connection: splits command lines, defers commands while a transfer runs,
 //! routes data-channel events to the transfer, and says goodbye on idle and shutdown. The verbs
-//! themselves live in [`crate::cmd`], one file per family.
+//! themselves live in [`crate::cmd`], one file per family; what the connection knows between
+//! commands is its `State` (`crate::state`), which the verbs read and change.
 //!
 //! Lines end with CRLF (a bare LF or CR is accepted). A line over `max_line` gets `500` and is
 //! dropped as it arrives (never buffered), and the session goes on. While a transfer runs only
@@ -21,7 +22,7 @@ use crate::state::{Data, Login, Protection, State};
 use bingfa_net::{ChannelEvent, ChannelId, ConnInfo, Context, Session};
 use std::sync::Arc;
 
-/// One control connection: the line splitter in front of its [`State`].
+/// One control connection: the line splitter in front of its `State`.
 pub struct FtpSession {
     s: State,
     /// Dropping the rest of an over-long line.

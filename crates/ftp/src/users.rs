@@ -7,7 +7,7 @@
 //! parameters past [`MAX_M_KIB`] and [`MAX_T`] (a guess must not cost the server gigabytes;
 //! RFC 9106's second recommended set, 64 MiB with t=3 and p=4, and OWASP's 19 MiB with t=2
 //! fit). A hash is parsed once, into a [`Phc`], and checked with a caller's memory block
-//! ([`Phc::verify_with`]): see [`crate::verify`] for why that block is kept.
+//! (`Phc::verify_with`): see `crate::verify` for why that block is kept.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -284,7 +284,7 @@ fn hash_with_params(password: &str, params: Params) -> String {
 }
 
 /// Whether `password` matches the PHC string `hash` (a fresh memory block: for tools and
-/// tests; the server checks with [`Phc::verify_with`]).
+/// tests; the server checks with `Phc::verify_with`).
 pub fn verify(hash: &str, password: &str) -> bool {
     Phc::parse(hash)
         .map(|p| p.verify_with(password.as_bytes(), &mut Vec::new()))

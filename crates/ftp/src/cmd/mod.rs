@@ -1,7 +1,7 @@
-//! The verbs, one file per family (as mini-redis's `cmd/`): [`auth`] USER PASS; [`nav`] PWD
-//! CWD CDUP; [`data`] PORT PASV EPRT EPSV; [`transfer`] RETR STOR APPE STOU REST ABOR ALLO;
-//! [`list`] LIST NLST MLSD MLST STAT; [`files`] DELE MKD RMD RNFR RNTO SIZE MDTM; [`mfmt`]
-//! MFMT; [`misc`] SYST TYPE STRU MODE NOOP FEAT OPTS HELP QUIT; [`tls`] AUTH PBSZ PROT (RFC
+//! The verbs, one file per family (as mini-redis's `cmd/`): `auth` USER PASS; `nav` PWD
+//! CWD CDUP; [`data`] PORT PASV EPRT EPSV; `transfer` RETR STOR APPE STOU REST ABOR ALLO;
+//! `list` LIST NLST MLSD MLST STAT; `files` DELE MKD RMD RNFR RNTO SIZE MDTM; `mfmt`
+//! MFMT; `misc` SYST TYPE STRU MODE NOOP FEAT OPTS HELP QUIT; `tls` AUTH PBSZ PROT (RFC
 //! 4217). RFC 1123's X-aliases (XPWD XCWD XCUP XMKD XRMD) map onto their verbs here.
 
 pub(crate) mod auth;
