@@ -10,13 +10,16 @@ use std::time::Duration;
 /// Who may log in as `anonymous`/`ftp`, and what they may do (they see `root`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Anonymous {
+    /// No anonymous logins.
     #[default]
     Off,
+    /// Read only: list and download.
     Read,
     /// Read, and store new files (`STOR`, `STOU`) without replacing, appending to, deleting or
     /// renaming anything, nor making directories: vsftpd's `anon_upload_enable` with its other
     /// defaults. (What was uploaded can be read back, as anything beneath the root.)
     Upload,
+    /// Anything a named user with `write` may do.
     Write,
 }
 
@@ -33,12 +36,14 @@ impl std::str::FromStr for Anonymous {
     }
 }
 
+/// The server's configuration: [`FtpConfig::new`] gives the defaults for a root.
 #[derive(Debug, Clone)]
 pub struct FtpConfig {
     /// What anonymous users see.
     pub root: PathBuf,
     /// The users file (TOML); `None` = no named users.
     pub users: Option<PathBuf>,
+    /// Whether `anonymous`/`ftp` may log in, and to do what.
     pub anonymous: Anonymous,
     /// Passive data ports (a random free one per `PASV`); `None` = any.
     pub passive_ports: Option<RangeInclusive<u16>>,
@@ -79,6 +84,8 @@ pub enum TlsPolicy {
 }
 
 impl FtpConfig {
+    /// Serving `root` to no one yet: no users file, anonymous off, no TLS, a one-second login
+    /// delay and three failures per connection.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         FtpConfig {
             root: root.into(),

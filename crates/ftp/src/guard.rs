@@ -12,7 +12,7 @@
 //! used idle one makes room), guarded by a spin lock held for a few hundred nanoseconds; the
 //! lock records its holder's pid, so a process killed while holding it cannot wedge the rest.
 //! A check's place is a lease stamped with its start: one whose process died is given back
-//! after [`LEASE_MAX`].
+//! after `LEASE_MAX`.
 //!
 //! An IPv6 address counts by its /64 (what one host is normally given), an IPv4 one whole.
 
@@ -37,6 +37,7 @@ const BAN_MAX: u64 = 24 * 3600 * 1000;
 pub struct GuardConfig {
     /// Failed logins within `ban_window` that ban an address; 0 = never.
     pub ban_after: u32,
+    /// How far back failures count towards `ban_after`.
     pub ban_window: Duration,
     /// The first ban; each repeat doubles it.
     pub ban_time: Duration,
@@ -94,9 +95,9 @@ impl Drop for Map {
 
 /// The guard: cheap to clone, one table for the server and every process it forks.
 #[derive(Clone)]
-pub struct Guard {
+pub(crate) struct Guard {
     map: Arc<Map>,
-    pub cfg: GuardConfig,
+    pub(crate) cfg: GuardConfig,
 }
 
 impl std::fmt::Debug for Guard {
@@ -108,7 +109,7 @@ impl std::fmt::Debug for Guard {
 /// A place among an address's checks in flight, given back when dropped (or [`Lease::finish`]ed
 /// with the answer). It travels with the check itself, so a client that hangs up while its
 /// check runs does not get its place back early.
-pub struct Lease {
+pub(crate) struct Lease {
     guard: Guard,
     key: [u8; 16],
     index: usize,
@@ -117,7 +118,7 @@ pub struct Lease {
 
 impl Lease {
     /// The check answered: gives the place back, counting a failure when `ok` is false.
-    pub fn finish(self, ok: bool) {
+    pub(crate) fn finish(self, ok: bool) {
         let mut me = std::mem::ManuallyDrop::new(self);
         me.guard.release(&me.key, me.index, me.stamp, !ok);
         // SAFETY: `me` is never used again; its guard is dropped once, here.
@@ -133,7 +134,7 @@ impl Drop for Lease {
 
 /// Why a check may not start now.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// Banned for this long still.
     Banned(Duration),
     /// The address has its `checks_per_ip` in flight: try again shortly.
@@ -187,7 +188,7 @@ impl Drop for Locked<'_> {
 }
 
 impl Guard {
-    pub fn new(cfg: GuardConfig) -> std::io::Result<Guard> {
+    pub(crate) fn new(cfg: GuardConfig) -> std::io::Result<Guard> {
         let size = std::mem::size_of::<Table>();
         // SAFETY: a fresh anonymous shared mapping (zeroed: every slot unused, lock free).
         let p = unsafe {
@@ -298,7 +299,7 @@ impl Guard {
     }
 
     /// How much longer `ip` is banned, if it is.
-    pub fn banned(&self, ip: IpAddr) -> Option<Duration> {
+    pub(crate) fn banned(&self, ip: IpAddr) -> Option<Duration> {
         let now = now_ms();
         let l = self.lock();
         let s = Self::slot(l.table, &key(ip), now, false)?;
@@ -306,7 +307,7 @@ impl Guard {
     }
 
     /// A place for one more check from `ip`, unless it is banned or has its share in flight.
-    pub fn begin(&self, ip: IpAddr) -> Result<Lease, Refused> {
+    pub(crate) fn begin(&self, ip: IpAddr) -> Result<Lease, Refused> {
         let now = now_ms();
         let k = key(ip);
         let l = self.lock();
@@ -376,8 +377,9 @@ impl Guard {
         tracing::warn!(%ip, seconds = len / 1000, repeat = s.bans, "banned after failed logins");
     }
 
-    /// Counts a failed login from `ip` without a check (tests, and logins refused before one).
-    pub fn fail(&self, ip: IpAddr) {
+    /// Counts a failed login from `ip` without a check (the tests' way to reach a ban).
+    #[cfg(test)]
+    fn fail(&self, ip: IpAddr) {
         let now = now_ms();
         let l = self.lock();
         let s = Self::slot(l.table, &key(ip), now, true).expect("made");

@@ -12,7 +12,7 @@ const MONTHS: [&str; 12] = [
 
 /// (year, month 1-12, day, hour, minute, second) of a Unix time, UTC (Howard Hinnant's
 /// civil-from-days).
-pub fn civil(t: i64) -> (i64, u32, u32, u32, u32, u32) {
+pub(crate) fn civil(t: i64) -> (i64, u32, u32, u32, u32, u32) {
     let days = t.div_euclid(86400);
     let secs = t.rem_euclid(86400);
     let z = days + 719468;
@@ -41,7 +41,7 @@ const LAST: i64 = 253_402_300_799;
 
 /// `YYYYMMDDHHMMSS` (MDTM, MLSD `modify`); a time outside years 1–9999 (a file touched to year
 /// 20000 or before year 1) is clamped, so the value is always the 14 digits clients parse.
-pub fn timeval(t: i64) -> String {
+pub(crate) fn timeval(t: i64) -> String {
     let (y, mo, d, h, mi, s) = civil(t.clamp(FIRST, LAST));
     format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}")
 }
@@ -59,7 +59,7 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 
 /// The Unix time of a `YYYYMMDDHHMMSS` (an optional `.fff` fraction is ignored), `None` unless
 /// it is a real date and time (MFMT's argument).
-pub fn parse_timeval(v: &str) -> Option<i64> {
+pub(crate) fn parse_timeval(v: &str) -> Option<i64> {
     let digits = v.split_once('.').map_or(v, |(d, f)| {
         if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) {
             ""
@@ -108,7 +108,7 @@ pub fn parse_timeval(v: &str) -> Option<i64> {
 /// a name must be UTF-8 (commands are, so any other name could be listed but never named
 /// back) and have no control characters (a CR or LF would end the line and forge an entry;
 /// ESC and the like would reach the user's terminal). Such names are left out, never mangled.
-pub fn listable(name: &[u8]) -> bool {
+pub(crate) fn listable(name: &[u8]) -> bool {
     std::str::from_utf8(name).is_ok_and(|s| !s.chars().any(char::is_control))
 }
 
@@ -140,7 +140,7 @@ fn regular(st: &libc::stat) -> bool {
 /// One `ls -l` line: `-rw-r--r--    1 ftp      ftp          1234 Nov 30 11:34 name`; the
 /// year replaces the time for files older than six months or in the future (as `ls` does).
 /// FIFOs, sockets and devices show as what they are (`p`, `s`, `c`, `b`), size 0.
-pub fn ls_line(name: &str, st: &libc::stat, now: i64) -> String {
+pub(crate) fn ls_line(name: &str, st: &libc::stat, now: i64) -> String {
     let t = st.st_mtime.clamp(FIRST, LAST);
     let (y, mo, d, h, mi, _) = civil(t);
     let when = if t > now - 182 * 86400 && t <= now + 3600 {
@@ -166,7 +166,7 @@ fn shown(e: &Entry) -> libc::stat {
     e.target.unwrap_or(e.lstat)
 }
 
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -175,7 +175,7 @@ pub fn now() -> i64 {
 
 /// `LIST` (and `STAT` of a directory, with `indent`: each line starts with a space, as a
 /// multi-line reply's body) of entries, CRLF-terminated lines.
-pub fn list_to(entries: &[Entry], indent: bool, out: &mut impl Write) -> io::Result<()> {
+pub(crate) fn list_to(entries: &[Entry], indent: bool, out: &mut impl Write) -> io::Result<()> {
     let now = now();
     for e in entries {
         let name = String::from_utf8_lossy(&e.name);
@@ -186,7 +186,7 @@ pub fn list_to(entries: &[Entry], indent: bool, out: &mut impl Write) -> io::Res
 }
 
 /// `NLST`: names only.
-pub fn nlst_to(entries: &[Entry], out: &mut impl Write) -> io::Result<()> {
+pub(crate) fn nlst_to(entries: &[Entry], out: &mut impl Write) -> io::Result<()> {
     for e in entries {
         out.write_all(&e.name)?;
         out.write_all(b"\r\n")?;
@@ -197,7 +197,7 @@ pub fn nlst_to(entries: &[Entry], out: &mut impl Write) -> io::Result<()> {
 /// RFC 3659 facts for one entry: `type=file;size=3;modify=20261130113400;perm=rwadf; name`.
 /// A FIFO, socket or device is `type=OS.unix=fifo` (`socket`, `chr`, `blk`; RFC 3659 §7.5.1)
 /// with no size and no permissions: it can't be retrieved.
-pub fn facts(name: &str, st: &libc::stat, kind: &str, write: bool) -> String {
+pub(crate) fn facts(name: &str, st: &libc::stat, kind: &str, write: bool) -> String {
     let dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
     let perm = match (dir, regular(st), write) {
         (true, _, true) => "elcmpdf",
@@ -219,7 +219,7 @@ pub fn facts(name: &str, st: &libc::stat, kind: &str, write: bool) -> String {
     )
 }
 
-pub fn kind(st: &libc::stat) -> &'static str {
+pub(crate) fn kind(st: &libc::stat) -> &'static str {
     match st.st_mode & libc::S_IFMT {
         libc::S_IFDIR => "dir",
         libc::S_IFREG => "file",
@@ -232,7 +232,7 @@ pub fn kind(st: &libc::stat) -> &'static str {
 }
 
 /// `MLSD`: a `cdir` line for the directory itself, then one per entry.
-pub fn mlsd_to(
+pub(crate) fn mlsd_to(
     dir: &libc::stat,
     entries: &[Entry],
     write: bool,

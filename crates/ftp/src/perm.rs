@@ -14,23 +14,18 @@
 
 use crate::cmd::transfer::Mode;
 use crate::reply::reply;
-use crate::session::FtpSession;
+use crate::state::{Access, State};
 use crate::vpath;
 use bingfa_net::Context;
 
 /// Whether a name is hidden (`.git`, `.env`; not `.` or `..`), as HTTP's file server says.
-pub fn is_hidden(name: &[u8]) -> bool {
+pub(crate) fn is_hidden(name: &[u8]) -> bool {
     name.first() == Some(&b'.') && name != b"." && name != b".."
-}
-
-/// Whether a listing shows `name`.
-pub fn listed(s: &FtpSession, name: &[u8]) -> bool {
-    s.shared.cfg.hidden || !is_hidden(name)
 }
 
 /// Whether the (normalised, absolute) virtual path may be used; `550` as for a missing file
 /// if it passes through a hidden name.
-pub fn visible(s: &FtpSession, vpath: &str, cx: &mut Context) -> bool {
+pub(crate) fn visible(s: &State, vpath: &str, cx: &mut Context) -> bool {
     if s.shared.cfg.hidden || !vpath.split('/').any(|c| is_hidden(c.as_bytes())) {
         return true;
     }
@@ -41,12 +36,12 @@ pub fn visible(s: &FtpSession, vpath: &str, cx: &mut Context) -> bool {
 /// Whether the user may store to `p` in `mode` (with `rest` as the restart offset): a writer
 /// may; an upload-only user only a new name (`STOR` without `REST`, or `STOU`). Answers `550`
 /// when not.
-pub fn may_store(s: &FtpSession, p: &str, mode: Mode, rest: u64, cx: &mut Context) -> bool {
-    let a = crate::cmd::auth(s);
-    if a.write {
+pub(crate) fn may_store(s: &State, p: &str, mode: Mode, rest: u64, cx: &mut Context) -> bool {
+    let a = s.auth();
+    if a.access == Access::Write {
         return true;
     }
-    if !a.upload {
+    if a.access != Access::Upload {
         reply(cx, 550, "Permission denied.");
         return false;
     }

@@ -5,13 +5,13 @@
 use bingfa_net::Context;
 
 /// A one-line reply. CR and LF in `text` (from a file name) would split it: they become spaces.
-pub fn reply(cx: &mut Context, code: u16, text: &str) {
+pub(crate) fn reply(cx: &mut Context, code: u16, text: &str) {
     let text = text.replace(['\r', '\n'], " ");
     cx.write(format!("{code} {text}\r\n").as_bytes());
 }
 
 /// A multi-line reply: `code-first`, each of `lines` indented by one space, `code last`.
-pub fn multi(cx: &mut Context, code: u16, first: &str, lines: &[String], last: &str) {
+pub(crate) fn multi(cx: &mut Context, code: u16, first: &str, lines: &[String], last: &str) {
     let mut s = format!("{code}-{first}\r\n");
     for l in lines {
         s.push(' ');
@@ -23,13 +23,13 @@ pub fn multi(cx: &mut Context, code: u16, first: &str, lines: &[String], last: &
 }
 
 /// A path inside a `257` reply: quoted, with embedded quotes doubled (RFC 959 appendix II).
-pub fn quote_path(p: &str) -> String {
+pub(crate) fn quote_path(p: &str) -> String {
     format!("\"{}\"", p.replace('"', "\"\""))
 }
 
 /// The reply for a failed file-system operation: the user learns what went wrong, never
 /// anything about what lies outside the root (an escape looks like a missing permission).
-pub fn io_error(cx: &mut Context, e: &std::io::Error) {
+pub(crate) fn io_error(cx: &mut Context, e: &std::io::Error) {
     if bingfa_root::is_escape(e) {
         return reply(cx, 550, "Permission denied.");
     }

@@ -1,61 +1,49 @@
-//! `FtpProtocol`: what every control connection shares (the configuration, the anonymous root,
-//! each user's own root opened at startup) and the bingfa-net `Protocol` that makes one
-//! [`FtpSession`] per connection under any model.
+//! `FtpProtocol`: the bingfa-net `Protocol` that makes one [`FtpSession`] per connection under
+//! any model, and its setup: what every control connection shares ([`Shared`]) is opened and
+//! loaded here, once, before the server forks.
 
 use crate::config::{Anonymous, FtpConfig};
 use crate::guard::Guard;
 use crate::session::FtpSession;
+use crate::shared::{Account, Shared};
 use crate::users;
 use bingfa_net::{ConnInfo, Protocol};
 use bingfa_root::Root;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// Why a server could not be set up ([`FtpProtocol::new`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The anonymous root (`--root`) cannot be opened.
     #[error("cannot open the root {0}: {1}")]
     Root(std::path::PathBuf, std::io::Error),
+    /// The users file is unreadable or invalid.
     #[error(transparent)]
     Users(#[from] users::UsersError),
+    /// A user's home cannot be opened.
     #[error("user {0:?}: cannot open home {1}: {2}")]
     Home(String, std::path::PathBuf, std::io::Error),
+    /// A named user would never be reached.
     #[error(
         "user {0:?} is shadowed by anonymous access (anonymous and ftp log in with any \
          password): rename the user or run with --anonymous off"
     )]
     Shadowed(String),
+    /// The guard's table (shared memory) cannot be made.
     #[error("cannot make the login guard's shared table: {0}")]
     Guard(std::io::Error),
 }
 
-/// A named user, with the home directory already open as a root of its own.
-#[derive(Debug)]
-pub struct Account {
-    pub hash: Arc<users::Phc>,
-    pub root: Arc<Root>,
-    pub write: bool,
-}
-
-#[derive(Debug)]
-pub struct Shared {
-    pub cfg: FtpConfig,
-    /// `--root`, what anonymous users see.
-    pub anon_root: Arc<Root>,
-    pub users: HashMap<String, Account>,
-    /// Verified against when the user is unknown, so a wrong name takes as long as a wrong
-    /// password (no user enumeration by timing either): it has the parameters of the file's
-    /// hashes ([`users::dummy_for`]).
-    pub dummy_hash: Arc<users::Phc>,
-    /// Per-address bans and password checks in flight, shared by every process.
-    pub guard: Guard,
-}
-
+/// The FTP server as a bingfa-net [`Protocol`]: serve it under any model.
 #[derive(Debug, Clone)]
 pub struct FtpProtocol {
     shared: Arc<Shared>,
 }
 
 impl FtpProtocol {
+    /// Opens the roots (the anonymous one and every user's home), loads the users file and
+    /// makes the login guard's table; call it before the server forks.
     pub fn new(cfg: FtpConfig) -> Result<Self, ServerError> {
         // Before any fork: every worker must recognise the upload names the others make.
         bingfa_root::prepare_temp_names();
@@ -94,10 +82,6 @@ impl FtpProtocol {
                 guard,
             }),
         })
-    }
-
-    pub fn anonymous(&self) -> Anonymous {
-        self.shared.cfg.anonymous
     }
 }
 

@@ -13,35 +13,22 @@ use std::sync::Arc;
 const SPOOL_OVER: usize = 256 * 1024;
 
 /// A rendered listing.
-pub enum Body {
+pub(crate) enum Body {
     Bytes(Vec<u8>),
     /// The first `len` bytes of a scratch file.
     File(Arc<File>, u64),
 }
 
-impl Body {
-    pub fn len(&self) -> u64 {
-        match self {
-            Body::Bytes(b) => b.len() as u64,
-            Body::File(_, n) => *n,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 /// A writer that moves to a scratch file once past [`SPOOL_OVER`].
 #[derive(Default)]
-pub struct Spool {
+pub(crate) struct Spool {
     buf: Vec<u8>,
     file: Option<File>,
     len: u64,
 }
 
 impl Spool {
-    pub fn new() -> Spool {
+    pub(crate) fn new() -> Spool {
         Spool::default()
     }
 
@@ -55,7 +42,7 @@ impl Spool {
         Ok(())
     }
 
-    pub fn finish(mut self) -> io::Result<Body> {
+    pub(crate) fn finish(mut self) -> io::Result<Body> {
         if self.file.is_none() {
             return Ok(Body::Bytes(self.buf));
         }

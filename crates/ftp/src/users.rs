@@ -7,7 +7,7 @@
 //! parameters past [`MAX_M_KIB`] and [`MAX_T`] (a guess must not cost the server gigabytes;
 //! RFC 9106's second recommended set, 64 MiB with t=3 and p=4, and OWASP's 19 MiB with t=2
 //! fit). A hash is parsed once, into a [`Phc`], and checked with a caller's memory block
-//! ([`Phc::verify_with`]): see [`crate::verify`] for why that block is kept.
+//! (`Phc::verify_with`): see `crate::verify` for why that block is kept.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -21,29 +21,43 @@ pub const MAX_T: u32 = 10;
 /// Most lanes (RFC 9106 recommends 4).
 pub const MAX_P: u32 = 16;
 
+/// Why a users file was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum UsersError {
+    /// The file cannot be read.
     #[error("cannot read {0}: {1}")]
     Read(PathBuf, std::io::Error),
+    /// Not TOML of the expected shape.
     #[error("{0}: {1}")]
     Parse(PathBuf, String),
+    /// A password that is not an argon2 PHC string within the cost bounds.
     #[error("line {line}: user {name:?}: the password is not a usable argon2 hash ({why})")]
     Hash {
+        /// Where the user is in the file.
         line: usize,
+        /// The user's name.
         name: String,
+        /// What is wrong with the hash.
         why: String,
     },
+    /// A user named `""`.
     #[error("line {0}: a user with an empty name")]
     EmptyName(usize),
+    /// Two users with one name.
     #[error("line {0}: user {1:?} appears twice")]
     Duplicate(usize, String),
 }
 
+/// One `[[user]]` of the file.
 #[derive(Debug, Clone)]
 pub struct User {
+    /// The login name.
     pub name: String,
+    /// The password's argon2 hash.
     pub password: Phc,
+    /// The directory the user sees as `/`.
     pub home: PathBuf,
+    /// Whether the user may change files (else read only).
     pub write: bool,
 }
 
@@ -76,7 +90,7 @@ pub struct Phc {
 
 impl Phc {
     /// Parses a PHC string, refusing what could never verify or costs past the bounds.
-    pub fn parse(s: &str) -> Result<Phc, String> {
+    pub(crate) fn parse(s: &str) -> Result<Phc, String> {
         let h = PasswordHash::new(s).map_err(|e| e.to_string())?;
         let algorithm = Algorithm::try_from(h.algorithm).map_err(|_| {
             format!(
@@ -118,7 +132,7 @@ impl Phc {
 
     /// A hash nothing matches that costs what `like` costs (same algorithm, parameters and
     /// lengths, a fresh salt): checked for unknown users, so their `530` takes as long.
-    pub fn dummy_like(like: &Phc) -> Phc {
+    pub(crate) fn dummy_like(like: &Phc) -> Phc {
         let mut salt = vec![0u8; like.salt.len()];
         let mut hash = vec![0u8; like.hash.len()];
         fill_random(&mut salt);
@@ -144,7 +158,7 @@ impl Phc {
 
     /// Whether `password` matches, computed in `blocks` (grown to this hash's size if it is
     /// smaller, never shrunk: the caller keeps it for the next check).
-    pub fn verify_with(&self, password: &[u8], blocks: &mut Vec<Block>) -> bool {
+    pub(crate) fn verify_with(&self, password: &[u8], blocks: &mut Vec<Block>) -> bool {
         let need = self.params.block_count();
         if blocks.len() < need {
             blocks.resize(need, Block::default());
@@ -171,7 +185,7 @@ fn fill_random(b: &mut [u8]) {
 
 /// Parses and checks a users file; warns when others than its owner may read it (the hashes
 /// are what a guesser wants).
-pub fn load(path: &Path) -> Result<Vec<User>, UsersError> {
+pub(crate) fn load(path: &Path) -> Result<Vec<User>, UsersError> {
     let text =
         std::fs::read_to_string(path).map_err(|e| UsersError::Read(path.to_path_buf(), e))?;
     if let Ok(m) = std::fs::metadata(path) {
@@ -191,6 +205,7 @@ pub fn load(path: &Path) -> Result<Vec<User>, UsersError> {
     })
 }
 
+/// The users of a file's text, every hash checked (`load` reads them from a file).
 pub fn parse(text: &str) -> Result<Vec<User>, UsersError> {
     let f: File =
         toml::from_str(text).map_err(|e| UsersError::Parse(PathBuf::new(), e.to_string()))?;
@@ -223,7 +238,7 @@ pub fn parse(text: &str) -> Result<Vec<User>, UsersError> {
 
 /// The hash unknown users are checked against: one costing what the file's hashes cost (the
 /// most common parameters among them; the default ones for a file without users).
-pub fn dummy_for(users: &[User]) -> Phc {
+pub(crate) fn dummy_for(users: &[User]) -> Phc {
     let mut counts: Vec<(_, usize, &Phc)> = Vec::new();
     for u in users {
         let c = u.password.cost();
@@ -269,7 +284,7 @@ fn hash_with_params(password: &str, params: Params) -> String {
 }
 
 /// Whether `password` matches the PHC string `hash` (a fresh memory block: for tools and
-/// tests; the server checks with [`Phc::verify_with`]).
+/// tests; the server checks with `Phc::verify_with`).
 pub fn verify(hash: &str, password: &str) -> bool {
     Phc::parse(hash)
         .map(|p| p.verify_with(password.as_bytes(), &mut Vec::new()))

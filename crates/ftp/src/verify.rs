@@ -27,12 +27,12 @@ static BLOCKS: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
 
 /// Checks one process runs at once: one more than an address may have in flight, so a flood
 /// from one address always leaves a place for the others.
-pub fn max_checks(checks_per_ip: u32) -> usize {
+pub(crate) fn max_checks(checks_per_ip: u32) -> usize {
     checks_per_ip as usize + 1
 }
 
 /// A place among this process's checks (and so a memory block), given back when dropped.
-pub struct Permit(());
+pub(crate) struct Permit(());
 
 impl Drop for Permit {
     fn drop(&mut self) {
@@ -41,7 +41,7 @@ impl Drop for Permit {
 }
 
 /// A place for one more check in this process, if it has fewer than `max` running.
-pub fn permit(max: usize) -> Option<Permit> {
+pub(crate) fn permit(max: usize) -> Option<Permit> {
     RUNNING
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             (n < max).then_some(n + 1)
@@ -54,7 +54,7 @@ pub fn permit(max: usize) -> Option<Permit> {
 /// check's place among its address's) and the `permit` go with the job and are given back when
 /// it ends, with a failure counted if the password was wrong — even if the client has hung up
 /// meanwhile.
-pub fn verify(hash: Arc<Phc>, password: &str, lease: Lease, permit: Permit) -> Task<bool> {
+pub(crate) fn verify(hash: Arc<Phc>, password: &str, lease: Lease, permit: Permit) -> Task<bool> {
     let password = password.to_string();
     blocking::run(move |_| {
         let ok = check(&hash, password.as_bytes());
@@ -65,7 +65,7 @@ pub fn verify(hash: Arc<Phc>, password: &str, lease: Lease, permit: Permit) -> T
 }
 
 /// A check in one of this process's blocks (a new one only if every kept one is in use).
-pub fn check(hash: &Phc, password: &[u8]) -> bool {
+pub(crate) fn check(hash: &Phc, password: &[u8]) -> bool {
     let mut block = BLOCKS
         .lock()
         .unwrap_or_else(|e| e.into_inner())

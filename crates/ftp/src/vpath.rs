@@ -9,7 +9,7 @@
 //! works); the directory part is resolved as any path, so a pattern never reaches past it.
 
 /// An absolute virtual path, normalised: starts with `/`, no `.`/`..`/empty components.
-pub fn resolve(cwd: &str, arg: &str) -> Option<String> {
+pub(crate) fn resolve(cwd: &str, arg: &str) -> Option<String> {
     let mut parts: Vec<&str> = Vec::new();
     let start = if arg.starts_with('/') { "" } else { cwd };
     for comp in start.split('/').chain(arg.split('/')) {
@@ -25,19 +25,19 @@ pub fn resolve(cwd: &str, arg: &str) -> Option<String> {
 }
 
 /// The path relative to the root, as bytes for `bingfa_root` (empty = the root itself).
-pub fn rel(vpath: &str) -> &[u8] {
+pub(crate) fn rel(vpath: &str) -> &[u8] {
     vpath.trim_start_matches('/').as_bytes()
 }
 
 /// The last component (the name a file is created under); `None` for the root.
-pub fn split(vpath: &str) -> Option<(&str, &str)> {
+pub(crate) fn split(vpath: &str) -> Option<(&str, &str)> {
     let i = vpath.rfind('/')?;
     let name = &vpath[i + 1..];
     (!name.is_empty()).then(|| (if i == 0 { "/" } else { &vpath[..i] }, name))
 }
 
 /// Whether a name is a wildcard pattern.
-pub fn has_magic(name: &str) -> bool {
+pub(crate) fn has_magic(name: &str) -> bool {
     name.contains(['*', '?', '['])
 }
 
@@ -93,7 +93,7 @@ fn tokens(pat: &str) -> Vec<Tok> {
 /// Whether `name` matches the wildcard pattern `pat`. A leading dot is matched only by a dot
 /// (as the shell: `*` does not list hidden files). Linear backtracking over the last `*`, so
 /// no pattern costs more than len(pattern) × len(name).
-pub fn matches(pat: &str, name: &str) -> bool {
+pub(crate) fn matches(pat: &str, name: &str) -> bool {
     if name.starts_with('.') && !pat.starts_with('.') {
         return false;
     }

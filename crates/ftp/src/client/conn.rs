@@ -32,11 +32,17 @@ impl Default for Options {
 /// What FEAT announced.
 #[derive(Debug, Clone, Default)]
 pub struct Features {
+    /// `MLST`: machine listings (`MLSD`) are understood.
     pub mlst: bool,
+    /// `UTF8`: paths are UTF-8.
     pub utf8: bool,
+    /// `SIZE`.
     pub size: bool,
+    /// `MDTM`.
     pub mdtm: bool,
+    /// `REST STREAM`: transfers may resume.
     pub rest_stream: bool,
+    /// `EPSV`.
     pub epsv: bool,
     /// Every feature line, trimmed.
     pub lines: Vec<String>,
@@ -201,15 +207,18 @@ impl Client {
         Ok(())
     }
 
+    /// PWD: the working directory, as the server quotes it.
     pub fn pwd(&mut self) -> Result<String> {
         let r = self.expect("PWD", &[257])?;
         Ok(parse_257(&r.lines[0]))
     }
 
+    /// CWD.
     pub fn cwd(&mut self, path: &str) -> Result<()> {
         self.expect(&format!("CWD {path}"), &[200, 250]).map(drop)
     }
 
+    /// CDUP.
     pub fn cdup(&mut self) -> Result<()> {
         self.expect("CDUP", &[200, 250]).map(drop)
     }
@@ -220,14 +229,17 @@ impl Client {
         Ok(parse_257(&r.lines[0]))
     }
 
+    /// RMD.
     pub fn rmd(&mut self, path: &str) -> Result<()> {
         self.expect(&format!("RMD {path}"), &[250, 200]).map(drop)
     }
 
+    /// DELE.
     pub fn dele(&mut self, path: &str) -> Result<()> {
         self.expect(&format!("DELE {path}"), &[250, 200]).map(drop)
     }
 
+    /// RNFR then RNTO.
     pub fn rename(&mut self, from: &str, to: &str) -> Result<()> {
         self.expect(&format!("RNFR {from}"), &[350])?;
         self.expect(&format!("RNTO {to}"), &[250, 200]).map(drop)
@@ -331,7 +343,7 @@ impl Client {
 
 /// The most bytes of one listing kept in memory (some 500,000 entries): a server that sends
 /// more ends the listing with an error instead of exhausting the client's memory.
-pub const MAX_LISTING: usize = 64 * 1024 * 1024;
+pub(super) const MAX_LISTING: usize = 64 * 1024 * 1024;
 
 /// A listing's buffer, refusing to grow past [`MAX_LISTING`].
 struct Capped(Vec<u8>);

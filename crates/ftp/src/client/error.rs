@@ -14,22 +14,27 @@ pub enum Error {
     Reply {
         /// The command as sent (the PASS argument is masked).
         command: String,
+        /// The reply's code.
         code: u16,
         /// The reply text, lines joined with '\n', without the code prefixes.
         text: String,
     },
+    /// The control connection ended before a reply.
     #[error("connection to the server lost: the server closed it")]
     Closed,
+    /// A socket or local file failed.
     #[error("I/O error: {}", esc(&.0.to_string()))]
     Io(#[from] io::Error),
     /// The server said something that is not FTP (a malformed reply, a bad PASV answer).
     #[error("protocol error: {}", esc(.0))]
     Protocol(String),
+    /// A URL that is not `ftp://` or `ftps://` as [`crate::client::FtpUrl`] reads them.
     #[error("bad ftp URL: {}", esc(.0))]
     Url(String),
     /// A path or name the client refuses to send (CR/LF would inject a second command).
     #[error("refusing to send \"{}\": it contains CR or LF", display_name(.0))]
     BadArgument(String),
+    /// The server wants a password (`331`) and none was given.
     #[error("the server asks for a password and none was given")]
     NeedPassword,
     /// `AUTH TLS` was answered with something other than 234: the client does not go on in
@@ -38,7 +43,12 @@ pub enum Error {
         "the server refused TLS (AUTH TLS: {code} {}); not continuing without it",
         esc(.text)
     )]
-    TlsRefused { code: u16, text: String },
+    TlsRefused {
+        /// The reply's code.
+        code: u16,
+        /// The reply's text.
+        text: String,
+    },
     /// The server's certificate failed verification; the text names the reason.
     #[error("the server's certificate was rejected: {}", esc(.0))]
     Certificate(String),

@@ -16,17 +16,24 @@ fn time_like(s: &str) -> bool {
 /// What a listing entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// A plain file.
     File,
+    /// A directory.
     Dir,
+    /// A symbolic link.
     Link,
+    /// Anything else (a device, a socket, a type the listing did not say).
     Other,
 }
 
 /// One entry of a listing. `name` is exactly what the server sent: untrusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// The name, as sent.
     pub name: String,
+    /// What the entry is.
     pub kind: Kind,
+    /// Its size in bytes, when the listing gave one.
     pub size: Option<u64>,
     /// The modification time as the server gave it (MLSD: `YYYYMMDDHHMMSS`; LIST: `Jan 2 12:00`).
     pub modified: Option<String>,

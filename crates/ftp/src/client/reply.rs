@@ -8,13 +8,14 @@ use super::{Error, Result};
 use std::io::{BufRead, Read};
 
 /// The longest reply line kept; longer lines are an error.
-pub const MAX_LINE: usize = 8 * 1024;
+pub(super) const MAX_LINE: usize = 8 * 1024;
 /// The most lines in one multi-line reply.
-pub const MAX_LINES: usize = 10_000;
+pub(super) const MAX_LINES: usize = 10_000;
 
 /// One complete server reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
+    /// The three-digit code.
     pub code: u16,
     /// The text of each line, without the code prefix.
     pub lines: Vec<String>,

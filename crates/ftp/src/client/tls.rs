@@ -34,6 +34,7 @@ pub struct TlsOptions {
     /// Implicit FTPS (`ftps://`): TLS from the first byte. Otherwise explicit: `AUTH TLS`
     /// after the greeting.
     pub implicit: bool,
+    /// Which certificates are accepted.
     pub trust: Trust,
 }
 

@@ -11,10 +11,13 @@ use percent_encoding::percent_decode_str;
 pub struct FtpUrl {
     /// `ftps://`: implicit FTPS.
     pub implicit_tls: bool,
+    /// The user, decoded; `None` is anonymous.
     pub user: Option<String>,
+    /// The password, decoded, if the URL has one.
     pub password: Option<String>,
     /// A host name or an IP address (IPv6 without brackets).
     pub host: String,
+    /// The port (21, or 990 for `ftps://`, unless given).
     pub port: u16,
     /// The decoded path: relative to the login directory unless it starts with '/'; empty
     /// for the login directory itself.

@@ -14,9 +14,7 @@
 use crate::config::Anonymous;
 use crate::guard::Refused;
 use crate::reply::reply;
-use crate::session::{Auth, FtpSession};
-use crate::users::Phc;
-use bingfa_net::blocking::Task;
+use crate::state::{Access, Auth, Check, Login, Stage, State};
 use bingfa_net::Context;
 use bingfa_root::Root;
 use std::sync::Arc;
@@ -27,7 +25,7 @@ pub(crate) fn is_anonymous(name: &str) -> bool {
 }
 
 /// At connect: a banned address is told and closed before it can send anything (false).
-pub fn admit(s: &FtpSession, cx: &mut Context) -> bool {
+pub(crate) fn admit(s: &State, cx: &mut Context) -> bool {
     if s.shared.guard.banned(s.peer.ip()).is_some() {
         banned(cx);
         return false;
@@ -44,14 +42,16 @@ fn banned(cx: &mut Context) {
     cx.close();
 }
 
-pub fn user(s: &mut FtpSession, arg: &str, cx: &mut Context) {
-    if s.auth.is_some() {
+pub(crate) fn user(s: &mut State, arg: &str, cx: &mut Context) {
+    if s.login.auth().is_some() {
         return reply(cx, 530, "Already logged in.");
     }
     if !super::tls::may_login(s, cx) {
         return;
     }
-    s.user = Some(arg.to_string());
+    s.login = Login::AwaitingPass {
+        user: arg.to_string(),
+    };
     if is_anonymous(arg) && s.shared.cfg.anonymous != Anonymous::Off {
         reply(
             cx,
@@ -63,31 +63,22 @@ pub fn user(s: &mut FtpSession, arg: &str, cx: &mut Context) {
     }
 }
 
-/// A password check: waiting for a place among its address's checks, or running.
-pub struct Check {
-    name: String,
-    /// Whether `name` is a user at all (an unknown one is checked against a dummy hash, so it
-    /// takes as long, and fails).
-    known: bool,
-    state: State,
-}
-
-enum State {
-    Waiting { hash: Arc<Phc>, password: String },
-    Running(Task<bool>),
-}
-
 /// How often a session looks for its password check's answer.
 const POLL: Duration = Duration::from_millis(2);
 /// How often a session whose address has its checks in flight asks again.
 const WAIT: Duration = Duration::from_millis(20);
 
-pub fn pass(s: &mut FtpSession, arg: &str, cx: &mut Context) {
-    if s.auth.is_some() {
+pub(crate) fn pass(s: &mut State, arg: &str, cx: &mut Context) {
+    if s.login.auth().is_some() {
         return reply(cx, 230, "Already logged in.");
     }
-    let Some(name) = s.user.take() else {
-        return reply(cx, 503, "Login with USER first.");
+    // The name is used up by this PASS, whatever its outcome.
+    let name = match std::mem::replace(&mut s.login, Login::AwaitingUser) {
+        Login::AwaitingPass { user } => user,
+        other => {
+            s.login = other;
+            return reply(cx, 503, "Login with USER first.");
+        }
     };
     let shared = s.shared.clone();
     if shared.guard.banned(s.peer.ip()).is_some() {
@@ -95,36 +86,35 @@ pub fn pass(s: &mut FtpSession, arg: &str, cx: &mut Context) {
     }
     if is_anonymous(&name) && shared.cfg.anonymous != Anonymous::Off {
         let root = shared.anon_root.clone();
-        let (write, upload) = match shared.cfg.anonymous {
-            Anonymous::Write => (true, false),
-            Anonymous::Upload => (false, true),
-            _ => (false, false),
+        let access = match shared.cfg.anonymous {
+            Anonymous::Write => Access::Write,
+            Anonymous::Upload => Access::Upload,
+            _ => Access::Read,
         };
-        return logged_in(s, "anonymous".into(), root, write, upload, cx);
+        return logged_in(s, "anonymous".into(), root, access, cx);
     }
     let (hash, known) = match shared.users.get(&name) {
         Some(a) => (a.hash.clone(), true),
         None => (shared.dummy_hash.clone(), false),
     };
-    s.checking = Some(Check {
+    // Input waits (as during a failed login's delay) until the answer is known.
+    s.login = Login::Checking(Check {
         name,
         known,
-        state: State::Waiting {
+        stage: Stage::Waiting {
             hash,
             password: arg.to_string(),
         },
     });
-    // Input waits (as during a failed login's delay) until the answer is known.
-    s.delaying = true;
     start(s, cx);
 }
 
 /// Queue the waiting check if the guard gives it a place (else try again after [`WAIT`]).
-fn start(s: &mut FtpSession, cx: &mut Context) {
-    let Some(Check {
-        state: State::Waiting { hash, password },
+fn start(s: &mut State, cx: &mut Context) {
+    let Login::Checking(Check {
+        stage: Stage::Waiting { hash, password },
         ..
-    }) = &s.checking
+    }) = &s.login
     else {
         return;
     };
@@ -136,53 +126,49 @@ fn start(s: &mut FtpSession, cx: &mut Context) {
     match s.shared.guard.begin(s.peer.ip()) {
         Ok(lease) => {
             let task = crate::verify::verify(hash.clone(), password, lease, permit);
-            s.checking.as_mut().expect("checking").state = State::Running(task);
+            if let Login::Checking(check) = &mut s.login {
+                check.stage = Stage::Running(task);
+            }
             cx.set_timer(POLL);
         }
         Err(Refused::Busy) => cx.set_timer(WAIT),
         Err(Refused::Banned(_)) => {
-            s.checking = None;
+            s.login = Login::Closing;
             banned(cx);
         }
     }
 }
 
-fn logged_in(
-    s: &mut FtpSession,
-    name: String,
-    root: Arc<Root>,
-    write: bool,
-    upload: bool,
-    cx: &mut Context,
-) {
+fn logged_in(s: &mut State, name: String, root: Arc<Root>, access: Access, cx: &mut Context) {
     tracing::debug!(user = %name, peer = %s.peer, "login");
-    s.auth = Some(Auth {
+    s.login = Login::LoggedIn(Auth {
         name,
         root,
-        write,
-        upload,
+        access,
+        cwd: "/".into(),
     });
-    s.cwd = "/".into();
     reply(cx, 230, "Login successful.");
 }
 
 /// The session timer: the password check's answer, or the end of a failed login's delay.
-pub fn on_timer(s: &mut FtpSession, cx: &mut Context) {
-    if let Some(check) = &s.checking {
-        let ok = match &check.state {
-            State::Waiting { .. } => return start(s, cx),
-            State::Running(task) => match task.try_take() {
+pub(crate) fn on_timer(s: &mut State, cx: &mut Context) {
+    if let Login::Checking(check) = &s.login {
+        let ok = match &check.stage {
+            Stage::Waiting { .. } => return start(s, cx),
+            Stage::Running(task) => match task.try_take() {
                 Ok(None) => return cx.set_timer(POLL),
                 Ok(Some(ok)) => ok && check.known,
                 Err(_lost) => false,
             },
         };
-        let check = s.checking.take().expect("checking");
+        let Login::Checking(check) = std::mem::replace(&mut s.login, Login::Failed) else {
+            unreachable!("checking")
+        };
         if ok {
             let a = &s.shared.users[&check.name];
-            let (root, write) = (a.root.clone(), a.write);
-            s.delaying = false;
-            logged_in(s, check.name, root, write, false, cx);
+            let root = a.root.clone();
+            let access = if a.write { Access::Write } else { Access::Read };
+            logged_in(s, check.name, root, access, cx);
             s.undefer(cx);
         } else {
             s.failures += 1;
@@ -190,10 +176,10 @@ pub fn on_timer(s: &mut FtpSession, cx: &mut Context) {
         }
         return;
     }
-    if !s.delaying {
+    if !matches!(s.login, Login::Failed) {
         return;
     }
-    s.delaying = false;
+    s.login = Login::AwaitingUser;
     reply(cx, 530, "Login incorrect.");
     if s.failures >= s.shared.cfg.max_failures {
         reply(cx, 421, "Too many failed logins, closing.");

@@ -6,25 +6,25 @@
 //! admitted. A new PASV/PORT replaces (aborts) one prepared and unused.
 
 use crate::reply::reply;
-use crate::session::{Data, FtpSession, PasvKind};
+use crate::state::{Data, PasvKind, State};
 use bingfa_net::{Context, Passive};
 use std::net::{IpAddr, SocketAddr};
 
-fn clear(s: &mut FtpSession, cx: &mut Context) {
+fn clear(s: &mut State, cx: &mut Context) {
     if let Data::Passive { id, .. } = std::mem::replace(&mut s.data, Data::None) {
         cx.channel_abort(id);
     }
 }
 
 /// After `EPSV ALL` only EPSV may set up a data connection; answers 501 if refused.
-fn epsv_only(s: &FtpSession, cx: &mut Context) -> bool {
+fn epsv_only(s: &State, cx: &mut Context) -> bool {
     if s.epsv_all {
         reply(cx, 501, "EPSV ALL in effect: only EPSV.");
     }
     s.epsv_all
 }
 
-fn set_active(s: &mut FtpSession, addr: Option<SocketAddr>, cx: &mut Context) {
+fn set_active(s: &mut State, addr: Option<SocketAddr>, cx: &mut Context) {
     if epsv_only(s, cx) {
         return;
     }
@@ -73,15 +73,15 @@ pub fn parse_eprt(arg: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, f[3].parse().ok()?))
 }
 
-pub fn port(s: &mut FtpSession, arg: &str, cx: &mut Context) {
+pub(crate) fn port(s: &mut State, arg: &str, cx: &mut Context) {
     set_active(s, parse_port(arg), cx);
 }
 
-pub fn eprt(s: &mut FtpSession, arg: &str, cx: &mut Context) {
+pub(crate) fn eprt(s: &mut State, arg: &str, cx: &mut Context) {
     set_active(s, parse_eprt(arg), cx);
 }
 
-pub fn pasv(s: &mut FtpSession, kind: PasvKind, cx: &mut Context) {
+pub(crate) fn pasv(s: &mut State, kind: PasvKind, cx: &mut Context) {
     if kind == PasvKind::Pasv && epsv_only(s, cx) {
         return;
     }
@@ -98,7 +98,7 @@ pub fn pasv(s: &mut FtpSession, kind: PasvKind, cx: &mut Context) {
     });
     // PROT P: TLS from the first byte, so a client that starts its handshake at once (curl)
     // is answered at once; see `Data::Passive::tls`.
-    let tls = s.prot_private;
+    let tls = s.protection.private();
     if tls {
         cx.channel_tls(id);
     }
@@ -106,7 +106,7 @@ pub fn pasv(s: &mut FtpSession, kind: PasvKind, cx: &mut Context) {
     s.data = Data::Passive { id, kind, tls };
 }
 
-pub fn epsv(s: &mut FtpSession, arg: &str, cx: &mut Context) {
+pub(crate) fn epsv(s: &mut State, arg: &str, cx: &mut Context) {
     if arg.eq_ignore_ascii_case("ALL") {
         s.epsv_all = true;
         return reply(cx, 200, "EPSV ALL ok.");
@@ -115,7 +115,7 @@ pub fn epsv(s: &mut FtpSession, arg: &str, cx: &mut Context) {
 }
 
 /// The `227`/`229` reply for a bound passive listener.
-pub fn listening(kind: PasvKind, addr: SocketAddr, cx: &mut Context) {
+pub(crate) fn listening(kind: PasvKind, addr: SocketAddr, cx: &mut Context) {
     match (kind, addr.ip().to_canonical()) {
         (PasvKind::Pasv, IpAddr::V4(ip)) => {
             let o = ip.octets();

@@ -3,12 +3,12 @@
 
 use crate::listing;
 use crate::reply::{io_error, quote_path, reply};
-use crate::session::FtpSession;
+use crate::state::State;
 use crate::vpath;
 use bingfa_net::Context;
 
 /// The path, if the user may change it (`550` otherwise, or for the root itself).
-fn target(s: &FtpSession, arg: &str, cx: &mut Context) -> Option<String> {
+fn target(s: &State, arg: &str, cx: &mut Context) -> Option<String> {
     if !super::may_write(s, cx) {
         return None;
     }
@@ -20,33 +20,33 @@ fn target(s: &FtpSession, arg: &str, cx: &mut Context) -> Option<String> {
     Some(p)
 }
 
-pub fn dele(s: &mut FtpSession, arg: &str, cx: &mut Context) {
+pub(crate) fn dele(s: &mut State, arg: &str, cx: &mut Context) {
     let Some(p) = target(s, arg, cx) else { return };
-    match super::auth(s).root.unlink(vpath::rel(&p)) {
+    match s.auth().root.unlink(vpath::rel(&p)) {
         Ok(()) => reply(cx, 250, "Delete operation successful."),
         Err(e) => io_error(cx, &e),
     }
 }
 
-pub fn mkd(s: &mut FtpSession, arg: &str, cx: &mut Context) {
+pub(crate) fn mkd(s: &mut State, arg: &str, cx: &mut Context) {
     let Some(p) = target(s, arg, cx) else { return };
-    match super::auth(s).root.mkdir(vpath::rel(&p)) {
+    match s.auth().root.mkdir(vpath::rel(&p)) {
         Ok(()) => reply(cx, 257, &format!("{} created.", quote_path(&p))),
         Err(e) => io_error(cx, &e),
     }
 }
 
-pub fn rmd(s: &mut FtpSession, arg: &str, cx: &mut Context) {
+pub(crate) fn rmd(s: &mut State, arg: &str, cx: &mut Context) {
     let Some(p) = target(s, arg, cx) else { return };
-    match super::auth(s).root.rmdir(vpath::rel(&p)) {
+    match s.auth().root.rmdir(vpath::rel(&p)) {
         Ok(()) => reply(cx, 250, "Remove directory operation successful."),
         Err(e) => io_error(cx, &e),
     }
 }
 
-pub fn rnfr(s: &mut FtpSession, arg: &str, cx: &mut Context) {
+pub(crate) fn rnfr(s: &mut State, arg: &str, cx: &mut Context) {
     let Some(p) = target(s, arg, cx) else { return };
-    match super::auth(s).root.lstat(vpath::rel(&p)) {
+    match s.auth().root.lstat(vpath::rel(&p)) {
         Ok(_) => {
             s.rnfr = Some(p);
             reply(cx, 350, "Ready for RNTO.");
@@ -55,23 +55,20 @@ pub fn rnfr(s: &mut FtpSession, arg: &str, cx: &mut Context) {
     }
 }
 
-pub fn rnto(s: &mut FtpSession, arg: &str, from: Option<String>, cx: &mut Context) {
+pub(crate) fn rnto(s: &mut State, arg: &str, from: Option<String>, cx: &mut Context) {
     let Some(from) = from else {
         return reply(cx, 503, "RNFR required first.");
     };
     let Some(to) = target(s, arg, cx) else { return };
-    match super::auth(s)
-        .root
-        .rename(vpath::rel(&from), vpath::rel(&to))
-    {
+    match s.auth().root.rename(vpath::rel(&from), vpath::rel(&to)) {
         Ok(()) => reply(cx, 250, "Rename successful."),
         Err(e) => io_error(cx, &e),
     }
 }
 
-fn regular(s: &FtpSession, arg: &str, cx: &mut Context) -> Option<libc::stat> {
+fn regular(s: &State, arg: &str, cx: &mut Context) -> Option<libc::stat> {
     let p = super::path(s, arg, cx)?;
-    match super::auth(s).root.stat(vpath::rel(&p)) {
+    match s.auth().root.stat(vpath::rel(&p)) {
         Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => Some(st),
         Ok(_) => {
             reply(cx, 550, "Not a plain file.");
@@ -84,7 +81,7 @@ fn regular(s: &FtpSession, arg: &str, cx: &mut Context) -> Option<libc::stat> {
     }
 }
 
-pub fn size(s: &mut FtpSession, arg: &str, cx: &mut Context) {
+pub(crate) fn size(s: &mut State, arg: &str, cx: &mut Context) {
     if s.ascii {
         // The size on the wire in TYPE A is not the file's (LF → CRLF), and computing it
         // means reading the whole file: refused, as ProFTPD and vsftpd do.
@@ -95,7 +92,7 @@ pub fn size(s: &mut FtpSession, arg: &str, cx: &mut Context) {
     }
 }
 
-pub fn mdtm(s: &mut FtpSession, arg: &str, cx: &mut Context) {
+pub(crate) fn mdtm(s: &mut State, arg: &str, cx: &mut Context) {
     if let Some(st) = regular(s, arg, cx) {
         reply(cx, 213, &listing::timeval(st.st_mtime));
     }

@@ -5,11 +5,11 @@
 
 use crate::listing;
 use crate::reply::{io_error, reply};
-use crate::session::FtpSession;
+use crate::state::State;
 use crate::vpath;
 use bingfa_net::Context;
 
-pub fn mfmt(s: &mut FtpSession, arg: &str, cx: &mut Context) {
+pub(crate) fn mfmt(s: &mut State, arg: &str, cx: &mut Context) {
     let Some((when, name)) = arg.split_once(' ').filter(|(_, n)| !n.is_empty()) else {
         return reply(cx, 501, "Usage: MFMT YYYYMMDDHHMMSS path");
     };
@@ -22,7 +22,7 @@ pub fn mfmt(s: &mut FtpSession, arg: &str, cx: &mut Context) {
     let Some(p) = super::path(s, name, cx) else {
         return;
     };
-    match super::auth(s).root.set_mtime(vpath::rel(&p), t) {
+    match s.auth().root.set_mtime(vpath::rel(&p), t) {
         Ok(st) => reply(
             cx,
             213,

@@ -4,10 +4,10 @@
 
 use crate::config::TlsPolicy;
 use crate::reply::{multi, reply};
-use crate::session::FtpSession;
+use crate::state::State;
 use bingfa_net::Context;
 
-pub fn type_(s: &mut FtpSession, arg: &str, cx: &mut Context) {
+pub(crate) fn type_(s: &mut State, arg: &str, cx: &mut Context) {
     match arg
         .to_ascii_uppercase()
         .split_whitespace()
@@ -25,7 +25,7 @@ pub fn type_(s: &mut FtpSession, arg: &str, cx: &mut Context) {
     }
 }
 
-pub fn stru(arg: &str, cx: &mut Context) {
+pub(crate) fn stru(arg: &str, cx: &mut Context) {
     if arg.eq_ignore_ascii_case("F") {
         reply(cx, 200, "Structure set to F.");
     } else {
@@ -33,7 +33,7 @@ pub fn stru(arg: &str, cx: &mut Context) {
     }
 }
 
-pub fn mode(arg: &str, cx: &mut Context) {
+pub(crate) fn mode(arg: &str, cx: &mut Context) {
     if arg.eq_ignore_ascii_case("S") {
         reply(cx, 200, "Mode set to S.");
     } else {
@@ -41,7 +41,7 @@ pub fn mode(arg: &str, cx: &mut Context) {
     }
 }
 
-pub fn feat(s: &FtpSession, cx: &mut Context) {
+pub(crate) fn feat(s: &State, cx: &mut Context) {
     let tls: &[&str] = if s.shared.cfg.tls == TlsPolicy::Off {
         &[]
     } else {
@@ -69,7 +69,7 @@ pub fn feat(s: &FtpSession, cx: &mut Context) {
     multi(cx, 211, "Features:", &f, "End");
 }
 
-pub fn opts(arg: &str, cx: &mut Context) {
+pub(crate) fn opts(arg: &str, cx: &mut Context) {
     let up = arg.to_ascii_uppercase();
     let mut w = up.split_whitespace();
     match (w.next(), w.next()) {
@@ -81,7 +81,7 @@ pub fn opts(arg: &str, cx: &mut Context) {
     }
 }
 
-pub fn help(cx: &mut Context) {
+pub(crate) fn help(cx: &mut Context) {
     let lines = [
         "ABOR ALLO APPE AUTH CDUP CWD  DELE EPRT EPSV FEAT HELP LIST MDTM",
         "MFMT MKD  MLSD MLST MODE NLST NOOP OPTS PASS PASV PBSZ PORT PROT",
@@ -98,7 +98,7 @@ pub fn help(cx: &mut Context) {
     );
 }
 
-pub fn quit(cx: &mut Context) {
+pub(crate) fn quit(cx: &mut Context) {
     reply(cx, 221, "Goodbye.");
     cx.close();
 }

@@ -1,21 +1,21 @@
-//! The verbs, one file per family (as mini-redis's `cmd/`): [`auth`] USER PASS; [`nav`] PWD
-//! CWD CDUP; [`data`] PORT PASV EPRT EPSV; [`transfer`] RETR STOR APPE STOU REST ABOR ALLO;
-//! [`list`] LIST NLST MLSD MLST STAT; [`files`] DELE MKD RMD RNFR RNTO SIZE MDTM; [`mfmt`]
-//! MFMT; [`misc`] SYST TYPE STRU MODE NOOP FEAT OPTS HELP QUIT; [`tls`] AUTH PBSZ PROT (RFC
+//! The verbs, one file per family (as mini-redis's `cmd/`): `auth` USER PASS; `nav` PWD
+//! CWD CDUP; [`data`] PORT PASV EPRT EPSV; `transfer` RETR STOR APPE STOU REST ABOR ALLO;
+//! `list` LIST NLST MLSD MLST STAT; `files` DELE MKD RMD RNFR RNTO SIZE MDTM; `mfmt`
+//! MFMT; `misc` SYST TYPE STRU MODE NOOP FEAT OPTS HELP QUIT; `tls` AUTH PBSZ PROT (RFC
 //! 4217). RFC 1123's X-aliases (XPWD XCWD XCUP XMKD XRMD) map onto their verbs here.
 
-pub mod auth;
+pub(crate) mod auth;
 pub mod data;
-pub mod files;
-pub mod list;
-pub mod mfmt;
-pub mod misc;
-pub mod nav;
-pub mod tls;
-pub mod transfer;
+mod files;
+pub(crate) mod list;
+mod mfmt;
+mod misc;
+mod nav;
+mod tls;
+pub(crate) mod transfer;
 
 use crate::reply::reply;
-use crate::session::{Auth, FtpSession};
+use crate::state::{PasvKind, State};
 use bingfa_net::Context;
 
 /// Verbs answered before login.
@@ -23,8 +23,8 @@ const OPEN: &[&str] = &[
     "USER", "PASS", "QUIT", "SYST", "FEAT", "HELP", "NOOP", "OPTS", "AUTH", "PBSZ", "PROT",
 ];
 
-pub fn dispatch(s: &mut FtpSession, verb: &str, arg: &str, cx: &mut Context) {
-    if s.auth.is_none() && !OPEN.contains(&verb) {
+pub(crate) fn dispatch(s: &mut State, verb: &str, arg: &str, cx: &mut Context) {
+    if s.login.auth().is_none() && !OPEN.contains(&verb) {
         return reply(cx, 530, "Please login with USER and PASS.");
     }
     // RNTO must come right after RNFR.
@@ -37,7 +37,7 @@ pub fn dispatch(s: &mut FtpSession, verb: &str, arg: &str, cx: &mut Context) {
         "CDUP" | "XCUP" => nav::cwd(s, "..", cx),
         "PORT" => data::port(s, arg, cx),
         "EPRT" => data::eprt(s, arg, cx),
-        "PASV" => data::pasv(s, crate::session::PasvKind::Pasv, cx),
+        "PASV" => data::pasv(s, PasvKind::Pasv, cx),
         "EPSV" => data::epsv(s, arg, cx),
         "RETR" => transfer::retr(s, arg, cx),
         "STOR" => transfer::stor(s, arg, transfer::Mode::Replace, cx),
@@ -75,22 +75,17 @@ pub fn dispatch(s: &mut FtpSession, verb: &str, arg: &str, cx: &mut Context) {
     }
 }
 
-/// The logged-in user (dispatch only lets logged-in verbs through).
-pub(crate) fn auth(s: &FtpSession) -> &Auth {
-    s.auth.as_ref().expect("logged in")
-}
-
 /// `arg` as an absolute virtual path, or `550` when it would climb above the root (or
 /// passes through a hidden name: [`crate::perm::visible`]). A path
 /// with control characters is refused (`553`) by every verb: listings never show such names
 /// (see [`crate::listing::listable`]), so none may be made or reached either. (A NUL is left
 /// to the file system, which has no such name.)
-pub(crate) fn path(s: &FtpSession, arg: &str, cx: &mut Context) -> Option<String> {
+pub(crate) fn path(s: &State, arg: &str, cx: &mut Context) -> Option<String> {
     if arg.chars().any(|c| c.is_control() && c != '\0') {
         reply(cx, 553, "File name not allowed.");
         return None;
     }
-    let p = crate::vpath::resolve(&s.cwd, arg);
+    let p = crate::vpath::resolve(&s.auth().cwd, arg);
     if p.is_none() {
         reply(cx, 550, "Permission denied.");
     }
@@ -98,8 +93,8 @@ pub(crate) fn path(s: &FtpSession, arg: &str, cx: &mut Context) -> Option<String
 }
 
 /// Whether the user may change files; answers `550` if not.
-pub(crate) fn may_write(s: &FtpSession, cx: &mut Context) -> bool {
-    let w = auth(s).write;
+pub(crate) fn may_write(s: &State, cx: &mut Context) -> bool {
+    let w = s.auth().write();
     if !w {
         reply(cx, 550, "Permission denied.");
     }

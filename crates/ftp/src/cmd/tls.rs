@@ -12,17 +12,17 @@
 
 use crate::config::TlsPolicy;
 use crate::reply::reply;
-use crate::session::FtpSession;
+use crate::state::{Protection, State};
 use bingfa_net::Context;
 
-pub fn auth(s: &mut FtpSession, arg: &str, cx: &mut Context) {
+pub(crate) fn auth(s: &mut State, arg: &str, cx: &mut Context) {
     if s.shared.cfg.tls == TlsPolicy::Off {
         return reply(cx, 502, "TLS is not offered.");
     }
     // (No command arrives between `start_tls` and `on_secure`: the input after AUTH is the
-    // handshake, and `on_secure` comes before the first decrypted line. So `secure` is the
-    // whole state, and PBSZ/PROT, which need it, are never set here to be reset.)
-    if s.secure {
+    // handshake, and `on_secure` comes before the first decrypted line. So `Plain` is the
+    // whole state, and PBSZ/PROT, which need TLS, are never set here to be reset.)
+    if s.protection.secure() {
         return reply(cx, 503, "Already using TLS.");
     }
     match arg.trim().to_ascii_uppercase().as_str() {
@@ -36,8 +36,8 @@ pub fn auth(s: &mut FtpSession, arg: &str, cx: &mut Context) {
     }
 }
 
-pub fn pbsz(s: &mut FtpSession, arg: &str, cx: &mut Context) {
-    if !s.secure {
+pub(crate) fn pbsz(s: &mut State, arg: &str, cx: &mut Context) {
+    if !s.protection.secure() {
         return reply(
             cx,
             503,
@@ -47,32 +47,35 @@ pub fn pbsz(s: &mut FtpSession, arg: &str, cx: &mut Context) {
     if arg.trim().parse::<u64>().is_err() {
         return reply(cx, 501, "PBSZ needs a number.");
     }
-    // TLS is a stream: there is no buffer size to agree, and 0 is the only answer.
-    s.pbsz = true;
+    // TLS is a stream: there is no buffer size to agree, and 0 is the only answer. (Again
+    // after PROT: the level stays.)
+    if s.protection == Protection::Secure {
+        s.protection = Protection::Clear;
+    }
     reply(cx, 200, "PBSZ=0");
 }
 
-pub fn prot(s: &mut FtpSession, arg: &str, cx: &mut Context) {
-    if !s.secure {
+pub(crate) fn prot(s: &mut State, arg: &str, cx: &mut Context) {
+    if !s.protection.secure() {
         return reply(
             cx,
             503,
             "PROT needs a secure control connection: AUTH TLS first.",
         );
     }
-    if !s.pbsz {
+    if !s.protection.sized() {
         return reply(cx, 503, "PBSZ first.");
     }
     match arg.trim().to_ascii_uppercase().as_str() {
         "P" => {
-            s.prot_private = true;
+            s.protection = Protection::Private;
             reply(cx, 200, "Protection level set to Private.");
         }
         "C" if s.shared.cfg.tls == TlsPolicy::Required => {
             reply(cx, 534, "Clear data connections are not allowed: PROT P.")
         }
         "C" => {
-            s.prot_private = false;
+            s.protection = Protection::Clear;
             reply(cx, 200, "Protection level set to Clear.");
         }
         "S" | "E" => reply(cx, 536, "Only PROT C and P are supported."),
@@ -81,8 +84,8 @@ pub fn prot(s: &mut FtpSession, arg: &str, cx: &mut Context) {
 }
 
 /// Under [`TlsPolicy::Required`]: whether the control connection may log in (`530` if not).
-pub fn may_login(s: &FtpSession, cx: &mut Context) -> bool {
-    let ok = s.secure || s.shared.cfg.tls != TlsPolicy::Required;
+pub(crate) fn may_login(s: &State, cx: &mut Context) -> bool {
+    let ok = s.protection.secure() || s.shared.cfg.tls != TlsPolicy::Required;
     if !ok {
         reply(cx, 530, "TLS required: AUTH TLS first.");
     }
@@ -93,7 +96,7 @@ pub fn may_login(s: &FtpSession, cx: &mut Context) -> bool {
 /// session (`--tls-session-reuse required`, the default, as vsftpd's `require_ssl_reuse`):
 /// another process on the client's address may have taken the passive port first. The check
 /// itself is bingfa-net's TLS layer's (`TlsConfig::require_data_session_reuse`).
-pub fn reuse_refused(cx: &mut Context) {
+pub(crate) fn reuse_refused(cx: &mut Context) {
     reply(
         cx,
         522,
@@ -103,8 +106,8 @@ pub fn reuse_refused(cx: &mut Context) {
 
 /// Under [`TlsPolicy::Required`]: whether a transfer may use the data connection (`521` if
 /// it would be in the clear).
-pub fn may_transfer(s: &FtpSession, cx: &mut Context) -> bool {
-    let ok = s.prot_private || s.shared.cfg.tls != TlsPolicy::Required;
+pub(crate) fn may_transfer(s: &State, cx: &mut Context) -> bool {
+    let ok = s.protection.private() || s.shared.cfg.tls != TlsPolicy::Required;
     if !ok {
         reply(cx, 521, "Data connections must be encrypted: PROT P.");
     }

@@ -6,20 +6,20 @@
 
 /// LF → CRLF for a download.
 #[derive(Default)]
-pub struct Encoder {
+pub(crate) struct Encoder {
     /// The byte before this piece was a CR.
     prev_cr: bool,
 }
 
 impl Encoder {
     /// Starting mid-file (`REST`): `prev` is the byte just before the start.
-    pub fn after(prev: Option<u8>) -> Self {
+    pub(crate) fn after(prev: Option<u8>) -> Self {
         Encoder {
             prev_cr: prev == Some(b'\r'),
         }
     }
 
-    pub fn encode(&mut self, piece: &[u8], out: &mut Vec<u8>) {
+    pub(crate) fn encode(&mut self, piece: &[u8], out: &mut Vec<u8>) {
         out.reserve(piece.len() + piece.len() / 16);
         for &b in piece {
             if b == b'\n' && !self.prev_cr {
@@ -34,12 +34,12 @@ impl Encoder {
 /// CRLF → LF for an upload; a CR at the end of one piece is held until the next shows whether
 /// an LF follows ([`Decoder::finish`] gives it back at the end).
 #[derive(Default)]
-pub struct Decoder {
+pub(crate) struct Decoder {
     cr: bool,
 }
 
 impl Decoder {
-    pub fn decode(&mut self, piece: &[u8], out: &mut Vec<u8>) {
+    pub(crate) fn decode(&mut self, piece: &[u8], out: &mut Vec<u8>) {
         out.reserve(piece.len() + 1);
         for &b in piece {
             if std::mem::take(&mut self.cr) && b != b'\n' {
@@ -54,7 +54,7 @@ impl Decoder {
     }
 
     /// What is still held at the end of the upload (a final lone CR).
-    pub fn finish(&mut self) -> &'static [u8] {
+    pub(crate) fn finish(&mut self) -> &'static [u8] {
         if std::mem::take(&mut self.cr) {
             b"\r"
         } else {

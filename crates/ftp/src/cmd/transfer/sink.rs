@@ -8,7 +8,6 @@
 //! control connection's TLS session `522`) has passed.
 
 use super::ascii::Decoder;
-use super::Mode;
 use crate::vpath;
 use bingfa_root::{Root, TempFile};
 use std::fs::File;
@@ -19,24 +18,35 @@ use std::sync::Arc;
 /// With `fsync_uploads`: bytes written between two starts of writeback.
 const WRITEBACK_STEP: u64 = 8 << 20;
 /// How many `name.N` STOU tries before giving up.
-pub const UNIQUE_TRIES: usize = 1000;
+pub(crate) const UNIQUE_TRIES: usize = 1000;
+
+/// How an upload meets the file already there.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// `STOR`: replaces it (or, after `REST n`, writes over it from `n`).
+    Replace,
+    /// `APPE`: adds to its end.
+    Append,
+    /// `STOU`: never touches it; the upload takes a free name.
+    Unique,
+}
 
 /// What an upload will write, decided when the command was accepted.
-pub struct Plan {
-    pub root: Arc<Root>,
+pub(crate) struct Plan {
+    pub(crate) root: Arc<Root>,
     /// The absolute virtual path (for STOU: the name announced in the `150`).
-    pub path: String,
-    pub mode: Mode,
+    pub(crate) path: String,
+    pub(crate) mode: Mode,
     /// `REST n` before a `STOR`: written in place from `n`.
-    pub rest: u64,
+    pub(crate) rest: u64,
     /// The user may replace files (`write`); an upload-only user (`perm`) may only add names.
-    pub replace: bool,
-    pub fsync: bool,
+    pub(crate) replace: bool,
+    pub(crate) fsync: bool,
 }
 
 impl Plan {
     /// Make the sink: only now is anything on disk created or truncated.
-    pub fn open(&self) -> std::io::Result<(Sink, Option<Durable>)> {
+    pub(crate) fn open(&self) -> std::io::Result<(Sink, Option<Durable>)> {
         let rel = vpath::rel(&self.path);
         let sink = match (self.mode, self.rest) {
             (Mode::Append, _) => Sink::InPlace(self.root.open_write(rel, true)?, None),
@@ -68,7 +78,7 @@ impl Plan {
     /// The complete upload in place: renamed over the target (`STOR`), or under the first free
     /// name from the announced one on (`STOU`: never over a file that appeared meanwhile).
     /// Returns the name it got when that is not the announced one.
-    pub fn finish(&self, sink: Sink) -> std::io::Result<Option<String>> {
+    pub(crate) fn finish(&self, sink: Sink) -> std::io::Result<Option<String>> {
         let (_, name) = vpath::split(&self.path).expect("checked by the command");
         match sink {
             Sink::InPlace(..) => Ok(None),
@@ -86,7 +96,7 @@ impl Plan {
 }
 
 /// STOU's `i`th candidate: `name`, `name.1`, `name.2`…
-pub fn unique_name(name: &str, i: usize) -> String {
+pub(crate) fn unique_name(name: &str, i: usize) -> String {
     if i == 0 {
         name.to_string()
     } else {
@@ -94,7 +104,7 @@ pub fn unique_name(name: &str, i: usize) -> String {
     }
 }
 
-pub enum Sink {
+pub(crate) enum Sink {
     /// Named on completion ([`Plan::finish`]).
     Temp(TempFile),
     /// Resume: written in place at the offset (`None`: appending).
@@ -102,7 +112,7 @@ pub enum Sink {
 }
 
 impl Sink {
-    pub fn file(&self) -> &File {
+    pub(crate) fn file(&self) -> &File {
         match self {
             Sink::Temp(t) => t.file(),
             Sink::InPlace(f, _) => f,
@@ -110,7 +120,11 @@ impl Sink {
     }
 
     /// Writes upload bytes, through `ascii` in TYPE A; returns how many bytes the file got.
-    pub fn write(&mut self, bytes: &[u8], ascii: Option<&mut Decoder>) -> std::io::Result<usize> {
+    pub(crate) fn write(
+        &mut self,
+        bytes: &[u8],
+        ascii: Option<&mut Decoder>,
+    ) -> std::io::Result<usize> {
         let converted;
         let bytes = match ascii {
             Some(d) => {
@@ -135,7 +149,7 @@ impl Sink {
 
 /// An upload that is synced before its `226`: how far it was written, and where the last
 /// writeback started.
-pub struct Durable {
+pub(crate) struct Durable {
     written: u64,
     started: u64,
 }
@@ -144,7 +158,7 @@ impl Durable {
     /// Start writing back what arrived since the last start, once it is `WRITEBACK_STEP`: the
     /// disk works while the network does, instead of all at the end. Only a start (it does not
     /// wait for the disk); a failure shows at the final `fdatasync`.
-    pub fn wrote(&mut self, file: &File, n: usize) {
+    pub(crate) fn wrote(&mut self, file: &File, n: usize) {
         self.written += n as u64;
         if self.written - self.started >= WRITEBACK_STEP {
             // SAFETY: a valid fd; the range is one this upload wrote.
