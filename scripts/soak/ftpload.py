@@ -76,6 +76,8 @@ class Ftp:
         size = rnd.choice([0, 1, 1000, 1000, 65_536, 65_536, 300_000, 2_000_000])
         data = rnd.randbytes(size)
         f.storbinary(f"STOR {name}", io.BytesIO(data), blocksize=65_536)
+        if name not in f.nlst():
+            self.run.fail(f"{kind}: {name} is missing from NLST after its STOR")
         back = io.BytesIO()
         f.retrbinary(f"RETR {name}", back.write)
         if hashlib.sha256(back.getvalue()).digest() != hashlib.sha256(data).digest():

@@ -20,6 +20,7 @@ class Hostile:
         self.tasks = [asyncio.create_task(self._slowloris(i)) for i in range(self.n_slow)]
         self.tasks += [asyncio.create_task(self._nameless(i)) for i in range(self.n_nameless)]
         self.tasks.append(asyncio.create_task(self._garbage()))
+        self.tasks.append(asyncio.create_task(self._guesses()))
 
     async def _closed_within(self, r, secs):
         """Read (and drop) until the server closes; False if it has not after `secs`."""
@@ -79,6 +80,36 @@ class Hostile:
                 self.run.fail("hostile: a name-less chat connection was open after 45 s")
             w.close()
             await asyncio.sleep(random.uniform(0, 3))
+
+    async def _guess(self):
+        """One wrong FTP login: `530` expected, whatever the user."""
+        r, w = await asyncio.open_connection(*self.addrs["ftp"], local_addr=("127.0.0.6", 0))
+        try:
+            async with asyncio.timeout(60):
+                await r.readline()  # 220
+                w.write(b"USER root\r\nPASS guess\r\n")
+                await w.drain()
+                await r.readline()  # 331
+                reply = await r.readline()
+            if not reply.startswith(b"530"):
+                self.run.fail(f"hostile: a wrong FTP password got {reply[:80]!r}, not 530")
+            self.run.count("hostile connections")
+        finally:
+            w.close()
+
+    async def _guesses(self):
+        """Password guessing from one address, below the ban (10 failures a minute): four at
+        once as the load starts, then one every ~20 s. Each check costs the server an argon2
+        block of 19 MiB, kept for reuse, at most two per process with the defaults
+        (crates/ftp/src/verify.rs): the four at once reach that plateau during the warm-up,
+        so later growth is growth."""
+        try:
+            await asyncio.gather(*(self._guess() for _ in range(4)))
+            while not self.run.stopping:
+                await asyncio.sleep(random.uniform(15, 25))
+                await self._guess()
+        except (OSError, asyncio.TimeoutError, TimeoutError) as e:
+            self.run.fail(f"hostile: a wrong FTP login: {e!r}")
 
     async def _garbage(self):
         """Every few seconds, random bytes (and a few classic bad starts) to one port; each
