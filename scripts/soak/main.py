@@ -181,7 +181,9 @@ def main():
             bounds.setdefault(k, {})[svc] = v
     verdict = "PASS" if not run.failures else "FAIL"
     svg.render(os.path.join(a.out, "soak.svg"),
-               f"bingfa serve --model {a.model}: {a.duration / 60:.0f} min soak ({verdict})",
+               f"bingfa serve --model {a.model}: "
+               f"{f'{a.duration / 60:.0f} min' if a.duration >= 120 else f'{a.duration:.0f} s'} "
+               f"soak ({verdict}; {a.members} chat places)",
                srs, marks, bounds)
     with open("/proc/loadavg") as f:
         loadavg = f.read().split()[:3]
