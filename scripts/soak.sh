@@ -48,7 +48,9 @@ else
   fi
   bin=target/$profile/bingfa
 fi
-bin=$(realpath "$bin")
+# Relative to the repository when inside it, so the logs name no machine's paths.
+bin=$(realpath --relative-to=. "$bin")
+case "$bin" in */*) ;; *) bin=./$bin ;; esac
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bingfa-soak.XXXXXX")
 driver=

@@ -165,7 +165,7 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     run = Run(os.path.join(a.out, "soak.log"))
     workdir = a.work
-    run.log(f"soak: {a.duration:.0f} s under --model {a.model}, work dir {workdir}")
+    run.log(f"soak: {a.duration:.0f} s under --model {a.model}")
     try:
         sampler, state, room = asyncio.run(soak(a, run, workdir))
     except Exception as e:  # noqa: BLE001 - the reason goes into the verdict

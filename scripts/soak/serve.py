@@ -73,7 +73,8 @@ class Serve:
                 # Room for the hostile name-less flood from its own address, and the members'
                 # paced joins from theirs (the limit is per address).
                 "--chat-max-per-ip", "32", *extra]
-        run.log("starting: " + " ".join(args))
+        # The scratch directory's name is this machine's: logged as $WORK.
+        run.log("starting: " + " ".join(args).replace(workdir, "$WORK"))
         self.out = open(f"{workdir}/serve.stdout", "w")
         self.err = open(f"{workdir}/serve.stderr", "w")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.err,
