@@ -24,6 +24,7 @@ APT=(
   "setpriv:util-linux"          # the chat admin socket's credentials, tried as another user
   "timeout:coreutils"
   "mount:mount"                 # a full disk (a small tmpfs) for the FTP server
+  "wrk:wrk"                     # scripts/soak.sh: HTTP bursts beside the checked clients
 )
 # "python module:pip package".
 PIP=(
