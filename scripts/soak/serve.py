@@ -120,11 +120,10 @@ class Serve:
         return out
 
     def hup(self):
-        """SIGHUP each service process. Not serve itself: it does not handle SIGHUP (the
-        default action ends it, and its services with it); see BENCHMARKS.md, Soak."""
+        """SIGHUP to `bingfa serve`, as an operator sends it: serve passes it on to every
+        service, each of which re-reads its certificate. Returns the services' pids."""
         svcs = self.services()
-        for pid in svcs:
-            os.kill(pid, signal.SIGHUP)
+        self.proc.send_signal(signal.SIGHUP)
         return svcs
 
     def stop(self, grace=30):

@@ -188,12 +188,20 @@ extern "C" fn on_usr1(_: libc::c_int) {
     REOPEN.store(true, Ordering::SeqCst);
 }
 
+/// SIGHUP came: every service is to re-read its certificate (each reloads on its own SIGHUP).
+static RELOAD: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_hup(_: libc::c_int) {
+    RELOAD.store(true, Ordering::SeqCst);
+}
+
 pub fn run(a: Args) -> anyhow::Result<()> {
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGUSR1, on_usr1 as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGHUP, on_hup as *const () as libc::sighandler_t);
     }
     let (root, site) = match &a.root {
         Some(r) => (r.clone(), None),
@@ -314,7 +322,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             &[http_name],
             &[a.http_bind],
         )?;
-        supervise(&mut services)
+        supervise(&mut services, tls)
     })();
     let clean = stop(&mut services);
     drop(site);
@@ -389,8 +397,10 @@ fn start(
     Ok(addrs)
 }
 
-/// Wait until asked to stop (Ok) or until a service ends by itself (Err naming it).
-fn supervise(services: &mut [Service]) -> anyhow::Result<()> {
+/// Wait until asked to stop (Ok) or until a service ends by itself (Err naming it). SIGHUP
+/// is passed on to every service when they serve TLS (each reloads its certificate files);
+/// without TLS they have no SIGHUP handler, so it is only logged.
+fn supervise(services: &mut [Service], tls: bool) -> anyhow::Result<()> {
     loop {
         if STOP.load(Ordering::SeqCst) {
             return Ok(());
@@ -399,6 +409,15 @@ fn supervise(services: &mut [Service]) -> anyhow::Result<()> {
             for s in services.iter().filter(|s| s.name == "http") {
                 // SAFETY: signalling our own child, which has not been reaped.
                 unsafe { libc::kill(s.child.id() as i32, libc::SIGUSR1) };
+            }
+        }
+        if RELOAD.swap(false, Ordering::SeqCst) {
+            if !tls {
+                tracing::info!("SIGHUP: no certificate to reload (serving without TLS)");
+            }
+            for s in services.iter().filter(|_| tls) {
+                // SAFETY: signalling our own child, which has not been reaped.
+                unsafe { libc::kill(s.child.id() as i32, libc::SIGHUP) };
             }
         }
         for s in services.iter_mut() {
