@@ -198,7 +198,7 @@ fn parts(opts: &ServeOptions) -> Result<Parts, Error> {
     let backplane = match &opts.backplane {
         Some(url) => {
             let bp = Backplane::new(url, &opts.room_name, protocol.roster().clone())?;
-            protocol.set_remote_names(bp.names_client());
+            protocol.set_remote_names(Arc::new(bp.names_client()));
             Some(bp)
         }
         None => None,
