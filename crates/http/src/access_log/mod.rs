@@ -84,7 +84,7 @@ pub(crate) struct Logged {
 
 impl Logged {
     /// From a complete head (leading empty lines allowed, lines end with CRLF).
-    pub fn from_head(head: &[u8]) -> Logged {
+    pub(crate) fn from_head(head: &[u8]) -> Logged {
         let mut lines = head
             .split(|&b| b == b'\n')
             .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
@@ -109,7 +109,7 @@ impl Logged {
     }
 
     /// From input that couldn't be parsed: its first line, at most 2 KiB of it.
-    pub fn from_garbage(input: &[u8]) -> Logged {
+    pub(crate) fn from_garbage(input: &[u8]) -> Logged {
         let input = input.trim_ascii_start();
         let end = input
             .iter()
