@@ -50,6 +50,7 @@ pub const ADMIN_BUSY: &[u8] = b"! too many admin connections at once; try again\
 pub const FULL_HTTP: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nroom is full\n";
 
+/// The room: one per server, shared by every worker; makes each connection's session.
 pub struct ChatProtocol {
     cfg: Arc<RoomConfig>,
     roster: Roster,
@@ -70,10 +71,12 @@ impl ChatProtocol {
         })
     }
 
+    /// Who is in the room (the backplane keeps this server's members claimed).
     pub fn roster(&self) -> &Roster {
         &self.roster
     }
 
+    /// Who is still choosing a name.
     pub fn lobby(&self) -> &Lobby {
         &self.lobby
     }
@@ -152,7 +155,9 @@ impl Protocol for ChatProtocol {
 pub enum RoomSession {
     /// Boxed: a member (its replica, rate bucket, …) is much bigger than the other faces.
     Line(Box<ChatSession>),
+    /// A page connection: the page, then the room over WebSocket.
     Web(WebFace),
+    /// A connection to the admin socket.
     Admin(AdminSession),
     /// Refused at its open (the lobby is full for its address): its answer is on the way out.
     Refused(Closing),

@@ -77,8 +77,10 @@ pub trait RemoteNames: Send + Sync + 'static {
 /// Why a name could not be claimed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClaimError {
+    /// Someone online holds the name (or one that looks the same).
     #[error("name taken")]
     Taken,
+    /// The room has `max_members` members.
     #[error("room is full")]
     Full,
 }
@@ -91,6 +93,7 @@ pub struct Roster {
 }
 
 impl Roster {
+    /// An empty roster for at most `max_members` members, in shared memory.
     pub fn new(max_members: usize) -> std::io::Result<Self> {
         Ok(Roster {
             table: Array::new(max_members.max(1) + 1)?,

@@ -58,6 +58,7 @@ impl HttpServer {
         self
     }
 
+    /// Register `handler` for `GET path` (and `HEAD path`); see [`HttpServer::route`].
     pub fn get<F>(&mut self, path: &str, handler: F) -> &mut Self
     where
         F: Fn(&Request) -> Response + Send + Sync + 'static,
@@ -65,6 +66,7 @@ impl HttpServer {
         self.route(Method::Get, path, handler)
     }
 
+    /// Register `handler` for `POST path`; see [`HttpServer::route`].
     pub fn post<F>(&mut self, path: &str, handler: F) -> &mut Self
     where
         F: Fn(&Request) -> Response + Send + Sync + 'static,
@@ -88,7 +90,6 @@ impl HttpServer {
         self
     }
 
-    /// Adds `Cache-Control: value` to file responses (200, 206 and 304).
     /// Compress text types on the fly (gzip, brotli, zstd, as the client accepts) into a
     /// cache of `cache_bytes` (see `compress/`); precompressed siblings are served either way.
     pub fn compress(&mut self, cache_bytes: u64) -> &mut Self {
@@ -98,6 +99,7 @@ impl HttpServer {
         self
     }
 
+    /// Adds `Cache-Control: value` to file responses (200, 206 and 304).
     pub fn cache_control(&mut self, value: impl Into<String>) -> &mut Self {
         if let Some(f) = &mut self.shared.files {
             f.cache_control = Some(value.into());
@@ -140,6 +142,7 @@ impl HttpServer {
         self
     }
 
+    /// The HTTP-level limits, to change them.
     pub fn limits_mut(&mut self) -> &mut HttpLimits {
         &mut self.shared.limits
     }

@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
+/// The notice members see when the Redis link is lost (messages stay on this server).
 pub const LOST: &str = "room link lost, messages stay local";
+/// The notice members see when the Redis link is back.
 pub const RESTORED: &str = "room link restored";
 /// Bytes waiting to be published before the Redis link counts as lost.
 pub const MAX_QUEUE: usize = 8 * 1024 * 1024;

@@ -102,6 +102,7 @@ pub struct Service {
 }
 
 impl Service {
+    /// Bind the service's abstract socket (before the server forks, so every process reaches it).
     pub fn bind() -> std::io::Result<Service> {
         let name = format!("bingfa-chat-names-{}", wire::new_sid()).into_bytes();
         let listener = UnixListener::bind_addr(&SocketAddr::from_abstract_name(&name)?)?;
@@ -114,6 +115,7 @@ impl Service {
         })
     }
 
+    /// The roster's way to this service (its [`RemoteNames`]).
     pub fn client(&self) -> Client {
         self.client.clone()
     }
@@ -144,10 +146,15 @@ impl Service {
 
 /// What the service thread works with.
 pub struct Names {
+    /// The Redis the names live in.
     pub client: redis::Client,
+    /// The room's key prefix (`bingfa:chat:ROOM`).
     pub prefix: String,
+    /// This server's id among the room's servers.
     pub sid: String,
+    /// The room's pub/sub channel (reaping publishes `left` for a dead server's members there).
     pub channel: String,
+    /// This server's members (whom the heartbeat keeps claimed).
     pub roster: Roster,
     conn: Option<redis::Connection>,
     retry_at: Instant,
@@ -162,6 +169,7 @@ pub struct Names {
 }
 
 impl Names {
+    /// The service's state for the room at `prefix` on `client`, as server `sid`.
     pub fn new(
         client: redis::Client,
         prefix: String,

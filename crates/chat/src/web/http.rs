@@ -6,11 +6,13 @@
 /// A parsed request head. Header names are kept as sent; look them up with [`Request::header`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// The method, as sent.
     pub method: String,
     /// The path without the query string.
     pub path: String,
     /// `x` in `HTTP/1.x`.
     pub minor: u8,
+    /// The header fields, in order.
     pub headers: Vec<(String, String)>,
 }
 
@@ -26,6 +28,7 @@ pub enum HeadError {
 }
 
 impl HeadError {
+    /// The HTTP status to answer with.
     pub fn status(self) -> u16 {
         match self {
             HeadError::Bad => 400,

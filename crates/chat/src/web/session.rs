@@ -84,6 +84,7 @@ impl<S: Session> WebSession<S> {
         Self::with_limits(inner, info, WebLimits::default())
     }
 
+    /// Wrap `inner` for the connection `info` with `limits`.
     pub fn with_limits(inner: S, info: ConnInfo, limits: WebLimits) -> Self {
         WebSession {
             inner,
@@ -107,6 +108,7 @@ impl<S: Session> WebSession<S> {
         self
     }
 
+    /// The wrapped session.
     pub fn inner(&self) -> &S {
         &self.inner
     }

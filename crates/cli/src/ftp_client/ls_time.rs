@@ -59,9 +59,10 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 /// Broken down in the local time zone (localtime_r: TZ and /etc/localtime).
 fn local(t: i64) -> Civil {
-    // SAFETY: localtime_r with a valid time and an out-struct of ours.
+    // SAFETY: a `tm` is plain integers (and a pointer that may be null): all zeros is valid.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     let tt = t as libc::time_t;
+    // SAFETY: localtime_r with a valid time and an out-struct of ours.
     if unsafe { libc::localtime_r(&tt, &mut tm) }.is_null() {
         return utc(t);
     }

@@ -63,13 +63,17 @@ impl std::str::FromStr for Format {
 
 /// What one line says about a request. Peer bytes are raw here; formatting escapes them.
 pub struct Entry<'a> {
+    /// The client's address (`None`: not known, e.g. a session driven by hand).
     pub peer: Option<IpAddr>,
     /// The request line as received (`-` when there was none).
     pub request: &'a [u8],
+    /// The status answered.
     pub status: u16,
     /// Body bytes of the response (0 for HEAD, 204, 304).
     pub body_bytes: u64,
+    /// The `Referer` header, if sent.
     pub referer: Option<&'a [u8]>,
+    /// The `User-Agent` header, if sent.
     pub user_agent: Option<&'a [u8]>,
 }
 
@@ -187,6 +191,7 @@ impl AccessLog {
         Ok(AccessLog { inner })
     }
 
+    /// The line format this log writes.
     pub fn format(&self) -> Format {
         self.inner.format
     }
