@@ -290,4 +290,56 @@ mod tests {
         assert_eq!(r.local_members(), vec![(me | 1, "bob".into())]);
         assert!(r.release_pid(pid).is_empty());
     }
+
+    /// A room-wide service that answers `said` and records releases.
+    struct Fake {
+        said: Remote,
+        released: std::sync::Mutex<Vec<(u64, String)>>,
+    }
+
+    impl RemoteNames for Fake {
+        fn claim(&self, _id: u64, _name: &str) -> Remote {
+            self.said.clone()
+        }
+        fn release(&self, id: u64, name: &str) {
+            self.released.lock().unwrap().push((id, name.into()));
+        }
+        fn who(&self) -> Option<Vec<(u64, String)>> {
+            None
+        }
+    }
+
+    /// The roster through the trait alone (no Redis): a remote `Taken` undoes the local claim,
+    /// `Local` keeps it, `Online` is the whole room; a release reaches the remote with the name.
+    #[test]
+    fn a_local_win_is_claimed_room_wide() {
+        let me = (std::process::id() as u64) << 32;
+        let with = |said: Remote| {
+            let mut r = Roster::new(4).unwrap();
+            let fake = Arc::new(Fake {
+                said,
+                released: Default::default(),
+            });
+            r.set_remote(fake.clone());
+            (r, fake)
+        };
+        let (r, _) = with(Remote::Taken);
+        assert_eq!(r.claim(me | 1, "ann"), Err(ClaimError::Taken));
+        assert!(r.local_members().is_empty());
+        let (r, fake) = with(Remote::Local);
+        assert_eq!(
+            r.claim(me | 1, "ann").unwrap(),
+            vec![(me | 1, "ann".into())]
+        );
+        assert_eq!(
+            r.members(),
+            vec![(me | 1, "ann".into())],
+            "who: the local table"
+        );
+        r.release(me | 1);
+        assert_eq!(*fake.released.lock().unwrap(), vec![(me | 1, "ann".into())]);
+        let room = vec![(7, "bob".to_string()), (me | 1, "ann".into())];
+        let (r, _) = with(Remote::Online(room.clone()));
+        assert_eq!(r.claim(me | 1, "ann").unwrap(), room);
+    }
 }
