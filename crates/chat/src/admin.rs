@@ -20,6 +20,7 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+/// One connection to the admin socket: each line is announced to the room (see the module docs).
 pub struct AdminSession {
     max_line: usize,
     /// Refused at its open (not our user, nor root): input is dropped.
@@ -27,6 +28,7 @@ pub struct AdminSession {
 }
 
 impl AdminSession {
+    /// A session that refuses lines longer than `max_line` bytes.
     pub fn new(max_line: usize) -> Self {
         AdminSession {
             max_line,

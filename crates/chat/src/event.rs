@@ -12,6 +12,7 @@
 /// The hub topic of the one room.
 pub const TOPIC: &str = "room";
 
+/// What the room publishes on the hub: each member renders it as one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// NAME joined (its claim won in the roster).
@@ -28,6 +29,7 @@ pub enum Event {
 }
 
 impl Event {
+    /// The hub body: the kind byte, then the line every member shows (rendered once, here).
     pub fn encode(&self) -> Vec<u8> {
         let (k, line) = match self {
             Event::Joined(n) => (JOINED, format!("* {n} joined\n")),
@@ -42,6 +44,7 @@ impl Event {
         out
     }
 
+    /// The event an encoded body holds (`None`: not one of ours).
     pub fn decode(body: &[u8]) -> Option<Event> {
         let (k, line) = split(body)?;
         let line = std::str::from_utf8(line).ok()?.strip_suffix('\n')?;
@@ -60,10 +63,15 @@ impl Event {
     }
 }
 
+/// Kind byte of [`Event::Joined`].
 pub const JOINED: u8 = b'J';
+/// Kind byte of [`Event::Left`].
 pub const LEFT: u8 = b'L';
+/// Kind byte of [`Event::Said`].
 pub const SAID: u8 = b'M';
+/// Kind byte of [`Event::Announce`].
 pub const ANNOUNCE: u8 = b'A';
+/// Kind byte of [`Event::Notice`].
 pub const NOTICE: u8 = b'N';
 
 /// An encoded event's kind and the line to show, without decoding (the per-delivery path).

@@ -29,6 +29,7 @@ impl IdSet {
         self.runs.partition_point(|r| r.1 < id)
     }
 
+    /// Whether connection `id` is in the set.
     pub fn contains(&self, id: u64) -> bool {
         if id & REMOTE != 0 {
             return self.remote.contains(&id);

@@ -19,12 +19,16 @@ pub const MAX_BLANK_RUN: usize = 8;
 /// Why a message was refused; the text follows `! message refused: `.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
+    /// A control character (C0, C1, DEL) other than tab.
     #[error("control character {}", code(*.0))]
     Control(char),
+    /// A bidirectional-text control (it could reorder what others see).
     #[error("bidi control character {}", code(*.0))]
     Bidi(char),
+    /// A line or paragraph separator (the message would show as several lines).
     #[error("line separator {}", code(*.0))]
     Separator(char),
+    /// Too many blank columns in a row.
     #[error("more than {MAX_BLANK_RUN} blank columns in a row")]
     Blank,
 }

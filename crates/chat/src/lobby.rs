@@ -32,12 +32,15 @@ struct Entry {
 /// Why a connection may not wait for a name (the text a client is shown).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
+    /// This address already has this many connections waiting.
     #[error("too many connections from your address are waiting to choose a name (at most {0}); try again later")]
     Address(usize),
+    /// The lobby is full.
     #[error("too many connections are waiting to choose a name; try again later")]
     Total,
 }
 
+/// The connections still choosing a name, shared by every process of the server (see the module docs).
 #[derive(Clone)]
 pub struct Lobby {
     table: Array<Entry>,

@@ -21,16 +21,21 @@ use unicode_security::GeneralSecurityProfile;
 /// Why a name was refused; the text is what the client is told after `! `.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
+    /// Empty, or longer than [`MAX_NAME_CHARS`].
     #[error("a name is 1 to 32 characters")]
     Length,
+    /// A character outside letters, digits and `_ - .`.
     #[error("a name is letters, digits and _ - . only")]
     Character,
+    /// Punctuation only.
     #[error("a name needs at least one letter or digit")]
     Invisible,
+    /// `admin`, which announcements are signed with.
     #[error("the name admin is reserved")]
     Reserved,
 }
 
+/// The longest name, in characters.
 pub const MAX_NAME_CHARS: usize = 32;
 
 /// The name `raw` stands for (its NFKC form), if it may be one.

@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+/// A token bucket (see the module docs).
 #[derive(Debug, Clone)]
 pub struct Bucket {
     rate: f64,

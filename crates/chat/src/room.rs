@@ -4,16 +4,17 @@
 //! Listeners, in the server's announce order: the line port (`chat`), then optionally the web
 //! page (`web`), then optionally the admin socket (a Unix-domain listener). The web face wraps
 //! a room session: [`web_session`] is the one place that decides how, so plugging in the
-//! WebSocket bridge is a change there (and to [`WebFace`]) only.
+//! WebSocket bridge is a change there (and to [`WebFace`]) only. [`RoomSession`] is a
+//! `Wrapper` over the face's session: every callback reaches it, whatever the contract adds.
 
 use crate::admin::AdminSession;
 use crate::config::RoomConfig;
 use crate::event::{Event, TOPIC};
 use crate::lobby::Lobby;
-use crate::roster::Roster;
+use crate::roster::{RemoteNames, Roster};
 use crate::session::ChatSession;
 use crate::web::{WebLimits, WebSession};
-use bingfa_net::{ChannelEvent, ChannelId, ConnInfo, Context, Message, Protocol, Session};
+use bingfa_net::{ConnInfo, Context, Message, Protocol, Session};
 use std::sync::Arc;
 
 /// What a web-page connection runs: the page, and the room's line protocol over WebSocket.
@@ -49,6 +50,7 @@ pub const ADMIN_BUSY: &[u8] = b"! too many admin connections at once; try again\
 pub const FULL_HTTP: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nroom is full\n";
 
+/// The room: one per server, shared by every worker; makes each connection's session.
 pub struct ChatProtocol {
     cfg: Arc<RoomConfig>,
     roster: Roster,
@@ -69,16 +71,18 @@ impl ChatProtocol {
         })
     }
 
+    /// Who is in the room (the backplane keeps this server's members claimed).
     pub fn roster(&self) -> &Roster {
         &self.roster
     }
 
+    /// Who is still choosing a name.
     pub fn lobby(&self) -> &Lobby {
         &self.lobby
     }
 
-    /// Claim names room-wide through a backplane (before any session is made).
-    pub fn set_remote_names(&mut self, remote: crate::backplane::names::Client) {
+    /// Claim names room-wide through `remote` too (a backplane; before any session is made).
+    pub fn set_remote_names(&mut self, remote: Arc<dyn RemoteNames>) {
         self.roster.set_remote(remote);
     }
 }
@@ -151,7 +155,9 @@ impl Protocol for ChatProtocol {
 pub enum RoomSession {
     /// Boxed: a member (its replica, rate bucket, …) is much bigger than the other faces.
     Line(Box<ChatSession>),
+    /// A page connection: the page, then the room over WebSocket.
     Web(WebFace),
+    /// A connection to the admin socket.
     Admin(AdminSession),
     /// Refused at its open (the lobby is full for its address): its answer is on the way out.
     Refused(Closing),
@@ -166,18 +172,20 @@ impl Session for Closing {
     }
 }
 
-macro_rules! each {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self {
-            RoomSession::Line($s) => $e,
-            RoomSession::Web($s) => $e,
-            RoomSession::Admin($s) => $e,
-            RoomSession::Refused($s) => $e,
-        }
-    };
-}
+/// Every callback goes to the session of the face the connection came in by; only the
+/// opening and closing of a web connection do more (its place in the lobby).
+impl bingfa_net::session::Wrapper for RoomSession {
+    type Inner = dyn Session;
 
-impl Session for RoomSession {
+    fn inner_mut(&mut self) -> Option<&mut dyn Session> {
+        Some(match self {
+            RoomSession::Line(s) => &mut **s,
+            RoomSession::Web(s) => &mut **s,
+            RoomSession::Admin(s) => s,
+            RoomSession::Refused(s) => s,
+        })
+    }
+
     fn on_open(&mut self, cx: &mut Context) {
         if let RoomSession::Web(w) = self {
             // A page connection waits in the lobby from its first byte (before its upgrade
@@ -193,45 +201,71 @@ impl Session for RoomSession {
                 return;
             }
         }
-        each!(self, s => s.on_open(cx))
+        self.forward(cx, |s, cx| s.on_open(cx));
     }
-    fn on_secure(&mut self, cx: &mut Context) {
-        each!(self, s => s.on_secure(cx))
-    }
-    fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
-        each!(self, s => s.on_data(input, cx))
-    }
-    fn on_eof(&mut self, cx: &mut Context) {
-        each!(self, s => s.on_eof(cx))
-    }
-    fn on_message(&mut self, msg: &Message, cx: &mut Context) {
-        each!(self, s => s.on_message(msg, cx))
-    }
-    fn on_timer(&mut self, cx: &mut Context) {
-        each!(self, s => s.on_timer(cx))
-    }
-    fn on_drained(&mut self, cx: &mut Context) {
-        each!(self, s => s.on_drained(cx))
-    }
-    fn on_channel(&mut self, id: ChannelId, ev: ChannelEvent<'_>, cx: &mut Context) {
-        each!(self, s => s.on_channel(id, ev, cx))
-    }
-    fn on_idle(&mut self, cx: &mut Context) {
-        each!(self, s => s.on_idle(cx))
-    }
-    fn on_overflow(&mut self, cx: &mut Context) {
-        each!(self, s => s.on_overflow(cx))
-    }
-    fn on_shutdown(&mut self, cx: &mut Context) {
-        each!(self, s => s.on_shutdown(cx))
-    }
-    fn on_farewell(&mut self, cx: &mut Context) {
-        each!(self, s => s.on_farewell(cx))
-    }
+
     fn on_close(&mut self) {
         if let RoomSession::Web(w) = self {
             w.inner().leave_lobby();
         }
-        each!(self, s => s.on_close())
+        if let Some(s) = self.inner_mut() {
+            s.on_close();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> ConnInfo {
+        ConnInfo {
+            id: (std::process::id() as u64) << 32 | 1,
+            peer: "127.0.0.1:1".parse().unwrap(),
+            local: "127.0.0.1:2".parse().unwrap(),
+            cred: None,
+        }
+    }
+
+    const UPGRADE: &[u8] = b"GET /ws HTTP/1.1\r\nHost: x\r\nOrigin: https://x\r\n\
+Upgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+    /// What the web face answers a page from `https://x` that opens the WebSocket, with or
+    /// without `on_secure` through the room's session.
+    fn answer(secure: bool) -> String {
+        let room = ChatProtocol::new(RoomConfig::default(), Some(1), None).unwrap();
+        let mut s = room.new_session_on(1, &info());
+        let mut cx = Context::new(info());
+        s.on_open(&mut cx);
+        if secure {
+            s.on_secure(&mut cx);
+        }
+        s.on_data(UPGRADE, &mut cx);
+        let mut out = Vec::new();
+        for a in cx.take_actions() {
+            if let bingfa_net::Action::Write(b) = a {
+                out.extend_from_slice(&b);
+            }
+        }
+        s.on_close();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The room's session is a `Wrapper`: `on_secure` (once dropped by hand-written
+    /// forwarding) reaches the web face, whose origin rule then takes the page's origin as
+    /// `https://`.
+    #[test]
+    fn on_secure_reaches_the_web_face() {
+        assert!(
+            answer(true).starts_with("HTTP/1.1 101 "),
+            "{}",
+            answer(true)
+        );
+        assert!(
+            answer(false).starts_with("HTTP/1.1 403 "),
+            "{}",
+            answer(false)
+        );
     }
 }

@@ -19,12 +19,15 @@
 //! connection id's high 32 bits) is gone.
 //!
 //! With a backplane the table stays the truth for this server's own members, and a claim that
-//! wins here is then claimed room-wide through the name service (`backplane/names.rs`): the
-//! welcome line and `/who` list the whole room. While Redis is unreachable the local claim
-//! stands and `/who` lists this server's members.
+//! wins here is then claimed room-wide through [`RemoteNames`] (the Redis backplane implements
+//! it in `backplane/names.rs`; the roster knows only the trait, so the arrow runs from the
+//! backplane to the room, never back): the welcome line and `/who` list the whole room. While
+//! the remote service is unreachable the local claim stands and `/who` lists this server's
+//! members.
 
 use bingfa_mp::{Array, LockError};
 use bytemuck::{Pod, Zeroable};
+use std::sync::Arc;
 
 const NAME_BYTES: usize = 128; // 32 characters of up to 4 bytes
 const KEY_BYTES: usize = 24; // a SHA-1 digest (20), padded to the entry's alignment
@@ -47,10 +50,37 @@ impl Entry {
     }
 }
 
+/// What a room-wide claim said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remote {
+    /// Everyone online in the room, in join order, ids in this server's view.
+    Online(Vec<(u64, String)>),
+    /// Another server's member holds the name.
+    Taken,
+    /// The room-wide service cannot be reached: the local claim stands.
+    Local,
+}
+
+/// Names claimed beyond this server: the room across servers (the Redis backplane's name
+/// service). Called from sessions in any process of the server, after the local claim won.
+pub trait RemoteNames: Send + Sync + 'static {
+    /// Claim `name` for connection `id` room-wide.
+    fn claim(&self, id: u64, name: &str) -> Remote;
+    /// Connection `id`, which held `name`, left; returns once the release is done (the
+    /// member's `left`, published after it, must not reach a server that still finds the name
+    /// taken).
+    fn release(&self, id: u64, name: &str);
+    /// The whole room in join order, or `None` while the service cannot be reached.
+    fn who(&self) -> Option<Vec<(u64, String)>>;
+}
+
+/// Why a name could not be claimed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClaimError {
+    /// Someone online holds the name (or one that looks the same).
     #[error("name taken")]
     Taken,
+    /// The room has `max_members` members.
     #[error("room is full")]
     Full,
 }
@@ -59,10 +89,11 @@ pub enum ClaimError {
 #[derive(Clone)]
 pub struct Roster {
     table: Array<Entry>,
-    remote: Option<crate::backplane::names::Client>,
+    remote: Option<Arc<dyn RemoteNames>>,
 }
 
 impl Roster {
+    /// An empty roster for at most `max_members` members, in shared memory.
     pub fn new(max_members: usize) -> std::io::Result<Self> {
         Ok(Roster {
             table: Array::new(max_members.max(1) + 1)?,
@@ -81,15 +112,14 @@ impl Roster {
         f(&mut g)
     }
 
-    /// Claim names room-wide through a backplane's name service too.
-    pub fn set_remote(&mut self, remote: crate::backplane::names::Client) {
+    /// Claim names room-wide through `remote` too (a backplane's name service).
+    pub fn set_remote(&mut self, remote: Arc<dyn RemoteNames>) {
         self.remote = Some(remote);
     }
 
     /// Claim `name` for connection `id`; on success, everyone online (in join order, the
     /// newcomer last) as `(id, name)`.
     pub fn claim(&self, id: u64, name: &str) -> Result<Vec<(u64, String)>, ClaimError> {
-        use crate::backplane::names::Remote;
         let local = self.claim_local(id, name)?;
         let Some(remote) = &self.remote else {
             return Ok(local);
@@ -259,5 +289,57 @@ mod tests {
         );
         assert_eq!(r.local_members(), vec![(me | 1, "bob".into())]);
         assert!(r.release_pid(pid).is_empty());
+    }
+
+    /// A room-wide service that answers `said` and records releases.
+    struct Fake {
+        said: Remote,
+        released: std::sync::Mutex<Vec<(u64, String)>>,
+    }
+
+    impl RemoteNames for Fake {
+        fn claim(&self, _id: u64, _name: &str) -> Remote {
+            self.said.clone()
+        }
+        fn release(&self, id: u64, name: &str) {
+            self.released.lock().unwrap().push((id, name.into()));
+        }
+        fn who(&self) -> Option<Vec<(u64, String)>> {
+            None
+        }
+    }
+
+    /// The roster through the trait alone (no Redis): a remote `Taken` undoes the local claim,
+    /// `Local` keeps it, `Online` is the whole room; a release reaches the remote with the name.
+    #[test]
+    fn a_local_win_is_claimed_room_wide() {
+        let me = (std::process::id() as u64) << 32;
+        let with = |said: Remote| {
+            let mut r = Roster::new(4).unwrap();
+            let fake = Arc::new(Fake {
+                said,
+                released: Default::default(),
+            });
+            r.set_remote(fake.clone());
+            (r, fake)
+        };
+        let (r, _) = with(Remote::Taken);
+        assert_eq!(r.claim(me | 1, "ann"), Err(ClaimError::Taken));
+        assert!(r.local_members().is_empty());
+        let (r, fake) = with(Remote::Local);
+        assert_eq!(
+            r.claim(me | 1, "ann").unwrap(),
+            vec![(me | 1, "ann".into())]
+        );
+        assert_eq!(
+            r.members(),
+            vec![(me | 1, "ann".into())],
+            "who: the local table"
+        );
+        r.release(me | 1);
+        assert_eq!(*fake.released.lock().unwrap(), vec![(me | 1, "ann".into())]);
+        let room = vec![(7, "bob".to_string()), (me | 1, "ann".into())];
+        let (r, _) = with(Remote::Online(room.clone()));
+        assert_eq!(r.claim(me | 1, "ann").unwrap(), room);
     }
 }

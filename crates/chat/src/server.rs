@@ -11,16 +11,24 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How to serve a room: `bingfa chat serve`'s options.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
+    /// The line protocol's address.
     pub bind: SocketAddr,
+    /// The web page's address (the page and the room over WebSocket), if any.
     pub web: Option<SocketAddr>,
     /// The line protocol again, over TLS (needs a certificate: [`bind_tls`]).
     pub tls_bind: Option<SocketAddr>,
+    /// The admin socket's path, if any (a Unix-domain socket for announcements).
     pub admin_socket: Option<PathBuf>,
+    /// The concurrency model.
     pub model: Model,
+    /// Worker count for the models that have workers (`0`: see [`default_workers`]).
     pub workers: usize,
+    /// Edge-triggered epoll (under `epoll` only).
     pub edge_triggered: bool,
+    /// The room's own limits and rules.
     pub room: RoomConfig,
     /// Probe quiet members' TCP connections after this long (there is no idle timeout).
     pub keepalive: Duration,
@@ -31,6 +39,7 @@ pub struct ServeOptions {
 }
 
 impl ServeOptions {
+    /// The defaults, with the line protocol on `bind`.
     pub fn new(bind: SocketAddr) -> Self {
         ServeOptions {
             bind,
@@ -48,18 +57,25 @@ impl ServeOptions {
     }
 }
 
+/// Why a room could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Binding or running the server failed.
     #[error(transparent)]
     Net(#[from] bingfa_net::Error),
+    /// The roster or lobby (shared memory) could not be made.
     #[error("cannot create the room's member table: {0}")]
     Roster(#[from] std::io::Error),
+    /// TLS asked for with no face to put it on.
     #[error("TLS needs a listener to speak it on: give --web or --tls-bind")]
     TlsWithoutWeb,
+    /// A TLS line listener asked for without a certificate.
     #[error("--tls-bind needs a certificate (--tls-cert and --tls-key, or --tls-self-signed)")]
     TlsBindWithoutCertificate,
+    /// The backplane could not be made.
     #[error(transparent)]
     Backplane(#[from] crate::backplane::Error),
+    /// The admin socket could not be prepared.
     #[error("admin socket: {0}")]
     AdminSocket(std::io::Error),
 }
@@ -198,7 +214,7 @@ fn parts(opts: &ServeOptions) -> Result<Parts, Error> {
     let backplane = match &opts.backplane {
         Some(url) => {
             let bp = Backplane::new(url, &opts.room_name, protocol.roster().clone())?;
-            protocol.set_remote_names(bp.names_client());
+            protocol.set_remote_names(Arc::new(bp.names_client()));
             Some(bp)
         }
         None => None,

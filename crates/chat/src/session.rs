@@ -27,12 +27,17 @@ use crate::roster::{ClaimError, Roster};
 use bingfa_net::{ConnId, Context, Message, Session};
 use std::sync::Arc;
 
+/// The first line a connection gets.
 pub const GREETING: &str = "* welcome to the bingfa chat room; what is your name?\n";
+/// What members get when the server shuts down.
 pub const SHUTDOWN: &str = "* server shutting down\n";
+/// The last line of a member evicted for not reading.
 pub const TOO_SLOW: &str = "! too slow, disconnected\n";
+/// The answer to an HTTP request line sent as the first line.
 pub const NOT_HTTP: &str = "! this is a chat room, not an HTTP server; closing\n";
 /// Refusals in a row after which the connection is closed (a line accepted starts again).
 pub const MAX_REFUSALS: u32 = 5;
+/// The line before the connection closes after [`MAX_REFUSALS`].
 pub const TOO_MANY_REFUSALS: &str = "! too many refused lines in a row, closing\n";
 
 enum Phase {
@@ -42,6 +47,7 @@ enum Phase {
     Leaving,
 }
 
+/// One connection on the line protocol: naming, then membership (see the module docs).
 pub struct ChatSession {
     cfg: Arc<RoomConfig>,
     roster: Roster,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// Arguments of `bingfa chat`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     command: Command,
 }
@@ -29,7 +29,7 @@ enum Command {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address of the line protocol (`127.0.0.1:0` picks a free port; the ready line tells which).
     #[arg(long, default_value = "127.0.0.1:7000")]
     bind: SocketAddr,
@@ -99,7 +99,7 @@ pub struct ServeArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct AnnounceArgs {
+pub(crate) struct AnnounceArgs {
     /// The server's admin socket (default: the one `chat serve --admin-socket` makes without
     /// a path).
     #[arg(long)]
@@ -109,7 +109,7 @@ pub struct AnnounceArgs {
     text: Vec<String>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Serve(a) => serve(*a),
         Command::Announce(a) => announce(a),

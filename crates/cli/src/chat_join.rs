@@ -7,7 +7,7 @@ use bingfa_chat::client::{self, Outcome};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The room's line port, HOST:PORT (what `chat listening on` printed).
     pub addr: String,
     /// Send this name first instead of typing it when the room asks.
@@ -15,7 +15,7 @@ pub struct Args {
     pub name: Option<String>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let outcome = client::run(&args.addr, args.name.as_deref())
         .with_context(|| format!("chat join {}", args.addr))?;
     tracing::debug!(?outcome, "chat client finished");

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// Arguments of `bingfa ftp`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     command: Command,
 }
@@ -32,7 +32,7 @@ enum Command {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Control connection address (`127.0.0.1:0` picks a free port; the ready line tells which).
     #[arg(long, default_value = "127.0.0.1:2121")]
     bind: SocketAddr,
@@ -148,7 +148,7 @@ fn parse_range(s: &str) -> Result<RangeInclusive<u16>, String> {
     Ok(a..=b)
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Serve(a) => serve(*a),
         Command::Passwd => passwd(),

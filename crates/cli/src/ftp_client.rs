@@ -18,10 +18,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The environment variable a password may come from when the URL has none.
-pub const PASSWORD_ENV: &str = "BINGFA_FTP_PASSWORD";
+pub(crate) const PASSWORD_ENV: &str = "BINGFA_FTP_PASSWORD";
 
 #[derive(clap::Subcommand, Debug)]
-pub enum ClientCommand {
+pub(crate) enum ClientCommand {
     /// List a remote directory: `ls ftp://host/dir/`.
     Ls(LsArgs),
     /// Download URL to FILE (default: the URL's file name, sanitised). A URL ending in '/'
@@ -39,7 +39,7 @@ pub enum ClientCommand {
 
 /// Options shared by every client command.
 #[derive(clap::Args, Debug, Clone)]
-pub struct ConnArgs {
+pub(crate) struct ConnArgs {
     /// Active mode: the server connects back to us (EPRT, falling back to PORT).
     #[arg(long)]
     pub active: bool,
@@ -88,7 +88,7 @@ impl ConnArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct LsArgs {
+pub(crate) struct LsArgs {
     /// ftp[s]://[user[:password]@]host[:port]/dir
     pub url: String,
     /// Long form: type, size, modification time, name.
@@ -99,7 +99,7 @@ pub struct LsArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct GetArgs {
+pub(crate) struct GetArgs {
     /// ftp[s]://[user[:password]@]host[:port]/path
     pub url: String,
     /// Where to save (a file, or an existing directory).
@@ -112,7 +112,7 @@ pub struct GetArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct PutArgs {
+pub(crate) struct PutArgs {
     /// The local file to upload.
     pub file: PathBuf,
     /// ftp[s]://[user[:password]@]host[:port]/path (ending in '/' to keep FILE's name).
@@ -125,14 +125,14 @@ pub struct PutArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct ShellArgs {
+pub(crate) struct ShellArgs {
     /// ftp[s]://[user[:password]@]host[:port]/[start directory]
     pub url: String,
     #[command(flatten)]
     pub conn: ConnArgs,
 }
 
-pub fn run(cmd: ClientCommand) -> anyhow::Result<()> {
+pub(crate) fn run(cmd: ClientCommand) -> anyhow::Result<()> {
     match cmd {
         ClientCommand::Ls(a) => {
             let url = FtpUrl::parse(&a.url)?;

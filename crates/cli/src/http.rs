@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// Arguments of `bingfa http`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     command: Command,
 }
@@ -26,7 +26,7 @@ enum Command {
 
 /// How to serve: where, what, under which model.
 #[derive(clap::Args, Debug)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address to listen on (`127.0.0.1:0` picks a free port; the ready line tells which).
     #[arg(long, default_value = "127.0.0.1:8000")]
     bind: SocketAddr,
@@ -98,13 +98,13 @@ pub struct ServeArgs {
     tls: crate::tls::TlsArgs,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Serve(a) => serve(a),
     }
 }
 
-pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
+pub(crate) fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let mut server =
         HttpServer::new(&a.root).with_context(|| format!("cannot serve {}", a.root.display()))?;
     server.stats_route("/_stats");

@@ -7,7 +7,7 @@ use clap::builder::{PossibleValue, TypedValueParser};
 
 /// The value parser of every `--model` flag: `#[arg(long, value_parser = ModelParser)]`.
 #[derive(Clone, Copy, Debug)]
-pub struct ModelParser;
+pub(crate) struct ModelParser;
 
 impl TypedValueParser for ModelParser {
     type Value = Model;

@@ -34,7 +34,7 @@ const GRACE: Duration = Duration::from_secs(15);
 
 /// Arguments of `bingfa serve`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The HTTP server's address.
     #[arg(long, visible_alias = "bind", default_value = "127.0.0.1:8080")]
     http_bind: SocketAddr,
@@ -195,7 +195,7 @@ extern "C" fn on_hup(_: libc::c_int) {
     RELOAD.store(true, Ordering::SeqCst);
 }
 
-pub fn run(a: Args) -> anyhow::Result<()> {
+pub(crate) fn run(a: Args) -> anyhow::Result<()> {
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);

@@ -7,7 +7,7 @@ use bingfa_net::tls::{self, TlsConfig};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Default)]
-pub struct TlsArgs {
+pub(crate) struct TlsArgs {
     /// Serve TLS with this certificate chain (PEM, leaf first); needs --tls-key. SIGHUP
     /// re-reads it (and the key, and --tls-ocsp) for new connections, and logs the outcome.
     #[arg(long, value_name = "PEM", requires = "tls_key")]
@@ -27,7 +27,7 @@ pub struct TlsArgs {
 
 impl TlsArgs {
     /// The TLS settings asked for, if any. Installs the SIGHUP reload before any worker forks.
-    pub fn config(&self, alpn: &[&[u8]]) -> anyhow::Result<Option<TlsConfig>> {
+    pub(crate) fn config(&self, alpn: &[&[u8]]) -> anyhow::Result<Option<TlsConfig>> {
         if self.tls_self_signed {
             let (config, made) = TlsConfig::self_signed(&["localhost", "127.0.0.1"], alpn)
                 .context("cannot make a self-signed certificate")?;

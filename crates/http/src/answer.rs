@@ -10,8 +10,11 @@ use bingfa_net::blocking::Cancel;
 /// is gone and nobody will read the result).
 pub type Job = Box<dyn FnOnce(&Cancel) -> Response + Send>;
 
+/// The answer to a request: ready now, or a job for the blocking pool (a directory listing).
 pub enum Answer {
+    /// The response, made in place.
     Now(Response),
+    /// The job that makes the response, off the event loop.
     Later(Job),
 }
 

@@ -81,6 +81,7 @@ impl Meta {
 const FILE_METHODS: &str = "GET, HEAD, OPTIONS";
 
 impl FileServer {
+    /// Serve the files beneath `root` (a directory handle is opened now and kept).
     pub fn new(root: &Path) -> std::io::Result<FileServer> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(FileServer {

@@ -6,12 +6,16 @@
 /// Why an operator's header field was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
+    /// Not a valid field name (a token).
     #[error("not a header field name: {0:?}")]
     BadName(String),
+    /// The value holds CR, LF or another control.
     #[error("header {0}: the value may only hold visible characters, spaces and tabs (no CR, LF or other controls)")]
     BadValue(String),
+    /// A field the server sets itself.
     #[error("header {0} is set by the server itself (framing, date, server name)")]
     Reserved(String),
+    /// Not `Name: value`.
     #[error("expected `Name: value`, got {0:?}")]
     NoColon(String),
 }

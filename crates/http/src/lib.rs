@@ -1,9 +1,10 @@
 //! bingfa-http: HTTP/1.1 written once as a sans-IO session (parser, responses, static files,
 //! routes) and driven by any concurrency model from bingfa-net.
 //!
-//! Reading order: [`parser`] turns bytes into a [`Request`]; [`server::HttpServer`] holds the
-//! routes and the [`FileServer`]; [`session::HttpSession`] is one connection, answering each
-//! request with a [`Response`] whose file bodies go out as ranges for sendfile.
+//! Reading order: [`parser`] turns bytes into a [`Request`]; [`server::HttpServer`] builds the
+//! router (`router.rs`: the routes and the [`FileServer`], shared by every session);
+//! [`session::HttpSession`] is one connection, asking the router for each request's
+//! [`Response`], whose file bodies go out as ranges for sendfile.
 
 pub mod access_log;
 pub mod answer;
@@ -18,6 +19,7 @@ pub mod range;
 mod ranged;
 pub mod request;
 pub mod response;
+mod router;
 pub mod server;
 pub mod session;
 mod siblings;

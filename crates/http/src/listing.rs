@@ -20,7 +20,9 @@ pub const SPOOL_AT: usize = 256 * 1024;
 
 /// One entry of a directory.
 pub struct Entry {
+    /// The entry's name, as the file system has it (not necessarily UTF-8).
     pub name: Vec<u8>,
+    /// Whether it is a directory (a symlink counts as what it points to).
     pub is_dir: bool,
 }
 
@@ -74,6 +76,7 @@ pub fn read_dir(
         if name == b"." || name == b".." || (!hidden && is_hidden(&name)) {
             continue;
         }
+        // SAFETY: `ent` is the non-null dirent readdir just returned, valid until the next call.
         let d_type = unsafe { (*ent).d_type };
         let is_dir = match d_type {
             libc::DT_DIR => true,
@@ -104,6 +107,7 @@ impl Default for Spool {
 }
 
 impl Spool {
+    /// An empty spool (in memory until it passes [`SPOOL_AT`]).
     pub fn new() -> Spool {
         Spool {
             buf: Vec::new(),
@@ -187,6 +191,7 @@ fn temp_file() -> io::Result<File> {
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
+/// `s` with `&`, `<`, `>`, `"` and `'` escaped for HTML text and attributes.
 pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

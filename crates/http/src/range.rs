@@ -53,6 +53,7 @@ fn spec(s: &str, len: u64) -> Option<Option<(u64, u64)>> {
     Some((start < len).then(|| (start, end.min(len - 1))))
 }
 
+/// The `Range` header `header` against a body of `len` bytes.
 pub fn parse(header: &str, len: u64) -> RangeRequest {
     let header = header.trim();
     let Some(unit) = header.get(..6) else {

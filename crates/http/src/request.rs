@@ -6,14 +6,23 @@ use std::fmt;
 /// The request methods this server recognises. Anything else is 501.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Method {
+    /// `GET`.
     Get,
+    /// `HEAD`.
     Head,
+    /// `POST`.
     Post,
+    /// `PUT`.
     Put,
+    /// `DELETE`.
     Delete,
+    /// `OPTIONS`.
     Options,
+    /// `PATCH`.
     Patch,
+    /// `CONNECT`.
     Connect,
+    /// `TRACE`.
     Trace,
 }
 
@@ -34,6 +43,7 @@ impl Method {
         })
     }
 
+    /// The method's token, as on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",
@@ -62,21 +72,27 @@ impl fmt::Display for Method {
     }
 }
 
+/// The HTTP version of a request (HTTP/1.x only; others are 505).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Version {
+    /// HTTP/1.0.
     Http10,
+    /// HTTP/1.1.
     Http11,
 }
 
 /// A parsed request head. Header names keep their case; look them up with [`Request::header`].
 #[derive(Clone, Debug)]
 pub struct Request {
+    /// The method.
     pub method: Method,
     /// The path part of the target, still percent-encoded (absolute-form is reduced to it).
     pub path: String,
     /// The query string without its `?`, if any.
     pub query: Option<String>,
+    /// The version.
     pub version: Version,
+    /// The header fields, in order.
     pub headers: Vec<(String, String)>,
     /// Length of the body that follows the head (0 when there is none).
     pub content_length: u64,

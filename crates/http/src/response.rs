@@ -9,14 +9,19 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// What follows the head.
 #[derive(Clone, Debug, Default)]
 pub enum Body {
+    /// No body.
     #[default]
     Empty,
+    /// Bytes in memory.
     Bytes(Vec<u8>),
     /// `len` bytes of `file` from `offset`: never copied into user space by drivers that can
     /// sendfile.
     File {
+        /// The open file.
         file: Arc<File>,
+        /// Where the range starts.
         offset: u64,
+        /// How many bytes.
         len: u64,
     },
     /// Bytes and file ranges interleaved, sent in this order (a `multipart/byteranges` body:
@@ -25,6 +30,7 @@ pub enum Body {
 }
 
 impl Body {
+    /// The body's length in bytes.
     pub fn len(&self) -> u64 {
         match self {
             Body::Empty => 0,
@@ -34,6 +40,7 @@ impl Body {
         }
     }
 
+    /// Whether the body has no bytes.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -42,12 +49,16 @@ impl Body {
 /// An HTTP response. Handlers of dynamic routes build one with the constructors below.
 #[derive(Clone, Debug)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
+    /// Header fields, in order (framing fields are added when the head is written).
     pub headers: Vec<(String, String)>,
+    /// The body.
     pub body: Body,
 }
 
 impl Response {
+    /// A response with `status`, no headers and no body.
     pub fn new(status: u16) -> Self {
         Response {
             status,
@@ -63,6 +74,7 @@ impl Response {
             .body(Body::Bytes(body.into()))
     }
 
+    /// A `text/plain` response.
     pub fn text(status: u16, text: impl Into<String>) -> Self {
         Response::with_body(
             status,
@@ -71,10 +83,12 @@ impl Response {
         )
     }
 
+    /// A `text/html` response.
     pub fn html(status: u16, html: impl Into<String>) -> Self {
         Response::with_body(status, "text/html; charset=utf-8", html.into().into_bytes())
     }
 
+    /// An `application/json` response.
     pub fn json(status: u16, json: impl Into<String>) -> Self {
         Response::with_body(status, "application/json", json.into().into_bytes())
     }
@@ -91,16 +105,19 @@ impl Response {
         )
     }
 
+    /// Add the header `name: value`.
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_string(), value.into()));
         self
     }
 
+    /// Set the body.
     pub fn body(mut self, body: Body) -> Self {
         self.body = body;
         self
     }
 
+    /// The value of header `name` (case-insensitive), the first if repeated.
     pub fn get_header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

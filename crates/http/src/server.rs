@@ -3,62 +3,17 @@
 //! [`HttpProtocol`] that bingfa-net's drivers use to make one [`HttpSession`] per connection.
 
 use crate::access_log::AccessLog;
-use crate::answer::Answer;
 use crate::fileserver::FileServer;
-use crate::headers::{ExtraHeaders, HeaderError};
-use crate::parser::{self, Method, Request};
+use crate::headers::HeaderError;
+use crate::parser::{Method, Request};
 use crate::response::Response;
+use crate::router::{Route, Shared};
 use crate::session::HttpSession;
-use crate::stats::Stats;
 use bingfa_net::{ConnInfo, Model, Protocol};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-/// A dynamic route's handler.
-pub type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
-
-/// HTTP-level limits (the connection-level ones are bingfa-net's `Limits`).
-#[derive(Clone, Debug)]
-pub struct HttpLimits {
-    /// Request-line and header sizes (414, 431).
-    pub head: parser::Limits,
-    /// Largest request body accepted for a route (413 beyond it).
-    pub max_body: u64,
-    /// Time from a request's first byte to the end of its head (and body) before 408.
-    pub head_timeout: Duration,
-}
-
-impl Default for HttpLimits {
-    fn default() -> Self {
-        HttpLimits {
-            head: parser::Limits::default(),
-            max_body: 1024 * 1024,
-            head_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-struct Route {
-    method: Method,
-    path: String,
-    handler: Handler,
-}
-
-/// Everything sessions share: immutable after the server starts (counters are atomics).
-pub(crate) struct Shared {
-    files: Option<FileServer>,
-    routes: Vec<Route>,
-    stats_path: Option<String>,
-    pub(crate) limits: HttpLimits,
-    pub(crate) stats: Stats,
-    started: Instant,
-    model: Option<Model>,
-    workers: usize,
-    /// Fields added to every response (`--header`, `--hsts`, nosniff).
-    pub(crate) extra: ExtraHeaders,
-    pub(crate) access_log: Option<AccessLog>,
-}
+pub use crate::router::{Handler, HttpLimits};
 
 /// A static-file HTTP server with dynamic routes.
 ///
@@ -85,18 +40,7 @@ impl HttpServer {
     /// A server with no static files: only the routes registered on it (404 otherwise).
     pub fn routes_only() -> HttpServer {
         HttpServer {
-            shared: Shared {
-                files: None,
-                routes: Vec::new(),
-                stats_path: None,
-                limits: HttpLimits::default(),
-                stats: Stats::new(),
-                started: Instant::now(),
-                model: None,
-                workers: 0,
-                extra: ExtraHeaders::default(),
-                access_log: None,
-            },
+            shared: Shared::new(),
         }
     }
 
@@ -114,6 +58,7 @@ impl HttpServer {
         self
     }
 
+    /// Register `handler` for `GET path` (and `HEAD path`); see [`HttpServer::route`].
     pub fn get<F>(&mut self, path: &str, handler: F) -> &mut Self
     where
         F: Fn(&Request) -> Response + Send + Sync + 'static,
@@ -121,6 +66,7 @@ impl HttpServer {
         self.route(Method::Get, path, handler)
     }
 
+    /// Register `handler` for `POST path`; see [`HttpServer::route`].
     pub fn post<F>(&mut self, path: &str, handler: F) -> &mut Self
     where
         F: Fn(&Request) -> Response + Send + Sync + 'static,
@@ -144,7 +90,6 @@ impl HttpServer {
         self
     }
 
-    /// Adds `Cache-Control: value` to file responses (200, 206 and 304).
     /// Compress text types on the fly (gzip, brotli, zstd, as the client accepts) into a
     /// cache of `cache_bytes` (see `compress/`); precompressed siblings are served either way.
     pub fn compress(&mut self, cache_bytes: u64) -> &mut Self {
@@ -154,6 +99,7 @@ impl HttpServer {
         self
     }
 
+    /// Adds `Cache-Control: value` to file responses (200, 206 and 304).
     pub fn cache_control(&mut self, value: impl Into<String>) -> &mut Self {
         if let Some(f) = &mut self.shared.files {
             f.cache_control = Some(value.into());
@@ -196,6 +142,7 @@ impl HttpServer {
         self
     }
 
+    /// The HTTP-level limits, to change them.
     pub fn limits_mut(&mut self) -> &mut HttpLimits {
         &mut self.shared.limits
     }
@@ -272,108 +219,6 @@ impl Protocol for HttpProtocol {
         }
         Some(bytes)
     }
-}
-
-impl Shared {
-    /// Whether a request's body is read at all: only a route registered for exactly this
-    /// method and path gets one. Everything else (files, /_stats, 404, 405) is answered from
-    /// the head, and its body is dropped as it arrives.
-    pub(crate) fn wants_body(&self, req: &Request) -> bool {
-        let get_like = matches!(req.method, Method::Get | Method::Head);
-        if get_like && self.stats_path.as_deref() == Some(req.path.as_str()) {
-            return false;
-        }
-        self.routes
-            .iter()
-            .any(|r| r.path == req.path && r.method == req.method)
-    }
-
-    /// The response to a complete request (body included), made in place. Never fails:
-    /// errors are statuses.
-    #[cfg(test)]
-    pub(crate) fn respond(&self, req: &Request) -> Response {
-        self.answer(req).wait()
-    }
-
-    /// The answer to a complete request: ready now, or (a directory listing) a job for the
-    /// blocking pool.
-    pub(crate) fn answer(&self, req: &Request) -> Answer {
-        if let Some(resp) = self.respond_now(req) {
-            return resp.into();
-        }
-        match (&self.files, req.method) {
-            (Some(files), Method::Get | Method::Head) => files.answer(req),
-            (Some(files), Method::Options) => files.options(req).into(),
-            (None, _) => Response::error(404).into(),
-            (Some(_), _) => Response::error(405)
-                .header("Allow", "GET, HEAD, OPTIONS")
-                .into(),
-        }
-    }
-
-    /// The answers that don't involve files: `OPTIONS *`, the stats route, the routes.
-    fn respond_now(&self, req: &Request) -> Option<Response> {
-        if req.path == "*" {
-            // OPTIONS * (the only asterisk-form the parser lets through): what the server
-            // as a whole answers.
-            let mut methods = vec![Method::Get, Method::Head, Method::Options];
-            for r in &self.routes {
-                if !methods.contains(&r.method) {
-                    methods.push(r.method);
-                }
-            }
-            return Some(Response::new(204).header("Allow", allow(&methods)));
-        }
-        let get_like = matches!(req.method, Method::Get | Method::Head);
-        if get_like && self.stats_path.as_deref() == Some(req.path.as_str()) {
-            return Some(self.stats_response());
-        }
-        let mut allowed: Vec<Method> = Vec::new();
-        for r in self.routes.iter().filter(|r| r.path == req.path) {
-            let head_via_get = req.method == Method::Head && r.method == Method::Get;
-            if r.method == req.method || head_via_get {
-                return Some((r.handler)(req));
-            }
-            allowed.push(r.method);
-        }
-        if !allowed.is_empty() {
-            if allowed.contains(&Method::Get) {
-                allowed.push(Method::Head);
-            }
-            allowed.push(Method::Options);
-            let status = if req.method == Method::Options {
-                204
-            } else {
-                405
-            };
-            let resp = if status == 204 {
-                Response::new(204)
-            } else {
-                Response::error(405)
-            };
-            return Some(resp.header("Allow", allow(&allowed)));
-        }
-        None
-    }
-
-    fn stats_response(&self) -> Response {
-        let s = self.stats.snapshot();
-        let body = serde_json::json!({
-            "model": self.model.map(|m| m.name()),
-            "workers": self.workers,
-            "uptime_secs": self.started.elapsed().as_secs_f64(),
-            "pid": std::process::id(),
-            "connections": s.open,
-            "connections_total": s.accepted,
-            "requests": s.requests,
-        });
-        Response::json(200, format!("{body}\n")).header("Cache-Control", "no-store")
-    }
-}
-
-fn allow(methods: &[Method]) -> String {
-    let names: Vec<&str> = methods.iter().map(|m| m.as_str()).collect();
-    names.join(", ")
 }
 
 #[cfg(test)]

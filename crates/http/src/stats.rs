@@ -22,17 +22,22 @@ pub struct Stats {
 
 // SAFETY: the block only holds atomics, which are safe to use from any thread or process.
 unsafe impl Send for Stats {}
+// SAFETY: as for `Send`: shared use is atomic operations only.
 unsafe impl Sync for Stats {}
 
 /// A consistent-enough reading of the counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Snapshot {
+    /// Connections open now.
     pub open: u64,
+    /// Connections accepted since the start.
     pub accepted: u64,
+    /// Requests answered since the start.
     pub requests: u64,
 }
 
 impl Stats {
+    /// Counters at zero, in memory shared with processes forked later.
     pub fn new() -> Stats {
         let size = std::mem::size_of::<Block>();
         // SAFETY: a fresh anonymous mapping; zeroed memory is a valid Block of atomics.
@@ -64,19 +69,23 @@ impl Stats {
         unsafe { self.block.as_ref() }
     }
 
+    /// A connection was accepted.
     pub fn conn_opened(&self) {
         self.b().open.fetch_add(1, Ordering::Relaxed);
         self.b().accepted.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A connection closed.
     pub fn conn_closed(&self) {
         self.b().open.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// A request was answered.
     pub fn request(&self) {
         self.b().requests.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The counters now.
     pub fn snapshot(&self) -> Snapshot {
         let b = self.b();
         Snapshot {

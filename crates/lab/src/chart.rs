@@ -8,8 +8,11 @@ use std::path::Path;
 /// One panel: a title, the group labels along x, and named series of values (one per label;
 /// `None` leaves a gap).
 pub struct Panel {
+    /// The panel's title.
     pub title: String,
+    /// The groups along x.
     pub labels: Vec<String>,
+    /// Each series: its name and one value per label.
     pub series: Vec<(String, Vec<Option<f64>>)>,
 }
 

@@ -20,12 +20,14 @@ use serde::Serialize;
 
 use crate::stats::Spread;
 
+/// Jobs per mode.
 pub const JOBS: usize = 10;
 const RUST_CPU_ITERS: u64 = 200_000_000;
 const IO_STEPS: u32 = 10;
 const IO_WAIT: Duration = Duration::from_millis(20);
 const BLOCK: usize = 16 * 1024;
 
+/// The ways the jobs are run, in table order.
 pub const MODES: [&str; 5] = [
     "one line",
     "10 threads",
@@ -37,27 +39,37 @@ pub const MODES: [&str; 5] = [
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// Runs per mode (the figures are medians).
     pub rounds: usize,
     /// Smaller jobs: a smoke run, not a measurement.
     pub quick: bool,
+    /// Skip the CPython side.
     pub no_python: bool,
 }
 
 /// One mode of one kind of job, in both languages (seconds for all ten jobs).
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
+    /// The kind of job.
     pub kind: &'static str,
+    /// How the jobs were run (one of [`MODES`]).
     pub mode: &'static str,
+    /// bingfa-mp's time.
     pub rust: Spread,
+    /// CPython's time (`None`: not run).
     pub python: Option<Spread>,
 }
 
 /// The whole experiment.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// One row per kind and mode.
     pub rows: Vec<Row>,
+    /// Iterations of the Rust CPU job.
     pub rust_cpu_iters: u64,
+    /// Iterations of the Python CPU job (`None`: not run).
     pub python_cpu_iters: Option<u64>,
+    /// Steps of the I/O job (wait, then write and read back a small file).
     pub io_steps: u32,
     /// Cores this machine has (`cpu_count()`): the bound on any CPU-bound speed-up.
     pub cores: usize,

@@ -14,9 +14,13 @@ use serde::Serialize;
 pub struct Figure {
     /// Stable key, shared with the CPython script's JSON.
     pub key: &'static str,
+    /// What was measured, for the table.
     pub what: &'static str,
+    /// Its unit.
     pub unit: &'static str,
+    /// bingfa-mp's figure.
     pub bingfa: f64,
+    /// CPython's (`None`: not run).
     pub cpython: Option<f64>,
     /// True when a larger number is better (rates); false for latencies.
     pub higher_is_better: bool,

@@ -23,12 +23,18 @@ pub enum App {
     Http,
 }
 
+/// What `lab models` runs.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The application served.
     pub app: App,
+    /// The models, in table order.
     pub models: Vec<Model>,
+    /// Keep-alive connections of the load.
     pub connections: usize,
+    /// How long each run sends.
     pub duration: Duration,
+    /// Runs per model (the figures are medians).
     pub rounds: usize,
     /// `--workers` for the models that use them.
     pub workers: usize,
@@ -39,15 +45,19 @@ pub struct Options {
 /// One model's figures over the rounds.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelRow {
+    /// The model.
     pub model: String,
     /// Requests (or deliveries) per second.
     pub rate: Spread,
+    /// Median latency, microseconds.
     pub p50_us: Spread,
+    /// 99th percentile latency, microseconds.
     pub p99_us: Spread,
     /// Errors over all rounds.
     pub errors: u64,
     /// Highest peak RSS of the server's process tree over the rounds, KiB.
     pub peak_rss_kib: u64,
+    /// Every run's result.
     pub runs: Vec<LoadResult>,
 }
 

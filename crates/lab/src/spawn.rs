@@ -48,13 +48,16 @@ pub fn guard(cmd: &mut Command) -> &mut Command {
 /// A child started with [`guard`], registered with the signal watcher while it lives; its
 /// group is stopped on drop (SIGTERM, then SIGKILL after `grace`).
 pub struct Guarded {
+    /// The child (the leader of its process group).
     pub child: Child,
+    /// How long it gets to exit after SIGTERM on drop.
     pub grace: Duration,
     /// Stopped (and reaped) already: the group id may belong to someone else now.
     stopped: bool,
 }
 
 impl Guarded {
+    /// Register `child` (the leader of its own process group) with the signal watcher.
     pub fn new(child: Child, grace: Duration) -> Guarded {
         lock_running().push(child.id() as i32);
         Guarded {
@@ -73,6 +76,7 @@ impl Guarded {
         stop(&mut self.child, grace)
     }
 
+    /// The child's process id.
     pub fn id(&self) -> u32 {
         self.child.id()
     }
@@ -266,6 +270,7 @@ impl ServerProcess {
         Ok(server)
     }
 
+    /// The server's process id (the leader of its group).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -6,9 +6,13 @@ use serde::Serialize;
 /// A measured quantity over several runs.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct Spread {
+    /// The median run.
     pub median: f64,
+    /// The lowest run.
     pub min: f64,
+    /// The highest run.
     pub max: f64,
+    /// How many runs.
     pub runs: usize,
 }
 

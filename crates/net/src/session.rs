@@ -62,8 +62,16 @@
 //! FTP's `PROT P`); it is told when the control connection's handshake is done
 //! ([`Session::on_secure`]). Without the layer a driver aborts a connection (or channel) that
 //! asks: continuing in plaintext would hand a TLS client's secrets to the wire.
+//!
+//! # Wrappers
+//! A session that runs another inside it (TLS, a WebSocket face) implements [`Wrapper`]: every
+//! callback it does not override reaches the inner session, so a callback added here is never
+//! silently dropped by a wrapper (see `session/wrap.rs` for the rule).
 
 pub use crate::context::{Action, Context};
+pub use wrap::Wrapper;
+
+pub(crate) mod wrap;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;

@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
+/// The notice members see when the Redis link is lost (messages stay on this server).
 pub const LOST: &str = "room link lost, messages stay local";
+/// The notice members see when the Redis link is back.
 pub const RESTORED: &str = "room link restored";
 /// Bytes waiting to be published before the Redis link counts as lost.
 pub const MAX_QUEUE: usize = 8 * 1024 * 1024;
@@ -31,7 +33,7 @@ struct Queue {
     bytes: usize,
 }
 
-pub struct Link {
+pub(super) struct Link {
     client: redis::Client,
     sid: String,
     channel: String,
@@ -53,7 +55,7 @@ pub struct Link {
 }
 
 impl Link {
-    pub fn new(client: redis::Client, sid: String, channel: String) -> Self {
+    pub(super) fn new(client: redis::Client, sid: String, channel: String) -> Self {
         Link {
             client,
             sid,
@@ -72,7 +74,7 @@ impl Link {
 
     /// Wait (at most `limit`) until what was queued has been published: a server that stops
     /// still gets its members' last words (`* NAME left`) out to the other servers.
-    pub fn flush(&self, limit: Duration) {
+    pub(super) fn flush(&self, limit: Duration) {
         let deadline = std::time::Instant::now() + limit;
         while std::time::Instant::now() < deadline && self.up.load(Ordering::Acquire) {
             let idle = {
@@ -87,7 +89,7 @@ impl Link {
     }
 
     /// The uplink's `send`: never blocks beyond the queue's lock.
-    pub fn send(&self, msg: &Message) -> bool {
+    pub(super) fn send(&self, msg: &Message) -> bool {
         if !self.up.load(Ordering::Acquire) || self.overflowed.load(Ordering::Acquire) {
             return false;
         }
@@ -103,7 +105,7 @@ impl Link {
         true
     }
 
-    pub fn start(self: &Arc<Self>, down: Downlink) -> std::io::Result<()> {
+    pub(super) fn start(self: &Arc<Self>, down: Downlink) -> std::io::Result<()> {
         let _ = self.down.set(down);
         let me = self.clone();
         std::thread::Builder::new()

@@ -20,14 +20,18 @@ use crate::roster::Roster;
 use bingfa_net::{Downlink, Message, Uplink};
 use std::sync::{Arc, Mutex};
 
+/// Why a backplane could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The `--backplane` URL is not a Redis URL.
     #[error("bad --backplane URL: {0}")]
     Url(#[from] redis::RedisError),
+    /// The name service's socket could not be bound.
     #[error("cannot start the backplane's name service: {0}")]
     Io(#[from] std::io::Error),
 }
 
+/// The server's link to the room across servers: an [`Uplink`] for the hub, and the name service the roster claims names through.
 pub struct Backplane {
     link: Arc<link::Link>,
     /// For retiring this server from the room when it stops.

@@ -13,7 +13,7 @@
 //! serving its own members), and the heartbeat claims the name in Redis again once it is back.
 
 use super::{scripts, wire};
-use crate::roster::Roster;
+use crate::roster::{Remote, RemoteNames, Roster};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::os::linux::net::SocketAddrExt;
@@ -29,15 +29,6 @@ pub const TTL: Duration = Duration::from_secs(3);
 pub const TICK: Duration = Duration::from_millis(500);
 /// How long one Redis command may take before the link is considered down.
 const IO_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// What the room-wide claim said.
-pub enum Remote {
-    /// Everyone online in the room, in join order, ids in this server's view.
-    Online(Vec<(u64, String)>),
-    Taken,
-    /// Redis cannot be reached: the local claim stands.
-    Local,
-}
 
 /// A session's way to the name service; cheap to clone, valid in every process of the server.
 #[derive(Clone)]
@@ -66,8 +57,11 @@ impl Client {
         BufReader::new(s).read_line(&mut line)?;
         Ok(line)
     }
+}
 
-    pub fn claim(&self, id: u64, name: &str) -> Remote {
+/// Redis cannot be reached (or the service is gone): [`Remote::Local`], and `who` is `None`.
+impl RemoteNames for Client {
+    fn claim(&self, id: u64, name: &str) -> Remote {
         match self.ask(&format!("C {id} {name}\n")) {
             Ok(l) if l.starts_with('T') => Remote::Taken,
             Ok(l) if l.starts_with('O') => Remote::Online(parse_online(&l[1..])),
@@ -78,12 +72,12 @@ impl Client {
     /// Waits for the release, so the member's `left`, published after it, never reaches a
     /// server that would still find the name taken. If it fails, the heartbeat drops the
     /// record (it is no longer in the local roster).
-    pub fn release(&self, id: u64, name: &str) {
+    fn release(&self, id: u64, name: &str) {
         let _ = self.ask(&format!("R {id} {name}\n"));
     }
 
     /// The whole room, or `None` while Redis cannot be reached.
-    pub fn who(&self) -> Option<Vec<(u64, String)>> {
+    fn who(&self) -> Option<Vec<(u64, String)>> {
         match self.ask("W\n") {
             Ok(l) if l.starts_with('O') => Some(parse_online(&l[1..])),
             _ => None,
@@ -108,6 +102,7 @@ pub struct Service {
 }
 
 impl Service {
+    /// Bind the service's abstract socket (before the server forks, so every process reaches it).
     pub fn bind() -> std::io::Result<Service> {
         let name = format!("bingfa-chat-names-{}", wire::new_sid()).into_bytes();
         let listener = UnixListener::bind_addr(&SocketAddr::from_abstract_name(&name)?)?;
@@ -120,6 +115,7 @@ impl Service {
         })
     }
 
+    /// The roster's way to this service (its [`RemoteNames`]).
     pub fn client(&self) -> Client {
         self.client.clone()
     }
@@ -150,10 +146,15 @@ impl Service {
 
 /// What the service thread works with.
 pub struct Names {
+    /// The Redis the names live in.
     pub client: redis::Client,
+    /// The room's key prefix (`bingfa:chat:ROOM`).
     pub prefix: String,
+    /// This server's id among the room's servers.
     pub sid: String,
+    /// The room's pub/sub channel (reaping publishes `left` for a dead server's members there).
     pub channel: String,
+    /// This server's members (whom the heartbeat keeps claimed).
     pub roster: Roster,
     conn: Option<redis::Connection>,
     retry_at: Instant,
@@ -168,6 +169,7 @@ pub struct Names {
 }
 
 impl Names {
+    /// The service's state for the room at `prefix` on `client`, as server `sid`.
     pub fn new(
         client: redis::Client,
         prefix: String,

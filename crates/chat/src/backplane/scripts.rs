@@ -12,7 +12,7 @@
 /// ARGV: prefix, key, sid, id, name. Returns every record, or nil when the name is held by
 /// a live server. A record of this same server is stale (the local roster is the truth for its
 /// own members) and is taken over.
-pub const CLAIM: &str = r#"
+pub(super) const CLAIM: &str = r#"
 local p = ARGV[1]
 local cur = redis.call('HGET', p .. ':members', ARGV[2])
 if cur then
@@ -27,7 +27,7 @@ return redis.call('HVALS', p .. ':members')
 "#;
 
 /// ARGV: prefix, key, sid, id. Removes the record only if it is still this member's.
-pub const RELEASE: &str = r#"
+pub(super) const RELEASE: &str = r#"
 local p = ARGV[1]
 local cur = redis.call('HGET', p .. ':members', ARGV[2])
 if cur and string.find(cur, ' ' .. ARGV[3] .. ' ' .. ARGV[4] .. ' ', 1, true) then
@@ -39,7 +39,7 @@ return 0
 /// ARGV: prefix, sid, ttl ms, then (key, "ID NAME") per local member. Renews the server's
 /// heartbeat, claims again what a restarted Redis forgot (unless someone else took it meanwhile)
 /// and drops records of this server that are no longer its members (a lost release).
-pub const HEARTBEAT: &str = r#"
+pub(super) const HEARTBEAT: &str = r#"
 local p, sid = ARGV[1], ARGV[2]
 redis.call('SET', p .. ':alive:' .. sid, '1', 'PX', ARGV[3])
 redis.call('SADD', p .. ':servers', sid)
@@ -63,7 +63,7 @@ return 0
 /// ARGV: prefix, my sid, channel, topic. For each server whose heartbeat expired: forget it,
 /// drop its members' records and publish `left` for each, in the room's wire form. Only the
 /// first server to run this for a dead one does it (the SREM), so each `left` is said once.
-pub const REAP: &str = r#"
+pub(super) const REAP: &str = r#"
 local p = ARGV[1]
 local n = 0
 for _, sid in ipairs(redis.call('SMEMBERS', p .. ':servers')) do
@@ -86,7 +86,7 @@ return n
 /// ARGV: prefix, sid, channel, topic. A server stopping: what REAP would do for it once its
 /// heartbeat expired, done now (its members' records dropped with a `left` for any still
 /// there, its heartbeat and its place in `P:servers` removed), so it leaves nothing behind.
-pub const RETIRE: &str = r#"
+pub(super) const RETIRE: &str = r#"
 local p, sid = ARGV[1], ARGV[2]
 redis.call('SREM', p .. ':servers', sid)
 redis.call('DEL', p .. ':alive:' .. sid)

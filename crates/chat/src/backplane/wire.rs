@@ -9,6 +9,7 @@ use bingfa_net::Message;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
+/// The channel's payload for `msg` published by server `sid`: `SID FROM TOPIC\nBODY`.
 pub fn encode(sid: &str, msg: &Message) -> Vec<u8> {
     let mut out = format!("{sid} {} {}\n", msg.from, msg.topic).into_bytes();
     out.extend_from_slice(&msg.body);

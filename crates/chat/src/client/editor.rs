@@ -5,7 +5,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// What a key asks the caller to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Edit {
+pub(super) enum Edit {
     /// Redraw the line (it or the cursor changed).
     Changed,
     /// Enter: send this line; the editor is now empty.
@@ -17,7 +17,7 @@ pub enum Edit {
 }
 
 #[derive(Debug, Default)]
-pub struct Editor {
+pub(super) struct Editor {
     buf: Vec<char>,
     cursor: usize,
 }
@@ -28,7 +28,7 @@ impl Editor {
         self.buf.iter().collect()
     }
 
-    pub fn key(&mut self, k: KeyEvent) -> Edit {
+    pub(super) fn key(&mut self, k: KeyEvent) -> Edit {
         let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
         match k.code {
             KeyCode::Char('c') if ctrl => Edit::Quit,
@@ -81,7 +81,7 @@ impl Editor {
     /// The part of the line to show in `width` columns after a prompt of `prompt` columns,
     /// and the cursor's column. Scrolls horizontally so the cursor is always visible
     /// (one column per character: wide characters may shift it, which only costs looks).
-    pub fn view(&self, prompt: usize, width: usize) -> (String, usize) {
+    pub(super) fn view(&self, prompt: usize, width: usize) -> (String, usize) {
         let room = width.saturating_sub(prompt + 1).max(1);
         let start = self.cursor.saturating_sub(room);
         let end = (start + room).min(self.buf.len());

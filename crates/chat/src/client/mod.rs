@@ -23,13 +23,18 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// longest line is `/who` of a full room (1,000 names of 32 characters: about 130 KB).
 pub const MAX_INCOMING_LINE: usize = 1024 * 1024;
 
+/// Why the terminal client stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The room's address could not be reached.
     #[error("cannot connect to {addr}: {source}")]
     Connect {
+        /// The address as given.
         addr: String,
+        /// Why the connection failed.
         source: std::io::Error,
     },
+    /// Reading the room or the terminal failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

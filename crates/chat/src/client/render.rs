@@ -7,11 +7,11 @@
 use unicode_width::UnicodeWidthChar;
 
 /// The columns a continuation row is indented by.
-pub const INDENT: usize = 4;
+pub(super) const INDENT: usize = 4;
 
 /// What a line from the room is, by its first characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     /// `* …`: the server speaking (joins, leaves, announcements, the welcome).
     Notice,
     /// `! …`: a refusal or an error.
@@ -20,7 +20,7 @@ pub enum Kind {
     Text,
 }
 
-pub fn kind(line: &str) -> Kind {
+pub(super) fn kind(line: &str) -> Kind {
     if line.starts_with("* ") {
         Kind::Notice
     } else if line.starts_with("! ") {
@@ -32,18 +32,18 @@ pub fn kind(line: &str) -> Kind {
 
 /// Whether the terminal is asked to style text: not on a `dumb` terminal or without `TERM`.
 /// `NO_COLOR` keeps the styles but drops the colours (see [`colours`]).
-pub fn styles() -> bool {
+pub(super) fn styles() -> bool {
     std::env::var("TERM").is_ok_and(|t| !t.is_empty() && t != "dumb")
 }
 
-pub fn colours() -> bool {
+pub(super) fn colours() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// `line` cut into rows of at most `width` columns, every row after the first indented by
 /// [`INDENT`] spaces. Tabs become spaces to the next multiple of 8 columns; characters of no
 /// width (combining marks) stay with the character before them.
-pub fn rows(line: &str, width: usize) -> Vec<String> {
+pub(super) fn rows(line: &str, width: usize) -> Vec<String> {
     let indent = if width > INDENT * 2 { INDENT } else { 0 };
     let width = width.max(1);
     let mut rows = vec![String::new()];

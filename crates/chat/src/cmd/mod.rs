@@ -5,11 +5,16 @@ pub mod help;
 pub mod quit;
 pub mod who;
 
+/// A member's `/command`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// `/who`: who is online.
     Who,
+    /// `/help`: the commands.
     Help,
+    /// `/quit`: leave the room.
     Quit,
+    /// Any other `/word` (refused, named in the answer).
     Unknown(String),
 }
 

@@ -6,11 +6,13 @@
 /// A parsed request head. Header names are kept as sent; look them up with [`Request::header`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// The method, as sent.
     pub method: String,
     /// The path without the query string.
     pub path: String,
     /// `x` in `HTTP/1.x`.
     pub minor: u8,
+    /// The header fields, in order.
     pub headers: Vec<(String, String)>,
 }
 
@@ -26,6 +28,7 @@ pub enum HeadError {
 }
 
 impl HeadError {
+    /// The HTTP status to answer with.
     pub fn status(self) -> u16 {
         match self {
             HeadError::Bad => 400,
@@ -150,15 +153,15 @@ pub fn error(status: u16, extra_headers: &str, text: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The page (or only its head, for `HEAD`), under a Content-Security-Policy that lets it use
-/// only its own origin and its own inline code (see `origin.rs`).
-pub fn page(body: &str, head_only: bool, keep_alive: bool) -> Vec<u8> {
+/// The page (or only its head, for `HEAD`), under the Content-Security-Policy `csp` (the web
+/// face passes `origin::policy`: only its own origin and its own inline code).
+pub fn page(body: &str, csp: &str, head_only: bool, keep_alive: bool) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
          Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n\
          Content-Security-Policy: {}\r\nReferrer-Policy: no-referrer\r\n{}\r\n",
         body.len(),
-        super::origin::policy(body),
+        csp,
         if keep_alive {
             ""
         } else {
@@ -245,12 +248,13 @@ mod tests {
             "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n\
              Content-Length: 28\r\nConnection: close\r\n\r\n404 Not Found: no such page\n"
         );
-        let p = String::from_utf8(page("<p>hi</p>", false, true)).unwrap();
+        let csp = "default-src 'none'; frame-ancestors 'none'";
+        let p = String::from_utf8(page("<p>hi</p>", csp, false, true)).unwrap();
         assert!(p.contains("Content-Length: 9\r\n") && p.ends_with("\r\n\r\n<p>hi</p>"));
         assert!(p.contains("\r\nX-Content-Type-Options: nosniff\r\n"));
         assert!(p.contains("\r\nContent-Security-Policy: default-src 'none'; "));
         assert!(!p.contains("Connection: close"));
-        let h = page("<p>hi</p>", true, false);
+        let h = page("<p>hi</p>", csp, true, false);
         assert!(String::from_utf8(h)
             .unwrap()
             .ends_with("Connection: close\r\n\r\n"));

@@ -218,6 +218,8 @@ mod tests {
             "{p}"
         );
         assert!(p.contains("frame-ancestors 'none'") && p.contains("connect-src 'self'"));
+        // What the page's head carries (`http::page` puts it there as it is).
+        assert!(p.starts_with("default-src 'none'; "), "{p}");
         assert_eq!(inline_blocks(super::super::PAGE, "script").count(), 1);
     }
 }

@@ -12,8 +12,9 @@
 //! exactly one line of input whatever it contains (and is refused as one).
 
 use super::http::{self, Request};
+use super::origin;
 use crate::ws::{self, code, frame, Decoder, Event, Opcode, WsError};
-use bingfa_net::{Action, ChannelEvent, ChannelId, ConnInfo, Context, Message, Session};
+use bingfa_net::{Action, ChannelEvent, ChannelId, ConnInfo, Context, Session};
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
@@ -83,6 +84,7 @@ impl<S: Session> WebSession<S> {
         Self::with_limits(inner, info, WebLimits::default())
     }
 
+    /// Wrap `inner` for the connection `info` with `limits`.
     pub fn with_limits(inner: S, info: ConnInfo, limits: WebLimits) -> Self {
         WebSession {
             inner,
@@ -106,6 +108,7 @@ impl<S: Session> WebSession<S> {
         self
     }
 
+    /// The wrapped session.
     pub fn inner(&self) -> &S {
         &self.inner
     }
@@ -131,12 +134,17 @@ impl<S: Session> WebSession<S> {
 
     /// [`Self::call`] for a callback that may resume the inner session's input: lines decoded
     /// before it paused are fed then, since the driver has no new input to call `on_data` with.
-    fn forward(&mut self, cx: &mut Context, f: impl FnOnce(&mut S, &mut Context)) {
+    fn call_resuming<R>(
+        &mut self,
+        cx: &mut Context,
+        f: impl FnOnce(&mut S, &mut Context) -> R,
+    ) -> R {
         let was_paused = self.inner_paused;
-        self.call(cx, f);
+        let r = self.call(cx, f);
         if was_paused && !self.inner_paused {
             self.pump(cx);
         }
+        r
     }
 
     fn relay(&mut self, action: Action, cx: &mut Context) {
@@ -228,7 +236,8 @@ impl<S: Session> WebSession<S> {
         match req.path.as_str() {
             "/" | "/index.html" => {
                 let keep = req.keep_alive();
-                cx.write_vec(http::page(super::PAGE, req.method == "HEAD", keep));
+                let csp = origin::policy(super::PAGE);
+                cx.write_vec(http::page(super::PAGE, &csp, req.method == "HEAD", keep));
                 if keep {
                     // The next request gets the same bound as the first.
                     self.partial_head = false;
@@ -240,7 +249,7 @@ impl<S: Session> WebSession<S> {
                 len
             }
             "/ws" => {
-                if let Err(why) = super::origin::check(&req, self.secure, &self.allow_origins) {
+                if let Err(why) = origin::check(&req, self.secure, &self.allow_origins) {
                     return self.refuse(403, "", why, cx);
                 }
                 let found = |name: &str| req.header(name);
@@ -267,6 +276,11 @@ impl<S: Session> WebSession<S> {
                         // The head deadline is over; from here the timer is the inner session's.
                         cx.cancel_timer();
                         self.call(cx, |s, icx| s.on_open(icx));
+                        if self.secure {
+                            // The handshake finished before the inner session existed: it
+                            // learns so right after its open, as a session under TLS would.
+                            self.call(cx, |s, icx| s.on_secure(icx));
+                        }
                         len
                     }
                     Err(e) => {
@@ -352,15 +366,36 @@ fn send_line(line: &[u8], cx: &mut Context) {
     cx.write(&frame::encode(Opcode::Text, true, text.as_bytes()));
 }
 
-impl<S: Session> Session for WebSession<S> {
+/// Callbacks not written here (`on_message`, `on_drained`, `on_overflow`, `on_hangup`, …) reach
+/// the inner session while the WebSocket is up (`forward`), and `on_close` once it was opened.
+impl<S: Session> bingfa_net::session::Wrapper for WebSession<S> {
+    type Inner = S;
+
+    fn inner_mut(&mut self) -> Option<&mut S> {
+        self.inner_open.then_some(&mut self.inner)
+    }
+
+    /// Only while upgraded: before, the inner session is not open; after our close, its output
+    /// could not be framed any more.
+    fn forward<R>(
+        &mut self,
+        cx: &mut Context,
+        f: impl FnOnce(&mut S, &mut Context) -> R,
+    ) -> Option<R> {
+        (self.phase == Phase::Ws).then(|| self.call_resuming(cx, f))
+    }
+
     fn on_open(&mut self, cx: &mut Context) {
         // The room has no idle timeout, so without this a connection that never sends a
         // request (or never finishes its TLS handshake) would hold its place for ever.
         cx.set_timer(self.limits.head_timeout);
     }
 
-    fn on_secure(&mut self, _cx: &mut Context) {
+    fn on_secure(&mut self, cx: &mut Context) {
+        // Before the upgrade (as always: the handshake precedes any request) it is recorded
+        // for the origin rule and told the inner session at its open.
         self.secure = true;
+        self.forward(cx, |s, icx| s.on_secure(icx));
     }
 
     fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
@@ -374,21 +409,15 @@ impl<S: Session> Session for WebSession<S> {
 
     fn on_eof(&mut self, cx: &mut Context) {
         match self.phase {
-            Phase::Ws => self.forward(cx, |s, icx| s.on_eof(icx)),
+            Phase::Ws => self.call_resuming(cx, |s, icx| s.on_eof(icx)),
             Phase::Http => cx.close(),
             Phase::Closed => {}
         }
     }
 
-    fn on_message(&mut self, msg: &Message, cx: &mut Context) {
-        if self.phase == Phase::Ws {
-            self.forward(cx, |s, icx| s.on_message(msg, icx));
-        }
-    }
-
     fn on_timer(&mut self, cx: &mut Context) {
         match self.phase {
-            Phase::Ws => self.forward(cx, |s, icx| s.on_timer(icx)),
+            Phase::Ws => self.call_resuming(cx, |s, icx| s.on_timer(icx)),
             Phase::Http if self.partial_head => {
                 self.refuse(408, "", "request head timed out", cx);
             }
@@ -400,15 +429,9 @@ impl<S: Session> Session for WebSession<S> {
         }
     }
 
-    fn on_drained(&mut self, cx: &mut Context) {
-        if self.phase == Phase::Ws {
-            self.forward(cx, |s, icx| s.on_drained(icx));
-        }
-    }
-
     fn on_channel(&mut self, id: ChannelId, ev: ChannelEvent<'_>, cx: &mut Context) {
         if self.inner_open {
-            self.forward(cx, |s, icx| s.on_channel(id, ev, icx));
+            self.call_resuming(cx, |s, icx| s.on_channel(id, ev, icx));
         }
     }
 
@@ -430,13 +453,6 @@ impl<S: Session> Session for WebSession<S> {
         }
     }
 
-    fn on_overflow(&mut self, cx: &mut Context) {
-        // The inner session's last line (e.g. `! too slow, disconnected`) goes out as a frame.
-        if self.phase == Phase::Ws {
-            self.forward(cx, |s, icx| s.on_overflow(icx));
-        }
-    }
-
     fn on_farewell(&mut self, cx: &mut Context) {
         // Only hub publications are carried out here (`* NAME left`); pass them straight on.
         if self.inner_open {
@@ -445,12 +461,6 @@ impl<S: Session> Session for WebSession<S> {
             for a in icx.take_actions() {
                 cx.push(a);
             }
-        }
-    }
-
-    fn on_close(&mut self) {
-        if self.inner_open {
-            self.inner.on_close();
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::ws::frame::encode_masked;
+use bingfa_net::Message;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -161,11 +162,12 @@ fn the_page_is_served_and_the_inner_session_is_not_opened() {
     let out =
         r.data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /index.html?x HTTP/1.1\r\nHost: x\r\n\r\n");
     let body = super::super::PAGE;
-    let one = String::from_utf8(http::page(body, false, true)).unwrap();
+    let csp = origin::policy(body);
+    let one = String::from_utf8(http::page(body, &csp, false, true)).unwrap();
     assert_eq!(out.text(), format!("{one}{one}"));
     assert!(!out.closes());
     let out = r.data(b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    assert_eq!(out.bytes, http::page(body, true, false));
+    assert_eq!(out.bytes, http::page(body, &csp, true, false));
     assert!(out.closes());
     r.web.on_close();
     assert!(r.log().is_empty(), "{:?}", r.log());
@@ -441,4 +443,105 @@ fn half_a_head_at_the_deadline_gets_408() {
     assert!(out.closes());
     // Input after that is dropped.
     assert!(r.data(b"st: x\r\n\r\n").bytes.is_empty());
+}
+
+/// Records the callbacks it gets; consumes all input.
+struct Every(Arc<Mutex<Vec<&'static str>>>);
+
+impl Session for Every {
+    fn on_open(&mut self, _cx: &mut Context) {
+        self.0.lock().unwrap().push("on_open");
+    }
+    fn on_data(&mut self, input: &[u8], _cx: &mut Context) -> usize {
+        self.0.lock().unwrap().push("on_data");
+        input.len()
+    }
+    fn on_eof(&mut self, _cx: &mut Context) {
+        self.0.lock().unwrap().push("on_eof");
+    }
+    fn on_hangup(&mut self, _cx: &mut Context) {
+        self.0.lock().unwrap().push("on_hangup");
+    }
+    fn on_message(&mut self, _msg: &Message, _cx: &mut Context) {
+        self.0.lock().unwrap().push("on_message");
+    }
+    fn on_timer(&mut self, _cx: &mut Context) {
+        self.0.lock().unwrap().push("on_timer");
+    }
+    fn on_drained(&mut self, _cx: &mut Context) {
+        self.0.lock().unwrap().push("on_drained");
+    }
+    fn on_secure(&mut self, _cx: &mut Context) {
+        self.0.lock().unwrap().push("on_secure");
+    }
+    fn on_channel(&mut self, _id: ChannelId, _ev: ChannelEvent<'_>, _cx: &mut Context) {
+        self.0.lock().unwrap().push("on_channel");
+    }
+    fn on_idle(&mut self, _cx: &mut Context) {
+        self.0.lock().unwrap().push("on_idle");
+    }
+    fn on_overflow(&mut self, _cx: &mut Context) {
+        self.0.lock().unwrap().push("on_overflow");
+    }
+    fn on_shutdown(&mut self, _cx: &mut Context) {
+        self.0.lock().unwrap().push("on_shutdown");
+    }
+    fn on_farewell(&mut self, _cx: &mut Context) {
+        self.0.lock().unwrap().push("on_farewell");
+    }
+    fn on_close(&mut self) {
+        self.0.lock().unwrap().push("on_close");
+    }
+}
+
+/// The wrapper rule (`bingfa_net::session::Wrapper`): once upgraded, every callback reaches
+/// the inner session, `on_secure` included (the handshake came before the upgrade: it is told
+/// right after its open); before the upgrade, none does.
+#[test]
+fn the_inner_session_gets_every_callback_once_upgraded() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut web = WebSession::new(Every(log.clone()), info());
+    let mut cx = Context::new(info());
+    web.on_open(&mut cx);
+    web.on_secure(&mut cx);
+    assert!(log.lock().unwrap().is_empty());
+    assert_eq!(web.on_data(UPGRADE, &mut cx), UPGRADE.len());
+    assert!(web.upgraded());
+    let frame = text("hi");
+    assert_eq!(web.on_data(&frame, &mut cx), frame.len());
+    let msg = Message {
+        topic: "room".into(),
+        from: 1,
+        body: Arc::from(&b"m"[..]),
+    };
+    web.on_hangup(&mut cx);
+    web.on_message(&msg, &mut cx);
+    web.on_timer(&mut cx);
+    web.on_drained(&mut cx);
+    web.on_channel(0, ChannelEvent::Eof, &mut cx);
+    web.on_overflow(&mut cx);
+    web.on_shutdown(&mut cx);
+    web.on_eof(&mut cx);
+    web.on_idle(&mut cx);
+    web.on_farewell(&mut cx);
+    web.on_close();
+    assert_eq!(
+        *log.lock().unwrap(),
+        [
+            "on_open",
+            "on_secure",
+            "on_data",
+            "on_hangup",
+            "on_message",
+            "on_timer",
+            "on_drained",
+            "on_channel",
+            "on_overflow",
+            "on_shutdown",
+            "on_eof",
+            "on_idle",
+            "on_farewell",
+            "on_close"
+        ]
+    );
 }

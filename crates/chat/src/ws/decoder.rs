@@ -16,6 +16,7 @@ pub enum Event {
     Binary(Vec<u8>),
     /// Answer with a pong carrying the same payload.
     Ping(Vec<u8>),
+    /// A pong (ignored).
     Pong(Vec<u8>),
     /// The peer wants to close; its status code and reason, if it sent one.
     Close(Option<(u16, String)>),

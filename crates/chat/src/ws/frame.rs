@@ -4,15 +4,22 @@
 /// A frame's opcode. Values 3–7 and 0xB–0xF are reserved and fail the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opcode {
+    /// A later fragment of a message.
     Continuation,
+    /// A text message (or its first fragment).
     Text,
+    /// A binary message (or its first fragment).
     Binary,
+    /// Close.
     Close,
+    /// Ping.
     Ping,
+    /// Pong.
     Pong,
 }
 
 impl Opcode {
+    /// The opcode of a frame header's low 4 bits (`None`: reserved).
     pub fn from_u8(b: u8) -> Option<Opcode> {
         Some(match b {
             0x0 => Opcode::Continuation,
@@ -25,6 +32,7 @@ impl Opcode {
         })
     }
 
+    /// The opcode's 4 bits.
     pub fn as_u8(self) -> u8 {
         match self {
             Opcode::Continuation => 0x0,

@@ -12,18 +12,25 @@ const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// Why an upgrade request was refused; [`HandshakeError::status`] is the HTTP answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandshakeError {
+    /// Not `GET`.
     #[error("the method must be GET")]
     Method,
+    /// HTTP/1.0.
     #[error("HTTP/1.1 or later is required")]
     Version,
+    /// No `Host`.
     #[error("missing Host header")]
     Host,
+    /// `Upgrade` without `websocket`.
     #[error("Upgrade must include the token websocket")]
     Upgrade,
+    /// `Connection` without `Upgrade`.
     #[error("Connection must include the token Upgrade")]
     Connection,
+    /// `Sec-WebSocket-Version` other than 13.
     #[error("Sec-WebSocket-Version must be 13")]
     WsVersion,
+    /// `Sec-WebSocket-Key` missing or not 16 bytes in base64.
     #[error("Sec-WebSocket-Key must be 16 bytes in base64")]
     Key,
 }

@@ -30,15 +30,19 @@ pub mod code {
 /// Why a connection must be failed; [`WsError::code`] is the close code to send.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WsError {
+    /// A frame breaks RFC 6455 (what rule, as text).
     #[error("protocol error: {0}")]
     Protocol(&'static str),
+    /// A text message or close reason is not UTF-8.
     #[error("invalid UTF-8 in a text message or close reason")]
     InvalidUtf8,
+    /// A message over the limit (its size so far).
     #[error("message of {0} bytes or more is over the limit")]
     TooBig(u64),
 }
 
 impl WsError {
+    /// The close code to send.
     pub fn code(&self) -> u16 {
         match self {
             WsError::Protocol(_) => code::PROTOCOL,

@@ -9,9 +9,9 @@ const MONTHS: [&str; 12] = [
 const HALF_YEAR: i64 = 365 * 86_400 / 2;
 
 /// Broken-down time: (year, month 1–12, day, hour, minute).
-pub type Civil = (i64, u32, u32, u32, u32);
+pub(super) type Civil = (i64, u32, u32, u32, u32);
 
-pub fn show(raw: &str) -> String {
+pub(super) fn show(raw: &str) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -19,7 +19,7 @@ pub fn show(raw: &str) -> String {
 }
 
 /// `raw` as `ls -l` would show it at `now`, broken down by `civil`.
-pub fn format(raw: &str, now: i64, civil: impl Fn(i64) -> Civil) -> String {
+pub(super) fn format(raw: &str, now: i64, civil: impl Fn(i64) -> Civil) -> String {
     let Some(t) = parse_mlsd(raw) else {
         return raw.to_string();
     };
@@ -33,7 +33,7 @@ pub fn format(raw: &str, now: i64, civil: impl Fn(i64) -> Civil) -> String {
 }
 
 /// Seconds since the epoch of an MLSD `YYYYMMDDHHMMSS` (fractions ignored).
-pub fn parse_mlsd(raw: &str) -> Option<i64> {
+pub(super) fn parse_mlsd(raw: &str) -> Option<i64> {
     let digits = raw.split('.').next()?;
     if digits.len() != 14 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -59,9 +59,10 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 /// Broken down in the local time zone (localtime_r: TZ and /etc/localtime).
 fn local(t: i64) -> Civil {
-    // SAFETY: localtime_r with a valid time and an out-struct of ours.
+    // SAFETY: a `tm` is plain integers (and a pointer that may be null): all zeros is valid.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     let tt = t as libc::time_t;
+    // SAFETY: localtime_r with a valid time and an out-struct of ours.
     if unsafe { libc::localtime_r(&tt, &mut tm) }.is_null() {
         return utc(t);
     }
@@ -75,7 +76,7 @@ fn local(t: i64) -> Civil {
 }
 
 /// Broken down in UTC (the inverse of `days_from_civil`).
-pub fn utc(t: i64) -> Civil {
+pub(super) fn utc(t: i64) -> Civil {
     let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

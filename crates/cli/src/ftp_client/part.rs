@@ -11,21 +11,21 @@ use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 /// `local` with `.part` appended to its file name.
-pub fn part_path(local: &Path) -> PathBuf {
+pub(super) fn part_path(local: &Path) -> PathBuf {
     let mut s = local.as_os_str().to_owned();
     s.push(".part");
     PathBuf::from(s)
 }
 
 /// A path for messages: the name may come from a server listing, so it is escaped.
-pub fn shown(p: &Path) -> String {
+pub(super) fn shown(p: &Path) -> String {
     display_name(&p.display().to_string())
 }
 
 /// Opens (creating it when missing, never truncating) the `.part` file `part` for writing,
 /// or refuses it: a symbolic link, anything but a regular file, a file of another user, a
 /// file with other hard links.
-pub fn open(part: &Path) -> anyhow::Result<File> {
+pub(super) fn open(part: &Path) -> anyhow::Result<File> {
     let refuse = |why: &str| -> anyhow::Result<File> {
         bail!(
             "refusing to write to {}: {why}; remove it or download elsewhere",

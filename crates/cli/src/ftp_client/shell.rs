@@ -30,7 +30,7 @@ enum Flow {
     Quit,
 }
 
-pub fn run(mut c: Client, url: &FtpUrl) -> anyhow::Result<()> {
+pub(super) fn run(mut c: Client, url: &FtpUrl) -> anyhow::Result<()> {
     if !url.path.is_empty() {
         c.cwd(&url.path)?;
     }

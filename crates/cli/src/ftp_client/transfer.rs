@@ -38,7 +38,7 @@ fn is_refusal_of(e: &Error, command: &str) -> bool {
 
 /// Whether `e` leaves the control connection unusable (closed, or out of step after an I/O
 /// error mid-transfer): then nothing more can be asked of the server.
-pub fn connection_lost(e: &anyhow::Error) -> bool {
+pub(super) fn connection_lost(e: &anyhow::Error) -> bool {
     e.chain().any(|x| {
         matches!(
             x.downcast_ref::<Error>(),
@@ -52,7 +52,7 @@ pub fn connection_lost(e: &anyhow::Error) -> bool {
 /// size (SIZE, or else the 150 reply's `(N bytes)`) and another number of bytes came, the
 /// download is an error and the `.part` is kept, as curl's exit 18: a server (or a path)
 /// that ends a transfer early with 226 does not leave a short file under the proper name.
-pub fn download(
+pub(super) fn download(
     c: &mut Client,
     remote: &str,
     local: &Path,
@@ -146,7 +146,7 @@ pub fn download(
 /// the result is an error naming how many were skipped. Links and special files (FIFOs,
 /// sockets, devices) are not fetched, with a note, and are not counted. Only a lost
 /// connection stops it early.
-pub fn download_dir(c: &mut Client, dir: &str, to: &Path) -> anyhow::Result<()> {
+pub(super) fn download_dir(c: &mut Client, dir: &str, to: &Path) -> anyhow::Result<()> {
     fs::create_dir_all(to).with_context(|| format!("creating {}", shown(to)))?;
     let entries = c.list(dir)?;
     let mut seen = HashSet::new();
@@ -210,7 +210,12 @@ pub fn download_dir(c: &mut Client, dir: &str, to: &Path) -> anyhow::Result<()> 
 
 /// Uploads `local` to `remote`; with `resume`, only what the server's copy lacks. Returns
 /// the bytes sent.
-pub fn upload(c: &mut Client, local: &Path, remote: &str, resume: bool) -> anyhow::Result<u64> {
+pub(super) fn upload(
+    c: &mut Client,
+    local: &Path,
+    remote: &str,
+    resume: bool,
+) -> anyhow::Result<u64> {
     let mut f = File::open(local).with_context(|| format!("opening {}", shown(local)))?;
     let len = f.metadata()?.len();
     let mut offset = 0;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// Arguments of `bingfa lab chat`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Comma-separated: bingfa models, `MODEL+redis2` (two servers on one Redis backplane,
     /// members spread over them), `redis`, `tokio-chat`.
     #[arg(long, value_delimiter = ',', default_value = "epoll,redis,tokio-chat")]
@@ -42,7 +42,7 @@ pub struct Args {
     chart: Option<std::path::PathBuf>,
 }
 
-pub fn run(a: Args) -> anyhow::Result<()> {
+pub(super) fn run(a: Args) -> anyhow::Result<()> {
     lab_chat(a)
 }
 
@@ -68,7 +68,7 @@ fn lab_chat(a: Args) -> anyhow::Result<()> {
 }
 
 /// Run `opts` and print the table (or JSON): shared with `lab models --app chat`.
-pub fn report(
+pub(super) fn report(
     opts: &chat::Options,
     json: bool,
     chart_path: Option<&std::path::Path>,

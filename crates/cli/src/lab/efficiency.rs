@@ -4,7 +4,7 @@ use bingfa_lab::{chart, efficiency, progress, table};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Runs of each mode; figures are medians with the range.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -22,7 +22,7 @@ pub struct Args {
     chart: Option<PathBuf>,
 }
 
-pub fn run(a: Args) -> anyhow::Result<()> {
+pub(super) fn run(a: Args) -> anyhow::Result<()> {
     run_efficiency(
         efficiency::Options {
             rounds: a.rounds,

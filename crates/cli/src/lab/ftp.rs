@@ -6,7 +6,7 @@ use bingfa_lab::{chart, table};
 
 /// Arguments of `bingfa lab ftp`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Comma-separated: `bingfa`, `vsftpd`, `pyftpdlib`.
     #[arg(long, value_delimiter = ',', default_value = "bingfa,vsftpd,pyftpdlib")]
     servers: Vec<String>,
@@ -52,7 +52,7 @@ pub struct Args {
     chart: Option<std::path::PathBuf>,
 }
 
-pub fn run(a: Args) -> anyhow::Result<()> {
+pub(super) fn run(a: Args) -> anyhow::Result<()> {
     if a.crowd == 0 || a.idle == 0 || a.size_mib == 0 || a.crowd_mib == 0 {
         anyhow::bail!("--crowd, --idle, --size-mib and --crowd-mib must be at least 1");
     }

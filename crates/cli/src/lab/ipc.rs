@@ -3,7 +3,7 @@
 use bingfa_lab::{ipc, table};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -15,7 +15,7 @@ pub struct Args {
     no_python: bool,
 }
 
-pub fn run(a: Args) -> anyhow::Result<()> {
+pub(super) fn run(a: Args) -> anyhow::Result<()> {
     let Args {
         json,
         quick,

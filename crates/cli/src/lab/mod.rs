@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 /// Arguments of `bingfa lab`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     what: Lab,
 }
@@ -40,7 +40,7 @@ enum Lab {
     },
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     // Ctrl-C, SIGTERM or SIGHUP stop every server and script the lab started, then exit.
     bingfa_lab::spawn::stop_children_on_signals();
     match args.what {

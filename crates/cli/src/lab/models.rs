@@ -5,7 +5,7 @@ use bingfa_net::Model;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Which server: `http` (a 1 KiB file over keep-alive connections) or `chat` (fan-out:
     /// every member gets every other member's lines; the table is `lab chat`'s).
     #[arg(long, default_value = "http")]
@@ -46,7 +46,7 @@ enum AppArg {
     Chat,
 }
 
-pub fn run(a: Args) -> anyhow::Result<()> {
+pub(super) fn run(a: Args) -> anyhow::Result<()> {
     anyhow::ensure!(
         a.duration > 0.0 && a.duration <= 600.0,
         "--duration: between 0 and 600 seconds"

@@ -63,13 +63,17 @@ impl std::str::FromStr for Format {
 
 /// What one line says about a request. Peer bytes are raw here; formatting escapes them.
 pub struct Entry<'a> {
+    /// The client's address (`None`: not known, e.g. a session driven by hand).
     pub peer: Option<IpAddr>,
     /// The request line as received (`-` when there was none).
     pub request: &'a [u8],
+    /// The status answered.
     pub status: u16,
     /// Body bytes of the response (0 for HEAD, 204, 304).
     pub body_bytes: u64,
+    /// The `Referer` header, if sent.
     pub referer: Option<&'a [u8]>,
+    /// The `User-Agent` header, if sent.
     pub user_agent: Option<&'a [u8]>,
 }
 
@@ -84,7 +88,7 @@ pub(crate) struct Logged {
 
 impl Logged {
     /// From a complete head (leading empty lines allowed, lines end with CRLF).
-    pub fn from_head(head: &[u8]) -> Logged {
+    pub(crate) fn from_head(head: &[u8]) -> Logged {
         let mut lines = head
             .split(|&b| b == b'\n')
             .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
@@ -109,7 +113,7 @@ impl Logged {
     }
 
     /// From input that couldn't be parsed: its first line, at most 2 KiB of it.
-    pub fn from_garbage(input: &[u8]) -> Logged {
+    pub(crate) fn from_garbage(input: &[u8]) -> Logged {
         let input = input.trim_ascii_start();
         let end = input
             .iter()
@@ -187,6 +191,7 @@ impl AccessLog {
         Ok(AccessLog { inner })
     }
 
+    /// The line format this log writes.
     pub fn format(&self) -> Format {
         self.inner.format
     }

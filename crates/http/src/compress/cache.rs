@@ -13,10 +13,12 @@ pub struct Key {
     size: u64,
     mtime: (i64, i64),
     ctime: (i64, i64),
+    /// The coding of the cached body.
     pub coding: Coding,
 }
 
 impl Key {
+    /// The key of the file `st` describes, encoded with `coding`: a change to the file makes another key.
     pub fn of(st: &libc::stat, coding: Coding) -> Key {
         Key {
             dev: st.st_dev,
@@ -60,6 +62,7 @@ impl std::fmt::Debug for Cache {
 }
 
 impl Cache {
+    /// An empty cache holding at most `capacity` bytes of encoded bodies.
     pub fn new(capacity: u64) -> Cache {
         Cache {
             capacity,
@@ -77,6 +80,7 @@ impl Cache {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The encoded body for `key`, if cached (and counts it as used).
     pub fn get(&self, key: &Key) -> Option<Encoded> {
         let mut inner = self.lock();
         inner.tick += 1;
@@ -139,6 +143,7 @@ pub struct Claim {
 }
 
 impl Claim {
+    /// The cache key this claim will fill.
     pub fn key(&self) -> Key {
         self.key
     }

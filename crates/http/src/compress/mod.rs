@@ -27,8 +27,11 @@ pub use cache::{Cache, Claim, Key};
 /// A content coding the server can produce or find precompressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Coding {
+    /// Brotli (`br`).
     Br,
+    /// Zstandard (`zstd`).
     Zstd,
+    /// `gzip`.
     Gzip,
 }
 
@@ -139,7 +142,9 @@ pub fn compressible(content_type: &str) -> bool {
 /// An encoded body: an in-memory file and its length.
 #[derive(Debug, Clone)]
 pub struct Encoded {
+    /// The encoded bytes (an unlinked file, so they can go by sendfile).
     pub file: Arc<File>,
+    /// Their length.
     pub len: u64,
 }
 

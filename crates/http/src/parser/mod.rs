@@ -30,7 +30,9 @@ impl Default for Limits {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{status}: {reason}")]
 pub struct ParseError {
+    /// The status to answer with (400, 414, 431, 501, 505).
     pub status: u16,
+    /// Why, for the log.
     pub reason: &'static str,
 }
 
@@ -99,6 +101,7 @@ impl LineCheck {
 }
 
 impl HeadParser {
+    /// A parser at the start of a head.
     pub fn new() -> Self {
         Self::default()
     }

@@ -18,7 +18,7 @@ use crate::access_log::{Entry, Logged};
 use crate::answer::Answer;
 use crate::parser::{HeadParser, Method, Request, Version};
 use crate::response::{Body, Response};
-use crate::server::Shared;
+use crate::router::Shared;
 use bingfa_net::blocking::{self, Task};
 use bingfa_net::{Context, Session};
 use std::net::IpAddr;

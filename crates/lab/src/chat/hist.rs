@@ -48,11 +48,13 @@ fn low(b: usize) -> u64 {
 }
 
 impl Hist {
+    /// Count one latency of `us` microseconds.
     pub fn record(&mut self, us: u64) {
         self.counts[bucket(us)] += 1;
         self.total += 1;
     }
 
+    /// Add `other`'s counts to these.
     pub fn merge(&mut self, other: &Hist) {
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {
             *a += b;
@@ -60,10 +62,12 @@ impl Hist {
         self.total += other.total;
     }
 
+    /// How many latencies were recorded.
     pub fn len(&self) -> u64 {
         self.total
     }
 
+    /// Whether none was recorded.
     pub fn is_empty(&self) -> bool {
         self.total == 0
     }
@@ -101,10 +105,12 @@ pub struct Tally {
     pub dropped: u64,
     /// Latest delivery, microseconds after the first send.
     pub last_us: u64,
+    /// Delivery latencies, microseconds.
     pub latency: Hist,
 }
 
 impl Tally {
+    /// Add another member's (or task's) tally to this one.
     pub fn merge(&mut self, o: &Tally) {
         self.delivered += o.delivered;
         self.joined += o.joined;

@@ -20,8 +20,11 @@ use super::target::Wire;
 /// The shape of one run.
 #[derive(Debug, Clone)]
 pub struct Load {
+    /// Members that join.
     pub members: usize,
+    /// How many of them send.
     pub senders: usize,
+    /// Messages per sender.
     pub messages: usize,
     /// Total messages per second over all senders; None = as fast as they can.
     pub rate: Option<f64>,
@@ -34,7 +37,9 @@ pub struct Load {
 /// What one run measured.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
+    /// What the members received.
     pub tally: Tally,
+    /// Deliveries a lossless room would make (each message to every member but its sender).
     pub expected: u64,
     /// Members that got their welcome.
     pub joined: usize,
@@ -45,6 +50,7 @@ pub struct Outcome {
     pub send_secs: f64,
     /// Server RSS (KiB) while holding every member, before sending; and after the run.
     pub rss_joined_kib: u64,
+    /// Server RSS (KiB) after the run.
     pub rss_end_kib: u64,
     /// The servers' peak RSS over the run (KiB), sampled by the caller before they stop.
     pub rss_peak_kib: u64,

@@ -24,7 +24,9 @@ pub struct Options {
     /// bingfa models, `MODEL+redis2` (two servers sharing a Redis backplane, members spread
     /// over them) and the pseudo-models `redis` and `tokio-chat`.
     pub models: Vec<String>,
+    /// The shape of each run.
     pub load: Load,
+    /// Runs per model (the figures are medians).
     pub rounds: usize,
     /// `--workers` for the bingfa servers (`None`: the room's default).
     pub workers: Option<usize>,
@@ -33,26 +35,39 @@ pub struct Options {
 /// One model's figures, medians over the rounds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
+    /// The model (or pseudo-model) measured.
     pub model: String,
+    /// Rounds run.
     pub rounds: usize,
+    /// Members per run.
     pub members: usize,
+    /// Senders per run.
     pub senders: usize,
+    /// Messages per sender.
     pub messages: usize,
+    /// The asked send rate, messages per second (`None`: as fast as they can).
     pub rate: Option<f64>,
     /// Deliveries to members other than the sender, per second, first send to last delivery.
     pub deliveries_per_s: Option<f64>,
+    /// Median delivery latency, milliseconds.
     pub p50_ms: Option<f64>,
+    /// 99th percentile delivery latency, milliseconds.
     pub p99_ms: Option<f64>,
     /// Of the median round: delivered / expected.
     pub delivered: u64,
+    /// Deliveries a lossless room makes in that round.
     pub expected: u64,
     /// Members welcomed (lowest over the rounds).
     pub joined: usize,
+    /// Seconds until every member was welcomed.
     pub join_s: Option<f64>,
     /// `! ` lines, and members whose connection ended early, summed over the rounds.
     pub errors: u64,
+    /// Members whose connection ended early, summed over the rounds.
     pub dropped: u64,
+    /// Server RSS holding every member before sending, KiB.
     pub rss_joined_kib: Option<f64>,
+    /// Server RSS after the run, KiB.
     pub rss_end_kib: Option<f64>,
     /// Peak RSS over the run (the join storm's height, at 10,000 members).
     pub rss_peak_kib: Option<f64>,

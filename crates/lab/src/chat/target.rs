@@ -21,8 +21,11 @@ pub enum Wire {
 
 /// A running server, stopped on drop (SIGTERM to its group, SIGKILL after a grace period).
 pub struct Target {
+    /// The target's name (a model or pseudo-model).
     pub name: String,
+    /// How members talk to it.
     pub wire: Wire,
+    /// Where members connect.
     pub addr: SocketAddr,
     child: Guarded,
     /// What a compound target also runs (`MODEL+redis2`: the Redis, the second server);

@@ -104,6 +104,7 @@ impl Control {
         self.login("anonymous", "lab@bingfa")
     }
 
+    /// `USER` then `PASS`; an error unless the server answers 230.
     pub fn login(&mut self, user: &str, pass: &str) -> io::Result<()> {
         let (c, l) = self.cmd(&format!("USER {user}"))?;
         match c {

@@ -43,8 +43,11 @@ pub fn stor(c: &mut Control, path: &str, src: &File, size: u64) -> io::Result<f6
 /// What the login storm did.
 #[derive(Debug, Clone, Copy)]
 pub struct Logins {
+    /// Logins completed.
     pub done: u64,
+    /// Logins that failed.
     pub errors: u64,
+    /// How long the storm lasted.
     pub secs: f64,
 }
 
@@ -92,8 +95,11 @@ pub struct Crowd {
     /// the lab's (all the clients). On loopback the kernel's work for a connection lands on
     /// whichever side's thread happens to run it, so the two are best read together.
     pub server_cpu_s: f64,
+    /// CPU seconds of the lab's clients over the same span.
     pub client_cpu_s: f64,
+    /// Clients whose download completed.
     pub ok: usize,
+    /// What went wrong for the others.
     pub failed: Vec<String>,
 }
 

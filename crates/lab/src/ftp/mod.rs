@@ -34,11 +34,13 @@ pub struct Sizes {
     pub transfers: usize,
     /// Clients downloading at once, and the file each downloads.
     pub crowd: usize,
+    /// The file each crowd client downloads, bytes.
     pub crowd_bytes: u64,
     /// Idle logged-in sessions whose memory is read.
     pub idle: usize,
     /// Concurrent clients of the login storm, and how long it lasts.
     pub login_clients: usize,
+    /// How long the login storm lasts, seconds.
     pub login_secs: f64,
     /// The longest any socket wait may take.
     pub timeout_secs: u64,
@@ -49,18 +51,26 @@ pub struct Sizes {
 pub struct Options {
     /// `bingfa`, `vsftpd`, `pyftpdlib`.
     pub servers: Vec<String>,
+    /// The bingfa server's settings.
     pub bingfa: BingfaOpts,
+    /// What to transfer and how many clients.
     pub sizes: Sizes,
+    /// Runs per server (the figures are medians).
     pub rounds: usize,
 }
 
 /// One server's figures, medians over the rounds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
+    /// The server measured.
     pub server: String,
+    /// Rounds run.
     pub rounds: usize,
+    /// Download throughput, bytes per second.
     pub retr_bytes_per_s: Option<Spread>,
+    /// Upload throughput, bytes per second.
     pub stor_bytes_per_s: Option<Spread>,
+    /// Logins per second in the storm.
     pub logins_per_s: Option<Spread>,
     /// The crowd: every client logged in, to the last one's 226.
     pub crowd_wall_s: Option<Spread>,
@@ -68,10 +78,13 @@ pub struct Row {
     pub crowd_login_s: Option<Spread>,
     /// CPU seconds during the crowd: the server's process tree, and the lab's clients.
     pub crowd_server_cpu_s: Option<Spread>,
+    /// CPU seconds of the lab's clients during the crowd.
     pub crowd_client_cpu_s: Option<Spread>,
     /// Idle sessions: the server tree's summed VmRSS and Pss, and how many processes it had.
     pub idle_rss_kib: Option<Spread>,
+    /// Idle sessions: the server tree's summed Pss, KiB.
     pub idle_pss_kib: Option<Spread>,
+    /// Idle sessions: how many processes the server tree had.
     pub idle_processes: usize,
     /// Failures, each once with a count of rounds (a failed measurement leaves no sample).
     pub errors: Vec<String>,
@@ -82,25 +95,36 @@ pub struct Row {
 /// One of issue 10's floors, checked on this run's medians.
 #[derive(Debug, Clone, Serialize)]
 pub struct Floor {
+    /// The figure (e.g. RETR throughput).
     pub what: String,
+    /// bingfa's median.
     pub bingfa: f64,
+    /// The server it is held against.
     pub anchor: String,
+    /// That server's median.
     pub anchor_value: f64,
     /// bingfa / anchor.
     pub ratio: f64,
+    /// The floor the ratio must reach, as text.
     pub target: String,
+    /// Whether it did.
     pub met: bool,
 }
 
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The sizes used.
     pub sizes: Sizes,
+    /// bingfa's `--model`, if one was given.
     pub bingfa_model: Option<String>,
     /// /proc/loadavg before and after: how busy the machine was.
     pub load_before: String,
+    /// /proc/loadavg after the run.
     pub load_after: String,
+    /// One row per server.
     pub rows: Vec<Row>,
+    /// The floors, checked.
     pub floors: Vec<Floor>,
 }
 

@@ -18,8 +18,11 @@ use serde::Serialize;
 
 use crate::spawn::{self, guard, Guarded};
 
+/// The bingfa FTP server.
 pub const BINGFA: &str = "bingfa";
+/// vsftpd (standalone, from its system binary).
 pub const VSFTPD: &str = "vsftpd";
+/// pyftpdlib (under the system Python).
 pub const PYFTPDLIB: &str = "pyftpdlib";
 
 const VSFTPD_BIN: &str = "/usr/sbin/vsftpd";
@@ -29,12 +32,15 @@ const VSFTPD_BIN: &str = "/usr/sbin/vsftpd";
 pub struct BingfaOpts {
     /// `--model`; `None` lets the server pick its default.
     pub model: Option<String>,
+    /// `--workers`; `None` lets the server pick.
     pub workers: Option<usize>,
 }
 
 /// A running server, killed (with its descendants) on drop.
 pub struct Target {
+    /// Which server ([`BINGFA`], [`VSFTPD`], [`PYFTPDLIB`]).
     pub name: String,
+    /// Where it listens.
     pub addr: SocketAddr,
     child: Guarded,
     /// A file to remove on drop (vsftpd's configuration).
@@ -50,6 +56,7 @@ pub struct Mem {
     pub hwm_kib: u64,
     /// Sum of Pss: shared pages counted once, which is fairer to forking servers.
     pub pss_kib: u64,
+    /// How many processes the tree has.
     pub processes: usize,
 }
 
@@ -254,6 +261,7 @@ impl Target {
         Err("vsftpd failed to start 5 times".into())
     }
 
+    /// The server's process id (the leader of its group).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

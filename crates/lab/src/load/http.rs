@@ -14,10 +14,15 @@ use super::LoadResult;
 /// What to send and for how long.
 #[derive(Debug, Clone)]
 pub struct HttpLoad {
+    /// The server.
     pub addr: SocketAddr,
+    /// The path every request asks for.
     pub path: String,
+    /// Keep-alive connections, over all threads.
     pub connections: usize,
+    /// Generator threads (each runs its own epoll loop).
     pub threads: usize,
+    /// How long to send.
     pub duration: Duration,
 }
 
@@ -98,6 +103,7 @@ fn epoll_ctl(ep: i32, op: i32, fd: i32, token: u64) {
         events: libc::EPOLLIN as u32,
         u64: token,
     };
+    // SAFETY: `ev` is a valid epoll_event for the call; bad fds only make it fail.
     unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) };
 }
 
@@ -118,6 +124,7 @@ fn worker(addr: SocketAddr, n: usize, req: &[u8], end: Instant) -> Tally {
         lat: Vec::with_capacity(1 << 16),
         ..Tally::default()
     };
+    // SAFETY: no pointers; the fd is this worker's and closed at its end.
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     let mut conns: Vec<Conn> = (0..n)
         .map(|_| Conn {
@@ -149,6 +156,7 @@ fn worker(addr: SocketAddr, n: usize, req: &[u8], end: Instant) -> Tally {
     while Instant::now() < end {
         let left = end.saturating_duration_since(Instant::now());
         let ms = left.as_millis().clamp(1, 100) as i32;
+        // SAFETY: the kernel writes at most `events.len()` entries into `events`.
         let k = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, ms) };
         // Reconnect what failed (connection refused by a busy server, closed by a limit).
         for (i, c) in conns.iter_mut().enumerate() {
@@ -198,6 +206,7 @@ fn worker(addr: SocketAddr, n: usize, req: &[u8], end: Instant) -> Tally {
             }
         }
     }
+    // SAFETY: `ep` is this worker's epoll fd, closed once, here.
     unsafe { libc::close(ep) };
     tally
 }

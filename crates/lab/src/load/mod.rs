@@ -19,12 +19,16 @@ pub struct LoadResult {
     pub seconds: f64,
     /// Latency percentiles in microseconds (p50, p90, p99, max).
     pub p50_us: f64,
+    /// 90th percentile latency, microseconds.
     pub p90_us: f64,
+    /// 99th percentile latency, microseconds.
     pub p99_us: f64,
+    /// Highest latency, microseconds.
     pub max_us: f64,
 }
 
 impl LoadResult {
+    /// Complete exchanges per second of the window.
     pub fn per_second(&self) -> f64 {
         if self.seconds > 0.0 {
             self.requests as f64 / self.seconds

@@ -1,11 +1,31 @@
 //! The driver's events on a TLS connection, turned into the inner session's (split from the
 //! session itself): input is decrypted (or, on an HTTP listener, a plain-HTTP request answered
-//! with a 400), EOF and hangup are passed on in order, and everything else is relayed.
+//! with a 400), EOF and hangup are passed on in order, and everything else is relayed: the
+//! layer is a [`Wrapper`], so a callback it does not override (`on_message`, `on_timer`,
+//! `on_secure`, …) runs the inner session's through `call` and then settles.
 
 use super::{State, TlsSession};
-use crate::session::{ChannelEvent, ChannelId, Context, Message, Session};
+use crate::session::{ChannelEvent, ChannelId, Context, Session, Wrapper};
 
-impl<S: Session> Session for TlsSession<S> {
+impl<S: Session> Wrapper for TlsSession<S> {
+    type Inner = S;
+
+    fn inner_mut(&mut self) -> Option<&mut S> {
+        Some(&mut self.inner)
+    }
+
+    /// The inner session runs against the layer's own context; its actions are relayed
+    /// (writes encrypted), then whatever it can now take is fed to it and the output flushed.
+    fn forward<R>(
+        &mut self,
+        cx: &mut Context,
+        f: impl FnOnce(&mut S, &mut Context) -> R,
+    ) -> Option<R> {
+        let r = self.call(cx, f);
+        self.settle(cx);
+        Some(r)
+    }
+
     fn on_open(&mut self, cx: &mut Context) {
         self.call(cx, |s, icx| s.on_open(icx));
         self.flush(cx);
@@ -66,16 +86,6 @@ impl<S: Session> Session for TlsSession<S> {
         }
     }
 
-    fn on_message(&mut self, msg: &Message, cx: &mut Context) {
-        self.call(cx, |s, icx| s.on_message(msg, icx));
-        self.settle(cx);
-    }
-
-    fn on_timer(&mut self, cx: &mut Context) {
-        self.call(cx, |s, icx| s.on_timer(icx));
-        self.settle(cx);
-    }
-
     fn on_drained(&mut self, cx: &mut Context) {
         if self.file.is_some() {
             self.next_chunk(cx);
@@ -115,16 +125,6 @@ impl<S: Session> Session for TlsSession<S> {
         self.flush(cx);
     }
 
-    fn on_overflow(&mut self, cx: &mut Context) {
-        self.call(cx, |s, icx| s.on_overflow(icx));
-        self.settle(cx);
-    }
-
-    fn on_shutdown(&mut self, cx: &mut Context) {
-        self.call(cx, |s, icx| s.on_shutdown(icx));
-        self.settle(cx);
-    }
-
     fn on_farewell(&mut self, cx: &mut Context) {
         // Only hub publications are carried out here; pass them straight on.
         let mut icx = Context::new(*cx.info());
@@ -132,9 +132,5 @@ impl<S: Session> Session for TlsSession<S> {
         for a in icx.take_actions() {
             cx.push(a);
         }
-    }
-
-    fn on_close(&mut self) {
-        self.inner.on_close();
     }
 }

@@ -405,3 +405,73 @@ impl<S: Session> TlsSession<S> {
         cx.close();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::wrap::tests::{contract, Log};
+    use crate::session::{ChannelEvent, Message};
+    use std::sync::Arc;
+
+    fn info() -> crate::ConnInfo {
+        crate::ConnInfo {
+            id: 1,
+            peer: "127.0.0.1:1".parse().unwrap(),
+            local: "127.0.0.1:2".parse().unwrap(),
+            cred: None,
+        }
+    }
+
+    /// The layer is a `Wrapper`: every callback reaches the inner session, `on_secure` (which
+    /// an outer layer would send) included. In the clear, so no handshake is needed.
+    #[test]
+    fn the_inner_session_gets_every_callback() {
+        let (config, _) = TlsConfig::self_signed(&["localhost"], &[]).unwrap();
+        // Paused at its open: `on_hangup` is passed on only to a session that paused.
+        let (inner, log) = Log::new(true);
+        let mut s = TlsSession::upgradable(inner, config, info());
+        let mut cx = Context::new(info());
+        let msg = Message {
+            topic: "t".into(),
+            from: 2,
+            body: Arc::from(&b"m"[..]),
+        };
+        s.on_open(&mut cx);
+        s.on_data(b"abc", &mut cx);
+        s.on_hangup(&mut cx);
+        s.on_message(&msg, &mut cx);
+        s.on_timer(&mut cx);
+        s.on_drained(&mut cx);
+        s.on_secure(&mut cx);
+        s.on_channel(0, ChannelEvent::Eof, &mut cx);
+        s.on_overflow(&mut cx);
+        s.on_shutdown(&mut cx);
+        s.on_eof(&mut cx);
+        s.on_idle(&mut cx);
+        s.on_farewell(&mut cx);
+        s.on_close();
+        let got = log.lock().unwrap().clone();
+        assert_eq!(
+            got,
+            [
+                "on_open",
+                "on_data",
+                "on_hangup",
+                "on_message",
+                "on_timer",
+                "on_drained",
+                "on_secure",
+                "on_channel",
+                "on_overflow",
+                "on_shutdown",
+                "on_eof",
+                "on_idle",
+                "on_farewell",
+                "on_close"
+            ]
+        );
+        let mut names: Vec<String> = got.iter().map(|n| n.to_string()).collect();
+        names.sort();
+        assert_eq!(names, contract(), "every callback of the contract");
+    }
+}
