@@ -13,7 +13,9 @@ use crate::lobby::Lobby;
 use crate::roster::Roster;
 use crate::session::ChatSession;
 use crate::web::{WebLimits, WebSession};
-use bingfa_net::{ChannelEvent, ChannelId, ConnInfo, Context, Message, Protocol, Session};
+use bingfa_net::{
+    ChannelEvent, ChannelId, ConnInfo, Context, Message, Protocol, Session, TaskId, Timer,
+};
 use std::sync::Arc;
 
 /// What a web-page connection runs: the page, and the room's line protocol over WebSocket.
@@ -207,8 +209,11 @@ impl Session for RoomSession {
     fn on_message(&mut self, msg: &Message, cx: &mut Context) {
         each!(self, s => s.on_message(msg, cx))
     }
-    fn on_timer(&mut self, cx: &mut Context) {
-        each!(self, s => s.on_timer(cx))
+    fn on_timer(&mut self, timer: Timer, cx: &mut Context) {
+        each!(self, s => s.on_timer(timer, cx))
+    }
+    fn on_task_done(&mut self, task: TaskId, cx: &mut Context) {
+        each!(self, s => s.on_task_done(task, cx))
     }
     fn on_drained(&mut self, cx: &mut Context) {
         each!(self, s => s.on_drained(cx))

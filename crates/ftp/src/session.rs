@@ -17,7 +17,7 @@
 use crate::cmd::{self, transfer::Transfer};
 use crate::reply::reply;
 use crate::server::Shared;
-use bingfa_net::{ChannelEvent, ChannelId, ConnInfo, Context, Session};
+use bingfa_net::{ChannelEvent, ChannelId, ConnInfo, Context, Session, TaskId, Timer};
 use bingfa_root::Root;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -284,11 +284,16 @@ impl Session for FtpSession {
         self.secure = true;
     }
 
-    fn on_timer(&mut self, cx: &mut Context) {
-        if cmd::list::on_timer(self, cx) {
-            return;
+    fn on_timer(&mut self, timer: Timer, cx: &mut Context) {
+        if timer == cmd::auth::LOGIN {
+            cmd::auth::on_timer(self, cx);
         }
-        cmd::auth::on_timer(self, cx);
+    }
+
+    fn on_task_done(&mut self, task: TaskId, cx: &mut Context) {
+        if !cmd::list::on_task_done(self, task, cx) {
+            cmd::auth::on_task_done(self, task, cx);
+        }
     }
 
     fn on_channel(&mut self, id: ChannelId, ev: ChannelEvent<'_>, cx: &mut Context) {

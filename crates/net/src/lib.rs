@@ -37,7 +37,7 @@ pub use hub::{Hub, Injector, PublishError, MAX_MESSAGE};
 pub use server::{serve, Error, Server, ServerHandle};
 pub use session::{
     Action, ChannelEvent, ChannelId, ConnId, ConnInfo, Context, Message, Passive, PeerCred,
-    Protocol, Session,
+    Protocol, Session, TaskId, Timer,
 };
 pub use shutdown::ShutdownHandle;
 pub use uplink::{Downlink, Uplink};

@@ -13,7 +13,9 @@
 
 use super::http::{self, Request};
 use crate::ws::{self, code, frame, Decoder, Event, Opcode, WsError};
-use bingfa_net::{Action, ChannelEvent, ChannelId, ConnInfo, Context, Message, Session};
+use bingfa_net::{
+    Action, ChannelEvent, ChannelId, ConnInfo, Context, Message, Session, TaskId, Timer,
+};
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
@@ -44,6 +46,9 @@ impl Default for WebLimits {
         }
     }
 }
+
+/// The HTTP head deadline (from accept, and between keep-alive requests), until the upgrade.
+const HEAD: Timer = Timer("web.head");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -232,7 +237,7 @@ impl<S: Session> WebSession<S> {
                 if keep {
                     // The next request gets the same bound as the first.
                     self.partial_head = false;
-                    cx.set_timer(self.limits.head_timeout);
+                    cx.set_timer(HEAD, self.limits.head_timeout);
                 } else {
                     cx.close();
                     self.phase = Phase::Closed;
@@ -264,8 +269,8 @@ impl<S: Session> WebSession<S> {
                         cx.write_vec(ws::handshake::response_101(&accept));
                         self.phase = Phase::Ws;
                         self.inner_open = true;
-                        // The head deadline is over; from here the timer is the inner session's.
-                        cx.cancel_timer();
+                        // The head deadline is over; from here the timers are the inner session's.
+                        cx.cancel_timer(HEAD);
                         self.call(cx, |s, icx| s.on_open(icx));
                         len
                     }
@@ -356,7 +361,7 @@ impl<S: Session> Session for WebSession<S> {
     fn on_open(&mut self, cx: &mut Context) {
         // The room has no idle timeout, so without this a connection that never sends a
         // request (or never finishes its TLS handshake) would hold its place for ever.
-        cx.set_timer(self.limits.head_timeout);
+        cx.set_timer(HEAD, self.limits.head_timeout);
     }
 
     fn on_secure(&mut self, _cx: &mut Context) {
@@ -386,9 +391,10 @@ impl<S: Session> Session for WebSession<S> {
         }
     }
 
-    fn on_timer(&mut self, cx: &mut Context) {
+    fn on_timer(&mut self, timer: Timer, cx: &mut Context) {
         match self.phase {
-            Phase::Ws => self.forward(cx, |s, icx| s.on_timer(icx)),
+            Phase::Ws => self.forward(cx, |s, icx| s.on_timer(timer, icx)),
+            Phase::Http if timer != HEAD => {}
             Phase::Http if self.partial_head => {
                 self.refuse(408, "", "request head timed out", cx);
             }
@@ -397,6 +403,12 @@ impl<S: Session> Session for WebSession<S> {
                 self.phase = Phase::Closed;
             }
             Phase::Closed => {}
+        }
+    }
+
+    fn on_task_done(&mut self, task: TaskId, cx: &mut Context) {
+        if self.phase == Phase::Ws {
+            self.forward(cx, |s, icx| s.on_task_done(task, icx));
         }
     }
 

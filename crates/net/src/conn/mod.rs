@@ -1,5 +1,6 @@
 //! One connection as every readiness-based model sees it: the session, its input buffer, its
-//! outbound queue of bytes and file ranges, its data channels, its timer and hub inbox, and the
+//! outbound queue of bytes and file ranges, its data channels, its timers, hub inbox and ended
+//! blocking-pool tasks, and the
 //! code that turns readiness into session callbacks and carries out the session's actions.
 //!
 //! Drivers only report readiness ([`Conn::on_ready`]), time ([`Conn::on_tick`]) and shutdown,
@@ -11,7 +12,9 @@
 pub(crate) mod outbound;
 pub(crate) mod passive;
 
+use crate::blocking::Completions;
 use crate::config::Limits;
+use crate::context::Timers;
 use crate::hub::{Hub, Subscriber, Waker};
 use crate::outbound::Outbound;
 use crate::poller::Interest;
@@ -90,7 +93,10 @@ pub(crate) struct Conn<S: Session> {
     closing: bool,
     closed: bool,
     drained_pending: bool,
-    timer: Option<Instant>,
+    /// The session's named timers; the driver waits for the earliest (`deadline`).
+    timers: Timers,
+    /// Ended blocking-pool tasks the session watches; they wake the connection with `waker`.
+    tasks: Completions,
     last_active: Instant,
     idle_fired: bool,
     hard_deadline: Option<Instant>,
@@ -134,7 +140,8 @@ impl<S: Session> Conn<S> {
             closing: false,
             closed: false,
             drained_pending: false,
-            timer: None,
+            timers: Timers::default(),
+            tasks: Completions::new(waker.clone()),
             last_active: now,
             idle_fired: false,
             hard_deadline: None,
@@ -191,7 +198,8 @@ impl<S: Session> Conn<S> {
             || self.eof_pending
             || (self.peer_fin && self.hangup_watch())
             || (self.read_pending && self.can_read(limits))
-            || self.has_mail();
+            || self.has_mail()
+            || self.tasks.pending();
         !busy
     }
 
@@ -294,13 +302,19 @@ impl<S: Session> Conn<S> {
         } else {
             limits.idle_timeout.map(|t| self.last_active + t)
         };
-        [self.timer, idle, self.hard_deadline, self.linger_until]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.timers.next(),
+            idle,
+            self.hard_deadline,
+            self.linger_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
-    /// Fire the session timer, the idle timeout, or the goodbye deadline if due.
+    /// Fire the session's due timers (earliest first), the idle timeout, or the goodbye
+    /// deadline if due.
     pub(crate) fn on_tick(&mut self, now: Instant, reg: &mut dyn Registry, env: &Env) {
         if self.closed {
             return;
@@ -311,10 +325,14 @@ impl<S: Session> Conn<S> {
             self.closed = true;
             return;
         }
-        if self.timer.is_some_and(|t| now >= t) {
-            self.timer = None;
+        // Only timers armed before this turn: one re-armed at zero waits for the next turn.
+        let mark = self.timers.mark();
+        while !self.closed {
+            let Some(t) = self.timers.take_due(now, mark) else {
+                break;
+            };
             self.cx.set_now(now);
-            self.session.on_timer(&mut self.cx);
+            self.session.on_timer(t, &mut self.cx);
             self.settle(reg, env);
         }
         if let Some(idle) = env.limits.idle_timeout {
@@ -438,6 +456,15 @@ impl<S: Session> Conn<S> {
                 self.drained_pending = false;
                 if !self.closing {
                     self.session.on_drained(&mut self.cx);
+                    continue;
+                }
+            }
+            if !self.closing {
+                // A blocking-pool task ended (its wake-up brought us here, or it ended before
+                // the watch was carried out).
+                if let Some(id) = self.tasks.next() {
+                    self.cx.set_now(Instant::now());
+                    self.session.on_task_done(id, &mut self.cx);
                     continue;
                 }
             }
@@ -629,7 +656,8 @@ impl<S: Session> Conn<S> {
                 }
                 Action::Close => self.closing = true,
                 Action::Abort => self.closed = true,
-                Action::SetTimer(t) => self.timer = t,
+                Action::SetTimer(t, at) => self.timers.set(t, at),
+                Action::Watch(w) => self.tasks.watch(w),
                 Action::Subscribe(topic) => {
                     let sub = self
                         .sub

@@ -71,8 +71,13 @@ impl<S: Session> Session for TlsSession<S> {
         self.settle(cx);
     }
 
-    fn on_timer(&mut self, cx: &mut Context) {
-        self.call(cx, |s, icx| s.on_timer(icx));
+    fn on_timer(&mut self, timer: crate::Timer, cx: &mut Context) {
+        self.call(cx, |s, icx| s.on_timer(timer, icx));
+        self.settle(cx);
+    }
+
+    fn on_task_done(&mut self, task: crate::TaskId, cx: &mut Context) {
+        self.call(cx, |s, icx| s.on_task_done(task, icx));
         self.settle(cx);
     }
 
