@@ -20,7 +20,7 @@
 //! do not survive `fork`), never uses an inherited one. The forking parent itself must not
 //! use it (it only accepts or supervises; sessions run in the children).
 
-use crate::hub::Waker;
+use crate::wake::Waker;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

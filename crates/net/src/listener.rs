@@ -170,3 +170,26 @@ pub(crate) fn peer_cred(fd: RawFd) -> Option<PeerCred> {
         gid: cred.gid,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_domain_connections_have_a_budget_of_their_own() {
+        let local: std::net::IpAddr = UNIX_ADDR.ip();
+        let a: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        let c = crate::sys::SharedCounter::new(1, Some(1), 2, 0).unwrap();
+        assert!(c.try_acquire(a));
+        assert!(!c.try_acquire(a), "the public budget is full");
+        assert!(
+            c.try_acquire(local) && c.try_acquire(local),
+            "admin tools still get in"
+        );
+        assert!(!c.try_acquire(local), "within their own bound");
+        c.release(local);
+        assert!(c.try_acquire(local));
+        c.release(a);
+        assert!(c.try_acquire(a), "admin connections took no public place");
+    }
+}

@@ -10,10 +10,12 @@
 //! serve(config, Echo).unwrap(); // prints "echo listening on 127.0.0.1:PORT", runs until SIGTERM
 //! ```
 
+use crate::admit::exhaustion::{check_rlimit, Episode};
+use crate::admit::Shared;
 use crate::config::{Config, Model};
+use crate::hub::uplink::{Downlink, SharedUplink, Uplink};
 use crate::hub::{Hub, Injector};
 use crate::listener::{self, Listener, UnixPath};
-use crate::reactor::Shared;
 use crate::session::Protocol;
 use crate::shutdown::{self, ShutdownHandle};
 use crate::sys::{self, SharedCounter};
@@ -51,7 +53,7 @@ pub struct Server<P: Protocol> {
     /// Unix socket files to remove when the server stops.
     unix_paths: Vec<UnixPath>,
     /// The backplane, if any ([`Server::set_uplink`]).
-    uplink: Option<crate::uplink::SharedUplink>,
+    uplink: Option<SharedUplink>,
 }
 
 impl<P: Protocol> Server<P> {
@@ -102,7 +104,7 @@ impl<P: Protocol> Server<P> {
 
     /// Order the hub through `up` (a backplane shared with other servers) instead of this
     /// server's own hub or relay; see [`Uplink`](crate::Uplink). It is started by `run`.
-    pub fn set_uplink(&mut self, up: std::sync::Arc<dyn crate::Uplink>) {
+    pub fn set_uplink(&mut self, up: std::sync::Arc<dyn Uplink>) {
         self.uplink = Some(up);
     }
 
@@ -172,11 +174,11 @@ impl<P: Protocol> Server<P> {
         if let Some(up) = uplink {
             if config.model.multi_process() {
                 let (mine, theirs) = UnixStream::pair()?;
-                up.start(crate::Downlink::relay(theirs))?;
+                up.start(Downlink::relay(theirs))?;
                 relay_uplink = Some((up, mine));
             } else {
                 hub.set_uplink(up.clone());
-                up.start(crate::Downlink::hub(hub.clone()))?;
+                up.start(Downlink::hub(hub.clone()))?;
             }
         }
         let workers = config.worker_count();
@@ -204,26 +206,22 @@ impl<P: Protocol> Server<P> {
             shutdown,
             hub,
             inject: Mutex::new(inject.map(|(mine, _)| mine)),
-            episode: crate::exhaustion::Episode::new(if config.model == Model::Prefork {
+            episode: Episode::new(if config.model == Model::Prefork {
                 workers
             } else {
                 0
             })?,
             uplink: Mutex::new(relay_uplink),
         });
-        crate::exhaustion::check_rlimit(&config, workers);
+        check_rlimit(&config, workers);
         tracing::info!(model = %config.model, workers, "serving");
-        let r = match config.model {
-            Model::Iterative => crate::iterative::run(shared, listeners),
-            Model::Fork => crate::fork::run(shared, listeners),
-            Model::Thread => crate::thread::run(shared, listeners),
-            Model::ThreadPool => crate::threadpool::run(shared, listeners, workers),
-            Model::Prefork => crate::prefork::run(shared, listeners, workers),
-            Model::Select => crate::select::run(shared, listeners),
-            Model::Poll => crate::poll::run(shared, listeners),
-            Model::Epoll => crate::epoll::run(shared, listeners, workers, config.edge_triggered),
-            Model::Async => crate::async_tokio::run(shared, listeners, workers),
-        };
+        let r = crate::model::run(
+            config.model,
+            shared,
+            listeners,
+            workers,
+            config.edge_triggered,
+        );
         Ok(r?)
     }
 

@@ -141,10 +141,19 @@ pub fn at_child_exit(hook: fn()) {
         .push(hook);
 }
 
-pub(crate) fn run_child_exit_hooks() {
+fn run_child_exit_hooks() {
     let hooks = CHILD_EXIT.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for hook in hooks {
         // A panicking hook must not keep the child from exiting.
         let _ = std::panic::catch_unwind(hook);
     }
+}
+
+/// Leave a forked child without running the parent's destructors or atexit handlers.
+pub(crate) fn exit_child(code: i32) -> ! {
+    // Protocols' own buffers (`at_child_exit`), then no other flushing: a buffer
+    // inherited from the parent would be written twice.
+    run_child_exit_hooks();
+    // SAFETY: _exit never returns.
+    unsafe { libc::_exit(code) }
 }

@@ -207,7 +207,7 @@ pub(crate) fn take_error(fd: RawFd) -> io::Result<Option<io::Error>> {
 /// Whether the peer of TCP socket `fd` has sent its FIN (the socket's state is past
 /// ESTABLISHED on the receiving side: CLOSE_WAIT, LAST_ACK, CLOSING, TIME_WAIT or CLOSE),
 /// whatever is still queued before it. `false` for what is not TCP. select(2) has no
-/// `POLLRDHUP`; this is how `select.rs` sees a half-close while input is paused.
+/// `POLLRDHUP`; this is how `poller/select.rs` sees a half-close while input is paused.
 pub(crate) fn peer_sent_fin(fd: RawFd) -> bool {
     // SAFETY: tcp_info is plain data; getsockopt writes at most `len` bytes into it.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
@@ -479,15 +479,6 @@ pub(crate) fn kill(pid: libc::pid_t, sig: libc::c_int) {
     unsafe { libc::kill(pid, sig) };
 }
 
-/// Leave a forked child without running the parent's destructors or atexit handlers.
-pub(crate) fn exit_child(code: i32) -> ! {
-    // Protocols' own buffers (`shutdown::at_child_exit`), then no other flushing: a buffer
-    // inherited from the parent would be written twice.
-    crate::shutdown::run_child_exit_hooks();
-    // SAFETY: _exit never returns.
-    unsafe { libc::_exit(code) }
-}
-
 pub(crate) fn close_fd(fd: RawFd) {
     // SAFETY: only called on fds this process owns and will not use again (in a fresh child).
     unsafe { libc::close(fd) };
@@ -521,23 +512,5 @@ mod tests {
         assert!(!c.try_acquire(b));
         c.reclaim_ledger(0);
         assert!(c.try_acquire(a) && c.try_acquire(a), "places reclaimed");
-    }
-
-    #[test]
-    fn unix_domain_connections_have_a_budget_of_their_own() {
-        let local: std::net::IpAddr = crate::listener::UNIX_ADDR.ip();
-        let a: std::net::IpAddr = "10.0.0.1".parse().unwrap();
-        let c = SharedCounter::new(1, Some(1), 2, 0).unwrap();
-        assert!(c.try_acquire(a));
-        assert!(!c.try_acquire(a), "the public budget is full");
-        assert!(
-            c.try_acquire(local) && c.try_acquire(local),
-            "admin tools still get in"
-        );
-        assert!(!c.try_acquire(local), "within their own bound");
-        c.release(local);
-        assert!(c.try_acquire(local));
-        c.release(a);
-        assert!(c.try_acquire(a), "admin connections took no public place");
     }
 }

@@ -24,9 +24,9 @@
 //! [`check_rlimit`] raises the soft limit towards what `max_connections` needs at start and
 //! warns if that is still short.
 
+use super::{refuse, Shared};
 use crate::config::{Config, Model};
 use crate::listener::Listener;
-use crate::reactor::{refuse, Shared};
 use crate::session::Protocol;
 use std::io;
 use std::net::{SocketAddr, TcpStream};

@@ -3,9 +3,9 @@
 //! writing their queues, and what the poller watches for each. Methods of `Conn`, kept apart
 //! from the control connection's.
 
+use super::outbound::Outbound;
+use super::passive;
 use super::{Conn, Env, Registry};
-use crate::outbound::Outbound;
-use crate::passive;
 use crate::poller::Interest;
 use crate::session::{ChannelEvent, ChannelId, Session};
 use crate::sys;
@@ -48,7 +48,7 @@ pub(super) enum ChanState {
     Listening(
         TcpListener,
         #[allow(dead_code)] // held for its Drop: the place goes with the listener
-        Option<crate::passive::PassivePlace>,
+        Option<passive::PassivePlace>,
     ),
     Connecting(TcpStream),
     Open(TcpStream),

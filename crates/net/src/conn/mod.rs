@@ -15,12 +15,13 @@ pub(crate) mod passive;
 use crate::blocking::Completions;
 use crate::config::Limits;
 use crate::context::Timers;
-use crate::hub::{Hub, Subscriber, Waker};
-use crate::outbound::Outbound;
+use crate::hub::{Hub, Subscriber};
 use crate::poller::Interest;
 use crate::session::{Action, ChannelEvent, ChannelId, ConnInfo, Context, Message, Session};
 use crate::sys;
+use crate::wake::{Route, Waker};
 use channels::{Chan, ChanState, Pending};
+use outbound::Outbound;
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
@@ -108,7 +109,7 @@ pub(crate) struct Conn<S: Session> {
     topics: Vec<Arc<str>>,
     waker: Waker,
     /// Where `waker` currently points, for connections that move between loops (threadpool).
-    route: Option<Arc<crate::reactor::Route>>,
+    route: Option<Arc<Route>>,
     scratch: Vec<Action>,
     msgs: Vec<Arc<Message>>,
 }
@@ -165,18 +166,18 @@ impl<S: Session> Conn<S> {
         self.closed
     }
 
-    pub(crate) fn set_route(&mut self, route: Arc<crate::reactor::Route>) {
+    pub(crate) fn set_route(&mut self, route: Arc<Route>) {
         self.route = Some(route);
     }
 
-    pub(crate) fn route(&self) -> Option<&Arc<crate::reactor::Route>> {
+    pub(crate) fn route(&self) -> Option<&Arc<Route>> {
         self.route.as_ref()
     }
 
     /// Nothing to do until the peer sends, a timer fires or hub mail comes: no output queued,
     /// no input to parse or read, no channel. A lingering close (waiting for the peer's FIN)
     /// is idle too. A threadpool worker hands such a connection back to the shared poller (see
-    /// `threadpool.rs`); the poller sends back any that is not (mail came meanwhile).
+    /// `model/threadpool.rs`); the poller sends back any that is not (mail came meanwhile).
     pub(crate) fn is_idle(&self, limits: &Limits) -> bool {
         let quiet = !self.closed
             && !self.hup

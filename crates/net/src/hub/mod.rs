@@ -24,7 +24,7 @@
 //! reading, or a read or write failed) can no longer reach the other processes: its members
 //! would go on talking among themselves while the rest of the room never hears them, a split
 //! nobody would notice. So the worker's loop, on finding the link gone, logs an error and shuts
-//! that worker down ([`Hub::link_lost`], called by `reactor.rs`): its connections get
+//! that worker down ([`Hub::link_lost`], called by `model/reactor/`): its connections get
 //! `on_shutdown` and close, and under `prefork` the parent starts a fresh worker with a fresh
 //! link in its place (under `fork` the child only ever had one connection). Until then the hub
 //! delivers within the process only, so the closing sessions' farewells reach nobody outside.
@@ -35,10 +35,12 @@
 //! while the uplink refuses (down, or its bounded queue full), it delivers locally. Under
 //! `fork`/`prefork` the relay does the forwarding and workers' hubs are unchanged.
 
+mod frame;
 pub(crate) mod relay;
 pub(crate) mod uplink;
 
 use crate::session::{ConnId, Message};
+use crate::wake::Waker;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::os::unix::net::UnixStream;
@@ -49,7 +51,7 @@ use std::sync::{Arc, Mutex};
 const KEEP_QUEUE: usize = 64;
 
 /// The biggest message (topic + body) the hub carries: what fits in a relay frame.
-pub const MAX_MESSAGE: usize = relay::MAX_FRAME - 10;
+pub const MAX_MESSAGE: usize = frame::MAX_FRAME - 10;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PublishError {
@@ -97,10 +99,8 @@ pub(crate) struct Inner {
     /// The link is gone: publish within the process only.
     lost: AtomicBool,
     /// In-process models with a backplane: publications go up, the order comes back down.
-    uplink: std::sync::OnceLock<crate::uplink::SharedUplink>,
+    uplink: std::sync::OnceLock<uplink::SharedUplink>,
 }
-
-pub(crate) type Waker = Arc<dyn Fn() + Send + Sync>;
 
 /// One connection's inbox.
 pub(crate) struct Subscriber {
@@ -233,7 +233,7 @@ impl Hub {
             if !self.inner.lost.load(Ordering::Acquire) {
                 // Blocking write: the relay never blocks on anyone (it queues per link), so
                 // this only waits for the relay to be scheduled.
-                match stream.write_all(&relay::encode(&msg)) {
+                match stream.write_all(&frame::encode(&msg)) {
                     Ok(()) => return Ok(()),
                     Err(e) => {
                         // The loop finds the same loss on its read side and stops the worker.
@@ -265,7 +265,7 @@ impl Hub {
     }
 
     /// Forward publications to `up` from now on (in-process models; set once).
-    pub(crate) fn set_uplink(&self, up: crate::uplink::SharedUplink) {
+    pub(crate) fn set_uplink(&self, up: uplink::SharedUplink) {
         let _ = self.inner.uplink.set(up);
     }
 

@@ -5,15 +5,14 @@
 //! appends every frame it reads to every link's outbound queue, the sender's included, and writes
 //! them without ever blocking. One relay, one order: all processes see the same sequence.
 //!
-//! Frame: `u32 len | u64 from | u16 topic_len | topic | body` (little-endian, `len` counts what
-//! follows it).
+//! Messages travel as frames (`frame.rs`).
 //!
 //! Overflow policy: a link whose outbound queue passes `LINK_QUEUE` bytes belongs to a child
 //! that stopped reading; the relay closes that link rather than letting one child stall
 //! everyone. A link is also closed when reading or writing it fails. Either way the child sees
 //! its link end and shuts itself down (its connections closed, under `prefork` a fresh worker
 //! started in its place): a child cut off from the relay must not go on as a room of its own
-//! (see `hub.rs`, "A lost link").
+//! (see `hub/mod.rs`, "A lost link").
 //!
 //! With an uplink (a backplane, `uplink.rs`) the relay stops being the ordering point: each
 //! frame a child or an injector writes is offered to the uplink instead of fanned out (and
@@ -21,69 +20,16 @@
 //! comes in on a source link of its own ([`Relay::add_downlink`]), which is fanned out to
 //! every child like any frame was before.
 
+use super::frame::{decode, encode, frames};
 use crate::session::Message;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
 
 /// Outbound bytes queued per link before the link is considered dead weight and closed.
 pub(crate) const LINK_QUEUE: usize = 16 * 1024 * 1024;
-pub(crate) const MAX_FRAME: usize = 16 * 1024 * 1024;
-
-pub(crate) fn encode(msg: &Message) -> Vec<u8> {
-    let topic = msg.topic.as_bytes();
-    let len = 8 + 2 + topic.len() + msg.body.len();
-    let mut out = Vec::with_capacity(4 + len);
-    out.extend_from_slice(&(len as u32).to_le_bytes());
-    out.extend_from_slice(&msg.from.to_le_bytes());
-    out.extend_from_slice(&(topic.len() as u16).to_le_bytes());
-    out.extend_from_slice(topic);
-    out.extend_from_slice(&msg.body);
-    out
-}
-
-/// Split complete frames off the front of `buf`; returns (frame byte ranges end, messages).
-fn frames(buf: &[u8]) -> io::Result<(usize, Vec<(usize, usize)>)> {
-    let mut pos = 0;
-    let mut out = Vec::new();
-    while buf.len() - pos >= 4 {
-        let len = u32::from_le_bytes(buf[pos..pos + 4].try_into().unwrap()) as usize;
-        if !(10..=MAX_FRAME).contains(&len) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "bad relay frame",
-            ));
-        }
-        if buf.len() - pos - 4 < len {
-            break;
-        }
-        out.push((pos, pos + 4 + len));
-        pos += 4 + len;
-    }
-    Ok((pos, out))
-}
-
-fn decode(frame: &[u8]) -> io::Result<Message> {
-    let from = u64::from_le_bytes(frame[4..12].try_into().unwrap());
-    let tl = u16::from_le_bytes(frame[12..14].try_into().unwrap()) as usize;
-    if 14 + tl > frame.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "bad relay frame",
-        ));
-    }
-    let topic = std::str::from_utf8(&frame[14..14 + tl])
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad topic"))?;
-    Ok(Message {
-        topic: Arc::from(topic),
-        from,
-        body: Arc::from(&frame[14 + tl..]),
-    })
-}
-
 /// The frames of `data` (at `fs`) that `up` would not take, still framed.
-fn refused(up: &dyn crate::uplink::Uplink, data: &[u8], fs: &[(usize, usize)]) -> Vec<u8> {
+fn refused(up: &dyn super::uplink::Uplink, data: &[u8], fs: &[(usize, usize)]) -> Vec<u8> {
     let mut out = Vec::new();
     for &(a, b) in fs {
         match decode(&data[a..b]) {
@@ -196,7 +142,7 @@ struct Link {
 #[derive(Default)]
 pub(crate) struct Relay {
     links: Vec<Link>,
-    uplink: Option<crate::uplink::SharedUplink>,
+    uplink: Option<super::uplink::SharedUplink>,
 }
 
 impl Relay {
@@ -239,7 +185,7 @@ impl Relay {
     /// relay's end of the socketpair behind the uplink's [`Downlink`](crate::Downlink)).
     pub(crate) fn add_downlink(
         &mut self,
-        up: crate::uplink::SharedUplink,
+        up: super::uplink::SharedUplink,
         mine: UnixStream,
     ) -> io::Result<()> {
         self.add_source(mine)?;
@@ -406,8 +352,12 @@ impl Relay {
 
 #[cfg(test)]
 mod tests {
+    use super::super::uplink::tests::{msg as up_msg, Backwards};
+    use super::super::uplink::{Downlink, Uplink};
     use super::*;
     use std::io::Write;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
 
     fn msg(from: u64, body: &str) -> Message {
         Message {
@@ -498,7 +448,35 @@ mod tests {
     }
 
     #[test]
-    fn garbage_on_a_link_is_an_error_not_a_panic() {
-        assert!(frames(&[0, 0, 0, 0, 1, 2, 3]).is_err());
+    fn the_relay_offers_frames_up_and_fans_out_what_comes_down() {
+        let mut relay = Relay::default();
+        let child = relay.add_link().unwrap();
+        let up = Arc::new(Backwards::default());
+        up.up.store(true, Ordering::SeqCst);
+        let (mine, theirs) = UnixStream::pair().unwrap();
+        relay.add_downlink(up.clone(), mine).unwrap();
+        up.start(Downlink::relay(theirs)).unwrap();
+        let ready = |relay: &mut Relay| {
+            for (fd, _) in relay.poll_set() {
+                relay.on_ready(fd, true);
+            }
+        };
+        (&child).write_all(&encode(&up_msg(&[1]))).unwrap();
+        (&child).write_all(&encode(&up_msg(&[2]))).unwrap();
+        ready(&mut relay);
+        assert_eq!(
+            up.held.lock().unwrap().len(),
+            2,
+            "offered up, not fanned out"
+        );
+        up.flush();
+        up.up.store(false, Ordering::SeqCst);
+        ready(&mut relay);
+        (&child).write_all(&encode(&up_msg(&[3]))).unwrap();
+        ready(&mut relay);
+        let mut r = LinkReader::new(child.as_raw_fd());
+        let mut got = Vec::new();
+        r.read(|m| got.push(m.body[0])).unwrap();
+        assert_eq!(got, vec![2, 1, 3]);
     }
 }

@@ -18,8 +18,8 @@
 //! Telling them (a protocol's "link lost" line) is the uplink's business: it may hand any
 //! message down, from any thread, at any time.
 
-use crate::hub::Hub;
-use crate::relay;
+use super::frame;
+use super::Hub;
 use crate::session::Message;
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
@@ -47,7 +47,7 @@ pub struct Downlink {
 #[derive(Clone)]
 enum To {
     /// Weak: the hub holds the uplink, which holds this.
-    Hub(std::sync::Weak<crate::hub::Inner>),
+    Hub(std::sync::Weak<super::Inner>),
     Relay(Arc<Mutex<UnixStream>>),
 }
 
@@ -73,13 +73,13 @@ impl Downlink {
                 }
             }
             To::Relay(link) => {
-                if msg.topic.len() + msg.body.len() > crate::hub::MAX_MESSAGE {
+                if msg.topic.len() + msg.body.len() > super::MAX_MESSAGE {
                     tracing::warn!("uplink: a message over the hub's limit dropped");
                     return;
                 }
                 // Blocking write: the relay reads it in its loop and never blocks on anyone.
                 let mut s = link.lock().unwrap_or_else(|e| e.into_inner());
-                if let Err(e) = s.write_all(&relay::encode(&msg)) {
+                if let Err(e) = s.write_all(&frame::encode(&msg)) {
                     tracing::debug!("uplink: the relay is gone ({e})");
                 }
             }
@@ -91,16 +91,16 @@ impl Downlink {
 pub(crate) type SharedUplink = Arc<dyn Uplink>;
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::hub::Subscriber;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     /// Holds what it is sent until `flush`, then hands it down in reverse: an order of its own.
     #[derive(Default)]
-    struct Backwards {
-        up: AtomicBool,
-        held: Mutex<Vec<Message>>,
+    pub(crate) struct Backwards {
+        pub(crate) up: AtomicBool,
+        pub(crate) held: Mutex<Vec<Message>>,
         down: Mutex<Option<Downlink>>,
     }
 
@@ -119,7 +119,7 @@ mod tests {
     }
 
     impl Backwards {
-        fn flush(&self) {
+        pub(crate) fn flush(&self) {
             let down = self.down.lock().unwrap().clone().unwrap();
             for m in self.held.lock().unwrap().drain(..).rev() {
                 down.deliver(m);
@@ -127,7 +127,7 @@ mod tests {
         }
     }
 
-    fn msg(body: &[u8]) -> Message {
+    pub(crate) fn msg(body: &[u8]) -> Message {
         Message {
             topic: Arc::from("t"),
             from: 1,
@@ -166,40 +166,5 @@ mod tests {
         up.up.store(false, Ordering::SeqCst);
         hub.publish(msg(&[3]));
         assert_eq!(bodies(&sub), vec![3], "down: delivered locally at once");
-    }
-
-    #[test]
-    fn the_relay_offers_frames_up_and_fans_out_what_comes_down() {
-        use crate::relay::{LinkReader, Relay};
-        use std::os::fd::AsRawFd;
-        let mut relay = Relay::default();
-        let child = relay.add_link().unwrap();
-        let up = Arc::new(Backwards::default());
-        up.up.store(true, Ordering::SeqCst);
-        let (mine, theirs) = UnixStream::pair().unwrap();
-        relay.add_downlink(up.clone(), mine).unwrap();
-        up.start(Downlink::relay(theirs)).unwrap();
-        let ready = |relay: &mut Relay| {
-            for (fd, _) in relay.poll_set() {
-                relay.on_ready(fd, true);
-            }
-        };
-        (&child).write_all(&relay::encode(&msg(&[1]))).unwrap();
-        (&child).write_all(&relay::encode(&msg(&[2]))).unwrap();
-        ready(&mut relay);
-        assert_eq!(
-            up.held.lock().unwrap().len(),
-            2,
-            "offered up, not fanned out"
-        );
-        up.flush();
-        up.up.store(false, Ordering::SeqCst);
-        ready(&mut relay);
-        (&child).write_all(&relay::encode(&msg(&[3]))).unwrap();
-        ready(&mut relay);
-        let mut r = LinkReader::new(child.as_raw_fd());
-        let mut got = Vec::new();
-        r.read(|m| got.push(m.body[0])).unwrap();
-        assert_eq!(got, vec![2, 1, 3]);
     }
 }

@@ -3,9 +3,9 @@
 //! extra descriptors the model needs (the relay links, the SIGCHLD pipe), with the
 //! `max_connections` check and the clean refusal done here, once for all of them.
 
-use crate::exhaustion::{Accepted, Reserve, BACKOFF};
+use crate::admit::exhaustion::{Accepted, Reserve, BACKOFF};
+use crate::admit::{refuse, Peer, Shared};
 use crate::listener::Listener;
-use crate::reactor::{refuse, Peer, Shared};
 use crate::session::Protocol;
 use std::io;
 use std::net::TcpStream;

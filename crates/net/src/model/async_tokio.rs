@@ -3,13 +3,14 @@
 //! tokio's reactor for readiness (`AsyncFd`, edge-style: readiness is cleared as it is consumed,
 //! which `conn/` is written for), `Notify` for hub wake-ups and `sleep_until` for timers.
 
+use crate::admit::exhaustion::{Accepted, Reserve, BACKOFF};
+use crate::admit::{make_conn, refuse, Peer, Shared};
 use crate::conn::{Env, Registry};
-use crate::exhaustion::{Accepted, Reserve, BACKOFF};
-use crate::hub::{Hub, Waker};
+use crate::hub::Hub;
 use crate::listener::Listener;
 use crate::poller::Interest;
-use crate::reactor::{make_conn, refuse, Peer, Shared};
 use crate::session::Protocol;
+use crate::wake::Waker;
 use std::future::poll_fn;
 use std::io;
 use std::net::TcpStream;
@@ -198,7 +199,7 @@ async fn accept_task<P: Protocol>(
     let mut stop = shut.clone();
     // Our own accept loop over the listener's readiness rather than tokio's `accept()`: out of
     // descriptors, accept fails with EMFILE while the listener stays ready, and only the
-    // reserve (see `exhaustion.rs`) turns that into refusals instead of a busy loop. The same
+    // reserve (see `admit/exhaustion.rs`) turns that into refusals instead of a busy loop. The same
     // loop serves TCP and Unix-domain listeners (an admin socket).
     let mut reserve = Reserve::new();
     // SAFETY: `listener` outlives the registration (declared after it, so dropped first).

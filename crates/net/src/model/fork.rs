@@ -10,12 +10,13 @@
 //! Forking is only safe from a single-threaded process; the CLI is one. A forked child runs only
 //! this crate's code and leaves with `_exit`, never returning into the caller.
 
-use crate::acceptor::{accept_loop, AcceptHooks};
+use super::acceptor::{accept_loop, AcceptHooks};
+use super::reactor::Reactor;
+use crate::admit::{refuse, Peer, Shared};
+use crate::hub::relay::Relay;
 use crate::hub::Hub;
 use crate::listener::Listener;
-use crate::poll::PollPoller;
-use crate::reactor::{refuse, Peer, Reactor, Shared};
-use crate::relay::Relay;
+use crate::poller::poll::PollPoller;
 use crate::session::Protocol;
 use crate::shutdown;
 use crate::sys::{self, Fork};
@@ -123,7 +124,7 @@ impl Family {
                         }
                         Err(_) => 101,
                     };
-                sys::exit_child(code)
+                shutdown::exit_child(code)
             }
             Fork::Parent(pid) => {
                 self.relay.set_pid_last(pid);

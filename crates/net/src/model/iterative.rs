@@ -2,9 +2,10 @@
 //! current client to the end; clients that arrive meanwhile are accepted (so the connection
 //! limit and its refusal still apply) and wait their turn in order, unserved.
 
+use super::reactor::Reactor;
+use crate::admit::Shared;
 use crate::listener::Listener;
-use crate::poll::PollPoller;
-use crate::reactor::{Reactor, Shared};
+use crate::poller::poll::PollPoller;
 use crate::session::Protocol;
 use std::io;
 use std::sync::Arc;

@@ -1,10 +1,53 @@
-//! The concurrency models: one file per model, and the machinery several share.
+//! The concurrency models, one file each, and the two loops they are built from.
+//!
+//! - `reactor/`: the readiness loop. It watches listeners, connections, their data channels,
+//!   the hub's wake-ups and the relay link through a [`Poller`](crate::poller::Poller), and
+//!   runs `conn/` on what is ready. Every model but `async` runs it: many connections per loop
+//!   (`select`, `poll`, `epoll`, `prefork`), one at a time (`iterative`), or one connection per
+//!   loop (`thread`, `fork`, and `threadpool`'s workers).
+//! - `acceptor.rs`: the blocking accept loop of the models where one place accepts and hands
+//!   connections out (`thread`, `threadpool`, `fork`).
+//!
+//! The loops live here, under the models, because nothing else runs them: admission
+//! (`admit/`), connections (`conn/`) and pollers (`poller/`) sit below and never name a
+//! model. `async` drives `conn/` from tokio tasks instead.
 
-pub(crate) mod acceptor;
-pub(crate) mod async_tokio;
-pub(crate) mod fork;
-pub(crate) mod iterative;
-pub(crate) mod prefork;
-pub(crate) mod reactor;
-pub(crate) mod thread;
-pub(crate) mod threadpool;
+mod acceptor;
+mod async_tokio;
+mod epoll;
+mod fork;
+mod iterative;
+mod poll;
+mod prefork;
+mod reactor;
+mod select;
+mod thread;
+mod threadpool;
+
+use crate::admit::Shared;
+use crate::config::Model;
+use crate::listener::Listener;
+use crate::session::Protocol;
+use std::io;
+use std::sync::Arc;
+
+/// Serve `listeners` under `model` until shutdown completes.
+pub(crate) fn run<P: Protocol>(
+    model: Model,
+    shared: Arc<Shared<P>>,
+    listeners: Vec<Listener>,
+    workers: usize,
+    edge_triggered: bool,
+) -> io::Result<()> {
+    match model {
+        Model::Iterative => iterative::run(shared, listeners),
+        Model::Fork => fork::run(shared, listeners),
+        Model::Thread => thread::run(shared, listeners),
+        Model::ThreadPool => threadpool::run(shared, listeners, workers),
+        Model::Prefork => prefork::run(shared, listeners, workers),
+        Model::Select => select::run(shared, listeners),
+        Model::Poll => poll::run(shared, listeners),
+        Model::Epoll => epoll::run(shared, listeners, workers, edge_triggered),
+        Model::Async => async_tokio::run(shared, listeners, workers),
+    }
+}

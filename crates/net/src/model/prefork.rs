@@ -5,11 +5,12 @@
 //! worker that dies, and on shutdown forwards SIGTERM, waits, and reaps (see `fork.rs`,
 //! `Family`). `max_connections` holds across workers through a counter in shared memory.
 
-use crate::epoll::EpollPoller;
-use crate::fork::Family;
+use super::fork::Family;
+use super::reactor::Reactor;
+use crate::admit::Shared;
 use crate::hub::Hub;
 use crate::listener::Listener;
-use crate::reactor::{Reactor, Shared};
+use crate::poller::epoll::EpollPoller;
 use crate::session::Protocol;
 use crate::sys;
 use std::io;

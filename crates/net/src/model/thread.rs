@@ -2,11 +2,13 @@
 //! each connection to a new thread, which serves it with a blocking `poll(2)` over that one
 //! connection, its data channels and the shutdown pipe, then ends.
 
-use crate::acceptor::{accept_loop, AcceptHooks};
+use super::acceptor::{accept_loop, AcceptHooks};
+use super::reactor::Reactor;
+use crate::admit::exhaustion::fd_guard;
+use crate::admit::{refuse, Peer, Shared};
 use crate::hub::Hub;
 use crate::listener::Listener;
-use crate::poll::PollPoller;
-use crate::reactor::{Peer, Reactor, Shared};
+use crate::poller::poll::PollPoller;
 use crate::session::Protocol;
 use std::io;
 use std::net::TcpStream;
@@ -23,7 +25,7 @@ pub(crate) fn serve_one<P: Protocol>(
     let counter_owner = shared.clone();
     let reactor = {
         // Its eventfd must not take a number the acceptor freed to refuse a client.
-        let _g = crate::exhaustion::fd_guard();
+        let _g = fd_guard();
         Reactor::new(PollPoller::default(), shared, hub, Vec::new())
     };
     match reactor {
@@ -38,7 +40,7 @@ pub(crate) fn serve_one<P: Protocol>(
             counter_owner
                 .episode
                 .failed_setup("cannot serve a connection", &e);
-            crate::reactor::refuse(&counter_owner.protocol, stream, peer.1);
+            refuse(&counter_owner.protocol, stream, peer.1);
             counter_owner.counter.release(peer.0.ip());
         }
     }

@@ -19,25 +19,26 @@
 //! During shutdown the poller hands every connection to the workers, which tell them and keep
 //! them until they close or the grace period ends.
 
-use crate::acceptor::{accept_loop, AcceptHooks};
+use super::acceptor::{accept_loop, AcceptHooks};
+use super::reactor::{Inbox, Job, Reactor};
+use crate::admit::{Peer, Shared};
 use crate::conn::Conn;
-use crate::epoll::EpollPoller;
 use crate::listener::Listener;
-use crate::poll::PollPoller;
-use crate::reactor::{Inbox, Job, Peer, Reactor, Shared};
-use crate::session::Protocol;
+use crate::poller::epoll::EpollPoller;
+use crate::poller::poll::PollPoller;
+use crate::session::{Protocol, Session};
 use std::collections::VecDeque;
 use std::io;
 use std::net::TcpStream;
 use std::sync::{Arc, Condvar, Mutex};
 
 /// The work queue: jobs, and whether the pool is closing.
-struct Queue<S: crate::Session> {
+struct Queue<S: Session> {
     items: Mutex<(VecDeque<Job<S>>, bool)>,
     ready: Condvar,
 }
 
-impl<S: crate::Session> Queue<S> {
+impl<S: Session> Queue<S> {
     fn push(&self, job: Job<S>) {
         self.items
             .lock()
@@ -69,12 +70,12 @@ impl<S: crate::Session> Queue<S> {
 
 /// Where workers send idle connections: the poller's inbox while it runs, else (the poller
 /// has ended, during shutdown) straight back to the queue.
-struct Back<S: crate::Session> {
+struct Back<S: Session> {
     poller: Mutex<Option<Arc<Inbox<S>>>>,
     queue: Arc<Queue<S>>,
 }
 
-impl<S: crate::Session> Back<S> {
+impl<S: Session> Back<S> {
     fn give(&self, conn: Conn<S>) {
         let g = self.poller.lock().unwrap_or_else(|e| e.into_inner());
         match g.as_ref() {
@@ -95,11 +96,11 @@ impl<S: crate::Session> Back<S> {
     }
 }
 
-struct Hooks<S: crate::Session> {
+struct Hooks<S: Session> {
     queue: Arc<Queue<S>>,
 }
 
-impl<S: crate::Session> AcceptHooks for Hooks<S> {
+impl<S: Session> AcceptHooks for Hooks<S> {
     fn on_conn(&mut self, stream: TcpStream, peer: Peer) {
         self.queue.push(Job::New(stream, peer));
     }

@@ -1,6 +1,6 @@
 //! The readiness interface shared by the event-loop models: register a file descriptor under a
 //! token with an [`Interest`], wait for [`Event`]s. `select.rs`, `poll.rs` and `epoll.rs` each
-//! implement it with their system call; `reactor/` runs the same loop over any of them.
+//! implement it with their system call; `model/reactor/` runs the same loop over any of them.
 
 pub(crate) mod epoll;
 pub(crate) mod poll;

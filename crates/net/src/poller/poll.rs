@@ -1,6 +1,6 @@
-//! `--model poll`: one thread, one `poll(2)` loop over every socket (the course's poll
-//! server). Also the poller the per-connection models (iterative, thread, threadpool, fork)
-//! use to watch a connection, its data channels, its timer and the shutdown pipe at once.
+//! The `poll(2)` poller: the `poll` model's, and the one the per-connection models (iterative,
+//! thread, threadpool, fork) use to watch a connection, its data channels, its timer and the
+//! shutdown pipe at once.
 
 use crate::poller::{timeout_ms, Event, Interest, Poller};
 use std::collections::HashMap;
@@ -84,12 +84,4 @@ impl Poller for PollPoller {
         }
         Ok(())
     }
-}
-
-pub(crate) fn run<P: crate::Protocol>(
-    shared: std::sync::Arc<crate::reactor::Shared<P>>,
-    listeners: Vec<crate::listener::Listener>,
-) -> io::Result<()> {
-    let hub = shared.hub.clone();
-    crate::reactor::Reactor::new(PollPoller::default(), shared, hub, listeners)?.run(false)
 }

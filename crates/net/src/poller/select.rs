@@ -1,6 +1,6 @@
-//! `--model select`: one thread, one `select(2)` loop, level-triggered (the course's select
-//! server). `select` cannot watch descriptors numbered FD_SETSIZE (1024) or above: such a
-//! connection is refused at registration, which is the model's real limit, not a bug.
+//! The `select(2)` poller (the `select` model's), level-triggered. `select` cannot watch
+//! descriptors numbered FD_SETSIZE (1024) or above: such a connection is refused at
+//! registration, which is the model's real limit, not a bug.
 //!
 //! select(2) has no `POLLRDHUP`, so a socket watched only for the peer's FIN (input paused,
 //! `Interest::hangup`) is checked by its TCP state before each wait, and put in the read set
@@ -119,12 +119,4 @@ impl Poller for SelectPoller {
         }
         Ok(())
     }
-}
-
-pub(crate) fn run<P: crate::Protocol>(
-    shared: std::sync::Arc<crate::reactor::Shared<P>>,
-    listeners: Vec<crate::listener::Listener>,
-) -> io::Result<()> {
-    let hub = shared.hub.clone();
-    crate::reactor::Reactor::new(SelectPoller::default(), shared, hub, listeners)?.run(false)
 }

@@ -3,35 +3,16 @@
 //! work. A connection travels by value, so one thread at a time runs its session. Its hub
 //! wake-ups follow it through a [`Route`].
 
-use super::{Reactor, Reg, Wake};
+use super::{Reactor, Reg};
+use crate::admit::Peer;
 use crate::conn::Conn;
 use crate::poller::Poller;
-use crate::reactor::Peer;
 use crate::session::Protocol;
+use crate::wake::Wake;
 use std::io;
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-/// Where a moving connection's hub wake-ups go: the loop that holds it now, and its slot
-/// there. Threadpool connections move between the shared poller and the workers; each new
-/// owner points the route at itself, re-arms the inbox and then looks for mail itself, so a
-/// wake-up that raced to the old owner (a spurious turn there) loses nothing.
-pub(crate) struct Route(pub(super) Mutex<(Arc<Wake>, usize)>);
-
-impl Route {
-    pub(super) fn waker(route: &Arc<Route>) -> crate::hub::Waker {
-        let route = route.clone();
-        Arc::new(move || {
-            let (wake, slot) = route.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            wake.wake(slot);
-        })
-    }
-
-    pub(super) fn point(&self, wake: &Arc<Wake>, slot: usize) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = (wake.clone(), slot);
-    }
-}
 
 /// The wake-up "slot" that means: connections were handed to this loop (see `Handoff`).
 pub(super) const INBOX: usize = usize::MAX;

@@ -9,27 +9,25 @@
 //! (serve a connection until it is idle, then release it) and *poller* (hold idle
 //! connections, dispatch one that has work); connections move between them by value.
 
-use crate::config::Limits;
-use crate::conn::{Conn, Env, Registry};
-
 mod handoff;
-use crate::exhaustion::{Accepted, Episode, Reserve, BACKOFF};
+
+use crate::admit::exhaustion::{Accepted, Reserve, BACKOFF};
+use crate::admit::{make_conn, refuse, Peer, Shared};
+use crate::conn::{Conn, Env, Registry};
+use crate::hub::relay::LinkReader;
 use crate::hub::Hub;
-use crate::listener::{self, Listener};
+use crate::listener::Listener;
 use crate::poller::{Event, Interest, Poller};
-use crate::relay::LinkReader;
-use crate::session::{ConnId, ConnInfo, Protocol};
-use crate::shutdown::ShutdownHandle;
-use crate::sys::{self, SharedCounter};
+use crate::session::Protocol;
+use crate::wake::{Route, Wake, Waker};
 use handoff::INBOX;
-pub(crate) use handoff::{Handoff, Inbox, Job, Route};
+pub(crate) use handoff::{Handoff, Inbox, Job};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::io::{self, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::io;
+use std::net::TcpStream;
+use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,124 +35,6 @@ const WAKE: usize = usize::MAX;
 const SHUTDOWN: usize = usize::MAX - 1;
 const LINK: usize = usize::MAX - 2;
 const LISTENER0: usize = usize::MAX - 3;
-
-/// What every worker of one server shares (across threads by `Arc`, across processes by fork).
-pub(crate) struct Shared<P: Protocol> {
-    pub protocol: P,
-    pub limits: Limits,
-    pub counter: SharedCounter,
-    /// Passive listeners per client address (`Limits::max_passive_per_ip`).
-    pub passive: Arc<SharedCounter>,
-    pub shutdown: ShutdownHandle,
-    /// The in-process hub, shared by every loop and thread of the in-process models (and by
-    /// [`Injector`](crate::Injector)s); fork/prefork workers build their own linked hub.
-    pub hub: Hub,
-    /// Fork/prefork: the relay's end of the injector link, added to the relay by the parent.
-    pub inject: Mutex<Option<std::os::unix::net::UnixStream>>,
-    /// Out-of-descriptor episodes, for logging each once (see `exhaustion.rs`).
-    pub episode: Episode,
-    /// Fork/prefork with a backplane: the uplink and the relay's end of its downlink.
-    pub uplink: Mutex<Option<(crate::uplink::SharedUplink, std::os::unix::net::UnixStream)>>,
-}
-
-/// A connection id unique across the server's processes: pid in the high 32 bits.
-pub(crate) fn next_conn_id() -> ConnId {
-    static N: AtomicU64 = AtomicU64::new(1);
-    let pid = std::process::id() as u64;
-    (pid << 32) | (N.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff)
-}
-
-/// Refuse a connection over the limit: the protocol's refusal, then close. Never a hang.
-pub(crate) fn refuse<P: Protocol>(protocol: &P, stream: TcpStream, listener: usize) {
-    if let Some(msg) = protocol.refusal_on(listener) {
-        let _ = stream.set_nonblocking(true);
-        let _ = (&stream).write(&msg);
-    }
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-}
-
-/// Who connected, and on which of the server's listeners (its index in announce order).
-pub(crate) type Peer = (SocketAddr, usize);
-
-/// Prepare an accepted stream and build its connection.
-pub(crate) fn make_conn<P: Protocol>(
-    shared: &Shared<P>,
-    stream: TcpStream,
-    (peer, listener): Peer,
-    waker: crate::hub::Waker,
-) -> io::Result<Conn<P::Session>> {
-    stream.set_nonblocking(true)?;
-    let cred = listener::peer_cred(stream.as_raw_fd());
-    if cred.is_none() {
-        tune_tcp(&shared.limits, &stream);
-    }
-    let info = ConnInfo {
-        id: next_conn_id(),
-        peer,
-        local: match cred {
-            Some(_) => listener::UNIX_ADDR,
-            None => stream.local_addr()?,
-        },
-        cred,
-    };
-    let session = shared.protocol.new_session_on(listener, &info);
-    Ok(Conn::new(session, stream, info, waker))
-}
-
-/// The socket options every accepted TCP connection gets under every model: no Nagle, and
-/// [`Limits::tcp_keepalive`] and [`Limits::notsent_lowat`] when set.
-pub(crate) fn tune_tcp(limits: &crate::Limits, stream: &TcpStream) {
-    let _ = stream.set_nodelay(true);
-    if let Some(idle) = limits.tcp_keepalive {
-        // Finds peers that vanished without a FIN (a cable pulled, a laptop closed) on
-        // connections that are quiet on purpose and so have no idle timeout (chat members).
-        let ka = socket2::TcpKeepalive::new()
-            .with_time(idle)
-            .with_interval((idle / 3).max(Duration::from_secs(1)))
-            .with_retries(3);
-        if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&ka) {
-            tracing::debug!("TCP keepalive: {e}");
-        }
-    }
-    if let Some(bytes) = limits.notsent_lowat {
-        crate::sys::set_notsent_lowat(stream.as_raw_fd(), bytes);
-    }
-}
-
-/// Hub wake-ups from any thread: which connection slots have mail, and a pipe to interrupt wait.
-pub(crate) struct Wake {
-    /// An eventfd: one descriptor, not a pipe's two, which matters when every connection of
-    /// the thread model has its own loop.
-    fd: OwnedFd,
-    armed: AtomicBool,
-    ready: Mutex<Vec<usize>>,
-}
-
-impl Wake {
-    fn new() -> io::Result<Arc<Self>> {
-        Ok(Arc::new(Wake {
-            fd: sys::eventfd()?,
-            armed: AtomicBool::new(false),
-            ready: Mutex::new(Vec::new()),
-        }))
-    }
-
-    fn wake(&self, slot: usize) {
-        self.ready
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(slot);
-        if !self.armed.swap(true, Ordering::AcqRel) {
-            sys::eventfd_poke(self.fd.as_raw_fd());
-        }
-    }
-
-    fn take(&self) -> Vec<usize> {
-        sys::drain(self.fd.as_raw_fd());
-        self.armed.store(false, Ordering::Release);
-        std::mem::take(&mut *self.ready.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
 
 struct Reg<'a, Pl: Poller> {
     poller: &'a mut Pl,
@@ -307,11 +187,11 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         let gen = self.scheduled[slot].1.wrapping_add(1);
         self.scheduled[slot] = (None, gen);
         let (waker, route) = if self.mobile {
-            let route = Arc::new(Route(Mutex::new((self.wake.clone(), slot))));
+            let route = Route::new(&self.wake, slot);
             (Route::waker(&route), Some(route))
         } else {
             let wake = self.wake.clone();
-            let waker: crate::hub::Waker = Arc::new(move || wake.wake(slot));
+            let waker: Waker = Arc::new(move || wake.wake(slot));
             (waker, None)
         };
         let conn = match make_conn(&self.shared, stream, peer, waker) {
@@ -535,8 +415,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         if std::mem::replace(&mut self.started, true) {
             return Ok(());
         }
-        self.poller
-            .add(self.wake.fd.as_raw_fd(), WAKE, Interest::READ)?;
+        self.poller.add(self.wake.fd(), WAKE, Interest::READ)?;
         self.poller
             .add(self.shared.shutdown.fd(), SHUTDOWN, Interest::READ)?;
         if let Some(l) = &self.link {
@@ -644,7 +523,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         self.link_lost(&why);
     }
 
-    /// This worker can no longer reach the other processes (see `hub.rs`, "A lost link"): say
+    /// This worker can no longer reach the other processes (see `hub/mod.rs`, "A lost link"): say
     /// so, and stop the worker rather than let its members form a room of their own.
     fn link_lost(&mut self, why: &str) {
         let cut = self.hub.link_lost();
@@ -659,48 +538,5 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
              its {cut} subscribed connection(s) are closed, not split from the room"
         );
         self.begin_shutdown();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::fd::AsRawFd;
-
-    fn notsent_lowat(s: &TcpStream) -> u32 {
-        let mut v: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: an int out-parameter of the right size for this option.
-        let r = unsafe {
-            libc::getsockopt(
-                s.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_NOTSENT_LOWAT,
-                (&mut v as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(r, 0);
-        v as u32
-    }
-
-    #[test]
-    fn accepted_connections_get_the_limits_socket_options() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let _c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (s, _) = l.accept().unwrap();
-        let default = notsent_lowat(&s);
-        let limits = crate::Limits {
-            notsent_lowat: Some(16 * 1024),
-            tcp_keepalive: Some(Duration::from_secs(30)),
-            ..crate::Limits::default()
-        };
-        tune_tcp(&limits, &s);
-        assert_eq!(notsent_lowat(&s), 16 * 1024);
-        assert_ne!(default, 16 * 1024, "the kernel's default is no mark");
-        assert!(s.nodelay().unwrap());
-        let sock = socket2::SockRef::from(&s);
-        assert!(sock.keepalive().unwrap());
-        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(30));
     }
 }
