@@ -24,7 +24,7 @@ use crate::lobby::Lobby;
 use crate::name;
 use crate::rate::Bucket;
 use crate::roster::{ClaimError, Roster};
-use bingfa_net::{ConnId, Context, Message, Session};
+use bingfa_net::{ConnId, Context, Message, Session, Timer};
 use std::sync::Arc;
 
 /// The first line a connection gets.
@@ -39,6 +39,8 @@ pub const NOT_HTTP: &str = "! this is a chat room, not an HTTP server; closing\n
 pub const MAX_REFUSALS: u32 = 5;
 /// The line before the connection closes after [`MAX_REFUSALS`].
 pub const TOO_MANY_REFUSALS: &str = "! too many refused lines in a row, closing\n";
+/// The name deadline: a connection that has not chosen a name by then is closed.
+const NAME: Timer = Timer("chat.name");
 
 enum Phase {
     Naming,
@@ -198,7 +200,7 @@ impl ChatSession {
                 self.online = online.into_iter().map(|(id, _)| id).collect();
                 self.phase = Phase::Member(line.to_string());
                 self.lobby.leave(self.me);
-                cx.cancel_timer();
+                cx.cancel_timer(NAME);
                 cx.publish(TOPIC, &Event::Joined(line.to_string()).encode());
             }
             Err(ClaimError::Taken) => self.refuse("name taken; try another name", cx),
@@ -265,12 +267,12 @@ impl Session for ChatSession {
         // Subscribed before the name is claimed: nothing published after the claim is missed.
         cx.subscribe(TOPIC);
         cx.write(GREETING.as_bytes());
-        cx.set_timer(self.cfg.name_timeout);
+        cx.set_timer(NAME, self.cfg.name_timeout);
     }
 
-    fn on_timer(&mut self, cx: &mut Context) {
+    fn on_timer(&mut self, timer: Timer, cx: &mut Context) {
         // The only timer is the name deadline, cancelled when a name is claimed.
-        if matches!(self.phase, Phase::Naming) {
+        if timer == NAME && matches!(self.phase, Phase::Naming) {
             let secs = self.cfg.name_timeout.as_secs_f64();
             cx.write(format!("! no name chosen within {secs} s, closing\n").as_bytes());
             self.phase = Phase::Leaving;

@@ -19,7 +19,7 @@ use crate::cmd;
 use crate::reply::reply;
 use crate::shared::Shared;
 use crate::state::{Data, Login, Protection, State};
-use bingfa_net::{ChannelEvent, ChannelId, ConnInfo, Context, Session};
+use bingfa_net::{ChannelEvent, ChannelId, ConnInfo, Context, Session, TaskId, Timer};
 use std::sync::Arc;
 
 /// One control connection: the line splitter in front of its `State`.
@@ -177,11 +177,16 @@ impl Session for FtpSession {
         }
     }
 
-    fn on_timer(&mut self, cx: &mut Context) {
-        if cmd::list::on_timer(&mut self.s, cx) {
-            return;
+    fn on_timer(&mut self, timer: Timer, cx: &mut Context) {
+        if timer == cmd::auth::LOGIN {
+            cmd::auth::on_timer(&mut self.s, cx);
         }
-        cmd::auth::on_timer(&mut self.s, cx);
+    }
+
+    fn on_task_done(&mut self, task: TaskId, cx: &mut Context) {
+        if !cmd::list::on_task_done(&mut self.s, task, cx) {
+            cmd::auth::on_task_done(&mut self.s, task, cx);
+        }
     }
 
     fn on_channel(&mut self, id: ChannelId, ev: ChannelEvent<'_>, cx: &mut Context) {

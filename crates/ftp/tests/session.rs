@@ -19,10 +19,21 @@ fn info() -> ConnInfo {
     }
 }
 
-/// The actions, with writes as text.
+thread_local! {
+    /// The blocking-pool tasks the session asked to be told about (see `answered`).
+    static WATCHES: std::cell::RefCell<Vec<bingfa_net::blocking::TaskWatch>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The actions, with writes as text (a task to watch is kept for `answered`).
 fn take(cx: &mut Context) -> Vec<String> {
     cx.take_actions()
         .map(|a| match a {
+            Action::Watch(w) => {
+                let s = format!("watch {}", w.id());
+                WATCHES.with(|ws| ws.borrow_mut().push(w));
+                s
+            }
             Action::Write(b) => format!("write {}", String::from_utf8_lossy(&b)),
             Action::Listen(id, p) => format!("listen {id} {:?} {:?}", p.ports, p.announce),
             Action::ChannelSendFile {
@@ -155,19 +166,23 @@ fn passive(s: &mut impl Session, cx: &mut Context) -> bingfa_net::ChannelId {
     id
 }
 
-/// Polls the session's timer (as the driver does when it fires) until a listing is answered;
-/// the actions meanwhile, with the timer settings left out.
+/// Waits for the watched tasks and tells the session (as the driver does when one ends) until
+/// a listing is answered; the actions meanwhile, with the watch requests left out.
 fn answered(s: &mut impl Session, cx: &mut Context) -> Vec<String> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut got = Vec::new();
     loop {
-        got.extend(take(cx).into_iter().filter(|a| !a.starts_with("SetTimer")));
+        got.extend(take(cx).into_iter().filter(|a| !a.starts_with("watch ")));
         if got.iter().any(|a| a.starts_with("write ")) {
             return got;
         }
-        assert!(std::time::Instant::now() < deadline, "no answer: {got:?}");
-        std::thread::sleep(std::time::Duration::from_millis(2));
-        s.on_timer(cx);
+        let w = WATCHES
+            .with(|ws| ws.borrow_mut().pop())
+            .unwrap_or_else(|| panic!("no answer and no task to wait for: {got:?}"));
+        assert!(
+            w.wait(std::time::Duration::from_secs(30)),
+            "no answer: {got:?}"
+        );
+        s.on_task_done(w.id(), cx);
     }
 }
 
@@ -270,11 +285,11 @@ fn listings_are_made_off_the_loop_and_show_only_what_can_be_named() {
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     let (mut s, mut cx) = session(&dir, false);
     let id = passive(&mut s, &mut cx);
-    // The listing is handed to the pool: input waits, the timer polls.
+    // The listing is handed to the pool: input waits, the session is told when it is made.
     feed(&mut s, &mut cx, "NLST -a\r\n");
     let first = take(&mut cx);
-    assert_eq!(first[0], "pause true", "{first:?}");
-    assert!(first[1].starts_with("SetTimer"), "{first:?}");
+    assert!(first[0].starts_with("watch "), "{first:?}");
+    assert_eq!(first[1], "pause true", "{first:?}");
     // A command meanwhile waits, unread.
     assert_eq!(feed(&mut s, &mut cx, "NOOP\r\n"), 0);
     let got = answered(&mut s, &mut cx);

@@ -1,6 +1,7 @@
 //! [`Context`], a session's window on its connection, and the [`Action`]s it queues there for
 //! the driver to carry out (split from `session`, which holds the contract itself).
 
+use crate::blocking::{self, Cancel, Task, TaskWatch};
 use crate::session::{ChannelId, ConnInfo, Passive};
 use std::fs::File;
 use std::net::SocketAddr;
@@ -20,7 +21,12 @@ pub enum Action {
     },
     Close,
     Abort,
-    SetTimer(Option<Instant>),
+    /// Arm (`Some`: the absolute deadline) or cancel (`None`) one named timer; the session's
+    /// other timers are untouched.
+    SetTimer(Timer, Option<Instant>),
+    /// Call [`Session::on_task_done`](crate::Session::on_task_done) when this blocking-pool
+    /// task ends (see [`Context::spawn_blocking`]).
+    Watch(TaskWatch),
     Subscribe(Arc<str>),
     Unsubscribe(Arc<str>),
     Publish {
@@ -49,6 +55,59 @@ pub enum Action {
     /// This data channel speaks TLS, the server side of the handshake (FTP's `PROT P`).
     /// Carried out by the TLS layer; without one the channel is aborted.
     ChannelTls(ChannelId),
+}
+
+/// A session timer's name: a session has as many timers as it has names, each armed,
+/// re-armed and cancelled on its own ([`Context::set_timer`]), and
+/// [`Session::on_timer`](crate::Session::on_timer) says which one fired. Names are compared by
+/// their text; a protocol declares its own as constants (`const HEAD: Timer =
+/// Timer("http.head")`), and a layer that wraps a session picks names the inner one does not use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Timer(pub &'static str);
+
+/// A connection's armed timers, kept by the driver from the session's
+/// [`Action::SetTimer`]s; the driver waits for the earliest only ([`Timers::next`]), so the
+/// models never see more than one deadline per connection.
+#[derive(Debug, Default)]
+pub(crate) struct Timers {
+    /// (name, deadline, when it was armed): few per session, so a vector.
+    armed: Vec<(Timer, Instant, u64)>,
+    seq: u64,
+}
+
+impl Timers {
+    /// Carry out [`Action::SetTimer`].
+    pub(crate) fn set(&mut self, timer: Timer, at: Option<Instant>) {
+        self.armed.retain(|(t, ..)| *t != timer);
+        if let Some(at) = at {
+            self.seq += 1;
+            self.armed.push((timer, at, self.seq));
+        }
+    }
+
+    /// The earliest deadline.
+    pub(crate) fn next(&self) -> Option<Instant> {
+        self.armed.iter().map(|(_, at, _)| *at).min()
+    }
+
+    /// A mark to pass to [`Timers::take_due`]: timers armed after it wait for the next turn.
+    pub(crate) fn mark(&self) -> u64 {
+        self.seq
+    }
+
+    /// The earliest timer due at `now` (ties: the first armed) that was armed before `mark`,
+    /// disarmed: it fires now. A timer re-armed by a callback in the same turn is not taken
+    /// again in that turn, so a zero-delay timer cannot spin the loop.
+    pub(crate) fn take_due(&mut self, now: Instant, mark: u64) -> Option<Timer> {
+        let i = self
+            .armed
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, at, seq))| *at <= now && *seq <= mark)
+            .min_by_key(|(_, (_, at, seq))| (*at, *seq))
+            .map(|(i, _)| i)?;
+        Some(self.armed.remove(i).0)
+    }
 }
 
 /// The session's window on its connection: facts (who, when, are we shutting down) and the
@@ -135,14 +194,37 @@ impl Context {
         self.actions.push(Action::Abort);
     }
 
-    /// Call [`Session::on_timer`] after `after` (replaces any earlier timer; one per session).
-    pub fn set_timer(&mut self, after: Duration) {
+    /// Call [`Session::on_timer`](crate::Session::on_timer) with `timer` after `after` (from
+    /// [`Context::now`]). Arming a timer that is already armed moves it; the session's other
+    /// timers are untouched.
+    pub fn set_timer(&mut self, timer: Timer, after: Duration) {
         let at = self.now + after;
-        self.actions.push(Action::SetTimer(Some(at)));
+        self.actions.push(Action::SetTimer(timer, Some(at)));
     }
 
-    pub fn cancel_timer(&mut self) {
-        self.actions.push(Action::SetTimer(None));
+    /// Disarm `timer` (nothing if it is not armed): it will not fire.
+    pub fn cancel_timer(&mut self, timer: Timer) {
+        self.actions.push(Action::SetTimer(timer, None));
+    }
+
+    /// Run `job` on the process's blocking pool (see [`crate::blocking`]) and call
+    /// [`Session::on_task_done`](crate::Session::on_task_done) with the task's id once it has
+    /// ended, under every model and with nothing else happening on the connection. Keep the
+    /// [`Task`]: dropping it cancels the job, and then no callback comes.
+    pub fn spawn_blocking<T, F>(&mut self, job: F) -> Task<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Cancel) -> T + Send + 'static,
+    {
+        let task = blocking::run(job);
+        self.watch(&task);
+        task
+    }
+
+    /// Be told ([`Session::on_task_done`](crate::Session::on_task_done)) when `task`, started
+    /// with [`blocking::run`] elsewhere, ends.
+    pub fn watch<T>(&mut self, task: &Task<T>) {
+        self.actions.push(Action::Watch(task.watch()));
     }
 
     /// Receive every message published on `topic` (by any session, in any process of this
@@ -288,5 +370,37 @@ impl Context {
 
     pub fn set_shutting_down(&mut self) {
         self.shutting_down = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_fire_earliest_first_and_once_per_arming() {
+        const A: Timer = Timer("a");
+        const B: Timer = Timer("b");
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut t = Timers::default();
+        t.set(A, Some(t0 + ms(30)));
+        t.set(B, Some(t0 + ms(10)));
+        assert_eq!(t.next(), Some(t0 + ms(10)));
+        // Re-arming moves a timer; cancelling removes it; the other is untouched.
+        t.set(B, Some(t0 + ms(50)));
+        assert_eq!(t.next(), Some(t0 + ms(30)));
+        t.set(A, None);
+        assert_eq!(t.next(), Some(t0 + ms(50)));
+        t.set(A, Some(t0 + ms(50)));
+        // Due together: deadline order, ties in arming order; each once.
+        let mark = t.mark();
+        assert_eq!(t.take_due(t0 + ms(60), mark), Some(B));
+        // Armed during this turn (even at zero delay): waits for the next turn.
+        t.set(B, Some(t0));
+        assert_eq!(t.take_due(t0 + ms(60), mark), Some(A));
+        assert_eq!(t.take_due(t0 + ms(60), mark), None);
+        assert_eq!(t.take_due(t0 + ms(60), t.mark()), Some(B));
+        assert_eq!(t.next(), None);
     }
 }

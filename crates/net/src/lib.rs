@@ -48,6 +48,6 @@ pub use hub::{Hub, Injector, PublishError, MAX_MESSAGE};
 pub use server::{serve, Error, Server, ServerHandle};
 pub use session::{
     Action, ChannelEvent, ChannelId, ConnId, ConnInfo, Context, Message, Passive, PeerCred,
-    Protocol, Session,
+    Protocol, Session, TaskId, Timer,
 };
 pub use shutdown::ShutdownHandle;

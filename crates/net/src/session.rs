@@ -35,6 +35,22 @@
 //!   close the connection (send big bodies as file ranges, which are not counted).
 //! - A session that panics loses its own connection, nothing else.
 //!
+//! # Timers and blocking work
+//! - A session has as many timers as it has [`Timer`] names. [`Context::set_timer`] arms one
+//!   (re-arming an armed one moves it), [`Context::cancel_timer`] disarms one, and neither
+//!   touches the others. A timer fires once per arming: [`Session::on_timer`] is called with
+//!   its name at or after its deadline (never before), timers due together fire in deadline
+//!   order (ties: in the order they were armed), and a cancelled or moved timer never fires at
+//!   its old deadline. Timers do not fire once the connection is closed.
+//! - [`Context::spawn_blocking`] runs a job on the process's blocking pool
+//!   ([`crate::blocking`]); when it ends (returned, or panicked) the driver calls
+//!   [`Session::on_task_done`] with its [`TaskId`], exactly once, with no polling and whatever
+//!   else the connection is doing (nothing, paused, waiting for a timer), and there
+//!   [`Task::try_take`](crate::blocking::Task::try_take) gives the result or `Lost`, never
+//!   "not yet". No callback comes for a task the session dropped (that cancels the job), nor
+//!   once the connection is closing ([`Context::close`] carried out) or closed: a peer that
+//!   hangs up while a job runs costs the job's cancellation, nothing more.
+//!
 //! # Extra sockets (FTP data connections)
 //! [`Context::listen`] asks the driver for a passive listener on the control connection's
 //! local IP, port 0 ([`Context::listen_with`]: a random free port within a range, and another
@@ -68,7 +84,8 @@
 //! callback it does not override reaches the inner session, so a callback added here is never
 //! silently dropped by a wrapper (see `session/wrap.rs` for the rule).
 
-pub use crate::context::{Action, Context};
+pub use crate::blocking::TaskId;
+pub use crate::context::{Action, Context, Timer};
 pub use wrap::Wrapper;
 
 pub(crate) mod wrap;
@@ -175,8 +192,12 @@ pub trait Session: Send + 'static {
     /// A hub message on a subscribed topic.
     fn on_message(&mut self, _msg: &Message, _cx: &mut Context) {}
 
-    /// The timer set with [`Context::set_timer`] fired.
-    fn on_timer(&mut self, _cx: &mut Context) {}
+    /// The timer named `timer`, armed with [`Context::set_timer`], fired (it is disarmed now).
+    fn on_timer(&mut self, _timer: Timer, _cx: &mut Context) {}
+
+    /// The blocking-pool task `task` ([`Context::spawn_blocking`]) ended: its result is ready
+    /// ([`Task::try_take`](crate::blocking::Task::try_take)).
+    fn on_task_done(&mut self, _task: TaskId, _cx: &mut Context) {}
 
     /// Everything queued on the control connection has been written (e.g. queue the next chunk
     /// of a generated body, or close after a final reply).

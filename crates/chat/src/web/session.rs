@@ -14,7 +14,7 @@
 use super::http::{self, Request};
 use super::origin;
 use crate::ws::{self, code, frame, Decoder, Event, Opcode, WsError};
-use bingfa_net::{Action, ChannelEvent, ChannelId, ConnInfo, Context, Session};
+use bingfa_net::{Action, ChannelEvent, ChannelId, ConnInfo, Context, Session, Timer};
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
@@ -45,6 +45,9 @@ impl Default for WebLimits {
         }
     }
 }
+
+/// The HTTP head deadline (from accept, and between keep-alive requests), until the upgrade.
+const HEAD: Timer = Timer("web.head");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -241,7 +244,7 @@ impl<S: Session> WebSession<S> {
                 if keep {
                     // The next request gets the same bound as the first.
                     self.partial_head = false;
-                    cx.set_timer(self.limits.head_timeout);
+                    cx.set_timer(HEAD, self.limits.head_timeout);
                 } else {
                     cx.close();
                     self.phase = Phase::Closed;
@@ -273,8 +276,8 @@ impl<S: Session> WebSession<S> {
                         cx.write_vec(ws::handshake::response_101(&accept));
                         self.phase = Phase::Ws;
                         self.inner_open = true;
-                        // The head deadline is over; from here the timer is the inner session's.
-                        cx.cancel_timer();
+                        // The head deadline is over; from here the timers are the inner session's.
+                        cx.cancel_timer(HEAD);
                         self.call(cx, |s, icx| s.on_open(icx));
                         if self.secure {
                             // The handshake finished before the inner session existed: it
@@ -388,7 +391,7 @@ impl<S: Session> bingfa_net::session::Wrapper for WebSession<S> {
     fn on_open(&mut self, cx: &mut Context) {
         // The room has no idle timeout, so without this a connection that never sends a
         // request (or never finishes its TLS handshake) would hold its place for ever.
-        cx.set_timer(self.limits.head_timeout);
+        cx.set_timer(HEAD, self.limits.head_timeout);
     }
 
     fn on_secure(&mut self, cx: &mut Context) {
@@ -415,9 +418,10 @@ impl<S: Session> bingfa_net::session::Wrapper for WebSession<S> {
         }
     }
 
-    fn on_timer(&mut self, cx: &mut Context) {
+    fn on_timer(&mut self, timer: Timer, cx: &mut Context) {
         match self.phase {
-            Phase::Ws => self.call_resuming(cx, |s, icx| s.on_timer(icx)),
+            Phase::Ws => self.call_resuming(cx, |s, icx| s.on_timer(timer, icx)),
+            Phase::Http if timer != HEAD => {}
             Phase::Http if self.partial_head => {
                 self.refuse(408, "", "request head timed out", cx);
             }

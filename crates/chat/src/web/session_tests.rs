@@ -8,6 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A line session that records what happens to it.
+/// The inner session's timer.
+const TICK: Timer = Timer("lines.tick");
+
 struct Lines {
     log: Arc<Mutex<Vec<String>>>,
 }
@@ -29,7 +32,7 @@ impl Session for Lines {
                 cx.write(b"* bye\nunfinished");
                 cx.close();
             }
-            "/timer" => cx.set_timer(Duration::from_secs(5)),
+            "/timer" => cx.set_timer(TICK, Duration::from_secs(5)),
             "/pub" => cx.publish("room", b"x"),
             "/partial" => {
                 cx.write(b"par");
@@ -45,7 +48,8 @@ impl Session for Lines {
         cx.publish("room", b"left");
         cx.close();
     }
-    fn on_timer(&mut self, cx: &mut Context) {
+    fn on_timer(&mut self, timer: Timer, cx: &mut Context) {
+        assert_eq!(timer, TICK);
         cx.pause_input(false);
         cx.write(b"* tick\n");
     }
@@ -250,7 +254,7 @@ fn upgrade_then_lines_both_ways() {
     assert_eq!(frames.frames(), [t("* welcome"), t("echo: hello")]);
     // The head deadline is cancelled before the inner session's own actions.
     assert!(
-        matches!(&out.other[..], [Action::SetTimer(None), Action::Subscribe(topic)] if &**topic == "room"),
+        matches!(&out.other[..], [Action::SetTimer(HEAD, None), Action::Subscribe(topic)] if &**topic == "room"),
         "{:?}",
         out.other
     );
@@ -372,7 +376,7 @@ fn other_actions_pass_through_unchanged() {
     let now = r.cx.now();
     let out = r.data(&text("/timer"));
     assert!(
-        matches!(&out.other[..], [Action::SetTimer(Some(at))] if *at == now + Duration::from_secs(5)),
+        matches!(&out.other[..], [Action::SetTimer(TICK, Some(at))] if *at == now + Duration::from_secs(5)),
         "{:?}",
         out.other
     );
@@ -391,7 +395,7 @@ fn paused_inner_gets_its_lines_when_it_resumes() {
     assert!(out.bytes.is_empty());
     // A driver stops calling on_data while paused; the timer resumes the inner session, and
     // the line that was already decoded is fed at once.
-    r.web.on_timer(&mut r.cx);
+    r.web.on_timer(TICK, &mut r.cx);
     let out = r.take();
     assert!(matches!(&out.other[..], [Action::PauseInput(false)]));
     assert_eq!(out.frames(), [t("* tick"), t("echo: one")]);
@@ -408,7 +412,7 @@ fn the_head_timer_runs_from_open_and_between_requests() {
     r.web.on_open(&mut r.cx);
     let out = r.take();
     assert!(
-        matches!(&out.other[..], [Action::SetTimer(Some(at))] if *at == now + Duration::from_secs(10)),
+        matches!(&out.other[..], [Action::SetTimer(HEAD, Some(at))] if *at == now + Duration::from_secs(10)),
         "{:?}",
         out.other
     );
@@ -416,12 +420,12 @@ fn the_head_timer_runs_from_open_and_between_requests() {
     let out = r.data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(out.text().starts_with("HTTP/1.1 200 OK\r\n"));
     assert!(
-        matches!(&out.other[..], [Action::SetTimer(Some(_))]),
+        matches!(&out.other[..], [Action::SetTimer(HEAD, Some(_))]),
         "{:?}",
         out.other
     );
     // Nothing more came: closed without a word, the inner session never opened.
-    r.web.on_timer(&mut r.cx);
+    r.web.on_timer(HEAD, &mut r.cx);
     let out = r.take();
     assert!(out.bytes.is_empty() && out.closes(), "{:?}", out);
     assert!(r.log().is_empty());
@@ -433,7 +437,7 @@ fn half_a_head_at_the_deadline_gets_408() {
     r.web.on_open(&mut r.cx);
     r.take();
     assert!(r.data(b"GET / HTTP/1.1\r\nHo").bytes.is_empty());
-    r.web.on_timer(&mut r.cx);
+    r.web.on_timer(HEAD, &mut r.cx);
     let out = r.take();
     assert!(
         out.text().starts_with("HTTP/1.1 408 Request Timeout\r\n"),
@@ -465,8 +469,11 @@ impl Session for Every {
     fn on_message(&mut self, _msg: &Message, _cx: &mut Context) {
         self.0.lock().unwrap().push("on_message");
     }
-    fn on_timer(&mut self, _cx: &mut Context) {
+    fn on_timer(&mut self, _timer: Timer, _cx: &mut Context) {
         self.0.lock().unwrap().push("on_timer");
+    }
+    fn on_task_done(&mut self, _task: bingfa_net::TaskId, _cx: &mut Context) {
+        self.0.lock().unwrap().push("on_task_done");
     }
     fn on_drained(&mut self, _cx: &mut Context) {
         self.0.lock().unwrap().push("on_drained");
@@ -516,7 +523,8 @@ fn the_inner_session_gets_every_callback_once_upgraded() {
     };
     web.on_hangup(&mut cx);
     web.on_message(&msg, &mut cx);
-    web.on_timer(&mut cx);
+    web.on_timer(Timer("inner"), &mut cx);
+    web.on_task_done(3, &mut cx);
     web.on_drained(&mut cx);
     web.on_channel(0, ChannelEvent::Eof, &mut cx);
     web.on_overflow(&mut cx);
@@ -534,6 +542,7 @@ fn the_inner_session_gets_every_callback_once_upgraded() {
             "on_hangup",
             "on_message",
             "on_timer",
+            "on_task_done",
             "on_drained",
             "on_channel",
             "on_overflow",

@@ -6,8 +6,8 @@
 //! with any password when allowed, seeing `--root`.
 //!
 //! Before a check is queued, the [`crate::guard`] is asked: a banned address gets `421` and is
-//! closed (here and at connect); an address with its share of checks in flight waits, polling
-//! every [`WAIT`], so its flood holds few pool threads and others' logins are not starved. A
+//! closed (here and at connect); an address with its share of checks in flight waits, asking
+//! again every [`WAIT`], so its flood holds few pool threads and others' logins are not starved. A
 //! process runs one check more than an address's share at once ([`crate::verify::permit`]):
 //! that bounds its argon2 memory, and still leaves a place for another address.
 
@@ -15,7 +15,7 @@ use crate::config::Anonymous;
 use crate::guard::Refused;
 use crate::reply::reply;
 use crate::state::{Access, Auth, Check, Login, Stage, State};
-use bingfa_net::Context;
+use bingfa_net::{Context, TaskId, Timer};
 use bingfa_root::Root;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,8 +63,8 @@ pub(crate) fn user(s: &mut State, arg: &str, cx: &mut Context) {
     }
 }
 
-/// How often a session looks for its password check's answer.
-const POLL: Duration = Duration::from_millis(2);
+/// The session's timer: a check waiting for a place asks again, a failed login's delay ends.
+pub(crate) const LOGIN: Timer = Timer("ftp.login");
 /// How often a session whose address has its checks in flight asks again.
 const WAIT: Duration = Duration::from_millis(20);
 
@@ -121,17 +121,18 @@ fn start(s: &mut State, cx: &mut Context) {
     // This process's place first (it is local and cheap), then the address's.
     let max = crate::verify::max_checks(s.shared.guard.cfg.checks_per_ip);
     let Some(permit) = crate::verify::permit(max) else {
-        return cx.set_timer(WAIT);
+        return cx.set_timer(LOGIN, WAIT);
     };
     match s.shared.guard.begin(s.peer.ip()) {
         Ok(lease) => {
             let task = crate::verify::verify(hash.clone(), password, lease, permit);
+            // Answered in `on_task_done`, when the pool is done with it.
+            cx.watch(&task);
             if let Login::Checking(check) = &mut s.login {
                 check.stage = Stage::Running(task);
             }
-            cx.set_timer(POLL);
         }
-        Err(Refused::Busy) => cx.set_timer(WAIT),
+        Err(Refused::Busy) => cx.set_timer(LOGIN, WAIT),
         Err(Refused::Banned(_)) => {
             s.login = Login::Closing;
             banned(cx);
@@ -150,30 +151,44 @@ fn logged_in(s: &mut State, name: String, root: Arc<Root>, access: Access, cx: &
     reply(cx, 230, "Login successful.");
 }
 
-/// The session timer: the password check's answer, or the end of a failed login's delay.
+/// The password check's task ended: log in, or start a failed login's delay. `false` when
+/// `task` is not the check's.
+pub(crate) fn on_task_done(s: &mut State, task: TaskId, cx: &mut Context) -> bool {
+    let Login::Checking(check) = &s.login else {
+        return false;
+    };
+    let ok = match &check.stage {
+        Stage::Running(t) if t.id() == task => match t.try_take() {
+            // Not possible once the driver says it ended; wait for the next word if it were.
+            Ok(None) => return true,
+            Ok(Some(ok)) => ok && check.known,
+            Err(_lost) => false,
+        },
+        _ => return false,
+    };
+    let Login::Checking(check) = std::mem::replace(&mut s.login, Login::Failed) else {
+        unreachable!("checking")
+    };
+    if ok {
+        let a = &s.shared.users[&check.name];
+        let root = a.root.clone();
+        let access = if a.write { Access::Write } else { Access::Read };
+        logged_in(s, check.name, root, access, cx);
+        s.undefer(cx);
+    } else {
+        s.failures += 1;
+        cx.set_timer(LOGIN, s.shared.cfg.login_delay);
+    }
+    true
+}
+
+/// The [`LOGIN`] timer: a waiting check asks for a place again, or a failed login's delay ends.
 pub(crate) fn on_timer(s: &mut State, cx: &mut Context) {
     if let Login::Checking(check) = &s.login {
-        let ok = match &check.stage {
-            Stage::Waiting { .. } => return start(s, cx),
-            Stage::Running(task) => match task.try_take() {
-                Ok(None) => return cx.set_timer(POLL),
-                Ok(Some(ok)) => ok && check.known,
-                Err(_lost) => false,
-            },
-        };
-        let Login::Checking(check) = std::mem::replace(&mut s.login, Login::Failed) else {
-            unreachable!("checking")
-        };
-        if ok {
-            let a = &s.shared.users[&check.name];
-            let root = a.root.clone();
-            let access = if a.write { Access::Write } else { Access::Read };
-            logged_in(s, check.name, root, access, cx);
-            s.undefer(cx);
-        } else {
-            s.failures += 1;
-            cx.set_timer(s.shared.cfg.login_delay);
+        if matches!(check.stage, Stage::Waiting { .. }) {
+            start(s, cx);
         }
+        // A running check is answered in `on_task_done`.
         return;
     }
     if !matches!(s.login, Login::Failed) {

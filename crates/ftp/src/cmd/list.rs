@@ -6,8 +6,9 @@
 //!
 //! A listing is blocking work (a `readdir` of 80,000 entries, a sort, megabytes of rendering
 //! take half a second), so it is made on bingfa-net's blocking pool ([`job`]), as HTTP's are:
-//! input waits meanwhile (so replies stay in order) and the session's timer polls for it; the
-//! other sessions of the event loop go on. A big one is spooled (see [`crate::spool`]); `STAT` of a
+//! input waits meanwhile (so replies stay in order) and the driver tells the session when it is
+//! made; the other sessions of the event loop go on. A big one is spooled (see
+//! [`crate::spool`]); `STAT` of a
 //! big directory is sent the same way, as the body of its multi-line `213`.
 //!
 //! LIST, NLST and STAT expand a wildcard in the last component (`NLST *.txt`; see
@@ -21,11 +22,9 @@ use crate::reply::{io_error, multi, reply};
 use crate::spool::Body;
 use crate::state::State;
 use crate::vpath;
-use bingfa_net::blocking;
-use bingfa_net::Context;
+use bingfa_net::{Context, TaskId};
 use job::{make, Ask, Fail, Pending};
 use std::io;
-use std::time::Duration;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Form {
@@ -36,9 +35,6 @@ pub(crate) enum Form {
 
 /// Most names a wildcard expands to; more is refused (`550`), not cut short silently.
 pub(crate) const MAX_MATCHES: usize = 10_000;
-
-/// How often a session looks for its listing.
-const POLL: Duration = Duration::from_millis(2);
 
 /// (options, path) of `-la dir`.
 fn split_args(arg: &str) -> (String, &str) {
@@ -70,28 +66,25 @@ fn start(s: &mut State, arg: &str, form: Form, stat: bool, cx: &mut Context) {
         stat,
     };
     s.listing = Some(Pending {
-        task: blocking::run(move |cancel| make(&ask, cancel)),
+        task: cx.spawn_blocking(move |cancel| make(&ask, cancel)),
         stat: stat.then_some(p),
     });
     cx.pause_input(true);
-    cx.set_timer(POLL);
 }
 
 pub(crate) fn list(s: &mut State, arg: &str, form: Form, cx: &mut Context) {
     start(s, arg, form, false, cx);
 }
 
-/// The session's timer while a listing is being made: answer it once ready. `false` when no
-/// listing is pending (the timer is someone else's).
-pub(crate) fn on_timer(s: &mut State, cx: &mut Context) -> bool {
-    let Some(pending) = &s.listing else {
+/// The listing's task ended: answer it. `false` when `task` is not the listing's (it is
+/// someone else's).
+pub(crate) fn on_task_done(s: &mut State, task: TaskId, cx: &mut Context) -> bool {
+    let Some(pending) = s.listing.as_ref().filter(|p| p.task.id() == task) else {
         return false;
     };
     let made = match pending.task.try_take() {
-        Ok(None) => {
-            cx.set_timer(POLL);
-            return true;
-        }
+        // Not possible once the driver says it ended; wait for the next word if it were.
+        Ok(None) => return true,
         Ok(Some(r)) => r,
         Err(_lost) => Err(Fail::Io(io::Error::other("listing lost"))),
     };

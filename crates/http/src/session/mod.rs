@@ -10,24 +10,24 @@
 //!
 //! A directory listing is made off the event loop ([`Answer::Later`], run on bingfa-net's
 //! blocking pool): while it is made, input is paused (pipelined requests behind it wait, so
-//! responses stay in order) and the session's one timer polls for it every [`POLL`]; once it
-//! is answered, input resumes and the head timer, if one was running, starts again. A
-//! connection that closes meanwhile drops the task, which cancels the job.
+//! responses stay in order) and the head timer is stopped; the driver tells the session when
+//! the listing is ready (`on_task_done`), it is answered, input resumes and the head timer,
+//! if one was running, starts again. A connection that closes meanwhile drops the task, which
+//! cancels the job.
 
 use crate::access_log::{Entry, Logged};
 use crate::answer::Answer;
 use crate::parser::{HeadParser, Method, Request, Version};
 use crate::response::{Body, Response};
 use crate::router::Shared;
-use bingfa_net::blocking::{self, Task};
-use bingfa_net::{Context, Session};
+use bingfa_net::blocking::Task;
+use bingfa_net::{Context, Session, TaskId, Timer};
 use std::net::IpAddr;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-use std::time::Duration;
 
-/// How often a session looks for a deferred response (bingfa-net has no other wake-up).
-pub const POLL: Duration = Duration::from_millis(2);
+/// The head timer (see the module docs): the session's only timer.
+pub(crate) const HEAD: Timer = Timer("http.head");
 
 /// File bodies up to this size are copied into the response's single write; larger ones are
 /// queued as file ranges for sendfile.
@@ -60,8 +60,8 @@ pub struct HttpSession {
     shared: Arc<Shared>,
     parser: HeadParser,
     body: Pending,
-    /// The head timer is running (while a response is deferred it only restarts afterwards:
-    /// the one timer polls meanwhile, and input is not being read).
+    /// The head timer is running (while a response is deferred it is stopped, and restarts
+    /// afterwards: input is not being read meanwhile).
     timer_armed: bool,
     /// The response being made off the loop; input is paused until it is sent.
     deferred: Option<Deferred>,
@@ -119,7 +119,7 @@ impl HttpSession {
     fn arm(&mut self, cx: &mut Context) {
         if !self.timer_armed {
             if self.deferred.is_none() {
-                cx.set_timer(self.shared.limits.head_timeout);
+                cx.set_timer(HEAD, self.shared.limits.head_timeout);
             }
             self.timer_armed = true;
         }
@@ -128,7 +128,7 @@ impl HttpSession {
     fn disarm(&mut self, cx: &mut Context) {
         if self.timer_armed {
             if self.deferred.is_none() {
-                cx.cancel_timer();
+                cx.cancel_timer(HEAD);
             }
             self.timer_armed = false;
         }
@@ -168,8 +168,12 @@ impl HttpSession {
             }
             Answer::Later(job) => {
                 tracing::debug!(method = %req.method, path = %req.path, "request deferred");
+                if self.timer_armed {
+                    // Stopped while input is not read; `deferred_done` starts it again.
+                    cx.cancel_timer(HEAD);
+                }
                 self.deferred = Some(Deferred {
-                    task: blocking::run(job),
+                    task: cx.spawn_blocking(job),
                     method: req.method,
                     http10,
                     keep_alive,
@@ -177,7 +181,6 @@ impl HttpSession {
                     logged,
                 });
                 cx.pause_input(true);
-                cx.set_timer(POLL);
             }
         }
     }
@@ -207,12 +210,16 @@ impl HttpSession {
         }
     }
 
-    /// The poll timer while a response is deferred: send it if it is ready, then resume input
-    /// and restore the head timer if one was running.
-    fn poll_deferred(&mut self, cx: &mut Context) {
+    /// The deferred response's task ended: send the response, then resume input and restore
+    /// the head timer if one was running.
+    fn deferred_done(&mut self, task: TaskId, cx: &mut Context) {
         let Some(d) = &self.deferred else { return };
+        if d.task.id() != task {
+            return;
+        }
         let (resp, keep) = match d.task.try_take() {
-            Ok(None) => return cx.set_timer(POLL),
+            // Not possible once the driver says it ended; wait for the next word if it were.
+            Ok(None) => return,
             Ok(Some(resp)) => (resp, d.keep_alive),
             // The job panicked (contained in the pool): say so and end the connection.
             Err(_lost) => (Response::error(500), false),
@@ -227,7 +234,7 @@ impl HttpSession {
         }
         if self.timer_armed && !self.closing {
             // A body still to discard: its deadline starts again now that it is read again.
-            cx.set_timer(self.shared.limits.head_timeout);
+            cx.set_timer(HEAD, self.shared.limits.head_timeout);
         }
     }
 
@@ -411,9 +418,9 @@ impl Session for HttpSession {
         }
     }
 
-    fn on_timer(&mut self, cx: &mut Context) {
-        if self.deferred.is_some() {
-            return self.poll_deferred(cx);
+    fn on_timer(&mut self, timer: Timer, cx: &mut Context) {
+        if timer != HEAD || self.deferred.is_some() {
+            return;
         }
         if !self.timer_armed || self.closing {
             return;
@@ -427,6 +434,10 @@ impl Session for HttpSession {
             cx.close();
             self.closing = true;
         }
+    }
+
+    fn on_task_done(&mut self, task: TaskId, cx: &mut Context) {
+        self.deferred_done(task, cx);
     }
 
     fn on_secure(&mut self, _cx: &mut Context) {

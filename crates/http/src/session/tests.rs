@@ -16,8 +16,10 @@ struct Conn {
     out: Vec<u8>,
     closed: bool,
     timer: bool,
-    /// When the session's timer is due (`timer` is whether one is set).
+    /// When the session's (head) timer is due (`timer` is whether one is set).
     timer_at: Option<std::time::Instant>,
+    /// The blocking-pool task the session asked to be told about (a deferred response).
+    watching: Option<bingfa_net::blocking::TaskWatch>,
     /// Input paused by the session (a deferred response is being made).
     paused: bool,
 }
@@ -39,6 +41,7 @@ impl Conn {
             closed: false,
             timer: false,
             timer_at: None,
+            watching: None,
             paused: false,
         };
         c.session.on_open(&mut c.cx);
@@ -69,8 +72,8 @@ impl Conn {
         out + &self.flush()
     }
 
-    /// Fires the timer as a driver would while input is paused (the poll for a deferred
-    /// response), then feeds the input that waited behind it.
+    /// Waits for the deferred response's task and tells the session, as a driver would, then
+    /// feeds the input that waited behind it.
     fn finish_deferred(&mut self) -> String {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let mut out = String::new();
@@ -79,11 +82,15 @@ impl Conn {
                 std::time::Instant::now() < deadline,
                 "deferred response never came"
             );
-            assert!(self.timer, "input paused with no timer to poll on");
-            std::thread::sleep(super::POLL);
-            // The timer fired: it is gone unless the session sets it again.
-            (self.timer, self.timer_at) = (false, None);
-            self.session.on_timer(&mut self.cx);
+            let w = self
+                .watching
+                .take()
+                .expect("input paused with no task to wait for");
+            assert!(
+                w.wait(std::time::Duration::from_secs(20)),
+                "the task never ended"
+            );
+            self.session.on_task_done(w.id(), &mut self.cx);
             out += &self.flush();
             if !self.paused {
                 out += &self.feed_now(b"");
@@ -103,10 +110,12 @@ impl Conn {
                     self.out.extend(buf);
                 }
                 Action::Close => self.closed = true,
-                Action::SetTimer(t) => {
-                    self.timer = t.is_some();
-                    self.timer_at = t;
+                Action::SetTimer(t, at) => {
+                    assert_eq!(t, super::HEAD);
+                    self.timer = at.is_some();
+                    self.timer_at = at;
                 }
+                Action::Watch(w) => self.watching = Some(w),
                 Action::PauseInput(p) => self.paused = p,
                 other => panic!("unexpected {other:?}"),
             }
@@ -298,7 +307,7 @@ fn errors_close_and_slow_heads_get_408() {
     let mut c = Conn::new(s);
     assert_eq!(c.feed(b"GET / HT"), "");
     assert!(c.timer);
-    c.session.on_timer(&mut c.cx);
+    c.session.on_timer(super::HEAD, &mut c.cx);
     let out = c.flush();
     assert!(
         out.starts_with("HTTP/1.1 408 Request Timeout\r\n") && c.closed,
@@ -372,7 +381,7 @@ fn a_silent_connection_is_closed_at_the_head_timeout() {
     let mut c = Conn::new(s);
     c.flush();
     assert!(c.timer, "the head timer starts at accept");
-    c.session.on_timer(&mut c.cx);
+    c.session.on_timer(super::HEAD, &mut c.cx);
     assert_eq!(c.flush(), "", "nothing was asked, nothing is said");
     assert!(c.closed);
     // Between keep-alive requests the idle timeout rules, not the head timer.
@@ -442,8 +451,11 @@ fn pipelining_behind_a_pending_listing() {
     assert_eq!(out, "", "nothing goes out before the listing");
     assert!(c.paused, "input waits behind the listing");
     assert_eq!(c.input, behind, "the requests behind it are not consumed");
-    let poll_at = c.timer_at.expect("the timer polls for the listing");
-    assert!(poll_at <= std::time::Instant::now() + super::POLL);
+    assert!(
+        c.watching.is_some(),
+        "the session is told when the listing is ready"
+    );
+    assert!(!c.timer, "no timer runs while the listing is made");
     let out = c.finish_deferred();
     let parts: Vec<&str> = out.split("HTTP/1.1 ").filter(|p| !p.is_empty()).collect();
     assert_eq!(parts.len(), 3, "{out}");

@@ -37,7 +37,8 @@ impl<S: Session> Conn<S> {
                 }
                 Action::Close => self.life = self.life.close(),
                 Action::Abort => self.life = Life::Closed,
-                Action::SetTimer(t) => self.timer = t,
+                Action::SetTimer(t, at) => self.timers.set(t, at),
+                Action::Watch(w) => self.tasks.watch(w),
                 Action::Subscribe(topic) => {
                     let sub = self
                         .sub

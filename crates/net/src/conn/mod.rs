@@ -1,5 +1,6 @@
 //! One connection as every readiness-based model sees it: the session, its input buffer, its
-//! outbound queue of bytes and file ranges, its data channels, its timer and hub inbox, and the
+//! outbound queue of bytes and file ranges, its data channels, its timers, hub inbox and ended
+//! blocking-pool tasks, and the
 //! code that turns readiness into session callbacks and carries out the session's actions.
 //!
 //! Drivers only report readiness ([`Conn::on_ready`]), time ([`Conn::on_tick`]) and shutdown,
@@ -18,7 +19,9 @@
 mod outbound;
 mod passive;
 
+use crate::blocking::Completions;
 use crate::config::Limits;
+use crate::context::Timers;
 use crate::hub::{Hub, Subscriber};
 use crate::poller::Interest;
 use crate::session::{Action, ChannelId, ConnInfo, Context, Message, Session};
@@ -100,7 +103,10 @@ pub(crate) struct Conn<S: Session> {
     fin_told: bool,
     life: Life,
     drained_pending: bool,
-    timer: Option<Instant>,
+    /// The session's named timers; the driver waits for the earliest (`deadline`).
+    timers: Timers,
+    /// Ended blocking-pool tasks the session watches; they wake the connection with `waker`.
+    tasks: Completions,
     last_active: Instant,
     idle_fired: bool,
     channels: Vec<Option<Chan>>,
@@ -140,7 +146,8 @@ impl<S: Session> Conn<S> {
             fin_told: false,
             life: Life::Open,
             drained_pending: false,
-            timer: None,
+            timers: Timers::default(),
+            tasks: Completions::new(waker.clone()),
             last_active: now,
             idle_fired: false,
             channels: Vec::new(),
@@ -194,7 +201,8 @@ impl<S: Session> Conn<S> {
             || self.eof_pending
             || (self.peer_fin && self.hangup_watch())
             || (self.read_pending && self.can_read(limits))
-            || self.has_mail();
+            || self.has_mail()
+            || self.tasks.pending();
         !busy
     }
 
@@ -297,13 +305,14 @@ impl<S: Session> Conn<S> {
         } else {
             limits.idle_timeout.map(|t| self.last_active + t)
         };
-        [self.timer, idle, self.life.deadline()]
+        [self.timers.next(), idle, self.life.deadline()]
             .into_iter()
             .flatten()
             .min()
     }
 
-    /// Fire the session timer, the idle timeout, or the goodbye deadline if due.
+    /// Fire the session's due timers (earliest first), the idle timeout, or the goodbye
+    /// deadline if due.
     pub(crate) fn on_tick(&mut self, now: Instant, reg: &mut dyn Registry, env: &Env) {
         if self.is_closed() {
             return;
@@ -312,10 +321,14 @@ impl<S: Session> Conn<S> {
             self.life = Life::Closed;
             return;
         }
-        if self.timer.is_some_and(|t| now >= t) {
-            self.timer = None;
+        // Only timers armed before this turn: one re-armed at zero waits for the next turn.
+        let mark = self.timers.mark();
+        while !self.is_closed() {
+            let Some(t) = self.timers.take_due(now, mark) else {
+                break;
+            };
             self.cx.set_now(now);
-            self.session.on_timer(&mut self.cx);
+            self.session.on_timer(t, &mut self.cx);
             self.settle(reg, env);
         }
         if let Some(idle) = env.limits.idle_timeout {

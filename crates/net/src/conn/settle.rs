@@ -82,6 +82,15 @@ impl<S: Session> Conn<S> {
                     continue;
                 }
             }
+            if !self.life.closing() {
+                // A blocking-pool task ended (its wake-up brought us here, or it ended before
+                // the watch was carried out).
+                if let Some(id) = self.tasks.next() {
+                    self.cx.set_now(Instant::now());
+                    self.session.on_task_done(id, &mut self.cx);
+                    continue;
+                }
+            }
             if calls >= CALL_BUDGET || read_bytes >= READ_BUDGET {
                 // Input waits for the next turn; output, channels and hub mail still move.
                 yielded = true;

@@ -14,7 +14,7 @@
 //! and fails until they match. A wrapper overrides a callback only to change what it does,
 //! and then says in a comment why.
 
-use super::{ChannelEvent, ChannelId, Context, Message, Session};
+use super::{ChannelEvent, ChannelId, Context, Message, Session, TaskId, Timer};
 
 /// A session wrapping another: every callback it does not override is forwarded to
 /// [`Wrapper::inner_mut`] through [`Wrapper::forward`]. Implement this instead of [`Session`]
@@ -72,8 +72,13 @@ pub trait Wrapper: Send + 'static {
     }
 
     /// [`Session::on_timer`].
-    fn on_timer(&mut self, cx: &mut Context) {
-        self.forward(cx, |s, cx| s.on_timer(cx));
+    fn on_timer(&mut self, timer: Timer, cx: &mut Context) {
+        self.forward(cx, |s, cx| s.on_timer(timer, cx));
+    }
+
+    /// [`Session::on_task_done`].
+    fn on_task_done(&mut self, task: TaskId, cx: &mut Context) {
+        self.forward(cx, |s, cx| s.on_task_done(task, cx));
     }
 
     /// [`Session::on_drained`].
@@ -137,8 +142,11 @@ impl<W: Wrapper> Session for W {
     fn on_message(&mut self, msg: &Message, cx: &mut Context) {
         Wrapper::on_message(self, msg, cx)
     }
-    fn on_timer(&mut self, cx: &mut Context) {
-        Wrapper::on_timer(self, cx)
+    fn on_timer(&mut self, timer: Timer, cx: &mut Context) {
+        Wrapper::on_timer(self, timer, cx)
+    }
+    fn on_task_done(&mut self, task: TaskId, cx: &mut Context) {
+        Wrapper::on_task_done(self, task, cx)
     }
     fn on_drained(&mut self, cx: &mut Context) {
         Wrapper::on_drained(self, cx)
@@ -251,8 +259,11 @@ pub(crate) mod tests {
         fn on_message(&mut self, _msg: &Message, _cx: &mut Context) {
             self.push("on_message");
         }
-        fn on_timer(&mut self, _cx: &mut Context) {
+        fn on_timer(&mut self, _timer: Timer, _cx: &mut Context) {
             self.push("on_timer");
+        }
+        fn on_task_done(&mut self, _task: TaskId, _cx: &mut Context) {
+            self.push("on_task_done");
         }
         fn on_drained(&mut self, _cx: &mut Context) {
             self.push("on_drained");
@@ -312,7 +323,8 @@ pub(crate) mod tests {
         s.on_eof(&mut cx);
         s.on_hangup(&mut cx);
         s.on_message(&msg, &mut cx);
-        s.on_timer(&mut cx);
+        s.on_timer(Timer("t"), &mut cx);
+        s.on_task_done(7, &mut cx);
         s.on_drained(&mut cx);
         s.on_secure(&mut cx);
         s.on_channel(0, ChannelEvent::Eof, &mut cx);
@@ -343,7 +355,8 @@ pub(crate) mod tests {
         assert_eq!(Session::on_data(&mut w, b"abc", &mut cx), 3);
         Session::on_eof(&mut w, &mut cx);
         Session::on_shutdown(&mut w, &mut cx);
-        Session::on_timer(&mut w, &mut cx);
+        Session::on_timer(&mut w, Timer("t"), &mut cx);
+        Session::on_task_done(&mut w, 7, &mut cx);
         let acts: Vec<_> = cx.take_actions().collect();
         assert_eq!(acts.len(), 2, "{acts:?}");
         assert!(acts.iter().all(|a| matches!(a, crate::Action::Close)));

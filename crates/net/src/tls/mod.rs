@@ -196,8 +196,11 @@ impl<S: Session> Session for MaybeTls<S> {
     fn on_message(&mut self, msg: &Message, cx: &mut Context) {
         each!(self, s => s.on_message(msg, cx), ())
     }
-    fn on_timer(&mut self, cx: &mut Context) {
-        each!(self, s => s.on_timer(cx), ())
+    fn on_timer(&mut self, timer: crate::Timer, cx: &mut Context) {
+        each!(self, s => s.on_timer(timer, cx), ())
+    }
+    fn on_task_done(&mut self, task: crate::TaskId, cx: &mut Context) {
+        each!(self, s => s.on_task_done(task, cx), ())
     }
     fn on_drained(&mut self, cx: &mut Context) {
         each!(self, s => s.on_drained(cx), ())

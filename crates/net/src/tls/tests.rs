@@ -88,7 +88,7 @@ impl Pair {
                         receive(&mut self.client, &b, &mut self.plain);
                     }
                     Action::Close | Action::Abort => self.closed = true,
-                    Action::PauseInput(_) | Action::SetTimer(_) => {}
+                    Action::PauseInput(_) | Action::SetTimer(..) => {}
                     other => panic!("unexpected {other:?}"),
                 }
             }

@@ -150,6 +150,7 @@ pub(crate) fn run_server() {
             server.run()
         }
         "chat" => bingfa_net::serve(config, Chat),
+        "tasks" => bingfa_net::serve(config, crate::timers::Tasks { log: f[6].into() }),
         "chans" => {
             let (lo, hi) = f[6].split_once('-').unwrap();
             let ports = lo.parse().unwrap()..=hi.parse().unwrap();

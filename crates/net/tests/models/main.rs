@@ -1,6 +1,7 @@
 //! One suite, every model: small test protocols that exercise each part of the Session contract
 //! (echo, hub broadcast, a passive/active data channel streaming a file, the connection limit,
-//! the idle timeout, graceful shutdown), run under all nine models plus edge-triggered epoll.
+//! the idle timeout, graceful shutdown, named timers and blocking-pool completions), run under
+//! all nine models plus edge-triggered epoll.
 //!
 //! Each server runs in its own process: this test binary re-executes itself with
 //! `BINGFA_NET_TEST_SERVER` set, running only `server_main`, which serves until SIGTERM. So
@@ -15,6 +16,7 @@ mod lifecycle;
 mod limits;
 mod protocols;
 mod relay;
+mod timers;
 mod traffic;
 
 use bingfa_net::{Config, Model};
@@ -61,6 +63,9 @@ macro_rules! every_model {
                 #[test] fn slow_receiver_evicted() { crate::faces::slow_receiver_evicted(M, E) }
                 #[test] fn relay_link_lost() { crate::relay::relay_link_lost(M, E) }
                 #[test] fn link_burst() { crate::relay::link_burst(M, E) }
+                #[test] fn named_timers() { crate::timers::named_timers(M, E) }
+                #[test] fn task_done() { crate::timers::task_done(M, E) }
+                #[test] fn task_after_hangup() { crate::timers::task_after_hangup(M, E) }
             }
         )*
         /// The list above covers `Model::ALL`: a new model cannot be added without its tests.

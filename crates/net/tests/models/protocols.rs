@@ -1,11 +1,16 @@
 //! The small test protocols: echo (the refusal, idle and shutdown subject), a hub chat, and the
 //! FTP data-connection shape (passive/active channels streaming a file, uploads, abort).
 
-use bingfa_net::{ChannelEvent, ChannelId, ConnInfo, Context, Message, Protocol, Session};
+use bingfa_net::{ChannelEvent, ChannelId, ConnInfo, Context, Message, Protocol, Session, Timer};
 use std::fs::File;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// `TIMER ms`: says `tick` when it fires.
+const TICK: Timer = Timer("echo.tick");
+/// `PAUSE ms`: input resumes when it fires.
+const RESUME: Timer = Timer("echo.resume");
 
 /// Echo, line by line; also says goodbye on idle and is the refusal/shutdown subject.
 pub(crate) struct Echo;
@@ -44,12 +49,12 @@ impl Session for EchoSession {
                     let ms: u64 = String::from_utf8_lossy(ms).parse().unwrap_or(0);
                     self.paused = true;
                     cx.pause_input(true);
-                    cx.set_timer(Duration::from_millis(ms));
+                    cx.set_timer(RESUME, Duration::from_millis(ms));
                     return i + 1;
                 }
                 if let Some(ms) = input[..i].strip_prefix(b"TIMER ") {
                     let ms: u64 = String::from_utf8_lossy(ms).parse().unwrap_or(0);
-                    cx.set_timer(Duration::from_millis(ms));
+                    cx.set_timer(TICK, Duration::from_millis(ms));
                 } else {
                     cx.write(&input[..=i]);
                 }
@@ -58,8 +63,8 @@ impl Session for EchoSession {
             None => 0,
         }
     }
-    fn on_timer(&mut self, cx: &mut Context) {
-        if std::mem::take(&mut self.paused) {
+    fn on_timer(&mut self, timer: Timer, cx: &mut Context) {
+        if timer == RESUME && std::mem::take(&mut self.paused) {
             cx.write(b"resumed\n");
             cx.pause_input(false);
         } else {

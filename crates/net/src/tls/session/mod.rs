@@ -440,7 +440,8 @@ mod tests {
         s.on_data(b"abc", &mut cx);
         s.on_hangup(&mut cx);
         s.on_message(&msg, &mut cx);
-        s.on_timer(&mut cx);
+        s.on_timer(crate::Timer("t"), &mut cx);
+        s.on_task_done(7, &mut cx);
         s.on_drained(&mut cx);
         s.on_secure(&mut cx);
         s.on_channel(0, ChannelEvent::Eof, &mut cx);

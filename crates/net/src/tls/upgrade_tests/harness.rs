@@ -442,7 +442,7 @@ impl H {
                         self.drv(format!("pause {p}"));
                         self.input_paused = p;
                     }
-                    Action::SetTimer(_) => {}
+                    Action::SetTimer(..) => {}
                     Action::Listen(id, _) => {
                         self.drv(format!("listen {id}"));
                         self.chans.insert(id, Chan::default());
