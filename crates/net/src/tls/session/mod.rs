@@ -460,6 +460,7 @@ mod tests {
                 "on_hangup",
                 "on_message",
                 "on_timer",
+                "on_task_done",
                 "on_drained",
                 "on_secure",
                 "on_channel",
