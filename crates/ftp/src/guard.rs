@@ -82,13 +82,18 @@ struct Map {
     table: *mut Table,
 }
 
-// SAFETY: the mapping is only touched under its lock (or through the atomic lock itself).
+// SAFETY: `Map` owns its mapping (unmapped only in its own drop) and the pointer is not tied
+// to the thread that made it: the mapping is process-wide memory.
 unsafe impl Send for Map {}
+// SAFETY: shared use never races: the lock word is an atomic, and the slots are only reached
+// through `Guard::lock`, which hands out `&mut` to them only while the lock is held.
 unsafe impl Sync for Map {}
 
 impl Drop for Map {
     fn drop(&mut self) {
-        // SAFETY: our own mapping, of this size; nothing refers to it any more.
+        // SAFETY: exactly the address and length mmap'd in `Guard::new`; `Map` is only held
+        // in an Arc, so this runs once, when the last Guard is gone and no `Locked` (which
+        // borrows a Guard) can be alive.
         unsafe { libc::munmap(self.table.cast(), std::mem::size_of::<Table>()) };
     }
 }
@@ -121,7 +126,9 @@ impl Lease {
     pub(crate) fn finish(self, ok: bool) {
         let mut me = std::mem::ManuallyDrop::new(self);
         me.guard.release(&me.key, me.index, me.stamp, !ok);
-        // SAFETY: `me` is never used again; its guard is dropped once, here.
+        // SAFETY: `me` is ManuallyDrop, so `Lease::drop` (which would release a second time)
+        // never runs and its guard is dropped exactly once, here; `me` is not used after.
+        // The other fields are plain data with nothing to drop.
         unsafe { std::ptr::drop_in_place(&mut me.guard) };
     }
 }
@@ -146,7 +153,8 @@ fn now_ms() -> u64 {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: a valid timespec. CLOCK_MONOTONIC is one clock for every process of the host.
+    // SAFETY: `ts` is a live, writable timespec for clock_gettime to fill in.
+    // CLOCK_MONOTONIC is one clock for every process of the host.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000 + 1
 }
@@ -190,7 +198,9 @@ impl Drop for Locked<'_> {
 impl Guard {
     pub(crate) fn new(cfg: GuardConfig) -> std::io::Result<Guard> {
         let size = std::mem::size_of::<Table>();
-        // SAFETY: a fresh anonymous shared mapping (zeroed: every slot unused, lock free).
+        // SAFETY: mmap with a null hint and MAP_ANONYMOUS reads no memory of ours and maps
+        // fresh, page-aligned, zero-filled pages; all-zero bytes are a valid Table (every
+        // slot unused, lock free), as it is made of integers and an AtomicU32 only.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -215,7 +225,10 @@ impl Guard {
     }
 
     fn lock(&self) -> Locked<'_> {
-        // SAFETY: the mapping lives as long as `self.map`; the lock word is an atomic, shared.
+        // SAFETY: the table is mapped, initialised and aligned for as long as `self.map` lives,
+        // which the returned borrow of `self` outlasts; only a shared reference to the atomic
+        // lock word is made (it is never reached through `&mut`: `Locked` borrows only the
+        // slots).
         let lock = unsafe { &*std::ptr::addr_of!((*self.map.table).lock) };
         let me = std::process::id();
         let mut spins = 0u32;
@@ -233,7 +246,8 @@ impl Guard {
                 std::thread::yield_now();
             }
             if spins.is_multiple_of(4096) && holder != 0 && holder != me {
-                // SAFETY: signal 0 only asks whether the process exists.
+                // SAFETY: kill with signal 0 sends nothing and touches no memory: it only asks
+                // whether the process exists.
                 let gone = unsafe { libc::kill(holder as i32, 0) } != 0
                     && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
                 if gone {
@@ -242,10 +256,13 @@ impl Guard {
                 }
             }
         }
-        // SAFETY: the slots (not the lock word) are exclusive while the lock is held: every
-        // access takes it.
         Locked {
             lock,
+            // SAFETY: the lock is held (by this process, and within it by this thread, as
+            // no thread gets past the loop above while another holds it), and every access to
+            // the slots goes through a `Locked`, so this `&mut` is the only reference to them
+            // until `Locked` drops and releases the lock. The mapping outlives it (borrow of
+            // `self`). Only the slots are borrowed, not the lock word others spin on.
             table: unsafe { &mut *std::ptr::addr_of_mut!((*self.map.table).slots) },
         }
     }
@@ -459,15 +476,22 @@ mod tests {
     fn one_table_across_fork() {
         let g = guard(2, 60_000, 1);
         let a = ip("198.51.100.7");
-        // SAFETY: the child only touches the shared table and exits.
+        // SAFETY: the harness has other threads, so the child must keep to what is safe after
+        // fork: this test's own table (no other thread holds its lock: the guard is new and
+        // unshared) and a clock read. The second failure also logs through `tracing`; no
+        // subscriber is installed in this test binary, so that reads atomics and a
+        // thread-local and takes no lock. It leaves with _exit, never returning into the
+        // harness.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             g.fail(a);
             g.fail(a);
+            // SAFETY: _exit ends the child at once, without the parent's exit handlers or
+            // destructors (which belong to the parent's copy of the state).
             unsafe { libc::_exit(0) };
         }
         let mut st = 0;
-        // SAFETY: our child.
+        // SAFETY: `pid` is our own child, and `st` a live int for waitpid to write.
         unsafe { libc::waitpid(pid, &mut st, 0) };
         assert!(g.banned(a).is_some(), "the child's failures did not count");
     }

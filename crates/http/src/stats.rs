@@ -20,9 +20,12 @@ pub struct Stats {
     mapped: bool,
 }
 
-// SAFETY: the block only holds atomics, which are safe to use from any thread or process.
+// SAFETY: `Stats` owns its block (a private mapping or leaked box, freed only in its own drop),
+// and the block holds only atomics, which may be used from any thread; moving the owner to
+// another thread moves nothing the old thread could still reach.
 unsafe impl Send for Stats {}
-// SAFETY: as for `Send`: shared use is atomic operations only.
+// SAFETY: `&Stats` only ever yields `&Block` (see `b`), and every use of that is an atomic
+// operation, so concurrent shared access from any number of threads is race-free.
 unsafe impl Sync for Stats {}
 
 /// A consistent-enough reading of the counters.
@@ -40,7 +43,9 @@ impl Stats {
     /// Counters at zero, in memory shared with processes forked later.
     pub fn new() -> Stats {
         let size = std::mem::size_of::<Block>();
-        // SAFETY: a fresh anonymous mapping; zeroed memory is a valid Block of atomics.
+        // SAFETY: mmap with a null hint and MAP_ANONYMOUS reads no memory of ours and maps
+        // fresh pages; they are zero-filled and page-aligned, and all-zero bytes are a valid
+        // Block (three AtomicU64 at 0).
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -65,7 +70,9 @@ impl Stats {
     }
 
     fn b(&self) -> &Block {
-        // SAFETY: the block stays mapped until drop.
+        // SAFETY: `block` points to a Block that is initialised (zeroed mapping or boxed
+        // default), aligned, and freed only by `drop`, so it outlives `&self`; only shared
+        // references to it are ever made.
         unsafe { self.block.as_ref() }
     }
 
@@ -105,10 +112,12 @@ impl Default for Stats {
 impl Drop for Stats {
     fn drop(&mut self) {
         if self.mapped {
-            // SAFETY: unmapping exactly the mapping made in new(); no references outlive self.
+            // SAFETY: exactly the address and length mmap'd in new(); every `&Block` borrows
+            // `self`, so none is alive now, and this runs once.
             unsafe { libc::munmap(self.block.as_ptr().cast(), std::mem::size_of::<Block>()) };
         } else {
-            // SAFETY: the block came from Box::leak in new().
+            // SAFETY: the block came from Box::leak in new() and is turned back into a box once,
+            // here, with no `&Block` alive (they all borrow `self`).
             drop(unsafe { Box::from_raw(self.block.as_ptr()) });
         }
     }
@@ -122,14 +131,20 @@ mod tests {
     fn shared_with_a_forked_child() {
         let s = Stats::new();
         s.conn_opened();
-        // SAFETY: the child only touches atomics and exits without unwinding.
+        // SAFETY: the test harness has other threads, so the child may only do what is safe
+        // after fork in a multithreaded process: it touches only atomics in the shared mapping
+        // (no locks, no allocation) and leaves with _exit, never returning into the harness.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             s.request();
             s.request();
+            // SAFETY: _exit ends the child at once, without running the parent's exit
+            // handlers or destructors (which belong to the parent's copy of the state).
             unsafe { libc::_exit(0) };
         }
         let mut status = 0;
+        // SAFETY: `pid` is our own child (fork succeeded in the parent) and `status` is a live
+        // int for waitpid to write.
         unsafe { libc::waitpid(pid, &mut status, 0) };
         assert_eq!(
             s.snapshot(),

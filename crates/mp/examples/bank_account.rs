@@ -6,8 +6,10 @@
 
 use bingfa_mp::{Barrier, Process, StartMethod, Value};
 
-pub const START: i64 = 1000;
-pub const OPS: u32 = 100_000;
+/// The balance both workers start from (and, with the lock, end at).
+pub(crate) const START: i64 = 1000;
+/// How many times each worker changes the balance by 1 yuan.
+pub(crate) const OPS: u32 = 100_000;
 
 fn worker((acct, start, delta, locked): (Value<i64>, Barrier, i64, bool)) {
     // Process start-up takes longer than the whole loop: without this the two would hardly
@@ -29,7 +31,7 @@ fn worker((acct, start, delta, locked): (Value<i64>, Barrier, i64, bool)) {
 }
 
 /// Run the depositor and the withdrawer as two processes; returns the final balance.
-pub fn run(locked: bool, m: StartMethod) -> i64 {
+pub(crate) fn run(locked: bool, m: StartMethod) -> i64 {
     let acct = Value::new(START).unwrap();
     let start = Barrier::new(2).unwrap();
     let workers: Vec<_> = [1i64, -1]

@@ -12,10 +12,13 @@ use bingfa_mp::thread::Mutex;
 
 /// One thread that could not get its second lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stuck {
-    pub thread: String,
-    pub holds: &'static str,
-    pub waits_for: &'static str,
+pub(crate) struct Stuck {
+    /// The stuck thread's name (`thread-1` or `thread-2`).
+    pub(crate) thread: String,
+    /// The lock it got first and still holds (`"A"` or `"B"`).
+    pub(crate) holds: &'static str,
+    /// The lock it timed out waiting for.
+    pub(crate) waits_for: &'static str,
 }
 
 const WAIT: Duration = Duration::from_millis(200);
@@ -66,13 +69,13 @@ fn run(orders: [[&'static str; 2]; 2]) -> Vec<Stuck> {
 }
 
 /// Opposite orders: both threads end up stuck.
-pub fn opposite_order() -> Vec<Stuck> {
+pub(crate) fn opposite_order() -> Vec<Stuck> {
     run([["A", "B"], ["B", "A"]])
 }
 
 /// Same order for everyone: whoever gets A first also gets B; the other queues for A. Nobody
 /// is stuck.
-pub fn same_order() -> Vec<Stuck> {
+pub(crate) fn same_order() -> Vec<Stuck> {
     let a = Arc::new(Mutex::new(0u32));
     let b = Arc::new(Mutex::new(0u32));
     let threads: Vec<_> = (1..=2)

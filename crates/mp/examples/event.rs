@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use bingfa_mp::{thread, Event, Process, StartMethod};
 
-pub const WORKERS: usize = 4;
+/// How many workers wait for the start signal.
+pub(crate) const WORKERS: usize = 4;
 
 /// Threads: returns how many workers saw the signal, and whether a timed wait before it timed
 /// out.
-pub fn with_threads() -> (usize, bool) {
+pub(crate) fn with_threads() -> (usize, bool) {
     let go = Arc::new(thread::Event::new());
     let early = !go.wait_timeout(Duration::from_millis(10));
     let ws: Vec<_> = (0..WORKERS)
@@ -37,7 +38,7 @@ fn wait_for_green(light: Event) -> bool {
 }
 
 /// Processes: the same with a cross-process `Event`.
-pub fn with_processes(m: StartMethod) -> (usize, bool) {
+pub(crate) fn with_processes(m: StartMethod) -> (usize, bool) {
     let light = Event::new().unwrap();
     let early = !light.wait_timeout(Duration::from_millis(10));
     let ws: Vec<_> = (0..WORKERS)

@@ -24,6 +24,8 @@ fn state_of(pid: i32) -> String {
 fn orphan(mut tx: Sender<(u32, u32)>) {
     let parent = parent_process().unwrap();
     std::thread::sleep(Duration::from_millis(300)); // our parent dies meanwhile
+                                                    // SAFETY: getppid just asks the kernel for our parent's pid; it cannot fail and touches
+                                                    // no memory of ours.
     let now = unsafe { libc::getppid() } as u32;
     let _ = tx.send(&(parent.pid, now));
 }
@@ -32,6 +34,8 @@ fn middle(tx: Sender<(u32, u32)>) {
     // Start the grandchild and exit at once, orphaning it.
     let p = Process::builder().spawn(orphan, tx).unwrap();
     std::mem::forget(p);
+    // SAFETY: _exit ends this process right away, skipping destructors: that is the point
+    // here, as dropping `p` would wait for the grandchild instead of leaving it orphaned.
     unsafe { libc::_exit(0) };
 }
 
@@ -39,8 +43,12 @@ fn main() {
     let _rt = bingfa_mp::init();
 
     println!("1. a zombie, made by hand with fork():");
+    // SAFETY: after fork the child is a copy of a process that may have other threads, so it
+    // must only call async-signal-safe functions. Ours calls nothing but _exit.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
+        // SAFETY: _exit is async-signal-safe and runs none of the parent's cleanup (which
+        // belongs to the parent's copy of everything, not ours).
         unsafe { libc::_exit(0) };
     }
     std::thread::sleep(Duration::from_millis(100));
@@ -48,6 +56,8 @@ fn main() {
         "   child {pid} exited; its state is now {} (Z = zombie)",
         state_of(pid)
     );
+    // SAFETY: `pid` is our own child, and a null status pointer tells waitpid we don't want
+    // the exit status, so it writes nothing.
     unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
     println!("   after waitpid: {}", state_of(pid));
 

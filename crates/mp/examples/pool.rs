@@ -22,6 +22,9 @@ fn checked_div((a, b): (i64, i64)) -> i64 {
 fn crash_on_7(x: u32) -> u32 {
     if x == 7 {
         // As if the OOM killer chose this worker.
+        // SAFETY: raise only sends a signal to ourselves and touches no memory. SIGKILL ends
+        // this worker on the spot, which is exactly what we want to show: the pool notices
+        // and replaces it.
         unsafe { libc::raise(libc::SIGKILL) };
     }
     x * 10
@@ -29,15 +32,21 @@ fn crash_on_7(x: u32) -> u32 {
 
 /// What the tour produced, for the test to check.
 #[derive(Debug)]
-pub struct Tour {
-    pub map: Vec<u64>,
-    pub callback_saw: Vec<u64>,
-    pub unordered_sum: u64,
-    pub divisions: Vec<Result<i64, PoolError>>,
-    pub crashes: Vec<Result<u32, PoolError>>,
+pub(crate) struct Tour {
+    /// `pool.map(square, 0..10)`: the squares, in order.
+    pub(crate) map: Vec<u64>,
+    /// What the `apply_async` callback was handed (just `[144]`).
+    pub(crate) callback_saw: Vec<u64>,
+    /// The sum of the squares of 1 to 100, whatever order they came back in.
+    pub(crate) unordered_sum: u64,
+    /// One result per division: the one by zero is an error, the others are fine.
+    pub(crate) divisions: Vec<Result<i64, PoolError>>,
+    /// One result per task: only task 7, whose worker was killed, is an error.
+    pub(crate) crashes: Vec<Result<u32, PoolError>>,
 }
 
-pub fn run(m: StartMethod) -> Tour {
+/// Builds a pool of 2 workers started with `m` and runs the whole tour on it.
+pub(crate) fn run(m: StartMethod) -> Tour {
     let pool = Pool::builder()
         .processes(2)
         .start_method(m)

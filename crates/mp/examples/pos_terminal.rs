@@ -10,18 +10,26 @@ use std::sync::{Arc, Mutex};
 use bingfa_mp::{Process, StartMethod, Value};
 use bytemuck::{Pod, Zeroable};
 
-pub const PEOPLE: u32 = 10;
-pub const TRIES: u32 = 100;
-pub const DAILY_LIMIT: u32 = 500;
-pub const START_BALANCE: i64 = 2000;
+/// How many people share the card (one thread or process each).
+pub(crate) const PEOPLE: u32 = 10;
+/// How many swipes each person tries.
+pub(crate) const TRIES: u32 = 100;
+/// The most swipes the card allows in a day: exactly this many succeed.
+pub(crate) const DAILY_LIMIT: u32 = 500;
+/// Yuan on the card before anyone swipes.
+pub(crate) const START_BALANCE: i64 = 2000;
 
 /// The card: plain data, so it can live in shared memory.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq, Eq)]
-pub struct Card {
-    pub balance: i64,
-    pub swipes: u32,
-    pub _pad: u32,
+pub(crate) struct Card {
+    /// Yuan left on the card.
+    pub(crate) balance: i64,
+    /// Swipes that succeeded today (never more than [`DAILY_LIMIT`]).
+    pub(crate) swipes: u32,
+    /// Unused: fills the struct to a multiple of 8 bytes, since `Pod` data may have no
+    /// hidden padding.
+    pub(crate) _pad: u32,
 }
 
 /// One swipe, if the daily limit allows. The check and the update happen under one lock.
@@ -35,7 +43,7 @@ fn swipe(card: &mut Card) -> bool {
 }
 
 /// With threads: returns the card and how many swipes each person got.
-pub fn with_threads() -> (Card, Vec<u32>) {
+pub(crate) fn with_threads() -> (Card, Vec<u32>) {
     let card = Arc::new(Mutex::new(Card {
         balance: START_BALANCE,
         swipes: 0,
@@ -66,7 +74,7 @@ fn person(card: Value<Card>) -> u32 {
 }
 
 /// With processes: the card is a `Value<Card>` in shared memory.
-pub fn with_processes(m: StartMethod) -> (Card, Vec<u32>) {
+pub(crate) fn with_processes(m: StartMethod) -> (Card, Vec<u32>) {
     let card = Value::new(Card {
         balance: START_BALANCE,
         swipes: 0,

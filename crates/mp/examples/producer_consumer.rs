@@ -9,13 +9,15 @@ use std::time::Duration;
 
 use bingfa_mp::{Process, Queue, StartMethod};
 
-pub const ITEMS: u32 = 300;
-pub const CONSUMERS: usize = 3;
+/// How many items the producer makes (numbered 1 to `ITEMS`).
+pub(crate) const ITEMS: u32 = 300;
+/// How many consumers share the work.
+pub(crate) const CONSUMERS: usize = 3;
 /// Time to "use" an item, so the consumers take turns.
 const WORK: Duration = Duration::from_micros(200);
 
 /// Threads: returns what each consumer took.
-pub fn with_threads() -> Vec<Vec<u32>> {
+pub(crate) fn with_threads() -> Vec<Vec<u32>> {
     let (tx, rx) = mpsc::sync_channel::<Option<u32>>(5);
     // std's receiver has one owner; consumers take turns at it, as at Python's queue.Queue.
     let rx = Arc::new(Mutex::new(rx));
@@ -65,7 +67,7 @@ fn producer(q: Queue<Option<u32>>) {
 }
 
 /// Processes: one producer process, three consumer processes, a `Queue` of 5 slots.
-pub fn with_processes(m: StartMethod) -> Vec<Vec<u32>> {
+pub(crate) fn with_processes(m: StartMethod) -> Vec<Vec<u32>> {
     let q = Queue::bounded(5).unwrap();
     let consumers: Vec<_> = (0..CONSUMERS)
         .map(|i| {

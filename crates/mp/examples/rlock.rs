@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use bingfa_mp::{thread, Array, Process, RLock, StartMethod};
 
-pub const TRANSFERS: u32 = 1000;
+/// How many transfers each thread or process makes.
+pub(crate) const TRANSFERS: u32 = 1000;
 
 /// Threads: two threads move 1 yuan back and forth between two accounts.
-pub fn with_threads() -> [i64; 2] {
+pub(crate) fn with_threads() -> [i64; 2] {
     struct Bank {
         lock: thread::RLock<std::cell::RefCell<[i64; 2]>>,
     }
@@ -69,7 +70,7 @@ fn transfers((lock, accts, from, to, n): (RLock, Array<i64>, usize, usize, i64))
 }
 
 /// Processes: the same transfers, the accounts in a shared `Array`, one cross-process RLock.
-pub fn with_processes(m: StartMethod) -> [i64; 2] {
+pub(crate) fn with_processes(m: StartMethod) -> [i64; 2] {
     let lock = RLock::new().unwrap();
     let accts = Array::from_slice(&[100i64, 100]).unwrap();
     let ps: Vec<_> = [(0, 1, 3), (1, 0, 2)]

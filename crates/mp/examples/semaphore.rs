@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use bingfa_mp::{thread, Array, Process, Semaphore, StartMethod};
 
-pub const SPACES: u32 = 3;
-pub const CARS: u32 = 10;
+/// Spaces in the car park: the semaphore's starting count.
+pub(crate) const SPACES: u32 = 3;
+/// Cars that want to park, more than there are spaces.
+pub(crate) const CARS: u32 = 10;
 const STAY: Duration = Duration::from_millis(20);
 
 /// Threads: returns (cars parked, most parked at once).
-pub fn with_threads() -> (u32, u32) {
+pub(crate) fn with_threads() -> (u32, u32) {
     let sem = Arc::new(thread::Semaphore::new(SPACES as usize));
     let now = Arc::new(AtomicU32::new(0));
     let peak = Arc::new(AtomicU32::new(0));
@@ -52,7 +54,7 @@ fn car((sem, stats): (Semaphore, Array<u32>)) {
 }
 
 /// Processes: returns (cars parked, most parked at once).
-pub fn with_processes(m: StartMethod) -> (u32, u32) {
+pub(crate) fn with_processes(m: StartMethod) -> (u32, u32) {
     let sem = Semaphore::new(SPACES).unwrap();
     let stats = Array::<u32>::new(3).unwrap();
     let cars: Vec<_> = (0..CARS)

@@ -14,7 +14,7 @@ fn child((nums, text): (Array<i32>, Array<u8>)) {
 }
 
 /// Returns (numbers, text) after the child ran.
-pub fn run(m: StartMethod) -> (Vec<i32>, String) {
+pub(crate) fn run(m: StartMethod) -> (Vec<i32>, String) {
     let nums = Array::from_slice(&(0..10).collect::<Vec<i32>>()).unwrap();
     // Room for more than the text, as a C buffer: the value is what precedes the first NUL.
     let text = Array::<u8>::new(32).unwrap();

@@ -5,8 +5,10 @@
 
 use bingfa_mp::{Process, StartMethod, Value};
 
-pub const PROCS: u32 = 4;
-pub const ADDS: u32 = 2500;
+/// How many processes add to the shared values.
+pub(crate) const PROCS: u32 = 4;
+/// How many additions each process makes.
+pub(crate) const ADDS: u32 = 2500;
 
 fn add((count, total, step): (Value<i32>, Value<f64>, f64)) {
     for _ in 0..ADDS {
@@ -17,7 +19,7 @@ fn add((count, total, step): (Value<i32>, Value<f64>, f64)) {
 }
 
 /// Returns (count, total).
-pub fn run(m: StartMethod) -> (i32, f64) {
+pub(crate) fn run(m: StartMethod) -> (i32, f64) {
     let count = Value::new(0i32).unwrap();
     let total = Value::new(0.0f64).unwrap();
     let ps: Vec<_> = (0..PROCS)

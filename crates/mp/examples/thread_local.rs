@@ -13,15 +13,17 @@ use std::sync::{Arc, Barrier};
 
 use bingfa_mp::thread::ThreadLocal;
 
-pub const THREADS: u64 = 4;
-pub const WORK: u64 = 10_000;
+/// How many worker threads count.
+pub(crate) const THREADS: u64 = 4;
+/// Worker `i` (from 0) counts to `WORK * (i + 1)`, so each total is different.
+pub(crate) const WORK: u64 = 10_000;
 
 thread_local! {
     static TAG: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 /// Returns the total and, per thread, (its tag, what it counted).
-pub fn run() -> (u64, Vec<(String, u64)>) {
+pub(crate) fn run() -> (u64, Vec<(String, u64)>) {
     let counts: Arc<ThreadLocal<Cell<u64>>> = Arc::new(ThreadLocal::new());
     // Everyone is alive until everyone has counted: no thread inherits a finished one's slot.
     let all_done = Arc::new(Barrier::new(THREADS as usize));

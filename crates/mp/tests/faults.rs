@@ -89,11 +89,14 @@ fn shared_sender_survives_a_killed_writer(m: StartMethod) {
     // A writer stopped half-way: a timed receive honours its deadline, and a later receive
     // carries on and gets the whole message.
     let (a, writer) = start_writer(&pool, &pid, 1);
+    // SAFETY: kill touches no memory. `writer` is a pool worker, a child of this process not
+    // yet reaped (it was just seen asleep in `send`), so its pid cannot have been reused.
     unsafe { libc::kill(writer as i32, libc::SIGSTOP) };
     let t = Instant::now();
     let r = rx.recv_bytes_timeout(Duration::from_millis(300));
     assert!(matches!(r, Err(IpcError::Timeout)), "{r:?}");
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    // SAFETY: as above: a stopped child of ours is not reaped, so the pid is still its.
     unsafe { libc::kill(writer as i32, libc::SIGCONT) };
     assert_whole(&rx.recv_bytes().unwrap(), 1);
     a.get().unwrap();
@@ -101,6 +104,8 @@ fn shared_sender_survives_a_killed_writer(m: StartMethod) {
     // A writer killed half-way, then another worker sends before we read: the torn message is
     // an error, and the next one arrives whole.
     let (a, writer) = start_writer(&pool, &pid, 2);
+    // SAFETY: kill touches no memory. `writer` is a pool worker, a child of this process not
+    // yet reaped (it was just seen asleep in `send`), so its pid cannot have been reused.
     unsafe { libc::kill(writer as i32, libc::SIGKILL) };
     assert!(matches!(a.get(), Err(PoolError::WorkerLost { .. })));
     let b = pool.apply_async(send_big, 3);
@@ -112,6 +117,8 @@ fn shared_sender_survives_a_killed_writer(m: StartMethod) {
     // Killed half-way with nobody sending after it: the reader finds out by itself (the pool
     // still holds a copy of the sending end, so the pipe never reports a hang-up).
     let (a, writer) = start_writer(&pool, &pid, 4);
+    // SAFETY: kill touches no memory. `writer` is a pool worker, a child of this process not
+    // yet reaped (it was just seen asleep in `send`), so its pid cannot have been reused.
     unsafe { libc::kill(writer as i32, libc::SIGKILL) };
     assert!(matches!(a.get(), Err(PoolError::WorkerLost { .. })));
     let t = Instant::now();
@@ -154,6 +161,8 @@ fn writer_killed_between_token_and_body(m: StartMethod) {
     pool.apply(fill_lane, ()).unwrap();
     // ...so the next writer sends its token, then waits for room before its first byte.
     let (a, writer) = start_writer(&pool, &pid, 6);
+    // SAFETY: kill touches no memory. `writer` is a pool worker, a child of this process not
+    // yet reaped (it was just seen asleep in `send`), so its pid cannot have been reused.
     unsafe { libc::kill(writer as i32, libc::SIGKILL) };
     assert!(matches!(a.get(), Err(PoolError::WorkerLost { .. })));
     let first = rx.recv_bytes_timeout(Duration::from_secs(20)).unwrap();
@@ -213,7 +222,10 @@ fn fork_while_threads_print() {
     let file = std::fs::File::create(&path).unwrap();
     use std::os::fd::AsRawFd;
     std::io::stdout().flush().unwrap();
+    // SAFETY: dup only duplicates fd 1 (open for the whole test run) and touches no memory.
     let saved = unsafe { libc::dup(1) };
+    // SAFETY: `file` is open for the call; dup2 atomically points fd 1 at it, so threads that
+    // write to stdout meanwhile write to one file or the other, never to a closed fd.
     unsafe { libc::dup2(file.as_raw_fd(), 1) };
     fork_under_busy_threads(100, || {
         // Hold the stdout lock most of the time, as a thread inside a slow `println!` does.
@@ -225,6 +237,8 @@ fn fork_while_threads_print() {
         }
     });
     std::io::stdout().flush().unwrap();
+    // SAFETY: `saved` is the duplicate of the original stdout made above, still open; dup2
+    // puts it back on fd 1 atomically.
     unsafe { libc::dup2(saved, 1) };
     let text = std::fs::read_to_string(&path).unwrap();
     let _ = std::fs::remove_file(&path);
@@ -257,9 +271,14 @@ fn fork_while_threads_call_current_process() {
 /// byte waits in the stdout buffer for the flush at exit.
 fn result_then_stuck(_: ()) -> u64 {
     let mut fds = [0; 2];
+    // SAFETY: `fds` is a live array of two ints, as pipe2 wants to write.
     unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) };
     let chunk = [b'x'; 4096];
+    // SAFETY: write reads `chunk.len()` bytes from `chunk`, which is alive for the call.
     while unsafe { libc::write(fds[1], chunk.as_ptr().cast(), chunk.len()) } > 0 {}
+    // SAFETY: fcntl and dup2 on descriptors of this process touch no memory; replacing fd 1
+    // is the point (this child's stdout becomes the full pipe), and Rust's stdout just writes
+    // to whatever fd 1 is.
     unsafe {
         let fl = libc::fcntl(fds[1], libc::F_GETFL);
         libc::fcntl(fds[1], libc::F_SETFL, fl & !libc::O_NONBLOCK);
@@ -291,6 +310,8 @@ fn party(args: (Barrier, bool)) -> u32 {
     b.wait().unwrap();
     if die {
         // Killed (or crashing) between rounds, holding its handle.
+        // SAFETY: _exit ends this child at once, skipping destructors: the barrier handle is
+        // never released, as if the process had been killed.
         unsafe { libc::_exit(3) };
     }
     b.wait().unwrap()

@@ -133,7 +133,12 @@ fn die_mid_message(mut tx: Sender<Vec<u8>>) {
     use std::os::fd::AsRawFd;
     let mut frame = 1000u32.to_le_bytes().to_vec();
     frame.extend_from_slice(&[7; 10]);
+    // SAFETY: `tx` keeps its fd open for the call, and write reads `frame.len()` bytes from
+    // `frame`, which is alive until it returns. Writing behind the Sender's back is the point:
+    // this frame is deliberately cut short.
     unsafe { libc::write(tx.as_raw_fd(), frame.as_ptr().cast(), frame.len()) };
+    // SAFETY: _exit ends this child at once, skipping destructors, so nothing finishes the
+    // frame: the reader must see it torn.
     unsafe { libc::_exit(0) };
 }
 
@@ -176,6 +181,7 @@ fn errors_are_typed(_m: StartMethod) {
     let (mut rx, tx) = Pipe::simplex::<u8>().unwrap();
     use std::os::fd::AsRawFd;
     let bogus = u32::MAX.to_le_bytes();
+    // SAFETY: `tx` keeps its fd open for the call, and `bogus` is 4 live bytes.
     unsafe { libc::write(tx.as_raw_fd(), bogus.as_ptr().cast(), 4) };
     assert!(matches!(rx.recv(), Err(IpcError::Corrupt(_))));
 
@@ -218,7 +224,10 @@ fn writer_dies_inside_large_message(m: StartMethod) {
         .unwrap();
     // Kill it only once its message has begun (a fixed sleep raced a slow child start on a
     // loaded machine: the reader then saw a clean end of file, not a torn message).
-    assert!(rx.poll(Duration::from_secs(10)).unwrap(), "the writer never began");
+    assert!(
+        rx.poll(Duration::from_secs(10)).unwrap(),
+        "the writer never began"
+    );
     std::thread::sleep(Duration::from_millis(50));
     p.kill().unwrap();
     let _ = p.join();
@@ -231,6 +240,8 @@ fn writer_dies_inside_large_message(m: StartMethod) {
 fn reader_dies_while_writer_blocked(m: StartMethod) {
     fn read_a_little(rx: Receiver<()>) {
         let _ = rx.poll(Duration::from_secs(5));
+        // SAFETY: _exit ends this child at once; the reading end closes with it, which is
+        // what the blocked writer must notice.
         unsafe { libc::_exit(0) };
     }
     let (rx, mut tx) = Pipe::simplex::<()>().unwrap();

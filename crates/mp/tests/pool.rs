@@ -36,6 +36,8 @@ fn fail_on_odd(x: u32) -> u32 {
 
 fn die_on(x: u32) -> u32 {
     if x == 13 {
+        // SAFETY: raise only signals this worker and touches no memory; SIGKILL cannot be
+        // caught, so the worker dies on the spot, as the test wants.
         unsafe { libc::raise(libc::SIGKILL) };
     }
     x
@@ -43,6 +45,10 @@ fn die_on(x: u32) -> u32 {
 
 fn segfault(_: ()) -> u32 {
     // A real invalid write (raise() would be swallowed by std's SIGSEGV handler).
+    // SAFETY: address 0 lies outside every Rust allocation, and a volatile access to memory
+    // outside any Rust allocation is not UB: the pointer need not be valid, the access may
+    // trap (see `ptr::write_volatile`). Linux never maps page 0 (vm.mmap_min_addr), so it
+    // traps with SIGSEGV and this worker dies of it, which is what the test wants.
     unsafe { std::ptr::null_mut::<u32>().write_volatile(1) };
     0
 }
@@ -229,6 +235,8 @@ fn external_sigkill_of_busy_worker(m: StartMethod) {
     assert_eq!(kids.len(), 2);
     // Kill both; only the busy one held a task.
     for k in &kids {
+        // SAFETY: kill touches no memory; each pid is a live worker, a child of ours not yet
+        // reaped (just listed by active_children), so the pid has not been reused.
         unsafe { libc::kill(k.pid as i32, libc::SIGKILL) };
     }
     assert!(matches!(

@@ -388,7 +388,9 @@ fn freed_with_last_handle(m: StartMethod) {
 }
 
 fn many_primitives_past_the_soft_fd_limit(m: StartMethod) {
+    // SAFETY: rlimit is two integers, for which all-zero bytes are a valid value.
     let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: `lim` is a live, writable rlimit for getrlimit to fill in.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
     if lim.rlim_max < 600 {
         return; // nothing to raise to on this machine
@@ -398,6 +400,7 @@ fn many_primitives_past_the_soft_fd_limit(m: StartMethod) {
         rlim_cur: 128,
         rlim_max: lim.rlim_max,
     };
+    // SAFETY: setrlimit only reads `low`, a live rlimit.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &low) }, 0);
     let locks: Vec<Lock> = (0..400).map(|_| Lock::new().unwrap()).collect();
     let p = start(m, |l: Lock| l.try_acquire().is_ok(), locks[399].clone());

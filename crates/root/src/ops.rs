@@ -57,8 +57,10 @@ impl Root {
     /// The status of the entry `rel` itself (a symlink is reported as a link, not followed).
     pub fn lstat(&self, rel: &[u8]) -> io::Result<libc::stat> {
         let (dir, name) = self.parent(rel)?;
-        // SAFETY: st is written by fstatat before being read; pointers are valid.
+        // SAFETY: libc::stat is a C struct of integers, for which all-zero bytes are valid.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `dir` keeps its descriptor open for the call, `name` is a NUL-terminated
+        // string and `st` a live, writable stat that fstatat fills in.
         check(unsafe {
             libc::fstatat(
                 dir.as_raw_fd(),
@@ -98,13 +100,14 @@ impl Root {
             | libc::O_NOFOLLOW
             | libc::O_NONBLOCK
             | if append { libc::O_APPEND } else { 0 };
-        // SAFETY: valid pointers; the returned fd is ours. O_NOFOLLOW: a symlink as the final
-        // component is refused (ELOOP) rather than followed, wherever it points.
+        // SAFETY: `dir` keeps its descriptor open for the call and `name` is a NUL-terminated
+        // string that outlives it; the fd returned is new and ours. O_NOFOLLOW: a symlink as
+        // the final component is refused (ELOOP) rather than followed, wherever it points.
         let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, 0o644) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: fresh fd from openat.
+        // SAFETY: fd >= 0 is a new descriptor from openat that nothing else owns or closes.
         let f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         if fstat(&f)?.st_mode & libc::S_IFMT != libc::S_IFREG {
             return Err(io::Error::from_raw_os_error(libc::EACCES));
@@ -136,27 +139,35 @@ impl Root {
                 tv_nsec: 0,
             },
         ];
-        // SAFETY: a valid fd and a two-element array, as futimens wants.
+        // SAFETY: `f` keeps its descriptor open for the call, and `times` is the two-element
+        // array futimens reads (access, then modification time), alive until it returns.
         check(unsafe { libc::futimens(f.as_raw_fd(), times.as_ptr()) })?;
         fstat(&f)
     }
 
+    /// Creates the directory `rel` (mode 0755 less the umask); `EEXIST` if the name is taken,
+    /// even by a symlink.
     pub fn mkdir(&self, rel: &[u8]) -> io::Result<()> {
         let (dir, name) = self.parent(rel)?;
-        // SAFETY: valid pointers.
+        // SAFETY: `dir` keeps its descriptor open for the call and `name` is a NUL-terminated
+        // string that outlives it.
         check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o755) })
     }
 
+    /// Removes the empty directory `rel` (`ENOTEMPTY` otherwise, `ENOTDIR` for anything else,
+    /// a symlink to a directory included).
     pub fn rmdir(&self, rel: &[u8]) -> io::Result<()> {
         let (dir, name) = self.parent(rel)?;
-        // SAFETY: valid pointers.
+        // SAFETY: `dir` keeps its descriptor open for the call and `name` is a NUL-terminated
+        // string that outlives it.
         check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) })
     }
 
     /// Removes a file (or a symlink itself); `EISDIR` for a directory.
     pub fn unlink(&self, rel: &[u8]) -> io::Result<()> {
         let (dir, name) = self.parent(rel)?;
-        // SAFETY: valid pointers.
+        // SAFETY: `dir` keeps its descriptor open for the call and `name` is a NUL-terminated
+        // string that outlives it.
         check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) })
     }
 
@@ -164,7 +175,8 @@ impl Root {
     pub fn rename(&self, from: &[u8], to: &[u8]) -> io::Result<()> {
         let (fdir, fname) = self.parent(from)?;
         let (tdir, tname) = self.parent(to)?;
-        // SAFETY: valid pointers.
+        // SAFETY: both parents keep their descriptors open for the call, and both names are
+        // NUL-terminated strings that outlive it.
         check(unsafe {
             libc::renameat(
                 fdir.as_raw_fd(),

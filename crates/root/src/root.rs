@@ -29,10 +29,14 @@ pub struct Root {
 }
 
 impl Root {
+    /// Opens the directory `path` as a root (an `O_PATH` handle: only searched, never read
+    /// itself). Fails if it is not a directory, or if this kernel lacks openat2, so a server
+    /// never serves unconfined.
     pub fn open(path: &Path) -> io::Result<Root> {
         let c = CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: c is a valid C string; the returned fd is owned by us.
+        // SAFETY: `c` is a NUL-terminated string that outlives the call; open only reads it.
+        // The fd it returns is new and referenced nowhere else, so we take ownership below.
         let fd = unsafe {
             libc::open(
                 c.as_ptr(),
@@ -42,7 +46,8 @@ impl Root {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: fd was just returned by open and is not owned elsewhere.
+        // SAFETY: fd >= 0 was just returned by open, so it is an open descriptor that nothing
+        // else owns or will close.
         let dir = unsafe { OwnedFd::from_raw_fd(fd) };
         // Refuse to start on a kernel without openat2 instead of serving unconfined.
         Root { dir }.probe()
@@ -107,7 +112,8 @@ impl Root {
     ) -> io::Result<File> {
         // A NUL can't be part of a path; answering it is the caller's 404.
         let c = CString::new(rel).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: open_how is plain old data; zeroed is a valid value of it.
+        // SAFETY: open_how is a C struct of integers only, for which all-zero bytes are a valid
+        // value (and the one openat2 wants for fields we leave unset).
         let mut how: libc::open_how = unsafe { std::mem::zeroed() };
         // Readers pass O_NONBLOCK with O_RDONLY, so a FIFO planted in the tree can't block the
         // worker in open. openat2 refuses O_PATH with any flag but O_CLOEXEC, O_DIRECTORY and
@@ -120,7 +126,9 @@ impl Root {
         how.flags = (flags | extra) as u64;
         how.mode = mode as u64;
         how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
-        // SAFETY: valid pointers for the duration of the call; size matches the struct.
+        // SAFETY: the dirfd is owned by `self.dir` and open for the whole call; `c` is a
+        // NUL-terminated string and `how` an initialised open_how, both alive until the call
+        // returns; the size passed is exactly that of the struct the pointer points to.
         let fd = unsafe {
             libc::syscall(
                 libc::SYS_openat2,
@@ -133,7 +141,8 @@ impl Root {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: the kernel returned a fresh fd that we now own.
+        // SAFETY: fd >= 0 (checked above) is a new descriptor from openat2 that nothing else
+        // owns; the syscall returns a c_long but descriptors always fit in an i32.
         Ok(unsafe { File::from_raw_fd(fd as i32) })
     }
 }
@@ -151,9 +160,12 @@ pub(crate) fn open_error(e: &io::Error) -> OpenError {
     }
 }
 
+/// The status (`fstat(2)`) of an open file: kind, size, mode, times, as the kernel sees them now.
 pub fn fstat(f: &File) -> io::Result<libc::stat> {
-    // SAFETY: st is written by fstat before being read.
+    // SAFETY: libc::stat is a C struct of integers, for which all-zero bytes are valid.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `f` keeps its descriptor open for the call and `st` is a live, writable stat
+    // that fstat fills in; no other reference to `st` exists meanwhile.
     if unsafe { libc::fstat(f.as_raw_fd(), &mut st) } < 0 {
         return Err(io::Error::last_os_error());
     }

@@ -63,7 +63,8 @@ pub fn is_temp_name(name: &[u8]) -> bool {
 
 fn random_name() -> CString {
     let mut b = [0u8; 8];
-    // SAFETY: b is a valid buffer of its length.
+    // SAFETY: getrandom writes at most `b.len()` bytes into `b`, which is live and writable
+    // for the call; any bytes are a valid [u8].
     let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
     if n != b.len() as isize {
         let t = std::time::SystemTime::now()
@@ -103,7 +104,8 @@ impl Root {
         }
         for _ in 0..8 {
             let name = random_name();
-            // SAFETY: valid pointers; the fd is ours.
+            // SAFETY: `dir` keeps its descriptor open for the call and `name` is a NUL-terminated
+            // string that outlives it; the fd returned is new and ours.
             let fd = unsafe {
                 libc::openat(
                     dir.as_raw_fd(),
@@ -113,7 +115,7 @@ impl Root {
                 )
             };
             if fd >= 0 {
-                // SAFETY: fresh fd.
+                // SAFETY: fd >= 0 is a new descriptor from openat that nothing else owns.
                 let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
                 return Ok(TempFile {
                     file,
@@ -131,6 +133,8 @@ impl Root {
 }
 
 impl TempFile {
+    /// The file being written: write the upload through it (or through `io::Write` on the
+    /// `TempFile`), and `sync_data` it before [`TempFile::persist`] when durability matters.
     pub fn file(&self) -> &File {
         &self.file
     }
@@ -144,11 +148,13 @@ impl TempFile {
         let target = component(name)?;
         let dir = self.dir.as_raw_fd();
         let hidden = self.link_hidden()?;
-        // SAFETY: valid pointers.
+        // SAFETY: `self.dir` keeps `dir` open for the call; both names are NUL-terminated
+        // strings that outlive it.
         let r = unsafe { libc::renameat(dir, hidden.as_ptr(), dir, target.as_ptr()) };
         if r < 0 {
             let e = io::Error::last_os_error();
-            // SAFETY: valid pointers; the hidden name is ours.
+            // SAFETY: `dir` is still open (owned by `self`) and `hidden` NUL-terminated; the
+            // name is the one we linked, so removing it touches nothing a user made.
             unsafe { libc::unlinkat(dir, hidden.as_ptr(), 0) };
             return Err(e);
         }
@@ -178,7 +184,8 @@ impl TempFile {
                 }
             }
         }
-        // SAFETY: valid pointers; the hidden name is ours.
+        // SAFETY: `dir` is still open (owned by `self`) and `hidden` NUL-terminated; the name
+        // is the one we linked, so removing it touches nothing a user made.
         unsafe { libc::unlinkat(dir, hidden.as_ptr(), 0) };
         Err(err)
     }
@@ -197,7 +204,8 @@ impl TempFile {
                 let mut linked = None;
                 for _ in 0..8 {
                     let h = random_name();
-                    // SAFETY: valid pointers.
+                    // SAFETY: `proc` and `h` are NUL-terminated strings that outlive the call,
+                    // and `dir` stays open (owned by `self.dir`) throughout it.
                     let r = unsafe {
                         libc::linkat(
                             libc::AT_FDCWD,
@@ -233,7 +241,8 @@ fn component(name: &[u8]) -> io::Result<CString> {
 /// Renames `from` to `to` in `dir` unless `to` exists (`EEXIST`). File systems without
 /// `RENAME_NOREPLACE` (`EINVAL`) get `link` (which never replaces) then `unlink`.
 fn rename_noreplace(dir: libc::c_int, from: &CString, to: &CString) -> io::Result<()> {
-    // SAFETY: valid pointers.
+    // SAFETY: the caller keeps `dir` open for the call; both names are NUL-terminated strings
+    // that outlive it.
     let r =
         unsafe { libc::renameat2(dir, from.as_ptr(), dir, to.as_ptr(), libc::RENAME_NOREPLACE) };
     if r == 0 {
@@ -243,11 +252,12 @@ fn rename_noreplace(dir: libc::c_int, from: &CString, to: &CString) -> io::Resul
     if e.raw_os_error() != Some(libc::EINVAL) {
         return Err(e);
     }
-    // SAFETY: valid pointers.
+    // SAFETY: as for renameat2 above: an open `dir` and two live NUL-terminated names.
     if unsafe { libc::linkat(dir, from.as_ptr(), dir, to.as_ptr(), 0) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: valid pointers; `from` is the caller's hidden name.
+    // SAFETY: an open `dir` and a live NUL-terminated name; `from` is the caller's hidden
+    // name, now also linked as `to`, so only the temporary name goes.
     unsafe { libc::unlinkat(dir, from.as_ptr(), 0) };
     Ok(())
 }
@@ -258,7 +268,8 @@ impl TempFile {
     pub fn into_unnamed(self) -> File {
         let mut me = std::mem::ManuallyDrop::new(self);
         if let Some(h) = me.hidden.take() {
-            // SAFETY: valid pointers; the hidden name is ours.
+            // SAFETY: `me.dir` is open (not dropped yet: `me` is ManuallyDrop) and `h` is a
+            // NUL-terminated name we created, so removing it touches nothing a user made.
             unsafe { libc::unlinkat(me.dir.as_raw_fd(), h.as_ptr(), 0) };
         }
         // SAFETY: `me` is never used or dropped again, and each field is moved out once
@@ -272,7 +283,8 @@ impl TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         if let Some(h) = &self.hidden {
-            // SAFETY: valid pointers; the hidden name is ours (not yet persisted).
+            // SAFETY: `self.dir` is open until after this drop, `h` is NUL-terminated, and the
+            // name is our own hidden one (not persisted, or `hidden` would be `None`).
             unsafe { libc::unlinkat(self.dir.as_raw_fd(), h.as_ptr(), 0) };
         }
     }

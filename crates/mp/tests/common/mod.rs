@@ -17,7 +17,7 @@ macro_rules! both_methods {
 }
 
 /// Children of this process in state Z (zombies), from /proc.
-pub fn zombies() -> usize {
+pub(crate) fn zombies() -> usize {
     let me = std::process::id().to_string();
     let mut n = 0;
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -38,7 +38,7 @@ pub fn zombies() -> usize {
 }
 
 /// Poll `f` until it is true or `timeout` passes.
-pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+pub(crate) fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
         if f() {
@@ -50,7 +50,7 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 /// Is a process with this pid still there (and not a zombie)?
-pub fn pid_alive(pid: u32) -> bool {
+pub(crate) fn pid_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => !s
             .rsplit_once(')')

@@ -19,7 +19,9 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {what}", file.display())]
 pub struct TlsError {
+    /// The certificate or key file at fault (a placeholder name for a generated one).
     pub file: PathBuf,
+    /// What is wrong with it, for the operator: unreadable, not PEM, no key, rejected by rustls.
     pub what: String,
 }
 

@@ -95,6 +95,7 @@ impl<P: Protocol> TlsProtocol<P> {
         }
     }
 
+    /// The wrapped protocol, for callers that need its own state (its config, its counters).
     pub fn inner(&self) -> &P {
         &self.inner
     }
@@ -164,7 +165,10 @@ impl<P: Protocol> Protocol for TlsProtocol<P> {
 
 /// A session on a listener that may or may not speak TLS.
 pub enum MaybeTls<S> {
+    /// A listener without TLS: the protocol's own session, unwrapped.
     Plain(S),
+    /// The session run over rustls: from the first byte, or (upgradable listeners) in the
+    /// clear until the session asks for TLS.
     Tls(Box<TlsSession<S>>),
     /// rustls would not start a connection (it never fails with a valid config): close.
     Refused,

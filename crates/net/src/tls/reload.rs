@@ -33,7 +33,10 @@ extern "C" fn on_hup(_: libc::c_int) {
 }
 
 extern "C" fn guard_lock() {
-    // SAFETY: a static, initialised mutex.
+    // SAFETY: FORK_GUARD is statically initialised (PTHREAD_MUTEX_INITIALIZER), never moves,
+    // and is only ever reached through this raw pointer (no Rust reference to the `static mut`
+    // exists), so pthread may lock it from any thread. The only holders are the reload thread
+    // and a forking thread, which never take it twice, so this does not self-deadlock.
     unsafe { libc::pthread_mutex_lock(std::ptr::addr_of_mut!(FORK_GUARD)) };
 }
 
@@ -47,7 +50,8 @@ extern "C" fn guard_unlock() {
 fn watch(read: libc::c_int) {
     let mut buf = [0u8; 64];
     loop {
-        // SAFETY: reading into a local buffer from our own pipe.
+        // SAFETY: `read` is the pipe's read end, which only this thread uses and nothing ever
+        // closes; read writes at most `buf.len()` bytes into the live local `buf`.
         let n = unsafe { libc::read(read, buf.as_mut_ptr().cast(), buf.len()) };
         if n == 0 {
             return;
@@ -71,7 +75,9 @@ fn start_watcher() -> std::io::Result<()> {
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    // SAFETY: our own fd.
+    // SAFETY: `fds[1]` is the write end pipe2 just made; fcntl on it touches no memory. The
+    // atfork handlers are plain `extern "C"` functions (they live for the whole process) that
+    // only lock and unlock FORK_GUARD, as `guard_lock` and `guard_unlock` explain.
     unsafe {
         let fl = libc::fcntl(fds[1], libc::F_GETFL);
         libc::fcntl(fds[1], libc::F_SETFL, fl | libc::O_NONBLOCK);
@@ -94,7 +100,10 @@ pub fn install_sighup() -> std::io::Result<()> {
             err = Some(e);
             return;
         }
-        // SAFETY: a zeroed sigaction with a valid handler and an empty mask is a valid argument.
+        // SAFETY: all-zero bytes are a valid sigaction (plain C data); it gets a handler with
+        // the one-argument signature that a sigaction without SA_SIGINFO calls, and an empty
+        // mask. The handler is async-signal-safe: an atomic load and write(2), nothing else.
+        // sigaction only reads `sa`, which is alive for the call.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = on_hup as *const () as libc::sighandler_t;

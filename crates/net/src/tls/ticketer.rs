@@ -245,8 +245,14 @@ mod tests {
         assert_eq!(t.decrypt(&ticket).unwrap(), b"session state");
         // A forked child (as a `prefork` worker) opens it, and makes one the parent opens.
         let mut fds = [0; 2];
-        // SAFETY: a pipe, then fork; the child only uses async-signal-safe calls and the
-        // ticketer (no locks), and leaves with _exit.
+        // SAFETY: `fds` is a live two-int array for pipe to fill; `buf` and `msg` are live for
+        // the reads and writes into and out of them, and `status` for waitpid. After fork the
+        // child, a copy of a multithreaded harness, runs the ticketer (atomics in the shared
+        // mapping, getrandom, AES-GCM: no lock another thread could hold, as the parent's
+        // encrypt above already did ring's one-time set-up) and allocates a few Vecs. Allocation is not
+        // async-signal-safe by POSIX; it is safe here because glibc's fork resets malloc's
+        // locks in the child (a libc without that could deadlock this child). It leaves with
+        // _exit, never returning into the harness.
         unsafe {
             assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
             let (r, w) = (fds[0], fds[1]);

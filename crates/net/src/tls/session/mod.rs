@@ -112,6 +112,7 @@ impl<S: Session> TlsSession<S> {
         }
     }
 
+    /// The protocol's own session inside the TLS layer (to read its state; the layer drives it).
     pub fn inner(&self) -> &S {
         &self.inner
     }
