@@ -3,8 +3,7 @@
 //! survives and is sent intact; the server closing ends the client with a message, exit 0 and
 //! the terminal restored), through pipes (plain line I/O), and with nothing listening.
 
-#[path = "support/pty.rs"]
-mod pty;
+use bingfa_testkit::pty;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -9,7 +9,7 @@ use super::transport::Transport;
 use super::*;
 
 /// A TCP connection to `to` from the local address `from` (127.0.0.2 is loopback too).
-pub fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+pub(crate) fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
     use socket2::{Domain, Socket, Type};
     let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     s.bind(&SocketAddr::new(from.parse().unwrap(), 0).into())
@@ -21,7 +21,7 @@ pub fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
     s
 }
 
-pub fn login_rules(model: Model, edge: bool, t: Transport) {
+pub(crate) fn login_rules(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("login");
     let mut srv = t.start(model, edge, &tree, &[]);
     let mut c = srv.session(t);
@@ -55,7 +55,7 @@ pub fn login_rules(model: Model, edge: bool, t: Transport) {
     assert!(srv.stop().success());
 }
 
-pub fn paths(model: Model, edge: bool, t: Transport) {
+pub(crate) fn paths(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("paths");
     let mut srv = t.start(model, edge, &tree, &[]);
     let mut c = srv.login(t, "ann", PASSWORD);
@@ -118,7 +118,7 @@ pub fn paths(model: Model, edge: bool, t: Transport) {
     assert!(srv.stop().success());
 }
 
-pub fn data_connections(model: Model, edge: bool, t: Transport) {
+pub(crate) fn data_connections(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("data");
     let lo = 30000 + (std::process::id() % 50) as u16 * 400;
     let range = format!("{lo}-{}", lo + 399);
@@ -195,7 +195,7 @@ pub fn data_connections(model: Model, edge: bool, t: Transport) {
     assert!(srv.stop().success());
 }
 
-pub fn long_lines_and_idle(model: Model, edge: bool, t: Transport) {
+pub(crate) fn long_lines_and_idle(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("lines");
     let mut srv = t.start(model, edge, &tree, &["--idle-timeout", "1.5"]);
     let mut c = srv.session(t);
@@ -218,7 +218,7 @@ pub fn long_lines_and_idle(model: Model, edge: bool, t: Transport) {
     assert!(srv.stop().success());
 }
 
-pub fn client_limits(model: Model, edge: bool, t: Transport) {
+pub(crate) fn client_limits(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("limits");
     // The refusal comes before any `AUTH TLS` could: in the clear over either transport. What
     // TLS adds is that sessions gone secure still count.
