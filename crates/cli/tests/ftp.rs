@@ -361,10 +361,6 @@ bingfa_testkit::for_each_model! {
     #[test] fn rclone() { rclone::round_trip(M, E, Plain) }
     #[test] fn rclone_tls() { rclone::round_trip(M, E, Tls) }
     #[test] fn ipv6() { clients::ipv6(M, E) }
-    #[test] fn login_rules() { security::login_rules(M, E, Plain) }
-    #[test] fn login_rules_tls() { security::login_rules(M, E, Tls) }
-    #[test] fn paths_stay_beneath_the_root() { security::paths(M, E, Plain) }
-    #[test] fn paths_stay_beneath_the_root_tls() { security::paths(M, E, Tls) }
     #[test] fn no_bounce_and_no_theft() { security::data_connections(M, E, Plain) }
     #[test] fn no_bounce_and_no_theft_tls() { security::data_connections(M, E, Tls) }
     #[test] fn long_lines_and_idle() { security::long_lines_and_idle(M, E, Plain) }
