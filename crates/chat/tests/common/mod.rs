@@ -14,11 +14,12 @@ use bingfa_chat::server::{self, ServeOptions};
 use bingfa_chat::web::WebSession;
 use bingfa_chat::ws::{encode_masked, Decoder, Event, Opcode};
 use bingfa_net::{Config, ConnInfo, Context, Message, Model, Protocol, Session};
+use bingfa_testkit::ServerProc;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -192,7 +193,7 @@ fn room_main(spec: &str, tls: bool) {
 
 /// A server child process; stopped (and waited for) on drop whatever happens.
 pub(crate) struct TestServer {
-    child: Child,
+    proc: ServerProc,
     pub web: SocketAddr,
     pub chat: SocketAddr,
     /// The admin socket (real room only).
@@ -244,53 +245,45 @@ impl TestServer {
     }
 
     fn spawn(spec: String, admin: Option<PathBuf>) -> TestServer {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "server_main",
-                "--nocapture",
-                "-q",
-                "--test-threads=1",
-            ])
-            .env(SPEC_VAR, spec)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn server");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            // Keep draining so the server never blocks on a full pipe.
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(pin) = line.strip_prefix("tls pin ") {
-                    let _ = tx.send(("pin", pin.to_string()));
-                }
-                for svc in ["web", "web-tls", "chat"] {
-                    if let Some(rest) = line.strip_prefix(&format!("{svc} listening on ")) {
-                        let _ = tx.send((svc, rest.trim().to_string()));
-                    }
-                }
-            }
-        });
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "server_main",
+            "--nocapture",
+            "-q",
+            "--test-threads=1",
+        ])
+        .env(SPEC_VAR, spec)
+        .stderr(Stdio::inherit());
+        // The kit keeps draining stdout so the server never blocks on a full pipe.
+        let proc = ServerProc::spawn(cmd);
         let mut srv = TestServer {
-            child,
+            proc,
             web: "0.0.0.0:0".parse().unwrap(),
             chat: "0.0.0.0:0".parse().unwrap(),
             admin,
             tls_pin: None,
         };
+        let end = Instant::now() + Duration::from_secs(20);
         let mut listeners = 0;
         while listeners < 2 {
-            let (what, text) = rx
-                .recv_timeout(Duration::from_secs(20))
+            let line = srv
+                .proc
+                .next_line(end.saturating_duration_since(Instant::now()))
                 .expect("server did not announce itself");
-            match what {
-                "pin" => srv.tls_pin = Some(text),
-                "web" | "web-tls" => srv.web = text.parse().unwrap(),
-                _ => srv.chat = text.parse().unwrap(),
+            if let Some(pin) = line.strip_prefix("tls pin ") {
+                srv.tls_pin = Some(pin.to_string());
             }
-            listeners += (what != "pin") as usize;
+            for svc in ["web", "web-tls", "chat"] {
+                if let Some(rest) = line.strip_prefix(&format!("{svc} listening on ")) {
+                    let addr = rest.trim().parse().unwrap();
+                    match svc {
+                        "chat" => srv.chat = addr,
+                        _ => srv.web = addr,
+                    }
+                    listeners += 1;
+                }
+            }
         }
         srv
     }
@@ -298,16 +291,7 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        // SAFETY: signalling our own child process.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end && !matches!(self.child.try_wait(), Ok(Some(_))) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if !matches!(self.child.try_wait(), Ok(Some(_))) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.proc.finish();
         // The server removes it at exit; not if it had to be killed.
         if let Some(a) = &self.admin {
             let _ = std::fs::remove_file(a);
