@@ -2,6 +2,7 @@
 //! HTTP request lines, and the web face's one-line-per-message ending.
 
 use super::*;
+use bingfa_net::rig::Rig;
 use bingfa_net::{Action, ConnInfo};
 
 fn info(id: u64) -> ConnInfo {
@@ -13,9 +14,9 @@ fn info(id: u64) -> ConnInfo {
     }
 }
 
-struct Rig {
-    s: ChatSession,
-    cx: Context,
+/// One member's session on bingfa-net's rig.
+struct Member {
+    rig: Rig<ChatSession>,
 }
 
 /// What one feed produced: the bytes written, whether it closed, what it published.
@@ -31,21 +32,22 @@ fn lobby() -> crate::lobby::Lobby {
     crate::lobby::Lobby::new(1024, 1024).unwrap()
 }
 
-impl Rig {
-    fn new(cfg: RoomConfig, roster: &Roster, id: u64) -> Rig {
+impl Member {
+    fn new(cfg: RoomConfig, roster: &Roster, id: u64) -> Member {
         let me = (std::process::id() as u64) << 32 | id;
-        let mut r = Rig {
-            s: ChatSession::new(Arc::new(cfg), roster.clone(), lobby(), me),
-            cx: Context::new(info(me)),
+        let mut r = Member {
+            rig: Rig::opened(
+                ChatSession::new(Arc::new(cfg), roster.clone(), lobby(), me),
+                info(me),
+            ),
         };
-        r.s.on_open(&mut r.cx);
         assert_eq!(r.take().text, GREETING);
         r
     }
 
     fn take(&mut self) -> Out {
         let mut out = Out::default();
-        for a in self.cx.take_actions() {
+        for a in self.rig.take_actions() {
             match a {
                 Action::Write(b) => out.text.push_str(&String::from_utf8_lossy(&b)),
                 Action::Close => out.closed = true,
@@ -62,7 +64,7 @@ impl Rig {
     fn feed(&mut self, input: &[u8]) -> Out {
         let mut rest = input;
         while !rest.is_empty() {
-            let n = self.s.on_data(rest, &mut self.cx).min(rest.len());
+            let n = self.rig.data(rest).min(rest.len());
             if n == 0 {
                 break;
             }
@@ -82,7 +84,7 @@ fn unlimited() -> RoomConfig {
 #[test]
 fn control_and_bidi_characters_never_reach_the_room() {
     let roster = Roster::new(10).unwrap();
-    let mut r = Rig::new(unlimited(), &roster, 1);
+    let mut r = Member::new(unlimited(), &roster, 1);
     assert!(r.feed(b"alice\n").text.starts_with("* you are alice"));
     for (line, why) in [
         (&b"\x1b]0;pwned\x07\n"[..], "control character U+001B"),
@@ -107,7 +109,7 @@ fn control_and_bidi_characters_never_reach_the_room() {
 #[test]
 fn refusals_in_a_row_close_the_connection() {
     let roster = Roster::new(10).unwrap();
-    let mut r = Rig::new(unlimited(), &roster, 2);
+    let mut r = Member::new(unlimited(), &roster, 2);
     for _ in 0..MAX_REFUSALS - 1 {
         let out = r.feed(b"a b\n");
         assert!(out.text.starts_with("! a name is"), "{out:?}");
@@ -122,7 +124,7 @@ fn refusals_in_a_row_close_the_connection() {
     );
     assert!(out.closed);
     // A line accepted starts the count again.
-    let mut r = Rig::new(unlimited(), &roster, 3);
+    let mut r = Member::new(unlimited(), &roster, 3);
     r.feed(b"bob\n");
     for _ in 0..3 {
         for _ in 0..MAX_REFUSALS - 1 {
@@ -141,7 +143,7 @@ fn a_nameless_connection_is_rate_limited_like_a_member() {
         burst: 2,
         ..RoomConfig::default()
     };
-    let mut r = Rig::new(cfg, &roster, 4);
+    let mut r = Member::new(cfg, &roster, 4);
     let out = r.feed(&b"\n".repeat(1000));
     // Two answered (the burst), one `too fast`, the rest dropped in silence.
     assert_eq!(
@@ -160,7 +162,7 @@ fn an_http_request_line_first_closes_the_connection() {
         b"POST /login HTTP/1.1\r\n",
         b"OPTIONS * HTTP/1.0\n",
     ] {
-        let mut r = Rig::new(unlimited(), &roster, 5);
+        let mut r = Member::new(unlimited(), &roster, 5);
         let mut input = first.to_vec();
         input.extend_from_slice(b"Host: x\r\n\r\nuser=ann&pass=hunter2\n");
         let out = r.feed(&input);
@@ -169,7 +171,7 @@ fn an_http_request_line_first_closes_the_connection() {
         assert!(roster.local_members().is_empty());
     }
     // Only a first line: a member may say it.
-    let mut r = Rig::new(unlimited(), &roster, 6);
+    let mut r = Member::new(unlimited(), &roster, 6);
     r.feed(b"carol\n");
     assert_eq!(
         r.feed(b"GET / HTTP/1.1\n").published,
@@ -180,12 +182,12 @@ fn an_http_request_line_first_closes_the_connection() {
 #[test]
 fn names_are_normalized_and_unique_by_skeleton() {
     let roster = Roster::new(10).unwrap();
-    let mut a = Rig::new(unlimited(), &roster, 7);
+    let mut a = Member::new(unlimited(), &roster, 7);
     assert!(a
         .feed("ａｌｉｃｅ\n".as_bytes())
         .text
         .starts_with("* you are alice; online: alice\n"));
-    let mut b = Rig::new(unlimited(), &roster, 8);
+    let mut b = Member::new(unlimited(), &roster, 8);
     assert_eq!(
         b.feed("аlice\n".as_bytes()).text,
         "! name taken; try another name\n"
@@ -201,11 +203,12 @@ fn with_the_web_ending_a_message_is_one_line() {
     let roster = Roster::new(10).unwrap();
     let cfg = Arc::new(unlimited());
     let me = (std::process::id() as u64) << 32 | 9;
-    let mut r = Rig {
-        s: ChatSession::new(cfg, roster.clone(), lobby(), me).with_eol(0xFF),
-        cx: Context::new(info(me)),
+    let mut r = Member {
+        rig: Rig::opened(
+            ChatSession::new(cfg, roster.clone(), lobby(), me).with_eol(0xFF),
+            info(me),
+        ),
     };
-    r.s.on_open(&mut r.cx);
     r.take();
     assert!(r.feed(b"dave\xff").text.starts_with("* you are dave"));
     let out = r.feed(&[&b"\n".repeat(60_000)[..], b"\xff"].concat());

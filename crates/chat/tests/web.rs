@@ -136,39 +136,9 @@ fn one_room(model: Model, edge: bool) {
     assert_eq!(line, "* bob left\n");
 }
 
-macro_rules! every_model {
-    ($($name:ident => $model:expr, $edge:expr;)*) => {
-        $(
-            mod $name {
-                use super::*;
-                const M: Model = $model;
-                const E: bool = $edge;
-                #[test] fn page() { super::page(M, E) }
-                #[test] fn frames() { super::frames(M, E) }
-                #[test] fn protocol_errors() { super::protocol_errors(M, E) }
-                #[test] fn one_room() { super::one_room(M, E) }
-            }
-        )*
-        /// The list above covers `Model::ALL`: a new model cannot be added without its tests.
-        #[test]
-        fn every_model_is_tested() {
-            let listed = [$($model),*];
-            for m in Model::ALL {
-                assert!(listed.contains(&m), "{m} has no tests");
-            }
-        }
-    };
-}
-
-every_model! {
-    iterative => Model::Iterative, false;
-    fork => Model::Fork, false;
-    thread => Model::Thread, false;
-    threadpool => Model::ThreadPool, false;
-    prefork => Model::Prefork, false;
-    select => Model::Select, false;
-    poll => Model::Poll, false;
-    epoll => Model::Epoll, false;
-    epoll_edge => Model::Epoll, true;
-    r#async => Model::Async, false;
+bingfa_testkit::for_each_model! {
+    #[test] fn page() { super::page(M, E) }
+    #[test] fn frames() { super::frames(M, E) }
+    #[test] fn protocol_errors() { super::protocol_errors(M, E) }
+    #[test] fn one_room() { super::one_room(M, E) }
 }

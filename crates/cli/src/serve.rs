@@ -53,6 +53,9 @@ pub(crate) struct Args {
     /// Concurrency model of every service.
     #[arg(long, default_value_t = Model::default(), value_parser = crate::model_arg::ModelParser)]
     model: Model,
+    /// Edge-triggered epoll for every service (with `--model epoll`).
+    #[arg(long)]
+    edge_triggered: bool,
     /// Threads or processes per service, for the models that use them (0 = a default).
     #[arg(long, default_value_t = 0)]
     workers: usize,
@@ -221,6 +224,9 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
         let mut v = vec![svc.to_string(), "serve".into()];
         v.extend(["--model".into(), a.model.to_string()]);
         v.extend(["--workers".into(), a.workers.to_string()]);
+        if a.edge_triggered {
+            v.push("--edge-triggered".into());
+        }
         if a.hidden && svc != "chat" {
             v.push("--hidden".into());
         }

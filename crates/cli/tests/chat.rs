@@ -19,20 +19,18 @@
 //! for `iterative`, and `iterative_one_at_a_time` / `threadpool_serves_more_members_than_workers`
 //! test what those models do guarantee.
 
-#[path = "support/ws.rs"]
-mod ws;
-
 use bingfa_net::Model;
-use std::io::{BufRead, BufReader, Read, Write};
+use bingfa_testkit::{model_args, workers, ws, LineClient, ServerProc};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bingfa");
 
 struct Server {
-    child: Child,
+    proc: ServerProc,
     addr: SocketAddr,
     /// The web face's address, when started with `--web`.
     web: Option<SocketAddr>,
@@ -50,60 +48,33 @@ impl Server {
             N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let mut cmd = Command::new(BIN);
-        cmd.args([
-            "chat",
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--model",
-            model.name(),
-        ])
-        .arg("--admin-socket")
-        .arg(&admin)
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-        if edge {
-            cmd.arg("--edge-triggered");
-        }
+        cmd.args(["chat", "serve", "--bind", "127.0.0.1:0"])
+            .args(model_args(model, edge))
+            .arg("--admin-socket")
+            .arg(&admin)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit());
         if !extra.contains(&"--workers") {
-            cmd.args([
-                "--workers",
-                if model == Model::ThreadPool { "8" } else { "2" },
-            ]);
+            cmd.args(["--workers", workers(model)]);
         }
-        let mut child = cmd.spawn().expect("spawn bingfa");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                for svc in ["chat", "web", "web-tls", "chat-tls"] {
-                    if let Some(a) = line.strip_prefix(&format!("{svc} listening on ")) {
-                        let _ = tx.send((svc, a.parse::<SocketAddr>().unwrap()));
-                    }
-                }
-            }
-        });
+        let mut proc = ServerProc::spawn(cmd);
         let mut addr = None;
         let mut web = None;
         let mut tls = None;
         let want_web = extra.contains(&"--web");
         let want_tls = extra.contains(&"--tls-bind");
         while addr.is_none() || (want_web && web.is_none()) || (want_tls && tls.is_none()) {
-            match rx
-                .recv_timeout(Duration::from_secs(20))
-                .expect("no ready line")
-            {
-                ("chat", a) => addr = Some(a),
-                ("web" | "web-tls", a) => web = Some(a),
-                (_, a) => tls = Some(a),
+            match proc.next_listening(Duration::from_secs(20)) {
+                (svc, a) if svc == "chat" => addr = Some(a),
+                (svc, a) if svc == "web" || svc == "web-tls" => web = Some(a),
+                (svc, a) if svc == "chat-tls" => tls = Some(a),
+                _ => {}
             }
         }
         // The admin socket is bound before the ready lines are printed.
         Server {
-            child,
+            proc,
             addr: addr.unwrap(),
             web,
             tls,
@@ -129,21 +100,7 @@ impl Server {
     }
 
     fn stop(&mut self) -> ExitStatus {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.wait(Duration::from_secs(10))
-            .expect("no exit after SIGTERM")
-    }
-
-    fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return Some(st);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        self.proc.stop()
     }
 
     fn announce(&self, text: &str) -> std::process::Output {
@@ -156,64 +113,16 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            if self.wait(Duration::from_secs(5)).is_none() {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-            }
-        }
-    }
+/// The room's line face: the kit's line client, and the room's first line.
+type Client = LineClient;
+
+trait Greeting {
+    fn expect_greeting(&mut self);
 }
 
-struct Client {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Client {
-            w: s.try_clone().unwrap(),
-            r: BufReader::new(s),
-        }
-    }
-    fn send(&mut self, line: &str) {
-        self.w.write_all(format!("{line}\n").as_bytes()).unwrap();
-    }
-    fn line(&mut self) -> String {
-        let mut s = String::new();
-        self.r.read_line(&mut s).expect("read (timed out?)");
-        s.strip_suffix('\n').unwrap_or(&s).to_string()
-    }
-    fn expect(&mut self, want: &str) {
-        assert_eq!(self.line(), want);
-    }
+impl Greeting for LineClient {
     fn expect_greeting(&mut self) {
         self.expect("* welcome to the bingfa chat room; what is your name?");
-    }
-    fn expect_closed(&mut self) {
-        let mut rest = Vec::new();
-        match self.r.read_to_end(&mut rest) {
-            Ok(_) => assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest)),
-            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
-        }
-    }
-    /// Nothing arrives within `t`.
-    fn expect_silence(&mut self, t: Duration) {
-        self.r.get_ref().set_read_timeout(Some(t)).unwrap();
-        let mut s = String::new();
-        let r = self.r.read_line(&mut s);
-        assert!(r.is_err(), "unexpected line {s:?}");
-        self.r
-            .get_ref()
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
     }
 }
 
@@ -247,7 +156,7 @@ fn names(model: Model, edge: bool) {
     }
     let mut a = srv.connect();
     a.expect_greeting();
-    a.w.write_all(b"alice\r\n").unwrap();
+    a.send_raw(b"alice\r\n");
     a.expect("* you are alice; online: alice");
     a.send("/who");
     a.expect("* online (1): alice");
@@ -332,8 +241,8 @@ fn one_order(model: Model, edge: bool) {
         }
     }
     const N: usize = 300;
-    let mut w1 = s1.w.try_clone().unwrap();
-    let mut w2 = s2.w.try_clone().unwrap();
+    let mut w1 = s1.stream().try_clone().unwrap();
+    let mut w2 = s2.stream().try_clone().unwrap();
     let t1 = std::thread::spawn(move || {
         for i in 0..N {
             w1.write_all(format!("a{i}\n").as_bytes()).unwrap();
@@ -396,7 +305,7 @@ fn limits(model: Model, edge: bool) {
     // name took a token too (every line counts): let the bucket fill first.
     std::thread::sleep(Duration::from_millis(3100));
     let burst: String = (0..6).map(|i| format!("m{i}\n")).collect();
-    a.w.write_all(burst.as_bytes()).unwrap();
+    a.send_raw(burst.as_bytes());
     // Said once; the other two are dropped in silence (no reply per line refused).
     a.expect("! too fast (at most 1 lines a second), line dropped");
     if let Some(b) = b.as_mut() {
@@ -409,10 +318,10 @@ fn limits(model: Model, edge: bool) {
     a.send(&"x".repeat(17));
     a.expect("! line too long (at most 16 bytes), dropped");
     // Far longer than a line may be, arriving before its newline: still one error.
-    a.w.write_all(&vec![b'y'; 5000]).unwrap();
-    a.w.write_all(b"\n").unwrap();
+    a.send_raw(&vec![b'y'; 5000]);
+    a.send_raw(b"\n");
     a.expect("! line too long (at most 16 bytes), dropped");
-    a.w.write_all(b"\xff\xfe ok\n").unwrap();
+    a.send_raw(b"\xff\xfe ok\n");
     a.expect("! invalid UTF-8, line dropped");
     // The member stayed: once the bucket refills, lines go through again.
     std::thread::sleep(Duration::from_millis(1100));
@@ -450,7 +359,7 @@ fn slow_reader(model: Model, edge: bool) {
         let burst: String = (b * per..(b + 1) * per)
             .map(|i| format!("{i} {pad}\n"))
             .collect();
-        sender.w.write_all(burst.as_bytes()).unwrap();
+        sender.send_raw(burst.as_bytes());
         let mut i = b * per;
         while i < (b + 1) * per {
             let l = reader.line();
@@ -808,44 +717,15 @@ fn threadpool_serves_more_members_than_workers() {
     assert!(srv.stop().success());
 }
 
-macro_rules! every_model {
-    ($($name:ident => $model:expr, $edge:expr;)*) => {
-        $(
-            mod $name {
-                use super::*;
-                const M: Model = $model;
-                const E: bool = $edge;
-                #[test] fn names() { super::names(M, E) }
-                #[test] fn messages() { super::messages(M, E) }
-                #[test] fn one_order() { super::one_order(M, E) }
-                #[test] fn limits() { super::limits(M, E) }
-                #[test] fn slow_reader() { super::slow_reader(M, E) }
-                #[test] fn announcements() { super::announcements(M, E) }
-                #[test] fn shutdown() { super::shutdown(M, E) }
-                #[test] fn web_member() { super::web_member(M, E) }
-                #[test] fn timeouts() { super::timeouts(M, E) }
-                #[test] fn tls_line() { super::tls_line(M, E) }
-            }
-        )*
-        #[test]
-        fn every_model_is_tested() {
-            let listed = [$($model),*];
-            for m in Model::ALL {
-                assert!(listed.contains(&m), "{m} has no chat tests");
-            }
-        }
-    };
-}
-
-every_model! {
-    iterative => Model::Iterative, false;
-    fork => Model::Fork, false;
-    thread => Model::Thread, false;
-    threadpool => Model::ThreadPool, false;
-    prefork => Model::Prefork, false;
-    select => Model::Select, false;
-    poll => Model::Poll, false;
-    epoll => Model::Epoll, false;
-    epoll_edge => Model::Epoll, true;
-    r#async => Model::Async, false;
+bingfa_testkit::for_each_model! {
+    #[test] fn names() { super::names(M, E) }
+    #[test] fn messages() { super::messages(M, E) }
+    #[test] fn one_order() { super::one_order(M, E) }
+    #[test] fn limits() { super::limits(M, E) }
+    #[test] fn slow_reader() { super::slow_reader(M, E) }
+    #[test] fn announcements() { super::announcements(M, E) }
+    #[test] fn shutdown() { super::shutdown(M, E) }
+    #[test] fn web_member() { super::web_member(M, E) }
+    #[test] fn timeouts() { super::timeouts(M, E) }
+    #[test] fn tls_line() { super::tls_line(M, E) }
 }

@@ -1,7 +1,7 @@
 //! The room's input rules against the real binary, as an attacker's clients would try them:
-//! raw sockets (what `nc` sends), the WebSocket (`support/ws.rs`), TLS (rustls, with and without
+//! raw sockets (what `nc` sends), the WebSocket (`bingfa_testkit::ws`), TLS (rustls, with and without
 //! ALPN), and Redis publishing straight onto the room's channel. Per model where the path is
-//! per model (every face's session runs under each), with the `every_model!` table below.
+//! per model (every face's session runs under each), with `bingfa_testkit::for_each_model!` below.
 //!
 //! - control, bidi and blank-padding bytes in a message reach no one, on every face;
 //! - names are NFKC and unique by skeleton (`аlice` in Cyrillic is `alice`);
@@ -9,9 +9,6 @@
 //!   refusals in a row close the connection;
 //! - an HTTP request never joins: its first line closes the connection, and the TLS line port
 //!   refuses a client that offers only HTTP in ALPN (ALPACA).
-
-#[path = "support/ws.rs"]
-mod ws;
 
 #[path = "chat_redis/support.rs"]
 #[allow(dead_code)]
@@ -21,6 +18,7 @@ mod redis_support;
 mod support;
 
 use bingfa_net::Model;
+use bingfa_testkit::ws;
 use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -81,7 +79,7 @@ fn control_bytes(model: Model, edge: bool) {
     // Under fork/prefork a marker eve said before wendy came may still reach her after her
     // claim (the relay's order); those are not what is looked at here.
     let reply = |w: &mut ws::Ws| loop {
-        match w.next() {
+        match w.next_event() {
             Some(bingfa_chat::ws::Event::Text(t)) if t.starts_with("eve: marker") => {}
             Some(bingfa_chat::ws::Event::Text(t)) => return t,
             other => panic!("{other:?}"),
@@ -258,41 +256,12 @@ fn tls_line(model: Model, edge: bool) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-macro_rules! every_model {
-    ($($name:ident => $model:expr, $edge:expr;)*) => {
-        $(
-            mod $name {
-                use super::*;
-                const M: Model = $model;
-                const E: bool = $edge;
-                #[test] fn control_bytes() { super::control_bytes(M, E) }
-                #[test] fn names() { super::names(M, E) }
-                #[test] fn amplification() { super::amplification(M, E) }
-                #[test] fn http_request() { super::http_request(M, E) }
-                #[test] fn tls_line() { super::tls_line(M, E) }
-            }
-        )*
-        #[test]
-        fn every_model_is_tested() {
-            let listed = [$($model),*];
-            for m in Model::ALL {
-                assert!(listed.contains(&m), "{m} has no chat input tests");
-            }
-        }
-    };
-}
-
-every_model! {
-    iterative => Model::Iterative, false;
-    fork => Model::Fork, false;
-    thread => Model::Thread, false;
-    threadpool => Model::ThreadPool, false;
-    prefork => Model::Prefork, false;
-    select => Model::Select, false;
-    poll => Model::Poll, false;
-    epoll => Model::Epoll, false;
-    epoll_edge => Model::Epoll, true;
-    r#async => Model::Async, false;
+bingfa_testkit::for_each_model! {
+    #[test] fn control_bytes() { super::control_bytes(M, E) }
+    #[test] fn names() { super::names(M, E) }
+    #[test] fn amplification() { super::amplification(M, E) }
+    #[test] fn http_request() { super::http_request(M, E) }
+    #[test] fn tls_line() { super::tls_line(M, E) }
 }
 
 // ---------------------------------------------------------------------------------------------

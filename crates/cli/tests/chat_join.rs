@@ -7,8 +7,7 @@
 //! bold), and a 128 MiB line is dropped and told, with peak RSS under 48 MiB and the next line
 //! shown.
 
-#[path = "support/pty.rs"]
-mod pty;
+use bingfa_testkit::pty;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

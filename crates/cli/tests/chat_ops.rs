@@ -9,16 +9,13 @@
 //! run a client or a squatter as `nobody` with `setpriv`, so they need root: run as another
 //! user they fail unless `BINGFA_SKIP_ROOT_TESTS` is set.
 
-#[path = "support/ws.rs"]
-#[allow(dead_code)] // the suite uses part of the shared client
-mod ws;
-
 use bingfa_net::Model;
+use bingfa_testkit::{model_args, workers, ws, LineClient, ServerProc};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,7 +47,7 @@ impl Drop for Dir {
 }
 
 struct Server {
-    child: Child,
+    proc: ServerProc,
     addr: SocketAddr,
     web: Option<SocketAddr>,
     admin: PathBuf,
@@ -67,36 +64,21 @@ impl Server {
         let dir = Dir::new();
         let admin = dir.0.join("admin.sock");
         let mut cmd = Command::new(BIN);
-        cmd.args([
-            "chat",
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--model",
-            model.name(),
-        ]);
+        cmd.args(["chat", "serve", "--bind", "127.0.0.1:0"])
+            .args(model_args(model, edge));
         if !extra.contains(&"--admin-socket") {
             cmd.arg("--admin-socket").arg(&admin);
         }
-        cmd.args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args(extra).stdin(Stdio::null()).stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        if edge {
-            cmd.arg("--edge-triggered");
-        }
         if !extra.contains(&"--workers") {
-            cmd.args([
-                "--workers",
-                if model == Model::ThreadPool { "8" } else { "2" },
-            ]);
+            cmd.args(["--workers", workers(model)]);
         }
-        let mut child = cmd.spawn().expect("spawn bingfa");
+        let mut proc = ServerProc::spawn(cmd);
         let stderr = Arc::new(Mutex::new(String::new()));
-        let (err, log) = (child.stderr.take().unwrap(), stderr.clone());
+        let (err, log) = (proc.child_mut().stderr.take().unwrap(), stderr.clone());
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines() {
                 let Ok(line) = line else { break };
@@ -104,29 +86,21 @@ impl Server {
                 log.lock().unwrap().push_str(&(line + "\n"));
             }
         });
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                for svc in ["chat", "web"] {
-                    if let Some(a) = line.strip_prefix(&format!("{svc} listening on ")) {
-                        let _ = tx.send((svc, a.parse::<SocketAddr>().unwrap()));
-                    }
-                }
-            }
-        });
         let (mut addr, mut web) = (None, None);
         let want_web = extra.contains(&"--web");
+        let end = Instant::now() + Duration::from_secs(20);
         while addr.is_none() || (want_web && web.is_none()) {
-            match rx.recv_timeout(Duration::from_secs(20)) {
-                Ok(("chat", a)) => addr = Some(a),
-                Ok((_, a)) => web = Some(a),
-                Err(_) => panic!("no ready line; stderr:\n{}", stderr.lock().unwrap()),
+            let Some(line) = proc.next_line(end.saturating_duration_since(Instant::now())) else {
+                panic!("no ready line; stderr:\n{}", stderr.lock().unwrap())
+            };
+            if let Some(a) = line.strip_prefix("chat listening on ") {
+                addr = Some(a.parse::<SocketAddr>().unwrap());
+            } else if let Some(a) = line.strip_prefix("web listening on ") {
+                web = Some(a.parse::<SocketAddr>().unwrap());
             }
         }
         Server {
-            child,
+            proc,
             addr: addr.unwrap(),
             web,
             admin,
@@ -136,7 +110,7 @@ impl Server {
     }
 
     fn join_from(&self, src: &str, name: &str) -> Client {
-        let mut c = Client::connect_from(src, self.addr);
+        let mut c = connect_from(src, self.addr);
         c.expect(GREETING);
         c.send(name);
         let l = c.line();
@@ -161,100 +135,39 @@ impl Server {
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.proc.pid() as u32
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            let end = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < end {
-                if self.child.try_wait().ok().flatten().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// The room's line face: the kit's line client.
+type Client = LineClient;
+
+/// Connect to `addr` from the loopback address `src` (e.g. `127.0.0.2`).
+fn connect_from(src: &str, addr: SocketAddr) -> Client {
+    LineClient::from_stream(connect_raw(src, addr))
 }
 
-struct Client {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Client {
-    /// Connect to `addr` from the loopback address `src` (e.g. `127.0.0.2`).
-    fn connect_from(src: &str, addr: SocketAddr) -> Client {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        let from: SocketAddr = format!("{src}:0").parse().unwrap();
-        s.bind(&from.into()).unwrap();
-        s.connect_timeout(&addr.into(), Duration::from_secs(5))
-            .unwrap();
-        let s: TcpStream = s.into();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Client {
-            w: s.try_clone().unwrap(),
-            r: BufReader::new(s),
-        }
-    }
-    fn send(&mut self, line: &str) {
-        self.w.write_all(format!("{line}\n").as_bytes()).unwrap();
-    }
-    fn line(&mut self) -> String {
-        let mut s = String::new();
-        self.r.read_line(&mut s).expect("read (timed out?)");
-        s.strip_suffix('\n').unwrap_or(&s).to_string()
-    }
-    fn expect(&mut self, want: &str) {
-        assert_eq!(self.line(), want);
-    }
-    /// Read lines until one starts with `prefix`; returns it.
-    fn until(&mut self, prefix: &str) -> String {
-        loop {
-            let l = self.line();
-            assert!(!l.is_empty(), "closed while waiting for {prefix:?}");
-            if l.starts_with(prefix) {
-                return l;
-            }
-        }
-    }
-    fn expect_closed(&mut self) {
-        let mut rest = Vec::new();
-        match self.r.read_to_end(&mut rest) {
-            Ok(_) => assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest)),
-            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
-        }
-    }
-    fn expect_silence(&mut self, t: Duration) {
-        self.r.get_ref().set_read_timeout(Some(t)).unwrap();
-        let mut s = String::new();
-        let r = self.r.read_line(&mut s);
-        assert!(r.is_err(), "unexpected line {s:?}");
-        self.r
-            .get_ref()
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-    }
-    fn local_port(&self) -> u16 {
-        self.w.local_addr().unwrap().port()
-    }
+/// [`connect_from`]'s socket, with reads bounded as the client's are.
+fn connect_raw(src: &str, addr: SocketAddr) -> TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: SocketAddr = format!("{src}:0").parse().unwrap();
+    s.bind(&from.into()).unwrap();
+    s.connect_timeout(&addr.into(), Duration::from_secs(5))
+        .unwrap();
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
 }
 
 /// One raw HTTP exchange on a fresh connection; the response head (and for a non-101, the
 /// whole response up to the server's close).
 fn http(addr: SocketAddr, src: &str, request: &str) -> String {
-    let mut c = Client::connect_from(src, addr);
-    c.w.write_all(request.as_bytes()).unwrap();
+    let mut c = connect_raw(src, addr);
+    c.write_all(request.as_bytes()).unwrap();
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        match c.r.read(&mut buf) {
+        match c.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => out.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
@@ -325,12 +238,12 @@ fn lobby(model: Model, edge: bool) {
     );
     let mut waiting: Vec<Client> = (0..3)
         .map(|_| {
-            let mut c = Client::connect_from("127.0.0.1", srv.addr);
+            let mut c = connect_from("127.0.0.1", srv.addr);
             c.expect(GREETING);
             c
         })
         .collect();
-    let mut c = Client::connect_from("127.0.0.1", srv.addr);
+    let mut c = connect_from("127.0.0.1", srv.addr);
     c.expect(
         "! too many connections from your address are waiting to choose a name (at most 3); \
          try again later",
@@ -350,7 +263,7 @@ fn lobby(model: Model, edge: bool) {
     waiting[0].send("ann");
     waiting[0].expect("* you are ann; online: bob, ann");
     bob.expect("* ann joined");
-    let mut d = Client::connect_from("127.0.0.1", srv.addr);
+    let mut d = connect_from("127.0.0.1", srv.addr);
     d.expect(GREETING);
 }
 
@@ -368,7 +281,7 @@ impl Flood {
         let thread = std::thread::spawn(move || {
             let mut held = Vec::new();
             while !stop2.load(std::sync::atomic::Ordering::Relaxed) && held.len() < 2000 {
-                held.push(Client::connect_from(src, addr).w);
+                held.push(connect_raw(src, addr));
                 std::thread::sleep(Duration::from_millis(2));
             }
             held
@@ -758,7 +671,7 @@ fn select_says_how_many_members_it_holds() {
         // In batches within the lobby's bound: connect, name, then read the welcomes.
         let batch: Vec<Client> = (0..(limit - members.len()).min(100))
             .map(|i| {
-                let mut c = Client::connect_from("127.0.0.1", srv.addr);
+                let mut c = connect_from("127.0.0.1", srv.addr);
                 c.send(&format!("m{}", members.len() + i));
                 c
             })
@@ -771,7 +684,7 @@ fn select_says_how_many_members_it_holds() {
             members.push(c);
         }
     }
-    let mut late = Client::connect_from("127.0.0.1", srv.addr);
+    let mut late = connect_from("127.0.0.1", srv.addr);
     late.expect(GREETING);
     late.send("late");
     late.expect("! room is full");
@@ -789,39 +702,10 @@ fn select_says_how_many_members_it_holds() {
     );
 }
 
-macro_rules! every_model {
-    ($($name:ident => $model:expr, $edge:expr;)*) => {
-        $(
-            mod $name {
-                use super::*;
-                const M: Model = $model;
-                const E: bool = $edge;
-                #[test] fn lobby() { super::lobby(M, E) }
-                #[test] fn flood() { super::flood(M, E) }
-                #[test] fn origin() { super::origin(M, E) }
-                #[test] fn killed_process() { super::killed_process(M, E) }
-                #[test] fn admin_credentials() { super::admin_credentials(M, E) }
-            }
-        )*
-        #[test]
-        fn every_model_is_tested() {
-            let listed = [$($model),*];
-            for m in Model::ALL {
-                assert!(listed.contains(&m), "{m} has no chat_ops tests");
-            }
-        }
-    };
-}
-
-every_model! {
-    iterative => Model::Iterative, false;
-    fork => Model::Fork, false;
-    thread => Model::Thread, false;
-    threadpool => Model::ThreadPool, false;
-    prefork => Model::Prefork, false;
-    select => Model::Select, false;
-    poll => Model::Poll, false;
-    epoll => Model::Epoll, false;
-    epoll_edge => Model::Epoll, true;
-    r#async => Model::Async, false;
+bingfa_testkit::for_each_model! {
+    #[test] fn lobby() { super::lobby(M, E) }
+    #[test] fn flood() { super::flood(M, E) }
+    #[test] fn origin() { super::origin(M, E) }
+    #[test] fn killed_process() { super::killed_process(M, E) }
+    #[test] fn admin_credentials() { super::admin_credentials(M, E) }
 }

@@ -2,8 +2,7 @@
 //! are each said once, on one `error: …` line, with exit status 1; log lines carry colour
 //! only on a terminal, and never with `NO_COLOR`.
 
-#[path = "support/pty.rs"]
-mod pty;
+use bingfa_testkit::pty;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -10,10 +10,11 @@
 //! it (a second client would wait, unserved, for the first to leave).
 
 use bingfa_net::Model;
+use bingfa_testkit::{model_args, workers, ServerProc};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -41,7 +42,7 @@ mod transport;
 use transport::{Control, Plain, Tls};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bingfa");
-pub const PASSWORD: &str = "s3cret pass";
+pub(crate) const PASSWORD: &str = "s3cret pass";
 
 /// `bingfa ftp passwd` of [`PASSWORD`], made once per test process (argon2 is slow on purpose).
 fn hash() -> &'static str {
@@ -70,12 +71,12 @@ fn hash() -> &'static str {
 /// A fresh tree: `base/secret` outside every root; `base/pub` (anonymous, read-only, with
 /// `hello.txt`, `sub/`, `out -> ../secret`); `base/ann` (ann's home, writable); `base/bob`
 /// (bob's, read-only).
-pub struct Tree {
-    pub base: PathBuf,
+pub(crate) struct Tree {
+    pub(crate) base: PathBuf,
 }
 
 impl Tree {
-    pub fn new(tag: &str) -> Tree {
+    pub(crate) fn new(tag: &str) -> Tree {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let base = std::env::temp_dir().join(format!(
             "bingfa-ftp-{tag}-{}-{}",
@@ -108,11 +109,11 @@ impl Tree {
         .unwrap();
         Tree { base }
     }
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.base.join(rel)
     }
     /// The names in a directory, sorted (hidden ones included: a leftover must show).
-    pub fn names(&self, rel: &str) -> Vec<String> {
+    pub(crate) fn names(&self, rel: &str) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.path(rel))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -128,24 +129,24 @@ impl Drop for Tree {
     }
 }
 
-pub struct Server {
-    child: Child,
-    pub addr: SocketAddr,
+pub(crate) struct Server {
+    proc: ServerProc,
+    pub(crate) addr: SocketAddr,
     /// The implicit-FTPS listener (`--tls-bind`), if asked for.
-    pub tls_addr: Option<SocketAddr>,
-    pub model: Model,
+    pub(crate) tls_addr: Option<SocketAddr>,
+    pub(crate) model: Model,
     /// The certificate it serves, when started by [`transport::Transport::Tls`].
-    pub pem: Option<PathBuf>,
+    pub(crate) pem: Option<PathBuf>,
 }
 
 impl Server {
     /// `bingfa ftp serve` on the tree: anonymous read on `pub`, the users file, 300 ms login
     /// delay; `extra` adds or overrides options.
-    pub fn start(model: Model, edge: bool, tree: &Tree, extra: &[&str]) -> Server {
+    pub(crate) fn start(model: Model, edge: bool, tree: &Tree, extra: &[&str]) -> Server {
         Self::start_with(model, edge, tree, extra, |_| {})
     }
 
-    pub fn start_with(
+    pub(crate) fn start_with(
         model: Model,
         edge: bool,
         tree: &Tree,
@@ -153,7 +154,7 @@ impl Server {
         tweak: impl FnOnce(&mut Command),
     ) -> Server {
         let mut cmd = Command::new(BIN);
-        cmd.args(["ftp", "serve", "--model", model.name()]);
+        cmd.args(["ftp", "serve"]).args(model_args(model, edge));
         if !extra.contains(&"--bind") {
             cmd.args(["--bind", "127.0.0.1:0"]);
         }
@@ -164,38 +165,19 @@ impl Server {
             .args(["--login-delay-ms", "300"])
             .args(extra)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if !extra.contains(&"--anonymous") {
             cmd.args(["--anonymous", "read"]);
         }
-        if edge {
-            cmd.arg("--edge-triggered");
-        }
         if !extra.contains(&"--workers") {
-            cmd.args([
-                "--workers",
-                if model == Model::ThreadPool { "8" } else { "2" },
-            ]);
+            cmd.args(["--workers", workers(model)]);
         }
         tweak(&mut cmd);
-        let mut child = cmd.spawn().expect("spawn bingfa");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some((service, a)) = line.split_once(" listening on ") {
-                    let _ = tx.send((service.to_string(), a.parse::<SocketAddr>().unwrap()));
-                }
-            }
-        });
+        let mut proc = ServerProc::spawn(cmd);
         let want = if extra.contains(&"--tls-bind") { 2 } else { 1 };
         let (mut addr, mut tls_addr) = (None, None);
         for _ in 0..want {
-            let (service, a) = rx
-                .recv_timeout(Duration::from_secs(20))
-                .expect("no ready line `ftp listening on IP:PORT`");
+            let (service, a) = proc.next_listening(Duration::from_secs(20));
             match service.as_str() {
                 "ftp" => addr = Some(a),
                 "ftps" => tls_addr = Some(a),
@@ -203,7 +185,7 @@ impl Server {
             }
         }
         Server {
-            child,
+            proc,
             addr: addr.expect("the ftp ready line"),
             tls_addr,
             model,
@@ -211,40 +193,32 @@ impl Server {
         }
     }
 
-    pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+    pub(crate) fn pid(&self) -> i32 {
+        self.proc.pid()
     }
 
-    pub fn stop(&mut self) -> ExitStatus {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+    pub(crate) fn stop(&mut self) -> ExitStatus {
+        self.proc.signal(libc::SIGTERM);
         self.wait(Duration::from_secs(15))
             .expect("no exit after SIGTERM")
     }
 
-    pub fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return Some(st);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+    pub(crate) fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
+        self.proc.wait(limit)
     }
 
-    pub fn control(&self) -> Control {
+    pub(crate) fn control(&self) -> Control {
         Control::connect(self.addr)
     }
 
     /// Runs `ftp/ftplib_client.py SCENARIO` against this server; panics with its output unless
     /// it exits 0.
-    pub fn ftplib(&self, scenario: &str, tree: &Tree) {
+    pub(crate) fn ftplib(&self, scenario: &str, tree: &Tree) {
         self.ftplib_with(scenario, tree, None)
     }
 
     /// [`Server::ftplib`], over TLS (FTP_TLS, PROT P) trusting `cafile` when given.
-    pub fn ftplib_with(&self, scenario: &str, tree: &Tree, cafile: Option<&Path>) {
+    pub(crate) fn ftplib_with(&self, scenario: &str, tree: &Tree, cafile: Option<&Path>) {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ftp/ftplib_client.py");
         let mut cmd = Command::new("python3");
         if let Some(ca) = cafile {
@@ -270,21 +244,8 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(self.pid(), libc::SIGTERM) };
-            if self.wait(Duration::from_secs(5)).is_none() {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-            }
-        }
-    }
-}
-
 /// Runs a command to completion, killing it after `limit`.
-pub fn run_timeout(cmd: &mut Command, limit: Duration) -> std::process::Output {
+pub(crate) fn run_timeout(cmd: &mut Command, limit: Duration) -> std::process::Output {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -392,83 +353,50 @@ fn tls_options_need_a_certificate() {
     }
 }
 
-macro_rules! every_model {
-    ($($name:ident => $model:expr, $edge:expr;)*) => {
-        $(
-            mod $name {
-                use super::*;
-                const M: Model = $model;
-                const E: bool = $edge;
-                #[test] fn ftplib_session() { clients::ftplib_session(M, E) }
-                #[test] fn ftplib_transfers() { clients::ftplib_transfers(M, E) }
-                #[test] fn curl() { clients::curl(M, E) }
-                #[test] fn lftp() { clients::lftp(M, E) }
-                #[test] fn rclone() { rclone::round_trip(M, E, Plain) }
-                #[test] fn rclone_tls() { rclone::round_trip(M, E, Tls) }
-                #[test] fn ipv6() { clients::ipv6(M, E) }
-                #[test] fn login_rules() { security::login_rules(M, E, Plain) }
-                #[test] fn login_rules_tls() { security::login_rules(M, E, Tls) }
-                #[test] fn paths_stay_beneath_the_root() { security::paths(M, E, Plain) }
-                #[test] fn paths_stay_beneath_the_root_tls() { security::paths(M, E, Tls) }
-                #[test] fn no_bounce_and_no_theft() { security::data_connections(M, E, Plain) }
-                #[test] fn no_bounce_and_no_theft_tls() { security::data_connections(M, E, Tls) }
-                #[test] fn long_lines_and_idle() { security::long_lines_and_idle(M, E, Plain) }
-                #[test] fn long_lines_and_idle_tls() { security::long_lines_and_idle(M, E, Tls) }
-                #[test] fn client_limits() { security::client_limits(M, E, Plain) }
-                #[test] fn client_limits_tls() { security::client_limits(M, E, Tls) }
-                #[test] fn uploads_all_or_nothing() { durability::uploads_all_or_nothing(M, E, Plain) }
-                #[test] fn uploads_all_or_nothing_tls() { durability::uploads_all_or_nothing(M, E, Tls) }
-                #[test] fn full_disk() { durability::full_disk(M, E, Plain) }
-                #[test] fn full_disk_tls() { durability::full_disk(M, E, Tls) }
-                #[test] fn synced_uploads() { durability::synced_uploads(M, E, Plain) }
-                #[test] fn synced_uploads_tls() { durability::synced_uploads(M, E, Tls) }
-                #[test] fn shutdown_finishes_transfers() { durability::shutdown(M, E, Plain) }
-                #[test] fn shutdown_finishes_transfers_tls() { durability::shutdown(M, E, Tls) }
-                #[test] fn ftps_ftplib() { tls::ftplib(M, E) }
-                #[test] fn ftps_curl_lftp_and_ours() { tls::curl_lftp_and_ours(M, E) }
-                #[test] fn ftps_rules() { tls::rules(M, E) }
-                #[test] fn ftps_required() { tls::required(M, E) }
-                #[test] fn ftps_broken_data_handshakes() { tls::broken_data(M, E) }
-                #[test] fn big_listings() { names::big_listings(M, E) }
-                #[test] fn hostile_names() { names::hostile(M, E, Plain) }
-                #[test] fn hostile_names_tls() { names::hostile(M, E, Tls) }
-                #[test] fn wildcard_clients() { names::glob_clients(M, E) }
-                #[test] fn login_memory_stays_bounded() { if M != Model::Fork { auth::memory_stays_bounded(M, E) } }
-                #[test] fn login_bans() { auth::bans(M, E) }
-                #[test] fn login_flood_does_not_starve_others() { if M != Model::Iterative { auth::a_flood_does_not_starve_others(M, E) } }
-                #[test] fn anonymous_upload_only() { auth::upload_only(M, E) }
-                #[test] fn hidden_names() { auth::hidden_names(M, E) }
-                #[test] fn ftps_session_reuse() { tls::session_reuse(M, E) }
-                #[test] fn refused_uploads_change_nothing() { data::refused_uploads_change_nothing(M, E) }
-                #[test] fn refused_uploads_change_nothing_tls_required() { data::refused_uploads_change_nothing_tls_required(M, E) }
-                #[test] fn stou_never_replaces() { data::stou_never_replaces(M, E, Plain) }
-                #[test] fn stou_never_replaces_tls() { data::stou_never_replaces(M, E, Tls) }
-                #[test] fn ascii_mode() { data::ascii_mode(M, E, Plain) }
-                #[test] fn ascii_mode_tls() { data::ascii_mode(M, E, Tls) }
-                #[test] fn abandoned_sessions_free_their_slot() { data::abandoned_sessions_free_their_slot(M, E, Plain) }
-                #[test] fn abandoned_sessions_free_their_slot_tls() { data::abandoned_sessions_free_their_slot(M, E, Tls) }
-                #[test] fn passive_cap_per_address() { data::passive_cap_per_address(M, E) }
-            }
-        )*
-        #[test]
-        fn every_model_is_tested() {
-            let listed = [$($model),*];
-            for m in Model::ALL {
-                assert!(listed.contains(&m), "{m} has no ftp tests");
-            }
-        }
-    };
-}
-
-every_model! {
-    iterative => Model::Iterative, false;
-    fork => Model::Fork, false;
-    thread => Model::Thread, false;
-    threadpool => Model::ThreadPool, false;
-    prefork => Model::Prefork, false;
-    select => Model::Select, false;
-    poll => Model::Poll, false;
-    epoll => Model::Epoll, false;
-    epoll_edge => Model::Epoll, true;
-    r#async => Model::Async, false;
+bingfa_testkit::for_each_model! {
+    #[test] fn ftplib_session() { clients::ftplib_session(M, E) }
+    #[test] fn ftplib_transfers() { clients::ftplib_transfers(M, E) }
+    #[test] fn curl() { clients::curl(M, E) }
+    #[test] fn lftp() { clients::lftp(M, E) }
+    #[test] fn rclone() { rclone::round_trip(M, E, Plain) }
+    #[test] fn rclone_tls() { rclone::round_trip(M, E, Tls) }
+    #[test] fn ipv6() { clients::ipv6(M, E) }
+    #[test] fn no_bounce_and_no_theft() { security::data_connections(M, E, Plain) }
+    #[test] fn no_bounce_and_no_theft_tls() { security::data_connections(M, E, Tls) }
+    #[test] fn long_lines_and_idle() { security::long_lines_and_idle(M, E, Plain) }
+    #[test] fn long_lines_and_idle_tls() { security::long_lines_and_idle(M, E, Tls) }
+    #[test] fn client_limits() { security::client_limits(M, E, Plain) }
+    #[test] fn client_limits_tls() { security::client_limits(M, E, Tls) }
+    #[test] fn uploads_all_or_nothing() { durability::uploads_all_or_nothing(M, E, Plain) }
+    #[test] fn uploads_all_or_nothing_tls() { durability::uploads_all_or_nothing(M, E, Tls) }
+    #[test] fn full_disk() { durability::full_disk(M, E, Plain) }
+    #[test] fn full_disk_tls() { durability::full_disk(M, E, Tls) }
+    #[test] fn synced_uploads() { durability::synced_uploads(M, E, Plain) }
+    #[test] fn synced_uploads_tls() { durability::synced_uploads(M, E, Tls) }
+    #[test] fn shutdown_finishes_transfers() { durability::shutdown(M, E, Plain) }
+    #[test] fn shutdown_finishes_transfers_tls() { durability::shutdown(M, E, Tls) }
+    #[test] fn ftps_ftplib() { tls::ftplib(M, E) }
+    #[test] fn ftps_curl_lftp_and_ours() { tls::curl_lftp_and_ours(M, E) }
+    #[test] fn ftps_rules() { tls::rules(M, E) }
+    #[test] fn ftps_required() { tls::required(M, E) }
+    #[test] fn ftps_broken_data_handshakes() { tls::broken_data(M, E) }
+    #[test] fn big_listings() { names::big_listings(M, E) }
+    #[test] fn hostile_names() { names::hostile(M, E, Plain) }
+    #[test] fn hostile_names_tls() { names::hostile(M, E, Tls) }
+    #[test] fn wildcard_clients() { names::glob_clients(M, E) }
+    #[test] fn login_memory_stays_bounded() { if M != Model::Fork { auth::memory_stays_bounded(M, E) } }
+    #[test] fn login_bans() { auth::bans(M, E) }
+    #[test] fn login_flood_does_not_starve_others() { if M != Model::Iterative { auth::a_flood_does_not_starve_others(M, E) } }
+    #[test] fn anonymous_upload_only() { auth::upload_only(M, E) }
+    #[test] fn hidden_names() { auth::hidden_names(M, E) }
+    #[test] fn ftps_session_reuse() { tls::session_reuse(M, E) }
+    #[test] fn refused_uploads_change_nothing() { data::refused_uploads_change_nothing(M, E) }
+    #[test] fn refused_uploads_change_nothing_tls_required() { data::refused_uploads_change_nothing_tls_required(M, E) }
+    #[test] fn stou_never_replaces() { data::stou_never_replaces(M, E, Plain) }
+    #[test] fn stou_never_replaces_tls() { data::stou_never_replaces(M, E, Tls) }
+    #[test] fn ascii_mode() { data::ascii_mode(M, E, Plain) }
+    #[test] fn ascii_mode_tls() { data::ascii_mode(M, E, Tls) }
+    #[test] fn abandoned_sessions_free_their_slot() { data::abandoned_sessions_free_their_slot(M, E, Plain) }
+    #[test] fn abandoned_sessions_free_their_slot_tls() { data::abandoned_sessions_free_their_slot(M, E, Tls) }
+    #[test] fn passive_cap_per_address() { data::passive_cap_per_address(M, E) }
 }

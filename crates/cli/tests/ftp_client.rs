@@ -5,19 +5,18 @@
 //! is not installed is skipped with the reason on stderr, unless BINGFA_REQUIRE_FTP_SERVERS=1
 //! or BINGFA_REQUIRE_TOOLS=1 (scripts/test.sh, CI) makes that a failure.
 
-#[path = "support/pty.rs"]
-mod pty;
+use bingfa_testkit::pty;
 #[path = "support/tools.rs"]
 mod tools;
 
 mod ftp_client {
-    pub mod broken;
-    pub mod fake;
-    pub mod fake_tls;
-    pub mod ftps;
-    pub mod hostile;
-    pub mod run;
-    pub mod servers;
+    pub(crate) mod broken;
+    pub(crate) mod fake;
+    pub(crate) mod fake_tls;
+    pub(crate) mod ftps;
+    pub(crate) mod hostile;
+    pub(crate) mod run;
+    pub(crate) mod servers;
 }
 
 use ftp_client::run::{bingfa, names, ok, pattern, read};

@@ -4,29 +4,17 @@
 
 #[path = "support/procs.rs"]
 mod procs;
-#[path = "support/pty.rs"]
-mod pty;
+use bingfa_testkit::pty;
+use bingfa_testkit::ServerProc;
 use procs::processes_mentioning;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bingfa");
-
-struct Serve {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn all_local(extra: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = [
@@ -48,36 +36,17 @@ fn all_local(extra: &[&str]) -> Vec<String> {
     v
 }
 
-fn start(args: &[String]) -> Serve {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    Serve { child, lines: rx }
+fn start(args: &[String]) -> ServerProc {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).stderr(Stdio::piped());
+    ServerProc::spawn(cmd)
 }
 
 /// The four ready lines, by service.
-fn ready(s: &Serve) -> Vec<(String, SocketAddr)> {
-    let mut got = Vec::new();
-    while got.len() < 4 {
-        let l = s
-            .lines
-            .recv_timeout(Duration::from_secs(30))
-            .expect("a ready line within 30 s");
-        if let Some((svc, addr)) = l.split_once(" listening on ") {
-            got.push((svc.to_string(), addr.parse().unwrap()));
-        }
-    }
-    got
+fn ready(s: &mut ServerProc) -> Vec<(String, SocketAddr)> {
+    (0..4)
+        .map(|_| s.next_listening(Duration::from_secs(30)))
+        .collect()
 }
 
 fn http_get(addr: SocketAddr, path: &str) -> String {
@@ -93,39 +62,27 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
     out
 }
 
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let end = Instant::now() + limit;
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        assert!(
-            Instant::now() < end,
-            "bingfa serve did not exit within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+fn wait_exit(s: &mut ServerProc, limit: Duration) -> std::process::ExitStatus {
+    s.wait(limit)
+        .unwrap_or_else(|| panic!("bingfa serve did not exit within {limit:?}"))
+}
+
+// Every service under one `--model` (and `--edge-triggered`): the same scenario for each.
+bingfa_testkit::for_each_model! {
+    #[test]
+    fn every_service_answers_and_sigterm_stops_them_all() {
+        super::every_service_answers_and_sigterm_stops_them_all(M, E);
     }
 }
 
-/// Every service under one `--model`: the same scenario for each model.
-macro_rules! each_model {
-    ($($m:ident),*) => {$(
-        #[test]
-        fn $m() {
-            every_service_answers_and_sigterm_stops_them_all(stringify!($m));
-        }
-    )*};
-}
-each_model!(iterative, fork, thread, threadpool, prefork, select, poll, epoll);
-
-#[test]
-fn r#async() {
-    every_service_answers_and_sigterm_stops_them_all("async");
-}
-
-fn every_service_answers_and_sigterm_stops_them_all(model: &str) {
-    let mut s = start(&all_local(&["--model", model]));
-    let addrs = ready(&s);
+fn every_service_answers_and_sigterm_stops_them_all(model: bingfa_net::Model, edge: bool) {
+    let mut s = start(&all_local(
+        &bingfa_testkit::model_args(model, edge)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    ));
+    let addrs = ready(&mut s);
     let names: Vec<&str> = addrs.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["chat", "web", "ftp", "http"]);
     let at = |svc: &str| addrs.iter().find(|(n, _)| n == svc).unwrap().1;
@@ -182,9 +139,9 @@ fn every_service_answers_and_sigterm_stops_them_all(model: &str) {
     assert!(reply(&mut ftp, "MKD newdir").starts_with("550"));
     drop(ftp);
 
-    let pid = s.child.id();
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let st = wait_exit(&mut s.child, Duration::from_secs(30));
+    let pid = s.pid();
+    s.signal(libc::SIGTERM);
+    let st = wait_exit(&mut s, Duration::from_secs(30));
     assert_eq!(st.code(), Some(0), "exit status {st}");
     let left = processes_mentioning(&format!("bingfa-site-{pid}"));
     assert!(left.is_empty(), "services left running: {left:?}");
@@ -201,10 +158,10 @@ fn a_port_in_use_names_the_service_and_the_port() {
     let i = args.iter().position(|a| a == "--ftp-bind").unwrap();
     args[i + 1] = format!("127.0.0.1:{port}");
     let mut s = start(&args);
-    let st = wait_exit(&mut s.child, Duration::from_secs(30));
+    let st = wait_exit(&mut s, Duration::from_secs(30));
     assert!(!st.success());
     let mut err = String::new();
-    s.child
+    s.child_mut()
         .stderr
         .take()
         .unwrap()
@@ -214,7 +171,7 @@ fn a_port_in_use_names_the_service_and_the_port() {
         err.contains("ftp") && err.contains(&port.to_string()),
         "stderr does not name the service and port: {err}"
     );
-    assert!(processes_mentioning(&format!("bingfa-site-{}", s.child.id())).is_empty());
+    assert!(processes_mentioning(&format!("bingfa-site-{}", s.pid())).is_empty());
 }
 
 #[test]
@@ -233,14 +190,14 @@ fn a_bad_flag_is_a_clap_error() {
 #[test]
 fn one_self_signed_certificate_for_every_service() {
     let mut s = start(&all_local(&["--tls-self-signed"]));
-    let err = s.child.stderr.take().unwrap();
+    let err = s.child_mut().stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for l in BufReader::new(err).lines().map_while(Result::ok) {
             let _ = tx.send(l);
         }
     });
-    let addrs = ready(&s);
+    let addrs = ready(&mut s);
     let at = |svc: &str| addrs.iter().find(|(n, _)| n == svc).unwrap().1;
     let mut said = Vec::new();
     let cert = loop {
@@ -304,8 +261,8 @@ fn one_self_signed_certificate_for_every_service() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
-    let st = wait_exit(&mut s.child, Duration::from_secs(30));
+    s.signal(libc::SIGTERM);
+    let st = wait_exit(&mut s, Duration::from_secs(30));
     assert_eq!(st.code(), Some(0), "exit status {st}");
     assert!(!cert.exists(), "the certificate outlived serve");
 }
@@ -426,7 +383,11 @@ fn the_http_access_log_and_headers_through_serve() {
         "--workers",
         "2",
     ]));
-    let http = ready(&s).into_iter().find(|(n, _)| n == "http").unwrap().1;
+    let http = ready(&mut s)
+        .into_iter()
+        .find(|(n, _)| n == "http")
+        .unwrap()
+        .1;
     let reply = http_get(http, "/empty/");
     assert!(reply.starts_with("HTTP/1.1 403 "), "{reply}");
     assert!(reply.contains("\r\nX-Frame-Options: DENY\r\n"), "{reply}");
@@ -437,15 +398,13 @@ fn the_http_access_log_and_headers_through_serve() {
     // Rotation: what the service buffered goes to the renamed file, the next line to a new one.
     let rotated = dir.join("access.log.1");
     std::fs::rename(&log, &rotated).unwrap();
-    // SAFETY: signalling our own child by pid.
-    unsafe { libc::kill(s.child.id() as i32, libc::SIGUSR1) };
+    s.signal(libc::SIGUSR1);
     // The supervisor looks every 50 ms; the service's parent then bumps the generation.
     std::thread::sleep(Duration::from_millis(800));
     let reply = http_get(http, "/after");
     assert!(reply.starts_with("HTTP/1.1 404 "), "{reply}");
-    // SAFETY: as above.
-    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
-    assert!(wait_exit(&mut s.child, Duration::from_secs(30)).success());
+    s.signal(libc::SIGTERM);
+    assert!(wait_exit(&mut s, Duration::from_secs(30)).success());
     let old = std::fs::read_to_string(&rotated).unwrap();
     let new = std::fs::read_to_string(&log).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
@@ -464,8 +423,12 @@ fn compress_reaches_the_http_server() {
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("a.txt"), "compress me, ".repeat(200)).unwrap();
     let root_arg = root.display().to_string();
-    let s = start(&all_local(&["--compress", "--root", &root_arg]));
-    let http = ready(&s).into_iter().find(|(n, _)| n == "http").unwrap().1;
+    let mut s = start(&all_local(&["--compress", "--root", &root_arg]));
+    let http = ready(&mut s)
+        .into_iter()
+        .find(|(n, _)| n == "http")
+        .unwrap()
+        .1;
     let mut c = TcpStream::connect(http).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     c.write_all(

@@ -1,4 +1,4 @@
-//! `bingfa http serve` over TLS under every concurrency model (the `models!` list names them):
+//! `bingfa http serve` over TLS under every concurrency model (`bingfa_testkit::for_each_model!`):
 //! curl (`--cacert`) and Python's `ssl` for what a user does (GET, keep-alive, a range, a big
 //! file intact), hand-made bytes for what a broken client does (a TLS 1.0-only ClientHello,
 //! garbage, a handshake that stalls: `tls/broken.rs`), and a rustls client that sees which
@@ -6,37 +6,29 @@
 //! working. `tls/ops.rs`: what an operator relies on (resumption, OCSP staple, the reload
 //! logged once, plain HTTP answered with a 400).
 
+use bingfa_testkit::ServerProc;
 use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bingfa");
 const BIG: usize = 8 * 1024 * 1024 + 123;
 
-/// A running server; SIGTERM then reaped on drop, whatever the test did.
+/// A running server; SIGTERM then reaped on drop (exit 0 asserted unless the test failed
+/// first), its directory removed after.
 struct Server {
-    child: Child,
+    proc: ServerProc,
     addr: SocketAddr,
     dir: PathBuf,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // SAFETY: signalling our own child by pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(8);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proc.finish();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -55,7 +47,8 @@ mod broken;
 #[path = "tls/ops.rs"]
 mod ops;
 
-fn start(model: &str) -> (Server, Vec<u8>, String) {
+/// `model` is the suite's label (`epoll-edge` for edge-triggered epoll), `args` selects it.
+fn start(model: &str, args: &[String]) -> (Server, Vec<u8>, String) {
     let dir = std::env::temp_dir().join(format!("bingfa-tls-{model}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("www")).unwrap();
@@ -68,8 +61,9 @@ fn start(model: &str) -> (Server, Vec<u8>, String) {
     std::fs::write(dir.join("www/hello.txt"), "hello over tls\n").unwrap();
     let big: Vec<u8> = (0..BIG).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(dir.join("www/big.bin"), big).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["http", "serve", "--bind", "127.0.0.1:0", "--model", model])
+    let mut cmd = Command::new(BIN);
+    cmd.args(["http", "serve", "--bind", "127.0.0.1:0"])
+        .args(args)
         .args(["--head-timeout", "2", "--workers", "2", "--root"])
         .arg(dir.join("www"))
         .arg("--tls-cert")
@@ -80,27 +74,10 @@ fn start(model: &str) -> (Server, Vec<u8>, String) {
         .arg(dir.join("ocsp.der"))
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(out).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("ready line");
-    let addr = line
-        .trim()
-        .strip_prefix("https listening on ")
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .parse()
-        .unwrap();
-    (Server { child, addr, dir }, der, serial)
+        .stderr(log);
+    let proc = ServerProc::spawn(cmd).listening_on(&["https"], Duration::from_secs(20));
+    let addr = proc.addr("https");
+    (Server { proc, addr, dir }, der, serial)
 }
 
 fn curl(s: &Server, args: &[&str]) -> std::process::Output {
@@ -240,8 +217,7 @@ fn sighup_reloads(s: &Server, a: &[u8], model: &str) {
     std::fs::copy(s.dir.join("b.key"), s.dir.join("a.key")).unwrap();
     let b_serial = ops::make_ocsp(&s.dir, "b");
     std::fs::copy(s.dir.join("b.ocsp.der"), s.dir.join("ocsp.der")).unwrap();
-    // SAFETY: signalling our own child by pid.
-    unsafe { libc::kill(s.child.id() as i32, libc::SIGHUP) };
+    s.proc.signal(libc::SIGHUP);
     // Logged when the signal comes, before any handshake, once (not per worker).
     ops::wait_for_log(s, "TLS certificate reloaded", 1, model);
     let ca_b = s.dir.join("b.pem");
@@ -271,8 +247,14 @@ fn sighup_reloads(s: &Server, a: &[u8], model: &str) {
     ops::bad_reload_keeps_the_old(s, &b, &cas, model);
 }
 
-fn suite(model: &str) {
-    let (s, a, serial) = start(model);
+fn suite(m: bingfa_net::Model, edge: bool) {
+    let label = if edge {
+        format!("{m}-edge")
+    } else {
+        m.to_string()
+    };
+    let model = label.as_str();
+    let (s, a, serial) = start(model, &bingfa_testkit::model_args(m, edge));
     curl_works(&s, model);
     ops::ocsp_is_stapled(&s, &serial, model);
     ops::plain_http_gets_400(&s, model);
@@ -284,20 +266,12 @@ fn suite(model: &str) {
     sighup_reloads(&s, &a, model);
 }
 
-macro_rules! models {
-    ($($name:ident),*) => {
-        $( #[test] fn $name() { suite(stringify!($name).trim_start_matches("r#")); } )*
-
-        #[test]
-        fn every_model_is_tested() {
-            let listed = [$(stringify!($name).trim_start_matches("r#")),*];
-            let all: Vec<&str> = bingfa_net::Model::ALL.iter().map(|m| m.name()).collect();
-            assert_eq!(listed.to_vec(), all);
-        }
-    };
+bingfa_testkit::for_each_model! {
+    #[test]
+    fn suite() {
+        super::suite(M, E)
+    }
 }
-
-models!(iterative, fork, thread, threadpool, prefork, select, poll, epoll, r#async);
 
 #[test]
 fn a_bad_certificate_file_is_named() {
@@ -371,20 +345,16 @@ fn an_encrypted_key_and_a_bad_staple_are_named() {
 
 #[test]
 fn self_signed_prints_what_a_client_needs() {
-    let mut child = Command::new(BIN)
-        .args(["http", "serve", "--bind", "127.0.0.1:0", "--root", "/"])
+    let mut cmd = Command::new(BIN);
+    cmd.args(["http", "serve", "--bind", "127.0.0.1:0", "--root", "/"])
         .arg("--tls-self-signed")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        .stderr(Stdio::piped());
     // Stopped on drop, even if an assertion fails first.
-    let _guard = Server {
-        child,
-        addr: "0.0.0.0:0".parse().unwrap(),
-        dir: std::env::temp_dir().join("bingfa-tls-nothing-to-remove"),
-    };
+    let mut guard = ServerProc::spawn(cmd);
+    let (out, err) = (
+        guard.take_stdout(),
+        guard.child_mut().stderr.take().unwrap(),
+    );
     let (tx, rx) = std::sync::mpsc::channel();
     let tx2 = tx.clone();
     std::thread::spawn(move || {
@@ -393,7 +363,7 @@ fn self_signed_prints_what_a_client_needs() {
         }
     });
     std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
+        for line in out.iter() {
             let _ = tx.send(line);
         }
     });

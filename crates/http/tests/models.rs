@@ -1,6 +1,6 @@
 //! The HTTP server's behaviour under every concurrency model: one suite, run once per model
-//! and transport, plain TCP and TLS (the `models!` list below is the only place models are
-//! named; `tls::MODEL` is the TLS run). The server runs as a child process (the `http_serve`
+//! and transport, plain TCP and TLS (`bingfa_testkit::for_each_model!` below names the
+//! models; `<model>::tls` is the TLS run). The server runs as a child process (the `http_serve`
 //! example, or `$BINGFA_BIN http serve` when that is set) and is killed when its guard drops;
 //! curl is the client where a user would use one, raw sockets (through [`Conn`], which speaks
 //! TLS when the server does) where the input must be malformed or paced.
@@ -11,20 +11,21 @@
 //! `compress.rs`, `listing.rs` (a listing built off the loop) and `ops.rs` (access log,
 //! headers); `site.rs` is the site every server serves, `transport.rs` the TCP/TLS parameter.
 
+use bingfa_testkit::ServerProc;
 use site::{make_site, site_parent, FUTURE_SECS, HUGE_ENTRIES, HUGE_NAME_LEN};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use transport::{Conn, Tls, Transport};
 
 const HEAD_TIMEOUT_SECS: &str = "3";
 
-/// A running server; killed and reaped on drop, whatever the test did.
+/// A running server; SIGTERM then reaped on drop, whatever the test did, its exit 0
+/// asserted (unless the test already failed) after its directory is removed.
 struct Server {
-    child: Child,
+    proc: ServerProc,
     addr: SocketAddr,
     model: String,
     base: PathBuf,
@@ -36,22 +37,11 @@ impl Drop for Server {
     fn drop(&mut self) {
         // SIGTERM first: the server shuts down gracefully and a fork/prefork parent reaps its
         // workers; SIGKILL only if it hasn't exited within the deadline.
-        // SAFETY: signalling our own child by pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(8);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let status = self.child.wait();
+        let status = self.proc.terminate();
         let _ = std::fs::remove_dir_all(&self.base);
         if !std::thread::panicking() {
-            let status = status.expect("wait for the server");
             assert!(
-                status.success(),
+                status.is_some_and(|st| st.success()),
                 "[{}] server exit after SIGTERM: {status:?}",
                 self.model
             );
@@ -181,7 +171,7 @@ impl Server {
             command.args(args);
             command.uid(65534).gid(65534);
         }
-        let spawned = command
+        command
             .args(["--bind", "127.0.0.1:0", "--root"])
             .arg(&root)
             .args([
@@ -197,40 +187,33 @@ impl Server {
             .args(extra)
             .args(tls_flags)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn();
-        let mut child = spawned.unwrap_or_else(|e| {
+            .stderr(Stdio::inherit());
+        // The kit keeps draining stdout for the server's whole life so it never blocks on a
+        // pipe.
+        let proc = ServerProc::try_spawn(command).unwrap_or_else(|e| {
             let _ = std::fs::remove_dir_all(&base);
             panic!("start the server: {e}")
         });
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Keep draining stdout for the server's whole life so it never blocks on a pipe.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
         let mut server = Server {
-            child,
+            proc,
             addr: "0.0.0.0:0".parse().unwrap(),
             model: model.into(),
             base,
             tls,
         };
+        let ready = if server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("{model}: no ready line"));
-            let ready = if server.tls.is_some() {
-                "https listening on "
-            } else {
-                "http listening on "
-            };
-            if let Some(a) = line.strip_prefix(ready) {
+            let line = server
+                .proc
+                .next_line(left)
+                .unwrap_or_else(|| panic!("{model}: no ready line"));
+            if let Some(a) = line.strip_prefix(&format!("{ready} listening on ")) {
                 server.addr = a.trim().parse().expect("ready line address");
                 return server;
             }
@@ -424,38 +407,24 @@ mod site;
 #[path = "models/transport.rs"]
 mod transport;
 
-macro_rules! models {
-    ($($name:ident),*) => {
-        $( #[test] fn $name() {
-            suite(stringify!($name).trim_start_matches("r#"), Transport::Plain, &[]);
-        } )*
+bingfa_testkit::for_each_model! {
+    #[test]
+    fn plain() {
+        super::suite(M.name(), Transport::Plain, super::edge_flag(E));
+    }
 
-        /// The same suite over TLS: the server runs with `--tls-cert/--tls-key`.
-        mod tls {
-            use super::*;
-            $( #[test] fn $name() {
-                suite(stringify!($name).trim_start_matches("r#"), Transport::Tls, &[]);
-            } )*
-
-            #[test]
-            fn epoll_edge_triggered() {
-                suite("epoll", Transport::Tls, &["--edge-triggered"]);
-            }
-        }
-
-        #[test]
-        fn every_model_is_tested() {
-            let listed = [$(stringify!($name).trim_start_matches("r#")),*];
-            let all: Vec<&str> = bingfa_net::Model::ALL.iter().map(|m| m.name()).collect();
-            assert_eq!(listed.to_vec(), all);
-        }
-    };
+    /// The same suite over TLS: the server runs with `--tls-cert/--tls-key`.
+    #[test]
+    fn tls() {
+        super::suite(M.name(), Transport::Tls, super::edge_flag(E));
+    }
 }
 
-models!(iterative, fork, thread, threadpool, prefork, select, poll, epoll, r#async);
-
 /// epoll's edge-triggered option is a different readiness discipline: same suite.
-#[test]
-fn epoll_edge_triggered() {
-    suite("epoll", Transport::Plain, &["--edge-triggered"]);
+fn edge_flag(edge: bool) -> &'static [&'static str] {
+    if edge {
+        &["--edge-triggered"]
+    } else {
+        &[]
+    }
 }

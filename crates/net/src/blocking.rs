@@ -156,6 +156,7 @@ impl Cancel {
 /// A session's request to be told when a task ends ([`Action::Watch`](crate::Action::Watch)).
 /// Drivers carry it out; a test driving a session by hand may [`TaskWatch::wait`] for the task
 /// and then call [`Session::on_task_done`](crate::Session::on_task_done) itself.
+#[derive(Clone)]
 pub struct TaskWatch(Arc<Signal>);
 
 impl TaskWatch {

@@ -359,7 +359,7 @@ impl Context {
         self.actions.drain(..)
     }
 
-    pub fn has_actions(&self) -> bool {
+    pub(crate) fn has_actions(&self) -> bool {
         !self.actions.is_empty()
     }
 

@@ -27,6 +27,8 @@
 pub mod blocking;
 pub mod config;
 pub mod hub;
+#[cfg(feature = "rig")]
+pub mod rig;
 pub mod server;
 pub mod session;
 pub mod shutdown;

@@ -1,8 +1,9 @@
-//! `WebSession` driven by hand: a `Context` per callback, frames read back with a client-side
+//! `WebSession` driven by hand on bingfa-net's rig, frames read back with a client-side
 //! decoder, so every byte the wrapper writes is checked.
 
 use super::*;
 use crate::ws::frame::encode_masked;
+use bingfa_net::rig::Rig;
 use bingfa_net::Message;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -67,10 +68,10 @@ fn info() -> ConnInfo {
     }
 }
 
-struct Rig {
-    web: WebSession<Lines>,
+/// The wrapper on bingfa-net's rig, and what its inner session logged.
+struct Web {
+    rig: Rig<WebSession<Lines>>,
     log: Arc<Mutex<Vec<String>>>,
-    cx: Context,
     /// Input not consumed yet, kept as a driver keeps it.
     pending: Vec<u8>,
 }
@@ -104,23 +105,22 @@ impl Out {
     }
 }
 
-impl Rig {
-    fn new() -> Rig {
+impl Web {
+    fn new() -> Web {
         Self::with(WebLimits::default())
     }
-    fn with(limits: WebLimits) -> Rig {
+    fn with(limits: WebLimits) -> Web {
         let log = Arc::new(Mutex::new(Vec::new()));
         let web = WebSession::with_limits(Lines { log: log.clone() }, info(), limits);
-        Rig {
-            web,
+        Web {
+            rig: Rig::new(web, info()),
             log,
-            cx: Context::new(info()),
             pending: Vec::new(),
         }
     }
     fn take(&mut self) -> Out {
         let mut out = Out::default();
-        for a in self.cx.take_actions() {
+        for a in self.rig.take_actions() {
             match a {
                 Action::Write(b) => out.bytes.extend_from_slice(&b),
                 other => out.other.push(other),
@@ -132,7 +132,7 @@ impl Rig {
     fn data(&mut self, input: &[u8]) -> Out {
         self.pending.extend_from_slice(input);
         while !self.pending.is_empty() {
-            let n = self.web.on_data(&self.pending, &mut self.cx);
+            let n = self.rig.data(&self.pending);
             if n == 0 {
                 break;
             }
@@ -162,7 +162,7 @@ fn t(s: &str) -> Event {
 
 #[test]
 fn the_page_is_served_and_the_inner_session_is_not_opened() {
-    let mut r = Rig::new();
+    let mut r = Web::new();
     let out =
         r.data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /index.html?x HTTP/1.1\r\nHost: x\r\n\r\n");
     let body = super::super::PAGE;
@@ -173,7 +173,7 @@ fn the_page_is_served_and_the_inner_session_is_not_opened() {
     let out = r.data(b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(out.bytes, http::page(body, &csp, true, false));
     assert!(out.closes());
-    r.web.on_close();
+    r.rig.session_mut().on_close();
     assert!(r.log().is_empty(), "{:?}", r.log());
 }
 
@@ -208,7 +208,7 @@ fn errors_close_the_connection() {
         ),
     ];
     for (req, status) in cases {
-        let mut r = Rig::new();
+        let mut r = Web::new();
         let out = r.data(req);
         assert!(out.text().starts_with(status), "{}", out.text());
         assert!(out.text().contains("Connection: close\r\n"));
@@ -220,14 +220,14 @@ fn errors_close_the_connection() {
             assert!(out.text().contains("Sec-WebSocket-Version: 13\r\n"));
         }
         // Whatever comes next is dropped.
-        assert_eq!(r.web.on_data(b"GET / HTTP/1.1\r\n\r\n", &mut r.cx), 18);
-        assert!(!r.cx.has_actions());
+        assert_eq!(r.rig.data(b"GET / HTTP/1.1\r\n\r\n"), 18);
+        assert!(!r.rig.has_actions());
     }
 }
 
 #[test]
 fn an_endless_head_is_431() {
-    let mut r = Rig::with(WebLimits {
+    let mut r = Web::with(WebLimits {
         max_head: 64,
         ..WebLimits::default()
     });
@@ -239,7 +239,7 @@ fn an_endless_head_is_431() {
 
 #[test]
 fn upgrade_then_lines_both_ways() {
-    let mut r = Rig::new();
+    let mut r = Web::new();
     // The head and the first frame in one read.
     let mut input = UPGRADE.to_vec();
     input.extend(text("hello"));
@@ -258,7 +258,7 @@ fn upgrade_then_lines_both_ways() {
         "{:?}",
         out.other
     );
-    assert!(r.web.upgraded());
+    assert!(r.rig.session().upgraded());
     // A line split over writes, with \r\n, and a partial line held back.
     assert_eq!(r.data(&text("/partial")).frames(), [t("partial")]);
     assert_eq!(r.data(&text("x")).frames(), [t("nextecho: x")]);
@@ -282,7 +282,7 @@ fn upgrade_then_lines_both_ways() {
 
 #[test]
 fn ping_pong_and_fragments() {
-    let mut r = Rig::new();
+    let mut r = Web::new();
     r.upgrade();
     let input = [
         encode_masked(Opcode::Text, false, b"he", [9, 9, 9, 9]),
@@ -312,7 +312,7 @@ fn protocol_errors_send_their_close_code() {
         (text(&"x".repeat(100)), 1009),
     ];
     for (input, code) in cases {
-        let mut r = Rig::with(WebLimits {
+        let mut r = Web::with(WebLimits {
             max_message: 64,
             ..WebLimits::default()
         });
@@ -325,15 +325,15 @@ fn protocol_errors_send_their_close_code() {
         assert!(out.closes());
         // Nothing more reaches the inner session, and its later writes are dropped.
         let late = text("late");
-        assert_eq!(r.web.on_data(&late, &mut r.cx), late.len());
-        assert!(!r.cx.has_actions());
+        assert_eq!(r.rig.data(&late), late.len());
+        assert!(!r.rig.has_actions());
         assert_eq!(r.log(), ["open"]);
     }
 }
 
 #[test]
 fn inner_close_sends_the_rest_then_close_1000() {
-    let mut r = Rig::new();
+    let mut r = Web::new();
     r.upgrade();
     let out = r.data(&text("/quit"));
     assert_eq!(
@@ -345,13 +345,13 @@ fn inner_close_sends_the_rest_then_close_1000() {
         ]
     );
     assert!(out.closes());
-    r.web.on_close();
+    r.rig.session_mut().on_close();
     assert_eq!(r.log(), ["open", "line /quit", "close"]);
 }
 
 #[test]
 fn peer_close_is_echoed() {
-    let mut r = Rig::new();
+    let mut r = Web::new();
     r.upgrade();
     let out = r.data(&encode_masked(
         Opcode::Close,
@@ -370,10 +370,9 @@ fn peer_close_is_echoed() {
 
 #[test]
 fn other_actions_pass_through_unchanged() {
-    let mut r = Rig::new();
+    let mut r = Web::new();
     r.upgrade();
-    r.cx.set_now(std::time::Instant::now());
-    let now = r.cx.now();
+    let now = r.rig.now();
     let out = r.data(&text("/timer"));
     assert!(
         matches!(&out.other[..], [Action::SetTimer(TICK, Some(at))] if *at == now + Duration::from_secs(5)),
@@ -388,14 +387,14 @@ fn other_actions_pass_through_unchanged() {
 
 #[test]
 fn paused_inner_gets_its_lines_when_it_resumes() {
-    let mut r = Rig::new();
+    let mut r = Web::new();
     r.upgrade();
     let out = r.data(&[text("/pause"), text("one"), text("two")].concat());
     assert!(matches!(&out.other[..], [Action::PauseInput(true)]));
     assert!(out.bytes.is_empty());
     // A driver stops calling on_data while paused; the timer resumes the inner session, and
     // the line that was already decoded is fed at once.
-    r.web.on_timer(TICK, &mut r.cx);
+    r.rig.call(|s, cx| s.on_timer(TICK, cx));
     let out = r.take();
     assert!(matches!(&out.other[..], [Action::PauseInput(false)]));
     assert_eq!(out.frames(), [t("* tick"), t("echo: one")]);
@@ -407,9 +406,9 @@ fn paused_inner_gets_its_lines_when_it_resumes() {
 
 #[test]
 fn the_head_timer_runs_from_open_and_between_requests() {
-    let mut r = Rig::new();
-    let now = r.cx.now();
-    r.web.on_open(&mut r.cx);
+    let mut r = Web::new();
+    let now = r.rig.now();
+    r.rig.call(|s, cx| s.on_open(cx));
     let out = r.take();
     assert!(
         matches!(&out.other[..], [Action::SetTimer(HEAD, Some(at))] if *at == now + Duration::from_secs(10)),
@@ -425,7 +424,7 @@ fn the_head_timer_runs_from_open_and_between_requests() {
         out.other
     );
     // Nothing more came: closed without a word, the inner session never opened.
-    r.web.on_timer(HEAD, &mut r.cx);
+    r.rig.call(|s, cx| s.on_timer(HEAD, cx));
     let out = r.take();
     assert!(out.bytes.is_empty() && out.closes(), "{:?}", out);
     assert!(r.log().is_empty());
@@ -433,11 +432,11 @@ fn the_head_timer_runs_from_open_and_between_requests() {
 
 #[test]
 fn half_a_head_at_the_deadline_gets_408() {
-    let mut r = Rig::new();
-    r.web.on_open(&mut r.cx);
+    let mut r = Web::new();
+    r.rig.call(|s, cx| s.on_open(cx));
     r.take();
     assert!(r.data(b"GET / HTTP/1.1\r\nHo").bytes.is_empty());
-    r.web.on_timer(HEAD, &mut r.cx);
+    r.rig.call(|s, cx| s.on_timer(HEAD, cx));
     let out = r.take();
     assert!(
         out.text().starts_with("HTTP/1.1 408 Request Timeout\r\n"),

@@ -14,17 +14,18 @@ use bingfa_chat::server::{self, ServeOptions};
 use bingfa_chat::web::WebSession;
 use bingfa_chat::ws::{encode_masked, Decoder, Event, Opcode};
 use bingfa_net::{Config, ConnInfo, Context, Message, Model, Protocol, Session};
+use bingfa_testkit::ServerProc;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The room's rules in miniature: the first line is the name; then each line reaches the
 /// others as `NAME: TEXT` through the hub; joins and leaves are `* ` notices; `/quit` ends.
-pub struct MiniRoom {
+pub(crate) struct MiniRoom {
     name: Option<String>,
 }
 
@@ -82,7 +83,7 @@ impl MiniRoom {
 }
 
 /// Listener 0 is the web face, listener 1 (if configured) the same room as plain lines.
-pub struct WebRoom;
+pub(crate) struct WebRoom;
 
 impl Protocol for WebRoom {
     type Session = Face;
@@ -103,7 +104,7 @@ impl Protocol for WebRoom {
 }
 
 /// One protocol, two faces: what a chat server with `--web` does.
-pub enum Face {
+pub(crate) enum Face {
     Web(Box<WebSession<MiniRoom>>),
     Line(MiniRoom),
 }
@@ -138,7 +139,7 @@ impl Session for Face {
 const SPEC_VAR: &str = "BINGFA_CHAT_TEST_SERVER";
 
 /// The body of each test binary's `server_main` test: serve until SIGTERM when asked to.
-pub fn server_main() {
+pub(crate) fn server_main() {
     let Ok(spec) = std::env::var(SPEC_VAR) else {
         return;
     };
@@ -191,8 +192,8 @@ fn room_main(spec: &str, tls: bool) {
 }
 
 /// A server child process; stopped (and waited for) on drop whatever happens.
-pub struct TestServer {
-    child: Child,
+pub(crate) struct TestServer {
+    proc: ServerProc,
     pub web: SocketAddr,
     pub chat: SocketAddr,
     /// The admin socket (real room only).
@@ -204,17 +205,17 @@ pub struct TestServer {
 impl TestServer {
     /// The mini room behind `WebSession`. The test binary must have a `server_main` test
     /// calling [`server_main`].
-    pub fn start(model: Model, edge: bool) -> TestServer {
+    pub(crate) fn start(model: Model, edge: bool) -> TestServer {
         TestServer::spawn(format!("{model};{edge}"), None)
     }
 
     /// The real room (line port, web face, admin socket) under `model`.
-    pub fn start_room(model: Model) -> TestServer {
+    pub(crate) fn start_room(model: Model) -> TestServer {
         Self::room(model, "room")
     }
 
     /// The real room with its web face over TLS (self-signed; see [`TestServer::tls_pin`]).
-    pub fn start_room_tls(model: Model) -> TestServer {
+    pub(crate) fn start_room_tls(model: Model) -> TestServer {
         Self::room(model, "roomtls")
     }
 
@@ -229,7 +230,7 @@ impl TestServer {
     }
 
     /// Announce through the admin socket (the path `bingfa chat announce` takes).
-    pub fn announce(&self, text: &str) {
+    pub(crate) fn announce(&self, text: &str) {
         let path = self
             .admin
             .as_ref()
@@ -244,53 +245,45 @@ impl TestServer {
     }
 
     fn spawn(spec: String, admin: Option<PathBuf>) -> TestServer {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "server_main",
-                "--nocapture",
-                "-q",
-                "--test-threads=1",
-            ])
-            .env(SPEC_VAR, spec)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn server");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            // Keep draining so the server never blocks on a full pipe.
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(pin) = line.strip_prefix("tls pin ") {
-                    let _ = tx.send(("pin", pin.to_string()));
-                }
-                for svc in ["web", "web-tls", "chat"] {
-                    if let Some(rest) = line.strip_prefix(&format!("{svc} listening on ")) {
-                        let _ = tx.send((svc, rest.trim().to_string()));
-                    }
-                }
-            }
-        });
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "server_main",
+            "--nocapture",
+            "-q",
+            "--test-threads=1",
+        ])
+        .env(SPEC_VAR, spec)
+        .stderr(Stdio::inherit());
+        // The kit keeps draining stdout so the server never blocks on a full pipe.
+        let proc = ServerProc::spawn(cmd);
         let mut srv = TestServer {
-            child,
+            proc,
             web: "0.0.0.0:0".parse().unwrap(),
             chat: "0.0.0.0:0".parse().unwrap(),
             admin,
             tls_pin: None,
         };
+        let end = Instant::now() + Duration::from_secs(20);
         let mut listeners = 0;
         while listeners < 2 {
-            let (what, text) = rx
-                .recv_timeout(Duration::from_secs(20))
+            let line = srv
+                .proc
+                .next_line(end.saturating_duration_since(Instant::now()))
                 .expect("server did not announce itself");
-            match what {
-                "pin" => srv.tls_pin = Some(text),
-                "web" | "web-tls" => srv.web = text.parse().unwrap(),
-                _ => srv.chat = text.parse().unwrap(),
+            if let Some(pin) = line.strip_prefix("tls pin ") {
+                srv.tls_pin = Some(pin.to_string());
             }
-            listeners += (what != "pin") as usize;
+            for svc in ["web", "web-tls", "chat"] {
+                if let Some(rest) = line.strip_prefix(&format!("{svc} listening on ")) {
+                    let addr = rest.trim().parse().unwrap();
+                    match svc {
+                        "chat" => srv.chat = addr,
+                        _ => srv.web = addr,
+                    }
+                    listeners += 1;
+                }
+            }
         }
         srv
     }
@@ -298,16 +291,7 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        // SAFETY: signalling our own child process.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end && !matches!(self.child.try_wait(), Ok(Some(_))) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if !matches!(self.child.try_wait(), Ok(Some(_))) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.proc.finish();
         // The server removes it at exit; not if it had to be killed.
         if let Some(a) = &self.admin {
             let _ = std::fs::remove_file(a);
@@ -315,14 +299,14 @@ impl Drop for TestServer {
     }
 }
 
-pub fn connect(addr: SocketAddr) -> TcpStream {
+pub(crate) fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s
 }
 
 /// Send a raw request and read the whole answer until the server closes.
-pub fn http(addr: SocketAddr, request: &str) -> String {
+pub(crate) fn http(addr: SocketAddr, request: &str) -> String {
     let mut s = connect(addr);
     s.write_all(request.as_bytes()).unwrap();
     let mut out = Vec::new();
@@ -331,17 +315,17 @@ pub fn http(addr: SocketAddr, request: &str) -> String {
 }
 
 /// A WebSocket client on the crate's own codec: masked frames out, every frame in checked.
-pub struct Ws {
+pub(crate) struct Ws {
     s: TcpStream,
     d: Decoder,
     buf: Vec<u8>,
 }
 
-pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-pub const MASK: [u8; 4] = [0xa1, 0xb2, 0xc3, 0xd4];
+pub(crate) const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+pub(crate) const MASK: [u8; 4] = [0xa1, 0xb2, 0xc3, 0xd4];
 
 impl Ws {
-    pub fn connect(addr: SocketAddr) -> Ws {
+    pub(crate) fn connect(addr: SocketAddr) -> Ws {
         let (ws, head) = Ws::connect_to(addr, "/ws");
         assert_eq!(
             head,
@@ -352,7 +336,7 @@ impl Ws {
     }
 
     /// Upgrade at `path`; returns the client and the server's response head.
-    pub fn connect_to(addr: SocketAddr, path: &str) -> (Ws, String) {
+    pub(crate) fn connect_to(addr: SocketAddr, path: &str) -> (Ws, String) {
         let mut s = connect(addr);
         write!(
             s,
@@ -390,20 +374,20 @@ impl Ws {
         }
     }
 
-    pub fn raw(&mut self, bytes: &[u8]) {
+    pub(crate) fn raw(&mut self, bytes: &[u8]) {
         self.s.write_all(bytes).unwrap();
     }
 
-    pub fn frame(&mut self, op: Opcode, fin: bool, payload: &[u8]) {
+    pub(crate) fn frame(&mut self, op: Opcode, fin: bool, payload: &[u8]) {
         self.raw(&encode_masked(op, fin, payload, MASK));
     }
 
-    pub fn send(&mut self, text: &str) {
+    pub(crate) fn send(&mut self, text: &str) {
         self.frame(Opcode::Text, true, text.as_bytes());
     }
 
     /// The next frame; `None` at EOF.
-    pub fn next(&mut self) -> Option<Event> {
+    pub(crate) fn next(&mut self) -> Option<Event> {
         loop {
             let (n, r) = self.d.decode(&self.buf);
             self.buf.drain(..n);
@@ -417,14 +401,14 @@ impl Ws {
         }
     }
 
-    pub fn expect(&mut self, text: &str) {
+    pub(crate) fn expect(&mut self, text: &str) {
         assert_eq!(self.next(), Some(Event::Text(text.into())));
     }
 
     /// Like [`Ws::expect`], but first skip `* NAME joined` notices for members who joined
     /// before this one: under `fork`/`prefork` the hub relay may deliver such a notice after
     /// the newcomer's own subscription took effect, which is correct (it is still in order).
-    pub fn expect_after_joins(&mut self, text: &str, earlier: &[&str]) {
+    pub(crate) fn expect_after_joins(&mut self, text: &str, earlier: &[&str]) {
         loop {
             match self.next() {
                 Some(Event::Text(t)) if earlier.iter().any(|n| t == format!("* {n} joined")) => {}
@@ -437,7 +421,7 @@ impl Ws {
     }
 
     /// A close frame with `code`, then EOF.
-    pub fn expect_close(&mut self, code: u16) {
+    pub(crate) fn expect_close(&mut self, code: u16) {
         match self.next() {
             Some(Event::Close(Some((c, _)))) => assert_eq!(c, code),
             other => panic!("expected close {code}, got {other:?}"),

@@ -3,83 +3,59 @@
 //! the ALPN list it is given.
 
 use bingfa_net::Model;
+use bingfa_testkit::{model_args, workers, ServerProc};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bingfa");
-pub const GREETING: &str = "* welcome to the bingfa chat room; what is your name?";
+pub(crate) const GREETING: &str = "* welcome to the bingfa chat room; what is your name?";
 
-pub struct Server {
-    child: Child,
+pub(crate) struct Server {
+    _proc: ServerProc,
     pub addr: SocketAddr,
     pub web: Option<SocketAddr>,
     pub tls: Option<SocketAddr>,
 }
 
 impl Server {
-    pub fn start(model: Model, edge: bool, extra: &[&str]) -> Server {
+    pub(crate) fn start(model: Model, edge: bool, extra: &[&str]) -> Server {
         let mut cmd = Command::new(BIN);
-        cmd.args([
-            "chat",
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--model",
-            model.name(),
-        ])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-        if edge {
-            cmd.arg("--edge-triggered");
-        }
-        let workers = if model == Model::ThreadPool { "8" } else { "2" };
-        cmd.args(["--workers", workers]);
-        let mut child = cmd.spawn().expect("spawn bingfa");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                // The page over TLS is announced as `web-tls`.
-                for svc in ["chat", "web", "web-tls", "chat-tls"] {
-                    if let Some(a) = line.strip_prefix(&format!("{svc} listening on ")) {
-                        let _ = tx.send((svc, a.parse::<SocketAddr>().unwrap()));
-                    }
-                }
-            }
-        });
+        cmd.args(["chat", "serve", "--bind", "127.0.0.1:0"])
+            .args(model_args(model, edge))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .args(["--workers", workers(model)]);
+        let mut proc = ServerProc::spawn(cmd);
         let (mut addr, mut web, mut tls) = (None, None, None);
         let want_web = extra.contains(&"--web");
         let want_tls = extra.contains(&"--tls-bind");
         while addr.is_none() || (want_web && web.is_none()) || (want_tls && tls.is_none()) {
-            match rx
-                .recv_timeout(Duration::from_secs(20))
-                .expect("no ready line")
-            {
-                ("chat", a) => addr = Some(a),
-                ("web" | "web-tls", a) => web = Some(a),
-                (_, a) => tls = Some(a),
+            // The page over TLS is announced as `web-tls`.
+            match proc.next_listening(Duration::from_secs(20)) {
+                (svc, a) if svc == "chat" => addr = Some(a),
+                (svc, a) if svc == "web" || svc == "web-tls" => web = Some(a),
+                (svc, a) if svc == "chat-tls" => tls = Some(a),
+                _ => {}
             }
         }
         Server {
-            child,
+            _proc: proc,
             addr: addr.unwrap(),
             web,
             tls,
         }
     }
 
-    pub fn connect(&self) -> Client {
+    pub(crate) fn connect(&self) -> Client {
         let mut c = Client::connect(self.addr);
         c.expect(GREETING);
         c
     }
 
-    pub fn join(&self, name: &str) -> Client {
+    pub(crate) fn join(&self, name: &str) -> Client {
         let mut c = self.connect();
         c.send(name);
         let l = c.line();
@@ -91,30 +67,14 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let end = Instant::now() + Duration::from_secs(8);
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// What `nc` is: bytes out as given, lines in.
-pub struct Client {
+pub(crate) struct Client {
     pub r: BufReader<TcpStream>,
     pub w: TcpStream,
 }
 
 impl Client {
-    pub fn connect(addr: SocketAddr) -> Client {
+    pub(crate) fn connect(addr: SocketAddr) -> Client {
         let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         Client {
@@ -122,13 +82,13 @@ impl Client {
             r: BufReader::new(s),
         }
     }
-    pub fn send(&mut self, line: &str) {
+    pub(crate) fn send(&mut self, line: &str) {
         self.raw(format!("{line}\n").as_bytes());
     }
-    pub fn raw(&mut self, bytes: &[u8]) {
+    pub(crate) fn raw(&mut self, bytes: &[u8]) {
         self.w.write_all(bytes).unwrap();
     }
-    pub fn line(&mut self) -> String {
+    pub(crate) fn line(&mut self) -> String {
         let mut s = Vec::new();
         self.r.read_until(b'\n', &mut s).expect("read (timed out?)");
         assert!(
@@ -139,11 +99,11 @@ impl Client {
         s.pop();
         String::from_utf8(s).expect("the server sends UTF-8")
     }
-    pub fn expect(&mut self, want: &str) {
+    pub(crate) fn expect(&mut self, want: &str) {
         assert_eq!(self.line(), want);
     }
     /// Everything up to EOF.
-    pub fn rest(&mut self) -> String {
+    pub(crate) fn rest(&mut self) -> String {
         let mut rest = Vec::new();
         match self.r.read_to_end(&mut rest) {
             Ok(_) => {}
@@ -154,13 +114,13 @@ impl Client {
 }
 
 /// A rustls client offering `alpn`, trusting one certificate, for `localhost`.
-pub struct Tls {
+pub(crate) struct Tls {
     s: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
     pending: Vec<u8>,
 }
 
 impl Tls {
-    pub fn connect(addr: SocketAddr, ca: &[u8], alpn: &[&[u8]]) -> Tls {
+    pub(crate) fn connect(addr: SocketAddr, ca: &[u8], alpn: &[&[u8]]) -> Tls {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(ca.to_vec().into()).unwrap();
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
@@ -180,15 +140,15 @@ impl Tls {
             pending: Vec::new(),
         }
     }
-    pub fn alpn(&self) -> Option<Vec<u8>> {
+    pub(crate) fn alpn(&self) -> Option<Vec<u8>> {
         self.s.conn.alpn_protocol().map(|p| p.to_vec())
     }
-    pub fn write(&mut self, b: &[u8]) {
+    pub(crate) fn write(&mut self, b: &[u8]) {
         self.s.write_all(b).unwrap();
         self.s.flush().unwrap();
     }
     /// The next line, or the error (a refused handshake, EOF).
-    pub fn read_line(&mut self) -> std::io::Result<String> {
+    pub(crate) fn read_line(&mut self) -> std::io::Result<String> {
         let mut buf = [0u8; 4096];
         while !self.pending.contains(&b'\n') {
             let n = self.s.read(&mut buf)?;

@@ -1,6 +1,7 @@
 //! Fixtures for the backplane suite: a private `redis-server`, chat servers on it, members.
 //! Everything is killed on drop; every wait has a deadline.
 
+use bingfa_testkit::ServerProc;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -17,13 +18,13 @@ fn free_port() -> u16 {
 }
 
 /// A throwaway Redis (no persistence), on a free port.
-pub struct Redis {
+pub(crate) struct Redis {
     child: Option<Child>,
     pub port: u16,
 }
 
 impl Redis {
-    pub fn start() -> Redis {
+    pub(crate) fn start() -> Redis {
         let mut r = Redis {
             child: None,
             port: free_port(),
@@ -33,7 +34,7 @@ impl Redis {
     }
 
     /// Start it (again, on the same port: the servers reconnect to it).
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -50,19 +51,19 @@ impl Redis {
     }
 
     /// SIGKILL, and reaped.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
     /// One inline command; the raw reply ("" if Redis is not there).
-    pub fn cmd(&self, line: &str) -> String {
+    pub(crate) fn cmd(&self, line: &str) -> String {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return String::new();
         };
@@ -74,7 +75,7 @@ impl Redis {
     }
 
     /// Wait until `n` servers are subscribed to the room's channel.
-    pub fn wait_subscribers(&self, n: usize) {
+    pub(crate) fn wait_subscribers(&self, n: usize) {
         let want = format!(":{n}\r\n");
         let deadline = Instant::now() + Duration::from_secs(15);
         while !self
@@ -96,44 +97,30 @@ impl Drop for Redis {
 }
 
 /// `bingfa chat serve --backplane …` under one model.
-pub struct Server {
-    child: Child,
+pub(crate) struct Server {
+    proc: ServerProc,
     pub addr: SocketAddr,
 }
 
 impl Server {
-    pub fn start(model: &str, redis: &Redis) -> Server {
+    pub(crate) fn start(model: &str, redis: &Redis) -> Server {
         Server::start_with(model, redis, &[])
     }
 
-    pub fn start_with(model: &str, redis: &Redis, extra: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["chat", "serve", "--bind", "127.0.0.1:0", "--model", model])
+    pub(crate) fn start_with(model: &str, redis: &Redis, extra: &[&str]) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["chat", "serve", "--bind", "127.0.0.1:0", "--model", model])
             .args(["--workers", "2", "--rate", "0", "--backplane", &redis.url()])
             .args(extra)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn bingfa");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(a) = line.strip_prefix("chat listening on ") {
-                    let _ = tx.send(a.parse::<SocketAddr>().unwrap());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server never said it was listening");
-        Server { child, addr }
+            .stderr(Stdio::null());
+        let proc = ServerProc::spawn(cmd).listening_on(&["chat"], Duration::from_secs(30));
+        let addr = proc.addr("chat");
+        Server { proc, addr }
     }
 
     /// `bingfa chat announce` through the server's admin socket; its exit status.
-    pub fn announce(socket: &std::path::Path, text: &str) -> bool {
+    pub(crate) fn announce(socket: &std::path::Path, text: &str) -> bool {
         Command::new(BIN)
             .args(["chat", "announce", "--admin-socket"])
             .arg(socket)
@@ -143,12 +130,12 @@ impl Server {
             .is_ok_and(|s| s.success())
     }
 
-    pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+    pub(crate) fn pid(&self) -> i32 {
+        self.proc.pid()
     }
 
     /// The server's child processes (fork/prefork workers).
-    pub fn children(&self) -> Vec<i32> {
+    pub(crate) fn children(&self) -> Vec<i32> {
         let dir = format!("/proc/{}/task", self.pid());
         std::fs::read_dir(dir)
             .into_iter()
@@ -164,36 +151,20 @@ impl Server {
     }
 
     /// SIGKILL the server's (parent) process, as a crash would.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SIGTERM first, so fork/prefork parents reap their children; then make sure.
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(8);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.kill();
+    pub(crate) fn kill(&mut self) {
+        let _ = self.proc.child_mut().kill();
+        let _ = self.proc.child_mut().wait();
     }
 }
 
 /// A TCP member of the room.
-pub struct Member {
+pub(crate) struct Member {
     r: BufReader<TcpStream>,
     w: TcpStream,
 }
 
 impl Member {
-    pub fn connect(server: &Server) -> Member {
+    pub(crate) fn connect(server: &Server) -> Member {
         let s = TcpStream::connect(server.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut m = Member {
@@ -208,19 +179,19 @@ impl Member {
     }
 
     /// Connect and take `name`; returns the member and its welcome line.
-    pub fn join(server: &Server, name: &str) -> (Member, String) {
+    pub(crate) fn join(server: &Server, name: &str) -> (Member, String) {
         let mut m = Member::connect(server);
         m.say(name);
         let w = m.line();
         (m, w)
     }
 
-    pub fn say(&mut self, line: &str) {
+    pub(crate) fn say(&mut self, line: &str) {
         self.w.write_all(format!("{line}\n").as_bytes()).unwrap();
     }
 
     /// The next line (panics after the read timeout).
-    pub fn line(&mut self) -> String {
+    pub(crate) fn line(&mut self) -> String {
         let mut l = String::new();
         self.r.read_line(&mut l).expect("a line before the timeout");
         assert!(l.ends_with('\n'), "connection closed: {l:?}");
@@ -229,7 +200,7 @@ impl Member {
     }
 
     /// Lines until one equals `want` (which is returned); `max_skip` lines may come first.
-    pub fn until(&mut self, want: &str, max_skip: usize) -> Vec<String> {
+    pub(crate) fn until(&mut self, want: &str, max_skip: usize) -> Vec<String> {
         let mut seen = Vec::new();
         loop {
             let l = self.line();

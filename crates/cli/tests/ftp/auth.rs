@@ -70,7 +70,7 @@ fn rss_tree(pid: i32) -> Vec<(i32, u64)> {
 /// the server grows by more than 64 MiB. Under `fork` each session is a process of its own
 /// that ends with it (at most `max_failures` checks), so there is no long-lived process to
 /// grow; the others are measured, every process of them.
-pub fn memory_stays_bounded(model: Model, edge: bool) {
+pub(crate) fn memory_stays_bounded(model: Model, edge: bool) {
     let tree = Tree::new("rss");
     let srv = Server::start(
         model,
@@ -126,7 +126,7 @@ pub fn memory_stays_bounded(model: Model, edge: bool) {
 /// prefork, across processes): the 4th bans it for 3 s, its next login and its new
 /// connections get 421 and are closed, another address still gets in; after the ban it may
 /// log in again, and a repeat ban lasts twice as long.
-pub fn bans(model: Model, edge: bool) {
+pub(crate) fn bans(model: Model, edge: bool) {
     let tree = Tree::new("ban");
     let srv = Server::start(
         model,
@@ -198,7 +198,7 @@ pub fn bans(model: Model, edge: bool) {
 /// no per-address connection limit): a correct login from 127.0.0.2 takes under 200 ms at the
 /// median and never over 1 s (the bound issue 19 demands). `iterative` serves one connection
 /// at a time, so any flood holds it whole: skipped there.
-pub fn a_flood_does_not_starve_others(model: Model, edge: bool) {
+pub(crate) fn a_flood_does_not_starve_others(model: Model, edge: bool) {
     let tree = Tree::new("flood");
     let srv = Server::start(
         model,
@@ -281,7 +281,7 @@ pub fn a_flood_does_not_starve_others(model: Model, edge: bool) {
 }
 
 /// `--anonymous upload`: new files may be stored (STOR, STOU), nothing existing changed.
-pub fn upload_only(model: Model, edge: bool) {
+pub(crate) fn upload_only(model: Model, edge: bool) {
     let tree = Tree::new("upload");
     let srv = Server::start(model, edge, &tree, &["--anonymous", "upload"]);
     let mut c = srv.control();
@@ -375,7 +375,7 @@ fn listing(c: &mut Control, cmd: &str) -> String {
 
 /// Hidden names (`.env`, `.git/config`) are neither listed nor served without `--hidden`,
 /// for anonymous and named users alike, answered as missing; with it they are.
-pub fn hidden_names(model: Model, edge: bool) {
+pub(crate) fn hidden_names(model: Model, edge: bool) {
     let tree = Tree::new("hidden");
     std::fs::write(tree.path("pub/.env"), "SECRET=1\n").unwrap();
     std::fs::create_dir(tree.path("pub/.git")).unwrap();

@@ -7,14 +7,14 @@
 
 use super::*;
 
-pub fn ftplib_session(model: Model, edge: bool) {
+pub(crate) fn ftplib_session(model: Model, edge: bool) {
     let tree = Tree::new("ftplib-session");
     let mut srv = Server::start(model, edge, &tree, &[]);
     srv.ftplib("session", &tree);
     assert!(srv.stop().success());
 }
 
-pub fn ftplib_transfers(model: Model, edge: bool) {
+pub(crate) fn ftplib_transfers(model: Model, edge: bool) {
     let tree = Tree::new("ftplib-transfers");
     let mut srv = Server::start(model, edge, &tree, &[]);
     srv.ftplib("transfers", &tree);
@@ -37,7 +37,7 @@ fn ok(out: &std::process::Output, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-pub fn curl(model: Model, edge: bool) {
+pub(crate) fn curl(model: Model, edge: bool) {
     let tree = Tree::new("curl");
     let mut srv = Server::start(model, edge, &tree, &[]);
     let url = |user: &str, path: &str| format!("ftp://{user}@{}{path}", srv.addr);
@@ -115,7 +115,7 @@ pub fn curl(model: Model, edge: bool) {
     assert!(srv.stop().success());
 }
 
-pub fn lftp(model: Model, edge: bool) {
+pub(crate) fn lftp(model: Model, edge: bool) {
     if Command::new("lftp").arg("--version").output().is_err() {
         // scripts/deps.sh installs it; without it this fails where tools are required.
         crate::tools::missing("lftp", "lftp", "apt-get install lftp");
@@ -163,7 +163,7 @@ pub fn lftp(model: Model, edge: bool) {
 /// and with EPRT (`-P ::1`), an upload, ftplib (which uses EPSV, and EPRT when passive is off,
 /// on an IPv6 connection), and the bounce rules in EPRT's IPv6 form. Skipped (with a note)
 /// where the machine has no `::1`.
-pub fn ipv6(model: Model, edge: bool) {
+pub(crate) fn ipv6(model: Model, edge: bool) {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
         eprintln!("skipped: no IPv6 loopback here");
         return;

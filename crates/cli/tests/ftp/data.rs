@@ -37,7 +37,7 @@ fn refused_uploads(c: &mut Control, tree: &Tree, refusal: &str, why: &str) {
     );
 }
 
-pub fn refused_uploads_change_nothing(model: Model, edge: bool) {
+pub(crate) fn refused_uploads_change_nothing(model: Model, edge: bool) {
     let tree = Tree::new("refused");
     std::fs::write(tree.path("ann/victim.bin"), "0123456789").unwrap();
     let srv = Server::start(model, edge, &tree, &[]);
@@ -87,7 +87,7 @@ pub fn refused_uploads_change_nothing(model: Model, edge: bool) {
 
 /// The same refusals with `521` under `--tls-required` (a secure session without `PROT P`,
 /// whose data connection is prepared).
-pub fn refused_uploads_change_nothing_tls_required(model: Model, edge: bool) {
+pub(crate) fn refused_uploads_change_nothing_tls_required(model: Model, edge: bool) {
     let tree = Tree::new("refused521");
     std::fs::write(tree.path("ann/victim.bin"), "0123456789").unwrap();
     let srv = Tls.start(model, edge, &tree, &["--tls-required"]);
@@ -107,7 +107,7 @@ pub fn refused_uploads_change_nothing_tls_required(model: Model, edge: bool) {
 
 /// STOU announces a free name; a client that STORs that name meanwhile keeps its file, and
 /// the unique upload takes the next free name (said in its 226).
-pub fn stou_never_replaces(model: Model, edge: bool, t: Transport) {
+pub(crate) fn stou_never_replaces(model: Model, edge: bool, t: Transport) {
     if model == Model::Iterative {
         return; // two sessions at once
     }
@@ -136,7 +136,7 @@ pub fn stou_never_replaces(model: Model, edge: bool, t: Transport) {
 
 /// TYPE A: a file with CRLF already goes out as it is (no `\r\r\n`), a LF file gets CRs, and
 /// `SIZE` is refused (the wire size is not the file's); TYPE I gives SIZE back.
-pub fn ascii_mode(model: Model, edge: bool, t: Transport) {
+pub(crate) fn ascii_mode(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("ascii");
     std::fs::write(tree.path("ann/dos.txt"), b"a\r\nb\r\n\r\nc\nd\re\r\n").unwrap();
     let srv = t.start(model, edge, &tree, &[]);
@@ -160,7 +160,7 @@ pub fn ascii_mode(model: Model, edge: bool, t: Transport) {
 /// A session whose client sends `EPSV`, `RETR`, one more command, then closes without ever
 /// connecting the data port: its slot and its passive port are freed at once, not after the
 /// idle timeout (300 s). With `--max-clients 3`, after 3 such clients a 4th gets in.
-pub fn abandoned_sessions_free_their_slot(model: Model, edge: bool, t: Transport) {
+pub(crate) fn abandoned_sessions_free_their_slot(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("abandoned");
     let srv = t.start(model, edge, &tree, &["--max-clients", "3"]);
     for round in 0..2 {
@@ -202,7 +202,7 @@ pub fn abandoned_sessions_free_their_slot(model: Model, edge: bool, t: Transport
 /// `--max-passive-per-ip 3`: a fourth passive listener waiting from the same address gets
 /// `425`, whatever the port range has left; a place comes back when a client connects its
 /// data port, or its session ends.
-pub fn passive_cap_per_address(model: Model, edge: bool) {
+pub(crate) fn passive_cap_per_address(model: Model, edge: bool) {
     if model == Model::Iterative {
         return; // sessions at once
     }

@@ -17,7 +17,7 @@ fn start_upload(c: &mut Control, name: &str) -> Io {
     c.data(d)
 }
 
-pub fn uploads_all_or_nothing(model: Model, edge: bool, t: Transport) {
+pub(crate) fn uploads_all_or_nothing(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("uploads");
     std::fs::write(tree.path("ann/keep.txt"), "old contents").unwrap();
     let mut srv = t.start(model, edge, &tree, &[]);
@@ -78,7 +78,7 @@ pub fn uploads_all_or_nothing(model: Model, edge: bool, t: Transport) {
 /// top arrive byte for byte, and the all-or-nothing rule still holds for an aborted one. (That
 /// the data reached the disk is the kernel's part; what is tested is that the path that asks
 /// for it loses nothing.)
-pub fn synced_uploads(model: Model, edge: bool, t: Transport) {
+pub(crate) fn synced_uploads(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("synced");
     std::fs::write(tree.path("ann/keep.txt"), "old contents").unwrap();
     let mut srv = t.start(model, edge, &tree, &["--fsync-uploads"]);
@@ -133,7 +133,7 @@ impl Drop for Mount {
     }
 }
 
-pub fn full_disk(model: Model, edge: bool, t: Transport) {
+pub(crate) fn full_disk(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("full");
     let small = tree.path("ann/small");
     std::fs::create_dir(&small).unwrap();
@@ -178,7 +178,7 @@ pub fn full_disk(model: Model, edge: bool, t: Transport) {
     drop(mount);
 }
 
-pub fn shutdown(model: Model, edge: bool, t: Transport) {
+pub(crate) fn shutdown(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("shutdown");
     let big: Vec<u8> = (0..24u32 << 20).map(|i| (i % 251) as u8).collect();
     std::fs::write(tree.path("pub/big.bin"), &big).unwrap();

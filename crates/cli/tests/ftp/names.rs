@@ -59,7 +59,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-pub fn big_listings(model: Model, edge: bool) {
+pub(crate) fn big_listings(model: Model, edge: bool) {
     const N: usize = 80_000;
     let tree = Tree::new("big");
     let big = tree.path("pub/big");
@@ -156,7 +156,7 @@ fn hostile_tree(tree: &Tree) {
     }
 }
 
-pub fn hostile(model: Model, edge: bool, t: Transport) {
+pub(crate) fn hostile(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("names");
     hostile_tree(&tree);
     // `--hidden`: dotfiles are served, so the user's own `.bingfa-upload-stash` shows that
@@ -312,7 +312,7 @@ fn scripted(cmd: &mut Command, input: &str) -> std::process::Output {
 
 /// The wildcard downloads of real clients: ftplib's `nlst('*.txt')`, tnftp's `mget *.txt`,
 /// `ncftpget … '/*.txt'` (anonymous, on `pub`).
-pub fn glob_clients(model: Model, edge: bool) {
+pub(crate) fn glob_clients(model: Model, edge: bool) {
     let tree = Tree::new("globs");
     for (n, body) in [("a.txt", "a\n"), ("b.txt", "bb\n"), ("c.log", "c\n")] {
         std::fs::write(tree.path("pub").join(n), body).unwrap();

@@ -201,7 +201,7 @@ fn rclone(tree: &Tree, args: &[&str], what: &str) -> String {
 }
 
 /// The tree up, checked, and down again, in the clear or over explicit FTPS.
-pub fn round_trip(model: Model, edge: bool, t: Transport) {
+pub(crate) fn round_trip(model: Model, edge: bool, t: Transport) {
     if !rclone_present() {
         return;
     }

@@ -1,15 +1,16 @@
 //! The security items of issue 10, each checked by the exact bytes on the control connection:
-//! no user enumeration, slow and limited login failures, paths that never leave the user's
-//! root, no PORT bounce, no passive-connection theft, random passive ports in the range, long
-//! lines, the idle timeout, and the client limits. Each runs in the clear and over TLS
+//! no PORT bounce, no passive-connection theft, random passive ports in the range, long lines,
+//! the idle timeout, and the client limits. Each runs in the clear and over TLS
 //! (`AUTH TLS`, `PROT P`: every data connection TLS too) with the same checks; what only
 //! exists in the clear (a refusal sent before any `AUTH TLS` could be) stays in the clear.
+//! The login rules (no user enumeration, slow and limited failures) and paths that never leave
+//! the user's root need no real client: `crates/ftp/tests/behaviour.rs`, on the rig.
 
 use super::transport::Transport;
 use super::*;
 
 /// A TCP connection to `to` from the local address `from` (127.0.0.2 is loopback too).
-pub fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+pub(crate) fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
     use socket2::{Domain, Socket, Type};
     let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     s.bind(&SocketAddr::new(from.parse().unwrap(), 0).into())
@@ -21,104 +22,7 @@ pub fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
     s
 }
 
-pub fn login_rules(model: Model, edge: bool, t: Transport) {
-    let tree = Tree::new("login");
-    let mut srv = t.start(model, edge, &tree, &[]);
-    let mut c = srv.session(t);
-    assert_eq!(c.cmd("LIST"), "530 Please login with USER and PASS.");
-    // The same answer whether the user exists or not.
-    assert_eq!(c.cmd("USER nobody"), "331 Please specify the password.");
-    let at = Instant::now();
-    assert_eq!(c.cmd("PASS whatever"), "530 Login incorrect.");
-    assert!(
-        at.elapsed() >= Duration::from_millis(250),
-        "a failed login waits"
-    );
-    assert_eq!(c.cmd("USER ann"), "331 Please specify the password.");
-    let at = Instant::now();
-    // Sent together: the NOOP waits behind the delayed answer, in order.
-    c.send("PASS wrong");
-    c.send("NOOP");
-    c.expect("530 Login incorrect.");
-    assert!(at.elapsed() >= Duration::from_millis(250));
-    c.expect("200 NOOP ok.");
-    assert_eq!(c.cmd("USER ann"), "331 Please specify the password.");
-    c.send("PASS wrong again");
-    c.expect("530 Login incorrect.");
-    c.expect("421 Too many failed logins, closing.");
-    c.expect_closed();
-    // The right password still works on a new connection.
-    let mut c = srv.login(t, "ann", PASSWORD);
-    assert_eq!(c.cmd("PWD"), "257 \"/\" is the current directory.");
-    assert_eq!(c.cmd("QUIT"), "221 Goodbye.");
-    c.expect_closed();
-    assert!(srv.stop().success());
-}
-
-pub fn paths(model: Model, edge: bool, t: Transport) {
-    let tree = Tree::new("paths");
-    let mut srv = t.start(model, edge, &tree, &[]);
-    let mut c = srv.login(t, "ann", PASSWORD);
-    std::fs::create_dir(tree.path("ann/sub")).unwrap();
-    for cmd in [
-        "RETR ../secret",
-        "RETR /../secret",
-        "RETR sub/../../secret",
-        "SIZE ../../secret",
-        "CWD ..",
-        "CWD /..",
-        "XCUP",
-        "LIST ../",
-        "MLST ..",
-        "STOR ../evil",
-        "MKD ../evil",
-        "RNFR ../secret",
-        "DELE ../secret",
-    ] {
-        assert_eq!(c.cmd(cmd), "550 Permission denied.", "{cmd}");
-    }
-    // Encoded tricks are just names here: nothing is decoded.
-    assert_eq!(
-        c.cmd("RETR %2e%2e/secret"),
-        "550 No such file or directory."
-    );
-    assert_eq!(c.cmd("RETR ..%2fsecret"), "550 No such file or directory.");
-    // A symlink leading out: refused by the kernel beneath the root.
-    for cmd in [
-        "RETR out",
-        "SIZE out",
-        "CWD out",
-        "MKD out/x",
-        "STOR out/x",
-        "LIST out",
-    ] {
-        assert_eq!(c.cmd(cmd), "550 Permission denied.", "{cmd}");
-    }
-    assert_eq!(c.cmd("RNFR sub"), "350 Ready for RNTO.");
-    assert_eq!(c.cmd("RNTO ../stolen"), "550 Permission denied.");
-    c.send_raw(b"RETR sub\0x\r\n");
-    c.expect("550 No such file or directory.");
-    // Deleting the link removes the link, never what it points at.
-    assert_eq!(c.cmd("DELE out"), "250 Delete operation successful.");
-    assert_eq!(
-        std::fs::read_to_string(tree.path("secret")).unwrap(),
-        "top secret\n"
-    );
-    let mut want = vec!["ann", "bob", "pub", "secret", "users.toml"];
-    if t == Transport::Tls {
-        // The server's certificate and key, made for this run.
-        want.extend(["cert.pem", "key.pem"]);
-        want.sort();
-    }
-    assert_eq!(tree.names(""), want);
-    assert_eq!(tree.names("ann"), ["sub"]);
-    // Another user's home is outside this one's root.
-    assert_eq!(c.cmd("CWD /../bob"), "550 Permission denied.");
-    assert_eq!(c.cmd("QUIT"), "221 Goodbye.");
-    assert!(srv.stop().success());
-}
-
-pub fn data_connections(model: Model, edge: bool, t: Transport) {
+pub(crate) fn data_connections(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("data");
     let lo = 30000 + (std::process::id() % 50) as u16 * 400;
     let range = format!("{lo}-{}", lo + 399);
@@ -195,7 +99,7 @@ pub fn data_connections(model: Model, edge: bool, t: Transport) {
     assert!(srv.stop().success());
 }
 
-pub fn long_lines_and_idle(model: Model, edge: bool, t: Transport) {
+pub(crate) fn long_lines_and_idle(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("lines");
     let mut srv = t.start(model, edge, &tree, &["--idle-timeout", "1.5"]);
     let mut c = srv.session(t);
@@ -218,7 +122,7 @@ pub fn long_lines_and_idle(model: Model, edge: bool, t: Transport) {
     assert!(srv.stop().success());
 }
 
-pub fn client_limits(model: Model, edge: bool, t: Transport) {
+pub(crate) fn client_limits(model: Model, edge: bool, t: Transport) {
     let tree = Tree::new("limits");
     // The refusal comes before any `AUTH TLS` could: in the clear over either transport. What
     // TLS adds is that sessions gone secure still count.

@@ -29,7 +29,7 @@ fn ann_url(addr: SocketAddr, scheme: &str, path: &str) -> String {
     )
 }
 
-pub fn ftplib(model: Model, edge: bool) {
+pub(crate) fn ftplib(model: Model, edge: bool) {
     let tree = Tree::new("ftps-ftplib");
     let (mut srv, pem) = start(model, edge, &tree, &[]);
     srv.ftplib_with("session", &tree, Some(&pem));
@@ -53,7 +53,7 @@ fn payload(n: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
-pub fn curl_lftp_and_ours(model: Model, edge: bool) {
+pub(crate) fn curl_lftp_and_ours(model: Model, edge: bool) {
     let tree = Tree::new("ftps-clients");
     let (mut srv, pem) = start(model, edge, &tree, &[]);
     let implicit = srv.tls_addr.expect("the ftps listener");
@@ -176,7 +176,7 @@ fn read_all(r: &mut impl Read) -> Vec<u8> {
     v
 }
 
-pub fn rules(model: Model, edge: bool) {
+pub(crate) fn rules(model: Model, edge: bool) {
     let tree = Tree::new("ftps-rules");
     let (mut srv, pem) = start(model, edge, &tree, &[]);
     let mut c = Control::plain(srv.addr, &pem);
@@ -277,7 +277,7 @@ pub fn rules(model: Model, edge: bool) {
 
 /// `--tls-required`: no login in the clear, no clear data connection; a passive connection
 /// made before `PROT P` still carries the transfer once it is asked for.
-pub fn required(model: Model, edge: bool) {
+pub(crate) fn required(model: Model, edge: bool) {
     let tree = Tree::new("ftps-required");
     let (mut srv, pem) = start(model, edge, &tree, &["--tls-required"]);
     let mut c = Control::plain(srv.addr, &pem);
@@ -311,7 +311,7 @@ pub fn required(model: Model, edge: bool) {
 /// an EOF mid-handshake, each end the upload with `426` and store nothing; the session goes
 /// on. An upload that ends with close_notify is stored; so is one that ends with a bare TCP
 /// EOF after its data (as vsftpd's default and pyftpdlib accept: clients close that way).
-pub fn broken_data(model: Model, edge: bool) {
+pub(crate) fn broken_data(model: Model, edge: bool) {
     let tree = Tree::new("ftps-broken");
     let (mut srv, pem) = start(model, edge, &tree, &[]);
     let mut c = Control::plain(srv.addr, &pem);
@@ -366,7 +366,7 @@ pub fn broken_data(model: Model, edge: bool) {
 /// and the transfer is refused (`522`), whether it came before or after the transfer command;
 /// the client's own data connections resume, transfer after transfer. `optional` lets a
 /// fresh handshake through.
-pub fn session_reuse(model: Model, edge: bool) {
+pub(crate) fn session_reuse(model: Model, edge: bool) {
     let tree = Tree::new("ftps-reuse");
     std::fs::write(tree.path("ann/victim.bin"), "0123456789").unwrap();
     let srv = Tls.start(model, edge, &tree, &[]);

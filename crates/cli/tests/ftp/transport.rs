@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 /// How a scenario talks to the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
+pub(crate) enum Transport {
     /// Control and data in the clear.
     Plain,
     /// Explicit FTPS: `AUTH TLS` after the greeting, then `PBSZ 0` and `PROT P`, so every data
@@ -22,15 +22,15 @@ pub enum Transport {
     Tls,
 }
 
-pub use Transport::{Plain, Tls};
+pub(crate) use Transport::{Plain, Tls};
 
 impl Transport {
     /// [`Server::start`], with a certificate (`--tls-cert/--tls-key`) for [`Tls`].
-    pub fn start(self, model: Model, edge: bool, tree: &Tree, extra: &[&str]) -> Server {
+    pub(crate) fn start(self, model: Model, edge: bool, tree: &Tree, extra: &[&str]) -> Server {
         self.start_with(model, edge, tree, extra, |_| {})
     }
 
-    pub fn start_with(
+    pub(crate) fn start_with(
         self,
         model: Model,
         edge: bool,
@@ -54,7 +54,7 @@ impl Transport {
 }
 
 /// A certificate for localhost and 127.0.0.1 (rcgen) in the tree: (`cert.pem`, `key.pem`).
-pub fn cert(tree: &Tree) -> (PathBuf, PathBuf) {
+pub(crate) fn cert(tree: &Tree) -> (PathBuf, PathBuf) {
     let c =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let (pem, key) = (tree.path("cert.pem"), tree.path("key.pem"));
@@ -66,7 +66,7 @@ pub fn cert(tree: &Tree) -> (PathBuf, PathBuf) {
 impl Server {
     /// A control connection past the greeting: for [`Tls`] also past `AUTH TLS` (handshake
     /// done), `PBSZ 0` and `PROT P`.
-    pub fn session(&self, t: Transport) -> Control {
+    pub(crate) fn session(&self, t: Transport) -> Control {
         let mut c = match (t, &self.pem) {
             (Plain, _) => Control::connect(self.addr),
             (Tls, Some(pem)) => Control::plain(self.addr, pem),
@@ -83,7 +83,7 @@ impl Server {
     }
 
     /// [`Server::session`], logged in.
-    pub fn login(&self, t: Transport, user: &str, pass: &str) -> Control {
+    pub(crate) fn login(&self, t: Transport, user: &str, pass: &str) -> Control {
         let mut c = self.session(t);
         c.login(user, pass);
         c
@@ -91,7 +91,7 @@ impl Server {
 }
 
 /// A stream in the clear or over TLS: a control connection, or a data connection.
-pub enum Io {
+pub(crate) enum Io {
     Plain(TcpStream),
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
@@ -121,7 +121,7 @@ impl Write for Io {
 }
 
 impl Io {
-    pub fn tcp(&self) -> &TcpStream {
+    pub(crate) fn tcp(&self) -> &TcpStream {
         match self {
             Io::Plain(s) => s,
             Io::Tls(s) => &s.sock,
@@ -130,7 +130,7 @@ impl Io {
 
     /// Ends an upload cleanly (TLS: close_notify first), then waits (bounded) until the
     /// server closes its side.
-    pub fn finish(mut self) {
+    pub(crate) fn finish(mut self) {
         if let Io::Tls(s) = &mut self {
             s.conn.send_close_notify();
             s.flush().unwrap();
@@ -140,14 +140,14 @@ impl Io {
     }
 
     /// Drops the connection with a TCP reset (SO_LINGER 0), whatever TLS was doing.
-    pub fn reset(self) {
+    pub(crate) fn reset(self) {
         socket2::SockRef::from(self.tcp())
             .set_linger(Some(Duration::ZERO))
             .unwrap();
     }
 
     /// Waits (bounded by the read timeout) until the server has closed this connection.
-    pub fn wait_closed(mut self) {
+    pub(crate) fn wait_closed(mut self) {
         self.tcp()
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
@@ -163,7 +163,7 @@ impl Io {
 
 /// A rustls client configuration trusting `pem` (one per control connection, so its data
 /// connections resume the control connection's session).
-pub fn client_config(pem: &Path) -> Arc<rustls::ClientConfig> {
+pub(crate) fn client_config(pem: &Path) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_file(pem).unwrap())
@@ -178,7 +178,7 @@ pub fn client_config(pem: &Path) -> Arc<rustls::ClientConfig> {
     )
 }
 
-pub fn tls_stream(
+pub(crate) fn tls_stream(
     cfg: &Arc<rustls::ClientConfig>,
     s: TcpStream,
 ) -> Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
@@ -188,7 +188,7 @@ pub fn tls_stream(
 }
 
 /// A TCP connection with every wait bounded.
-pub fn tcp(addr: SocketAddr) -> TcpStream {
+pub(crate) fn tcp(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -197,7 +197,7 @@ pub fn tcp(addr: SocketAddr) -> TcpStream {
 
 /// A control connection whose exact replies are checked, in the clear until
 /// [`Control::upgrade`] (or TLS from the first byte, [`Control::implicit`]).
-pub struct Control {
+pub(crate) struct Control {
     io: Io,
     buf: Vec<u8>,
     /// The certificate trusted, and the configuration whose session cache the data
@@ -209,7 +209,7 @@ pub struct Control {
 
 impl Control {
     /// In the clear, with no TLS possible.
-    pub fn connect(addr: SocketAddr) -> Control {
+    pub(crate) fn connect(addr: SocketAddr) -> Control {
         Control {
             io: Io::Plain(tcp(addr)),
             buf: Vec::new(),
@@ -219,7 +219,7 @@ impl Control {
     }
 
     /// In the clear, ready to [`Control::upgrade`] trusting `pem`.
-    pub fn plain(addr: SocketAddr, pem: &Path) -> Control {
+    pub(crate) fn plain(addr: SocketAddr, pem: &Path) -> Control {
         Control {
             tls: Some((pem.to_path_buf(), client_config(pem))),
             ..Control::connect(addr)
@@ -227,7 +227,7 @@ impl Control {
     }
 
     /// Implicit FTPS: TLS from the first byte.
-    pub fn implicit(addr: SocketAddr, pem: &Path) -> Control {
+    pub(crate) fn implicit(addr: SocketAddr, pem: &Path) -> Control {
         let cfg = client_config(pem);
         Control {
             io: Io::Tls(tls_stream(&cfg, tcp(addr))),
@@ -245,12 +245,12 @@ impl Control {
             .1
     }
 
-    pub fn is_tls(&self) -> bool {
+    pub(crate) fn is_tls(&self) -> bool {
         matches!(self.io, Io::Tls(_))
     }
 
     /// After `234`: the handshake, with nothing unread in between.
-    pub fn upgrade(&mut self) {
+    pub(crate) fn upgrade(&mut self) {
         assert!(self.buf.is_empty(), "bytes after 234: {:?}", self.buf);
         let placeholder = Io::Plain(self.io.tcp().try_clone().unwrap());
         let Io::Plain(s) = std::mem::replace(&mut self.io, placeholder) else {
@@ -264,18 +264,18 @@ impl Control {
         self.io = Io::Tls(t);
     }
 
-    pub fn send(&mut self, line: &str) {
+    pub(crate) fn send(&mut self, line: &str) {
         self.send_raw(format!("{line}\r\n").as_bytes());
     }
 
-    pub fn send_raw(&mut self, bytes: &[u8]) {
+    pub(crate) fn send_raw(&mut self, bytes: &[u8]) {
         self.io.write_all(bytes).unwrap();
         self.io.flush().unwrap();
     }
 
     /// As ftplib's `abort` sends: the whole line with MSG_OOB, so its last byte (the LF) is
     /// urgent data, out of the normal stream.
-    pub fn send_oob(&mut self, line: &str) {
+    pub(crate) fn send_oob(&mut self, line: &str) {
         use std::os::fd::AsRawFd;
         assert!(
             !self.is_tls(),
@@ -296,7 +296,7 @@ impl Control {
 
     /// `ABOR` as ftplib sends it: urgent in the clear; in-band over TLS (`FTP_TLS.abort`
     /// does so, since urgent data cannot be sent through TLS).
-    pub fn abort(&mut self) {
+    pub(crate) fn abort(&mut self) {
         if self.is_tls() {
             self.send("ABOR");
         } else {
@@ -305,7 +305,7 @@ impl Control {
     }
 
     /// The next reply line, without CRLF ("" at EOF).
-    pub fn line(&mut self) -> String {
+    pub(crate) fn line(&mut self) -> String {
         loop {
             if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
                 let l: Vec<u8> = self.buf.drain(..=i).collect();
@@ -326,19 +326,11 @@ impl Control {
         }
     }
 
-    pub fn expect(&mut self, want: &str) {
+    pub(crate) fn expect(&mut self, want: &str) {
         assert_eq!(self.line(), want);
     }
 
-    /// The next reply's code, checking the line starts with it.
-    pub fn code(&mut self) -> u16 {
-        let l = self.line();
-        l.get(..3)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or_else(|| panic!("not a reply: {l:?}"))
-    }
-
-    pub fn cmd(&mut self, line: &str) -> String {
+    pub(crate) fn cmd(&mut self, line: &str) -> String {
         self.send(line);
         let l = self.line();
         if line.eq_ignore_ascii_case("PROT P") && l.starts_with("200 ") {
@@ -349,24 +341,24 @@ impl Control {
         l
     }
 
-    pub fn greeting(&mut self) {
+    pub(crate) fn greeting(&mut self) {
         self.expect("220 bingfa FTP server ready.");
     }
 
     /// USER and PASS (after the greeting).
-    pub fn login(&mut self, user: &str, pass: &str) {
+    pub(crate) fn login(&mut self, user: &str, pass: &str) {
         assert_eq!(self.cmd(&format!("USER {user}")).get(..4), Some("331 "));
         assert_eq!(self.cmd(&format!("PASS {pass}")), "230 Login successful.");
     }
 
     /// Sends `cmd`, expects exactly `want`.
-    pub fn expect_line_after(&mut self, cmd: &str, want: &str) {
+    pub(crate) fn expect_line_after(&mut self, cmd: &str, want: &str) {
         assert_eq!(self.cmd(cmd), want, "{cmd}");
     }
 
     /// The server closed the connection within the read timeout: EOF or reset in the clear;
     /// over TLS a close_notify first (rustls reports a bare EOF as an error, which fails here).
-    pub fn expect_closed(&mut self) {
+    pub(crate) fn expect_closed(&mut self) {
         assert!(self.buf.is_empty(), "bytes before close: {:?}", self.buf);
         let mut buf = Vec::new();
         match self.io.read_to_end(&mut buf) {
@@ -383,7 +375,7 @@ impl Control {
     }
 
     /// `EPSV` → the data port.
-    pub fn epsv(&mut self) -> u16 {
+    pub(crate) fn epsv(&mut self) -> u16 {
         let l = self.cmd("EPSV");
         let p = l
             .strip_prefix("229 Entering Extended Passive Mode (|||")
@@ -393,7 +385,7 @@ impl Control {
     }
 
     /// `EPSV` → a TCP connection to the data port (not yet TLS: see [`Control::data`]).
-    pub fn passive(&mut self) -> TcpStream {
+    pub(crate) fn passive(&mut self) -> TcpStream {
         let ip = self.io.tcp().peer_addr().unwrap().ip();
         let port = self.epsv();
         tcp(SocketAddr::new(ip, port))
@@ -401,7 +393,7 @@ impl Control {
 
     /// A data connection as the protection level has it: under `PROT P`, TLS resuming this
     /// control connection's session (the handshake runs at the first read or write).
-    pub fn data(&self, s: TcpStream) -> Io {
+    pub(crate) fn data(&self, s: TcpStream) -> Io {
         if self.private {
             Io::Tls(self.secure(s))
         } else {
@@ -411,7 +403,7 @@ impl Control {
 
     /// A data connection as someone else's: under `PROT P`, TLS with a configuration of its
     /// own (trusting the certificate, but without this connection's session).
-    pub fn stranger(&self, s: TcpStream) -> Io {
+    pub(crate) fn stranger(&self, s: TcpStream) -> Io {
         match &self.tls {
             Some((pem, _)) if self.private => Io::Tls(tls_stream(&client_config(pem), s)),
             _ => Io::Plain(s),
@@ -419,7 +411,7 @@ impl Control {
     }
 
     /// A data connection as TLS, resuming this control connection's session.
-    pub fn secure(
+    pub(crate) fn secure(
         &self,
         s: TcpStream,
     ) -> Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// One file the server offers to RETR.
 #[derive(Clone)]
-pub struct File {
+pub(crate) struct File {
     pub name: &'static str,
     /// The SIZE answer: `Some(n)` is `213 n`, `None` is a 550.
     pub size: Option<u64>,
@@ -25,7 +25,7 @@ pub struct File {
 
 impl File {
     /// A file served whole and truthfully.
-    pub fn good(name: &'static str, body: &[u8]) -> File {
+    pub(crate) fn good(name: &'static str, body: &[u8]) -> File {
         File {
             name,
             size: Some(body.len() as u64),
@@ -36,7 +36,7 @@ impl File {
     }
 
     /// A file whose RETR is refused with `reply` (e.g. `550 Not a regular file.`).
-    pub fn refused(name: &'static str, reply: &str) -> File {
+    pub(crate) fn refused(name: &'static str, reply: &str) -> File {
         File {
             name,
             size: None,
@@ -49,7 +49,7 @@ impl File {
 
 /// What the server says. Texts are sent as given (CRLF is appended to one-line replies).
 #[derive(Clone)]
-pub struct Fake {
+pub(crate) struct Fake {
     /// The whole greeting, line ends included.
     pub greeting: String,
     pub pwd: String,
@@ -84,7 +84,7 @@ impl Default for Fake {
 }
 
 /// Starts `fake` on a free loopback port; it serves until the test process ends.
-pub fn start(fake: Fake) -> u16 {
+pub(crate) fn start(fake: Fake) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let fake = Arc::new(fake);

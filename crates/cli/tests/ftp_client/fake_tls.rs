@@ -15,14 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The file the server offers, and how much of it it sends before cutting.
-pub const NAME: &str = "cut.bin";
-pub const SIZE: usize = 100_000;
-pub const SENT: usize = 40_000;
-pub const OK_NAME: &str = "ok.txt";
-pub const OK_TEXT: &[u8] = b"served whole, over TLS\n";
+pub(crate) const NAME: &str = "cut.bin";
+pub(crate) const SIZE: usize = 100_000;
+pub(crate) const SENT: usize = 40_000;
+pub(crate) const OK_NAME: &str = "ok.txt";
+pub(crate) const OK_TEXT: &[u8] = b"served whole, over TLS\n";
 
 /// Starts the server on a free port with `cert`; it serves until the test process ends.
-pub fn start(cert: &Cert, login_first: bool) -> u16 {
+pub(crate) fn start(cert: &Cert, login_first: bool) -> u16 {
     let chain = vec![CertificateDer::from_pem_file(cert.cert()).unwrap()];
     let key = PrivateKeyDer::from_pem_file(cert.key()).unwrap();
     let config =

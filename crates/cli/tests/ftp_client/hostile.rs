@@ -7,7 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
 /// The names the hostile server lists (all regular files) and what a client may save each as.
-pub const HOSTILE: &[(&str, Option<&str>)] = &[
+pub(crate) const HOSTILE: &[(&str, Option<&str>)] = &[
     ("../../escape.txt", Some("escape.txt")),
     ("/tmp/abs.txt", Some("abs.txt")),
     ("..\\win.txt", Some("win.txt")),
@@ -20,20 +20,20 @@ pub const HOSTILE: &[(&str, Option<&str>)] = &[
 /// A file (not in the listing) whose download from offset 0 always breaks after `CUT_AT`
 /// bytes with 426, and which is served whole only from a REST offset: only a client that
 /// resumes can ever get it.
-pub const CUT_NAME: &str = "cut.bin";
-pub const CUT_AT: usize = 100_000;
+pub(crate) const CUT_NAME: &str = "cut.bin";
+pub(crate) const CUT_AT: usize = 100_000;
 
-pub fn cut_data() -> Vec<u8> {
+pub(crate) fn cut_data() -> Vec<u8> {
     (0..250_000u32).map(|i| (i % 251) as u8).collect()
 }
 
 /// The content the server sends for `name`.
-pub fn content(name: &str) -> String {
+pub(crate) fn content(name: &str) -> String {
     format!("content of {name}\n")
 }
 
 /// Starts the server on a free port; it serves connections until the test process ends.
-pub fn start(mlst: bool) -> u16 {
+pub(crate) fn start(mlst: bool) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -144,7 +144,7 @@ fn session(s: TcpStream, mlst: bool) -> std::io::Result<()> {
 
 /// How the fake TLS server misbehaves after `AUTH TLS`.
 #[derive(Clone, Copy)]
-pub enum BadTls {
+pub(crate) enum BadTls {
     /// Answers 234 and sends plaintext in the same write, before any handshake.
     PlaintextAfter234,
     /// Answers 234, waits for the ClientHello, and answers it with bytes that are not TLS.
@@ -155,7 +155,7 @@ pub enum BadTls {
 
 /// Starts a server that greets, accepts `AUTH TLS` with 234, and then misbehaves as `how`.
 /// Each connection is held open for up to 60 s, so a client that does not time out hangs.
-pub fn start_bad_tls(how: BadTls) -> u16 {
+pub(crate) fn start_bad_tls(how: BadTls) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {

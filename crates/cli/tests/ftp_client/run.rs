@@ -6,14 +6,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-pub struct Out {
+pub(crate) struct Out {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
 }
 
 /// Runs `bingfa <FTP> args` in `cwd` with `stdin`, killed after 120 s.
-pub fn bingfa(args: &[&str], cwd: &Path, stdin: &str, env: &[(&str, &str)]) -> Out {
+pub(crate) fn bingfa(args: &[&str], cwd: &Path, stdin: &str, env: &[(&str, &str)]) -> Out {
     let mut child = Command::new(crate::BIN)
         .args(crate::FTP)
         .args(args)
@@ -52,13 +52,13 @@ pub fn bingfa(args: &[&str], cwd: &Path, stdin: &str, env: &[(&str, &str)]) -> O
     }
 }
 
-pub fn ok(o: Out) -> Out {
+pub(crate) fn ok(o: Out) -> Out {
     assert_eq!(o.code, 0, "stdout: {}\nstderr: {}", o.stdout, o.stderr);
     o
 }
 
 /// Deterministic bytes that differ between offsets and seeds.
-pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {
@@ -70,11 +70,11 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-pub fn read(p: impl AsRef<Path>) -> Vec<u8> {
+pub(crate) fn read(p: impl AsRef<Path>) -> Vec<u8> {
     std::fs::read(p.as_ref()).unwrap_or_else(|e| panic!("{}: {e}", p.as_ref().display()))
 }
 
-pub fn names(dir: &Path) -> BTreeSet<String> {
+pub(crate) fn names(dir: &Path) -> BTreeSet<String> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -11,10 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A directory removed on drop.
-pub struct TempDir(pub PathBuf);
+pub(crate) struct TempDir(pub PathBuf);
 
 impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
+    pub(crate) fn new(tag: &str) -> TempDir {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let p = std::env::temp_dir().join(format!("bingfa-ftpc-{tag}-{}-{n}", std::process::id()));
@@ -22,7 +22,7 @@ impl TempDir {
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -34,7 +34,7 @@ impl Drop for TempDir {
 }
 
 /// A running server; killed on drop.
-pub struct Server {
+pub(crate) struct Server {
     child: Child,
     pub port: u16,
     /// What goes between `ftp://` and the host: `user:pass@` or nothing.
@@ -49,12 +49,12 @@ pub struct Server {
 
 /// A self-signed certificate for 127.0.0.1 and localhost, written as `cert.pem` and
 /// `key.pem`.
-pub struct Cert {
+pub(crate) struct Cert {
     pub dir: TempDir,
 }
 
 impl Cert {
-    pub fn new() -> Cert {
+    pub(crate) fn new() -> Cert {
         let made = rcgen::generate_simple_self_signed(vec![
             "127.0.0.1".to_string(),
             "localhost".to_string(),
@@ -67,7 +67,7 @@ impl Cert {
     }
     /// A self-signed certificate for `localhost` only, marked as a CA (basicConstraints
     /// CA:TRUE), as `openssl req -x509` makes them by default.
-    pub fn ca_flagged() -> Cert {
+    pub(crate) fn ca_flagged() -> Cert {
         let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         let key = rcgen::KeyPair::generate().unwrap();
@@ -77,10 +77,10 @@ impl Cert {
         std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
         Cert { dir }
     }
-    pub fn cert(&self) -> PathBuf {
+    pub(crate) fn cert(&self) -> PathBuf {
         self.dir.path().join("cert.pem")
     }
-    pub fn key(&self) -> PathBuf {
+    pub(crate) fn key(&self) -> PathBuf {
         self.dir.path().join("key.pem")
     }
 }
@@ -94,20 +94,20 @@ impl Drop for Server {
 
 impl Server {
     /// `ftp[s]://[userinfo]127.0.0.1:PORT/path`.
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!(
             "{}://{}127.0.0.1:{}/{path}",
             self.scheme, self.userinfo, self.port
         )
     }
-    pub fn file(&self, rel: &str) -> PathBuf {
+    pub(crate) fn file(&self, rel: &str) -> PathBuf {
         self.root.path().join(rel)
     }
 }
 
 /// The pyftpdlib user's password: '@', ' ' and ':' must be percent-encoded in a URL.
-pub const PY_PASSWORD: &str = "p@ss w:rd";
-pub const PY_PASSWORD_ENCODED: &str = "p%40ss%20w%3Ard";
+pub(crate) const PY_PASSWORD: &str = "p@ss w:rd";
+pub(crate) const PY_PASSWORD_ENCODED: &str = "p%40ss%20w%3Ard";
 
 /// argv: root, password, and with TLS the certificate and key files.
 const PY_SERVER: &str = r#"
@@ -132,12 +132,12 @@ s.serve_forever()
 "#;
 
 /// Starts pyftpdlib, or explains why it cannot.
-pub fn pyftpdlib() -> Result<Server, String> {
+pub(crate) fn pyftpdlib() -> Result<Server, String> {
     start_pyftpdlib(None)
 }
 
 /// pyftpdlib's TLS_FTPHandler with TLS required on control and data connections.
-pub fn pyftpdlib_tls() -> Result<Server, String> {
+pub(crate) fn pyftpdlib_tls() -> Result<Server, String> {
     start_pyftpdlib(Some(Cert::new()))
 }
 
@@ -209,7 +209,7 @@ fn start_pyftpdlib(tls: Option<Cert>) -> Result<Server, String> {
 const VSFTPD: &str = "/usr/sbin/vsftpd";
 
 /// Starts vsftpd (anonymous, writable), or explains why it cannot.
-pub fn vsftpd() -> Result<Server, String> {
+pub(crate) fn vsftpd() -> Result<Server, String> {
     start_vsftpd(None)
 }
 
@@ -219,17 +219,17 @@ pub fn vsftpd() -> Result<Server, String> {
 /// `strict_ssl_read_eof` and `strict_ssl_write_shutdown` make it fail an upload that ends
 /// without the client's close_notify (426) and a download the client does not close with
 /// one, so the tests see that the client ends its TLS data connections properly.
-pub fn vsftpd_tls() -> Result<Server, String> {
+pub(crate) fn vsftpd_tls() -> Result<Server, String> {
     start_vsftpd(Some((Cert::new(), false)))
 }
 
 /// `vsftpd_tls` on the given certificate.
-pub fn vsftpd_tls_with(cert: Cert) -> Result<Server, String> {
+pub(crate) fn vsftpd_tls_with(cert: Cert) -> Result<Server, String> {
     start_vsftpd(Some((cert, false)))
 }
 
 /// The same with implicit TLS (`ftps://`): TLS from the first byte.
-pub fn vsftpd_implicit() -> Result<Server, String> {
+pub(crate) fn vsftpd_implicit() -> Result<Server, String> {
     start_vsftpd(Some((Cert::new(), true)))
 }
 

@@ -4,14 +4,14 @@
 #![allow(dead_code)] // each test binary uses its part
 
 /// Whether this run must have every outside tool.
-pub fn required() -> bool {
+pub(crate) fn required() -> bool {
     let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
     set("BINGFA_REQUIRE_TOOLS") || set("CI")
 }
 
 /// `what` (a test, or the part of one) can't run because `tool` is missing: a failure when
 /// required, else a loud skip. The caller then returns.
-pub fn missing(what: &str, tool: &str, install: &str) {
+pub(crate) fn missing(what: &str, tool: &str, install: &str) {
     assert!(
         !required(),
         "{what}: {tool} is required (BINGFA_REQUIRE_TOOLS/CI) but missing: {install}"

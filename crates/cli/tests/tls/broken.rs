@@ -51,7 +51,7 @@ fn tls10_client_hello() -> Vec<u8> {
     rec
 }
 
-pub fn broken_clients_are_closed(s: &Server, model: &str) {
+pub(crate) fn broken_clients_are_closed(s: &Server, model: &str) {
     // TLS 1.0 only, by hand: a fatal alert (handshake_failure or protocol_version), then
     // the connection closes.
     let mut c = raw(s);
@@ -83,7 +83,7 @@ pub fn broken_clients_are_closed(s: &Server, model: &str) {
     );
 }
 
-pub fn slow_handshake_times_out(s: &Server, model: &str) {
+pub(crate) fn slow_handshake_times_out(s: &Server, model: &str) {
     let mut c = raw(s);
     let hello = tls10_client_hello();
     c.write_all(&hello[..9]).unwrap(); // and then nothing

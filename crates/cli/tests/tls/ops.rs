@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// An OCSP response ("good") for the certificate `NAME.pem`, signed by its own key, as
 /// `openssl ocsp` makes one: `NAME.ocsp.der`. Returns the certificate's serial (hex), which
 /// `s_client -status` prints back.
-pub fn make_ocsp(dir: &Path, name: &str) -> String {
+pub(crate) fn make_ocsp(dir: &Path, name: &str) -> String {
     let cert = dir.join(format!("{name}.pem"));
     let out = Command::new("openssl")
         .args(["x509", "-noout", "-serial", "-in"])
@@ -92,7 +92,7 @@ fn s_client(s: &Server, args: &[&str]) -> String {
 
 /// Sessions saved by `s_client -sess_out` resume after 400 other clients (more than rustls's
 /// 256-entry cache) under every model, a TLS 1.3 ticket more than once.
-pub fn resumption_survives_load(s: &Server, model: &str) {
+pub(crate) fn resumption_survives_load(s: &Server, model: &str) {
     let mut saved = Vec::new();
     for v in ["-tls1_2", "-tls1_3"] {
         let file = s.dir.join(format!("sess{v}.pem"));
@@ -124,7 +124,7 @@ pub fn resumption_survives_load(s: &Server, model: &str) {
 }
 
 /// `s_client -status` shows the stapled response, for the certificate with `serial`.
-pub fn ocsp_is_stapled(s: &Server, serial: &str, model: &str) {
+pub(crate) fn ocsp_is_stapled(s: &Server, serial: &str, model: &str) {
     let out = s_client(s, &["-status"]);
     assert!(
         out.contains("OCSP Response Status: successful"),
@@ -137,7 +137,7 @@ pub fn ocsp_is_stapled(s: &Server, serial: &str, model: &str) {
 }
 
 /// curl's `http://` to the HTTPS port: a 400 that says to use https, in the clear.
-pub fn plain_http_gets_400(s: &Server, model: &str) {
+pub(crate) fn plain_http_gets_400(s: &Server, model: &str) {
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "20", "-w", "\n%{http_code}"])
         .arg(format!("http://127.0.0.1:{}/hello.txt", s.addr.port()))
@@ -153,7 +153,7 @@ pub fn plain_http_gets_400(s: &Server, model: &str) {
 }
 
 /// Lines of the server's log (its stderr, in `log.txt`) that contain `what`.
-pub fn log_lines(s: &Server, what: &str) -> usize {
+pub(crate) fn log_lines(s: &Server, what: &str) -> usize {
     std::fs::read_to_string(s.dir.join("log.txt"))
         .unwrap_or_default()
         .lines()
@@ -162,7 +162,7 @@ pub fn log_lines(s: &Server, what: &str) -> usize {
 }
 
 /// Wait (without connecting: the log comes at the signal) for `n` lines with `what`.
-pub fn wait_for_log(s: &Server, what: &str, n: usize, model: &str) {
+pub(crate) fn wait_for_log(s: &Server, what: &str, n: usize, model: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while log_lines(s, what) < n {
         assert!(
@@ -176,10 +176,9 @@ pub fn wait_for_log(s: &Server, what: &str, n: usize, model: &str) {
 
 /// A SIGHUP with a broken certificate file: logged at once, with the reason; the server
 /// keeps serving the certificate it had (`current`), and nothing more is logged per handshake.
-pub fn bad_reload_keeps_the_old(s: &Server, current: &[u8], cas: &[&Path], model: &str) {
+pub(crate) fn bad_reload_keeps_the_old(s: &Server, current: &[u8], cas: &[&Path], model: &str) {
     std::fs::write(s.dir.join("a.pem"), "not a certificate\n").unwrap();
-    // SAFETY: signalling our own child by pid.
-    unsafe { libc::kill(s.child.id() as i32, libc::SIGHUP) };
+    s.proc.signal(libc::SIGHUP);
     wait_for_log(s, "not reloaded, keeping the old one", 1, model);
     assert_eq!(
         log_lines(s, "a.pem: no certificate in it"),

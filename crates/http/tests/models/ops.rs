@@ -198,8 +198,7 @@ pub(super) fn access_log_and_headers(model: &str, transport: Transport, extra: &
     // logrotate: rename, SIGUSR1, and what comes next goes to a new file at the path.
     let rotated = dir.join("access.log.1");
     std::fs::rename(&log, &rotated).unwrap();
-    // SAFETY: signalling our own child by pid.
-    unsafe { libc::kill(s.child.id() as i32, libc::SIGUSR1) };
+    s.proc.signal(libc::SIGUSR1);
     // The signal reaches the server (the parent, under fork and prefork) before its workers
     // serve the next request: give it the time a loaded machine may take.
     std::thread::sleep(Duration::from_millis(500));

@@ -7,7 +7,7 @@ use std::process::Command;
 
 /// Where test sites live: tmpfs when there is one (it keeps file times past year 9999, which
 /// ext4 clamps to 2446), else the temporary directory.
-pub fn site_parent() -> PathBuf {
+pub(crate) fn site_parent() -> PathBuf {
     let shm = Path::new("/dev/shm");
     if shm.is_dir() && std::fs::metadata(shm).is_ok_and(|m| !m.permissions().readonly()) {
         shm.to_path_buf()
@@ -17,7 +17,7 @@ pub fn site_parent() -> PathBuf {
 }
 
 /// Makes `base/root` (with `base/secret.txt` beside it, outside the root); returns the root.
-pub fn make_site(base: &Path) -> PathBuf {
+pub(crate) fn make_site(base: &Path) -> PathBuf {
     let _ = std::fs::remove_dir_all(base);
     let root = base.join("root");
     std::fs::create_dir_all(root.join("sub")).unwrap();
@@ -76,12 +76,12 @@ pub fn make_site(base: &Path) -> PathBuf {
 }
 
 /// A line of `style.css`, repeated.
-pub const STYLE: &str = "body { color: #333; margin: 0 auto; max-width: 40em; }\n";
+pub(crate) const STYLE: &str = "body { color: #333; margin: 0 auto; max-width: 40em; }\n";
 
 /// 10000-01-02T00:00:00Z.
-pub const FUTURE_SECS: i64 = 253_402_387_200;
-pub const HUGE_ENTRIES: usize = 2600;
-pub const HUGE_NAME_LEN: usize = 240;
+pub(crate) const FUTURE_SECS: i64 = 253_402_387_200;
+pub(crate) const HUGE_ENTRIES: usize = 2600;
+pub(crate) const HUGE_NAME_LEN: usize = 240;
 
 fn set_mtime(path: &Path, secs: i64) {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub enum Transport {
+pub(crate) enum Transport {
     #[default]
     Plain,
     Tls,
@@ -22,7 +22,7 @@ pub enum Transport {
 
 /// What clients of a TLS server need: the certificate to trust, as a file and as rustls
 /// settings.
-pub struct Tls {
+pub(crate) struct Tls {
     ca: PathBuf,
     client: Arc<rustls::ClientConfig>,
 }
@@ -30,7 +30,7 @@ pub struct Tls {
 impl Tls {
     /// Makes a certificate for localhost in `dir` (`tls-cert.pem`, `tls-key.pem`, readable by
     /// the unprivileged server too); returns it with the server flags that use it.
-    pub fn make(dir: &Path) -> (Tls, Vec<OsString>) {
+    pub(crate) fn make(dir: &Path) -> (Tls, Vec<OsString>) {
         let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
         let (ca, key) = (dir.join("tls-cert.pem"), dir.join("tls-key.pem"));
         std::fs::write(&ca, made.cert.pem()).unwrap();
@@ -59,14 +59,14 @@ impl Tls {
     }
 
     /// curl's arguments to trust this certificate for `localhost:port` at 127.0.0.1.
-    pub fn curl_args(&self, cmd: &mut Command, port: u16) {
+    pub(crate) fn curl_args(&self, cmd: &mut Command, port: u16) {
         cmd.arg("--cacert")
             .arg(&self.ca)
             .args(["--resolve", &format!("localhost:{port}:127.0.0.1")]);
     }
 
     /// Completes a handshake on `sock`, as any client does before it sends a request.
-    pub fn connect(&self, mut sock: TcpStream) -> Conn {
+    pub(crate) fn connect(&self, mut sock: TcpStream) -> Conn {
         let name = ServerName::try_from("localhost").unwrap();
         let mut tls = rustls::ClientConnection::new(self.client.clone(), name).unwrap();
         while tls.is_handshaking() {
@@ -77,7 +77,7 @@ impl Tls {
 }
 
 /// A connection to the server under test, over either transport.
-pub enum Conn {
+pub(crate) enum Conn {
     Plain(TcpStream),
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
@@ -90,13 +90,13 @@ impl Conn {
         }
     }
 
-    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+    pub(crate) fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
         self.socket().set_read_timeout(d)
     }
 
     /// Ends what this side sends and goes on reading: `shutdown(SHUT_WR)`, over TLS after a
     /// close_notify (TLS 1.3 lets the other side go on writing).
-    pub fn shutdown_write(&mut self) -> io::Result<()> {
+    pub(crate) fn shutdown_write(&mut self) -> io::Result<()> {
         if let Conn::Tls(t) = self {
             t.conn.send_close_notify();
             t.flush()?;
@@ -107,7 +107,7 @@ impl Conn {
     /// Reads what has arrived, without waiting: `Err(WouldBlock)` when no response byte is
     /// there (over TLS, records without application data, such as session tickets, don't
     /// count). What it reads is consumed.
-    pub fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.socket().set_nonblocking(true)?;
         let r = self.read(buf);
         self.socket().set_nonblocking(false)?;

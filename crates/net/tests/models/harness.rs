@@ -4,10 +4,11 @@
 
 use crate::protocols::{Chat, Echo, Files};
 use bingfa_net::{Config, Model};
+use bingfa_testkit::ServerProc;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -172,9 +173,9 @@ pub(crate) fn run_server() {
     r.unwrap();
 }
 
-/// A server child process; killed (and waited for) on drop whatever happens.
+/// A server child process; on drop, SIGTERM and exit 0 (unless the test ended it first).
 pub(crate) struct TestServer {
-    pub(crate) child: Child,
+    pub(crate) proc: ServerProc,
     pub(crate) addr: SocketAddr,
     /// The second listener, when the spec asked for one.
     pub(crate) web: Option<SocketAddr>,
@@ -186,23 +187,21 @@ pub(crate) struct TestServer {
 
 impl TestServer {
     pub(crate) fn start(spec: &Spec) -> TestServer {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "server_main",
-                "--nocapture",
-                "-q",
-                "--test-threads=1",
-            ])
-            .env(SPEC_VAR, spec.encode())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn server");
-        let stdout = child.stdout.take().unwrap();
-        let stdin = child.stdin.take();
-        let stderr = child.stderr.take().unwrap();
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "server_main",
+            "--nocapture",
+            "-q",
+            "--test-threads=1",
+        ])
+        .env(SPEC_VAR, spec.encode())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped());
+        // The kit keeps draining stdout so the server never blocks on a full pipe.
+        let mut proc = ServerProc::spawn(cmd);
+        let stdin = proc.child_mut().stdin.take();
+        let stderr = proc.child_mut().stderr.take().unwrap();
         let log = Arc::new(std::sync::Mutex::new(Vec::new()));
         let log2 = log.clone();
         let log_thread = std::thread::spawn(move || {
@@ -213,35 +212,33 @@ impl TestServer {
                 log2.lock().unwrap().push(line);
             }
         });
-        let (tx, rx) = std::sync::mpsc::channel();
         let needles = [
             format!("{} listening on ", spec.proto),
             "web listening on ".to_string(),
             "admin listening on ".to_string(),
         ];
-        std::thread::spawn(move || {
-            // Keep draining so the server never blocks on a full pipe.
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                for (k, needle) in needles.iter().enumerate() {
-                    if let Some(pos) = line.find(needle.as_str()) {
-                        let _ = tx.send((k, line[pos + needle.len()..].trim().to_string()));
-                    }
-                }
-            }
-        });
         let mut server = TestServer {
-            child,
+            proc,
             addr: "0.0.0.0:0".parse().unwrap(),
             web: None,
             stdin,
             log,
             log_thread: Some(log_thread),
         };
-        for _ in 0..1 + spec.web as usize + !spec.unix.is_empty() as usize {
-            let (k, addr) = rx
-                .recv_timeout(Duration::from_secs(20))
+        let end = Instant::now() + Duration::from_secs(20);
+        let mut ready = Vec::new();
+        while ready.len() < 1 + spec.web as usize + !spec.unix.is_empty() as usize {
+            let line = server
+                .proc
+                .next_line(end.saturating_duration_since(Instant::now()))
                 .expect("server did not announce itself");
+            for (k, needle) in needles.iter().enumerate() {
+                if let Some(pos) = line.find(needle.as_str()) {
+                    ready.push((k, line[pos + needle.len()..].trim().to_string()));
+                }
+            }
+        }
+        for (k, addr) in ready {
             if k == 2 {
                 assert_eq!(addr, spec.unix, "the admin socket's path is announced");
                 continue;
@@ -258,7 +255,7 @@ impl TestServer {
 
     /// Everything the server wrote to stderr; complete once it has exited.
     pub(crate) fn log(&mut self) -> Vec<String> {
-        if self.child.try_wait().ok().flatten().is_some() {
+        if self.proc.child_mut().try_wait().ok().flatten().is_some() {
             if let Some(t) = self.log_thread.take() {
                 let _ = t.join();
             }
@@ -267,7 +264,7 @@ impl TestServer {
     }
 
     pub(crate) fn pid(&self) -> i32 {
-        self.child.id() as i32
+        self.proc.pid()
     }
 
     pub(crate) fn connect(&self) -> Client {
@@ -276,34 +273,13 @@ impl TestServer {
 
     /// SIGTERM, then wait (bounded) for the exit status.
     pub(crate) fn stop(&mut self) -> ExitStatus {
-        // SAFETY: signalling our own child process.
-        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        self.proc.signal(libc::SIGTERM);
         self.wait(Duration::from_secs(10))
             .expect("server did not exit after SIGTERM")
     }
 
     pub(crate) fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return Some(st);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            // SAFETY: signalling our own child process.
-            unsafe { libc::kill(self.pid(), libc::SIGTERM) };
-            if self.wait(Duration::from_secs(5)).is_none() {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-            }
-        }
+        self.proc.wait(limit)
     }
 }
 

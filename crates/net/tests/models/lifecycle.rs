@@ -179,8 +179,8 @@ pub(crate) fn parent_killed(model: Model, edge: bool) {
     c.expect("hi");
     let kids: Vec<i32> = children_of(srv.pid()).into_iter().map(|(p, _)| p).collect();
     assert!(!kids.is_empty());
-    srv.child.kill().unwrap();
-    srv.child.wait().unwrap();
+    srv.proc.child_mut().kill().unwrap();
+    srv.proc.child_mut().wait().unwrap();
     let end = Instant::now() + Duration::from_secs(10);
     let alive = |k: i32| {
         let stat = std::fs::read_to_string(format!("/proc/{k}/stat")).unwrap_or_default();

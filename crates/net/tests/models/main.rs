@@ -30,66 +30,36 @@ fn server_main() {
     harness::run_server();
 }
 
-macro_rules! every_model {
-    ($($name:ident => $model:expr, $edge:expr;)*) => {
-        $(
-            mod $name {
-                use super::*;
-                const M: Model = $model;
-                const E: bool = $edge;
-                #[test] fn echo() { crate::traffic::echo(M, E) }
-                #[test] fn broadcast() { crate::traffic::broadcast(M, E) }
-                #[test] fn slow_receiver() { crate::traffic::slow_receiver(M, E) }
-                #[test] fn data_channel() { crate::traffic::data_channel(M, E) }
-                #[test] fn max_connections() { crate::limits::max_connections(M, E) }
-                #[test] fn idle_timeout() { crate::limits::idle_timeout(M, E) }
-                #[test] fn hangup_while_paused() { crate::limits::hangup_while_paused(M, E) }
-                #[test] fn shutdown() { crate::lifecycle::shutdown(M, E) }
-                #[test] fn parent_killed() { crate::lifecycle::parent_killed(M, E) }
-                #[test] fn two_listeners() { crate::lifecycle::two_listeners(M, E) }
-                #[test] fn per_ip_limit() { crate::limits::per_ip_limit(M, E) }
-                #[test] fn fd_exhaustion() { crate::descriptors::fd_exhaustion(M, E) }
-                #[test] fn idle_clients_hold_nothing() { crate::limits::idle_clients_hold_nothing(M, E) }
-                #[test] fn child_killed() { crate::lifecycle::child_killed(M, E) }
-                #[test] fn process_exit_reported() { crate::lifecycle::process_exit_reported(M, E) }
-                #[test] fn passive_range() { crate::channels::passive_range(M, E) }
-                #[test] fn passive_peer_only() { crate::channels::passive_peer_only(M, E) }
-                #[test] fn channel_pause() { crate::channels::channel_pause(M, E) }
-                #[test] fn tls_without_layer() { crate::channels::tls_without_layer(M, E) }
-                #[test] fn injector() { crate::faces::injector(M, E) }
-                #[test] fn refusal_per_listener() { crate::faces::refusal_per_listener(M, E) }
-                #[test] fn unix_listener() { crate::faces::unix_listener(M, E) }
-                #[test] fn unix_outside_the_budget() { crate::faces::unix_outside_the_budget(M, E) }
-                #[test] fn slow_receiver_evicted() { crate::faces::slow_receiver_evicted(M, E) }
-                #[test] fn relay_link_lost() { crate::relay::relay_link_lost(M, E) }
-                #[test] fn link_burst() { crate::relay::link_burst(M, E) }
-                #[test] fn named_timers() { crate::timers::named_timers(M, E) }
-                #[test] fn task_done() { crate::timers::task_done(M, E) }
-                #[test] fn task_after_hangup() { crate::timers::task_after_hangup(M, E) }
-            }
-        )*
-        /// The list above covers `Model::ALL`: a new model cannot be added without its tests.
-        #[test]
-        fn every_model_is_tested() {
-            let listed = [$($model),*];
-            for m in Model::ALL {
-                assert!(listed.contains(&m), "{m} has no tests");
-            }
-        }
-    };
-}
-
-every_model! {
-    iterative => Model::Iterative, false;
-    fork => Model::Fork, false;
-    thread => Model::Thread, false;
-    threadpool => Model::ThreadPool, false;
-    prefork => Model::Prefork, false;
-    select => Model::Select, false;
-    poll => Model::Poll, false;
-    epoll => Model::Epoll, false;
-    epoll_edge => Model::Epoll, true;
-    r#async => Model::Async, false;
+bingfa_testkit::for_each_model! {
+    #[test] fn echo() { crate::traffic::echo(M, E) }
+    #[test] fn broadcast() { crate::traffic::broadcast(M, E) }
+    #[test] fn slow_receiver() { crate::traffic::slow_receiver(M, E) }
+    #[test] fn data_channel() { crate::traffic::data_channel(M, E) }
+    #[test] fn max_connections() { crate::limits::max_connections(M, E) }
+    #[test] fn idle_timeout() { crate::limits::idle_timeout(M, E) }
+    #[test] fn hangup_while_paused() { crate::limits::hangup_while_paused(M, E) }
+    #[test] fn shutdown() { crate::lifecycle::shutdown(M, E) }
+    #[test] fn parent_killed() { crate::lifecycle::parent_killed(M, E) }
+    #[test] fn two_listeners() { crate::lifecycle::two_listeners(M, E) }
+    #[test] fn per_ip_limit() { crate::limits::per_ip_limit(M, E) }
+    #[test] fn fd_exhaustion() { crate::descriptors::fd_exhaustion(M, E) }
+    #[test] fn idle_clients_hold_nothing() { crate::limits::idle_clients_hold_nothing(M, E) }
+    #[test] fn child_killed() { crate::lifecycle::child_killed(M, E) }
+    #[test] fn process_exit_reported() { crate::lifecycle::process_exit_reported(M, E) }
+    #[test] fn passive_range() { crate::channels::passive_range(M, E) }
+    #[test] fn passive_peer_only() { crate::channels::passive_peer_only(M, E) }
+    #[test] fn channel_pause() { crate::channels::channel_pause(M, E) }
+    #[test] fn tls_without_layer() { crate::channels::tls_without_layer(M, E) }
+    #[test] fn injector() { crate::faces::injector(M, E) }
+    #[test] fn refusal_per_listener() { crate::faces::refusal_per_listener(M, E) }
+    #[test] fn unix_listener() { crate::faces::unix_listener(M, E) }
+    #[test] fn unix_outside_the_budget() { crate::faces::unix_outside_the_budget(M, E) }
+    #[test] fn slow_receiver_evicted() { crate::faces::slow_receiver_evicted(M, E) }
+    #[test] fn relay_link_lost() { crate::relay::relay_link_lost(M, E) }
+    #[test] fn link_burst() { crate::relay::link_burst(M, E) }
+    #[test] fn named_timers() { crate::timers::named_timers(M, E) }
+    #[test] fn task_done() { crate::timers::task_done(M, E) }
+    #[test] fn task_after_hangup() { crate::timers::task_after_hangup(M, E) }
 }
 
 #[test]

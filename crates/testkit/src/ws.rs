@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+/// A WebSocket connection to the chat room's web face.
 pub struct Ws {
     s: TcpStream,
     d: Decoder,
@@ -56,13 +57,14 @@ impl Ws {
         }
     }
 
+    /// Sends `text` as one masked text frame.
     pub fn send(&mut self, text: &str) {
         let f = encode_masked(Opcode::Text, true, text.as_bytes(), MASK);
         self.s.write_all(&f).unwrap();
     }
 
     /// The next frame; `None` at EOF.
-    pub fn next(&mut self) -> Option<Event> {
+    pub fn next_event(&mut self) -> Option<Event> {
         loop {
             let (n, r) = self.d.decode(&self.buf);
             self.buf.drain(..n);
@@ -78,17 +80,17 @@ impl Ws {
 
     /// The next room line (one text frame), exactly.
     pub fn expect(&mut self, line: &str) {
-        assert_eq!(self.next(), Some(Event::Text(line.into())));
+        assert_eq!(self.next_event(), Some(Event::Text(line.into())));
     }
 
     /// Close normally: our close frame, the server's close frame (1000), then EOF.
     pub fn close(mut self) {
         let f = encode_masked(Opcode::Close, true, &close_payload(1000, ""), MASK);
         self.s.write_all(&f).unwrap();
-        match self.next() {
+        match self.next_event() {
             Some(Event::Close(Some((code, _)))) => assert_eq!(code, 1000),
             other => panic!("expected a close frame, got {other:?}"),
         }
-        assert_eq!(self.next(), None, "EOF after the close frame");
+        assert_eq!(self.next_event(), None, "EOF after the close frame");
     }
 }

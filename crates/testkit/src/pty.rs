@@ -1,9 +1,6 @@
 //! Running a command in a real pseudo-terminal (the FTP client's password prompt and shell,
 //! `ftp passwd`, `chat join`): what it draws, the keys it is sent, and its terminal modes.
 
-// Each test binary that includes this uses part of it.
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -12,6 +9,7 @@ use std::time::{Duration, Instant};
 
 /// A child on a pty; killed on drop.
 pub struct Pty {
+    /// The command's process.
     pub child: Child,
     master: std::fs::File,
     seen: String,
@@ -42,6 +40,7 @@ impl Pty {
         let r =
             unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
         assert_eq!(r, 0, "openpty");
+        // SAFETY: openpty succeeded: both fds are open and ours alone.
         let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
         let stdio = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap());
         cmd.stdin(stdio(&slave))
@@ -124,6 +123,7 @@ impl Pty {
         // SAFETY: a termios out-struct for our own fd.
         let mut t: libc::termios = unsafe { std::mem::zeroed() };
         assert_eq!(
+            // SAFETY: our own open fd and a termios to fill.
             unsafe { libc::tcgetattr(self.master.as_raw_fd(), &mut t) },
             0
         );
@@ -147,6 +147,7 @@ impl Pty {
         }
     }
 
+    /// Types `keys` (as they are: `\r` is Enter, `\x03` is Ctrl-C).
     pub fn keys(&mut self, keys: &str) {
         self.master.write_all(keys.as_bytes()).unwrap();
     }
