@@ -235,21 +235,14 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
     /// without `on_secure` through the room's session.
     fn answer(secure: bool) -> String {
         let room = ChatProtocol::new(RoomConfig::default(), Some(1), None).unwrap();
-        let mut s = room.new_session_on(1, &info());
-        let mut cx = Context::new(info());
-        s.on_open(&mut cx);
+        let mut r = bingfa_net::rig::Rig::opened(room.new_session_on(1, &info()), info());
         if secure {
-            s.on_secure(&mut cx);
+            r.call(|s, cx| s.on_secure(cx));
         }
-        s.on_data(UPGRADE, &mut cx);
-        let mut out = Vec::new();
-        for a in cx.take_actions() {
-            if let bingfa_net::Action::Write(b) = a {
-                out.extend_from_slice(&b);
-            }
-        }
-        s.on_close();
-        String::from_utf8_lossy(&out).into_owned()
+        r.data(UPGRADE);
+        let out = r.take_output().text();
+        r.session_mut().on_close();
+        out
     }
 
     /// The room's session is a `Wrapper`: `on_secure` (once dropped by hand-written

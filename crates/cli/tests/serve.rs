@@ -325,6 +325,7 @@ fn console_lines_and_the_admin_socket_announce_to_the_room() {
     );
     member_until(&mut r, "* admin: via the socket");
 
+    // SAFETY: signalling our own child, which has not been reaped.
     unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) };
     assert_eq!(p.exit_code(), Some(0));
     let _ = std::fs::remove_dir_all(&dir);

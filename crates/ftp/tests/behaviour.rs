@@ -13,7 +13,7 @@ use bingfa_net::rig::{loopback, Rig};
 use bingfa_net::Protocol;
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PASSWORD: &str = "s3cret pass";
 

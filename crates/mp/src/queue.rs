@@ -548,8 +548,8 @@ mod tests {
         let (bytes, fds) = crate::handle::collecting(|| crate::codec::encode(seg));
         let fds: Vec<OwnedFd> = fds
             .iter()
-            // SAFETY: `seg` is alive and owns the descriptor for the whole call.
             .map(|&fd| {
+                // SAFETY: `seg` is alive and owns the descriptor for the whole call.
                 unsafe { BorrowedFd::borrow_raw(fd) }
                     .try_clone_to_owned()
                     .unwrap()

@@ -148,6 +148,8 @@ impl Cancel {
         }))
     }
 
+    /// Whether the job's result is no longer wanted (its task was dropped: the connection
+    /// went away); a long job checks now and then and stops early.
     pub fn is_cancelled(&self) -> bool {
         self.0.cancelled.load(Ordering::Relaxed)
     }
@@ -160,6 +162,7 @@ impl Cancel {
 pub struct TaskWatch(Arc<Signal>);
 
 impl TaskWatch {
+    /// The watched task's id (what `on_task_done` is called with).
     pub fn id(&self) -> TaskId {
         self.0.id
     }

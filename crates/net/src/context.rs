@@ -13,13 +13,20 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Action {
+    /// Send these bytes, after everything queued before.
     Write(Vec<u8>),
+    /// Send `len` bytes of `file` from `offset` (`sendfile` where the driver can).
     SendFile {
+        /// The open file (shared, so a cache can hand out one descriptor).
         file: Arc<File>,
+        /// Where the range starts.
         offset: u64,
+        /// How many bytes.
         len: u64,
     },
+    /// Close once everything queued is sent (a lingering close).
     Close,
+    /// Close now, dropping what is queued (a reset).
     Abort,
     /// Arm (`Some`: the absolute deadline) or cancel (`None`) one named timer; the session's
     /// other timers are untouched.
@@ -27,22 +34,37 @@ pub enum Action {
     /// Call [`Session::on_task_done`](crate::Session::on_task_done) when this blocking-pool
     /// task ends (see [`Context::spawn_blocking`]).
     Watch(TaskWatch),
+    /// Receive the hub's messages on this topic ([`Session::on_message`](crate::Session::on_message)).
     Subscribe(Arc<str>),
+    /// Stop receiving this topic.
     Unsubscribe(Arc<str>),
+    /// Send `body` to every subscriber of `topic`, in every process of the server.
     Publish {
+        /// The topic.
         topic: Arc<str>,
+        /// The message.
         body: Arc<[u8]>,
     },
+    /// Open a passive data channel: listen for the peer's connection.
     Listen(ChannelId, Passive),
+    /// Open an active data channel: connect to this address.
     Connect(ChannelId, SocketAddr),
+    /// Send these bytes on a data channel.
     ChannelWrite(ChannelId, Vec<u8>),
+    /// Send a file range on a data channel.
     ChannelSendFile {
+        /// The channel.
         id: ChannelId,
+        /// The open file.
         file: Arc<File>,
+        /// Where the range starts.
         offset: u64,
+        /// How many bytes.
         len: u64,
     },
+    /// Close a data channel once what is queued on it is sent.
     ChannelClose(ChannelId),
+    /// Close a data channel now.
     ChannelAbort(ChannelId),
     /// Stop (`true`) or resume (`false`) reading a data channel.
     ChannelPause(ChannelId, bool),
@@ -123,6 +145,8 @@ pub struct Context {
 }
 
 impl Context {
+    /// A context for a connection with these facts (drivers, the rig, and layers that run an
+    /// inner session on a private context make one).
     pub fn new(info: ConnInfo) -> Self {
         Context {
             info,
@@ -133,6 +157,7 @@ impl Context {
         }
     }
 
+    /// The connection's facts: its id, both addresses, the peer's credentials (Unix).
     pub fn info(&self) -> &ConnInfo {
         &self.info
     }
@@ -233,6 +258,7 @@ impl Context {
         self.actions.push(Action::Subscribe(topic.into()));
     }
 
+    /// Stop receiving messages published on `topic`.
     pub fn unsubscribe(&mut self, topic: &str) {
         self.actions.push(Action::Unsubscribe(topic.into()));
     }
@@ -352,10 +378,11 @@ impl Context {
         self.actions.push(action);
     }
 
-    // ---- for drivers ----
+    // ---- for drivers (crate-private: a session cannot play driver; layers use
+    // `LayerContext`, tests the rig) ----
 
     /// Take the queued actions (drivers call this after every callback).
-    pub fn take_actions(&mut self) -> std::vec::Drain<'_, Action> {
+    pub(crate) fn take_actions(&mut self) -> std::vec::Drain<'_, Action> {
         self.actions.drain(..)
     }
 
@@ -364,12 +391,42 @@ impl Context {
     }
 
     /// Set the dispatch time before a callback.
-    pub fn set_now(&mut self, now: Instant) {
+    pub(crate) fn set_now(&mut self, now: Instant) {
         self.now = now;
     }
 
-    pub fn set_shutting_down(&mut self) {
+    /// Graceful shutdown has begun (what `shutting_down` says from then on).
+    pub(crate) fn set_shutting_down(&mut self) {
         self.shutting_down = true;
+    }
+}
+
+/// A layer's private context for the session it wraps (chat's WebSocket face over the room's
+/// line session; bingfa-net's TLS layer): the layer runs the inner session's callbacks on it,
+/// then relays, transforms or drops what they queued. The driver's side of a [`Context`] (its
+/// clock, its shutdown flag, taking its actions) is closed to sessions; this is the one way a
+/// layer plays driver for its inner session, always at the outer connection's time.
+pub struct LayerContext(Context);
+
+impl LayerContext {
+    /// A private context for an inner session on the connection `info`.
+    pub fn new(info: ConnInfo) -> Self {
+        LayerContext(Context::new(info))
+    }
+
+    /// Runs one of the inner session's callbacks at `outer`'s time and shutdown state; returns
+    /// its result and the actions it queued, in order (whatever is not taken is dropped).
+    pub fn run<R>(
+        &mut self,
+        outer: &Context,
+        f: impl FnOnce(&mut Context) -> R,
+    ) -> (R, std::vec::Drain<'_, Action>) {
+        self.0.set_now(outer.now());
+        if outer.shutting_down() {
+            self.0.set_shutting_down();
+        }
+        let r = f(&mut self.0);
+        (r, self.0.take_actions())
     }
 }
 

@@ -49,7 +49,7 @@ pub use hub::uplink::{Downlink, Uplink};
 pub use hub::{Hub, Injector, PublishError, MAX_MESSAGE};
 pub use server::{serve, Error, Server, ServerHandle};
 pub use session::{
-    Action, ChannelEvent, ChannelId, ConnId, ConnInfo, Context, Message, Passive, PeerCred,
-    Protocol, Session, TaskId, Timer,
+    Action, ChannelEvent, ChannelId, ConnId, ConnInfo, Context, LayerContext, Message, Passive,
+    PeerCred, Protocol, Session, TaskId, Timer,
 };
 pub use shutdown::ShutdownHandle;

@@ -85,7 +85,7 @@
 //! silently dropped by a wrapper (see `session/wrap.rs` for the rule).
 
 pub use crate::blocking::TaskId;
-pub use crate::context::{Action, Context, Timer};
+pub use crate::context::{Action, Context, LayerContext, Timer};
 pub use wrap::Wrapper;
 
 pub(crate) mod wrap;
@@ -103,9 +103,11 @@ pub type ChannelId = u32;
 /// What a session knows about its connection, fixed for its whole life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnInfo {
+    /// The connection's id, unique within the server's run (across its processes).
     pub id: ConnId,
     /// The client's address; `0.0.0.0:0` on a Unix-domain listener (see `cred`).
     pub peer: SocketAddr,
+    /// The address the connection came in on (the listener's, with its real IP).
     pub local: SocketAddr,
     /// Who is at the other end of a Unix-domain connection (`SO_PEERCRED`); `None` for TCP.
     pub cred: Option<PeerCred>,
@@ -114,8 +116,11 @@ pub struct ConnInfo {
 /// The process at the other end of a Unix-domain connection, as the kernel saw it connect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerCred {
+    /// Its process id.
     pub pid: i32,
+    /// Its user id.
     pub uid: u32,
+    /// Its group id.
     pub gid: u32,
 }
 
@@ -245,6 +250,7 @@ pub trait Session: Send + 'static {
 /// workers inherit a copy of it, so it must not rely on threads or on locks held while forking;
 /// put cross-connection state in the [`Hub`](crate::Hub), not in the protocol value).
 pub trait Protocol: Send + Sync + 'static {
+    /// The session each connection gets.
     type Session: Session;
 
     /// A new session for an accepted connection.

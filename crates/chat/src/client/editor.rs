@@ -24,7 +24,7 @@ pub(super) struct Editor {
 
 impl Editor {
     #[cfg(test)]
-    pub fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         self.buf.iter().collect()
     }
 

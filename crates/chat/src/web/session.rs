@@ -14,7 +14,9 @@
 use super::http::{self, Request};
 use super::origin;
 use crate::ws::{self, code, frame, Decoder, Event, Opcode, WsError};
-use bingfa_net::{Action, ChannelEvent, ChannelId, ConnInfo, Context, Session, Timer};
+use bingfa_net::{
+    Action, ChannelEvent, ChannelId, ConnInfo, Context, LayerContext, Session, Timer,
+};
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
@@ -62,7 +64,7 @@ enum Phase {
 /// Serves the page and the WebSocket endpoint, and runs `S` over the WebSocket.
 pub struct WebSession<S> {
     inner: S,
-    icx: Context,
+    icx: LayerContext,
     limits: WebLimits,
     phase: Phase,
     decoder: Decoder,
@@ -91,7 +93,7 @@ impl<S: Session> WebSession<S> {
     pub fn with_limits(inner: S, info: ConnInfo, limits: WebLimits) -> Self {
         WebSession {
             inner,
-            icx: Context::new(info),
+            icx: LayerContext::new(info),
             limits,
             phase: Phase::Http,
             decoder: Decoder::new(limits.max_message),
@@ -123,12 +125,9 @@ impl<S: Session> WebSession<S> {
 
     /// Run one callback of the inner session, then carry its actions into `cx`.
     fn call<R>(&mut self, cx: &mut Context, f: impl FnOnce(&mut S, &mut Context) -> R) -> R {
-        self.icx.set_now(cx.now());
-        if cx.shutting_down() {
-            self.icx.set_shutting_down();
-        }
-        let r = f(&mut self.inner, &mut self.icx);
-        let actions: Vec<Action> = self.icx.take_actions().collect();
+        let inner = &mut self.inner;
+        let (r, actions) = self.icx.run(cx, |icx| f(inner, icx));
+        let actions: Vec<Action> = actions.collect();
         for a in actions {
             self.relay(a, cx);
         }
@@ -460,9 +459,9 @@ impl<S: Session> bingfa_net::session::Wrapper for WebSession<S> {
     fn on_farewell(&mut self, cx: &mut Context) {
         // Only hub publications are carried out here (`* NAME left`); pass them straight on.
         if self.inner_open {
-            let mut icx = Context::new(*cx.info());
-            self.inner.on_farewell(&mut icx);
-            for a in icx.take_actions() {
+            let mut icx = LayerContext::new(*cx.info());
+            let ((), actions) = icx.run(cx, |icx| self.inner.on_farewell(icx));
+            for a in actions {
                 cx.push(a);
             }
         }

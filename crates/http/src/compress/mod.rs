@@ -230,6 +230,7 @@ mod tests {
         // SAFETY: as in `encode`.
         let fd = unsafe { libc::memfd_create(c"test".as_ptr(), libc::MFD_CLOEXEC) };
         assert!(fd >= 0);
+        // SAFETY: `fd` was just created, is valid (checked) and owned by nothing else.
         unsafe { File::from_raw_fd(fd) }
     }
 

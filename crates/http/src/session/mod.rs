@@ -56,6 +56,7 @@ struct Deferred {
     logged: Option<Logged>,
 }
 
+/// One HTTP/1.1 connection: a [`Session`] answering its requests in order (see the module docs).
 pub struct HttpSession {
     shared: Arc<Shared>,
     parser: HeadParser,
