@@ -32,7 +32,9 @@ pub use config::{SelfSigned, TlsConfig, TlsError};
 pub use reload::install_sighup;
 pub use session::TlsSession;
 
-use crate::session::{ChannelEvent, ChannelId, ConnInfo, Context, Message, Protocol, Session};
+#[cfg(test)]
+use crate::session::{ChannelEvent, ChannelId};
+use crate::session::{ConnInfo, Context, Protocol, Session};
 
 /// Wraps `P`: connections on the chosen listeners speak TLS, the others stay plain.
 pub struct TlsProtocol<P> {
@@ -174,61 +176,23 @@ pub enum MaybeTls<S> {
     Refused,
 }
 
-macro_rules! each {
-    ($self:ident, $s:ident => $e:expr, $refused:expr) => {
-        match $self {
-            MaybeTls::Plain($s) => $e,
-            MaybeTls::Tls($s) => $e,
-            MaybeTls::Refused => $refused,
-        }
-    };
-}
+/// Every callback goes to the session the listener chose; a refused connection has none, so
+/// the [`Wrapper`](crate::session::Wrapper) defaults close it (and `on_open` aborts it).
+impl<S: Session> crate::session::Wrapper for MaybeTls<S> {
+    type Inner = dyn Session;
 
-impl<S: Session> Session for MaybeTls<S> {
+    fn inner_mut(&mut self) -> Option<&mut dyn Session> {
+        match self {
+            MaybeTls::Plain(s) => Some(s),
+            MaybeTls::Tls(s) => Some(&mut **s),
+            MaybeTls::Refused => None,
+        }
+    }
+
     fn on_open(&mut self, cx: &mut Context) {
-        each!(self, s => s.on_open(cx), cx.abort())
-    }
-    fn on_data(&mut self, input: &[u8], cx: &mut Context) -> usize {
-        each!(self, s => s.on_data(input, cx), input.len())
-    }
-    fn on_eof(&mut self, cx: &mut Context) {
-        each!(self, s => s.on_eof(cx), cx.close())
-    }
-    fn on_hangup(&mut self, cx: &mut Context) {
-        each!(self, s => s.on_hangup(cx), ())
-    }
-    fn on_message(&mut self, msg: &Message, cx: &mut Context) {
-        each!(self, s => s.on_message(msg, cx), ())
-    }
-    fn on_timer(&mut self, timer: crate::Timer, cx: &mut Context) {
-        each!(self, s => s.on_timer(timer, cx), ())
-    }
-    fn on_task_done(&mut self, task: crate::TaskId, cx: &mut Context) {
-        each!(self, s => s.on_task_done(task, cx), ())
-    }
-    fn on_drained(&mut self, cx: &mut Context) {
-        each!(self, s => s.on_drained(cx), ())
-    }
-    fn on_secure(&mut self, cx: &mut Context) {
-        each!(self, s => s.on_secure(cx), ())
-    }
-    fn on_channel(&mut self, id: ChannelId, ev: ChannelEvent<'_>, cx: &mut Context) {
-        each!(self, s => s.on_channel(id, ev, cx), ())
-    }
-    fn on_idle(&mut self, cx: &mut Context) {
-        each!(self, s => s.on_idle(cx), ())
-    }
-    fn on_overflow(&mut self, cx: &mut Context) {
-        each!(self, s => s.on_overflow(cx), ())
-    }
-    fn on_shutdown(&mut self, cx: &mut Context) {
-        each!(self, s => s.on_shutdown(cx), cx.close())
-    }
-    fn on_farewell(&mut self, cx: &mut Context) {
-        each!(self, s => s.on_farewell(cx), ())
-    }
-    fn on_close(&mut self) {
-        each!(self, s => s.on_close(), ())
+        if crate::session::Wrapper::forward(self, cx, |s, cx| s.on_open(cx)).is_none() {
+            cx.abort();
+        }
     }
 }
 
