@@ -186,7 +186,7 @@ fn a_bad_flag_is_a_clap_error() {
 
 /// `--tls-self-signed`: one certificate made by the supervisor and shown by every TLS face
 /// (the HTTP server, the chat's web page, FTP after AUTH TLS), so trusting the one file it
-/// names is enough; the file is removed when serve stops.
+/// names is enough; SIGHUP reaches every service; the file is removed when serve stops.
 #[test]
 fn one_self_signed_certificate_for_every_service() {
     let mut s = start(&all_local(&["--tls-self-signed"]));
@@ -261,6 +261,38 @@ fn one_self_signed_certificate_for_every_service() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // SIGHUP to serve, as an operator reloads certificates: each of the three services
+    // re-reads the files (and says so), and serve and its services go on serving.
+    s.signal(libc::SIGHUP);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut reloaded = 0;
+    while reloaded < 3 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let l = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("{reloaded} of 3 services reloaded after SIGHUP"));
+        if l.contains("TLS certificate reloaded") {
+            reloaded += 1;
+        }
+    }
+    let port = at("https").port();
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg("--cacert")
+        .arg(&cert)
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .arg(format!("https://localhost:{port}/"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "after SIGHUP");
     s.signal(libc::SIGTERM);
     let st = wait_exit(&mut s, Duration::from_secs(30));
     assert_eq!(st.code(), Some(0), "exit status {st}");
