@@ -12,11 +12,14 @@
 
 use super::range::{encrypt_range, gather, FileRange, FILE_CHUNK};
 use super::reuse::ChannelView;
-use super::session::MAX_INBOX;
 use crate::session::{Action, ChannelId, Context};
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
+
+/// Decrypted input the inner session has not consumed, beyond which no more is decrypted
+/// (the ciphertext stays in the driver, which applies its own limit).
+pub(super) const MAX_INBOX: usize = 256 * 1024;
 
 pub(super) struct TlsChannel {
     pub(super) id: ChannelId,

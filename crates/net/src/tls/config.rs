@@ -6,31 +6,14 @@
 //! certificate, so a reload needs no swap of the config and cannot touch established
 //! connections.
 
-use super::store::{load, Files, Store};
+use super::error::{err, TlsError};
+use super::store::{fingerprint, load, sha256, Files, Store};
 use rustls::crypto::ring as provider;
 use rustls::pki_types::PrivateKeyDer;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// A certificate or key that could not be used, naming the file.
-#[derive(Debug, thiserror::Error)]
-#[error("{}: {what}", file.display())]
-pub struct TlsError {
-    /// The certificate or key file at fault (a placeholder name for a generated one).
-    pub file: PathBuf,
-    /// What is wrong with it, for the operator: unreadable, not PEM, no key, rejected by rustls.
-    pub what: String,
-}
-
-pub(super) fn err(file: &Path, what: impl Into<String>) -> TlsError {
-    TlsError {
-        file: file.to_path_buf(),
-        what: what.into(),
-    }
-}
 
 /// A certificate made at start by [`TlsConfig::self_signed`], with what a client needs to
 /// trust it.
@@ -316,21 +299,6 @@ fn generate(names: &[&str]) -> Result<(rcgen::CertifiedKey, SelfSigned), TlsErro
         spki_sha256: base64(sha256(&made.key_pair.public_key_der()).as_ref()),
     };
     Ok((made, info))
-}
-
-fn sha256(bytes: &[u8]) -> ring::digest::Digest {
-    ring::digest::digest(&ring::digest::SHA256, bytes)
-}
-
-pub(super) fn fingerprint(der: &[u8]) -> String {
-    let mut s = String::new();
-    for (i, b) in sha256(der).as_ref().iter().enumerate() {
-        if i > 0 {
-            s.push(':');
-        }
-        let _ = write!(s, "{b:02X}");
-    }
-    s
 }
 
 /// Standard base64 with padding (all this crate needs; not worth a dependency).

@@ -19,6 +19,7 @@
 
 mod channel;
 mod config;
+mod error;
 mod plain_http;
 mod range;
 mod reload;
@@ -28,7 +29,8 @@ mod snapshot;
 mod store;
 mod ticketer;
 
-pub use config::{SelfSigned, TlsConfig, TlsError};
+pub use config::{SelfSigned, TlsConfig};
+pub use error::TlsError;
 pub use reload::install_sighup;
 pub use session::TlsSession;
 

@@ -9,13 +9,14 @@
 //! operator sees one line per SIGHUP and every worker serves what the parent validated.
 //! Workers forked after it (`fork`) inherit the reloaded store.
 
-use super::config::{err, fingerprint, TlsError};
+use super::error::{err, TlsError};
 use super::snapshot::{Parts, Snapshot};
 use rustls::crypto::ring as provider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -237,6 +238,23 @@ fn der_sequence_len(b: &[u8]) -> Option<usize> {
 fn is_encrypted_key(pem: &[u8]) -> bool {
     let has = |needle: &[u8]| pem.windows(needle.len()).any(|w| w == needle);
     has(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") || has(b"Proc-Type: 4,ENCRYPTED")
+}
+
+/// SHA-256 of `bytes`.
+pub(super) fn sha256(bytes: &[u8]) -> ring::digest::Digest {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+}
+
+/// A certificate's SHA-256, `AA:BB:…` as `openssl x509 -fingerprint -sha256` shows it.
+pub(super) fn fingerprint(der: &[u8]) -> String {
+    let mut s = String::new();
+    for (i, b) in sha256(der).as_ref().iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        let _ = write!(s, "{b:02X}");
+    }
+    s
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 //! as it is, and every byte after, both ways, is TLS. Data channels the inner session marks
 //! with [`Context::channel_tls`] get a TLS connection each (`channel`).
 
-use super::channel::TlsChannel;
+use super::channel::{TlsChannel, MAX_INBOX};
 use super::range::{encrypt_range, gather, FileRange, FILE_CHUNK};
 use super::TlsConfig;
 use crate::session::{Action, ChannelId, Context, Session};
@@ -25,10 +25,6 @@ use std::io::{BufRead, Write};
 
 mod channels;
 mod events;
-
-/// Decrypted input the inner session has not consumed, beyond which no more is decrypted
-/// (the ciphertext stays in the driver, which applies its own limit).
-pub(super) const MAX_INBOX: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {

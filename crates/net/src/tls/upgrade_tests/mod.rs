@@ -7,7 +7,7 @@
 
 mod harness;
 
-use super::session::MAX_INBOX;
+use super::channel::MAX_INBOX;
 use super::test_util::{client, client_with, pattern, receive};
 use super::*;
 use harness::{GREETING, H, HEAD, KIB};
