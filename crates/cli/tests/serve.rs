@@ -217,29 +217,8 @@ fn one_self_signed_certificate_for_every_service() {
     let names: Vec<&str> = addrs.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["chat", "web-tls", "ftp", "https"]);
     for svc in ["https", "web-tls"] {
-        let port = at(svc).port();
-        let out = Command::new("curl")
-            .args([
-                "-sS",
-                "--max-time",
-                "20",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-            ])
-            .arg("--cacert")
-            .arg(&cert)
-            .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
-            .arg(format!("https://localhost:{port}/"))
-            .output()
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "200",
-            "{svc}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (code, err) = https_status(at(svc).port(), &cert);
+        assert_eq!(code, "200", "{svc}: {err}");
     }
     // FTP offers AUTH TLS with the same certificate (and still serves plaintext).
     let port = at("ftp").port();
@@ -275,7 +254,16 @@ fn one_self_signed_certificate_for_every_service() {
             reloaded += 1;
         }
     }
-    let port = at("https").port();
+    let (code, err) = https_status(at("https").port(), &cert);
+    assert_eq!(code, "200", "after SIGHUP: {err}");
+    s.signal(libc::SIGTERM);
+    let st = wait_exit(&mut s, Duration::from_secs(30));
+    assert_eq!(st.code(), Some(0), "exit status {st}");
+    assert!(!cert.exists(), "the certificate outlived serve");
+}
+
+/// `GET /` over HTTPS on `port`, trusting `cert` for `localhost`: (status code, curl's stderr).
+fn https_status(port: u16, cert: &std::path::Path) -> (String, String) {
     let out = Command::new("curl")
         .args([
             "-sS",
@@ -287,16 +275,15 @@ fn one_self_signed_certificate_for_every_service() {
             "%{http_code}",
         ])
         .arg("--cacert")
-        .arg(&cert)
+        .arg(cert)
         .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
         .arg(format!("https://localhost:{port}/"))
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "after SIGHUP");
-    s.signal(libc::SIGTERM);
-    let st = wait_exit(&mut s, Duration::from_secs(30));
-    assert_eq!(st.code(), Some(0), "exit status {st}");
-    assert!(!cert.exists(), "the certificate outlived serve");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Lines from a chat member until `want` (20 s at most); panics with what came instead.
