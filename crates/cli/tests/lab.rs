@@ -77,6 +77,26 @@ fn efficiency_reports_every_mode_and_draws_a_chart() {
             .unwrap()
     };
     assert!(io("one line") >= 0.6);
+    // CPU time counts the work wherever it ran: the CPU-bound jobs cost about the same CPU time
+    // in a process per job or a pool as in one line (children's time included, once reaped),
+    // while IO-bound jobs in one line spend most of their wall time waiting, not computing.
+    let cpu_time = |kind: &str, mode: &str| {
+        rows.iter()
+            .find(|r| r["kind"] == kind && r["mode"] == mode)
+            .unwrap()["rust_cpu"]["median"]
+            .as_f64()
+            .unwrap()
+    };
+    let one_line = cpu_time("cpu", "one line");
+    assert!(one_line > 0.0);
+    for mode in ["10 threads", "10 processes", "pool"] {
+        let c = cpu_time("cpu", mode);
+        assert!(
+            c >= one_line * 0.5,
+            "{mode}: {c} s of CPU vs {one_line} s in one line"
+        );
+    }
+    assert!(cpu_time("io", "one line") < io("one line") * 0.5);
     let svg = std::fs::read_to_string(&chart).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("IO-bound jobs"));
     // The speed-ups can be judged: the core count and the pool's size are stated.
@@ -127,6 +147,7 @@ fn efficiency_with_python_states_cores_and_leaves_no_temporary_files() {
         .filter(|l| l.starts_with("| ") && l.contains("-bound") && !l.contains("| -  "))
         .count();
     assert_eq!(cpython_rows, 9, "{text}");
+    assert!(text.contains("CPU time"), "{text}");
     let left: Vec<_> = std::fs::read_dir(&tmp)
         .unwrap()
         .flatten()

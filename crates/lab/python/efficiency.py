@@ -8,13 +8,16 @@ The jobs are the same as the Rust side's (crates/lab/src/efficiency.rs), sized f
 - CPU: the course's `count` loop, CPU_ITERS iterations of three additions;
 - IO: IO_STEPS times: wait IO_WAIT seconds (a network round trip), write 16 KiB to the job's own
   file and read it back.
-Each mode runs ROUNDS times; prints one JSON object {"cpu": {mode: [secs...]}, "io": {...}}.
+Each mode runs ROUNDS times, timed on the wall clock and in CPU time (this process and the
+children it reaped, user + system); prints one JSON object
+{"wall": {"cpu": {mode: [secs...]}, "io": {...}}, "cpu_time": {same shape}, ...}.
 Usage: python3 efficiency.py [--quick] [--rounds N]
 """
 import asyncio
 import json
 import multiprocessing as mp
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -109,20 +112,33 @@ MODES = [("one line", one_line), ("10 threads", threads), ("10 processes", proce
          ("pool", pool), ("coroutines", coroutines)]
 
 
+def cpu_seconds():
+    """User + system seconds of this process and of the children it has reaped."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        r = resource.getrusage(who)
+        total += r.ru_utime + r.ru_stime
+    return total
+
+
 def timed(f, job):
+    """(wall seconds, CPU seconds) of one run; every child is joined inside it."""
+    c = cpu_seconds()
     t = time.perf_counter()
     f(job)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, cpu_seconds() - c
 
 
 def main():
-    out = {"cpu": {}, "io": {}, "cpu_iters": CPU_ITERS, "io_steps": IO_STEPS,
-           "pool_size": mp.cpu_count()}
+    out = {"wall": {"cpu": {}, "io": {}}, "cpu_time": {"cpu": {}, "io": {}},
+           "cpu_iters": CPU_ITERS, "io_steps": IO_STEPS, "pool_size": mp.cpu_count()}
     for kind, job in (("cpu", cpu_job), ("io", io_job)):
         for name, f in MODES:
             if name == "coroutines" and kind == "cpu":
                 continue
-            out[kind][name] = [timed(f, job) for _ in range(ROUNDS)]
+            runs = [timed(f, job) for _ in range(ROUNDS)]
+            out["wall"][kind][name] = [w for w, _ in runs]
+            out["cpu_time"][kind][name] = [c for _, c in runs]
     print(json.dumps(out))
 
 

@@ -105,10 +105,15 @@ fn run_efficiency(
         "jobs".to_string(),
         "mode".into(),
         "Rust".into(),
+        "CPU time".into(),
         "speedup".into(),
         "CPython".into(),
+        "CPU time".into(),
         "speedup".into(),
     ]];
+    // A CPU-bound speed-up beyond the cores means the measurement was disturbed (a busy machine
+    // during the one-line run); say so rather than print an impossible figure silently.
+    let mut beyond_cores = Vec::new();
     for r in &report.rows {
         let speed = |python: bool, s: f64| {
             report
@@ -124,10 +129,25 @@ fn run_efficiency(
             .into(),
             r.mode.into(),
             r.rust.show(secs),
+            secs(r.rust_cpu.median),
             speed(false, r.rust.median),
             r.python.map_or("-".into(), |p| p.show(secs)),
+            r.python_cpu.map_or("-".into(), |p| secs(p.median)),
             r.python.map_or("-".into(), |p| speed(true, p.median)),
         ]);
+        for (python, wall) in [(false, Some(r.rust)), (true, r.python)] {
+            let over = report
+                .baseline(r.kind, python)
+                .zip(wall)
+                .is_some_and(|(b, w)| b / w.median > report.cores as f64 * 1.1);
+            if r.kind == "cpu" && over {
+                beyond_cores.push(format!(
+                    "{} {}",
+                    if python { "CPython" } else { "Rust" },
+                    r.mode
+                ));
+            }
+        }
     }
     print!("{}", table::render(&rows));
     println!(
