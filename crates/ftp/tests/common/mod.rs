@@ -39,9 +39,16 @@ pub(crate) struct Tree {
 }
 
 impl Tree {
+    /// Beneath `/dev/shm` where there is one (creating thousands of files on a busy disk
+    /// takes seconds), else the temporary directory.
     pub(crate) fn new(tag: &str) -> Tree {
-        let base =
-            std::env::temp_dir().join(format!("bingfa-ftp-rig-{tag}-{}", std::process::id()));
+        let shm = std::path::Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        let base = dir.join(format!("bingfa-ftp-rig-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
         for d in ["pub/sub", "ann", "bob"] {
             std::fs::create_dir_all(base.join(d)).unwrap();
@@ -142,6 +149,8 @@ impl Server {
 pub(crate) struct Chan {
     /// `Listen` asked and `Listening` not reported yet.
     pub(crate) binding: bool,
+    /// How the session asked the listener opened (passive channels).
+    pub(crate) passive: Option<bingfa_net::Passive>,
     /// The client connected (passive), or the connect was let through (active).
     pub(crate) connected: bool,
     /// `Connect` asked (active): where to.
@@ -185,6 +194,7 @@ impl Control {
                 Action::Listen(id, p) => {
                     let c = self.chans.entry(id).or_default();
                     c.binding = true;
+                    c.passive = Some(p.clone());
                     c.connect_to =
                         Some(SocketAddr::from(([127, 0, 0, 1], bound_port(&p.ports, id))));
                 }
