@@ -377,6 +377,7 @@ mod tests {
         assert!(r.paused());
         assert_eq!(r.pending_input(), b"d\n");
         assert_eq!(r.data(b"e\n"), 2, "one call, exactly these bytes");
+        r.take_actions();
         r.channel(7, crate::ChannelEvent::Data(b"up"));
         assert!(
             matches!(&r.take_actions()[..], [Action::ChannelWrite(7, b)] if b == b"up"),
