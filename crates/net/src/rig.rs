@@ -206,6 +206,22 @@ impl<S: Session> Rig<S> {
         true
     }
 
+    /// Reports `ev` on the data channel `id`, as a driver does when its socket has news: the
+    /// test plays the peer and the driver's socket work (bound, connected, bytes in, drained,
+    /// closed). What the session sends back on the channel is in the actions taken.
+    pub fn channel(&mut self, id: crate::ChannelId, ev: crate::ChannelEvent<'_>) {
+        self.call(|s, cx| s.on_channel(id, ev, cx));
+    }
+
+    /// The idle timeout as a driver carries it out: `on_idle`, then the connection closes
+    /// (after what the session queued). The rig keeps no activity clock: the test says when.
+    pub fn idle(&mut self) {
+        self.call(|s, cx| {
+            s.on_idle(cx);
+            cx.close();
+        });
+    }
+
     /// Whether the session paused its input (`PauseInput(true)` last).
     pub fn paused(&self) -> bool {
         self.paused
@@ -312,6 +328,21 @@ mod tests {
             cx.write(b"tick");
         }
 
+        fn on_channel(
+            &mut self,
+            id: crate::ChannelId,
+            ev: crate::ChannelEvent<'_>,
+            cx: &mut Context,
+        ) {
+            if let crate::ChannelEvent::Data(b) = ev {
+                cx.channel_write(id, b);
+            }
+        }
+
+        fn on_idle(&mut self, cx: &mut Context) {
+            cx.write(b"bye");
+        }
+
         fn on_task_done(&mut self, task: crate::TaskId, cx: &mut Context) {
             let t = self.0.take().expect("a task");
             assert_eq!(t.id(), task);
@@ -346,9 +377,24 @@ mod tests {
         assert!(r.paused());
         assert_eq!(r.pending_input(), b"d\n");
         assert_eq!(r.data(b"e\n"), 2, "one call, exactly these bytes");
+        r.take_actions();
+        r.channel(7, crate::ChannelEvent::Data(b"up"));
+        assert!(
+            matches!(&r.take_actions()[..], [Action::ChannelWrite(7, b)] if b == b"up"),
+            "a channel event reaches the session"
+        );
         r.shut_down();
         assert!(r.context().shutting_down());
         assert!(r.take_output().closes(), "the default on_shutdown closes");
         assert!(r.closed());
+    }
+
+    #[test]
+    fn the_idle_timeout_says_goodbye_then_closes() {
+        let mut r = Rig::opened(Lines::default(), loopback(1));
+        r.idle();
+        let out = r.take_output();
+        assert_eq!(out.text(), "bye");
+        assert!(out.closes() && r.closed());
     }
 }

@@ -1,8 +1,10 @@
-//! Issue 19's login and permission items, against the real binary: the resident memory of a
+//! Issue 19's login and permission items that need the real binary: the resident memory of a
 //! server after many logins (one argon2 block per checking thread), per-address bans after
 //! failed logins (one count across processes), a flood of guesses from one address not
 //! starving another's login, the users file's refusals, timing that does not tell unknown users
-//! from known ones, the upload-only anonymous mode, and hidden names on every face of a root.
+//! from known ones, and hidden names on every face of `bingfa serve`. The login rules of one
+//! connection, the upload-only anonymous mode and hidden names in FTP need no real client:
+//! `crates/ftp/tests/auth.rs` and `perm.rs`, on the rig.
 
 use super::*;
 
@@ -280,88 +282,7 @@ pub(crate) fn a_flood_does_not_starve_others(model: Model, edge: bool) {
     );
 }
 
-/// `--anonymous upload`: new files may be stored (STOR, STOU), nothing existing changed.
-pub(crate) fn upload_only(model: Model, edge: bool) {
-    let tree = Tree::new("upload");
-    let srv = Server::start(model, edge, &tree, &["--anonymous", "upload"]);
-    let mut c = srv.control();
-    c.greeting();
-    c.login("anonymous", "guest@");
-    let store = |c: &mut Control, cmd: &str, body: &[u8]| -> String {
-        let s = c.passive();
-        let first = c.cmd(cmd);
-        if !first.starts_with("150") {
-            return first;
-        }
-        let mut d = c.data(s);
-        d.write_all(body).unwrap();
-        d.finish();
-        c.line()
-    };
-    assert_eq!(
-        store(&mut c, "STOR new.txt", b"fresh"),
-        "226 Transfer complete."
-    );
-    assert_eq!(std::fs::read(tree.path("pub/new.txt")).unwrap(), b"fresh");
-    let denied = "550 Permission denied: uploads may only create new files.";
-    assert_eq!(store(&mut c, "STOR hello.txt", b"evil"), denied);
-    assert_eq!(store(&mut c, "STOR new.txt", b"evil"), denied);
-    assert_eq!(store(&mut c, "APPE hello.txt", b"evil"), denied);
-    assert_eq!(store(&mut c, "APPE other.txt", b"evil"), denied);
-    assert_eq!(c.cmd("REST 2"), "350 Restart position accepted (2).");
-    assert_eq!(store(&mut c, "STOR resumed.txt", b"evil"), denied);
-    // ... and the refusal used the REST up: a new name may be stored whole.
-    assert_eq!(
-        store(&mut c, "STOR whole.txt", b"whole"),
-        "226 Transfer complete."
-    );
-    assert_eq!(std::fs::read(tree.path("pub/whole.txt")).unwrap(), b"whole");
-    for cmd in [
-        "DELE hello.txt",
-        "RNFR hello.txt",
-        "MKD newdir",
-        "RMD sub",
-        "DELE new.txt",
-    ] {
-        assert_eq!(c.cmd(cmd), "550 Permission denied.", "{cmd}");
-    }
-    // STOU picks a free name.
-    let r = store(&mut c, "STOU hello.txt", b"unique");
-    assert_eq!(r, "226 Transfer complete.");
-    assert_eq!(
-        std::fs::read(tree.path("pub/hello.txt.1")).unwrap(),
-        b"unique"
-    );
-    // A name taken while the upload runs is not replaced at its end.
-    let s = c.passive();
-    assert_eq!(c.cmd("STOR race.txt").get(..4), Some("150 "));
-    let mut d = c.data(s);
-    d.write_all(b"late").unwrap();
-    std::fs::write(tree.path("pub/race.txt"), "first").unwrap();
-    d.finish();
-    assert_eq!(c.line(), "550 File exists.");
-    assert_eq!(std::fs::read(tree.path("pub/race.txt")).unwrap(), b"first");
-    // Downloads work as in read mode; nothing else changed.
-    assert_eq!(c.cmd("SIZE hello.txt"), "213 12");
-    assert_eq!(
-        std::fs::read_to_string(tree.path("pub/hello.txt")).unwrap(),
-        "hello\nworld\n"
-    );
-    let mut names = tree.names("pub");
-    names.retain(|n| n != "out" && n != "sub");
-    assert_eq!(
-        names,
-        [
-            "hello.txt",
-            "hello.txt.1",
-            "new.txt",
-            "race.txt",
-            "whole.txt"
-        ]
-    );
-}
-
-/// A listing (NLST -a, LIST -a, MLSD) over the data connection.
+/// A listing (NLST -a) over the data connection.
 fn listing(c: &mut Control, cmd: &str) -> String {
     let s = c.passive();
     let first = c.cmd(cmd);
@@ -371,74 +292,6 @@ fn listing(c: &mut Control, cmd: &str) -> String {
     d.read_to_end(&mut v).unwrap();
     assert_eq!(c.line(), "226 Transfer complete.");
     String::from_utf8_lossy(&v).into_owned()
-}
-
-/// Hidden names (`.env`, `.git/config`) are neither listed nor served without `--hidden`,
-/// for anonymous and named users alike, answered as missing; with it they are.
-pub(crate) fn hidden_names(model: Model, edge: bool) {
-    let tree = Tree::new("hidden");
-    std::fs::write(tree.path("pub/.env"), "SECRET=1\n").unwrap();
-    std::fs::create_dir(tree.path("pub/.git")).unwrap();
-    std::fs::write(tree.path("pub/.git/config"), "[core]\n").unwrap();
-    std::fs::write(tree.path("ann/.profile"), "x").unwrap();
-    for hidden in [false, true] {
-        let extra: &[&str] = if hidden { &["--hidden"] } else { &[] };
-        let srv = Server::start(model, edge, &tree, extra);
-        let mut c = srv.control();
-        c.greeting();
-        c.login("anonymous", "guest@");
-        for cmd in ["NLST -a", "LIST -a", "MLSD", "LIST -a sub/.."] {
-            let l = listing(&mut c, cmd);
-            assert_eq!(l.contains(".env"), hidden, "{cmd} (--hidden {hidden}): {l}");
-            assert_eq!(l.contains(".git"), hidden, "{cmd} (--hidden {hidden}): {l}");
-            assert!(l.contains("hello.txt"), "{cmd}: {l}");
-        }
-        let missing = "550 No such file or directory.";
-        for cmd in [
-            "SIZE .env",
-            "SIZE .git/config",
-            "SIZE sub/../.env",
-            "MDTM /.env",
-            "MDTM .git/config",
-        ] {
-            let r = c.cmd(cmd);
-            assert_eq!(r == missing, !hidden, "{cmd} (--hidden {hidden}): {r}");
-        }
-        if !hidden {
-            assert_eq!(c.cmd("CWD .git"), missing);
-            let s = c.passive();
-            assert_eq!(c.cmd("RETR .env"), missing);
-            drop(s);
-            assert_eq!(c.cmd("LIST .git"), missing);
-        } else {
-            assert_eq!(c.cmd("CWD .git"), "250 Directory successfully changed.");
-            let s = c.passive();
-            assert_eq!(c.cmd("RETR config").get(..4), Some("150 "));
-            let mut v = Vec::new();
-            c.data(s).read_to_end(&mut v).unwrap();
-            assert_eq!(v, b"[core]\n");
-            assert_eq!(c.line(), "226 Transfer complete.");
-        }
-        // A named user: the same rule, stores included.
-        drop(c);
-        let mut c = srv.control();
-        c.greeting();
-        c.login("ann", PASSWORD);
-        let l = listing(&mut c, "NLST -a");
-        assert_eq!(l.contains(".profile"), hidden, "{l}");
-        if !hidden {
-            for cmd in [
-                "STOR .htaccess",
-                "MKD .ssh",
-                "DELE .profile",
-                "RNFR .profile",
-            ] {
-                assert_eq!(c.cmd(cmd), missing, "{cmd}");
-            }
-            assert!(tree.path("ann/.profile").exists());
-            assert!(!tree.path("ann/.ssh").exists());
-        }
-    }
 }
 
 /// `bingfa serve --root DIR`: what HTTP hides, FTP hides too; `--hidden` shows both.

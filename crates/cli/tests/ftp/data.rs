@@ -1,109 +1,12 @@
-//! Data connections and what they may change: a refused upload changes nothing on disk (no
-//! data connection `425`, a refused active connect, `521` under `--tls-required`); `STOU` never
-//! replaces a file that appeared meanwhile; TYPE A sends a CRLF file as it is and refuses
-//! `SIZE`; an abandoned session (FIN while a command waits behind a transfer) gives back its
-//! slot and its passive port at once; one address cannot hold more passive listeners than
-//! `--max-passive-per-ip`.
+//! Data connections under every model: `STOU` never replaces a file that appeared meanwhile
+//! and TYPE A sends a CRLF file as it is, over TLS data connections (the same rules in the
+//! clear, and refused uploads changing nothing, are checked on the rig in
+//! `crates/ftp/tests/transfer.rs` and `data.rs`); an abandoned session (FIN while a command
+//! waits behind a transfer) gives back its slot and its passive port at once; one address
+//! cannot hold more passive listeners than `--max-passive-per-ip`.
 
-use super::transport::{Plain, Tls, Transport};
+use super::transport::{Plain, Transport};
 use super::*;
-
-/// A port nothing listens on (bound, then closed).
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// The refusals that come before any data connection, on a session set up by the caller;
-/// `refusal` is the reply each gets. ann's `victim.bin` holds "0123456789".
-fn refused_uploads(c: &mut Control, tree: &Tree, refusal: &str, why: &str) {
-    let victim = || std::fs::read(tree.path("ann/victim.bin")).unwrap();
-    assert_eq!(c.cmd("REST 5"), "350 Restart position accepted (5).");
-    assert_eq!(c.cmd("STOR victim.bin"), refusal, "{why}");
-    assert_eq!(victim(), b"0123456789", "{why}: REST 5 + refused STOR");
-    assert_eq!(c.cmd("APPE new.bin"), refusal, "{why}");
-    assert_eq!(c.cmd("APPE victim.bin"), refusal, "{why}");
-    assert_eq!(
-        c.cmd("REST 1048576"),
-        "350 Restart position accepted (1048576)."
-    );
-    assert_eq!(c.cmd("STOR other.bin"), refusal, "{why}");
-    assert_eq!(c.cmd("STOU victim.bin"), refusal, "{why}");
-    assert_eq!(victim(), b"0123456789", "{why}");
-    assert_eq!(
-        tree.names("ann"),
-        ["out", "victim.bin"],
-        "{why}: nothing created"
-    );
-}
-
-pub(crate) fn refused_uploads_change_nothing(model: Model, edge: bool) {
-    let tree = Tree::new("refused");
-    std::fs::write(tree.path("ann/victim.bin"), "0123456789").unwrap();
-    let srv = Server::start(model, edge, &tree, &[]);
-    let mut c = srv.login(Plain, "ann", PASSWORD);
-    refused_uploads(
-        &mut c,
-        &tree,
-        "425 Use PORT, PASV, EPRT or EPSV first.",
-        "no data connection",
-    );
-    // An active connect that is refused: 150, then 425, and still nothing changed.
-    for (rest, cmd) in [
-        (Some(5), "STOR victim.bin"),
-        (None, "APPE new.bin"),
-        (Some(1048576), "STOR other.bin"),
-    ] {
-        let port = closed_port();
-        assert_eq!(
-            c.cmd(&format!("PORT 127,0,0,1,{},{}", port >> 8, port & 0xff)),
-            "200 PORT command successful. Consider using PASV."
-        );
-        if let Some(n) = rest {
-            assert_eq!(c.cmd(&format!("REST {n}")).get(..4), Some("350 "));
-        }
-        assert_eq!(c.cmd(cmd).get(..4), Some("150 "), "{cmd}");
-        c.expect("425 Cannot open data connection.");
-        assert_eq!(
-            std::fs::read(tree.path("ann/victim.bin")).unwrap(),
-            b"0123456789",
-            "{cmd} over a refused connect"
-        );
-        assert_eq!(tree.names("ann"), ["out", "victim.bin"], "{cmd}");
-    }
-    // What the refusals were protecting still works: a resume on a real data connection.
-    let d = c.passive();
-    assert_eq!(c.cmd("REST 5").get(..4), Some("350 "));
-    assert_eq!(c.cmd("STOR victim.bin"), "150 Ok to send data.");
-    let mut d = c.data(d);
-    d.write_all(b"abc").unwrap();
-    d.finish();
-    c.expect("226 Transfer complete.");
-    assert_eq!(
-        std::fs::read(tree.path("ann/victim.bin")).unwrap(),
-        b"01234abc"
-    );
-}
-
-/// The same refusals with `521` under `--tls-required` (a secure session without `PROT P`,
-/// whose data connection is prepared).
-pub(crate) fn refused_uploads_change_nothing_tls_required(model: Model, edge: bool) {
-    let tree = Tree::new("refused521");
-    std::fs::write(tree.path("ann/victim.bin"), "0123456789").unwrap();
-    let srv = Tls.start(model, edge, &tree, &["--tls-required"]);
-    let mut c = Control::plain(srv.addr, srv.pem.as_ref().unwrap());
-    c.greeting();
-    assert_eq!(c.cmd("AUTH TLS"), "234 AUTH TLS successful.");
-    c.upgrade();
-    c.login("ann", PASSWORD);
-    let _d = c.passive();
-    refused_uploads(
-        &mut c,
-        &tree,
-        "521 Data connections must be encrypted: PROT P.",
-        "--tls-required",
-    );
-}
 
 /// STOU announces a free name; a client that STORs that name meanwhile keeps its file, and
 /// the unique upload takes the next free name (said in its 226).

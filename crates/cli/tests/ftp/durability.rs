@@ -3,7 +3,10 @@
 //! partial file; with `--fsync-uploads`, uploads and resumes arrive whole through the syncing
 //! path; a transfer in flight at SIGTERM finishes, then the server exits 0.
 //!
-//! Each runs in the clear and over TLS (`AUTH TLS`, `PROT P`) with the same checks. Over TLS an
+//! All run over TLS (`AUTH TLS`, `PROT P`); the upload and shutdown scenarios in the clear too
+//! (`ABOR` sent as urgent data, a signal to the process). The same rules in the clear with
+//! nothing of a model in them (all-or-nothing, `--fsync-uploads`, a full disk) are checked on
+//! the rig in `crates/ftp/tests/transfer.rs` and `disk.rs`. Over TLS an
 //! upload is decrypted and a download encrypted in user space, a record at a time: nothing
 //! partial may be stored when the TLS data connection is aborted, reset or abandoned, and a
 //! download in flight at SIGTERM must still be drained to the end (and end with close_notify).

@@ -5,6 +5,8 @@
 //! refused, FIFOs and sockets listed as what they are, wildcards (ftplib, tnftp's `mget`,
 //! `ncftpget '/*.txt'`), a user's `.bingfa-upload-*` file listed as any, Telnet commands in a
 //! line, and MFMT. The checks are the exact bytes of replies and listings, and files on disk.
+//! The hostile-names scenario runs here over TLS; in the clear it is on the rig
+//! (`crates/ftp/tests/list.rs`).
 //!
 //! tnftp and ncftp are outside tools (Debian packages `tnftp`, `ncftp`): missing, their part
 //! is skipped with a note, unless CI or BINGFA_REQUIRE_FTP_SERVERS=1 makes that a failure.

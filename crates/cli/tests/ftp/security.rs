@@ -1,10 +1,12 @@
-//! The security items of issue 10, each checked by the exact bytes on the control connection:
-//! no PORT bounce, no passive-connection theft, random passive ports in the range, long lines,
-//! the idle timeout, and the client limits. Each runs in the clear and over TLS
-//! (`AUTH TLS`, `PROT P`: every data connection TLS too) with the same checks; what only
-//! exists in the clear (a refusal sent before any `AUTH TLS` could be) stays in the clear.
-//! The login rules (no user enumeration, slow and limited failures) and paths that never leave
-//! the user's root need no real client: `crates/ftp/tests/behaviour.rs`, on the rig.
+//! The security items of issue 10 that live in the models' drivers, each checked by the exact
+//! bytes on the control connection: random passive ports in the range, no passive-connection
+//! theft (another address connecting first gets nothing), the idle timeout kept in real time,
+//! and the client limits; with them, over TLS (`AUTH TLS`, `PROT P`: every data connection TLS
+//! too), no PORT bounce and long lines. What only exists in the clear (a refusal sent before
+//! any `AUTH TLS` could be) stays in the clear.
+//! The session's own rules need no real client and run on the rig in `crates/ftp/tests/`: no
+//! PORT bounce, `EPSV ALL` and long lines in the clear (`data.rs`, `misc.rs`), the login rules
+//! (`auth.rs`), paths that never leave the user's root (`perm.rs`).
 
 use super::transport::Transport;
 use super::*;
