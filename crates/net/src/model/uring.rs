@@ -29,8 +29,7 @@ pub(crate) fn run<P: Protocol>(
 
 /// Whether this kernel lets us set up a ring; `Err` holds the reason, for the start-up error.
 pub(crate) fn check() -> Result<(), String> {
-    // A tiny ring, dropped at once: the same io_uring_setup the loops will make.
-    io_uring::IoUring::new(2)
-        .map(drop)
-        .map_err(|e| setup_error(&e))
+    // A ring made and dropped at once: the same io_uring_setup and feature check the loops
+    // will make.
+    UringPoller::new().map(drop).map_err(|e| setup_error(&e))
 }

@@ -53,6 +53,9 @@ pub(crate) struct UringPoller {
 
 /// Why the ring could not be set up, for the message the server gives at start.
 pub(crate) fn setup_error(e: &io::Error) -> String {
+    if e.raw_os_error().is_none() {
+        return e.to_string(); // our own check of the kernel's features (`UringPoller::new`)
+    }
     let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
         .ok()
         .and_then(|s| s.trim().parse::<u8>().ok());
@@ -100,6 +103,14 @@ impl UringPoller {
             .setup_cqsize(CQ_ENTRIES)
             .setup_clamp()
             .build(SQ_ENTRIES)?;
+        if !ring.params().is_feature_ext_arg() {
+            // The wait's timeout rides on io_uring_enter's EXT_ARG (Linux 5.11).
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this kernel's io_uring has no IORING_FEAT_EXT_ARG (Linux 5.11 or later is \
+                 needed for a wait with a timeout)",
+            ));
+        }
         Ok(UringPoller {
             ring,
             watches: HashMap::new(),
@@ -146,7 +157,15 @@ impl UringPoller {
             let entry = opcode::PollAdd::new(types::Fd(*fd), w.mask)
                 .build()
                 .user_data(ud);
-            self.push(entry)?;
+            if let Err(e) = self.push(entry) {
+                // Not queued: left unarmed and kept in the list, so the next wait tries again
+                // rather than the descriptor going unwatched for good.
+                if let Some(w) = self.watches.get_mut(fd) {
+                    w.armed = None;
+                }
+                self.rearm = rearm;
+                return Err(e);
+            }
         }
         self.rearm = rearm;
         self.rearm.clear();
@@ -308,8 +327,11 @@ mod tests {
         let m = explain(&eperm, Some(2));
         assert!(m.contains("refused (EPERM)"), "{m}");
         assert!(m.contains("io_uring_disabled = 2"), "{m}");
-        let m = explain(&io::Error::from_raw_os_error(libc::ENOSYS), None);
+        let enosys = io::Error::from_raw_os_error(libc::ENOSYS);
+        let m = explain(&enosys, None);
         assert!(m.contains("not implemented (ENOSYS)"), "{m}");
+        // ENOSYS is io::ErrorKind::Unsupported too: still explained, not taken for our own.
+        assert!(setup_error(&enosys).contains("not implemented (ENOSYS)"));
         let m = explain(&io::Error::from_raw_os_error(libc::ENOMEM), Some(0));
         assert!(m.contains("RLIMIT_MEMLOCK"), "{m}");
         assert!(!m.contains("io_uring_disabled"), "{m}");
