@@ -227,10 +227,11 @@ fn parts(opts: &ServeOptions) -> Result<Parts, Error> {
 /// inbox locks, no eventfd wake-ups), which is what the tail latency is made of: at 1,000
 /// members and 800 messages/s, one loop's p99 was 0.94× Redis's, two loops' 1.39–1.70×
 /// (BENCHMARKS.md). More loops (`--workers N`) buy fan-out throughput instead (100 members
-/// unpaced: 2.5× Redis with two, 1.7× with one). The other models keep bingfa-net's default.
+/// unpaced: 2.5× Redis with two, 1.7× with one). `uring` runs the same loops, so the same
+/// holds. The other models keep bingfa-net's default.
 pub fn default_workers(model: Model, asked: usize) -> usize {
     match (model, asked) {
-        (Model::Epoll, 0) => 1,
+        (Model::Epoll | Model::Uring, 0) => 1,
         (_, n) => n,
     }
 }
@@ -249,6 +250,7 @@ mod tests {
     fn the_room_runs_one_epoll_loop_unless_asked() {
         assert_eq!(default_workers(Model::Epoll, 0), 1);
         assert_eq!(default_workers(Model::Epoll, 3), 3);
+        assert_eq!(default_workers(Model::Uring, 0), 1);
         assert_eq!(default_workers(Model::Async, 0), 0, "bingfa-net's default");
         assert_eq!(default_workers(Model::Prefork, 0), 0);
         let mut opts = ServeOptions::new("127.0.0.1:0".parse().unwrap());

@@ -1,5 +1,5 @@
 //! `--model` as clap sees it: parsed by `Model`'s own `FromStr` (aliases included), and with
-//! the nine names as its possible values, so `--help` lists them and a typo is answered with
+//! the ten names as its possible values, so `--help` lists them and a typo is answered with
 //! the list.
 
 use bingfa_net::Model;

@@ -1,4 +1,4 @@
-//! The chat room's integration suite, one scenario set run under all nine models plus
+//! The chat room's integration suite, one scenario set run under all ten models plus
 //! edge-triggered epoll (like `crates/net/tests/models.rs`). Each server is the real binary,
 //! `bingfa chat serve`, in its own process, so fork/prefork put members in different processes
 //! and shutdown is a real SIGTERM with a real exit status.

@@ -124,3 +124,95 @@ fn bad_operator_flags_are_refused_at_start() {
         assert!(out.stdout.is_empty(), "{args:?}: nothing was served");
     }
 }
+
+/// A kernel or sandbox that refuses io_uring: `--model uring` stops at start with the model's
+/// name and the reason, exit status 1, and never announces itself. The refusal is made real
+/// with a seccomp filter on the child that answers `io_uring_setup` with EPERM, as a container
+/// runtime's default profile does.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_refused_io_uring_is_an_error_at_start() {
+    use std::os::unix::process::CommandExt;
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    let insn = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let filter = [
+        // seccomp_data.arch (offset 4): another ABI is let through untouched.
+        insn(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 4),
+        insn(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            0,
+            3,
+            AUDIT_ARCH_X86_64,
+        ),
+        // seccomp_data.nr (offset 0): io_uring_setup gets EPERM, everything else runs.
+        insn(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0),
+        insn(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            0,
+            1,
+            libc::SYS_io_uring_setup as u32,
+        ),
+        insn(
+            libc::BPF_RET | libc::BPF_K,
+            0,
+            0,
+            libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        ),
+        insn(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ];
+    let mut cmd = Command::new(BIN);
+    cmd.args(["http", "serve", "--bind", "127.0.0.1:0", "--model", "uring"])
+        .arg("--root")
+        .arg(std::env::temp_dir());
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2) (async-
+    // signal-safe) with pointers to `filter`, which the closure owns and which outlives the
+    // calls; the kernel copies the program.
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: a server that started anyway would never exit on its own.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("--model uring started although io_uring_setup was refused");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty(), "announced: {:?}", out.stdout);
+    let errors: Vec<_> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].contains("--model uring cannot run here: io_uring_setup was refused (EPERM)"),
+        "{err}"
+    );
+}

@@ -1,4 +1,4 @@
-//! The FTP server's integration suite, one scenario set under all nine models plus
+//! The FTP server's integration suite, one scenario set under all ten models plus
 //! edge-triggered epoll (like the chat and net suites). Each server is the real binary,
 //! `bingfa ftp serve`, in its own process. Clients are the ones users use — Python's ftplib
 //! (`ftp/ftplib_client.py`), curl, lftp and rclone (`ftp/rclone.rs`) — plus a raw control connection where the exact

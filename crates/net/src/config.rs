@@ -28,11 +28,14 @@ pub enum Model {
     Epoll,
     /// Tokio tasks on a `workers`-thread runtime.
     Async,
+    /// One io_uring per worker thread (completions instead of readiness calls), each with its
+    /// own SO_REUSEPORT listener like `Epoll`.
+    Uring,
 }
 
 impl Model {
     /// Every model, in the order the documentation lists them.
-    pub const ALL: [Model; 9] = [
+    pub const ALL: [Model; 10] = [
         Model::Iterative,
         Model::Fork,
         Model::Thread,
@@ -42,6 +45,7 @@ impl Model {
         Model::Poll,
         Model::Epoll,
         Model::Async,
+        Model::Uring,
     ];
 
     /// The model's name on the command line (`--model NAME`) and in logs.
@@ -56,6 +60,7 @@ impl Model {
             Model::Poll => "poll",
             Model::Epoll => "epoll",
             Model::Async => "async",
+            Model::Uring => "uring",
         }
     }
 
@@ -63,7 +68,7 @@ impl Model {
     pub fn uses_workers(self) -> bool {
         matches!(
             self,
-            Model::ThreadPool | Model::Prefork | Model::Epoll | Model::Async
+            Model::ThreadPool | Model::Prefork | Model::Epoll | Model::Async | Model::Uring
         )
     }
 
@@ -87,7 +92,7 @@ impl fmt::Display for Model {
 
 /// A `--model` name that is none of [`Model::ALL`] (the name given).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown model {0:?}; expected one of: iterative, fork, thread, threadpool, prefork, select, poll, epoll, async")]
+#[error("unknown model {0:?}; expected one of: iterative, fork, thread, threadpool, prefork, select, poll, epoll, async, uring")]
 pub struct UnknownModel(pub String);
 
 impl FromStr for Model {
@@ -100,6 +105,7 @@ impl FromStr for Model {
             .or(match lower.as_str() {
                 "thread-pool" | "pool" => Some(Model::ThreadPool),
                 "tokio" => Some(Model::Async),
+                "io_uring" | "io-uring" => Some(Model::Uring),
                 _ => None,
             })
             .ok_or(UnknownModel(s.to_string()))
@@ -228,7 +234,7 @@ impl Config {
     }
 
     /// The effective worker count: `workers`, or by default one event loop per CPU (epoll,
-    /// prefork, async), and 64 threads for `threadpool`, whose threads each serve one
+    /// uring, prefork, async), and 64 threads for `threadpool`, whose threads each serve one
     /// connection with work at a time (idle ones wait in its poller, holding no thread).
     pub fn worker_count(&self) -> usize {
         if self.workers > 0 {

@@ -48,6 +48,14 @@ pub enum Error {
     /// The configuration has no address at all to listen on.
     #[error("no address to listen on")]
     NoAddress,
+    /// The chosen model cannot run on this kernel (io_uring refused by the kernel or a sandbox).
+    #[error("--model {model} cannot run here: {reason}")]
+    ModelUnavailable {
+        /// The model asked for.
+        model: Model,
+        /// Why not (the system call's error and what it means).
+        reason: String,
+    },
     /// Any other I/O failure while starting or serving.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -76,8 +84,9 @@ impl<P: Protocol> Server<P> {
         if config.bind.is_empty() && config.also.is_empty() {
             return Err(Error::NoAddress);
         }
-        // epoll workers each bind the port again with SO_REUSEPORT; the first must allow it.
-        let reuse_port = config.model == Model::Epoll;
+        // epoll and uring workers each bind the port again with SO_REUSEPORT; the first must
+        // allow it.
+        let reuse_port = matches!(config.model, Model::Epoll | Model::Uring);
         let mut listeners = config
             .bind
             .iter()
@@ -164,6 +173,12 @@ impl<P: Protocol> Server<P> {
         } = self;
         // Dropped (files removed) when this returns, whatever the model did.
         let _unix_paths = unix_paths;
+        // Before the ready line: a model the kernel refuses is an error at start, not a
+        // server that announces itself and then has no loop.
+        crate::model::check(config.model).map_err(|reason| Error::ModelUnavailable {
+            model: config.model,
+            reason,
+        })?;
         shutdown::ignore_sigpipe();
         if config.handle_signals {
             shutdown::install_signals(&shutdown);

@@ -1,5 +1,5 @@
 //! The sans-IO `Session` contract: the one interface between a protocol (HTTP, chat, FTP, the
-//! test protocols) and a concurrency model (the nine drivers).
+//! test protocols) and a concurrency model (the ten drivers).
 //!
 //! A protocol is written once, as a [`Session`]: a state machine that is *told* what happened
 //! (bytes arrived, the peer half-closed, a hub message came, its timer fired, a data channel

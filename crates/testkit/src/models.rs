@@ -9,7 +9,7 @@ use crate::Model;
 pub const EDGE_CASES: [(Model, bool); 1] = [(Model::Epoll, true)];
 
 /// Runs a suite under every model: each item given is placed in one module per model
-/// (`iterative`, `fork`, …, `epoll`, `epoll_edge`, `r#async`) that sees the caller's scope
+/// (`iterative`, `fork`, …, `epoll`, `epoll_edge`, `r#async`, `uring`) that sees the caller's scope
 /// (`use super::*`) and two constants, `M: Model` and `E: bool` (edge-triggered epoll). A test
 /// `every_model_is_tested` is added beside them: it fails when bingfa-net gains a model the
 /// table does not list.
@@ -34,6 +34,7 @@ macro_rules! for_each_model {
             epoll => Epoll, false;
             epoll_edge => Epoll, true;
             r#async => Async, false;
+            uring => Uring, false;
         }
     };
 }

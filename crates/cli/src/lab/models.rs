@@ -20,7 +20,7 @@ pub(super) struct Args {
     /// Chat only: messages each of the 4 senders sends, unpaced.
     #[arg(long, default_value_t = 1000)]
     messages: usize,
-    /// Comma-separated models (default: all nine).
+    /// Comma-separated models (default: all ten).
     #[arg(long, value_delimiter = ',', value_parser = crate::model_arg::ModelParser)]
     models: Vec<Model>,
     /// Rounds (alternating the order); figures are medians with the range.

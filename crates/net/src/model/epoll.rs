@@ -8,6 +8,7 @@ use super::reactor::Reactor;
 use crate::admit::Shared;
 use crate::listener::Listener;
 use crate::poller::epoll::EpollPoller;
+use crate::poller::Poller;
 use crate::session::Protocol;
 use std::io;
 use std::sync::Arc;
@@ -19,6 +20,20 @@ pub(crate) fn run<P: Protocol>(
     listeners: Vec<Listener>,
     workers: usize,
     edge: bool,
+) -> io::Result<()> {
+    run_loops(shared, listeners, workers, "epoll", || {
+        EpollPoller::new(edge)
+    })
+}
+
+/// The loops of `epoll` and `uring` (which differ only in their poller): `workers` reactors,
+/// each over a poller from `new_poller`, worker 0 on this thread.
+pub(super) fn run_loops<Pl: Poller + Send + 'static, P: Protocol>(
+    shared: Arc<Shared<P>>,
+    listeners: Vec<Listener>,
+    workers: usize,
+    name: &str,
+    new_poller: impl Fn() -> io::Result<Pl>,
 ) -> io::Result<()> {
     let hub = shared.hub.clone();
     let mut per_worker = Vec::new();
@@ -35,14 +50,14 @@ pub(crate) fn run<P: Protocol>(
     // otherwise take the last descriptors a later one needs to start (out-of-descriptor tests).
     let mut reactors = per_worker
         .into_iter()
-        .map(|ls| Reactor::new(EpollPoller::new(edge)?, shared.clone(), hub.clone(), ls))
+        .map(|ls| Reactor::new(new_poller()?, shared.clone(), hub.clone(), ls))
         .collect::<io::Result<Vec<_>>>()?;
     let first = reactors.remove(0);
     let mut handles = Vec::new();
     for r in reactors {
         handles.push(
             std::thread::Builder::new()
-                .name("epoll-worker".into())
+                .name(format!("{name}-worker"))
                 .spawn(move || r.run(false))?,
         );
     }
@@ -50,7 +65,7 @@ pub(crate) fn run<P: Protocol>(
     for h in handles {
         let r = h
             .join()
-            .unwrap_or_else(|_| Err(io::Error::other("epoll worker panicked")));
+            .unwrap_or_else(|_| Err(io::Error::other(format!("{name} worker panicked"))));
         if result.is_ok() {
             result = r;
         }

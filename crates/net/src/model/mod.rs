@@ -3,7 +3,7 @@
 //! - `reactor/`: the readiness loop. It watches listeners, connections, their data channels,
 //!   the hub's wake-ups and the relay link through a [`Poller`](crate::poller::Poller), and
 //!   runs `conn/` on what is ready. Every model but `async` runs it: many connections per loop
-//!   (`select`, `poll`, `epoll`, `prefork`), one at a time (`iterative`), or one connection per
+//!   (`select`, `poll`, `epoll`, `uring`, `prefork`), one at a time (`iterative`), or one connection per
 //!   loop (`thread`, `fork`, and `threadpool`'s workers).
 //! - `acceptor.rs`: the blocking accept loop of the models where one place accepts and hands
 //!   connections out (`thread`, `threadpool`, `fork`).
@@ -23,6 +23,7 @@ mod reactor;
 mod select;
 mod thread;
 mod threadpool;
+mod uring;
 
 use crate::admit::Shared;
 use crate::config::Model;
@@ -30,6 +31,14 @@ use crate::listener::Listener;
 use crate::session::Protocol;
 use std::io;
 use std::sync::Arc;
+
+/// Whether `model` can run on this kernel; `Err` says why not (io_uring refused).
+pub(crate) fn check(model: Model) -> Result<(), String> {
+    match model {
+        Model::Uring => uring::check(),
+        _ => Ok(()),
+    }
+}
 
 /// Serve `listeners` under `model` until shutdown completes.
 pub(crate) fn run<P: Protocol>(
@@ -49,5 +58,6 @@ pub(crate) fn run<P: Protocol>(
         Model::Poll => poll::run(shared, listeners),
         Model::Epoll => epoll::run(shared, listeners, workers, edge_triggered),
         Model::Async => async_tokio::run(shared, listeners, workers),
+        Model::Uring => uring::run(shared, listeners, workers),
     }
 }

@@ -1,10 +1,11 @@
 //! The readiness interface shared by the event-loop models: register a file descriptor under a
-//! token with an [`Interest`], wait for [`Event`]s. `select.rs`, `poll.rs` and `epoll.rs` each
-//! implement it with their system call; `model/reactor/` runs the same loop over any of them.
+//! token with an [`Interest`], wait for [`Event`]s. `select.rs`, `poll.rs`, `epoll.rs` and
+//! `uring.rs` (polls completed through an io_uring) each implement it with their system call; `model/reactor/` runs the same loop over any of them.
 
 pub(crate) mod epoll;
 pub(crate) mod poll;
 pub(crate) mod select;
+pub(crate) mod uring;
 
 use std::io;
 use std::os::fd::RawFd;

@@ -1,7 +1,7 @@
 //! One suite, every model: small test protocols that exercise each part of the Session contract
 //! (echo, hub broadcast, a passive/active data channel streaming a file, the connection limit,
 //! the idle timeout, graceful shutdown, named timers and blocking-pool completions), run under
-//! all nine models plus edge-triggered epoll.
+//! all ten models plus edge-triggered epoll.
 //!
 //! Each server runs in its own process: this test binary re-executes itself with
 //! `BINGFA_NET_TEST_SERVER` set, running only `server_main`, which serves until SIGTERM. So
