@@ -130,7 +130,7 @@ measure() { # NAME PORT PID
       calls[$NF] += $4; if (NF == 6) errs[$NF] += $5 }
     END {
       for (c in calls) {
-        e = (c in errs) && errs[c] > 0 ? sprintf(" (%.2f fail)", errs[c] / n) : ""
+        e = (c in errs) && errs[c] / n >= 0.005 ? sprintf(" (%.2f fail)", errs[c] / n) : ""
         if (calls[c] / n >= 0.005) printf "%.2f %s%s\n", calls[c] / n, c, e
       } }' | sort -rn)
   local total
