@@ -4,6 +4,8 @@
 #   scripts/bench-http.sh                 # nginx vs the default model, then every model
 #   MODELS="epoll async" IDLE_MODELS="" DURATION=5 scripts/bench-http.sh   # empty = skip
 #   MODELS="" IDLE_MODELS="" ACCESS_ROUNDS=5 scripts/bench-http.sh   # only the access-log row
+#   MODELS="" IDLE_MODELS="" ACCESS_ROUNDS=0 COMPRESS_ROUNDS=0 RATIO_ROUNDS=9 DURATION=5 \
+#     scripts/bench-http.sh   # only nginx against the default model, 9 alternating rounds
 #
 # Needs: wrk, nginx (apt-get install wrk nginx), python3 (for a free port). Prints one
 # Markdown table per workload: requests/s, p50/p99 latency, bytes/s, errors and peak RSS (the
@@ -119,15 +121,70 @@ bench_one() {
   echo "| $name | $rps | $p50 | $p99 | $errs | $tps | $(peak_rss "$pid") |"
 }
 
-port=$(free_port); start_nginx "$port"
-bench_one "nginx (2 workers)" "$port" "${PIDS[-1]}"
-stop_last
+if [ -n "$MODELS" ]; then  # MODELS="": no one-round table (the other blocks still run)
+  port=$(free_port); start_nginx "$port"
+  bench_one "nginx (2 workers)" "$port" "${PIDS[-1]}"
+  stop_last
+fi
 
 for m in $MODELS; do
   port=$(free_port); start_bingfa "$m" "$port"
   bench_one "bingfa $m" "$port" "${PIDS[-1]}"
   stop_last
 done
+
+# ---- nginx against the default model, rounds alternating which goes first (issue 23) ----
+# Both servers run side by side for the whole block; each round measures the 1 KiB file
+# (c=$CONNS, -t$THREADS) and the 64 MiB file with -t1 and -t2 over $BIG_CONNS connections, nginx
+# first in odd rounds and bingfa first in even ones. Figures: the median of each side, the ratio
+# of the medians, and the median and range of the per-round ratios.
+RATIO_ROUNDS=${RATIO_ROUNDS-0}
+RATIO_MODEL=${RATIO_MODEL:-epoll}
+if [ "$RATIO_ROUNDS" -gt 0 ]; then
+  rmedian() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+  # wrk_rate THREADS CONNS URL → requests/s and bytes/s (wrk's Transfer/sec in bytes)
+  wrk_rate() {
+    wrk -t"$1" -c"$2" -d"${DURATION}s" "$3" 2>&1 | awk '
+      /^Requests\/sec/ {rps = $2}
+      /^Transfer\/sec/ {v = $2; m = 1; if (v ~ /GB$/) m = 2^30; else if (v ~ /MB$/) m = 2^20; else if (v ~ /KB$/) m = 2^10
+                         sub(/[A-Z]+$/, "", v); tps = v * m}
+      /Non-2xx|Socket errors/ {bad = 1}
+      END {printf "%.0f %.0f %s\n", rps, tps, (bad ? "errors" : "ok")}'
+  }
+  nport=$(free_port); start_nginx "$nport"
+  bport=$(free_port); start_bingfa "$RATIO_MODEL" "$bport"
+  : >"$WORK/ratio.txt"
+  for r in $(seq "$RATIO_ROUNDS"); do
+    if ((r % 2)); then order="nginx bingfa"; else order="bingfa nginx"; fi
+    for who in $order; do
+      port=$nport; [ "$who" = bingfa ] && port=$bport
+      # wrk's errors (timeouts of a 64 MiB response on a loaded machine) are reported, not
+      # dropped: the rates stand, and the log says which rounds had them.
+      read -r small _ e0 <<<"$(wrk_rate "$THREADS" "$CONNS" "http://127.0.0.1:$port/small.html")"
+      read -r _ big1 e1 <<<"$(wrk_rate 1 "$BIG_CONNS" "http://127.0.0.1:$port/big.bin")"
+      read -r _ big2 e2 <<<"$(wrk_rate 2 "$BIG_CONNS" "http://127.0.0.1:$port/big.bin")"
+      echo "$r $who $small $big1 $big2" >>"$WORK/ratio.txt"
+      [ "$e0 $e1 $e2" = "ok ok ok" ] || echo "round $r $who: wrk errors (small $e0, big -t1 $e1, big -t2 $e2)" >&2
+    done
+  done
+  stop_last
+  stop_last
+  echo
+  echo "| $RATIO_ROUNDS alternating rounds, load $(cut -d' ' -f1-3 /proc/loadavg) at the end | nginx rounds | bingfa $RATIO_MODEL rounds | nginx median | bingfa median | ratio of medians | round ratios: median (range) |"
+  echo "|---|---|---|---|---|---|---|"
+  for col in 3 4 5; do
+    case $col in
+      3) what="1 KiB, c=$CONNS -t$THREADS, req/s"; scale=1 ;;
+      4) what="64 MiB, c=$BIG_CONNS -t1, MB/s"; scale=1000000 ;;
+      5) what="64 MiB, c=$BIG_CONNS -t2, MB/s"; scale=1000000 ;;
+    esac
+    ng=$(awk -v c=$col -v s=$scale '$2 == "nginx" {printf "%.0f\n", $c / s}' "$WORK/ratio.txt")
+    bf=$(awk -v c=$col -v s=$scale '$2 == "bingfa" {printf "%.0f\n", $c / s}' "$WORK/ratio.txt")
+    rr=$(awk -v c=$col '{v[$1 " " $2] = $c} END {for (k in v) {split(k, a, " "); if (a[2] == "nginx") printf "%.3f\n", v[a[1] " bingfa"] / v[k]}}' "$WORK/ratio.txt" | sort -g)
+    ngm=$(rmedian <<<"$ng"); bfm=$(rmedian <<<"$bf")
+    echo "| $what | $(tr '\n' ' ' <<<"$ng") | $(tr '\n' ' ' <<<"$bf") | $ngm | $bfm | $(awk -v a="$bfm" -v b="$ngm" 'BEGIN {printf "%.2f×", a / b}') | $(rmedian <<<"$rr" | xargs printf '%.2f×') ($(head -1 <<<"$rr" | xargs printf '%.2f')–$(tail -1 <<<"$rr" | xargs printf '%.2f')) |"
+  done
+fi
 
 # ---- the access log on: nginx's combined format, buffered the same way, both servers ----
 # The order of the servers rotates from round to round; figures are medians of the rounds.

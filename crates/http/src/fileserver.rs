@@ -8,18 +8,20 @@
 use crate::answer::Answer;
 use crate::compress::{self, Coding};
 use crate::conditional::{self, Outcome};
+use crate::filecache::{CacheLimits, Entry, FileCache, Version};
 use crate::files::{fstat, percent_decode, OpenError, Root};
 use crate::listing::{self, is_hidden, Spool};
 use crate::parser::{Method, Request};
 use crate::ranged::{error_varying, Head};
-use crate::response::{http_date, Response};
+use crate::response::{http_date, write_field, Body, Response};
 use crate::siblings::{self, Siblings};
 use bingfa_net::blocking::Cancel;
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// Serves one directory tree.
 #[derive(Debug)]
@@ -36,6 +38,9 @@ pub struct FileServer {
     pub listing: bool,
     /// Compress text types on the fly into this cache (`--compress`); off when `None`.
     pub compress: Option<Arc<compress::Cache>>,
+    /// Small files kept in memory and revalidated by one `fstatat` per request
+    /// (`filecache.rs`); `None` reads every file from the disk.
+    pub file_cache: Option<Arc<FileCache>>,
 }
 
 /// The facts about a file that validators and headers are made of.
@@ -91,6 +96,7 @@ impl FileServer {
             cache_control: None,
             listing: true,
             compress: None,
+            file_cache: Some(Arc::new(FileCache::new(CacheLimits::default()))),
         })
     }
 
@@ -126,7 +132,44 @@ impl FileServer {
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             return self.directory(req, &decoded, rel);
         }
-        self.file(req, rel, file, &st)
+        // Only a path that names the file itself, unescaped, is cached: the hot path looks
+        // the request's path up as it came.
+        let cacheable = !req.path.contains('%');
+        self.file(req, rel, file, &st, cacheable)
+    }
+
+    /// The hot path: the cached small file `req` asks for, when it is still the same version
+    /// (one `fstatat`) and the whole answer is its plain 200 — no precompressed sibling or
+    /// compression making the response vary, no precondition or range to weigh. `None`
+    /// sends the request down the ordinary path, which answers it (and caches the file when
+    /// it can).
+    pub(crate) fn hot(&self, req: &Request) -> Option<Arc<Entry>> {
+        let cache = self.file_cache.as_ref()?;
+        let path = req.path.as_bytes();
+        if path.first() != Some(&b'/') || path.contains(&b'%') {
+            return None;
+        }
+        if !self.hidden && path.split(|&b| b == b'/').any(is_hidden) {
+            return None;
+        }
+        let rel = &path[1..];
+        let entry = cache.get(rel)?;
+        let now = self.root.restat(rel).map(|st| Version::of(&st));
+        if now != Some(entry.version) {
+            cache.forget(rel, &entry);
+            return None;
+        }
+        // The sibling lookups are what decide `Vary`; when they are due again, the ordinary
+        // path makes them.
+        if siblings::cached(self.id, rel, Instant::now())?.any() {
+            return None;
+        }
+        if conditional::evaluate(req, &entry.etag, entry.mtime) != Outcome::Proceed
+            || (req.method == Method::Get && req.header("Range").is_some())
+        {
+            return None;
+        }
+        Some(entry)
     }
 
     /// `OPTIONS` on a file or directory: 204 with the methods it answers, or why not.
@@ -154,7 +197,7 @@ impl FileServer {
         index.extend_from_slice(b"index.html");
         match self.root.open_path(&index) {
             Ok((file, st)) if st.st_mode & libc::S_IFMT == libc::S_IFREG => {
-                return self.file(req, &index, file, &st);
+                return self.file(req, &index, file, &st, false);
             }
             Ok(_) | Err(OpenError::NotFound) => {}
             Err(e) => return Response::error(open_status(e)).into(),
@@ -175,7 +218,14 @@ impl FileServer {
         }))
     }
 
-    fn file(&self, req: &Request, rel: &[u8], file: File, st: &libc::stat) -> Answer {
+    fn file(
+        &self,
+        req: &Request,
+        rel: &[u8],
+        file: File,
+        st: &libc::stat,
+        cacheable: bool,
+    ) -> Answer {
         let content_type = content_type(rel);
         // The client's codings, best first. A precompressed sibling is preferred to compressing
         // on the fly for the same coding; its validators are its own.
@@ -308,6 +358,12 @@ impl FileServer {
         };
         let len = meta.len;
         match chosen {
+            Variant::Identity if cacheable && !head.vary && head.range.is_none() => {
+                match self.fill(rel, &file, st, &head.resp, &etag, mtime) {
+                    Some(e) => head.resp.body(Body::Bytes(e.body.to_vec())).into(),
+                    None => head.body(Arc::new(file), len).into(),
+                }
+            }
             Variant::Identity => head.body(Arc::new(file), len).into(),
             Variant::Sibling(f, _, _) => head.body(Arc::new(f), len).into(),
             Variant::Cached(e, _) => head.body(e.file, e.len).into(),
@@ -333,6 +389,50 @@ impl FileServer {
                 }
             })),
         }
+    }
+}
+
+impl FileServer {
+    /// Reads a small file into the cache with the fields of `resp` (its 200 before the
+    /// operator's fields and the framing), if the cache takes it: a regular file, small
+    /// enough, unchanged for a moment, and still the same version after the read.
+    fn fill(
+        &self,
+        rel: &[u8],
+        file: &File,
+        st: &libc::stat,
+        resp: &Response,
+        etag: &str,
+        mtime: Option<i64>,
+    ) -> Option<Arc<Entry>> {
+        let cache = self.file_cache.as_ref()?;
+        if !cache.admits(st, SystemTime::now()) {
+            return None;
+        }
+        let mut body = vec![0; st.st_size as usize];
+        file.read_exact_at(&mut body, 0).ok()?;
+        // Written while it was read: served from the disk until it settles.
+        let version = Version::of(st);
+        if fstat(file).ok().map(|now| Version::of(&now)) != Some(version) {
+            return None;
+        }
+        let mut fields = Vec::with_capacity(256);
+        for (n, v) in &resp.headers {
+            write_field(&mut fields, n, v);
+        }
+        let entry = Entry {
+            version,
+            body: body.into(),
+            fields: fields.into(),
+            names: resp
+                .headers
+                .iter()
+                .map(|(n, _)| n.as_str().into())
+                .collect(),
+            etag: etag.into(),
+            mtime,
+        };
+        Some(cache.insert(rel, entry))
     }
 }
 
@@ -393,9 +493,41 @@ fn open_status(e: OpenError) -> u16 {
     }
 }
 
+/// The Content-Type of a file, by its extension: looked up in mime_guess's table and
+/// formatted once per extension per thread (at most [`TYPES_KEPT`] extensions of up to 16
+/// bytes are kept: names come from the network), then cloned.
 fn content_type(rel: &[u8]) -> String {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    thread_local! {
+        static TYPES: RefCell<HashMap<Box<[u8]>, String>> = RefCell::new(HashMap::new());
+    }
     let name = String::from_utf8_lossy(rel);
-    let mime = mime_guess::from_path(name.as_ref()).first_or_octet_stream();
+    let ext = Path::new(name.as_ref())
+        .extension()
+        .map(|e| e.as_encoded_bytes())
+        .filter(|e| e.len() <= 16);
+    let Some(ext) = ext else {
+        return look_up_type(&name);
+    };
+    TYPES.with(|t| {
+        if let Some(ty) = t.borrow().get(ext) {
+            return ty.clone();
+        }
+        let ty = look_up_type(&name);
+        let mut t = t.borrow_mut();
+        if t.len() < TYPES_KEPT {
+            t.insert(ext.into(), ty.clone());
+        }
+        ty
+    })
+}
+
+/// Extensions whose type is kept per thread.
+const TYPES_KEPT: usize = 256;
+
+fn look_up_type(name: &str) -> String {
+    let mime = mime_guess::from_path(name).first_or_octet_stream();
     if mime.type_() == mime_guess::mime::TEXT {
         format!("{}; charset=utf-8", mime.essence_str())
     } else {
@@ -404,56 +536,4 @@ fn content_type(rel: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn get(path: &str, accept: &str) -> Request {
-        Request {
-            method: Method::Get,
-            path: path.into(),
-            query: None,
-            version: crate::parser::Version::Http11,
-            headers: vec![("Accept-Encoding".into(), accept.into())],
-            content_length: 0,
-            keep_alive: true,
-            body: vec![],
-        }
-    }
-
-    /// The first request for a version of a file is encoded off the loop (a deferred
-    /// answer); the next is answered at once from the cache, as a sibling would be; a change
-    /// to the file is encoded again.
-    #[test]
-    fn compressed_once_per_version_then_from_the_cache() {
-        let dir = std::env::temp_dir().join(format!("bingfa-fs-compress-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("a.css"), "a { color: red }\n".repeat(100)).unwrap();
-        let mut fs = FileServer::new(&dir).unwrap();
-        fs.compress = Some(Arc::new(compress::Cache::new(1 << 20)));
-        let req = get("/a.css", "gzip");
-        let Answer::Later(job) = fs.answer(&req) else {
-            panic!("the first request encodes")
-        };
-        let first = job(&Cancel::never());
-        assert_eq!(first.get_header("Content-Encoding"), Some("gzip"));
-        let Answer::Now(second) = fs.answer(&req) else {
-            panic!("the second request is answered from the cache")
-        };
-        assert!(matches!(second.body, crate::response::Body::File { .. }));
-        assert_eq!(second.body.len(), first.body.len());
-        assert_eq!(second.get_header("ETag"), first.get_header("ETag"));
-        std::fs::write(dir.join("a.css"), "b { color: blue }\n".repeat(100)).unwrap();
-        assert!(
-            matches!(fs.answer(&req), Answer::Later(_)),
-            "a changed file"
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn types() {
-        assert_eq!(content_type(b"a/b.html"), "text/html; charset=utf-8");
-        assert_eq!(content_type(b"x.png"), "image/png");
-        assert_eq!(content_type(b"noext"), "application/octet-stream");
-    }
-}
+mod tests;

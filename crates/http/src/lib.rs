@@ -10,6 +10,7 @@ pub mod access_log;
 pub mod answer;
 pub mod compress;
 pub mod conditional;
+pub mod filecache;
 pub mod files;
 pub mod fileserver;
 pub mod headers;
@@ -26,6 +27,7 @@ mod siblings;
 pub mod stats;
 
 pub use access_log::AccessLog;
+pub use filecache::{CacheLimits, FileCache};
 pub use fileserver::FileServer;
 pub use parser::{Method, Request, Version};
 pub use response::{Body, Response};

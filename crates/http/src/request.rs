@@ -102,6 +102,22 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
+impl Default for Request {
+    /// An empty `GET` (what a parser fills in); allocates nothing.
+    fn default() -> Self {
+        Request {
+            method: Method::Get,
+            path: String::new(),
+            query: None,
+            version: Version::Http11,
+            headers: Vec::new(),
+            content_length: 0,
+            keep_alive: true,
+            body: Vec::new(),
+        }
+    }
+}
+
 impl Request {
     /// The value of the first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {

@@ -128,38 +128,66 @@ impl Response {
     /// Serialises the status line and header fields, ending with the blank line. `keep_alive`
     /// is what the connection will do next; HTTP/1.0 clients have to be told it explicitly.
     pub fn head_bytes(&self, http10: bool, keep_alive: bool) -> Vec<u8> {
-        use std::fmt::Write;
-        let mut s = String::with_capacity(256);
-        let version = if http10 { "HTTP/1.0" } else { "HTTP/1.1" };
-        let _ = write!(s, "{version} {} {}\r\n", self.status, reason(self.status));
-        s.push_str("Server: bingfa\r\nDate: ");
-        s.push_str(&http_date_now());
-        s.push_str("\r\n");
+        let mut out = Vec::with_capacity(256);
+        head_start(&mut out, http10, self.status);
         for (n, v) in &self.headers {
-            // A handler may build a value from client input: a CR or LF in it would split
-            // the response, so such a field is dropped rather than sent.
-            let unsafe_byte = |b: u8| b == b'\r' || b == b'\n' || b == 0;
-            if n.bytes().any(unsafe_byte) || v.bytes().any(unsafe_byte) {
-                tracing::warn!(name = %n.escape_debug(), "dropping a header field with CR/LF/NUL");
-                continue;
-            }
-            let _ = write!(s, "{n}: {v}\r\n");
+            write_field(&mut out, n, v);
         }
-        // 1xx, 204 and 304 carry no Content-Length of their own payload (RFC 9110 §8.6);
-        // a 304 may repeat it, but omitting it is always correct.
-        if !(self.status < 200 || self.status == 204 || self.status == 304)
-            && self.get_header("Content-Length").is_none()
-        {
-            let _ = write!(s, "Content-Length: {}\r\n", self.body.len());
-        }
-        if !keep_alive {
-            s.push_str("Connection: close\r\n");
-        } else if http10 {
-            s.push_str("Connection: keep-alive\r\n");
-        }
-        s.push_str("\r\n");
-        s.into_bytes()
+        let len = self
+            .get_header("Content-Length")
+            .is_none()
+            .then(|| self.body.len());
+        head_end(&mut out, self.status, len, http10, keep_alive);
+        out
     }
+}
+
+/// The status line, `Server` and `Date`: how every head starts.
+pub(crate) fn head_start(out: &mut Vec<u8>, http10: bool, status: u16) {
+    use std::io::Write;
+    let version = if http10 { "HTTP/1.0" } else { "HTTP/1.1" };
+    let _ = write!(out, "{version} {status} {}\r\n", reason(status));
+    out.extend_from_slice(b"Server: bingfa\r\nDate: ");
+    with_http_date_now(|d| out.extend_from_slice(d.as_bytes()));
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One header field `name: value`, unless either holds CR, LF or NUL: a handler may build a
+/// value from client input, and such a byte would split the response, so the field is
+/// dropped rather than sent.
+pub(crate) fn write_field(out: &mut Vec<u8>, n: &str, v: &str) {
+    let unsafe_byte = |b: u8| b == b'\r' || b == b'\n' || b == 0;
+    if n.bytes().any(unsafe_byte) || v.bytes().any(unsafe_byte) {
+        tracing::warn!(name = %n.escape_debug(), "dropping a header field with CR/LF/NUL");
+        return;
+    }
+    out.extend_from_slice(n.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(v.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The framing fields and the blank line: `Content-Length` (`len`, when the handler set none
+/// itself) and `Connection`.
+pub(crate) fn head_end(
+    out: &mut Vec<u8>,
+    status: u16,
+    len: Option<u64>,
+    http10: bool,
+    keep_alive: bool,
+) {
+    use std::io::Write;
+    // 1xx, 204 and 304 carry no Content-Length of their own payload (RFC 9110 §8.6);
+    // a 304 may repeat it, but omitting it is always correct.
+    if let Some(len) = len.filter(|_| !(status < 200 || status == 204 || status == 304)) {
+        let _ = write!(out, "Content-Length: {len}\r\n");
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The reason phrase of the statuses this server sends.
@@ -216,8 +244,14 @@ pub fn http_date(secs: i64) -> Option<String> {
 }
 
 /// The current time as an IMF-fixdate, formatted at most once a second per thread: every
-/// response needs it and formatting dates is not free.
+/// response needs it and formatting dates is not free (nginx does the same).
 pub fn http_date_now() -> String {
+    with_http_date_now(str::to_string)
+}
+
+/// Calls `f` with the current time as an IMF-fixdate, from the per-thread string that is
+/// formatted again only when the second changes (no allocation otherwise).
+pub(crate) fn with_http_date_now<R>(f: impl FnOnce(&str) -> R) -> R {
     thread_local! {
         static CACHE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
     }
@@ -228,7 +262,7 @@ pub fn http_date_now() -> String {
         if c.0 != secs || c.1.is_empty() {
             *c = (secs, httpdate::fmt_http_date(now));
         }
-        c.1.clone()
+        f(&c.1)
     })
 }
 

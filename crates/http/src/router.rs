@@ -117,6 +117,21 @@ impl Shared {
         }
     }
 
+    /// The cached small file that answers `req` whole (see `FileServer::hot`), when no route,
+    /// the stats route or `OPTIONS *` claims the path first.
+    pub(crate) fn hot(&self, req: &Request) -> Option<Arc<crate::filecache::Entry>> {
+        if !matches!(req.method, Method::Get | Method::Head) {
+            return None;
+        }
+        let files = self.files.as_ref()?;
+        if self.stats_path.as_deref() == Some(req.path.as_str())
+            || self.routes.iter().any(|r| r.path == req.path)
+        {
+            return None;
+        }
+        files.hot(req)
+    }
+
     /// The answers that don't involve files: `OPTIONS *`, the stats route, the routes.
     fn respond_now(&self, req: &Request) -> Option<Response> {
         if req.path == "*" {

@@ -366,6 +366,7 @@ fn suite(model: &str, transport: Transport, extra: &[&str]) {
     basics::no_escape(&s);
     basics::slow_client(&s);
     basics::stats(&s);
+    basics::cached_files_stay_fresh(&s);
     // Issue 8: hardening and the last gaps beside nginx.
     hardening::unwanted_body(&s);
     hardening::bad_request_lines_are_400_at_once(&s);

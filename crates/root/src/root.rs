@@ -98,6 +98,41 @@ impl Root {
         fstat(&f).ok()
     }
 
+    /// The status of what `rel` names now, by one plain `fstatat(root, rel)` that follows
+    /// symlinks wherever they lead: **not** confined to the root. Only for revalidating a file
+    /// that was already opened beneath the root (a cache compares device, inode, size and
+    /// times with what it saw then, so a path that now leads elsewhere is a different inode
+    /// and a miss); never for deciding what may be served. Nothing outside is revealed: the
+    /// caller learns only "same file or not". No allocation for paths under 256 bytes.
+    pub fn restat(&self, rel: &[u8]) -> Option<libc::stat> {
+        let mut buf = [0u8; 256];
+        let owned;
+        let path: &std::ffi::CStr = if rel.len() < buf.len() {
+            buf[..rel.len()].copy_from_slice(rel);
+            std::ffi::CStr::from_bytes_until_nul(&buf[..=rel.len()]).ok()?
+        } else {
+            owned = CString::new(rel).ok()?;
+            &owned
+        };
+        // A NUL inside `rel` would end the name early: that is another path, so no answer.
+        if path.to_bytes().len() != rel.len() || rel.is_empty() {
+            return None;
+        }
+        // SAFETY: libc::stat is a C struct of integers, for which all-zero bytes are valid.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: the dirfd is owned by `self.dir` and open for the call; `path` is a
+        // NUL-terminated string alive until it returns; `st` is a live, writable stat.
+        let rc = unsafe {
+            libc::fstatat(
+                self.dir.as_raw_fd(),
+                path.as_ptr(),
+                &mut st,
+                libc::AT_NO_AUTOMOUNT,
+            )
+        };
+        (rc == 0).then_some(st)
+    }
+
     /// `openat2(root, rel, flags, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`; `O_CLOEXEC` is
     /// added. Errors are the kernel's (`EXDEV`/`ELOOP` for an escape: see [`crate::is_escape`]).
     pub fn openat2(&self, rel: &[u8], flags: libc::c_int) -> io::Result<File> {

@@ -113,6 +113,22 @@ impl HeadParser {
         buf: &[u8],
         limits: &Limits,
     ) -> Result<Option<(Request, usize)>, ParseError> {
+        let mut req = Request::default();
+        Ok(self
+            .parse_into(buf, limits, &mut req)?
+            .map(|used| (req, used)))
+    }
+
+    /// [`HeadParser::parse`] into a request kept from the previous one: its strings and
+    /// header list are refilled in place, so a connection's steady stream of requests
+    /// allocates nothing once they have grown. Returns the bytes used once the head is
+    /// complete (then `req` is the new request), `Ok(None)` while more are needed.
+    pub fn parse_into(
+        &mut self,
+        buf: &[u8],
+        limits: &Limits,
+        req: &mut Request,
+    ) -> Result<Option<usize>, ParseError> {
         let mut i = self.scanned;
         while i < buf.len() {
             let b = buf[i];
@@ -152,8 +168,8 @@ impl HeadParser {
                             if head_end > limits.max_head + skip {
                                 return err(431, "request head too large");
                             }
-                            let req = finish(&buf[skip..head_end], first_end - skip, limits)?;
-                            return Ok(Some((req, head_end)));
+                            finish(&buf[skip..head_end], first_end - skip, limits, req)?;
+                            return Ok(Some(head_end));
                         } else {
                             self.headers += 1;
                             if self.headers > limits.max_headers {
@@ -201,12 +217,19 @@ impl HeadParser {
     }
 }
 
-/// Parses a complete head (`head` ends with the blank line; `line_end` ends the request line).
-fn finish(head: &[u8], line_end: usize, limits: &Limits) -> Result<Request, ParseError> {
+/// Parses a complete head (`head` ends with the blank line; `line_end` ends the request line)
+/// into `req`, reusing its strings and header list (nothing is allocated once they are big
+/// enough). On an error `req` holds a partial head: the connection is answered and closed.
+fn finish(
+    head: &[u8],
+    line_end: usize,
+    limits: &Limits,
+    req: &mut Request,
+) -> Result<(), ParseError> {
     let line = &head[..line_end];
-    let (method, target, version) = request_line(line, limits)?;
+    let (method, (slash, target), version) = request_line(line, limits)?;
 
-    let mut headers = Vec::new();
+    let mut used = 0;
     let mut hosts = 0;
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding: Option<String> = None;
@@ -242,8 +265,8 @@ fn finish(head: &[u8], line_end: usize, limits: &Limits) -> Result<Request, Pars
         }
         let value = trim_ows(value);
         // Names are tchar (ASCII); values may carry obs-text, kept lossily.
-        let name = String::from_utf8_lossy(name).into_owned();
-        let value = String::from_utf8_lossy(value).into_owned();
+        let name = std::str::from_utf8(name).expect("tchar is ASCII");
+        let value = String::from_utf8_lossy(value);
         if name.eq_ignore_ascii_case("host") {
             hosts += 1;
             if !value.bytes().all(is_host_char) {
@@ -272,8 +295,19 @@ fn finish(head: &[u8], line_end: usize, limits: &Limits) -> Result<Request, Pars
                 conn_keep_alive |= token.eq_ignore_ascii_case("keep-alive");
             }
         }
-        headers.push((name, value));
+        // Refill the strings of the previous request's field in this place, if it had one.
+        match req.headers.get_mut(used) {
+            Some((n, v)) => {
+                n.clear();
+                n.push_str(name);
+                v.clear();
+                v.push_str(&value);
+            }
+            None => req.headers.push((name.to_string(), value.into_owned())),
+        }
+        used += 1;
     }
+    req.headers.truncate(used);
 
     if hosts > 1 {
         return err(400, "duplicate Host");
@@ -297,26 +331,38 @@ fn finish(head: &[u8], line_end: usize, limits: &Limits) -> Result<Request, Pars
     }
 
     let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        Some((p, q)) => (p, Some(q)),
         None => (target, None),
     };
-    let keep_alive = match version {
+    req.path.clear();
+    if slash {
+        req.path.push('/');
+    }
+    req.path.push_str(path);
+    match (query, &mut req.query) {
+        (Some(q), Some(old)) => {
+            old.clear();
+            old.push_str(q);
+        }
+        (q, old) => *old = q.map(str::to_string),
+    }
+    req.method = method;
+    req.version = version;
+    req.keep_alive = match version {
         Version::Http11 => !conn_close,
         Version::Http10 => conn_keep_alive && !conn_close,
     };
-    Ok(Request {
-        method,
-        path,
-        query,
-        version,
-        headers,
-        content_length: content_length.unwrap_or(0),
-        keep_alive,
-        body: Vec::new(),
-    })
+    req.content_length = content_length.unwrap_or(0);
+    req.body.clear();
+    Ok(())
 }
 
-fn request_line(line: &[u8], limits: &Limits) -> Result<(Method, String, Version), ParseError> {
+/// The request line's method, target and version. The target is `(slash, rest)`: the path is
+/// `/` (when `slash`) followed by `rest`, a slice of `line` (absolute-form keeps only its path).
+fn request_line<'a>(
+    line: &'a [u8],
+    limits: &Limits,
+) -> Result<(Method, (bool, &'a str), Version), ParseError> {
     // Exactly: method SP request-target SP HTTP-version; one space each, no other whitespace.
     let mut parts = line.split(|&b| b == b' ');
     let (Some(m), Some(t), Some(v), None) =
@@ -347,15 +393,15 @@ fn request_line(line: &[u8], limits: &Limits) -> Result<(Method, String, Version
     // The target is ASCII (checked above).
     let t = std::str::from_utf8(t).unwrap();
     let target = if t.starts_with('/') || (t == "*" && method == Method::Options) {
-        t.to_string()
+        (false, t)
     } else if let Some(rest) =
         strip_prefix_ci(t, "http://").or_else(|| strip_prefix_ci(t, "https://"))
     {
         // absolute-form: keep only the path (RFC 9112 §3.2.2); an empty path means "/".
         match rest.find(['/', '?']) {
-            Some(i) if rest.as_bytes()[i] == b'/' => rest[i..].to_string(),
-            Some(i) => format!("/{}", &rest[i..]),
-            None => "/".to_string(),
+            Some(i) if rest.as_bytes()[i] == b'/' => (false, &rest[i..]),
+            Some(i) => (true, &rest[i..]),
+            None => (true, ""),
         }
     } else {
         return err(400, "malformed request target");

@@ -17,8 +17,9 @@
 
 use crate::access_log::{Entry, Logged};
 use crate::answer::Answer;
+use crate::filecache::Entry as Cached;
 use crate::parser::{HeadParser, Method, Request, Version};
-use crate::response::{Body, Response};
+use crate::response::{self, Body, Response};
 use crate::router::Shared;
 use bingfa_net::blocking::Task;
 use bingfa_net::{Context, Session, TaskId, Timer};
@@ -60,6 +61,9 @@ struct Deferred {
 pub struct HttpSession {
     shared: Arc<Shared>,
     parser: HeadParser,
+    /// The request being parsed: kept from one request to the next so its strings and
+    /// header list are refilled, not allocated again (a request with a body takes it).
+    req: Request,
     body: Pending,
     /// The head timer is running (while a response is deferred it is stopped, and restarts
     /// afterwards: input is not being read meanwhile).
@@ -88,6 +92,7 @@ impl HttpSession {
         HttpSession {
             shared,
             parser: HeadParser::new(),
+            req: Request::default(),
             body: Pending::None,
             timer_armed: false,
             deferred: None,
@@ -156,12 +161,17 @@ impl HttpSession {
 
     /// Answers `req` now, or hands its making to the blocking pool (input paused meanwhile);
     /// `close` forces `Connection: close`.
-    fn answer(&mut self, req: Request, close: bool, leftover: bool, cx: &mut Context) {
+    fn answer(&mut self, req: &Request, close: bool, leftover: bool, cx: &mut Context) {
         self.shared.stats.request();
         let keep_alive = req.keep_alive && !close;
         let http10 = req.version == Version::Http10;
         let logged = self.logged.take();
-        match self.shared.answer(&req) {
+        if let Some(entry) = self.shared.hot(req) {
+            tracing::debug!(method = %req.method, path = %req.path, status = 200, "request");
+            self.send_cached(&entry, req.method, http10, keep_alive, logged, cx);
+            return;
+        }
+        match self.shared.answer(req) {
             Answer::Now(resp) => {
                 // A trace, off unless RUST_LOG asks for it (free when disabled).
                 tracing::debug!(method = %req.method, path = %req.path, status = resp.status, "request");
@@ -205,6 +215,53 @@ impl HttpSession {
         } else {
             cx.write_vec(out);
         }
+        if !keep_alive {
+            cx.close();
+            self.closing = true;
+        }
+    }
+
+    /// Queues a cached small file's 200 in one write: the same bytes [`HttpSession::send`]
+    /// would write for it (status line, Server, Date, the file's fields, the operator's
+    /// fields, the framing, the body), put together without building a [`Response`].
+    fn send_cached(
+        &mut self,
+        entry: &Cached,
+        method: Method,
+        http10: bool,
+        keep: bool,
+        logged: Option<Logged>,
+        cx: &mut Context,
+    ) {
+        let keep_alive = keep && !cx.shutting_down();
+        let body: &[u8] = if method == Method::Head {
+            &[]
+        } else {
+            &entry.body
+        };
+        let mut out = Vec::with_capacity(256 + entry.fields.len() + body.len());
+        response::head_start(&mut out, http10, 200);
+        out.extend_from_slice(&entry.fields);
+        for (n, v) in self.shared.extra.fields(self.secure) {
+            if !entry.has(n) {
+                response::write_field(&mut out, n, v);
+            }
+        }
+        let len = entry.body.len() as u64;
+        response::head_end(&mut out, 200, Some(len), http10, keep_alive);
+        out.extend_from_slice(body);
+        if let Some(log) = &self.shared.access_log {
+            let logged = logged.unwrap_or_default();
+            log.log(&Entry {
+                peer: self.peer,
+                request: &logged.line,
+                status: 200,
+                body_bytes: body.len() as u64,
+                referer: logged.referer.as_deref(),
+                user_agent: logged.user_agent.as_deref(),
+            });
+        }
+        cx.write_vec(out);
         if !keep_alive {
             cx.close();
             self.closing = true;
@@ -259,7 +316,7 @@ impl HttpSession {
             // can't be reused (RFC 9110 §10.1.1): the final status goes out at once, with
             // Connection: close, and the lingering close swallows whatever follows.
             let missing = req.content_length;
-            self.answer(req, expects_continue, input_left, cx);
+            self.answer(&req, expects_continue, input_left, cx);
             if !self.closing {
                 self.body = Pending::Discard(missing);
                 // The head timer keeps running: the body has the same deadline.
@@ -310,14 +367,19 @@ impl HttpSession {
                         unreachable!()
                     };
                     self.finish_request(cx);
-                    self.answer(req, false, input.len() > take, cx);
+                    self.answer(&req, false, input.len() > take, cx);
                 }
                 return take;
             }
         }
         self.started = true;
-        match self.parser.parse(input, &self.shared.limits.head) {
+        let mut req = std::mem::take(&mut self.req);
+        let parsed = self
+            .parser
+            .parse_into(input, &self.shared.limits.head, &mut req);
+        match parsed {
             Err(e) => {
+                self.req = req;
                 self.finish_request(cx);
                 if self.shared.access_log.is_some() {
                     self.logged = Some(Logged::from_garbage(input));
@@ -327,16 +389,18 @@ impl HttpSession {
                 input.len()
             }
             Ok(None) => {
+                self.req = req;
                 self.arm(cx);
                 0
             }
-            Ok(Some((req, used))) => {
+            Ok(Some(used)) => {
                 if self.shared.access_log.is_some() {
                     self.logged = Some(Logged::from_head(&input[..used]));
                 }
                 if req.content_length == 0 {
                     self.finish_request(cx);
-                    self.answer(req, false, input.len() > used, cx);
+                    self.answer(&req, false, input.len() > used, cx);
+                    self.req = req;
                 } else {
                     self.head_with_body(req, input.len() > used, cx);
                 }

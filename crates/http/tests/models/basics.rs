@@ -392,3 +392,64 @@ pub(super) fn stats(s: &Server) {
     assert!(v["connections_total"].as_u64().unwrap() >= 20);
     assert!(v["uptime_secs"].as_f64().unwrap() > 0.0);
 }
+
+/// Issue 23: a small file is answered from memory once it has settled, in the same bytes as
+/// from the disk, and a change is served at once: rewritten in place with the same size, or
+/// replaced by a rename with the same size and mtime (a new inode).
+pub(super) fn cached_files_stay_fresh(s: &Server) {
+    let root = s.base.join("root");
+    let path = root.join("fresh.txt");
+    let settle = Duration::from_millis(1100);
+    std::fs::write(&path, "version one\n").unwrap();
+    std::thread::sleep(settle);
+    let mut c = s.connect();
+    let mut pending = Vec::new();
+    let mut get = |c: &mut Conn| {
+        c.write_all(b"GET /fresh.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let (h, b) = read_response(c, &mut pending, false);
+        // The Date may tick between two answers; every other byte must be the same.
+        let h: String = h
+            .lines()
+            .filter(|l| !l.starts_with("Date: "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        (h, String::from_utf8(b).unwrap())
+    };
+    let (h1, b1) = get(&mut c); // from the disk (and now cached)
+    let (h2, b2) = get(&mut c); // from memory
+    assert_eq!((&h1, &b1), (&h2, &b2), "[{}] same bytes", s.model);
+    assert_eq!(b1, "version one\n");
+    assert!(h1.starts_with("HTTP/1.1 200 OK"), "{h1}");
+    // Same size, new content and mtime, written in place.
+    std::fs::write(&path, "version two\n").unwrap();
+    let (_, b) = get(&mut c);
+    assert_eq!(b, "version two\n", "[{}] rewritten in place", s.model);
+    // Settled and cached again, then replaced by a rename that keeps size and mtime.
+    std::thread::sleep(settle);
+    assert_eq!(get(&mut c).1, "version two\n");
+    let (two, b) = get(&mut c);
+    assert_eq!(b, "version two\n");
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let tmp = root.join(".fresh.tmp");
+    std::fs::write(&tmp, "version 333\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&tmp)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    let (h, b) = get(&mut c);
+    assert_eq!(b, "version 333\n", "[{}] replaced by a rename", s.model);
+    assert_eq!(
+        header(&h, "ETag"),
+        header(&two, "ETag"),
+        "size and mtime kept"
+    );
+    std::fs::remove_file(&path).unwrap();
+    c.write_all(b"GET /fresh.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let (h, _) = read_response(&mut c, &mut pending, false);
+    assert!(h.starts_with("HTTP/1.1 404"), "[{}] removed: {h}", s.model);
+}
