@@ -20,6 +20,9 @@ assets=target/dist/assets
 rm -rf "$assets"
 mkdir -p "$assets/man" "$assets/completions"
 "$bin" man --out "$assets/man" >/dev/null
+# Debian policy: man pages gzipped (cargo-deb only compresses files that are not build output);
+# -n leaves out the name and time, so the same pages give the same bytes.
+gzip -9n "$assets"/man/*.1
 "$bin" completions bash >"$assets/completions/bingfa.bash"
 "$bin" completions zsh >"$assets/completions/_bingfa"
 "$bin" completions fish >"$assets/completions/bingfa.fish"
