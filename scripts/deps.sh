@@ -30,6 +30,7 @@ APT=(
   "zsh:zsh"                     # the zsh completions parse (zsh -n)
   "fish:fish"                   # the fish completions parse (fish --no-execute)
   "systemd-analyze:systemd"     # scripts/deb-check.sh: the unit passes systemd-analyze verify
+  "dpkg-shlibdeps:dpkg-dev"     # scripts/deb.sh: cargo-deb computes the package's Depends with it
 )
 # "python module:pip package".
 PIP=(
