@@ -25,6 +25,12 @@ APT=(
   "timeout:coreutils"
   "mount:mount"                 # a full disk (a small tmpfs) for the FTP server
   "wrk:wrk"                     # scripts/soak.sh: HTTP bursts beside the checked clients
+  "git:git"                     # bingfa --version names the revision (build.rs, its test)
+  "groff:groff-base"            # the man pages render without a warning
+  "zsh:zsh"                     # the zsh completions parse (zsh -n)
+  "fish:fish"                   # the fish completions parse (fish --no-execute)
+  "systemd-analyze:systemd"     # scripts/deb-check.sh: the unit passes systemd-analyze verify
+  "dpkg-shlibdeps:dpkg-dev"     # scripts/deb.sh: cargo-deb computes the package's Depends with it
 )
 # "python module:pip package".
 PIP=(

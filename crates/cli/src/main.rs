@@ -5,6 +5,7 @@ mod chat;
 mod chat_join;
 mod ftp;
 mod ftp_client;
+mod generate;
 mod http;
 mod lab;
 mod model_arg;
@@ -15,10 +16,14 @@ use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+/// `bingfa --version`: the crate's version and the git revision it was built from (build.rs),
+/// e.g. `bingfa 0.1.0 (1a2b3c4)`, `(1a2b3c4-dirty)`, or `(unknown)` outside a checkout.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BINGFA_GIT_REV"), ")");
+
 #[derive(Parser)]
 #[command(
     name = "bingfa",
-    version,
+    version = VERSION,
     about = "并发 — concurrency toolkit, servers and lab"
 )]
 struct Cli {
@@ -39,6 +44,10 @@ enum Command {
     /// The main job: the HTTP server, the chat room (line and web) and the FTP server, under
     /// one model, on 127.0.0.1 by default.
     Serve(serve::Args),
+    /// Print the shell completion script for bash, zsh or fish (also elvish, powershell).
+    Completions(generate::CompletionsArgs),
+    /// Write the manual pages, one per command (`--out DIR`), or print `bingfa.1`.
+    Man(generate::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +67,8 @@ fn main() -> ExitCode {
         Command::Chat(args) => chat::run(args),
         Command::Ftp(args) => ftp::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Completions(args) => generate::completions(args),
+        Command::Man(args) => generate::man(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
