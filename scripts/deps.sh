@@ -31,6 +31,7 @@ APT=(
   "fish:fish"                   # the fish completions parse (fish --no-execute)
   "systemd-analyze:systemd"     # scripts/deb-check.sh: the unit passes systemd-analyze verify
   "dpkg-shlibdeps:dpkg-dev"     # scripts/deb.sh: cargo-deb computes the package's Depends with it
+  "strip:binutils"              # scripts/deb.sh: the release binary, stripped for the package
 )
 # "python module:pip package".
 PIP=(
