@@ -7,6 +7,7 @@ mod ftp;
 mod ftp_client;
 mod http;
 mod lab;
+mod metrics;
 mod model_arg;
 mod serve;
 mod tls;

@@ -207,6 +207,9 @@ pub struct Config {
     pub handle_signals: bool,
     /// Print the ready line on stdout.
     pub announce: bool,
+    /// Connection counters for metrics (open, accepted, refused, bytes), counted by every
+    /// model into this shared [`Tally`](crate::Tally); `None` counts nothing.
+    pub tally: Option<crate::Tally>,
 }
 
 impl Config {
@@ -224,6 +227,7 @@ impl Config {
             limits: Limits::default(),
             handle_signals: true,
             announce: true,
+            tally: None,
         }
     }
 
