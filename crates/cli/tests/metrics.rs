@@ -262,6 +262,62 @@ mod http {
         settle(metrics, &([0, 5, 1, 1, 0], 7, 0, 0, sent, received), counts);
         stop_clean(server, &tag);
     }
+
+    /// `--max-connections 1`: one connection holds the place, the next is refused (a 503):
+    /// accepted 1, open 1, refused 1; once the first leaves, open is 0.
+    pub(crate) fn refused(model: Model, edge: bool) {
+        if !have_parser() {
+            return;
+        }
+        let root = Dir::new("refused");
+        let tag = root.0.display().to_string();
+        let server = start(
+            model,
+            edge,
+            &[
+                "http",
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--root",
+                &tag,
+                "--max-connections",
+                "1",
+                // The first connection holds its place while the test looks.
+                "--head-timeout",
+                "120",
+                "--idle-timeout",
+                "120",
+            ],
+            &["http"],
+        );
+        let (http, metrics) = (server.addr("http"), server.addr("metrics"));
+        let conns = |m: &Scrape| {
+            let c = |n| value(m, "http", n, "counter", &[]);
+            (
+                c("bingfa_connections_accepted_total"),
+                value(m, "http", "bingfa_connections_open", "gauge", &[]),
+                c("bingfa_connections_refused_total"),
+            )
+        };
+        let first = TcpStream::connect(http).unwrap();
+        settle(metrics, &(1, 1, 0), conns);
+        let mut second = TcpStream::connect(http).unwrap();
+        second
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut raw = Vec::new();
+        let _ = second.read_to_end(&mut raw);
+        assert!(
+            raw.starts_with(b"HTTP/1.1 503 "),
+            "{:?}",
+            String::from_utf8_lossy(&raw)
+        );
+        settle(metrics, &(1, 1, 1), conns);
+        drop(first);
+        settle(metrics, &(1, 0, 1), conns);
+        stop_clean(server, &tag);
+    }
 }
 
 mod chat {
@@ -502,6 +558,7 @@ mod ftp {
 
 bingfa_testkit::for_each_model! {
     #[test] fn http_counts() { http::counts(M, E) }
+    #[test] fn http_refused() { http::refused(M, E) }
     #[test] fn chat_counts() { chat::counts(M, E) }
     #[test] fn ftp_counts() { ftp::counts(M, E) }
 }
