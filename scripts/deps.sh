@@ -38,6 +38,7 @@ PIP=(
   "pyftpdlib:pyftpdlib"         # the FTP client against a real server
   "OpenSSL:pyopenssl"           # ...and over TLS (pyftpdlib's TLS handler needs it)
   "websockets:websockets"       # the chat page's WebSocket from another implementation
+  "prometheus_client:prometheus-client" # scrapes --metrics with a real OpenMetrics parser
 )
 
 have_cmd() {

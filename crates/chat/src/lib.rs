@@ -25,6 +25,7 @@ pub mod room;
 pub mod roster;
 pub mod server;
 pub mod session;
+pub mod stats;
 
 // The web face and the terminal client.
 pub mod client;
@@ -33,3 +34,4 @@ pub mod ws;
 
 pub use config::RoomConfig;
 pub use room::{ChatProtocol, RoomSession};
+pub use stats::{ChatSnapshot, ChatStats};

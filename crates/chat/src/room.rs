@@ -13,6 +13,7 @@ use crate::event::{Event, TOPIC};
 use crate::lobby::Lobby;
 use crate::roster::{RemoteNames, Roster};
 use crate::session::ChatSession;
+use crate::stats::ChatStats;
 use crate::web::{WebLimits, WebSession};
 use bingfa_net::{ConnInfo, Context, Message, Protocol, Session};
 use std::sync::Arc;
@@ -57,6 +58,7 @@ pub struct ChatProtocol {
     lobby: Lobby,
     web: Option<usize>,
     admin: Option<usize>,
+    stats: ChatStats,
 }
 
 impl ChatProtocol {
@@ -68,7 +70,18 @@ impl ChatProtocol {
             cfg: Arc::new(cfg),
             web,
             admin,
+            stats: ChatStats::new()?,
         })
+    }
+
+    /// The room's counters (members, messages delivered), shared with every process.
+    pub fn stats(&self) -> ChatStats {
+        self.stats.clone()
+    }
+
+    /// Count in `stats` (made before the server starts) rather than the room's own.
+    pub fn set_stats(&mut self, stats: ChatStats) {
+        self.stats = stats;
     }
 
     /// Who is in the room (the backplane keeps this server's members claimed).
@@ -102,6 +115,7 @@ impl Protocol for ChatProtocol {
                 self.lobby.clone(),
                 info.id,
             )
+            .with_stats(self.stats.clone())
         };
         if Some(listener) == self.admin {
             RoomSession::Admin(AdminSession::new(self.cfg.max_line))
@@ -134,6 +148,7 @@ impl Protocol for ChatProtocol {
     fn on_process_exit(&self, pid: u32) -> Vec<Message> {
         self.lobby.release_pid(pid);
         let gone = self.roster.release_pid(pid);
+        self.stats.left(gone.len() as u64);
         if !gone.is_empty() {
             tracing::warn!(
                 pid,

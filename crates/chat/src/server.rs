@@ -36,6 +36,10 @@ pub struct ServeOptions {
     pub backplane: Option<String>,
     /// The room's name on the backplane (servers with the same name are one room).
     pub room_name: String,
+    /// Connection counters for metrics (bingfa-net counts them under every model).
+    pub tally: Option<bingfa_net::Tally>,
+    /// The room's counters for metrics (members, messages), made before the server starts.
+    pub stats: Option<crate::stats::ChatStats>,
 }
 
 impl ServeOptions {
@@ -53,6 +57,8 @@ impl ServeOptions {
             keepalive: Duration::from_secs(60),
             backplane: None,
             room_name: "lobby".into(),
+            tally: None,
+            stats: None,
         }
     }
 }
@@ -176,6 +182,7 @@ fn parts(opts: &ServeOptions) -> Result<Parts, Error> {
     config.model = opts.model;
     config.workers = default_workers(opts.model, opts.workers);
     config.edge_triggered = opts.edge_triggered;
+    config.tally = opts.tally.clone();
     let web = opts.web.map(|addr| {
         config.also.push(("web".into(), addr));
         config.also.len()
@@ -209,6 +216,9 @@ fn parts(opts: &ServeOptions) -> Result<Parts, Error> {
     // An over-long line is consumed and refused by the session, never left to fill the input.
     l.max_input = l.max_input.max(opts.room.max_line * 2 + 2);
     let mut protocol = ChatProtocol::new(opts.room.clone(), web, admin)?;
+    if let Some(s) = &opts.stats {
+        protocol.set_stats(s.clone());
+    }
     // One backplane per server: its Redis connections and name service live in this process
     // (the parent under fork/prefork), and every session reaches them from wherever it runs.
     let backplane = match &opts.backplane {

@@ -24,6 +24,7 @@ use crate::lobby::Lobby;
 use crate::name;
 use crate::rate::Bucket;
 use crate::roster::{ClaimError, Roster};
+use crate::stats::ChatStats;
 use bingfa_net::{ConnId, Context, Message, Session, Timer};
 use std::sync::Arc;
 
@@ -73,6 +74,8 @@ pub struct ChatSession {
     throttled: bool,
     /// No line has been read yet (an HTTP request line there closes the connection).
     first: bool,
+    /// Members and deliveries, for metrics.
+    stats: Option<ChatStats>,
 }
 
 impl ChatSession {
@@ -93,7 +96,14 @@ impl ChatSession {
             refusals: 0,
             throttled: false,
             first: true,
+            stats: None,
         }
+    }
+
+    /// Count this session's membership and deliveries in `stats`.
+    pub fn with_stats(mut self, stats: ChatStats) -> Self {
+        self.stats = Some(stats);
+        self
     }
 
     /// A session whose lines end at `eol` instead of `\n` (the web face: one per message).
@@ -161,6 +171,9 @@ impl ChatSession {
                 match Command::parse(line) {
                     None => {
                         self.accepted();
+                        if let Some(s) = &self.stats {
+                            s.said();
+                        }
                         cx.publish(TOPIC, &Event::Said(me, line.to_string()).encode())
                     }
                     Some(Command::Who) => {
@@ -199,6 +212,9 @@ impl ChatSession {
                 cx.write(format!("* you are {line}; online: {}\n", names.join(", ")).as_bytes());
                 self.online = online.into_iter().map(|(id, _)| id).collect();
                 self.phase = Phase::Member(line.to_string());
+                if let Some(s) = &self.stats {
+                    s.joined();
+                }
                 self.lobby.leave(self.me);
                 cx.cancel_timer(NAME);
                 cx.publish(TOPIC, &Event::Joined(line.to_string()).encode());
@@ -237,6 +253,9 @@ impl ChatSession {
         if let Phase::Member(n) = std::mem::replace(&mut self.phase, Phase::Leaving) {
             self.roster.release(self.me);
             self.left_as = Some(n);
+            if let Some(s) = &self.stats {
+                s.left(1);
+            }
         }
     }
 }
@@ -322,6 +341,11 @@ impl Session for ChatSession {
         };
         if show {
             cx.write(line);
+            if kind == event::SAID {
+                if let Some(s) = &self.stats {
+                    s.delivered();
+                }
+            }
         }
     }
 

@@ -90,6 +90,10 @@ pub(crate) struct ServeArgs {
     /// stays plain.
     #[command(flatten)]
     tls: crate::tls::TlsArgs,
+    /// Serve Prometheus metrics (`GET /metrics`, OpenMetrics text) on this address; the ready
+    /// line `metrics listening on IP:PORT` tells which port `:0` got.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// Share the room with every server on this Redis: `redis://HOST:PORT[/DB]`.
     #[arg(long)]
     backplane: Option<String>,
@@ -156,6 +160,24 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         max_per_ip: a.max_per_ip,
         allow_origins: a.allow_origin.into(),
         ..RoomConfig::default()
+    };
+    // Before the server binds or starts a thread (see `metrics`).
+    let _exporter = match a.metrics {
+        Some(addr) => {
+            let tally = bingfa_net::Tally::new().context("--metrics: shared memory")?;
+            let stats = bingfa_chat::ChatStats::new().context("--metrics: shared memory")?;
+            opts.tally = Some(tally.clone());
+            opts.stats = Some(stats.clone());
+            Some(crate::metrics::start(
+                addr,
+                crate::metrics::Sources {
+                    service: "chat",
+                    tally,
+                    protocol: crate::metrics::Protocol::Chat(stats),
+                },
+            )?)
+        }
+        None => None,
     };
     // The web face answers plain HTTP with a readable 400; the line port (`not_http`) doesn't.
     match a

@@ -109,6 +109,10 @@ pub(crate) struct ServeArgs {
     /// one; plaintext sessions still work unless --tls-required.
     #[command(flatten)]
     tls: crate::tls::TlsArgs,
+    /// Serve Prometheus metrics (`GET /metrics`, OpenMetrics text) on this address; the ready
+    /// line `metrics listening on IP:PORT` tells which port `:0` got.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// Refuse logins before AUTH TLS (530) and clear data connections (PROT C, 534; a transfer
     /// without PROT P, 521).
     #[arg(long)]
@@ -203,6 +207,22 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     config.limits.max_per_ip = (a.max_per_ip > 0).then_some(a.max_per_ip);
     config.limits.max_passive_per_ip = Some(a.max_passive_per_ip.into());
+    // Before the server binds or starts a thread (see `metrics`).
+    let _exporter = match a.metrics {
+        Some(addr) => {
+            let tally = bingfa_net::Tally::new().context("--metrics: shared memory")?;
+            config.tally = Some(tally.clone());
+            Some(crate::metrics::start(
+                addr,
+                crate::metrics::Sources {
+                    service: "ftp",
+                    tally,
+                    protocol: crate::metrics::Protocol::Ftp(proto.stats()),
+                },
+            )?)
+        }
+        None => None,
+    };
     tracing::info!(root = %a.root.display(), model = %a.model, tls = ?tls.is_some(), "starting ftp server");
     match tls {
         None => bingfa_net::serve(config, proto),

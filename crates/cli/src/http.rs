@@ -96,6 +96,10 @@ pub(crate) struct ServeArgs {
     compress_cache_mib: u64,
     #[command(flatten)]
     tls: crate::tls::TlsArgs,
+    /// Serve Prometheus metrics (`GET /metrics`, OpenMetrics text) on this address; the ready
+    /// line `metrics listening on IP:PORT` tells which port `:0` got.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -168,6 +172,22 @@ pub(crate) fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if a.hsts.is_some() && tls.is_none() {
         tracing::warn!("--hsts without TLS: the header is only ever sent over TLS");
     }
+    // Before the server binds or starts a thread (see `metrics`).
+    let _exporter = match a.metrics {
+        Some(addr) => {
+            let tally = bingfa_net::Tally::new().context("--metrics: shared memory")?;
+            config.tally = Some(tally.clone());
+            Some(crate::metrics::start(
+                addr,
+                crate::metrics::Sources {
+                    service: "http",
+                    tally,
+                    protocol: crate::metrics::Protocol::Http(server.stats()),
+                },
+            )?)
+        }
+        None => None,
+    };
     tracing::info!(root = %a.root.display(), model = %a.model, tls = tls.is_some(), "starting http server");
     let result = match tls {
         None => server.run(config),

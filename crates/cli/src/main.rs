@@ -8,6 +8,7 @@ mod ftp_client;
 mod generate;
 mod http;
 mod lab;
+mod metrics;
 mod model_arg;
 mod serve;
 mod tls;

@@ -114,6 +114,10 @@ pub(crate) struct Args {
     /// HTTP listings of directories without `index.html`: `on` or `off` (403).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     http_listing: String,
+    /// Serve Prometheus metrics of every service (`GET /metrics`, OpenMetrics text, each
+    /// sample labelled `service`) on this address; ready line `metrics listening on IP:PORT`.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 /// The TLS flags as the services take them: the given files, or those of the self-signed
@@ -230,6 +234,10 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
         if a.hidden && svc != "chat" {
             v.push("--hidden".into());
         }
+        if a.metrics.is_some() {
+            // Each service's own endpoint, private: this process serves the merge.
+            v.extend(["--metrics".into(), "127.0.0.1:0".into()]);
+        }
         v
     };
     let made = if a.tls.tls_self_signed {
@@ -240,6 +248,8 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
     // Over TLS the HTTP server and the chat page announce `https` and `web-tls`.
     let tls = a.tls.tls_self_signed || a.tls.tls_cert.is_some();
     let mut services: Vec<Service> = Vec::new();
+    // The services' own metrics endpoints, in start order.
+    let mut endpoints: Vec<SocketAddr> = Vec::new();
     let result = (|| -> anyhow::Result<()> {
         let mut chat = common("chat");
         chat.extend(["--bind".into(), a.chat_bind.to_string()]);
@@ -267,6 +277,7 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
         };
         let listening = start(
             &mut services,
+            &mut endpoints,
             "chat",
             console,
             &chat,
@@ -285,6 +296,7 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
         ftp.extend(tls_flags(&a.tls, made.as_ref()));
         let ftp_addr = start(
             &mut services,
+            &mut endpoints,
             "ftp",
             Stdio::null(),
             &ftp,
@@ -322,12 +334,16 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
         let http_name = if tls { "https" } else { "http" };
         start(
             &mut services,
+            &mut endpoints,
             "http",
             Stdio::null(),
             &http,
             &[http_name],
             &[a.http_bind],
         )?;
+        if let Some(addr) = a.metrics {
+            crate::metrics::start_merged(addr, std::mem::take(&mut endpoints))?;
+        }
         supervise(&mut services, tls)
     })();
     let clean = stop(&mut services);
@@ -341,9 +357,11 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
 }
 
 /// Start `bingfa ARGS` as service `name` with `stdin`, relay its ready lines (one per
-/// `services` entry, in that order) and return the announced addresses.
+/// `services` entry, in that order) and return the announced addresses. A service started
+/// with `--metrics` announces its private endpoint first: kept in `endpoints`, not relayed.
 fn start(
     services: &mut Vec<Service>,
+    endpoints: &mut Vec<SocketAddr>,
     name: &'static str,
     stdin: Stdio,
     args: &[String],
@@ -368,8 +386,11 @@ fn start(
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
-            // Relay everything the service prints; the supervisor parses the ready lines.
-            println!("{line}");
+            // Relay everything the service prints (but its private metrics endpoint: the one
+            // `metrics` line is the supervisor's); the supervisor parses the ready lines.
+            if !line.starts_with("metrics listening on ") {
+                println!("{line}");
+            }
             let _ = std::io::stdout().flush();
             let _ = tx.send(line);
         }
@@ -381,7 +402,9 @@ fn start(
         .join(" and ");
     let mut addrs = Vec::new();
     let end = Instant::now() + START;
-    while addrs.len() < expect.len() {
+    let metrics = args.iter().any(|a| a == "--metrics");
+    let mut endpoint: Option<SocketAddr> = None;
+    while addrs.len() < expect.len() || (metrics && endpoint.is_none()) {
         let svc = services.last_mut().expect("pushed above");
         if let Ok(Some(st)) = svc.child.try_wait() {
             bail!("the {name} service could not start on {where_} ({st}); see its error above");
@@ -395,11 +418,18 @@ fn start(
         let Ok(line) = rx.recv_timeout(Duration::from_millis(50)) else {
             continue;
         };
-        let want = expect[addrs.len()];
+        if let Some(addr) = line.strip_prefix("metrics listening on ") {
+            endpoint = Some(addr.trim().parse().context("a ready line's address")?);
+            continue;
+        }
+        let Some(want) = expect.get(addrs.len()) else {
+            continue;
+        };
         if let Some(addr) = line.strip_prefix(&format!("{want} listening on ")) {
             addrs.push(addr.trim().parse().context("a ready line's address")?);
         }
     }
+    endpoints.extend(endpoint);
     Ok(addrs)
 }
 

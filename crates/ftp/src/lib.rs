@@ -28,6 +28,7 @@ pub mod session;
 mod shared;
 mod spool;
 mod state;
+pub mod stats;
 pub mod users;
 mod verify;
 mod vpath;
@@ -35,6 +36,7 @@ mod vpath;
 pub use config::{Anonymous, FtpConfig, TlsPolicy};
 pub use server::{FtpProtocol, ServerError};
 pub use session::FtpSession;
+pub use stats::{FtpSnapshot, FtpStats};
 
 // client
 pub mod client;

@@ -33,6 +33,9 @@ pub enum ServerError {
     /// The guard's table (shared memory) cannot be made.
     #[error("cannot make the login guard's shared table: {0}")]
     Guard(std::io::Error),
+    /// The metrics counters (shared memory) cannot be made.
+    #[error("cannot make the FTP counters' shared memory: {0}")]
+    Stats(std::io::Error),
 }
 
 /// The FTP server as a bingfa-net [`Protocol`]: serve it under any model.
@@ -80,8 +83,14 @@ impl FtpProtocol {
                 users: accounts,
                 dummy_hash,
                 guard,
+                stats: crate::stats::FtpStats::new().map_err(ServerError::Stats)?,
             }),
         })
+    }
+
+    /// The server's login and transfer counters (shared with every process), for metrics.
+    pub fn stats(&self) -> crate::stats::FtpStats {
+        self.shared.stats.clone()
     }
 }
 

@@ -29,4 +29,6 @@ pub(crate) struct Shared {
     pub(crate) dummy_hash: Arc<users::Phc>,
     /// Per-address bans and password checks in flight, shared by every process.
     pub(crate) guard: Guard,
+    /// Logins and transfers, for metrics (shared by every process).
+    pub(crate) stats: crate::stats::FtpStats,
 }

@@ -142,6 +142,11 @@ impl HttpServer {
         self
     }
 
+    /// The server's counters (shared with every worker and forked process), for metrics.
+    pub fn stats(&self) -> crate::stats::Stats {
+        self.shared.stats.clone()
+    }
+
     /// The HTTP-level limits, to change them.
     pub fn limits_mut(&mut self) -> &mut HttpLimits {
         &mut self.shared.limits

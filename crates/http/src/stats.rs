@@ -1,32 +1,22 @@
-//! Server-wide counters for `/_stats`. They live in an anonymous *shared* mapping made before
-//! the server starts, so the children of `fork` and `prefork` (which inherit the mapping) count
-//! into the same atomics as the parent and every worker reports the whole server.
+//! Server-wide counters for `/_stats` and `--metrics`. They live in shared memory
+//! ([`bingfa_net::Counters`]) made before the server starts, so the children of `fork` and
+//! `prefork` (which inherit the mapping) count into the same atomics as the parent and every
+//! worker, and a metrics responder in another process, reports the whole server.
 
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use bingfa_net::Counters;
 
-#[derive(Default)]
-#[repr(C)]
-struct Block {
-    open: AtomicU64,
-    accepted: AtomicU64,
-    requests: AtomicU64,
-}
+const OPEN: usize = 0;
+const ACCEPTED: usize = 1;
+const REQUESTS: usize = 2;
+/// Responses by status class: slot `CLASSES + k` for `(k+1)xx`, k in 0..5.
+const CLASSES: usize = 3;
+const SLOTS: usize = CLASSES + 5;
 
 /// Counters shared by every thread and every forked process of one server.
+#[derive(Clone, Debug)]
 pub struct Stats {
-    block: NonNull<Block>,
-    /// False when mmap failed and the block is on the heap (then counts are per process).
-    mapped: bool,
+    c: Counters,
 }
-
-// SAFETY: `Stats` owns its block (a private mapping or leaked box, freed only in its own drop),
-// and the block holds only atomics, which may be used from any thread; moving the owner to
-// another thread moves nothing the old thread could still reach.
-unsafe impl Send for Stats {}
-// SAFETY: `&Stats` only ever yields `&Block` (see `b`), and every use of that is an atomic
-// operation, so concurrent shared access from any number of threads is race-free.
-unsafe impl Sync for Stats {}
 
 /// A consistent-enough reading of the counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,68 +27,57 @@ pub struct Snapshot {
     pub accepted: u64,
     /// Requests answered since the start.
     pub requests: u64,
+    /// Responses sent by status class: `[1xx, 2xx, 3xx, 4xx, 5xx]` (interim `100 Continue`
+    /// included).
+    pub by_class: [u64; 5],
 }
 
 impl Stats {
     /// Counters at zero, in memory shared with processes forked later.
+    ///
+    /// # Panics
+    /// If no shared memory can be had at all (no descriptor left at startup).
     pub fn new() -> Stats {
-        let size = std::mem::size_of::<Block>();
-        // SAFETY: mmap with a null hint and MAP_ANONYMOUS reads no memory of ours and maps
-        // fresh pages; they are zero-filled and page-aligned, and all-zero bytes are a valid
-        // Block (three AtomicU64 at 0).
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            let b = Box::leak(Box::<Block>::default());
-            return Stats {
-                block: NonNull::from(b),
-                mapped: false,
-            };
-        }
         Stats {
-            block: NonNull::new(p.cast()).expect("mmap returned null"),
-            mapped: true,
+            c: Counters::new(SLOTS).expect("shared memory for the HTTP counters"),
         }
-    }
-
-    fn b(&self) -> &Block {
-        // SAFETY: `block` points to a Block that is initialised (zeroed mapping or boxed
-        // default), aligned, and freed only by `drop`, so it outlives `&self`; only shared
-        // references to it are ever made.
-        unsafe { self.block.as_ref() }
     }
 
     /// A connection was accepted.
     pub fn conn_opened(&self) {
-        self.b().open.fetch_add(1, Ordering::Relaxed);
-        self.b().accepted.fetch_add(1, Ordering::Relaxed);
+        self.c.add(OPEN, 1);
+        self.c.add(ACCEPTED, 1);
     }
 
     /// A connection closed.
     pub fn conn_closed(&self) {
-        self.b().open.fetch_sub(1, Ordering::Relaxed);
+        self.c.sub(OPEN, 1);
     }
 
     /// A request was answered.
     pub fn request(&self) {
-        self.b().requests.fetch_add(1, Ordering::Relaxed);
+        self.c.add(REQUESTS, 1);
+    }
+
+    /// A response with `status` went out (counted by class; a status outside 100..=599 is not
+    /// counted, none is ever sent).
+    pub fn response(&self, status: u16) {
+        if (100..600).contains(&status) {
+            self.c.add(CLASSES + (status / 100 - 1) as usize, 1);
+        }
     }
 
     /// The counters now.
     pub fn snapshot(&self) -> Snapshot {
-        let b = self.b();
+        let mut by_class = [0; 5];
+        for (k, n) in by_class.iter_mut().enumerate() {
+            *n = self.c.get(CLASSES + k);
+        }
         Snapshot {
-            open: b.open.load(Ordering::Relaxed),
-            accepted: b.accepted.load(Ordering::Relaxed),
-            requests: b.requests.load(Ordering::Relaxed),
+            open: self.c.get(OPEN),
+            accepted: self.c.get(ACCEPTED),
+            requests: self.c.get(REQUESTS),
+            by_class,
         }
     }
 }
@@ -106,20 +85,6 @@ impl Stats {
 impl Default for Stats {
     fn default() -> Self {
         Stats::new()
-    }
-}
-
-impl Drop for Stats {
-    fn drop(&mut self) {
-        if self.mapped {
-            // SAFETY: exactly the address and length mmap'd in new(); every `&Block` borrows
-            // `self`, so none is alive now, and this runs once.
-            unsafe { libc::munmap(self.block.as_ptr().cast(), std::mem::size_of::<Block>()) };
-        } else {
-            // SAFETY: the block came from Box::leak in new() and is turned back into a box once,
-            // here, with no `&Block` alive (they all borrow `self`).
-            drop(unsafe { Box::from_raw(self.block.as_ptr()) });
-        }
     }
 }
 
@@ -137,7 +102,9 @@ mod tests {
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             s.request();
+            s.response(404);
             s.request();
+            s.response(200);
             // SAFETY: _exit ends the child at once, without running the parent's exit
             // handlers or destructors (which belong to the parent's copy of the state).
             unsafe { libc::_exit(0) };
@@ -151,7 +118,8 @@ mod tests {
             Snapshot {
                 open: 1,
                 accepted: 1,
-                requests: 2
+                requests: 2,
+                by_class: [0, 1, 0, 1, 0],
             }
         );
     }

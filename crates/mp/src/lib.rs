@@ -49,6 +49,7 @@
 
 mod children;
 mod codec;
+mod counters;
 pub mod error;
 pub mod handle;
 mod pipe;
@@ -92,6 +93,7 @@ pub mod fuzzing {
 }
 
 pub use bytemuck::Pod;
+pub use counters::Counters;
 pub use error::{IpcError, LockError, ProcessError, SyncError};
 pub use pipe::{Connection, Pipe, Receiver, Sender, MAX_MESSAGE};
 pub use pool::{AsyncResult, Imap, Pool, PoolError};

@@ -213,6 +213,9 @@ pub struct Config {
     pub handle_signals: bool,
     /// Print the ready line on stdout.
     pub announce: bool,
+    /// Connection counters for metrics (open, accepted, refused, bytes), counted by every
+    /// model into this shared [`Tally`](crate::Tally); `None` counts nothing.
+    pub tally: Option<crate::Tally>,
 }
 
 impl Config {
@@ -230,6 +233,7 @@ impl Config {
             limits: Limits::default(),
             handle_signals: true,
             announce: true,
+            tally: None,
         }
     }
 

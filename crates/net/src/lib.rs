@@ -42,8 +42,11 @@ mod listener;
 mod model;
 mod poller;
 mod sys;
+mod tally;
 mod wake;
 
+/// Lock-free counters in shared memory, for a protocol's own metrics (see [`Tally`]).
+pub use bingfa_mp::Counters;
 pub use config::{Config, Limits, Model, UnknownModel};
 pub use hub::uplink::{Downlink, Uplink};
 pub use hub::{Hub, Injector, PublishError, MAX_MESSAGE};
@@ -53,3 +56,4 @@ pub use session::{
     PeerCred, Protocol, Session, TaskId, Timer,
 };
 pub use shutdown::ShutdownHandle;
+pub use tally::{Tally, TallySnapshot};

@@ -239,6 +239,7 @@ impl<P: Protocol> Server<P> {
                 0
             })?,
             uplink: Mutex::new(relay_uplink),
+            tally: config.tally.clone(),
         });
         check_rlimit(&config, workers);
         tracing::info!(model = %config.model, workers, "serving");

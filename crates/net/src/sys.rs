@@ -334,11 +334,16 @@ impl SharedCounter {
         self.ledger.store(w, Ordering::Relaxed);
     }
 
-    /// Give back every place ledger `w` records (its worker is dead) and clear it.
-    pub(crate) fn reclaim_ledger(&self, w: usize) {
+    /// Give back every place ledger `w` records (its worker is dead) and clear it; returns how
+    /// many connections (TCP and local) that was.
+    pub(crate) fn reclaim_ledger(&self, w: usize) -> usize {
         let base = (1 + w) * REGION;
+        let mut conns = 0;
         for i in 0..REGION {
             let n = self.slot(base + i).swap(0, Ordering::AcqRel);
+            if i == 0 || i == LOCAL {
+                conns += n;
+            }
             if n > 0 {
                 let _ = self
                     .slot(i)
@@ -347,6 +352,7 @@ impl SharedCounter {
                     });
             }
         }
+        conns
     }
 
     fn note(&self, i: usize, up: bool) {

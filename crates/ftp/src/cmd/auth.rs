@@ -47,6 +47,7 @@ pub(crate) fn user(s: &mut State, arg: &str, cx: &mut Context) {
         return reply(cx, 530, "Already logged in.");
     }
     if !super::tls::may_login(s, cx) {
+        s.shared.stats.login_refused();
         return;
     }
     s.login = Login::AwaitingPass {
@@ -82,6 +83,7 @@ pub(crate) fn pass(s: &mut State, arg: &str, cx: &mut Context) {
     };
     let shared = s.shared.clone();
     if shared.guard.banned(s.peer.ip()).is_some() {
+        shared.stats.login_refused();
         return banned(cx);
     }
     if is_anonymous(&name) && shared.cfg.anonymous != Anonymous::Off {
@@ -134,6 +136,7 @@ fn start(s: &mut State, cx: &mut Context) {
         }
         Err(Refused::Busy) => cx.set_timer(LOGIN, WAIT),
         Err(Refused::Banned(_)) => {
+            s.shared.stats.login_refused();
             s.login = Login::Closing;
             banned(cx);
         }
@@ -142,6 +145,7 @@ fn start(s: &mut State, cx: &mut Context) {
 
 fn logged_in(s: &mut State, name: String, root: Arc<Root>, access: Access, cx: &mut Context) {
     tracing::debug!(user = %name, peer = %s.peer, "login");
+    s.shared.stats.login_ok();
     s.login = Login::LoggedIn(Auth {
         name,
         root,
@@ -176,6 +180,7 @@ pub(crate) fn on_task_done(s: &mut State, task: TaskId, cx: &mut Context) -> boo
         logged_in(s, check.name, root, access, cx);
         s.undefer(cx);
     } else {
+        s.shared.stats.login_failed();
         s.failures += 1;
         cx.set_timer(LOGIN, s.shared.cfg.login_delay);
     }

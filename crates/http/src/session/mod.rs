@@ -108,6 +108,7 @@ impl HttpSession {
 
     /// Adds the operator's fields and writes the access log line for a response about to go.
     fn finalise(&mut self, resp: &mut Response, bodiless: bool, logged: Option<Logged>) {
+        self.shared.stats.response(resp.status);
         self.shared.extra.apply(resp, self.secure);
         if let Some(log) = &self.shared.access_log {
             let logged = logged.unwrap_or_default();
@@ -328,6 +329,7 @@ impl HttpSession {
         }
         if expects_continue && !input_left {
             cx.write(b"HTTP/1.1 100 Continue\r\n\r\n");
+            self.shared.stats.response(100);
         }
         self.arm(cx);
         let missing = req.content_length;

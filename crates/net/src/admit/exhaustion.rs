@@ -135,7 +135,7 @@ impl Reserve {
             let outcome = match r {
                 Ok((s, _)) => {
                     // Closed (by `refuse`) before the reserve is opened again: same number.
-                    refuse(&shared.protocol, s, index);
+                    refuse(shared, s, index);
                     shared.episode.refused();
                     Accepted::Refused
                 }

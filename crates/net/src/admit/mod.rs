@@ -17,10 +17,11 @@ use crate::listener;
 use crate::session::{ConnId, ConnInfo, Protocol};
 use crate::shutdown::ShutdownHandle;
 use crate::sys::{self, SharedCounter};
+use crate::tally::Tally;
 use crate::wake::Waker;
 use exhaustion::Episode;
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,6 +44,35 @@ pub(crate) struct Shared<P: Protocol> {
     pub episode: Episode,
     /// Fork/prefork with a backplane: the uplink and the relay's end of its downlink.
     pub uplink: Mutex<Option<(SharedUplink, std::os::unix::net::UnixStream)>>,
+    /// Connection counters for metrics (see `tally.rs`).
+    pub tally: Option<Tally>,
+}
+
+impl<P: Protocol> Shared<P> {
+    /// Take a connection place for `ip` under the limits (and count it for metrics); every
+    /// model admits through here, so every model's metrics agree.
+    pub(crate) fn admit(&self, ip: IpAddr) -> bool {
+        let ok = self.counter.try_acquire(ip);
+        if ok {
+            if let Some(t) = &self.tally {
+                t.admitted();
+            }
+        }
+        ok
+    }
+
+    /// Give back a place taken by [`Shared::admit`].
+    pub(crate) fn release(&self, ip: IpAddr) {
+        self.counter.release(ip);
+        self.released(1);
+    }
+
+    /// `n` places given back in bulk (a killed prefork worker's, see `reclaim_ledger`).
+    pub(crate) fn released(&self, n: u64) {
+        if let Some(t) = &self.tally {
+            t.released(n);
+        }
+    }
 }
 
 /// A connection id unique across the server's processes: pid in the high 32 bits.
@@ -53,8 +83,12 @@ pub(crate) fn next_conn_id() -> ConnId {
 }
 
 /// Refuse a connection over the limit: the protocol's refusal, then close. Never a hang.
-pub(crate) fn refuse<P: Protocol>(protocol: &P, stream: TcpStream, listener: usize) {
-    if let Some(msg) = protocol.refusal_on(listener) {
+/// Counted as refused (metrics): every refusal of every model comes through here.
+pub(crate) fn refuse<P: Protocol>(shared: &Shared<P>, stream: TcpStream, listener: usize) {
+    if let Some(t) = &shared.tally {
+        t.refused();
+    }
+    if let Some(msg) = shared.protocol.refusal_on(listener) {
         let _ = stream.set_nonblocking(true);
         let _ = (&stream).write(&msg);
     }

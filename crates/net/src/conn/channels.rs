@@ -118,6 +118,7 @@ impl<S: Session> Conn<S> {
                     self.events.push_back((id, Pending::Eof));
                 }
                 Ok(n) => {
+                    self.moved_in += n as u64;
                     self.last_active = Instant::now();
                     self.cx.set_now(self.last_active);
                     self.session
@@ -300,7 +301,9 @@ impl<S: Session> Conn<S> {
                 continue;
             }
             let mut moved = false;
-            match ch.out.write_to(s, &mut moved, level_triggered) {
+            let r = ch.out.write_to(s, &mut moved, level_triggered);
+            self.moved_out += std::mem::take(&mut ch.out.sent);
+            match r {
                 Ok(done) => {
                     if moved {
                         self.last_active = Instant::now();

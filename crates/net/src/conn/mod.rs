@@ -54,6 +54,8 @@ pub(crate) struct Env<'a> {
     /// Readiness is level-triggered (select, poll, epoll without EPOLLET): a socket with
     /// anything left to read (data or EOF) is reported again, so a short read may end reading.
     pub level_triggered: bool,
+    /// The server's connection counters for metrics, if kept.
+    pub tally: Option<&'a crate::tally::Tally>,
 }
 
 /// After the idle goodbye, how long its flush may take before the connection is dropped.
@@ -118,6 +120,9 @@ pub(crate) struct Conn<S: Session> {
     route: Option<Arc<Route>>,
     scratch: Vec<Action>,
     msgs: Vec<Arc<Message>>,
+    /// Bytes read and written since the last report to the tally (see `settle`).
+    moved_in: u64,
+    moved_out: u64,
 }
 
 impl<S: Session> Conn<S> {
@@ -158,6 +163,8 @@ impl<S: Session> Conn<S> {
             route: None,
             scratch: Vec::new(),
             msgs: Vec::new(),
+            moved_in: 0,
+            moved_out: 0,
         }
     }
 
@@ -361,6 +368,7 @@ impl<S: Session> Conn<S> {
 
     /// Tear down: unregister every descriptor, leave the hub, tell the session.
     pub(crate) fn finish(mut self, reg: &mut dyn Registry, env: &Env) {
+        self.report_bytes(env);
         for i in 0..self.channels.len() {
             if let Some(ch) = self.channels[i].take() {
                 reg.remove(ch.state.fd(), i as u16 + 1);

@@ -42,6 +42,8 @@ pub(crate) struct Outbound {
     pub(crate) bytes: usize,
     /// TCP_CORK is on (a file range is being sent).
     corked: bool,
+    /// Bytes written since the owner last took this count (metrics, see `tally.rs`).
+    pub(crate) sent: u64,
 }
 
 impl Outbound {
@@ -139,8 +141,9 @@ impl Outbound {
             };
             match r {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => {
+                Ok(n) => {
                     *moved = true;
+                    self.sent += n as u64;
                     let done = match front {
                         Chunk::Bytes { buf, pos } => *pos == buf.len(),
                         Chunk::File { remaining, .. } => *remaining == 0,

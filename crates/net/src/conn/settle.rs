@@ -29,8 +29,25 @@ impl<S: Session> Conn<S> {
             && self.inbuf.len() - self.in_pos < limits.max_input
     }
 
-    /// Make every bit of progress possible now, then update what is watched.
+    /// Make every bit of progress possible now, then update what is watched; what the turn
+    /// moved is added to the server's [`Tally`](crate::Tally) (one atomic add per turn).
     pub(crate) fn settle(&mut self, reg: &mut dyn Registry, env: &Env) {
+        self.settle_turn(reg, env);
+        self.report_bytes(env);
+    }
+
+    /// Add the bytes moved since the last report to the server's tally.
+    pub(super) fn report_bytes(&mut self, env: &Env) {
+        self.moved_out += std::mem::take(&mut self.out.sent);
+        if let Some(t) = env.tally {
+            t.bytes(
+                std::mem::take(&mut self.moved_in),
+                std::mem::take(&mut self.moved_out),
+            );
+        }
+    }
+
+    fn settle_turn(&mut self, reg: &mut dyn Registry, env: &Env) {
         let limits = env.limits;
         // Fairness: one connection gets a bounded share of a loop turn, so a client pouring in
         // input (and publishing to the hub) cannot starve the others sharing its thread.
@@ -187,6 +204,7 @@ impl<S: Session> Conn<S> {
                 true
             }
             Ok(n) => {
+                self.moved_in += n as u64;
                 self.input_dirty = true;
                 self.last_active = Instant::now();
                 if n < READ_CHUNK && level_triggered {

@@ -89,10 +89,10 @@ pub(crate) fn accept_loop<P: Protocol>(
             for _ in 0..256 {
                 match reserve.accept(l, i, shared) {
                     Accepted::Conn(s, peer) => {
-                        if shared.counter.try_acquire(peer.ip()) {
+                        if shared.admit(peer.ip()) {
                             hooks.on_conn(s, (peer, i));
                         } else {
-                            refuse(&shared.protocol, s, i);
+                            refuse(shared, s, i);
                         }
                     }
                     Accepted::Refused => {}

@@ -114,7 +114,7 @@ struct Place<P: Protocol>(Arc<Shared<P>>, std::net::IpAddr);
 
 impl<P: Protocol> Drop for Place<P> {
     fn drop(&mut self) {
-        self.0.counter.release(self.1);
+        self.0.release(self.1);
     }
 }
 
@@ -142,6 +142,7 @@ async fn serve_conn<P: Protocol>(
         passive: &shared.passive,
         // tokio reports readiness changes only.
         level_triggered: false,
+        tally: shared.tally.as_ref(),
     };
     conn.open(&mut reg, &env);
     let mut shutting = false;
@@ -227,8 +228,8 @@ async fn accept_task<P: Protocol>(
         for _ in 0..256 {
             match reserve.accept(&listener, index, &shared) {
                 Accepted::Conn(s, peer) => {
-                    if !shared.counter.try_acquire(peer.ip()) {
-                        refuse(&shared.protocol, s, index);
+                    if !shared.admit(peer.ip()) {
+                        refuse(&shared, s, index);
                         continue;
                     }
                     tokio::spawn(serve_conn(

@@ -204,9 +204,9 @@ impl<P: Protocol> AcceptHooks for Hooks<'_, P> {
             Err(e) => {
                 self.shared.episode.failed_setup("fork", &e);
                 if let Some(s) = stream {
-                    refuse(&self.shared.protocol, s, peer.1);
+                    refuse(self.shared, s, peer.1);
                 }
-                self.shared.counter.release(ip);
+                self.shared.release(ip);
             }
         }
     }
@@ -224,7 +224,7 @@ impl<P: Protocol> AcceptHooks for Hooks<'_, P> {
     fn tick(&mut self) {
         for pid in self.family.reap(&self.shared.protocol) {
             if let Some(ip) = self.places.remove(&pid) {
-                self.shared.counter.release(ip);
+                self.shared.release(ip);
             }
         }
     }

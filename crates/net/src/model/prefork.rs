@@ -85,7 +85,8 @@ pub(crate) fn run<P: Protocol>(
             if let Some(w) = slots.iter().position(|s| *s == Some(pid)) {
                 // It may have died holding places (SIGKILL, a crash): give them back.
                 slots[w] = None;
-                shared.counter.reclaim_ledger(w);
+                let gone = shared.counter.reclaim_ledger(w);
+                shared.released(gone as u64);
             }
         }
         // Replace dead workers, but not in a tight loop if they die at start.

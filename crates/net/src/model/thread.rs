@@ -40,8 +40,8 @@ pub(crate) fn serve_one<P: Protocol>(
             counter_owner
                 .episode
                 .failed_setup("cannot serve a connection", &e);
-            refuse(&counter_owner.protocol, stream, peer.1);
-            counter_owner.counter.release(peer.0.ip());
+            refuse(&counter_owner, stream, peer.1);
+            counter_owner.release(peer.0.ip());
         }
     }
 }
@@ -63,7 +63,7 @@ impl<P: Protocol> AcceptHooks for Hooks<P> {
             Ok(h) => self.threads.push(h),
             Err(e) => {
                 tracing::warn!("cannot spawn a thread: {e}");
-                self.shared.counter.release(ip);
+                self.shared.release(ip);
             }
         }
     }

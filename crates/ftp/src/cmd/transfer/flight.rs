@@ -8,6 +8,7 @@
 use super::ascii::{Decoder, Encoder};
 use super::sink::{Durable, Plan, Sink};
 use crate::reply::{io_error, reply};
+use crate::stats::{Direction, FtpStats};
 use bingfa_net::{ChannelEvent, ChannelId, Context};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -19,6 +20,25 @@ const ASCII_CHUNK: usize = 64 * 1024;
 pub(crate) struct Transfer {
     pub(crate) id: ChannelId,
     kind: Kind,
+    /// A file transfer (not a listing) is counted when it ends, however it ends (`Drop`).
+    meter: Option<Meter>,
+}
+
+/// What a file transfer reports for metrics.
+struct Meter {
+    stats: FtpStats,
+    dir: Direction,
+    /// Bytes on the data connection: a download's queued range or pieces, an upload's data.
+    bytes: u64,
+    complete: bool,
+}
+
+impl Drop for Transfer {
+    fn drop(&mut self) {
+        if let Some(m) = &self.meter {
+            m.stats.transfer(m.dir, m.complete, m.bytes);
+        }
+    }
 }
 
 enum Kind {
@@ -46,11 +66,42 @@ impl Transfer {
         Transfer {
             id,
             kind: Kind::Send,
+            meter: None,
+        }
+    }
+
+    /// Count this transfer as a file going `dir` (`bytes` already queued) when it ends.
+    pub(super) fn metered(mut self, stats: &FtpStats, dir: Direction, bytes: u64) -> Self {
+        self.meter = Some(Meter {
+            stats: stats.clone(),
+            dir,
+            bytes,
+            complete: false,
+        });
+        self
+    }
+
+    fn count(&mut self, bytes: usize) {
+        if let Some(m) = &mut self.meter {
+            m.bytes += bytes as u64;
+        }
+    }
+
+    fn completed(&mut self) {
+        if let Some(m) = &mut self.meter {
+            m.complete = true;
         }
     }
 
     /// An ASCII download of `file` from `start` to `end`: its first piece is queued now.
-    pub(super) fn ascii(id: ChannelId, file: File, start: u64, end: u64, cx: &mut Context) -> Self {
+    /// Counted as a download in `stats`, piece by piece (CRLF makes it longer than the file).
+    pub(super) fn ascii(
+        id: ChannelId,
+        file: File,
+        (start, end): (u64, u64),
+        stats: &FtpStats,
+        cx: &mut Context,
+    ) -> Self {
         let mut prev = [0u8];
         let prev =
             (start > 0 && file.read_at(&mut prev, start - 1).unwrap_or(0) == 1).then_some(prev[0]);
@@ -62,7 +113,9 @@ impl Transfer {
                 end,
                 enc: Encoder::after(prev),
             },
-        };
+            meter: None,
+        }
+        .metered(stats, Direction::Down, 0);
         x.ascii_piece(cx);
         x
     }
@@ -76,6 +129,7 @@ impl Transfer {
                 sink: None,
                 ascii: ascii.then(Decoder::default),
             },
+            meter: None,
         }
     }
 
@@ -85,6 +139,9 @@ impl Transfer {
         let id = self.id;
         match (&mut self.kind, ev) {
             (Kind::Recv { plan, sink, ascii }, ChannelEvent::Data(b)) => {
+                if let Some(m) = &mut self.meter {
+                    m.bytes += b.len() as u64;
+                }
                 let r = open_sink(plan, sink).and_then(|(sink, durable)| {
                     let n = sink.write(b, ascii.as_mut())?;
                     if let Some(d) = durable {
@@ -118,8 +175,12 @@ impl Transfer {
                         226,
                         &format!("Transfer complete; the name was taken meanwhile: FILE: {name}"),
                     ),
-                    Err(e) => io_error(cx, &e),
+                    Err(e) => {
+                        io_error(cx, &e);
+                        return true;
+                    }
                 }
+                self.completed();
                 true
             }
             (Kind::Ascii { .. }, ChannelEvent::Drained) => {
@@ -128,6 +189,7 @@ impl Transfer {
             }
             (Kind::Send | Kind::Ascii { .. }, ChannelEvent::Closed) => {
                 reply(cx, 226, "Transfer complete.");
+                self.completed();
                 true
             }
             (Kind::Recv { .. }, ChannelEvent::Closed) => {
@@ -165,7 +227,9 @@ impl Transfer {
         let mut out = Vec::new();
         enc.encode(&buf[..n], &mut out);
         cx.channel_write(id, &out);
-        if *offset >= *end {
+        let done = *offset >= *end;
+        self.count(out.len());
+        if done {
             cx.channel_close(id);
         }
     }

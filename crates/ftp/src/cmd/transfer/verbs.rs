@@ -6,6 +6,7 @@ use super::flight::Transfer;
 use super::sink::{self, Mode, Plan};
 use crate::reply::{io_error, reply};
 use crate::state::{Data, State};
+use crate::stats::Direction;
 use crate::vpath;
 use bingfa_net::{ChannelId, Context};
 use std::sync::Arc;
@@ -87,12 +88,13 @@ pub(crate) fn retr(s: &mut State, arg: &str, cx: &mut Context) {
             size - start
         ),
     );
+    let stats = &s.shared.stats;
     let x = if s.ascii {
-        Transfer::ascii(id, file, start, size, cx)
+        Transfer::ascii(id, file, (start, size), stats, cx)
     } else {
         cx.channel_send_file(id, Arc::new(file), start, size - start);
         cx.channel_close(id);
-        Transfer::send(id)
+        Transfer::send(id).metered(stats, Direction::Down, size - start)
     };
     s.xfer = Some(x);
 }
@@ -162,7 +164,7 @@ pub(crate) fn stor(s: &mut State, arg: &str, mode: Mode, cx: &mut Context) {
         replace: s.auth().write(),
         fsync: s.shared.cfg.fsync_uploads,
     };
-    s.xfer = Some(Transfer::recv(id, plan, s.ascii));
+    s.xfer = Some(Transfer::recv(id, plan, s.ascii).metered(&s.shared.stats, Direction::Up, 0));
 }
 
 /// A listing (made on the blocking pool, see `cmd::list`): queued on the data channel, closed

@@ -162,6 +162,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
                 limits: &self.shared.limits,
                 passive: &self.shared.passive,
                 level_triggered,
+                tally: self.shared.tally.as_ref(),
             },
         )
     }
@@ -169,9 +170,9 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
     fn start_conn(&mut self, stream: TcpStream, peer: Peer, counted: bool) {
         if !self.poller.can_watch(stream.as_raw_fd()) {
             // select(2) cannot watch this descriptor: a clean refusal, like any full server.
-            refuse(&self.shared.protocol, stream, peer.1);
+            refuse(&self.shared, stream, peer.1);
             if counted {
-                self.shared.counter.release(peer.0.ip());
+                self.shared.release(peer.0.ip());
             }
             return;
         }
@@ -205,7 +206,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
                 tracing::debug!("dropping a connection that failed setup: {e}");
                 self.free.push(slot);
                 if counted {
-                    self.shared.counter.release(peer.0.ip());
+                    self.shared.release(peer.0.ip());
                 }
                 return;
             }
@@ -276,7 +277,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         self.free.push(slot);
         self.live -= 1;
         if std::mem::take(&mut self.counted[slot]) {
-            self.shared.counter.release(ip);
+            self.shared.release(ip);
         }
         // Iterative: the next waiting connection gets its turn.
         while self.live < self.max_active {
@@ -295,8 +296,8 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             };
             match reserve.accept(&self.listeners[i], i, &self.shared) {
                 Accepted::Conn(s, peer) => {
-                    if !self.shared.counter.try_acquire(peer.ip()) {
-                        refuse(&self.shared.protocol, s, i);
+                    if !self.shared.admit(peer.ip()) {
+                        refuse(&self.shared, s, i);
                     } else if self.live >= self.max_active {
                         self.waiting.push_back((s, (peer, i)));
                     } else {
@@ -335,7 +336,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             self.poller.delete(l.as_raw_fd());
         }
         for (_, (peer, _)) in self.waiting.drain(..) {
-            self.shared.counter.release(peer.ip());
+            self.shared.release(peer.ip());
         }
         for slot in 0..self.conns.len() {
             if self.dispatch.is_some() {
