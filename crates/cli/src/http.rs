@@ -96,6 +96,9 @@ pub(crate) struct ServeArgs {
     compress_cache_mib: u64,
     #[command(flatten)]
     tls: crate::tls::TlsArgs,
+    /// `--config FILE`, `--print-config`: read before these arguments are (see `config`).
+    #[command(flatten)]
+    _config: crate::config::ConfigArgs,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {

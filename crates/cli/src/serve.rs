@@ -16,6 +16,7 @@
 //! terminal the chat service shares it as its stdin, so its console reader turns each line
 //! typed here into `* admin: TEXT` (the other services never read stdin).
 
+use crate::config::Flags;
 use anyhow::{bail, Context as _};
 use bingfa_net::Model;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
@@ -114,6 +115,9 @@ pub(crate) struct Args {
     /// HTTP listings of directories without `index.html`: `on` or `off` (403).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     http_listing: String,
+    /// `--config FILE`, `--print-config`: read before these arguments are (see `config`).
+    #[command(flatten)]
+    _config: crate::config::ConfigArgs,
 }
 
 /// The TLS flags as the services take them: the given files, or those of the self-signed
@@ -213,25 +217,33 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
             (s.0.clone(), Some(s))
         }
     };
+    // Anonymous reading is the default only where FTP serves the built-in site, not a root the
+    // configuration file gives the FTP service (`[ftp] root`).
+    let ftp_on_site = site.is_some() && !crate::config::service_sets("ftp", "root");
     let anonymous = a
         .ftp_anonymous
         .clone()
-        .unwrap_or_else(|| if site.is_some() { "read" } else { "off" }.into());
-    if site.is_some() && anonymous != "off" {
+        .unwrap_or_else(|| if ftp_on_site { "read" } else { "off" }.into());
+    if ftp_on_site && anonymous != "off" {
         tracing::warn!("FTP: the built-in site is open to anonymous users ({anonymous}-only)");
     }
-    let common = |svc: &str| -> Vec<String> {
-        let mut v = vec![svc.to_string(), "serve".into()];
-        v.extend(["--model".into(), a.model.to_string()]);
-        v.extend(["--workers".into(), a.workers.to_string()]);
+    // Each service's flags: what `serve` derives from its own options, tagged with the options
+    // they come from (`by`) so the configuration file's service sections slot in between.
+    let common = |svc: &'static str| -> Flags {
+        let mut v = Flags::new(svc);
+        v.by(&["model"])
+            .extend(["--model".into(), a.model.to_string()]);
+        v.by(&["workers"])
+            .extend(["--workers".into(), a.workers.to_string()]);
         if a.edge_triggered {
-            v.push("--edge-triggered".into());
+            v.by(&["edge_triggered"]).push("--edge-triggered".into());
         }
         if a.hidden && svc != "chat" {
-            v.push("--hidden".into());
+            v.by(&["hidden"]).push("--hidden".into());
         }
         v
     };
+    const TLS: &[&str] = &["tls_cert", "tls_key", "tls_ocsp", "tls_self_signed"];
     let made = if a.tls.tls_self_signed {
         Some(SelfSignedFiles::make()?)
     } else {
@@ -242,21 +254,27 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
     let mut services: Vec<Service> = Vec::new();
     let result = (|| -> anyhow::Result<()> {
         let mut chat = common("chat");
-        chat.extend(["--bind".into(), a.chat_bind.to_string()]);
-        chat.extend(["--web".into(), a.web_bind.to_string()]);
-        chat.extend(tls_flags(&a.tls, made.as_ref()));
+        chat.by(&["chat_bind"])
+            .extend(["--bind".into(), a.chat_bind.to_string()]);
+        chat.by(&["web_bind"])
+            .extend(["--web".into(), a.web_bind.to_string()]);
+        chat.by(TLS).extend(tls_flags(&a.tls, made.as_ref()));
         if let Some(url) = &a.backplane {
-            chat.extend(["--backplane".into(), url.clone()]);
+            chat.by(&["backplane"])
+                .extend(["--backplane".into(), url.clone()]);
         }
         if let Some(room) = &a.room {
-            chat.extend(["--room".into(), room.clone()]);
+            chat.by(&["room"]).extend(["--room".into(), room.clone()]);
         }
-        chat.extend(["--max-per-ip".into(), a.chat_max_per_ip.to_string()]);
+        chat.by(&["chat_max_per_ip"])
+            .extend(["--max-per-ip".into(), a.chat_max_per_ip.to_string()]);
         for o in &a.chat_allow_origin {
-            chat.extend(["--allow-origin".into(), o.clone()]);
+            chat.by(&["chat_allow_origin"])
+                .extend(["--allow-origin".into(), o.clone()]);
         }
         if let Some(path) = &a.admin_socket {
-            chat.extend(["--admin-socket".into(), path.display().to_string()]);
+            chat.by(&["admin_socket"])
+                .extend(["--admin-socket".into(), path.display().to_string()]);
         }
         // The console: the chat service reads it (as `chat serve` reads its own) when it is
         // a terminal; piped or closed stdin stays with no one, as under `chat serve`.
@@ -269,25 +287,29 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
             &mut services,
             "chat",
             console,
-            &chat,
+            &chat.argv(),
             &["chat", if tls { "web-tls" } else { "web" }],
             &[a.chat_bind, a.web_bind],
         )?;
         let (chat_addr, web_addr) = (listening[0], listening[1]);
 
         let mut ftp = common("ftp");
-        ftp.extend(["--bind".into(), a.ftp_bind.to_string()]);
-        ftp.extend(["--root".into(), root.display().to_string()]);
-        ftp.extend(["--anonymous".into(), anonymous.clone()]);
+        ftp.by(&["ftp_bind"])
+            .extend(["--bind".into(), a.ftp_bind.to_string()]);
+        ftp.by(&["root"])
+            .extend(["--root".into(), root.display().to_string()]);
+        ftp.by(&["ftp_anonymous"])
+            .extend(["--anonymous".into(), anonymous.clone()]);
         if let Some(u) = &a.ftp_users {
-            ftp.extend(["--users".into(), u.display().to_string()]);
+            ftp.by(&["ftp_users"])
+                .extend(["--users".into(), u.display().to_string()]);
         }
-        ftp.extend(tls_flags(&a.tls, made.as_ref()));
+        ftp.by(TLS).extend(tls_flags(&a.tls, made.as_ref()));
         let ftp_addr = start(
             &mut services,
             "ftp",
             Stdio::null(),
-            &ftp,
+            &ftp.argv(),
             &["ftp"],
             &[a.ftp_bind],
         )?[0];
@@ -296,35 +318,42 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
             site.write_index(a.model, tls, chat_addr, web_addr, ftp_addr)?;
         }
         let mut http = common("http");
-        http.extend(["--bind".into(), a.http_bind.to_string()]);
-        http.extend(["--root".into(), root.display().to_string()]);
+        http.by(&["http_bind"])
+            .extend(["--bind".into(), a.http_bind.to_string()]);
+        http.by(&["root"])
+            .extend(["--root".into(), root.display().to_string()]);
         if a.compress {
-            http.push("--compress".into());
+            http.by(&["compress"]).push("--compress".into());
         }
-        http.extend(tls_flags(&a.tls, made.as_ref()));
+        http.by(TLS).extend(tls_flags(&a.tls, made.as_ref()));
         if let Some(p) = &a.http_access_log {
-            http.extend(["--access-log".into(), p.display().to_string()]);
-            http.extend([
+            http.by(&["http_access_log"])
+                .extend(["--access-log".into(), p.display().to_string()]);
+            http.by(&["http_access_log_format"]).extend([
                 "--access-log-format".into(),
                 a.http_access_log_format.clone(),
             ]);
         }
         for h in &a.http_header {
-            http.extend(["--header".into(), h.clone()]);
+            http.by(&["http_header"])
+                .extend(["--header".into(), h.clone()]);
         }
         if let Some(secs) = a.hsts {
-            http.extend(["--hsts".into(), secs.to_string()]);
+            http.by(&["hsts"])
+                .extend(["--hsts".into(), secs.to_string()]);
             if a.hsts_include_subdomains {
-                http.push("--hsts-include-subdomains".into());
+                http.by(&["hsts_include_subdomains"])
+                    .push("--hsts-include-subdomains".into());
             }
         }
-        http.extend(["--listing".into(), a.http_listing.clone()]);
+        http.by(&["http_listing"])
+            .extend(["--listing".into(), a.http_listing.clone()]);
         let http_name = if tls { "https" } else { "http" };
         start(
             &mut services,
             "http",
             Stdio::null(),
-            &http,
+            &http.argv(),
             &[http_name],
             &[a.http_bind],
         )?;
