@@ -254,13 +254,7 @@ impl File {
                 key.dotted()
             ))
         };
-        let path = |text: &str, quoted: bool| -> String {
-            if quoted && schema::is_path(arg) && text != "-" && Path::new(text).is_relative() {
-                self.dir.join(text).display().to_string()
-            } else {
-                text.to_string()
-            }
-        };
+        let path = |text: &str, quoted: bool| self.text(arg, text, quoted);
         let words: Vec<String> = match &entry.val {
             Val::Bool(b) if schema::is_switch(arg) || schema::value_optional(arg) => {
                 if *b {
@@ -285,6 +279,16 @@ impl File {
             check(arg, &words).map_err(|why| fail(&why))?;
         }
         Ok(words)
+    }
+
+    /// The value `text` means for `arg`: a relative path (a string, not `-`) is relative to the
+    /// file's directory.
+    pub(crate) fn text(&self, arg: &Arg, text: &str, quoted: bool) -> String {
+        if quoted && schema::is_path(arg) && text != "-" && Path::new(text).is_relative() {
+            self.dir.join(text).display().to_string()
+        } else {
+            text.to_string()
+        }
     }
 
     /// The configuration file's path, for messages.

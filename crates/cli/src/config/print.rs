@@ -56,8 +56,11 @@ pub(crate) fn effective(
                 }
                 let value = match &entry.val {
                     Val::Bool(b) => Some(Value::from(*b)),
-                    Val::Text { text, .. } => to_value(&k, std::slice::from_ref(text)),
-                    Val::List(v) => to_value(&k, v),
+                    Val::Text { text, quoted } => to_value(&k, &[file.text(&k.arg, text, *quoted)]),
+                    Val::List(v) => {
+                        let v: Vec<String> = v.iter().map(|t| file.text(&k.arg, t, true)).collect();
+                        to_value(&k, &v)
+                    }
                 };
                 lines.push(line(&k, value));
             }
