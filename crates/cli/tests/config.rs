@@ -378,3 +378,75 @@ fn secrets_are_elided_and_paths_made_absolute() {
         assert!(p.contains(&format!("key = \"{}\"", key.display())), "{p}");
     }
 }
+
+#[test]
+fn a_flag_given_drops_the_file_s_flags_it_cannot_go_with() {
+    let dir = Dir::new("conflict");
+    let f = dir.write("t.toml", "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n");
+    let p = print_config(
+        &["http", "serve"],
+        &["--config", f.to_str().unwrap(), "--tls-self-signed"],
+    );
+    assert!(
+        p.contains("\nself_signed = true\n") && p.contains("\n# cert =\n"),
+        "{p}"
+    );
+    let f = dir.write("s.toml", "[tls]\nself_signed = true\n");
+    let p = print_config(
+        &["ftp", "serve"],
+        &[
+            "--config",
+            f.to_str().unwrap(),
+            "--tls-cert",
+            "/c",
+            "--tls-key",
+            "/k",
+        ],
+    );
+    assert!(
+        p.contains("\nself_signed = false\n") && p.contains("\ncert = \"/c\"\n"),
+        "{p}"
+    );
+}
+
+/// The FTP reply to `line` (its last line), on a control connection.
+fn ftp(s: &mut std::io::BufReader<TcpStream>, line: Option<&str>) -> String {
+    use std::io::BufRead;
+    if let Some(l) = line {
+        write!(s.get_mut(), "{l}\r\n").unwrap();
+    }
+    let mut reply = String::new();
+    loop {
+        let mut l = String::new();
+        s.read_line(&mut l).unwrap();
+        assert!(!l.is_empty(), "connection closed after {reply:?}");
+        reply.push_str(&l);
+        if l.len() > 3 && l.as_bytes()[3] == b' ' {
+            return l;
+        }
+    }
+}
+
+#[test]
+fn under_serve_ftp_given_its_own_root_is_not_open_to_anonymous() {
+    // Anonymous reading is `serve`'s default for the built-in site only: an FTP root from the
+    // file is the operator's directory, closed unless the file opens it.
+    let dir = Dir::new("ftproot");
+    std::fs::create_dir(dir.0.join("private")).unwrap();
+    let f = dir.write(
+        "f.toml",
+        "http_bind = \"127.0.0.1:0\"\nchat_bind = \"127.0.0.1:0\"\nweb_bind = \"127.0.0.1:0\"\n\
+         ftp_bind = \"127.0.0.1:0\"\n[ftp]\nroot = \"private\"\nlogin_delay_ms = 0\n",
+    );
+    let mut s = start(&["serve", "--config", f.to_str().unwrap()])
+        .listening_on(&["chat", "web", "ftp", "http"], Duration::from_secs(60));
+    let c = TcpStream::connect(s.addr("ftp")).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut c = std::io::BufReader::new(c);
+    assert!(ftp(&mut c, None).starts_with("220"));
+    ftp(&mut c, Some("USER anonymous"));
+    let r = ftp(&mut c, Some("PASS x@y"));
+    assert!(r.starts_with("530"), "{r}");
+    drop(c);
+    s.stop();
+}

@@ -84,15 +84,28 @@ pub(crate) fn resolve(mut root: Command) -> ArgMatches {
     let matches = match &file {
         None => first,
         Some(f) => {
+            // A flag given beats the file's flags that cannot go with it, either way round
+            // (`--tls-self-signed` given drops the file's `[tls] cert`, and the reverse).
+            let mut beaten: HashSet<String> = HashSet::new();
+            for a in cmd.get_arguments() {
+                if explicit.contains(a.get_id().as_str()) {
+                    beaten.extend(
+                        cmd.get_arg_conflicts_with(a)
+                            .iter()
+                            .map(|c| c.get_id().to_string()),
+                    );
+                } else if cmd
+                    .get_arg_conflicts_with(a)
+                    .iter()
+                    .any(|c| explicit.contains(c.get_id().as_str()))
+                {
+                    beaten.insert(a.get_id().to_string());
+                }
+            }
             let mut extra: Vec<OsString> = Vec::new();
             for (key, entry) in f.for_reader(reader, &cmd) {
-                if entry.is_default(&key.arg)
-                    || explicit.contains(key.arg.get_id().as_str())
-                    || cmd
-                        .get_arg_conflicts_with(&key.arg)
-                        .iter()
-                        .any(|c| explicit.contains(c.get_id().as_str()))
-                {
+                let id = key.arg.get_id().as_str();
+                if entry.is_default(&key.arg) || explicit.contains(id) || beaten.contains(id) {
                     continue;
                 }
                 let words = f.tokens(&key, entry).unwrap_or_else(|e| usage_exit(e));
