@@ -203,6 +203,18 @@ extern "C" fn on_hup(_: libc::c_int) {
 }
 
 pub(crate) fn run(a: Args) -> anyhow::Result<()> {
+    if crate::config::printing() {
+        // `--print-config`: what each service would be given, nothing started. The built-in
+        // site's directory is made at start; `root` is then not printed (so never this name).
+        let root = a.root.clone().unwrap_or_else(|| "<built-in site>".into());
+        let on_site = a.root.is_none() && !crate::config::service_sets("ftp", "root");
+        let anonymous = a
+            .ftp_anonymous
+            .clone()
+            .unwrap_or_else(|| if on_site { "read" } else { "off" }.into());
+        crate::config::print_serve(plan(&a, &root, &anonymous, None));
+        return Ok(());
+    }
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
@@ -227,23 +239,6 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
     if ftp_on_site && anonymous != "off" {
         tracing::warn!("FTP: the built-in site is open to anonymous users ({anonymous}-only)");
     }
-    // Each service's flags: what `serve` derives from its own options, tagged with the options
-    // they come from (`by`) so the configuration file's service sections slot in between.
-    let common = |svc: &'static str| -> Flags {
-        let mut v = Flags::new(svc);
-        v.by(&["model"])
-            .extend(["--model".into(), a.model.to_string()]);
-        v.by(&["workers"])
-            .extend(["--workers".into(), a.workers.to_string()]);
-        if a.edge_triggered {
-            v.by(&["edge_triggered"]).push("--edge-triggered".into());
-        }
-        if a.hidden && svc != "chat" {
-            v.by(&["hidden"]).push("--hidden".into());
-        }
-        v
-    };
-    const TLS: &[&str] = &["tls_cert", "tls_key", "tls_ocsp", "tls_self_signed"];
     let made = if a.tls.tls_self_signed {
         Some(SelfSignedFiles::make()?)
     } else {
@@ -251,31 +246,9 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
     };
     // Over TLS the HTTP server and the chat page announce `https` and `web-tls`.
     let tls = a.tls.tls_self_signed || a.tls.tls_cert.is_some();
+    let [chat, ftp, http] = plan(&a, &root, &anonymous, made.as_ref());
     let mut services: Vec<Service> = Vec::new();
     let result = (|| -> anyhow::Result<()> {
-        let mut chat = common("chat");
-        chat.by(&["chat_bind"])
-            .extend(["--bind".into(), a.chat_bind.to_string()]);
-        chat.by(&["web_bind"])
-            .extend(["--web".into(), a.web_bind.to_string()]);
-        chat.by(TLS).extend(tls_flags(&a.tls, made.as_ref()));
-        if let Some(url) = &a.backplane {
-            chat.by(&["backplane"])
-                .extend(["--backplane".into(), url.clone()]);
-        }
-        if let Some(room) = &a.room {
-            chat.by(&["room"]).extend(["--room".into(), room.clone()]);
-        }
-        chat.by(&["chat_max_per_ip"])
-            .extend(["--max-per-ip".into(), a.chat_max_per_ip.to_string()]);
-        for o in &a.chat_allow_origin {
-            chat.by(&["chat_allow_origin"])
-                .extend(["--allow-origin".into(), o.clone()]);
-        }
-        if let Some(path) = &a.admin_socket {
-            chat.by(&["admin_socket"])
-                .extend(["--admin-socket".into(), path.display().to_string()]);
-        }
         // The console: the chat service reads it (as `chat serve` reads its own) when it is
         // a terminal; piped or closed stdin stays with no one, as under `chat serve`.
         let console = if std::io::stdin().is_terminal() {
@@ -293,18 +266,6 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
         )?;
         let (chat_addr, web_addr) = (listening[0], listening[1]);
 
-        let mut ftp = common("ftp");
-        ftp.by(&["ftp_bind"])
-            .extend(["--bind".into(), a.ftp_bind.to_string()]);
-        ftp.by(&["root"])
-            .extend(["--root".into(), root.display().to_string()]);
-        ftp.by(&["ftp_anonymous"])
-            .extend(["--anonymous".into(), anonymous.clone()]);
-        if let Some(u) = &a.ftp_users {
-            ftp.by(&["ftp_users"])
-                .extend(["--users".into(), u.display().to_string()]);
-        }
-        ftp.by(TLS).extend(tls_flags(&a.tls, made.as_ref()));
         let ftp_addr = start(
             &mut services,
             "ftp",
@@ -317,37 +278,6 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
         if let Some(site) = &site {
             site.write_index(a.model, tls, chat_addr, web_addr, ftp_addr)?;
         }
-        let mut http = common("http");
-        http.by(&["http_bind"])
-            .extend(["--bind".into(), a.http_bind.to_string()]);
-        http.by(&["root"])
-            .extend(["--root".into(), root.display().to_string()]);
-        if a.compress {
-            http.by(&["compress"]).push("--compress".into());
-        }
-        http.by(TLS).extend(tls_flags(&a.tls, made.as_ref()));
-        if let Some(p) = &a.http_access_log {
-            http.by(&["http_access_log"])
-                .extend(["--access-log".into(), p.display().to_string()]);
-            http.by(&["http_access_log_format"]).extend([
-                "--access-log-format".into(),
-                a.http_access_log_format.clone(),
-            ]);
-        }
-        for h in &a.http_header {
-            http.by(&["http_header"])
-                .extend(["--header".into(), h.clone()]);
-        }
-        if let Some(secs) = a.hsts {
-            http.by(&["hsts"])
-                .extend(["--hsts".into(), secs.to_string()]);
-            if a.hsts_include_subdomains {
-                http.by(&["hsts_include_subdomains"])
-                    .push("--hsts-include-subdomains".into());
-            }
-        }
-        http.by(&["http_listing"])
-            .extend(["--listing".into(), a.http_listing.clone()]);
         let http_name = if tls { "https" } else { "http" };
         start(
             &mut services,
@@ -367,6 +297,94 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
         bail!("a service did not stop cleanly");
     }
     Ok(())
+}
+
+/// Each service's command line: what `serve` derives from its own options `a` (`root` is the
+/// directory served, `made` the self-signed certificate), each flag tagged with the options it
+/// comes from (`Flags::by`) so the configuration file's service sections slot in between.
+fn plan(a: &Args, root: &Path, anonymous: &str, made: Option<&SelfSignedFiles>) -> [Flags; 3] {
+    let common = |svc: &'static str| -> Flags {
+        let mut v = Flags::new(svc);
+        v.by(&["model"])
+            .extend(["--model".into(), a.model.to_string()]);
+        v.by(&["workers"])
+            .extend(["--workers".into(), a.workers.to_string()]);
+        if a.edge_triggered {
+            v.by(&["edge_triggered"]).push("--edge-triggered".into());
+        }
+        if a.hidden && svc != "chat" {
+            v.by(&["hidden"]).push("--hidden".into());
+        }
+        v
+    };
+    const TLS: &[&str] = &["tls_cert", "tls_key", "tls_ocsp", "tls_self_signed"];
+    let mut chat = common("chat");
+    chat.by(&["chat_bind"])
+        .extend(["--bind".into(), a.chat_bind.to_string()]);
+    chat.by(&["web_bind"])
+        .extend(["--web".into(), a.web_bind.to_string()]);
+    chat.by(TLS).extend(tls_flags(&a.tls, made));
+    if let Some(url) = &a.backplane {
+        chat.by(&["backplane"])
+            .extend(["--backplane".into(), url.clone()]);
+    }
+    if let Some(room) = &a.room {
+        chat.by(&["room"]).extend(["--room".into(), room.clone()]);
+    }
+    chat.by(&["chat_max_per_ip"])
+        .extend(["--max-per-ip".into(), a.chat_max_per_ip.to_string()]);
+    for o in &a.chat_allow_origin {
+        chat.by(&["chat_allow_origin"])
+            .extend(["--allow-origin".into(), o.clone()]);
+    }
+    if let Some(path) = &a.admin_socket {
+        chat.by(&["admin_socket"])
+            .extend(["--admin-socket".into(), path.display().to_string()]);
+    }
+    let mut ftp = common("ftp");
+    ftp.by(&["ftp_bind"])
+        .extend(["--bind".into(), a.ftp_bind.to_string()]);
+    ftp.by(&["root"])
+        .extend(["--root".into(), root.display().to_string()]);
+    ftp.by(&["ftp_anonymous"])
+        .extend(["--anonymous".into(), anonymous.to_string()]);
+    if let Some(u) = &a.ftp_users {
+        ftp.by(&["ftp_users"])
+            .extend(["--users".into(), u.display().to_string()]);
+    }
+    ftp.by(TLS).extend(tls_flags(&a.tls, made));
+    let mut http = common("http");
+    http.by(&["http_bind"])
+        .extend(["--bind".into(), a.http_bind.to_string()]);
+    http.by(&["root"])
+        .extend(["--root".into(), root.display().to_string()]);
+    if a.compress {
+        http.by(&["compress"]).push("--compress".into());
+    }
+    http.by(TLS).extend(tls_flags(&a.tls, made));
+    if let Some(p) = &a.http_access_log {
+        http.by(&["http_access_log"])
+            .extend(["--access-log".into(), p.display().to_string()]);
+        http.by(&["http_access_log_format"]).extend([
+            "--access-log-format".into(),
+            a.http_access_log_format.clone(),
+        ]);
+    }
+    for h in &a.http_header {
+        http.by(&["http_header"])
+            .extend(["--header".into(), h.clone()]);
+    }
+    if let Some(secs) = a.hsts {
+        http.by(&["hsts"])
+            .extend(["--hsts".into(), secs.to_string()]);
+        if a.hsts_include_subdomains {
+            http.by(&["hsts_include_subdomains"])
+                .push("--hsts-include-subdomains".into());
+        }
+    }
+    http.by(&["http_listing"])
+        .extend(["--listing".into(), a.http_listing.clone()]);
+    [chat, ftp, http]
 }
 
 /// Start `bingfa ARGS` as service `name` with `stdin`, relay its ready lines (one per

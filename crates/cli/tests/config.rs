@@ -121,6 +121,13 @@ fn the_example_loads_as_shipped_and_with_every_setting_made() {
         print_config(cmd, &["--config", ex.to_str().unwrap()]);
         let printed = print_config(cmd, &["--config", all.to_str().unwrap()]);
         // The settings took: a value only the example gives shows through.
+        if cmd[0] == "serve" {
+            // What serve would give each service parses as that service's command line.
+            for s in ["[http]", "[chat]", "[ftp]"] {
+                assert!(printed.contains(&format!("\n{s}\n")), "{s} in {printed}");
+            }
+            assert!(!printed.contains("is not shown"), "{printed}");
+        }
         match cmd[0] {
             "serve" | "http" => assert!(printed.contains("X-Frame-Options: DENY"), "{printed}"),
             "chat" => assert!(printed.contains("https://example.org"), "{printed}"),

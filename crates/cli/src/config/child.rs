@@ -57,25 +57,47 @@ impl Flags {
         }
     }
 
-    /// The whole command line: `SERVICE serve` and the three layers.
-    pub(crate) fn argv(self) -> Vec<String> {
-        let mut out = vec![self.service.to_string(), "serve".to_string()];
+    /// The service.
+    pub(crate) fn service(&self) -> &'static str {
+        self.service
+    }
+
+    /// The ids of the service's flags whose value `serve` decides: those it derives from flags
+    /// given to it, and those it derives otherwise that the file does not set for the service.
+    pub(crate) fn derived(&self, cmd: &clap::Command) -> HashSet<String> {
+        let (base, middle, last) = self.layers(cmd);
+        let from_file: HashSet<&String> = middle.iter().map(|(id, _)| id).collect();
+        base.iter()
+            .filter(|(id, _)| !from_file.contains(id))
+            .chain(last.iter())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// The three layers, as (flag id, words) in order.
+    #[allow(clippy::type_complexity)]
+    fn layers(
+        &self,
+        cmd: &clap::Command,
+    ) -> (
+        Vec<(String, Vec<String>)>,
+        Vec<(String, Vec<String>)>,
+        Vec<(String, Vec<String>)>,
+    ) {
+        let base = split(cmd, &self.base);
+        let last = split(cmd, &self.explicit);
+        let mut middle: Vec<(String, Vec<String>)> = Vec::new();
         let Some(state) = STATE.get() else {
-            out.extend(self.base);
-            out.extend(self.explicit);
-            return out;
+            return (base, middle, last);
         };
         let reader = Reader::Service(self.service);
-        let cmd = reader.command(&state.root);
         let serve = Reader::Serve.command(&state.root);
         let taken: HashSet<(String, String)> = schema::keys(Reader::Serve, &serve)
             .into_iter()
             .map(|k| (k.section, k.key))
             .collect();
-        let base = split(&cmd, &self.base);
-        let mut middle: Vec<(String, Vec<String>)> = Vec::new();
         if let Some(file) = &state.file {
-            for (key, entry) in file.for_reader(reader, &cmd) {
+            for (key, entry) in file.for_reader(reader, cmd) {
                 if taken.contains(&(key.section.clone(), key.key.clone())) {
                     continue; // `serve` reads it and passes it on as it sees fit
                 }
@@ -85,10 +107,24 @@ impl Flags {
                 }
                 // Checked when the file was loaded.
                 let words = file.tokens(&key, entry).unwrap_or_default();
-                middle.push((key.arg.get_id().to_string(), words));
+                middle.push((id.to_string(), words));
             }
         }
-        let last = split(&cmd, &self.explicit);
+        (base, middle, last)
+    }
+
+    /// The whole command line: `SERVICE serve` and the three layers.
+    pub(crate) fn argv(&self) -> Vec<String> {
+        let mut out = vec![self.service.to_string(), "serve".to_string()];
+        let cmd = match STATE.get() {
+            Some(state) => Reader::Service(self.service).command(&state.root),
+            None => {
+                out.extend(self.base.iter().cloned());
+                out.extend(self.explicit.iter().cloned());
+                return out;
+            }
+        };
+        let (base, middle, last) = self.layers(&cmd);
         let later: HashSet<&str> = middle
             .iter()
             .chain(last.iter())
@@ -148,7 +184,13 @@ fn split(cmd: &clap::Command, words: &[String]) -> Vec<(String, Vec<String>)> {
         let arg = cmd.get_arguments().find(|a| a.get_long() == Some(name));
         let id = arg.map_or(name.to_string(), |a| a.get_id().to_string());
         let mut group = vec![w.clone()];
-        let takes = arg.is_some_and(|a| !schema::is_switch(a) && !schema::value_optional(a));
+        // A value follows unless given inline; an optional one (`--admin-socket [PATH]`) only
+        // if the next word is not a flag, as clap reads it.
+        let takes = arg.is_some_and(|a| {
+            !schema::is_switch(a)
+                && (!schema::value_optional(a)
+                    || words.get(i).is_some_and(|w| !w.starts_with("--")))
+        });
         if takes && !inline && i < words.len() {
             group.push(words[i].clone());
             i += 1;

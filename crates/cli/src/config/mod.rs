@@ -50,6 +50,24 @@ struct State {
     file: Option<File>,
     /// The flags given on the real command line (by id).
     explicit: HashSet<String>,
+    /// `bingfa serve --print-config`: its matches, to print with what it gives the services.
+    printing: Option<ArgMatches>,
+}
+
+/// Whether `bingfa serve` is to print its configuration ([`print_serve`]) instead of running.
+pub(crate) fn printing() -> bool {
+    STATE.get().is_some_and(|s| s.printing.is_some())
+}
+
+/// `bingfa serve --print-config`: its own options, then each service's options that it does
+/// not derive from its own (`children`: the command lines it would run), defaults filled in.
+pub(crate) fn print_serve(children: [Flags; 3]) {
+    let state = STATE.get().expect("resolve ran");
+    let m = state.printing.as_ref().expect("printing");
+    print!(
+        "{}",
+        print::serve(&state.root, m, state.file.as_ref(), &children)
+    );
 }
 
 static STATE: OnceLock<State> = OnceLock::new();
@@ -119,18 +137,18 @@ pub(crate) fn resolve(mut root: Command) -> ArgMatches {
                 })
         }
     };
-    if args.print_config {
-        let (_, leaf) = leaf_of(&matches);
-        print!(
-            "{}",
-            print::effective(reader, &root, &cmd, leaf, file.as_ref())
-        );
+    let (_, leaf) = leaf_of(&matches);
+    // `bingfa serve` prints once it knows what it would give each service (`print_serve`).
+    if args.print_config && reader != Reader::Serve {
+        print!("{}", print::effective(reader, &cmd, leaf, file.as_ref()));
         std::process::exit(0);
     }
+    let printing = args.print_config.then(|| leaf.clone());
     let _ = STATE.set(State {
         root,
         file,
         explicit,
+        printing,
     });
     matches
 }

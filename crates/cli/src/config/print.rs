@@ -2,7 +2,7 @@
 //! the command with its value (defaults filled in, unset ones as `# key =`), each under its
 //! flag's help, paths absolute, and secrets elided.
 
-use super::load::{File, Val};
+use super::load::File;
 use super::schema::{self, Key, Reader};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Command};
@@ -19,18 +19,76 @@ struct Line {
     key: String,
     help: String,
     value: Option<Value>,
+    /// Shown as `# key = value`: a service's default under `serve`, which as a setting would
+    /// hide the top level's value for that service when the printed file is read back.
+    commented: bool,
 }
 
-/// The file `reader` (its command `cmd`, run with `m`) would print.
-pub(crate) fn effective(
-    reader: Reader,
+/// What `bingfa serve` prints: its own options (`m`), then for each service the options not
+/// derived from them, as that service would run with `children`' command lines.
+pub(crate) fn serve(
     root: &Command,
-    cmd: &Command,
     m: &ArgMatches,
     file: Option<&File>,
+    children: &[super::Flags],
 ) -> String {
-    let mut lines: Vec<Line> = Vec::new();
+    let serve_cmd = Reader::Serve.command(root);
+    let mut lines = own_lines(Reader::Serve, &serve_cmd, m, false, |_| false);
+    let mut broken = Vec::new();
+    let mut seen: HashSet<(String, String)> = lines
+        .iter()
+        .map(|l| (l.section.clone(), l.key.clone()))
+        .collect();
+    for child in children {
+        let reader = Reader::Service(child.service());
+        let cmd = reader.command(root);
+        let derived = child.derived(&cmd);
+        // `SERVICE serve FLAGS` to `cmd`, the `serve` subcommand itself: its name, then FLAGS.
+        let argv = child.argv().into_iter().skip(1);
+        let cm = match cmd.clone().try_get_matches_from(argv) {
+            Ok(cm) => cm,
+            Err(e) => {
+                // The service would refuse it at start: say so where its section would be.
+                let why = e.render().to_string();
+                let why = why.split("\n\n").next().unwrap_or_default();
+                broken.push(format!(
+                    "# [{}] is not shown: `bingfa {} serve` would refuse what it is given: {}",
+                    child.service(),
+                    child.service(),
+                    why.lines().map(str::trim).collect::<Vec<_>>().join(" ")
+                ));
+                continue;
+            }
+        };
+        let more = own_lines(reader, &cmd, &cm, true, |k| {
+            derived.contains(k.arg.get_id().as_str())
+                || seen.contains(&(k.section.clone(), k.key.clone()))
+        });
+        for l in more {
+            seen.insert((l.section.clone(), l.key.clone()));
+            lines.push(l);
+        }
+    }
+    let mut out = render(Reader::Serve, file, lines);
+    for b in broken {
+        out.push_str(&format!("\n{b}\n"));
+    }
+    out
+}
+
+/// A line per flag of `cmd` (run with `m`) but those `skip` says.
+fn own_lines(
+    reader: Reader,
+    cmd: &Command,
+    m: &ArgMatches,
+    comment_defaults: bool,
+    skip: impl Fn(&Key) -> bool,
+) -> Vec<Line> {
+    let mut lines = Vec::new();
     for k in schema::keys(reader, cmd) {
+        if skip(&k) {
+            continue;
+        }
         let id = k.arg.get_id().as_str();
         let source = m.value_source(id);
         if k.arg.is_hide_set() && matches!(source, None | Some(ValueSource::DefaultValue)) {
@@ -40,33 +98,21 @@ pub(crate) fn effective(
             .get_raw(id)
             .map(|v| v.map(|s| s.to_string_lossy().into_owned()).collect());
         let value = raw.and_then(|vals| to_value(&k, &vals));
-        lines.push(line(&k, value));
+        let mut l = line(&k, value);
+        l.commented = comment_defaults && source == Some(ValueSource::DefaultValue);
+        lines.push(l);
     }
-    // Under `serve`, what the file sets for the services beyond `serve`'s own flags.
-    if let (Reader::Serve, Some(file)) = (reader, file) {
-        let mut seen: HashSet<(String, String)> = lines
-            .iter()
-            .map(|l| (l.section.clone(), l.key.clone()))
-            .collect();
-        for svc in schema::SERVICES {
-            let r = Reader::Service(svc);
-            for (k, entry) in file.for_reader(r, &r.command(root)) {
-                if !seen.insert((k.section.clone(), k.key.clone())) {
-                    continue;
-                }
-                let value = match &entry.val {
-                    Val::Bool(b) => Some(Value::from(*b)),
-                    Val::Text { text, quoted } => to_value(&k, &[file.text(&k.arg, text, *quoted)]),
-                    Val::List(v) => {
-                        let v: Vec<String> = v.iter().map(|t| file.text(&k.arg, t, true)).collect();
-                        to_value(&k, &v)
-                    }
-                };
-                lines.push(line(&k, value));
-            }
-        }
-    }
-    render(reader, file, lines)
+    lines
+}
+
+/// What `bingfa X serve` (`reader`, its command `cmd`, run with `m`) prints.
+pub(crate) fn effective(
+    reader: Reader,
+    cmd: &Command,
+    m: &ArgMatches,
+    file: Option<&File>,
+) -> String {
+    render(reader, file, own_lines(reader, cmd, m, false, |_| false))
 }
 
 fn line(k: &Key, value: Option<Value>) -> Line {
@@ -75,6 +121,7 @@ fn line(k: &Key, value: Option<Value>) -> Line {
         key: k.key.clone(),
         help: k.arg.get_help().map(|h| h.to_string()).unwrap_or_default(),
         value,
+        commented: false,
     }
 }
 
@@ -168,7 +215,8 @@ fn render(reader: Reader, file: Option<&File>, lines: Vec<Line>) -> String {
             }
             match &l.value {
                 Some(v) => {
-                    let _ = writeln!(out, "{} = {v}", l.key);
+                    let hash = if l.commented { "# " } else { "" };
+                    let _ = writeln!(out, "{hash}{} = {v}", l.key);
                 }
                 None => {
                     let _ = writeln!(out, "# {} =", l.key);
