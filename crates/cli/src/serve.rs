@@ -256,36 +256,42 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
         } else {
             Stdio::null()
         };
+        let chat = chat.argv();
         let listening = start(
             &mut services,
             "chat",
             console,
-            &chat.argv(),
+            &chat,
             &["chat", if tls { "web-tls" } else { "web" }],
-            &[a.chat_bind, a.web_bind],
+            &[
+                last_value(&chat, "--bind", a.chat_bind),
+                last_value(&chat, "--web", a.web_bind),
+            ],
         )?;
         let (chat_addr, web_addr) = (listening[0], listening[1]);
 
+        let ftp = ftp.argv();
         let ftp_addr = start(
             &mut services,
             "ftp",
             Stdio::null(),
-            &ftp.argv(),
+            &ftp,
             &["ftp"],
-            &[a.ftp_bind],
+            &[last_value(&ftp, "--bind", a.ftp_bind)],
         )?[0];
 
         if let Some(site) = &site {
             site.write_index(a.model, tls, chat_addr, web_addr, ftp_addr)?;
         }
         let http_name = if tls { "https" } else { "http" };
+        let http = http.argv();
         start(
             &mut services,
             "http",
             Stdio::null(),
-            &http.argv(),
+            &http,
             &[http_name],
-            &[a.http_bind],
+            &[last_value(&http, "--bind", a.http_bind)],
         )?;
         supervise(&mut services, tls)
     })();
@@ -385,6 +391,20 @@ fn plan(a: &Args, root: &Path, anonymous: &str, made: Option<&SelfSignedFiles>) 
     http.by(&["http_listing"])
         .extend(["--listing".into(), a.http_listing.clone()]);
     [chat, ftp, http]
+}
+
+/// The address a service is given with `flag` (`--bind ADDR` or `--bind=ADDR`, the last one):
+/// the configuration file's section may have replaced `serve`'s own, and an error names it.
+fn last_value(argv: &[String], flag: &str, or: SocketAddr) -> SocketAddr {
+    let mut found = None;
+    for (i, w) in argv.iter().enumerate() {
+        if w == flag {
+            found = argv.get(i + 1).and_then(|v| v.parse().ok());
+        } else if let Some(v) = w.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+            found = v.parse().ok();
+        }
+    }
+    found.unwrap_or(or)
 }
 
 /// Start `bingfa ARGS` as service `name` with `stdin`, relay its ready lines (one per

@@ -268,6 +268,7 @@ fn an_unknown_key_or_section_is_refused_with_its_line() {
     for cmd in READERS {
         let err = refused(cmd, toml, 5, "http.bnid");
         assert!(err.contains("unknown key"), "{err}");
+        assert!(err.contains("did you mean `bind`?"), "{err}");
     }
     refused(&["serve"], "modle = \"epoll\"\n", 1, "modle");
     // A shared section takes only its own keys: `--tls-bind` is a service's, not [tls]'s.
@@ -326,6 +327,14 @@ fn a_bad_value_is_refused_with_clap_s_reason() {
         "http.head-timeout",
     );
     assert!(err.contains("already set on line 2"), "{err}");
+    // No such file.
+    let out = run(&["serve", "--config", "/nonexistent/bingfa.toml"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("/nonexistent/bingfa.toml: cannot read the configuration file"),
+        "{}",
+        text(&out.stderr)
+    );
     // Not TOML at all.
     let dir = Dir::new("syntax");
     let f = dir.write("x.toml", "[http]\nbind = \n");
@@ -456,4 +465,41 @@ fn under_serve_ftp_given_its_own_root_is_not_open_to_anonymous() {
     assert!(r.starts_with("530"), "{r}");
     drop(c);
     s.stop();
+}
+
+#[test]
+fn under_serve_a_port_in_use_from_a_section_is_the_one_named() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap();
+    let dir = Dir::new("inuse");
+    let f = dir.write(
+        "p.toml",
+        &format!(
+            "chat_bind = \"127.0.0.1:0\"\nweb_bind = \"127.0.0.1:0\"\nftp_bind = \"127.0.0.1:0\"\n\
+             [http]\nbind = \"{port}\"\n"
+        ),
+    );
+    let mut c = Command::new(BIN);
+    c.args(["serve", "--config", f.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve did not stop with its HTTP port taken");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("the http service could not start on {port}")),
+        "{err}"
+    );
+    drop(taken);
 }

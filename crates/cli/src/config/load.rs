@@ -203,8 +203,16 @@ impl File {
                 } else {
                     format!("the [{section}] section")
                 };
+                let near = known
+                    .iter()
+                    .filter(|(s, _)| s == section)
+                    .map(|(_, k)| k)
+                    .filter(|k| distance(k, key) <= 2.max(key.len() / 4))
+                    .min_by_key(|k| distance(k, key))
+                    .map(|k| format!("; did you mean `{k}`?"))
+                    .unwrap_or_default();
                 return Err(Error(format!(
-                    "{}:{}: {}: unknown key (not a flag of {of})",
+                    "{}:{}: {}: unknown key (not a flag of {of}){near}",
                     self.path.display(),
                     e.line,
                     dotted(section, key)
@@ -312,6 +320,22 @@ impl Entry {
             Val::List(items) => &defaults == items,
         }
     }
+}
+
+/// Levenshtein distance, for the suggestion after an unknown key.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// Parse `words` with a command holding only a copy of `arg` (same action, arity and value
