@@ -108,10 +108,10 @@ impl File {
                         file.add(&section, k, at(kk.span()), v)?;
                     }
                 }
-                Item::Value(Value::InlineTable(t)) => {
+                Item::Value(Value::InlineTable(_)) => {
                     return Err(Error(format!(
-                        "{shown}:{line}: {name}: write the section as [{name}], {} keys",
-                        t.len()
+                        "{shown}:{line}: {name}: write the section as a [{name}] header, not an \
+                         inline table"
                     )))
                 }
                 other => file.add("", name, line, other)?,
