@@ -79,7 +79,8 @@ fn usage_exit(message: impl std::fmt::Display) -> ! {
 }
 
 /// Parse the command line of `root` (the binary's command), taking the configuration file into
-/// account; answers `--print-config` and exits. Usage errors exit 2, as clap's.
+/// account. A service's `--print-config` is answered here (exit 0); `bingfa serve`'s once it
+/// has planned its services ([`printing`]). Usage errors exit 2, as clap's.
 pub(crate) fn resolve(mut root: Command) -> ArgMatches {
     root.build();
     let argv: Vec<OsString> = std::env::args_os().collect();
