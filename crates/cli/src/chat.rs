@@ -100,6 +100,9 @@ pub(crate) struct ServeArgs {
     /// The room's name on the backplane (servers with the same name are one room).
     #[arg(long, default_value = "lobby", requires = "backplane")]
     room: String,
+    /// `--config FILE`, `--print-config`: read before these arguments are (see `config`).
+    #[command(flatten)]
+    _config: crate::config::ConfigArgs,
 }
 
 #[derive(clap::Args, Debug)]

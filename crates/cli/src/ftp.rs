@@ -126,6 +126,9 @@ pub(crate) struct ServeArgs {
     /// vsftpd's require_ssl_reuse) or `optional`, for clients that cannot resume.
     #[arg(long, default_value = "required", value_parser = ["required", "optional"])]
     tls_session_reuse: String,
+    /// `--config FILE`, `--print-config`: read before these arguments are (see `config`).
+    #[command(flatten)]
+    _config: crate::config::ConfigArgs,
 }
 
 /// A positive number of seconds: 0 would close every session at its first command, and

@@ -100,6 +100,9 @@ pub(crate) struct ServeArgs {
     /// line `metrics listening on IP:PORT` tells which port `:0` got.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// `--config FILE`, `--print-config`: read before these arguments are (see `config`).
+    #[command(flatten)]
+    _config: crate::config::ConfigArgs,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {

@@ -3,6 +3,7 @@
 
 mod chat;
 mod chat_join;
+mod config;
 mod ftp;
 mod ftp_client;
 mod generate;
@@ -13,7 +14,7 @@ mod model_arg;
 mod serve;
 mod tls;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -61,7 +62,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(colour_on_stderr())
         .init();
-    let cli = Cli::parse();
+    // The command line, with `--config FILE` read in (and `--print-config` answered).
+    let matches = config::resolve(Cli::command());
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Lab(args) => lab::run(args),
         Command::Http(args) => http::run(args),

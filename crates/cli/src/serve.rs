@@ -16,6 +16,7 @@
 //! terminal the chat service shares it as its stdin, so its console reader turns each line
 //! typed here into `* admin: TEXT` (the other services never read stdin).
 
+use crate::config::Flags;
 use anyhow::{bail, Context as _};
 use bingfa_net::Model;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
@@ -118,6 +119,9 @@ pub(crate) struct Args {
     /// sample labelled `service`) on this address; ready line `metrics listening on IP:PORT`.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// `--config FILE`, `--print-config`: read before these arguments are (see `config`).
+    #[command(flatten)]
+    _config: crate::config::ConfigArgs,
 }
 
 /// The TLS flags as the services take them: the given files, or those of the self-signed
@@ -203,6 +207,18 @@ extern "C" fn on_hup(_: libc::c_int) {
 }
 
 pub(crate) fn run(a: Args) -> anyhow::Result<()> {
+    if crate::config::printing() {
+        // `--print-config`: what each service would be given, nothing started. The built-in
+        // site's directory is made at start; `root` is then not printed (so never this name).
+        let root = a.root.clone().unwrap_or_else(|| "<built-in site>".into());
+        let on_site = a.root.is_none() && !crate::config::service_sets("ftp", "root");
+        let anonymous = a
+            .ftp_anonymous
+            .clone()
+            .unwrap_or_else(|| if on_site { "read" } else { "off" }.into());
+        crate::config::print_serve(plan(&a, &root, &anonymous, None));
+        return Ok(());
+    }
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
@@ -217,29 +233,16 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
             (s.0.clone(), Some(s))
         }
     };
+    // Anonymous reading is the default only where FTP serves the built-in site, not a root the
+    // configuration file gives the FTP service (`[ftp] root`).
+    let ftp_on_site = site.is_some() && !crate::config::service_sets("ftp", "root");
     let anonymous = a
         .ftp_anonymous
         .clone()
-        .unwrap_or_else(|| if site.is_some() { "read" } else { "off" }.into());
-    if site.is_some() && anonymous != "off" {
+        .unwrap_or_else(|| if ftp_on_site { "read" } else { "off" }.into());
+    if ftp_on_site && anonymous != "off" {
         tracing::warn!("FTP: the built-in site is open to anonymous users ({anonymous}-only)");
     }
-    let common = |svc: &str| -> Vec<String> {
-        let mut v = vec![svc.to_string(), "serve".into()];
-        v.extend(["--model".into(), a.model.to_string()]);
-        v.extend(["--workers".into(), a.workers.to_string()]);
-        if a.edge_triggered {
-            v.push("--edge-triggered".into());
-        }
-        if a.hidden && svc != "chat" {
-            v.push("--hidden".into());
-        }
-        if a.metrics.is_some() {
-            // Each service's own endpoint, private: this process serves the merge.
-            v.extend(["--metrics".into(), "127.0.0.1:0".into()]);
-        }
-        v
-    };
     let made = if a.tls.tls_self_signed {
         Some(SelfSignedFiles::make()?)
     } else {
@@ -247,27 +250,11 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
     };
     // Over TLS the HTTP server and the chat page announce `https` and `web-tls`.
     let tls = a.tls.tls_self_signed || a.tls.tls_cert.is_some();
+    let [chat, ftp, http] = plan(&a, &root, &anonymous, made.as_ref());
     let mut services: Vec<Service> = Vec::new();
     // The services' own metrics endpoints, in start order.
     let mut endpoints: Vec<SocketAddr> = Vec::new();
     let result = (|| -> anyhow::Result<()> {
-        let mut chat = common("chat");
-        chat.extend(["--bind".into(), a.chat_bind.to_string()]);
-        chat.extend(["--web".into(), a.web_bind.to_string()]);
-        chat.extend(tls_flags(&a.tls, made.as_ref()));
-        if let Some(url) = &a.backplane {
-            chat.extend(["--backplane".into(), url.clone()]);
-        }
-        if let Some(room) = &a.room {
-            chat.extend(["--room".into(), room.clone()]);
-        }
-        chat.extend(["--max-per-ip".into(), a.chat_max_per_ip.to_string()]);
-        for o in &a.chat_allow_origin {
-            chat.extend(["--allow-origin".into(), o.clone()]);
-        }
-        if let Some(path) = &a.admin_socket {
-            chat.extend(["--admin-socket".into(), path.display().to_string()]);
-        }
         // The console: the chat service reads it (as `chat serve` reads its own) when it is
         // a terminal; piped or closed stdin stays with no one, as under `chat serve`.
         let console = if std::io::stdin().is_terminal() {
@@ -275,6 +262,7 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
         } else {
             Stdio::null()
         };
+        let chat = chat.argv();
         let listening = start(
             &mut services,
             &mut endpoints,
@@ -282,18 +270,14 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
             console,
             &chat,
             &["chat", if tls { "web-tls" } else { "web" }],
-            &[a.chat_bind, a.web_bind],
+            &[
+                last_value(&chat, "--bind", a.chat_bind),
+                last_value(&chat, "--web", a.web_bind),
+            ],
         )?;
         let (chat_addr, web_addr) = (listening[0], listening[1]);
 
-        let mut ftp = common("ftp");
-        ftp.extend(["--bind".into(), a.ftp_bind.to_string()]);
-        ftp.extend(["--root".into(), root.display().to_string()]);
-        ftp.extend(["--anonymous".into(), anonymous.clone()]);
-        if let Some(u) = &a.ftp_users {
-            ftp.extend(["--users".into(), u.display().to_string()]);
-        }
-        ftp.extend(tls_flags(&a.tls, made.as_ref()));
+        let ftp = ftp.argv();
         let ftp_addr = start(
             &mut services,
             &mut endpoints,
@@ -301,37 +285,14 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
             Stdio::null(),
             &ftp,
             &["ftp"],
-            &[a.ftp_bind],
+            &[last_value(&ftp, "--bind", a.ftp_bind)],
         )?[0];
 
         if let Some(site) = &site {
             site.write_index(a.model, tls, chat_addr, web_addr, ftp_addr)?;
         }
-        let mut http = common("http");
-        http.extend(["--bind".into(), a.http_bind.to_string()]);
-        http.extend(["--root".into(), root.display().to_string()]);
-        if a.compress {
-            http.push("--compress".into());
-        }
-        http.extend(tls_flags(&a.tls, made.as_ref()));
-        if let Some(p) = &a.http_access_log {
-            http.extend(["--access-log".into(), p.display().to_string()]);
-            http.extend([
-                "--access-log-format".into(),
-                a.http_access_log_format.clone(),
-            ]);
-        }
-        for h in &a.http_header {
-            http.extend(["--header".into(), h.clone()]);
-        }
-        if let Some(secs) = a.hsts {
-            http.extend(["--hsts".into(), secs.to_string()]);
-            if a.hsts_include_subdomains {
-                http.push("--hsts-include-subdomains".into());
-            }
-        }
-        http.extend(["--listing".into(), a.http_listing.clone()]);
         let http_name = if tls { "https" } else { "http" };
+        let http = http.argv();
         start(
             &mut services,
             &mut endpoints,
@@ -339,7 +300,7 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
             Stdio::null(),
             &http,
             &[http_name],
-            &[a.http_bind],
+            &[last_value(&http, "--bind", a.http_bind)],
         )?;
         if let Some(addr) = a.metrics {
             crate::metrics::start_merged(addr, std::mem::take(&mut endpoints))?;
@@ -354,6 +315,113 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
         bail!("a service did not stop cleanly");
     }
     Ok(())
+}
+
+/// Each service's command line: what `serve` derives from its own options `a` (`root` is the
+/// directory served, `made` the self-signed certificate), each flag tagged with the options it
+/// comes from (`Flags::by`) so the configuration file's service sections slot in between.
+fn plan(a: &Args, root: &Path, anonymous: &str, made: Option<&SelfSignedFiles>) -> [Flags; 3] {
+    let common = |svc: &'static str| -> Flags {
+        let mut v = Flags::new(svc);
+        v.by(&["model"])
+            .extend(["--model".into(), a.model.to_string()]);
+        v.by(&["workers"])
+            .extend(["--workers".into(), a.workers.to_string()]);
+        if a.edge_triggered {
+            v.by(&["edge_triggered"]).push("--edge-triggered".into());
+        }
+        if a.hidden && svc != "chat" {
+            v.by(&["hidden"]).push("--hidden".into());
+        }
+        if a.metrics.is_some() {
+            // Each service's own endpoint, private: this process serves the merge.
+            v.by(&["metrics"])
+                .extend(["--metrics".into(), "127.0.0.1:0".into()]);
+        }
+        v
+    };
+    const TLS: &[&str] = &["tls_cert", "tls_key", "tls_ocsp", "tls_self_signed"];
+    let mut chat = common("chat");
+    chat.by(&["chat_bind"])
+        .extend(["--bind".into(), a.chat_bind.to_string()]);
+    chat.by(&["web_bind"])
+        .extend(["--web".into(), a.web_bind.to_string()]);
+    chat.by(TLS).extend(tls_flags(&a.tls, made));
+    if let Some(url) = &a.backplane {
+        chat.by(&["backplane"])
+            .extend(["--backplane".into(), url.clone()]);
+    }
+    if let Some(room) = &a.room {
+        chat.by(&["room"]).extend(["--room".into(), room.clone()]);
+    }
+    chat.by(&["chat_max_per_ip"])
+        .extend(["--max-per-ip".into(), a.chat_max_per_ip.to_string()]);
+    for o in &a.chat_allow_origin {
+        chat.by(&["chat_allow_origin"])
+            .extend(["--allow-origin".into(), o.clone()]);
+    }
+    if let Some(path) = &a.admin_socket {
+        chat.by(&["admin_socket"])
+            .extend(["--admin-socket".into(), path.display().to_string()]);
+    }
+    let mut ftp = common("ftp");
+    ftp.by(&["ftp_bind"])
+        .extend(["--bind".into(), a.ftp_bind.to_string()]);
+    ftp.by(&["root"])
+        .extend(["--root".into(), root.display().to_string()]);
+    ftp.by(&["ftp_anonymous"])
+        .extend(["--anonymous".into(), anonymous.to_string()]);
+    if let Some(u) = &a.ftp_users {
+        ftp.by(&["ftp_users"])
+            .extend(["--users".into(), u.display().to_string()]);
+    }
+    ftp.by(TLS).extend(tls_flags(&a.tls, made));
+    let mut http = common("http");
+    http.by(&["http_bind"])
+        .extend(["--bind".into(), a.http_bind.to_string()]);
+    http.by(&["root"])
+        .extend(["--root".into(), root.display().to_string()]);
+    if a.compress {
+        http.by(&["compress"]).push("--compress".into());
+    }
+    http.by(TLS).extend(tls_flags(&a.tls, made));
+    if let Some(p) = &a.http_access_log {
+        http.by(&["http_access_log"])
+            .extend(["--access-log".into(), p.display().to_string()]);
+        http.by(&["http_access_log_format"]).extend([
+            "--access-log-format".into(),
+            a.http_access_log_format.clone(),
+        ]);
+    }
+    for h in &a.http_header {
+        http.by(&["http_header"])
+            .extend(["--header".into(), h.clone()]);
+    }
+    if let Some(secs) = a.hsts {
+        http.by(&["hsts"])
+            .extend(["--hsts".into(), secs.to_string()]);
+        if a.hsts_include_subdomains {
+            http.by(&["hsts_include_subdomains"])
+                .push("--hsts-include-subdomains".into());
+        }
+    }
+    http.by(&["http_listing"])
+        .extend(["--listing".into(), a.http_listing.clone()]);
+    [chat, ftp, http]
+}
+
+/// The address a service is given with `flag` (`--bind ADDR` or `--bind=ADDR`, the last one):
+/// the configuration file's section may have replaced `serve`'s own, and an error names it.
+fn last_value(argv: &[String], flag: &str, or: SocketAddr) -> SocketAddr {
+    let mut found = None;
+    for (i, w) in argv.iter().enumerate() {
+        if w == flag {
+            found = argv.get(i + 1).and_then(|v| v.parse().ok());
+        } else if let Some(v) = w.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+            found = v.parse().ok();
+        }
+    }
+    found.unwrap_or(or)
 }
 
 /// Start `bingfa ARGS` as service `name` with `stdin`, relay its ready lines (one per
