@@ -96,6 +96,9 @@ pub(crate) struct ServeArgs {
     /// The room's name on the backplane (servers with the same name are one room).
     #[arg(long, default_value = "lobby", requires = "backplane")]
     room: String,
+    /// Diagnostic log: --log-format, --log-level.
+    #[command(flatten)]
+    pub(crate) log: crate::logs::LogArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -107,6 +110,16 @@ pub(crate) struct AnnounceArgs {
     /// What to announce (the words are joined with spaces).
     #[arg(required = true)]
     text: Vec<String>,
+}
+
+impl Args {
+    /// The log flags of the serve subcommand (the others log with the defaults).
+    pub(crate) fn log_args(&self) -> Option<&crate::logs::LogArgs> {
+        match &self.command {
+            Command::Serve(a) => Some(&a.log),
+            _ => None,
+        }
+    }
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {

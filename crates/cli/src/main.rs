@@ -7,12 +7,12 @@ mod ftp;
 mod ftp_client;
 mod http;
 mod lab;
+mod logs;
 mod model_arg;
 mod serve;
 mod tls;
 
 use clap::{Parser, Subcommand};
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -44,14 +44,15 @@ enum Command {
 fn main() -> ExitCode {
     // A child started by re-exec (bingfa-mp's spawn) enters here and never returns.
     let _mp = bingfa_mp::init();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(colour_on_stderr())
-        .init();
     let cli = Cli::parse();
+    // A service's own --log-format/--log-level; the defaults for the other commands.
+    logs::init(match &cli.command {
+        Command::Http(a) => a.log_args(),
+        Command::Chat(a) => a.log_args(),
+        Command::Ftp(a) => a.log_args(),
+        Command::Serve(a) => Some(&a.log),
+        Command::Lab(_) => None,
+    });
     let result = match cli.command {
         Command::Lab(args) => lab::run(args),
         Command::Http(args) => http::run(args),
@@ -66,13 +67,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Colour in log lines only where a person reads them: stderr is a terminal and `NO_COLOR`
-/// (no-color.org) is unset or empty. A file or a pipe gets plain text.
-fn colour_on_stderr() -> bool {
-    let no_color = matches!(std::env::var_os("NO_COLOR"), Some(v) if !v.is_empty());
-    !no_color && std::io::stderr().is_terminal()
 }
 
 /// An error and its causes on one line, `what: why: root cause`, each said once: a cause whose

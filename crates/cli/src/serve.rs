@@ -114,6 +114,13 @@ pub(crate) struct Args {
     /// HTTP listings of directories without `index.html`: `on` or `off` (403).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     http_listing: String,
+    /// The FTP server's transfer log (as `ftp serve --xferlog`, vsftpd's xferlog format). A
+    /// SIGUSR1 sent to `serve` is passed on to the FTP service, which reopens it.
+    #[arg(long, value_name = "PATH")]
+    ftp_xferlog: Option<PathBuf>,
+    /// Diagnostic log of every service: --log-format, --log-level (passed to each).
+    #[command(flatten)]
+    pub(crate) log: crate::logs::LogArgs,
 }
 
 /// The TLS flags as the services take them: the given files, or those of the self-signed
@@ -230,6 +237,7 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
         if a.hidden && svc != "chat" {
             v.push("--hidden".into());
         }
+        v.extend(a.log.to_flags());
         v
     };
     let made = if a.tls.tls_self_signed {
@@ -282,6 +290,9 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
         if let Some(u) = &a.ftp_users {
             ftp.extend(["--users".into(), u.display().to_string()]);
         }
+        if let Some(p) = &a.ftp_xferlog {
+            ftp.extend(["--xferlog".into(), p.display().to_string()]);
+        }
         ftp.extend(tls_flags(&a.tls, made.as_ref()));
         let ftp_addr = start(
             &mut services,
@@ -328,7 +339,7 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
             &[http_name],
             &[a.http_bind],
         )?;
-        supervise(&mut services, tls)
+        supervise(&mut services, tls, a.ftp_xferlog.is_some())
     })();
     let clean = stop(&mut services);
     drop(site);
@@ -406,13 +417,19 @@ fn start(
 /// Wait until asked to stop (Ok) or until a service ends by itself (Err naming it). SIGHUP
 /// is passed on to every service when they serve TLS (each reloads its certificate files);
 /// without TLS they have no SIGHUP handler, so it is only logged.
-fn supervise(services: &mut [Service], tls: bool) -> anyhow::Result<()> {
+fn supervise(services: &mut [Service], tls: bool, ftp_log: bool) -> anyhow::Result<()> {
     loop {
         if STOP.load(Ordering::SeqCst) {
             return Ok(());
         }
         if REOPEN.swap(false, Ordering::SeqCst) {
-            for s in services.iter().filter(|s| s.name == "http") {
+            // Only services with a log to reopen have a SIGUSR1 handler (else it kills).
+            let reopens = |name: &str| match name {
+                "http" => true,
+                "ftp" => ftp_log,
+                _ => false,
+            };
+            for s in services.iter().filter(|s| reopens(s.name)) {
                 // SAFETY: signalling our own child, which has not been reaped.
                 unsafe { libc::kill(s.child.id() as i32, libc::SIGUSR1) };
             }

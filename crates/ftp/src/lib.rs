@@ -21,6 +21,7 @@ pub mod cmd;
 pub mod config;
 pub mod guard;
 mod listing;
+mod log;
 mod perm;
 mod reply;
 mod server;
@@ -31,6 +32,7 @@ mod state;
 pub mod users;
 mod verify;
 mod vpath;
+mod xferlog;
 
 pub use config::{Anonymous, FtpConfig, TlsPolicy};
 pub use server::{FtpProtocol, ServerError};

@@ -29,4 +29,6 @@ pub(crate) struct Shared {
     pub(crate) dummy_hash: Arc<users::Phc>,
     /// Per-address bans and password checks in flight, shared by every process.
     pub(crate) guard: Guard,
+    /// `--xferlog`: the transfer log every process appends to.
+    pub(crate) xferlog: Option<bingfa_net::linelog::LineLog>,
 }

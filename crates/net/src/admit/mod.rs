@@ -54,6 +54,10 @@ pub(crate) fn next_conn_id() -> ConnId {
 
 /// Refuse a connection over the limit: the protocol's refusal, then close. Never a hang.
 pub(crate) fn refuse<P: Protocol>(protocol: &P, stream: TcpStream, listener: usize) {
+    if let Ok(peer) = stream.peer_addr() {
+        // One line per refusal, the address first (the shape of bingfa-ftp's `log`).
+        tracing::warn!(peer = %peer.ip(), reason = "over a limit", "refused");
+    }
     if let Some(msg) = protocol.refusal_on(listener) {
         let _ = stream.set_nonblocking(true);
         let _ = (&stream).write(&msg);

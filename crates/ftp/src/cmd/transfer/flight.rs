@@ -8,6 +8,7 @@
 use super::ascii::{Decoder, Encoder};
 use super::sink::{Durable, Plan, Sink};
 use crate::reply::{io_error, reply};
+use crate::xferlog::Record;
 use bingfa_net::{ChannelEvent, ChannelId, Context};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -19,6 +20,10 @@ const ASCII_CHUNK: usize = 64 * 1024;
 pub(crate) struct Transfer {
     pub(crate) id: ChannelId,
     kind: Kind,
+    /// With `--xferlog`, a download's or upload's line, written when the transfer is dropped.
+    pub(crate) record: Option<Record>,
+    /// Bytes handed to the channel whole (`sendfile`), counted when it closes after them.
+    pub(crate) queued: u64,
 }
 
 enum Kind {
@@ -46,11 +51,20 @@ impl Transfer {
         Transfer {
             id,
             kind: Kind::Send,
+            record: None,
+            queued: 0,
         }
     }
 
-    /// An ASCII download of `file` from `start` to `end`: its first piece is queued now.
-    pub(super) fn ascii(id: ChannelId, file: File, start: u64, end: u64, cx: &mut Context) -> Self {
+    /// An ASCII download of `file` from `start` to `end`, logged in `record`: its first piece
+    /// is queued now.
+    pub(super) fn ascii(
+        id: ChannelId,
+        file: File,
+        (start, end): (u64, u64),
+        record: Option<Record>,
+        cx: &mut Context,
+    ) -> Self {
         let mut prev = [0u8];
         let prev =
             (start > 0 && file.read_at(&mut prev, start - 1).unwrap_or(0) == 1).then_some(prev[0]);
@@ -62,6 +76,8 @@ impl Transfer {
                 end,
                 enc: Encoder::after(prev),
             },
+            record,
+            queued: 0,
         };
         x.ascii_piece(cx);
         x
@@ -76,6 +92,8 @@ impl Transfer {
                 sink: None,
                 ascii: ascii.then(Decoder::default),
             },
+            record: None,
+            queued: 0,
         }
     }
 
@@ -85,6 +103,9 @@ impl Transfer {
         let id = self.id;
         match (&mut self.kind, ev) {
             (Kind::Recv { plan, sink, ascii }, ChannelEvent::Data(b)) => {
+                if let Some(r) = &mut self.record {
+                    r.bytes += b.len() as u64;
+                }
                 let r = open_sink(plan, sink).and_then(|(sink, durable)| {
                     let n = sink.write(b, ascii.as_mut())?;
                     if let Some(d) = durable {
@@ -111,6 +132,9 @@ impl Transfer {
                     plan.finish(sink)
                 });
                 cx.channel_close(id);
+                if let (Some(r), true) = (&mut self.record, done.is_ok()) {
+                    r.complete = true;
+                }
                 match done {
                     Ok(None) => reply(cx, 226, "Transfer complete."),
                     Ok(Some(name)) => reply(
@@ -127,6 +151,10 @@ impl Transfer {
                 false
             }
             (Kind::Send | Kind::Ascii { .. }, ChannelEvent::Closed) => {
+                if let Some(r) = &mut self.record {
+                    r.bytes += self.queued;
+                    r.complete = true;
+                }
                 reply(cx, 226, "Transfer complete.");
                 true
             }
@@ -165,6 +193,9 @@ impl Transfer {
         let mut out = Vec::new();
         enc.encode(&buf[..n], &mut out);
         cx.channel_write(id, &out);
+        if let Some(r) = &mut self.record {
+            r.bytes += out.len() as u64;
+        }
         if *offset >= *end {
             cx.channel_close(id);
         }

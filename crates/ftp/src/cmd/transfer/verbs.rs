@@ -7,6 +7,7 @@ use super::sink::{self, Mode, Plan};
 use crate::reply::{io_error, reply};
 use crate::state::{Data, State};
 use crate::vpath;
+use crate::xferlog::{Direction, Record};
 use bingfa_net::{ChannelId, Context};
 use std::sync::Arc;
 
@@ -55,6 +56,21 @@ fn open_data(s: &mut State, cx: &mut Context) -> Option<ChannelId> {
     }
 }
 
+/// The transfer log's record of a transfer of `path`, when there is a log.
+fn record(s: &State, path: &str, direction: Direction) -> Option<Record> {
+    let log = s.shared.xferlog.clone()?;
+    let auth = s.auth();
+    Some(Record::new(
+        log,
+        s.peer.ip(),
+        &auth.name,
+        crate::cmd::auth::is_anonymous(&auth.name),
+        path,
+        s.ascii,
+        direction,
+    ))
+}
+
 fn mode_name(s: &State) -> &'static str {
     if s.ascii {
         "ASCII"
@@ -87,12 +103,16 @@ pub(crate) fn retr(s: &mut State, arg: &str, cx: &mut Context) {
             size - start
         ),
     );
+    let record = record(s, &p, Direction::Out);
     let x = if s.ascii {
-        Transfer::ascii(id, file, start, size, cx)
+        Transfer::ascii(id, file, (start, size), record, cx)
     } else {
         cx.channel_send_file(id, Arc::new(file), start, size - start);
         cx.channel_close(id);
-        Transfer::send(id)
+        let mut x = Transfer::send(id);
+        x.queued = size - start;
+        x.record = record;
+        x
     };
     s.xfer = Some(x);
 }
@@ -154,6 +174,7 @@ pub(crate) fn stor(s: &mut State, arg: &str, mode: Mode, cx: &mut Context) {
     } else {
         reply(cx, 150, "Ok to send data.");
     }
+    let record = record(s, &p, Direction::In);
     let plan = Plan {
         root,
         path: p,
@@ -162,7 +183,9 @@ pub(crate) fn stor(s: &mut State, arg: &str, mode: Mode, cx: &mut Context) {
         replace: s.auth().write(),
         fsync: s.shared.cfg.fsync_uploads,
     };
-    s.xfer = Some(Transfer::recv(id, plan, s.ascii));
+    let mut x = Transfer::recv(id, plan, s.ascii);
+    x.record = record;
+    s.xfer = Some(x);
 }
 
 /// A listing (made on the blocking pool, see `cmd::list`): queued on the data channel, closed
