@@ -25,6 +25,7 @@ APT=(
   "timeout:coreutils"
   "mount:mount"                 # a full disk (a small tmpfs) for the FTP server
   "wrk:wrk"                     # scripts/soak.sh: HTTP bursts beside the checked clients
+  "fail2ban-regex:fail2ban"     # the shipped fail2ban filter, run over the FTP server's log
 )
 # "python module:pip package".
 PIP=(

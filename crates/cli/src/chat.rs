@@ -96,6 +96,10 @@ pub(crate) struct ServeArgs {
     /// The room's name on the backplane (servers with the same name are one room).
     #[arg(long, default_value = "lobby", requires = "backplane")]
     room: String,
+    /// Log the text of every message (by default only joins, leaves, evictions, refusals
+    /// and announcements are logged, never what members say).
+    #[arg(long)]
+    log_messages: bool,
     /// Diagnostic log: --log-format, --log-level.
     #[command(flatten)]
     pub(crate) log: crate::logs::LogArgs,
@@ -168,6 +172,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         head_timeout: secs("--head-timeout", a.head_timeout)?,
         max_per_ip: a.max_per_ip,
         allow_origins: a.allow_origin.into(),
+        log_messages: a.log_messages,
         ..RoomConfig::default()
     };
     // The web face answers plain HTTP with a readable 400; the line port (`not_http`) doesn't.

@@ -114,6 +114,9 @@ pub(crate) struct Args {
     /// HTTP listings of directories without `index.html`: `on` or `off` (403).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     http_listing: String,
+    /// Log the text of every chat message (as `chat serve --log-messages`).
+    #[arg(long)]
+    chat_log_messages: bool,
     /// The FTP server's transfer log (as `ftp serve --xferlog`, vsftpd's xferlog format). A
     /// SIGUSR1 sent to `serve` is passed on to the FTP service, which reopens it.
     #[arg(long, value_name = "PATH")]
@@ -260,6 +263,9 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
             chat.extend(["--room".into(), room.clone()]);
         }
         chat.extend(["--max-per-ip".into(), a.chat_max_per_ip.to_string()]);
+        if a.chat_log_messages {
+            chat.push("--log-messages".into());
+        }
         for o in &a.chat_allow_origin {
             chat.extend(["--allow-origin".into(), o.clone()]);
         }
