@@ -190,7 +190,8 @@ struct Service {
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
-/// SIGUSR1 came (logrotate): the HTTP service is to reopen its access log.
+/// SIGUSR1 came (logrotate): the HTTP service is to reopen its access log, the FTP service
+/// its transfer log.
 static REOPEN: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -345,7 +346,16 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
             &[http_name],
             &[a.http_bind],
         )?;
-        supervise(&mut services, tls, a.ftp_xferlog.is_some())
+        // The services with a log to reopen on SIGUSR1 (the others have no handler: the
+        // signal's default action would end them).
+        let mut reopen = Vec::new();
+        if a.http_access_log.is_some() {
+            reopen.push("http");
+        }
+        if a.ftp_xferlog.is_some() {
+            reopen.push("ftp");
+        }
+        supervise(&mut services, tls, &reopen)
     })();
     let clean = stop(&mut services);
     drop(site);
@@ -423,19 +433,13 @@ fn start(
 /// Wait until asked to stop (Ok) or until a service ends by itself (Err naming it). SIGHUP
 /// is passed on to every service when they serve TLS (each reloads its certificate files);
 /// without TLS they have no SIGHUP handler, so it is only logged.
-fn supervise(services: &mut [Service], tls: bool, ftp_log: bool) -> anyhow::Result<()> {
+fn supervise(services: &mut [Service], tls: bool, reopen: &[&str]) -> anyhow::Result<()> {
     loop {
         if STOP.load(Ordering::SeqCst) {
             return Ok(());
         }
         if REOPEN.swap(false, Ordering::SeqCst) {
-            // Only services with a log to reopen have a SIGUSR1 handler (else it kills).
-            let reopens = |name: &str| match name {
-                "http" => true,
-                "ftp" => ftp_log,
-                _ => false,
-            };
-            for s in services.iter().filter(|s| reopens(s.name)) {
+            for s in services.iter().filter(|s| reopen.contains(&s.name)) {
                 // SAFETY: signalling our own child, which has not been reaped.
                 unsafe { libc::kill(s.child.id() as i32, libc::SIGUSR1) };
             }

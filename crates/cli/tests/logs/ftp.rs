@@ -401,3 +401,69 @@ fn log_level_filters() {
     assert!(srv.stop().success());
     assert!(lines.iter().all(|l| !l.contains(" INFO ")), "{lines:#?}");
 }
+
+/// Download `name` over a fresh anonymous session.
+fn download(addr: SocketAddr, name: &str) -> Vec<u8> {
+    let mut c = Ctl::connect(addr);
+    c.login_anonymous();
+    let mut d = c.data();
+    assert!(c.cmd(&format!("RETR {name}")).starts_with("150"));
+    let mut got = Vec::new();
+    d.read_to_end(&mut got).unwrap();
+    assert_eq!(c.reply(), "226 Transfer complete.");
+    assert!(c.cmd("QUIT").starts_with("221"));
+    got
+}
+
+/// `bingfa serve --ftp-xferlog --log-format json`: the FTP service writes the transfer log
+/// (under prefork, from its workers), logrotate's SIGUSR1 sent to `serve` reaches it and it
+/// reopens the file; every service's stderr is JSON.
+#[test]
+fn serve_passes_the_xferlog_and_log_format_on_and_sigusr1_reopens() {
+    let dir = Dir::new("serve");
+    std::fs::create_dir_all(dir.path("root")).unwrap();
+    std::fs::write(dir.path("root/f.txt"), b"twelve bytes").unwrap();
+    let log = dir.path("xferlog");
+    let mut args: Vec<String> = ["serve", "--model", "prefork", "--workers", "2"]
+        .map(String::from)
+        .to_vec();
+    for flag in ["--http-bind", "--chat-bind", "--web-bind", "--ftp-bind"] {
+        args.extend([flag.to_string(), "127.0.0.1:0".into()]);
+    }
+    args.extend(["--root".into(), dir.path("root").display().to_string()]);
+    args.extend(["--ftp-anonymous".into(), "read".into()]);
+    args.extend(["--ftp-xferlog".into(), log.display().to_string()]);
+    args.extend(["--log-format".into(), "json".into()]);
+    let mut srv = spawn(&args, &dir.path("err"), &["chat", "web", "ftp", "http"]);
+    let ftp = srv.addr("ftp");
+    assert_eq!(download(ftp, "f.txt"), b"twelve bytes");
+    wait_lines(&log, "the first download", |l| l.len() == 1);
+    let rotated = dir.path("xferlog.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    srv.signal(libc::SIGUSR1);
+    // The supervisor looks every 50 ms, then signals the FTP service's parent.
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(download(ftp, "f.txt"), b"twelve bytes");
+    let new = wait_lines(&log, "the download after the rotation", |l| l.len() == 1);
+    assert!(srv.stop().success());
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert_eq!(old.lines().count(), 1, "{old}");
+    for l in old.lines().chain(new.iter().map(String::as_str)) {
+        let x = parse_xfer(l);
+        assert_eq!(
+            (x.bytes, x.file.as_str(), x.dir.as_str(), x.status.as_str()),
+            (12, "/f.txt", "o", "c"),
+            "{l}"
+        );
+    }
+    let err = std::fs::read_to_string(dir.path("err")).unwrap();
+    let mut logins = 0;
+    for l in err.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}"));
+        if v["target"] == "ftp" && v["message"] == "login" {
+            logins += 1;
+        }
+    }
+    assert_eq!(logins, 2, "{err}");
+}
