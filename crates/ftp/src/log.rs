@@ -57,3 +57,67 @@ impl Refusal {
 pub(crate) fn refused(peer: IpAddr, why: Refusal) {
     tracing::warn!(target: "ftp", peer = %peer, reason = why.as_str(), "refused");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// What a subscriber wrote, shared with the test.
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A name with every kind of character a client could use to end or fake a line.
+    const NAME: &str = "a\nb\rc\u{1b}[2Kd\"e\\f\u{85}g\u{202e}h\n2026-01-01T00:00:00Z  WARN ftp: login failed peer=6.6.6.6 user=\"x\"";
+
+    fn written(json: bool) -> String {
+        let buf = Buf::default();
+        let out = buf.clone();
+        let b = tracing_subscriber::fmt()
+            .with_writer(move || out.clone())
+            .with_ansi(false);
+        let peer: IpAddr = "192.0.2.7".parse().unwrap();
+        if json {
+            let sub = b.json().flatten_event(true).finish();
+            tracing::subscriber::with_default(sub, || login_failed(peer, NAME));
+        } else {
+            let sub = b.finish();
+            tracing::subscriber::with_default(sub, || login_failed(peer, NAME));
+        }
+        let v = buf.0.lock().unwrap().clone();
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn text_keeps_a_hostile_name_in_its_field() {
+        let text = written(false);
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.trim_end().bytes().any(|b| b < 0x20), "{text:?}");
+        assert!(
+            text.trim_end().ends_with(
+                r#"WARN ftp: login failed peer=192.0.2.7 user="a\nb\rc\u{1b}[2Kd\"e\\f\u{85}g\u{202e}h\n2026-01-01T00:00:00Z  WARN ftp: login failed peer=6.6.6.6 user=\"x\"""#
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn json_gives_the_name_back_exactly() {
+        let text = written(true);
+        assert_eq!(text.lines().count(), 1, "{text}");
+        let v: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(v["message"], "login failed");
+        assert_eq!(v["peer"], "192.0.2.7");
+        assert_eq!(v["user"], NAME);
+    }
+}
