@@ -32,6 +32,7 @@ APT=(
   "systemd-analyze:systemd"     # scripts/deb-check.sh: the unit passes systemd-analyze verify
   "dpkg-shlibdeps:dpkg-dev"     # scripts/deb.sh: cargo-deb computes the package's Depends with it
   "strip:binutils"              # scripts/deb.sh: the release binary, stripped for the package
+  "fail2ban-regex:fail2ban"     # the shipped fail2ban filter, run over the FTP server's log
 )
 # "python module:pip package".
 PIP=(

@@ -101,6 +101,7 @@ impl Session for AdminSession {
         };
         match announcement(&input[..i], self.max_line) {
             Ok(text) => {
+                crate::log::announcement(&text);
                 cx.publish(TOPIC, &Event::Announce(text).encode());
                 cx.write(b"* announced\n");
             }

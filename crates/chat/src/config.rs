@@ -27,6 +27,9 @@ pub struct RoomConfig {
     /// The model's own bound on connections, if it has one (`select`: below FD_SETSIZE; set
     /// by `server::fit_to_model`).
     pub connection_cap: Option<usize>,
+    /// Log each message's text (`--log-messages`); by default only that members joined,
+    /// left, were evicted or refused (see `log.rs`).
+    pub log_messages: bool,
 }
 
 impl Default for RoomConfig {
@@ -41,6 +44,7 @@ impl Default for RoomConfig {
             max_per_ip: 16,
             allow_origins: std::sync::Arc::from([]),
             connection_cap: None,
+            log_messages: false,
         }
     }
 }

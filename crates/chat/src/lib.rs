@@ -19,6 +19,7 @@ pub mod event;
 pub mod idset;
 pub mod input;
 pub mod lobby;
+pub mod log;
 pub mod name;
 pub mod rate;
 pub mod room;

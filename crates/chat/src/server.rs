@@ -249,6 +249,7 @@ pub fn default_workers(model: Model, asked: usize) -> usize {
 /// Announce `text` to the room (the console's path; the admin socket's sessions publish the
 /// same event themselves).
 pub fn announce(injector: &Injector, text: &str) -> Result<(), PublishError> {
+    crate::log::announcement(text);
     injector.publish(TOPIC, &Event::Announce(text.to_string()).encode())
 }
 

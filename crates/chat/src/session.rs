@@ -76,6 +76,8 @@ pub struct ChatSession {
     first: bool,
     /// Members and deliveries, for metrics.
     stats: Option<ChatStats>,
+    /// The client's address, for the log (known from `on_open`).
+    peer: Option<std::net::IpAddr>,
 }
 
 impl ChatSession {
@@ -97,6 +99,7 @@ impl ChatSession {
             throttled: false,
             first: true,
             stats: None,
+            peer: None,
         }
     }
 
@@ -115,8 +118,10 @@ impl ChatSession {
     /// Say `! TEXT`; after [`MAX_REFUSALS`] in a row, close.
     fn refuse(&mut self, text: &str, cx: &mut Context) {
         cx.write(format!("! {text}\n").as_bytes());
+        crate::log::refused(self.peer, text);
         self.refusals += 1;
         if self.refusals >= MAX_REFUSALS {
+            crate::log::evicted(self.peer, "too many refusals", self.name());
             cx.write(TOO_MANY_REFUSALS.as_bytes());
             self.leave();
             self.phase = Phase::Leaving;
@@ -133,6 +138,7 @@ impl ChatSession {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         let first = std::mem::take(&mut self.first);
         if first && is_http_request_line(raw) {
+            crate::log::evicted(self.peer, "http request", "");
             cx.write(NOT_HTTP.as_bytes());
             self.phase = Phase::Leaving;
             cx.close();
@@ -173,6 +179,9 @@ impl ChatSession {
                         self.accepted();
                         if let Some(s) = &self.stats {
                             s.said();
+                        }
+                        if self.cfg.log_messages {
+                            crate::log::message(self.peer, &me, line);
                         }
                         cx.publish(TOPIC, &Event::Said(me, line.to_string()).encode())
                     }
@@ -217,10 +226,12 @@ impl ChatSession {
                 }
                 self.lobby.leave(self.me);
                 cx.cancel_timer(NAME);
+                crate::log::joined(self.peer, line);
                 cx.publish(TOPIC, &Event::Joined(line.to_string()).encode());
             }
             Err(ClaimError::Taken) => self.refuse("name taken; try another name", cx),
             Err(ClaimError::Full) => {
+                crate::log::refused(self.peer, "room is full");
                 cx.write(b"! room is full\n");
                 self.phase = Phase::Leaving;
                 cx.close();
@@ -245,6 +256,14 @@ impl ChatSession {
     /// Leave the lobby (a web connection that closes before its upgrade).
     pub fn leave_lobby(&self) {
         self.lobby.leave(self.me);
+    }
+
+    /// The member's name, empty before one is chosen (for the log).
+    fn name(&self) -> &str {
+        match &self.phase {
+            Phase::Member(n) => n,
+            _ => "",
+        }
     }
 
     /// Stop being a member now: the roster place is free at once, and the others are told in
@@ -277,7 +296,9 @@ fn is_http_request_line(line: &[u8]) -> bool {
 impl Session for ChatSession {
     fn on_open(&mut self, cx: &mut Context) {
         self.me = cx.info().id;
+        self.peer = Some(cx.info().peer.ip());
         if let Err(e) = self.admit(cx.info().peer.ip()) {
+            crate::log::refused(self.peer, &e.to_string());
             cx.write(format!("! {e}\n").as_bytes());
             self.phase = Phase::Leaving;
             cx.close();
@@ -292,6 +313,7 @@ impl Session for ChatSession {
     fn on_timer(&mut self, timer: Timer, cx: &mut Context) {
         // The only timer is the name deadline, cancelled when a name is claimed.
         if timer == NAME && matches!(self.phase, Phase::Naming) {
+            crate::log::evicted(self.peer, "no name", "");
             let secs = self.cfg.name_timeout.as_secs_f64();
             cx.write(format!("! no name chosen within {secs} s, closing\n").as_bytes());
             self.phase = Phase::Leaving;
@@ -350,6 +372,7 @@ impl Session for ChatSession {
     }
 
     fn on_overflow(&mut self, cx: &mut Context) {
+        crate::log::evicted(self.peer, "too slow", self.name());
         cx.write(TOO_SLOW.as_bytes());
         self.leave();
     }
@@ -363,6 +386,7 @@ impl Session for ChatSession {
     fn on_farewell(&mut self, cx: &mut Context) {
         self.leave();
         if let Some(n) = self.left_as.take() {
+            crate::log::left(self.peer, &n);
             cx.publish(TOPIC, &Event::Left(n).encode());
         }
     }

@@ -103,6 +103,13 @@ pub(crate) struct ServeArgs {
     /// `--config FILE`, `--print-config`: read before these arguments are (see `config`).
     #[command(flatten)]
     _config: crate::config::ConfigArgs,
+    /// Log the text of every message (by default only joins, leaves, evictions, refusals
+    /// and announcements are logged, never what members say).
+    #[arg(long)]
+    log_messages: bool,
+    /// Diagnostic log: --log-format, --log-level.
+    #[command(flatten)]
+    pub(crate) log: crate::logs::LogArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -114,6 +121,16 @@ pub(crate) struct AnnounceArgs {
     /// What to announce (the words are joined with spaces).
     #[arg(required = true)]
     text: Vec<String>,
+}
+
+impl Args {
+    /// The log flags of the serve subcommand (the others log with the defaults).
+    pub(crate) fn log_args(&self) -> Option<&crate::logs::LogArgs> {
+        match &self.command {
+            Command::Serve(a) => Some(&a.log),
+            _ => None,
+        }
+    }
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -162,6 +179,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         head_timeout: secs("--head-timeout", a.head_timeout)?,
         max_per_ip: a.max_per_ip,
         allow_origins: a.allow_origin.into(),
+        log_messages: a.log_messages,
         ..RoomConfig::default()
     };
     // Before the server binds or starts a thread (see `metrics`).

@@ -129,6 +129,13 @@ pub(crate) struct ServeArgs {
     /// `--config FILE`, `--print-config`: read before these arguments are (see `config`).
     #[command(flatten)]
     _config: crate::config::ConfigArgs,
+    /// Log every download and upload to this file when it ends, in vsftpd's xferlog format
+    /// (`man 5 xferlog`); appended by every process, reopened on SIGUSR1.
+    #[arg(long, value_name = "PATH")]
+    xferlog: Option<PathBuf>,
+    /// Diagnostic log: --log-format, --log-level.
+    #[command(flatten)]
+    pub(crate) log: crate::logs::LogArgs,
 }
 
 /// A positive number of seconds: 0 would close every session at its first command, and
@@ -155,6 +162,16 @@ fn parse_range(s: &str) -> Result<RangeInclusive<u16>, String> {
     Ok(a..=b)
 }
 
+impl Args {
+    /// The log flags of the serve subcommand (the others log with the defaults).
+    pub(crate) fn log_args(&self) -> Option<&crate::logs::LogArgs> {
+        match &self.command {
+            Command::Serve(a) => Some(&a.log),
+            _ => None,
+        }
+    }
+}
+
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Serve(a) => serve(*a),
@@ -172,6 +189,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     cfg.login_delay = Duration::from_millis(a.login_delay_ms);
     cfg.fsync_uploads = a.fsync_uploads;
     cfg.hidden = a.hidden;
+    cfg.xferlog = a.xferlog.clone();
     cfg.guard = bingfa_ftp::guard::GuardConfig {
         ban_after: a.ban_after,
         ban_window: secs(a.ban_window, "--ban-window")?,

@@ -103,6 +103,17 @@ pub(crate) struct ServeArgs {
     /// `--config FILE`, `--print-config`: read before these arguments are (see `config`).
     #[command(flatten)]
     _config: crate::config::ConfigArgs,
+    /// Diagnostic log: --log-format, --log-level.
+    #[command(flatten)]
+    pub(crate) log: crate::logs::LogArgs,
+}
+
+impl Args {
+    /// The log flags of the serve subcommand (the others log with the defaults).
+    pub(crate) fn log_args(&self) -> Option<&crate::logs::LogArgs> {
+        let Command::Serve(a) = &self.command;
+        Some(&a.log)
+    }
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {

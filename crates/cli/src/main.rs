@@ -9,13 +9,13 @@ mod ftp_client;
 mod generate;
 mod http;
 mod lab;
+mod logs;
 mod metrics;
 mod model_arg;
 mod serve;
 mod tls;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 /// `bingfa --version`: the crate's version and the git revision it was built from (build.rs),
@@ -55,16 +55,17 @@ enum Command {
 fn main() -> ExitCode {
     // A child started by re-exec (bingfa-mp's spawn) enters here and never returns.
     let _mp = bingfa_mp::init();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(colour_on_stderr())
-        .init();
     // The command line, with `--config FILE` read in (and `--print-config` answered).
     let matches = config::resolve(Cli::command());
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // A service's own --log-format/--log-level; the defaults for the other commands.
+    logs::init(match &cli.command {
+        Command::Http(a) => a.log_args(),
+        Command::Chat(a) => a.log_args(),
+        Command::Ftp(a) => a.log_args(),
+        Command::Serve(a) => Some(&a.log),
+        Command::Lab(_) | Command::Completions(_) | Command::Man(_) => None,
+    });
     let result = match cli.command {
         Command::Lab(args) => lab::run(args),
         Command::Http(args) => http::run(args),
@@ -81,13 +82,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Colour in log lines only where a person reads them: stderr is a terminal and `NO_COLOR`
-/// (no-color.org) is unset or empty. A file or a pipe gets plain text.
-fn colour_on_stderr() -> bool {
-    let no_color = matches!(std::env::var_os("NO_COLOR"), Some(v) if !v.is_empty());
-    !no_color && std::io::stderr().is_terminal()
 }
 
 /// An error and its causes on one line, `what: why: root cause`, each said once: a cause whose

@@ -122,6 +122,16 @@ pub(crate) struct Args {
     /// `--config FILE`, `--print-config`: read before these arguments are (see `config`).
     #[command(flatten)]
     _config: crate::config::ConfigArgs,
+    /// Log the text of every chat message (as `chat serve --log-messages`).
+    #[arg(long)]
+    chat_log_messages: bool,
+    /// The FTP server's transfer log (as `ftp serve --xferlog`, vsftpd's xferlog format). A
+    /// SIGUSR1 sent to `serve` is passed on to the FTP service, which reopens it.
+    #[arg(long, value_name = "PATH")]
+    ftp_xferlog: Option<PathBuf>,
+    /// Diagnostic log of every service: --log-format, --log-level (passed to each).
+    #[command(flatten)]
+    pub(crate) log: crate::logs::LogArgs,
 }
 
 /// The TLS flags as the services take them: the given files, or those of the self-signed
@@ -188,7 +198,8 @@ struct Service {
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
-/// SIGUSR1 came (logrotate): the HTTP service is to reopen its access log.
+/// SIGUSR1 came (logrotate): the HTTP service is to reopen its access log, the FTP service
+/// its transfer log.
 static REOPEN: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -302,10 +313,20 @@ pub(crate) fn run(a: Args) -> anyhow::Result<()> {
             &[http_name],
             &[last_value(&http, "--bind", a.http_bind)],
         )?;
+        // The services with a log to reopen on SIGUSR1 (the others have no handler: the
+        // signal's default action would end them), whether the flag came from serve's command
+        // line or from the configuration file.
+        let mut reopen = Vec::new();
+        if has_flag(&http, "--access-log") {
+            reopen.push("http");
+        }
+        if has_flag(&ftp, "--xferlog") {
+            reopen.push("ftp");
+        }
         if let Some(addr) = a.metrics {
             crate::metrics::start_merged(addr, std::mem::take(&mut endpoints))?;
         }
-        supervise(&mut services, tls)
+        supervise(&mut services, tls, &reopen)
     })();
     let clean = stop(&mut services);
     drop(site);
@@ -333,6 +354,7 @@ fn plan(a: &Args, root: &Path, anonymous: &str, made: Option<&SelfSignedFiles>) 
         if a.hidden && svc != "chat" {
             v.by(&["hidden"]).push("--hidden".into());
         }
+        v.by(&["log_format", "log_level"]).extend(a.log.to_flags());
         if a.metrics.is_some() {
             // Each service's own endpoint, private: this process serves the merge.
             v.by(&["metrics"])
@@ -356,6 +378,10 @@ fn plan(a: &Args, root: &Path, anonymous: &str, made: Option<&SelfSignedFiles>) 
     }
     chat.by(&["chat_max_per_ip"])
         .extend(["--max-per-ip".into(), a.chat_max_per_ip.to_string()]);
+    if a.chat_log_messages {
+        chat.by(&["chat_log_messages"])
+            .push("--log-messages".into());
+    }
     for o in &a.chat_allow_origin {
         chat.by(&["chat_allow_origin"])
             .extend(["--allow-origin".into(), o.clone()]);
@@ -374,6 +400,10 @@ fn plan(a: &Args, root: &Path, anonymous: &str, made: Option<&SelfSignedFiles>) 
     if let Some(u) = &a.ftp_users {
         ftp.by(&["ftp_users"])
             .extend(["--users".into(), u.display().to_string()]);
+    }
+    if let Some(p) = &a.ftp_xferlog {
+        ftp.by(&["ftp_xferlog"])
+            .extend(["--xferlog".into(), p.display().to_string()]);
     }
     ftp.by(TLS).extend(tls_flags(&a.tls, made));
     let mut http = common("http");
@@ -408,6 +438,12 @@ fn plan(a: &Args, root: &Path, anonymous: &str, made: Option<&SelfSignedFiles>) 
     http.by(&["http_listing"])
         .extend(["--listing".into(), a.http_listing.clone()]);
     [chat, ftp, http]
+}
+
+/// Whether a service's command line gives `flag` (`--flag VALUE` or `--flag=VALUE`).
+fn has_flag(argv: &[String], flag: &str) -> bool {
+    argv.iter()
+        .any(|w| w == flag || w.strip_prefix(flag).is_some_and(|r| r.starts_with('=')))
 }
 
 /// The address a service is given with `flag` (`--bind ADDR` or `--bind=ADDR`, the last one):
@@ -504,13 +540,13 @@ fn start(
 /// Wait until asked to stop (Ok) or until a service ends by itself (Err naming it). SIGHUP
 /// is passed on to every service when they serve TLS (each reloads its certificate files);
 /// without TLS they have no SIGHUP handler, so it is only logged.
-fn supervise(services: &mut [Service], tls: bool) -> anyhow::Result<()> {
+fn supervise(services: &mut [Service], tls: bool, reopen: &[&str]) -> anyhow::Result<()> {
     loop {
         if STOP.load(Ordering::SeqCst) {
             return Ok(());
         }
         if REOPEN.swap(false, Ordering::SeqCst) {
-            for s in services.iter().filter(|s| s.name == "http") {
+            for s in services.iter().filter(|s| reopen.contains(&s.name)) {
                 // SAFETY: signalling our own child, which has not been reaped.
                 unsafe { libc::kill(s.child.id() as i32, libc::SIGUSR1) };
             }

@@ -67,6 +67,8 @@ pub struct FtpConfig {
     /// Serve hidden names (starting with `.`, e.g. `.git`, `.env`); without it they are left
     /// out of listings and answered as missing, as `bingfa http serve` does without `--hidden`.
     pub hidden: bool,
+    /// The transfer log (vsftpd's xferlog format), opened at start; `None` = none.
+    pub xferlog: Option<PathBuf>,
 }
 
 /// What the server says to `AUTH TLS`, and what it requires. The TLS itself is bingfa-net's
@@ -100,6 +102,7 @@ impl FtpConfig {
             tls: TlsPolicy::Off,
             guard: GuardConfig::default(),
             hidden: false,
+            xferlog: None,
         }
     }
 }

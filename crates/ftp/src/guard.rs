@@ -391,7 +391,8 @@ impl Guard {
         s.window_start = now;
         let ip = std::net::Ipv6Addr::from(s.key);
         let ip = ip.to_ipv4_mapped().map_or(IpAddr::V6(ip), IpAddr::V4);
-        tracing::warn!(%ip, seconds = len / 1000, repeat = s.bans, "banned after failed logins");
+        // The `ftp` events' shape (see `crate::log`): the address first.
+        tracing::warn!(target: "ftp", peer = %ip, seconds = len / 1000, repeat = s.bans, "banned");
     }
 
     /// Counts a failed login from `ip` without a check (the tests' way to reach a ban).

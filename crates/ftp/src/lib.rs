@@ -21,6 +21,7 @@ pub mod cmd;
 pub mod config;
 pub mod guard;
 mod listing;
+mod log;
 mod perm;
 mod reply;
 mod server;
@@ -32,6 +33,7 @@ pub mod stats;
 pub mod users;
 mod verify;
 mod vpath;
+mod xferlog;
 
 pub use config::{Anonymous, FtpConfig, TlsPolicy};
 pub use server::{FtpProtocol, ServerError};

@@ -31,6 +31,7 @@ pub(crate) fn quote_path(p: &str) -> String {
 /// anything about what lies outside the root (an escape looks like a missing permission).
 pub(crate) fn io_error(cx: &mut Context, e: &std::io::Error) {
     if bingfa_root::is_escape(e) {
+        crate::log::refused(cx.info().peer.ip(), crate::log::Refusal::JailEscape);
         return reply(cx, 550, "Permission denied.");
     }
     match e.raw_os_error() {

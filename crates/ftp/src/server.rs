@@ -18,6 +18,9 @@ pub enum ServerError {
     /// The anonymous root (`--root`) cannot be opened.
     #[error("cannot open the root {0}: {1}")]
     Root(std::path::PathBuf, std::io::Error),
+    /// The transfer log (`--xferlog`) cannot be opened for appending.
+    #[error("cannot open the transfer log {0}: {1}")]
+    Xferlog(std::path::PathBuf, std::io::Error),
     /// The users file is unreadable or invalid.
     #[error(transparent)]
     Users(#[from] users::UsersError),
@@ -76,6 +79,13 @@ impl FtpProtocol {
             }
         }
         let guard = Guard::new(cfg.guard).map_err(ServerError::Guard)?;
+        let xferlog = match &cfg.xferlog {
+            Some(p) => Some(
+                bingfa_net::linelog::LineLog::open(p)
+                    .map_err(|e| ServerError::Xferlog(p.clone(), e))?,
+            ),
+            None => None,
+        };
         Ok(FtpProtocol {
             shared: Arc::new(Shared {
                 cfg,
@@ -84,6 +94,7 @@ impl FtpProtocol {
                 dummy_hash,
                 guard,
                 stats: crate::stats::FtpStats::new().map_err(ServerError::Stats)?,
+                xferlog,
             }),
         })
     }

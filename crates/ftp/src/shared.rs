@@ -31,4 +31,6 @@ pub(crate) struct Shared {
     pub(crate) guard: Guard,
     /// Logins and transfers, for metrics (shared by every process).
     pub(crate) stats: crate::stats::FtpStats,
+    /// `--xferlog`: the transfer log every process appends to.
+    pub(crate) xferlog: Option<bingfa_net::linelog::LineLog>,
 }

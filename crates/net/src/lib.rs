@@ -27,6 +27,7 @@
 pub mod blocking;
 pub mod config;
 pub mod hub;
+pub mod linelog;
 #[cfg(feature = "rig")]
 pub mod rig;
 pub mod server;

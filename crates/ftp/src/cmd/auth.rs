@@ -13,6 +13,7 @@
 
 use crate::config::Anonymous;
 use crate::guard::Refused;
+use crate::log::{self, Refusal};
 use crate::reply::reply;
 use crate::state::{Access, Auth, Check, Login, Stage, State};
 use bingfa_net::{Context, TaskId, Timer};
@@ -27,6 +28,7 @@ pub(crate) fn is_anonymous(name: &str) -> bool {
 /// At connect: a banned address is told and closed before it can send anything (false).
 pub(crate) fn admit(s: &State, cx: &mut Context) -> bool {
     if s.shared.guard.banned(s.peer.ip()).is_some() {
+        log::refused(s.peer.ip(), Refusal::Banned);
         banned(cx);
         return false;
     }
@@ -84,6 +86,7 @@ pub(crate) fn pass(s: &mut State, arg: &str, cx: &mut Context) {
     let shared = s.shared.clone();
     if shared.guard.banned(s.peer.ip()).is_some() {
         shared.stats.login_refused();
+        log::refused(s.peer.ip(), Refusal::Banned);
         return banned(cx);
     }
     if is_anonymous(&name) && shared.cfg.anonymous != Anonymous::Off {
@@ -137,6 +140,7 @@ fn start(s: &mut State, cx: &mut Context) {
         Err(Refused::Busy) => cx.set_timer(LOGIN, WAIT),
         Err(Refused::Banned(_)) => {
             s.shared.stats.login_refused();
+            log::refused(s.peer.ip(), Refusal::Banned);
             s.login = Login::Closing;
             banned(cx);
         }
@@ -144,7 +148,7 @@ fn start(s: &mut State, cx: &mut Context) {
 }
 
 fn logged_in(s: &mut State, name: String, root: Arc<Root>, access: Access, cx: &mut Context) {
-    tracing::debug!(user = %name, peer = %s.peer, "login");
+    log::login(s.peer.ip(), &name);
     s.shared.stats.login_ok();
     s.login = Login::LoggedIn(Auth {
         name,
@@ -181,6 +185,7 @@ pub(crate) fn on_task_done(s: &mut State, task: TaskId, cx: &mut Context) -> boo
         s.undefer(cx);
     } else {
         s.shared.stats.login_failed();
+        log::login_failed(s.peer.ip(), &check.name);
         s.failures += 1;
         cx.set_timer(LOGIN, s.shared.cfg.login_delay);
     }
@@ -202,6 +207,7 @@ pub(crate) fn on_timer(s: &mut State, cx: &mut Context) {
     s.login = Login::AwaitingUser;
     reply(cx, 530, "Login incorrect.");
     if s.failures >= s.shared.cfg.max_failures {
+        crate::log::refused(s.peer.ip(), Refusal::TooManyFailures);
         reply(cx, 421, "Too many failed logins, closing.");
         cx.close();
         return;

@@ -34,11 +34,14 @@ fn set_active(s: &mut State, addr: Option<SocketAddr>, cx: &mut Context) {
             s.data = Data::Active(a);
             reply(cx, 200, "PORT command successful. Consider using PASV.");
         }
-        Some(_) => reply(
-            cx,
-            501,
-            "Illegal PORT command: only your own address, port 1024 or above.",
-        ),
+        Some(_) => {
+            crate::log::refused(s.peer.ip(), crate::log::Refusal::Bounce);
+            reply(
+                cx,
+                501,
+                "Illegal PORT command: only your own address, port 1024 or above.",
+            )
+        }
         None => reply(cx, 501, "Syntax error in PORT arguments."),
     }
 }

@@ -11,8 +11,8 @@
 //! written at shutdown. Every write is whole lines on an `O_APPEND` descriptor (at most
 //! `PIPE_BUF` bytes at a time on a pipe), so lines of several processes never interleave.
 //!
-//! Rotation: SIGUSR1 bumps a counter in a `MAP_SHARED` page made before any fork (as SIGHUP
-//! does for certificates, `bingfa_net::tls::reload`); each process notices at its next line or
+//! Rotation: SIGUSR1 bumps a counter in a `MAP_SHARED` page made before any fork
+//! (`bingfa_net::linelog`, shared with the FTP transfer log); each process notices at its next line or
 //! tick, writes what it buffered to the old file and reopens the path.
 //!
 //! Bytes from the peer (request line, Referer, User-Agent) are escaped as nginx escapes them:
@@ -21,9 +21,8 @@
 use std::fs::File;
 use std::io::{self, Write as _};
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -321,11 +320,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn open(p: &Path) -> io::Result<File> {
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o644)
-        .open(p)
+    bingfa_net::linelog::open_append(p)
 }
 
 fn is_regular(f: &File) -> bool {
@@ -355,16 +350,6 @@ fn write_lines(f: &mut File, mut data: &[u8], small: bool) -> io::Result<()> {
 
 /// Bumped in a child by `pthread_atfork`: the child has no flusher thread yet.
 static FORK_EPOCH: AtomicU64 = AtomicU64::new(0);
-static ROTATIONS: AtomicPtr<AtomicU64> = AtomicPtr::new(std::ptr::null_mut());
-
-extern "C" fn on_usr1(_: libc::c_int) {
-    let p = ROTATIONS.load(Ordering::Relaxed);
-    if !p.is_null() {
-        // SAFETY: the mapping is never unmapped once published.
-        unsafe { (*p).fetch_add(1, Ordering::Relaxed) };
-    }
-}
-
 extern "C" fn in_child() {
     FORK_EPOCH.fetch_add(1, Ordering::Relaxed);
 }
@@ -377,46 +362,13 @@ fn install_atfork() {
     });
 }
 
-/// SIGUSR1 bumps the rotation generation, in a page every forked process shares. Idempotent.
+/// SIGUSR1 bumps the rotation generation shared with every line log (bingfa-net's
+/// `linelog`). Idempotent.
 fn install_sigusr1() -> io::Result<()> {
-    static INSTALLED: OnceLock<Result<(), i32>> = OnceLock::new();
-    let r = INSTALLED.get_or_init(|| {
-        // SAFETY: an anonymous shared mapping of one page; checked for MAP_FAILED below.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                4096,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error().raw_os_error().unwrap_or(0));
-        }
-        // Zero-filled memory is a valid AtomicU64 holding 0.
-        ROTATIONS.store(p.cast(), Ordering::Release);
-        // SAFETY: a zeroed sigaction with a valid handler and an empty mask is a valid argument.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_usr1 as *const () as libc::sighandler_t;
-            sa.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
-        }
-        Ok(())
-    });
-    r.map_err(io::Error::from_raw_os_error)
+    bingfa_net::linelog::install_sigusr1()
 }
 
 /// How many SIGUSR1s the server has seen.
 fn generation() -> u64 {
-    let p = ROTATIONS.load(Ordering::Acquire);
-    if p.is_null() {
-        0
-    } else {
-        // SAFETY: see on_usr1.
-        unsafe { (*p).load(Ordering::Relaxed) }
-    }
+    bingfa_net::linelog::generation()
 }

@@ -175,11 +175,11 @@ impl HttpSession {
         match self.shared.answer(req) {
             Answer::Now(resp) => {
                 // A trace, off unless RUST_LOG asks for it (free when disabled).
-                tracing::debug!(method = %req.method, path = %req.path, status = resp.status, "request");
+                tracing::debug!(method = %req.method, path = req.path.as_str(), status = resp.status, "request");
                 self.send(resp, req.method, http10, keep_alive, logged, cx);
             }
             Answer::Later(job) => {
-                tracing::debug!(method = %req.method, path = %req.path, "request deferred");
+                tracing::debug!(method = %req.method, path = req.path.as_str(), "request deferred");
                 if self.timer_armed {
                     // Stopped while input is not read; `deferred_done` starts it again.
                     cx.cancel_timer(HEAD);

@@ -83,10 +83,15 @@ pub(crate) fn next_conn_id() -> ConnId {
 }
 
 /// Refuse a connection over the limit: the protocol's refusal, then close. Never a hang.
-/// Counted as refused (metrics): every refusal of every model comes through here.
+/// Counted as refused (metrics) and logged with the address: every refusal of every model
+/// comes through here.
 pub(crate) fn refuse<P: Protocol>(shared: &Shared<P>, stream: TcpStream, listener: usize) {
     if let Some(t) = &shared.tally {
         t.refused();
+    }
+    if let Ok(peer) = stream.peer_addr() {
+        // One line per refusal, the address first (the shape of bingfa-ftp's `log`).
+        tracing::warn!(peer = %peer.ip(), reason = "over a limit", "refused");
     }
     if let Some(msg) = shared.protocol.refusal_on(listener) {
         let _ = stream.set_nonblocking(true);

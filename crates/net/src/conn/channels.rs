@@ -212,7 +212,8 @@ impl<S: Session> Conn<S> {
                     let accepted = loop {
                         match l.accept() {
                             Ok((_, peer)) if !passive::admits(control, peer.ip()) => {
-                                tracing::debug!(%peer, "data connection from another address refused");
+                                // The shape of the FTP server's refusals (bingfa-ftp's `log`).
+                                tracing::warn!(peer = %peer.ip(), reason = "port steal", "refused");
                                 continue;
                             }
                             other => break other,

@@ -21,6 +21,7 @@ pub(crate) fn on_channel(s: &mut State, id: ChannelId, ev: ChannelEvent<'_>, cx:
                 // `--max-passive-per-ip`: this address already waits on that many listeners.
                 ChannelEvent::Error(std::io::ErrorKind::QuotaExceeded) => {
                     s.data = Data::None;
+                    crate::log::refused(s.peer.ip(), crate::log::Refusal::PassiveLimit);
                     reply(
                         cx,
                         425,

@@ -9,6 +9,7 @@ use super::ascii::{Decoder, Encoder};
 use super::sink::{Durable, Plan, Sink};
 use crate::reply::{io_error, reply};
 use crate::stats::{Direction, FtpStats};
+use crate::xferlog::Record;
 use bingfa_net::{ChannelEvent, ChannelId, Context};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -22,6 +23,10 @@ pub(crate) struct Transfer {
     kind: Kind,
     /// A file transfer (not a listing) is counted when it ends, however it ends (`Drop`).
     meter: Option<Meter>,
+    /// With `--xferlog`, a download's or upload's line, written when the transfer is dropped.
+    pub(crate) record: Option<Record>,
+    /// Bytes handed to the channel whole (`sendfile`), counted when it closes after them.
+    pub(crate) queued: u64,
 }
 
 /// What a file transfer reports for metrics.
@@ -67,6 +72,8 @@ impl Transfer {
             id,
             kind: Kind::Send,
             meter: None,
+            record: None,
+            queued: 0,
         }
     }
 
@@ -93,13 +100,15 @@ impl Transfer {
         }
     }
 
-    /// An ASCII download of `file` from `start` to `end`: its first piece is queued now.
-    /// Counted as a download in `stats`, piece by piece (CRLF makes it longer than the file).
+    /// An ASCII download of `file` from `start` to `end`, logged in `record`: its first piece
+    /// is queued now. Counted as a download in `stats`, piece by piece (CRLF makes it longer
+    /// than the file).
     pub(super) fn ascii(
         id: ChannelId,
         file: File,
         (start, end): (u64, u64),
         stats: &FtpStats,
+        record: Option<Record>,
         cx: &mut Context,
     ) -> Self {
         let mut prev = [0u8];
@@ -114,6 +123,8 @@ impl Transfer {
                 enc: Encoder::after(prev),
             },
             meter: None,
+            record,
+            queued: 0,
         }
         .metered(stats, Direction::Down, 0);
         x.ascii_piece(cx);
@@ -130,6 +141,8 @@ impl Transfer {
                 ascii: ascii.then(Decoder::default),
             },
             meter: None,
+            record: None,
+            queued: 0,
         }
     }
 
@@ -141,6 +154,9 @@ impl Transfer {
             (Kind::Recv { plan, sink, ascii }, ChannelEvent::Data(b)) => {
                 if let Some(m) = &mut self.meter {
                     m.bytes += b.len() as u64;
+                }
+                if let Some(r) = &mut self.record {
+                    r.bytes += b.len() as u64;
                 }
                 let r = open_sink(plan, sink).and_then(|(sink, durable)| {
                     let n = sink.write(b, ascii.as_mut())?;
@@ -168,6 +184,9 @@ impl Transfer {
                     plan.finish(sink)
                 });
                 cx.channel_close(id);
+                if let (Some(r), true) = (&mut self.record, done.is_ok()) {
+                    r.complete = true;
+                }
                 match done {
                     Ok(None) => reply(cx, 226, "Transfer complete."),
                     Ok(Some(name)) => reply(
@@ -188,6 +207,10 @@ impl Transfer {
                 false
             }
             (Kind::Send | Kind::Ascii { .. }, ChannelEvent::Closed) => {
+                if let Some(r) = &mut self.record {
+                    r.bytes += self.queued;
+                    r.complete = true;
+                }
                 reply(cx, 226, "Transfer complete.");
                 self.completed();
                 true
@@ -229,6 +252,9 @@ impl Transfer {
         cx.channel_write(id, &out);
         let done = *offset >= *end;
         self.count(out.len());
+        if let Some(r) = &mut self.record {
+            r.bytes += out.len() as u64;
+        }
         if done {
             cx.channel_close(id);
         }

@@ -7,6 +7,7 @@ use super::sink::{self, Mode, Plan};
 use crate::reply::{io_error, reply};
 use crate::state::{Data, State};
 use crate::stats::Direction;
+use crate::xferlog::{Direction as LogDirection, Record};
 use crate::vpath;
 use bingfa_net::{ChannelId, Context};
 use std::sync::Arc;
@@ -56,6 +57,21 @@ fn open_data(s: &mut State, cx: &mut Context) -> Option<ChannelId> {
     }
 }
 
+/// The transfer log's record of a transfer of `path`, when there is a log.
+fn record(s: &State, path: &str, direction: LogDirection) -> Option<Record> {
+    let log = s.shared.xferlog.clone()?;
+    let auth = s.auth();
+    Some(Record::new(
+        log,
+        s.peer.ip(),
+        &auth.name,
+        crate::cmd::auth::is_anonymous(&auth.name),
+        path,
+        s.ascii,
+        direction,
+    ))
+}
+
 fn mode_name(s: &State) -> &'static str {
     if s.ascii {
         "ASCII"
@@ -89,12 +105,16 @@ pub(crate) fn retr(s: &mut State, arg: &str, cx: &mut Context) {
         ),
     );
     let stats = &s.shared.stats;
+    let record = record(s, &p, LogDirection::Out);
     let x = if s.ascii {
-        Transfer::ascii(id, file, (start, size), stats, cx)
+        Transfer::ascii(id, file, (start, size), stats, record, cx)
     } else {
         cx.channel_send_file(id, Arc::new(file), start, size - start);
         cx.channel_close(id);
-        Transfer::send(id).metered(stats, Direction::Down, size - start)
+        let mut x = Transfer::send(id).metered(stats, Direction::Down, size - start);
+        x.queued = size - start;
+        x.record = record;
+        x
     };
     s.xfer = Some(x);
 }
@@ -156,6 +176,7 @@ pub(crate) fn stor(s: &mut State, arg: &str, mode: Mode, cx: &mut Context) {
     } else {
         reply(cx, 150, "Ok to send data.");
     }
+    let record = record(s, &p, LogDirection::In);
     let plan = Plan {
         root,
         path: p,
@@ -164,7 +185,9 @@ pub(crate) fn stor(s: &mut State, arg: &str, mode: Mode, cx: &mut Context) {
         replace: s.auth().write(),
         fsync: s.shared.cfg.fsync_uploads,
     };
-    s.xfer = Some(Transfer::recv(id, plan, s.ascii).metered(&s.shared.stats, Direction::Up, 0));
+    let mut x = Transfer::recv(id, plan, s.ascii).metered(&s.shared.stats, Direction::Up, 0);
+    x.record = record;
+    s.xfer = Some(x);
 }
 
 /// A listing (made on the blocking pool, see `cmd::list`): queued on the data channel, closed
