@@ -7,8 +7,8 @@ use super::sink::{self, Mode, Plan};
 use crate::reply::{io_error, reply};
 use crate::state::{Data, State};
 use crate::stats::Direction;
-use crate::xferlog::{Direction as LogDirection, Record};
 use crate::vpath;
+use crate::xferlog::{Direction as LogDirection, Record};
 use bingfa_net::{ChannelId, Context};
 use std::sync::Arc;
 
