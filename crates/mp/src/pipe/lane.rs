@@ -22,8 +22,8 @@
 //! - A writer sets `cur` (the seq, start and end of the record it is writing) under the lock
 //!   before it writes, and publishes the 16-byte prefix together with the first piece of the
 //!   body, never alone (a small message is published whole, in one store).
-//! - Whoever takes the writer lock next and finds it `OwnerDied` with `cur` unfinished repairs
-//!   it. If part of the record was published, the reader must consume it first and be told it is
+//! - Whoever takes the writer lock next and finds `cur` unfinished (the lock said `OwnerDied`,
+//!   to it or to a reader that took the lock in between) repairs it. If part of the record was published, the reader must consume it first and be told it is
 //!   torn: the repairer raises `torn` and waits (holding the lock) for the reader's `torn_ack`.
 //!   If none of it was published, the repairer writes a *tombstone* record in its place (a
 //!   prefix whose length is [`TOMBSTONE`]), which the reader reports as [`IpcError::Torn`].
@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
 use crate::error::IpcError;
-use crate::robust::{Acquired, RawRobustMutex};
+use crate::robust::RawRobustMutex;
 use crate::shm::Segment;
 use crate::sys;
 
@@ -234,9 +234,12 @@ pub(super) fn lock_writers<'a>(
     ring: &dyn Fn(),
 ) -> Result<WriterGuard<'a>, IpcError> {
     let h = header(seg);
-    let acquired = h.writers.lock()?;
+    h.writers.lock()?;
     let guard = WriterGuard(&h.writers);
-    if acquired == Acquired::OwnerDied {
+    // A record still in progress under a free lock was left by a writer that died (the lock
+    // said OwnerDied to us, or to a reader that took it in `check_stalled` and had to leave the
+    // record for us) or whose send failed half-way: either way it will never be finished.
+    if h.cur_end.load(SeqCst) > h.written.bytes.load(SeqCst) {
         repair(seg, reader_alive, ring)?;
     }
     Ok(guard)
@@ -255,13 +258,11 @@ fn room_for(h: &Header, w: u64, n: u64, reader_alive: &dyn Fn() -> bool) -> Resu
     Ok(())
 }
 
-/// Close the record a dead writer left unfinished. Called with the writer lock held.
+/// Close the record a dead writer left unfinished. Called with the writer lock held, when
+/// `cur_end` is past what was published.
 fn repair(seg: &Segment, reader_alive: &dyn Fn() -> bool, ring: &dyn Fn()) -> Result<(), IpcError> {
     let h = header(seg);
     let w = h.written.bytes.load(SeqCst);
-    if h.cur_end.load(SeqCst) <= w {
-        return Ok(()); // it died between messages
-    }
     let seq = h.cur_seq.load(SeqCst);
     if w > h.cur_start.load(SeqCst) {
         // Part of it is out: the reader must take those bytes and learn the record is torn
@@ -465,6 +466,8 @@ pub(super) fn check_stalled(seg: &Segment, st: &mut ReadState) -> Result<(), Ipc
     // Nobody is writing. Anything written before the lock was let go is visible now.
     let _guard = WriterGuard(&h.writers);
     if has_data(seg) {
+        // Bytes to take first. A record left unfinished stays marked in `cur` (even though
+        // the lock no longer says OwnerDied): we, or the next writer, close it later.
         return Ok(());
     }
     let w = h.written.bytes.load(SeqCst);
