@@ -10,7 +10,8 @@ import sys
 import time
 
 QUICK = "--quick" in sys.argv
-REPEAT = 3 if QUICK else 5
+# --once: one round; `lab ipc` alternates rounds with the Rust side and takes medians.
+REPEAT = 1 if "--once" in sys.argv else (3 if QUICK else 5)
 
 
 def median_of(fn):
@@ -96,6 +97,68 @@ def pipe_roundtrip_us():
     return dt / n * 1e6
 
 
+def queue_echo(inbox, outbox):
+    while True:
+        x = inbox.get()
+        if x is None:
+            return
+        outbox.put(x)
+
+
+def queue_roundtrip_us():
+    n = 2_000 if QUICK else 10_000
+    there, back = mp.Queue(), mp.Queue()
+    p = mp.Process(target=queue_echo, args=(there, back))
+    p.start()
+    for i in range(1000):
+        there.put(i)
+        back.get()
+    t = time.perf_counter()
+    for i in range(n):
+        there.put(i)
+        back.get()
+    dt = time.perf_counter() - t
+    there.put(None)
+    p.join()
+    return dt / n * 1e6
+
+
+MPMC = 4
+
+
+def mpmc_producer(q, start, n):
+    start.wait()
+    for i in range(n):
+        q.put(i)
+    q.put(None)
+
+
+def mpmc_consumer(q, start):
+    start.wait()
+    while q.get() is not None:
+        pass
+
+
+def queue_mpmc_msgs_per_s():
+    n = 40_000 if QUICK else 200_000
+    q = mp.Queue()
+    start = mp.Barrier(2 * MPMC + 1)
+    consumers = [mp.Process(target=mpmc_consumer, args=(q, start)) for _ in range(MPMC)]
+    producers = [
+        mp.Process(target=mpmc_producer, args=(q, start, n // MPMC)) for _ in range(MPMC)
+    ]
+    for p in consumers + producers:
+        p.start()
+    start.wait()
+    t = time.perf_counter()
+    for p in consumers:
+        p.join()
+    dt = time.perf_counter() - t
+    for p in producers:
+        p.join()
+    return n // MPMC * MPMC / dt
+
+
 def bulk_sink(r, ready, n):
     ready.send(True)
     buf = bytearray(1 << 20)
@@ -142,6 +205,8 @@ if __name__ == "__main__":
     mp.set_start_method("spawn")
     out = {
         "queue_msgs_per_s": median_of(queue_msgs_per_s),
+        "queue_mpmc_msgs_per_s": median_of(queue_mpmc_msgs_per_s),
+        "queue_roundtrip_us": median_of(queue_roundtrip_us),
         "pipe_msgs_per_s": median_of(pipe_msgs_per_s),
         "pipe_roundtrip_us": median_of(pipe_roundtrip_us),
         "pipe_bulk_bytes_per_s": median_of(pipe_bulk_bytes_per_s),

@@ -13,7 +13,8 @@ import sys
 import time
 
 QUICK = "--quick" in sys.argv
-REPEAT = 3 if QUICK else 5
+# --once: one round; `lab ipc` alternates rounds with the Rust side and takes medians.
+REPEAT = 1 if "--once" in sys.argv else (3 if QUICK else 5)
 N = 20_000 if QUICK else 100_000
 METHOD = "fork" if "--fork" in sys.argv else "spawn"
 

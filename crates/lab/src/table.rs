@@ -12,6 +12,9 @@ pub fn human(v: f64, unit: &str) -> String {
     if unit == "µs" {
         return format!("{v:.2} µs");
     }
+    if unit == "% core" {
+        return format!("{v:.2} % core");
+    }
     let (x, suffix) = if v >= 1e6 {
         (v / 1e6, "M")
     } else if v >= 1e4 {

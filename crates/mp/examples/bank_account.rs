@@ -21,11 +21,14 @@ fn worker((acct, start, delta, locked): (Value<i64>, Barrier, i64, bool)) {
         } else {
             // Read-modify-write without the lock: the other worker can write in between, and
             // one of the two updates is lost.
-            let v = acct.get_unlocked();
+            // SAFETY: no thread of this process holds a guard of `acct` (this branch never
+            // locks it); the other process's writes are the race being shown.
+            let v = unsafe { acct.get_unlocked() };
             for _ in 0..20 {
                 std::hint::spin_loop();
             }
-            acct.set_unlocked(v + delta);
+            // SAFETY: as above, no guard of `acct` is held in this process.
+            unsafe { acct.set_unlocked(v + delta) };
         }
     }
 }

@@ -58,6 +58,7 @@ mod process;
 mod queue;
 mod robust;
 pub mod shm;
+mod spin;
 pub mod sync;
 mod sys;
 pub mod thread;

@@ -56,11 +56,6 @@ pub(crate) fn poll_readable(fd: RawFd, timeout: Option<Duration>) -> io::Result<
     poll_for(fd, libc::POLLIN, timeout)
 }
 
-/// Wait until `fd` is writable (or hung up), forever.
-pub(crate) fn wait_writable(fd: RawFd) -> io::Result<()> {
-    poll_for(fd, libc::POLLOUT, None).map(drop)
-}
-
 /// Is the other end of this pipe or socket still open? Asked without waiting.
 pub(crate) fn peer_open(fd: RawFd, events: libc::c_short) -> bool {
     let mut p = libc::pollfd {
@@ -72,17 +67,6 @@ pub(crate) fn peer_open(fd: RawFd, events: libc::c_short) -> bool {
     // number: a stale one reports POLLNVAL, never touches memory.
     unsafe { libc::poll(&mut p, 1, 0) };
     p.revents & (libc::POLLHUP | libc::POLLERR) == 0
-}
-
-/// Is there something to read (or a hang-up) right now?
-pub(crate) fn peer_ready(fd: RawFd) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: as in `peer_open`: one live pollfd, count one.
-    unsafe { libc::poll(&mut p, 1, 0) > 0 }
 }
 
 /// Make reads and writes on `fd` return EAGAIN instead of blocking.

@@ -108,20 +108,30 @@ impl<T: Pod> Value<T> {
     }
 
     /// Read without the lock: a plain, possibly torn load (Python's `lock=False` value).
-    pub fn get_unlocked(&self) -> T {
+    ///
+    /// # Safety
+    /// No thread of this process may hold a [`ValueGuard`] of this value (a `&mut T`) during
+    /// the call: a load racing with writes through that reference is undefined behaviour in
+    /// Rust's memory model, even though the hardware only shows a torn or stale value. Writes
+    /// from other processes, or through `set_unlocked`, are the race this method exists to
+    /// show and are fine (volatile accesses to shared memory).
+    pub unsafe fn get_unlocked(&self) -> T {
         // SAFETY: the slot is inside the segment and any bit pattern is a valid Pod, so the read
-        // is in bounds and gives a valid T. NOT fully sound: see `set_unlocked`.
+        // is in bounds and gives a valid T; the caller promises no `&mut T` of this process
+        // aliases it.
         unsafe { self.ptr().read_volatile() }
     }
 
     /// Write without the lock: updates may be lost when others write too (shows the race).
-    pub fn set_unlocked(&self, value: T) {
+    ///
+    /// # Safety
+    /// As for [`Value::get_unlocked`]: no [`ValueGuard`] of this value may be held by a thread
+    /// of this process during the call.
+    pub unsafe fn set_unlocked(&self, value: T) {
         // SAFETY: the slot is inside the segment and any bit pattern is a valid Pod, so the write
-        // itself stays in bounds and leaves a valid T. NOT fully sound: a thread of this process
-        // holding a ValueGuard (a &mut T) while another calls this races on non-atomic memory,
-        // which Rust's model calls undefined behaviour even though the hardware only loses an
-        // update (the race this method exists to show, Python's lock=False). See the mp-tidy
-        // report: making it sound needs an API change.
+        // stays in bounds and leaves a valid T; the caller promises no `&mut T` (a guard) of
+        // this process aliases it. Concurrent unlocked writers only lose updates (the race
+        // this method exists to show, Python's lock=False).
         unsafe { self.ptr().write_volatile(value) }
     }
 }

@@ -267,3 +267,49 @@ both_methods!(
     child_dies_mid_message,
     errors_are_typed,
 );
+
+/// CPU time (user + system) a process has used so far, from /proc/PID/stat.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').unwrap().1;
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    // SAFETY: sysconf takes no pointer.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_nanos((f[0] + f[1]) * 1_000_000_000 / hz)
+}
+
+fn wait_idle(args: (Receiver<u64>, bingfa_mp::Queue<u64>)) -> (u64, u64) {
+    let (mut rx, q) = args;
+    (rx.recv().unwrap(), q.get().unwrap())
+}
+
+/// A receiver with nothing to read spins only briefly, then sleeps: waiting costs (almost) no
+/// CPU. A resource bound, not a speed test: the bound is 5% of the wall time, far above the
+/// spin's few microseconds per wait and far below a spinning core's 100%.
+#[test]
+fn an_idle_receiver_uses_no_cpu() {
+    let (rx, mut tx) = Pipe::simplex::<u64>().unwrap();
+    let q = bingfa_mp::Queue::new().unwrap();
+    let p = Process::builder()
+        .spawn(wait_idle, (rx, q.clone()))
+        .unwrap();
+    // Let the child start (its start-up is not idle time).
+    std::thread::sleep(Duration::from_millis(300));
+    let (t, before) = (Instant::now(), cpu_time(p.pid()));
+    std::thread::sleep(Duration::from_millis(800));
+    tx.send(&1).unwrap(); // from the pipe's recv to the queue's get
+    std::thread::sleep(Duration::from_millis(800));
+    let (used, wall) = (cpu_time(p.pid()) - before, t.elapsed());
+    q.put(2).unwrap();
+    assert_eq!(p.join().unwrap(), (1, 2));
+    assert!(
+        used < wall / 20,
+        "an idle receiver used {used:?} of CPU in {wall:?}"
+    );
+}

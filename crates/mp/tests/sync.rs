@@ -136,7 +136,8 @@ fn condition_and_barrier_between_threads(_m: StartMethod) {
                 let mut g = c.acquire().unwrap();
                 let ok = c
                     .wait_for(&mut g, Some(Duration::from_secs(10)), || {
-                        ready.get_unlocked() == 1
+                        // SAFETY: `ready` is only ever accessed unlocked (no guard exists).
+                        unsafe { ready.get_unlocked() == 1 }
                     })
                     .unwrap();
                 (i, ok)
@@ -146,7 +147,8 @@ fn condition_and_barrier_between_threads(_m: StartMethod) {
     let mine = b.wait_timeout(Duration::from_secs(10)).unwrap();
     {
         let _g = c.acquire().unwrap();
-        ready.set_unlocked(1);
+        // SAFETY: `ready` is only ever accessed unlocked (no guard exists).
+        unsafe { ready.set_unlocked(1) };
         c.notify_all();
     }
     let mut idx = vec![mine];
@@ -254,11 +256,13 @@ fn consumer((c, v): (Condition, Value<u32>)) -> u32 {
     let mut g = c.acquire().unwrap();
     let ok = c
         .wait_for(&mut g, Some(Duration::from_secs(10)), || {
-            v.get_unlocked() >= 3
+            // SAFETY: `v` is only ever accessed unlocked (no guard exists).
+            unsafe { v.get_unlocked() >= 3 }
         })
         .unwrap();
     assert!(ok);
-    v.get_unlocked()
+    // SAFETY: as above.
+    unsafe { v.get_unlocked() }
 }
 
 fn condition_notifies(m: StartMethod) {
@@ -268,7 +272,8 @@ fn condition_notifies(m: StartMethod) {
     for _ in 0..3 {
         std::thread::sleep(Duration::from_millis(20));
         let _g = c.acquire().unwrap();
-        v.set_unlocked(v.get_unlocked() + 1);
+        // SAFETY: `v` is only ever accessed unlocked (no guard exists).
+        unsafe { v.set_unlocked(v.get_unlocked() + 1) };
         c.notify_all();
     }
     assert_eq!(p.join().unwrap(), 3);

@@ -1,34 +1,36 @@
-//! A lane: a byte ring in shared memory, beside a pipe, that carries the bodies of large
-//! messages. The pipe keeps the order (it carries a 4-byte *token*, "the next message is lane
-//! record number S"); the lane moves the bytes with plain `memcpy` on both sides, in parallel —
-//! a pipe serialises its reader and writer on one kernel mutex and allocates a page per 4 KiB,
-//! which held bulk transfers under 1 GB/s.
+//! A lane: the byte ring in shared memory that carries one direction of a pipe. Every message
+//! is a *record* `[u64 seq][u64 len][body]`; writer and reader copy with plain `memcpy` and
+//! publish their progress as two monotonically increasing byte counters on separate cache
+//! lines, so a small message costs no system call at all while the reader is awake, and a large
+//! one is copied by both sides in parallel (a pipe serialises reader and writer on one kernel
+//! mutex and allocates a page per 4 KiB). The pipe's descriptor stays beside the lane as the
+//! reader's *doorbell* (one byte, written only when the reader said it sleeps) and as the
+//! detector of a hang-up: the kernel closes it when a peer dies.
 //!
-//! Progress is two monotonically increasing byte counters on separate cache lines. Waits spin
-//! briefly, then sleep on a futex in short slices, checking between slices whether the peer's
-//! end of the pipe is gone, so a dead peer is an error, never a hang.
+//! A reader that finds nothing spins briefly (adaptively, see [`crate::spin`]), then sleeps in
+//! `poll(2)` on the descriptor. A writer waiting for room sleeps on a futex in short slices,
+//! checking between slices whether the reader is gone, so a dead peer is an error, never a hang.
 //!
 //! ## Several writers, and a writer that dies in the middle of a message
 //!
 //! One sending end can be shared by several processes (a pool initializer hands the same
 //! `Sender` to every worker), so writers take a robust mutex for a whole message. A writer can
 //! be SIGKILLed half-way through a message; the lane must then neither splice the next writer's
-//! bytes onto the torn message nor lose the next message. So:
+//! bytes onto the torn message nor lose the next message, and a message whose sender died in
+//! `send` is reported, not silently dropped. So:
 //!
-//! - Each lane message is a *record*, `[u64 seq][u64 len][body]`, and the token in the pipe
-//!   names the record's sequence number (31 bits), not its length. A writer sets `cur` (the seq,
-//!   start and end of the record it is writing) under the lock *before* it writes the token, and
-//!   publishes the 16-byte prefix together with the first piece of the body, never alone.
-//! - Whoever takes the writer lock next and finds it `OwnerDied` with `cur` unfinished repairs
-//!   it. If part of the record was published, the reader must consume it first and be told it is
+//! - A writer sets `cur` (the seq, start and end of the record it is writing) under the lock
+//!   before it writes, and publishes the 16-byte prefix together with the first piece of the
+//!   body, never alone (a small message is published whole, in one store).
+//! - Whoever takes the writer lock next and finds `cur` unfinished (the lock said `OwnerDied`,
+//!   to it or to a reader that took the lock in between) repairs it. If part of the record was published, the reader must consume it first and be told it is
 //!   torn: the repairer raises `torn` and waits (holding the lock) for the reader's `torn_ack`.
-//!   Then the record is closed where it stopped and the next one starts right there.
+//!   If none of it was published, the repairer writes a *tombstone* record in its place (a
+//!   prefix whose length is [`TOMBSTONE`]), which the reader reports as [`IpcError::Torn`].
+//!   Then the next record starts right behind.
 //! - A reader waiting for bytes that never come (the writer died and nobody else writes) takes
-//!   the writer lock itself with `try_lock`: if it gets it while nothing new has arrived, the
-//!   record it waits for will never be finished, and it reports [`IpcError::Torn`].
-//! - A token whose record never got a byte (the writer died between the token and the first
-//!   piece) shows up as the *next* record's prefix carrying a newer sequence number: torn too,
-//!   and that next record is left for its own token.
+//!   the writer lock itself with `try_lock` between sleeps: if it gets it while a record is
+//!   unfinished, that record never will be, and it reports [`IpcError::Torn`].
 //!
 //! The reader keeps its progress in a [`ReadState`], so a timed receive can give up in the
 //! middle of a body and a later receive carries on where it stopped.
@@ -38,7 +40,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
 use crate::error::IpcError;
-use crate::robust::{Acquired, RawRobustMutex};
+use crate::robust::RawRobustMutex;
 use crate::shm::Segment;
 use crate::sys;
 
@@ -48,12 +50,13 @@ const DATA_OFFSET: usize = 4096;
 /// At most this much is copied before it is published, so the reader starts copying while the
 /// writer is still at work on the same message.
 const PIECE: usize = 256 << 10;
+/// How long a writer waiting for room spins before it sleeps on the futex.
 const SPIN: Duration = Duration::from_micros(50);
 const SLICE: Duration = Duration::from_millis(20);
 /// Record prefix: sequence number and body length.
 const PREFIX: u64 = 16;
-/// Sequence numbers travel in 31 bits (the token's top bit says "lane").
-pub(super) const SEQ_MASK: u64 = (1 << 31) - 1;
+/// The length of a tombstone: a record whose writer died before publishing any of it.
+const TOMBSTONE: u64 = u64::MAX;
 
 #[repr(C, align(64))]
 struct Counter {
@@ -154,12 +157,6 @@ fn copy_out(seg: &Segment, pos: u64, dst: &mut [MaybeUninit<u8>]) {
     }
 }
 
-/// Is `a` later than `b` in 31-bit wrapping sequence space?
-fn seq_after(a: u32, b: u32) -> bool {
-    let d = (a as u64).wrapping_sub(b as u64) & SEQ_MASK;
-    d != 0 && d < (1 << 30)
-}
-
 /// How one wait ended.
 enum Woke {
     Ready,
@@ -167,50 +164,59 @@ enum Woke {
     Slice,
 }
 
-/// Wait until `ready()` holds, or one sleep slice passes, or `deadline`.
-fn wait(
-    mine: &Counter,
-    ready: &dyn Fn() -> bool,
-    deadline: Option<Instant>,
-) -> Result<Woke, IpcError> {
+/// Wait (as a writer, for the reader's counter) until `ready()` holds or one sleep slice passes.
+fn wait(mine: &Counter, ready: &dyn Fn() -> bool) -> Woke {
     let start = Instant::now();
     while start.elapsed() < SPIN {
         if ready() {
-            return Ok(Woke::Ready);
+            return Woke::Ready;
         }
         std::hint::spin_loop();
-    }
-    let mut slice = SLICE;
-    if let Some(left) = sys::remaining(deadline) {
-        if left.is_zero() {
-            return Err(IpcError::Timeout);
-        }
-        slice = slice.min(left);
     }
     mine.sleeping.fetch_add(1, SeqCst);
     let seq = mine.seq.load(SeqCst);
     if !ready() {
-        sys::futex_wait(&mine.seq, seq, Some(slice));
+        sys::futex_wait(&mine.seq, seq, Some(SLICE));
     }
     mine.sleeping.fetch_sub(1, SeqCst);
-    Ok(if ready() { Woke::Ready } else { Woke::Slice })
-}
-
-/// Move a counter, waking the other side if it sleeps on it.
-fn publish(counter: &Counter, value: u64) {
-    counter.bytes.store(value, SeqCst);
-    wake(counter);
-}
-
-fn wake(counter: &Counter) {
-    if counter.sleeping.load(SeqCst) > 0 {
-        counter.seq.fetch_add(1, SeqCst);
-        sys::futex_wake(&counter.seq, i32::MAX);
+    if ready() {
+        Woke::Ready
+    } else {
+        Woke::Slice
     }
 }
 
-/// The lane's writer lock, held for one whole message (inline ones included, so that frames of
-/// different writers never interleave in the pipe either).
+/// Move the reader's counter, waking a writer that sleeps on it.
+fn publish_read(h: &Header, value: u64) {
+    h.read.bytes.store(value, SeqCst);
+    if h.read.sleeping.load(SeqCst) > 0 {
+        h.read.seq.fetch_add(1, SeqCst);
+        sys::futex_wake(&h.read.seq, i32::MAX);
+    }
+}
+
+/// Move the writer's counter; ring the reader's doorbell if it said it sleeps. The store and
+/// the load are both SeqCst, and so are the reader's (see [`sleeping`]): either the reader sees
+/// the bytes before it sleeps, or we see it asleep.
+fn publish_written(h: &Header, value: u64, ring: &dyn Fn()) {
+    h.written.bytes.store(value, SeqCst);
+    if h.written.sleeping.load(SeqCst) > 0 {
+        ring();
+    }
+}
+
+/// The reader's "I am about to sleep" count: raise it, look at [`has_data`] again, sleep, lower.
+pub(super) fn sleeping(seg: &Segment) -> &AtomicU32 {
+    &header(seg).written.sleeping
+}
+
+/// Are there bytes the reader has not taken?
+pub(super) fn has_data(seg: &Segment) -> bool {
+    let h = header(seg);
+    h.written.bytes.load(SeqCst) != h.read.bytes.load(Relaxed)
+}
+
+/// The lane's writer lock, held for one whole message.
 pub(super) struct WriterGuard<'a>(&'a RawRobustMutex);
 
 impl Drop for WriterGuard<'_> {
@@ -221,87 +227,103 @@ impl Drop for WriterGuard<'_> {
 
 /// Take the lane's writer lock. If its last holder died in the middle of a record, repair the
 /// lane first (see the module docs): the torn record is reported to the reader, never spliced.
-/// `reader_alive` says whether the receiving end is still open.
+/// `reader_alive` says whether the receiving end is still open; `ring` rings its doorbell.
 pub(super) fn lock_writers<'a>(
     seg: &'a Segment,
     reader_alive: &dyn Fn() -> bool,
+    ring: &dyn Fn(),
 ) -> Result<WriterGuard<'a>, IpcError> {
     let h = header(seg);
-    let acquired = h.writers.lock()?;
+    h.writers.lock()?;
     let guard = WriterGuard(&h.writers);
-    if acquired == Acquired::OwnerDied {
-        repair(h, reader_alive)?;
+    // A record still in progress under a free lock was left by a writer that died (the lock
+    // said OwnerDied to us, or to a reader that took it in `check_stalled` and had to leave the
+    // record for us) or whose send failed half-way: either way it will never be finished.
+    if h.cur_end.load(SeqCst) > h.written.bytes.load(SeqCst) {
+        repair(seg, reader_alive, ring)?;
     }
     Ok(guard)
 }
 
-/// Close the record a dead writer left unfinished. Called with the writer lock held.
-fn repair(h: &Header, reader_alive: &dyn Fn() -> bool) -> Result<(), IpcError> {
-    let w = h.written.bytes.load(SeqCst);
-    if h.cur_end.load(SeqCst) <= w {
-        return Ok(()); // it died between messages
+/// Wait until the ring has `n` free bytes at writer position `w`.
+fn room_for(h: &Header, w: u64, n: u64, reader_alive: &dyn Fn() -> bool) -> Result<(), IpcError> {
+    let free = || LANE_BYTES as u64 - (w - h.read.bytes.load(SeqCst));
+    while free() < n {
+        if let Woke::Slice = wait(&h.read, &|| free() >= n) {
+            if !reader_alive() && free() < n {
+                return Err(IpcError::BrokenPipe);
+            }
+        }
     }
+    Ok(())
+}
+
+/// Close the record a dead writer left unfinished. Called with the writer lock held, when
+/// `cur_end` is past what was published.
+fn repair(seg: &Segment, reader_alive: &dyn Fn() -> bool, ring: &dyn Fn()) -> Result<(), IpcError> {
+    let h = header(seg);
+    let w = h.written.bytes.load(SeqCst);
+    let seq = h.cur_seq.load(SeqCst);
     if w > h.cur_start.load(SeqCst) {
         // Part of it is out: the reader must take those bytes and learn the record is torn
         // before anyone writes behind them.
-        let tag = (h.cur_seq.load(SeqCst) & SEQ_MASK) + 1;
+        let tag = seq + 1;
         h.torn.store(tag, SeqCst);
-        h.written.seq.fetch_add(1, SeqCst);
-        sys::futex_wake(&h.written.seq, i32::MAX);
+        ring();
         while h.torn_ack.load(SeqCst) != tag {
             let acked = || h.torn_ack.load(SeqCst) == tag;
-            if let Woke::Slice = wait(&h.read, &acked, None)? {
+            if let Woke::Slice = wait(&h.read, &acked) {
                 if !reader_alive() && !acked() {
                     return Err(IpcError::BrokenPipe);
                 }
             }
         }
         h.torn.store(0, SeqCst);
+        h.cur_start.store(w, SeqCst);
+        h.cur_end.store(w, SeqCst);
+        return Ok(());
     }
-    h.cur_start.store(w, SeqCst);
-    h.cur_end.store(w, SeqCst);
+    // Nothing of it is out: leave a tombstone where it would have been.
+    room_for(h, w, PREFIX, reader_alive)?;
+    let mut prefix = [0u8; PREFIX as usize];
+    prefix[..8].copy_from_slice(&seq.to_le_bytes());
+    prefix[8..].copy_from_slice(&TOMBSTONE.to_le_bytes());
+    copy_in(seg, w, &prefix);
+    h.cur_start.store(w + PREFIX, SeqCst);
+    h.cur_end.store(w + PREFIX, SeqCst);
+    publish_written(h, w + PREFIX, ring);
     Ok(())
 }
 
-/// Write one message as a lane record. Call with the writer lock held. `send_token` writes the
-/// record's token into the pipe; it runs after the record is registered and before any byte of
-/// it is published, so the pipe's order is the lane's order.
+/// Write one message as a lane record. Call with the writer lock held.
 pub(super) fn write(
     seg: &Segment,
     body: &[u8],
-    send_token: impl FnOnce(u32) -> Result<(), IpcError>,
     reader_alive: &dyn Fn() -> bool,
+    ring: &dyn Fn(),
 ) -> Result<(), IpcError> {
     let h = header(seg);
-    let cap = LANE_BYTES as u64;
-    let seq = h.next_seq.load(SeqCst);
-    h.next_seq.store(seq.wrapping_add(1), SeqCst);
-    let seq31 = (seq & SEQ_MASK) as u32;
-    let start = h.written.bytes.load(SeqCst);
-    h.cur_seq.store(seq31 as u64, SeqCst);
-    h.cur_start.store(start, SeqCst);
-    h.cur_end.store(start + PREFIX + body.len() as u64, SeqCst);
-    if let Err(e) = send_token(seq31) {
-        h.cur_end.store(start, SeqCst);
-        return Err(e);
-    }
-    let free = |w: u64| cap - (w - h.read.bytes.load(SeqCst));
-    let room_for = |w: u64, n: u64| -> Result<(), IpcError> {
-        while free(w) < n {
-            if let Woke::Slice = wait(&h.read, &|| free(w) >= n, None)? {
-                if !reader_alive() && free(w) < n {
-                    return Err(IpcError::BrokenPipe);
-                }
-            }
-        }
-        Ok(())
-    };
+    let seq = h.next_seq.load(Relaxed);
+    h.next_seq.store(seq.wrapping_add(1), Relaxed);
+    let start = h.written.bytes.load(Relaxed);
+    let end = start + PREFIX + body.len() as u64;
+    h.cur_seq.store(seq, Relaxed);
+    h.cur_start.store(start, Relaxed);
+    // SeqCst: a reader that takes the lock after we die must see the record as in progress.
+    h.cur_end.store(end, SeqCst);
     let mut prefix = [0u8; PREFIX as usize];
-    prefix[..8].copy_from_slice(&(seq31 as u64).to_le_bytes());
+    prefix[..8].copy_from_slice(&seq.to_le_bytes());
     prefix[8..].copy_from_slice(&(body.len() as u64).to_le_bytes());
     // The prefix is published with the first piece of the body, never on its own: a reader
-    // that sees any byte of a record sees its whole prefix.
-    room_for(start, PREFIX)?;
+    // that sees any byte of a record sees its whole prefix. A message up to a piece long goes
+    // out whole, in one store, so a writer killed while sending it cannot tear it.
+    let free = |w: u64| LANE_BYTES as u64 - (w - h.read.bytes.load(SeqCst));
+    room_for(
+        h,
+        start,
+        PREFIX + body.len().min(PIECE) as u64,
+        reader_alive,
+    )?;
     copy_in(seg, start, &prefix);
     let mut w = start + PREFIX;
     let mut src = body;
@@ -310,135 +332,158 @@ pub(super) fn write(
         copy_in(seg, w, &src[..n]);
         w += n as u64;
         src = &src[n..];
-        publish(&h.written, w);
+        publish_written(h, w, ring);
         if src.is_empty() {
             return Ok(());
         }
-        room_for(w, 1)?;
+        room_for(h, w, 1, reader_alive)?;
     }
 }
 
 /// A reader's progress through one record, kept across timed-out receives.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct ReadState {
-    token: u32,
-    /// The body length, once the prefix has been read.
-    len: Option<usize>,
+    /// The record's sequence number and body length, once its prefix has been read.
+    rec: Option<(u64, usize)>,
     /// The body so far.
     pub(super) body: Vec<u8>,
 }
 
 impl ReadState {
-    /// Start reading the record named by `token`, filling `body` (its capacity is reused).
-    pub(super) fn new(token: u32, mut body: Vec<u8>) -> ReadState {
-        body.clear();
-        ReadState {
-            token,
-            len: None,
-            body,
-        }
+    /// True while a record's body is half read.
+    pub(super) fn in_record(&self) -> bool {
+        self.rec.is_some()
+    }
+
+    fn reset(&mut self) {
+        self.rec = None;
+        self.body.clear();
     }
 }
 
-/// Read the record `st` names into `st.body`, waiting until `deadline`. `Err(Timeout)` keeps
-/// the progress in `st`; `Err(Torn)` means its writer died in the middle (or before the first
-/// byte) and the record is gone. `writers_alive` says whether any sending end is still open.
-pub(super) fn read(
-    seg: &Segment,
-    st: &mut ReadState,
-    deadline: Option<Instant>,
-    writers_alive: &dyn Fn() -> bool,
-) -> Result<(), IpcError> {
+/// What a reader found.
+pub(super) enum Progress {
+    /// A whole record lies in one piece in the ring: read it with [`inline`], then
+    /// [`finish_inline`].
+    Inline { at: usize, len: usize },
+    /// `body` holds a whole record.
+    Whole,
+    /// Nothing more can be taken now.
+    Empty,
+}
+
+/// Take what is there of the next record, without waiting. `Err(Torn)` reports a record whose
+/// writer died before finishing it (a tombstone, or the repairer's flag).
+pub(super) fn advance(seg: &Segment, st: &mut ReadState) -> Result<Progress, IpcError> {
     let h = header(seg);
-    let mut r = h.read.bytes.load(SeqCst);
+    let mut r = h.read.bytes.load(Relaxed);
     loop {
         let avail = h.written.bytes.load(SeqCst) - r;
-        match st.len {
-            Some(len) if st.body.len() == len => return Ok(()),
-            None if avail >= PREFIX => {
+        match st.rec {
+            None if avail < PREFIX => return Ok(Progress::Empty),
+            None => {
                 let mut prefix = [MaybeUninit::<u8>::uninit(); PREFIX as usize];
                 copy_out(seg, r, &mut prefix);
                 // SAFETY: copy_out filled every byte.
                 let prefix: [u8; PREFIX as usize] = unsafe { std::mem::transmute(prefix) };
-                let seq = u64::from_le_bytes(prefix[..8].try_into().unwrap()) as u32;
+                let seq = u64::from_le_bytes(prefix[..8].try_into().unwrap());
                 let len = u64::from_le_bytes(prefix[8..].try_into().unwrap());
-                if seq == st.token {
-                    if len > super::MAX_MESSAGE as u64 {
-                        return Err(IpcError::Corrupt(format!("lane record claims {len} bytes")));
-                    }
-                    r += PREFIX;
-                    publish(&h.read, r);
-                    st.len = Some(len as usize);
-                    st.body.reserve(len as usize);
-                } else if seq_after(seq, st.token) {
-                    // Our record never got a byte; this one belongs to a later token.
+                if len == TOMBSTONE {
+                    publish_read(h, r + PREFIX);
                     return Err(IpcError::Torn);
-                } else {
-                    return Err(IpcError::Corrupt(format!(
-                        "lane record {seq} where {} was expected",
-                        st.token
-                    )));
                 }
-                continue;
+                if len > super::MAX_MESSAGE as u64 {
+                    return Err(IpcError::Corrupt(format!("lane record claims {len} bytes")));
+                }
+                let off = (r % LANE_BYTES as u64) as usize + PREFIX as usize;
+                if avail >= PREFIX + len && off + len as usize <= LANE_BYTES {
+                    return Ok(Progress::Inline {
+                        at: off,
+                        len: len as usize,
+                    });
+                }
+                r += PREFIX;
+                publish_read(h, r);
+                st.rec = Some((seq, len as usize));
+                st.body.clear();
+                st.body.reserve(len as usize);
             }
-            Some(len) if avail > 0 => {
+            Some((_, len)) if st.body.len() == len => {
+                st.rec = None;
+                return Ok(Progress::Whole);
+            }
+            Some(_) if avail == 0 => return Ok(Progress::Empty),
+            Some((_, len)) => {
                 let n = (avail as usize).min(len - st.body.len()).min(PIECE);
                 let at = st.body.len();
                 copy_out(seg, r, &mut st.body.spare_capacity_mut()[..n]);
                 // SAFETY: copy_out initialised those n bytes.
                 unsafe { st.body.set_len(at + n) };
                 r += n as u64;
-                publish(&h.read, r);
-                continue;
+                publish_read(h, r);
             }
-            _ => {}
-        }
-        // Nothing to take: wait, and between slices find out whether anything will come.
-        let arrived = || h.written.bytes.load(SeqCst) > r;
-        if let Woke::Ready = wait(&h.written, &arrived, deadline)? {
-            continue;
-        }
-        if st.len.is_some() && h.torn.load(SeqCst) == st.token as u64 + 1 {
-            // A repairer holds the writer lock and waits for us to let go of this record.
-            h.torn_ack.store(st.token as u64 + 1, SeqCst);
-            wake(&h.read);
-            return Err(IpcError::Torn);
-        }
-        if let Some(acquired) = h.writers.try_lock()? {
-            // Nobody is writing. Anything written before the lock was let go is visible now.
-            let _guard = WriterGuard(&h.writers);
-            if arrived() {
-                continue;
-            }
-            let _ = acquired;
-            let issued = h.next_seq.load(SeqCst);
-            let was_issued = if issued <= SEQ_MASK {
-                (st.token as u64) < issued
-            } else {
-                seq_after((issued & SEQ_MASK) as u32, st.token)
-            };
-            if !was_issued {
-                // No writer ever took this number: the token is garbage, not a torn record.
-                return Err(IpcError::Corrupt(format!(
-                    "lane token {} names no record",
-                    st.token
-                )));
-            }
-            // The record we wait for will never be finished: close it if it is the one in
-            // progress (its writer died), so the next writer starts right behind its bytes.
-            let w = h.written.bytes.load(SeqCst);
-            if h.cur_end.load(SeqCst) > w {
-                h.cur_start.store(w, SeqCst);
-                h.cur_end.store(w, SeqCst);
-            }
-            return Err(IpcError::Torn);
-        }
-        if !writers_alive() && !arrived() {
-            return Err(IpcError::Corrupt(
-                "peer went away in the middle of a large message".into(),
-            ));
         }
     }
+}
+
+/// The body of a record [`advance`] found whole and in one piece.
+pub(super) fn inline(seg: &Segment, at: usize, len: usize) -> &[u8] {
+    assert!(
+        at + len <= LANE_BYTES,
+        "an inline record lies inside the ring"
+    );
+    // SAFETY: `at + len` is inside the ring (asserted), whose memory lives as long as `seg`.
+    // The writer published these bytes and does not write there again until the reader's
+    // counter passes them, which only `finish_inline` (called after the last use) does.
+    unsafe { std::slice::from_raw_parts(data(seg).add(at), len) }
+}
+
+/// Consume the record [`inline`] showed.
+pub(super) fn finish_inline(seg: &Segment, len: usize) {
+    let h = header(seg);
+    let r = h.read.bytes.load(Relaxed);
+    publish_read(h, r + PREFIX + len as u64);
+}
+
+/// Called by a reader that slept a slice with nothing new: is the record it waits for (or the
+/// one in progress) one that can never be finished? `Err(Torn)` if so (the lane is then ready
+/// for the next record).
+pub(super) fn check_stalled(seg: &Segment, st: &mut ReadState) -> Result<(), IpcError> {
+    let h = header(seg);
+    if let Some((seq, _)) = st.rec {
+        if h.torn.load(SeqCst) == seq + 1 {
+            // A repairer holds the writer lock and waits for us to let go of this record.
+            h.torn_ack.store(seq + 1, SeqCst);
+            h.read.seq.fetch_add(1, SeqCst);
+            sys::futex_wake(&h.read.seq, i32::MAX);
+            st.reset();
+            return Err(IpcError::Torn);
+        }
+    }
+    let Some(_acquired) = h.writers.try_lock()? else {
+        return Ok(()); // a writer is at work
+    };
+    // Nobody is writing. Anything written before the lock was let go is visible now.
+    let _guard = WriterGuard(&h.writers);
+    if has_data(seg) {
+        // Bytes to take first. A record left unfinished stays marked in `cur` (even though
+        // the lock no longer says OwnerDied): we, or the next writer, close it later.
+        return Ok(());
+    }
+    let w = h.written.bytes.load(SeqCst);
+    if h.cur_end.load(SeqCst) > w {
+        // The record in progress will never be finished (its writer died): close it, so the
+        // next writer starts right behind its bytes.
+        h.cur_start.store(w, SeqCst);
+        h.cur_end.store(w, SeqCst);
+        st.reset();
+        return Err(IpcError::Torn);
+    }
+    if st.in_record() {
+        st.reset();
+        return Err(IpcError::Torn);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

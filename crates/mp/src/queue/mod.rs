@@ -27,7 +27,10 @@ use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializ
 use crate::error::IpcError;
 use crate::robust::RawRobustMutex;
 use crate::shm::Segment;
+use crate::spin::Spin;
 use crate::{codec, sys};
+
+mod ring;
 
 /// Default ring size for both bounded and unbounded queues.
 pub(crate) const DEFAULT_CAPACITY: usize = 1 << 30;
@@ -37,8 +40,6 @@ const MAX_CAPACITY: usize = 1 << 34;
 const DATA_OFFSET: usize = 4096;
 const WRAP: u32 = u32::MAX;
 const CHUNK_UNITS: u32 = (1 << 20) / UNIT as u32;
-/// How long a consumer polls an empty queue before it sleeps on the futex.
-const SPIN: Duration = Duration::from_micros(50);
 
 fn pack(seq: u32, pos: u32) -> u64 {
     ((seq as u64) << 32) | pos as u64
@@ -99,6 +100,8 @@ impl Waiters {
 pub struct Queue<T> {
     seg: Arc<Segment>,
     closed: Arc<AtomicBool>,
+    /// How long this handle's gets spin before sleeping (learned, see [`crate::spin`]).
+    spin: Spin,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -107,6 +110,7 @@ impl<T> Clone for Queue<T> {
         Queue {
             seg: self.seg.clone(),
             closed: Arc::new(AtomicBool::new(false)),
+            spin: Spin::default(),
             _t: PhantomData,
         }
     }
@@ -170,6 +174,7 @@ impl<T> Queue<T> {
         Ok(Queue {
             seg: Arc::new(seg),
             closed: Arc::new(AtomicBool::new(false)),
+            spin: Spin::default(),
             _t: PhantomData,
         })
     }
@@ -231,230 +236,6 @@ impl<T> Queue<T> {
         } else {
             Ok(())
         }
-    }
-
-    fn put_bytes(
-        &self,
-        body: &[u8],
-        deadline: Option<Instant>,
-        block: bool,
-    ) -> Result<(), IpcError> {
-        self.check_open()?;
-        let h = self.header();
-        let cap = h.cap_units;
-        let need = record_units(body.len());
-        let max = self.max_message();
-        if body.len() > max {
-            return Err(IpcError::MessageTooLarge {
-                size: body.len(),
-                max,
-            });
-        }
-        loop {
-            let g = Locked::new(&h.put.lock)?;
-            let (seq, tail) = unpack(h.put.progress.load(Relaxed));
-            let off = tail & (cap - 1);
-            let required = if need <= cap - off {
-                need
-            } else {
-                cap - off + need
-            };
-            let fits_with = |other: u64| {
-                let (got, head) = unpack(other);
-                let room_items = h.maxsize == 0 || (seq.wrapping_sub(got) as u64) < h.maxsize;
-                room_items && required <= cap - tail.wrapping_sub(head)
-            };
-            let fits = || {
-                let other = h.get.progress.load(SeqCst);
-                h.put.seen.store(other, Relaxed);
-                fits_with(other)
-            };
-            if fits_with(h.put.seen.load(Relaxed)) {
-                self.write_record(tail, need, body);
-                let next = pack(seq.wrapping_add(1), tail.wrapping_add(required));
-                h.put.progress.store(next, SeqCst);
-                h.not_empty.notify();
-                drop(g);
-                return Ok(());
-            }
-            if !fits() {
-                if !block {
-                    return Err(IpcError::Full);
-                }
-                let left = sys::remaining(deadline);
-                if left == Some(Duration::ZERO) {
-                    return Err(IpcError::Full);
-                }
-                // Register as a sleeper, then look again: a consumer that made room after our
-                // first look either sees us registered or is seen by this second look.
-                h.not_full.sleeping.fetch_add(1, SeqCst);
-                let wake_seq = h.not_full.seq.load(SeqCst);
-                if !fits() {
-                    drop(g);
-                    sys::futex_wait(&h.not_full.seq, wake_seq, left);
-                    h.not_full.sleeping.fetch_sub(1, SeqCst);
-                    // Other producers may have moved the tail meanwhile: start over.
-                    continue;
-                }
-                h.not_full.sleeping.fetch_sub(1, SeqCst);
-            }
-            self.write_record(tail, need, body);
-            // The single publication point: sequence and tail move together.
-            let next = pack(seq.wrapping_add(1), tail.wrapping_add(required));
-            h.put.progress.store(next, SeqCst);
-            h.not_empty.notify();
-            drop(g);
-            return Ok(());
-        }
-    }
-
-    /// Write a record at `tail` (with a wrap marker first if it doesn't fit before the end).
-    /// Caller holds the producer lock and has checked the room.
-    fn write_record(&self, tail: u32, need: u32, body: &[u8]) {
-        let cap = self.header().cap_units;
-        let off = tail & (cap - 1);
-        // SAFETY: the caller holds the producer lock and checked the room, so the ring's bytes from
-        // `tail` for `need` units (and the wrap gap) are free: the consumers do not read past the
-        // published tail. `at` stays inside the ring (see `at`); a record never crosses its end (a
-        // wrap marker is written instead), so the length word and body fit before it. `body` is a
-        // live slice in our own memory.
-        unsafe {
-            let mut pos = tail;
-            if need > cap - off {
-                (self.at(pos) as *mut u32).write(WRAP);
-                pos = pos.wrapping_add(cap - off);
-            }
-            let at = self.at(pos);
-            (at as *mut u32).write(body.len() as u32);
-            std::ptr::copy_nonoverlapping(body.as_ptr(), at.add(4), body.len());
-        }
-    }
-
-    fn get_with<R>(
-        &self,
-        deadline: Option<Instant>,
-        block: bool,
-        f: impl FnOnce(&[u8]) -> Result<R, IpcError>,
-    ) -> Result<R, IpcError> {
-        self.check_open()?;
-        let h = self.header();
-        let cap = h.cap_units;
-        let mut spin_start: Option<Instant> = None;
-        loop {
-            let g = Locked::new(&h.get.lock)?;
-            let (got, head) = unpack(h.get.progress.load(Relaxed));
-            let available = || {
-                let other = h.put.progress.load(SeqCst);
-                h.get.seen.store(other, Relaxed);
-                unpack(other).0 != got
-            };
-            if unpack(h.get.seen.load(Relaxed)).0 == got && !available() {
-                if !block {
-                    return Err(IpcError::Empty);
-                }
-                let now = Instant::now();
-                if deadline.is_some_and(|d| now >= d) {
-                    return Err(IpcError::Empty);
-                }
-                // A producer on the other core is usually microseconds away: polling briefly
-                // (lock held; other consumers would only wait anyway) saves a futex sleep and
-                // a wake-up on both sides.
-                let start = *spin_start.get_or_insert(now);
-                if now - start < SPIN {
-                    while !available() && start.elapsed() < SPIN {
-                        for _ in 0..64 {
-                            std::hint::spin_loop();
-                        }
-                    }
-                    continue;
-                }
-                h.not_empty.sleeping.fetch_add(1, SeqCst);
-                let wake_seq = h.not_empty.seq.load(SeqCst);
-                if !available() {
-                    drop(g);
-                    sys::futex_wait(&h.not_empty.seq, wake_seq, sys::remaining(deadline));
-                    h.not_empty.sleeping.fetch_sub(1, SeqCst);
-                    continue;
-                }
-                h.not_empty.sleeping.fetch_sub(1, SeqCst);
-            }
-            let mut pos = head;
-            // SAFETY: `head` is behind the published tail (checked above), so a record, written and
-            // published by a producer, starts at `pos`; `at` is in the ring and u32-aligned (UNIT-
-            // aligned).
-            let mut len = unsafe { (self.at(pos) as *const u32).read() };
-            if len == WRAP {
-                pos = pos.wrapping_add(cap - (pos & (cap - 1)));
-                // SAFETY: as above: after a wrap marker the record starts at the beginning of the
-                // ring.
-                len = unsafe { (self.at(pos) as *const u32).read() };
-            }
-            let len = len as usize;
-            // Producers never write a record across the ring's end (they wrap first); one that
-            // claims to would have us read past the segment.
-            if 4 + len > (cap - (pos & (cap - 1))) as usize * UNIT {
-                return Err(IpcError::Corrupt(format!(
-                    "queue record claims {len} bytes"
-                )));
-            }
-            // Decode straight from the ring while we hold the lock: no intermediate copy. The
-            // item is consumed even if it fails to decode, so one bad message can't block the
-            // queue.
-            // SAFETY: the record does not cross the ring's end (checked just above), so `len`
-            // bytes after its length word are inside the segment; we hold the consumer lock, and
-            // producers do not write there until `head` moves past it.
-            let body = unsafe { std::slice::from_raw_parts(self.at(pos).add(4), len) };
-            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(body)));
-            let new_head = pos.wrapping_add(record_units(len));
-            h.get
-                .progress
-                .store(pack(got.wrapping_add(1), new_head), SeqCst);
-            h.not_full.notify();
-            self.release_consumed(h, new_head);
-            drop(g);
-            return out.unwrap_or_else(|p| std::panic::resume_unwind(p));
-        }
-    }
-
-    /// Give fully consumed megabytes back to the kernel. Called with the consumer lock held;
-    /// needs the producer lock too (tried, never waited for), because producers may already
-    /// be writing into space behind the head.
-    fn release_consumed(&self, h: &Header, head: u32) {
-        let released = h.get.released.load(Relaxed);
-        let behind = head.wrapping_sub(released);
-        if behind < CHUNK_UNITS {
-            return;
-        }
-        let Ok(Some(_)) = h.put.lock.try_lock() else {
-            return;
-        };
-        let _p = Locked(&h.put.lock);
-        let cap = h.cap_units;
-        let (_, tail) = unpack(h.put.progress.load(Relaxed));
-        // Positions [head - free, head) are consumed and not yet rewritten.
-        let free = cap - tail.wrapping_sub(head);
-        let start = head.wrapping_sub(behind.min(free));
-        let start = start.wrapping_add(CHUNK_UNITS - 1) & !(CHUNK_UNITS - 1);
-        let end = head & !(CHUNK_UNITS - 1);
-        let mut pos = start;
-        while (end.wrapping_sub(pos) as i32) > 0 {
-            let off = pos & (cap - 1);
-            let len = end.wrapping_sub(pos).min(cap - off);
-            self.seg
-                .release(DATA_OFFSET + off as usize * UNIT, len as usize * UNIT);
-            pos = pos.wrapping_add(len);
-        }
-        h.get.released.store(end, Relaxed);
-    }
-
-    /// Put raw bytes as one item (pair with `get_bytes`).
-    pub fn put_bytes_blocking(&self, bytes: &[u8]) -> Result<(), IpcError> {
-        self.put_bytes(bytes, None, true)
-    }
-
-    /// Take one item as raw bytes.
-    pub fn get_bytes(&self) -> Result<Vec<u8>, IpcError> {
-        self.get_with(None, true, |b| Ok(b.to_vec()))
     }
 }
 
@@ -532,6 +313,7 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
         Ok(Queue {
             seg: Arc::new(seg),
             closed: Arc::new(AtomicBool::new(false)),
+            spin: Spin::default(),
             _t: PhantomData,
         })
     }
