@@ -362,7 +362,7 @@ fn help_lists_the_models_and_every_chat_command() {
     let serve = help(&["serve", "--help"]);
     assert!(
         serve.contains(
-            "[possible values: iterative, fork, thread, threadpool, prefork, select, poll, epoll, async]"
+            "[possible values: iterative, fork, thread, threadpool, prefork, select, poll, epoll, async, uring]"
         ),
         "{serve}"
     );
