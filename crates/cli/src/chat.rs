@@ -183,23 +183,11 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         ..RoomConfig::default()
     };
     // Before the server binds or starts a thread (see `metrics`).
-    let _exporter = match a.metrics {
-        Some(addr) => {
-            let tally = bingfa_net::Tally::new().context("--metrics: shared memory")?;
-            let stats = bingfa_chat::ChatStats::new().context("--metrics: shared memory")?;
-            opts.tally = Some(tally.clone());
-            opts.stats = Some(stats.clone());
-            Some(crate::metrics::start(
-                addr,
-                crate::metrics::Sources {
-                    service: "chat",
-                    tally,
-                    protocol: crate::metrics::Protocol::Chat(stats),
-                },
-            )?)
-        }
-        None => None,
-    };
+    let _exporter = crate::metrics::start_service(a.metrics, "chat", &mut opts.tally, || {
+        let stats = bingfa_chat::ChatStats::new().context("--metrics: shared memory")?;
+        opts.stats = Some(stats.clone());
+        Ok(crate::metrics::Protocol::Chat(stats))
+    })?;
     // The web face answers plain HTTP with a readable 400; the line port (`not_http`) doesn't.
     match a
         .tls

@@ -229,21 +229,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     config.limits.max_per_ip = (a.max_per_ip > 0).then_some(a.max_per_ip);
     config.limits.max_passive_per_ip = Some(a.max_passive_per_ip.into());
     // Before the server binds or starts a thread (see `metrics`).
-    let _exporter = match a.metrics {
-        Some(addr) => {
-            let tally = bingfa_net::Tally::new().context("--metrics: shared memory")?;
-            config.tally = Some(tally.clone());
-            Some(crate::metrics::start(
-                addr,
-                crate::metrics::Sources {
-                    service: "ftp",
-                    tally,
-                    protocol: crate::metrics::Protocol::Ftp(proto.stats()),
-                },
-            )?)
-        }
-        None => None,
-    };
+    let _exporter = crate::metrics::start_service(a.metrics, "ftp", &mut config.tally, || {
+        Ok(crate::metrics::Protocol::Ftp(proto.stats()))
+    })?;
     tracing::info!(root = %a.root.display(), model = %a.model, tls = ?tls.is_some(), "starting ftp server");
     match tls {
         None => bingfa_net::serve(config, proto),

@@ -187,21 +187,9 @@ pub(crate) fn serve(a: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("--hsts without TLS: the header is only ever sent over TLS");
     }
     // Before the server binds or starts a thread (see `metrics`).
-    let _exporter = match a.metrics {
-        Some(addr) => {
-            let tally = bingfa_net::Tally::new().context("--metrics: shared memory")?;
-            config.tally = Some(tally.clone());
-            Some(crate::metrics::start(
-                addr,
-                crate::metrics::Sources {
-                    service: "http",
-                    tally,
-                    protocol: crate::metrics::Protocol::Http(server.stats()),
-                },
-            )?)
-        }
-        None => None,
-    };
+    let _exporter = crate::metrics::start_service(a.metrics, "http", &mut config.tally, || {
+        Ok(crate::metrics::Protocol::Http(server.stats()))
+    })?;
     tracing::info!(root = %a.root.display(), model = %a.model, tls = tls.is_some(), "starting http server");
     let result = match tls {
         None => server.run(config),

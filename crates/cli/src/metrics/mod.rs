@@ -29,6 +29,32 @@ pub(crate) struct Exporter {
     pid: libc::pid_t,
 }
 
+/// A service's `--metrics ADDR`: the connection tally it hands its server (`tally_slot`, the
+/// server configuration's) and the endpoint over that and `protocol`'s counters; nothing
+/// without the flag. Call before the server is bound and before any thread (see [`start`]).
+pub(crate) fn start_service(
+    addr: Option<SocketAddr>,
+    service: &'static str,
+    tally_slot: &mut Option<bingfa_net::Tally>,
+    protocol: impl FnOnce() -> anyhow::Result<Protocol>,
+) -> anyhow::Result<Option<Exporter>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let tally = bingfa_net::Tally::new().context("--metrics: shared memory")?;
+    *tally_slot = Some(tally.clone());
+    let protocol = protocol()?;
+    start(
+        addr,
+        Sources {
+            service,
+            tally,
+            protocol,
+        },
+    )
+    .map(Some)
+}
+
 /// Bind `addr`, print `metrics listening on IP:PORT`, and serve `sources` from a process of
 /// its own (see the module docs). Call before the server is bound and before any thread.
 pub(crate) fn start(addr: SocketAddr, sources: Sources) -> anyhow::Result<Exporter> {
