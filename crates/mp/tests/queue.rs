@@ -215,7 +215,60 @@ fn largest_message_fits_wherever_the_ring_stands(_m: StartMethod) {
     ));
 }
 
+fn every_sleeper_wakes_for_a_burst(m: StartMethod) {
+    // Consumers (then producers) asleep on the same futex word, and a burst that satisfies them
+    // all at once: the first put or get clears the "somebody sleeps" bit, so the later ones
+    // make no system call; every sleeper must still wake and find its item (or its room).
+    fn take(q: Queue<u32>) -> u32 {
+        q.get_timeout(Duration::from_secs(20)).unwrap()
+    }
+    fn give(args: (Queue<u32>, u32)) {
+        args.0.put_timeout(args.1, Duration::from_secs(20)).unwrap();
+    }
+    let k = 4;
+    let q: Queue<u32> = Queue::new().unwrap();
+    let cs: Vec<_> = (0..k)
+        .map(|_| {
+            Process::builder()
+                .start_method(m)
+                .spawn(take, q.clone())
+                .unwrap()
+        })
+        .collect();
+    // Long past any spin: they are asleep (or still starting, which must work as well).
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..k {
+        q.put(i).unwrap();
+    }
+    let mut got: Vec<u32> = cs.into_iter().map(|c| c.join().unwrap()).collect();
+    got.sort();
+    assert_eq!(got, (0..k).collect::<Vec<_>>());
+    assert!(q.empty());
+
+    let q: Queue<u32> = Queue::bounded(1).unwrap();
+    q.put(100).unwrap();
+    let ps: Vec<_> = (0..k)
+        .map(|i| {
+            Process::builder()
+                .start_method(m)
+                .spawn(give, (q.clone(), i))
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut got: Vec<u32> = (0..=k)
+        .map(|_| q.get_timeout(Duration::from_secs(20)).unwrap())
+        .collect();
+    for p in ps {
+        p.join().unwrap();
+    }
+    assert_eq!(got[0], 100);
+    got.sort();
+    assert_eq!(got, vec![0, 1, 2, 3, 100]);
+}
+
 both_methods!(
+    every_sleeper_wakes_for_a_burst,
     largest_message_fits_wherever_the_ring_stands,
     many_producers_many_consumers,
     exact_qsize_and_fifo,

@@ -53,12 +53,11 @@ fn record_units(payload: usize) -> u32 {
     (4 + payload).div_ceil(UNIT) as u32
 }
 
-/// One side's lock and published progress, alone on its cache line.
+/// One side's lock and private state, alone on its cache line: in a 1→1 queue nobody else
+/// touches it, so the lock's atomic operations stay in this side's cache.
 #[repr(C, align(64))]
 struct Side {
     lock: RawRobustMutex,
-    /// `(items done << 32) | position in units`, both wrapping.
-    progress: AtomicU64,
     /// The other side's progress as last read, so the hot path reads the other side's cache
     /// line only when this copy says "full" (producers) or "empty" (consumers).
     seen: AtomicU64,
@@ -66,17 +65,26 @@ struct Side {
     released: AtomicU32,
 }
 
-/// A futex word and the number of processes sleeping on it.
+/// One side's published progress, `(items done << 32) | position in units` (both wrapping),
+/// on a cache line of its own: the other side reads it while polling, and that must not pull
+/// the lock's line away from its owner.
 #[repr(C, align(64))]
-struct Waiters {
-    seq: AtomicU32,
-    sleeping: AtomicU32,
-}
+struct Progress(AtomicU64);
+
+/// The futex word of one condition ("not empty", "not full"). Bit 0 is set by a waiter about
+/// to sleep; the first waker to find it set clears it (adding 1 also counts a wake-up in the
+/// upper bits, so a waiter that read the word before never sleeps through it) and wakes every
+/// sleeper. So a wake-up costs one system call per sleep, not one per put or get while the
+/// sleeper is still on its way back to the CPU.
+#[repr(C, align(64))]
+struct Waiters(AtomicU32);
 
 #[repr(C)]
 struct Header {
     put: Side,
+    put_progress: Progress,
     get: Side,
+    get_progress: Progress,
     not_empty: Waiters,
     not_full: Waiters,
     maxsize: u64,
@@ -86,12 +94,34 @@ struct Header {
 const _: () = assert!(std::mem::size_of::<Header>() <= DATA_OFFSET);
 
 impl Waiters {
-    /// Wake one sleeper, if any. Called after publishing progress with SeqCst.
+    /// Wake every sleeper, if one registered. Called right after publishing progress with a
+    /// SeqCst store: with [`Waiters::register`]'s SeqCst RMW before the sleeper's last look,
+    /// either this load sees the sleeper's bit or the sleeper's look sees the progress.
     fn notify(&self) {
-        if self.sleeping.load(SeqCst) > 0 {
-            self.seq.fetch_add(1, SeqCst);
-            sys::futex_wake(&self.seq, 1);
+        let mut s = self.0.load(SeqCst);
+        while s & 1 != 0 {
+            match self
+                .0
+                .compare_exchange_weak(s, s.wrapping_add(1), SeqCst, Relaxed)
+            {
+                Ok(_) => {
+                    sys::futex_wake(&self.0, i32::MAX);
+                    return;
+                }
+                Err(now) => s = now,
+            }
         }
+    }
+
+    /// Announce a sleep; returns the word to sleep on. The caller then looks at the condition
+    /// once more (SeqCst) and sleeps only if it still fails. Leaving without sleeping (a
+    /// timeout, or the condition held) needs no undo: the bit costs one spare wake-up.
+    fn register(&self) -> u32 {
+        self.0.fetch_or(1, SeqCst) | 1
+    }
+
+    fn sleep(&self, word: u32, timeout: Option<Duration>) {
+        sys::futex_wait(&self.0, word, timeout);
     }
 }
 
@@ -197,8 +227,8 @@ impl<T> Queue<T> {
         let h = self.header();
         let _g = Locked::new(&h.get.lock).ok();
         let _p = Locked::new(&h.put.lock).ok();
-        let (put, _) = unpack(h.put.progress.load(SeqCst));
-        let (got, _) = unpack(h.get.progress.load(SeqCst));
+        let (put, _) = unpack(h.put_progress.0.load(SeqCst));
+        let (got, _) = unpack(h.get_progress.0.load(SeqCst));
         put.wrapping_sub(got) as usize
     }
 

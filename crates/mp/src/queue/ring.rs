@@ -31,7 +31,7 @@ impl<T> Queue<T> {
         }
         loop {
             let g = Locked::new(&h.put.lock)?;
-            let (seq, tail) = unpack(h.put.progress.load(Relaxed));
+            let (seq, tail) = unpack(h.put_progress.0.load(Relaxed));
             let off = tail & (cap - 1);
             let required = if need <= cap - off {
                 need
@@ -44,14 +44,14 @@ impl<T> Queue<T> {
                 room_items && required <= cap - tail.wrapping_sub(head)
             };
             let fits = || {
-                let other = h.get.progress.load(SeqCst);
+                let other = h.get_progress.0.load(SeqCst);
                 h.put.seen.store(other, Relaxed);
                 fits_with(other)
             };
             if fits_with(h.put.seen.load(Relaxed)) {
                 self.write_record(tail, need, body);
                 let next = pack(seq.wrapping_add(1), tail.wrapping_add(required));
-                h.put.progress.store(next, SeqCst);
+                h.put_progress.0.store(next, SeqCst);
                 h.not_empty.notify();
                 drop(g);
                 return Ok(());
@@ -66,21 +66,18 @@ impl<T> Queue<T> {
                 }
                 // Register as a sleeper, then look again: a consumer that made room after our
                 // first look either sees us registered or is seen by this second look.
-                h.not_full.sleeping.fetch_add(1, SeqCst);
-                let wake_seq = h.not_full.seq.load(SeqCst);
+                let word = h.not_full.register();
                 if !fits() {
                     drop(g);
-                    sys::futex_wait(&h.not_full.seq, wake_seq, left);
-                    h.not_full.sleeping.fetch_sub(1, SeqCst);
+                    h.not_full.sleep(word, left);
                     // Other producers may have moved the tail meanwhile: start over.
                     continue;
                 }
-                h.not_full.sleeping.fetch_sub(1, SeqCst);
             }
             self.write_record(tail, need, body);
             // The single publication point: sequence and tail move together.
             let next = pack(seq.wrapping_add(1), tail.wrapping_add(required));
-            h.put.progress.store(next, SeqCst);
+            h.put_progress.0.store(next, SeqCst);
             h.not_empty.notify();
             drop(g);
             return Ok(());
@@ -123,9 +120,9 @@ impl<T> Queue<T> {
         let mut spun = false;
         loop {
             let g = Locked::new(&h.get.lock)?;
-            let (got, head) = unpack(h.get.progress.load(Relaxed));
+            let (got, head) = unpack(h.get_progress.0.load(Relaxed));
             let available = || {
-                let other = h.put.progress.load(SeqCst);
+                let other = h.put_progress.0.load(SeqCst);
                 h.get.seen.store(other, Relaxed);
                 unpack(other).0 != got
             };
@@ -152,15 +149,12 @@ impl<T> Queue<T> {
                     };
                 spun = true;
                 if !ready {
-                    h.not_empty.sleeping.fetch_add(1, SeqCst);
-                    let wake_seq = h.not_empty.seq.load(SeqCst);
+                    let word = h.not_empty.register();
                     if !available() {
                         drop(g);
-                        sys::futex_wait(&h.not_empty.seq, wake_seq, sys::remaining(deadline));
-                        h.not_empty.sleeping.fetch_sub(1, SeqCst);
+                        h.not_empty.sleep(word, sys::remaining(deadline));
                         continue;
                     }
-                    h.not_empty.sleeping.fetch_sub(1, SeqCst);
                 }
             }
             if let Some(start) = slept_since {
@@ -194,8 +188,8 @@ impl<T> Queue<T> {
             let body = unsafe { std::slice::from_raw_parts(self.at(pos).add(4), len) };
             let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(body)));
             let new_head = pos.wrapping_add(record_units(len));
-            h.get
-                .progress
+            h.get_progress
+                .0
                 .store(pack(got.wrapping_add(1), new_head), SeqCst);
             h.not_full.notify();
             self.release_consumed(h, new_head);
@@ -218,7 +212,7 @@ impl<T> Queue<T> {
         };
         let _p = Locked(&h.put.lock);
         let cap = h.cap_units;
-        let (_, tail) = unpack(h.put.progress.load(Relaxed));
+        let (_, tail) = unpack(h.put_progress.0.load(Relaxed));
         // Positions [head - free, head) are consumed and not yet rewritten.
         let free = cap - tail.wrapping_sub(head);
         let start = head.wrapping_sub(behind.min(free));
