@@ -13,6 +13,19 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     Ok(())
 }
 
+/// Encode `value` into `buf` if it fits: `Ok(None)` if it does not (then use
+/// [`encode_into`]). A stack buffer spares a small message the heap and the growth checks.
+pub(crate) fn encode_small<'a, T: Serialize + ?Sized>(
+    value: &T,
+    buf: &'a mut [u8],
+) -> postcard::Result<Option<&'a mut [u8]>> {
+    match postcard::to_slice(value, buf) {
+        Ok(b) => Ok(Some(b)),
+        Err(postcard::Error::SerializeBufferFull) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Encode `value` into a fresh buffer.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> postcard::Result<Vec<u8>> {
     postcard::to_stdvec(value)

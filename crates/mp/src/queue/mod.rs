@@ -271,6 +271,12 @@ impl<T> Queue<T> {
 
 impl<T: Serialize> Queue<T> {
     fn put_impl(&self, item: &T, deadline: Option<Instant>, block: bool) -> Result<(), IpcError> {
+        // Most messages are small: encode them on the stack (postcard's slice writer is a
+        // third of the cost of growing a Vec), larger ones into this thread's reused buffer.
+        let mut small = [0u8; 256];
+        if let Some(bytes) = codec::encode_small(item, &mut small)? {
+            return self.put_bytes(bytes, deadline, block);
+        }
         ENCODE_BUF.with(|cell| {
             let mut buf = cell.take();
             buf.clear();
