@@ -3,7 +3,7 @@
 //! measures them beside CPython (BENCHMARKS.md, issue 26); this is the quick look, without the
 //! anchor.
 //!
-//! Run: `cargo run --release -p bingfa-mp --example queue_throughput [1|4|both] [N] [rounds]`
+//! Run: `cargo run --release -p bingfa-mp --example queue_throughput [1|4|both|solo] [N] [rounds]`
 use bingfa_mp::{Barrier, Process, Queue};
 use std::time::Instant;
 
@@ -55,12 +55,35 @@ fn run(k: u64, n: u64) -> f64 {
     got as f64 / dt.as_secs_f64()
 }
 
+/// One process, no peer: `n` puts, then `n` gets; nanoseconds per put and per get. The cost
+/// of the code path alone, without the cache lines travelling between cores.
+fn solo(n: u64) -> (f64, f64) {
+    let q: Queue<Option<u64>> = Queue::new().unwrap();
+    let t = Instant::now();
+    for i in 0..n {
+        q.put(Some(i)).unwrap();
+    }
+    let put = t.elapsed().as_secs_f64() / n as f64 * 1e9;
+    let t = Instant::now();
+    for _ in 0..n {
+        q.get().unwrap();
+    }
+    (put, t.elapsed().as_secs_f64() / n as f64 * 1e9)
+}
+
 fn main() {
     let _rt = bingfa_mp::init();
     let arg = |i: usize| std::env::args().nth(i);
     let which = arg(1).unwrap_or("both".into());
     let n: u64 = arg(2).and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
     let rounds: usize = arg(3).and_then(|s| s.parse().ok()).unwrap_or(5);
+    if which == "solo" {
+        for _ in 0..rounds {
+            let (p, g) = solo(n);
+            println!("solo: put {p:.1} ns, get {g:.1} ns");
+        }
+        return;
+    }
     for k in [1, 4] {
         if which != "both" && which != k.to_string() {
             continue;

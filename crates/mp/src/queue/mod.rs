@@ -94,15 +94,16 @@ struct Header {
 const _: () = assert!(std::mem::size_of::<Header>() <= DATA_OFFSET);
 
 impl Waiters {
-    /// Wake every sleeper, if one registered. Called right after publishing progress with a
-    /// SeqCst store: with [`Waiters::register`]'s SeqCst RMW before the sleeper's last look,
-    /// either this load sees the sleeper's bit or the sleeper's look sees the progress.
+    /// Wake every sleeper, if one registered. Called holding the side lock under which the
+    /// progress was just published, which is the lock sleepers register under
+    /// ([`Waiters::register`]): so either this load sees the sleeper's bit or the sleeper's
+    /// look sees the progress, without a fence on the publishing path.
     fn notify(&self) {
-        let mut s = self.0.load(SeqCst);
+        let mut s = self.0.load(Relaxed);
         while s & 1 != 0 {
             match self
                 .0
-                .compare_exchange_weak(s, s.wrapping_add(1), SeqCst, Relaxed)
+                .compare_exchange_weak(s, s.wrapping_add(1), Relaxed, Relaxed)
             {
                 Ok(_) => {
                     sys::futex_wake(&self.0, i32::MAX);
@@ -113,11 +114,12 @@ impl Waiters {
         }
     }
 
-    /// Announce a sleep; returns the word to sleep on. The caller then looks at the condition
-    /// once more (SeqCst) and sleeps only if it still fails. Leaving without sleeping (a
-    /// timeout, or the condition held) needs no undo: the bit costs one spare wake-up.
+    /// Announce a sleep; returns the word to sleep on. Called holding the lock of the side
+    /// whose progress is awaited; the caller then looks at that progress once more and sleeps
+    /// only if it has not moved. Leaving without sleeping (a timeout, or the look found
+    /// progress) needs no undo: the bit costs one spare wake-up.
     fn register(&self) -> u32 {
-        self.0.fetch_or(1, SeqCst) | 1
+        self.0.fetch_or(1, Relaxed) | 1
     }
 
     fn sleep(&self, word: u32, timeout: Option<Duration>) {

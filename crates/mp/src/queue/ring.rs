@@ -44,19 +44,11 @@ impl<T> Queue<T> {
                 room_items && required <= cap - tail.wrapping_sub(head)
             };
             let fits = || {
-                let other = h.get_progress.0.load(SeqCst);
+                let other = h.get_progress.0.load(Acquire);
                 h.put.seen.store(other, Relaxed);
                 fits_with(other)
             };
-            if fits_with(h.put.seen.load(Relaxed)) {
-                self.write_record(tail, need, body);
-                let next = pack(seq.wrapping_add(1), tail.wrapping_add(required));
-                h.put_progress.0.store(next, SeqCst);
-                h.not_empty.notify();
-                drop(g);
-                return Ok(());
-            }
-            if !fits() {
+            if !fits_with(h.put.seen.load(Relaxed)) && !fits() {
                 if !block {
                     return Err(IpcError::Full);
                 }
@@ -64,20 +56,29 @@ impl<T> Queue<T> {
                 if left == Some(Duration::ZERO) {
                     return Err(IpcError::Full);
                 }
-                // Register as a sleeper, then look again: a consumer that made room after our
-                // first look either sees us registered or is seen by this second look.
-                let word = h.not_full.register();
-                if !fits() {
-                    drop(g);
-                    h.not_full.sleep(word, left);
-                    // Other producers may have moved the tail meanwhile: start over.
-                    continue;
-                }
+                // Register as a sleeper under the consumers' lock, then look again: consumers
+                // publish their progress and look for sleepers under that lock, so one that
+                // made room either sees our bit or is seen by this look. (Our own lock is let
+                // go first: locks are only ever taken in the order get, put.) The look uses
+                // this round's `seq`/`tail`, which other producers may have moved on: then the
+                // room we see is more than there is, and we go round again instead of sleeping.
+                drop(g);
+                let word = {
+                    let _c = Locked::new(&h.get.lock)?;
+                    let word = h.not_full.register();
+                    if fits_with(h.get_progress.0.load(Acquire)) {
+                        continue;
+                    }
+                    word
+                };
+                h.not_full.sleep(word, left);
+                continue;
             }
             self.write_record(tail, need, body);
-            // The single publication point: sequence and tail move together.
+            // The single publication point: sequence and tail move together. A plain release
+            // store: the sleeper check after it is ordered by the lock (see `register` above).
             let next = pack(seq.wrapping_add(1), tail.wrapping_add(required));
-            h.put_progress.0.store(next, SeqCst);
+            h.put_progress.0.store(next, Release);
             h.not_empty.notify();
             drop(g);
             return Ok(());
@@ -122,7 +123,7 @@ impl<T> Queue<T> {
             let g = Locked::new(&h.get.lock)?;
             let (got, head) = unpack(h.get_progress.0.load(Relaxed));
             let available = || {
-                let other = h.put_progress.0.load(SeqCst);
+                let other = h.put_progress.0.load(Acquire);
                 h.get.seen.store(other, Relaxed);
                 unpack(other).0 != got
             };
@@ -149,12 +150,21 @@ impl<T> Queue<T> {
                     };
                 spun = true;
                 if !ready {
-                    let word = h.not_empty.register();
-                    if !available() {
-                        drop(g);
-                        h.not_empty.sleep(word, sys::remaining(deadline));
-                        continue;
-                    }
+                    // Register under the producers' lock (as producers do under ours, see
+                    // `put_bytes`), then look again. This look must not update `seen`: we no
+                    // longer hold our lock, and a stale `seen` ahead of another consumer's
+                    // `got` would read past the tail.
+                    drop(g);
+                    let word = {
+                        let _p = Locked::new(&h.put.lock)?;
+                        let word = h.not_empty.register();
+                        if unpack(h.put_progress.0.load(Acquire)).0 != got {
+                            continue;
+                        }
+                        word
+                    };
+                    h.not_empty.sleep(word, sys::remaining(deadline));
+                    continue;
                 }
             }
             if let Some(start) = slept_since {
@@ -190,7 +200,7 @@ impl<T> Queue<T> {
             let new_head = pos.wrapping_add(record_units(len));
             h.get_progress
                 .0
-                .store(pack(got.wrapping_add(1), new_head), SeqCst);
+                .store(pack(got.wrapping_add(1), new_head), Release);
             h.not_full.notify();
             self.release_consumed(h, new_head);
             drop(g);
