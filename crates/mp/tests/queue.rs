@@ -267,7 +267,28 @@ fn every_sleeper_wakes_for_a_burst(m: StartMethod) {
     assert_eq!(got, vec![0, 1, 2, 3, 100]);
 }
 
+fn small_and_large_messages_wrap_the_ring(_m: StartMethod) {
+    // Messages on both sides of the in-place limit (small ones are encoded straight into the
+    // ring, bigger ones copied in), through a small ring several times round, with a backlog:
+    // every one comes out whole and in order, wherever the ring's end fell.
+    let q: Queue<(u32, String)> = Queue::with_limits(0, 1 << 20).unwrap();
+    let body = |i: u32| "x".repeat((i as usize * 37) % 600);
+    let n = 20_000u32;
+    let backlog = 500;
+    for i in 0..n + backlog {
+        if i < n {
+            q.put((i, body(i))).unwrap();
+        }
+        if i >= backlog {
+            let k = i - backlog;
+            assert_eq!(q.get_nowait().unwrap(), (k, body(k)));
+        }
+    }
+    assert!(q.empty());
+}
+
 both_methods!(
+    small_and_large_messages_wrap_the_ring,
     every_sleeper_wakes_for_a_burst,
     largest_message_fits_wherever_the_ring_stands,
     many_producers_many_consumers,

@@ -40,6 +40,9 @@ const MAX_CAPACITY: usize = 1 << 34;
 const DATA_OFFSET: usize = 4096;
 const WRAP: u32 = u32::MAX;
 const CHUNK_UNITS: u32 = (1 << 20) / UNIT as u32;
+/// A put encodes in place into at most this much of the ring (in units, length word included):
+/// small messages; a bigger one is encoded outside the lock, so the lock is held briefly.
+const IN_PLACE_UNITS: u32 = 256 / UNIT as u32;
 
 fn pack(seq: u32, pos: u32) -> u64 {
     ((seq as u64) << 32) | pos as u64
@@ -273,11 +276,11 @@ impl<T> Queue<T> {
 
 impl<T: Serialize> Queue<T> {
     fn put_impl(&self, item: &T, deadline: Option<Instant>, block: bool) -> Result<(), IpcError> {
-        // Most messages are small: encode them on the stack (postcard's slice writer is a
-        // third of the cost of growing a Vec), larger ones into this thread's reused buffer.
-        let mut small = [0u8; 256];
-        if let Some(bytes) = codec::encode_small(item, &mut small)? {
-            return self.put_bytes(bytes, deadline, block);
+        // Most messages are small: encode them straight into the ring (no buffer, no copy);
+        // larger ones, or any when the queue is (nearly) full, into this thread's reused
+        // buffer, then copy.
+        if self.try_put_in_place(|room| Ok(codec::encode_small(item, room)?.map(|b| b.len())))? {
+            return Ok(());
         }
         ENCODE_BUF.with(|cell| {
             let mut buf = cell.take();

@@ -5,7 +5,8 @@ use std::sync::atomic::Ordering::*;
 use std::time::{Duration, Instant};
 
 use super::{
-    pack, record_units, unpack, Header, Locked, Queue, CHUNK_UNITS, DATA_OFFSET, UNIT, WRAP,
+    pack, record_units, unpack, Header, Locked, Queue, CHUNK_UNITS, DATA_OFFSET, IN_PLACE_UNITS,
+    UNIT, WRAP,
 };
 use crate::error::IpcError;
 use crate::spin::Spun;
@@ -83,6 +84,51 @@ impl<T> Queue<T> {
             drop(g);
             return Ok(());
         }
+    }
+
+    /// A put's fast path: encode straight into the ring at the tail, under the producer lock,
+    /// into at most [`IN_PLACE_UNITS`] of the room the producers already know is free (their
+    /// `seen` copy of the consumers' progress) before the ring's end. `encode` returns the
+    /// encoded length, or `None` if the message does not fit. `Ok(false)`: nothing was put
+    /// (too big, not enough room known, the item limit reached): take the general path.
+    /// Nothing is published before the record is whole, so a panic or a death while encoding
+    /// leaves only unpublished bytes in free space.
+    pub(super) fn try_put_in_place(
+        &self,
+        encode: impl FnOnce(&mut [u8]) -> Result<Option<usize>, IpcError>,
+    ) -> Result<bool, IpcError> {
+        self.check_open()?;
+        let h = self.header();
+        let cap = h.cap_units;
+        let g = Locked::new(&h.put.lock)?;
+        let (seq, tail) = unpack(h.put_progress.0.load(Relaxed));
+        let (got, head) = unpack(h.put.seen.load(Relaxed));
+        if h.maxsize != 0 && seq.wrapping_sub(got) as u64 >= h.maxsize {
+            return Ok(false);
+        }
+        let off = tail & (cap - 1);
+        let units = (cap - tail.wrapping_sub(head))
+            .min(cap - off)
+            .min(IN_PLACE_UNITS);
+        if units < 2 {
+            return Ok(false);
+        }
+        let at = self.at(tail);
+        // SAFETY: we hold the producer lock, and `units` units from `tail` are free (the head
+        // the consumers published, as last seen, is at most where they are now) and before the
+        // ring's end, so inside the segment; consumers read nothing past the published tail, so
+        // nobody else touches these bytes while we write them.
+        let room = unsafe { std::slice::from_raw_parts_mut(at.add(4), units as usize * UNIT - 4) };
+        let Some(len) = encode(room)? else {
+            return Ok(false);
+        };
+        // SAFETY: as above; the length word is the record's first 4 bytes, u32-aligned.
+        unsafe { (at as *mut u32).write(len as u32) };
+        let next = pack(seq.wrapping_add(1), tail.wrapping_add(record_units(len)));
+        h.put_progress.0.store(next, Release);
+        h.not_empty.notify();
+        drop(g);
+        Ok(true)
     }
 
     /// Write a record at `tail` (with a wrap marker first if it doesn't fit before the end).
