@@ -40,6 +40,8 @@ const MAX_CAPACITY: usize = 1 << 34;
 const DATA_OFFSET: usize = 4096;
 const WRAP: u32 = u32::MAX;
 const CHUNK_UNITS: u32 = (1 << 20) / UNIT as u32;
+/// Tries (`pthread_mutex_trylock`) of a taken side lock before sleeping on it.
+const LOCK_SPINS: u32 = 32;
 /// A put encodes in place into at most this much of the ring (in units, length word included):
 /// small messages; a bigger one is encoded outside the lock, so the lock is held briefly.
 const IN_PLACE_UNITS: u32 = 256 / UNIT as u32;
@@ -165,6 +167,14 @@ struct Locked<'a>(&'a RawRobustMutex);
 impl<'a> Locked<'a> {
     fn new(m: &'a RawRobustMutex) -> Result<Locked<'a>, IpcError> {
         // OwnerDied needs no repair: every published change is a single atomic store.
+        // glibc's robust mutexes never spin, and a critical section here is tens of
+        // nanoseconds: poll a little before sleeping on the futex.
+        for _ in 0..LOCK_SPINS {
+            if m.try_lock()?.is_some() {
+                return Ok(Locked(m));
+            }
+            std::hint::spin_loop();
+        }
         m.lock()?;
         Ok(Locked(m))
     }
