@@ -287,7 +287,40 @@ fn small_and_large_messages_wrap_the_ring(_m: StartMethod) {
     assert!(q.empty());
 }
 
+fn consumers_killed_while_waiting_leave_the_queue_working(m: StartMethod) {
+    // Consumers killed while blocked in get (asleep, or registering as sleepers under the
+    // producers' lock): their mark on the futex word and any lock they held must not stop a
+    // later put or get.
+    fn wait_forever(q: Queue<u32>) {
+        let _ = q.get();
+    }
+    for round in 0..3u64 {
+        let q: Queue<u32> = Queue::new().unwrap();
+        let cs: Vec<_> = (0..3)
+            .map(|_| {
+                Process::builder()
+                    .start_method(m)
+                    .spawn(wait_forever, q.clone())
+                    .unwrap()
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(100 + 50 * round));
+        for c in cs {
+            c.kill().unwrap();
+            let _ = c.join();
+        }
+        for i in 0..100 {
+            q.put(i).unwrap();
+        }
+        for i in 0..100 {
+            assert_eq!(q.get_timeout(Duration::from_secs(5)).unwrap(), i);
+        }
+        assert!(q.empty());
+    }
+}
+
 both_methods!(
+    consumers_killed_while_waiting_leave_the_queue_working,
     small_and_large_messages_wrap_the_ring,
     every_sleeper_wakes_for_a_burst,
     largest_message_fits_wherever_the_ring_stands,
