@@ -63,7 +63,7 @@ impl<S: Session> Conn<S> {
             }
             if let Life::Lingering { .. } = self.life {
                 if self.read_pending {
-                    self.discard_input();
+                    self.discard(reg);
                 }
                 if self.is_closed() {
                     return;
@@ -143,7 +143,7 @@ impl<S: Session> Conn<S> {
             }
             if self.read_pending && !yielded && self.can_read(limits) {
                 let before = self.inbuf.len();
-                if self.read_some(env.level_triggered) {
+                if self.read_input(reg, env.level_triggered) {
                     read_bytes += self.inbuf.len().saturating_sub(before);
                     continue;
                 }

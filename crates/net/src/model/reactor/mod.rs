@@ -17,7 +17,7 @@ use crate::conn::{Conn, Env, Registry};
 use crate::hub::relay::LinkReader;
 use crate::hub::Hub;
 use crate::listener::Listener;
-use crate::poller::{Event, Interest, Poller};
+use crate::poller::{Event, Interest, Poller, Received};
 use crate::session::Protocol;
 use crate::wake::{Route, Wake, Waker};
 use handoff::INBOX;
@@ -44,7 +44,9 @@ struct Reg<'a, Pl: Poller> {
 impl<Pl: Poller> Registry for Reg<'_, Pl> {
     fn set(&mut self, fd: RawFd, code: u16, interest: Interest, new: bool) -> io::Result<()> {
         let token = (self.slot << 16) | code as usize;
-        if new {
+        if new && code == crate::conn::CONTROL {
+            self.poller.add_stream(fd, token, interest)
+        } else if new {
             self.poller.add(fd, token, interest)
         } else {
             self.poller.modify(fd, token, interest)
@@ -52,6 +54,9 @@ impl<Pl: Poller> Registry for Reg<'_, Pl> {
     }
     fn remove(&mut self, fd: RawFd, _code: u16) {
         self.poller.delete(fd);
+    }
+    fn recv(&mut self, fd: RawFd, into: &mut Vec<u8>, max: usize) -> Option<Received> {
+        self.poller.recv(fd, into, max)
     }
 }
 

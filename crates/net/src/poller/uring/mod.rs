@@ -1,0 +1,553 @@
+//! The io_uring poller: readiness through a completion ring. Each watched descriptor has one
+//! `IORING_OP_POLL_ADD` in flight; its completion is the event. The `uring` model runs one per
+//! worker thread (see `model/uring.rs`), under the same reactor as `epoll`.
+//!
+//! Why one-shot polls, re-armed: a one-shot poll that is armed again after its event checks
+//! readiness at once when the kernel takes it, which is exactly level-triggered readiness, the
+//! discipline `conn/` is written for (it may stop reading at a bound and expect to be told
+//! again). A multishot poll only fires on new wake-ups (edge semantics). The re-arm costs no
+//! system call: every change of a turn (arm, re-arm, change of interest, removal) is queued in
+//! the submission ring and handed over by the single `io_uring_enter` that also waits, with the
+//! turn's timeout as its `EXT_ARG` timespec, so the wait, its timeout and every registration of
+//! a turn are one system call (epoll needs an `epoll_ctl` per change plus `epoll_wait`).
+//!
+//! Why a removal is submitted at once: a poll request holds a reference to its file, so a
+//! closed socket stays open in the kernel until its poll is removed. The removal is submitted
+//! before the caller closes the descriptor (the cancelled request lets go of the file before
+//! `io_uring_enter` returns); on drop every request left is cancelled and waited for, so no
+//! socket (or listening port) outlives the loop.
+
+mod bufring;
+mod stream;
+
+use crate::poller::{Event, Interest, Poller, Received};
+use bufring::BufRing;
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+use stream::{RecvState, Stream};
+
+/// The `user_data` of requests whose completion is not an event (removals, cancellations).
+const IGNORED: u64 = u64::MAX;
+/// The `user_data` of the cancellation sent on drop.
+const CANCEL_ALL: u64 = IGNORED - 1;
+/// Set in the `user_data` of a multishot receive (`fd << 32 | RECV | stream id`); polls carry
+/// `fd << 32 | sequence` with this bit clear.
+const RECV: u64 = 1 << 31;
+/// Sequence numbers and stream ids fit under [`RECV`].
+const SEQ_MASK: u32 = (RECV as u32) - 1;
+/// Submission slots: a turn re-arms at most this many polls per `io_uring_enter`; more are
+/// handed over in extra submits (only under thousands of events in one turn).
+const SQ_ENTRIES: u32 = 1024;
+/// Completion slots; past them the kernel keeps completions aside (IORING_FEAT_NODROP) and the
+/// crate's submit flushes them, so none is lost.
+const CQ_ENTRIES: u32 = 8192;
+
+/// One watched descriptor.
+struct Watch {
+    token: usize,
+    /// The poll(2) mask wanted (0: nothing, so no poll is armed). For a stream whose bytes
+    /// the ring receives, reading is not in it (the receive tells of bytes, the end and errors).
+    mask: u32,
+    /// The `user_data` of the poll in flight, if any: `fd << 32 | sequence`, so a completion
+    /// of an older request (removed, or for a descriptor number since reused) is recognised.
+    armed: Option<u64>,
+    /// A connection's socket, received through the ring (see `stream.rs`).
+    stream: Option<Box<Stream>>,
+}
+
+pub(crate) struct UringPoller {
+    // Declared before `bufs`: the ring goes first, so the buffers it was given outlive it.
+    ring: IoUring,
+    watches: HashMap<RawFd, Watch>,
+    /// Descriptors whose poll (or receive) must be (re)armed by the next wait.
+    rearm: Vec<RawFd>,
+    seq: u32,
+    /// Which wait this is: a stream is reported readable once per wait however many of its
+    /// receives completed.
+    turn: u64,
+    /// Multishot receives the kernel still holds (their last completion not seen), whoever
+    /// owns them: on drop, the buffers are freed only when this is zero.
+    receives: usize,
+    /// Completions of a turn, copied out of the ring so handling them may queue new requests.
+    reaped: Vec<cqueue::Entry>,
+    bufs: BufRing,
+}
+
+/// Why the ring could not be set up, for the message the server gives at start.
+pub(crate) fn setup_error(e: &io::Error) -> String {
+    if e.raw_os_error().is_none() {
+        return e.to_string(); // our own check of the kernel's features (`UringPoller::new`)
+    }
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .ok()
+        .and_then(|s| s.trim().parse::<u8>().ok());
+    explain(e, disabled)
+}
+
+/// The reason, from `io_uring_setup`'s error and `kernel.io_uring_disabled` (if readable).
+pub(crate) fn explain(e: &io::Error, disabled: Option<u8>) -> String {
+    let sysctl = match disabled {
+        Some(2) => " (kernel.io_uring_disabled = 2: io_uring is switched off for everyone)",
+        Some(1) => {
+            " (kernel.io_uring_disabled = 1: only members of kernel.io_uring_group or \
+             CAP_SYS_ADMIN may use it)"
+        }
+        _ => "",
+    };
+    match e.raw_os_error() {
+        Some(libc::ENOSYS) => {
+            "io_uring_setup is not implemented (ENOSYS): the kernel was built without \
+             io_uring, or a sandbox hides the system call"
+                .to_string()
+        }
+        Some(libc::EPERM) | Some(libc::EACCES) => format!(
+            "io_uring_setup was refused ({}){sysctl}; a seccomp profile or container runtime \
+             may also forbid it",
+            if e.raw_os_error() == Some(libc::EPERM) {
+                "EPERM"
+            } else {
+                "EACCES"
+            }
+        ),
+        Some(libc::ENOMEM) => format!(
+            "io_uring_setup failed for lack of locked memory (ENOMEM: {e}); raise \
+             RLIMIT_MEMLOCK{sysctl}"
+        ),
+        _ => format!("io_uring_setup failed: {e}{sysctl}"),
+    }
+}
+
+impl UringPoller {
+    pub(crate) fn new() -> io::Result<Self> {
+        let ring = IoUring::builder()
+            // The kernel runs completion work when we enter, not by interrupting the thread.
+            .setup_coop_taskrun()
+            .setup_cqsize(CQ_ENTRIES)
+            .setup_clamp()
+            .build(SQ_ENTRIES)?;
+        if !ring.params().is_feature_ext_arg() {
+            // The wait's timeout rides on io_uring_enter's EXT_ARG (Linux 5.11).
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this kernel's io_uring has no IORING_FEAT_EXT_ARG (Linux 5.11 or later is \
+                 needed for a wait with a timeout)",
+            ));
+        }
+        let bufs = BufRing::new(&ring.submitter())?;
+        Ok(UringPoller {
+            ring,
+            watches: HashMap::new(),
+            rearm: Vec::new(),
+            seq: 0,
+            turn: 0,
+            receives: 0,
+            reaped: Vec::new(),
+            bufs,
+        })
+    }
+
+    /// Queue a request, handing the queue to the kernel first if it is full.
+    fn push(&mut self, entry: squeue::Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: the entries queued here (poll add and remove, cancel, multishot receive)
+            // point at no memory of ours; a receive writes only into the registered buffer
+            // ring, which lives until every receive has completed (see `Drop`).
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                return Ok(());
+            }
+            self.ring.submit()?;
+        }
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1) & SEQ_MASK;
+        self.seq
+    }
+
+    /// Withdraw the poll in flight for `w`, if any (its completion, -ECANCELED or a last
+    /// event, is then ignored: it no longer matches `armed`).
+    fn disarm(&mut self, armed: Option<u64>) {
+        if let Some(ud) = armed {
+            let entry = opcode::PollRemove::new(ud).build().user_data(IGNORED);
+            if let Err(e) = self.push(entry) {
+                tracing::warn!("io_uring: cannot queue a poll removal: {e}");
+            }
+        }
+    }
+
+    /// Cancel a stream's multishot receive; its last completion (-ECANCELED, or bytes that
+    /// were already on their way) still comes, and is still delivered.
+    fn cancel_recv(&mut self, fd: RawFd) {
+        let Some(st) = self.watches.get_mut(&fd).and_then(|w| w.stream.as_mut()) else {
+            return;
+        };
+        if st.recv != RecvState::Armed {
+            return;
+        }
+        st.recv = RecvState::Cancelling;
+        let ud = recv_ud(fd, st.id);
+        let entry = opcode::AsyncCancel::new(ud).build().user_data(IGNORED);
+        if let Err(e) = self.push(entry) {
+            tracing::warn!("io_uring: cannot queue a receive cancellation: {e}");
+        }
+    }
+
+    fn arm_pending(&mut self) -> io::Result<()> {
+        let rearm = std::mem::take(&mut self.rearm);
+        for (i, fd) in rearm.iter().enumerate() {
+            if let Err(e) = self.arm(*fd) {
+                // Not queued: kept in the list, so the next wait tries again rather than the
+                // descriptor going unwatched for good.
+                self.rearm.extend_from_slice(&rearm[i..]);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Queue what `fd` needs and has not in flight: its poll, its receive.
+    fn arm(&mut self, fd: RawFd) -> io::Result<()> {
+        let Some(w) = self.watches.get(&fd) else {
+            return Ok(());
+        };
+        if w.stream.as_ref().is_some_and(|st| st.wants_recv()) {
+            let id = w.stream.as_ref().map_or(0, |st| st.id);
+            let entry = opcode::RecvMulti::new(types::Fd(fd), bufring::GROUP)
+                .build()
+                .user_data(recv_ud(fd, id));
+            self.push(entry)?;
+            self.receives += 1;
+            if let Some(st) = self.watches.get_mut(&fd).and_then(|w| w.stream.as_mut()) {
+                st.recv = RecvState::Armed;
+            }
+        }
+        let Some(w) = self.watches.get(&fd) else {
+            return Ok(());
+        };
+        if w.armed.is_some() || w.mask == 0 {
+            return Ok(());
+        }
+        let m = w.mask;
+        let ud = ((fd as u32 as u64) << 32) | self.next_seq() as u64;
+        self.push(opcode::PollAdd::new(types::Fd(fd), m).build().user_data(ud))?;
+        if let Some(w) = self.watches.get_mut(&fd) {
+            w.armed = Some(ud);
+        }
+        Ok(())
+    }
+
+    /// A poll's completion: the event it reports, if still wanted.
+    fn on_poll(&mut self, cqe: &cqueue::Entry, events: &mut Vec<Event>) {
+        let ud = cqe.user_data();
+        let fd = (ud >> 32) as u32 as RawFd;
+        let Some(w) = self.watches.get_mut(&fd) else {
+            return; // removed since
+        };
+        if w.armed != Some(ud) {
+            return; // an older request for this descriptor
+        }
+        w.armed = None;
+        self.rearm.push(fd);
+        let res = cqe.result();
+        let (readable, writable, hup, rdhup) = if res < 0 {
+            // The poll itself failed: let the next read or write surface the error.
+            (true, true, false, false)
+        } else {
+            let f = res as u32 as i16;
+            let bad = f & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0;
+            (
+                bad || f & (libc::POLLIN | libc::POLLRDHUP) != 0,
+                bad || f & libc::POLLOUT != 0,
+                bad,
+                f & libc::POLLRDHUP != 0,
+            )
+        };
+        events.push(Event {
+            token: w.token,
+            readable,
+            writable,
+            hup,
+            rdhup,
+        });
+    }
+
+    /// A multishot receive's completion: its bytes (or end, or error) go to the stream's
+    /// queue, the buffer goes back to the ring at once, and the stream is reported readable
+    /// (once per wait).
+    fn on_recv(&mut self, cqe: &cqueue::Entry, events: &mut Vec<Event>) {
+        let ud = cqe.user_data();
+        let flags = cqe.flags();
+        let more = cqueue::more(flags);
+        if !more {
+            self.receives = self.receives.saturating_sub(1);
+        }
+        let buf = cqueue::buffer_select(flags);
+        let res = cqe.result();
+        let fd = (ud >> 32) as u32 as RawFd;
+        let id = ud as u32 & SEQ_MASK;
+        let watch = self.watches.get_mut(&fd);
+        let (token, stream) = match watch {
+            Some(w) => (w.token, w.stream.as_mut().filter(|st| st.id == id)),
+            None => (0, None),
+        };
+        if let Some(st) = stream {
+            let bytes = match (res, buf) {
+                (n, Some(bid)) if n > 0 => self.bufs.bytes(bid, n as usize),
+                _ => &[],
+            };
+            let news = st.on_completion(res, bytes, more);
+            if news && st.told != self.turn {
+                st.told = self.turn;
+                events.push(Event {
+                    token,
+                    readable: true,
+                    writable: false,
+                    hup: false,
+                    rdhup: false,
+                });
+            }
+            let (full, rearm) = (st.full(), !more && st.wants_recv());
+            if rearm {
+                self.rearm.push(fd);
+            } else if full {
+                // Held bytes reached their bound: stop receiving until the connection takes
+                // them (a peer must not make us buffer without bound).
+                self.cancel_recv(fd);
+            }
+        }
+        if let Some(bid) = buf {
+            self.bufs.give_back(bid);
+        }
+    }
+}
+
+/// The `user_data` of stream `id`'s receive on `fd`.
+fn recv_ud(fd: RawFd, id: u32) -> u64 {
+    ((fd as u32 as u64) << 32) | RECV | id as u64
+}
+
+fn mask(interest: Interest) -> u32 {
+    let mut m = 0;
+    if interest.read {
+        m |= libc::POLLIN | libc::POLLRDHUP;
+    } else if interest.hangup {
+        m |= libc::POLLRDHUP;
+    }
+    if interest.write {
+        m |= libc::POLLOUT;
+    }
+    m as u16 as u32
+}
+
+/// The poll a stream needs beside its receive: writing, and the FIN while reading is paused.
+fn stream_mask(interest: Interest) -> u32 {
+    mask(Interest {
+        read: false,
+        hangup: interest.hangup && !interest.read,
+        write: interest.write,
+    })
+}
+
+impl Poller for UringPoller {
+    fn add(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()> {
+        if self.watches.contains_key(&fd) {
+            return Err(io::Error::from_raw_os_error(libc::EEXIST));
+        }
+        self.watches.insert(
+            fd,
+            Watch {
+                token,
+                mask: mask(interest),
+                armed: None,
+                stream: None,
+            },
+        );
+        self.rearm.push(fd);
+        Ok(())
+    }
+
+    fn add_stream(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()> {
+        if self.watches.contains_key(&fd) {
+            return Err(io::Error::from_raw_os_error(libc::EEXIST));
+        }
+        let id = self.next_seq();
+        self.watches.insert(
+            fd,
+            Watch {
+                token,
+                mask: stream_mask(interest),
+                armed: None,
+                stream: Some(Box::new(Stream::new(id, interest.read))),
+            },
+        );
+        self.rearm.push(fd);
+        Ok(())
+    }
+
+    fn modify(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()> {
+        let Some(w) = self.watches.get_mut(&fd) else {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        };
+        w.token = token;
+        let m = match w.stream.as_mut() {
+            Some(st) => {
+                st.want_read = interest.read;
+                stream_mask(interest)
+            }
+            None => mask(interest),
+        };
+        let stream = w.stream.as_ref().map(|st| st.wants_recv());
+        match stream {
+            // Paused (backpressure, a session's pause): stop taking its bytes in.
+            Some(_) if !interest.read => self.cancel_recv(fd),
+            Some(true) => self.rearm.push(fd),
+            _ => {}
+        }
+        let Some(w) = self.watches.get_mut(&fd) else {
+            return Ok(());
+        };
+        if w.mask == m {
+            return Ok(()); // the poll in flight (or the pending re-arm) already asks for it
+        }
+        w.mask = m;
+        let old = w.armed.take();
+        self.disarm(old);
+        self.rearm.push(fd);
+        Ok(())
+    }
+
+    fn delete(&mut self, fd: RawFd) {
+        self.cancel_recv(fd);
+        if let Some(w) = self.watches.remove(&fd) {
+            let receiving = w.stream.is_some_and(|st| st.recv != RecvState::Idle);
+            if w.armed.is_some() || receiving {
+                self.disarm(w.armed);
+                // Handed over now, not with the next wait: the caller closes the descriptor
+                // next, and the socket must really close then (a peer told "aborted" must find
+                // the port shut, a client must see its FIN), which it cannot while a request
+                // still holds it. One system call, as epoll's EPOLL_CTL_DEL is. The receive's
+                // last completion comes later and finds no stream: its buffer goes back then.
+                if let Err(e) = self.ring.submit() {
+                    tracing::warn!("io_uring: cannot submit a poll removal: {e}");
+                }
+            }
+        }
+    }
+
+    fn recv(&mut self, fd: RawFd, into: &mut Vec<u8>, max: usize) -> Option<Received> {
+        let st = self.watches.get_mut(&fd)?.stream.as_mut()?;
+        let r = st.take(into, max);
+        if st.wants_recv() {
+            // It had stopped at its bound (or the ring ran dry): receive again.
+            self.rearm.push(fd);
+        }
+        Some(r)
+    }
+
+    fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
+        events.clear();
+        self.turn += 1;
+        self.arm_pending()?;
+        let r = match timeout {
+            None => self.ring.submit_and_wait(1),
+            // A turn that must not block still hands over its queue (and reaps what is there).
+            Some(d) if d.is_zero() => self.ring.submit(),
+            Some(d) => {
+                let ts = types::Timespec::from(d);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(1, &args)
+            }
+        };
+        if let Err(e) = r {
+            match e.raw_os_error() {
+                // The timeout passed, a signal came (the loop comes round and sees the
+                // shutdown flag), or completions wait to be reaped first.
+                Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) => {}
+                _ => return Err(e),
+            }
+        }
+        let mut reaped = std::mem::take(&mut self.reaped);
+        reaped.extend(self.ring.completion());
+        for cqe in &reaped {
+            let ud = cqe.user_data();
+            if ud == IGNORED || ud == CANCEL_ALL {
+                continue;
+            }
+            if ud & RECV != 0 {
+                self.on_recv(cqe, events);
+            } else {
+                self.on_poll(cqe, events);
+            }
+        }
+        reaped.clear();
+        self.reaped = reaped;
+        // The kernel sees the buffers handed back this turn (one store for them all).
+        self.bufs.publish();
+        Ok(())
+    }
+}
+
+impl Drop for UringPoller {
+    /// Cancel every request still in flight and wait for the cancellation and for every
+    /// receive's last completion, so the files they hold (sockets, listeners) are released
+    /// before the loop's owner goes on, and no receive can write into the buffers once they
+    /// are freed.
+    fn drop(&mut self) {
+        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any().all())
+            .build()
+            .user_data(CANCEL_ALL);
+        if self.push(cancel).is_err() {
+            self.bufs.leak = self.receives > 0;
+            return;
+        }
+        let mut cancelled = false;
+        // Bounded: cancelling polls and receives is immediate; each round waits at most 100 ms.
+        for _ in 0..20 {
+            let ts = types::Timespec::from(Duration::from_millis(100));
+            let args = types::SubmitArgs::new().timespec(&ts);
+            match self.ring.submitter().submit_with_args(1, &args) {
+                Ok(_) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR)) => {}
+                Err(_) => break,
+            }
+            for cqe in self.ring.completion() {
+                if cqe.user_data() == CANCEL_ALL {
+                    cancelled = true;
+                } else if cqe.user_data() != IGNORED
+                    && cqe.user_data() & RECV != 0
+                    && !cqueue::more(cqe.flags())
+                {
+                    self.receives = self.receives.saturating_sub(1);
+                }
+            }
+            if cancelled && self.receives == 0 {
+                return;
+            }
+        }
+        self.bufs.leak = self.receives > 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_explained() {
+        let eperm = io::Error::from_raw_os_error(libc::EPERM);
+        let m = explain(&eperm, Some(2));
+        assert!(m.contains("refused (EPERM)"), "{m}");
+        assert!(m.contains("io_uring_disabled = 2"), "{m}");
+        let enosys = io::Error::from_raw_os_error(libc::ENOSYS);
+        let m = explain(&enosys, None);
+        assert!(m.contains("not implemented (ENOSYS)"), "{m}");
+        // ENOSYS is io::ErrorKind::Unsupported too: still explained, not taken for our own.
+        assert!(setup_error(&enosys).contains("not implemented (ENOSYS)"));
+        let m = explain(&io::Error::from_raw_os_error(libc::ENOMEM), Some(0));
+        assert!(m.contains("RLIMIT_MEMLOCK"), "{m}");
+        assert!(!m.contains("io_uring_disabled"), "{m}");
+    }
+}

@@ -1,0 +1,133 @@
+//! A connection's socket whose bytes the ring receives (multishot `IORING_OP_RECV` over the
+//! loop's provided-buffer ring): the bytes completed so far, held until the connection takes
+//! them (`Poller::recv`), then the end or the error that came after them.
+//!
+//! Why a queue here and not a read into the connection's buffer: the kernel completes a
+//! receive whenever bytes arrive, before the connection asks, so they must be held somewhere;
+//! copying them out of the provided buffer at once lets the buffer serve the next completion.
+//! The queue is bounded ([`HOLD`]): past it the receive is cancelled, and armed again when the
+//! connection has taken the bytes, so a peer cannot make us hold more than [`HOLD`] plus one
+//! buffer ring per connection, whether the connection reads or is paused (a paused one has no
+//! receive armed at all).
+
+use crate::poller::Received;
+use std::io;
+
+/// Bytes held for one connection before its receive is stopped.
+pub(super) const HOLD: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RecvState {
+    /// No receive in flight.
+    Idle,
+    /// A multishot receive is in flight.
+    Armed,
+    /// Its cancellation was sent; its last completion has not come yet.
+    Cancelling,
+}
+
+pub(super) struct Stream {
+    /// Tells this stream's receive completions from those of an earlier socket with the same
+    /// descriptor number.
+    pub(super) id: u32,
+    /// The connection wants its bytes (its interest includes reading).
+    pub(super) want_read: bool,
+    pub(super) recv: RecvState,
+    /// The wait in which it was last reported readable.
+    pub(super) told: u64,
+    input: Vec<u8>,
+    /// Start of the bytes not taken yet in `input`.
+    pos: usize,
+    eof: bool,
+    error: Option<i32>,
+}
+
+impl Stream {
+    pub(super) fn new(id: u32, want_read: bool) -> Self {
+        Stream {
+            id,
+            want_read,
+            recv: RecvState::Idle,
+            told: 0,
+            input: Vec::new(),
+            pos: 0,
+            eof: false,
+            error: None,
+        }
+    }
+
+    fn held(&self) -> usize {
+        self.input.len() - self.pos
+    }
+
+    /// Holds as much as it may.
+    pub(super) fn full(&self) -> bool {
+        self.held() >= HOLD
+    }
+
+    /// A receive should be armed: wanted, none in flight, room to hold, nothing ended it.
+    pub(super) fn wants_recv(&self) -> bool {
+        self.want_read
+            && self.recv == RecvState::Idle
+            && !self.full()
+            && !self.eof
+            && self.error.is_none()
+    }
+
+    /// A completion of its receive: `res` and the bytes it carried. True if the connection
+    /// has something new to take.
+    pub(super) fn on_completion(&mut self, res: i32, bytes: &[u8], more: bool) -> bool {
+        if !more {
+            self.recv = RecvState::Idle;
+        }
+        match res {
+            n if n > 0 => {
+                if self.pos > 0 && self.pos == self.input.len() {
+                    self.input.clear();
+                    self.pos = 0;
+                }
+                self.input.extend_from_slice(bytes);
+                true
+            }
+            0 => {
+                self.eof = true;
+                true
+            }
+            // The ring ran dry (re-armed after the buffers are back) or we cancelled it.
+            e if e == -libc::ENOBUFS || e == -libc::ECANCELED => false,
+            e => {
+                self.error = Some(-e);
+                true
+            }
+        }
+    }
+
+    /// Hand at most `max` held bytes to the connection, or the end, or the error.
+    pub(super) fn take(&mut self, into: &mut Vec<u8>, max: usize) -> Received {
+        let held = self.held();
+        if held > 0 {
+            let n = held.min(max);
+            into.extend_from_slice(&self.input[self.pos..self.pos + n]);
+            self.pos += n;
+            if self.pos == self.input.len() {
+                self.input.clear();
+                self.pos = 0;
+                if self.input.capacity() > HOLD {
+                    self.input = Vec::new();
+                }
+            } else if self.pos >= HOLD / 2 {
+                self.input.drain(..self.pos);
+                self.pos = 0;
+            }
+            let more = self.held() > 0 || self.eof || self.error.is_some();
+            return Received::Bytes { n, more };
+        }
+        if let Some(e) = self.error {
+            return Received::Error(io::Error::from_raw_os_error(e));
+        }
+        if self.eof {
+            return Received::Eof;
+        }
+        Received::Empty
+    }
+}
