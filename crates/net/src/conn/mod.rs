@@ -24,7 +24,7 @@ use crate::blocking::Completions;
 use crate::config::Limits;
 use crate::context::Timers;
 use crate::hub::{Hub, Subscriber};
-use crate::poller::{Interest, Received};
+use crate::poller::{Interest, Received, Sent};
 use crate::session::{Action, ChannelId, ConnInfo, Context, Message, Session};
 use crate::wake::{Route, Waker};
 use channels::{Chan, Pending};
@@ -48,6 +48,15 @@ pub(crate) trait Registry {
     /// multishot receives); `None`: it does not, and the connection reads its socket (see
     /// `ring.rs`).
     fn recv(&mut self, _fd: RawFd, _into: &mut Vec<u8>, _max: usize) -> Option<Received> {
+        None
+    }
+    /// Hand bytes to the driver to send on the control connection (`uring`); `Err(buf)`: it
+    /// does not, and the connection writes its socket.
+    fn send(&mut self, _fd: RawFd, buf: Vec<u8>) -> Result<(), Vec<u8>> {
+        Err(buf)
+    }
+    /// What became of the bytes handed to `send`; `None` when the driver does not send.
+    fn sent(&mut self, _fd: RawFd) -> Option<Sent> {
         None
     }
 }

@@ -5,10 +5,16 @@
 //! way: this is the transport seam, and the only place `conn/` knows of it.
 
 use super::life::Life;
+use super::outbound::Chunk;
 use super::{Conn, Registry, READ_CHUNK};
 use crate::poller::Received;
 use crate::session::Session;
+use std::io;
 use std::time::Instant;
+
+/// Most bytes handed to the driver at once per connection; the rest waits in the queue (where
+/// a session's later writes still merge) and counts against high water as before.
+const RING_OUT: usize = 256 * 1024;
 
 /// Bytes taken per call while lingering (they are thrown away).
 const DISCARD_CHUNK: usize = 64 * 1024;
@@ -73,5 +79,52 @@ impl<S: Session> Conn<S> {
         }
         // Still more: come back next turn rather than hog the loop.
         (self.waker)();
+    }
+
+    /// Write the queue: bytes through the driver if it sends (each handed over once, kept
+    /// counted until the kernel took them), file ranges as before once every byte ahead of
+    /// them is out; else the socket as before. Ok(true) when everything is out.
+    pub(super) fn write_out(
+        &mut self,
+        reg: &mut dyn Registry,
+        moved: &mut bool,
+        level_triggered: bool,
+    ) -> io::Result<bool> {
+        let Some(p) = reg.sent(self.fd) else {
+            return self.out.write_to(&self.sock, moved, level_triggered);
+        };
+        if let Some(e) = p.error {
+            return Err(e);
+        }
+        if p.done > 0 {
+            *moved = true;
+            let done = p.done.min(self.out.in_ring);
+            self.out.in_ring -= done;
+            self.out.bytes -= done;
+            self.out.sent += done as u64;
+        }
+        while self.out.in_ring < RING_OUT {
+            let Some(Chunk::Bytes { .. }) = self.out.chunks.front() else {
+                break;
+            };
+            let Some(Chunk::Bytes { mut buf, pos }) = self.out.chunks.pop_front() else {
+                break;
+            };
+            buf.drain(..pos);
+            let n = buf.len();
+            if let Err(buf) = reg.send(self.fd, buf) {
+                self.out.chunks.push_front(Chunk::Bytes { buf, pos: 0 });
+                return self.out.write_to(&self.sock, moved, level_triggered);
+            }
+            self.out.in_ring += n;
+        }
+        if self.out.in_ring > 0 {
+            return Ok(false); // the completion brings us back
+        }
+        if self.out.chunks.is_empty() {
+            return Ok(true);
+        }
+        // A file range at the front, every byte before it sent.
+        self.out.write_to(&self.sock, moved, level_triggered)
     }
 }

@@ -277,10 +277,7 @@ impl<S: Session> Conn<S> {
     pub(super) fn flush(&mut self, reg: &mut dyn Registry, env: &Env) {
         if !self.out.is_empty() {
             let mut moved = false;
-            match self
-                .out
-                .write_to(&self.sock, &mut moved, env.level_triggered)
-            {
+            match self.write_out(reg, &mut moved, env.level_triggered) {
                 Ok(done) => {
                     if moved {
                         self.last_active = Instant::now();

@@ -68,6 +68,25 @@ pub(crate) trait Poller {
     fn recv(&mut self, _fd: RawFd, _into: &mut Vec<u8>, _max: usize) -> Option<Received> {
         None
     }
+    /// Hand `buf` to the poller to send on a stream, after the bytes handed before (`uring/`:
+    /// `IORING_OP_SEND`); `Err(buf)` when it does not send (the caller writes the socket).
+    fn send(&mut self, _fd: RawFd, buf: Vec<u8>) -> Result<(), Vec<u8>> {
+        Err(buf)
+    }
+    /// What became of the bytes handed to [`Poller::send`] since the last call; `None` when
+    /// this poller does not send.
+    fn sent(&mut self, _fd: RawFd) -> Option<Sent> {
+        None
+    }
+}
+
+/// Progress of the bytes a completion poller sends for a stream ([`Poller::sent`]).
+#[derive(Debug, Default)]
+pub(crate) struct Sent {
+    /// Bytes the kernel took since the last call.
+    pub done: usize,
+    /// A send failed (the rest was dropped): the connection is dead.
+    pub error: Option<io::Error>,
 }
 
 /// What [`Poller::recv`] found for a stream.

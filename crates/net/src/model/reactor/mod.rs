@@ -17,7 +17,7 @@ use crate::conn::{Conn, Env, Registry};
 use crate::hub::relay::LinkReader;
 use crate::hub::Hub;
 use crate::listener::Listener;
-use crate::poller::{Event, Interest, Poller, Received};
+use crate::poller::{Event, Interest, Poller, Received, Sent};
 use crate::session::Protocol;
 use crate::wake::{Route, Wake, Waker};
 use handoff::INBOX;
@@ -57,6 +57,12 @@ impl<Pl: Poller> Registry for Reg<'_, Pl> {
     }
     fn recv(&mut self, fd: RawFd, into: &mut Vec<u8>, max: usize) -> Option<Received> {
         self.poller.recv(fd, into, max)
+    }
+    fn send(&mut self, fd: RawFd, buf: Vec<u8>) -> Result<(), Vec<u8>> {
+        self.poller.send(fd, buf)
+    }
+    fn sent(&mut self, fd: RawFd) -> Option<Sent> {
+        self.poller.sent(fd)
     }
 }
 

@@ -20,10 +20,10 @@
 mod bufring;
 mod stream;
 
-use crate::poller::{Event, Interest, Poller, Received};
+use crate::poller::{Event, Interest, Poller, Received, Sent};
 use bufring::BufRing;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
@@ -34,10 +34,12 @@ const IGNORED: u64 = u64::MAX;
 /// The `user_data` of the cancellation sent on drop.
 const CANCEL_ALL: u64 = IGNORED - 1;
 /// Set in the `user_data` of a multishot receive (`fd << 32 | RECV | stream id`); polls carry
-/// `fd << 32 | sequence` with this bit clear.
+/// `fd << 32 | sequence` with this bit and [`SEND`] clear.
 const RECV: u64 = 1 << 31;
-/// Sequence numbers and stream ids fit under [`RECV`].
-const SEQ_MASK: u32 = (RECV as u32) - 1;
+/// Set in the `user_data` of a send (`fd << 32 | SEND | stream id`).
+const SEND: u64 = 1 << 30;
+/// Sequence numbers and stream ids fit under [`SEND`].
+const SEQ_MASK: u32 = (SEND as u32) - 1;
 /// Submission slots: a turn re-arms at most this many polls per `io_uring_enter`; more are
 /// handed over in extra submits (only under thousands of events in one turn).
 const SQ_ENTRIES: u32 = 1024;
@@ -71,6 +73,11 @@ pub(crate) struct UringPoller {
     /// Multishot receives the kernel still holds (their last completion not seen), whoever
     /// owns them: on drop, the buffers are freed only when this is zero.
     receives: usize,
+    /// Sends the kernel still holds (their completion not seen), whoever owns them.
+    sends: usize,
+    /// The send queues of streams deleted while a send was in flight, by that send's
+    /// `user_data`: the kernel may still read the front buffer until the completion comes.
+    orphans: HashMap<u64, VecDeque<Vec<u8>>>,
     /// Completions of a turn, copied out of the ring so handling them may queue new requests.
     reaped: Vec<cqueue::Entry>,
     bufs: BufRing,
@@ -144,6 +151,8 @@ impl UringPoller {
             seq: 0,
             turn: 0,
             receives: 0,
+            sends: 0,
+            orphans: HashMap::new(),
             reaped: Vec::new(),
             bufs,
         })
@@ -224,13 +233,34 @@ impl UringPoller {
                 st.recv = RecvState::Armed;
             }
         }
+        let next = self
+            .watches
+            .get_mut(&fd)
+            .and_then(|w| w.stream.as_mut())
+            .and_then(|st| st.next_send().map(|b| (b, st.id)));
+        if let Some(((ptr, len), id)) = next {
+            let entry = opcode::Send::new(types::Fd(fd), ptr, len.min(u32::MAX as usize) as u32)
+                .flags(libc::MSG_NOSIGNAL)
+                .build()
+                .user_data(send_ud(fd, id));
+            self.push(entry)?;
+            self.sends += 1;
+            if let Some(st) = self.watches.get_mut(&fd).and_then(|w| w.stream.as_mut()) {
+                st.sending = true;
+            }
+        }
         let Some(w) = self.watches.get(&fd) else {
             return Ok(());
         };
-        if w.armed.is_some() || w.mask == 0 {
+        let mut m = w.mask;
+        if w.stream.as_ref().is_some_and(|st| st.has_sends()) {
+            // Bytes are on their way through the ring: its completion is the news, not
+            // writability (which would be reported at once, every turn).
+            m &= !(libc::POLLOUT as u16 as u32);
+        }
+        if w.armed.is_some() || m == 0 {
             return Ok(());
         }
-        let m = w.mask;
         let ud = ((fd as u32 as u64) << 32) | self.next_seq() as u64;
         self.push(opcode::PollAdd::new(types::Fd(fd), m).build().user_data(ud))?;
         if let Some(w) = self.watches.get_mut(&fd) {
@@ -322,11 +352,47 @@ impl UringPoller {
             self.bufs.give_back(bid);
         }
     }
+
+    /// A send's completion: progress (the rest is sent next turn) or the error, and the
+    /// stream is reported writable (once per wait) so its connection counts what left.
+    fn on_send(&mut self, cqe: &cqueue::Entry, events: &mut Vec<Event>) {
+        self.sends = self.sends.saturating_sub(1);
+        let ud = cqe.user_data();
+        let fd = (ud >> 32) as u32 as RawFd;
+        let id = ud as u32 & SEQ_MASK;
+        let Some(w) = self.watches.get_mut(&fd) else {
+            self.orphans.remove(&ud); // the kernel is done with them
+            return;
+        };
+        let token = w.token;
+        let Some(st) = w.stream.as_mut().filter(|st| st.id == id) else {
+            self.orphans.remove(&ud);
+            return;
+        };
+        st.on_sent(cqe.result());
+        if st.send_told != self.turn {
+            st.send_told = self.turn;
+            events.push(Event {
+                token,
+                readable: false,
+                writable: true,
+                hup: false,
+                rdhup: false,
+            });
+        }
+        // The next send (or, once none is left, the writability poll a file range may need).
+        self.rearm.push(fd);
+    }
 }
 
 /// The `user_data` of stream `id`'s receive on `fd`.
 fn recv_ud(fd: RawFd, id: u32) -> u64 {
     ((fd as u32 as u64) << 32) | RECV | id as u64
+}
+
+/// The `user_data` of stream `id`'s send on `fd`.
+fn send_ud(fd: RawFd, id: u32) -> u64 {
+    ((fd as u32 as u64) << 32) | SEND | id as u64
 }
 
 fn mask(interest: Interest) -> u32 {
@@ -421,9 +487,24 @@ impl Poller for UringPoller {
 
     fn delete(&mut self, fd: RawFd) {
         self.cancel_recv(fd);
-        if let Some(w) = self.watches.remove(&fd) {
-            let receiving = w.stream.is_some_and(|st| st.recv != RecvState::Idle);
-            if w.armed.is_some() || receiving {
+        if let Some(mut w) = self.watches.remove(&fd) {
+            let receiving = w
+                .stream
+                .as_ref()
+                .is_some_and(|st| st.recv != RecvState::Idle);
+            let mut sending = false;
+            if let Some(st) = w.stream.as_mut().filter(|st| st.sending) {
+                // The kernel may be reading the front buffer: keep the queue until the
+                // completion, and cancel the send (it may wait on a peer that never reads).
+                sending = true;
+                let ud = send_ud(fd, st.id);
+                self.orphans.insert(ud, std::mem::take(&mut st.sends));
+                let entry = opcode::AsyncCancel::new(ud).build().user_data(IGNORED);
+                if let Err(e) = self.push(entry) {
+                    tracing::warn!("io_uring: cannot queue a send cancellation: {e}");
+                }
+            }
+            if w.armed.is_some() || receiving || sending {
                 self.disarm(w.armed);
                 // Handed over now, not with the next wait: the caller closes the descriptor
                 // next, and the socket must really close then (a peer told "aborted" must find
@@ -445,6 +526,21 @@ impl Poller for UringPoller {
             self.rearm.push(fd);
         }
         Some(r)
+    }
+
+    fn send(&mut self, fd: RawFd, buf: Vec<u8>) -> Result<(), Vec<u8>> {
+        let Some(st) = self.watches.get_mut(&fd).and_then(|w| w.stream.as_mut()) else {
+            return Err(buf);
+        };
+        st.queue(buf);
+        // Submitted with the turn's wait, beside every other connection's: one system call.
+        self.rearm.push(fd);
+        Ok(())
+    }
+
+    fn sent(&mut self, fd: RawFd) -> Option<Sent> {
+        let st = self.watches.get_mut(&fd)?.stream.as_mut()?;
+        Some(st.progress())
     }
 
     fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
@@ -478,6 +574,8 @@ impl Poller for UringPoller {
             }
             if ud & RECV != 0 {
                 self.on_recv(cqe, events);
+            } else if ud & SEND != 0 {
+                self.on_send(cqe, events);
             } else {
                 self.on_poll(cqe, events);
             }
@@ -487,6 +585,20 @@ impl Poller for UringPoller {
         // The kernel sees the buffers handed back this turn (one store for them all).
         self.bufs.publish();
         Ok(())
+    }
+}
+
+impl UringPoller {
+    /// Requests the kernel may still be writing or reading through: leak their memory (once,
+    /// at the loop's end) rather than free it under the kernel.
+    fn leak_if_held(&mut self) {
+        if self.receives > 0 {
+            self.bufs.leak = true;
+        }
+        if self.sends > 0 {
+            std::mem::forget(std::mem::take(&mut self.orphans));
+            std::mem::forget(std::mem::take(&mut self.watches));
+        }
     }
 }
 
@@ -500,7 +612,7 @@ impl Drop for UringPoller {
             .build()
             .user_data(CANCEL_ALL);
         if self.push(cancel).is_err() {
-            self.bufs.leak = self.receives > 0;
+            self.leak_if_held();
             return;
         }
         let mut cancelled = false;
@@ -516,18 +628,18 @@ impl Drop for UringPoller {
             for cqe in self.ring.completion() {
                 if cqe.user_data() == CANCEL_ALL {
                     cancelled = true;
-                } else if cqe.user_data() != IGNORED
-                    && cqe.user_data() & RECV != 0
-                    && !cqueue::more(cqe.flags())
-                {
+                } else if cqe.user_data() == IGNORED {
+                } else if cqe.user_data() & RECV != 0 && !cqueue::more(cqe.flags()) {
                     self.receives = self.receives.saturating_sub(1);
+                } else if cqe.user_data() & SEND != 0 {
+                    self.sends = self.sends.saturating_sub(1);
                 }
             }
-            if cancelled && self.receives == 0 {
+            if cancelled && self.receives == 0 && self.sends == 0 {
                 return;
             }
         }
-        self.bufs.leak = self.receives > 0;
+        self.leak_if_held();
     }
 }
 

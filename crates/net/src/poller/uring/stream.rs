@@ -10,8 +10,12 @@
 //! buffer ring per connection, whether the connection reads or is paused (a paused one has no
 //! receive armed at all).
 
-use crate::poller::Received;
+use crate::poller::{Received, Sent};
+use std::collections::VecDeque;
 use std::io;
+
+/// Queued buffers smaller than this are merged into one send (pipelined small replies).
+const MERGE: usize = 64 * 1024;
 
 /// Bytes held for one connection before its receive is stopped.
 pub(super) const HOLD: usize = 64 * 1024;
@@ -40,6 +44,17 @@ pub(super) struct Stream {
     pos: usize,
     eof: bool,
     error: Option<i32>,
+    /// Bytes to send, in order; the front one from `send_pos`. The kernel reads the front one
+    /// while `sending`: it is neither moved nor freed until that send's completion (on delete
+    /// the queue is kept aside until then, see `UringPoller::delete`).
+    pub(super) sends: VecDeque<Vec<u8>>,
+    pub(super) send_pos: usize,
+    pub(super) sending: bool,
+    /// Bytes the kernel took since the connection last asked.
+    done: usize,
+    send_error: Option<i32>,
+    /// The wait in which it was last reported writable.
+    pub(super) send_told: u64,
 }
 
 impl Stream {
@@ -53,6 +68,12 @@ impl Stream {
             pos: 0,
             eof: false,
             error: None,
+            sends: VecDeque::new(),
+            send_pos: 0,
+            sending: false,
+            done: 0,
+            send_error: None,
+            send_told: 0,
         }
     }
 
@@ -129,5 +150,71 @@ impl Stream {
             return Received::Eof;
         }
         Received::Empty
+    }
+
+    /// Queue bytes to send (dropped if a send already failed: the connection is told).
+    pub(super) fn queue(&mut self, buf: Vec<u8>) {
+        if self.send_error.is_none() && !buf.is_empty() {
+            self.sends.push_back(buf);
+        }
+    }
+
+    /// The bytes the next send should carry, if one should be submitted now; small queued
+    /// buffers are merged first, so pipelined replies leave in one send.
+    pub(super) fn next_send(&mut self) -> Option<(*const u8, usize)> {
+        if self.sending || self.send_error.is_some() || self.sends.is_empty() {
+            return None;
+        }
+        while self.sends.len() > 1 && self.sends[0].len() - self.send_pos < MERGE {
+            let next = self.sends.remove(1).unwrap_or_default();
+            if self.sends[0].len() - self.send_pos + next.len() > MERGE {
+                self.sends.insert(1, next);
+                break;
+            }
+            self.sends[0].extend_from_slice(&next);
+        }
+        let front = &self.sends[0][self.send_pos..];
+        Some((front.as_ptr(), front.len()))
+    }
+
+    /// A send's completion: `res` bytes taken (the rest goes next), or the error that ends
+    /// sending.
+    pub(super) fn on_sent(&mut self, res: i32) {
+        self.sending = false;
+        if res > 0 {
+            let mut n = res as usize;
+            self.done += n;
+            while n > 0 {
+                let Some(front) = self.sends.front() else {
+                    break;
+                };
+                let left = front.len() - self.send_pos;
+                if n < left {
+                    self.send_pos += n;
+                    break;
+                }
+                n -= left;
+                self.sends.pop_front();
+                self.send_pos = 0;
+            }
+        } else {
+            // 0 for a non-empty send: the socket takes nothing more (treated as a broken pipe).
+            self.send_error = Some(if res == 0 { libc::EPIPE } else { -res });
+            self.sends.clear();
+            self.send_pos = 0;
+        }
+    }
+
+    /// Sends queued or in flight.
+    pub(super) fn has_sends(&self) -> bool {
+        self.sending || !self.sends.is_empty()
+    }
+
+    /// Progress since the last call, for the connection.
+    pub(super) fn progress(&mut self) -> Sent {
+        Sent {
+            done: std::mem::take(&mut self.done),
+            error: self.send_error.map(io::Error::from_raw_os_error),
+        }
     }
 }
