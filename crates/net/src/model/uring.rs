@@ -1,9 +1,10 @@
 //! `--model uring`: one io_uring per worker thread, each with its own SO_REUSEPORT listener
 //! like `epoll`'s loops. The loop is the same reactor (`reactor/`, so every `Session` action,
 //! admission limit, timer, hub wake-up and shutdown step is the one the other models run);
-//! what changes is how it learns what is ready: completions from a ring instead of
-//! `epoll_wait`, with every registration change of a turn and the wait itself (timeout
-//! included) in one `io_uring_enter` (see `poller/uring.rs`).
+//! what changes is the poller (`poller/uring/`): completions from a ring instead of
+//! `epoll_wait`, a connection's bytes received and sent by the ring (multishot receives into
+//! provided buffers, sends) and handed to `conn/` through its transport seam (`conn/ring.rs`),
+//! and every request of a turn plus the wait itself (timeout included) in one `io_uring_enter`.
 //!
 //! A kernel or sandbox that refuses io_uring is found before the server announces itself (see
 //! [`check`]), so the user gets the model's name and the reason instead of a half-started

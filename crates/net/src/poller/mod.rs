@@ -57,6 +57,11 @@ pub(crate) trait Poller {
     fn edge_triggered(&self) -> bool {
         false
     }
+    /// Watch an eventfd for wake-ups; true if the poller reads it itself (through the ring),
+    /// so the caller must not read or drain it.
+    fn add_eventfd(&mut self, fd: RawFd, token: usize) -> io::Result<bool> {
+        self.add(fd, token, Interest::READ).map(|()| false)
+    }
     /// Watch a connection's own socket (not a listener or a data channel). A completion
     /// poller may receive its bytes itself (`uring/`: multishot receives); the others watch
     /// it like any descriptor.

@@ -104,6 +104,8 @@ pub(crate) struct Reactor<Pl: Poller, P: Protocol> {
     release: Option<Handoff<P::Session>>,
     inbox: Arc<Inbox<P::Session>>,
     started: bool,
+    /// The poller reads the wake eventfd itself (`uring`): take the slots without a read.
+    wake_read: bool,
 }
 
 impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
@@ -142,6 +144,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             dispatch: None,
             release: None,
             started: false,
+            wake_read: false,
         })
     }
 
@@ -427,7 +430,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         if std::mem::replace(&mut self.started, true) {
             return Ok(());
         }
-        self.poller.add(self.wake.fd(), WAKE, Interest::READ)?;
+        self.wake_read = self.poller.add_eventfd(self.wake.fd(), WAKE)?;
         self.poller
             .add(self.shared.shutdown.fd(), SHUTDOWN, Interest::READ)?;
         if let Some(l) = &self.link {
@@ -483,7 +486,12 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             for ev in events.drain(..) {
                 match ev.token {
                     WAKE => {
-                        for slot in self.wake.take() {
+                        let slots = if self.wake_read {
+                            self.wake.take_read()
+                        } else {
+                            self.wake.take()
+                        };
+                        for slot in slots {
                             self.settle_slot(slot);
                         }
                     }

@@ -1,21 +1,34 @@
-//! The io_uring poller: readiness through a completion ring. Each watched descriptor has one
-//! `IORING_OP_POLL_ADD` in flight; its completion is the event. The `uring` model runs one per
-//! worker thread (see `model/uring.rs`), under the same reactor as `epoll`.
+//! The io_uring poller: the `uring` model's loop (one per worker thread, see `model/uring.rs`,
+//! under the same reactor as `epoll`) learns what happened from a completion ring, and for a
+//! connection's own socket the ring moves the bytes too:
+//! - **receives**: a multishot `IORING_OP_RECV` per connection, into the loop's provided-buffer
+//!   ring (`bufring.rs`); the bytes are copied into the connection's bounded queue and the
+//!   buffer goes back at once (`stream.rs`); `conn/` takes them through `Poller::recv`;
+//! - **sends**: the bytes `conn/` hands over (`Poller::send`) go out as `IORING_OP_SEND`, one in
+//!   flight per connection, queued small replies merged, a short send continued; file ranges
+//!   still go out with `sendfile` once the bytes before them are out (`conn/ring.rs`);
+//! - **the loop's wake-up eventfd** is read by an `IORING_OP_READ`, whose completion is the
+//!   wake-up, so no read or drain call is left;
+//! - everything else (listeners, data channels, passive listeners, the shutdown pipe, the relay
+//!   link, and a connection's writability while a file range waits for room) has one
+//!   `IORING_OP_POLL_ADD` in flight, its completion being the event.
+//!
+//! Every request of a turn (receives and sends armed, polls re-armed, interest changes) is
+//! queued in the submission ring and handed over by the single `io_uring_enter` that also
+//! waits, with the turn's timeout as its `EXT_ARG` timespec: a turn is one system call.
 //!
 //! Why one-shot polls, re-armed: a one-shot poll that is armed again after its event checks
 //! readiness at once when the kernel takes it, which is exactly level-triggered readiness, the
 //! discipline `conn/` is written for (it may stop reading at a bound and expect to be told
-//! again). A multishot poll only fires on new wake-ups (edge semantics). The re-arm costs no
-//! system call: every change of a turn (arm, re-arm, change of interest, removal) is queued in
-//! the submission ring and handed over by the single `io_uring_enter` that also waits, with the
-//! turn's timeout as its `EXT_ARG` timespec, so the wait, its timeout and every registration of
-//! a turn are one system call (epoll needs an `epoll_ctl` per change plus `epoll_wait`).
+//! again). A multishot poll only fires on new wake-ups (edge semantics).
 //!
-//! Why a removal is submitted at once: a poll request holds a reference to its file, so a
-//! closed socket stays open in the kernel until its poll is removed. The removal is submitted
-//! before the caller closes the descriptor (the cancelled request lets go of the file before
-//! `io_uring_enter` returns); on drop every request left is cancelled and waited for, so no
-//! socket (or listening port) outlives the loop.
+//! Why a removal is submitted at once: a request holds a reference to its file, so a closed
+//! socket stays open in the kernel until its requests are gone. The removal (or cancellation)
+//! is submitted before the caller closes the descriptor; memory a cancelled request may still
+//! use (a send's buffer, an eventfd's counter) is kept until its completion. On drop every
+//! request left is cancelled and waited for, so no socket (or listening port) outlives the
+//! loop and no request writes or reads memory once it is freed (if the wait ran out, that
+//! memory is leaked instead).
 
 mod bufring;
 mod stream;
@@ -58,6 +71,9 @@ struct Watch {
     armed: Option<u64>,
     /// A connection's socket, received through the ring (see `stream.rs`).
     stream: Option<Box<Stream>>,
+    /// An eventfd read through the ring (`IORING_OP_READ` into this counter) instead of
+    /// polled: its completion is the wake-up and has consumed it, so the loop makes no read.
+    counter: Option<Box<u64>>,
 }
 
 pub(crate) struct UringPoller {
@@ -78,6 +94,11 @@ pub(crate) struct UringPoller {
     /// The send queues of streams deleted while a send was in flight, by that send's
     /// `user_data`: the kernel may still read the front buffer until the completion comes.
     orphans: HashMap<u64, VecDeque<Vec<u8>>>,
+    /// Counters of eventfds deleted while their read was in flight (the kernel may still write
+    /// them until the completion; a loop has one or two, so they are kept to the end).
+    // A Box each: the kernel holds its address, which must not move as the list grows.
+    #[allow(clippy::vec_box)]
+    counters: Vec<Box<u64>>,
     /// Completions of a turn, copied out of the ring so handling them may queue new requests.
     reaped: Vec<cqueue::Entry>,
     bufs: BufRing,
@@ -153,6 +174,7 @@ impl UringPoller {
             receives: 0,
             sends: 0,
             orphans: HashMap::new(),
+            counters: Vec::new(),
             reaped: Vec::new(),
             bufs,
         })
@@ -261,6 +283,19 @@ impl UringPoller {
         if w.armed.is_some() || m == 0 {
             return Ok(());
         }
+        if let Some(counter) = w.counter.as_ref() {
+            let ptr = &**counter as *const u64 as *mut u8;
+            let ud = ((fd as u32 as u64) << 32) | self.next_seq() as u64;
+            self.push(
+                opcode::Read::new(types::Fd(fd), ptr, 8)
+                    .build()
+                    .user_data(ud),
+            )?;
+            if let Some(w) = self.watches.get_mut(&fd) {
+                w.armed = Some(ud);
+            }
+            return Ok(());
+        }
         let ud = ((fd as u32 as u64) << 32) | self.next_seq() as u64;
         self.push(opcode::PollAdd::new(types::Fd(fd), m).build().user_data(ud))?;
         if let Some(w) = self.watches.get_mut(&fd) {
@@ -282,7 +317,10 @@ impl UringPoller {
         w.armed = None;
         self.rearm.push(fd);
         let res = cqe.result();
-        let (readable, writable, hup, rdhup) = if res < 0 {
+        let (readable, writable, hup, rdhup) = if w.counter.is_some() {
+            // An eventfd read: done (the wake-up) or failed; either way the loop looks.
+            (true, false, false, false)
+        } else if res < 0 {
             // The poll itself failed: let the next read or write surface the error.
             (true, true, false, false)
         } else {
@@ -429,10 +467,19 @@ impl Poller for UringPoller {
                 mask: mask(interest),
                 armed: None,
                 stream: None,
+                counter: None,
             },
         );
         self.rearm.push(fd);
         Ok(())
+    }
+
+    fn add_eventfd(&mut self, fd: RawFd, token: usize) -> io::Result<bool> {
+        self.add(fd, token, Interest::READ)?;
+        if let Some(w) = self.watches.get_mut(&fd) {
+            w.counter = Some(Box::new(0));
+        }
+        Ok(true)
     }
 
     fn add_stream(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()> {
@@ -447,6 +494,7 @@ impl Poller for UringPoller {
                 mask: stream_mask(interest),
                 armed: None,
                 stream: Some(Box::new(Stream::new(id, interest.read))),
+                counter: None,
             },
         );
         self.rearm.push(fd);
@@ -502,6 +550,18 @@ impl Poller for UringPoller {
                 let entry = opcode::AsyncCancel::new(ud).build().user_data(IGNORED);
                 if let Err(e) = self.push(entry) {
                     tracing::warn!("io_uring: cannot queue a send cancellation: {e}");
+                }
+            }
+            if let Some(c) = w.counter.take().filter(|_| w.armed.is_some()) {
+                self.counters.push(c);
+                if let Some(ud) = w.armed.take() {
+                    let entry = opcode::AsyncCancel::new(ud).build().user_data(IGNORED);
+                    if let Err(e) = self.push(entry) {
+                        tracing::warn!("io_uring: cannot queue a read cancellation: {e}");
+                    }
+                    if let Err(e) = self.ring.submit() {
+                        tracing::warn!("io_uring: cannot submit a read cancellation: {e}");
+                    }
                 }
             }
             if w.armed.is_some() || receiving || sending {
@@ -591,13 +651,14 @@ impl Poller for UringPoller {
 impl UringPoller {
     /// Requests the kernel may still be writing or reading through: leak their memory (once,
     /// at the loop's end) rather than free it under the kernel.
-    fn leak_if_held(&mut self) {
+    fn leak_if_held(&mut self, cancelled_all: bool) {
         if self.receives > 0 {
             self.bufs.leak = true;
         }
-        if self.sends > 0 {
+        if self.sends > 0 || !cancelled_all {
             std::mem::forget(std::mem::take(&mut self.orphans));
             std::mem::forget(std::mem::take(&mut self.watches));
+            std::mem::forget(std::mem::take(&mut self.counters));
         }
     }
 }
@@ -612,7 +673,7 @@ impl Drop for UringPoller {
             .build()
             .user_data(CANCEL_ALL);
         if self.push(cancel).is_err() {
-            self.leak_if_held();
+            self.leak_if_held(false);
             return;
         }
         let mut cancelled = false;
@@ -639,7 +700,7 @@ impl Drop for UringPoller {
                 return;
             }
         }
-        self.leak_if_held();
+        self.leak_if_held(cancelled);
     }
 }
 
