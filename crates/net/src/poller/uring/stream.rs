@@ -19,6 +19,8 @@ const MERGE: usize = 64 * 1024;
 
 /// Bytes held for one connection before its receive is stopped.
 pub(super) const HOLD: usize = 64 * 1024;
+/// Capacity an emptied queue may keep (a request's worth).
+const IDLE_KEEP: usize = 4 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum RecvState {
@@ -133,7 +135,8 @@ impl Stream {
             if self.pos == self.input.len() {
                 self.input.clear();
                 self.pos = 0;
-                if self.input.capacity() > HOLD {
+                if self.input.capacity() > IDLE_KEEP {
+                    // A burst is over: an idle connection keeps no big buffer.
                     self.input = Vec::new();
                 }
             } else if self.pos >= HOLD / 2 {
