@@ -30,7 +30,9 @@ pub(crate) fn run<P: Protocol>(
 
 /// Whether this kernel lets us set up a ring; `Err` holds the reason, for the start-up error.
 pub(crate) fn check() -> Result<(), String> {
-    // A ring made and dropped at once: the same io_uring_setup and feature check the loops
-    // will make.
-    UringPoller::new().map(drop).map_err(|e| setup_error(&e))
+    // A ring made and dropped at once: the same io_uring_setup and feature checks the loops
+    // will make, and one multishot receive on a socket pair.
+    UringPoller::new()
+        .and_then(|mut p| p.probe())
+        .map_err(|e| setup_error(&e))
 }

@@ -37,8 +37,8 @@ use crate::poller::{Event, Interest, Poller, Received, Sent};
 use bufring::BufRing;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use std::collections::{HashMap, VecDeque};
-use std::io;
-use std::os::fd::RawFd;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 use stream::{RecvState, Stream};
 
@@ -704,9 +704,79 @@ impl Drop for UringPoller {
     }
 }
 
+impl UringPoller {
+    /// Check that this kernel's receives can be multishot (Linux 6.0; provided-buffer rings
+    /// alone came in 5.19): one receive on a socket pair, armed before a byte is sent, must
+    /// bring the byte back and stay armed (`IORING_CQE_F_MORE`). Run by the model's start-up
+    /// check, so an older kernel gets a clear error instead of connections that fail.
+    pub(crate) fn probe(&mut self) -> io::Result<()> {
+        let mut fds = [0; 2];
+        // SAFETY: socketpair writes two descriptors into the array it is given.
+        let r = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: both were just created and are owned by nobody else.
+        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        self.add_stream(a.as_raw_fd(), 0, Interest::READ)?;
+        self.arm_pending()?;
+        self.ring.submit()?;
+        // Kept open to the end: its close would end the receive.
+        let mut b = std::os::unix::net::UnixStream::from(b);
+        b.write_all(b"x")?;
+        let mut events = Vec::new();
+        let mut got = Vec::new();
+        let end = std::time::Instant::now() + Duration::from_secs(2);
+        while got.is_empty() && std::time::Instant::now() < end {
+            self.wait(&mut events, Some(Duration::from_millis(100)))?;
+            if let Some(Received::Error(e)) = self.recv(a.as_raw_fd(), &mut got, 16) {
+                self.delete(a.as_raw_fd());
+                return Err(unsupported(&e.to_string()));
+            }
+        }
+        let armed = self
+            .watches
+            .get(&a.as_raw_fd())
+            .and_then(|w| w.stream.as_ref())
+            .is_some_and(|st| st.recv == RecvState::Armed);
+        self.delete(a.as_raw_fd());
+        drop(b);
+        if got != b"x" || !armed {
+            return Err(unsupported("the receive did not stay armed"));
+        }
+        Ok(())
+    }
+}
+
+fn unsupported(why: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!(
+            "this kernel's io_uring has no multishot receive ({why}); Linux 6.0 or later is \
+             needed"
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// This kernel (the project's CI and development machines run io_uring) passes the
+    /// start-up probe, and the probe leaves no receive behind.
+    #[test]
+    fn multishot_receive_probe() {
+        let mut p = UringPoller::new().expect("io_uring");
+        p.probe().expect("multishot receive");
+        assert!(p.watches.is_empty());
+    }
 
     #[test]
     fn refusals_are_explained() {

@@ -221,3 +221,87 @@ impl Stream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take(st: &mut Stream, max: usize) -> (Vec<u8>, String) {
+        let mut into = Vec::new();
+        let r = st.take(&mut into, max);
+        (into, format!("{r:?}"))
+    }
+
+    /// Bytes come out in order, at most `max` at a time; the end and an error come only after
+    /// every byte before them, and `more` says so while anything is left.
+    #[test]
+    fn bytes_then_end_in_order() {
+        let mut st = Stream::new(1, true);
+        assert!(st.on_completion(3, b"abc", true));
+        assert!(st.on_completion(2, b"de", true));
+        assert!(st.on_completion(0, b"", false));
+        assert_eq!(st.recv, RecvState::Idle);
+        assert!(!st.wants_recv(), "nothing to receive after the end");
+        assert_eq!(take(&mut st, 4).0, b"abcd");
+        let (b, r) = take(&mut st, 4);
+        assert_eq!(b, b"e");
+        assert!(r.contains("more: true"), "{r}");
+        assert_eq!(take(&mut st, 4).1, "Eof");
+        let mut st = Stream::new(2, true);
+        st.on_completion(1, b"z", true);
+        st.on_completion(-libc::ECONNRESET, b"", false);
+        assert_eq!(take(&mut st, 8).0, b"z");
+        assert!(take(&mut st, 8).1.starts_with("Error"));
+    }
+
+    /// A dry buffer ring or our own cancellation is no news; the queue's bound stops receiving
+    /// until the connection takes the bytes.
+    #[test]
+    fn dry_ring_and_bound() {
+        let mut st = Stream::new(3, true);
+        st.recv = RecvState::Armed;
+        assert!(!st.on_completion(-libc::ENOBUFS, b"", false));
+        assert!(st.wants_recv(), "armed again after a dry ring");
+        let big = vec![7u8; HOLD];
+        st.recv = RecvState::Armed;
+        st.on_completion(HOLD as i32, &big, true);
+        assert!(st.full());
+        st.recv = RecvState::Idle;
+        assert!(!st.wants_recv(), "full: not armed again");
+        assert_eq!(take(&mut st, HOLD / 2).0.len(), HOLD / 2);
+        assert!(st.wants_recv(), "room again");
+        st.want_read = false;
+        assert!(!st.wants_recv(), "paused: not armed");
+    }
+
+    /// A short send continues where it stopped; small queued buffers leave in one send; an
+    /// error drops the rest and is reported.
+    #[test]
+    fn sends_continue_merge_and_fail() {
+        let mut st = Stream::new(4, true);
+        st.queue(b"hello ".to_vec());
+        st.queue(b"world".to_vec());
+        let (ptr, len) = st.next_send().unwrap();
+        assert_eq!(len, 11, "merged");
+        // SAFETY: ptr/len come from the front buffer, alive and unchanged here.
+        let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
+        assert_eq!(bytes, b"hello world");
+        st.sending = true;
+        assert!(st.next_send().is_none(), "one send in flight");
+        st.on_sent(4);
+        let (ptr, len) = st.next_send().unwrap();
+        // SAFETY: as above.
+        assert_eq!(unsafe { std::slice::from_raw_parts(ptr, len) }, b"o world");
+        st.sending = true;
+        st.on_sent(7);
+        assert!(!st.has_sends());
+        assert_eq!(st.progress().done, 11);
+        st.queue(b"lost".to_vec());
+        st.sending = true;
+        st.on_sent(-libc::EPIPE);
+        assert!(!st.has_sends());
+        assert!(st.progress().error.is_some());
+        st.queue(b"after".to_vec());
+        assert!(st.next_send().is_none(), "nothing is sent after an error");
+    }
+}
