@@ -13,6 +13,10 @@
 //!   link, and a connection's writability while a file range waits for room) has one
 //!   `IORING_OP_POLL_ADD` in flight, its completion being the event.
 //!
+//! Its files: this one (the poller, arming requests), `reap.rs` (what each completion means),
+//! `stream.rs` (a connection's receive and send queues), `bufring.rs` (the provided buffers),
+//! `setup.rs` (start-up errors, the probe, and the drop that waits for every request).
+//!
 //! Every request of a turn (receives and sends armed, polls re-armed, interest changes) is
 //! queued in the submission ring and handed over by the single `io_uring_enter` that also
 //! waits, with the turn's timeout as its `EXT_ARG` timespec: a turn is one system call.
@@ -31,14 +35,17 @@
 //! memory is leaked instead).
 
 mod bufring;
+mod reap;
+mod setup;
 mod stream;
 
 use crate::poller::{Event, Interest, Poller, Received, Sent};
 use bufring::BufRing;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
+pub(crate) use setup::setup_error;
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io;
+use std::os::fd::RawFd;
 use std::time::Duration;
 use stream::{RecvState, Stream};
 
@@ -102,50 +109,6 @@ pub(crate) struct UringPoller {
     /// Completions of a turn, copied out of the ring so handling them may queue new requests.
     reaped: Vec<cqueue::Entry>,
     bufs: BufRing,
-}
-
-/// Why the ring could not be set up, for the message the server gives at start.
-pub(crate) fn setup_error(e: &io::Error) -> String {
-    if e.raw_os_error().is_none() {
-        return e.to_string(); // our own check of the kernel's features (`UringPoller::new`)
-    }
-    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
-        .ok()
-        .and_then(|s| s.trim().parse::<u8>().ok());
-    explain(e, disabled)
-}
-
-/// The reason, from `io_uring_setup`'s error and `kernel.io_uring_disabled` (if readable).
-pub(crate) fn explain(e: &io::Error, disabled: Option<u8>) -> String {
-    let sysctl = match disabled {
-        Some(2) => " (kernel.io_uring_disabled = 2: io_uring is switched off for everyone)",
-        Some(1) => {
-            " (kernel.io_uring_disabled = 1: only members of kernel.io_uring_group or \
-             CAP_SYS_ADMIN may use it)"
-        }
-        _ => "",
-    };
-    match e.raw_os_error() {
-        Some(libc::ENOSYS) => {
-            "io_uring_setup is not implemented (ENOSYS): the kernel was built without \
-             io_uring, or a sandbox hides the system call"
-                .to_string()
-        }
-        Some(libc::EPERM) | Some(libc::EACCES) => format!(
-            "io_uring_setup was refused ({}){sysctl}; a seccomp profile or container runtime \
-             may also forbid it",
-            if e.raw_os_error() == Some(libc::EPERM) {
-                "EPERM"
-            } else {
-                "EACCES"
-            }
-        ),
-        Some(libc::ENOMEM) => format!(
-            "io_uring_setup failed for lack of locked memory (ENOMEM: {e}); raise \
-             RLIMIT_MEMLOCK{sysctl}"
-        ),
-        _ => format!("io_uring_setup failed: {e}{sysctl}"),
-    }
 }
 
 impl UringPoller {
@@ -302,124 +265,6 @@ impl UringPoller {
             w.armed = Some(ud);
         }
         Ok(())
-    }
-
-    /// A poll's completion: the event it reports, if still wanted.
-    fn on_poll(&mut self, cqe: &cqueue::Entry, events: &mut Vec<Event>) {
-        let ud = cqe.user_data();
-        let fd = (ud >> 32) as u32 as RawFd;
-        let Some(w) = self.watches.get_mut(&fd) else {
-            return; // removed since
-        };
-        if w.armed != Some(ud) {
-            return; // an older request for this descriptor
-        }
-        w.armed = None;
-        self.rearm.push(fd);
-        let res = cqe.result();
-        let (readable, writable, hup, rdhup) = if w.counter.is_some() {
-            // An eventfd read: done (the wake-up) or failed; either way the loop looks.
-            (true, false, false, false)
-        } else if res < 0 {
-            // The poll itself failed: let the next read or write surface the error.
-            (true, true, false, false)
-        } else {
-            let f = res as u32 as i16;
-            let bad = f & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0;
-            (
-                bad || f & (libc::POLLIN | libc::POLLRDHUP) != 0,
-                bad || f & libc::POLLOUT != 0,
-                bad,
-                f & libc::POLLRDHUP != 0,
-            )
-        };
-        events.push(Event {
-            token: w.token,
-            readable,
-            writable,
-            hup,
-            rdhup,
-        });
-    }
-
-    /// A multishot receive's completion: its bytes (or end, or error) go to the stream's
-    /// queue, the buffer goes back to the ring at once, and the stream is reported readable
-    /// (once per wait).
-    fn on_recv(&mut self, cqe: &cqueue::Entry, events: &mut Vec<Event>) {
-        let ud = cqe.user_data();
-        let flags = cqe.flags();
-        let more = cqueue::more(flags);
-        if !more {
-            self.receives = self.receives.saturating_sub(1);
-        }
-        let buf = cqueue::buffer_select(flags);
-        let res = cqe.result();
-        let fd = (ud >> 32) as u32 as RawFd;
-        let id = ud as u32 & SEQ_MASK;
-        let watch = self.watches.get_mut(&fd);
-        let (token, stream) = match watch {
-            Some(w) => (w.token, w.stream.as_mut().filter(|st| st.id == id)),
-            None => (0, None),
-        };
-        if let Some(st) = stream {
-            let bytes = match (res, buf) {
-                (n, Some(bid)) if n > 0 => self.bufs.bytes(bid, n as usize),
-                _ => &[],
-            };
-            let news = st.on_completion(res, bytes, more);
-            if news && st.told != self.turn {
-                st.told = self.turn;
-                events.push(Event {
-                    token,
-                    readable: true,
-                    writable: false,
-                    hup: false,
-                    rdhup: false,
-                });
-            }
-            let (full, rearm) = (st.full(), !more && st.wants_recv());
-            if rearm {
-                self.rearm.push(fd);
-            } else if full {
-                // Held bytes reached their bound: stop receiving until the connection takes
-                // them (a peer must not make us buffer without bound).
-                self.cancel_recv(fd);
-            }
-        }
-        if let Some(bid) = buf {
-            self.bufs.give_back(bid);
-        }
-    }
-
-    /// A send's completion: progress (the rest is sent next turn) or the error, and the
-    /// stream is reported writable (once per wait) so its connection counts what left.
-    fn on_send(&mut self, cqe: &cqueue::Entry, events: &mut Vec<Event>) {
-        self.sends = self.sends.saturating_sub(1);
-        let ud = cqe.user_data();
-        let fd = (ud >> 32) as u32 as RawFd;
-        let id = ud as u32 & SEQ_MASK;
-        let Some(w) = self.watches.get_mut(&fd) else {
-            self.orphans.remove(&ud); // the kernel is done with them
-            return;
-        };
-        let token = w.token;
-        let Some(st) = w.stream.as_mut().filter(|st| st.id == id) else {
-            self.orphans.remove(&ud);
-            return;
-        };
-        st.on_sent(cqe.result());
-        if st.send_told != self.turn {
-            st.send_told = self.turn;
-            events.push(Event {
-                token,
-                readable: false,
-                writable: true,
-                hup: false,
-                rdhup: false,
-            });
-        }
-        // The next send (or, once none is left, the writability poll a file range may need).
-        self.rearm.push(fd);
     }
 }
 
@@ -645,152 +490,5 @@ impl Poller for UringPoller {
         // The kernel sees the buffers handed back this turn (one store for them all).
         self.bufs.publish();
         Ok(())
-    }
-}
-
-impl UringPoller {
-    /// Requests the kernel may still be writing or reading through: leak their memory (once,
-    /// at the loop's end) rather than free it under the kernel.
-    fn leak_if_held(&mut self, cancelled_all: bool) {
-        if self.receives > 0 {
-            self.bufs.leak = true;
-        }
-        if self.sends > 0 || !cancelled_all {
-            std::mem::forget(std::mem::take(&mut self.orphans));
-            std::mem::forget(std::mem::take(&mut self.watches));
-            std::mem::forget(std::mem::take(&mut self.counters));
-        }
-    }
-}
-
-impl Drop for UringPoller {
-    /// Cancel every request still in flight and wait for the cancellation and for every
-    /// receive's last completion, so the files they hold (sockets, listeners) are released
-    /// before the loop's owner goes on, and no receive can write into the buffers once they
-    /// are freed.
-    fn drop(&mut self) {
-        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any().all())
-            .build()
-            .user_data(CANCEL_ALL);
-        if self.push(cancel).is_err() {
-            self.leak_if_held(false);
-            return;
-        }
-        let mut cancelled = false;
-        // Bounded: cancelling polls and receives is immediate; each round waits at most 100 ms.
-        for _ in 0..20 {
-            let ts = types::Timespec::from(Duration::from_millis(100));
-            let args = types::SubmitArgs::new().timespec(&ts);
-            match self.ring.submitter().submit_with_args(1, &args) {
-                Ok(_) => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR)) => {}
-                Err(_) => break,
-            }
-            for cqe in self.ring.completion() {
-                if cqe.user_data() == CANCEL_ALL {
-                    cancelled = true;
-                } else if cqe.user_data() == IGNORED {
-                } else if cqe.user_data() & RECV != 0 && !cqueue::more(cqe.flags()) {
-                    self.receives = self.receives.saturating_sub(1);
-                } else if cqe.user_data() & SEND != 0 {
-                    self.sends = self.sends.saturating_sub(1);
-                }
-            }
-            if cancelled && self.receives == 0 && self.sends == 0 {
-                return;
-            }
-        }
-        self.leak_if_held(cancelled);
-    }
-}
-
-impl UringPoller {
-    /// Check that this kernel's receives can be multishot (Linux 6.0; provided-buffer rings
-    /// alone came in 5.19): one receive on a socket pair, armed before a byte is sent, must
-    /// bring the byte back and stay armed (`IORING_CQE_F_MORE`). Run by the model's start-up
-    /// check, so an older kernel gets a clear error instead of connections that fail.
-    pub(crate) fn probe(&mut self) -> io::Result<()> {
-        let mut fds = [0; 2];
-        // SAFETY: socketpair writes two descriptors into the array it is given.
-        let r = unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-                fds.as_mut_ptr(),
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: both were just created and are owned by nobody else.
-        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        self.add_stream(a.as_raw_fd(), 0, Interest::READ)?;
-        self.arm_pending()?;
-        self.ring.submit()?;
-        // Kept open to the end: its close would end the receive.
-        let mut b = std::os::unix::net::UnixStream::from(b);
-        b.write_all(b"x")?;
-        let mut events = Vec::new();
-        let mut got = Vec::new();
-        let end = std::time::Instant::now() + Duration::from_secs(2);
-        while got.is_empty() && std::time::Instant::now() < end {
-            self.wait(&mut events, Some(Duration::from_millis(100)))?;
-            if let Some(Received::Error(e)) = self.recv(a.as_raw_fd(), &mut got, 16) {
-                self.delete(a.as_raw_fd());
-                return Err(unsupported(&e.to_string()));
-            }
-        }
-        let armed = self
-            .watches
-            .get(&a.as_raw_fd())
-            .and_then(|w| w.stream.as_ref())
-            .is_some_and(|st| st.recv == RecvState::Armed);
-        self.delete(a.as_raw_fd());
-        drop(b);
-        if got != b"x" || !armed {
-            return Err(unsupported("the receive did not stay armed"));
-        }
-        Ok(())
-    }
-}
-
-fn unsupported(why: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Unsupported,
-        format!(
-            "this kernel's io_uring has no multishot receive ({why}); Linux 6.0 or later is \
-             needed"
-        ),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// This kernel (the project's CI and development machines run io_uring) passes the
-    /// start-up probe, and the probe leaves no receive behind.
-    #[test]
-    fn multishot_receive_probe() {
-        let mut p = UringPoller::new().expect("io_uring");
-        p.probe().expect("multishot receive");
-        assert!(p.watches.is_empty());
-    }
-
-    #[test]
-    fn refusals_are_explained() {
-        let eperm = io::Error::from_raw_os_error(libc::EPERM);
-        let m = explain(&eperm, Some(2));
-        assert!(m.contains("refused (EPERM)"), "{m}");
-        assert!(m.contains("io_uring_disabled = 2"), "{m}");
-        let enosys = io::Error::from_raw_os_error(libc::ENOSYS);
-        let m = explain(&enosys, None);
-        assert!(m.contains("not implemented (ENOSYS)"), "{m}");
-        // ENOSYS is io::ErrorKind::Unsupported too: still explained, not taken for our own.
-        assert!(setup_error(&enosys).contains("not implemented (ENOSYS)"));
-        let m = explain(&io::Error::from_raw_os_error(libc::ENOMEM), Some(0));
-        assert!(m.contains("RLIMIT_MEMLOCK"), "{m}");
-        assert!(!m.contains("io_uring_disabled"), "{m}");
     }
 }
