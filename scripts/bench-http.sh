@@ -20,7 +20,7 @@ CONNS=${CONNS:-50}
 BIG_CONNS=${BIG_CONNS:-4}
 THREADS=${THREADS:-2}
 WORKERS=${WORKERS:-2}
-MODELS=${MODELS-"iterative fork thread threadpool prefork select poll epoll async"}
+MODELS=${MODELS-"iterative fork thread threadpool prefork select poll epoll uring async"}
 
 bench_need bench-http wrk nginx python3
 

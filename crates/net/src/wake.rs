@@ -51,6 +51,12 @@ impl Wake {
 
     pub(crate) fn take(&self) -> Vec<usize> {
         sys::drain(self.fd.as_raw_fd());
+        self.take_read()
+    }
+
+    /// [`Wake::take`] when the eventfd was already read (the `uring` poller reads it through
+    /// the ring: its completion is the wake-up, and no read or drain call is left to make).
+    pub(crate) fn take_read(&self) -> Vec<usize> {
         self.armed.store(false, Ordering::Release);
         std::mem::take(&mut *self.ready.lock().unwrap_or_else(|e| e.into_inner()))
     }

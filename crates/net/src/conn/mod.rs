@@ -14,7 +14,8 @@
 //! its life: open, evicting, closing, lingering, closed), `actions.rs` (carrying out what the
 //! session asked for), `channels.rs`
 //! (data channels), `outbound.rs` (the queue of bytes and file ranges), `passive.rs`
-//! (passive listeners and their per-address budget).
+//! (passive listeners and their per-address budget), `ring.rs` (input the driver received
+//! itself, under `uring`).
 
 mod outbound;
 mod passive;
@@ -23,7 +24,7 @@ use crate::blocking::Completions;
 use crate::config::Limits;
 use crate::context::Timers;
 use crate::hub::{Hub, Subscriber};
-use crate::poller::Interest;
+use crate::poller::{Interest, Received, Sent};
 use crate::session::{Action, ChannelId, ConnInfo, Context, Message, Session};
 use crate::wake::{Route, Waker};
 use channels::{Chan, Pending};
@@ -43,6 +44,21 @@ pub(crate) const CONTROL: u16 = 0;
 pub(crate) trait Registry {
     fn set(&mut self, fd: RawFd, code: u16, interest: Interest, new: bool) -> io::Result<()>;
     fn remove(&mut self, fd: RawFd, code: u16);
+    /// Bytes the driver received for the control connection itself (the `uring` model's
+    /// multishot receives); `None`: it does not, and the connection reads its socket (see
+    /// `ring.rs`).
+    fn recv(&mut self, _fd: RawFd, _into: &mut Vec<u8>, _max: usize) -> Option<Received> {
+        None
+    }
+    /// Hand bytes to the driver to send on the control connection (`uring`); `Err(buf)`: it
+    /// does not, and the connection writes its socket.
+    fn send(&mut self, _fd: RawFd, buf: Vec<u8>) -> Result<(), Vec<u8>> {
+        Err(buf)
+    }
+    /// What became of the bytes handed to `send`; `None` when the driver does not send.
+    fn sent(&mut self, _fd: RawFd) -> Option<Sent> {
+        None
+    }
 }
 
 /// What a connection borrows from its driver while handling an event.
@@ -80,6 +96,7 @@ const CALL_BUDGET: usize = 256;
 mod actions;
 mod channels;
 mod life;
+mod ring;
 mod settle;
 
 pub(crate) struct Conn<S: Session> {

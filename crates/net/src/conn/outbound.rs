@@ -44,6 +44,9 @@ pub(crate) struct Outbound {
     corked: bool,
     /// Bytes written since the owner last took this count (metrics, see `tally.rs`).
     pub(crate) sent: u64,
+    /// Bytes handed to the driver to send (`uring`, see `ring.rs`) and not confirmed yet:
+    /// counted in `bytes`, and the queue is not empty while there are any.
+    pub(crate) in_ring: usize,
 }
 
 impl Outbound {
@@ -71,7 +74,7 @@ impl Outbound {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
+        self.chunks.is_empty() && self.in_ring == 0
     }
 
     /// Write until done (Ok(true)) or the socket is full (Ok(false)); `moved` reports progress.

@@ -63,7 +63,7 @@ impl<S: Session> Conn<S> {
             }
             if let Life::Lingering { .. } = self.life {
                 if self.read_pending {
-                    self.discard_input();
+                    self.discard(reg);
                 }
                 if self.is_closed() {
                     return;
@@ -143,7 +143,7 @@ impl<S: Session> Conn<S> {
             }
             if self.read_pending && !yielded && self.can_read(limits) {
                 let before = self.inbuf.len();
-                if self.read_some(env.level_triggered) {
+                if self.read_input(reg, env.level_triggered) {
                     read_bytes += self.inbuf.len().saturating_sub(before);
                     continue;
                 }
@@ -277,10 +277,7 @@ impl<S: Session> Conn<S> {
     pub(super) fn flush(&mut self, reg: &mut dyn Registry, env: &Env) {
         if !self.out.is_empty() {
             let mut moved = false;
-            match self
-                .out
-                .write_to(&self.sock, &mut moved, env.level_triggered)
-            {
+            match self.write_out(reg, &mut moved, env.level_triggered) {
                 Ok(done) => {
                     if moved {
                         self.last_active = Instant::now();

@@ -1,6 +1,6 @@
 //! The readiness interface shared by the event-loop models: register a file descriptor under a
 //! token with an [`Interest`], wait for [`Event`]s. `select.rs`, `poll.rs`, `epoll.rs` and
-//! `uring.rs` (polls completed through an io_uring) each implement it with their system call; `model/reactor/` runs the same loop over any of them.
+//! `uring/` (polls and multishot receives completed through an io_uring) each implement it with their system call; `model/reactor/` runs the same loop over any of them.
 
 pub(crate) mod epoll;
 pub(crate) mod poll;
@@ -57,6 +57,54 @@ pub(crate) trait Poller {
     fn edge_triggered(&self) -> bool {
         false
     }
+    /// Watch an eventfd for wake-ups; true if the poller reads it itself (through the ring),
+    /// so the caller must not read or drain it.
+    fn add_eventfd(&mut self, fd: RawFd, token: usize) -> io::Result<bool> {
+        self.add(fd, token, Interest::READ).map(|()| false)
+    }
+    /// Watch a connection's own socket (not a listener or a data channel). A completion
+    /// poller may receive its bytes itself (`uring/`: multishot receives); the others watch
+    /// it like any descriptor.
+    fn add_stream(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()> {
+        self.add(fd, token, interest)
+    }
+    /// The bytes this poller received for a stream, at most `max` appended to `into`; `None`
+    /// when it does not receive for its streams (the caller reads the socket).
+    fn recv(&mut self, _fd: RawFd, _into: &mut Vec<u8>, _max: usize) -> Option<Received> {
+        None
+    }
+    /// Hand `buf` to the poller to send on a stream, after the bytes handed before (`uring/`:
+    /// `IORING_OP_SEND`); `Err(buf)` when it does not send (the caller writes the socket).
+    fn send(&mut self, _fd: RawFd, buf: Vec<u8>) -> Result<(), Vec<u8>> {
+        Err(buf)
+    }
+    /// What became of the bytes handed to [`Poller::send`] since the last call; `None` when
+    /// this poller does not send.
+    fn sent(&mut self, _fd: RawFd) -> Option<Sent> {
+        None
+    }
+}
+
+/// Progress of the bytes a completion poller sends for a stream ([`Poller::sent`]).
+#[derive(Debug, Default)]
+pub(crate) struct Sent {
+    /// Bytes the kernel took since the last call.
+    pub done: usize,
+    /// A send failed (the rest was dropped): the connection is dead.
+    pub error: Option<io::Error>,
+}
+
+/// What [`Poller::recv`] found for a stream.
+#[derive(Debug)]
+pub(crate) enum Received {
+    /// `n` bytes appended; `more`: something is still waiting (bytes, the end or an error).
+    Bytes { n: usize, more: bool },
+    /// The peer's FIN, after every byte before it.
+    Eof,
+    /// The receive failed (a reset, for instance), after every byte before it.
+    Error(io::Error),
+    /// Nothing yet: a completion will be reported as readable.
+    Empty,
 }
 
 /// The error of a failed wait (`n < 0`): a signal interrupting it is an empty turn, not an

@@ -8,6 +8,7 @@
 //! `fork` and `prefork` never fork the multi-threaded test harness, and the shutdown test can
 //! send a real signal and check the exit status.
 
+mod bulk;
 mod channels;
 mod descriptors;
 mod faces;
@@ -60,6 +61,9 @@ bingfa_testkit::for_each_model! {
     #[test] fn named_timers() { crate::timers::named_timers(M, E) }
     #[test] fn task_done() { crate::timers::task_done(M, E) }
     #[test] fn task_after_hangup() { crate::timers::task_after_hangup(M, E) }
+    #[test] fn big_pipeline() { crate::bulk::big_pipeline(M, E) }
+    #[test] fn paused_input_bounded() { crate::bulk::paused_input_bounded(M, E) }
+    #[test] fn reset_in_flight() { crate::bulk::reset_in_flight(M, E) }
 }
 
 #[test]

@@ -17,7 +17,7 @@ use crate::conn::{Conn, Env, Registry};
 use crate::hub::relay::LinkReader;
 use crate::hub::Hub;
 use crate::listener::Listener;
-use crate::poller::{Event, Interest, Poller};
+use crate::poller::{Event, Interest, Poller, Received, Sent};
 use crate::session::Protocol;
 use crate::wake::{Route, Wake, Waker};
 use handoff::INBOX;
@@ -44,7 +44,9 @@ struct Reg<'a, Pl: Poller> {
 impl<Pl: Poller> Registry for Reg<'_, Pl> {
     fn set(&mut self, fd: RawFd, code: u16, interest: Interest, new: bool) -> io::Result<()> {
         let token = (self.slot << 16) | code as usize;
-        if new {
+        if new && code == crate::conn::CONTROL {
+            self.poller.add_stream(fd, token, interest)
+        } else if new {
             self.poller.add(fd, token, interest)
         } else {
             self.poller.modify(fd, token, interest)
@@ -52,6 +54,15 @@ impl<Pl: Poller> Registry for Reg<'_, Pl> {
     }
     fn remove(&mut self, fd: RawFd, _code: u16) {
         self.poller.delete(fd);
+    }
+    fn recv(&mut self, fd: RawFd, into: &mut Vec<u8>, max: usize) -> Option<Received> {
+        self.poller.recv(fd, into, max)
+    }
+    fn send(&mut self, fd: RawFd, buf: Vec<u8>) -> Result<(), Vec<u8>> {
+        self.poller.send(fd, buf)
+    }
+    fn sent(&mut self, fd: RawFd) -> Option<Sent> {
+        self.poller.sent(fd)
     }
 }
 
@@ -93,6 +104,8 @@ pub(crate) struct Reactor<Pl: Poller, P: Protocol> {
     release: Option<Handoff<P::Session>>,
     inbox: Arc<Inbox<P::Session>>,
     started: bool,
+    /// The poller reads the wake eventfd itself (`uring`): take the slots without a read.
+    wake_read: bool,
 }
 
 impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
@@ -131,6 +144,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             dispatch: None,
             release: None,
             started: false,
+            wake_read: false,
         })
     }
 
@@ -416,7 +430,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         if std::mem::replace(&mut self.started, true) {
             return Ok(());
         }
-        self.poller.add(self.wake.fd(), WAKE, Interest::READ)?;
+        self.wake_read = self.poller.add_eventfd(self.wake.fd(), WAKE)?;
         self.poller
             .add(self.shared.shutdown.fd(), SHUTDOWN, Interest::READ)?;
         if let Some(l) = &self.link {
@@ -472,7 +486,12 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             for ev in events.drain(..) {
                 match ev.token {
                     WAKE => {
-                        for slot in self.wake.take() {
+                        let slots = if self.wake_read {
+                            self.wake.take_read()
+                        } else {
+                            self.wake.take()
+                        };
+                        for slot in slots {
                             self.settle_slot(slot);
                         }
                     }
