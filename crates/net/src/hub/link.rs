@@ -178,3 +178,60 @@ impl LinkReader {
         Ok(open)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+
+    /// Write what `sock` takes without blocking; the bytes written.
+    fn fill(sock: &UnixStream, byte: u8) -> usize {
+        sock.set_nonblocking(true).unwrap();
+        let chunk = [byte; 4096];
+        let mut n = 0;
+        while let Ok(k) = (&*sock).write(&chunk) {
+            n += k;
+        }
+        n
+    }
+
+    /// A publication that waits on the relay (its socket full, the relay not reading it) keeps
+    /// reading what the relay sends down into the backlog, so the relay sees the worker make
+    /// progress; once the relay reads again, the publication goes through whole.
+    #[test]
+    fn a_waiting_publication_keeps_reading_its_link() {
+        let (relay, worker) = UnixStream::pair().unwrap();
+        let up_before = fill(&worker, b'u'); // earlier publications the relay has not read
+        worker.set_nonblocking(false).unwrap();
+        let down_before = fill(&relay, b'd'); // what the relay queued for the worker
+        let backlog = Backlog::default();
+        let (b2, fd) = (backlog.clone(), worker.as_raw_fd());
+        let frame = vec![b'f'; 10_000];
+        let f2 = frame.clone();
+        let publishing = std::thread::spawn(move || write_up(fd, &f2, &b2));
+        // The worker drains its link while it waits: the relay can write down it again.
+        let end = Instant::now() + Duration::from_secs(10);
+        let mut down = down_before;
+        while down < 2 * down_before {
+            assert!(Instant::now() < end, "the waiting worker read nothing");
+            down += fill(&relay, b'd');
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!publishing.is_finished(), "the publication still waits");
+        // The relay reads again: everything it was sent arrives, the waiting frame last.
+        relay.set_nonblocking(false).unwrap();
+        relay
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut up = vec![0; up_before + frame.len()];
+        (&relay).read_exact(&mut up).unwrap();
+        publishing.join().unwrap().unwrap();
+        assert!(up[..up_before].iter().all(|&b| b == b'u'));
+        assert_eq!(&up[up_before..], &frame[..]);
+        let got = backlog.lock().unwrap().len();
+        assert!(got > down_before && got <= down, "{got} bytes read ahead");
+    }
+}
