@@ -146,9 +146,16 @@ impl LinkReader {
     }
 
     /// Deliver about [`LINK_READ_PER_TURN`] bytes of messages (the frames that start within
-    /// it), the backlog first, then what the socket has; `Ok(false)` when the relay is gone.
-    pub(crate) fn read(&mut self, mut deliver: impl FnMut(Message)) -> io::Result<bool> {
-        let budget = LINK_READ_PER_TURN;
+    /// it) plus up to as much again for `published`, what this process wrote up its link since
+    /// the last read: every publication comes back down, and a worker taking less than it
+    /// publishes would fall further behind with each turn until it is cut off. The backlog
+    /// first, then what the socket has; `Ok(false)` when the relay is gone.
+    pub(crate) fn read(
+        &mut self,
+        published: usize,
+        mut deliver: impl FnMut(Message),
+    ) -> io::Result<bool> {
+        let budget = LINK_READ_PER_TURN + published.min(LINK_READ_PER_TURN);
         let (open, msgs) = {
             let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
             let before = buf.len();

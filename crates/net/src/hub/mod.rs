@@ -46,7 +46,7 @@ use crate::session::{ConnId, Message};
 use crate::wake::Waker;
 use std::collections::{HashMap, VecDeque};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Inbox entries an empty inbox keeps room for; a bigger one is freed.
@@ -104,6 +104,9 @@ pub(crate) struct Inner {
     link: Mutex<Option<UnixStream>>,
     /// The link is gone: publish within the process only.
     lost: AtomicBool,
+    /// Bytes written up the link since the loop last read it: they all come back down, so the
+    /// loop reads up to that much more next time (see `LinkReader::read`).
+    published: AtomicUsize,
     /// What was read from the link and not yet delivered: a publication that waits on the
     /// relay reads ahead into it (see `link.rs`), the loop delivers from it.
     backlog: link::Backlog,
@@ -247,7 +250,12 @@ impl Hub {
                 let frame = frame::encode(&msg);
                 use std::os::fd::AsRawFd;
                 match link::write_up(stream.as_raw_fd(), &frame, &self.inner.backlog) {
-                    Ok(()) => return Ok(()),
+                    Ok(()) => {
+                        self.inner
+                            .published
+                            .fetch_add(frame.len(), Ordering::Relaxed);
+                        return Ok(());
+                    }
                     Err(e) => {
                         // The loop finds the same loss on its read side and stops the worker.
                         self.inner.lost.store(true, Ordering::Release);
@@ -329,6 +337,11 @@ impl Hub {
         topics.get(topic).map_or(0, Vec::len)
     }
 
+    /// Bytes published up the link since the last call.
+    pub(crate) fn take_published(&self) -> usize {
+        self.inner.published.swap(0, Ordering::Relaxed)
+    }
+
     /// The buffer the loop's [`LinkReader`](link::LinkReader) delivers from.
     pub(crate) fn backlog(&self) -> link::Backlog {
         self.inner.backlog.clone()
@@ -348,7 +361,6 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
 
     fn msg(from: u64, body: &[u8]) -> Message {
         Message {

@@ -19,7 +19,9 @@
 //!   passes the mark by at most one read round ([`READ_ROUND`], plus the rest of one frame).
 //! - A publisher that waits keeps reading its own link meanwhile (into its backlog, see
 //!   `link.rs`), so a worker that is behind *and* blocked on a publication still makes
-//!   progress and the wait ends. A worker whose backlog is full stops reading while it waits:
+//!   progress and the wait ends. A worker also reads up to 64 KiB more per turn for what it
+//!   published since its last read, so its own publications do not put it further behind.
+//!   A worker whose backlog is full stops reading while it waits:
 //!   if the relay waits on it too, it is found stuck (below), so a worker is cut off once it
 //!   is [`LINK_QUEUE`] plus its backlog behind and still falling back.
 //! - Stuck: a link that has sat at [`LINK_QUEUE`] or more without taking a single byte for
@@ -388,7 +390,7 @@ mod tests {
         let mut got = Vec::new();
         for chunk in wire.chunks(7) {
             a.write_all(chunk).unwrap();
-            assert!(reader.read(|m| got.push(m)).unwrap());
+            assert!(reader.read(0, |m| got.push(m)).unwrap());
         }
         assert_eq!(
             got,
@@ -397,7 +399,10 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         drop(a);
-        assert!(!reader.read(|_| {}).unwrap(), "EOF once the relay is gone");
+        assert!(
+            !reader.read(0, |_| {}).unwrap(),
+            "EOF once the relay is gone"
+        );
     }
 
     #[test]
@@ -412,7 +417,7 @@ mod tests {
         for c in &children {
             let mut r = LinkReader::new(c.as_raw_fd());
             let mut got = Vec::new();
-            r.read(|m| got.push(m)).unwrap();
+            r.read(0, |m| got.push(m)).unwrap();
             assert_eq!(got, vec![msg(1, "a"), msg(2, "b")]);
         }
     }
@@ -431,7 +436,7 @@ mod tests {
         assert_eq!(relay.fds().len(), 1, "the reaped child's link is gone");
         let mut r = LinkReader::new(b.as_raw_fd());
         let mut got = Vec::new();
-        r.read(|m| got.push(m)).unwrap();
+        r.read(0, |m| got.push(m)).unwrap();
         assert_eq!(got, vec![msg(1, "a left")]);
     }
 
@@ -452,7 +457,7 @@ mod tests {
         assert_eq!(relay.fds().len(), 1, "a's link is gone");
         let mut r = LinkReader::new(b.as_raw_fd());
         let mut got = Vec::new();
-        r.read(|m| got.push(m)).unwrap();
+        r.read(0, |m| got.push(m)).unwrap();
         assert_eq!(got, vec![msg(2, "b says"), msg(1, "a left")]);
     }
 
@@ -485,7 +490,7 @@ mod tests {
         ready(&mut relay);
         let mut r = LinkReader::new(child.as_raw_fd());
         let mut got = Vec::new();
-        r.read(|m| got.push(m.body[0])).unwrap();
+        r.read(0, |m| got.push(m.body[0])).unwrap();
         assert_eq!(got, vec![2, 1, 3]);
     }
 

@@ -517,7 +517,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             return;
         };
         let hub = &self.hub;
-        let why = match link.read(|m| hub.deliver_local(&m)) {
+        let why = match link.read(hub.take_published(), |m| hub.deliver_local(&m)) {
             Ok(true) => return,
             Ok(false) => "closed by the relay".to_string(),
             Err(e) => e.to_string(),
