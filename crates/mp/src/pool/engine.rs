@@ -11,16 +11,18 @@
 //! [`STEAL_AFTER`], those queued tasks are taken back and run by the idle worker (see the
 //! fence in `worker`): a long task delays only itself, and tasks that wait for each other
 //! cannot deadlock by being queued behind each other.
+//!
+//! One worker's socket, tasks in flight and buffers, and the reading and writing of them, are in
+//! `link.rs`; this file decides who gets what, and when workers start, are replaced and stop.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::worker::{
-    self, begin_frame, end_frame, frame_need, parse_frame, Boot, Init, InitField, Slot, INIT_FAILED,
-};
+use super::link::{answer, collect, flush, reap, Worker, BUF};
+use super::worker::{self, begin_frame, end_frame, parse_frame, Boot, Init, InitField, Slot};
 use super::{Job, PoolError, Shared};
 use crate::handle::Tracked;
 use crate::sync::Shm;
@@ -28,7 +30,6 @@ use crate::{sys, Process, ProcessError, StartMethod};
 
 /// Most unanswered tasks one worker holds.
 const MAX_WINDOW: usize = 256;
-const BUF: usize = 64 * 1024;
 /// How long a worker's task may run before the tasks queued behind it are taken back for an
 /// idle worker.
 pub(crate) const STEAL_AFTER: Duration = Duration::from_millis(2);
@@ -40,29 +41,6 @@ pub(crate) struct Config {
     pub init: Option<Init>,
 }
 
-struct Worker {
-    proc: Option<Process<()>>,
-    pid: u32,
-    sock: Tracked,
-    slot: Shm<Slot>,
-    /// Tasks sent (or being sent), oldest first; the worker answers in this order.
-    inflight: VecDeque<Job>,
-    out: Vec<u8>,
-    opos: usize,
-    rbuf: Vec<u8>,
-    rpos: usize,
-    sent: u64,
-    /// Has been sent `maxtasksperchild` tasks: gets no more, exits after answering them.
-    retiring: bool,
-    eof: bool,
-    /// Sequence number of the next frame sent to this worker (starts at 1: its slot's
-    /// `current` is 0 before the first task).
-    next_seq: u64,
-    /// The slot's `current` as last seen, and since when it has not moved.
-    seen_current: u64,
-    since: Instant,
-}
-
 pub(crate) struct Engine {
     shared: Arc<Shared>,
     cfg: Config,
@@ -72,19 +50,6 @@ pub(crate) struct Engine {
     steal_check: Option<Duration>,
     started: usize,
     broken: Option<PoolError>,
-}
-
-fn send_nb(fd: RawFd, buf: &[u8]) -> std::io::Result<usize> {
-    // SAFETY: `buf` is a live slice and the length passed is its own; send only reads it.
-    sys::retry(|| unsafe {
-        libc::send(
-            fd,
-            buf.as_ptr().cast(),
-            buf.len(),
-            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-        )
-    })
-    .map(|n| n as usize)
 }
 
 pub(crate) fn eventfd() -> std::io::Result<OwnedFd> {
@@ -443,110 +408,5 @@ impl Engine {
         for job in jobs {
             job.complete(Err(PoolError::Terminated));
         }
-    }
-}
-
-/// Write as much of the worker's pending tasks as its socket takes now.
-fn flush(w: &mut Worker) {
-    while w.opos < w.out.len() {
-        match send_nb(w.sock.as_raw_fd(), &w.out[w.opos..]) {
-            Ok(n) => w.opos += n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-            // The worker is gone; its EOF is handled on the read side.
-            Err(_) => {
-                w.eof = true;
-                break;
-            }
-        }
-    }
-    w.out.clear();
-    w.opos = 0;
-}
-
-/// Read every result frame available and complete those tasks. Returns an initializer
-/// failure message if the worker reported one.
-fn collect(w: &mut Worker, local: &mut VecDeque<Job>) -> Option<String> {
-    let mut init_failed = None;
-    loop {
-        if w.rpos > 0 && w.rpos == w.rbuf.len() {
-            w.rbuf.clear();
-            w.rpos = 0;
-        } else if w.rpos > BUF / 2 {
-            w.rbuf.drain(..w.rpos);
-            w.rpos = 0;
-        }
-        let need = frame_need(&w.rbuf[w.rpos..]).unwrap_or(0);
-        w.rbuf
-            .reserve((w.rpos + need).saturating_sub(w.rbuf.len()).max(BUF / 2));
-        let len = w.rbuf.len();
-        let spare = w.rbuf.capacity() - len;
-        // SAFETY: writes at most `spare` bytes into the Vec's spare capacity, which starts at `len`
-        // and is `capacity - len` long; the socket is owned by `w`.
-        let n = sys::retry(|| unsafe {
-            libc::recv(
-                w.sock.as_raw_fd(),
-                w.rbuf.as_mut_ptr().add(len).cast(),
-                spare,
-                libc::MSG_DONTWAIT,
-            )
-        });
-        match n {
-            Ok(0) => {
-                w.eof = true;
-                break;
-            }
-            // SAFETY: recv initialised `n <= spare` bytes right after the first `len`.
-            Ok(n) => unsafe { w.rbuf.set_len(len + n as usize) },
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(_) => {
-                w.eof = true;
-                break;
-            }
-        }
-        while let Some((id, body, total)) = parse_frame(&w.rbuf[w.rpos..]) {
-            if id == INIT_FAILED {
-                init_failed = Some(String::from_utf8_lossy(body).into_owned());
-            } else {
-                answer(&mut w.inflight, id, body, local);
-            }
-            w.rpos += total;
-        }
-    }
-    init_failed
-}
-
-/// A worker's answer for frame `seq`: complete the task, or run it elsewhere if the worker
-/// skipped it (empty body: taken back by `steal`). Answers for tasks already taken back, or
-/// already answered, no longer match the oldest task in flight and are ignored.
-fn answer(inflight: &mut VecDeque<Job>, seq: u64, body: &[u8], local: &mut VecDeque<Job>) {
-    if inflight.front().is_none_or(|j| j.seq != seq) {
-        return;
-    }
-    let job = inflight.pop_front().expect("checked");
-    if body.is_empty() {
-        local.push_front(job);
-    } else {
-        job.complete(Ok(body));
-    }
-}
-
-/// Reap a worker that closed its socket; returns its exit code (minus the signal if killed).
-fn reap(w: &mut Worker) -> i32 {
-    let Some(mut p) = w.proc.take() else {
-        return 0;
-    };
-    let r = match p.join_timeout(Duration::from_secs(2)) {
-        Err(ProcessError::Timeout) => {
-            // Closed its socket but lingers: it is no use to us any more.
-            let _ = p.kill();
-            p.join()
-        }
-        r => r,
-    };
-    match r {
-        Ok(()) => 0,
-        Err(ProcessError::Killed { signal }) => -signal,
-        Err(ProcessError::Exited { code }) => code,
-        Err(_) => 1,
     }
 }

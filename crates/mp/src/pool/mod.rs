@@ -17,9 +17,10 @@
 //!
 //! The files: [`Builder`] and the pool thread's start in `builder`; [`Pool`]'s methods (submit,
 //! close, terminate, join) in `tasks`; [`AsyncResult`] and [`Imap`] in `results`; the pool
-//! thread's loop over the workers' sockets in `engine`; the worker process in `worker`. This
-//! file holds what the submitting side and the pool thread share: the queue of `Job`s and the
-//! pool's `State`.
+//! thread's loop over the workers' sockets in `engine`, and one worker as that loop sees it (its
+//! socket, the tasks in flight, writing them and reading answers) in `link`; the worker process
+//! in `worker`. This file holds what the submitting side and the pool thread share: the queue
+//! of `Job`s and the pool's `State`.
 //!
 //! ```
 //! use bingfa_mp::{Pool, PoolError};
@@ -43,6 +44,7 @@
 
 mod builder;
 mod engine;
+mod link;
 mod results;
 mod tasks;
 mod worker;

@@ -16,8 +16,10 @@
 //! that subscriber is marked *overflowed* and its connection is closed by its driver (a receiver
 //! too slow to keep up is disconnected; the others carry on, in order). Drivers give each
 //! connection a bounded share of a loop turn, so a burst from one publisher is at most a turn's
-//! worth of input (64 KiB) per subscriber before the subscribers get to run. The relay applies
-//! the same rule per worker link (see `relay.rs`).
+//! worth of input (64 KiB) per subscriber before the subscribers get to run. Across processes
+//! the relay holds publishers back instead while a worker is far behind on its link (its
+//! publication waits in [`Hub::try_publish`], reading its own link meanwhile), and cuts off
+//! only a worker that stopped reading (see `relay.rs` and `link.rs`).
 //!
 //! # A lost link
 //! A worker whose link to the relay is gone (the relay closed it because the worker stopped
@@ -36,15 +38,15 @@
 //! `fork`/`prefork` the relay does the forwarding and workers' hubs are unchanged.
 
 mod frame;
+pub(crate) mod link;
 pub(crate) mod relay;
 pub(crate) mod uplink;
 
 use crate::session::{ConnId, Message};
 use crate::wake::Waker;
 use std::collections::{HashMap, VecDeque};
-use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Inbox entries an empty inbox keeps room for; a bigger one is freed.
@@ -102,6 +104,12 @@ pub(crate) struct Inner {
     link: Mutex<Option<UnixStream>>,
     /// The link is gone: publish within the process only.
     lost: AtomicBool,
+    /// Bytes written up the link since the loop last read it: they all come back down, so the
+    /// loop reads up to that much more next time (see `LinkReader::read`).
+    published: AtomicUsize,
+    /// What was read from the link and not yet delivered: a publication that waits on the
+    /// relay reads ahead into it (see `link.rs`), the loop delivers from it.
+    backlog: link::Backlog,
     /// In-process models with a backplane: publications go up, the order comes back down.
     uplink: std::sync::OnceLock<uplink::SharedUplink>,
 }
@@ -235,10 +243,19 @@ impl Hub {
         let mut link = self.inner.link.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(stream) = link.as_mut() {
             if !self.inner.lost.load(Ordering::Acquire) {
-                // Blocking write: the relay never blocks on anyone (it queues per link), so
-                // this only waits for the relay to be scheduled.
-                match stream.write_all(&frame::encode(&msg)) {
-                    Ok(()) => return Ok(()),
+                // Blocking write: this is the backpressure. The relay never blocks on anyone,
+                // but while some worker is far behind on its link it stops reading the others
+                // (see `relay.rs`), so a publisher waits here, its loop takes no more client
+                // input, and the room goes at the pace of its slowest worker.
+                let frame = frame::encode(&msg);
+                use std::os::fd::AsRawFd;
+                match link::write_up(stream.as_raw_fd(), &frame, &self.inner.backlog) {
+                    Ok(()) => {
+                        self.inner
+                            .published
+                            .fetch_add(frame.len(), Ordering::Relaxed);
+                        return Ok(());
+                    }
                     Err(e) => {
                         // The loop finds the same loss on its read side and stops the worker.
                         self.inner.lost.store(true, Ordering::Release);
@@ -320,6 +337,16 @@ impl Hub {
         topics.get(topic).map_or(0, Vec::len)
     }
 
+    /// Bytes published up the link since the last call.
+    pub(crate) fn take_published(&self) -> usize {
+        self.inner.published.swap(0, Ordering::Relaxed)
+    }
+
+    /// The buffer the loop's [`LinkReader`](link::LinkReader) delivers from.
+    pub(crate) fn backlog(&self) -> link::Backlog {
+        self.inner.backlog.clone()
+    }
+
     pub(crate) fn link_fd(&self) -> Option<std::os::fd::RawFd> {
         use std::os::fd::AsRawFd;
         self.inner
@@ -334,7 +361,6 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
 
     fn msg(from: u64, body: &[u8]) -> Message {
         Message {

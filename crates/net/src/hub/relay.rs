@@ -7,12 +7,31 @@
 //!
 //! Messages travel as frames (`frame.rs`).
 //!
-//! Overflow policy: a link whose outbound queue passes `LINK_QUEUE` bytes belongs to a child
-//! that stopped reading; the relay closes that link rather than letting one child stall
-//! everyone. A link is also closed when reading or writing it fails. Either way the child sees
-//! its link end and shuts itself down (its connections closed, under `prefork` a fresh worker
-//! started in its place): a child cut off from the relay must not go on as a room of its own
-//! (see `hub/mod.rs`, "A lost link").
+//! # Lagging or stuck: backpressure, then a cut
+//! A worker busy with a flood reads its link a bounded amount per loop turn, so during a burst
+//! its queue here can grow far ahead of it; a worker that stopped (a hang, SIGSTOP) never reads
+//! again. The relay bounds its memory by *backpressure* and tells the two apart by *progress*:
+//!
+//! - Backpressure: while some link's queue is at [`LINK_QUEUE`] or more, the relay reads no
+//!   link at all (children, injectors, the uplink's downlink). Publishers' writes then block
+//!   once their socket is full, so their loops take no more client input and the flooding
+//!   clients' TCP windows close: the room goes at the pace of its slowest worker, and a queue
+//!   passes the mark by at most one read round ([`READ_ROUND`], plus the rest of one frame).
+//! - A publisher that waits keeps reading its own link meanwhile (into its backlog, see
+//!   `link.rs`), so a worker that is behind *and* blocked on a publication still makes
+//!   progress and the wait ends. A worker also reads up to 64 KiB more per turn for what it
+//!   published since its last read, so its own publications do not put it further behind.
+//!   A worker whose backlog is full stops reading while it waits:
+//!   if the relay waits on it too, it is found stuck (below), so a worker is cut off once it
+//!   is [`LINK_QUEUE`] plus its backlog behind and still falling back.
+//! - Stuck: a link that has sat at [`LINK_QUEUE`] or more without taking a single byte for
+//!   [`STUCK_AFTER`] belongs to a worker that stopped; it is closed and the others go on. A
+//!   stopped worker with less queued holds nobody back and bounded memory, and is left alone.
+//!
+//! A closed link (stuck, or a failed read or write) ends its child: the child
+//! sees its link end and shuts itself down (its connections closed, under `prefork` a fresh
+//! worker started in its place): a child cut off from the relay must not go on as a room of its
+//! own (see `hub/mod.rs`, "A lost link").
 //!
 //! With an uplink (a backplane, `uplink.rs`) the relay stops being the ordering point: each
 //! frame a child or an injector writes is offered to the uplink instead of fanned out (and
@@ -21,13 +40,25 @@
 //! every child like any frame was before.
 
 use super::frame::{decode, encode, frames};
+use super::link::read_some;
 use crate::session::Message;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
-/// Outbound bytes queued per link before the link is considered dead weight and closed.
+/// Outbound bytes queued on one link at which the relay stops reading publishers
+/// (backpressure), and from which a link that takes nothing is timed as stuck.
 pub(crate) const LINK_QUEUE: usize = 16 * 1024 * 1024;
+/// How long a link at [`LINK_QUEUE`] or more may go without taking a byte before it is closed.
+/// A busy worker reads its link every loop turn (milliseconds apart even on a loaded machine);
+/// seconds without a byte is a worker that stopped.
+pub(crate) const STUCK_AFTER: Duration = Duration::from_secs(3);
+/// What the relay reads from one link per readiness (more waits in the socket).
+pub(crate) const READ_ROUND: usize = 256 * 1024;
+/// A queue's sent prefix is dropped once it is this big and at least half the buffer.
+const COMPACT: usize = 1024 * 1024;
+
 /// The frames of `data` (at `fs`) that `up` would not take, still framed.
 fn refused(up: &dyn super::uplink::Uplink, data: &[u8], fs: &[(usize, usize)]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -40,93 +71,15 @@ fn refused(up: &dyn super::uplink::Uplink, data: &[u8], fs: &[(usize, usize)]) -
     out
 }
 
-/// Non-blocking read of everything available on `fd` into `buf`; Ok(false) on EOF.
-fn read_available(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<bool> {
-    read_some(fd, buf, usize::MAX)
-}
-
-/// Non-blocking read of what is available on `fd` into `buf`, stopping once `max` bytes were
-/// read (more may then be waiting); Ok(false) on EOF.
-fn read_some(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> io::Result<bool> {
-    let mut chunk = [0u8; 16 * 1024];
-    let mut got = 0;
-    while got < max {
-        // SAFETY: reading into a valid local buffer; MSG_DONTWAIT keeps a blocking fd non-blocking here.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                chunk.as_mut_ptr() as *mut libc::c_void,
-                chunk.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n > 0 {
-            buf.extend_from_slice(&chunk[..n as usize]);
-            got += n as usize;
-            continue;
-        }
-        if n == 0 {
-            return Ok(false);
-        }
-        let e = io::Error::last_os_error();
-        return match e.kind() {
-            io::ErrorKind::WouldBlock => Ok(true),
-            io::ErrorKind::Interrupted => continue,
-            // The other end closed with frames of ours still unread in it: a worker (or the
-            // relay) that exited, which is how every one of them ends. What it sent before
-            // was read above; for this link that is EOF, not a failure worth a warning.
-            io::ErrorKind::ConnectionReset => Ok(false),
-            _ => Err(e),
-        };
-    }
-    Ok(true)
-}
-
-/// What a worker reads from its link per loop turn. The worker's subscribers get to take
-/// their messages between two reads, so a burst that waited on the link (bigger than
-/// `hub_queue_bytes`) reaches a subscriber that keeps up at most this much at a time, instead
-/// of all at once into an inbox it would overflow. The rest waits in the socket and, beyond,
-/// in the relay's queue for the link.
-pub(crate) const LINK_READ_PER_TURN: usize = 64 * 1024;
-
-/// The worker side: reads frames the relay sends down and yields messages.
-pub(crate) struct LinkReader {
-    pub fd: RawFd,
-    buf: Vec<u8>,
-    /// The last read stopped at its bound: more may be waiting (the loop must come back even
-    /// if the poller does not report the link again, as an edge-triggered one would not).
-    pub more: bool,
-}
-
-impl LinkReader {
-    pub(crate) fn new(fd: RawFd) -> Self {
-        LinkReader {
-            fd,
-            buf: Vec::new(),
-            more: false,
-        }
-    }
-
-    /// Read what is there, at most [`LINK_READ_PER_TURN`] bytes; `Ok(false)` when the relay
-    /// is gone.
-    pub(crate) fn read(&mut self, mut deliver: impl FnMut(Message)) -> io::Result<bool> {
-        let before = self.buf.len();
-        let open = read_some(self.fd, &mut self.buf, LINK_READ_PER_TURN)?;
-        self.more = open && self.buf.len() - before >= LINK_READ_PER_TURN;
-        let (used, fs) = frames(&self.buf)?;
-        for (a, b) in fs {
-            deliver(decode(&self.buf[a..b])?);
-        }
-        self.buf.drain(..used);
-        Ok(open)
-    }
-}
-
 struct Link {
     sock: UnixStream,
     inbuf: Vec<u8>,
+    /// Frames for the child; `out[sent..]` is still to be written.
     out: Vec<u8>,
     sent: usize,
+    /// The last time this link took bytes or was below [`LINK_QUEUE`]: a link at the bound
+    /// that has not moved since longer than [`STUCK_AFTER`] is stuck.
+    moved: Instant,
     /// The child's pid, once forked: reaping the child drops its link.
     pid: Option<libc::pid_t>,
     /// Failed, overflowed or at EOF: removed at the end of the next flush.
@@ -138,11 +91,45 @@ struct Link {
     from_uplink: bool,
 }
 
+impl Link {
+    fn new(sock: UnixStream, down: bool) -> Self {
+        Link {
+            sock,
+            inbuf: Vec::new(),
+            out: Vec::new(),
+            sent: 0,
+            moved: Instant::now(),
+            pid: None,
+            dead: false,
+            down,
+            from_uplink: false,
+        }
+    }
+
+    /// Bytes queued for the child, not yet written.
+    fn queued(&self) -> usize {
+        self.out.len() - self.sent
+    }
+}
+
 /// The parent side: one link per child, fan-out in arrival order.
-#[derive(Default)]
 pub(crate) struct Relay {
     links: Vec<Link>,
     uplink: Option<super::uplink::SharedUplink>,
+    /// [`LINK_QUEUE`] and [`STUCK_AFTER`] (smaller in unit tests).
+    high: usize,
+    stuck_after: Duration,
+}
+
+impl Default for Relay {
+    fn default() -> Self {
+        Relay {
+            links: Vec::new(),
+            uplink: None,
+            high: LINK_QUEUE,
+            stuck_after: STUCK_AFTER,
+        }
+    }
 }
 
 impl Relay {
@@ -151,16 +138,7 @@ impl Relay {
     pub(crate) fn add_link(&mut self) -> io::Result<UnixStream> {
         let (mine, theirs) = UnixStream::pair()?;
         mine.set_nonblocking(true)?;
-        self.links.push(Link {
-            sock: mine,
-            inbuf: Vec::new(),
-            out: Vec::new(),
-            sent: 0,
-            pid: None,
-            dead: false,
-            down: true,
-            from_uplink: false,
-        });
+        self.links.push(Link::new(mine, true));
         Ok(theirs)
     }
 
@@ -168,16 +146,7 @@ impl Relay {
     /// its frames join the one order like a child's, and nothing is sent back down it.
     pub(crate) fn add_source(&mut self, mine: UnixStream) -> io::Result<()> {
         mine.set_nonblocking(true)?;
-        self.links.push(Link {
-            sock: mine,
-            inbuf: Vec::new(),
-            out: Vec::new(),
-            sent: 0,
-            pid: None,
-            dead: false,
-            down: false,
-            from_uplink: false,
-        });
+        self.links.push(Link::new(mine, false));
         Ok(())
     }
 
@@ -206,16 +175,15 @@ impl Relay {
     /// Its last frames (a chat member's `* NAME left`, published as its connection ended) may
     /// still be in the socket: the parent can see SIGCHLD before the link's last readiness.
     pub(crate) fn remove_pid(&mut self, pid: libc::pid_t) {
-        let fds: Vec<RawFd> = self
-            .links
-            .iter()
-            .filter(|l| l.pid == Some(pid))
-            .map(|l| l.sock.as_raw_fd())
+        let at: Vec<usize> = (0..self.links.len())
+            .filter(|&i| self.links[i].pid == Some(pid))
             .collect();
-        for fd in fds {
-            // Reads to EOF (the child's end is closed) and forwards every whole frame.
-            self.on_ready(fd, true);
+        for i in at {
+            // Reads to EOF (the child's end is closed) and forwards every whole frame, even
+            // under backpressure: a dead child's socket holds at most its buffer.
+            self.read_link(i, usize::MAX);
         }
+        self.flush_all();
         self.links.retain(|l| l.pid != Some(pid));
     }
 
@@ -240,11 +208,19 @@ impl Relay {
         self.links.iter().map(|l| l.sock.as_raw_fd()).collect()
     }
 
-    /// (fd, wants write) for the parent's poll set.
-    pub(crate) fn poll_set(&self) -> Vec<(RawFd, bool)> {
+    /// Some link is [`LINK_QUEUE`] behind: the others are not read (backpressure).
+    fn pressed(&self) -> bool {
         self.links
             .iter()
-            .map(|l| (l.sock.as_raw_fd(), l.sent < l.out.len()))
+            .any(|l| !l.dead && l.queued() >= self.high)
+    }
+
+    /// (fd, read, write) for the parent's poll set.
+    pub(crate) fn poll_set(&self) -> Vec<(RawFd, bool, bool)> {
+        let read = !self.pressed();
+        self.links
+            .iter()
+            .map(|l| (l.sock.as_raw_fd(), read, l.queued() > 0))
             .collect()
     }
 
@@ -253,16 +229,32 @@ impl Relay {
         let Some(i) = self.links.iter().position(|l| l.sock.as_raw_fd() == fd) else {
             return;
         };
-        if readable {
-            self.read_link(i);
+        if readable && !self.pressed() {
+            self.read_link(i, READ_ROUND);
         }
         self.flush_all();
     }
 
-    /// Read what link `i` has and fan out its whole frames (queued, not yet written).
-    fn read_link(&mut self, i: usize) {
+    /// Run the clock without readiness (the parent calls it every loop turn): a link that
+    /// stopped taking bytes is found stuck even when nothing else happens.
+    pub(crate) fn tick(&mut self) {
+        self.flush_all();
+    }
+
+    /// Bytes queued for the child `pid` (tests, and the memory bound's witness).
+    #[cfg(test)]
+    fn queued_for(&self, pid: libc::pid_t) -> Option<usize> {
+        self.links
+            .iter()
+            .find(|l| l.pid == Some(pid))
+            .map(Link::queued)
+    }
+
+    /// Read up to `max` bytes from link `i` and fan out its whole frames (queued, not yet
+    /// written).
+    fn read_link(&mut self, i: usize, max: usize) {
         let fd = self.links[i].sock.as_raw_fd();
-        let open = read_available(fd, &mut self.links[i].inbuf);
+        let open = read_some(fd, &mut self.links[i].inbuf, max);
         match (open, frames(&self.links[i].inbuf)) {
             (Ok(open), Ok((used, fs))) => {
                 let mut data: Vec<u8> = self.links[i].inbuf[..used].to_vec();
@@ -290,10 +282,11 @@ impl Relay {
         }
     }
 
-    /// Write what each link can take; drop links that overflowed or failed. A link is only
-    /// dropped after what is still unread in it was relayed: a worker that exited (so writing
-    /// to it fails) may have written its last frames (a chat member's `* NAME left`) just
-    /// before, and the relay can try to write to it before it sees them readable.
+    /// Write what each link can take; drop links that are stuck or failed.
+    /// A link is only dropped after what is still unread in it was relayed: a worker that
+    /// exited (so writing to it fails) may have written its last frames (a chat member's
+    /// `* NAME left`) just before, and the relay can try to write to it before it sees them
+    /// readable.
     pub(crate) fn flush_all(&mut self) {
         loop {
             let failed = self.write_links();
@@ -301,17 +294,20 @@ impl Relay {
                 break;
             }
             for i in failed {
-                self.read_link(i);
+                self.read_link(i, usize::MAX);
             }
             // What those last reads queued for the other links is written by the next pass.
         }
         self.links.retain(|l| !l.dead);
     }
 
-    /// One writing pass over every live link; the indices of links whose write just failed.
+    /// One writing pass over every live link; the indices of links whose write just failed
+    /// or that were just cut.
     fn write_links(&mut self) -> Vec<usize> {
+        let now = Instant::now();
         let mut failed = Vec::new();
         for (i, l) in self.links.iter_mut().enumerate().filter(|(_, l)| !l.dead) {
+            let before = l.sent;
             while l.sent < l.out.len() {
                 use std::io::Write;
                 match (&l.sock).write(&l.out[l.sent..]) {
@@ -333,17 +329,31 @@ impl Relay {
             }
             // A dead link's queue is dropped with it.
             if l.dead || l.sent == l.out.len() {
-                l.out.clear();
+                l.out = Vec::new();
                 l.sent = 0;
-            } else if l.out.len() - l.sent > LINK_QUEUE {
+            } else if l.sent >= COMPACT && l.sent * 2 >= l.out.len() {
+                // A link that is always a little behind is never empty: drop what was sent, or
+                // the buffer would hold the whole flood.
+                l.out.drain(..l.sent);
+                l.sent = 0;
+            }
+            if l.dead {
+                continue;
+            }
+            let queued = l.queued();
+            if l.sent != before || queued < self.high {
+                l.moved = now;
+            } else if now.duration_since(l.moved) >= self.stuck_after {
                 tracing::error!(
-                    "hub relay: worker {:?} stopped reading its link ({} bytes queued); closing \
-                     the link, and the worker shuts down when it finds it closed",
+                    "hub relay: worker {:?} took nothing from its link for {:?} with {queued} \
+                     bytes queued (it stopped reading); closing the link, and the worker shuts \
+                     down when it finds it closed",
                     l.pid,
-                    l.out.len() - l.sent
+                    self.stuck_after
                 );
                 l.dead = true;
                 failed.push(i);
+                continue;
             }
         }
         failed
@@ -352,10 +362,11 @@ impl Relay {
 
 #[cfg(test)]
 mod tests {
+    use super::super::link::LinkReader;
     use super::super::uplink::tests::{msg as up_msg, Backwards};
     use super::super::uplink::{Downlink, Uplink};
     use super::*;
-    use std::io::Write;
+    use std::io::{Read, Write};
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
 
@@ -379,7 +390,7 @@ mod tests {
         let mut got = Vec::new();
         for chunk in wire.chunks(7) {
             a.write_all(chunk).unwrap();
-            assert!(reader.read(|m| got.push(m)).unwrap());
+            assert!(reader.read(0, |m| got.push(m)).unwrap());
         }
         assert_eq!(
             got,
@@ -388,7 +399,10 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         drop(a);
-        assert!(!reader.read(|_| {}).unwrap(), "EOF once the relay is gone");
+        assert!(
+            !reader.read(0, |_| {}).unwrap(),
+            "EOF once the relay is gone"
+        );
     }
 
     #[test]
@@ -397,13 +411,13 @@ mod tests {
         let children: Vec<UnixStream> = (0..3).map(|_| relay.add_link().unwrap()).collect();
         (&children[0]).write_all(&encode(&msg(1, "a"))).unwrap();
         (&children[1]).write_all(&encode(&msg(2, "b"))).unwrap();
-        for (fd, _) in relay.poll_set() {
+        for (fd, _, _) in relay.poll_set() {
             relay.on_ready(fd, true);
         }
         for c in &children {
             let mut r = LinkReader::new(c.as_raw_fd());
             let mut got = Vec::new();
-            r.read(|m| got.push(m)).unwrap();
+            r.read(0, |m| got.push(m)).unwrap();
             assert_eq!(got, vec![msg(1, "a"), msg(2, "b")]);
         }
     }
@@ -422,7 +436,7 @@ mod tests {
         assert_eq!(relay.fds().len(), 1, "the reaped child's link is gone");
         let mut r = LinkReader::new(b.as_raw_fd());
         let mut got = Vec::new();
-        r.read(|m| got.push(m)).unwrap();
+        r.read(0, |m| got.push(m)).unwrap();
         assert_eq!(got, vec![msg(1, "a left")]);
     }
 
@@ -443,7 +457,7 @@ mod tests {
         assert_eq!(relay.fds().len(), 1, "a's link is gone");
         let mut r = LinkReader::new(b.as_raw_fd());
         let mut got = Vec::new();
-        r.read(|m| got.push(m)).unwrap();
+        r.read(0, |m| got.push(m)).unwrap();
         assert_eq!(got, vec![msg(2, "b says"), msg(1, "a left")]);
     }
 
@@ -457,7 +471,7 @@ mod tests {
         relay.add_downlink(up.clone(), mine).unwrap();
         up.start(Downlink::relay(theirs)).unwrap();
         let ready = |relay: &mut Relay| {
-            for (fd, _) in relay.poll_set() {
+            for (fd, _, _) in relay.poll_set() {
                 relay.on_ready(fd, true);
             }
         };
@@ -476,7 +490,174 @@ mod tests {
         ready(&mut relay);
         let mut r = LinkReader::new(child.as_raw_fd());
         let mut got = Vec::new();
-        r.read(|m| got.push(m.body[0])).unwrap();
+        r.read(0, |m| got.push(m.body[0])).unwrap();
         assert_eq!(got, vec![2, 1, 3]);
+    }
+
+    /// A child end, read by the test as its worker would, at its own pace.
+    struct Child {
+        sock: UnixStream,
+        got: Vec<u8>,
+        /// Bytes read per round (`usize::MAX`: all there is).
+        pace: usize,
+    }
+
+    impl Child {
+        fn new(sock: UnixStream, pace: usize) -> Self {
+            sock.set_nonblocking(true).unwrap();
+            Child {
+                sock,
+                got: Vec::new(),
+                pace,
+            }
+        }
+        fn read(&mut self) {
+            read_some(self.sock.as_raw_fd(), &mut self.got, self.pace).unwrap();
+        }
+    }
+
+    /// The parent loop's turn: read the links its poll set reads, write what each can take.
+    /// Returns whether some link was held back (not read) this turn.
+    fn turn(relay: &mut Relay) -> bool {
+        let set = relay.poll_set();
+        for &(fd, read, _) in &set {
+            relay.on_ready(fd, read);
+        }
+        relay.tick();
+        set.iter().any(|&(_, read, _)| !read)
+    }
+
+    /// `n` frames of about 1 KB, numbered, as one byte stream.
+    fn flood(n: usize) -> Vec<u8> {
+        let pad = "y".repeat(1000);
+        (0..n)
+            .flat_map(|i| encode(&msg(1, &format!("{i} {pad}\n"))))
+            .collect()
+    }
+
+    /// Write what the socket takes of `data[*at..]` without blocking.
+    fn publish_some(sock: &UnixStream, data: &[u8], at: &mut usize) {
+        match (&*sock).write(&data[*at..]) {
+            Ok(n) => *at += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("publishing: {e}"),
+        }
+    }
+
+    const HIGH: usize = 256 * 1024;
+    /// A queue passes the backpressure mark by at most one read round (and a frame of it).
+    const BOUND: usize = HIGH + READ_ROUND + 2048;
+
+    /// The flood case: 8 MiB published by a worker that reads its own link slowly (4 KiB per
+    /// round, and all it can while a publication waits, as `write_up` does), with a second,
+    /// slow worker and a fast one. The slow ones
+    /// keep taking bytes, so neither is cut off however long they take; the publisher is held
+    /// back instead, every worker gets every frame in order, and no queue passes the mark by
+    /// more than a read round.
+    #[test]
+    fn a_lagging_worker_is_held_to_not_cut_and_loses_nothing() {
+        let mut relay = Relay {
+            high: HIGH,
+            // Shorter than this test takes: only progress keeps the slow ones linked.
+            stuck_after: Duration::from_millis(100),
+            ..Relay::default()
+        };
+        let mut kids: Vec<Child> = [0, 8192, usize::MAX]
+            .into_iter()
+            .enumerate()
+            .map(|(i, pace)| {
+                let c = Child::new(relay.add_link().unwrap(), pace);
+                relay.set_pid_last(i as libc::pid_t + 1);
+                c
+            })
+            .collect();
+        let publisher = kids[0].sock.try_clone().unwrap();
+        let data = flood(8 * 1024);
+        let (mut at, mut held, mut most) = (0, false, 0);
+        let end = Instant::now() + Duration::from_secs(120);
+        while kids.iter().any(|k| k.got.len() < data.len()) {
+            assert!(Instant::now() < end, "the flood never got through");
+            let share = data.len().min(at + 32 * 1024);
+            publish_some(&publisher, &data[..share], &mut at);
+            kids[0].pace = if at < share {
+                usize::MAX // waiting on the relay: read ahead
+            } else {
+                4096
+            };
+            held |= turn(&mut relay);
+            for pid in 1..=3 {
+                let q = relay
+                    .queued_for(pid)
+                    .expect("no worker that reads is cut off");
+                most = most.max(q);
+            }
+            for k in &mut kids {
+                k.read();
+            }
+        }
+        assert!(
+            held,
+            "the publisher was held back while the slow ones caught up ({most})"
+        );
+        assert!(
+            most <= BOUND,
+            "{most} bytes queued for one link, over {BOUND}"
+        );
+        for (i, k) in kids.iter().enumerate() {
+            assert!(k.got == data, "worker {i} got every frame, in order");
+        }
+    }
+
+    /// The stuck case: a worker that never reads is cut off once its queue sits at the mark
+    /// without moving, its queue never grows past the mark by more than a read round while the
+    /// publisher is held back, and the others get everything once it is gone.
+    #[test]
+    fn a_worker_that_stops_reading_is_cut_and_memory_stays_bounded() {
+        let mut relay = Relay {
+            high: HIGH,
+            stuck_after: Duration::from_millis(100),
+            ..Relay::default()
+        };
+        let mut publisher = Child::new(relay.add_link().unwrap(), usize::MAX);
+        relay.set_pid_last(1);
+        let stopped = Child::new(relay.add_link().unwrap(), 0);
+        relay.set_pid_last(2);
+        let mut fast = Child::new(relay.add_link().unwrap(), usize::MAX);
+        relay.set_pid_last(3);
+        let data = flood(4 * 1024);
+        let (mut at, mut most, mut held_at_mark) = (0, 0, false);
+        let end = Instant::now() + Duration::from_secs(60);
+        while fast.got.len() < data.len() || publisher.got.len() < data.len() {
+            assert!(
+                Instant::now() < end,
+                "the stopped worker held the others forever"
+            );
+            publish_some(&publisher.sock, &data, &mut at);
+            let held = turn(&mut relay);
+            if let Some(q) = relay.queued_for(2) {
+                most = most.max(q);
+                held_at_mark |= held && q >= HIGH;
+            }
+            publisher.read();
+            fast.read();
+        }
+        assert_eq!(relay.queued_for(2), None, "the stopped worker was cut off");
+        assert!(
+            held_at_mark,
+            "the publisher was held while the stopped one sat at the mark"
+        );
+        assert!(
+            most <= BOUND,
+            "{most} bytes queued for the stopped one, over {BOUND}"
+        );
+        assert!(
+            fast.got == data && publisher.got == data,
+            "the others lost nothing"
+        );
+        // Its worker finds the link closed after what was already in its socket.
+        stopped.sock.set_nonblocking(false).unwrap();
+        let mut rest = Vec::new();
+        (&stopped.sock).read_to_end(&mut rest).unwrap();
+        assert!(rest.len() < data.len() && data.starts_with(&rest));
     }
 }

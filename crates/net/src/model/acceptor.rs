@@ -16,8 +16,8 @@ use std::time::Instant;
 pub(crate) trait AcceptHooks {
     /// A connection that took a place in the shared counter; the model must release it.
     fn on_conn(&mut self, stream: TcpStream, peer: Peer);
-    /// Extra descriptors to watch: (fd, also for writing).
-    fn extra_fds(&mut self) -> Vec<(RawFd, bool)> {
+    /// Extra descriptors to watch: (fd, for reading, for writing).
+    fn extra_fds(&mut self) -> Vec<(RawFd, bool, bool)> {
         Vec::new()
     }
     fn on_extra(&mut self, _fd: RawFd, _readable: bool, _writable: bool) {}
@@ -57,8 +57,8 @@ pub(crate) fn accept_loop<P: Protocol>(
                 revents: 0,
             });
         }
-        for (fd, w) in hooks.extra_fds() {
-            let events = libc::POLLIN | if w { libc::POLLOUT } else { 0 };
+        for (fd, r, w) in hooks.extra_fds() {
+            let events = if r { libc::POLLIN } else { 0 } | if w { libc::POLLOUT } else { 0 };
             fds.push(libc::pollfd {
                 fd,
                 events,

@@ -86,10 +86,24 @@ impl Family {
         pids
     }
 
-    pub(crate) fn extra_fds(&self) -> Vec<(RawFd, bool)> {
+    /// (fd, read, write): the relay's links (a link is not read while the relay holds
+    /// publishers back, see `relay.rs`) and the SIGCHLD pipe.
+    pub(crate) fn extra_fds(&self) -> Vec<(RawFd, bool, bool)> {
         let mut v = self.relay.poll_set();
-        v.push((self.child_r.as_raw_fd(), false));
+        v.push((self.child_r.as_raw_fd(), true, false));
         v
+    }
+
+    /// The parent's `poll(2)` set for [`Family::extra_fds`].
+    pub(crate) fn pollfds(&self) -> Vec<libc::pollfd> {
+        self.extra_fds()
+            .into_iter()
+            .map(|(fd, r, w)| libc::pollfd {
+                fd,
+                events: if r { libc::POLLIN } else { 0 } | if w { libc::POLLOUT } else { 0 },
+                revents: 0,
+            })
+            .collect()
     }
 
     /// Fork a child that runs `body` with its relay link and then exits.
@@ -142,15 +156,7 @@ impl Family {
         }
         let deadline = Instant::now() + grace + Duration::from_millis(500);
         while !self.children.is_empty() && Instant::now() < deadline {
-            let mut fds: Vec<libc::pollfd> = self
-                .extra_fds()
-                .into_iter()
-                .map(|(fd, w)| libc::pollfd {
-                    fd,
-                    events: libc::POLLIN | if w { libc::POLLOUT } else { 0 },
-                    revents: 0,
-                })
-                .collect();
+            let mut fds = self.pollfds();
             // SAFETY: a valid array of pollfd.
             unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
             for p in &fds {
@@ -158,6 +164,7 @@ impl Family {
                     self.relay.on_ready(p.fd, true);
                 }
             }
+            self.relay.tick();
             self.reap(protocol);
         }
         for pid in &self.children {
@@ -211,7 +218,7 @@ impl<P: Protocol> AcceptHooks for Hooks<'_, P> {
         }
     }
 
-    fn extra_fds(&mut self) -> Vec<(RawFd, bool)> {
+    fn extra_fds(&mut self) -> Vec<(RawFd, bool, bool)> {
         self.family.extra_fds()
     }
 
@@ -222,6 +229,7 @@ impl<P: Protocol> AcceptHooks for Hooks<'_, P> {
     }
 
     fn tick(&mut self) {
+        self.family.relay.tick();
         for pid in self.family.reap(&self.shared.protocol) {
             if let Some(ip) = self.places.remove(&pid) {
                 self.shared.release(ip);

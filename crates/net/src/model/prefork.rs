@@ -66,11 +66,7 @@ pub(crate) fn run<P: Protocol>(
             events: libc::POLLIN,
             revents: 0,
         }];
-        fds.extend(family.extra_fds().into_iter().map(|(fd, w)| libc::pollfd {
-            fd,
-            events: libc::POLLIN | if w { libc::POLLOUT } else { 0 },
-            revents: 0,
-        }));
+        fds.extend(family.pollfds());
         // SAFETY: a valid array of pollfd.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 500) };
         if fds[0].revents != 0 {
@@ -81,6 +77,7 @@ pub(crate) fn run<P: Protocol>(
                 family.relay.on_ready(p.fd, true);
             }
         }
+        family.relay.tick();
         for pid in family.reap(&shared.protocol) {
             if let Some(w) = slots.iter().position(|s| *s == Some(pid)) {
                 // It may have died holding places (SIGKILL, a crash): give them back.

@@ -1,6 +1,7 @@
 //! The relay's links (`fork`/`prefork`). A lost link (`relay_link_lost`): one process is
-//! SIGSTOPped while 20 MiB goes through the relay, so the relay closes its link; the worker cut
-//! off must not go on as a room of its own. Once resumed it shuts down (its clients get what was
+//! SIGSTOPped while 20 MiB goes through the relay; once its queue sits at the relay's mark
+//! without moving, the relay holds the publisher back, finds the stopped one stuck and closes
+//! its link, and the flood goes on; the worker cut off must not go on as a room of its own. Once resumed it shuts down (its clients get what was
 //! on its way, `on_shutdown`'s last line and EOF), the clients of the other processes keep
 //! talking, and under `prefork` a fresh worker takes its place in the same room. A burst on a
 //! link (`link_burst`): 8 MiB waits for a stopped worker whose client keeps reading; it gets
@@ -49,7 +50,8 @@ pub(super) fn relay_link_lost(model: Model, edge: bool) {
     }
     let mut srv = TestServer::start(&Spec::new(model, edge, "chat"));
     // Process `a` stops reading its link while 20 MiB goes through the relay, so the relay's
-    // queue for it passes 16 MiB and the relay closes that link.
+    // queue for it reaches 16 MiB, the publisher is held back, and after `STUCK_AFTER` without
+    // a byte taken the relay closes that link and lets the rest through.
     let (a, victim, mut sender, mut listener) = spread(&srv);
     let mut victims = [victim];
     let n = 20 * 1024;
@@ -59,7 +61,11 @@ pub(super) fn relay_link_lost(model: Model, edge: bool) {
         for i in 0..n {
             let mut l = String::new();
             r.read_line(&mut l).expect("listener: read (timed out?)");
-            assert!(l.starts_with(&format!("L{i} ")), "listener: expected L{i}");
+            assert!(
+                l.starts_with(&format!("L{i} ")),
+                "listener: expected L{i}, got {:?}",
+                &l[..l.len().min(30)]
+            );
         }
         r
     });

@@ -14,7 +14,7 @@ mod handoff;
 use crate::admit::exhaustion::{Accepted, Reserve, BACKOFF};
 use crate::admit::{make_conn, refuse, Peer, Shared};
 use crate::conn::{Conn, Env, Registry};
-use crate::hub::relay::LinkReader;
+use crate::hub::link::LinkReader;
 use crate::hub::Hub;
 use crate::listener::Listener;
 use crate::poller::{Event, Interest, Poller, Received, Sent};
@@ -115,7 +115,9 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         hub: Hub,
         listeners: Vec<Listener>,
     ) -> io::Result<Self> {
-        let link = hub.link_fd().map(LinkReader::new);
+        let link = hub
+            .link_fd()
+            .map(|fd| LinkReader::with_backlog(fd, hub.backlog()));
         let reserve = (!listeners.is_empty()).then(Reserve::new);
         let wake = Wake::new()?;
         Ok(Reactor {
@@ -476,8 +478,9 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             .flatten()
             .min();
             let mut timeout = wait_until.map(|t| t.saturating_duration_since(now));
-            // The link's last read stopped at its bound: look around, then read on.
-            let link_more = self.link.as_ref().is_some_and(|l| l.more);
+            // The link's last read stopped at its bound, or a publication that waited read
+            // ahead into the backlog: look around, then read on.
+            let link_more = self.link.as_ref().is_some_and(|l| l.more || l.pending());
             if link_more {
                 timeout = Some(Duration::ZERO);
             }
@@ -533,7 +536,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             return;
         };
         let hub = &self.hub;
-        let why = match link.read(|m| hub.deliver_local(&m)) {
+        let why = match link.read(hub.take_published(), |m| hub.deliver_local(&m)) {
             Ok(true) => return,
             Ok(false) => "closed by the relay".to_string(),
             Err(e) => e.to_string(),
