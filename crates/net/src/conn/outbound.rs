@@ -55,13 +55,13 @@ pub(crate) enum Chunk {
 pub(crate) struct Outbound {
     pub(crate) chunks: VecDeque<Chunk>,
     pub(crate) bytes: usize,
+    /// The last `write_to` stopped at [`TURN_FILE_BYTES`] with the socket still writable: the
+    /// owner must come back next turn even if no readiness change is reported.
+    pub(crate) paused: bool,
     /// TCP_CORK is on (a file range is being sent).
     corked: bool,
     /// Bytes written since the owner last took this count (metrics, see `tally.rs`).
     pub(crate) sent: u64,
-    /// The last `write_to` stopped at [`TURN_FILE_BYTES`] with the socket still writable: the
-    /// owner must come back next turn even if no readiness change is reported.
-    pub(crate) paused: bool,
 }
 
 impl Outbound {
