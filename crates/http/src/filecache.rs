@@ -18,9 +18,22 @@
 //! which is random per process). One cache per file server, shared by its threads behind a
 //! mutex held only to look up or insert (an `Arc` clone), never while reading or writing.
 
+use crate::compress::Coding;
+use crate::siblings::Siblings;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The cache key of a representation of `rel`: the path itself for the identity file, the
+/// path, a NUL (which no path holds) and the coding for a precompressed sibling.
+pub(crate) fn key(rel: &[u8], coding: Option<Coding>, buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.extend_from_slice(rel);
+    if let Some(c) = coding {
+        buf.push(0);
+        buf.extend_from_slice(c.name().as_bytes());
+    }
+}
 
 /// How long after its last change (mtime or ctime) a file starts being cached.
 pub(crate) const SETTLE: Duration = Duration::from_secs(1);
@@ -60,9 +73,23 @@ impl Version {
 }
 
 /// One cached file: its version, body and the fields of its 200 response.
+///
+/// A response that varies with `Accept-Encoding` (the file has precompressed siblings) is
+/// cached per representation: the identity file under its path, a sibling under the path and
+/// its coding (see [`key`]). Such an entry also records which siblings existed when it was
+/// made (the `Vary` field and the choice depend on them) and, for a sibling, the identity
+/// file's version: a hit needs both files unchanged.
 #[derive(Debug)]
 pub(crate) struct Entry {
+    /// The version of the file whose bytes are the body (the sibling, for a coded entry).
     pub(crate) version: Version,
+    /// For a precompressed sibling: the version of the identity file it stands for.
+    pub(crate) identity: Option<Version>,
+    /// The siblings found when the entry was made.
+    pub(crate) siblings: Siblings,
+    /// The server compresses this file on the fly for codings without a sibling: a client
+    /// accepting such a coding ahead of this representation's gets that instead.
+    pub(crate) encodes: bool,
     pub(crate) body: Box<[u8]>,
     /// The serialised fields between `Date` and the framing ones, exactly as the ordinary path
     /// writes them for this file.
@@ -205,6 +232,9 @@ mod tests {
         let st: libc::stat = unsafe { std::mem::zeroed() };
         Entry {
             version: Version::of(&st),
+            identity: None,
+            siblings: Siblings::default(),
+            encodes: false,
             body: vec![b'x'; body].into(),
             fields: Box::default(),
             names: Box::default(),

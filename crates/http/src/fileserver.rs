@@ -8,20 +8,19 @@
 use crate::answer::Answer;
 use crate::compress::{self, Coding};
 use crate::conditional::{self, Outcome};
-use crate::filecache::{CacheLimits, Entry, FileCache, Version};
+use crate::filecache::{self, CacheLimits, FileCache, Version};
 use crate::files::{fstat, percent_decode, OpenError, Root};
 use crate::listing::{self, is_hidden, Spool};
 use crate::parser::{Method, Request};
 use crate::ranged::{error_varying, Head};
-use crate::response::{http_date, write_field, Body, Response};
+use crate::response::{http_date, Body, Response};
 use crate::siblings::{self, Siblings};
 use bingfa_net::blocking::Cancel;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 /// Serves one directory tree.
 #[derive(Debug)]
@@ -138,40 +137,6 @@ impl FileServer {
         self.file(req, rel, file, &st, cacheable)
     }
 
-    /// The hot path: the cached small file `req` asks for, when it is still the same version
-    /// (one `fstatat`) and the whole answer is its plain 200 — no precompressed sibling or
-    /// compression making the response vary, no precondition or range to weigh. `None`
-    /// sends the request down the ordinary path, which answers it (and caches the file when
-    /// it can).
-    pub(crate) fn hot(&self, req: &Request) -> Option<Arc<Entry>> {
-        let cache = self.file_cache.as_ref()?;
-        let path = req.path.as_bytes();
-        if path.first() != Some(&b'/') || path.contains(&b'%') {
-            return None;
-        }
-        if !self.hidden && path.split(|&b| b == b'/').any(is_hidden) {
-            return None;
-        }
-        let rel = &path[1..];
-        let entry = cache.get(rel)?;
-        let now = self.root.restat(rel).map(|st| Version::of(&st));
-        if now != Some(entry.version) {
-            cache.forget(rel, &entry);
-            return None;
-        }
-        // The sibling lookups are what decide `Vary`; when they are due again, the ordinary
-        // path makes them.
-        if siblings::cached(self.id, rel, Instant::now())?.any() {
-            return None;
-        }
-        if conditional::evaluate(req, &entry.etag, entry.mtime) != Outcome::Proceed
-            || (req.method == Method::Get && req.header("Range").is_some())
-        {
-            return None;
-        }
-        Some(entry)
-    }
-
     /// `OPTIONS` on a file or directory: 204 with the methods it answers, or why not.
     pub fn options(&self, req: &Request) -> Response {
         let decoded = match self.decode(req) {
@@ -271,7 +236,7 @@ impl FileServer {
                 // Gone since it was seen: another coding, or the identity file, instead.
                 if let Ok((f, s)) = self.root.open_path(&sibling(coding.ext())) {
                     if regular(&s) {
-                        chosen = Variant::Sibling(f, Meta::of(&s), coding);
+                        chosen = Variant::Sibling(f, Box::new(s), coding);
                         break;
                     }
                 }
@@ -290,13 +255,17 @@ impl FileServer {
                 // of first requests costs one encoding per coding, not one each.
             }
         }
-        let (meta, coding, etag) = match &chosen {
-            Variant::Identity => (&identity, None, identity.etag(None)),
-            Variant::Sibling(_, m, c) => (m, Some(*c), m.etag(Some(c.name()))),
+        let sibling_meta = match &chosen {
+            Variant::Sibling(_, s, _) => Some(Meta::of(s)),
+            _ => None,
+        };
+        let (meta, coding, etag) = match (&chosen, &sibling_meta) {
+            (Variant::Sibling(_, _, c), Some(m)) => (m, Some(*c), m.etag(Some(c.name()))),
+            (Variant::Identity | Variant::Sibling(..), _) => (&identity, None, identity.etag(None)),
             // The identity file's validator and the coding: a new file version or another
             // coding is another tag ('+' keeps it apart from a sibling's `-br`).
-            Variant::Cached(_, c) => (&identity, Some(*c), identity.etag_encoded(*c)),
-            Variant::Encode(claim) => {
+            (Variant::Cached(_, c), _) => (&identity, Some(*c), identity.etag_encoded(*c)),
+            (Variant::Encode(claim), _) => {
                 let c = claim.key().coding;
                 (&identity, Some(c), identity.etag_encoded(c))
             }
@@ -357,14 +326,30 @@ impl FileServer {
             range,
         };
         let len = meta.len;
+        // The identity file or a sibling is cached as the representation it is (`filecache`'s
+        // key); a body compressed on the fly has its own cache.
+        let fillable = cacheable && head.range.is_none();
+        let made = Made {
+            siblings: found,
+            encodes: on_the_fly.is_some(),
+        };
         match chosen {
-            Variant::Identity if cacheable && !head.vary && head.range.is_none() => {
-                match self.fill(rel, &file, st, &head.resp, &etag, mtime) {
+            Variant::Identity if fillable => {
+                match self.fill(rel, &file, st, None, made, &head.resp, &etag, mtime) {
                     Some(e) => head.resp.body(Body::Bytes(e.body.to_vec())).into(),
                     None => head.body(Arc::new(file), len).into(),
                 }
             }
             Variant::Identity => head.body(Arc::new(file), len).into(),
+            Variant::Sibling(f, s, c) if fillable => {
+                let mut key = Vec::new();
+                filecache::key(rel, Some(c), &mut key);
+                let identity = Some(Version::of(st));
+                match self.fill(&key, &f, &s, identity, made, &head.resp, &etag, mtime) {
+                    Some(e) => head.resp.body(Body::Bytes(e.body.to_vec())).into(),
+                    None => head.body(Arc::new(f), len).into(),
+                }
+            }
             Variant::Sibling(f, _, _) => head.body(Arc::new(f), len).into(),
             Variant::Cached(e, _) => head.body(e.file, e.len).into(),
             // Encoding is blocking work: the blocking pool does it, once per version.
@@ -392,54 +377,11 @@ impl FileServer {
     }
 }
 
-impl FileServer {
-    /// Reads a small file into the cache with the fields of `resp` (its 200 before the
-    /// operator's fields and the framing), if the cache takes it: a regular file, small
-    /// enough, unchanged for a moment, and still the same version after the read.
-    fn fill(
-        &self,
-        rel: &[u8],
-        file: &File,
-        st: &libc::stat,
-        resp: &Response,
-        etag: &str,
-        mtime: Option<i64>,
-    ) -> Option<Arc<Entry>> {
-        let cache = self.file_cache.as_ref()?;
-        if !cache.admits(st, SystemTime::now()) {
-            return None;
-        }
-        let mut body = vec![0; st.st_size as usize];
-        file.read_exact_at(&mut body, 0).ok()?;
-        // Written while it was read: served from the disk until it settles.
-        let version = Version::of(st);
-        if fstat(file).ok().map(|now| Version::of(&now)) != Some(version) {
-            return None;
-        }
-        let mut fields = Vec::with_capacity(256);
-        for (n, v) in &resp.headers {
-            write_field(&mut fields, n, v);
-        }
-        let entry = Entry {
-            version,
-            body: body.into(),
-            fields: fields.into(),
-            names: resp
-                .headers
-                .iter()
-                .map(|(n, _)| n.as_str().into())
-                .collect(),
-            etag: etag.into(),
-            mtime,
-        };
-        Some(cache.insert(rel, entry))
-    }
-}
-
 /// Which body answers a GET or HEAD of a file.
 enum Variant {
     Identity,
-    Sibling(File, Meta, Coding),
+    /// A precompressed sibling, with its stat.
+    Sibling(File, Box<libc::stat>, Coding),
     /// Compressed on the fly earlier, from the cache.
     Cached(compress::Encoded, Coding),
     /// To be compressed now, by the request holding the claim.
@@ -535,5 +477,7 @@ fn look_up_type(name: &str) -> String {
     }
 }
 
+mod hot;
+use hot::Made;
 #[cfg(test)]
 mod tests;

@@ -360,6 +360,7 @@ fn suite(model: &str, transport: Transport, extra: &[&str]) {
     basics::precompressed(&s);
     basics::directories(&s);
     basics::big_file(&s);
+    basics::big_file_shares_its_loop(&s);
     basics::routes(&s);
     basics::keep_alive_and_pipelining(&s);
     basics::malformed(&s);

@@ -2,6 +2,8 @@
 //! serving a changed file, content types.
 
 use super::*;
+use crate::filecache::Entry;
+use std::os::unix::fs::FileExt;
 
 fn get(path: &str, accept: &str) -> Request {
     Request {
@@ -56,6 +58,99 @@ fn body_of(resp: Response) -> Vec<u8> {
         }
         other => panic!("{other:?}"),
     }
+}
+
+fn has_field(e: &Entry, field: &str) -> bool {
+    let line = format!("{field}\r\n");
+    e.fields.windows(line.len()).any(|w| w == line.as_bytes())
+}
+
+/// Issue 23: a response that varies (the file has a precompressed sibling) is cached per
+/// representation: the sibling under its coding, the identity file apart, each with
+/// `Vary: Accept-Encoding`; a hit needs both files unchanged and the same siblings; a
+/// client that prefers a coding the server compresses on the fly is not given the sibling.
+#[test]
+fn siblings_are_cached_per_representation() {
+    let dir = std::env::temp_dir().join(format!("bingfa-fs-sib-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (page, sib) = (dir.join("a.html"), dir.join("a.html.gz"));
+    let text = "hello sibling\n".repeat(100);
+    std::fs::write(&page, &text).unwrap();
+    std::fs::write(&sib, "gz one\n").unwrap();
+    let settle = crate::filecache::SETTLE + std::time::Duration::from_millis(100);
+    std::thread::sleep(settle);
+    let fs = FileServer::new(&dir).unwrap();
+    let (gz, plain, br_first) = (
+        get("/a.html", "gzip"),
+        get("/a.html", ""),
+        get("/a.html", "br, gzip"),
+    );
+    assert!(fs.hot(&gz).is_none(), "not cached before a request");
+    let first = fs.respond(&gz);
+    assert_eq!(first.get_header("Content-Encoding"), Some("gzip"));
+    assert_eq!(first.get_header("Vary"), Some("Accept-Encoding"));
+    assert_eq!(body_of(first), b"gz one\n");
+    let hit = fs.hot(&gz).expect("the sibling is cached");
+    assert_eq!(&*hit.body, b"gz one\n");
+    assert!(has_field(&hit, "Content-Encoding: gzip") && has_field(&hit, "Vary: Accept-Encoding"));
+    let other = fs.hot(&br_first).expect("no br sibling: the gzip one");
+    assert!(Arc::ptr_eq(&other, &hit));
+    // The identity representation is an entry of its own, with Vary and no coding.
+    assert!(fs.hot(&plain).is_none());
+    assert_eq!(body_of(fs.respond(&plain)), text.as_bytes());
+    let id = fs.hot(&plain).expect("the identity file is cached too");
+    assert!(has_field(&id, "Vary: Accept-Encoding") && !has_field(&id, "Content-Encoding: gzip"));
+    assert_eq!(&*id.body, text.as_bytes());
+
+    // The sibling rewritten in place (same size): a miss, and the new bytes.
+    std::fs::write(&sib, "gz two\n").unwrap();
+    assert!(fs.hot(&gz).is_none(), "the sibling changed");
+    assert_eq!(body_of(fs.respond(&gz)), b"gz two\n");
+    std::thread::sleep(settle);
+    assert_eq!(body_of(fs.respond(&gz)), b"gz two\n");
+    assert!(fs.hot(&gz).is_some());
+    // The identity file rewritten: the sibling's entry is checked against it too.
+    std::fs::write(&page, text.replace("hello", "HELLO")).unwrap();
+    assert!(fs.hot(&gz).is_none(), "the identity file changed");
+    assert_eq!(body_of(fs.respond(&gz)), b"gz two\n");
+    // The identity file gone: 404, though its sibling is still there.
+    std::thread::sleep(settle);
+    assert_eq!(body_of(fs.respond(&gz)), b"gz two\n");
+    assert!(fs.hot(&gz).is_some());
+    std::fs::remove_file(&page).unwrap();
+    assert!(fs.hot(&gz).is_none(), "the identity file is gone");
+    assert_eq!(fs.respond(&gz).status, 404);
+    std::fs::write(&page, &text).unwrap();
+    // The sibling gone: the identity file, still with Vary until the lookups are due.
+    std::thread::sleep(settle);
+    assert_eq!(body_of(fs.respond(&gz)), b"gz two\n");
+    assert!(fs.hot(&gz).is_some());
+    std::fs::remove_file(&sib).unwrap();
+    assert!(fs.hot(&gz).is_none(), "the sibling is gone");
+    let resp = fs.respond(&gz);
+    assert_eq!(resp.get_header("Content-Encoding"), None);
+    assert_eq!(body_of(resp), text.as_bytes());
+
+    // Compressing on the fly: a client that prefers br (no sibling) gets br made for it, not
+    // the cached gzip sibling; a gzip-first client gets the sibling from the cache.
+    std::fs::write(&sib, "gz three\n").unwrap();
+    std::thread::sleep(settle);
+    let mut fs = FileServer::new(&dir).unwrap();
+    fs.compress = Some(Arc::new(compress::Cache::new(1 << 20)));
+    assert_eq!(body_of(fs.respond(&gz)), b"gz three\n");
+    assert!(fs.hot(&gz).is_some());
+    assert!(
+        fs.hot(&br_first).is_none(),
+        "br is compressed on the fly ahead of the sibling"
+    );
+    let Answer::Later(job) = fs.answer(&br_first) else {
+        panic!("br is encoded")
+    };
+    assert_eq!(
+        job(&Cancel::never()).get_header("Content-Encoding"),
+        Some("br")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Issue 23: the hot path answers from memory only while the file is the version it

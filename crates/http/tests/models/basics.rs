@@ -396,6 +396,103 @@ pub(super) fn stats(s: &Server) {
 /// Issue 23: a small file is answered from memory once it has settled, in the same bytes as
 /// from the disk, and a change is served at once: rewritten in place with the same size, or
 /// replaced by a rename with the same size and mtime (a new inode).
+/// Issue 23: a download that the client drains as fast as it is sent must not hold its loop
+/// for the whole file. A big file (256 MiB, a sparse one) and, right behind its request, small
+/// requests on other connections (at least one shares the big one's loop, whichever way the
+/// kernel spreads them): every small answer arrives while the big one is far from done.
+/// Over TLS the file goes out through the record layer (not by sendfile): there only
+/// completion is asserted; the iterative model serves one connection at a time by design, so
+/// there the small requests follow the download.
+pub(super) fn big_file_shares_its_loop(s: &Server) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let plain = s.tls.is_none();
+    let len: u64 = if plain { 256 << 20 } else { 24 << 20 };
+    let path = s.base.join("root/huge.bin");
+    std::fs::File::create(&path).unwrap().set_len(len).unwrap();
+    let mut big = s.connect();
+    big.write_all(b"GET /huge.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let got = Arc::new(AtomicU64::new(0));
+    let counter = got.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut head = Vec::new();
+        let mut body = 0u64;
+        loop {
+            let n = big.read(&mut buf).expect("big body");
+            if n == 0 {
+                break;
+            }
+            if head.len() < 4 || !head.ends_with(b"\r\n\r\n") {
+                // Still in the head: keep it (byte by byte is fine, it is short).
+                let mut i = 0;
+                while i < n && !(head.len() >= 4 && head.ends_with(b"\r\n\r\n")) {
+                    head.push(buf[i]);
+                    i += 1;
+                }
+                assert!(buf[i..n].iter().all(|&b| b == 0), "a hole reads as zeros");
+                body += (n - i) as u64;
+            } else {
+                body += n as u64;
+            }
+            counter.store(body, Ordering::Relaxed);
+        }
+        (String::from_utf8_lossy(&head).into_owned(), body)
+    });
+    // The iterative model serves one connection at a time by design: there the small
+    // requests come after the download.
+    let serial = s.model == "iterative";
+    let mut reader = Some(reader);
+    let early = if serial {
+        reader.take().map(|r| r.join().unwrap())
+    } else {
+        None
+    };
+    let ask = |c: &mut Conn| {
+        c.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+    };
+    let answered = |c: &mut Conn| {
+        let mut pending = Vec::new();
+        let (h, b) = read_response(c, &mut pending, false);
+        assert!(
+            h.starts_with("HTTP/1.1 200 ") && b == b"hello world\n",
+            "{h}"
+        );
+        got.load(Ordering::Relaxed)
+    };
+    let mut seen = Vec::new();
+    if serial {
+        // One at a time: a connection waiting its turn would not even finish its handshake.
+        for _ in 0..4 {
+            let mut c = s.connect();
+            ask(&mut c);
+            seen.push(answered(&mut c));
+        }
+    } else {
+        let mut smalls: Vec<Conn> = (0..4).map(|_| s.connect()).collect();
+        smalls.iter_mut().for_each(ask);
+        seen = smalls.iter_mut().map(answered).collect();
+    }
+    let (head, body) = match (early, reader) {
+        (Some(done), _) => done,
+        (None, Some(r)) => r.join().unwrap(),
+        (None, None) => unreachable!("joined above"),
+    };
+    let _ = std::fs::remove_file(&path);
+    assert!(head.starts_with("HTTP/1.1 200 "), "[{}] {head}", s.model);
+    assert_eq!(body, len, "[{}] the big file arrived whole", s.model);
+    if plain && !serial {
+        assert!(
+            seen.iter().all(|&at| at < len / 2),
+            "[{}] small answers came only after the big file had mostly gone out: {seen:?} of \
+             {len} bytes",
+            s.model
+        );
+    }
+}
+
 pub(super) fn cached_files_stay_fresh(s: &Server) {
     let root = s.base.join("root");
     let path = root.join("fresh.txt");

@@ -301,6 +301,10 @@ impl<S: Session> Conn<S> {
                 }
                 continue;
             }
+            if ch.out.paused {
+                // Its file budget for this turn is spent (see `Outbound::paused`).
+                continue;
+            }
             let mut moved = false;
             let r = ch.out.write_to(s, &mut moved, level_triggered);
             self.moved_out += std::mem::take(&mut ch.out.sent);

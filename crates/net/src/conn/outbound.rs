@@ -8,7 +8,18 @@
 //!   handles fewer, larger packets; the cork comes off when the queue drains, flushing the tail;
 //! - one `sendfile` call may fill the whole send buffer (up to [`FILE_CHUNK`], the default
 //!   maximum `tcp_wmem`), and under level-triggered readiness a short count means the buffer is
-//!   full, so the loop waits for writability instead of paying for a call that says EAGAIN.
+//!   full, so the loop waits for writability instead of paying for a call that says EAGAIN;
+//! - one turn sends at most [`TURN_FILE_BYTES`] of file data per socket, then *pauses*
+//!   ([`Outbound::paused`]) with the socket still writable, so the others on its loop go next
+//!   (nginx's `sendfile_max_chunk`). On loopback, or to any peer that drains as fast as it is
+//!   written, a call never comes back short, and without the bound one connection held its loop
+//!   for the whole file (64 MiB: ~30 ms on a quiet machine; a bigger file, longer) while the
+//!   others' requests waited unread. The bound is four full calls, not one: a bound of one call
+//!   (4 MiB) was measured to cost a quarter to half of the 64 MiB throughput, because each
+//!   connection then waited a poll turn after every call (BENCHMARKS.md, issue 23). A paused
+//!   connection is served again next turn without waiting for a readiness change: a
+//!   level-triggered poller reports the still-writable socket again, and for edge-triggered
+//!   drivers `settle` wakes the connection as it does when input yields its turn.
 
 use crate::sys;
 use std::collections::VecDeque;
@@ -22,6 +33,10 @@ use std::sync::Arc;
 /// call can fill it. Larger would only matter with raised `tcp_wmem`; a connection still
 /// yields after each call that fills its buffer.
 const FILE_CHUNK: u64 = 4 << 20;
+
+/// Most file bytes one turn sends on one socket before pausing for the others on its loop
+/// (nginx's `sendfile_max_chunk` is 2 MiB, and it then waits a 1 ms timer).
+pub(crate) const TURN_FILE_BYTES: u64 = 4 * FILE_CHUNK;
 
 pub(crate) enum Chunk {
     Bytes {
@@ -40,6 +55,9 @@ pub(crate) enum Chunk {
 pub(crate) struct Outbound {
     pub(crate) chunks: VecDeque<Chunk>,
     pub(crate) bytes: usize,
+    /// The last `write_to` stopped at [`TURN_FILE_BYTES`] with the socket still writable: the
+    /// owner must come back next turn even if no readiness change is reported.
+    pub(crate) paused: bool,
     /// TCP_CORK is on (a file range is being sent).
     corked: bool,
     /// Bytes written since the owner last took this count (metrics, see `tally.rs`).
@@ -77,7 +95,8 @@ impl Outbound {
         self.chunks.is_empty() && self.in_ring == 0
     }
 
-    /// Write until done (Ok(true)) or the socket is full (Ok(false)); `moved` reports progress.
+    /// Write until done (Ok(true)), the socket is full or the turn's file budget is spent
+    /// (Ok(false); [`paused`](Self::paused) tells the last apart); `moved` reports progress.
     /// `level_triggered`: the caller's readiness is level-triggered, so a short `sendfile` may
     /// end the turn (an edge-triggered caller must see EAGAIN before it waits).
     pub(crate) fn write_to(
@@ -91,7 +110,15 @@ impl Outbound {
             sys::set_cork(fd, true);
             self.corked = true;
         }
+        self.paused = false;
+        let mut file_bytes = 0u64;
         while let Some(front) = self.chunks.front_mut() {
+            if file_bytes >= TURN_FILE_BYTES {
+                // This socket had its share of the turn (and the last call was not short, so
+                // it is still writable): the others on the loop go next.
+                self.paused = true;
+                return Ok(false);
+            }
             let mut short = false;
             let r = match front {
                 Chunk::Bytes { buf, pos } => match (&*sock).write(&buf[*pos..]) {
@@ -108,7 +135,10 @@ impl Outbound {
                     remaining,
                     copy,
                 } => {
-                    let want = (*remaining).min(FILE_CHUNK) as usize;
+                    // Never past the turn's share: the bound is exact.
+                    let want = (*remaining)
+                        .min(FILE_CHUNK)
+                        .min(TURN_FILE_BYTES - file_bytes) as usize;
                     let r = if *copy {
                         copy_range(file, *offset, want, sock)
                     } else {
@@ -134,6 +164,7 @@ impl Outbound {
                         Ok(n) => {
                             *offset += n as u64;
                             *remaining -= n as u64;
+                            file_bytes += n as u64;
                             // (The copy fallback moves 64 KiB at most: short by design.)
                             short = n < want && !*copy;
                             Ok(n)
@@ -181,4 +212,70 @@ fn copy_range(file: &File, offset: u64, want: usize, sock: &TcpStream) -> io::Re
     }
     // A short write just means the rest is read again next time.
     (&*sock).write(&buf[..n])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+    use std::time::{Duration, Instant};
+
+    /// A turn pauses after its share of a big file even when the peer drains as fast as it is
+    /// sent (loopback), under both readiness disciplines, and the next turns finish the file,
+    /// every byte in order.
+    #[test]
+    fn a_turn_sends_at_most_its_share_of_a_file() {
+        let len: u64 = 3 * TURN_FILE_BYTES + 12345;
+        let path = std::env::temp_dir().join(format!("bingfa-turn-{}", std::process::id()));
+        let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &body).unwrap();
+        let file = Arc::new(File::open(&path).unwrap());
+        let _ = std::fs::remove_file(&path);
+        for level_triggered in [true, false] {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let sock = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (mut peer, _) = l.accept().unwrap();
+            sock.set_nonblocking(true).unwrap();
+            let reader = std::thread::spawn(move || {
+                let mut got = Vec::with_capacity(len as usize);
+                peer.read_to_end(&mut got).unwrap();
+                got
+            });
+            let mut out = Outbound::default();
+            out.push_bytes(b"head".to_vec());
+            out.push_file(file.clone(), 0, len);
+            let mut turns = 0;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let mut moved = false;
+                let done = out.write_to(&sock, &mut moved, level_triggered).unwrap();
+                let sent = std::mem::take(&mut out.sent);
+                // The share, plus the head.
+                assert!(
+                    sent <= TURN_FILE_BYTES + 4,
+                    "one turn sent {sent} bytes (level-triggered: {level_triggered})"
+                );
+                turns += 1;
+                if done {
+                    assert!(!out.paused, "a finished queue is not paused");
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the file never finished");
+                if !moved {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            drop(sock);
+            let mut want = b"head".to_vec();
+            want.extend_from_slice(&body);
+            let got = reader.join().unwrap();
+            assert!(
+                got == want,
+                "the file arrived changed ({} bytes)",
+                got.len()
+            );
+            assert!(turns >= 4, "{turns} turns");
+        }
+    }
 }

@@ -52,6 +52,12 @@ impl<S: Session> Conn<S> {
         // Fairness: one connection gets a bounded share of a loop turn, so a client pouring in
         // input (and publishing to the hub) cannot starve the others sharing its thread.
         let (mut calls, mut read_bytes, mut yielded) = (0usize, 0usize, false);
+        // A new turn: a queue that paused at its file budget last turn sends its share again
+        // (and at most that: `flush` skips a queue that paused during this turn).
+        self.out.paused = false;
+        for ch in self.channels.iter_mut().flatten() {
+            ch.out.paused = false;
+        }
         loop {
             self.apply(reg, env);
             if self.is_closed() {
@@ -176,9 +182,15 @@ impl<S: Session> Conn<S> {
             .iter()
             .flatten()
             .any(|c| c.ready_r && !c.read_eof && !c.paused);
-        if yielded && (self.input_dirty || self.read_pending || channel_input) {
+        // Output paused at its per-turn file budget with the socket still writable: a
+        // level-triggered poller reports it again next turn, an edge-triggered driver (epoll
+        // with EPOLLET, tokio) would not.
+        let paused = !env.level_triggered
+            && (self.out.paused || self.channels.iter().flatten().any(|c| c.out.paused));
+        if paused || (yielded && (self.input_dirty || self.read_pending || channel_input)) {
             // Come back next turn, after the others: edge-triggered drivers would not report
-            // the input still waiting, so ask to be woken like a hub delivery.
+            // the input still waiting (or the output still writable), so ask to be woken like
+            // a hub delivery.
             (self.waker)();
         }
         self.update_interest(reg, limits);
@@ -275,7 +287,8 @@ impl<S: Session> Conn<S> {
 
     /// Write what can be written, finish connects and accepts, and close when due.
     pub(super) fn flush(&mut self, reg: &mut dyn Registry, env: &Env) {
-        if !self.out.is_empty() {
+        // A queue that paused at its file budget this turn waits for the next one.
+        if !self.out.is_empty() && !self.out.paused {
             let mut moved = false;
             match self.write_out(reg, &mut moved, env.level_triggered) {
                 Ok(done) => {
