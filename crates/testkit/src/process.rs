@@ -230,9 +230,11 @@ mod tests {
 
     #[test]
     fn ports_from_the_listening_lines() {
+        // The trap comes first: a SIGTERM that arrived between the ready lines and a later
+        // trap would kill the shell by the signal, which the drop rightly calls a bad exit.
         let s = ServerProc::spawn(sh(
-            "echo starting; echo 'http listening on 127.0.0.1:8080'; \
-             echo 'chat listening on [::1]:7000'; trap 'exit 0' TERM; while :; do sleep 0.05; done",
+            "trap 'exit 0' TERM; echo starting; echo 'http listening on 127.0.0.1:8080'; \
+             echo 'chat listening on [::1]:7000'; while :; do sleep 0.05; done",
         ))
         .listening_on(&["chat", "http"], Duration::from_secs(10));
         assert_eq!(s.addr("http"), "127.0.0.1:8080".parse().unwrap());
@@ -245,7 +247,7 @@ mod tests {
     fn a_server_that_exits_badly_on_sigterm_fails_the_test() {
         let r = std::panic::catch_unwind(|| {
             let s = ServerProc::spawn(sh(
-                "echo 'x listening on 127.0.0.1:1'; trap 'exit 3' TERM; while :; do sleep 0.05; done",
+                "trap 'exit 3' TERM; echo 'x listening on 127.0.0.1:1'; while :; do sleep 0.05; done",
             ))
             .listening_on(&["x"], Duration::from_secs(10));
             drop(s);
