@@ -8,8 +8,10 @@
 #     so the loop watches for writability and stops again: interest changes);
 #   - newconn: the 1 KiB file, wrk -t1 -c50 -H 'Connection: close' for DURATION seconds: a new
 #     connection per request, so the accepts show (the "accepts" column counts accept4 and
-#     getpeername, the calls a connection's admission makes outside the ring).
-# KINDS picks the loads (default: all four).
+#     getpeername, the calls a connection's admission makes outside the ring);
+#   - newseq: N requests one after another, each on a new connection (curl, Connection: close):
+#     one accept per wake-up, where a batch cannot share the drain's last accept4.
+# KINDS picks the loads (default: all five).
 # Each load runs twice per model: under `strace -c -f` (system calls, by name), and bare, for the
 # wake-ups (voluntary context switches of the server's threads, from /proc, so strace's own
 # stops are not counted). Rounds alternate which model runs first.
@@ -26,7 +28,7 @@ N=${N:-2000}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
 MODELS=${MODELS:-"epoll uring"}
-KINDS=${KINDS:-"sequential concurrent bigfile newconn"}
+KINDS=${KINDS:-"sequential concurrent bigfile newconn newseq"}
 
 bench_need syscalls-per-request strace curl wrk python3
 bench_bin
@@ -52,12 +54,16 @@ switches() {
 
 # load KIND — run the load; prints the number of requests served.
 load() {
-  if [ "$1" = sequential ]; then
+  if [ "$1" = sequential ] || [ "$1" = newseq ]; then
     : >"$WORK/urls"
     for _ in $(seq "$N"); do
       printf 'url = "http://127.0.0.1:%s/1k.bin"\noutput = "/dev/null"\n' "$PORT" >>"$WORK/urls"
     done
-    curl -s --fail -K "$WORK/urls"
+    if [ "$1" = newseq ]; then
+      curl -s --fail -H 'Connection: close' -K "$WORK/urls"
+    else
+      curl -s --fail -K "$WORK/urls"
+    fi
     echo "$N"
   elif [ "$1" = concurrent ]; then
     wrk -t1 -c50 -d"${DURATION}s" "http://127.0.0.1:$PORT/1k.bin" | awk '/requests in/ {print $1}'
