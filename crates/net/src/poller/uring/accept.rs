@@ -16,7 +16,7 @@
 //! its listener is dropped: none leaks.
 
 use super::{UringPoller, SEQ_MASK};
-use crate::poller::Event;
+use crate::poller::{Event, Interest, Poller};
 use io_uring::{cqueue, opcode, types};
 use std::collections::VecDeque;
 use std::io;
@@ -168,5 +168,46 @@ impl UringPoller {
             }
             self.reaped.extend(self.ring.completion());
         }
+    }
+
+    /// Watch listener `fd` and accept on it through the ring (see [`Poller::add_listener`]).
+    pub(super) fn listen(&mut self, fd: RawFd, token: usize) -> io::Result<bool> {
+        self.add(fd, token, Interest::READ)?;
+        let id = self.next_seq();
+        if let Some(w) = self.watches.get_mut(&fd) {
+            w.mask = 0; // no poll: the accept's completions are the news
+            w.accept = Some(Accept {
+                id,
+                armed: false,
+                done: VecDeque::new(),
+                told: 0,
+            });
+        }
+        Ok(true)
+    }
+
+    /// What the ring accepted on listener `fd` (see [`Poller::accepted`]).
+    pub(super) fn take_accepted(&mut self, fd: RawFd, into: &mut Vec<io::Result<OwnedFd>>) {
+        if let Some(a) = self.watches.get_mut(&fd).and_then(|w| w.accept.as_mut()) {
+            into.extend(
+                a.done
+                    .drain(..)
+                    .map(|r| r.map_err(io::Error::from_raw_os_error)),
+            );
+        }
+    }
+
+    /// Back from polling listener `fd` to accepting on it (see [`Poller::resume_accept`]).
+    pub(super) fn resume(&mut self, fd: RawFd) {
+        let Some(w) = self.watches.get_mut(&fd).filter(|w| w.accept.is_some()) else {
+            return;
+        };
+        if w.mask == 0 {
+            return;
+        }
+        w.mask = 0;
+        let old = w.armed.take();
+        self.disarm(old);
+        self.rearm.push(fd);
     }
 }

@@ -343,28 +343,11 @@ impl Poller for UringPoller {
     }
 
     fn add_listener(&mut self, fd: RawFd, token: usize) -> io::Result<bool> {
-        self.add(fd, token, Interest::READ)?;
-        let id = self.next_seq();
-        if let Some(w) = self.watches.get_mut(&fd) {
-            w.mask = 0; // no poll: the accept's completions are the news
-            w.accept = Some(Accept {
-                id,
-                armed: false,
-                done: VecDeque::new(),
-                told: 0,
-            });
-        }
-        Ok(true)
+        self.listen(fd, token)
     }
 
     fn accepted(&mut self, fd: RawFd, into: &mut Vec<io::Result<OwnedFd>>) {
-        if let Some(a) = self.watches.get_mut(&fd).and_then(|w| w.accept.as_mut()) {
-            into.extend(
-                a.done
-                    .drain(..)
-                    .map(|r| r.map_err(io::Error::from_raw_os_error)),
-            );
-        }
+        self.take_accepted(fd, into);
     }
 
     fn refuse_direct(&mut self, fd: RawFd, msg: Option<&[u8]>) -> Option<io::Result<Refused>> {
@@ -372,16 +355,7 @@ impl Poller for UringPoller {
     }
 
     fn resume_accept(&mut self, fd: RawFd) {
-        let Some(w) = self.watches.get_mut(&fd).filter(|w| w.accept.is_some()) else {
-            return;
-        };
-        if w.mask == 0 {
-            return;
-        }
-        w.mask = 0;
-        let old = w.armed.take();
-        self.disarm(old);
-        self.rearm.push(fd);
+        self.resume(fd);
     }
 
     fn add_eventfd(&mut self, fd: RawFd, token: usize) -> io::Result<bool> {
