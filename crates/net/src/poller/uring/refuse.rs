@@ -160,6 +160,10 @@ impl UringPoller {
                     e.raw_os_error(),
                     Some(libc::ETIME | libc::EINTR | libc::EBUSY)
                 ) {
+                    // The chain may still be in the kernel: its memory and slot stay its own.
+                    Box::leak(addr);
+                    Box::leak(msg);
+                    self.direct = false;
                     return Some(Err(e));
                 }
             }
