@@ -5,7 +5,13 @@
 #     (curl);
 #   - concurrent: the 1 KiB file, wrk -t1 -c50 for DURATION seconds (the request count is wrk's);
 #   - bigfile: a 16 MiB file, wrk -t1 -c4 for DURATION seconds (sendfile blocks on a full socket,
-#     so the loop watches for writability and stops again: interest changes).
+#     so the loop watches for writability and stops again: interest changes);
+#   - newconn: the 1 KiB file, wrk -t1 -c50 -H 'Connection: close' for DURATION seconds: a new
+#     connection per request, so the accepts show (the "accepts" column counts accept4 and
+#     getpeername, the calls a connection's admission makes outside the ring);
+#   - newseq: N requests one after another, each on a new connection (curl, Connection: close):
+#     one accept per wake-up, where a batch cannot share the drain's last accept4.
+# KINDS picks the loads (default: all five).
 # Each load runs twice per model: under `strace -c -f` (system calls, by name), and bare, for the
 # wake-ups (voluntary context switches of the server's threads, from /proc, so strace's own
 # stops are not counted). Rounds alternate which model runs first.
@@ -22,6 +28,7 @@ N=${N:-2000}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
 MODELS=${MODELS:-"epoll uring"}
+KINDS=${KINDS:-"sequential concurrent bigfile newconn newseq"}
 
 bench_need syscalls-per-request strace curl wrk python3
 bench_bin
@@ -47,15 +54,22 @@ switches() {
 
 # load KIND — run the load; prints the number of requests served.
 load() {
-  if [ "$1" = sequential ]; then
+  if [ "$1" = sequential ] || [ "$1" = newseq ]; then
     : >"$WORK/urls"
     for _ in $(seq "$N"); do
       printf 'url = "http://127.0.0.1:%s/1k.bin"\noutput = "/dev/null"\n' "$PORT" >>"$WORK/urls"
     done
-    curl -s --fail -K "$WORK/urls"
+    if [ "$1" = newseq ]; then
+      curl -s --fail -H 'Connection: close' -K "$WORK/urls"
+    else
+      curl -s --fail -K "$WORK/urls"
+    fi
     echo "$N"
   elif [ "$1" = concurrent ]; then
     wrk -t1 -c50 -d"${DURATION}s" "http://127.0.0.1:$PORT/1k.bin" | awk '/requests in/ {print $1}'
+  elif [ "$1" = newconn ]; then
+    wrk -t1 -c50 -d"${DURATION}s" -H 'Connection: close' "http://127.0.0.1:$PORT/1k.bin" |
+      awk '/requests in/ {print $1}'
   else
     wrk -t1 -c4 -d"${DURATION}s" "http://127.0.0.1:$PORT/16m.bin" | awk '/requests in/ {print $1}'
   fi
@@ -77,7 +91,8 @@ traced() {
     $NF == "total" { total = $4 }
     $NF ~ /^(epoll_wait|epoll_pwait|io_uring_enter|poll|ppoll)$/ { w += $4 }
     $NF ~ /^(epoll_ctl)$/ { c += $4 }
-    END { printf "%.2f %.2f %.2f\n", total / r, w / r, c / r }' "$WORK/strace"
+    $NF ~ /^(accept|accept4|getpeername)$/ { a += $4 }
+    END { printf "%.2f %.2f %.2f %.2f\n", total / r, w / r, c / r, a / r }' "$WORK/strace"
 }
 
 # bare MODEL KIND — wake-ups per request.
@@ -93,7 +108,7 @@ bare() {
 
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
-declare -A CALLS WAITS CTLS WAKES
+declare -A CALLS WAITS CTLS ACCS WAKES
 list=($MODELS)
 for round in $(seq "$ROUNDS"); do
   # Alternate which model goes first.
@@ -103,26 +118,28 @@ for round in $(seq "$ROUNDS"); do
     order=$(printf '%s\n' "${list[@]}")
   fi
   for m in $order; do
-    for kind in sequential concurrent bigfile; do
-      read -r c w e < <(traced "$m" "$kind")
+    for kind in $KINDS; do
+      read -r c w e a < <(traced "$m" "$kind")
       CALLS[$m.$kind]+="$c "
       WAITS[$m.$kind]+="$w "
       CTLS[$m.$kind]+="$e "
+      ACCS[$m.$kind]+="$a "
       WAKES[$m.$kind]+="$(bare "$m" "$kind") "
     done
   done
 done
 
-echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); $ROUNDS rounds, medians; N=$N sequential; wrk -t1 -c50 (1 KiB), -c4 (16 MiB), -d${DURATION}s"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); $ROUNDS rounds, medians; N=$N sequential; wrk -t1 -c50 (1 KiB; newconn with Connection: close), -c4 (16 MiB), -d${DURATION}s"
 echo
-echo "| model | load | system calls / request | of them waits (epoll_wait, io_uring_enter) | epoll_ctl | wake-ups / request |"
-echo "|---|---|---|---|---|---|"
+echo "| model | load | system calls / request | of them waits (epoll_wait, io_uring_enter) | epoll_ctl | accepts (accept4, getpeername) | wake-ups / request |"
+echo "|---|---|---|---|---|---|---|"
 for m in "${list[@]}"; do
-  for kind in sequential concurrent bigfile; do
-    printf '| %s | %s | %s | %s | %s | %s |\n' "$m" "$kind" \
+  for kind in $KINDS; do
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$m" "$kind" \
       "$(tr ' ' '\n' <<<"${CALLS[$m.$kind]}" | grep . | median)" \
       "$(tr ' ' '\n' <<<"${WAITS[$m.$kind]}" | grep . | median)" \
       "$(tr ' ' '\n' <<<"${CTLS[$m.$kind]}" | grep . | median)" \
+      "$(tr ' ' '\n' <<<"${ACCS[$m.$kind]}" | grep . | median)" \
       "$(tr ' ' '\n' <<<"${WAKES[$m.$kind]}" | grep . | median)"
   done
 done

@@ -19,6 +19,14 @@
 //! its queue hanging. [`FD_LOCK`] prevents that: accepts (and the per-connection loops'
 //! eventfds) take it shared, the free-accept-refuse-reopen step takes it exclusively.
 //!
+//! The exception is `--model uring`, whose loops accept inside the kernel (a multishot
+//! accept, `poller/uring/accept.rs`), where no lock can be held: there another loop's accept
+//! can take the number a refusal freed. The loop that spent its reserve then finds none to
+//! reopen, and is in the state below (no reserve: back off, retry, take it back as soon as a
+//! descriptor frees); the connection that took the number is served by the other loop. The
+//! descriptors one loop's accept delivers while the process is out come as EMFILE
+//! completions, on which that loop runs [`Reserve::accept`] here as every model does.
+//!
 //! Either way the warning is logged once per episode (state in shared memory, so prefork
 //! workers count as one server), and the end of the episode is logged with the refusals it made.
 //! [`check_rlimit`] raises the soft limit towards what `max_connections` needs at start and
@@ -88,6 +96,16 @@ impl Reserve {
         Reserve { fd: open_spare() }
     }
 
+    /// A connection got a descriptor of its own (here, or from an accept made by the ring):
+    /// a reserve lost earlier is taken back, and an episode of exhaustion may be over.
+    pub(crate) fn took<P: Protocol>(&mut self, shared: &Shared<P>) {
+        if self.fd.is_none() {
+            // Lost earlier: take it back the moment a descriptor is free.
+            self.fd = open_spare();
+        }
+        shared.episode.accepted();
+    }
+
     /// Accept one connection from `l` (non-blocking), refusing it on the reserve if the process
     /// is out of descriptors.
     pub(crate) fn accept<P: Protocol>(
@@ -103,11 +121,7 @@ impl Reserve {
             };
             let e = match r {
                 Ok((s, peer)) => {
-                    if self.fd.is_none() {
-                        // Lost earlier: take it back the moment a descriptor is free.
-                        self.fd = open_spare();
-                    }
-                    shared.episode.accepted();
+                    self.took(shared);
                     return Accepted::Conn(s, peer);
                 }
                 Err(e) => e,

@@ -57,6 +57,24 @@ pub(crate) trait Poller {
     fn edge_triggered(&self) -> bool {
         false
     }
+    /// Watch a listener; true if the poller accepts on it itself (`uring/`: a multishot
+    /// accept), so the caller takes the new connections with [`Poller::accepted`] when the
+    /// listener is reported readable instead of calling accept(2).
+    fn add_listener(&mut self, fd: RawFd, token: usize) -> io::Result<bool> {
+        self.add(fd, token, Interest::READ).map(|()| false)
+    }
+    /// What this poller accepted on listener `fd` since the last call, appended to `into`: a
+    /// new connection's descriptor (the caller's from now on) or the accept's error.
+    fn accepted(&mut self, _fd: RawFd, _into: &mut Vec<io::Result<std::os::fd::OwnedFd>>) {}
+    /// The process has descriptors again: a listener this poller polled after its accept ran
+    /// out of them goes back to accepting (`uring/accept.rs`).
+    fn resume_accept(&mut self, _fd: RawFd) {}
+    /// Out of descriptors: accept one client of listener `fd` without a descriptor of the
+    /// process, send it `msg` and close it (`uring/refuse.rs`); `None` when this poller cannot
+    /// (the caller spends its reserve descriptor).
+    fn refuse_direct(&mut self, _fd: RawFd, _msg: Option<&[u8]>) -> Option<io::Result<Refused>> {
+        None
+    }
     /// Watch an eventfd for wake-ups; true if the poller reads it itself (through the ring),
     /// so the caller must not read or drain it.
     fn add_eventfd(&mut self, fd: RawFd, token: usize) -> io::Result<bool> {
@@ -92,6 +110,14 @@ pub(crate) struct Sent {
     pub done: usize,
     /// A send failed (the rest was dropped): the connection is dead.
     pub error: Option<io::Error>,
+}
+
+/// What [`Poller::refuse_direct`] did.
+pub(crate) enum Refused {
+    /// One client was accepted, sent the refusal, and closed; its address, if it has one.
+    One(Option<std::net::IpAddr>),
+    /// Nobody waiting.
+    Empty,
 }
 
 /// What [`Poller::recv`] found for a stream.

@@ -9,6 +9,7 @@
 //! send a real signal and check the exit status.
 
 mod bulk;
+mod burst;
 mod channels;
 mod descriptors;
 mod faces;
@@ -64,6 +65,7 @@ bingfa_testkit::for_each_model! {
     #[test] fn big_pipeline() { crate::bulk::big_pipeline(M, E) }
     #[test] fn paused_input_bounded() { crate::bulk::paused_input_bounded(M, E) }
     #[test] fn reset_in_flight() { crate::bulk::reset_in_flight(M, E) }
+    #[test] fn accept_burst() { crate::burst::accept_burst(M, E) }
 }
 
 #[test]

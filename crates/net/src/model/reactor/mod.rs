@@ -9,9 +9,10 @@
 //! (serve a connection until it is idle, then release it) and *poller* (hold idle
 //! connections, dispatch one that has work); connections move between them by value.
 
+mod accept;
 mod handoff;
 
-use crate::admit::exhaustion::{Accepted, Reserve, BACKOFF};
+use crate::admit::exhaustion::{Reserve, BACKOFF};
 use crate::admit::{make_conn, refuse, Peer, Shared};
 use crate::conn::{Conn, Env, Registry};
 use crate::hub::link::LinkReader;
@@ -26,7 +27,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 use std::net::TcpStream;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -106,6 +107,10 @@ pub(crate) struct Reactor<Pl: Poller, P: Protocol> {
     started: bool,
     /// The poller reads the wake eventfd itself (`uring`): take the slots without a read.
     wake_read: bool,
+    /// The poller accepts on the listeners itself (`uring`): take what it accepted.
+    ring_accept: bool,
+    /// What the poller accepted on a listener (kept for its capacity).
+    accepted: Vec<io::Result<OwnedFd>>,
 }
 
 impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
@@ -147,6 +152,8 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             release: None,
             started: false,
             wake_read: false,
+            ring_accept: false,
+            accepted: Vec::new(),
         })
     }
 
@@ -304,42 +311,6 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
         }
     }
 
-    fn accept(&mut self, i: usize) {
-        // A turn's share: a flood of connections must not starve the ones already open.
-        for _ in 0..256 {
-            let Some(reserve) = self.reserve.as_mut() else {
-                return;
-            };
-            match reserve.accept(&self.listeners[i], i, &self.shared) {
-                Accepted::Conn(s, peer) => {
-                    if !self.shared.admit(peer.ip()) {
-                        refuse(&self.shared, s, i);
-                    } else if self.live >= self.max_active {
-                        self.waiting.push_back((s, (peer, i)));
-                    } else {
-                        self.start_conn(s, (peer, i), true);
-                    }
-                }
-                Accepted::Refused => {}
-                Accepted::Empty => return,
-                Accepted::BackOff => {
-                    // Not even a reserve to refuse with: stop watching the listeners (a
-                    // level-triggered poller would report them ready every turn) and look
-                    // again in a moment.
-                    for l in &self.listeners {
-                        self.poller.delete(l.as_raw_fd());
-                    }
-                    self.retry_at = Some(Instant::now() + BACKOFF);
-                    return;
-                }
-            }
-        }
-        if self.poller.edge_triggered() {
-            // Edge-triggered: the rest of the queue would not be reported again.
-            self.retry_at.get_or_insert_with(Instant::now);
-        }
-    }
-
     fn begin_shutdown(&mut self) {
         if self.deadline.is_some() {
             return;
@@ -439,8 +410,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
             self.poller.add(l.fd, LINK, Interest::READ)?;
         }
         for (i, l) in self.listeners.iter().enumerate() {
-            self.poller
-                .add(l.as_raw_fd(), LISTENER0 - i, Interest::READ)?;
+            self.ring_accept = self.poller.add_listener(l.as_raw_fd(), LISTENER0 - i)?;
         }
         if self.shared.shutdown.is_shutting_down() {
             self.begin_shutdown();
@@ -519,9 +489,7 @@ impl<Pl: Poller, P: Protocol> Reactor<Pl, P> {
                 for (i, l) in self.listeners.iter().enumerate() {
                     // Watched again after a back-off (for a still-watched one this fails
                     // harmlessly or re-arms it).
-                    let _ = self
-                        .poller
-                        .add(l.as_raw_fd(), LISTENER0 - i, Interest::READ);
+                    let _ = self.poller.add_listener(l.as_raw_fd(), LISTENER0 - i);
                 }
                 for i in 0..self.listeners.len() {
                     self.accept(i);

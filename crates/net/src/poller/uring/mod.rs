@@ -9,11 +9,14 @@
 //!   still go out with `sendfile` once the bytes before them are out (`conn/ring.rs`);
 //! - **the loop's wake-up eventfd** is read by an `IORING_OP_READ`, whose completion is the
 //!   wake-up, so no read or drain call is left;
-//! - everything else (listeners, data channels, passive listeners, the shutdown pipe, the relay
+//! - **accepts**: a multishot `IORING_OP_ACCEPT` per listener (`accept.rs`); the loop takes
+//!   the new descriptors (`Poller::accepted`) and admits them as every model does;
+//! - everything else (data channels, passive listeners, the shutdown pipe, the relay
 //!   link, and a connection's writability while a file range waits for room) has one
 //!   `IORING_OP_POLL_ADD` in flight, its completion being the event.
 //!
 //! Its files: this one (the poller, arming requests), `reap.rs` (what each completion means),
+//! `accept.rs` (the listeners' accepts),
 //! `stream.rs` (a connection's receive and send queues), `bufring.rs` (the provided buffers),
 //! `setup.rs` (start-up errors, the probe, and the drop that waits for every request).
 //!
@@ -34,18 +37,21 @@
 //! loop and no request writes or reads memory once it is freed (if the wait ran out, that
 //! memory is leaked instead).
 
+mod accept;
 mod bufring;
 mod reap;
+mod refuse;
 mod setup;
 mod stream;
 
-use crate::poller::{Event, Interest, Poller, Received, Sent};
+use crate::poller::{Event, Interest, Poller, Received, Refused, Sent};
+use accept::{Accept, ACCEPT};
 use bufring::BufRing;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 pub(crate) use setup::setup_error;
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::time::Duration;
 use stream::{RecvState, Stream};
 
@@ -54,12 +60,12 @@ const IGNORED: u64 = u64::MAX;
 /// The `user_data` of the cancellation sent on drop.
 const CANCEL_ALL: u64 = IGNORED - 1;
 /// Set in the `user_data` of a multishot receive (`fd << 32 | RECV | stream id`); polls carry
-/// `fd << 32 | sequence` with this bit and [`SEND`] clear.
+/// `fd << 32 | sequence` with this bit, [`SEND`] and [`ACCEPT`] clear.
 const RECV: u64 = 1 << 31;
 /// Set in the `user_data` of a send (`fd << 32 | SEND | stream id`).
 const SEND: u64 = 1 << 30;
-/// Sequence numbers and stream ids fit under [`SEND`].
-const SEQ_MASK: u32 = (SEND as u32) - 1;
+/// Sequence numbers and stream ids fit under [`ACCEPT`].
+const SEQ_MASK: u32 = (ACCEPT as u32) - 1;
 /// Submission slots: a turn re-arms at most this many polls per `io_uring_enter`; more are
 /// handed over in extra submits (only under thousands of events in one turn).
 const SQ_ENTRIES: u32 = 1024;
@@ -81,6 +87,8 @@ struct Watch {
     /// An eventfd read through the ring (`IORING_OP_READ` into this counter) instead of
     /// polled: its completion is the wake-up and has consumed it, so the loop makes no read.
     counter: Option<Box<u64>>,
+    /// A listener the ring accepts on (see `accept.rs`).
+    accept: Option<Accept>,
 }
 
 pub(crate) struct UringPoller {
@@ -98,6 +106,8 @@ pub(crate) struct UringPoller {
     receives: usize,
     /// Sends the kernel still holds (their completion not seen), whoever owns them.
     sends: usize,
+    /// Multishot accepts the kernel still holds (their last completion not seen).
+    accepts: usize,
     /// The send queues of streams deleted while a send was in flight, by that send's
     /// `user_data`: the kernel may still read the front buffer until the completion comes.
     orphans: HashMap<u64, VecDeque<Vec<u8>>>,
@@ -108,6 +118,8 @@ pub(crate) struct UringPoller {
     counters: Vec<Box<u64>>,
     /// Completions of a turn, copied out of the ring so handling them may queue new requests.
     reaped: Vec<cqueue::Entry>,
+    /// The ring has a file-table slot to refuse through (see `refuse.rs`).
+    direct: bool,
     bufs: BufRing,
 }
 
@@ -136,10 +148,16 @@ impl UringPoller {
             turn: 0,
             receives: 0,
             sends: 0,
+            accepts: 0,
             orphans: HashMap::new(),
             counters: Vec::new(),
             reaped: Vec::new(),
+            direct: false,
             bufs,
+        })
+        .map(|mut p: UringPoller| {
+            p.direct = p.register_slot();
+            p
         })
     }
 
@@ -207,6 +225,10 @@ impl UringPoller {
         let Some(w) = self.watches.get(&fd) else {
             return Ok(());
         };
+        if w.accept.is_some() && w.mask == 0 {
+            // Accepting (with a mask, the listener is polled: see `accept.rs`).
+            return self.arm_accept(fd);
+        }
         if w.stream.as_ref().is_some_and(|st| st.wants_recv()) {
             let id = w.stream.as_ref().map_or(0, |st| st.id);
             let entry = opcode::RecvMulti::new(types::Fd(fd), bufring::GROUP)
@@ -313,10 +335,27 @@ impl Poller for UringPoller {
                 armed: None,
                 stream: None,
                 counter: None,
+                accept: None,
             },
         );
         self.rearm.push(fd);
         Ok(())
+    }
+
+    fn add_listener(&mut self, fd: RawFd, token: usize) -> io::Result<bool> {
+        self.listen(fd, token)
+    }
+
+    fn accepted(&mut self, fd: RawFd, into: &mut Vec<io::Result<OwnedFd>>) {
+        self.take_accepted(fd, into);
+    }
+
+    fn refuse_direct(&mut self, fd: RawFd, msg: Option<&[u8]>) -> Option<io::Result<Refused>> {
+        UringPoller::refuse_direct(self, fd, msg)
+    }
+
+    fn resume_accept(&mut self, fd: RawFd) {
+        self.resume(fd);
     }
 
     fn add_eventfd(&mut self, fd: RawFd, token: usize) -> io::Result<bool> {
@@ -340,6 +379,7 @@ impl Poller for UringPoller {
                 armed: None,
                 stream: Some(Box::new(Stream::new(id, interest.read))),
                 counter: None,
+                accept: None,
             },
         );
         self.rearm.push(fd);
@@ -409,7 +449,12 @@ impl Poller for UringPoller {
                     }
                 }
             }
-            if w.armed.is_some() || receiving || sending {
+            let accepting = w.accept.as_ref().is_some_and(|a| a.armed);
+            if let Some(a) = w.accept.take() {
+                // Descriptors still queued in `a` close as it drops, after the cancellation.
+                self.cancel_accept(fd, &a);
+            }
+            if w.armed.is_some() || receiving || sending || accepting {
                 self.disarm(w.armed);
                 // Handed over now, not with the next wait: the caller closes the descriptor
                 // next, and the socket must really close then (a peer told "aborted" must find
@@ -452,6 +497,13 @@ impl Poller for UringPoller {
         events.clear();
         self.turn += 1;
         self.arm_pending()?;
+        // Completions reaped early (while a refusal or a cancelled accept was waited for) are
+        // this turn's news: do not block for more.
+        let timeout = if self.reaped.is_empty() {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
         let r = match timeout {
             None => self.ring.submit_and_wait(1),
             // A turn that must not block still hands over its queue (and reaps what is there).
@@ -474,13 +526,15 @@ impl Poller for UringPoller {
         reaped.extend(self.ring.completion());
         for cqe in &reaped {
             let ud = cqe.user_data();
-            if ud == IGNORED || ud == CANCEL_ALL {
-                continue;
+            if ud >= refuse::REFUSAL_LAST {
+                continue; // IGNORED, CANCEL_ALL, a refusal's (see `refuse.rs`)
             }
             if ud & RECV != 0 {
                 self.on_recv(cqe, events);
             } else if ud & SEND != 0 {
                 self.on_send(cqe, events);
+            } else if ud & ACCEPT != 0 {
+                self.on_accept(cqe, events);
             } else {
                 self.on_poll(cqe, events);
             }

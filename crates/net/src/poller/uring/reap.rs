@@ -20,6 +20,10 @@ impl UringPoller {
         }
         w.armed = None;
         self.rearm.push(fd);
+        if let Some(a) = w.accept.as_mut() {
+            // A listener polled while out of descriptors (see `accept.rs`): a client waits.
+            a.done.push_back(Err(libc::EMFILE));
+        }
         let res = cqe.result();
         let (readable, writable, hup, rdhup) = if w.counter.is_some() {
             // An eventfd read: done (the wake-up) or failed; either way the loop looks.

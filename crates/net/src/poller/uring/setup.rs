@@ -3,7 +3,7 @@
 //! request and waits for them before any memory they use is freed.
 
 use super::stream::RecvState;
-use super::{UringPoller, CANCEL_ALL, IGNORED, RECV, SEND};
+use super::{UringPoller, ACCEPT, CANCEL_ALL, RECV, SEND};
 use crate::poller::{Interest, Poller, Received};
 use io_uring::{cqueue, opcode, types};
 use std::io::{self, Write};
@@ -71,7 +71,7 @@ impl UringPoller {
 
 impl Drop for UringPoller {
     /// Cancel every request still in flight and wait for the cancellation and for every
-    /// receive's last completion, so the files they hold (sockets, listeners) are released
+    /// receive's and accept's last completion, so the files they hold (sockets, listeners) are released
     /// before the loop's owner goes on, and no receive can write into the buffers once they
     /// are freed.
     fn drop(&mut self) {
@@ -92,17 +92,30 @@ impl Drop for UringPoller {
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR)) => {}
                 Err(_) => break,
             }
-            for cqe in self.ring.completion() {
+            // With any a removal reaped early and kept for a wait that never came.
+            let mut batch = std::mem::take(&mut self.reaped);
+            batch.extend(self.ring.completion());
+            for cqe in batch {
                 if cqe.user_data() == CANCEL_ALL {
                     cancelled = true;
-                } else if cqe.user_data() == IGNORED {
+                } else if cqe.user_data() >= super::refuse::REFUSAL_LAST {
                 } else if cqe.user_data() & RECV != 0 && !cqueue::more(cqe.flags()) {
                     self.receives = self.receives.saturating_sub(1);
                 } else if cqe.user_data() & SEND != 0 {
                     self.sends = self.sends.saturating_sub(1);
+                } else if cqe.user_data() & (RECV | ACCEPT) == ACCEPT {
+                    if cqe.result() >= 0 {
+                        // A connection accepted as the loop ended: ours to close.
+                        // SAFETY: the completion's result is a descriptor the kernel just
+                        // installed for us; nothing else knows its number.
+                        drop(unsafe { OwnedFd::from_raw_fd(cqe.result()) });
+                    }
+                    if !cqueue::more(cqe.flags()) {
+                        self.accepts = self.accepts.saturating_sub(1);
+                    }
                 }
             }
-            if cancelled && self.receives == 0 && self.sends == 0 {
+            if cancelled && self.receives == 0 && self.sends == 0 && self.accepts == 0 {
                 return;
             }
         }
