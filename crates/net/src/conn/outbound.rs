@@ -35,8 +35,12 @@ use std::sync::Arc;
 const FILE_CHUNK: u64 = 4 << 20;
 
 /// Most file bytes one turn sends on one socket before pausing for the others on its loop
-/// (nginx's `sendfile_max_chunk` is 2 MiB, and it then waits a 1 ms timer).
-pub(crate) const TURN_FILE_BYTES: u64 = 4 * FILE_CHUNK;
+/// (nginx's `sendfile_max_chunk` is 2 MiB, and it then waits a 1 ms timer). 64 MiB: a bound
+/// for very big files, not pacing. At 16 MiB the 64 MiB benchmark lost a third of its
+/// throughput on a quiet machine (`-t1 -c4` 0.92× nginx against 1.60× without the bound,
+/// BENCHMARKS.md), because a connection that paused waits a whole loop turn while its socket
+/// buffer drains; pacing that keeps the buffer full is still to find.
+pub(crate) const TURN_FILE_BYTES: u64 = 16 * FILE_CHUNK;
 
 pub(crate) enum Chunk {
     Bytes {
