@@ -14,9 +14,10 @@
 //!   (nginx's `sendfile_max_chunk`). On loopback, or to any peer that drains as fast as it is
 //!   written, a call never comes back short, and without the bound one connection held its loop
 //!   for the whole file (64 MiB: ~30 ms on a quiet machine; a bigger file, longer) while the
-//!   others' requests waited unread. The bound is four full calls, not one: a bound of one call
-//!   (4 MiB) was measured to cost a quarter to half of the 64 MiB throughput, because each
-//!   connection then waited a poll turn after every call (BENCHMARKS.md, issue 23). A paused
+//!   others' requests waited unread. The bound is sixteen full calls (64 MiB): a bound of one
+//!   call (4 MiB) cost a quarter to half of the 64 MiB throughput, and four calls (16 MiB) still
+//!   a third on a quiet machine, because each paused connection waits a poll turn while its
+//!   buffer drains (BENCHMARKS.md, issue 23). A paused
 //!   connection is served again next turn without waiting for a readiness change: a
 //!   level-triggered poller reports the still-writable socket again, and for edge-triggered
 //!   drivers `settle` wakes the connection as it does when input yields its turn.
