@@ -42,6 +42,20 @@ pub(crate) struct Event {
     pub rdhup: bool,
 }
 
+impl Event {
+    /// "Something to take" for `token`, nothing else: what a completion-based poller reports
+    /// when a receive or an accept completed (the bytes or descriptors wait in the poller).
+    pub(crate) fn readable(token: usize) -> Event {
+        Event {
+            token,
+            readable: true,
+            writable: false,
+            hup: false,
+            rdhup: false,
+        }
+    }
+}
+
 pub(crate) trait Poller {
     fn add(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()>;
     fn modify(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()>;

@@ -120,13 +120,7 @@ impl UringPoller {
             .push_back(if res >= 0 { Ok(own(res)) } else { Err(-res) });
         if a.told != turn {
             a.told = turn;
-            events.push(Event {
-                token,
-                readable: true,
-                writable: false,
-                hup: false,
-                rdhup: false,
-            });
+            events.push(Event::readable(token));
         }
     }
 

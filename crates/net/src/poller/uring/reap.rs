@@ -77,13 +77,7 @@ impl UringPoller {
             let news = st.on_completion(res, bytes, more);
             if news && st.told != self.turn {
                 st.told = self.turn;
-                events.push(Event {
-                    token,
-                    readable: true,
-                    writable: false,
-                    hup: false,
-                    rdhup: false,
-                });
+                events.push(Event::readable(token));
             }
             let (full, rearm) = (st.full(), !more && st.wants_recv());
             if rearm {
